@@ -1,0 +1,162 @@
+/**
+ * @module GuestMemory: the one bounds-checked view of a guest's linear memory.
+ *
+ * SECURITY: every guest pointer and length goes through here before any side effect.
+ * Out-of-range, wrapping or misaligned accesses throw `GuestFault`, which the dispatcher turns
+ * into a trap (witx: "an out-of-bounds pointer ... traps"). Views are re-derived whenever the
+ * underlying buffer changes (`memory.grow` detaches the old `ArrayBuffer`).
+ * Pointers arrive here already normalised to unsigned by the dispatcher (`>>> 0`).
+ */
+import { Errno } from './constants.js'
+import { GuestFault, WasiError } from '../errors.js'
+
+const utf8Strict = new TextDecoder('utf-8', { fatal: true })
+const utf8Encoder = new TextEncoder()
+
+export class GuestMemory {
+  #memory: WebAssembly.Memory | undefined
+  #buffer: ArrayBufferLike = new ArrayBuffer(0)
+  #u8: Uint8Array = new Uint8Array(0)
+  #dv: DataView = new DataView(this.#buffer)
+
+  /** Binds the guest's exported memory; called once the instance exists. */
+  bind(memory: WebAssembly.Memory): void {
+    this.#memory = memory
+    this.refresh()
+  }
+
+  get bound(): boolean {
+    return this.#memory !== undefined
+  }
+
+  /** Re-derives the views if the memory grew. Cheap when nothing changed. */
+  refresh(): void {
+    const memory = this.#memory
+    if (memory === undefined) throw new GuestFault('guest memory is not bound (no exported "memory")')
+    const buffer = memory.buffer
+    if (buffer !== this.#buffer) {
+      this.#buffer = buffer
+      this.#u8 = new Uint8Array(buffer)
+      this.#dv = new DataView(buffer)
+    }
+  }
+
+  get size(): number {
+    return this.#u8.byteLength
+  }
+
+  get isShared(): boolean {
+    return typeof SharedArrayBuffer !== 'undefined' && this.#buffer instanceof SharedArrayBuffer
+  }
+
+  /** Checks that `[ptr, ptr+len)` lies within memory and `ptr` is aligned to `align`. */
+  check(ptr: number, len: number, align = 1): void {
+    if (ptr + len > this.#u8.byteLength) {
+      throw new GuestFault(`out-of-bounds access: ptr=${ptr} len=${len} memory=${this.#u8.byteLength}`)
+    }
+    if (align > 1 && ptr % align !== 0) throw new GuestFault(`misaligned pointer ${ptr} (needs ${align})`)
+  }
+
+  /** Checks an array of `count` elements of `elemSize` bytes; guards the multiplication. */
+  checkArray(ptr: number, count: number, elemSize: number, align = 1): void {
+    const len = count * elemSize
+    if (!Number.isSafeInteger(len)) throw new GuestFault(`array length overflow: ${count} x ${elemSize}`)
+    this.check(ptr, len, align)
+  }
+
+  u8(ptr: number): number {
+    this.check(ptr, 1)
+    return this.#u8[ptr]!
+  }
+  u16(ptr: number): number {
+    this.check(ptr, 2, 2)
+    return this.#dv.getUint16(ptr, true)
+  }
+  u32(ptr: number): number {
+    this.check(ptr, 4, 4)
+    return this.#dv.getUint32(ptr, true)
+  }
+  u64(ptr: number): bigint {
+    this.check(ptr, 8, 8)
+    return this.#dv.getBigUint64(ptr, true)
+  }
+  setU8(ptr: number, v: number): void {
+    this.check(ptr, 1)
+    this.#u8[ptr] = v
+  }
+  setU16(ptr: number, v: number): void {
+    this.check(ptr, 2, 2)
+    this.#dv.setUint16(ptr, v, true)
+  }
+  setU32(ptr: number, v: number): void {
+    this.check(ptr, 4, 4)
+    this.#dv.setUint32(ptr, v, true)
+  }
+  setU64(ptr: number, v: bigint): void {
+    this.check(ptr, 8, 8)
+    this.#dv.setBigUint64(ptr, v, true)
+  }
+
+  /** Unchecked accessors, for use only right after a `check` of the enclosing struct. */
+  get dataView(): DataView {
+    return this.#dv
+  }
+  get bytes(): Uint8Array {
+    return this.#u8
+  }
+
+  /** A live view of guest bytes (no copy). Invalid after the next `memory.grow`. */
+  view(ptr: number, len: number): Uint8Array {
+    this.check(ptr, len)
+    return this.#u8.subarray(ptr, ptr + len)
+  }
+
+  /** Copies guest bytes out. */
+  copyOut(ptr: number, len: number): Uint8Array {
+    this.check(ptr, len)
+    return this.#u8.slice(ptr, ptr + len)
+  }
+
+  /** Writes `src` at `ptr` (bounds-checked). */
+  write(ptr: number, src: Uint8Array): void {
+    this.check(ptr, src.byteLength)
+    this.#u8.set(src, ptr)
+  }
+
+  /**
+   * Decodes a guest string strictly: invalid UTF-8 is `ILSEQ`, never replaced.
+   * The bytes are copied first: `TextDecoder` refuses views of shared memory.
+   */
+  string(ptr: number, len: number): string {
+    this.check(ptr, len)
+    const bytes = this.isShared ? this.#u8.slice(ptr, ptr + len) : this.#u8.subarray(ptr, ptr + len)
+    try {
+      return utf8Strict.decode(bytes)
+    } catch {
+      throw new WasiError(Errno.ILSEQ, 'invalid UTF-8 in guest string')
+    }
+  }
+
+  /**
+   * Reads an iovec array and checks every buffer in it. Returns flat [ptr, len, ptr, len, …].
+   * @throws GuestFault if the array or any buffer is out of bounds.
+   */
+  iovecs(iovsPtr: number, iovsLen: number): Uint32Array {
+    this.checkArray(iovsPtr, iovsLen, 8, 4)
+    const out = new Uint32Array(iovsLen * 2)
+    const dv = this.#dv
+    for (let i = 0; i < iovsLen; i++) {
+      const p = dv.getUint32(iovsPtr + i * 8, true)
+      const l = dv.getUint32(iovsPtr + i * 8 + 4, true)
+      this.check(p, l)
+      out[i * 2] = p
+      out[i * 2 + 1] = l
+    }
+    return out
+  }
+}
+
+/** UTF-8 bytes of a host string (args, env, names). */
+export function encodeUtf8(s: string): Uint8Array {
+  return utf8Encoder.encode(s)
+}

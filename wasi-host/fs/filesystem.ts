@@ -1,0 +1,117 @@
+/**
+ * @module The `Filesystem` backend interface: node-level operations on handles.
+ *
+ * SECURITY: backends never see a multi-component path. Every `name` passed to a `DirHandle`
+ * method is one validated component: non-empty, no `/`, no NUL, not `.` or `..`
+ * (see `assertComponent`). Path walking, `..` and symlink expansion live once, in
+ * `path-resolver.ts`, above every backend. No method here follows a symlink in its last
+ * component: `openFile`/`openDir` on a symlink fail with `LOOP`/`NOTDIR`, `statChild` is lstat.
+ *
+ * Errors are thrown as `WasiError(errno)`.
+ * Timestamps are nanoseconds since the Unix epoch as `bigint`.
+ */
+import { Errno, type Filetype } from '../abi/constants.js'
+import { WasiError } from '../errors.js'
+
+export interface NodeStat {
+  filetype: Filetype
+  /** Backend-local identity of the node, stable while it exists; the host maps it to its own numbering. */
+  ino: bigint
+  nlink: bigint
+  size: bigint
+  atim: bigint
+  mtim: bigint
+  ctim: bigint
+}
+
+export interface DirEntry {
+  name: string
+  filetype: Filetype
+  ino: bigint
+}
+
+export interface OpenFileOptions {
+  read: boolean
+  write: boolean
+  /** Create if absent (`O_CREAT`). */
+  create: boolean
+  /** Fail with `EXIST` if present (`O_EXCL`, only with `create`). */
+  exclusive: boolean
+  /** Truncate to zero on open (`O_TRUNC`); only asked together with `write` rights checked by the host. */
+  truncate: boolean
+}
+
+/** Time to set: a value in ns, `'now'`, or `undefined` to leave unchanged. */
+export type TimeSpec = bigint | 'now' | undefined
+
+export interface FileHandle {
+  readonly kind: 'file'
+  stat(): NodeStat
+  /** Reads into `dst` from `position`; returns bytes read (0 at end of file). */
+  read(dst: Uint8Array, position: bigint): number
+  /** Writes `src` at `position`; returns bytes written. */
+  write(src: Uint8Array, position: bigint): number
+  setSize(size: bigint): void
+  setTimes(atim: TimeSpec, mtim: TimeSpec): void
+  /** Ensures `[offset, offset+len)` is allocated (grows the file if needed, never shrinks). */
+  allocate(offset: bigint, len: bigint): void
+  sync(): void
+  datasync(): void
+  close(): void
+}
+
+export interface DirHandle {
+  readonly kind: 'dir'
+  stat(): NodeStat
+  setTimes(atim: TimeSpec, mtim: TimeSpec): void
+  /** lstat of one child. @throws WasiError NOENT */
+  statChild(name: string): NodeStat
+  /** Opens a child directory (no follow). @throws NOENT, NOTDIR (also for a symlink) */
+  openDir(name: string): DirHandle
+  /** Opens or creates a child file (no follow). @throws NOENT, EXIST, ISDIR, LOOP (symlink) */
+  openFile(name: string, options: OpenFileOptions): FileHandle
+  /** The target of a child symlink, as stored. @throws NOENT, INVAL (not a symlink) */
+  readlink(name: string): string
+  /** @throws EXIST */
+  mkdir(name: string): void
+  /** Creates a symlink `name` whose content is `target`, stored as given. @throws EXIST */
+  symlink(target: string, name: string): void
+  /** Removes a non-directory. @throws NOENT, ISDIR */
+  unlink(name: string): void
+  /** Removes an empty directory. @throws NOENT, NOTDIR, NOTEMPTY */
+  rmdir(name: string): void
+  /**
+   * Renames `name` to `toName` in `toDir` (POSIX rename semantics: replaces a file, or an empty
+   * directory with a directory). @throws XDEV if `toDir` belongs to another backend instance.
+   */
+  rename(name: string, toDir: DirHandle, toName: string): void
+  /** Hard-links the non-directory `name` as `toName` in `toDir` (no follow). @throws XDEV, PERM (directory), EXIST */
+  link(name: string, toDir: DirHandle, toName: string): void
+  /** Sets the times of a child without following it. */
+  setTimesChild(name: string, atim: TimeSpec, mtim: TimeSpec): void
+  /** The entries, without `.` and `..`, in a stable order for an unchanged directory. */
+  readdir(): DirEntry[]
+  close(): void
+}
+
+export interface FilesystemCaps {
+  symlinks: boolean
+  hardLinks: boolean
+}
+
+/** A mounted tree: the root handle and what the backend can do. */
+export interface Filesystem {
+  readonly caps: FilesystemCaps
+  /** A new handle on the root directory; the caller closes it. */
+  root(): DirHandle
+}
+
+/**
+ * SECURITY: the one check that a string is a single path component, applied by backends on
+ * every name they receive, as a second line behind the resolver.
+ */
+export function assertComponent(name: string): void {
+  if (name.length === 0 || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new WasiError(Errno.INVAL, `not a single path component: ${JSON.stringify(name)}`)
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * @module The one path resolver (cap-std algorithm, LESSONS.md "Path resolution").
+ *
+ * Walks a guest path one component at a time from a directory handle. `..` pops a stack of
+ * handles and never reaches the backend; symlinks are expanded by pushing their target's
+ * components onto the worklist. An absolute path, an absolute symlink target, or a `..` with an
+ * empty stack is an escape (`PERM`). Every `path_*` call goes through here; backends only ever
+ * see single components.
+ *
+ * SECURITY: never join strings and check a prefix; never ask a backend to resolve `..`.
+ */
+import { Errno, Filetype } from '../abi/constants.js'
+import { WasiError } from '../errors.js'
+import type { DirHandle, NodeStat } from './filesystem.js'
+import { denialErrno } from '../rights.js'
+
+export interface ResolverLimits {
+  /** Symlinks expanded in one lookup before `LOOP` (POSIX SYMLOOP_MAX; cap-std uses 40). */
+  maxSymlinks: number
+  /** Bytes in a guest path before `NAMETOOLONG`. */
+  maxPathBytes: number
+  /** Bytes in one component before `NAMETOOLONG`. */
+  maxNameBytes: number
+  /** Components walked in one lookup (including symlink expansions) before `NAMETOOLONG`. */
+  maxComponents: number
+}
+
+export const DEFAULT_RESOLVER_LIMITS: ResolverLimits = Object.freeze({
+  maxSymlinks: 40,
+  maxPathBytes: 4096,
+  maxNameBytes: 255,
+  maxComponents: 4096,
+})
+
+export interface ResolveOptions {
+  /** Follow a symlink in the final component (`lookupflags.symlink_follow`). */
+  follow: boolean
+}
+
+/** What a path designates: `name` inside `dir`, or `dir` itself when `name` is undefined. */
+export interface Resolution {
+  dir: DirHandle
+  /** The final component; undefined when the path ends in `.` or `..` (it designates `dir`). */
+  name: string | undefined
+  /** lstat of the target, or undefined if the final component does not exist. */
+  stat: NodeStat | undefined
+  /** The path (or the final symlink's target) ended in `/`: the target must be a directory. */
+  trailingSlash: boolean
+  /** How many directories `dir` lies beneath the start handle (0 for the start itself). */
+  depth: number
+  /** Closes the handles the walk opened (never the start handle, nor one passed to `keep`). Idempotent. */
+  release(): void
+  /** Takes `handle` (one the walk opened) out of what `release` closes: the caller now owns it. */
+  keep(handle: DirHandle): void
+}
+
+const utf8 = new TextEncoder()
+
+/** Validates a guest path string before any lookup. */
+export function validatePath(path: string, limits: ResolverLimits): void {
+  if (path.length === 0) throw new WasiError(Errno.NOENT, 'empty path')
+  if (path.includes('\0')) throw new WasiError(Errno.INVAL, 'NUL in path')
+  // UTF-16 length is a lower bound of UTF-8 length; encode only when it could matter.
+  if (path.length * 3 > limits.maxPathBytes && utf8.encode(path).byteLength > limits.maxPathBytes) {
+    throw new WasiError(Errno.NAMETOOLONG, 'path too long')
+  }
+}
+
+function pushComponents(work: string[], path: string): void {
+  const parts = path.split('/')
+  for (let i = parts.length - 1; i >= 0; i--) {
+    const p = parts[i]!
+    if (p !== '') work.push(p)
+  }
+}
+
+/**
+ * Resolves `path` beneath `start`.
+ * @throws WasiError PERM (escape), NOENT, NOTDIR, LOOP, NAMETOOLONG, INVAL, ILSEQ
+ */
+export function resolve(
+  start: DirHandle,
+  path: string,
+  options: ResolveOptions,
+  limits: ResolverLimits = DEFAULT_RESOLVER_LIMITS,
+): Resolution {
+  validatePath(path, limits)
+  if (path.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute path escapes the capability')
+
+  const opened: DirHandle[] = []
+  const release = () => {
+    for (let i = opened.length - 1; i >= 0; i--) opened[i]!.close()
+    opened.length = 0
+  }
+  const keep = (handle: DirHandle) => {
+    const i = opened.indexOf(handle)
+    if (i >= 0) opened.splice(i, 1)
+  }
+  const found = (dir: DirHandle, name: string | undefined, stat: NodeStat | undefined): Resolution => (
+    { dir, name, stat, trailingSlash, depth: stack.length, release, keep }
+  )
+  const stack: DirHandle[] = []
+  let base = start
+  let symlinks = 0
+  let walked = 0
+  let trailingSlash = path.endsWith('/')
+  const work: string[] = []
+  pushComponents(work, path)
+
+  try {
+    if (work.length === 0) {
+      // Only possible for a path made of slashes, already refused as absolute.
+      throw new WasiError(Errno.NOENT, 'empty path')
+    }
+    for (;;) {
+      const component = work.pop()!
+      const last = work.length === 0
+      if (++walked > limits.maxComponents) throw new WasiError(Errno.NAMETOOLONG, 'too many components')
+      if (component === '.') {
+        if (last) return found(base, undefined, base.stat())
+        continue
+      }
+      if (component === '..') {
+        const parent = stack.pop()
+        if (parent === undefined) throw new WasiError(denialErrno('escape'), '".." escapes the capability')
+        base = parent
+        if (last) return found(base, undefined, base.stat())
+        continue
+      }
+      if (utf8.encode(component).byteLength > limits.maxNameBytes) {
+        throw new WasiError(Errno.NAMETOOLONG, 'component too long')
+      }
+      let stat: NodeStat
+      try {
+        stat = base.statChild(component)
+      } catch (e) {
+        if (last && e instanceof WasiError && e.errno === Errno.NOENT) {
+          return found(base, component, undefined)
+        }
+        throw e
+      }
+      if (stat.filetype === Filetype.SYMBOLIC_LINK && (!last || options.follow || trailingSlash)) {
+        if (++symlinks > limits.maxSymlinks) throw new WasiError(Errno.LOOP, 'too many symlinks')
+        const target = base.readlink(component)
+        if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty symlink target')
+        if (target.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute symlink target escapes the capability')
+        validatePath(target, limits)
+        if (last) trailingSlash = trailingSlash || target.endsWith('/')
+        pushComponents(work, target)
+        if (work.length === 0) {
+          // A target of only slashes cannot happen here (not absolute, not empty).
+          throw new WasiError(Errno.NOENT, 'empty symlink target')
+        }
+        continue
+      }
+      if (last) return found(base, component, stat)
+      if (stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
+      const next = base.openDir(component)
+      opened.push(next)
+      stack.push(base)
+      base = next
+    }
+  } catch (e) {
+    release()
+    throw e
+  }
+}

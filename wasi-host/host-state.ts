@@ -1,0 +1,52 @@
+/**
+ * @module What every syscall implementation sees: the state of one WasiHost instance.
+ * Everything here is per instance (no module-level mutable state).
+ */
+import type { GuestMemory } from './abi/guest-memory.js'
+import type { FdTable } from './fd-table.js'
+import type { ResolverLimits } from './fs/path-resolver.js'
+
+/** Clocks as the guest sees them; all values in nanoseconds. */
+export interface ClockSource {
+  realtime(): bigint
+  monotonic(): bigint
+  processCputime(): bigint
+  threadCputime(): bigint
+  /** Resolution of each clock in ns, as `clock_res_get` reports it. */
+  resolution: { realtime: bigint; monotonic: bigint; processCputime: bigint; threadCputime: bigint }
+  /** Blocks the calling thread for `ns` without spinning. @throws WasiError NOTSUP where blocking is impossible */
+  sleep(ns: bigint): void
+}
+
+export interface HostLimits extends ResolverLimits {
+  /** Open descriptors, stdio and preopens included (`MFILE`). */
+  maxFds: number
+  /** Buffers in one iovec array (`INVAL` beyond; Linux IOV_MAX is 1024). */
+  maxIovecs: number
+  /** Subscriptions in one `poll_oneoff` (`INVAL` beyond). */
+  maxPollSubscriptions: number
+}
+
+export const DEFAULT_HOST_LIMITS: Omit<HostLimits, keyof ResolverLimits> = Object.freeze({
+  maxFds: 1024,
+  maxIovecs: 1024,
+  maxPollSubscriptions: 4096,
+})
+
+export interface HostStats {
+  /** Calls per syscall name. */
+  syscalls: Record<string, number>
+  bytesRead: number
+  bytesWritten: number
+}
+
+export interface HostState {
+  readonly memory: GuestMemory
+  readonly fds: FdTable
+  readonly args: readonly Uint8Array[]
+  readonly env: readonly Uint8Array[]
+  readonly clocks: ClockSource
+  readonly randomFill: (dst: Uint8Array) => void
+  readonly limits: HostLimits
+  readonly stats: HostStats
+}

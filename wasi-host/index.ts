@@ -1,0 +1,14 @@
+/**
+ * @module The platform-neutral WASI preview1 host: what the runtime and embedders import.
+ * Nothing here imports `node:`; Node-only backends live in `wasi-host/node/`.
+ */
+export { WasiHost, WASI_PREVIEW1_FUNCTIONS } from './host.js'
+export type { PreopenSpec, StdinSource, WasiHostOptions, WasiImports } from './host.js'
+export type { ClockSource, HostLimits, HostStats } from './host-state.js'
+export { createPortableClocks, platformRandomFill } from './clocks.js'
+export { Errno, errnoName, Filetype, Rights } from './abi/constants.js'
+export { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiError } from './errors.js'
+export type { DirEntry, DirHandle, FileHandle, Filesystem, NodeStat, OpenFileOptions, TimeSpec } from './fs/filesystem.js'
+export { createMemFs, memFsFromTree } from './fs/mem-fs.js'
+export { readOnly } from './fs/read-only.js'
+export type { MountMode } from './rights.js'

@@ -1,0 +1,121 @@
+/**
+ * @module The rights model (LESSONS.md, "Rights model"): the one table of the rights each call
+ * needs, the most a descriptor of each kind may hold, the rights a mount's mode allows, and the
+ * one table of denial errnos.
+ *
+ * SECURITY: rights only shrink. A child opened through `path_open` gets at most
+ * `requested & dir.inheriting & maxFor(filetype) & domain`; `fd_fdstat_set_rights` may only drop
+ * bits. The checks themselves happen in one place, the dispatcher (`host.ts`), from `SYSCALL_RIGHTS`.
+ */
+import { Errno, Filetype, Rights as R, RIGHTS_ALL } from './abi/constants.js'
+
+/** Every right that changes the filesystem. A read-only mount holds none of them. */
+export const MUTATING_RIGHTS =
+  R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE | R.FD_FILESTAT_SET_TIMES |
+  R.PATH_CREATE_DIRECTORY | R.PATH_CREATE_FILE | R.PATH_LINK_SOURCE | R.PATH_LINK_TARGET |
+  R.PATH_RENAME_SOURCE | R.PATH_RENAME_TARGET | R.PATH_SYMLINK | R.PATH_UNLINK_FILE |
+  R.PATH_REMOVE_DIRECTORY | R.PATH_FILESTAT_SET_SIZE | R.PATH_FILESTAT_SET_TIMES |
+  R.FD_DATASYNC | R.FD_SYNC
+
+/** Rights that only make sense on a regular file (or a stream). */
+export const FILE_RIGHTS =
+  R.FD_DATASYNC | R.FD_READ | R.FD_SEEK | R.FD_FDSTAT_SET_FLAGS | R.FD_SYNC | R.FD_TELL |
+  R.FD_WRITE | R.FD_ADVISE | R.FD_ALLOCATE | R.FD_FILESTAT_GET | R.FD_FILESTAT_SET_SIZE |
+  R.FD_FILESTAT_SET_TIMES | R.POLL_FD_READWRITE
+
+/** Rights that only make sense on a directory. */
+export const DIRECTORY_RIGHTS =
+  R.FD_FDSTAT_SET_FLAGS | R.FD_SYNC | R.FD_DATASYNC | R.FD_ADVISE |
+  R.PATH_CREATE_DIRECTORY | R.PATH_CREATE_FILE | R.PATH_LINK_SOURCE | R.PATH_LINK_TARGET |
+  R.PATH_OPEN | R.FD_READDIR | R.PATH_READLINK | R.PATH_RENAME_SOURCE | R.PATH_RENAME_TARGET |
+  R.PATH_FILESTAT_GET | R.PATH_FILESTAT_SET_SIZE | R.PATH_FILESTAT_SET_TIMES |
+  R.FD_FILESTAT_GET | R.FD_FILESTAT_SET_TIMES | R.PATH_SYMLINK | R.PATH_REMOVE_DIRECTORY |
+  R.PATH_UNLINK_FILE | R.POLL_FD_READWRITE
+
+/** Rights of the standard streams: no seeking, no metadata changes. */
+export const STDIN_RIGHTS = R.FD_READ | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
+export const STDOUT_RIGHTS = R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
+
+export type MountMode = 'ro' | 'rw'
+
+/** The rights a mount's mode permits at all, for every descriptor beneath it. */
+export function domainRights(mode: MountMode): number {
+  return mode === 'ro' ? RIGHTS_ALL & ~MUTATING_RIGHTS : RIGHTS_ALL
+}
+
+/** The most a descriptor of this file type can hold. */
+export function maxRightsFor(filetype: number): number {
+  if (filetype === Filetype.DIRECTORY) return DIRECTORY_RIGHTS
+  return FILE_RIGHTS
+}
+
+/**
+ * The rights each preview1 call needs on its descriptor argument(s). The dispatcher checks
+ * these before the implementation runs; implementations add only effect-derived checks that a
+ * static table cannot express (`path_open`'s `TRUNC`, `CREAT`, write intent).
+ */
+export const SYSCALL_RIGHTS = {
+  fd_advise: R.FD_ADVISE,
+  fd_allocate: R.FD_ALLOCATE,
+  fd_close: 0,
+  fd_datasync: R.FD_DATASYNC,
+  fd_fdstat_get: 0,
+  fd_fdstat_set_flags: R.FD_FDSTAT_SET_FLAGS,
+  fd_fdstat_set_rights: 0,
+  fd_filestat_get: R.FD_FILESTAT_GET,
+  fd_filestat_set_size: R.FD_FILESTAT_SET_SIZE,
+  fd_filestat_set_times: R.FD_FILESTAT_SET_TIMES,
+  fd_pread: R.FD_READ | R.FD_SEEK,
+  fd_prestat_get: 0,
+  fd_prestat_dir_name: 0,
+  fd_pwrite: R.FD_WRITE | R.FD_SEEK,
+  fd_read: R.FD_READ,
+  fd_readdir: R.FD_READDIR,
+  fd_seek: R.FD_SEEK,
+  fd_sync: R.FD_SYNC,
+  fd_tell: R.FD_TELL,
+  fd_write: R.FD_WRITE,
+  path_create_directory: R.PATH_CREATE_DIRECTORY,
+  path_filestat_get: R.PATH_FILESTAT_GET,
+  path_filestat_set_times: R.PATH_FILESTAT_SET_TIMES,
+  path_link: R.PATH_LINK_SOURCE,
+  path_open: R.PATH_OPEN,
+  path_readlink: R.PATH_READLINK,
+  path_remove_directory: R.PATH_REMOVE_DIRECTORY,
+  path_rename: R.PATH_RENAME_SOURCE,
+  path_symlink: R.PATH_SYMLINK,
+  path_unlink_file: R.PATH_UNLINK_FILE,
+  sock_accept: R.SOCK_ACCEPT,
+  sock_recv: R.FD_READ,
+  sock_send: R.FD_WRITE,
+  sock_shutdown: R.SOCK_SHUTDOWN,
+} as const satisfies Record<string, number>
+
+/** Rights needed on the second descriptor of two-handle calls. */
+export const TARGET_RIGHTS = {
+  path_link: R.PATH_LINK_TARGET,
+  path_rename: R.PATH_RENAME_TARGET,
+} as const
+
+/** Why a call was refused. Every denial maps to exactly one errno, here. */
+export type DenialKind =
+  | 'missing-right'
+  | 'escape'
+  | 'read-only'
+  | 'cross-domain'
+  | 'not-a-directory-fd'
+  | 'bad-descriptor'
+
+const DENIAL_ERRNO: Record<DenialKind, Errno> = {
+  'missing-right': Errno.NOTCAPABLE,
+  escape: Errno.PERM,
+  'read-only': Errno.ROFS,
+  'cross-domain': Errno.XDEV,
+  'not-a-directory-fd': Errno.NOTDIR,
+  'bad-descriptor': Errno.BADF,
+}
+
+/** The errno the guest sees for a kind of denial (LESSONS.md, "Decisions taken", 1). */
+export function denialErrno(kind: DenialKind): Errno {
+  return DENIAL_ERRNO[kind]
+}

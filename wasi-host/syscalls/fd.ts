@@ -1,0 +1,349 @@
+/**
+ * @module The fd_* calls. The dispatcher has already looked the descriptor up, checked that it
+ * is of a kind the call accepts and that it holds the rights `SYSCALL_RIGHTS` names; what is
+ * left here is effect-derived checks and the work.
+ *
+ * NOTE: every output pointer is checked before the first side effect, so a fault never leaves
+ * half-done work (bun#34468 class).
+ */
+import {
+  Advice, Errno, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
+} from '../abi/constants.js'
+import { decodeFstflags, writeFdstat, writeFilestat } from '../abi/structs.js'
+import { encodeUtf8, type GuestMemory } from '../abi/guest-memory.js'
+import { WasiError } from '../errors.js'
+import {
+  releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor,
+} from '../fd-table.js'
+import type { NodeStat } from '../fs/filesystem.js'
+import type { HostState } from '../host-state.js'
+
+const MAX_FILE_OFFSET = (1n << 63n) - 1n
+const MAX_IO_TOTAL = 0x7fffffff
+
+const STREAM_STAT: NodeStat = Object.freeze({
+  filetype: Filetype.CHARACTER_DEVICE, ino: 0n, nlink: 1n, size: 0n, atim: 0n, mtim: 0n, ctim: 0n,
+})
+
+/** The descriptor's metadata, whatever its kind. */
+export function statDescriptor(d: Descriptor): NodeStat {
+  if (d.kind === 'file') return d.handle.stat()
+  if (d.kind === 'dir') return d.dir.handle.stat()
+  return STREAM_STAT
+}
+
+export function devOf(d: Descriptor): bigint {
+  return d.kind === 'stream' ? 0n : d.mount.dev
+}
+
+/**
+ * Validates an iovec array and every buffer in it, before any I/O. Returns the total length.
+ * @throws GuestFault on a bad pointer, WasiError INVAL on too many buffers or a total past 2^31-1
+ */
+function checkIovecs(h: HostState, iovs: number, iovsLen: number): number {
+  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
+  const m = h.memory
+  m.checkArray(iovs, iovsLen, 8, 4)
+  const dv = m.dataView
+  let total = 0
+  for (let i = 0; i < iovsLen; i++) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    m.check(p, l)
+    total += l
+  }
+  if (total > MAX_IO_TOTAL) throw new WasiError(Errno.INVAL, 'iovec total too large')
+  return total
+}
+
+function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, at: bigint | undefined): number {
+  const m = h.memory
+  const dv = m.dataView
+  const bytes = m.bytes
+  let pos = at ?? ((d.fdflags & Fdflags.APPEND) !== 0 ? d.handle.stat().size : d.position)
+  let total = 0
+  for (let i = 0; i < iovsLen; i++) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    if (l === 0) continue
+    const n = d.handle.write(bytes.subarray(p, p + l), pos)
+    pos += BigInt(n)
+    total += n
+    if (n < l) break
+  }
+  if (at === undefined) d.position = pos
+  if ((d.fdflags & (Fdflags.SYNC | Fdflags.DSYNC)) !== 0 && total > 0) d.handle.datasync()
+  return total
+}
+
+function readFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, at: bigint | undefined): number {
+  const m = h.memory
+  const dv = m.dataView
+  const bytes = m.bytes
+  let pos = at ?? d.position
+  let total = 0
+  for (let i = 0; i < iovsLen; i++) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    if (l === 0) continue
+    const n = d.handle.read(bytes.subarray(p, p + l), pos)
+    pos += BigInt(n)
+    total += n
+    if (n < l) break
+  }
+  if (at === undefined) d.position = pos
+  return total
+}
+
+export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nwrittenPtr: number): number {
+  const m = h.memory
+  checkIovecs(h, iovs, iovsLen)
+  m.check(nwrittenPtr, 4, 4)
+  let total: number
+  if (d.kind === 'stream') {
+    const dv = m.dataView
+    total = 0
+    for (let i = 0; i < iovsLen; i++) {
+      const p = dv.getUint32(iovs + i * 8, true)
+      const l = dv.getUint32(iovs + i * 8 + 4, true)
+      if (l === 0) continue
+      d.write!(m.bytes.subarray(p, p + l))
+      total += l
+    }
+  } else {
+    total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+  }
+  h.stats.bytesWritten += total
+  m.dataView.setUint32(nwrittenPtr, total, true)
+  return Errno.SUCCESS
+}
+
+export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nreadPtr: number): number {
+  const m = h.memory
+  checkIovecs(h, iovs, iovsLen)
+  m.check(nreadPtr, 4, 4)
+  let total: number
+  if (d.kind === 'stream') {
+    const dv = m.dataView
+    total = 0
+    for (let i = 0; i < iovsLen; i++) {
+      const p = dv.getUint32(iovs + i * 8, true)
+      const l = dv.getUint32(iovs + i * 8 + 4, true)
+      if (l === 0) continue
+      const n = d.read!(m.bytes.subarray(p, p + l))
+      total += n
+      if (n < l) break
+    }
+  } else {
+    total = readFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+  }
+  h.stats.bytesRead += total
+  m.dataView.setUint32(nreadPtr, total, true)
+  return Errno.SUCCESS
+}
+
+export function fd_pwrite(
+  h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nwrittenPtr: number,
+): number {
+  checkIovecs(h, iovs, iovsLen)
+  h.memory.check(nwrittenPtr, 4, 4)
+  if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
+  const total = writeFile(h, d, iovs, iovsLen, offset)
+  h.stats.bytesWritten += total
+  h.memory.setU32(nwrittenPtr, total)
+  return Errno.SUCCESS
+}
+
+export function fd_pread(
+  h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number,
+): number {
+  checkIovecs(h, iovs, iovsLen)
+  h.memory.check(nreadPtr, 4, 4)
+  if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
+  const total = readFile(h, d, iovs, iovsLen, offset)
+  h.stats.bytesRead += total
+  h.memory.setU32(nreadPtr, total)
+  return Errno.SUCCESS
+}
+
+export function fd_seek(h: HostState, d: FileDescriptor, offset: bigint, whence: number, newOffsetPtr: number): number {
+  h.memory.check(newOffsetPtr, 8, 8)
+  let base: bigint
+  switch (whence) {
+    case Whence.SET: base = 0n; break
+    case Whence.CUR: base = d.position; break
+    case Whence.END: base = d.handle.stat().size; break
+    default: throw new WasiError(Errno.INVAL, 'bad whence')
+  }
+  const next = base + offset
+  if (next < 0n) throw new WasiError(Errno.INVAL, 'negative offset')
+  if (next > MAX_FILE_OFFSET) throw new WasiError(Errno.OVERFLOW, 'offset overflow')
+  d.position = next
+  h.memory.setU64(newOffsetPtr, next)
+  return Errno.SUCCESS
+}
+
+export function fd_tell(h: HostState, d: FileDescriptor, offsetPtr: number): number {
+  h.memory.check(offsetPtr, 8, 8)
+  h.memory.setU64(offsetPtr, d.position)
+  return Errno.SUCCESS
+}
+
+export function fd_close(h: HostState, fd: number): number {
+  const d = h.fds.take(fd)
+  if (d === undefined) return Errno.BADF
+  releaseDescriptor(d)
+  return Errno.SUCCESS
+}
+
+export function fd_renumber(h: HostState, from: number, to: number): number {
+  const src = h.fds.get(from)
+  const dst = h.fds.get(to)
+  if (src === undefined || dst === undefined) return Errno.BADF
+  if (from === to) return Errno.SUCCESS
+  h.fds.take(to)
+  releaseDescriptor(dst)
+  h.fds.take(from)
+  h.fds.place(to, src)
+  return Errno.SUCCESS
+}
+
+export function fd_fdstat_get(h: HostState, d: Descriptor, ptr: number): number {
+  writeFdstat(h.memory, ptr, d.filetype, d.fdflags, d.rightsBase, d.rightsInheriting)
+  return Errno.SUCCESS
+}
+
+export function fd_fdstat_set_flags(_h: HostState, d: Descriptor, flags: number): number {
+  if ((flags & ~FDFLAGS_ALL) !== 0) throw new WasiError(Errno.INVAL, 'unknown fdflags')
+  d.fdflags = flags
+  return Errno.SUCCESS
+}
+
+export function fd_fdstat_set_rights(_h: HostState, d: Descriptor, base: bigint, inheriting: bigint): number {
+  const b = rightsFromAbi(base)
+  const i = rightsFromAbi(inheriting)
+  // SECURITY: rights only shrink (wasmtime#7051): any bit not already held is refused.
+  if (b.unknown || i.unknown || (b.rights & ~d.rightsBase) !== 0 || (i.rights & ~d.rightsInheriting) !== 0) {
+    return Errno.NOTCAPABLE
+  }
+  d.rightsBase = b.rights
+  d.rightsInheriting = i.rights
+  return Errno.SUCCESS
+}
+
+export function fd_filestat_get(h: HostState, d: Descriptor, ptr: number): number {
+  h.memory.check(ptr, 64, 8)
+  writeFilestat(h.memory, ptr, devOf(d), statDescriptor(d))
+  return Errno.SUCCESS
+}
+
+export function fd_filestat_set_size(_h: HostState, d: FileDescriptor, size: bigint): number {
+  if (size > MAX_FILE_OFFSET) throw new WasiError(Errno.FBIG, 'size too large')
+  d.handle.setSize(size)
+  return Errno.SUCCESS
+}
+
+export function fd_filestat_set_times(
+  _h: HostState, d: FileDescriptor | DirDescriptor, atim: bigint, mtim: bigint, flags: number,
+): number {
+  const [a, m] = decodeFstflags(flags, atim, mtim)
+  if (d.kind === 'file') d.handle.setTimes(a, m)
+  else d.dir.handle.setTimes(a, m)
+  return Errno.SUCCESS
+}
+
+export function fd_advise(_h: HostState, _d: FileDescriptor, offset: bigint, len: bigint, advice: number): number {
+  if (advice > Advice.NOREUSE) throw new WasiError(Errno.INVAL, 'bad advice')
+  if (offset + len > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'range overflow')
+  // Advice is a hint; every backend is free to ignore it.
+  return Errno.SUCCESS
+}
+
+export function fd_allocate(_h: HostState, d: FileDescriptor, offset: bigint, len: bigint): number {
+  if (len === 0n) throw new WasiError(Errno.INVAL, 'zero length')
+  if (offset + len > MAX_FILE_OFFSET) throw new WasiError(Errno.FBIG, 'range too large')
+  d.handle.allocate(offset, len)
+  return Errno.SUCCESS
+}
+
+export function fd_sync(_h: HostState, d: FileDescriptor | DirDescriptor): number {
+  if (d.kind === 'file') d.handle.sync()
+  return Errno.SUCCESS
+}
+
+export function fd_datasync(_h: HostState, d: FileDescriptor | DirDescriptor): number {
+  if (d.kind === 'file') d.handle.datasync()
+  return Errno.SUCCESS
+}
+
+export function fd_prestat_get(h: HostState, d: Descriptor, ptr: number): number {
+  if (d.kind !== 'dir' || d.preopenPath === undefined) return Errno.BADF
+  const m = h.memory
+  m.check(ptr, 8, 4)
+  m.dataView.setUint32(ptr, Preopentype.DIR, true)
+  m.dataView.setUint32(ptr + 4, encodeUtf8(d.preopenPath).byteLength, true)
+  return Errno.SUCCESS
+}
+
+export function fd_prestat_dir_name(h: HostState, d: Descriptor, pathPtr: number, pathLen: number): number {
+  if (d.kind !== 'dir' || d.preopenPath === undefined) return Errno.BADF
+  const name = encodeUtf8(d.preopenPath)
+  h.memory.check(pathPtr, pathLen)
+  if (pathLen < name.byteLength) return Errno.NAMETOOLONG
+  h.memory.write(pathPtr, name)
+  return Errno.SUCCESS
+}
+
+const DIRENT_HEADER = 24
+
+/**
+ * Fills `buf` with dirents from `cookie` on. The listing is taken at cookie 0 and kept on the
+ * descriptor, so cookies stay stable while the guest deletes what it has read (`rm -r`), and
+ * each entry costs O(1) rather than a re-listing per call.
+ */
+export function fd_readdir(
+  h: HostState, d: DirDescriptor, bufPtr: number, bufLen: number, cookie: bigint, bufusedPtr: number,
+): number {
+  const m = h.memory
+  m.check(bufPtr, bufLen)
+  m.check(bufusedPtr, 4, 4)
+  if (cookie === 0n || d.listing === undefined) d.listing = d.dir.handle.readdir()
+  const listing = d.listing
+  const self = d.dir.handle.stat()
+  const count = listing.length + 2
+  const header = new Uint8Array(DIRENT_HEADER)
+  const hv = new DataView(header.buffer)
+  let used = 0
+  for (let i = cookie > BigInt(count) ? count : Number(cookie); i < count && used < bufLen; i++) {
+    let name: Uint8Array
+    let ino: bigint
+    let type: number
+    if (i < 2) {
+      name = i === 0 ? DOT : DOTDOT
+      ino = self.ino
+      type = Filetype.DIRECTORY
+    } else {
+      const e = listing[i - 2]!
+      name = encodeUtf8(e.name)
+      ino = e.ino
+      type = e.filetype
+    }
+    hv.setBigUint64(0, BigInt(i + 1), true)
+    hv.setBigUint64(8, ino, true)
+    hv.setUint32(16, name.byteLength, true)
+    hv.setUint8(20, type)
+    used += copyTruncated(m, bufPtr + used, bufLen - used, header)
+    used += copyTruncated(m, bufPtr + used, bufLen - used, name)
+  }
+  m.setU32(bufusedPtr, used)
+  return Errno.SUCCESS
+}
+
+const DOT = encodeUtf8('.')
+const DOTDOT = encodeUtf8('..')
+
+function copyTruncated(m: GuestMemory, at: number, room: number, src: Uint8Array): number {
+  const n = Math.min(room, src.byteLength)
+  if (n > 0) m.bytes.set(n === src.byteLength ? src : src.subarray(0, n), at)
+  return n
+}

@@ -1,0 +1,294 @@
+/**
+ * @module The path_* calls. Every one resolves through the one resolver (`fs/path-resolver.ts`)
+ * and then acts on a single component with a non-following backend call (cap-std `via_parent`).
+ *
+ * SECURITY: the rights `path_open` grants are derived from effects, not from the flags the
+ * guest asked for (wasmtime GHSA-2r75: `TRUNC` is a write). Two-handle calls (`path_link`,
+ * `path_rename`) never cross mounts (`XDEV`), so no authority moves from a read-only mount into
+ * a writable one (wasmtime ghsa-4ch3). The preopen's root has no name in any directory the
+ * guest can reach, so it cannot be removed, renamed or replaced.
+ */
+import {
+  Errno, Fdflags, FDFLAGS_ALL, Filetype, Lookupflags, Oflags, OFLAGS_ALL, Rights as R, rightsFromAbi,
+} from '../abi/constants.js'
+import { decodeFstflags, writeFilestat } from '../abi/structs.js'
+import { WasiError } from '../errors.js'
+import type { Descriptor, DirDescriptor } from '../fd-table.js'
+import { resolve, type Resolution } from '../fs/path-resolver.js'
+import type { HostState } from '../host-state.js'
+import { denialErrno, domainRights, maxRightsFor } from '../rights.js'
+
+/** Reads a guest path: length checked before copying, strict UTF-8. */
+function readPath(h: HostState, ptr: number, len: number): string {
+  h.memory.check(ptr, len)
+  if (len > h.limits.maxPathBytes) throw new WasiError(Errno.NAMETOOLONG, 'path too long')
+  return h.memory.string(ptr, len)
+}
+
+function checkLookupflags(flags: number): boolean {
+  if ((flags & ~Lookupflags.SYMLINK_FOLLOW) !== 0) throw new WasiError(Errno.INVAL, 'unknown lookupflags')
+  return (flags & Lookupflags.SYMLINK_FOLLOW) !== 0
+}
+
+function withResolution<T>(h: HostState, d: DirDescriptor, path: string, follow: boolean, fn: (r: Resolution) => T): T {
+  const r = resolve(d.dir.handle, path, { follow }, h.limits)
+  try {
+    return fn(r)
+  } finally {
+    r.release()
+  }
+}
+
+/** Whether `target`, read from a link `depth` directories beneath the mount's start, could climb out of it. */
+function escapesLexically(target: string, depth: number): boolean {
+  if (target.startsWith('/')) return true
+  let level = depth
+  for (const c of target.split('/')) {
+    if (c === '' || c === '.') continue
+    if (c === '..') {
+      if (--level < 0) return true
+    } else level++
+  }
+  return false
+}
+
+export function path_open(
+  h: HostState, d: DirDescriptor, dirflags: number, pathPtr: number, pathLen: number, oflags: number,
+  rightsBase: bigint, rightsInheriting: bigint, fdflags: number, fdPtr: number,
+): number {
+  const follow = checkLookupflags(dirflags)
+  if ((oflags & ~OFLAGS_ALL) !== 0) throw new WasiError(Errno.INVAL, 'unknown oflags')
+  if ((fdflags & ~FDFLAGS_ALL) !== 0) throw new WasiError(Errno.INVAL, 'unknown fdflags')
+  const path = readPath(h, pathPtr, pathLen)
+  h.memory.check(fdPtr, 4, 4)
+  const requested = rightsFromAbi(rightsBase).rights
+  const requestedInheriting = rightsFromAbi(rightsInheriting).rights
+  const create = (oflags & Oflags.CREAT) !== 0
+  const exclusive = (oflags & Oflags.EXCL) !== 0
+  const truncate = (oflags & Oflags.TRUNC) !== 0
+  const wantDir = (oflags & Oflags.DIRECTORY) !== 0
+  // Effects, not requested bits, decide what is needed (GHSA-2r75).
+  const writes = (requested & (R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE)) !== 0 ||
+    (fdflags & Fdflags.APPEND) !== 0
+  const mutates = create || truncate || writes
+  const mount = d.mount
+  if (mutates && mount.mode === 'ro') throw new WasiError(denialErrno('read-only'), 'write open on a read-only mount')
+  if (create && (d.rightsBase & R.PATH_CREATE_FILE) === 0) throw new WasiError(denialErrno('missing-right'), 'CREAT needs PATH_CREATE_FILE')
+  if (truncate && (d.rightsBase & R.PATH_FILESTAT_SET_SIZE) === 0) throw new WasiError(denialErrno('missing-right'), 'TRUNC needs PATH_FILESTAT_SET_SIZE')
+  if ((requested & ~d.rightsInheriting & (R.FD_WRITE | R.FD_READ)) !== 0) {
+    throw new WasiError(denialErrno('missing-right'), 'requested read/write beyond the directory\'s inheriting rights')
+  }
+  const domain = domainRights(mount.mode)
+
+  return withResolution(h, d, path, follow, (r) => {
+    let st = r.stat
+    if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
+      // The target is a directory.
+      if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+      if (writes || truncate || create) throw new WasiError(Errno.ISDIR, 'is a directory')
+      const handle = r.name === undefined ? r.dir : r.dir.openDir(r.name)
+      const shared = r.name === undefined
+      const dirRef = shared && handle === d.dir.handle ? d.dir : { handle, refs: 0 }
+      if (shared && handle !== d.dir.handle) r.keep(handle)
+      const child: DirDescriptor = {
+        kind: 'dir', filetype: Filetype.DIRECTORY, dir: dirRef, mount, preopenPath: undefined, listing: undefined,
+        depth: d.depth + r.depth + (r.name === undefined ? 0 : 1),
+        rightsBase: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
+        // Directories pass on generous inheriting rights; the mode is enforced at open
+        // (LESSONS.md, "Decisions taken", 7), so a write-open fails early with ROFS.
+        rightsInheriting: requestedInheriting & d.rightsInheriting,
+        fdflags,
+      }
+      return insertChild(h, child, fdPtr, () => { if (dirRef.refs === 0) handle.close() })
+    }
+    const name = r.name
+    if (st !== undefined && st.filetype === Filetype.SYMBOLIC_LINK) {
+      if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+      throw new WasiError(wantDir ? Errno.NOTDIR : Errno.LOOP, 'symlink not followed')
+    }
+    if (wantDir) throw new WasiError(st === undefined && !create ? Errno.NOENT : Errno.NOTDIR, 'not a directory')
+    if (r.trailingSlash) throw new WasiError(st === undefined && create ? Errno.ISDIR : st === undefined ? Errno.NOENT : Errno.NOTDIR, 'trailing slash on a non-directory')
+    if (st === undefined && !create) throw new WasiError(Errno.NOENT, 'no such file')
+    if (st !== undefined && create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+    const base = requested & d.rightsInheriting & maxRightsFor(Filetype.REGULAR_FILE) & domain
+    const handle = r.dir.openFile(name, {
+      read: (base & R.FD_READ) !== 0,
+      write: (base & R.FD_WRITE) !== 0 || writes,
+      create, exclusive, truncate,
+    })
+    st = handle.stat()
+    const child: Descriptor = {
+      kind: 'file', filetype: st.filetype, handle, mount, position: 0n,
+      rightsBase: base & maxRightsFor(st.filetype),
+      rightsInheriting: requestedInheriting & d.rightsInheriting & domain,
+      fdflags,
+    }
+    return insertChild(h, child, fdPtr, () => handle.close())
+  })
+}
+
+function insertChild(h: HostState, child: Descriptor, fdPtr: number, undo: () => void): number {
+  let fd: number
+  try {
+    fd = h.fds.insert(child)
+  } catch (e) {
+    undo()
+    throw e
+  }
+  if (child.kind === 'dir') child.dir.refs++
+  h.memory.setU32(fdPtr, fd)
+  return Errno.SUCCESS
+}
+
+export function path_filestat_get(
+  h: HostState, d: DirDescriptor, flags: number, pathPtr: number, pathLen: number, bufPtr: number,
+): number {
+  const follow = checkLookupflags(flags)
+  const path = readPath(h, pathPtr, pathLen)
+  h.memory.check(bufPtr, 64, 8)
+  const st = withResolution(h, d, path, follow, (r) => {
+    if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
+    if (r.trailingSlash && r.stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
+    return r.stat
+  })
+  writeFilestat(h.memory, bufPtr, d.mount.dev, st)
+  return Errno.SUCCESS
+}
+
+export function path_filestat_set_times(
+  h: HostState, d: DirDescriptor, flags: number, pathPtr: number, pathLen: number,
+  atim: bigint, mtim: bigint, fstflags: number,
+): number {
+  const follow = checkLookupflags(flags)
+  const [a, m] = decodeFstflags(fstflags, atim, mtim)
+  const path = readPath(h, pathPtr, pathLen)
+  withResolution(h, d, path, follow, (r) => {
+    if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
+    if (r.trailingSlash && r.stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
+    if (r.name === undefined) r.dir.setTimes(a, m)
+    else r.dir.setTimesChild(r.name, a, m)
+  })
+  return Errno.SUCCESS
+}
+
+export function path_create_directory(h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number): number {
+  const path = readPath(h, pathPtr, pathLen)
+  withResolution(h, d, path, false, (r) => {
+    if (r.name === undefined || r.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
+    r.dir.mkdir(r.name)
+  })
+  return Errno.SUCCESS
+}
+
+export function path_remove_directory(h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number): number {
+  const path = readPath(h, pathPtr, pathLen)
+  withResolution(h, d, path, false, (r) => {
+    // "." or "x/..": the directory has no name we may remove; this also protects the preopen root.
+    if (r.name === undefined) throw new WasiError(Errno.INVAL, 'cannot remove "." or ".."')
+    if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such directory')
+    if (r.stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
+    r.dir.rmdir(r.name)
+  })
+  return Errno.SUCCESS
+}
+
+export function path_unlink_file(h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number): number {
+  const path = readPath(h, pathPtr, pathLen)
+  withResolution(h, d, path, false, (r) => {
+    if (r.name === undefined) throw new WasiError(Errno.ISDIR, 'is a directory')
+    if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
+    if (r.stat.filetype === Filetype.DIRECTORY) throw new WasiError(Errno.ISDIR, 'is a directory')
+    if (r.trailingSlash) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    r.dir.unlink(r.name)
+  })
+  return Errno.SUCCESS
+}
+
+export function path_readlink(
+  h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number, bufPtr: number, bufLen: number, bufusedPtr: number,
+): number {
+  const path = readPath(h, pathPtr, pathLen)
+  h.memory.check(bufPtr, bufLen)
+  h.memory.check(bufusedPtr, 4, 4)
+  const target = withResolution(h, d, path, false, (r) => {
+    if (r.name === undefined || r.stat === undefined) throw new WasiError(r.stat === undefined ? Errno.NOENT : Errno.INVAL, 'not a symlink')
+    if (r.stat.filetype !== Filetype.SYMBOLIC_LINK) throw new WasiError(Errno.INVAL, 'not a symlink')
+    const t = r.dir.readlink(r.name)
+    // SECURITY: a link that leads out of the mount (host-made) would reveal a host path.
+    if (escapesLexically(t, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
+    return t
+  })
+  const bytes = new TextEncoder().encode(target)
+  // POSIX readlink truncates silently to the buffer.
+  const n = Math.min(bytes.byteLength, bufLen)
+  h.memory.write(bufPtr, bytes.subarray(0, n))
+  h.memory.setU32(bufusedPtr, n)
+  return Errno.SUCCESS
+}
+
+export function path_symlink(
+  h: HostState, oldPathPtr: number, oldPathLen: number, d: DirDescriptor, newPathPtr: number, newPathLen: number,
+): number {
+  const target = readPath(h, oldPathPtr, oldPathLen)
+  const path = readPath(h, newPathPtr, newPathLen)
+  if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty target')
+  withResolution(h, d, path, false, (r) => {
+    if (r.name === undefined || r.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
+    // SECURITY: refuse links that could only ever point out of the mount: they can never be
+    // followed here, and on a host directory they would be a trap left for the host's user.
+    if (escapesLexically(target, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
+    r.dir.symlink(target, r.name)
+  })
+  return Errno.SUCCESS
+}
+
+function twoHandleCheck(a: DirDescriptor, b: Descriptor): DirDescriptor {
+  if (b.kind !== 'dir') throw new WasiError(denialErrno('not-a-directory-fd'), 'target is not a directory')
+  // SECURITY (ghsa-4ch3): never move a node between mounts, whatever the two modes are.
+  if (b.mount !== a.mount) throw new WasiError(denialErrno('cross-domain'), 'across mounts')
+  return b
+}
+
+export function path_link(
+  h: HostState, d: DirDescriptor, oldFlags: number, oldPathPtr: number, oldPathLen: number,
+  target: Descriptor, newPathPtr: number, newPathLen: number,
+): number {
+  const follow = checkLookupflags(oldFlags)
+  const oldPath = readPath(h, oldPathPtr, oldPathLen)
+  const newPath = readPath(h, newPathPtr, newPathLen)
+  const td = twoHandleCheck(d, target)
+  withResolution(h, d, oldPath, follow, (src) => {
+    if (src.name === undefined) throw new WasiError(Errno.PERM, 'cannot link a directory')
+    if (src.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
+    if (src.stat.filetype === Filetype.DIRECTORY) throw new WasiError(Errno.PERM, 'cannot link a directory')
+    if (src.trailingSlash) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    withResolution(h, td, newPath, false, (dst) => {
+      if (dst.name === undefined || dst.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
+      if (dst.trailingSlash) throw new WasiError(Errno.NOENT, 'trailing slash on a new file name')
+      src.dir.link(src.name!, dst.dir, dst.name)
+    })
+  })
+  return Errno.SUCCESS
+}
+
+export function path_rename(
+  h: HostState, d: DirDescriptor, oldPathPtr: number, oldPathLen: number,
+  target: Descriptor, newPathPtr: number, newPathLen: number,
+): number {
+  const oldPath = readPath(h, oldPathPtr, oldPathLen)
+  const newPath = readPath(h, newPathPtr, newPathLen)
+  const td = twoHandleCheck(d, target)
+  withResolution(h, d, oldPath, false, (src) => {
+    if (src.name === undefined) throw new WasiError(Errno.BUSY, 'cannot rename "." or ".."')
+    if (src.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
+    const srcIsDir = src.stat.filetype === Filetype.DIRECTORY
+    if (src.trailingSlash && !srcIsDir) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    withResolution(h, td, newPath, false, (dst) => {
+      // SECURITY: renaming onto "." or ".." would replace a directory the guest holds (the root).
+      if (dst.name === undefined) throw new WasiError(Errno.BUSY, 'cannot replace "." or ".."')
+      if (dst.trailingSlash && !srcIsDir) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+      src.dir.rename(src.name!, dst.dir, dst.name)
+    })
+  })
+  return Errno.SUCCESS
+}
