@@ -1,0 +1,168 @@
+/**
+ * @module `readOnly(fs)`: a view of a `Filesystem` whose handles refuse every change with `ROFS`.
+ *
+ * Defence in depth behind the rights check (DESIGN.md invariant 4, LESSONS.md "short version"
+ * 3-5): even if a rights table forgets an operation, as browser_wasi_shim's did for
+ * `fd_filestat_set_size` and `fd_allocate`, or counts `O_TRUNC` as a read, as wasmtime did in
+ * GHSA-2r75, the backend underneath is never asked to change anything.
+ *
+ * What it must not do: hand out the inner handles. They live in `#private` fields, so a holder
+ * of a read-only handle cannot reach the writable one. Two-handle operations (`rename`, `link`)
+ * are refused whichever side is read-only: from a read-only handle here, and towards one by the
+ * backend's own brand check, which sees a foreign handle and answers `XDEV` (what Linux answers
+ * across mounts), as no raw backend can act on a directory it cannot unwrap (ghsa-4ch3).
+ */
+import { Errno } from '../abi/constants.js'
+import { WasiError } from '../errors.js'
+import type {
+  DirEntry,
+  DirHandle,
+  FileHandle,
+  Filesystem,
+  FilesystemCaps,
+  NodeStat,
+  OpenFileOptions,
+  TimeSpec,
+} from './filesystem.js'
+
+function refused(what: string): WasiError {
+  return new WasiError(Errno.ROFS, `${what} on a read-only filesystem`)
+}
+
+class ReadOnlyFile implements FileHandle {
+  readonly kind = 'file' as const
+  readonly #inner: FileHandle
+
+  constructor(inner: FileHandle) {
+    this.#inner = inner
+  }
+
+  stat(): NodeStat {
+    return this.#inner.stat()
+  }
+
+  read(dst: Uint8Array, position: bigint): number {
+    return this.#inner.read(dst, position)
+  }
+
+  write(_src: Uint8Array, _position: bigint): number {
+    throw refused('write')
+  }
+
+  setSize(_size: bigint): void {
+    throw refused('setSize')
+  }
+
+  setTimes(_atim: TimeSpec, _mtim: TimeSpec): void {
+    throw refused('setTimes')
+  }
+
+  allocate(_offset: bigint, _len: bigint): void {
+    throw refused('allocate')
+  }
+
+  sync(): void {
+    this.#inner.sync()
+  }
+
+  datasync(): void {
+    this.#inner.datasync()
+  }
+
+  close(): void {
+    this.#inner.close()
+  }
+}
+
+class ReadOnlyDir implements DirHandle {
+  readonly kind = 'dir' as const
+  readonly #inner: DirHandle
+
+  constructor(inner: DirHandle) {
+    this.#inner = inner
+  }
+
+  stat(): NodeStat {
+    return this.#inner.stat()
+  }
+
+  setTimes(_atim: TimeSpec, _mtim: TimeSpec): void {
+    throw refused('setTimes')
+  }
+
+  statChild(name: string): NodeStat {
+    return this.#inner.statChild(name)
+  }
+
+  openDir(name: string): DirHandle {
+    return new ReadOnlyDir(this.#inner.openDir(name))
+  }
+
+  openFile(name: string, options: OpenFileOptions): FileHandle {
+    // SECURITY: judged by effect, not by the read/write split alone: O_TRUNC and O_CREAT change
+    // the tree even on a read-only open (GHSA-2r75), so they are refused before the backend runs.
+    if (options.write || options.create || options.truncate) throw refused('openFile for writing')
+    // A fresh options object: the caller's cannot be swapped for a writable one after the check.
+    return new ReadOnlyFile(
+      this.#inner.openFile(name, { read: options.read, write: false, create: false, exclusive: false, truncate: false }),
+    )
+  }
+
+  readlink(name: string): string {
+    return this.#inner.readlink(name)
+  }
+
+  mkdir(_name: string): void {
+    throw refused('mkdir')
+  }
+
+  symlink(_target: string, _name: string): void {
+    throw refused('symlink')
+  }
+
+  unlink(_name: string): void {
+    throw refused('unlink')
+  }
+
+  rmdir(_name: string): void {
+    throw refused('rmdir')
+  }
+
+  rename(_name: string, _toDir: DirHandle, _toName: string): void {
+    throw refused('rename')
+  }
+
+  link(_name: string, _toDir: DirHandle, _toName: string): void {
+    // Linking changes the source node too (its link count), and a link out of a read-only tree
+    // into a writable one is the ghsa-4ch3 escalation: refused whatever `toDir` is.
+    throw refused('link')
+  }
+
+  setTimesChild(_name: string, _atim: TimeSpec, _mtim: TimeSpec): void {
+    throw refused('setTimesChild')
+  }
+
+  readdir(): DirEntry[] {
+    return this.#inner.readdir()
+  }
+
+  close(): void {
+    this.#inner.close()
+  }
+}
+
+/**
+ * Wraps `fs` so that its handles pass reads through and refuse every mutation with `ROFS`.
+ * The view is live: changes made through `fs` itself remain visible.
+ *
+ * @example
+ * const ro = readOnly(memFsFromTree({ 'a.txt': 'hi' }))
+ * ro.root().mkdir('x') // throws WasiError(ROFS)
+ */
+export function readOnly(fs: Filesystem): Filesystem {
+  const caps: FilesystemCaps = Object.freeze({ ...fs.caps })
+  return {
+    caps,
+    root: () => new ReadOnlyDir(fs.root()),
+  }
+}

@@ -1,0 +1,819 @@
+/**
+ * @module The host-directory backend: a `Filesystem` on a real directory, through `node:fs`.
+ *
+ * It implements the one-component `DirHandle` interface synchronously (`fs.*Sync`), because the
+ * WASI host is synchronous. It never walks a path: every `name` it receives is one component,
+ * checked again here (`assertComponent`), and it never resolves `..` or follows a symlink in
+ * the final component.
+ *
+ * Two strategies, chosen at creation (`strategy` says which):
+ *
+ * - `proc-fd` (Linux, when `/proc/self/fd` works): every `DirHandle` holds an open directory fd,
+ *   and every operation on a child goes through `/proc/self/fd/<dirfd>/<name>`. The kernel
+ *   follows the magic link to the directory the fd holds and looks `name` up *there*, like
+ *   `openat`/`mkdirat`/`renameat`…, whatever was renamed or swapped above it since; `O_NOFOLLOW`
+ *   (or an lstat-like call) keeps the final component from being followed. Node has no `openat`;
+ *   this is it in disguise (LESSONS.md, "Decisions taken" 3). Tested here: a directory renamed
+ *   away and replaced by a symlink to the outside keeps receiving the writes made through its
+ *   handle, and nothing lands outside.
+ *
+ * - `fallback` (elsewhere, or `mode: 'fallback'`): a `DirHandle` is `{ realPath, dev, ino }`.
+ *   Each operation re-checks with `lstat` that `realPath` still names the same directory
+ *   (dev/ino), joins exactly one component onto it, uses `lstat` for lookups and `O_NOFOLLOW`
+ *   for final opens, and after opening a file checks that `fstat` gives the dev/ino that the
+ *   lookup saw and that the directory is still the same; a mismatch is retried, then fails with
+ *   `STALE` ("the host changed this directory under the handle"). A handle whose directory was
+ *   renamed away *by the host* also fails with `STALE`: unlike `proc-fd`, it cannot follow the
+ *   directory. Renames and removals made through the same mount are tracked instead (`DirPaths`):
+ *   handles at or below a renamed directory move with it, and a removed directory behaves as an
+ *   unlinked one (no new entries: `NOENT`; lists nothing).
+ *
+ *   SECURITY (residual race, documented in DESIGN.md invariant 5 and LESSONS.md): the checks
+ *   happen before and after each host call, not atomically with it. Another *host* process that
+ *   swaps an ancestor of `realPath` for a symlink to the outside, and swaps it back, entirely
+ *   inside that window, can make one call act outside the mount. The guest alone cannot race
+ *   itself (preview1 is single-threaded and the host serialises syscalls). Only `proc-fd` is
+ *   race-free; `caplet inspect --platform` should say which one is in use.
+ *
+ * Other invariants:
+ * - SECURITY: host inode numbers never leave this module; `ino` is a per-instance counter.
+ * - SECURITY: every fd is closed exactly once; a closed handle refuses further use with `BADF`,
+ *   so a reused fd number can never be reached through a stale handle.
+ * - Errors are `WasiError`s from `wasiErrorFrom`; unknown host errors are rethrown unchanged.
+ */
+import * as fs from 'node:fs'
+import { Errno, Filetype } from '../abi/constants.js'
+import { WasiError } from '../errors.js'
+import {
+  assertComponent,
+  type DirEntry,
+  type DirHandle,
+  type FileHandle,
+  type Filesystem,
+  type FilesystemCaps,
+  type NodeStat,
+  type OpenFileOptions,
+  type TimeSpec,
+} from '../fs/filesystem.js'
+import { wasiErrorFrom } from './host-errno.js'
+
+/** Which confinement technique a `createHostDirFs` instance uses. */
+export type HostDirStrategy = 'proc-fd' | 'fallback'
+
+export interface HostDirFsOptions {
+  /** `auto` (default): `proc-fd` where it works, else `fallback`. `proc` fails if unavailable. */
+  mode?: 'auto' | 'proc' | 'fallback'
+}
+
+/** A mounted host directory. */
+export interface HostDirFs extends Filesystem {
+  readonly strategy: HostDirStrategy
+  /** Releases the mount's own root fd (idempotent). Handles already given out stay usable. */
+  close(): void
+}
+
+const C = fs.constants
+// Absent on Windows: there the fallback relies on its lstat checks alone (see openFile).
+const O_DIRECTORY = C.O_DIRECTORY ?? 0
+const O_NOFOLLOW = C.O_NOFOLLOW ?? 0
+const O_NONBLOCK = C.O_NONBLOCK ?? 0
+// Node does not export O_CLOEXEC; libuv adds it to every open anyway. Spelled out where known
+// so that no fd can leak into a child process even if that libuv behaviour changed.
+const O_CLOEXEC = process.platform === 'linux' ? 0o2000000 : 0
+const DIR_FLAGS = C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+const BIG = { bigint: true } as const
+const NS_PER_S = 1_000_000_000n
+/** Largest file position `fs.writeSync`/`ftruncateSync` take exactly (beyond it Node silently misbehaves). */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+/** Largest `off_t`; `pread` beyond it is `EINVAL` in the kernel and a `RangeError` in Node. */
+const MAX_OFF_T = (1n << 63n) - 1n
+/** Node refuses single I/O calls above this; a shorter read or write is a legal short count. */
+const MAX_IO = 0x7fff_f000
+/** Attempts of a fallback open whose target changed between lookup and open. */
+const FALLBACK_OPEN_ATTEMPTS = 3
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+/** Runs one host call and converts known host errors to `WasiError`. */
+function host<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (err) {
+    throw wasiErrorFrom(err)
+  }
+}
+
+/** Closes an fd during error cleanup; the original error matters more than a close failure. */
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd)
+  } catch {
+    // The fd is released by the kernel even when close reports an error.
+  }
+}
+
+/**
+ * SECURITY: the single-component check, plus what makes a component more than one on Windows:
+ * `\` is a separator there, `:` names a stream or drive, and DOS device names or a trailing dot
+ * or space alias other files. Untested on Windows; refusing is the safe side.
+ */
+function assertHostComponent(name: string): void {
+  assertComponent(name)
+  if (process.platform === 'win32' &&
+      (/[\\:]/.test(name) || /[. ]$/.test(name) || /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i.test(name))) {
+    throw new WasiError(Errno.INVAL, `not a portable component on Windows: ${JSON.stringify(name)}`)
+  }
+}
+
+function filetypeOf(st: fs.BigIntStats): Filetype {
+  if (st.isFile()) return Filetype.REGULAR_FILE
+  if (st.isDirectory()) return Filetype.DIRECTORY
+  if (st.isSymbolicLink()) return Filetype.SYMBOLIC_LINK
+  if (st.isCharacterDevice()) return Filetype.CHARACTER_DEVICE
+  if (st.isBlockDevice()) return Filetype.BLOCK_DEVICE
+  if (st.isSocket()) return Filetype.SOCKET_STREAM
+  return Filetype.UNKNOWN // FIFOs and anything else have no preview1 filetype
+}
+
+function sameNode(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino
+}
+
+/**
+ * A time for `fs.futimesSync`/`lutimesSync`, as a numeric string of seconds. Strings are the
+ * documented form that keeps negative (pre-1970) values: Node turns a negative *number* into
+ * "now". Precision is what a double holds (about a microsecond today).
+ */
+function hostTime(spec: TimeSpec, currentNs: bigint): string {
+  if (spec === 'now') return String(Date.now() / 1000)
+  const ns = spec ?? currentNs
+  const abs = ns < 0n ? -ns : ns
+  return `${ns < 0n ? '-' : ''}${abs / NS_PER_S}.${(abs % NS_PER_S).toString().padStart(9, '0')}`
+}
+
+function assertTimeSpec(spec: TimeSpec): void {
+  if (typeof spec === 'bigint' && spec < 0n) throw new WasiError(Errno.INVAL, 'negative timestamp')
+}
+
+/** Host flags for a file open; `O_NOFOLLOW` always, `O_NONBLOCK` so a FIFO cannot hang the host. */
+function fileFlags(o: OpenFileOptions): number {
+  let flags = o.write ? (o.read ? C.O_RDWR : C.O_WRONLY) : C.O_RDONLY
+  if (o.create) flags |= C.O_CREAT
+  if (o.create && o.exclusive) flags |= C.O_EXCL
+  if (o.truncate) flags |= C.O_TRUNC
+  // SECURITY: O_NONBLOCK: opening a host FIFO without it blocks the (synchronous) host until a
+  // writer appears. It has no effect on regular files.
+  return flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC
+}
+
+/** Where a fallback directory handle's directory is, as far as this mount knows. */
+interface DirPath {
+  path: string
+  /** This mount removed it (rmdir, or replaced by a rename): it behaves as an unlinked directory. */
+  gone: boolean
+}
+
+/**
+ * Fallback only: the paths of live directory handles, kept current across this mount's own
+ * renames and removals, so that a handle follows its directory as an fd would. Held through
+ * `WeakRef`s: a handle its user forgot to close does not pin memory here.
+ */
+class DirPaths {
+  readonly #live = new Set<WeakRef<DirPath>>()
+
+  add(path: string): { rec: DirPath; ref: WeakRef<DirPath> } {
+    const rec: DirPath = { path, gone: false }
+    const ref = new WeakRef(rec)
+    this.#live.add(ref)
+    return { rec, ref }
+  }
+
+  delete(ref: WeakRef<DirPath>): void {
+    this.#live.delete(ref)
+  }
+
+  /** After `rename(from, to)` succeeded: whatever was at `to` is gone; `from` and below move. */
+  moved(from: string, to: string): void {
+    if (from === to) return // POSIX: renaming a name onto itself does nothing
+    const recs = this.#records()
+    for (const rec of recs) if (!rec.gone && under(rec.path, to)) rec.gone = true
+    for (const rec of recs) if (!rec.gone && under(rec.path, from)) rec.path = to + rec.path.slice(from.length)
+  }
+
+  /** After `rmdir(path)` succeeded. */
+  removed(path: string): void {
+    for (const rec of this.#records()) if (under(rec.path, path)) rec.gone = true
+  }
+
+  #records(): DirPath[] {
+    const recs: DirPath[] = []
+    for (const ref of this.#live) {
+      const rec = ref.deref()
+      if (rec === undefined) this.#live.delete(ref)
+      else recs.push(rec)
+    }
+    return recs
+  }
+}
+
+function under(path: string, dir: string): boolean {
+  return path === dir || path.startsWith(dir.endsWith('/') ? dir : dir + '/')
+}
+
+/** Per-instance state shared by every handle of one mount. */
+class Mount {
+  readonly #inos = new Map<string, bigint>()
+  #nextIno = 1n
+  /** Only the fallback strategy needs to know where its directories are. */
+  readonly paths: DirPaths | undefined
+
+  constructor(paths?: DirPaths) {
+    this.paths = paths
+  }
+
+  /**
+   * SECURITY: the sandbox's inode number for a host (dev, ino) pair, so host inode numbers
+   * (which reveal host layout and allocation) never reach the guest. Stable within this mount.
+   * NOTE: the table only grows (one entry per distinct host node ever seen); on a file system
+   * that never reuses inode numbers (tmpfs), a create/stat/unlink loop grows it until the
+   * guest's time or disk budget ends it.
+   */
+  ino(st: fs.BigIntStats): bigint {
+    const key = `${st.dev}:${st.ino}`
+    let ino = this.#inos.get(key)
+    if (ino === undefined) {
+      ino = this.#nextIno++
+      this.#inos.set(key, ino)
+    }
+    return ino
+  }
+
+  nodeStat(st: fs.BigIntStats): NodeStat {
+    return {
+      filetype: filetypeOf(st),
+      ino: this.ino(st),
+      nlink: st.nlink,
+      size: st.size,
+      atim: st.atimeNs,
+      mtim: st.mtimeNs,
+      ctim: st.ctimeNs,
+    }
+  }
+}
+
+/** An open host file; shared by both strategies (a file fd needs no path afterwards). */
+class HostFile implements FileHandle {
+  readonly kind = 'file' as const
+  readonly #mount: Mount
+  #fd: number
+
+  constructor(mount: Mount, fd: number) {
+    this.#mount = mount
+    this.#fd = fd
+  }
+
+  /** SECURITY: never hand a closed fd number to the host; it may belong to someone else now. */
+  #open(): number {
+    if (this.#fd < 0) throw new WasiError(Errno.BADF, 'file handle is closed')
+    return this.#fd
+  }
+
+  stat(): NodeStat {
+    const fd = this.#open()
+    return this.#mount.nodeStat(host(() => fs.fstatSync(fd, BIG)))
+  }
+
+  read(dst: Uint8Array, position: bigint): number {
+    const fd = this.#open()
+    if (position < 0n || position > MAX_OFF_T) throw new WasiError(Errno.INVAL, 'read position out of range')
+    // The kernel refuses a range whose end passes 2^63-1 (EINVAL); no file has bytes there, so
+    // the read is shortened to end at 2^63-1, which reads 0 bytes (end of file) as POSIX expects.
+    const room = MAX_OFF_T - position
+    const len = Math.min(dst.byteLength, MAX_IO, room > BigInt(MAX_IO) ? MAX_IO : Number(room))
+    if (len === 0) return 0
+    // Hot path: a plain try/catch instead of `host()`, so no closure is allocated per call.
+    try {
+      return fs.readSync(fd, dst, 0, len, position)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
+  }
+
+  write(src: Uint8Array, position: bigint): number {
+    const fd = this.#open()
+    if (position < 0n || position > MAX_OFF_T) throw new WasiError(Errno.INVAL, 'write position out of range')
+    // NOTE: Node's writeSync takes no bigint position and treats an unsafe number as "the current
+    // position", so a write there would land somewhere else. No host file system holds bytes
+    // that far out in practice: report the file as too large, as the kernel would.
+    if (position > MAX_SAFE) throw new WasiError(Errno.FBIG, 'write position beyond 2^53')
+    const len = Math.min(src.byteLength, MAX_IO)
+    if (len === 0) return 0
+    try {
+      return fs.writeSync(fd, src, 0, len, Number(position))
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
+  }
+
+  setSize(size: bigint): void {
+    const fd = this.#open()
+    // Node clamps a negative length to 0 and throws RangeError past 2^53: check before calling.
+    if (size < 0n) throw new WasiError(Errno.INVAL, 'negative size')
+    if (size > MAX_SAFE) throw new WasiError(Errno.FBIG, 'size beyond 2^53')
+    host(() => fs.ftruncateSync(fd, Number(size)))
+  }
+
+  setTimes(atim: TimeSpec, mtim: TimeSpec): void {
+    const fd = this.#open()
+    assertTimeSpec(atim)
+    assertTimeSpec(mtim)
+    if (atim === undefined && mtim === undefined) return
+    // Node cannot pass UTIME_OMIT: an unchanged time is re-set to its current value.
+    const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
+    host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+  }
+
+  allocate(offset: bigint, len: bigint): void {
+    const fd = this.#open()
+    if (offset < 0n || len < 0n) throw new WasiError(Errno.INVAL, 'negative allocate range')
+    const end = offset + len
+    if (end > MAX_SAFE) throw new WasiError(Errno.FBIG, 'allocate beyond 2^53')
+    // Node has no fallocate: growing the size gives the same guest-visible result (a sparse
+    // extension); it never shrinks.
+    const size = host(() => fs.fstatSync(fd, BIG)).size
+    if (end > size) host(() => fs.ftruncateSync(fd, Number(end)))
+  }
+
+  sync(): void {
+    const fd = this.#open()
+    host(() => fs.fsyncSync(fd))
+  }
+
+  datasync(): void {
+    const fd = this.#open()
+    host(() => fs.fdatasyncSync(fd))
+  }
+
+  close(): void {
+    const fd = this.#fd
+    if (fd < 0) return
+    this.#fd = -1 // before the call: the fd is gone even if close reports an error
+    host(() => fs.closeSync(fd))
+  }
+}
+
+/**
+ * What both strategies share: every child operation is `assertHostComponent`, then `enter()`
+ * (the handle is open and, for the fallback, still names its directory), then one host call on
+ * `at(name)`.
+ */
+abstract class HostDir implements DirHandle {
+  readonly kind = 'dir' as const
+  readonly #mount: Mount
+
+  protected constructor(mount: Mount) {
+    this.#mount = mount
+  }
+
+  protected get mount(): Mount {
+    return this.#mount
+  }
+
+  /** Throws unless the handle may be used now (`BADF` when closed; `NOENT`, `STALE` for the fallback). */
+  protected abstract enter(): void
+  /** The directory was removed through this mount (fallback only; an fd needs no such record). */
+  protected abstract gone(): boolean
+  /** After a call that returned information: the fallback re-checks to narrow its race window. */
+  protected abstract settle(): void
+  /** The host path through which `name` is reached inside this directory; no checks. */
+  protected abstract at(name: string): string
+  /** The host path that lists this directory; no checks. */
+  protected abstract self(): string
+
+  abstract stat(): NodeStat
+  abstract setTimes(atim: TimeSpec, mtim: TimeSpec): void
+  abstract openDir(name: string): DirHandle
+  abstract openFile(name: string, options: OpenFileOptions): FileHandle
+  abstract close(): void
+
+  /** Checks `name` and the handle, and gives the path to use for one host call. */
+  protected child(name: string): string {
+    assertHostComponent(name)
+    this.enter()
+    return this.at(name)
+  }
+
+  /**
+   * SECURITY: two-handle operations only work between handles of this very mount (identity, not
+   * host path): anything else, another `createHostDirFs` instance or another backend, is `XDEV`.
+   */
+  #peer(toDir: DirHandle): HostDir {
+    // A brand check, not `instanceof`: a look-alike object with HostDir's prototype fails it.
+    if (!(#mount in toDir) || toDir.#mount !== this.#mount) {
+      throw new WasiError(Errno.XDEV, 'target directory belongs to another mount')
+    }
+    return toDir
+  }
+
+  statChild(name: string): NodeStat {
+    const p = this.child(name)
+    const st = host(() => fs.lstatSync(p, BIG))
+    this.settle()
+    return this.#mount.nodeStat(st)
+  }
+
+  readlink(name: string): string {
+    const p = this.child(name)
+    const target = host(() => fs.readlinkSync(p))
+    this.settle()
+    return target
+  }
+
+  mkdir(name: string): void {
+    const p = this.child(name)
+    host(() => fs.mkdirSync(p))
+  }
+
+  symlink(target: string, name: string): void {
+    // Node throws a non-errno validation error for NUL; the kernel could never store it anyway.
+    if (target.includes('\0')) throw new WasiError(Errno.INVAL, 'NUL in symlink target')
+    const p = this.child(name)
+    host(() => fs.symlinkSync(target, p))
+  }
+
+  unlink(name: string): void {
+    const p = this.child(name)
+    host(() => fs.unlinkSync(p))
+  }
+
+  rmdir(name: string): void {
+    const p = this.child(name)
+    host(() => fs.rmdirSync(p))
+    this.#mount.paths?.removed(p)
+  }
+
+  rename(name: string, toDir: DirHandle, toName: string): void {
+    assertHostComponent(toName)
+    const to = this.#peer(toDir)
+    const from = this.child(name)
+    const dest = to.child(toName)
+    host(() => fs.renameSync(from, dest))
+    this.#mount.paths?.moved(from, dest)
+  }
+
+  link(name: string, toDir: DirHandle, toName: string): void {
+    assertHostComponent(toName)
+    const to = this.#peer(toDir)
+    const from = this.child(name)
+    const dest = to.child(toName)
+    // link(2) on Linux does not follow a symlink source: the link itself is linked (no follow).
+    host(() => fs.linkSync(from, dest))
+  }
+
+  setTimesChild(name: string, atim: TimeSpec, mtim: TimeSpec): void {
+    assertTimeSpec(atim)
+    assertTimeSpec(mtim)
+    const p = this.child(name)
+    const cur = atim === undefined || mtim === undefined ? host(() => fs.lstatSync(p, BIG)) : undefined
+    if (atim === undefined && mtim === undefined) return
+    // lutimes: utimensat(AT_SYMLINK_NOFOLLOW), so a symlink's own times change, never its target's.
+    host(() => fs.lutimesSync(p, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+  }
+
+  readdir(): DirEntry[] {
+    if (this.gone()) return [] // an unlinked directory has no entries
+    this.enter()
+    const names = host(() => fs.readdirSync(this.self(), { encoding: 'buffer' }))
+    const entries: DirEntry[] = []
+    for (const raw of names) {
+      let name: string
+      try {
+        name = fatalUtf8.decode(raw)
+      } catch {
+        // NOTE: a host name that is not UTF-8 cannot be named through this string interface; a
+        // lossy decoding could alias another entry, so such entries are left out.
+        continue
+      }
+      if (name === '.' || name === '..') continue
+      let st: fs.BigIntStats
+      try {
+        st = fs.lstatSync(this.at(name), BIG)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue // removed since the listing
+        throw wasiErrorFrom(err)
+      }
+      entries.push({ name, filetype: filetypeOf(st), ino: this.#mount.ino(st) })
+    }
+    this.settle()
+    // Host order is stable for an unchanged directory but differs between file systems; a sorted
+    // listing is stable everywhere.
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    return entries
+  }
+}
+
+/** Linux: a directory handle is an open directory fd; children are reached beneath it. */
+class ProcDir extends HostDir {
+  #fd: number
+
+  constructor(mount: Mount, fd: number) {
+    super(mount)
+    this.#fd = fd
+  }
+
+  protected enter(): void {
+    if (this.#fd < 0) throw new WasiError(Errno.BADF, 'directory handle is closed')
+  }
+
+  protected gone(): boolean {
+    return false
+  }
+
+  protected settle(): void {}
+
+  protected at(name: string): string {
+    return `/proc/self/fd/${this.#fd}/${name}`
+  }
+
+  protected self(): string {
+    return `/proc/self/fd/${this.#fd}`
+  }
+
+  stat(): NodeStat {
+    this.enter()
+    const fd = this.#fd
+    return this.mount.nodeStat(host(() => fs.fstatSync(fd, BIG)))
+  }
+
+  setTimes(atim: TimeSpec, mtim: TimeSpec): void {
+    this.enter()
+    assertTimeSpec(atim)
+    assertTimeSpec(mtim)
+    if (atim === undefined && mtim === undefined) return
+    const fd = this.#fd
+    const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
+    host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+  }
+
+  openDir(name: string): DirHandle {
+    const p = this.child(name)
+    let fd: number
+    try {
+      // SECURITY: O_NOFOLLOW|O_DIRECTORY: a symlink in the final component is never followed.
+      fd = fs.openSync(p, DIR_FLAGS)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      // A symlink gives ELOOP (or ENOTDIR): to the resolver above, "not a directory".
+      if (code === 'ELOOP') throw new WasiError(Errno.NOTDIR, `symlink ${p}`)
+      throw wasiErrorFrom(err)
+    }
+    return new ProcDir(this.mount, fd)
+  }
+
+  openFile(name: string, options: OpenFileOptions): FileHandle {
+    const p = this.child(name)
+    const fd = host(() => fs.openSync(p, fileFlags(options), 0o666))
+    try {
+      // A read-only open of a directory succeeds on the host; the interface says ISDIR.
+      if (fs.fstatSync(fd, BIG).isDirectory()) throw new WasiError(Errno.ISDIR, p)
+    } catch (err) {
+      closeQuietly(fd)
+      throw wasiErrorFrom(err)
+    }
+    return new HostFile(this.mount, fd)
+  }
+
+  close(): void {
+    const fd = this.#fd
+    if (fd < 0) return
+    this.#fd = -1
+    host(() => fs.closeSync(fd))
+  }
+}
+
+/** Elsewhere: a directory handle is a checked path plus the identity it must still have. */
+class FallbackDir extends HostDir {
+  readonly #dev: bigint
+  readonly #ino: bigint
+  /** Current path (moved by this mount's renames) and whether this mount removed the directory. */
+  readonly #where: DirPath
+  readonly #ref: WeakRef<DirPath>
+  readonly #paths: DirPaths
+  /** The last stat that matched: what `stat()` reports once the directory is gone. */
+  #last: fs.BigIntStats
+  #closed = false
+
+  constructor(mount: Mount, paths: DirPaths, realPath: string, st: fs.BigIntStats) {
+    super(mount)
+    this.#dev = st.dev
+    this.#ino = st.ino
+    this.#last = st
+    this.#paths = paths
+    const { rec, ref } = paths.add(realPath)
+    this.#where = rec
+    this.#ref = ref
+  }
+
+  /**
+   * SECURITY: the handle's path must still be this directory (lstat: a symlink put in its place
+   * fails). `NOENT` once this mount removed it (POSIX, as for an unlinked directory); `STALE`
+   * when the host moved, removed or replaced it behind the mount's back: the handle cannot
+   * follow it.
+   */
+  #verify(): fs.BigIntStats {
+    if (this.#closed) throw new WasiError(Errno.BADF, 'directory handle is closed')
+    const path = this.#where.path
+    if (this.#where.gone) throw new WasiError(Errno.NOENT, `${path} was removed`)
+    let st: fs.BigIntStats
+    try {
+      st = fs.lstatSync(path, BIG)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new WasiError(Errno.STALE, `${path} is gone`)
+      throw wasiErrorFrom(err)
+    }
+    if (!st.isDirectory() || st.dev !== this.#dev || st.ino !== this.#ino) {
+      throw new WasiError(Errno.STALE, `${path} was replaced`)
+    }
+    this.#last = st
+    return st
+  }
+
+  protected enter(): void {
+    this.#verify()
+  }
+
+  protected gone(): boolean {
+    if (this.#closed) throw new WasiError(Errno.BADF, 'directory handle is closed')
+    return this.#where.gone
+  }
+
+  protected settle(): void {
+    this.#verify()
+  }
+
+  protected at(name: string): string {
+    const path = this.#where.path
+    return path.endsWith('/') ? path + name : `${path}/${name}`
+  }
+
+  protected self(): string {
+    return this.#where.path
+  }
+
+  stat(): NodeStat {
+    if (this.gone()) return { ...this.mount.nodeStat(this.#last), nlink: 0n }
+    return this.mount.nodeStat(this.#verify())
+  }
+
+  setTimes(atim: TimeSpec, mtim: TimeSpec): void {
+    const cur = this.#verify()
+    assertTimeSpec(atim)
+    assertTimeSpec(mtim)
+    if (atim === undefined && mtim === undefined) return
+    // lutimes: if the path was swapped for a symlink since the check, its target is untouched.
+    const path = this.#where.path
+    host(() => fs.lutimesSync(path, hostTime(atim, cur.atimeNs), hostTime(mtim, cur.mtimeNs)))
+  }
+
+  openDir(name: string): DirHandle {
+    const p = this.child(name)
+    const st = host(() => fs.lstatSync(p, BIG))
+    if (!st.isDirectory()) throw new WasiError(Errno.NOTDIR, p) // a symlink included: never followed
+    this.#verify()
+    return new FallbackDir(this.mount, this.#paths, p, st)
+  }
+
+  openFile(name: string, options: OpenFileOptions): FileHandle {
+    const flags = fileFlags(options)
+    for (let attempt = 0; attempt < FALLBACK_OPEN_ATTEMPTS; attempt++) {
+      const p = this.child(name)
+      let before: fs.BigIntStats | undefined
+      try {
+        before = fs.lstatSync(p, BIG)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || !options.create) throw wasiErrorFrom(err)
+      }
+      // Where O_NOFOLLOW is missing (Windows) this check is what refuses a final symlink.
+      if (before?.isSymbolicLink() && !(options.create && options.exclusive)) {
+        throw new WasiError(Errno.LOOP, `symlink ${p}`)
+      }
+      const fd = host(() => fs.openSync(p, flags, 0o666))
+      let ok = false
+      try {
+        const opened = fs.fstatSync(fd, BIG)
+        // SECURITY: what was opened must be what the lookup saw (or, when just created, what the
+        // name designates now), and the directory must still be this one.
+        const seen = before ?? fs.lstatSync(p, BIG)
+        this.#verify()
+        if (sameNode(seen, opened)) {
+          if (opened.isDirectory()) throw new WasiError(Errno.ISDIR, p)
+          ok = true
+          return new HostFile(this.mount, fd)
+        }
+      } catch (err) {
+        throw wasiErrorFrom(err)
+      } finally {
+        if (!ok) closeQuietly(fd)
+      }
+    }
+    throw new WasiError(Errno.STALE, `${this.#where.path}: file kept changing while being opened`)
+  }
+
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#paths.delete(this.#ref)
+  }
+}
+
+/** Whether `/proc/self/fd/<fd>` reaches the directory `fd` holds, on a kernel whose semantics we rely on. */
+function procFdWorks(fd: number): boolean {
+  if (process.platform !== 'linux') return false
+  try {
+    const held = fs.fstatSync(fd, BIG)
+    const viaLink = fs.statSync(`/proc/self/fd/${fd}`, BIG)
+    const viaChild = fs.statSync(`/proc/self/fd/${fd}/.`, BIG)
+    return held.isDirectory() && sameNode(held, viaLink) && sameNode(held, viaChild)
+  } catch {
+    return false
+  }
+}
+
+function mountError(hostPath: string, message: string, cause?: unknown): Error {
+  return new Error(`[wasi-host] cannot mount host directory ${hostPath}: ${message}`, { cause })
+}
+
+/**
+ * Mounts the host directory `hostPath` as a `Filesystem`.
+ *
+ * `hostPath` is the host's trusted configuration: symlinks in it are followed once, here. From
+ * then on every lookup is anchored to what was opened.
+ *
+ * @throws Error if `hostPath` is not an accessible directory, or `mode: 'proc'` is unavailable.
+ * @example
+ * const mount = createHostDirFs('/srv/data')
+ * const root = mount.root()
+ * const f = root.openFile('a.txt', { read: true, write: false, create: false, exclusive: false, truncate: false })
+ */
+export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}): HostDirFs {
+  const mode = options.mode ?? 'auto'
+  const caps: FilesystemCaps = Object.freeze({ symlinks: true, hardLinks: true })
+
+  if (mode !== 'fallback') {
+    let rootFd: number
+    try {
+      rootFd = fs.openSync(hostPath, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    } catch (err) {
+      throw mountError(hostPath, (err as Error).message, err)
+    }
+    if (procFdWorks(rootFd)) {
+      const mount = new Mount()
+      let fd = rootFd
+      return {
+        strategy: 'proc-fd',
+        caps,
+        root(): DirHandle {
+          if (fd < 0) throw new WasiError(Errno.BADF, 'mount is closed')
+          // Re-opening the magic link (without O_NOFOLLOW, which would refuse it) yields a new
+          // fd on the very directory the root fd holds: each handle owns and closes its own.
+          const own = fd
+          return new ProcDir(mount, host(() => fs.openSync(`/proc/self/fd/${own}`, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+        },
+        close(): void {
+          if (fd < 0) return
+          const own = fd
+          fd = -1
+          fs.closeSync(own)
+        },
+      }
+    }
+    fs.closeSync(rootFd)
+    if (mode === 'proc') throw mountError(hostPath, '/proc/self/fd is not usable on this system')
+  }
+
+  let realPath: string
+  let st: fs.BigIntStats
+  try {
+    realPath = fs.realpathSync(hostPath)
+    st = fs.lstatSync(realPath, BIG)
+  } catch (err) {
+    throw mountError(hostPath, (err as Error).message, err)
+  }
+  if (!st.isDirectory()) throw mountError(hostPath, 'not a directory')
+  const paths = new DirPaths()
+  const mount = new Mount(paths)
+  let closed = false
+  return {
+    strategy: 'fallback',
+    caps,
+    root(): DirHandle {
+      if (closed) throw new WasiError(Errno.BADF, 'mount is closed')
+      const dir = new FallbackDir(mount, paths, realPath, st)
+      dir.stat() // fails STALE now, not at first use, if the mount point itself was replaced
+      return dir
+    },
+    close(): void {
+      closed = true
+    },
+  }
+}
