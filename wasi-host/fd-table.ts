@@ -26,6 +26,8 @@ export interface DirRef {
 }
 
 interface DescriptorBase {
+  /** The base rights the descriptor was created with; `rightsBase` only ever loses bits from it. */
+  readonly rightsAtOpen: number
   rightsBase: number
   rightsInheriting: number
   fdflags: number

@@ -18,7 +18,7 @@ import { readOnly } from './fs/read-only.js'
 import { DEFAULT_RESOLVER_LIMITS } from './fs/path-resolver.js'
 import { DEFAULT_HOST_LIMITS, type ClockSource, type HostLimits, type HostState, type HostStats } from './host-state.js'
 import {
-  denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, MUTATING_RIGHTS, STDIN_RIGHTS, STDOUT_RIGHTS,
+  denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, missingRightDenial, STDIN_RIGHTS, STDOUT_RIGHTS,
   SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
 } from './rights.js'
 import * as argsEnv from './syscalls/args-env.js'
@@ -215,7 +215,7 @@ export class WasiHost implements HostState {
     const stream = (name: 'stdin' | 'stdout' | 'stderr', read: StreamReader | undefined, write: StreamWriter | undefined, rights: number) => {
       this.fds.insert({
         kind: 'stream', name, read, write, filetype: Filetype.CHARACTER_DEVICE,
-        rightsBase: rights, rightsInheriting: 0, fdflags: 0,
+        rightsAtOpen: rights, rightsBase: rights, rightsInheriting: 0, fdflags: 0,
       })
     }
     stream('stdin', stdinReader(options.stdin), undefined, STDIN_RIGHTS)
@@ -231,6 +231,7 @@ export class WasiHost implements HostState {
     const d: DirDescriptor = {
       kind: 'dir', filetype: Filetype.DIRECTORY, dir: { handle: fs.root(), refs: 1 }, mount,
       preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
+      rightsAtOpen: DIRECTORY_RIGHTS & domainRights(mode),
       rightsBase: DIRECTORY_RIGHTS & domainRights(mode),
       // Generous inheriting rights; the mode is enforced at open (LESSONS.md, "Decisions taken", 7).
       rightsInheriting: DIRECTORY_RIGHTS | FILE_RIGHTS,
@@ -300,11 +301,8 @@ export class WasiHost implements HostState {
   }
 }
 
-/** On a read-only mount a missing mutating right reads as ROFS, as POSIX programs expect. */
 function missingRightErrno(d: Descriptor, need: number): number {
-  const missing = need & ~d.rightsBase
-  if (d.kind !== 'stream' && d.mount.mode === 'ro' && (missing & MUTATING_RIGHTS) === missing) return denialErrno('read-only')
-  return denialErrno('missing-right')
+  return denialErrno(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, d.kind !== 'stream' && d.mount.mode === 'ro'))
 }
 
 function discard(): void {}

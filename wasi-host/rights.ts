@@ -105,6 +105,7 @@ export type DenialKind =
   | 'cross-domain'
   | 'not-a-directory-fd'
   | 'bad-descriptor'
+  | 'not-open-for-io'
 
 const DENIAL_ERRNO: Record<DenialKind, Errno> = {
   'missing-right': Errno.NOTCAPABLE,
@@ -113,6 +114,22 @@ const DENIAL_ERRNO: Record<DenialKind, Errno> = {
   'cross-domain': Errno.XDEV,
   'not-a-directory-fd': Errno.NOTDIR,
   'bad-descriptor': Errno.BADF,
+  // POSIX: read or write on a descriptor not opened for it is EBADF (node:wasi and wasmtime agree).
+  'not-open-for-io': Errno.BADF,
+}
+
+/**
+ * Classifies a failed rights check. A read or write right the descriptor never had is POSIX's
+ * "not open for reading/writing"; a change refused on a read-only mount reads as `ROFS`; any
+ * other missing right (including one the guest dropped itself) is `NOTCAPABLE`.
+ */
+export function missingRightDenial(
+  need: number, held: number, atOpen: number, readOnlyMount: boolean,
+): DenialKind {
+  const missing = need & ~held
+  if ((missing & ~atOpen & (R.FD_READ | R.FD_WRITE)) !== 0) return 'not-open-for-io'
+  if (readOnlyMount && (missing & MUTATING_RIGHTS) === missing) return 'read-only'
+  return 'missing-right'
 }
 
 /** The errno the guest sees for a kind of denial (LESSONS.md, "Decisions taken", 1). */

@@ -93,6 +93,7 @@ export function path_open(
       const child: DirDescriptor = {
         kind: 'dir', filetype: Filetype.DIRECTORY, dir: dirRef, mount, preopenPath: undefined, listing: undefined,
         depth: d.depth + r.depth + (r.name === undefined ? 0 : 1),
+        rightsAtOpen: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
         rightsBase: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
         // Directories pass on generous inheriting rights; the mode is enforced at open
         // (LESSONS.md, "Decisions taken", 7), so a write-open fails early with ROFS.
@@ -119,6 +120,7 @@ export function path_open(
     st = handle.stat()
     const child: Descriptor = {
       kind: 'file', filetype: st.filetype, handle, mount, position: 0n,
+      rightsAtOpen: base & maxRightsFor(st.filetype),
       rightsBase: base & maxRightsFor(st.filetype),
       rightsInheriting: requestedInheriting & d.rightsInheriting & domain,
       fdflags,
