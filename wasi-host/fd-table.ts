@@ -85,6 +85,11 @@ export class FdTable {
     return this.#slots[fd]
   }
 
+  /** @throws WasiError MFILE when no descriptor can be added; call before any side effect. */
+  assertRoom(): void {
+    if (this.#count >= this.maxFds) throw new WasiError(Errno.MFILE, 'descriptor limit reached')
+  }
+
   /** Inserts at the lowest free number. @throws WasiError MFILE */
   insert(d: Descriptor): number {
     if (this.#count >= this.maxFds) throw new WasiError(Errno.MFILE, 'descriptor limit reached')

@@ -60,9 +60,9 @@ interface SyscallSpec {
   args: readonly ArgKind[]
   /** Index of the descriptor argument the dispatcher resolves and checks. */
   fd?: number
-  /** Kinds of descriptor the call accepts; others get `wrongKind`. */
+  /** Kinds of descriptor the call accepts; others get `wrongKind` (by kind, else BADF). */
   on?: readonly DescriptorKind[]
-  wrongKind?: Errno
+  wrongKind?: Errno | Partial<Record<DescriptorKind, Errno>>
   /** Index of a second descriptor argument (two-handle calls), resolved but checked by the call. */
   fd2?: number
   // Each implementation has its own typed signature; the dispatcher calls them uniformly.
@@ -76,6 +76,8 @@ const DIR: readonly DescriptorKind[] = ['dir']
 const FILE_OR_DIR: readonly DescriptorKind[] = ['file', 'dir']
 const IO: readonly DescriptorKind[] = ['file', 'stream']
 const NONE: readonly DescriptorKind[] = []
+/** Seeking calls: a stream cannot seek (SPIPE); a directory is the wrong kind (BADF). */
+const UNSEEKABLE = { stream: Errno.SPIPE, dir: Errno.BADF } as const
 
 /** The 46 functions of `wasi_snapshot_preview1`, with their argument kinds. */
 const SYSCALLS: Record<string, SyscallSpec> = {
@@ -95,16 +97,16 @@ const SYSCALLS: Record<string, SyscallSpec> = {
   fd_filestat_get: { args: [u32, u32], fd: 0, impl: fd.fd_filestat_get },
   fd_filestat_set_size: { args: [u32, u64], fd: 0, on: FILE, impl: fd.fd_filestat_set_size },
   fd_filestat_set_times: { args: [u32, u64, u64, u32], fd: 0, on: FILE_OR_DIR, impl: fd.fd_filestat_set_times },
-  fd_pread: { args: [u32, u32, u32, u64, u32], fd: 0, on: FILE, wrongKind: Errno.SPIPE, impl: fd.fd_pread },
+  fd_pread: { args: [u32, u32, u32, u64, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_pread },
   fd_prestat_get: { args: [u32, u32], fd: 0, impl: fd.fd_prestat_get },
   fd_prestat_dir_name: { args: [u32, u32, u32], fd: 0, impl: fd.fd_prestat_dir_name },
-  fd_pwrite: { args: [u32, u32, u32, u64, u32], fd: 0, on: FILE, wrongKind: Errno.SPIPE, impl: fd.fd_pwrite },
+  fd_pwrite: { args: [u32, u32, u32, u64, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_pwrite },
   fd_read: { args: [u32, u32, u32, u32], fd: 0, on: IO, impl: fd.fd_read },
   fd_readdir: { args: [u32, u32, u32, u64, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: fd.fd_readdir },
   fd_renumber: { args: [u32, u32], impl: fd.fd_renumber },
-  fd_seek: { args: [u32, s64, u32, u32], fd: 0, on: FILE, wrongKind: Errno.SPIPE, impl: fd.fd_seek },
+  fd_seek: { args: [u32, s64, u32, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_seek },
   fd_sync: { args: [u32], fd: 0, on: FILE_OR_DIR, wrongKind: Errno.INVAL, impl: fd.fd_sync },
-  fd_tell: { args: [u32, u32], fd: 0, on: FILE, wrongKind: Errno.SPIPE, impl: fd.fd_tell },
+  fd_tell: { args: [u32, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_tell },
   fd_write: { args: [u32, u32, u32, u32], fd: 0, on: IO, impl: fd.fd_write },
   path_create_directory: { args: [u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_create_directory },
   path_filestat_get: { args: [u32, u32, u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_filestat_get },
@@ -245,7 +247,8 @@ export class WasiHost implements HostState {
     const fdAt = spec.fd
     const fd2At = spec.fd2
     const on = spec.on
-    const wrongKind = spec.wrongKind ?? Errno.BADF
+    const wrongKinds = typeof spec.wrongKind === 'object' ? spec.wrongKind : undefined
+    const wrongKind = typeof spec.wrongKind === 'number' ? spec.wrongKind : Errno.BADF
     const need = (SYSCALL_RIGHTS as Record<string, number>)[name] ?? 0
     const need2 = (TARGET_RIGHTS as Record<string, number>)[name] ?? 0
     const impl = spec.impl
@@ -269,7 +272,7 @@ export class WasiHost implements HostState {
         if (fdAt !== undefined) {
           const d = this.fds.get(args[fdAt] as number)
           if (d === undefined) return denialErrno('bad-descriptor')
-          if (on !== undefined && !on.includes(d.kind)) return wrongKind
+          if (on !== undefined && !on.includes(d.kind)) return wrongKinds?.[d.kind] ?? wrongKind
           if ((d.rightsBase & need) !== need) return missingRightErrno(d, need)
           args[fdAt] = d
         }

@@ -51,7 +51,8 @@ export class GuestMemory {
 
   /** Checks that `[ptr, ptr+len)` lies within memory and `ptr` is aligned to `align`. */
   check(ptr: number, len: number, align = 1): void {
-    if (ptr + len > this.#u8.byteLength) {
+    // Negative values can only come from a caller that skipped the dispatcher's `>>> 0`: refuse them too.
+    if (ptr + len > this.#u8.byteLength || ptr < 0 || len < 0) {
       throw new GuestFault(`out-of-bounds access: ptr=${ptr} len=${len} memory=${this.#u8.byteLength}`)
     }
     if (align > 1 && ptr % align !== 0) throw new GuestFault(`misaligned pointer ${ptr} (needs ${align})`)

@@ -79,8 +79,11 @@ export function path_open(
     throw new WasiError(denialErrno('missing-right'), 'requested read/write beyond the directory\'s inheriting rights')
   }
   const domain = domainRights(mount.mode)
+  // A descriptor slot must exist before any effect (a create or a truncate) happens.
+  h.fds.assertRoom()
 
-  return withResolution(h, d, path, follow, (r) => {
+  // POSIX: O_CREAT|O_EXCL never follows a symlink in the last component, dangling or not.
+  return withResolution(h, d, path, follow && !(create && exclusive), (r) => {
     let st = r.stat
     if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
       // The target is a directory.
@@ -236,6 +239,7 @@ export function path_symlink(
   if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty target')
   withResolution(h, d, path, false, (r) => {
     if (r.name === undefined || r.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
+    if (r.trailingSlash) throw new WasiError(Errno.NOENT, 'trailing slash on a new link name')
     // SECURITY: refuse links that could only ever point out of the mount: they can never be
     // followed here, and on a host directory they would be a trap left for the host's user.
     if (escapesLexically(target, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
