@@ -7,12 +7,10 @@ import { writeSync } from 'node:fs'
 import { main } from './cli.js'
 
 const write = (fd: number) => (s: string) => { writeSync(fd, s) }
-let code: number
 try {
-  code = main(process.argv.slice(2), { out: write(1), err: write(2), env: process.env })
+  process.exitCode = await main(process.argv.slice(2), { out: write(1), err: write(2), env: process.env })
 } catch (e) {
   if (process.env.CAPLET_DEBUG) throw e
   writeSync(2, `caplet: internal error: ${(e as Error)?.message ?? String(e)} (this is a bug in caplet; rerun with CAPLET_DEBUG=1 for details)\n`)
-  code = 70
+  process.exitCode = 70
 }
-process.exitCode = code

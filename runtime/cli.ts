@@ -2,12 +2,16 @@
  * @module The `caplet` command line. `caplet run [flags] MODULE.wasm [ARGS...]`.
  * Errors are one line (what failed, why, what to do), never a stack trace; caplet's own
  * failures use exit codes that a guest's own exit cannot be confused with in scripts.
+ * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError } from './errors.js'
-import { runSync, TRAP_EXIT_CODE, type MountSpec, type RunOptions } from './run.js'
+import type { MountSpec, RunOptions } from './policy.js'
+import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
 
 export const ExitCode = {
+  /** A limit stopped the guest (timeout, fuel, output). */
+  LIMIT: LIMIT_EXIT_CODE,
   /** Bad invocation or policy: a flag, a mount, a missing file. */
   USAGE: 125,
   /** The module was rejected: unreadable, invalid, or importing what caplet does not provide. */
@@ -25,7 +29,7 @@ Usage:
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
-no files, no environment variables, no network.
+no files, no environment variables, no network. It runs in a worker thread.
 
 Grants (each may be repeated; flags go before MODULE):
   --dir HOST:GUEST[:ro|:rw]  Show host directory HOST to the guest at GUEST (read-write
@@ -35,14 +39,32 @@ Grants (each may be repeated; flags go before MODULE):
   --env NAME                 Pass the host's value of NAME (nothing else is inherited).
   --stdin FILE               Read the guest's stdin from FILE (default: caplet's own stdin).
 
+Limits (sizes take KiB/MiB/GiB, durations ms/s/m):
+  --memory SIZE              Cap the guest's linear memory (memory.grow past it fails).
+  --timeout DURATION         Stop the guest after this wall-clock time (exit 124).
+  --fuel N                   Stop the guest after about N wasm instructions (exit 124);
+                             the same program and input always use the same fuel.
+  --max-output SIZE          Stop the guest once it wrote SIZE bytes to stdout or stderr.
+  --max-fds N                At most N open descriptors (stdio and mounts included).
+
 Other:
+  --policy FILE.json         Read the policy from a JSON file (flags add to it). Its fields:
+                             args, env, mounts [{guest, host|tmp, mode}], limits {memory,
+                             timeout, fuel, stdout, stderr, files}, deterministic, seed,
+                             clocks {resolution, cputime}, syscalls [names allowed].
+  --deterministic            Virtual clocks and seeded random: identical output every run.
+  --seed N                   Seed for --deterministic (default 0).
+  --in-process               Run on caplet's own thread (faster start; --timeout unavailable).
+  --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
   -h, --help                 Show this help.
   -V, --version              Show the version.
 
 Exit status:
   0-255  the guest's own exit code (proc_exit; 0 when main returns; codes above 255 wrap
          as in POSIX)
-  125    caplet could not start the run: bad flag, bad --dir, unreadable --stdin file
+  124    a limit stopped the guest: --timeout, --fuel or --max-output (the message says which)
+  125    caplet could not start the run: bad flag, bad --dir, unreadable --stdin file,
+         invalid policy
   126    the module was rejected: not found, not WebAssembly, or it imports a function
          caplet does not provide (the message names it)
   134    the guest trapped: invalid memory access, unreachable, stack overflow, or a bad
@@ -51,14 +73,15 @@ Exit status:
 Examples:
   caplet run samples/hello.wasm
   caplet run --tmp /scratch --dir ./data:/data:ro prog.wasm arg1
+  caplet run --timeout 2s --memory 64MiB --fuel 5000000000 judge.wasm < input.txt
 `
 
 class UsageError extends Error {}
 
 interface Invocation {
   module: string
-  args: string[]
   options: RunOptions
+  json: boolean
 }
 
 function parseDir(value: string): MountSpec {
@@ -78,13 +101,37 @@ function parseDir(value: string): MountSpec {
   return { host, guest, mode }
 }
 
+function readPolicyFile(file: string): RunOptions {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (e) {
+    throw new UsageError(`--policy ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`)
+  }
+  try {
+    const v = JSON.parse(text) as unknown
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the top level must be an object')
+    return v as RunOptions
+  } catch (e) {
+    throw new UsageError(`--policy ${file}: not valid JSON (${(e as Error).message})`)
+  }
+}
+
+function positiveInt(flag: string, v: string): number {
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) throw new UsageError(`${flag} ${v}: expected a positive whole number`)
+  return Number(v)
+}
+
 export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<string, string | undefined>>): Invocation | 'help' | 'version' {
   const rest = [...argv]
   if (rest[0] === 'run') rest.shift()
   else if (rest.length === 0) return 'help'
+  let options: RunOptions = {}
   const mounts: MountSpec[] = []
   const env: Record<string, string> = {}
+  const limits: NonNullable<RunOptions['limits']> = {}
   let stdinFile: string | undefined
+  let json = false
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -100,13 +147,13 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     const eq = a.indexOf('=')
     if (a.startsWith('--') && eq > 0) { flag = a.slice(0, eq); inline = a.slice(eq + 1) }
     const next = () => inline ?? value(flag)
+    if (flag === '--') {
+      if (rest.length === 0) throw new UsageError('no module given after --')
+      break
+    }
     switch (flag) {
       case '-h': case '--help': return 'help'
       case '-V': case '--version': return 'version'
-      case '--': {
-        if (rest.length === 0) throw new UsageError('no module given after --')
-        return finish(rest, mounts, env, stdinFile)
-      }
       case '--dir': mounts.push(parseDir(next())); break
       case '--tmp': {
         const guest = next()
@@ -127,28 +174,83 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--stdin': stdinFile = next(); break
+      case '--memory': limits.memory = next(); break
+      case '--timeout': limits.timeout = next(); break
+      case '--fuel': limits.fuel = positiveInt(flag, next()); break
+      case '--max-output': { const v = next(); limits.stdout = v; limits.stderr = v; break }
+      case '--max-fds': limits.files = positiveInt(flag, next()); break
+      case '--policy': options = { ...readPolicyFile(next()), ...options }; break
+      case '--deterministic': options.deterministic = true; break
+      case '--seed': options.seed = Number(next()); break
+      case '--in-process': options.isolation = 'in-process'; break
+      case '--json': json = true; break
       default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }
   }
-  return finish(rest, mounts, env, stdinFile)
-}
-
-function finish(rest: string[], mounts: MountSpec[], env: Record<string, string>, stdinFile: string | undefined): Invocation {
   const module = rest.shift()!
-  let stdin: RunOptions['stdin'] = 'inherit'
+  let stdin: RunOptions['stdin'] = options.stdin ?? 'inherit'
   if (stdinFile !== undefined) {
     try {
       stdin = readFileSync(stdinFile)
     } catch (e) {
       throw new UsageError(`--stdin ${stdinFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`)
     }
+  } else if (options.deterministic && stdin === 'inherit') {
+    stdin = readFileSync(0)
   }
   const name = module.split('/').pop() ?? module
-  return { module, args: rest, options: { args: [name, ...rest], env, mounts, stdin, stdout: 'inherit', stderr: 'inherit' } }
+  return {
+    module,
+    json,
+    options: {
+      ...options,
+      args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
+      env: { ...options.env, ...env },
+      mounts: [...(options.mounts ?? []), ...mounts],
+      limits: { ...options.limits, ...limits },
+      stdin,
+      stdout: json ? 'capture' : 'inherit',
+      stderr: json ? 'capture' : 'inherit',
+    },
+  }
 }
 
-/** Runs the CLI; returns the process exit code. `print` receives caplet's own messages. */
-export function main(argv: readonly string[], io: { out: (s: string) => void; err: (s: string) => void; env: Readonly<Record<string, string | undefined>> }): number {
+export interface CliIo {
+  out: (s: string) => void
+  err: (s: string) => void
+  env: Readonly<Record<string, string | undefined>>
+}
+
+function describe(result: RunResult): string | undefined {
+  if (result.trap) {
+    const t = result.trap
+    const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
+    return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}`
+  }
+  if (result.limit) {
+    const what: Record<string, string> = {
+      timeout: 'it ran past --timeout', fuel: 'it used all its --fuel', stdout: 'it wrote more than --max-output to stdout',
+      stderr: 'it wrote more than --max-output to stderr', memory: 'it needed more than --memory', aborted: 'the run was aborted',
+    }
+    return `caplet: guest stopped: ${what[result.limit] ?? result.limit}`
+  }
+  return undefined
+}
+
+function toJson(result: RunResult): string {
+  const dec = new TextDecoder()
+  return JSON.stringify({
+    exitCode: result.exitCode,
+    ...(result.trap ? { trap: result.trap } : {}),
+    ...(result.limit ? { limit: result.limit } : {}),
+    stdout: dec.decode(result.stdout),
+    stderr: dec.decode(result.stderr),
+    stats: result.stats,
+  }, null, 2) + '\n'
+}
+
+/** Runs the CLI; resolves with the process exit code. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
@@ -159,16 +261,15 @@ export function main(argv: readonly string[], io: { out: (s: string) => void; er
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
   try {
-    const result = runSync(inv.module, inv.options)
-    if (result.trap) {
-      const t = result.trap
-      const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
-      io.err(`caplet: guest trapped: ${t.kind}: ${t.message}${recent}\n`)
-      return ExitCode.TRAP
-    }
+    const result = await run(inv.module, inv.options)
+    if (inv.json) io.out(toJson(result))
+    const message = describe(result)
+    if (message) io.err(`${message}\n`)
+    if (result.trap) return ExitCode.TRAP
+    if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff
   } catch (e) {
-    if (e instanceof PolicyError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.USAGE }
+    if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
     if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
     throw e
   }

@@ -1,10 +1,14 @@
 /**
  * @module The public API of caplet.
  */
-export { run, runSync, TRAP_EXIT_CODE } from './run.js'
-export type { MountSpec, OutputOption, RunOptions, RunResult, RunStats } from './run.js'
+export { run, runSync, TRAP_EXIT_CODE, LIMIT_EXIT_CODE } from './sandbox.js'
+export type { RunResult } from './sandbox.js'
+export type { RunStats, LimitKind } from './execute.js'
+export type { Duration, Limits, MountSpec, OutputOption, RunOptions, Size } from './policy.js'
+export { resolvePolicy } from './policy.js'
 export type { TrapInfo, TrapKind } from './trap.js'
 export { loadModule } from './module.js'
 export { ModuleError, PolicyError, SandboxError } from './errors.js'
+export { parseDuration, parseSize } from './units.js'
 export * from '../wasi-host/index.js'
 export { createHostDirFs } from '../wasi-host/node/host-dir-fs.js'

@@ -1,0 +1,129 @@
+/**
+ * @module Runs one guest to completion on the current thread: builds the WASI host from a
+ * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
+ * ended. The worker entry and the in-process mode both call this; neither duplicates it.
+ */
+import {
+  createMemFs, LimitExceeded, WasiHost, type Filesystem, type PreopenSpec, type StdinSource,
+} from '../wasi-host/index.js'
+import { createNodeClocks } from '../wasi-host/node/clocks.js'
+import { createHostDirFs } from '../wasi-host/node/host-dir-fs.js'
+import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
+import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
+import type { ResolvedPolicy } from './policy.js'
+import { openHostStdin } from './stdio.js'
+import { classifyTrap, type TrapInfo } from './trap.js'
+
+export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
+
+export interface RunStats {
+  wallMs: number
+  /** Fuel consumed, when the run was metered. */
+  fuelUsed?: number
+  /** Linear memory at the end of the run (it never shrinks), in bytes. */
+  peakMemory: number
+  /** Calls per WASI function (only those made). */
+  syscalls: Record<string, number>
+  bytesRead: number
+  bytesWritten: number
+}
+
+export interface ExecutionOutcome {
+  exitCode: number
+  trap?: TrapInfo
+  limit?: LimitKind
+  stats: RunStats
+}
+
+/** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
+export const TRAP_EXIT_CODE = 134
+/** Exit code reported when a limit stopped the guest (as GNU timeout does). */
+export const LIMIT_EXIT_CODE = 124
+
+export interface Sinks {
+  stdout: (chunk: Uint8Array) => void
+  stderr: (chunk: Uint8Array) => void
+}
+
+/** Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's. */
+export function executeGuest(
+  module: WebAssembly.Module, policy: ResolvedPolicy, sinks: Sinks, argv0: string, extraFs: (Filesystem | undefined)[] = [],
+): ExecutionOutcome {
+  const closers: (() => void)[] = []
+  const started = performance.now()
+  try {
+    const clocks = policy.deterministic
+      ? virtualClocks(policy.clocks.resolutionNs)
+      : coarsenClocks(createNodeClocks(), policy.clocks.resolutionNs, policy.clocks.cputime)
+    const preopens: PreopenSpec[] = policy.mounts.map((m, i) => {
+      let fs: Filesystem
+      if (m.host !== undefined) {
+        const hostFs = createHostDirFs(m.host)
+        closers.push(() => hostFs.close())
+        fs = hostFs
+      } else fs = extraFs[i] ?? createMemFs(policy.deterministic ? { now: clocks.realtime } : {})
+      return { guestPath: m.guest, fs, mode: m.mode }
+    })
+    let stdin: StdinSource
+    if (policy.stdin === 'inherit') {
+      const s = openHostStdin()
+      closers.push(s.close)
+      stdin = s.read
+    } else stdin = policy.stdin
+    const host = new WasiHost({
+      args: policy.args ?? [argv0],
+      env: policy.env,
+      preopens,
+      stdin,
+      stdout: sinks.stdout,
+      stderr: sinks.stderr,
+      clocks,
+      ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
+      limits: { maxFds: policy.limits.maxFds },
+    })
+    let exitCode = 0
+    let trap: TrapInfo | undefined
+    let limit: LimitKind | undefined
+    let instance: WebAssembly.Instance | undefined
+    let fuel: WebAssembly.Global | undefined
+    try {
+      instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
+      if (policy.limits.fuel !== undefined) {
+        fuel = instance.exports[FUEL_GLOBAL] as WebAssembly.Global
+        fuel.value = BigInt(policy.limits.fuel)
+      }
+      exitCode = host.start(instance)
+    } catch (e) {
+      if (e instanceof LimitExceeded) {
+        limit = e.limit as LimitKind
+        exitCode = LIMIT_EXIT_CODE
+      } else if (fuel !== undefined && (fuel.value as bigint) < 0n) {
+        limit = 'fuel'
+        exitCode = LIMIT_EXIT_CODE
+      } else {
+        trap = classifyTrap(e, host.recentSyscalls())
+        if (trap === undefined) throw e
+        exitCode = TRAP_EXIT_CODE
+      }
+    } finally {
+      host.close()
+    }
+    const memory = instance?.exports.memory
+    const syscalls: Record<string, number> = {}
+    for (const [k, v] of Object.entries(host.stats.syscalls)) if (v > 0) syscalls[k] = v
+    const stats: RunStats = {
+      wallMs: performance.now() - started,
+      peakMemory: memory instanceof WebAssembly.Memory ? memory.buffer.byteLength : 0,
+      syscalls,
+      bytesRead: host.stats.bytesRead,
+      bytesWritten: host.stats.bytesWritten,
+    }
+    if (fuel !== undefined) {
+      const left = fuel.value as bigint
+      stats.fuelUsed = policy.limits.fuel! - Number(left > 0n ? left : 0n)
+    }
+    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), stats }
+  } finally {
+    for (const close of closers.reverse()) close()
+  }
+}

@@ -1,0 +1,663 @@
+/**
+ * @module Fuel metering: a deterministic instruction budget written into the module.
+ *
+ * ## What one unit of fuel is
+ *
+ * **One unit of fuel = one WebAssembly instruction of the original module executed**, every
+ * opcode counting 1 whatever it does (`i32.add`, `i64.div_s`, `call`, `memory.fill`, `block`,
+ * `end`, `else`, a SIMD op: all 1). Host functions (the imports) cost nothing beyond the `call`
+ * that reaches them, and the instructions the metering itself inserts are never counted.
+ *
+ * Fuel is charged per straight-line segment, in advance: the code of each function is cut after
+ * every control instruction (block, loop, if, else, end, br, br_if, br_table, return, call,
+ * call_indirect, return_call, return_call_indirect, unreachable), and each segment's instruction
+ * count is charged where the segment begins. Every segment runs whole or not at all (branches only
+ * land at segment starts), so a run that ends normally has been charged exactly the instructions
+ * it executed. Segments that can only be entered by falling through from the one before (the
+ * body of a `block`, the code after a `loop`, the code after a `block` nothing branches to) are
+ * folded into the preceding charge, and code after an unconditional branch is unreachable and
+ * charged nothing. A trap part-way through a segment has been charged the whole segment.
+ *
+ * The budget depends only on the module's bytes and the guest's behaviour: the same module and
+ * input consume the same fuel on every run, engine and machine.
+ *
+ * ## How it is enforced
+ *
+ * One mutable `i64` global is appended (no existing index moves) and exported as `caplet_fuel`:
+ * the fuel that remains. The runtime writes the budget into it before `_start` and reads it
+ * afterwards: `fuelUsed = budget - remaining`. Inside a function the counter is kept in an added
+ * local (registers, not memory); it is loaded from the global at entry and after every call, and
+ * written back before every call, return and `unreachable`, so the global is exact whenever
+ * control is outside the function (in a host call, in particular in `proc_exit`).
+ *
+ * The counter is *checked* at every function entry (so recursion is stopped) and at every loop
+ * header (so every loop iteration is): if it went negative the guest traps with `unreachable`
+ * after writing the negative value to the global. A run whose global is negative after a trap was
+ * stopped by fuel; a guest's own `unreachable` (or any other trap) leaves it non-negative, since
+ * every check that sees it negative traps. Between two checks the code is loop-free, so a run can
+ * overshoot its budget by at most one loop-free stretch of one function before it is stopped.
+ *
+ * After a trap other than fuel exhaustion, `remaining` lags by what the trapping function charged
+ * since its last call or entry: exact fuel is reported for runs that end normally or by fuel.
+ */
+import { InstrumentError, malformed } from './errors.js'
+import { ByteWriter, readU32 } from './leb128.js'
+import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
+import {
+  ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readExports, readFunctionTypes,
+  readImports, readTypes, skipBlockType, skipValType, vectorCount,
+} from './sections.js'
+
+/** The default name of the exported fuel counter. */
+export const FUEL_EXPORT = 'caplet_fuel'
+/** The largest budget the counter holds. */
+export const MAX_FUEL = 0x7fffffffffffffffn
+
+export interface FuelOptions {
+  /** Export name of the counter. Default `caplet_fuel`; the module must not already export it. */
+  exportName?: string
+  /**
+   * The counter's value at instantiation, which is what a start function (section 8) runs on
+   * before the runtime can set the budget. Default 0: a runtime that forgets to set the budget
+   * gets an immediate fuel trap rather than an unmetered guest. clang's WASI commands have no
+   * start function; see `hasStartFunction`.
+   */
+  initialFuel?: bigint
+}
+
+export interface FuelMeterResult {
+  bytes: Uint8Array
+  exportName: string
+  /** Index of the counter in the global index space. */
+  globalIndex: number
+  /** Functions instrumented (the module's own, not its imports). */
+  functions: number
+  /** Where the counter is checked (function entries + loop headers) and charged (all charge sites). */
+  checks: number
+  charges: number
+  /** The module has a start function, which runs on `initialFuel` during instantiation. */
+  hasStartFunction: boolean
+}
+
+/**
+ * Adds fuel metering to a module. Pure: `bytes` is not modified.
+ *
+ * @throws InstrumentError: `EXPORT_NAME_TAKEN`; `UNKNOWN_OPCODE` for an instruction not in the
+ *   table; `UNSUPPORTED_FEATURE` for exception handling, typed references and GC; `MALFORMED`.
+ */
+export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMeterResult {
+  const exportName = options.exportName ?? FUEL_EXPORT
+  const initialFuel = options.initialFuel ?? 0n
+  if (typeof initialFuel !== 'bigint' || initialFuel < 0n || initialFuel > MAX_FUEL) {
+    throw new InstrumentError('BAD_OPTION', `initialFuel must be a bigint in [0, 2^63 - 1], got ${String(initialFuel)}`)
+  }
+  const module = parseSections(bytes)
+  const types = readTypes(findSection(module, SectionId.Type))
+  const imports = readImports(findSection(module, SectionId.Import))
+  const funcTypes = readFunctionTypes(findSection(module, SectionId.Function))
+  const globalSection = findSection(module, SectionId.Global)
+  const exportSection = findSection(module, SectionId.Export)
+  const codeSection = findSection(module, SectionId.Code)
+
+  let importedFuncs = 0
+  let importedGlobals = 0
+  for (const imp of imports) {
+    if (imp.kind === ExternalKind.Function) importedFuncs++
+    else if (imp.kind === ExternalKind.Global) importedGlobals++
+  }
+  const definedGlobals = vectorCount(globalSection)
+  const globalIndex = importedGlobals + definedGlobals
+
+  const exports = readExports(exportSection)
+  for (const e of exports) {
+    if (e.name === exportName) {
+      throw new InstrumentError('EXPORT_NAME_TAKEN', `the module already exports ${JSON.stringify(exportName)}; choose another exportName for the fuel counter`, { exportName })
+    }
+    // Would be invalid input, but becomes valid once the counter exists: never let it through.
+    if (e.kind === ExternalKind.Global && e.index >= globalIndex) throw malformed(`export ${JSON.stringify(e.name)} names global ${e.index}, which does not exist`)
+  }
+
+  // The counter: (global (mut i64) (i64.const initialFuel)), appended.
+  const g = new ByteWriter(64 + (globalSection?.payload.length ?? 0))
+  g.u32(definedGlobals + 1)
+  if (globalSection !== undefined) g.bytes(globalSection.payload.subarray(readU32(globalSection.payload, 0).next))
+  g.u8(0x7e)
+  g.u8(0x01)
+  g.u8(0x42)
+  g.s64(initialFuel)
+  g.u8(0x0b)
+  putSection(module, SectionId.Global, g.finish())
+
+  const x = new ByteWriter(64 + (exportSection?.payload.length ?? 0))
+  x.u32(exports.length + 1)
+  if (exportSection !== undefined) x.bytes(exportSection.payload.subarray(readU32(exportSection.payload, 0).next))
+  x.name(exportName)
+  x.u8(ExternalKind.Global)
+  x.u32(globalIndex)
+  putSection(module, SectionId.Export, x.finish())
+
+  let checks = 0
+  let charges = 0
+  if (codeSection !== undefined) {
+    const paramCounts = new Uint32Array(funcTypes.length)
+    for (let i = 0; i < funcTypes.length; i++) {
+      const t = types[funcTypes[i]!]
+      if (t === undefined) throw malformed(`function ${importedFuncs + i} has type ${funcTypes[i]}, which does not exist`)
+      paramCounts[i] = t.params
+    }
+    const rewriter = new CodeRewriter(codeSection.payload, codeSection.offset, globalIndex, importedGlobals + definedGlobals, importedFuncs, paramCounts)
+    putSection(module, SectionId.Code, rewriter.run())
+    checks = rewriter.checks
+    charges = rewriter.charges
+  } else if (funcTypes.length > 0) {
+    throw malformed('function section without a code section')
+  }
+
+  return {
+    bytes: encodeSections(module),
+    exportName,
+    globalIndex,
+    functions: funcTypes.length,
+    checks,
+    charges,
+    hasStartFunction: findSection(module, SectionId.Start) !== undefined,
+  }
+}
+
+/** Reads the fuel that remains from an instance of a metered module. */
+export function remainingFuel(instance: WebAssembly.Instance, exportName = FUEL_EXPORT): bigint {
+  return fuelGlobal(instance, exportName).value as bigint
+}
+
+/** Sets the budget of an instance of a metered module (before calling into it). */
+export function setFuel(instance: WebAssembly.Instance, fuel: bigint, exportName = FUEL_EXPORT): void {
+  if (fuel < 0n || fuel > MAX_FUEL) throw new InstrumentError('BAD_OPTION', `fuel must be in [0, 2^63 - 1], got ${fuel}`)
+  fuelGlobal(instance, exportName).value = fuel
+}
+
+function fuelGlobal(instance: WebAssembly.Instance, exportName: string): WebAssembly.Global {
+  const g = instance.exports[exportName]
+  if (!(g instanceof WebAssembly.Global)) throw new InstrumentError('BAD_OPTION', `the instance has no fuel counter ${JSON.stringify(exportName)}: was the module metered?`)
+  return g
+}
+
+// ---------------------------------------------------------------------------------------------
+
+// What is inserted, at a position of the original body.
+const EV_ENTRY = 0 // global.get G; (charge + check)
+const EV_CHECK = 1 // charge + check (loop header)
+const EV_CHARGE = 2 // local -= cost
+const EV_FLUSH = 3 // global = local
+const EV_RELOAD = 4 // local = global (after a call); fused with a CHARGE that follows it
+
+// The construct each open label belongs to.
+const K_FUNC = 0
+const K_BLOCK = 1
+const K_LOOP = 2
+const K_IF = 3
+
+const OP_I64_CONST = 0x42
+const OP_I64_SUB = 0x7d
+const OP_I64_LT_S = 0x53
+const OP_LOCAL_GET = 0x20
+const OP_LOCAL_SET = 0x21
+const OP_LOCAL_TEE = 0x22
+const OP_GLOBAL_GET = 0x23
+const OP_GLOBAL_SET = 0x24
+const OP_IF = 0x04
+const OP_END = 0x0b
+const OP_UNREACHABLE = 0x00
+const BLOCKTYPE_EMPTY = 0x40
+
+/** Scans and rewrites every function body of a code section. */
+class CodeRewriter {
+  checks = 0
+  charges = 0
+
+  readonly #p: Uint8Array
+  readonly #base: number
+  readonly #globalLeb: Uint8Array
+  readonly #globalCount: number
+  readonly #importedFuncs: number
+  readonly #paramCounts: Uint32Array
+  readonly #out: ByteWriter
+  readonly #body = new ByteWriter(1 << 16)
+
+  // Per-body scan state, reused across bodies.
+  #events = new Int32Array(3 * 1024)
+  #nEvents = 0
+  #ctrlKind = new Uint8Array(256)
+  #ctrlTargeted = new Uint8Array(256)
+
+  constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array) {
+    this.#p = payload
+    this.#base = base
+    const gl = new ByteWriter(8)
+    gl.u32(globalIndex)
+    this.#globalLeb = gl.finish()
+    this.#globalCount = globalCount
+    this.#importedFuncs = importedFuncs
+    this.#paramCounts = paramCounts
+    // Metering grows code by roughly a third; start near that to avoid regrowing.
+    this.#out = new ByteWriter(Math.ceil(payload.length * 1.4) + 64)
+  }
+
+  run(): Uint8Array {
+    const p = this.#p
+    const count = readU32(p, 0)
+    if (count.value !== this.#paramCounts.length) {
+      throw malformed(`code section has ${count.value} bodies for ${this.#paramCounts.length} functions`, this.#base)
+    }
+    this.#out.u32(count.value)
+    let pos = count.next
+    for (let i = 0; i < count.value; i++) {
+      const size = readU32(p, pos)
+      const start = size.next
+      const end = start + size.value
+      if (end > p.length) throw malformed(`body of function ${this.#importedFuncs + i} runs past the code section`, this.#base + pos)
+      this.#rewriteBody(i, start, end)
+      pos = end
+    }
+    if (pos !== p.length) throw malformed('code section has trailing bytes', this.#base + pos)
+    return this.#out.finish()
+  }
+
+  #fail(code: 'UNKNOWN_OPCODE' | 'UNSUPPORTED_FEATURE' | 'MALFORMED', what: string, func: number, at: number, opcode?: string): never {
+    const offset = this.#base + at
+    const details = opcode === undefined ? { functionIndex: func, offset } : { functionIndex: func, offset, opcode }
+    const prefix = code === 'UNKNOWN_OPCODE' ? 'cannot meter fuel: unknown instruction' : code === 'UNSUPPORTED_FEATURE' ? 'cannot meter fuel: unsupported instruction' : 'malformed module:'
+    throw new InstrumentError(code, `${prefix} ${what} in function ${func} at byte ${offset}`, details)
+  }
+
+  /** Adds `acc` instructions to the cost of the charge whose value sits at `#events[charge]`. */
+  #settle(charge: number, acc: number): void {
+    this.#events[charge] = this.#events[charge]! + acc
+  }
+
+  #push(pos: number, kind: number, value: number): number {
+    let ev = this.#events
+    const at = this.#nEvents * 3
+    if (at + 3 > ev.length) {
+      const bigger = new Int32Array(ev.length * 2)
+      bigger.set(ev)
+      this.#events = ev = bigger
+    }
+    ev[at] = pos
+    ev[at + 1] = kind
+    ev[at + 2] = value
+    this.#nEvents++
+    return at + 2
+  }
+
+  #rewriteBody(index: number, start: number, end: number): void {
+    const p = this.#p
+    const func = this.#importedFuncs + index
+
+    // Locals: count the declared ones; the counter's local goes after all of them.
+    let pos = start
+    let r = readU32(p, pos)
+    const groups = r.value
+    pos = r.next
+    let locals = this.#paramCounts[index]!
+    for (let i = 0; i < groups; i++) {
+      r = readU32(p, pos)
+      locals += r.value
+      pos = skipValType(p, r.next)
+    }
+    if (pos > end) this.#fail('MALFORMED', 'local declarations run past the body', func, start)
+    if (locals >= 0xffffffff) this.#fail('MALFORMED', 'too many locals', func, start)
+    const localsEnd = pos
+    const fuelLocal = locals
+
+    // ---- Scan: find segments, record what to insert where. ----
+    this.#nEvents = 0
+    let ctrlKind = this.#ctrlKind
+    let ctrlTargeted = this.#ctrlTargeted
+    let depth = 0 // index of the innermost open label; 0 = the function's own
+    ctrlKind[0] = K_FUNC
+    ctrlTargeted[0] = 0
+
+    let acc = 0 // instructions counted towards the current charge
+    let dead = false // the current code cannot be reached
+    this.#push(localsEnd, EV_ENTRY, 0)
+    let charge = 2 // index in #events of the current charge's cost
+    let checks = 1
+    let charges = 1
+    let finished = false
+
+    const globalCount = this.#globalCount
+
+    while (pos < end) {
+      const opAt = pos
+      const op = p[pos++]!
+      acc++
+      const kind = BASE_IMM[op]!
+      switch (kind) {
+        case Imm.None:
+          continue
+        case Imm.Local: {
+          let b = p[pos++]!
+          let v = b & 0x7f
+          let shift = 7
+          while (b & 0x80) {
+            if (shift > 28) this.#fail('MALFORMED', 'local index LEB128 too long', func, opAt)
+            b = p[pos++]!
+            v += (b & 0x7f) * 2 ** shift
+            shift += 7
+          }
+          if (v >= locals) this.#fail('MALFORMED', `local ${v} does not exist (the function has ${locals})`, func, opAt)
+          continue
+        }
+        case Imm.MemArg: {
+          const align = p[pos]!
+          if (align < 0x40) {
+            pos++
+          } else {
+            const a = readU32(p, pos)
+            pos = a.next
+            if (a.value & 0x40) pos = skipLeb(p, pos, 5, func)
+          }
+          pos = skipLeb(p, pos, 10, func)
+          continue
+        }
+        case Imm.I32Const:
+          pos = skipLeb(p, pos, 5, func)
+          continue
+        case Imm.U32:
+          pos = skipLeb(p, pos, 5, func)
+          continue
+        case Imm.Global: {
+          const g = readU32(p, pos)
+          pos = g.next
+          if (g.value >= globalCount) this.#fail('MALFORMED', `global ${g.value} does not exist`, func, opAt)
+          continue
+        }
+        case Imm.I64Const:
+          pos = skipLeb(p, pos, 10, func)
+          continue
+        case Imm.F32Const:
+          pos += 4
+          continue
+        case Imm.F64Const:
+          pos += 8
+          continue
+        case Imm.SelectT: {
+          const n = readU32(p, pos)
+          pos = n.next
+          for (let k = 0; k < n.value; k++) pos = skipValType(p, pos)
+          continue
+        }
+        case Imm.RefNull:
+          pos = skipLeb(p, pos, 5, func)
+          continue
+        case Imm.Prefix:
+          pos = this.#skipPrefixed(op, pos, func, opAt)
+          continue
+        case Imm.Unsupported:
+          return this.#fail('UNSUPPORTED_FEATURE', unsupportedName(op), func, opAt, hex(op))
+        case Imm.Unknown:
+          return this.#fail('UNKNOWN_OPCODE', hex(op), func, opAt, hex(op))
+      }
+
+      // ---- Control instructions. ----
+      switch (op) {
+        case 0x02: // block
+        case 0x03: // loop
+        case 0x04: { // if
+          pos = skipBlockType(p, pos)
+          if (++depth >= ctrlKind.length) {
+            const k = new Uint8Array(ctrlKind.length * 2)
+            k.set(ctrlKind)
+            const t = new Uint8Array(ctrlKind.length * 2)
+            t.set(ctrlTargeted)
+            this.#ctrlKind = ctrlKind = k
+            this.#ctrlTargeted = ctrlTargeted = t
+          }
+          ctrlTargeted[depth] = 0
+          if (op === 0x02) {
+            ctrlKind[depth] = K_BLOCK
+            // The body of a block is only entered by falling into it: same charge.
+          } else {
+            ctrlKind[depth] = op === 0x03 ? K_LOOP : K_IF
+            if (!dead) this.#settle(charge, acc)
+            acc = 0
+            dead = false
+            charge = this.#push(pos, op === 0x03 ? EV_CHECK : EV_CHARGE, 0)
+            if (op === 0x03) checks++
+            else charges++
+          }
+          break
+        }
+        case 0x05: { // else
+          if (depth === 0 || ctrlKind[depth] !== K_IF) this.#fail('MALFORMED', 'else outside an if', func, opAt)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = false
+          charge = this.#push(pos, EV_CHARGE, 0)
+          charges++
+          break
+        }
+        case 0x0b: { // end
+          if (depth === 0) {
+            // The function's own end: write the counter back for the caller.
+            this.#push(opAt, EV_FLUSH, 0)
+            if (pos !== end) this.#fail('MALFORMED', 'code after the end of the function', func, pos)
+            finished = true
+            break
+          }
+          const k = ctrlKind[depth]
+          const targeted = ctrlTargeted[depth]
+          depth--
+          // Code after a loop, or after a block nothing branches to, is only reached by falling
+          // out of the construct: it shares the current charge. Anything else is a branch target.
+          if (k === K_LOOP || (k === K_BLOCK && targeted === 0)) break
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = false
+          charge = this.#push(pos, EV_CHARGE, 0)
+          charges++
+          break
+        }
+        case 0x0c: // br
+        case 0x0d: { // br_if
+          const l = readU32(p, pos)
+          pos = l.next
+          const target = depth - l.value
+          if (target < 0) this.#fail('MALFORMED', `branch to label ${l.value} beyond depth ${depth}`, func, opAt)
+          ctrlTargeted[target] = 1
+          if (target === 0) this.#push(opAt, EV_FLUSH, 0)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          if (op === 0x0c) {
+            dead = true
+          } else {
+            dead = false
+            charge = this.#push(pos, EV_CHARGE, 0)
+            charges++
+          }
+          break
+        }
+        case 0x0e: { // br_table
+          const n = readU32(p, pos)
+          pos = n.next
+          let toFunction = false
+          for (let k = 0; k <= n.value; k++) {
+            const l = readU32(p, pos)
+            pos = l.next
+            const target = depth - l.value
+            if (target < 0) this.#fail('MALFORMED', `branch to label ${l.value} beyond depth ${depth}`, func, opAt)
+            ctrlTargeted[target] = 1
+            if (target === 0) toFunction = true
+          }
+          if (toFunction) this.#push(opAt, EV_FLUSH, 0)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = true
+          break
+        }
+        case 0x00: // unreachable
+        case 0x0f: // return
+          this.#push(opAt, EV_FLUSH, 0)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = true
+          break
+        case 0x10: // call
+        case 0x11: // call_indirect
+          pos = skipLeb(p, pos, 5, func)
+          if (op === 0x11) pos = skipLeb(p, pos, 5, func)
+          this.#push(opAt, EV_FLUSH, 0)
+          this.#push(pos, EV_RELOAD, 0)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = false
+          charge = this.#push(pos, EV_CHARGE, 0)
+          charges++
+          break
+        case 0x12: // return_call
+        case 0x13: // return_call_indirect
+          pos = skipLeb(p, pos, 5, func)
+          if (op === 0x13) pos = skipLeb(p, pos, 5, func)
+          this.#push(opAt, EV_FLUSH, 0)
+          if (!dead) this.#settle(charge, acc)
+          acc = 0
+          dead = true
+          break
+        default:
+          this.#fail('UNKNOWN_OPCODE', hex(op), func, opAt, hex(op))
+      }
+      if (finished) break
+    }
+    if (!finished) this.#fail('MALFORMED', 'function body does not end with `end`', func, end)
+    if (pos > end) this.#fail('MALFORMED', 'instruction runs past the end of the body', func, end)
+    if (!dead) this.#settle(charge, acc)
+    this.checks += checks
+    this.charges += charges
+
+    this.#emit(start, localsEnd, end, groups, fuelLocal)
+  }
+
+  #skipPrefixed(prefix: number, at: number, func: number, opAt: number): number {
+    const p = this.#p
+    const s = readU32(p, at)
+    const sub = s.value
+    let pos = s.next
+    const kind = prefix === 0xfc ? FC_IMM[sub] : prefix === 0xfd ? FD_IMM[sub] : FE_IMM[sub]
+    switch (kind) {
+      case Imm.None:
+        return pos
+      case Imm.U32:
+        return skipLeb(p, pos, 5, func)
+      case Imm.U32x2:
+        return skipLeb(p, skipLeb(p, pos, 5, func), 5, func)
+      case Imm.MemArg:
+      case Imm.MemArgLane: {
+        const a = readU32(p, pos)
+        pos = a.next
+        if (a.value & 0x40) pos = skipLeb(p, pos, 5, func)
+        pos = skipLeb(p, pos, 10, func)
+        return kind === Imm.MemArgLane ? pos + 1 : pos
+      }
+      case Imm.Bytes16:
+        return pos + 16
+      case Imm.Lane:
+      case Imm.Byte:
+        return pos + 1
+      default:
+        return this.#fail('UNKNOWN_OPCODE', hex(prefix, sub), func, opAt, hex(prefix, sub))
+    }
+  }
+
+  /** Writes one body: the locals plus the counter's, then the code with the insertions. */
+  #emit(start: number, localsEnd: number, end: number, groups: number, fuelLocal: number): void {
+    const p = this.#p
+    const w = this.#body
+    w.length = 0
+    const G = this.#globalLeb
+    const lw = new ByteWriter(8)
+    lw.u32(fuelLocal)
+    const L = lw.finish()
+
+    // Locals: one more group, `(local i64)`.
+    w.u32(groups + 1)
+    w.bytes(p.subarray(readU32(p, start).next, localsEnd))
+    w.u8(1)
+    w.u8(0x7e)
+
+    const ev = this.#events
+    const n = this.#nEvents
+    let copied = localsEnd
+    for (let e = 0; e < n; e++) {
+      const at = ev[e * 3]!
+      const kind = ev[e * 3 + 1]!
+      const cost = ev[e * 3 + 2]!
+      if (at > copied) {
+        w.bytes(p.subarray(copied, at))
+        copied = at
+      }
+      switch (kind) {
+        case EV_ENTRY:
+          // local = global - cost; if (local < 0) { global = local; unreachable }
+          w.u8(OP_GLOBAL_GET); w.bytes(G)
+          emitCheck(w, cost, L, G)
+          break
+        case EV_CHECK:
+          w.u8(OP_LOCAL_GET); w.bytes(L)
+          emitCheck(w, cost, L, G)
+          break
+        case EV_CHARGE:
+          if (cost === 0) break
+          w.u8(OP_LOCAL_GET); w.bytes(L)
+          w.u8(OP_I64_CONST); w.s32(cost)
+          w.u8(OP_I64_SUB)
+          w.u8(OP_LOCAL_SET); w.bytes(L)
+          break
+        case EV_FLUSH:
+          w.u8(OP_LOCAL_GET); w.bytes(L)
+          w.u8(OP_GLOBAL_SET); w.bytes(G)
+          break
+        case EV_RELOAD: {
+          w.u8(OP_GLOBAL_GET); w.bytes(G)
+          // Fused with the charge of the segment after the call: local = global - cost.
+          const next = e + 1
+          if (next < n && ev[next * 3] === at && ev[next * 3 + 1] === EV_CHARGE && ev[next * 3 + 2]! > 0) {
+            w.u8(OP_I64_CONST); w.s32(ev[next * 3 + 2]!)
+            w.u8(OP_I64_SUB)
+            e = next
+          }
+          w.u8(OP_LOCAL_SET); w.bytes(L)
+          break
+        }
+      }
+    }
+    w.bytes(p.subarray(copied, end))
+
+    this.#out.u32(w.length)
+    this.#out.bytes(w.reserve(0).subarray(0, w.length))
+  }
+}
+
+/** With `counter` on the stack: `local = counter - cost; if (local < 0) { global = local; unreachable }`. */
+function emitCheck(w: ByteWriter, cost: number, L: Uint8Array, G: Uint8Array): void {
+  w.u8(OP_I64_CONST); w.s32(cost)
+  w.u8(OP_I64_SUB)
+  w.u8(OP_LOCAL_TEE); w.bytes(L)
+  w.u8(OP_I64_CONST); w.u8(0)
+  w.u8(OP_I64_LT_S)
+  w.u8(OP_IF); w.u8(BLOCKTYPE_EMPTY)
+  w.u8(OP_LOCAL_GET); w.bytes(L)
+  w.u8(OP_GLOBAL_SET); w.bytes(G)
+  w.u8(OP_UNREACHABLE)
+  w.u8(OP_END)
+}
+
+function skipLeb(p: Uint8Array, at: number, maxBytes: number, func: number): number {
+  let pos = at
+  const limit = at + maxBytes
+  while (pos < limit) {
+    const b = p[pos++]
+    if (b === undefined) break
+    if ((b & 0x80) === 0) return pos
+  }
+  throw new InstrumentError('MALFORMED', `malformed module: bad LEB128 immediate in function ${func}`, { functionIndex: func })
+}

@@ -1,0 +1,20 @@
+/**
+ * @module The WebAssembly binary rewriter: pure functions over `Uint8Array`, no `node:` import and
+ * no dependency, so the same code runs in Node and in a browser.
+ *
+ * - `capMemory`: cap the declared maximum of every defined memory.
+ * - `meterFuel`: a deterministic instruction budget (see `fuel.ts` for what one unit is).
+ * - `parseSections` / `encodeSections` and the LEB128 helpers they are built on.
+ */
+export { InstrumentError } from './errors.js'
+export type { InstrumentErrorCode, InstrumentErrorDetails } from './errors.js'
+export {
+  ByteWriter, encodeS32, encodeS64, encodeU32, encodeU64, readS32, readS33, readS64, readU32, readU64, skipLeb,
+} from './leb128.js'
+export type { Decoded } from './leb128.js'
+export { SectionId, encodeSections, findSection, parseSections, putSection } from './sections.js'
+export type { ParsedModule, Section } from './sections.js'
+export { MAX_PAGES_32, MAX_PAGES_64, WASM_PAGE_SIZE, capMemory } from './memory.js'
+export type { CappedMemory, ImportedMemory, MemoryCapResult } from './memory.js'
+export { FUEL_EXPORT, MAX_FUEL, meterFuel, remainingFuel, setFuel } from './fuel.js'
+export type { FuelMeterResult, FuelOptions } from './fuel.js'

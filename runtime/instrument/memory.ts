@@ -1,0 +1,115 @@
+/**
+ * @module Memory cap: rewrite each defined memory's declared maximum so the engine itself enforces
+ * the limit. `memory.grow` past the new maximum then returns -1, as the spec says, and a guest's
+ * `malloc` returns NULL; nothing has to be checked on the host's side at run time.
+ */
+import { InstrumentError } from './errors.js'
+import { ByteWriter, readU32 } from './leb128.js'
+import {
+  ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readImports, readLimits, writeLimits,
+  type Limits,
+} from './sections.js'
+
+/** 64 KiB. */
+export const WASM_PAGE_SIZE = 65536
+/** The largest memory a 32-bit memory can declare: 4 GiB. */
+export const MAX_PAGES_32 = 65536
+/** The largest memory a memory64 memory can declare (2^64 bytes). */
+export const MAX_PAGES_64 = 2 ** 48
+
+export interface CappedMemory {
+  /** Memory index (imported memories come first). */
+  index: number
+  minPages: number
+  /** The maximum the module declared, if any. */
+  declaredMaxPages: number | undefined
+  /** The maximum it has now: `min(declared, cap)`. */
+  maxPages: number
+  is64: boolean
+  shared: boolean
+}
+
+export interface ImportedMemory {
+  index: number
+  module: string
+  name: string
+  minPages: number
+  maxPages: number | undefined
+}
+
+export interface MemoryCapResult {
+  /** The rewritten module; the input itself when nothing needed to change. */
+  bytes: Uint8Array
+  changed: boolean
+  memories: CappedMemory[]
+  /**
+   * Memories the module imports: their size is whoever supplies them's business, so a cap cannot
+   * be written into the module. caplet provides no memory import; the runtime refuses them.
+   */
+  importedMemories: ImportedMemory[]
+}
+
+/**
+ * Caps every memory the module defines at `maxPages` 64 KiB pages: the declared maximum becomes
+ * `min(declared, maxPages)`, and one is added if absent. Pure: `bytes` is not modified.
+ *
+ * @throws InstrumentError `MEMORY_MIN_EXCEEDS_CAP` (with `details.minPages`/`capPages`) when a
+ *   memory's minimum is already above the cap, so the runtime can refuse the module up front;
+ *   `MALFORMED` for a broken module; `BAD_OPTION` for a cap that is not a non-negative integer.
+ */
+export function capMemory(bytes: Uint8Array, maxPages: number): MemoryCapResult {
+  if (!Number.isSafeInteger(maxPages) || maxPages < 0) {
+    throw new InstrumentError('BAD_OPTION', `memory cap must be a non-negative whole number of pages, got ${maxPages}`)
+  }
+  const module = parseSections(bytes)
+  const importedMemories: ImportedMemory[] = []
+  for (const imp of readImports(findSection(module, SectionId.Import))) {
+    if (imp.kind !== ExternalKind.Memory) continue
+    importedMemories.push({
+      index: importedMemories.length, module: imp.module, name: imp.name,
+      minPages: imp.limits!.min, maxPages: imp.limits!.max,
+    })
+  }
+
+  const section = findSection(module, SectionId.Memory)
+  const memories: CappedMemory[] = []
+  if (section === undefined) return { bytes, changed: false, memories, importedMemories }
+
+  const p = section.payload
+  const count = readU32(p, 0)
+  let pos = count.next
+  const rewritten: Limits[] = []
+  let changed = false
+  for (let i = 0; i < count.value; i++) {
+    const { value: limits, next } = readLimits(p, pos)
+    pos = next
+    const index = importedMemories.length + i
+    const cap = Math.min(maxPages, limits.is64 ? MAX_PAGES_64 : MAX_PAGES_32)
+    if (limits.min > cap) {
+      throw new InstrumentError(
+        'MEMORY_MIN_EXCEEDS_CAP',
+        `memory ${index} needs at least ${limits.min} pages (${formatBytes(limits.min)}) but the cap is ${cap} pages (${formatBytes(cap)})`,
+        { memoryIndex: index, minPages: limits.min, capPages: cap },
+      )
+    }
+    const newMax = limits.max === undefined ? cap : Math.min(limits.max, cap)
+    if (newMax !== limits.max) changed = true
+    rewritten.push({ ...limits, max: newMax })
+    memories.push({ index, minPages: limits.min, declaredMaxPages: limits.max, maxPages: newMax, is64: limits.is64, shared: limits.shared })
+  }
+  if (pos !== p.length) throw new InstrumentError('MALFORMED', 'malformed module: memory section has trailing bytes', { offset: section.offset + pos })
+  if (!changed) return { bytes, changed, memories, importedMemories }
+
+  const w = new ByteWriter(p.length + 8)
+  w.u32(rewritten.length)
+  for (const limits of rewritten) writeLimits(w, limits)
+  putSection(module, SectionId.Memory, w.finish())
+  return { bytes: encodeSections(module), changed, memories, importedMemories }
+}
+
+function formatBytes(pages: number): string {
+  const bytes = pages * WASM_PAGE_SIZE
+  if (bytes >= 2 ** 30 && bytes % 2 ** 30 === 0) return `${bytes / 2 ** 30} GiB`
+  if (bytes >= 2 ** 20 && bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`
+  return `${bytes / 1024} KiB`
+}

@@ -1,0 +1,202 @@
+/**
+ * @module The Policy: one plain, typed object, the only input that grants anything. CLI flags
+ * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
+ * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
+ */
+import { z } from 'zod'
+import type { Filesystem } from '../wasi-host/index.js'
+import { PolicyError } from './errors.js'
+import { parseDuration, parseSize } from './units.js'
+
+/** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
+export interface MountSpec {
+  /** Absolute path in the guest, e.g. `/data`. */
+  guest: string
+  /** A host directory (exactly one of `host`, `tmp`, `fs`). */
+  host?: string
+  /** An empty in-memory directory that vanishes after the run. */
+  tmp?: boolean
+  /** Any backend object (in-process runs only: it cannot cross into a worker). */
+  fs?: Filesystem
+  /** Default `rw`. */
+  mode?: 'ro' | 'rw'
+}
+
+export type OutputOption = 'capture' | 'inherit' | 'discard' | ((chunk: Uint8Array) => void)
+export type Size = number | string
+export type Duration = number | string
+
+export interface Limits {
+  /** Cap on linear memory (`64MiB`); `memory.grow` past it fails with -1. */
+  memory?: Size
+  /** Wall-clock limit (`2s`); the run is stopped and reports `limit: 'timeout'`. */
+  timeout?: Duration
+  /** Deterministic instruction budget (≈ wasm instructions executed). */
+  fuel?: number
+  /** Bytes the guest may write to stdout (default 16 MiB when captured). */
+  stdout?: Size
+  /** Bytes the guest may write to stderr (default 16 MiB when captured). */
+  stderr?: Size
+  /** Open descriptors, stdio and mounts included (default 1024). */
+  files?: number
+}
+
+export interface RunOptions {
+  /** argv including argv[0]; default `[<module file name>]`. */
+  args?: readonly string[]
+  env?: Readonly<Record<string, string>>
+  mounts?: readonly MountSpec[]
+  /** Guest stdin: bytes, a string, `'inherit'` (this process's stdin), or nothing (empty). */
+  stdin?: string | Uint8Array | 'inherit'
+  stdout?: OutputOption
+  stderr?: OutputOption
+  limits?: Limits
+  /** `worker` (default): stoppable at any instruction. `in-process`: lowest latency, fuel only. */
+  isolation?: 'worker' | 'in-process'
+  /** Virtual clocks, seeded random: the same module, input and policy give the same bytes. */
+  deterministic?: boolean
+  /** Seed of the deterministic random source (default 0). */
+  seed?: number
+  clocks?: {
+    /** Granularity of the guest's clocks (default `1us`), as browsers coarsen timers. */
+    resolution?: Duration
+    /** Whether the process/thread CPU-time clocks are visible (default true). */
+    cputime?: boolean
+  }
+  /** Only these WASI functions may be imported; a module importing another is refused. */
+  syscalls?: readonly string[]
+  signal?: AbortSignal
+}
+
+export interface ResolvedMount {
+  guest: string
+  mode: 'ro' | 'rw'
+  host?: string
+  tmp?: boolean
+}
+
+/** Plain data: what a worker receives. */
+export interface ResolvedPolicy {
+  args: string[] | undefined
+  env: Record<string, string>
+  mounts: ResolvedMount[]
+  stdin: Uint8Array | 'inherit'
+  limits: {
+    memoryPages: number | undefined
+    timeoutMs: number | undefined
+    fuel: number | undefined
+    stdoutBytes: number | undefined
+    stderrBytes: number | undefined
+    maxFds: number
+  }
+  isolation: 'worker' | 'in-process'
+  deterministic: boolean
+  seed: number
+  clocks: { resolutionNs: bigint; cputime: boolean }
+  syscalls: string[] | undefined
+}
+
+export const WASM_PAGE = 65536
+/** Output kept per captured stream when no limit is given. */
+export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
+const MAX_PAGES = 65536
+
+const size = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+  try { parseSize(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }) }
+})
+const duration = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
+  try { parseDuration(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }) }
+})
+const output = z.union([z.enum(['capture', 'inherit', 'discard']), z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function')])
+const guestPath = z.string().refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"')
+
+const mountSchema = z.object({
+  guest: guestPath,
+  host: z.string().min(1).optional(),
+  tmp: z.boolean().optional(),
+  fs: z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem').optional(),
+  mode: z.enum(['ro', 'rw']).optional(),
+}).strict().refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs')
+
+const schema = z.object({
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string().regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).optional(),
+  mounts: z.array(mountSchema).optional(),
+  stdin: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
+  stdout: output.optional(),
+  stderr: output.optional(),
+  limits: z.object({
+    memory: size.optional(),
+    timeout: duration.optional(),
+    fuel: z.number().int().positive().optional(),
+    stdout: size.optional(),
+    stderr: size.optional(),
+    files: z.number().int().min(3).max(1 << 20).optional(),
+  }).strict().optional(),
+  isolation: z.enum(['worker', 'in-process']).optional(),
+  deterministic: z.boolean().optional(),
+  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
+  syscalls: z.array(z.string()).optional(),
+  signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+}).strict()
+
+/** Validates and resolves the options of one run. @throws PolicyError listing every problem */
+export function resolvePolicy(options: RunOptions): ResolvedPolicy {
+  const parsed = schema.safeParse(options)
+  const problems: string[] = []
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const where = issue.path.length > 0 ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(options)'
+      problems.push(`${where}: ${issue.message}`)
+    }
+  }
+  const o = options
+  const mounts = o.mounts ?? []
+  const seen = new Set<string>()
+  mounts.forEach((m, i) => {
+    if (typeof m?.guest !== 'string') return
+    const g = m.guest.replace(/\/+$/, '') || '/'
+    if (seen.has(g)) problems.push(`mounts[${i}].guest: ${JSON.stringify(m.guest)} is mounted twice`)
+    seen.add(g)
+    if (m.fs !== undefined && (o.isolation ?? 'worker') === 'worker') {
+      problems.push(`mounts[${i}].fs: a Filesystem object cannot cross into a worker; use isolation: 'in-process', or host/tmp`)
+    }
+  })
+  const isolation = o.isolation ?? 'worker'
+  if (isolation === 'in-process' && o.limits?.timeout !== undefined) {
+    problems.push("limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)")
+  }
+  if (o.deterministic && o.stdin === 'inherit') problems.push("stdin: 'inherit' is not deterministic; pass bytes or a string")
+  let memoryPages: number | undefined
+  if (o.limits?.memory !== undefined && problems.length === 0) {
+    memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
+    if (memoryPages < 1) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is less than one 64 KiB page`)
+    memoryPages = Math.min(memoryPages, MAX_PAGES)
+  }
+  if (problems.length > 0) throw new PolicyError(problems)
+  const l = o.limits ?? {}
+  const captured = (v: OutputOption | undefined) => v === undefined || v === 'capture'
+  return {
+    args: o.args ? [...o.args] : undefined,
+    env: { ...o.env },
+    mounts: mounts.map((m) => ({ guest: m.guest, mode: m.mode ?? 'rw', ...(m.host !== undefined ? { host: m.host } : {}), ...(m.tmp ? { tmp: true } : {}) })),
+    stdin: o.stdin === 'inherit' ? 'inherit' : typeof o.stdin === 'string' ? new TextEncoder().encode(o.stdin) : o.stdin ?? new Uint8Array(0),
+    limits: {
+      memoryPages,
+      timeoutMs: l.timeout !== undefined ? parseDuration(l.timeout) : undefined,
+      fuel: l.fuel,
+      stdoutBytes: l.stdout !== undefined ? parseSize(l.stdout) : captured(o.stdout) ? DEFAULT_CAPTURE_BYTES : undefined,
+      stderrBytes: l.stderr !== undefined ? parseSize(l.stderr) : captured(o.stderr) ? DEFAULT_CAPTURE_BYTES : undefined,
+      maxFds: l.files ?? 1024,
+    },
+    isolation,
+    deterministic: o.deterministic ?? false,
+    seed: o.seed ?? 0,
+    clocks: {
+      resolutionNs: BigInt(Math.max(1, Math.round(parseDuration(o.clocks?.resolution ?? '1us') * 1e6))),
+      cputime: o.clocks?.cputime ?? true,
+    },
+    syscalls: o.syscalls ? [...o.syscalls] : undefined,
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * @module The worker's entry: receives a compiled module and a resolved policy, runs the guest
+ * on this thread (so the sandbox can terminate it at any instruction), and reports the outcome.
+ * A pooled worker serves one job after another; each gets a fresh host and instance.
+ */
+import { parentPort } from 'node:worker_threads'
+import { executeGuest } from '../execute.js'
+import { captureSink, discardSink, fdSink, limitedSink, type Sink } from '../output.js'
+import { PROTOCOL_VERSION, type StreamMode, type WorkerJob, type WorkerMessage } from './protocol.js'
+
+const post = (m: WorkerMessage) => parentPort!.postMessage(m)
+
+function sinkFor(mode: StreamMode, stream: 'stdout' | 'stderr', fd: number): Sink {
+  switch (mode.kind) {
+    case 'inherit': return fdSink(fd)
+    case 'discard': return discardSink
+    case 'capture': return captureSink(mode.buffer)
+    case 'callback': return (chunk) => post({ v: PROTOCOL_VERSION, type: 'chunk', stream, bytes: chunk.slice() })
+  }
+}
+
+function serve(input: WorkerJob): void {
+  if (input?.v !== PROTOCOL_VERSION || input.type !== 'run') {
+    post({ v: PROTOCOL_VERSION, type: 'failed', message: `worker protocol mismatch: got ${String(input?.v)}` })
+    return
+  }
+  try {
+    const limits = input.policy.limits
+    const outcome = executeGuest(input.module, input.policy, {
+      stdout: limitedSink(sinkFor(input.stdout, 'stdout', 1), limits.stdoutBytes, 'stdout'),
+      stderr: limitedSink(sinkFor(input.stderr, 'stderr', 2), limits.stderrBytes, 'stderr'),
+    }, input.argv0)
+    post({ v: PROTOCOL_VERSION, type: 'done', outcome })
+  } catch (e) {
+    post({ v: PROTOCOL_VERSION, type: 'failed', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) })
+  }
+}
+
+parentPort!.on('message', serve)

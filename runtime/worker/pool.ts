@@ -1,0 +1,112 @@
+/**
+ * @module A pool of sandbox workers. Starting a worker thread costs ~45 ms here, far more than
+ * running a small guest, so workers that finished a run normally are kept (unreferenced, so
+ * they never hold the process open) and reused: every run still gets a fresh WASI host, fresh
+ * descriptors and a fresh instance; guests never see JavaScript state. A worker that was
+ * terminated (timeout, abort) or that failed is discarded, never reused ("poisoned" workers
+ * are not recovered).
+ */
+import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import type { WorkerJob, WorkerMessage } from './protocol.js'
+
+export interface JobHandlers {
+  message: (m: WorkerMessage) => void
+  /** The worker died without answering (crash, out of memory). */
+  failed: (reason: string) => void
+}
+
+export interface RunningJob {
+  /** Stops the job at once; its worker is discarded. */
+  terminate(): void
+  /** Returns the worker to the pool after a normal completion. */
+  release(): void
+}
+
+let cachedScript: URL | undefined
+
+/** The built worker bundle: beside this module in `dist/`, or in `dist/` when run from source. */
+function workerScript(): URL {
+  if (cachedScript) return cachedScript
+  for (const candidate of [new URL('./worker.js', import.meta.url), new URL('../../dist/worker.js', import.meta.url), new URL('../dist/worker.js', import.meta.url)]) {
+    if (existsSync(fileURLToPath(candidate))) return (cachedScript = candidate)
+  }
+  throw new Error('caplet worker bundle not found (dist/worker.js); run `npm run build`')
+}
+
+interface Slot {
+  worker: Worker
+  handlers: JobHandlers | undefined
+}
+
+export class WorkerPool {
+  readonly #idle: Slot[] = []
+  readonly #queue: (() => void)[] = []
+  #busy = 0
+
+  constructor(readonly maxWorkers = Math.max(4, availableParallelism() * 2), readonly maxIdle = Math.max(2, availableParallelism())) {}
+
+  /** Runs `job` on a worker as soon as one is free. */
+  submit(job: WorkerJob, handlers: JobHandlers): Promise<RunningJob> {
+    return new Promise((resolve) => {
+      const start = () => {
+        this.#busy++
+        const slot = this.#idle.pop() ?? this.#spawn()
+        slot.handlers = handlers
+        slot.worker.ref()
+        slot.worker.postMessage(job)
+        let done = false
+        const finish = (reuse: boolean) => {
+          if (done) return
+          done = true
+          slot.handlers = undefined
+          this.#busy--
+          if (reuse && this.#idle.length < this.maxIdle) {
+            slot.worker.unref()
+            this.#idle.push(slot)
+          } else void slot.worker.terminate()
+          this.#queue.shift()?.()
+        }
+        resolve({ terminate: () => finish(false), release: () => finish(true) })
+      }
+      if (this.#busy < this.maxWorkers) start()
+      else this.#queue.push(start)
+    })
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(workerScript(), {
+      // A guest's call stack lives on this thread's stack: a bounded one makes deep recursion trap cleanly.
+      resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
+      stdout: false, stderr: false,
+    })
+    const slot: Slot = { worker, handlers: undefined }
+    worker.on('message', (m: WorkerMessage) => slot.handlers?.message(m))
+    worker.on('error', (e) => {
+      const code = (e as NodeJS.ErrnoException).code
+      slot.handlers?.failed(code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the host ran out of memory serving the guest' : `worker failed: ${e.message}`)
+      this.#forget(slot)
+    })
+    worker.on('exit', (code) => {
+      slot.handlers?.failed(`worker exited unexpectedly (code ${code})`)
+      this.#forget(slot)
+    })
+    return slot
+  }
+
+  #forget(slot: Slot): void {
+    const i = this.#idle.indexOf(slot)
+    if (i >= 0) this.#idle.splice(i, 1)
+  }
+
+  /** Terminates idle workers (running jobs finish first). */
+  async close(): Promise<void> {
+    const idle = this.#idle.splice(0)
+    await Promise.all(idle.map((s) => s.worker.terminate()))
+  }
+}
+
+/** The process-wide pool `run()` uses. */
+export const defaultPool = new WorkerPool()

@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest'
+import { ModuleError, PolicyError, run, runSync } from '../../runtime/index.js'
+import { fixtureWasm, makeHostLayout, sampleWasm, text } from '../support/guest.js'
+
+describe('run() in a worker (the default)', () => {
+  it('runs a guest and captures its output', async () => {
+    const r = await run(sampleWasm('hello'))
+    expect(r.exitCode).toBe(0)
+    expect(text(r.stdout)).toBe('hello from caplet\n')
+    expect(r.stats.syscalls.fd_write).toBeGreaterThan(0)
+    expect(r.stats.peakMemory).toBeGreaterThan(0)
+  })
+
+  it('stops an infinite loop at the timeout, keeping what it wrote before', async () => {
+    const r = await run(fixtureWasm('flood'), { args: ['flood', 'loop'], limits: { timeout: '300ms' } })
+    expect(r.limit).toBe('timeout')
+    expect(r.exitCode).toBe(124)
+    expect(text(r.stdout)).toContain('loop: start')
+  })
+
+  it('cancels a run through an AbortSignal', async () => {
+    const ac = new AbortController()
+    const p = run(fixtureWasm('flood'), { args: ['flood', 'loop'], signal: ac.signal })
+    setTimeout(() => ac.abort(new Error('caller gave up')), 100)
+    await expect(p).rejects.toThrow('caller gave up')
+  })
+
+  it('refuses to start with an already aborted signal', async () => {
+    await expect(run(sampleWasm('hello'), { signal: AbortSignal.abort() })).rejects.toBeDefined()
+  })
+
+  it('reports deep recursion as a stack-overflow trap', async () => {
+    const r = await run(fixtureWasm('flood'), { args: ['flood', 'recurse'] })
+    expect(r.exitCode).toBe(134)
+    expect(r.trap?.kind).toBe('stack-overflow')
+  })
+
+  it.each([
+    ['unreachable', 'unreachable'],
+    ['oob', 'out-of-bounds'],
+    ['divzero', 'arithmetic'],
+    ['indirect', 'indirect-call'],
+  ])('classifies the %s trap as %s, with the last syscalls', async (scenario, kind) => {
+    const r = await run(fixtureWasm('rt_trap'), { args: ['rt_trap', scenario] })
+    expect(r.trap?.kind).toBe(kind)
+    expect(r.trap?.recentSyscalls).toContain('fd_write')
+    expect(text(r.stdout)).toBe(`${scenario}: before\n`)
+  })
+
+  it('traps a bad pointer passed to a syscall, naming the syscall', async () => {
+    const r = await run(fixtureWasm('memory'), { args: ['memory', 'iovs-past-end'] })
+    expect(r.trap?.kind).toBe('memory-fault')
+    expect(r.trap?.syscall).toBe('fd_write')
+  })
+
+  it('stops a guest at its output limit with exactly the limit written', async () => {
+    const r = await run(sampleWasm('cat'), { stdin: 'x'.repeat(10_000), limits: { stdout: 100 } })
+    expect(r.limit).toBe('stdout')
+    expect(r.stdout.byteLength).toBe(100)
+  })
+
+  it('bounds open descriptors', async () => {
+    const layout = makeHostLayout()
+    try {
+      const r = await run(fixtureWasm('flood'), {
+        args: ['flood', 'fds'], limits: { files: 16 },
+        mounts: [{ guest: '/sandbox', host: layout.sandbox }, { guest: '/data', host: layout.data, mode: 'ro' }],
+      })
+      expect(r.exitCode).toBe(0)
+      // 16 descriptors: stdio, two mounts, then 11 opens.
+      expect(text(r.stdout)).toBe('fds: 11 MFILE\n')
+    } finally {
+      layout.cleanup()
+    }
+  })
+
+  it('delivers output to a callback, in order', async () => {
+    const chunks: string[] = []
+    const r = await run(fixtureWasm('diff_exit'), { args: ['diff_exit', '0'], stdout: (c) => chunks.push(text(c)) })
+    expect(r.exitCode).toBe(0)
+    expect(chunks.join('')).toContain('stdout before exit')
+  })
+})
+
+describe('fuel and memory limits', () => {
+  it('stops an infinite loop when its fuel runs out', async () => {
+    const r = await run(fixtureWasm('flood'), { args: ['flood', 'loop'], limits: { fuel: 50_000_000 } })
+    expect(r.limit).toBe('fuel')
+    expect(r.exitCode).toBe(124)
+    expect(text(r.stdout)).toContain('loop: start')
+  })
+
+  it('stops a loop by fuel in-process too, where no timeout can', () => {
+    const r = runSync(fixtureWasm('flood'), { args: ['flood', 'loop'], limits: { fuel: 10_000_000 } })
+    expect(r.limit).toBe('fuel')
+  })
+
+  it('uses the same fuel on every run of the same module and input', async () => {
+    const runs = await Promise.all([1, 2, 3].map(() => run(sampleWasm('cat'), { stdin: 'some input\n'.repeat(100), limits: { fuel: 1e9 } })))
+    const used = runs.map((r) => r.stats.fuelUsed)
+    expect(used[0]).toBeGreaterThan(0)
+    expect(new Set(used).size).toBe(1)
+    expect(runSync(sampleWasm('cat'), { stdin: 'some input\n'.repeat(100), limits: { fuel: 1e9 } }).stats.fuelUsed).toBe(used[0])
+  })
+
+  it('caps linear memory: malloc fails past the cap and the guest carries on', async () => {
+    const r = await run(fixtureWasm('flood'), { args: ['flood', 'alloc'], limits: { memory: '32MiB' } })
+    expect(r.exitCode).toBe(0)
+    const mib = Number(/alloc: (\d+) MiB/.exec(text(r.stdout))?.[1])
+    expect(mib).toBeGreaterThan(16)
+    expect(mib).toBeLessThan(32)
+    expect(r.stats.peakMemory).toBeLessThanOrEqual(32 * 1024 * 1024)
+  })
+
+  it('refuses a module whose minimum memory is above the cap, saying so', async () => {
+    await expect(run(sampleWasm('hello'), { limits: { memory: '64KiB' } })).rejects.toThrow(/needs 128 KiB of memory to start.*limits\.memory/)
+  })
+})
+
+describe('deterministic mode', () => {
+  const entropy = (seed?: number) => run(fixtureWasm('rt_entropy'), { deterministic: true, ...(seed !== undefined ? { seed } : {}) })
+
+  it('gives identical output byte for byte on two runs', async () => {
+    const [a, b] = await Promise.all([entropy(), entropy()])
+    expect(a.exitCode).toBe(0)
+    expect(text(a.stdout)).toBe(text(b.stdout))
+    expect(text(a.stdout)).toContain('slept at least 5 ms: yes')
+  })
+
+  it('changes the random bytes with the seed, and only them', async () => {
+    const [a, b] = await Promise.all([entropy(1), entropy(2)])
+    const lines = (r: typeof a) => text(r.stdout).split('\n')
+    expect(lines(a)[0]).not.toBe(lines(b)[0])
+    expect(lines(a).slice(2)).toEqual(lines(b).slice(2))
+  })
+
+  it('differs from a real run', async () => {
+    const [a, b] = await Promise.all([run(fixtureWasm('rt_entropy')), run(fixtureWasm('rt_entropy'))])
+    expect(text(a.stdout).split('\n')[0]).not.toBe(text(b.stdout).split('\n')[0])
+  })
+})
+
+describe('clocks as a policy', () => {
+  it('reports and applies the policy resolution', async () => {
+    const r = await run(fixtureWasm('rt_entropy'), { clocks: { resolution: '1ms' } })
+    const out = text(r.stdout)
+    for (const m of out.matchAll(/clock (\d): time=(\d+) \(errno 0\) res=(\d+)/g)) {
+      expect(BigInt(m[3]!)).toBe(1_000_000n)
+      expect(BigInt(m[2]!) % 1_000_000n).toBe(0n)
+    }
+  })
+
+  it('hides CPU-time clocks when asked (NOTSUP)', async () => {
+    const r = await run(fixtureWasm('rt_entropy'), { clocks: { cputime: false } })
+    expect(text(r.stdout)).toMatch(/clock 2: time=0 \(errno 58\)/)
+    expect(text(r.stdout)).toMatch(/clock 3: time=0 \(errno 58\)/)
+  })
+})
+
+describe('policy and module errors', () => {
+  it('lists every problem with its field', async () => {
+    const err = await run(sampleWasm('hello'), {
+      limits: { memory: 'lots', timeout: '2 fortnights', files: 1 },
+      mounts: [{ guest: 'data', tmp: true }, { guest: '/x', host: '/tmp', tmp: true }],
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    const problems = (err as PolicyError).problems.join('\n')
+    expect(problems).toMatch(/limits\.memory/)
+    expect(problems).toMatch(/limits\.timeout/)
+    expect(problems).toMatch(/limits\.files/)
+    expect(problems).toMatch(/mounts\[0\]\.guest/)
+    expect(problems).toMatch(/mounts\[1\]/)
+  })
+
+  it('refuses a timeout in-process (only fuel can stop it there)', async () => {
+    await expect(run(sampleWasm('hello'), { isolation: 'in-process', limits: { timeout: '1s' } })).rejects.toBeInstanceOf(PolicyError)
+  })
+
+  it('refuses a module importing a WASI function outside the allow-list, naming it', async () => {
+    const err = await run(sampleWasm('hello'), { syscalls: ['proc_exit'] }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ModuleError)
+    expect((err as Error).message).toMatch(/fd_write/)
+  })
+
+  it('rejects bytes that are not WebAssembly', async () => {
+    await expect(run(new TextEncoder().encode('#!/bin/sh\necho hi\n'))).rejects.toBeInstanceOf(ModuleError)
+  })
+})
