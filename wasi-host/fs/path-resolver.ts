@@ -35,6 +35,12 @@ export const DEFAULT_RESOLVER_LIMITS: ResolverLimits = Object.freeze({
 export interface ResolveOptions {
   /** Follow a symlink in the final component (`lookupflags.symlink_follow`). */
   follow: boolean
+  /**
+   * A trailing slash normally makes a final symlink be followed (`link/` means the directory).
+   * Calls that act on the entry itself (`rmdir`, `unlink`, `rename`) set this to keep the link,
+   * so `rmdir("link/")` is `NOTDIR`, as on Linux, and never removes the link's target.
+   */
+  keepLinkWithSlash?: boolean
 }
 
 /** What a path designates: `name` inside `dir`, or `dir` itself when `name` is undefined. */
@@ -139,7 +145,7 @@ export function resolve(
         }
         throw e
       }
-      if (stat.filetype === Filetype.SYMBOLIC_LINK && (!last || options.follow || trailingSlash)) {
+      if (stat.filetype === Filetype.SYMBOLIC_LINK && (!last || options.follow || (trailingSlash && !options.keepLinkWithSlash))) {
         if (++symlinks > limits.maxSymlinks) throw new WasiError(Errno.LOOP, 'too many symlinks')
         const target = base.readlink(component)
         if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty symlink target')

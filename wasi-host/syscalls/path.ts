@@ -30,8 +30,9 @@ function checkLookupflags(flags: number): boolean {
   return (flags & Lookupflags.SYMLINK_FOLLOW) !== 0
 }
 
-function withResolution<T>(h: HostState, d: DirDescriptor, path: string, follow: boolean, fn: (r: Resolution) => T): T {
-  const r = resolve(d.dir.handle, path, { follow }, h.limits)
+/** `'entry'`: act on the final entry itself, never following it, even with a trailing slash. */
+function withResolution<T>(h: HostState, d: DirDescriptor, path: string, follow: boolean | 'entry', fn: (r: Resolution) => T): T {
+  const r = resolve(d.dir.handle, path, { follow: follow === true, keepLinkWithSlash: follow === 'entry' }, h.limits)
   try {
     return fn(r)
   } finally {
@@ -187,7 +188,7 @@ export function path_create_directory(h: HostState, d: DirDescriptor, pathPtr: n
 
 export function path_remove_directory(h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number): number {
   const path = readPath(h, pathPtr, pathLen)
-  withResolution(h, d, path, false, (r) => {
+  withResolution(h, d, path, 'entry', (r) => {
     // "." or "x/..": the directory has no name we may remove; this also protects the preopen root.
     if (r.name === undefined) throw new WasiError(Errno.INVAL, 'cannot remove "." or ".."')
     if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such directory')
@@ -199,7 +200,7 @@ export function path_remove_directory(h: HostState, d: DirDescriptor, pathPtr: n
 
 export function path_unlink_file(h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number): number {
   const path = readPath(h, pathPtr, pathLen)
-  withResolution(h, d, path, false, (r) => {
+  withResolution(h, d, path, 'entry', (r) => {
     if (r.name === undefined) throw new WasiError(Errno.ISDIR, 'is a directory')
     if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
     if (r.stat.filetype === Filetype.DIRECTORY) throw new WasiError(Errno.ISDIR, 'is a directory')
@@ -284,12 +285,12 @@ export function path_rename(
   const oldPath = readPath(h, oldPathPtr, oldPathLen)
   const newPath = readPath(h, newPathPtr, newPathLen)
   const td = twoHandleCheck(d, target)
-  withResolution(h, d, oldPath, false, (src) => {
+  withResolution(h, d, oldPath, 'entry', (src) => {
     if (src.name === undefined) throw new WasiError(Errno.BUSY, 'cannot rename "." or ".."')
     if (src.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
     const srcIsDir = src.stat.filetype === Filetype.DIRECTORY
     if (src.trailingSlash && !srcIsDir) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
-    withResolution(h, td, newPath, false, (dst) => {
+    withResolution(h, td, newPath, 'entry', (dst) => {
       // SECURITY: renaming onto "." or ".." would replace a directory the guest holds (the root).
       if (dst.name === undefined) throw new WasiError(Errno.BUSY, 'cannot replace "." or ".."')
       if (dst.trailingSlash && !srcIsDir) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
