@@ -9,11 +9,6 @@ import { CAPTURE_HEADER } from './worker/protocol.js'
 
 export type Sink = (chunk: Uint8Array) => void
 
-/** A shared capture buffer for `limit` bytes. */
-export function captureBuffer(limit: number): SharedArrayBuffer {
-  return new SharedArrayBuffer(CAPTURE_HEADER + limit)
-}
-
 /** The bytes written so far into a capture buffer. */
 export function capturedBytes(buffer: SharedArrayBuffer): Uint8Array {
   const len = Atomics.load(new Int32Array(buffer, 0, 1), 0)

@@ -6,10 +6,10 @@
 import { basename } from 'node:path'
 import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from './execute.js'
 import { loadModule, type ModuleSource } from './module.js'
-import { captureBuffer, capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
+import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import { resolvePolicy, type OutputOption, type ResolvedPolicy, type RunOptions } from './policy.js'
 import type { TrapInfo } from './trap.js'
-import { defaultPool, type RunningJob } from './worker/pool.js'
+import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
 
 export interface RunResult {
@@ -77,16 +77,20 @@ function runInProcess(mod: WebAssembly.Module, policy: ResolvedPolicy, options: 
   return { ...outcome, stdout: streams[0]!.bytes(), stderr: streams[1]!.bytes() }
 }
 
-function streamMode(opt: OutputOption | undefined, limit: number | undefined): StreamMode {
-  if (opt === undefined || opt === 'capture') return { kind: 'capture', buffer: captureBuffer(limit ?? 0) }
+function streamMode(opt: OutputOption | undefined, limit: number | undefined, buffer: (capacity: number) => SharedArrayBuffer): StreamMode {
+  if (opt === undefined || opt === 'capture') return { kind: 'capture', buffer: buffer(limit ?? 0) }
   if (typeof opt === 'function') return { kind: 'callback' }
   return { kind: opt }
 }
 
 function runInWorker(mod: WebAssembly.Module, policy: ResolvedPolicy, options: RunOptions, argv0: string): Promise<RunResult> {
-  const stdout = streamMode(options.stdout, policy.limits.stdoutBytes)
-  const stderr = streamMode(options.stderr, policy.limits.stderrBytes)
-  const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: mod, policy, argv0, stdout, stderr }
+  let stdout: StreamMode = { kind: 'discard' }
+  let stderr: StreamMode = { kind: 'discard' }
+  const build = (buffers: CaptureBuffers): WorkerJob => {
+    stdout = streamMode(options.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
+    stderr = streamMode(options.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
+    return { v: PROTOCOL_VERSION, type: 'run', module: mod, policy, argv0, stdout, stderr }
+  }
   return new Promise<RunResult>((resolve, reject) => {
     let settled = false
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -102,8 +106,11 @@ function runInWorker(mod: WebAssembly.Module, policy: ResolvedPolicy, options: R
     }
     const finish = (outcome: ExecutionOutcome, reuse: boolean) => {
       if (settled) return
+      // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
+      const out = bytes(stdout)
+      const err = bytes(stderr)
       settle(reuse)
-      resolve({ ...outcome, stdout: bytes(stdout), stderr: bytes(stderr) })
+      resolve({ ...outcome, stdout: out, stderr: err })
     }
     const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
     const onAbort = () => {
@@ -112,7 +119,7 @@ function runInWorker(mod: WebAssembly.Module, policy: ResolvedPolicy, options: R
       reject(options.signal!.reason)
     }
     options.signal?.addEventListener('abort', onAbort, { once: true })
-    void defaultPool.submit(job, {
+    void defaultPool.submit(build, {
       message: (m) => {
         if (m.type === 'chunk') {
           const cb = options[m.stream]

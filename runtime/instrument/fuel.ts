@@ -216,7 +216,7 @@ class CodeRewriter {
 
   readonly #p: Uint8Array
   readonly #base: number
-  readonly #globalLeb: Uint8Array
+  readonly #globalIndex: number
   readonly #globalCount: number
   readonly #importedFuncs: number
   readonly #paramCounts: Uint32Array
@@ -232,9 +232,7 @@ class CodeRewriter {
   constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array) {
     this.#p = payload
     this.#base = base
-    const gl = new ByteWriter(8)
-    gl.u32(globalIndex)
-    this.#globalLeb = gl.finish()
+    this.#globalIndex = globalIndex
     this.#globalCount = globalCount
     this.#importedFuncs = importedFuncs
     this.#paramCounts = paramCounts
@@ -324,6 +322,7 @@ class CodeRewriter {
     let checks = 1
     let charges = 1
     let finished = false
+    let calls = false
 
     const globalCount = this.#globalCount
 
@@ -353,9 +352,9 @@ class CodeRewriter {
           if (align < 0x40) {
             pos++
           } else {
-            const a = readU32(p, pos)
-            pos = a.next
-            if (a.value & 0x40) pos = skipLeb(p, pos, 5, func)
+            const a = u32At(p, pos)
+            pos = leb.next
+            if (a & 0x40) pos = skipLeb(p, pos, 5, func)
           }
           pos = skipLeb(p, pos, 10, func)
           continue
@@ -367,9 +366,9 @@ class CodeRewriter {
           pos = skipLeb(p, pos, 5, func)
           continue
         case Imm.Global: {
-          const g = readU32(p, pos)
-          pos = g.next
-          if (g.value >= globalCount) this.#fail('MALFORMED', `global ${g.value} does not exist`, func, opAt)
+          const g = u32At(p, pos)
+          pos = leb.next
+          if (g >= globalCount) this.#fail('MALFORMED', `global ${g} does not exist`, func, opAt)
           continue
         }
         case Imm.I64Const:
@@ -382,9 +381,9 @@ class CodeRewriter {
           pos += 8
           continue
         case Imm.SelectT: {
-          const n = readU32(p, pos)
-          pos = n.next
-          for (let k = 0; k < n.value; k++) pos = skipValType(p, pos)
+          const n = u32At(p, pos)
+          pos = leb.next
+          for (let k = 0; k < n; k++) pos = skipValType(p, pos)
           continue
         }
         case Imm.RefNull:
@@ -460,10 +459,10 @@ class CodeRewriter {
         }
         case 0x0c: // br
         case 0x0d: { // br_if
-          const l = readU32(p, pos)
-          pos = l.next
-          const target = depth - l.value
-          if (target < 0) this.#fail('MALFORMED', `branch to label ${l.value} beyond depth ${depth}`, func, opAt)
+          const l = u32At(p, pos)
+          pos = leb.next
+          const target = depth - l
+          if (target < 0) this.#fail('MALFORMED', `branch to label ${l} beyond depth ${depth}`, func, opAt)
           ctrlTargeted[target] = 1
           if (target === 0) this.#push(opAt, EV_FLUSH, 0)
           if (!dead) this.#settle(charge, acc)
@@ -478,14 +477,14 @@ class CodeRewriter {
           break
         }
         case 0x0e: { // br_table
-          const n = readU32(p, pos)
-          pos = n.next
+          const n = u32At(p, pos)
+          pos = leb.next
           let toFunction = false
-          for (let k = 0; k <= n.value; k++) {
-            const l = readU32(p, pos)
-            pos = l.next
-            const target = depth - l.value
-            if (target < 0) this.#fail('MALFORMED', `branch to label ${l.value} beyond depth ${depth}`, func, opAt)
+          for (let k = 0; k <= n; k++) {
+            const l = u32At(p, pos)
+            pos = leb.next
+            const target = depth - l
+            if (target < 0) this.#fail('MALFORMED', `branch to label ${l} beyond depth ${depth}`, func, opAt)
             ctrlTargeted[target] = 1
             if (target === 0) toFunction = true
           }
@@ -506,6 +505,7 @@ class CodeRewriter {
         case 0x11: // call_indirect
           pos = skipLeb(p, pos, 5, func)
           if (op === 0x11) pos = skipLeb(p, pos, 5, func)
+          calls = true
           this.#push(opAt, EV_FLUSH, 0)
           this.#push(pos, EV_RELOAD, 0)
           if (!dead) this.#settle(charge, acc)
@@ -518,6 +518,7 @@ class CodeRewriter {
         case 0x13: // return_call_indirect
           pos = skipLeb(p, pos, 5, func)
           if (op === 0x13) pos = skipLeb(p, pos, 5, func)
+          calls = true
           this.#push(opAt, EV_FLUSH, 0)
           if (!dead) this.#settle(charge, acc)
           acc = 0
@@ -531,17 +532,20 @@ class CodeRewriter {
     if (!finished) this.#fail('MALFORMED', 'function body does not end with `end`', func, end)
     if (pos > end) this.#fail('MALFORMED', 'instruction runs past the end of the body', func, end)
     if (!dead) this.#settle(charge, acc)
+
+    // A function that calls nothing cannot recurse: its entry needs a charge but no check (its
+    // loops check themselves, and whoever called it checks again on its next loop or call).
+    const leaf = !calls
+    if (leaf) checks--
     this.checks += checks
     this.charges += charges
-
-    this.#emit(start, localsEnd, end, groups, fuelLocal)
+    this.#emit(start, localsEnd, end, groups, fuelLocal, leaf)
   }
 
   #skipPrefixed(prefix: number, at: number, func: number, opAt: number): number {
     const p = this.#p
-    const s = readU32(p, at)
-    const sub = s.value
-    let pos = s.next
+    const sub = u32At(p, at)
+    let pos = leb.next
     const kind = prefix === 0xfc ? FC_IMM[sub] : prefix === 0xfd ? FD_IMM[sub] : FE_IMM[sub]
     switch (kind) {
       case Imm.None:
@@ -552,9 +556,9 @@ class CodeRewriter {
         return skipLeb(p, skipLeb(p, pos, 5, func), 5, func)
       case Imm.MemArg:
       case Imm.MemArgLane: {
-        const a = readU32(p, pos)
-        pos = a.next
-        if (a.value & 0x40) pos = skipLeb(p, pos, 5, func)
+        const a = u32At(p, pos)
+        pos = leb.next
+        if (a & 0x40) pos = skipLeb(p, pos, 5, func)
         pos = skipLeb(p, pos, 10, func)
         return kind === Imm.MemArgLane ? pos + 1 : pos
       }
@@ -569,86 +573,158 @@ class CodeRewriter {
   }
 
   /** Writes one body: the locals plus the counter's, then the code with the insertions. */
-  #emit(start: number, localsEnd: number, end: number, groups: number, fuelLocal: number): void {
+  #emit(start: number, localsEnd: number, end: number, groups: number, L: number, leaf: boolean): void {
     const p = this.#p
-    const w = this.#body
-    w.length = 0
-    const G = this.#globalLeb
-    const lw = new ByteWriter(8)
-    lw.u32(fuelLocal)
-    const L = lw.finish()
-
-    // Locals: one more group, `(local i64)`.
-    w.u32(groups + 1)
-    w.bytes(p.subarray(readU32(p, start).next, localsEnd))
-    w.u8(1)
-    w.u8(0x7e)
-
+    const G = this.#globalIndex
     const ev = this.#events
     const n = this.#nEvents
+    // Every insertion is at most MAX_INSERT bytes; the locals grow by at most 7.
+    const w = this.#body
+    w.length = 0
+    const buf = w.reserve(end - start + n * MAX_INSERT + 16)
+    let o = 0
+
+    // Locals: one more group, `(local i64)`.
+    o = putU32(buf, o, groups + 1)
+    o = copy(buf, o, p, skipLeb(p, start, 5, 0), localsEnd)
+    buf[o++] = 1
+    buf[o++] = 0x7e
+
     let copied = localsEnd
     for (let e = 0; e < n; e++) {
       const at = ev[e * 3]!
       const kind = ev[e * 3 + 1]!
       const cost = ev[e * 3 + 2]!
       if (at > copied) {
-        w.bytes(p.subarray(copied, at))
+        o = copy(buf, o, p, copied, at)
         copied = at
       }
       switch (kind) {
         case EV_ENTRY:
-          // local = global - cost; if (local < 0) { global = local; unreachable }
-          w.u8(OP_GLOBAL_GET); w.bytes(G)
-          emitCheck(w, cost, L, G)
+          buf[o++] = OP_GLOBAL_GET; o = putU32(buf, o, G)
+          if (leaf) {
+            // local = global - cost
+            buf[o++] = OP_I64_CONST; o = putSleb(buf, o, cost)
+            buf[o++] = OP_I64_SUB
+            buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
+          } else {
+            o = putCheck(buf, o, cost, L, G)
+          }
           break
         case EV_CHECK:
-          w.u8(OP_LOCAL_GET); w.bytes(L)
-          emitCheck(w, cost, L, G)
+          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
+          o = putCheck(buf, o, cost, L, G)
           break
         case EV_CHARGE:
           if (cost === 0) break
-          w.u8(OP_LOCAL_GET); w.bytes(L)
-          w.u8(OP_I64_CONST); w.s32(cost)
-          w.u8(OP_I64_SUB)
-          w.u8(OP_LOCAL_SET); w.bytes(L)
+          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
+          buf[o++] = OP_I64_CONST; o = putSleb(buf, o, cost)
+          buf[o++] = OP_I64_SUB
+          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
           break
         case EV_FLUSH:
-          w.u8(OP_LOCAL_GET); w.bytes(L)
-          w.u8(OP_GLOBAL_SET); w.bytes(G)
+          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
+          buf[o++] = OP_GLOBAL_SET; o = putU32(buf, o, G)
           break
         case EV_RELOAD: {
-          w.u8(OP_GLOBAL_GET); w.bytes(G)
+          buf[o++] = OP_GLOBAL_GET; o = putU32(buf, o, G)
           // Fused with the charge of the segment after the call: local = global - cost.
           const next = e + 1
           if (next < n && ev[next * 3] === at && ev[next * 3 + 1] === EV_CHARGE && ev[next * 3 + 2]! > 0) {
-            w.u8(OP_I64_CONST); w.s32(ev[next * 3 + 2]!)
-            w.u8(OP_I64_SUB)
+            buf[o++] = OP_I64_CONST; o = putSleb(buf, o, ev[next * 3 + 2]!)
+            buf[o++] = OP_I64_SUB
             e = next
           }
-          w.u8(OP_LOCAL_SET); w.bytes(L)
+          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
           break
         }
       }
     }
-    w.bytes(p.subarray(copied, end))
+    o = copy(buf, o, p, copied, end)
+    w.length = o
 
-    this.#out.u32(w.length)
-    this.#out.bytes(w.reserve(0).subarray(0, w.length))
+    this.#out.u32(o)
+    this.#out.bytes(buf.subarray(0, o))
   }
 }
 
-/** With `counter` on the stack: `local = counter - cost; if (local < 0) { global = local; unreachable }`. */
-function emitCheck(w: ByteWriter, cost: number, L: Uint8Array, G: Uint8Array): void {
-  w.u8(OP_I64_CONST); w.s32(cost)
-  w.u8(OP_I64_SUB)
-  w.u8(OP_LOCAL_TEE); w.bytes(L)
-  w.u8(OP_I64_CONST); w.u8(0)
-  w.u8(OP_I64_LT_S)
-  w.u8(OP_IF); w.u8(BLOCKTYPE_EMPTY)
-  w.u8(OP_LOCAL_GET); w.bytes(L)
-  w.u8(OP_GLOBAL_SET); w.bytes(G)
-  w.u8(OP_UNREACHABLE)
-  w.u8(OP_END)
+/** The largest insertion: a check at a function entry or loop header (with 5-byte LEBs). */
+const MAX_INSERT = 48
+
+function putU32(b: Uint8Array, at: number, value: number): number {
+  let o = at
+  let v = value
+  while (v >= 0x80) {
+    b[o++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  b[o++] = v
+  return o
+}
+
+/** A non-negative value as a signed LEB128 (what `i64.const` takes). */
+function putSleb(b: Uint8Array, at: number, value: number): number {
+  let o = at
+  let v = value
+  while (v >= 0x40) {
+    b[o++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  b[o++] = v
+  return o
+}
+
+function copy(dst: Uint8Array, at: number, src: Uint8Array, from: number, to: number): number {
+  const n = to - from
+  if (n < 64) {
+    for (let i = 0; i < n; i++) dst[at + i] = src[from + i]!
+  } else {
+    dst.set(src.subarray(from, to), at)
+  }
+  return at + n
+}
+
+/** With the counter on the stack: `local = counter - cost; if (local < 0) { global = local; unreachable }`. */
+function putCheck(b: Uint8Array, at: number, cost: number, L: number, G: number): number {
+  let o = at
+  b[o++] = OP_I64_CONST; o = putSleb(b, o, cost)
+  b[o++] = OP_I64_SUB
+  b[o++] = OP_LOCAL_TEE; o = putU32(b, o, L)
+  b[o++] = OP_I64_CONST; b[o++] = 0
+  b[o++] = OP_I64_LT_S
+  b[o++] = OP_IF; b[o++] = BLOCKTYPE_EMPTY
+  b[o++] = OP_LOCAL_GET; o = putU32(b, o, L)
+  b[o++] = OP_GLOBAL_SET; o = putU32(b, o, G)
+  b[o++] = OP_UNREACHABLE
+  b[o++] = OP_END
+  return o
+}
+
+/** Where `u32At` stopped (module state: the scanner is synchronous and not re-entered). */
+const leb = { next: 0 }
+
+/** A u32 LEB128 at `at`; the offset after it is left in `leb.next`. Lenient on the last byte's
+ *  unused bits: the engine validates the output, and any over-long form it accepts decodes the same. */
+function u32At(p: Uint8Array, at: number): number {
+  let b = p[at]
+  if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
+  if (b < 0x80) {
+    leb.next = at + 1
+    return b
+  }
+  let v = b & 0x7f
+  let scale = 128
+  for (let i = 1; i < 5; i++) {
+    b = p[at + i]
+    if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
+    v += (b & 0x7f) * scale
+    if (b < 0x80) {
+      leb.next = at + i + 1
+      return v
+    }
+    scale *= 128
+  }
+  throw malformed('LEB128 immediate too long', at)
 }
 
 function skipLeb(p: Uint8Array, at: number, maxBytes: number, func: number): number {

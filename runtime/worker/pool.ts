@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import type { WorkerJob, WorkerMessage } from './protocol.js'
+import { DEFAULT_CAPTURE_BYTES } from '../policy.js'
+import { CAPTURE_HEADER, type WorkerJob, type WorkerMessage } from './protocol.js'
 
 export interface JobHandlers {
   message: (m: WorkerMessage) => void
@@ -36,9 +37,19 @@ function workerScript(): URL {
   throw new Error('caplet worker bundle not found (dist/worker.js); run `npm run build`')
 }
 
+/**
+ * Capture buffers for one job. Each worker keeps its own pair and reuses them across runs, so a
+ * run does not allocate (and the kernel does not zero) megabytes of shared memory it may never
+ * write; a run whose limit is larger gets buffers of its own.
+ */
+export interface CaptureBuffers {
+  get(stream: 'stdout' | 'stderr', capacity: number): SharedArrayBuffer
+}
+
 interface Slot {
   worker: Worker
   handlers: JobHandlers | undefined
+  buffers: Partial<Record<'stdout' | 'stderr', SharedArrayBuffer>>
 }
 
 export class WorkerPool {
@@ -46,17 +57,30 @@ export class WorkerPool {
   readonly #queue: (() => void)[] = []
   #busy = 0
 
-  constructor(readonly maxWorkers = Math.max(4, availableParallelism() * 2), readonly maxIdle = Math.max(2, availableParallelism())) {}
+  constructor(
+    readonly maxWorkers = Math.max(4, availableParallelism() * 2),
+    readonly maxIdle = Math.max(2, availableParallelism()),
+    /** Capacity of each worker's reusable capture buffers. */
+    readonly captureBytes = DEFAULT_CAPTURE_BYTES,
+  ) {}
 
-  /** Runs `job` on a worker as soon as one is free. */
-  submit(job: WorkerJob, handlers: JobHandlers): Promise<RunningJob> {
+  /** Runs the job `build` makes on a worker as soon as one is free. */
+  submit(build: (buffers: CaptureBuffers) => WorkerJob, handlers: JobHandlers): Promise<RunningJob> {
     return new Promise((resolve) => {
       const start = () => {
         this.#busy++
         const slot = this.#idle.pop() ?? this.#spawn()
         slot.handlers = handlers
         slot.worker.ref()
-        slot.worker.postMessage(job)
+        slot.worker.postMessage(build({
+          get: (stream, capacity) => {
+            const size = CAPTURE_HEADER + capacity
+            if (capacity > this.captureBytes) return new SharedArrayBuffer(size)
+            const buffer = slot.buffers[stream] ??= new SharedArrayBuffer(CAPTURE_HEADER + this.captureBytes)
+            new Int32Array(buffer, 0, 1)[0] = 0
+            return buffer
+          },
+        }))
         let done = false
         const finish = (reuse: boolean) => {
           if (done) return
@@ -82,7 +106,7 @@ export class WorkerPool {
       resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
       stdout: false, stderr: false,
     })
-    const slot: Slot = { worker, handlers: undefined }
+    const slot: Slot = { worker, handlers: undefined, buffers: {} }
     worker.on('message', (m: WorkerMessage) => slot.handlers?.message(m))
     worker.on('error', (e) => {
       const code = (e as NodeJS.ErrnoException).code
