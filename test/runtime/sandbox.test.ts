@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ModuleError, PolicyError, run, runSync } from '../../runtime/index.js'
+import { createMemFs, ModuleError, PolicyError, run, runSync, type DirHandle, type Filesystem } from '../../runtime/index.js'
 import { fixtureWasm, makeHostLayout, sampleWasm, text } from '../support/guest.js'
 
 describe('run() in a worker (the default)', () => {
@@ -79,6 +79,27 @@ describe('run() in a worker (the default)', () => {
     const r = await run(fixtureWasm('diff_exit'), { args: ['diff_exit', '0'], stdout: (c) => chunks.push(text(c)) })
     expect(r.exitCode).toBe(0)
     expect(chunks.join('')).toContain('stdout before exit')
+  })
+})
+
+describe('host faults', () => {
+  it('turns an unexpected host exception into a host-fault trap naming the call, never an errno', () => {
+    const base = createMemFs()
+    // A backend with a bug: listing a directory throws a plain Error.
+    const broken: Filesystem = {
+      caps: base.caps,
+      root: () => {
+        const h = base.root()
+        const forward = Object.fromEntries(['stat', 'setTimes', 'statChild', 'openDir', 'openFile', 'readlink', 'mkdir', 'symlink', 'unlink', 'rmdir', 'rename', 'link', 'setTimesChild', 'close']
+          .map((k) => [k, (...a: unknown[]) => (h as unknown as Record<string, (...x: unknown[]) => unknown>)[k]!(...a)]))
+        return { ...forward, kind: 'dir', readdir: () => { throw new TypeError('backend bug') } } as unknown as DirHandle
+      },
+    }
+    const r = runSync(sampleWasm('ls'), { args: ['ls', '/d'], mounts: [{ guest: '/d', fs: broken }] })
+    expect(r.exitCode).toBe(134)
+    expect(r.trap?.kind).toBe('host-fault')
+    expect(r.trap?.syscall).toBe('fd_readdir')
+    expect(r.trap?.message).toMatch(/backend bug/)
   })
 })
 
