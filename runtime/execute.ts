@@ -77,6 +77,7 @@ export function executeGuest(
       stdin,
       stdout: sinks.stdout,
       stderr: sinks.stderr,
+      ttys: policy.ttys,
       clocks,
       ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
       limits: { maxFds: policy.limits.maxFds },

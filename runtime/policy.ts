@@ -3,6 +3,7 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
+import { isatty } from 'node:tty'
 import { z } from 'zod'
 import type { Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
@@ -94,6 +95,8 @@ export interface ResolvedPolicy {
   seed: number
   clocks: { resolutionNs: bigint; cputime: boolean }
   syscalls: string[] | undefined
+  /** Which standard streams are terminals (only inherited ones can be). */
+  ttys: { stdin: boolean; stdout: boolean; stderr: boolean }
 }
 
 export const WASM_PAGE = 65536
@@ -198,5 +201,10 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       cputime: o.clocks?.cputime ?? true,
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
+    ttys: {
+      stdin: o.stdin === 'inherit' && isatty(0),
+      stdout: o.stdout === 'inherit' && isatty(1),
+      stderr: o.stderr === 'inherit' && isatty(2),
+    },
   }
 }

@@ -48,6 +48,12 @@ export interface WasiHostOptions {
   /** Receives a view of guest memory valid only during the call; copy what you keep. Default: discard. */
   stdout?: StreamWriter
   stderr?: StreamWriter
+  /**
+   * Which standard streams are terminals. A terminal is a character device; anything else
+   * (a pipe, a buffer, a capture) is reported as `UNKNOWN`, so the guest's `isatty()` tells the
+   * truth (wasi-testsuite `stdio_not_isatty`). Default: none.
+   */
+  ttys?: { stdin?: boolean; stdout?: boolean; stderr?: boolean }
   clocks?: ClockSource
   randomFill?: (dst: Uint8Array) => void
   limits?: Partial<HostLimits>
@@ -216,7 +222,7 @@ export class WasiHost implements HostState {
   #installStdio(options: WasiHostOptions): void {
     const stream = (name: 'stdin' | 'stdout' | 'stderr', read: StreamReader | undefined, write: StreamWriter | undefined, rights: number) => {
       this.fds.insert({
-        kind: 'stream', name, read, write, filetype: Filetype.CHARACTER_DEVICE,
+        kind: 'stream', name, read, write, filetype: options.ttys?.[name] ? Filetype.CHARACTER_DEVICE : Filetype.UNKNOWN,
         rightsAtOpen: rights, rightsBase: rights, rightsInheriting: 0, fdflags: 0,
       })
     }

@@ -216,6 +216,11 @@ export class ByteWriter {
   finish(): Uint8Array {
     return this.#buf.slice(0, this.length)
   }
+
+  /** The bytes written so far, without a copy: valid until the next write. */
+  view(): Uint8Array {
+    return this.#buf.subarray(0, this.length)
+  }
 }
 
 function encodeWith(write: (w: ByteWriter) => void): Uint8Array {

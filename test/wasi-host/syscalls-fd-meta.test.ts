@@ -205,15 +205,24 @@ describe('fd_sync', () => {
 })
 
 describe('fd_fdstat_get', () => {
-  it('describes stdio: character devices with stream rights', () => {
+  it('describes stdio: unknown files (not terminals) with stream rights, so isatty() is false', () => {
     const h = harness()
     const i = h.fdstat(STDIN)
     expectErrno(i.errno, 'SUCCESS')
-    expect(i.filetype).toBe(Filetype.CHARACTER_DEVICE)
+    expect(i.filetype).toBe(Filetype.UNKNOWN)
     expect(i.base).toBe(BigInt(STDIN_RIGHTS))
     expect(i.inheriting).toBe(0n)
     expect(h.fdstat(STDOUT).base).toBe(BigInt(STDOUT_RIGHTS))
     expect(h.fdstat(STDERR).base).toBe(BigInt(STDOUT_RIGHTS))
+  })
+
+  it('describes a terminal as a character device without seek rights (what isatty() checks)', () => {
+    const h = harness({ ttys: { stdout: true } })
+    const o = h.fdstat(STDOUT)
+    expect(o.filetype).toBe(Filetype.CHARACTER_DEVICE)
+    expect(o.base & BigInt(Rights.FD_SEEK | Rights.FD_TELL)).toBe(0n)
+    expect(h.fdstat(STDIN).filetype).toBe(Filetype.UNKNOWN)
+    expect(h.fdStat(STDOUT).stat.filetype).toBe(Filetype.CHARACTER_DEVICE)
   })
 
   it('describes preopens: rw has every directory right; ro has none that mutates', () => {
@@ -350,7 +359,7 @@ describe('fd_filestat_get', () => {
     expect(f.stat.nlink).toBe(1n)
     const d = h.fdStat(SANDBOX)
     expect(d.stat.filetype).toBe(Filetype.DIRECTORY)
-    expect(h.fdStat(STDOUT).stat.filetype).toBe(Filetype.CHARACTER_DEVICE)
+    expect(h.fdStat(STDOUT).stat.filetype).toBe(Filetype.UNKNOWN)
   })
 
   it('gives each mount its own device number', () => {

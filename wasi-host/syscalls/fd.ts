@@ -29,7 +29,7 @@ const STREAM_STAT: NodeStat = Object.freeze({
 export function statDescriptor(d: Descriptor): NodeStat {
   if (d.kind === 'file') return d.handle.stat()
   if (d.kind === 'dir') return d.dir.handle.stat()
-  return STREAM_STAT
+  return d.filetype === STREAM_STAT.filetype ? STREAM_STAT : { ...STREAM_STAT, filetype: d.filetype }
 }
 
 export function devOf(d: Descriptor): bigint {

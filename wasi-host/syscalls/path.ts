@@ -238,7 +238,10 @@ export function path_symlink(
   const target = readPath(h, oldPathPtr, oldPathLen)
   const path = readPath(h, newPathPtr, newPathLen)
   if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty target')
-  withResolution(h, d, path, false, (r) => {
+  withResolution(h, d, path, 'entry', (r) => {
+    if (r.trailingSlash && r.stat !== undefined && r.stat.filetype !== Filetype.DIRECTORY) {
+      throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    }
     if (r.name === undefined || r.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
     if (r.trailingSlash) throw new WasiError(Errno.NOENT, 'trailing slash on a new link name')
     // SECURITY: refuse links that could only ever point out of the mount: they can never be
