@@ -10,9 +10,10 @@
  * therefore stays in baseline code for its whole run, at about 2x the cost of optimised code.
  * A function without a loop can only be hot by being called often, and tier-up serves it.
  * So `tier: 'auto'` (the default) asks V8, through its per-function compilation hints, to
- * compile the functions that contain a loop straight with TurboFan when they are first
- * called, and leaves the others to Liftoff and tier-up; start-up pays TurboFan only for the
- * looping functions that actually run. `optimized` compiles every function with TurboFan
+ * compile straight with TurboFan the looping functions of the start spine (`_start` and what
+ * only it calls, once: `main`, a kernel called once), and leaves every other function to
+ * Liftoff and tier-up; start-up pays TurboFan for a handful of functions, whatever the size
+ * of the module. `optimized` compiles every function with TurboFan
  * (the steadiest code, the slowest start of a large module); `baseline` is V8's own default.
  * Without the hints feature (another engine, a V8 that dropped it), every tier is `baseline`.
  */
@@ -24,7 +25,9 @@ import { WASI_PREVIEW1_FUNCTIONS } from '../wasi-host/index.js'
 import { ModuleError } from './errors.js'
 import { capMemory, InstrumentError, meterFuel, readU32, skipLeb } from './instrument/index.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm } from './instrument/opcodes.js'
-import { skipBlockType } from './instrument/sections.js'
+import {
+  ExternalKind, findSection, parseSections, readExports, readImports, SectionId, skipBlockType, type ParsedModule, type Section,
+} from './instrument/sections.js'
 import { formatSize } from './units.js'
 
 export type ModuleSource = string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module
@@ -221,60 +224,200 @@ function leb128(n: number): number[] {
   return out
 }
 
-/** Per-function hint bytes and where the code section starts; undefined to leave the module as it is. */
+/**
+ * Per-function hint bytes and where the code section starts; undefined to leave the module as
+ * it is. `optimized`: every function. `auto`: the looping functions of the start spine.
+ */
 export function tierHints(code: Uint8Array, tier: Tier): { hints: Uint8Array; codeSectionAt: number } | undefined {
   try {
-    let pos = 8
-    while (pos < code.length) {
-      const start = pos
-      const id = code[pos++]!
-      const size = readU32(code, pos)
-      const end = size.next + size.value
-      if (id === 0 && nameIs(code, size.next, HINTS_SECTION)) return undefined // the module brought its own
-      if (id === 10) {
-        const n = readU32(code, size.next)
-        const hints = new Uint8Array(n.value)
-        let at = n.next
-        for (let f = 0; f < n.value; f++) {
-          const body = readU32(code, at)
-          const bodyEnd = body.next + body.value
-          hints[f] = tier === 'optimized' || hasLoop(code, body.next, bodyEnd) ? HINT_OPTIMIZED : HINT_DEFAULT
-          at = bodyEnd
-        }
-        return { hints, codeSectionAt: start }
-      }
-      pos = end
+    const mod = parseSections(code)
+    if (mod.sections.some((s) => s.id === SectionId.Custom && s.name === HINTS_SECTION)) return undefined // its own
+    const codeSection = findSection(mod, SectionId.Code)
+    if (codeSection === undefined) return undefined
+    const codeSectionAt = codeSection.offset - 1 - lebLength(codeSection.payload.length)
+    const n = readU32(codeSection.payload, 0).value
+    const hints = new Uint8Array(n)
+    if (tier === 'optimized') {
+      hints.fill(HINT_OPTIMIZED)
+      return { hints, codeSectionAt }
     }
+    const spine = startSpine(mod, codeSection)
+    if (spine === undefined) return undefined
+    let any = false
+    for (let f = 0; f < n; f++) {
+      if (spine[f] === 1) {
+        hints[f] = HINT_OPTIMIZED
+        any = true
+      }
+    }
+    return any ? { hints, codeSectionAt } : undefined
   } catch {
     // A construct the scanner cannot decode: no hints, the engine's default tiers.
+    return undefined
   }
-  return undefined
 }
 
-function nameIs(code: Uint8Array, at: number, name: string): boolean {
-  const len = readU32(code, at)
-  if (len.value !== name.length) return false
-  for (let i = 0; i < name.length; i++) if (code[len.next + i] !== name.charCodeAt(i)) return false
-  return true
+function lebLength(n: number): number {
+  let len = 1
+  while (n >= 0x80) {
+    n >>>= 7
+    len++
+  }
+  return len
 }
 
-/** Whether the function body in `[pos, end)` contains a `loop`. @throws on what it cannot decode */
-export function hasLoop(code: Uint8Array, pos: number, end: number): boolean {
+/**
+ * The start spine: `_start` and every function that only ever runs once per run because it has
+ * exactly one direct call site, outside any loop, in a function of the spine, and is neither
+ * exported nor reachable through a table or `ref.func`. A loop in such a function runs inside one
+ * activation, which V8 cannot move to optimised code; every other function that gets hot is
+ * entered again and is served by tier-up. Returns, per defined function, 1 for a spine function
+ * with a loop, 0 otherwise; undefined when there is no `_start`.
+ */
+function startSpine(mod: ParsedModule, codeSection: Section): Uint8Array | undefined {
+  const imported = readImports(findSection(mod, SectionId.Import)).filter((i) => i.kind === ExternalKind.Function).length
+  const exports = readExports(findSection(mod, SectionId.Export)).filter((e) => e.kind === ExternalKind.Function)
+  const start = exports.find((e) => e.name === '_start')
+  if (start === undefined || start.index < imported) return undefined
+  const p = codeSection.payload
+  const count = readU32(p, 0)
+  const n = count.value
+  const loops = new Uint8Array(n)
+  /** Direct call sites per callee (defined functions only); 2 means "more than once". */
+  const sites = new Uint8Array(n)
+  /** Callees called once, outside loops, by each function: [caller, callee] pairs. */
+  const onceEdges: number[] = []
+  const pinned = new Uint8Array(n) // exported, in a table, or referenced by ref.func
+  for (const e of exports) if (e.index >= imported) pinned[e.index - imported] = 1
+  for (const f of tableFunctions(findSection(mod, SectionId.Element))) if (f >= imported) pinned[f - imported] = 1
+  let at = count.next
+  for (let f = 0; f < n; f++) {
+    const body = readU32(p, at)
+    const end = body.next + body.value
+    scanBody(p, body.next, end, (kind, index, inLoop) => {
+      if (kind === 'loop') loops[f] = 1
+      else if (index >= imported) {
+        const callee = index - imported
+        if (kind === 'ref') pinned[callee] = 1
+        else {
+          sites[callee] = inLoop || sites[callee]! > 0 ? 2 : 1
+          if (!inLoop) onceEdges.push(f, callee)
+        }
+      }
+    })
+    at = end
+  }
+  const onSpine = new Uint8Array(n)
+  onSpine[start.index - imported] = 1
+  // Edges run caller -> callee; a callee joins when its only call site is in a spine function.
+  for (let changed = true; changed;) {
+    changed = false
+    for (let i = 0; i < onceEdges.length; i += 2) {
+      const caller = onceEdges[i]!, callee = onceEdges[i + 1]!
+      if (onSpine[caller] === 1 && onSpine[callee] === 0 && sites[callee] === 1 && pinned[callee] === 0) {
+        onSpine[callee] = 1
+        changed = true
+      }
+    }
+  }
+  for (let f = 0; f < n; f++) onSpine[f] = onSpine[f]! & loops[f]!
+  return onSpine
+}
+
+/** Function indices named by element segments (all eight encodings). */
+function tableFunctions(section: Section | undefined): number[] {
+  if (section === undefined) return []
+  const p = section.payload
+  const out: number[] = []
+  const count = readU32(p, 0)
+  let pos = count.next
+  const constExpr = () => {
+    // i32.const / i64.const / global.get / ref.null / ref.func, then end (0x0b).
+    for (;;) {
+      const op = p[pos++]
+      if (op === 0x0b) return
+      if (op === 0x41 || op === 0x23) pos = skipLeb(p, pos, 5)
+      else if (op === 0x42) pos = skipLeb(p, pos, 10)
+      else if (op === 0xd0) pos++
+      else if (op === 0xd2) {
+        const f = readU32(p, pos)
+        out.push(f.value)
+        pos = f.next
+      } else throw new Error(`constant expression opcode ${op}`)
+    }
+  }
+  const funcs = () => {
+    const k = readU32(p, pos)
+    pos = k.next
+    for (let i = 0; i < k.value; i++) {
+      const f = readU32(p, pos)
+      out.push(f.value)
+      pos = f.next
+    }
+  }
+  const exprs = () => {
+    const k = readU32(p, pos)
+    pos = k.next
+    for (let i = 0; i < k.value; i++) constExpr()
+  }
+  for (let s = 0; s < count.value; s++) {
+    const flags = readU32(p, pos)
+    pos = flags.next
+    switch (flags.value) {
+      case 0: constExpr(); funcs(); break
+      case 1: case 3: pos++; funcs(); break
+      case 2: pos = skipLeb(p, pos, 5); constExpr(); pos++; funcs(); break
+      case 4: constExpr(); exprs(); break
+      case 5: case 7: pos++; exprs(); break
+      case 6: pos = skipLeb(p, pos, 5); constExpr(); pos++; exprs(); break
+      default: throw new Error(`element segment flags ${flags.value}`)
+    }
+  }
+  return out
+}
+
+type BodyEvent = (kind: 'loop' | 'call' | 'ref', index: number, inLoop: boolean) => void
+
+/**
+ * Decodes one function body in `[pos, end)`, reporting loops, direct calls (with whether they
+ * sit inside a loop) and `ref.func`. @throws on anything it cannot decode
+ */
+function scanBody(code: Uint8Array, pos: number, end: number, on: BodyEvent): void {
   const groups = readU32(code, pos)
   pos = groups.next
   for (let g = 0; g < groups.value; g++) {
     pos = skipLeb(code, pos, 5) // count
     pos = skipValTypeLoosely(code, pos)
   }
+  // Open blocks, innermost last: 1 for a loop, 0 for block/if; `loopDepth` counts the 1s.
+  const blocks: number[] = []
+  let loopDepth = 0
   while (pos < end) {
     const op = code[pos++]!
     switch (BASE_IMM[op]) {
       case Imm.None: break
       case Imm.Control:
         switch (op) {
-          case 0x03: return true // loop
-          case 0x02: case 0x04: pos = skipBlockType(code, pos); break // block, if
-          case 0x0c: case 0x0d: case 0x10: case 0x12: pos = skipLeb(code, pos, 5); break // br, br_if, call, return_call
+          case 0x03: // loop
+            on('loop', 0, loopDepth > 0)
+            blocks.push(1)
+            loopDepth++
+            pos = skipBlockType(code, pos)
+            break
+          case 0x02: case 0x04: // block, if
+            blocks.push(0)
+            pos = skipBlockType(code, pos)
+            break
+          case 0x0b: // end (the last one closes the body)
+            if (blocks.pop() === 1) loopDepth--
+            break
+          case 0x10: case 0x12: { // call, return_call
+            const f = readU32(code, pos)
+            on('call', f.value, loopDepth > 0)
+            pos = f.next
+            break
+          }
+          case 0x0c: case 0x0d: pos = skipLeb(code, pos, 5); break // br, br_if
           case 0x11: case 0x13: pos = skipLeb(code, skipLeb(code, pos, 5), 5); break // call_indirect, return_call_indirect
           case 0x0e: { // br_table
             const n = readU32(code, pos)
@@ -282,10 +425,17 @@ export function hasLoop(code: Uint8Array, pos: number, end: number): boolean {
             for (let i = 0; i <= n.value; i++) pos = skipLeb(code, pos, 5)
             break
           }
-          default: break // unreachable, else, end, return
+          default: break // unreachable, else, return
         }
         break
-      case Imm.U32: case Imm.Local: case Imm.Global: pos = skipLeb(code, pos, 5); break
+      case Imm.U32:
+        if (op === 0xd2) { // ref.func
+          const f = readU32(code, pos)
+          on('ref', f.value, loopDepth > 0)
+          pos = f.next
+        } else pos = skipLeb(code, pos, 5)
+        break
+      case Imm.Local: case Imm.Global: pos = skipLeb(code, pos, 5); break
       case Imm.U32x2: pos = skipLeb(code, skipLeb(code, pos, 5), 5); break
       case Imm.MemArg: pos = skipMemArg(code, pos); break
       case Imm.I32Const: pos = skipLeb(code, pos, 5); break
@@ -318,7 +468,6 @@ export function hasLoop(code: Uint8Array, pos: number, end: number): boolean {
       default: throw new Error(`opcode 0x${op.toString(16)}`) // unknown, or a proposal the table refuses
     }
   }
-  return false
 }
 
 function skipMemArg(code: Uint8Array, pos: number): number {

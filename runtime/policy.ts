@@ -28,7 +28,7 @@ export type Size = number | string
 export type Duration = number | string
 
 export interface Limits {
-  /** Cap on linear memory (`64MiB`); `memory.grow` past it fails with -1. */
+  /** Cap on linear memory (`64MiB`, default 1 GiB); `memory.grow` past it fails with -1. */
   memory?: Size
   /** Wall-clock limit (`2s`); the run is stopped and reports `limit: 'timeout'`. */
   timeout?: Duration
@@ -83,7 +83,10 @@ export interface ResolvedPolicy {
   mounts: ResolvedMount[]
   stdin: Uint8Array | 'inherit'
   limits: {
-    memoryPages: number | undefined
+    /** The memory cap in pages: the policy's, or the default. */
+    memoryPages: number
+    /** Whether the caller set the memory cap (the default is not applied to precompiled modules). */
+    memoryExplicit: boolean
     timeoutMs: number | undefined
     fuel: number | undefined
     stdoutBytes: number | undefined
@@ -100,6 +103,8 @@ export interface ResolvedPolicy {
 }
 
 export const WASM_PAGE = 65536
+/** Linear memory a guest may use when the policy does not say (invariant 7: every resource is bounded). */
+export const DEFAULT_MEMORY_BYTES = 1024 ** 3
 /** Output kept per captured stream when no limit is given. */
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
 const MAX_PAGES = 65536
@@ -186,7 +191,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     mounts: mounts.map((m) => ({ guest: m.guest, mode: m.mode ?? 'rw', ...(m.host !== undefined ? { host: m.host } : {}), ...(m.tmp ? { tmp: true } : {}) })),
     stdin: o.stdin === 'inherit' ? 'inherit' : typeof o.stdin === 'string' ? new TextEncoder().encode(o.stdin) : o.stdin ?? new Uint8Array(0),
     limits: {
-      memoryPages,
+      memoryPages: memoryPages ?? DEFAULT_MEMORY_BYTES / WASM_PAGE,
+      memoryExplicit: memoryPages !== undefined,
       timeoutMs: l.timeout !== undefined ? parseDuration(l.timeout) : undefined,
       fuel: l.fuel,
       stdoutBytes: l.stdout !== undefined ? parseSize(l.stdout) : captured(o.stdout) ? DEFAULT_CAPTURE_BYTES : undefined,

@@ -35,7 +35,7 @@ export async function run(module: ModuleSource, options: RunOptions = {}): Promi
   const policy = resolvePolicy(options)
   options.signal?.throwIfAborted()
   const mod = loadModule(module, {
-    memoryPages: policy.limits.memoryPages, fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
+    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
   })
   const argv0 = typeof module === 'string' ? basename(module) : module instanceof URL ? basename(module.pathname) : 'main.wasm'
   if (policy.isolation === 'in-process') return runInProcess(mod, policy, options, argv0)
@@ -46,10 +46,15 @@ export async function run(module: ModuleSource, options: RunOptions = {}): Promi
 export function runSync(module: ModuleSource, options: RunOptions = {}): RunResult {
   const policy = resolvePolicy({ ...options, isolation: 'in-process' })
   const mod = loadModule(module, {
-    memoryPages: policy.limits.memoryPages, fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
+    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
   })
   const argv0 = typeof module === 'string' ? basename(module) : module instanceof URL ? basename(module.pathname) : 'main.wasm'
   return runInProcess(mod, policy, options, argv0)
+}
+
+/** The default cap needs the module's bytes; a precompiled module gets only an explicit one (which loadModule refuses). */
+function memoryCap(module: ModuleSource, policy: ResolvedPolicy): number | undefined {
+  return module instanceof WebAssembly.Module && !policy.limits.memoryExplicit ? undefined : policy.limits.memoryPages
 }
 
 function collector(): { sink: Sink; bytes: () => Uint8Array } {

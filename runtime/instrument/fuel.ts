@@ -30,12 +30,14 @@
  * written back before every call, return and `unreachable`, so the global is exact whenever
  * control is outside the function (in a host call, in particular in `proc_exit`).
  *
- * The counter is *checked* at every function entry (so recursion is stopped) and at every loop
- * header (so every loop iteration is): if it went negative the guest traps with `unreachable`
- * after writing the negative value to the global. A run whose global is negative after a trap was
- * stopped by fuel; a guest's own `unreachable` (or any other trap) leaves it non-negative, since
- * every check that sees it negative traps. Between two checks the code is loop-free, so a run can
- * overshoot its budget by at most one loop-free stretch of one function before it is stopped.
+ * The counter is *checked* at every loop header (so every loop iteration is) and at the entry
+ * of every function that makes calls (so recursion is; a function that calls nothing cannot
+ * recurse, and is charged at entry but not checked): if it went negative the guest traps with
+ * `unreachable` after writing the negative value to the global. So after a trap: negative
+ * counter = out of fuel (the budget was exceeded, whichever instruction trapped); a guest's own
+ * `unreachable` or any other trap while fuel remains leaves it non-negative. Between two checks the code is
+ * loop-free, so a run overshoots its budget by at most a loop-free stretch before it is stopped
+ * (a run may even end normally a little past it: the runtime reports a limit only for a trap).
  *
  * After a trap other than fuel exhaustion, `remaining` lags by what the trapping function charged
  * since its last call or entry: exact fuel is reported for runs that end normally or by fuel.
@@ -303,7 +305,8 @@ class CodeRewriter {
       pos = skipValType(p, r.next)
     }
     if (pos > end) this.#fail('MALFORMED', 'local declarations run past the body', func, start)
-    if (locals >= 0xffffffff) this.#fail('MALFORMED', 'too many locals', func, start)
+    // The JS API caps a function at 50,000 locals (params included); the counter needs one more.
+    if (locals >= MAX_LOCALS) this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
     const localsEnd = pos
     const fuelLocal = locals
 
@@ -647,6 +650,9 @@ class CodeRewriter {
     this.#out.bytes(buf.subarray(0, o))
   }
 }
+
+/** Locals per function (params included) that engines accept: the JS API's implementation limit. */
+const MAX_LOCALS = 50_000
 
 /** The largest insertion: a check at a function entry or loop header (with 5-byte LEBs). */
 const MAX_INSERT = 48

@@ -133,6 +133,11 @@ describe('fuel and memory limits', () => {
     expect(r.stats.peakMemory).toBeLessThanOrEqual(32 * 1024 * 1024)
   })
 
+  it('caps memory at 1 GiB when the policy does not say (every resource is bounded)', () => {
+    const r = runSync(fixtureWasm('rt_grow'), { args: ['rt_grow', '16384', '16385'] })
+    expect(text(r.stdout)).toBe('grow to 16384 pages: ok\ngrow to 16385 pages: failed\n')
+  })
+
   it('refuses a module whose minimum memory is above the cap, saying so', async () => {
     await expect(run(sampleWasm('hello'), { limits: { memory: '64KiB' } })).rejects.toThrow(/needs 128 KiB of memory to start.*limits\.memory/)
   })

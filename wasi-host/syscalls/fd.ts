@@ -41,9 +41,11 @@ export function devOf(d: Descriptor): bigint {
  * @throws GuestFault on a bad pointer, WasiError INVAL on too many buffers or a total past 2^31-1
  */
 function checkIovecs(h: HostState, iovs: number, iovsLen: number): number {
-  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
   const m = h.memory
+  // Bounds first: an array past the end of memory traps, whatever its count; only an in-bounds
+  // array longer than the cap is INVAL.
   m.checkArray(iovs, iovsLen, 8, 4)
+  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
   const dv = m.dataView
   let total = 0
   for (let i = 0; i < iovsLen; i++) {

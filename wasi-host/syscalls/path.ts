@@ -155,6 +155,10 @@ export function path_filestat_get(
   const st = withResolution(h, d, path, follow, (r) => {
     if (r.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
     if (r.trailingSlash && r.stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
+    // SECURITY: a link's size is its target's length; for a (host-made) link leading out of the
+    // mount, whose target readlink refuses to show, even the length is not the guest's to know.
+    if (r.stat.filetype === Filetype.SYMBOLIC_LINK && r.name !== undefined &&
+      escapesLexically(r.dir.readlink(r.name), d.depth + r.depth)) return { ...r.stat, size: 0n }
     return r.stat
   })
   writeFilestat(h.memory, bufPtr, d.mount.dev, st)

@@ -20,11 +20,12 @@ interface PendingEvent {
 
 export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: number, neventsPtr: number): number {
   if (nsubs === 0) throw new WasiError(Errno.INVAL, 'no subscriptions')
-  if (nsubs > h.limits.maxPollSubscriptions) throw new WasiError(Errno.INVAL, 'too many subscriptions')
   const m = h.memory
+  // Bounds first (a trap), then the cap (INVAL), as for iovecs.
   m.checkArray(inPtr, nsubs, SUB_SIZE, 8)
   m.checkArray(outPtr, nsubs, EVENT_SIZE, 8)
   m.check(neventsPtr, 4, 4)
+  if (nsubs > h.limits.maxPollSubscriptions) throw new WasiError(Errno.INVAL, 'too many subscriptions')
   const dv = m.dataView
 
   const ready: PendingEvent[] = []
