@@ -18,6 +18,12 @@
  * folded into the preceding charge, and code after an unconditional branch is unreachable and
  * charged nothing. A trap part-way through a segment has been charged the whole segment.
  *
+ * A direct `call` to a straight-line function (no branch, if, loop or call: a small helper) is
+ * charged in the caller as `1 + the callee's instructions`, like inlined code, and goes to an
+ * unmetered copy of the callee appended to the module; the original, which charges itself, stays
+ * where tables, exports and `ref.func` find it. Same count, without the counter's round trip
+ * through memory on every call (which made call-heavy loops ~25% slower).
+ *
  * The budget depends only on the module's bytes and the guest's behaviour: the same module and
  * input consume the same fuel on every run, engine and machine.
  *
@@ -35,9 +41,10 @@
  * recurse, and is charged at entry but not checked): if it went negative the guest traps with
  * `unreachable` after writing the negative value to the global. So after a trap: negative
  * counter = out of fuel (the budget was exceeded, whichever instruction trapped); a guest's own
- * `unreachable` or any other trap while fuel remains leaves it non-negative. Between two checks the code is
- * loop-free, so a run overshoots its budget by at most a loop-free stretch before it is stopped
- * (a run may even end normally a little past it: the runtime reports a limit only for a trap).
+ * `unreachable` or any other trap while fuel remains leaves it non-negative. Between two checks
+ * the code is loop-free, so a run overshoots its budget by at most a loop-free stretch before it
+ * is stopped (a run may even end normally a little past it: report a limit only for a trap, and
+ * `fuelUsed` as at most the budget).
  *
  * After a trap other than fuel exhaustion, `remaining` lags by what the trapping function charged
  * since its last call or entry: exact fuel is reported for runs that end normally or by fuel.
@@ -74,9 +81,14 @@ export interface FuelMeterResult {
   globalIndex: number
   /** Functions instrumented (the module's own, not its imports). */
   functions: number
-  /** Where the counter is checked (function entries + loop headers) and charged (all charge sites). */
+  /** Where the counter is checked (loop headers, entries of functions that call) and charged (all charge sites). */
   checks: number
   charges: number
+  /**
+   * Unmetered copies appended for straight-line functions (no branch, loop or call) that are
+   * called directly: such a call is charged in the caller, like the callee's instructions inlined.
+   */
+  clones: number
   /** The module has a start function, which runs on `initialFuel` during instantiation. */
   hasStartFunction: boolean
 }
@@ -140,6 +152,7 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
 
   let checks = 0
   let charges = 0
+  let clones = 0
   if (codeSection !== undefined) {
     const paramCounts = new Uint32Array(funcTypes.length)
     for (let i = 0; i < funcTypes.length; i++) {
@@ -151,6 +164,15 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
     putSection(module, SectionId.Code, rewriter.run())
     checks = rewriter.checks
     charges = rewriter.charges
+    clones = rewriter.clones.length
+    if (clones > 0) {
+      // The clones' types, appended to the function section: no existing index moves.
+      const f = new ByteWriter(funcTypes.length * 2 + clones * 2 + 8)
+      f.u32(funcTypes.length + clones)
+      for (const t of funcTypes) f.u32(t)
+      for (const i of rewriter.clones) f.u32(funcTypes[i]!)
+      putSection(module, SectionId.Function, f.finish())
+    }
   } else if (funcTypes.length > 0) {
     throw malformed('function section without a code section')
   }
@@ -162,6 +184,7 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
     functions: funcTypes.length,
     checks,
     charges,
+    clones,
     hasStartFunction: findSection(module, SectionId.Start) !== undefined,
   }
 }
@@ -191,6 +214,7 @@ const EV_CHECK = 1 // charge + check (loop header)
 const EV_CHARGE = 2 // local -= cost
 const EV_FLUSH = 3 // global = local
 const EV_RELOAD = 4 // local = global (after a call); fused with a CHARGE that follows it
+const EV_RETARGET = 5 // replace the function index of a `call` (to a straight-line callee's clone)
 
 // The construct each open label belongs to.
 const K_FUNC = 0
@@ -230,6 +254,12 @@ class CodeRewriter {
   #nEvents = 0
   #ctrlKind = new Uint8Array(256)
   #ctrlTargeted = new Uint8Array(256)
+  /** Per defined function: its cost if it is straight-line code (no branch, loop or call), else -1. */
+  #straightCost = new Int32Array(0)
+  /** Per defined function: the index of its unmetered clone, once a direct call needs one; else -1. */
+  #cloneOf = new Int32Array(0)
+  /** Defined functions cloned, in the order their clones are appended. */
+  readonly clones: number[] = []
 
   constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array) {
     this.#p = payload
@@ -248,18 +278,96 @@ class CodeRewriter {
     if (count.value !== this.#paramCounts.length) {
       throw malformed(`code section has ${count.value} bodies for ${this.#paramCounts.length} functions`, this.#base)
     }
-    this.#out.u32(count.value)
+    const starts = new Uint32Array(count.value)
+    const ends = new Uint32Array(count.value)
     let pos = count.next
     for (let i = 0; i < count.value; i++) {
       const size = readU32(p, pos)
       const start = size.next
       const end = start + size.value
       if (end > p.length) throw malformed(`body of function ${this.#importedFuncs + i} runs past the code section`, this.#base + pos)
-      this.#rewriteBody(i, start, end)
+      starts[i] = start
+      ends[i] = end
       pos = end
     }
     if (pos !== p.length) throw malformed('code section has trailing bytes', this.#base + pos)
-    return this.#out.view()
+
+    this.#straightCost = new Int32Array(count.value)
+    for (let i = 0; i < count.value; i++) this.#straightCost[i] = this.#straightLineCost(starts[i]!, ends[i]!)
+    this.#cloneOf = new Int32Array(count.value).fill(-1)
+
+    for (let i = 0; i < count.value; i++) this.#rewriteBody(i, starts[i]!, ends[i]!)
+
+    // The clones: the original bodies, unmetered (their callers pay for them).
+    const bodies = this.#out.view()
+    const w = new ByteWriter(bodies.length + 16)
+    w.u32(count.value + this.clones.length)
+    w.bytes(bodies)
+    for (const i of this.clones) {
+      w.u32(ends[i]! - starts[i]!)
+      w.bytes(p.subarray(starts[i]!, ends[i]!))
+    }
+    return w.view()
+  }
+
+  /**
+   * The instruction count of a body that is straight-line code (blocks allowed, but no branch,
+   * if, loop, call, return or unreachable), else -1. A direct call to such a function is charged
+   * as 1 + this cost inside the caller's segment, with no write-back of the counter around it.
+   * Anything odd (unknown opcodes, malformed code) answers -1: the main pass reports it.
+   */
+  #straightLineCost(start: number, end: number): number {
+    const p = this.#p
+    let pos = skipLeb(p, start, 5, 0)
+    const groups = u32At(p, start)
+    for (let i = 0; i < groups; i++) {
+      pos = skipLeb(p, pos, 5, 0)
+      if (p[pos] === 0x63 || p[pos] === 0x64) return -1
+      pos++
+    }
+    let n = 0
+    let depth = 0
+    while (pos < end) {
+      const op = p[pos++]!
+      n++
+      const kind = BASE_IMM[op]!
+      switch (kind) {
+        case Imm.None: continue
+        case Imm.Local: case Imm.Global: case Imm.U32: case Imm.I32Const: case Imm.RefNull:
+          pos = skipLeb(p, pos, 5, 0)
+          continue
+        case Imm.I64Const: pos = skipLeb(p, pos, 10, 0); continue
+        case Imm.F32Const: pos += 4; continue
+        case Imm.F64Const: pos += 8; continue
+        case Imm.MemArg: {
+          const a = u32At(p, pos)
+          pos = leb.next
+          if (a & 0x40) pos = skipLeb(p, pos, 5, 0)
+          pos = skipLeb(p, pos, 10, 0)
+          continue
+        }
+        case Imm.Control:
+          if (op === 0x02) {
+            if (p[pos] === 0x63 || p[pos] === 0x64) return -1
+            pos = skipBlockType(p, pos)
+            depth++
+            continue
+          }
+          if (op !== 0x0b) return -1
+          if (depth-- === 0) return pos === end ? n : -1
+          continue
+        case Imm.Prefix: {
+          const sub = u32At(p, pos)
+          const sk = op === 0xfc ? FC_IMM[sub] : op === 0xfd ? FD_IMM[sub] : FE_IMM[sub]
+          if (sk !== Imm.None) return -1 // keep it simple: only immediate-free prefixed ops
+          pos = leb.next
+          continue
+        }
+        default: // select t, unknown, unsupported
+          return -1
+      }
+    }
+    return -1
   }
 
   #fail(code: 'UNKNOWN_OPCODE' | 'UNSUPPORTED_FEATURE' | 'MALFORMED', what: string, func: number, at: number, opcode?: string): never {
@@ -505,9 +613,29 @@ class CodeRewriter {
           dead = true
           break
         case 0x10: // call
-        case 0x11: // call_indirect
-          pos = skipLeb(p, pos, 5, func)
-          if (op === 0x11) pos = skipLeb(p, pos, 5, func)
+        case 0x11: { // call_indirect
+          if (op === 0x10) {
+            const immediate = pos
+            const callee = u32At(p, pos) - this.#importedFuncs
+            pos = leb.next
+            const cost = callee >= 0 ? this.#straightCost[callee] ?? -1 : -1
+            if (cost >= 0) {
+              // Straight-line code in another function: it runs whole once entered, so it is
+              // part of this segment, and the call goes to an unmetered clone of it (the original,
+              // which charges itself, stays for tables, exports and `ref.func`).
+              acc += cost
+              let clone = this.#cloneOf[callee]!
+              if (clone < 0) {
+                clone = this.#importedFuncs + this.#cloneOf.length + this.clones.length
+                this.#cloneOf[callee] = clone
+                this.clones.push(callee)
+              }
+              this.#push(immediate, EV_RETARGET, clone)
+              break
+            }
+          } else {
+            pos = skipLeb(p, skipLeb(p, pos, 5, func), 5, func)
+          }
           calls = true
           this.#push(opAt, EV_FLUSH, 0)
           this.#push(pos, EV_RELOAD, 0)
@@ -517,6 +645,7 @@ class CodeRewriter {
           charge = this.#push(pos, EV_CHARGE, 0)
           charges++
           break
+        }
         case 0x12: // return_call
         case 0x13: // return_call_indirect
           pos = skipLeb(p, pos, 5, func)
@@ -581,7 +710,8 @@ class CodeRewriter {
     const G = this.#globalIndex
     const ev = this.#events
     const n = this.#nEvents
-    // Every insertion is at most MAX_INSERT bytes; the locals grow by at most 7.
+    // Every insertion is at most MAX_INSERT bytes (a retarget replaces up to 5 with 5); the
+    // locals grow by at most 7.
     const w = this.#body
     w.length = 0
     const buf = w.reserve(end - start + n * MAX_INSERT + 16)
@@ -641,6 +771,10 @@ class CodeRewriter {
           buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
           break
         }
+        case EV_RETARGET:
+          o = putU32(buf, o, cost)
+          copied = skipLeb(p, at, 5, 0)
+          break
       }
     }
     o = copy(buf, o, p, copied, end)
