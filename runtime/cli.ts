@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError } from './errors.js'
+import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
 
@@ -34,7 +35,11 @@ no files, no environment variables, no network. It runs in a worker thread.
 Grants (each may be repeated; flags go before MODULE):
   --dir HOST:GUEST[:ro|:rw]  Show host directory HOST to the guest at GUEST (read-write
                              unless :ro). Example: --dir ./data:/data:ro
-  --tmp GUEST                An empty in-memory directory at GUEST, discarded after the run.
+  --overlay HOST:GUEST       Show HOST at GUEST copy-on-write: the guest may change anything,
+                             but every change stays in a private in-memory layer and HOST is
+                             never modified. See --overlay-out and --overlay-apply.
+  --tmp GUEST[:SIZE]         An empty in-memory directory at GUEST (at most SIZE bytes),
+                             discarded after the run.
   --env NAME=VALUE           Set an environment variable for the guest.
   --env NAME                 Pass the host's value of NAME (nothing else is inherited).
   --stdin FILE               Read the guest's stdin from FILE (default: caplet's own stdin).
@@ -46,12 +51,18 @@ Limits (sizes take KiB/MiB/GiB, durations ms/s/m):
                              the same program and input always use the same fuel.
   --max-output SIZE          Stop the guest once it wrote SIZE bytes to stdout or stderr.
   --max-fds N                At most N open descriptors (stdio and mounts included).
+  --disk SIZE                At most SIZE bytes added across writable mounts (then EDQUOT).
+  --max-files N              At most N files, directories and symlinks created (then EDQUOT).
 
 Other:
   --policy FILE.json         Read the policy from a JSON file (flags add to it). Its fields:
                              args, env, mounts [{guest, host|tmp, mode}], limits {memory,
                              timeout, fuel, stdout, stderr, files}, deterministic, seed,
                              clocks {resolution, cputime}, syscalls [names allowed].
+  --overlay-out DIR          After the run, save each overlay's changes into DIR (a new or
+                             empty directory; with several overlays, DIR/<guest path>), with
+                             .caplet-overlay.json listing added, modified and deleted paths.
+  --overlay-apply            After the run, apply each overlay's changes to its host directory.
   --deterministic            Virtual clocks and seeded random: identical output every run.
   --seed N                   Seed for --deterministic (default 0).
   --in-process               Run on caplet's own thread (faster start; --timeout unavailable).
@@ -84,20 +95,25 @@ interface Invocation {
   json: boolean
 }
 
-function parseDir(value: string): MountSpec {
+function parseDir(value: string, flag = '--dir'): MountSpec {
   const parts = value.split(':')
-  let mode: 'ro' | 'rw' = 'rw'
-  if (parts.length >= 3 && (parts[parts.length - 1] === 'ro' || parts[parts.length - 1] === 'rw')) {
-    mode = parts.pop() as 'ro' | 'rw'
+  let mode: 'ro' | 'rw' | 'overlay' = flag === '--overlay' ? 'overlay' : 'rw'
+  const last = parts[parts.length - 1]
+  if (flag === '--dir' && parts.length >= 3 && (last === 'ro' || last === 'rw' || last === 'overlay')) {
+    mode = parts.pop() as typeof mode
   }
-  if (parts.length < 2) throw new UsageError(`--dir ${value}: expected HOST:GUEST[:ro|:rw], e.g. --dir ./data:/data:ro`)
+  if (parts.length < 2) {
+    throw new UsageError(flag === '--dir'
+      ? `--dir ${value}: expected HOST:GUEST[:ro|:rw], e.g. --dir ./data:/data:ro`
+      : `${flag} ${value}: expected HOST:GUEST, e.g. ${flag} ./site:/www`)
+  }
   const guest = parts.pop()!
   const host = parts.join(':')
-  if (host === '') throw new UsageError(`--dir ${value}: the host directory is empty`)
-  if (!guest.startsWith('/')) throw new UsageError(`--dir ${value}: the guest path must be absolute, e.g. /data`)
+  if (host === '') throw new UsageError(`${flag} ${value}: the host directory is empty`)
+  if (!guest.startsWith('/')) throw new UsageError(`${flag} ${value}: the guest path must be absolute, e.g. /data`)
   let isDir = false
   try { isDir = statSync(host).isDirectory() } catch { /* reported below */ }
-  if (!isDir) throw new UsageError(`--dir ${value}: ${JSON.stringify(host)} is not an existing directory on this machine`)
+  if (!isDir) throw new UsageError(`${flag} ${value}: ${JSON.stringify(host)} is not an existing directory on this machine`)
   return { host, guest, mode }
 }
 
@@ -132,6 +148,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   const limits: NonNullable<RunOptions['limits']> = {}
   let stdinFile: string | undefined
   let json = false
+  let overlayOut: string | undefined
+  let overlayApply = false
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -155,10 +173,15 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '-h': case '--help': return 'help'
       case '-V': case '--version': return 'version'
       case '--dir': mounts.push(parseDir(next())); break
+      case '--overlay': mounts.push(parseDir(next(), '--overlay')); break
+      case '--overlay-out': overlayOut = next(); break
+      case '--overlay-apply': overlayApply = true; break
       case '--tmp': {
-        const guest = next()
-        if (!guest.startsWith('/')) throw new UsageError(`--tmp ${guest}: the guest path must be absolute, e.g. /tmp`)
-        mounts.push({ guest, tmp: true })
+        const v = next()
+        const i = v.lastIndexOf(':')
+        const guest = i > 0 ? v.slice(0, i) : v
+        if (!guest.startsWith('/')) throw new UsageError(`--tmp ${v}: the guest path must be absolute, e.g. /tmp or /tmp:64MiB`)
+        mounts.push({ guest, tmp: true, ...(i > 0 ? { size: v.slice(i + 1) } : {}) })
         break
       }
       case '--env': {
@@ -179,6 +202,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--fuel': limits.fuel = positiveInt(flag, next()); break
       case '--max-output': { const v = next(); limits.stdout = v; limits.stderr = v; break }
       case '--max-fds': limits.files = positiveInt(flag, next()); break
+      case '--disk': limits.disk = next(); break
+      case '--max-files': limits.inodes = positiveInt(flag, next()); break
       case '--policy': options = { ...readPolicyFile(next()), ...options }; break
       case '--deterministic': options.deterministic = true; break
       case '--seed': options.seed = Number(next()); break
@@ -188,6 +213,14 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     }
   }
   const module = rest.shift()!
+  const overlays = mounts.filter((m) => m.mode === 'overlay')
+  if ((overlayOut !== undefined || overlayApply) && overlays.length === 0) {
+    throw new UsageError(`${overlayOut !== undefined ? '--overlay-out' : '--overlay-apply'} needs an --overlay mount`)
+  }
+  for (const m of overlays) {
+    if (overlayApply) m.apply = true
+    if (overlayOut !== undefined) m.saveTo = overlays.length === 1 ? overlayOut : `${overlayOut}/${m.guest.replace(/^\/+/, '').replace(/\//g, '_') || 'root'}`
+  }
   let stdin: RunOptions['stdin'] = options.stdin ?? 'inherit'
   if (stdinFile !== undefined) {
     try {
@@ -227,6 +260,9 @@ function describe(result: RunResult): string | undefined {
     const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
     return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}`
   }
+  for (const o of result.overlays ?? []) {
+    if (o.error) return `caplet: overlay ${o.guest}: ${o.error}`
+  }
   if (result.limit) {
     const what: Record<string, string> = {
       timeout: 'it ran past --timeout', fuel: 'it used all its --fuel', stdout: 'it wrote more than --max-output to stdout',
@@ -237,12 +273,22 @@ function describe(result: RunResult): string | undefined {
   return undefined
 }
 
+function overlaySummary(o: OverlayReport): string {
+  const count = (k: string) => o.changes.filter((c) => c.kind === k).length
+  const what = `${count('added')} added, ${count('modified')} modified, ${count('deleted')} deleted`
+  const fate = o.applied ? 'applied to the host directory'
+    : o.savedTo !== undefined ? `saved to ${o.savedTo}`
+    : 'discarded (keep them with --overlay-out DIR or --overlay-apply)'
+  return `caplet: overlay ${o.guest}: ${what}; ${fate}`
+}
+
 function toJson(result: RunResult): string {
   const dec = new TextDecoder()
   return JSON.stringify({
     exitCode: result.exitCode,
     ...(result.trap ? { trap: result.trap } : {}),
     ...(result.limit ? { limit: result.limit } : {}),
+    ...(result.overlays ? { overlays: result.overlays } : {}),
     stdout: dec.decode(result.stdout),
     stderr: dec.decode(result.stderr),
     stats: result.stats,
@@ -265,6 +311,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (inv.json) io.out(toJson(result))
     const message = describe(result)
     if (message) io.err(`${message}\n`)
+    if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff

@@ -3,11 +3,9 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import {
-  createMemFs, LimitExceeded, WasiHost, type Filesystem, type PreopenSpec, type StdinSource,
-} from '../wasi-host/index.js'
+import { LimitExceeded, WasiHost, type Filesystem, type StdinSource } from '../wasi-host/index.js'
 import { createNodeClocks } from '../wasi-host/node/clocks.js'
-import { createHostDirFs } from '../wasi-host/node/host-dir-fs.js'
+import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
@@ -30,6 +28,8 @@ export interface RunStats {
 
 export interface ExecutionOutcome {
   exitCode: number
+  /** What each overlay mount changed (and whether it was saved or applied). */
+  overlays?: OverlayReport[]
   trap?: TrapInfo
   limit?: LimitKind
   stats: RunStats
@@ -55,15 +55,9 @@ export function executeGuest(
     const clocks = policy.deterministic
       ? virtualClocks(policy.clocks.resolutionNs)
       : coarsenClocks(createNodeClocks(), policy.clocks.resolutionNs, policy.clocks.cputime)
-    const preopens: PreopenSpec[] = policy.mounts.map((m, i) => {
-      let fs: Filesystem
-      if (m.host !== undefined) {
-        const hostFs = createHostDirFs(m.host)
-        closers.push(() => hostFs.close())
-        fs = hostFs
-      } else fs = extraFs[i] ?? createMemFs(policy.deterministic ? { now: clocks.realtime } : {})
-      return { guestPath: m.guest, fs, mode: m.mode }
-    })
+    const mounts = openMounts(policy, extraFs, policy.deterministic ? clocks.realtime : undefined)
+    closers.push(mounts.close)
+    const preopens = mounts.preopens
     let stdin: StdinSource
     if (policy.stdin === 'inherit') {
       const s = openHostStdin()
@@ -123,7 +117,8 @@ export function executeGuest(
       const left = fuel.value as bigint
       stats.fuelUsed = policy.limits.fuel! - Number(left > 0n ? left : 0n)
     }
-    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), stats }
+    const overlays = mounts.finish()
+    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), stats }
   } finally {
     for (const close of closers.reverse()) close()
   }

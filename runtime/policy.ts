@@ -19,8 +19,19 @@ export interface MountSpec {
   tmp?: boolean
   /** Any backend object (in-process runs only: it cannot cross into a worker). */
   fs?: Filesystem
-  /** Default `rw`. */
-  mode?: 'ro' | 'rw'
+  /**
+   * Default `rw`. `overlay` (host directories only): the guest reads the host directory and
+   * every change it makes is kept in a private in-memory layer; the host directory is untouched.
+   */
+  mode?: 'ro' | 'rw' | 'overlay'
+  /** Bytes the guest may add to this mount (`64MiB`); beyond it, `EDQUOT`. */
+  size?: Size
+  /** Files, directories and symlinks the guest may create in this mount. */
+  files?: number
+  /** Overlay only: after the run, write the changes into this (new or empty) directory. */
+  saveTo?: string
+  /** Overlay only: after the run, apply the changes to the host directory. */
+  apply?: boolean
 }
 
 export type OutputOption = 'capture' | 'inherit' | 'discard' | ((chunk: Uint8Array) => void)
@@ -40,6 +51,10 @@ export interface Limits {
   stderr?: Size
   /** Open descriptors, stdio and mounts included (default 1024). */
   files?: number
+  /** Bytes the guest may add across all writable mounts (`100MiB`); beyond it, `EDQUOT`. */
+  disk?: Size
+  /** Files, directories and symlinks the guest may create across all writable mounts. */
+  inodes?: number
 }
 
 export interface RunOptions {
@@ -71,9 +86,13 @@ export interface RunOptions {
 
 export interface ResolvedMount {
   guest: string
-  mode: 'ro' | 'rw'
+  mode: 'ro' | 'rw' | 'overlay'
   host?: string
   tmp?: boolean
+  bytes?: number
+  inodes?: number
+  saveTo?: string
+  apply?: boolean
 }
 
 /** Plain data: what a worker receives. */
@@ -92,6 +111,8 @@ export interface ResolvedPolicy {
     stdoutBytes: number | undefined
     stderrBytes: number | undefined
     maxFds: number
+    diskBytes: number | undefined
+    inodes: number | undefined
   }
   isolation: 'worker' | 'in-process'
   deterministic: boolean
@@ -123,8 +144,16 @@ const mountSchema = z.object({
   host: z.string().min(1).optional(),
   tmp: z.boolean().optional(),
   fs: z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem').optional(),
-  mode: z.enum(['ro', 'rw']).optional(),
-}).strict().refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs')
+  mode: z.enum(['ro', 'rw', 'overlay']).optional(),
+  size: size.optional(),
+  files: z.number().int().min(0).optional(),
+  saveTo: z.string().min(1).optional(),
+  apply: z.boolean().optional(),
+}).strict()
+  .refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs')
+  .refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory')
+  .refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"')
+  .refine((m) => m.mode !== 'ro' || (m.size === undefined && m.files === undefined), 'a read-only mount takes no size or files quota')
 
 const schema = z.object({
   args: z.array(z.string()).optional(),
@@ -140,6 +169,8 @@ const schema = z.object({
     stdout: size.optional(),
     stderr: size.optional(),
     files: z.number().int().min(3).max(1 << 20).optional(),
+    disk: size.optional(),
+    inodes: z.number().int().min(0).optional(),
   }).strict().optional(),
   isolation: z.enum(['worker', 'in-process']).optional(),
   deterministic: z.boolean().optional(),
@@ -188,7 +219,15 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   return {
     args: o.args ? [...o.args] : undefined,
     env: { ...o.env },
-    mounts: mounts.map((m) => ({ guest: m.guest, mode: m.mode ?? 'rw', ...(m.host !== undefined ? { host: m.host } : {}), ...(m.tmp ? { tmp: true } : {}) })),
+    mounts: mounts.map((m) => ({
+      guest: m.guest, mode: m.mode ?? 'rw',
+      ...(m.host !== undefined ? { host: m.host } : {}),
+      ...(m.tmp ? { tmp: true } : {}),
+      ...(m.size !== undefined ? { bytes: parseSize(m.size) } : {}),
+      ...(m.files !== undefined ? { inodes: m.files } : {}),
+      ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
+      ...(m.apply ? { apply: true } : {}),
+    })),
     stdin: o.stdin === 'inherit' ? 'inherit' : typeof o.stdin === 'string' ? new TextEncoder().encode(o.stdin) : o.stdin ?? new Uint8Array(0),
     limits: {
       memoryPages: memoryPages ?? DEFAULT_MEMORY_BYTES / WASM_PAGE,
@@ -198,6 +237,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       stdoutBytes: l.stdout !== undefined ? parseSize(l.stdout) : captured(o.stdout) ? DEFAULT_CAPTURE_BYTES : undefined,
       stderrBytes: l.stderr !== undefined ? parseSize(l.stderr) : captured(o.stderr) ? DEFAULT_CAPTURE_BYTES : undefined,
       maxFds: l.files ?? 1024,
+      diskBytes: l.disk !== undefined ? parseSize(l.disk) : undefined,
+      inodes: l.inodes,
     },
     isolation,
     deterministic: o.deterministic ?? false,

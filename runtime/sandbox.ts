@@ -6,6 +6,7 @@
 import { basename } from 'node:path'
 import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from './execute.js'
 import { loadModule, type ModuleSource } from './module.js'
+import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import { resolvePolicy, type OutputOption, type ResolvedPolicy, type RunOptions } from './policy.js'
 import type { TrapInfo } from './trap.js'
@@ -21,6 +22,8 @@ export interface RunResult {
   trap?: TrapInfo
   /** The limit that stopped the guest. */
   limit?: LimitKind
+  /** What each overlay mount changed (and whether it was saved or applied). */
+  overlays?: OverlayReport[]
   stats: RunStats
 }
 

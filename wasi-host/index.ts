@@ -11,4 +11,8 @@ export { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiError } fr
 export type { DirEntry, DirHandle, FileHandle, Filesystem, NodeStat, OpenFileOptions, TimeSpec } from './fs/filesystem.js'
 export { createMemFs, memFsFromTree } from './fs/mem-fs.js'
 export { readOnly } from './fs/read-only.js'
+export { createOverlayFs } from './fs/overlay.js'
+export type { OverlayChange, OverlayFs } from './fs/overlay.js'
+export { createQuotaUsage, withQuota } from './fs/quota.js'
+export type { Quota, QuotaUsage } from './fs/quota.js'
 export type { MountMode } from './rights.js'

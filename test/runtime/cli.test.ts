@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -77,10 +77,54 @@ describe('caplet run', () => {
     expect(r.code).toBe(7)
   })
 
+  it('keeps an overlay private, then saves it with --overlay-out', () => {
+    const site = join(tmp, 'site')
+    mkdirSync(site, { recursive: true })
+    writeFileSync(join(site, 'keep.txt'), 'keep')
+    const r = caplet(['run', '--overlay', `${site}:/sandbox`, '--dir', `${tmp}/fx:/data:ro`, '--overlay-out', join(tmp, 'saved'), fixture('diff_fileio')])
+    expect(r.code).toBe(0)
+    expect(readdirSync(site)).toEqual(['keep.txt'])
+    expect(r.stderr).toMatch(/overlay \/sandbox: \d+ added, 0 modified, 0 deleted; saved to/)
+    expect(readdirSync(join(tmp, 'saved'))).toContain('.caplet-overlay.json')
+  })
+
+  it('enforces --tmp GUEST:SIZE, --disk and --max-files with EDQUOT', () => {
+    expect(caplet(['run', '--tmp', '/sandbox:1MiB', '--tmp', '/data', fixture('flood'), 'big-write']).stdout).toMatch(/1048576 bytes.*DQUOT/)
+    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--disk', '2MiB', fixture('flood'), 'big-write']).stdout).toMatch(/2097152 bytes.*DQUOT/)
+    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--max-files', '5', fixture('flood'), 'files']).stdout).toBe('files: 5 DQUOT\n')
+  })
+
+  it('stops a runaway guest with --timeout and --fuel (exit 124), and traps with 134', () => {
+    const t = caplet(['run', '--timeout', '200ms', fixture('flood'), 'loop'])
+    expect(t.code).toBe(124)
+    expect(t.stderr).toMatch(/--timeout/)
+    expect(caplet(['run', '--fuel', '1000000', fixture('flood'), 'loop']).code).toBe(124)
+    const trap = caplet(['run', fixture('rt_trap'), 'unreachable'])
+    expect(trap.code).toBe(134)
+    expect(trap.stderr).toMatch(/guest trapped: unreachable/)
+  })
+
+  it('prints the result as JSON with --json', () => {
+    const r = caplet(['run', '--json', '--fuel', '100000000', sample('hello')])
+    const j = JSON.parse(r.stdout) as { exitCode: number; stdout: string; stats: { fuelUsed: number } }
+    expect(j.exitCode).toBe(0)
+    expect(j.stdout).toBe('hello from caplet\n')
+    expect(j.stats.fuelUsed).toBeGreaterThan(0)
+  })
+
+  it('reads a policy file, and --deterministic gives identical output', () => {
+    const policy = join(tmp, 'policy.json')
+    writeFileSync(policy, JSON.stringify({ env: { FROM_POLICY: 'yes', CAPLET_TEST: '1' }, limits: { memory: '64MiB' } }))
+    expect(caplet(['run', '--policy', policy, fixture('diff_argsenv')]).stdout).toContain('FROM_POLICY=yes')
+    const a = caplet(['run', '--deterministic', fixture('rt_entropy')])
+    const b = caplet(['run', '--deterministic', fixture('rt_entropy')])
+    expect(a.stdout).toBe(b.stdout)
+  })
+
   it('prints help that names every flag and exit code', () => {
     const r = caplet(['--help'])
     expect(r.code).toBe(0)
-    for (const s of ['--dir', '--tmp', '--env', '--stdin', '125', '126', '134']) expect(r.stdout).toContain(s)
+    for (const s of ['--dir', '--tmp', '--overlay', '--env', '--stdin', '--memory', '--timeout', '--fuel', '--max-output', '--max-fds', '--disk', '--max-files', '--json', '--policy', '--deterministic', '124', '125', '126', '134']) expect(r.stdout).toContain(s)
   })
 
   it.each([
@@ -93,6 +137,9 @@ describe('caplet run', () => {
     [['run', '--stdin', '/nonexistent/file', sample('hello')], 125, /cannot read/],
     [['run', 'missing.wasm'], 126, /no such file/],
     [['run', '__NOTWASM__'], 126, /not a WebAssembly module/],
+    [['run', '--overlay-out', '/tmp/x', sample('hello')], 125, /needs an --overlay mount/],
+    [['run', '--memory', 'lots', sample('hello')], 125, /invalid policy: limits\.memory/],
+    [['run', '--fuel', '-3', sample('hello')], 125, /positive whole number/],
   ])('%j fails with %i and one clear line', (args, code, message) => {
     const r = caplet((args as string[]).map((a) => (a === '__NOTWASM__' ? join(tmp, 'not-wasm.wasm') : a.replace('__TMP__', tmp))))
     expect(r.code).toBe(code)

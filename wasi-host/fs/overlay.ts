@@ -580,6 +580,8 @@ class OverlayFile implements FileHandle {
   setTimes(atim: TimeSpec, mtim: TimeSpec): void {
     this.#check()
     if (this.#inPlace !== undefined) this.#copyUpSelf(this.#inPlace)
+    // SECURITY: a change never reaches a lower handle, even if a copy-up failed to switch this one.
+    if (this.#inPlace !== undefined) throw new Error('[overlay] invariant: copy-up left the handle on the lower file')
     this.#inner.setTimes(atim, mtim)
   }
 

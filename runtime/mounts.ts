@@ -1,0 +1,85 @@
+/**
+ * @module Opens the mounts a policy names, with their modes and quotas: a host directory
+ * (read-only or read-write), an overlay (reads from the host directory, every change kept in a
+ * private in-memory layer), or an in-memory scratch directory. After the run, overlays report
+ * their changes and are exported or applied if the policy asks.
+ */
+import {
+  createMemFs, type Filesystem, type PreopenSpec,
+} from '../wasi-host/index.js'
+import { createOverlayFs, type OverlayChange, type OverlayFs } from '../wasi-host/fs/overlay.js'
+import { createQuotaUsage, withQuota, type QuotaUsage } from '../wasi-host/fs/quota.js'
+import { readOnly } from '../wasi-host/fs/read-only.js'
+import { createHostDirFs } from '../wasi-host/node/host-dir-fs.js'
+import { applyOverlay, exportOverlay } from '../wasi-host/node/overlay-apply.js'
+import type { ResolvedPolicy } from './policy.js'
+
+/** What an overlay mount left behind. */
+export interface OverlayReport {
+  guest: string
+  changes: OverlayChange[]
+  /** Where the changes were exported (`saveTo`), if asked. */
+  savedTo?: string
+  /** Whether the changes were written back to the host directory (`apply`). */
+  applied?: boolean
+  /** Why exporting or applying failed, if it did (the run's own result stands). */
+  error?: string
+}
+
+export interface OpenedMounts {
+  preopens: PreopenSpec[]
+  /** Exports/applies overlays as asked and reports their changes. */
+  finish(): OverlayReport[]
+  close(): void
+}
+
+/**
+ * @param given backends passed as objects (in-process runs), by mount index.
+ * @param now the clock of in-memory layers (virtual in deterministic runs).
+ */
+export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem | undefined)[], now?: () => bigint): OpenedMounts {
+  const closers: (() => void)[] = []
+  const overlays: { guest: string; fs: OverlayFs; saveTo?: string; apply?: boolean; host: string }[] = []
+  const total: QuotaUsage = createQuotaUsage()
+  const memOptions = now ? { now } : {}
+  const preopens = policy.mounts.map((m, i): PreopenSpec => {
+    let fs: Filesystem
+    if (m.host !== undefined) {
+      const hostFs = createHostDirFs(m.host)
+      closers.push(() => hostFs.close())
+      fs = hostFs
+      if (m.mode === 'overlay') {
+        // SECURITY: the lower layer is read-only twice over: the overlay never writes it, and
+        // the wrapper would refuse if it tried.
+        const overlay = createOverlayFs(readOnly(hostFs), memOptions)
+        overlays.push({ guest: m.guest, fs: overlay, host: m.host, ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}), ...(m.apply ? { apply: true } : {}) })
+        fs = overlay
+      }
+    } else fs = given[i] ?? createMemFs(memOptions)
+    if (m.mode !== 'ro') {
+      // Per-mount quota inside, the run's total outside: a change must fit both.
+      if (m.bytes !== undefined || m.inodes !== undefined) fs = withQuota(fs, { ...limitsOf(m.bytes, m.inodes) })
+      const l = policy.limits
+      if (l.diskBytes !== undefined || l.inodes !== undefined) fs = withQuota(fs, { ...limitsOf(l.diskBytes, l.inodes), usage: total })
+    }
+    return { guestPath: m.guest, fs, mode: m.mode === 'ro' ? 'ro' : 'rw' }
+  })
+  return {
+    preopens,
+    finish: () => overlays.map((o) => {
+      const report: OverlayReport = { guest: o.guest, changes: o.fs.changes() }
+      try {
+        if (o.saveTo !== undefined) { exportOverlay(o.fs, o.saveTo); report.savedTo = o.saveTo }
+        if (o.apply) { applyOverlay(o.fs, o.host); report.applied = true }
+      } catch (e) {
+        report.error = e instanceof Error ? e.message : String(e)
+      }
+      return report
+    }),
+    close: () => { for (const c of closers.reverse()) c() },
+  }
+}
+
+function limitsOf(bytes: number | undefined, inodes: number | undefined): { bytes?: number; inodes?: number } {
+  return { ...(bytes !== undefined ? { bytes } : {}), ...(inodes !== undefined ? { inodes } : {}) }
+}
