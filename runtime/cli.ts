@@ -312,6 +312,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const message = describe(result)
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
+    if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff

@@ -28,6 +28,8 @@ export interface RunStats {
 
 export interface ExecutionOutcome {
   exitCode: number
+  /** Caveats about this run's confinement (e.g. a host-directory fallback strategy). */
+  warnings?: string[]
   /** What each overlay mount changed (and whether it was saved or applied). */
   overlays?: OverlayReport[]
   trap?: TrapInfo
@@ -118,7 +120,7 @@ export function executeGuest(
       stats.fuelUsed = policy.limits.fuel! - Number(left > 0n ? left : 0n)
     }
     const overlays = mounts.finish()
-    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), stats }
+    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), ...(mounts.warnings.length > 0 ? { warnings: mounts.warnings } : {}), stats }
   } finally {
     for (const close of closers.reverse()) close()
   }

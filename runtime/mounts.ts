@@ -28,6 +28,8 @@ export interface OverlayReport {
 
 export interface OpenedMounts {
   preopens: PreopenSpec[]
+  /** What the caller should know about how the mounts are confined. */
+  warnings: string[]
   /** Exports/applies overlays as asked and reports their changes. */
   finish(): OverlayReport[]
   close(): void
@@ -42,11 +44,17 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
   const overlays: { guest: string; fs: OverlayFs; saveTo?: string; apply?: boolean; host: string }[] = []
   const total: QuotaUsage = createQuotaUsage()
   const memOptions = now ? { now } : {}
+  const warnings: string[] = []
   const preopens = policy.mounts.map((m, i): PreopenSpec => {
     let fs: Filesystem
     if (m.host !== undefined) {
       const hostFs = createHostDirFs(m.host)
       closers.push(() => hostFs.close())
+      if (hostFs.strategy === 'fallback' && m.mode !== 'ro') {
+        warnings.push(`${m.guest}: /proc/self/fd is unavailable, so lookups are checked rather than anchored; another host process renaming directories inside ${m.host} during the run could race them`)
+      } else if (hostFs.strategy === 'fallback') {
+        warnings.push(`${m.guest}: /proc/self/fd is unavailable; lookups are checked rather than anchored (see the README's security model)`)
+      }
       fs = hostFs
       if (m.mode === 'overlay') {
         // SECURITY: the lower layer is read-only twice over: the overlay never writes it, and
@@ -66,6 +74,7 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
   })
   return {
     preopens,
+    warnings,
     finish: () => overlays.map((o) => {
       const report: OverlayReport = { guest: o.guest, changes: o.fs.changes() }
       try {

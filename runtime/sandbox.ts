@@ -24,6 +24,8 @@ export interface RunResult {
   limit?: LimitKind
   /** What each overlay mount changed (and whether it was saved or applied). */
   overlays?: OverlayReport[]
+  /** Caveats about this run's confinement (e.g. a host-directory fallback strategy). */
+  warnings?: string[]
   stats: RunStats
 }
 
