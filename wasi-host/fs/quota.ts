@@ -16,14 +16,15 @@
  *   never by more than `grown`: truncating or deleting content that existed before the mount (or
  *   that another mount charged) gives nothing back. Conservative by construction.
  * - Measuring growth needs the current size. A handle does not re-stat per write while its node
- *   is *trusted*: the wrapper set the size last (`size`) and `grown >= size`. Under that condition
+ *   is *trusted*: the wrapper set or observed the size last (`size`) and `grown >= size`. Then
  *   even a stale `size` is sound: if someone else (another handle through another mount, the host)
  *   changed the file, every byte beyond the real start size is still covered by `grown`. A node is
  *   *in doubt* otherwise (a file that was larger than what this wrapper charged, typically a host
  *   file that existed before the mount); then each size-changing call stats the file first. Every
  *   size the wrapper observes (`FileHandle.stat()`, which `fd_filestat_get` and `O_APPEND` writes
  *   call anyway) re-decides trust, so a file created here stays on the fast path, and a foreign
- *   change demotes it to exact, stat-per-call accounting.
+ *   change demotes it to exact, stat-per-call accounting. A call the backend fails is charged
+ *   for whatever it may have added (it could have written part before the error).
  * - A node is gone when a name is removed (`unlink`, `rmdir`, `rename` over it) whose `nlink`,
  *   read just before, was 1 (for files and symlinks; a directory is gone when removed). Its
  *   charges come back then, or, for a file still open through this wrapper (read-only handles
@@ -248,7 +249,12 @@ class QuotaState {
     rec.handles--
     if (rec.handles > 0) return
     if (rec.unlinked) this.release(rec)
-    else if (!rec.created && rec.grown === 0 && rec.links === 0) this.records.delete(rec.ino)
+    else if (!rec.created && rec.grown === 0 && rec.links === 0) this.#forget(rec)
+  }
+
+  #forget(rec: NodeRecord): void {
+    // Only if it is still the record for that number (not one made after the number was reused).
+    if (this.records.get(rec.ino) === rec) this.records.delete(rec.ino)
   }
 
   /** The node is gone: every charge it holds comes back. */
@@ -261,7 +267,7 @@ class QuotaState {
       rec.created = false
       this.usage.inodes = Math.max(0, this.usage.inodes - 1)
     }
-    if (this.records.get(rec.ino) === rec) this.records.delete(rec.ino)
+    this.#forget(rec)
   }
 }
 
