@@ -3,6 +3,7 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
+import { realpathSync } from 'node:fs'
 import { isatty } from 'node:tty'
 import { z } from 'zod'
 import type { Filesystem } from '../wasi-host/index.js'
@@ -180,6 +181,14 @@ const schema = z.object({
   signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
 }).strict()
 
+function hostRealPath(p: string): string | undefined {
+  try {
+    return realpathSync(p)
+  } catch {
+    return undefined
+  }
+}
+
 /** Validates and resolves the options of one run. @throws PolicyError listing every problem */
 export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   const parsed = schema.safeParse(options)
@@ -202,6 +211,18 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       problems.push(`mounts[${i}].fs: a Filesystem object cannot cross into a worker; use isolation: 'in-process', or host/tmp`)
     }
   })
+  // Two writable views of one host tree would let one quota's charges be freed through the
+  // other, and renames between them fail with EXDEV: refuse them (a read-only view may overlap).
+  const writable = mounts.map((m, i) => ({ m, i })).filter(({ m }) => typeof m?.host === 'string' && m.mode !== 'ro')
+  for (let a = 0; a < writable.length; a++) {
+    for (let b = a + 1; b < writable.length; b++) {
+      const pa = hostRealPath(writable[a]!.m.host!)
+      const pb = hostRealPath(writable[b]!.m.host!)
+      if (pa !== undefined && pb !== undefined && (pa === pb || pa.startsWith(`${pb}/`) || pb.startsWith(`${pa}/`))) {
+        problems.push(`mounts[${writable[b]!.i}].host: overlaps the writable mounts[${writable[a]!.i}].host; mount one tree once, or make one of them "ro"`)
+      }
+    }
+  }
   const isolation = o.isolation ?? 'worker'
   if (isolation === 'in-process' && o.limits?.timeout !== undefined) {
     problems.push("limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)")

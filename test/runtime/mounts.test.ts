@@ -106,6 +106,22 @@ describe('overlay mounts', () => {
   })
 })
 
+describe('overlapping mounts', () => {
+  it('refuses two writable views of one host tree, and allows a read-only one', async () => {
+    const l = layout()
+    const err = await run(fixtureWasm('diff_exit'), {
+      mounts: [{ guest: '/a', host: l.sandbox }, { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'overlay' }],
+    }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).problems.join('\n')).toMatch(/mounts\[1\]\.host: overlaps the writable mounts\[0\]\.host/)
+    const ok = await run(fixtureWasm('diff_exit'), {
+      args: ['diff_exit', '0'],
+      mounts: [{ guest: '/a', host: l.sandbox }, { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'ro' }],
+    })
+    expect(ok.exitCode).toBe(0)
+  })
+})
+
 describe('quotas', () => {
   const big = (mounts: Parameters<typeof run>[1]) => run(fixtureWasm('flood'), { args: ['flood', 'big-write'], ...mounts })
 
