@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path'
 import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from './execute.js'
+import { ModuleError } from './errors.js'
 import { loadModule, type ModuleSource } from './module.js'
 import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
@@ -39,10 +40,8 @@ const EMPTY = new Uint8Array(0)
 export async function run(module: ModuleSource, options: RunOptions = {}): Promise<RunResult> {
   const policy = resolvePolicy(options)
   options.signal?.throwIfAborted()
-  const mod = loadModule(module, {
-    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
-  })
-  const argv0 = typeof module === 'string' ? basename(module) : module instanceof URL ? basename(module.pathname) : 'main.wasm'
+  const mod = loadCommand(module, policy)
+  const argv0 = argv0Of(module)
   if (policy.isolation === 'in-process') return runInProcess(mod, policy, options, argv0)
   return runInWorker(mod, policy, options, argv0)
 }
@@ -50,11 +49,22 @@ export async function run(module: ModuleSource, options: RunOptions = {}): Promi
 /** `run` on the caller's thread, synchronously (isolation is forced to `in-process`). */
 export function runSync(module: ModuleSource, options: RunOptions = {}): RunResult {
   const policy = resolvePolicy({ ...options, isolation: 'in-process' })
+  return runInProcess(loadCommand(module, policy), policy, options, argv0Of(module))
+}
+
+/** Loads a WASI command: a module that exports `_start`. @throws ModuleError */
+function loadCommand(module: ModuleSource, policy: ResolvedPolicy): WebAssembly.Module {
   const mod = loadModule(module, {
     memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
   })
-  const argv0 = typeof module === 'string' ? basename(module) : module instanceof URL ? basename(module.pathname) : 'main.wasm'
-  return runInProcess(mod, policy, options, argv0)
+  if (!WebAssembly.Module.exports(mod).some((e) => e.name === '_start' && e.kind === 'function')) {
+    throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
+  }
+  return mod
+}
+
+function argv0Of(module: ModuleSource): string {
+  return typeof module === 'string' ? basename(module) : module instanceof URL ? basename(module.pathname) : 'main.wasm'
 }
 
 /** The default cap needs the module's bytes; a precompiled module gets only an explicit one (which loadModule refuses). */

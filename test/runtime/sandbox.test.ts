@@ -208,6 +208,12 @@ describe('policy and module errors', () => {
     expect((err as Error).message).toMatch(/fd_write/)
   })
 
+  it('rejects a module without _start, saying it is not a command', async () => {
+    // (module (memory (export "memory") 1)): a valid module with nothing to run.
+    const bytes = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0])
+    await expect(run(bytes)).rejects.toThrow(/no "_start" export/)
+  })
+
   it('rejects bytes that are not WebAssembly', async () => {
     await expect(run(new TextEncoder().encode('#!/bin/sh\necho hi\n'))).rejects.toBeInstanceOf(ModuleError)
   })
