@@ -3,7 +3,7 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import { LimitExceeded, WasiHost, type Filesystem, type StdinSource } from '../wasi-host/index.js'
+import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type StdinSource } from '../wasi-host/index.js'
 import { createNodeClocks } from '../wasi-host/node/clocks.js'
 import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
@@ -37,6 +37,21 @@ export interface ExecutionOutcome {
   stats: RunStats
 }
 
+/** Total time an in-process run may spend asleep in `poll_oneoff` before sleeps fail with NOTSUP. */
+export const IN_PROCESS_SLEEP_BUDGET_NS = 1_000_000_000n
+
+function withSleepBudget(clocks: ClockSource, budgetNs: bigint): ClockSource {
+  let left = budgetNs
+  return {
+    ...clocks,
+    sleep: (ns) => {
+      if (ns > left) throw new WasiError(Errno.NOTSUP, 'in-process runs may not sleep longer; use worker isolation with a timeout')
+      left -= ns
+      clocks.sleep(ns)
+    },
+  }
+}
+
 /** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
 export const TRAP_EXIT_CODE = 134
 /** Exit code reported when a limit stopped the guest (as GNU timeout does). */
@@ -54,9 +69,14 @@ export function executeGuest(
   const closers: (() => void)[] = []
   const started = performance.now()
   try {
-    const clocks = policy.deterministic
+    const baseClocks = policy.deterministic
       ? virtualClocks(policy.clocks.resolutionNs)
       : coarsenClocks(createNodeClocks(), policy.clocks.resolutionNs, policy.clocks.cputime)
+    // In-process, a sleeping guest blocks the caller's own thread, and fuel does not count
+    // sleep: bound the total a run may sleep there (a worker run is bounded by its timeout).
+    const clocks = policy.isolation === 'in-process' && !policy.deterministic
+      ? withSleepBudget(baseClocks, IN_PROCESS_SLEEP_BUDGET_NS)
+      : baseClocks
     const mounts = openMounts(policy, extraFs, policy.deterministic ? clocks.realtime : undefined)
     closers.push(mounts.close)
     const preopens = mounts.preopens
@@ -98,8 +118,11 @@ export function executeGuest(
         limit = 'fuel'
         exitCode = LIMIT_EXIT_CODE
       } else {
-        trap = classifyTrap(e, host.recentSyscalls())
-        if (trap === undefined) throw e
+        // Anything else thrown while the guest ran (e.g. the engine refusing a host result for
+        // an import declared with another signature) still ends in a result, never a throw.
+        trap = classifyTrap(e, host.recentSyscalls()) ?? {
+          kind: 'host-fault', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: host.recentSyscalls(),
+        }
         exitCode = TRAP_EXIT_CODE
       }
     } finally {

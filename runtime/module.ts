@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { WASI_PREVIEW1_FUNCTIONS } from '../wasi-host/index.js'
 import { ModuleError } from './errors.js'
-import { capMemory, InstrumentError, meterFuel, readU32, skipLeb } from './instrument/index.js'
+import { capMemory, capTables, InstrumentError, meterFuel, readU32, skipLeb } from './instrument/index.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm } from './instrument/opcodes.js'
 import {
   ExternalKind, findSection, parseSections, readExports, readImports, SectionId, skipBlockType, type ParsedModule, type Section,
@@ -115,6 +115,8 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
 function instrumentFor(bytes: Uint8Array, options: LoadOptions): Uint8Array {
   let code = bytes
   try {
+    // SECURITY: tables are engine heap the memory cap does not cover; always bound them.
+    code = capTables(code)
     if (options.memoryPages !== undefined) code = capMemory(code, options.memoryPages).bytes
     if (options.fuel) code = meterFuel(code).bytes
   } catch (e) {
@@ -136,7 +138,8 @@ export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[
   const unknown: string[] = []
   const denied: string[] = []
   const allow = allowed ? new Set(allowed) : undefined
-  for (const imp of WebAssembly.Module.imports(mod)) {
+  const shape = moduleShape(mod)
+  for (const imp of shape.imports) {
     if (imp.module !== 'wasi_snapshot_preview1' || imp.kind !== 'function' || !PROVIDED.has(imp.name)) {
       unknown.push(`${imp.module}.${imp.name} (${imp.kind})`)
     } else if (allow && !allow.has(imp.name)) denied.push(imp.name)
@@ -147,10 +150,24 @@ export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[
   if (denied.length > 0) {
     throw new ModuleError(`module imports WASI functions the policy does not allow: ${denied.join(', ')} (add them to syscalls)`)
   }
-  const exports = WebAssembly.Module.exports(mod)
-  if (!exports.some((e) => e.name === 'memory' && e.kind === 'memory')) {
+  if (!shape.exportsMemory) {
     throw new ModuleError('module does not export its memory as "memory"')
   }
+}
+
+/** A module's imports and whether it exports "memory": fixed for its lifetime, so read once. */
+const shapes = new WeakMap<WebAssembly.Module, { imports: WebAssembly.ModuleImportDescriptor[]; exportsMemory: boolean }>()
+
+function moduleShape(mod: WebAssembly.Module): { imports: WebAssembly.ModuleImportDescriptor[]; exportsMemory: boolean } {
+  let shape = shapes.get(mod)
+  if (shape === undefined) {
+    shape = {
+      imports: WebAssembly.Module.imports(mod),
+      exportsMemory: WebAssembly.Module.exports(mod).some((e) => e.name === 'memory' && e.kind === 'memory'),
+    }
+    shapes.set(mod, shape)
+  }
+  return shape
 }
 
 // ---- Engine tiers: V8's compilation hints ------------------------------------------------------
@@ -234,7 +251,7 @@ export function tierHints(code: Uint8Array, tier: Tier): { hints: Uint8Array; co
     if (mod.sections.some((s) => s.id === SectionId.Custom && s.name === HINTS_SECTION)) return undefined // its own
     const codeSection = findSection(mod, SectionId.Code)
     if (codeSection === undefined) return undefined
-    const codeSectionAt = codeSection.offset - 1 - lebLength(codeSection.payload.length)
+    const codeSectionAt = codeSection.offset - (codeSection.raw!.length - codeSection.payload.length)
     const n = readU32(codeSection.payload, 0).value
     const hints = new Uint8Array(n)
     if (tier === 'optimized') {
@@ -255,15 +272,6 @@ export function tierHints(code: Uint8Array, tier: Tier): { hints: Uint8Array; co
     // A construct the scanner cannot decode: no hints, the engine's default tiers.
     return undefined
   }
-}
-
-function lebLength(n: number): number {
-  let len = 1
-  while (n >= 0x80) {
-    n >>>= 7
-    len++
-  }
-  return len
 }
 
 /**
@@ -310,13 +318,23 @@ function startSpine(mod: ParsedModule, codeSection: Section): Uint8Array | undef
   const onSpine = new Uint8Array(n)
   onSpine[start.index - imported] = 1
   // Edges run caller -> callee; a callee joins when its only call site is in a spine function.
-  for (let changed = true; changed;) {
-    changed = false
-    for (let i = 0; i < onceEdges.length; i += 2) {
-      const caller = onceEdges[i]!, callee = onceEdges[i + 1]!
-      if (onSpine[caller] === 1 && onSpine[callee] === 0 && sites[callee] === 1 && pinned[callee] === 0) {
+  // SECURITY: one breadth-first walk over a caller-indexed edge list, so every edge is visited
+  // once: a fixpoint over all edges was quadratic, and untrusted bytes could stall the host
+  // (a 300 KB chain of 40k functions took 6 s before any limit applied).
+  const offsets = new Uint32Array(n + 1)
+  for (let i = 0; i < onceEdges.length; i += 2) offsets[onceEdges[i]! + 1]!++
+  for (let f = 0; f < n; f++) offsets[f + 1]! += offsets[f]!
+  const callees = new Uint32Array(onceEdges.length / 2)
+  const fill = offsets.slice(0, n)
+  for (let i = 0; i < onceEdges.length; i += 2) callees[fill[onceEdges[i]!]!++] = onceEdges[i + 1]!
+  const queue = [start.index - imported]
+  for (let q = 0; q < queue.length; q++) {
+    const caller = queue[q]!
+    for (let e = offsets[caller]!; e < offsets[caller + 1]!; e++) {
+      const callee = callees[e]!
+      if (onSpine[callee] === 0 && sites[callee] === 1 && pinned[callee] === 0) {
         onSpine[callee] = 1
-        changed = true
+        queue.push(callee)
       }
     }
   }

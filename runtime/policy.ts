@@ -4,6 +4,7 @@
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
 import { realpathSync } from 'node:fs'
+import { isAbsolute, relative } from 'node:path'
 import { isatty } from 'node:tty'
 import { z } from 'zod'
 import type { Filesystem } from '../wasi-host/index.js'
@@ -181,6 +182,12 @@ const schema = z.object({
   signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
 }).strict()
 
+/** Whether `inner` is `outer` or lies beneath it (`/` contains everything). */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+}
+
 function hostRealPath(p: string): string | undefined {
   try {
     return realpathSync(p)
@@ -218,7 +225,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     for (let b = a + 1; b < writable.length; b++) {
       const pa = hostRealPath(writable[a]!.m.host!)
       const pb = hostRealPath(writable[b]!.m.host!)
-      if (pa !== undefined && pb !== undefined && (pa === pb || pa.startsWith(`${pb}/`) || pb.startsWith(`${pa}/`))) {
+      if (pa !== undefined && pb !== undefined && (within(pa, pb) || within(pb, pa))) {
         problems.push(`mounts[${writable[b]!.i}].host: overlaps the writable mounts[${writable[a]!.i}].host; mount one tree once, or make one of them "ro"`)
       }
     }

@@ -16,6 +16,8 @@ export type InstrumentErrorCode =
   | 'EXPORT_NAME_TAKEN'
   /** A caller-supplied option is out of range. */
   | 'BAD_OPTION'
+  /** The module declares more tables, or larger ones, than the cap allows. */
+  | 'TABLES_EXCEED_CAP'
 
 export interface InstrumentErrorDetails {
   /** For MEMORY_MIN_EXCEEDS_CAP: the memory's index, its declared minimum and the cap, in 64 KiB pages. */
