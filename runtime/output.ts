@@ -4,6 +4,7 @@
  * A write past the limit keeps what fits and stops the guest with `LimitExceeded`.
  */
 import { LimitExceeded } from '../wasi-host/index.js'
+import { discardWriter } from '../wasi-host/syscalls/fd.js'
 import { writeAllSync } from './stdio.js'
 import { CAPTURE_HEADER } from './worker/protocol.js'
 
@@ -43,4 +44,5 @@ export function captureSink(buffer: SharedArrayBuffer): Sink {
 }
 
 export const fdSink = (fd: number): Sink => (chunk) => writeAllSync(fd, chunk)
-export const discardSink: Sink = () => {}
+/** The host's own discarding writer, which `fd_write` recognises and skips. */
+export const discardSink: Sink = discardWriter

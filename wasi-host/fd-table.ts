@@ -17,6 +17,8 @@ export interface Mount {
   /** The sandbox's own device number for this mount (never the host's). */
   readonly dev: bigint
   readonly guestPath: string
+  /** Links created here are seen by host programs: no absolute or `..` targets (see PreopenSpec). */
+  readonly hostVisible: boolean
 }
 
 /** A directory handle shared by several descriptors (`path_open(".")`, `fd_renumber`). */

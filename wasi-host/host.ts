@@ -24,6 +24,7 @@ import {
 import * as argsEnv from './syscalls/args-env.js'
 import * as clockRandom from './syscalls/clock-random.js'
 import * as fd from './syscalls/fd.js'
+import { discardWriter } from './syscalls/fd.js'
 import * as path from './syscalls/path.js'
 import * as poll from './syscalls/poll.js'
 import * as proc from './syscalls/proc.js'
@@ -34,6 +35,14 @@ export interface PreopenSpec {
   fs: Filesystem
   /** `ro` grants no mutation at all (rights and a read-only wrapper). Default `rw`. */
   mode?: MountMode
+  /**
+   * The tree is visible to programs outside the sandbox (a host directory, or an overlay that
+   * may be applied to one): links the guest creates there may not have absolute targets or `..`
+   * components, and links whose target has them may not be renamed or linked. A lexical check
+   * of such targets cannot stay true once directories move or links compose. Default: what the
+   * backend says (`caps.hostVisible`: true for host directories and overlays over them).
+   */
+  hostVisible?: boolean
 }
 
 /** Bytes, a string, a synchronous reader (returns 0 at end), or nothing (empty). */
@@ -147,6 +156,92 @@ export interface WasiImports {
   wasi_snapshot_preview1: Record<string, (...args: never[]) => number>
 }
 
+/** Syscall names by number (the dispatcher's counters and the recent-call ring hold numbers). */
+const SYSCALL_NAMES: readonly string[] = Object.keys(SYSCALLS)
+const RECENT = 8
+const ZERO_COUNTS: Readonly<Record<string, number>> = Object.fromEntries(SYSCALL_NAMES.map((n) => [n, 0]))
+
+/** What the dispatcher needs of one syscall's spec, derived once per process. */
+interface Dispatch {
+  readonly name: string
+  /** Bit i: argument i is an i32, normalised with `>>> 0`. */
+  readonly narrow: number
+  /** Bit i: argument i is an i64 (`u64s`: unsigned, else signed). */
+  readonly wide: number
+  readonly u64s: number
+  /** Argument index of the checked descriptor, and of the two-handle target; -1 for none. */
+  readonly fdAt: number
+  readonly fd2At: number
+  readonly on: readonly DescriptorKind[] | undefined
+  readonly wrongKinds: Partial<Record<DescriptorKind, Errno>> | undefined
+  readonly wrongKind: Errno
+  readonly need: number
+  readonly need2: number
+  readonly impl: SyscallSpec['impl']
+}
+
+const DISPATCH: readonly Dispatch[] = SYSCALL_NAMES.map((name) => {
+  const spec = SYSCALLS[name]!
+  let u64s = 0, s64s = 0
+  spec.args.forEach((k, i) => {
+    if (k === 'u64') u64s |= 1 << i
+    else if (k === 's64') s64s |= 1 << i
+  })
+  const wide = u64s | s64s
+  const fdAt = spec.fd ?? -1
+  const fd2At = spec.fd2 ?? -1
+  // The dispatcher substitutes descriptors at these positions only.
+  if (![-1, 0, 2].includes(fdAt) || ![-1, 3, 4].includes(fd2At)) throw new HostInvariantError(`${name}: descriptor position not dispatched`)
+  return {
+    name, narrow: ((1 << spec.args.length) - 1) & ~wide, wide, u64s, fdAt, fd2At, on: spec.on,
+    wrongKinds: typeof spec.wrongKind === 'object' ? spec.wrongKind : undefined,
+    wrongKind: typeof spec.wrongKind === 'number' ? spec.wrongKind : Errno.BADF,
+    need: (SYSCALL_RIGHTS as Record<string, number>)[name] ?? 0,
+    need2: (TARGET_RIGHTS as Record<string, number>)[name] ?? 0,
+    impl: spec.impl,
+  }
+})
+
+function wide64(c: Dispatch, v: unknown, i: number): bigint {
+  return ((c.u64s >> i) & 1) !== 0 ? BigInt.asUintN(64, v as bigint) : BigInt.asIntN(64, v as bigint)
+}
+
+/** The descriptor `n`, checked for the call's kinds and rights; or the errno to return. */
+function checkedDescriptor(fds: FdTable, c: Dispatch, n: number): Descriptor | number {
+  const d = fds.get(n)
+  if (d === undefined) return denialErrno('bad-descriptor')
+  if (c.on !== undefined && !c.on.includes(d.kind)) return c.wrongKinds?.[d.kind] ?? c.wrongKind
+  if ((d.rightsBase & c.need) !== c.need) return missingRightErrno(d, c.need)
+  return d
+}
+
+/** The target directory of a two-handle call, checked for its rights; or the errno to return. */
+function checkedTarget(fds: FdTable, c: Dispatch, n: number): Descriptor | number {
+  const d2 = fds.get(n)
+  if (d2 === undefined) return denialErrno('bad-descriptor')
+  if (d2.kind !== 'dir') return denialErrno('not-a-directory-fd')
+  if ((d2.rightsBase & c.need2) !== c.need2) return missingRightErrno(d2, c.need2)
+  return d2
+}
+
+/**
+ * Per-call counters behind `stats.syscalls`: a typed array indexed by syscall number, so the
+ * hot path adds one to a slot instead of updating a string-keyed record. Reading `syscalls`
+ * builds the record (every function, zeros included, as before).
+ */
+class SyscallStats implements HostStats {
+  readonly counts = new Float64Array(SYSCALL_NAMES.length)
+  bytesRead = 0
+  bytesWritten = 0
+
+  get syscalls(): Record<string, number> {
+    // A copy of a template with every name already in place is one shape, filled in place.
+    const out: Record<string, number> = { ...ZERO_COUNTS }
+    for (let i = 0; i < SYSCALL_NAMES.length; i++) out[SYSCALL_NAMES[i]!] = this.counts[i]!
+    return out
+  }
+}
+
 export class WasiHost implements HostState {
   readonly memory = new GuestMemory()
   readonly fds: FdTable
@@ -155,10 +250,11 @@ export class WasiHost implements HostState {
   readonly clocks: ClockSource
   readonly randomFill: (dst: Uint8Array) => void
   readonly limits: HostLimits
-  readonly stats: HostStats = { syscalls: {}, bytesRead: 0, bytesWritten: 0 }
-  /** The last syscalls made, oldest first once wrapped (for trap reports). */
-  readonly #recent: string[] = []
+  readonly stats = new SyscallStats()
+  /** The last syscalls made, as numbers: a ring of `RECENT`, `#recentCount` of them valid. */
+  readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
+  #recentCount = 0
   readonly imports: WasiImports
 
   constructor(options: WasiHostOptions = {}) {
@@ -173,15 +269,16 @@ export class WasiHost implements HostState {
     let dev = 1n
     for (const p of options.preopens ?? []) this.#preopen(p, dev++)
     const table: Record<string, (...args: never[]) => number> = {}
-    for (const [name, spec] of Object.entries(SYSCALLS)) table[name] = this.#dispatcher(name, spec)
+    for (let i = 0; i < SYSCALL_NAMES.length; i++) table[SYSCALL_NAMES[i]!] = this.#dispatcher(i)
     this.imports = { wasi_snapshot_preview1: table }
   }
 
   /** The last few syscalls, oldest first. */
   recentSyscalls(): string[] {
-    const n = this.#recent.length
+    const n = this.#recentCount
+    const first = n < RECENT ? 0 : this.#recentAt
     const out: string[] = []
-    for (let i = 0; i < n; i++) out.push(this.#recent[(this.#recentAt + i) % n]!)
+    for (let i = 0; i < n; i++) out.push(SYSCALL_NAMES[this.#recent[(first + i) % RECENT]!]!)
     return out
   }
 
@@ -227,15 +324,15 @@ export class WasiHost implements HostState {
       })
     }
     stream('stdin', stdinReader(options.stdin), undefined, STDIN_RIGHTS)
-    stream('stdout', undefined, options.stdout ?? discard, STDOUT_RIGHTS)
-    stream('stderr', undefined, options.stderr ?? discard, STDOUT_RIGHTS)
+    stream('stdout', undefined, options.stdout ?? discardWriter, STDOUT_RIGHTS)
+    stream('stderr', undefined, options.stderr ?? discardWriter, STDOUT_RIGHTS)
   }
 
   #preopen(p: PreopenSpec, dev: bigint): void {
     const mode = p.mode ?? 'rw'
     if (!p.guestPath.startsWith('/') && p.guestPath !== '.') throw new TypeError(`preopen guest path must be absolute: ${p.guestPath}`)
     const fs = mode === 'ro' ? readOnly(p.fs) : p.fs
-    const mount: Mount = { fs, mode, dev, guestPath: p.guestPath }
+    const mount: Mount = { fs, mode, dev, guestPath: p.guestPath, hostVisible: p.hostVisible ?? p.fs.caps.hostVisible === true }
     const d: DirDescriptor = {
       kind: 'dir', filetype: Filetype.DIRECTORY, dir: { handle: fs.root(), refs: 1 }, mount,
       preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
@@ -247,54 +344,77 @@ export class WasiHost implements HostState {
     this.fds.insert(d)
   }
 
-  #dispatcher(name: string, spec: SyscallSpec): (...raw: never[]) => number {
-    const kinds = spec.args
-    const arity = kinds.length
-    const fdAt = spec.fd
-    const fd2At = spec.fd2
-    const on = spec.on
-    const wrongKinds = typeof spec.wrongKind === 'object' ? spec.wrongKind : undefined
-    const wrongKind = typeof spec.wrongKind === 'number' ? spec.wrongKind : Errno.BADF
-    const need = (SYSCALL_RIGHTS as Record<string, number>)[name] ?? 0
-    const need2 = (TARGET_RIGHTS as Record<string, number>)[name] ?? 0
-    const impl = spec.impl
-    const stats = this.stats.syscalls
-    stats[name] = 0
+  /**
+   * The import for one syscall. Hot path: no rest parameters, no argument array, no spread
+   * call, no BigInt work for calls without 64-bit arguments; the counters are a typed array;
+   * everything derived from the spec is computed once per process (`DISPATCH`), so a host
+   * costs one closure per function. Arguments arrive as up to nine fixed parameters (the
+   * widest call, `path_open`, has nine); those past the arity are `undefined` and never
+   * normalised or used.
+   */
+  #dispatcher(index: number): (...raw: never[]) => number {
+    const c = DISPATCH[index]!
+    const { narrow, wide, fdAt, fd2At, impl } = c
+    const fds = this.fds
+    const memory = this.memory
+    const counts = this.stats.counts
     const recent = this.#recent
-    return (...raw: never[]): number => {
-      stats[name]!++
-      if (recent.length < 8) recent.push(name)
-      else {
-        recent[this.#recentAt] = name
-        this.#recentAt = (this.#recentAt + 1) & 7
-      }
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    type A = any
+    return ((a0: A, a1: A, a2: A, a3: A, a4: A, a5: A, a6: A, a7: A, a8: A): number => {
+      counts[index]!++
+      const at = this.#recentAt
+      recent[at] = index
+      this.#recentAt = (at + 1) & (RECENT - 1)
+      if (this.#recentCount < RECENT) this.#recentCount++
       try {
-        const args: unknown[] = new Array(arity)
-        for (let i = 0; i < arity; i++) {
-          const k = kinds[i]
-          const v = raw[i] as unknown
-          args[i] = k === 'u32' ? (v as number) >>> 0 : k === 'u64' ? BigInt.asUintN(64, v as bigint) : BigInt.asIntN(64, v as bigint)
+        if (narrow !== 0) {
+          if ((narrow & 1) !== 0) a0 >>>= 0
+          if ((narrow & 2) !== 0) a1 >>>= 0
+          if ((narrow & 4) !== 0) a2 >>>= 0
+          if ((narrow & 8) !== 0) a3 >>>= 0
+          if ((narrow & 16) !== 0) a4 >>>= 0
+          if ((narrow & 32) !== 0) a5 >>>= 0
+          if ((narrow & 64) !== 0) a6 >>>= 0
+          if ((narrow & 128) !== 0) a7 >>>= 0
+          if ((narrow & 256) !== 0) a8 >>>= 0
         }
-        if (fdAt !== undefined) {
-          const d = this.fds.get(args[fdAt] as number)
-          if (d === undefined) return denialErrno('bad-descriptor')
-          if (on !== undefined && !on.includes(d.kind)) return wrongKinds?.[d.kind] ?? wrongKind
-          if ((d.rightsBase & need) !== need) return missingRightErrno(d, need)
-          args[fdAt] = d
+        if (wide !== 0) {
+          if ((wide & 1) !== 0) a0 = wide64(c, a0, 0)
+          if ((wide & 2) !== 0) a1 = wide64(c, a1, 1)
+          if ((wide & 4) !== 0) a2 = wide64(c, a2, 2)
+          if ((wide & 8) !== 0) a3 = wide64(c, a3, 3)
+          if ((wide & 16) !== 0) a4 = wide64(c, a4, 4)
+          if ((wide & 32) !== 0) a5 = wide64(c, a5, 5)
+          if ((wide & 64) !== 0) a6 = wide64(c, a6, 6)
+          if ((wide & 128) !== 0) a7 = wide64(c, a7, 7)
+          if ((wide & 256) !== 0) a8 = wide64(c, a8, 8)
         }
-        if (fd2At !== undefined) {
-          const d2 = this.fds.get(args[fd2At] as number)
-          if (d2 === undefined) return denialErrno('bad-descriptor')
-          if (d2.kind !== 'dir') return denialErrno('not-a-directory-fd')
-          if ((d2.rightsBase & need2) !== need2) return missingRightErrno(d2, need2)
-          args[fd2At] = d2
+        // SECURITY: the descriptor's kind and rights are checked here, before the call runs.
+        if (fdAt === 0) {
+          const d = checkedDescriptor(fds, c, a0)
+          if (typeof d === 'number') return d
+          a0 = d
+        } else if (fdAt === 2) {
+          const d = checkedDescriptor(fds, c, a2)
+          if (typeof d === 'number') return d
+          a2 = d
         }
-        this.memory.refresh()
-        return impl(this, ...args)
+        if (fd2At === 3) {
+          const d2 = checkedTarget(fds, c, a3)
+          if (typeof d2 === 'number') return d2
+          a3 = d2
+        } else if (fd2At === 4) {
+          const d2 = checkedTarget(fds, c, a4)
+          if (typeof d2 === 'number') return d2
+          a4 = d2
+        }
+        memory.refresh()
+        return impl(this, a0, a1, a2, a3, a4, a5, a6, a7, a8)
       } catch (e) {
-        return this.#fail(name, e)
+        return this.#fail(c.name, e)
       }
-    }
+    }) as (...raw: never[]) => number
   }
 
   #fail(name: string, e: unknown): number {
@@ -313,8 +433,6 @@ export class WasiHost implements HostState {
 function missingRightErrno(d: Descriptor, need: number): number {
   return denialErrno(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, d.kind !== 'stream' && d.mount.mode === 'ro'))
 }
-
-function discard(): void {}
 
 function stdinReader(src: StdinSource): StreamReader | undefined {
   if (typeof src === 'function') return src

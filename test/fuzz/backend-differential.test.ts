@@ -165,7 +165,7 @@ class Guest {
   readonly #slots = [MOUNT_FD, -1, -1]
 
   constructor(fs: Filesystem) {
-    this.host = new WasiHost({ preopens: [{ guestPath: '/m', fs, mode: 'rw' }] })
+    this.host = new WasiHost({ preopens: [{ guestPath: '/m', fs, mode: 'rw', hostVisible: true }] })
     this.host.memory.bind(this.mem)
     this.wasi = this.host.imports.wasi_snapshot_preview1 as unknown as Wasi
   }

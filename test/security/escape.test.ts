@@ -283,14 +283,39 @@ const EXPECTED: Record<string, Transcript> = {
   ],
 }
 
+/**
+ * On a host directory, links the guest creates are seen by host programs, so targets that climb
+ * with `..` are refused at creation (PreopenSpec.hostVisible); what would have used them finds
+ * nothing. These are the only lines that differ from the in-memory backend.
+ */
+const HOST_VISIBLE: Record<string, Record<string, string>> = {
+  symlinks: {
+    'symlink dir/back -> ../secret': ESCAPE,
+    'dir/back: open follow': 'NOENT', 'dir/back: open nofollow': 'NOENT', 'dir/back: stat follow': 'NOENT',
+    'dir/back: stat nofollow': 'NOENT', 'dir/back: readlink': 'NOENT', 'unlink dir/back': 'NOENT',
+  },
+  middle: {
+    'symlink mid/in -> ..': ESCAPE, 'symlink mid/inup -> in/..': ESCAPE,
+    'open mid/in/secret': 'NOENT', 'open mid/in/mid/in/secret': 'NOENT', 'open mid/in/../x': 'NOENT',
+    'open mid/inup/x (in/.. -> ..)': 'NOENT',
+  },
+}
+
+function expectedOn(backend: 'host' | 'memory', scenario: string): Transcript {
+  const base = EXPECTED[scenario]!
+  if (backend === 'memory') return base
+  const o = HOST_VISIBLE[scenario] ?? {}
+  return base.map(([label, outcome]) => [label, o[label] ?? outcome] as const)
+}
+
 const SCENARIOS = Object.keys(EXPECTED)
 const wasm = fixtureWasm('escape')
 /** Host paths the `absolute` scenario tries to create. */
 const ABSOLUTE_TARGETS = ['/tmp/caplet-escape', '/tmp/caplet-escape-dir', '/tmp/caplet-nothing']
 
-function checkTranscript(scenario: string, stdout: Uint8Array) {
-  expect(refusalsThatSucceeded(scenario, stdout, EXPECTED[scenario]!), 'SECURITY: refused operations that succeeded').toEqual([])
-  expect(transcriptMismatches(scenario, stdout, EXPECTED[scenario]!)).toEqual([])
+function checkTranscript(scenario: string, stdout: Uint8Array, expected: Transcript = EXPECTED[scenario]!) {
+  expect(refusalsThatSucceeded(scenario, stdout, expected), 'SECURITY: refused operations that succeeded').toEqual([])
+  expect(transcriptMismatches(scenario, stdout, expected)).toEqual([])
 }
 
 /** One run on a fresh host layout, with every outside check. */
@@ -324,7 +349,7 @@ describe.each(['host', 'memory'] as const)('escape.c on the %s backend', (backen
     const r = RUNNERS[backend]([scenario])
     expect(r.trap).toBeUndefined()
     expect(r.exitCode).toBe(0)
-    checkTranscript(scenario, r.stdout)
+    checkTranscript(scenario, r.stdout, expectedOn(backend, scenario))
     expect(new TextDecoder().decode(r.stderr)).toBe('')
     assertHostAlive()
   })
@@ -338,7 +363,7 @@ describe.each(['host', 'memory'] as const)('escape.c on the %s backend', (backen
     for (let i = 1; i < chunks.length; i += 2) {
       const name = chunks[i]!
       names.push(name)
-      checkTranscript(name, new TextEncoder().encode(chunks[i + 1]!))
+      checkTranscript(name, new TextEncoder().encode(chunks[i + 1]!), expectedOn(backend, name))
     }
     expect(names).toEqual(SCENARIOS)
     assertHostAlive()

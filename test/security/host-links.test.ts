@@ -75,7 +75,9 @@ function bareOutLink(name: string, op: Op): Outcome {
     case 'open-nofollow': return 'LOOP' // O_NOFOLLOW on a symlink
     case 'lstat': return 'ok symlink' // the link itself is inside
     case 'readlink': return name === 'link1' ? 'ok "link2"' : REFUSED // one hop that stays inside is fine
-    case 'rename-out': return 'ok' // renames the link, not its target
+    // Renames the link, not its target; on a host-visible mount a link whose target climbs or is
+    // absolute may not be moved at all (moved elsewhere it could lead out, or reveal its target).
+    case 'rename-out': return name === 'link1' ? 'ok' : ['ok', REFUSED]
     case 'rmdir': return 'NOTDIR' // a link is not a directory, whatever it points at
     case 'unlink': return 'ok' // removes the link, never the target
     default: return REFUSED

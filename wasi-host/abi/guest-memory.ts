@@ -18,10 +18,16 @@ export class GuestMemory {
   #buffer: ArrayBufferLike = new ArrayBuffer(0)
   #u8: Uint8Array = new Uint8Array(0)
   #dv: DataView = new DataView(this.#buffer)
+  #shared = false
 
   /** Binds the guest's exported memory; called once the instance exists. */
   bind(memory: WebAssembly.Memory): void {
     this.#memory = memory
+    this.#shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer
+    // Drop the views of any memory bound before, so that refresh() cannot keep them.
+    this.#buffer = new ArrayBuffer(0)
+    this.#u8 = new Uint8Array(0)
+    this.#dv = new DataView(this.#buffer)
     this.refresh()
   }
 
@@ -29,8 +35,14 @@ export class GuestMemory {
     return this.#memory !== undefined
   }
 
-  /** Re-derives the views if the memory grew. Cheap when nothing changed. */
+  /**
+   * Re-derives the views if the memory grew. Cheap when nothing changed: growing a non-shared
+   * memory detaches its old buffer, and views of a detached buffer have length 0, so views
+   * with a length are current and `memory.buffer` (a call into the engine) is not needed.
+   * A shared memory's buffer is never detached; it is asked every time.
+   */
   refresh(): void {
+    if (this.#u8.byteLength !== 0 && !this.#shared) return
     const memory = this.#memory
     if (memory === undefined) throw new GuestFault('guest memory is not bound (no exported "memory")')
     const buffer = memory.buffer
@@ -46,16 +58,21 @@ export class GuestMemory {
   }
 
   get isShared(): boolean {
-    return typeof SharedArrayBuffer !== 'undefined' && this.#buffer instanceof SharedArrayBuffer
+    return this.#shared
   }
 
   /** Checks that `[ptr, ptr+len)` lies within memory and `ptr` is aligned to `align`. */
   check(ptr: number, len: number, align = 1): void {
     // Negative values can only come from a caller that skipped the dispatcher's `>>> 0`: refuse them too.
+    // Kept small so that the engine inlines it into every call; the message is built out of line.
+    if (ptr + len > this.#u8.byteLength || ptr < 0 || len < 0 || (align > 1 && ptr % align !== 0)) this.#fault(ptr, len, align)
+  }
+
+  #fault(ptr: number, len: number, align: number): never {
     if (ptr + len > this.#u8.byteLength || ptr < 0 || len < 0) {
       throw new GuestFault(`out-of-bounds access: ptr=${ptr} len=${len} memory=${this.#u8.byteLength}`)
     }
-    if (align > 1 && ptr % align !== 0) throw new GuestFault(`misaligned pointer ${ptr} (needs ${align})`)
+    throw new GuestFault(`misaligned pointer ${ptr} (needs ${align})`)
   }
 
   /** Checks an array of `count` elements of `elemSize` bytes; guards the multiplication. */

@@ -97,6 +97,11 @@ export interface DirHandle {
 export interface FilesystemCaps {
   symlinks: boolean
   hardLinks: boolean
+  /**
+   * The tree is (or may become, through an overlay's apply) visible to programs outside the
+   * sandbox: links the guest creates here must not climb with `..` (see `PreopenSpec.hostVisible`).
+   */
+  hostVisible?: boolean
 }
 
 /** A mounted tree: the root handle and what the backend can do. */

@@ -1042,7 +1042,7 @@ export function createOverlayFs(lower: Filesystem, options: OverlayFsOptions = {
   const upper = options.upper ?? createMemFs(options.now === undefined ? {} : { now: options.now })
   const state = new OverlayState(lower, upper, options.now)
   // What can be created is what the upper layer can hold.
-  const caps: FilesystemCaps = Object.freeze({ ...upper.caps })
+  const caps: FilesystemCaps = Object.freeze({ ...upper.caps, hostVisible: lower.caps.hostVisible === true || upper.caps.hostVisible === true })
   return {
     caps,
     lower,

@@ -757,7 +757,7 @@ function mountError(hostPath: string, message: string, cause?: unknown): Error {
  */
 export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}): HostDirFs {
   const mode = options.mode ?? 'auto'
-  const caps: FilesystemCaps = Object.freeze({ symlinks: true, hardLinks: true })
+  const caps: FilesystemCaps = Object.freeze({ symlinks: true, hardLinks: true, hostVisible: true })
 
   if (mode !== 'fallback') {
     let rootFd: number

@@ -236,6 +236,9 @@ function linkPartners(overlay: OverlayFs, steps: Step[]): Step[] {
  */
 function assertContainedTarget(path: string, depth: number, target: string): void {
   if (target.startsWith('/')) throw new OverlayApplyError(`symlink ${JSON.stringify(path)} has an absolute target`)
+  // NOTE: lexical, from where the link will stand. Links that climb only reach the upper layer
+  // as host-made links carried along by a directory rename: a guest cannot create a target with
+  // ".." on a host-visible mount, so it cannot compose one with another link ("dot -> .").
   let level = depth
   for (const c of target.split('/')) {
     if (c === '' || c === '.') continue

@@ -13,10 +13,16 @@ import { decodeFstflags, writeFdstat, writeFilestat } from '../abi/structs.js'
 import { encodeUtf8, type GuestMemory } from '../abi/guest-memory.js'
 import { WasiError } from '../errors.js'
 import {
-  releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor,
+  releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter,
 } from '../fd-table.js'
 import type { NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
+
+/**
+ * The writer of a discarded stream. `fd_write` recognises it and skips making a view per
+ * buffer for a writer that would ignore it; the guest sees the same result either way.
+ */
+export const discardWriter: StreamWriter = () => {}
 
 const MAX_FILE_OFFSET = (1n << 63n) - 1n
 const MAX_IO_TOTAL = 0x7fffffff
@@ -99,19 +105,22 @@ function readFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number
 
 export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nwrittenPtr: number): number {
   const m = h.memory
-  checkIovecs(h, iovs, iovsLen)
+  const length = checkIovecs(h, iovs, iovsLen)
   m.check(nwrittenPtr, 4, 4)
   let total: number
   if (d.kind === 'stream') {
-    const dv = m.dataView
-    total = 0
-    for (let i = 0; i < iovsLen; i++) {
-      const p = dv.getUint32(iovs + i * 8, true)
-      const l = dv.getUint32(iovs + i * 8 + 4, true)
-      if (l === 0) continue
-      d.write!(m.bytes.subarray(p, p + l))
-      total += l
+    // A stream takes every buffer whole (or throws: a limit, a closed reader).
+    const write = d.write!
+    if (write !== discardWriter) {
+      const dv = m.dataView
+      const bytes = m.bytes
+      for (let i = 0; i < iovsLen; i++) {
+        const p = dv.getUint32(iovs + i * 8, true)
+        const l = dv.getUint32(iovs + i * 8 + 4, true)
+        if (l !== 0) write(bytes.subarray(p, p + l))
+      }
     }
+    total = length
   } else {
     total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
   }
@@ -311,10 +320,11 @@ export function fd_readdir(
   m.check(bufusedPtr, 4, 4)
   if (cookie === 0n || d.listing === undefined) d.listing = d.dir.handle.readdir()
   const listing = d.listing
-  const self = d.dir.handle.stat()
   const count = listing.length + 2
-  const header = new Uint8Array(DIRENT_HEADER)
-  const hv = new DataView(header.buffer)
+  const header = DIRENT_SCRATCH
+  const hv = DIRENT_SCRATCH_VIEW
+  // The directory's own inode only for "." and "..": a call that resumes past them costs no stat.
+  let selfIno: bigint | undefined
   let used = 0
   for (let i = cookie > BigInt(count) ? count : Number(cookie); i < count && used < bufLen; i++) {
     let name: Uint8Array
@@ -322,7 +332,7 @@ export function fd_readdir(
     let type: number
     if (i < 2) {
       name = i === 0 ? DOT : DOTDOT
-      ino = self.ino
+      ino = selfIno ??= d.dir.handle.stat().ino
       type = Filetype.DIRECTORY
     } else {
       const e = listing[i - 2]!
@@ -343,6 +353,9 @@ export function fd_readdir(
 
 const DOT = encodeUtf8('.')
 const DOTDOT = encodeUtf8('..')
+/** One dirent header, reused: calls are synchronous and never re-entered. */
+const DIRENT_SCRATCH = new Uint8Array(DIRENT_HEADER)
+const DIRENT_SCRATCH_VIEW = new DataView(DIRENT_SCRATCH.buffer)
 
 function copyTruncated(m: GuestMemory, at: number, room: number, src: Uint8Array): number {
   const n = Math.min(room, src.byteLength)

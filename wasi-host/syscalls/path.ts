@@ -53,6 +53,21 @@ function escapesLexically(target: string, depth: number): boolean {
   return false
 }
 
+/** A target that climbs (`..`) or is absolute: its meaning depends on where the link sits. */
+function climbs(target: string): boolean {
+  return target.startsWith('/') || target.split('/').includes('..')
+}
+
+/**
+ * SECURITY: on a host-visible mount, a link whose target climbs may not be moved or linked
+ * elsewhere: moved shallower it could point out of the mount for host programs; moved deeper a
+ * host-made one would reveal its target to the guest.
+ */
+function refuseMovingClimbingLink(d: DirDescriptor, r: Resolution): void {
+  if (!d.mount.hostVisible || r.stat?.filetype !== Filetype.SYMBOLIC_LINK || r.name === undefined) return
+  if (climbs(r.dir.readlink(r.name))) throw new WasiError(denialErrno('escape'), 'a link whose target climbs cannot be moved on a host-visible mount')
+}
+
 export function path_open(
   h: HostState, d: DirDescriptor, dirflags: number, pathPtr: number, pathLen: number, oflags: number,
   rightsBase: bigint, rightsInheriting: bigint, fdflags: number, fdPtr: number,
@@ -251,6 +266,7 @@ export function path_symlink(
     // SECURITY: refuse links that could only ever point out of the mount: they can never be
     // followed here, and on a host directory they would be a trap left for the host's user.
     if (escapesLexically(target, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
+    if (d.mount.hostVisible && climbs(target)) throw new WasiError(denialErrno('escape'), 'symlinks on a host-visible mount may not climb with ".."')
     r.dir.symlink(target, r.name)
   })
   return Errno.SUCCESS
@@ -276,6 +292,7 @@ export function path_link(
     if (src.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
     if (src.stat.filetype === Filetype.DIRECTORY) throw new WasiError(Errno.PERM, 'cannot link a directory')
     if (src.trailingSlash) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    refuseMovingClimbingLink(d, src)
     withResolution(h, td, newPath, false, (dst) => {
       if (dst.name === undefined || dst.stat !== undefined) throw new WasiError(Errno.EXIST, 'exists')
       if (dst.trailingSlash) throw new WasiError(Errno.NOENT, 'trailing slash on a new file name')
@@ -297,6 +314,7 @@ export function path_rename(
     if (src.stat === undefined) throw new WasiError(Errno.NOENT, 'no such file')
     const srcIsDir = src.stat.filetype === Filetype.DIRECTORY
     if (src.trailingSlash && !srcIsDir) throw new WasiError(Errno.NOTDIR, 'trailing slash on a non-directory')
+    refuseMovingClimbingLink(d, src)
     withResolution(h, td, newPath, 'entry', (dst) => {
       // SECURITY: renaming onto "." or ".." would replace a directory the guest holds (the root).
       if (dst.name === undefined) throw new WasiError(Errno.BUSY, 'cannot replace "." or ".."')

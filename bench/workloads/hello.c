@@ -1,0 +1,3 @@
+/* Start-up: the smallest useful program. */
+#include <stdio.h>
+int main(void) { puts("hello"); return 0; }
