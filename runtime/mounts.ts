@@ -45,7 +45,18 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
   const total: QuotaUsage = createQuotaUsage()
   const memOptions = now ? { now } : {}
   const warnings: string[] = []
+  const l = policy.limits
   const preopens = policy.mounts.map((m, i): PreopenSpec => {
+    // Per-mount quota inside, the run's total outside: a change must fit both. (The policy
+    // gives in-memory layers a default size: they are host memory.)
+    const bytes = m.bytes
+    const perMount = createQuotaUsage()
+    const charged = (fs: Filesystem): Filesystem => {
+      let f = fs
+      if (bytes !== undefined || m.inodes !== undefined) f = withQuota(f, { ...limitsOf(bytes, m.inodes), usage: perMount })
+      if (l.diskBytes !== undefined || l.inodes !== undefined) f = withQuota(f, { ...limitsOf(l.diskBytes, l.inodes), usage: total })
+      return f
+    }
     let fs: Filesystem
     if (m.host !== undefined) {
       const hostFs = createHostDirFs(m.host)
@@ -55,22 +66,19 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
       } else if (hostFs.strategy === 'fallback') {
         warnings.push(`${m.guest}: /proc/self/fd is unavailable; lookups are checked rather than anchored (see the README's security model)`)
       }
-      fs = hostFs
       if (m.mode === 'overlay') {
         // SECURITY: the lower layer is read-only twice over: the overlay never writes it, and
-        // the wrapper would refuse if it tried.
-        const overlay = createOverlayFs(readOnly(hostFs), memOptions)
+        // the wrapper would refuse if it tried. Every byte the overlay stores (copy-ups and
+        // scratch copies included) lands in a charged layer.
+        const overlay = createOverlayFs(readOnly(hostFs), {
+          upper: charged(createMemFs(memOptions)), scratch: charged(createMemFs(memOptions)), ...(now ? { now } : {}),
+        })
         overlays.push({ guest: m.guest, fs: overlay, host: m.host, ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}), ...(m.apply ? { apply: true } : {}) })
-        fs = overlay
+        return { guestPath: m.guest, fs: overlay, mode: 'rw' }
       }
+      fs = hostFs
     } else fs = given[i] ?? createMemFs(memOptions)
-    if (m.mode !== 'ro') {
-      // Per-mount quota inside, the run's total outside: a change must fit both.
-      if (m.bytes !== undefined || m.inodes !== undefined) fs = withQuota(fs, { ...limitsOf(m.bytes, m.inodes) })
-      const l = policy.limits
-      if (l.diskBytes !== undefined || l.inodes !== undefined) fs = withQuota(fs, { ...limitsOf(l.diskBytes, l.inodes), usage: total })
-    }
-    return { guestPath: m.guest, fs, mode: m.mode === 'ro' ? 'ro' : 'rw' }
+    return { guestPath: m.guest, fs: m.mode === 'ro' ? fs : charged(fs), mode: m.mode === 'ro' ? 'ro' : 'rw' }
   })
   return {
     preopens,

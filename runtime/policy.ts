@@ -26,7 +26,7 @@ export interface MountSpec {
    * every change it makes is kept in a private in-memory layer; the host directory is untouched.
    */
   mode?: 'ro' | 'rw' | 'overlay'
-  /** Bytes the guest may add to this mount (`64MiB`); beyond it, `EDQUOT`. */
+  /** Bytes the guest may add to this mount (`64MiB`); beyond it, `EDQUOT`. In-memory layers (tmp, overlay) default to 256 MiB. */
   size?: Size
   /** Files, directories and symlinks the guest may create in this mount. */
   files?: number
@@ -55,7 +55,7 @@ export interface Limits {
   files?: number
   /** Bytes the guest may add across all writable mounts (`100MiB`); beyond it, `EDQUOT`. */
   disk?: Size
-  /** Files, directories and symlinks the guest may create across all writable mounts. */
+  /** Files, directories and symlinks the guest may create across all writable mounts (default with `disk`: one per 4 KiB, at least 64). */
   inodes?: number
 }
 
@@ -128,6 +128,8 @@ export interface ResolvedPolicy {
 export const WASM_PAGE = 65536
 /** Linear memory a guest may use when the policy does not say (invariant 7: every resource is bounded). */
 export const DEFAULT_MEMORY_BYTES = 1024 ** 3
+/** What an in-memory layer (a tmp mount, an overlay's changes) may hold when the policy does not say. */
+export const DEFAULT_IN_MEMORY_BYTES = 256 * 1024 ** 2
 /** Output kept per captured stream when no limit is given. */
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
 const MAX_PAGES = 65536
@@ -251,7 +253,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       guest: m.guest, mode: m.mode ?? 'rw',
       ...(m.host !== undefined ? { host: m.host } : {}),
       ...(m.tmp ? { tmp: true } : {}),
-      ...(m.size !== undefined ? { bytes: parseSize(m.size) } : {}),
+      // In-memory layers (tmp mounts, overlays' changes) are host memory: they always have a size.
+      ...(m.size !== undefined ? { bytes: parseSize(m.size) } : m.tmp || m.mode === 'overlay' ? { bytes: DEFAULT_IN_MEMORY_BYTES } : {}),
       ...(m.files !== undefined ? { inodes: m.files } : {}),
       ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
       ...(m.apply ? { apply: true } : {}),
@@ -266,7 +269,9 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       stderrBytes: l.stderr !== undefined ? parseSize(l.stderr) : captured(o.stderr) ? DEFAULT_CAPTURE_BYTES : undefined,
       maxFds: l.files ?? 1024,
       diskBytes: l.disk !== undefined ? parseSize(l.disk) : undefined,
-      inodes: l.inodes,
+      // A byte quota alone would let empty files with long names grow a directory without
+      // bound: one file per 4 KiB of quota (ext4's default ratio is one per 16 KiB).
+      inodes: l.inodes ?? (l.disk !== undefined ? Math.max(64, Math.floor(parseSize(l.disk) / 4096)) : undefined),
     },
     isolation,
     deterministic: o.deterministic ?? false,

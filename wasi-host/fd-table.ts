@@ -76,8 +76,44 @@ export class FdTable {
   readonly #slots: (Descriptor | undefined)[] = []
   #count = 0
   #lowestFree = 0
+  /** Directory listings kept for `fd_readdir` cookies, oldest first, and their total entries. */
+  readonly #listings = new Map<DirDescriptor, number>()
+  #listedEntries = 0
 
-  constructor(readonly maxFds: number) {}
+  /**
+   * @param maxListedEntries SECURITY: entries all cached listings together may hold. Without a
+   *   bound, a guest holding many descriptors on a big directory makes the host keep
+   *   (descriptors × entries) in memory, which the guest's own quotas never charge.
+   */
+  constructor(readonly maxFds: number, readonly maxListedEntries = 100_000) {}
+
+  /**
+   * Keeps `listing` on `d` for later cookies, evicting the oldest other listings while the total
+   * is over budget (an evicted descriptor lists again at its next call: cookies stay valid
+   * positions, only entries removed meanwhile may shift).
+   */
+  cacheListing(d: DirDescriptor, listing: DirEntry[]): void {
+    this.forgetListing(d)
+    d.listing = listing
+    this.#listings.set(d, listing.length)
+    this.#listedEntries += listing.length
+    for (const [other, n] of this.#listings) {
+      if (this.#listedEntries <= this.maxListedEntries) break
+      if (other === d) continue
+      other.listing = undefined
+      this.#listings.delete(other)
+      this.#listedEntries -= n
+    }
+  }
+
+  forgetListing(d: Descriptor): void {
+    if (d.kind !== 'dir') return
+    const n = this.#listings.get(d)
+    if (n === undefined) return
+    this.#listings.delete(d)
+    this.#listedEntries -= n
+    d.listing = undefined
+  }
 
   get size(): number {
     return this.#count
@@ -107,6 +143,7 @@ export class FdTable {
   take(fd: number): Descriptor | undefined {
     const d = this.#slots[fd]
     if (d === undefined) return undefined
+    this.forgetListing(d)
     this.#slots[fd] = undefined
     this.#count--
     if (fd < this.#lowestFree) this.#lowestFree = fd

@@ -60,6 +60,12 @@ export type { OverlayChange } from './overlay-changes.js'
 export interface OverlayFsOptions {
   /** Where changes go; it must be empty. Default: a new `createMemFs()`. */
   upper?: Filesystem
+  /**
+   * Where a lower file that was unlinked while open is copied when a handle must change it
+   * (see `OverlayFile`). Default: a new `createMemFs()`. Give it the upper layer's quota so every
+   * byte the overlay stores is charged.
+   */
+  scratch?: Filesystem
   /** Clock of the default in-memory upper layer (ignored when `upper` is given), in ns. */
   now?: () => bigint
 }
@@ -192,6 +198,7 @@ class OverlayState {
   readonly upper: Filesystem
   readonly root: MergedDir
   readonly #now: (() => bigint) | undefined
+  readonly #scratchFs: Filesystem | undefined
   /** Upper inode -> overlay inode, for copied-up nodes (others are `2U+1`). */
   readonly #upperInos = new Map<bigint, bigint>()
   /** Lower inode -> handles reading that lower file in place. */
@@ -200,10 +207,11 @@ class OverlayState {
   #scratch: DirHandle | undefined
   #scratchCount = 0
 
-  constructor(lower: Filesystem, upper: Filesystem, now: (() => bigint) | undefined) {
+  constructor(lower: Filesystem, upper: Filesystem, now: (() => bigint) | undefined, scratch?: Filesystem) {
     this.lower = lower
     this.upper = upper
     this.#now = now
+    this.#scratchFs = scratch
     const upperRoot = upper.root()
     try {
       // Whiteouts live only in this object: a pre-filled upper would be half a state.
@@ -460,7 +468,7 @@ class OverlayState {
 
   /** A private in-memory directory for unlinked files that must become writable (see `OverlayFile`). */
   scratch(): { dir: DirHandle; name: string } {
-    this.#scratch ??= createMemFs(this.#now === undefined ? {} : { now: this.#now }).root()
+    this.#scratch ??= (this.#scratchFs ?? createMemFs(this.#now === undefined ? {} : { now: this.#now })).root()
     return { dir: this.#scratch, name: `f${this.#scratchCount++}` }
   }
 }
@@ -1040,7 +1048,7 @@ class OverlayDir implements DirHandle {
  */
 export function createOverlayFs(lower: Filesystem, options: OverlayFsOptions = {}): OverlayFs {
   const upper = options.upper ?? createMemFs(options.now === undefined ? {} : { now: options.now })
-  const state = new OverlayState(lower, upper, options.now)
+  const state = new OverlayState(lower, upper, options.now, options.scratch)
   // What can be created is what the upper layer can hold.
   const caps: FilesystemCaps = Object.freeze({ ...upper.caps, hostVisible: lower.caps.hostVisible === true || upper.caps.hostVisible === true })
   return {

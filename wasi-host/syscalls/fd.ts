@@ -74,7 +74,15 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
     const p = dv.getUint32(iovs + i * 8, true)
     const l = dv.getUint32(iovs + i * 8 + 4, true)
     if (l === 0) continue
-    const n = d.handle.write(bytes.subarray(p, p + l), pos)
+    let n: number
+    try {
+      n = d.handle.write(bytes.subarray(p, p + l), pos)
+    } catch (e) {
+      // POSIX: once some bytes are written, a later failure (a quota, a full disk) makes a
+      // short write; the guest learns of the error at its next call.
+      if (total > 0 && e instanceof WasiError) break
+      throw e
+    }
     pos += BigInt(n)
     total += n
     if (n < l) break
@@ -318,8 +326,8 @@ export function fd_readdir(
   const m = h.memory
   m.check(bufPtr, bufLen)
   m.check(bufusedPtr, 4, 4)
-  if (cookie === 0n || d.listing === undefined) d.listing = d.dir.handle.readdir()
-  const listing = d.listing
+  if (cookie === 0n || d.listing === undefined) h.fds.cacheListing(d, d.dir.handle.readdir())
+  const listing = d.listing!
   const count = listing.length + 2
   const header = DIRENT_SCRATCH
   const hv = DIRENT_SCRATCH_VIEW
