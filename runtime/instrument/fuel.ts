@@ -4,9 +4,12 @@
  * ## What one unit of fuel is
  *
  * **One unit of fuel = one WebAssembly instruction of the original module executed**, every
- * opcode counting 1 whatever it does (`i32.add`, `i64.div_s`, `call`, `memory.fill`, `block`,
- * `end`, `else`, a SIMD op: all 1). Host functions (the imports) cost nothing beyond the `call`
- * that reaches them, and the instructions the metering itself inserts are never counted.
+ * opcode counting 1 (`i32.add`, `i64.div_s`, `call`, `block`, `end`, `else`, a SIMD op: all 1),
+ * **plus one unit per 64 elements moved by a bulk operation** (`memory.fill`, `memory.copy`,
+ * `memory.init`, `table.fill`, `table.copy`, `table.init`), charged from the length operand
+ * just before the operation runs: otherwise one unit would buy gigabytes of stores. Host
+ * functions (the imports) cost nothing beyond the `call` that reaches them, and the
+ * instructions the metering itself inserts are never counted.
  *
  * Fuel is charged per straight-line segment, in advance: the code of each function is cut after
  * every control instruction (block, loop, if, else, end, br, br_if, br_table, return, call,
@@ -54,7 +57,7 @@ import { ByteWriter, readU32 } from './leb128.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
 import {
   ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readExports, readFunctionTypes,
-  readImports, readTypes, skipBlockType, skipValType, vectorCount,
+  readImports, readLimits, readTypes, skipBlockType, skipValType, vectorCount, type Section,
 } from './sections.js'
 
 /** The default name of the exported fuel counter. */
@@ -160,7 +163,8 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
       if (t === undefined) throw malformed(`function ${importedFuncs + i} has type ${funcTypes[i]}, which does not exist`)
       paramCounts[i] = t.params
     }
-    const rewriter = new CodeRewriter(codeSection.payload, codeSection.offset, globalIndex, importedGlobals + definedGlobals, importedFuncs, paramCounts)
+    const memory64 = hasMemory64(findSection(module, SectionId.Memory), imports)
+    const rewriter = new CodeRewriter(codeSection.payload, codeSection.offset, globalIndex, importedGlobals + definedGlobals, importedFuncs, paramCounts, memory64)
     putSection(module, SectionId.Code, rewriter.run())
     checks = rewriter.checks
     charges = rewriter.charges
@@ -215,6 +219,12 @@ const EV_CHARGE = 2 // local -= cost
 const EV_FLUSH = 3 // global = local
 const EV_RELOAD = 4 // local = global (after a call); fused with a CHARGE that follows it
 const EV_RETARGET = 5 // replace the function index of a `call` (to a straight-line callee's clone)
+const EV_BULK = 6 // local -= (length on the stack) >> BULK_SHIFT, leaving the length in place
+
+/** A bulk operation costs one unit per 2^BULK_SHIFT elements (bytes or table entries). */
+export const BULK_SHIFT = 6
+/** 0xFC sub-opcodes whose last operand is an element count: memory.init/copy/fill, table.init/copy/fill. */
+const BULK_OPS = new Set([8, 10, 11, 12, 14, 17])
 
 // The construct each open label belongs to.
 const K_FUNC = 0
@@ -224,6 +234,8 @@ const K_IF = 3
 
 const OP_I64_CONST = 0x42
 const OP_I64_SUB = 0x7d
+const OP_I64_EXTEND_I32_U = 0xad
+const OP_I64_SHR_U = 0x88
 const OP_I64_LT_S = 0x53
 const OP_LOCAL_GET = 0x20
 const OP_LOCAL_SET = 0x21
@@ -236,6 +248,21 @@ const OP_UNREACHABLE = 0x00
 const BLOCKTYPE_EMPTY = 0x40
 
 /** Scans and rewrites every function body of a code section. */
+/** Whether any memory, defined or imported, has 64-bit addresses (its bulk lengths are i64). */
+function hasMemory64(memorySection: Section | undefined, imports: readonly { kind: number; limits?: { is64: boolean } }[]): boolean {
+  if (imports.some((i) => i.kind === ExternalKind.Memory && i.limits?.is64 === true)) return true
+  if (memorySection === undefined) return false
+  const p = memorySection.payload
+  const count = readU32(p, 0)
+  let pos = count.next
+  for (let i = 0; i < count.value; i++) {
+    const l = readLimits(p, pos)
+    if (l.value.is64) return true
+    pos = l.next
+  }
+  return false
+}
+
 class CodeRewriter {
   checks = 0
   charges = 0
@@ -261,7 +288,10 @@ class CodeRewriter {
   /** Defined functions cloned, in the order their clones are appended. */
   readonly clones: number[] = []
 
-  constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array) {
+  readonly #memory64: boolean
+
+  constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array, memory64 = false) {
+    this.#memory64 = memory64
     this.#p = payload
     this.#base = base
     this.#globalIndex = globalIndex
@@ -414,7 +444,7 @@ class CodeRewriter {
     }
     if (pos > end) this.#fail('MALFORMED', 'local declarations run past the body', func, start)
     // The JS API caps a function at 50,000 locals (params included); the counter needs one more.
-    if (locals >= MAX_LOCALS) this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
+    if (locals + 1 >= MAX_LOCALS) this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
     const localsEnd = pos
     const fuelLocal = locals
 
@@ -434,6 +464,7 @@ class CodeRewriter {
     let charges = 1
     let finished = false
     let calls = false
+    let bulk = false
 
     const globalCount = this.#globalCount
 
@@ -501,6 +532,12 @@ class CodeRewriter {
           pos = skipLeb(p, pos, 5, func)
           continue
         case Imm.Prefix:
+          if (op === 0xfc && BULK_OPS.has(u32At(p, pos))) {
+            const sub = u32At(p, pos)
+            if (this.#memory64 && sub <= 11) this.#fail('UNSUPPORTED_FEATURE', 'bulk memory operation on a module with 64-bit memory', func, opAt, hex(op, sub))
+            this.#push(opAt, EV_BULK, 0)
+            bulk = true
+          }
           pos = this.#skipPrefixed(op, pos, func, opAt)
           continue
         case Imm.Unsupported:
@@ -671,7 +708,7 @@ class CodeRewriter {
     if (leaf) checks--
     this.checks += checks
     this.charges += charges
-    this.#emit(start, localsEnd, end, groups, fuelLocal, leaf)
+    this.#emit(start, localsEnd, end, groups, fuelLocal, leaf, bulk)
   }
 
   #skipPrefixed(prefix: number, at: number, func: number, opAt: number): number {
@@ -705,7 +742,7 @@ class CodeRewriter {
   }
 
   /** Writes one body: the locals plus the counter's, then the code with the insertions. */
-  #emit(start: number, localsEnd: number, end: number, groups: number, L: number, leaf: boolean): void {
+  #emit(start: number, localsEnd: number, end: number, groups: number, L: number, leaf: boolean, bulk: boolean): void {
     const p = this.#p
     const G = this.#globalIndex
     const ev = this.#events
@@ -717,11 +754,16 @@ class CodeRewriter {
     const buf = w.reserve(end - start + n * MAX_INSERT + 16)
     let o = 0
 
-    // Locals: one more group, `(local i64)`.
-    o = putU32(buf, o, groups + 1)
+    // Locals: one more group, `(local i64)`, and `(local i32)` to hold a bulk operation's length.
+    o = putU32(buf, o, groups + (bulk ? 2 : 1))
     o = copy(buf, o, p, skipLeb(p, start, 5, 0), localsEnd)
     buf[o++] = 1
     buf[o++] = 0x7e
+    if (bulk) {
+      buf[o++] = 1
+      buf[o++] = 0x7f
+    }
+    const S = L + 1
 
     let copied = localsEnd
     for (let e = 0; e < n; e++) {
@@ -774,6 +816,17 @@ class CodeRewriter {
         case EV_RETARGET:
           o = putU32(buf, o, cost)
           copied = skipLeb(p, at, 5, 0)
+          break
+        case EV_BULK:
+          // stack: ..., length  ->  local.tee S; L = L - (u64(S) >> BULK_SHIFT); stack unchanged
+          buf[o++] = OP_LOCAL_TEE; o = putU32(buf, o, S)
+          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, S)
+          buf[o++] = OP_I64_EXTEND_I32_U
+          buf[o++] = OP_I64_CONST; o = putSleb(buf, o, BULK_SHIFT)
+          buf[o++] = OP_I64_SHR_U
+          buf[o++] = OP_I64_SUB
+          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
           break
       }
     }

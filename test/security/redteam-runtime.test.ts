@@ -178,11 +178,9 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
   // FINDING (design): one unit of fuel per instruction "whatever it does" lets memory.fill /
   // memory.copy (and host calls: an aliasing 2 GiB fd_write costs ~6) do unbounded work per unit.
   // In-process runs rely on fuel alone to stop a guest, so the budget does not bound time.
-  // OPEN FINDING (kept as an expected failure until fixed; see the issue note): fuel counts
-  // instructions, not work, so bulk memory operations and host calls are charged one unit
-  // whatever their length. A worker run is still bounded by its timeout. When bulk operations
-  // are charged by length this test starts passing and `it.fails` must become `it`.
-  it.fails('fuel bounds work: 2,000 units cannot buy 40 fills of 64 MiB (2.5 GiB of stores)', () => {
+  // Fixed: bulk operations are charged one unit per 64 elements of their length operand
+  // (runtime/instrument/fuel.ts, BULK_SHIFT). Host calls are still one unit each (see the note).
+  it('fuel bounds work: 2,000 units cannot buy 40 fills of 64 MiB (2.5 GiB of stores)', () => {
     // (memory 1024) (func _start (local i32) (loop (memory.fill 0 0x55 64MiB) (br_if 0 (i32.lt_s (local.tee 0 (i32.add (local.get 0) 1)) 40))))
     const m = buildModule({
       memory: [0x00, ...u32(1024)],

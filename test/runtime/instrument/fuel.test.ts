@@ -338,3 +338,34 @@ describe('meterFuel: the opcode table', () => {
     expect((instance.exports.f as (a: number, b: bigint) => bigint)(3, 4n)).toBe(7n)
   })
 })
+
+describe('bulk operations are charged by length', () => {
+  /** (func (export "run") (param i32) (memory.fill (i32.const 0) (i32.const 7) (local.get 0))) */
+  const fillModule = () => meterFuel(buildModule({
+    memory: [0x00, 2],
+    funcs: [{ params: [I32], body: [op.i32_const, 0, op.i32_const, 7, op.local_get, 0, 0xfc, ...u32(11), 0x00], export: 'run' }],
+  })).bytes
+
+  const fuelFor = (length: number): bigint => {
+    const inst = instantiate(fillModule())
+    setFuel(inst, 1_000_000n)
+    ;(inst.exports.run as (n: number) => void)(length)
+    return 1_000_000n - remainingFuel(inst)
+  }
+
+  it('charges one unit per 64 elements on top of the instructions, from the operand at run time', () => {
+    const base = fuelFor(0)
+    expect(fuelFor(63)).toBe(base)
+    expect(fuelFor(64)).toBe(base + 1n)
+    expect(fuelFor(6400)).toBe(base + 100n)
+    expect(fuelFor(65536)).toBe(base + 1024n)
+  })
+
+  it('leaves the operation itself intact', () => {
+    const inst = instantiate(fillModule())
+    setFuel(inst, 1_000_000n)
+    ;(inst.exports.run as (n: number) => void)(100)
+    const mem = new Uint8Array((inst.exports.memory as WebAssembly.Memory).buffer)
+    expect([mem[0], mem[99], mem[100]]).toEqual([7, 7, 0])
+  })
+})
