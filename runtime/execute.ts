@@ -86,6 +86,7 @@ export function executeGuest(
       closers.push(s.close)
       stdin = s.read
     } else stdin = policy.stdin
+    let meter: WebAssembly.Global | undefined
     const host = new WasiHost({
       args: policy.args ?? [argv0],
       env: policy.env,
@@ -97,6 +98,9 @@ export function executeGuest(
       clocks,
       ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
       limits: { maxFds: policy.limits.maxFds },
+      // Host calls are charged one unit per 64 bytes moved, like bulk operations in the guest;
+      // the guest reloads its counter from the global after every call.
+      ...(policy.limits.fuel !== undefined ? { chargeWork: (bytes: number) => { if (meter) meter.value = (meter.value as bigint) - BigInt(bytes >>> 6) } } : {}),
     })
     let exitCode = 0
     let trap: TrapInfo | undefined
@@ -108,6 +112,7 @@ export function executeGuest(
       if (policy.limits.fuel !== undefined) {
         fuel = instance.exports[FUEL_GLOBAL] as WebAssembly.Global
         fuel.value = BigInt(policy.limits.fuel)
+        meter = fuel
       }
       exitCode = host.start(instance)
     } catch (e) {

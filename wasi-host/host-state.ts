@@ -49,4 +49,9 @@ export interface HostState {
   readonly randomFill: (dst: Uint8Array) => void
   readonly limits: HostLimits
   readonly stats: HostStats
+  /**
+   * Charges host work to the guest's budget: one unit per 64 bytes a call moves (writes, reads,
+   * random bytes), so a fuel limit bounds work done in host calls too. A no-op unless metered.
+   */
+  readonly chargeWork: (bytes: number) => void
 }

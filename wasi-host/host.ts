@@ -66,6 +66,8 @@ export interface WasiHostOptions {
   clocks?: ClockSource
   randomFill?: (dst: Uint8Array) => void
   limits?: Partial<HostLimits>
+  /** Receives the bytes each call moved, to charge them to a fuel budget (see HostState.chargeWork). */
+  chargeWork?: (bytes: number) => void
 }
 
 type ArgKind = 'u32' | 'u64' | 's64'
@@ -251,6 +253,7 @@ export class WasiHost implements HostState {
   readonly randomFill: (dst: Uint8Array) => void
   readonly limits: HostLimits
   readonly stats = new SyscallStats()
+  readonly chargeWork: (bytes: number) => void
   /** The last syscalls made, as numbers: a ring of `RECENT`, `#recentCount` of them valid. */
   readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
@@ -265,6 +268,7 @@ export class WasiHost implements HostState {
     this.env = (Array.isArray(env) ? env as readonly string[] : Object.entries(env).map(([k, v]) => `${k}=${v}`)).map(encodeUtf8)
     this.clocks = options.clocks ?? createPortableClocks()
     this.randomFill = options.randomFill ?? platformRandomFill
+    this.chargeWork = options.chargeWork ?? noCharge
     this.#installStdio(options)
     let dev = 1n
     for (const p of options.preopens ?? []) this.#preopen(p, dev++)
@@ -447,3 +451,6 @@ function stdinReader(src: StdinSource): StreamReader | undefined {
 }
 
 
+
+/** The default `chargeWork`: unmetered runs charge nothing. */
+function noCharge(): void {}

@@ -124,6 +124,12 @@ describe('fuel and memory limits', () => {
     expect(runSync(sampleWasm('cat'), { stdin: 'some input\n'.repeat(100), limits: { fuel: 1e9 } }).stats.fuelUsed).toBe(used[0])
   })
 
+  it('charges host calls by the bytes they move (one unit per 64), so fuel bounds I/O too', () => {
+    const used = (bytes: number) => runSync(sampleWasm('cat'), { stdin: new Uint8Array(bytes), limits: { fuel: 1e12 } }).stats.fuelUsed!
+    // 1 MiB more read and written costs at least 2 x 16,384 more units.
+    expect(used(2 << 20) - used(1 << 20)).toBeGreaterThanOrEqual(2 * 16_384)
+  })
+
   it('caps linear memory: malloc fails past the cap and the guest carries on', async () => {
     const r = await run(fixtureWasm('flood'), { args: ['flood', 'alloc'], limits: { memory: '32MiB' } })
     expect(r.exitCode).toBe(0)

@@ -42,5 +42,6 @@ export function clock_time_get(h: HostState, id: number, _precision: bigint, tim
 export function random_get(h: HostState, bufPtr: number, len: number): number {
   const dst = h.memory.view(bufPtr, len)
   h.randomFill(dst)
+  if (len >= 64) h.chargeWork(len)
   return Errno.SUCCESS
 }

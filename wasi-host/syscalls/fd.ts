@@ -133,6 +133,7 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
     total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
   }
   h.stats.bytesWritten += total
+  if (total >= 64) h.chargeWork(total)
   m.dataView.setUint32(nwrittenPtr, total, true)
   return Errno.SUCCESS
 }
@@ -157,6 +158,7 @@ export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: numb
     total = readFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
   }
   h.stats.bytesRead += total
+  if (total >= 64) h.chargeWork(total)
   m.dataView.setUint32(nreadPtr, total, true)
   return Errno.SUCCESS
 }
@@ -169,6 +171,7 @@ export function fd_pwrite(
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
   const total = writeFile(h, d, iovs, iovsLen, offset)
   h.stats.bytesWritten += total
+  if (total >= 64) h.chargeWork(total)
   h.memory.setU32(nwrittenPtr, total)
   return Errno.SUCCESS
 }
@@ -181,6 +184,7 @@ export function fd_pread(
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
   const total = readFile(h, d, iovs, iovsLen, offset)
   h.stats.bytesRead += total
+  if (total >= 64) h.chargeWork(total)
   h.memory.setU32(nreadPtr, total)
   return Errno.SUCCESS
 }
