@@ -47,7 +47,8 @@ Grants (each may be repeated; flags go before MODULE):
 Limits (sizes take KiB/MiB/GiB, durations ms/s/m):
   --memory SIZE              Cap the guest's linear memory (memory.grow past it fails).
   --timeout DURATION         Stop the guest after this wall-clock time (exit 124).
-  --fuel N                   Stop the guest after about N wasm instructions (exit 124);
+  --fuel N                   Stop the guest after about N units of work (exit 124): one per
+                             wasm instruction, one per 64 bytes of bulk memory or host I/O;
                              the same program and input always use the same fuel.
   --max-output SIZE          Stop the guest once it wrote SIZE bytes to stdout or stderr.
   --max-fds N                At most N open descriptors (stdio and mounts included).
