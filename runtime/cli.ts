@@ -67,6 +67,10 @@ Other:
   --deterministic            Virtual clocks and seeded random: identical output every run.
   --seed N                   Seed for --deterministic (default 0).
   --in-process               Run on caplet's own thread (faster start; --timeout unavailable).
+  --tier auto|optimized|baseline
+                             Engine tier (default auto: optimise up front the looping
+                             functions that run once, e.g. main; baseline: V8's own tiering,
+                             fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
   -h, --help                 Show this help.
   -V, --version              Show the version.
@@ -209,6 +213,12 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--deterministic': options.deterministic = true; break
       case '--seed': options.seed = Number(next()); break
       case '--in-process': options.isolation = 'in-process'; break
+      case '--tier': {
+        const t = next()
+        if (t !== 'auto' && t !== 'optimized' && t !== 'baseline') throw new UsageError(`--tier ${t}: expected auto, optimized or baseline`)
+        options.tier = t
+        break
+      }
       case '--json': json = true; break
       default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }

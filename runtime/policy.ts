@@ -83,6 +83,11 @@ export interface RunOptions {
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
+  /**
+   * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
+   * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
+   */
+  tier?: 'auto' | 'optimized' | 'baseline'
   signal?: AbortSignal
 }
 
@@ -121,6 +126,7 @@ export interface ResolvedPolicy {
   seed: number
   clocks: { resolutionNs: bigint; cputime: boolean }
   syscalls: string[] | undefined
+  tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
   ttys: { stdin: boolean; stdout: boolean; stderr: boolean }
 }
@@ -181,6 +187,7 @@ const schema = z.object({
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
   syscalls: z.array(z.string()).optional(),
+  tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
   signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
 }).strict()
 
@@ -281,6 +288,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       cputime: o.clocks?.cputime ?? true,
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
+    tier: o.tier,
     ttys: {
       stdin: o.stdin === 'inherit' && isatty(0),
       stdout: o.stdout === 'inherit' && isatty(1),

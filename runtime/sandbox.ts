@@ -55,7 +55,7 @@ export function runSync(module: ModuleSource, options: RunOptions = {}): RunResu
 /** Loads a WASI command: a module that exports `_start`. @throws ModuleError */
 function loadCommand(module: ModuleSource, policy: ResolvedPolicy): WebAssembly.Module {
   const mod = loadModule(module, {
-    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls,
+    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
   })
   if (!WebAssembly.Module.exports(mod).some((e) => e.name === '_start' && e.kind === 'function')) {
     throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')

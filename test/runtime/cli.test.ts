@@ -140,6 +140,7 @@ describe('caplet run', () => {
     [['run', '--overlay-out', '/tmp/x', sample('hello')], 125, /needs an --overlay mount/],
     [['run', '--memory', 'lots', sample('hello')], 125, /invalid policy: limits\.memory/],
     [['run', '--fuel', '-3', sample('hello')], 125, /positive whole number/],
+    [['run', '--tier', 'fast', sample('hello')], 125, /expected auto, optimized or baseline/],
   ])('%j fails with %i and one clear line', (args, code, message) => {
     const r = caplet((args as string[]).map((a) => (a === '__NOTWASM__' ? join(tmp, 'not-wasm.wasm') : a.replace('__TMP__', tmp))))
     expect(r.code).toBe(code)

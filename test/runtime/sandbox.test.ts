@@ -149,6 +149,14 @@ describe('fuel and memory limits', () => {
   })
 })
 
+describe('engine tiers', () => {
+  it.each(['auto', 'optimized', 'baseline'] as const)('runs the same program to the same result with tier %s', async (tier) => {
+    const r = await run(fixtureWasm('fuel_spin'), { args: ['fuel_spin', '100000'], tier })
+    expect(r.exitCode).toBe(0)
+    expect(text(r.stdout)).toBe(text((await run(fixtureWasm('fuel_spin'), { args: ['fuel_spin', '100000'] })).stdout))
+  })
+})
+
 describe('deterministic mode', () => {
   const entropy = (seed?: number) => run(fixtureWasm('rt_entropy'), { deterministic: true, ...(seed !== undefined ? { seed } : {}) })
 
