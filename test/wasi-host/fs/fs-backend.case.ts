@@ -132,7 +132,7 @@ function names(dir: DirHandle): string[] {
 }
 
 /** Runs `fn` and returns the errno of the `WasiError` it throws; fails if it throws anything else. */
-function errnoOf(fn: () => unknown): string {
+export function errnoOf(fn: () => unknown): string {
   let caught: unknown
   try {
     fn()
@@ -142,6 +142,34 @@ function errnoOf(fn: () => unknown): string {
   if (caught === undefined) throw new Error('expected a WasiError, but the call succeeded')
   if (!(caught instanceof WasiError)) throw new Error(`expected a WasiError, got ${String(caught)}`, { cause: caught })
   return errnoName(caught.errno)
+}
+
+/** The errno name a call throws, or `'ok'` if it returns; anything but a `WasiError` fails the test. */
+export function errnoOrOk(fn: () => unknown): string {
+  try {
+    fn()
+    return 'ok'
+  } catch (e) {
+    if (e instanceof WasiError) return errnoName(e.errno)
+    throw e
+  }
+}
+
+/** A whole file's contents as text, read through the backend. */
+export function readText(dir: DirHandle, name: string): string {
+  const f = dir.openFile(name, READ)
+  try {
+    const buf = new Uint8Array(Number(f.stat().size))
+    let off = 0
+    while (off < buf.length) {
+      const n = f.read(buf.subarray(off), BigInt(off))
+      if (n === 0) break
+      off += n
+    }
+    return dec.decode(buf.subarray(0, off))
+  } finally {
+    f.close()
+  }
 }
 
 /** Expects `fn` to fail with `errno`, or with any of the errnos POSIX allows for it. */

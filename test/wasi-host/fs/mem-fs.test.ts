@@ -5,10 +5,9 @@
  */
 import { describe, expect, it } from 'vitest'
 import { Errno, Filetype, errnoName } from '../../../wasi-host/abi/constants.js'
-import { WasiError } from '../../../wasi-host/errors.js'
 import type { DirHandle, OpenFileOptions } from '../../../wasi-host/fs/filesystem.js'
 import { createMemFs, memFsFromTree } from '../../../wasi-host/fs/mem-fs.js'
-import { runBackendSuite } from './fs-backend.case.js'
+import { errnoOf, readText, runBackendSuite } from './fs-backend.case.js'
 
 runBackendSuite('MemFs contract', () => ({ fs: createMemFs() }))
 
@@ -17,23 +16,7 @@ const dec = new TextDecoder()
 const CREATE: OpenFileOptions = { read: true, write: true, create: true, exclusive: false, truncate: false }
 const READ: OpenFileOptions = { read: true, write: false, create: false, exclusive: false, truncate: false }
 
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    if (e instanceof WasiError) return errnoName(e.errno)
-    throw e
-  }
-  throw new Error('expected a WasiError, but the call succeeded')
-}
 
-function readText(dir: DirHandle, name: string): string {
-  const f = dir.openFile(name, READ)
-  const buf = new Uint8Array(Number(f.stat().size))
-  const n = f.read(buf, 0n)
-  f.close()
-  return dec.decode(buf.subarray(0, n))
-}
 
 /** A clock the test moves by hand, so timestamps are exact. */
 function manualClock(start = 1_000n): { now: () => bigint; tick: (by?: bigint) => bigint } {

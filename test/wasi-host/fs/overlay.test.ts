@@ -17,7 +17,7 @@ import { createMemFs, memFsFromTree, type TreeSpec } from '../../../wasi-host/fs
 import { createOverlayFs, type OverlayChange, type OverlayFs } from '../../../wasi-host/fs/overlay.js'
 import { readOnly } from '../../../wasi-host/fs/read-only.js'
 import { createHostDirFs } from '../../../wasi-host/node/host-dir-fs.js'
-import { runBackendSuite, seedBackendFixture } from './fs-backend.case.js'
+import { errnoOrOk as errnoOf, readText, runBackendSuite, seedBackendFixture } from './fs-backend.case.js'
 
 const enc = new TextEncoder()
 const dec = new TextDecoder()
@@ -121,15 +121,6 @@ runBackendSuite('Overlay over a seeded host dir, fixture whited out: contract', 
 // ---------------------------------------------------------------------------------------------
 // Helpers for the overlay's own tests
 
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    if (e instanceof WasiError) return errnoName(e.errno)
-    throw e
-  }
-  return 'ok'
-}
 
 function readAll(file: FileHandle): string {
   const size = Number(file.stat().size)
@@ -143,14 +134,6 @@ function readAll(file: FileHandle): string {
   return dec.decode(buf.subarray(0, off))
 }
 
-function readText(dir: DirHandle, name: string): string {
-  const f = dir.openFile(name, READ)
-  try {
-    return readAll(f)
-  } finally {
-    f.close()
-  }
-}
 
 function writeText(dir: DirHandle, name: string, text: string, o: OpenFileOptions = { ...CREATE, truncate: true }): void {
   const f = dir.openFile(name, o)

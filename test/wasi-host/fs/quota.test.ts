@@ -22,7 +22,7 @@ import {
   createQuotaUsage, LINK_NAME_BYTES, withQuota, type QuotaFilesystem, type QuotaUsage,
 } from '../../../wasi-host/fs/quota.js'
 import { createHostDirFs } from '../../../wasi-host/node/host-dir-fs.js'
-import { runBackendSuite } from './fs-backend.case.js'
+import { errnoOrOk as errnoOf, runBackendSuite } from './fs-backend.case.js'
 
 const BIG_QUOTA = { bytes: 1 << 30, inodes: 1 << 20 }
 /** Fixed seeds: a failure reproduces; `FUZZ_SEED` explores others. */
@@ -59,15 +59,6 @@ const CREATE = opts({ read: true, write: true, create: true })
 const CREATE_TRUNC = opts({ read: true, write: true, create: true, truncate: true })
 
 /** The errno name a call throws, or `'ok'`; anything but a `WasiError` fails the test. */
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn()
-    return 'ok'
-  } catch (e) {
-    if (e instanceof WasiError) return errnoName(e.errno)
-    throw e
-  }
-}
 
 function bytes(n: number, fill = 0x61): Uint8Array {
   return new Uint8Array(n).fill(fill)

@@ -5,12 +5,10 @@
  * GHSA-2r75 class (`O_TRUNC` through a read open) closed.
  */
 import { describe, expect, it } from 'vitest'
-import { errnoName } from '../../../wasi-host/abi/constants.js'
-import { WasiError } from '../../../wasi-host/errors.js'
 import type { DirHandle, Filesystem, OpenFileOptions } from '../../../wasi-host/fs/filesystem.js'
 import { createMemFs, memFsFromTree } from '../../../wasi-host/fs/mem-fs.js'
 import { readOnly } from '../../../wasi-host/fs/read-only.js'
-import { runBackendSuite, seedBackendFixture } from './fs-backend.case.js'
+import { errnoOf, readText, runBackendSuite, seedBackendFixture } from './fs-backend.case.js'
 
 runBackendSuite(
   'readOnly(MemFs) contract',
@@ -29,23 +27,7 @@ const dec = new TextDecoder()
 const NONE: OpenFileOptions = { read: false, write: false, create: false, exclusive: false, truncate: false }
 const READ: OpenFileOptions = { ...NONE, read: true }
 
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    if (e instanceof WasiError) return errnoName(e.errno)
-    throw e
-  }
-  throw new Error('expected a WasiError, but the call succeeded')
-}
 
-function readText(dir: DirHandle, name: string): string {
-  const f = dir.openFile(name, READ)
-  const buf = new Uint8Array(Number(f.stat().size))
-  const n = f.read(buf, 0n)
-  f.close()
-  return dec.decode(buf.subarray(0, n))
-}
 
 function setup(): { raw: Filesystem; ro: Filesystem; rawRoot: DirHandle; roRoot: DirHandle } {
   const raw = memFsFromTree({ 'a.txt': 'alpha', d: { 'b.txt': 'beta', e: {} }, l: { symlink: 'a.txt' } })
