@@ -79,6 +79,20 @@ describe('clock_time_get', () => {
     expect(h.u64(p)).toBe(7n)
   })
 
+  it('ignores the precision argument, whatever its value', () => {
+    const fixed = {
+      realtime: () => 42n, monotonic: () => 7n, processCputime: () => 1n, threadCputime: () => 2n,
+      resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
+      sleep: () => {},
+    }
+    const h = harness({ clocks: fixed })
+    const p = h.alloc(8, 8)
+    for (const precision of [0n, 1n, -1n, -(1n << 63n), (1n << 63n) - 1n]) {
+      expectErrno(h.wasi.clock_time_get(1, precision, p), 'SUCCESS')
+      expect(h.u64(p)).toBe(7n)
+    }
+  })
+
   it('refuses clock id 9 with INVAL and writes nothing', () => {
     const h = harness()
     const p = h.alloc(8, 8)

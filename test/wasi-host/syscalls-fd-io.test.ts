@@ -308,6 +308,16 @@ describe('fd_pread', () => {
     expectErrno(h.wasi.fd_pread(fd, iov, 1, -1n, h.alloc(4, 4)), 'INVAL')
   })
 
+  it('reads a u64 offset as wasm would: -1n and 2^64-1 are the same, 2^64 wraps to 0', () => {
+    const h = harness()
+    const fd = h.openOk('a.txt')
+    const iov = h.iovecs([[h.alloc(4, 1), 4]])
+    const n = h.alloc(4, 4)
+    expectErrno(h.wasi.fd_pread(fd, iov, 1, (1n << 64n) - 1n, n), 'INVAL')
+    expectErrno(h.wasi.fd_pread(fd, iov, 1, 1n << 64n, n), 'SUCCESS')
+    expect(h.u32(n)).toBeGreaterThan(0)
+  })
+
   it('traps on bad pointers', () => {
     const h = harness()
     const fd = h.openOk('a.txt')
