@@ -28,7 +28,7 @@ export interface RunStats {
 
 export interface ExecutionOutcome {
   exitCode: number
-  /** Caveats about this run's confinement (e.g. a host-directory fallback strategy). */
+  /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
   warnings?: string[]
   /** What each overlay mount changed (and whether it was saved or applied). */
   overlays?: OverlayReport[]
