@@ -4,9 +4,10 @@
  *
  * The dispatcher here is the one place that (1) normalises raw wasm arguments (i32 arrive
  * signed: `>>> 0`; u64 arrive as signed bigint: `asUintN`), (2) looks descriptors up, checks
- * their kind and the rights `SYSCALL_RIGHTS` names, and (3) holds the only `try/catch`:
+ * their kind and the rights `SYSCALL_RIGHTS` names, (3) holds the only `try/catch`:
  * a `WasiError` becomes its errno; `ProcExit`, `LimitExceeded` and `GuestFault` unwind the guest;
- * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO`.
+ * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO`, and
+ * (4) writes out held file writes before every call but `fd_write` (`write-behind.ts`).
  */
 import { Errno, Filetype } from './abi/constants.js'
 import { encodeUtf8, GuestMemory } from './abi/guest-memory.js'
