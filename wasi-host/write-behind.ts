@@ -18,7 +18,7 @@
  * loses what is still held: at most `WRITE_BEHIND_CAP` bytes, all written since the guest's last
  * other syscall. A guest that must know its bytes are stored calls `fd_sync`, as on any system.
  */
-import { Fdflags } from './abi/constants.js'
+import { Fdflags, Filetype } from './abi/constants.js'
 import { HostInvariantError, WasiError } from './errors.js'
 import type { FileDescriptor } from './fd-table.js'
 import type { GuestMemory } from './abi/guest-memory.js'
@@ -60,6 +60,8 @@ export class WriteBehind {
    */
   hold(m: GuestMemory, d: FileDescriptor, iovs: number, iovsLen: number, length: number): boolean {
     if (!d.mount.writeBehind || (d.fdflags & WRITE_THROUGH) !== 0 || length === 0 || length >= WRITE_BEHIND_MAX_WRITE) return false
+    // Regular files only: a FIFO or a device refuses positioned writes (SPIPE), or acts on each.
+    if (d.filetype !== Filetype.REGULAR_FILE) return false
     // A failure waiting to be reported goes out through the write path (the caller's `takeError`).
     if (this.#errors.size !== 0) return false
     const pos = d.position

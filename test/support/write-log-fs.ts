@@ -3,6 +3,7 @@
  * every write that reaches it and fails writes on demand: to see when held writes are handed
  * over, and to provoke a failure the guest can only learn of later.
  */
+import type { Filetype } from '../../wasi-host/abi/constants.js'
 import type { DirHandle, FileHandle, Filesystem } from '../../wasi-host/fs/filesystem.js'
 import { createMemFs } from '../../wasi-host/fs/mem-fs.js'
 
@@ -15,7 +16,8 @@ export interface WriteLog {
 
 const dec = new TextDecoder()
 
-export function writeLogFs(inner: Filesystem = createMemFs()): { fs: Filesystem; log: WriteLog } {
+/** @param filetype what opened files claim to be (a FIFO, a device), instead of what they are. */
+export function writeLogFs(inner: Filesystem = createMemFs(), filetype?: Filetype): { fs: Filesystem; log: WriteLog } {
   const log: WriteLog = { writes: [], failWith: undefined }
   const unwrapped = new WeakMap<object, DirHandle>()
   const bound = (t: object, k: string | symbol): unknown => {
@@ -23,7 +25,7 @@ export function writeLogFs(inner: Filesystem = createMemFs()): { fs: Filesystem;
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v
   }
   const wrapFile = (f: FileHandle): FileHandle => new Proxy(f, {
-    get: (t, k) => k !== 'write' ? bound(t, k) : (src: Uint8Array, at: bigint) => {
+    get: (t, k) => k === 'stat' && filetype !== undefined ? () => ({ ...t.stat(), filetype }) : k !== 'write' ? bound(t, k) : (src: Uint8Array, at: bigint) => {
       log.writes.push({ at, text: dec.decode(src) })
       if (log.failWith !== undefined) throw log.failWith
       return t.write(src, at)

@@ -6,7 +6,7 @@
  * `fd_write`, `fd_sync`, `fd_datasync` or `fd_close` on the descriptor, or as a warning.
  */
 import { describe, expect, it } from 'vitest'
-import { Errno, Fdflags, Whence } from '../../wasi-host/abi/constants.js'
+import { Errno, Fdflags, Filetype, Whence } from '../../wasi-host/abi/constants.js'
 import { HostInvariantError, ProcExit, WasiError } from '../../wasi-host/errors.js'
 import { createMemFs, memFsFromTree } from '../../wasi-host/fs/mem-fs.js'
 import { createOverlayFs } from '../../wasi-host/fs/overlay.js'
@@ -131,6 +131,15 @@ describe('write-behind: holding', () => {
     seek(h, fd, 1n << 40n, Whence.SET)
     h.writeFd(fd, 'a')
     expect(log.writes).toHaveLength(1)
+  })
+
+  it('never holds writes to what is not a regular file (a FIFO, a device: each write acts)', () => {
+    for (const filetype of [Filetype.UNKNOWN, Filetype.CHARACTER_DEVICE, Filetype.BLOCK_DEVICE]) {
+      const { fs, log } = writeLogFs(memFsFromTree({ 'f.txt': '' }), filetype)
+      const h = harness({ extraPreopens: [{ guestPath: '/wb', fs }] })
+      write(h, openWb(h), 'a')
+      expect(log.writes, String(filetype)).toHaveLength(1)
+    }
   })
 
   it('never holds writes to a stream, nor through a backend that does not declare it', () => {
