@@ -28,7 +28,7 @@ export interface RunStats {
 
 export interface ExecutionOutcome {
   exitCode: number
-  /** Caveats about this run's confinement (e.g. a host-directory fallback strategy). */
+  /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
   warnings?: string[]
   /** What each overlay mount changed (and whether it was saved or applied). */
   overlays?: OverlayReport[]
@@ -148,7 +148,9 @@ export function executeGuest(
       stats.fuelUsed = policy.limits.fuel! - Number(left > 0n ? left : 0n)
     }
     const overlays = mounts.finish()
-    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), ...(mounts.warnings.length > 0 ? { warnings: mounts.warnings } : {}), stats }
+    // host.close() above wrote out held file writes, before mounts close and before the result.
+    const warnings = [...mounts.warnings, ...host.writeFailures()]
+    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), ...(warnings.length > 0 ? { warnings } : {}), stats }
   } finally {
     for (const close of closers.reverse()) close()
   }

@@ -25,7 +25,7 @@ export interface RunResult {
   limit?: LimitKind
   /** What each overlay mount changed (and whether it was saved or applied). */
   overlays?: OverlayReport[]
-  /** Caveats about this run's confinement (e.g. a host-directory fallback strategy). */
+  /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
   warnings?: string[]
   stats: RunStats
 }
@@ -122,6 +122,9 @@ function runInWorker(mod: WebAssembly.Module, policy: ResolvedPolicy, options: R
       if (timer !== undefined) clearTimeout(timer)
       options.signal?.removeEventListener('abort', onAbort)
       if (reuse) running?.release()
+      // NOTE: terminating stops the guest mid-instruction, before its host can write out the
+      // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
+      // README says; every other ending flushes them in executeGuest.
       else running?.terminate()
     }
     const finish = (outcome: ExecutionOutcome, reuse: boolean) => {

@@ -19,6 +19,8 @@ export interface Mount {
   readonly guestPath: string
   /** Links created here are seen by host programs: no absolute or `..` targets (see PreopenSpec). */
   readonly hostVisible: boolean
+  /** Small writes to files here may be held and written later (`FilesystemCaps.writeBehind`). */
+  readonly writeBehind: boolean
 }
 
 /** A directory handle shared by several descriptors (`path_open(".")`, `fd_renumber`). */

@@ -5,6 +5,7 @@
 import type { GuestMemory } from './abi/guest-memory.js'
 import type { FdTable } from './fd-table.js'
 import type { ResolverLimits } from './fs/path-resolver.js'
+import type { WriteBehind } from './write-behind.js'
 
 /** Clocks as the guest sees them; all values in nanoseconds. */
 export interface ClockSource {
@@ -54,4 +55,6 @@ export interface HostState {
    * random bytes), so a fuel limit bounds work done in host calls too. A no-op unless metered.
    */
   readonly chargeWork: (bytes: number) => void
+  /** Small file writes held back; flushed by the dispatcher before every other call. */
+  readonly writeBehind: WriteBehind
 }

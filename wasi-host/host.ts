@@ -3,10 +3,11 @@
  * and runs a command module.
  *
  * The dispatcher here is the one place that (1) normalises raw wasm arguments (i32 arrive
- * signed: `>>> 0`; u64 arrive as signed bigint: 2^64 added when negative), (2) looks descriptors up, checks
- * their kind and the rights `SYSCALL_RIGHTS` names, and (3) holds the only `try/catch`:
+ * signed: `>>> 0`; u64 arrive as signed bigint: 2^64 added when negative), (2) looks descriptors up,
+ * checks their kind and the rights `SYSCALL_RIGHTS` names, (3) holds the only `try/catch`:
  * a `WasiError` becomes its errno; `ProcExit`, `LimitExceeded` and `GuestFault` unwind the guest;
- * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO`.
+ * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO`, and
+ * (4) writes out held file writes before every call but `fd_write` (`write-behind.ts`).
  */
 import { Errno, Filetype } from './abi/constants.js'
 import { encodeUtf8, GuestMemory } from './abi/guest-memory.js'
@@ -28,6 +29,7 @@ import { discardWriter } from './syscalls/fd.js'
 import * as path from './syscalls/path.js'
 import * as poll from './syscalls/poll.js'
 import * as proc from './syscalls/proc.js'
+import { WriteBehind } from './write-behind.js'
 
 export interface PreopenSpec {
   /** The path the guest sees, e.g. `/data`. */
@@ -268,6 +270,7 @@ export class WasiHost implements HostState {
   readonly limits: HostLimits
   readonly stats = new SyscallStats()
   readonly chargeWork: (bytes: number) => void
+  readonly writeBehind = new WriteBehind()
   /** The last syscalls made, as numbers: a ring of `RECENT`, `#recentCount` of them valid. */
   readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
@@ -329,9 +332,25 @@ export class WasiHost implements HostState {
     if (typeof _initialize === 'function') _initialize()
   }
 
-  /** Closes every descriptor still open (idempotent). */
+  /**
+   * Ends the run's I/O: writes out what write-behind still holds, then closes every descriptor
+   * still open (idempotent). A failure no guest call can report any more goes to
+   * `writeFailures()`. Whoever drives the imports without `start` calls this at the end.
+   */
   close(): void {
+    const wb = this.writeBehind
+    try {
+      wb.flush()
+    } catch (e) {
+      wb.lost(`host fault while writing out buffered file writes: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    wb.settle()
     for (const n of this.fds.numbers()) fd.fd_close(this, n)
+  }
+
+  /** Held writes that failed after their `fd_write` returned and that the guest never saw reported. */
+  writeFailures(): string[] {
+    return this.writeBehind.unreported()
   }
 
   #installStdio(options: WasiHostOptions): void {
@@ -350,7 +369,11 @@ export class WasiHost implements HostState {
     const mode = p.mode ?? 'rw'
     if (!p.guestPath.startsWith('/') && p.guestPath !== '.') throw new TypeError(`preopen guest path must be absolute: ${p.guestPath}`)
     const fs = mode === 'ro' ? readOnly(p.fs) : p.fs
-    const mount: Mount = { fs, mode, dev, guestPath: p.guestPath, hostVisible: p.hostVisible ?? p.fs.caps.hostVisible === true }
+    const mount: Mount = {
+      fs, mode, dev, guestPath: p.guestPath, hostVisible: p.hostVisible ?? p.fs.caps.hostVisible === true,
+      // `fs`, not `p.fs`: a read-only view never writes, and does not pass the flag on.
+      writeBehind: fs.caps.writeBehind === true,
+    }
     const d: DirDescriptor = {
       kind: 'dir', filetype: Filetype.DIRECTORY, dir: { handle: fs.root(), refs: 1 }, mount,
       preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
@@ -377,6 +400,9 @@ export class WasiHost implements HostState {
     const memory = this.memory
     const counts = this.stats.counts
     const recent = this.#recent
+    const writeBehind = this.writeBehind
+    // Every call but fd_write sees held bytes in place (fd_write itself flushes unless it appends).
+    const flushes = c.name !== 'fd_write'
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     type A = any
     return ((a0: A, a1: A, a2: A, a3: A, a4: A, a5: A, a6: A, a7: A, a8: A): number => {
@@ -386,6 +412,7 @@ export class WasiHost implements HostState {
       this.#recentAt = (at + 1) & (RECENT - 1)
       if (this.#recentCount < RECENT) this.#recentCount++
       try {
+        if (flushes && writeBehind.pending !== null) writeBehind.flush()
         if (narrow !== 0) {
           if ((narrow & 1) !== 0) a0 >>>= 0
           if ((narrow & 2) !== 0) a1 >>>= 0

@@ -108,7 +108,7 @@ describe('fd-table', () => {
   it('releaseDescriptor closes a shared directory handle only with its last reference', () => {
     const { fs, counter } = countingFs(memFsFromTree({ d: {} }))
     const handle = fs.root()
-    const mount: Mount = { fs, mode: 'rw', dev: 1n, guestPath: '/x', hostVisible: false }
+    const mount: Mount = { fs, mode: 'rw', dev: 1n, guestPath: '/x', hostVisible: false, writeBehind: false }
     const dir = { handle, refs: 2 }
     const mk = (): DirDescriptor => ({
       kind: 'dir', filetype: Filetype.DIRECTORY, dir, mount, preopenPath: undefined, depth: 0, listing: undefined,

@@ -35,6 +35,56 @@ export const WITX_PREVIEW1 = [
 ] as const
 export type Preview1Name = (typeof WITX_PREVIEW1)[number]
 
+/** Parameter kinds of each function in `wasi_snapshot_preview1.witx` (wasm32 lowering). */
+export const SIGNATURES: Record<Preview1Name, readonly ('i32' | 'i64')[]> = {
+  args_get: ['i32', 'i32'],
+  args_sizes_get: ['i32', 'i32'],
+  environ_get: ['i32', 'i32'],
+  environ_sizes_get: ['i32', 'i32'],
+  clock_res_get: ['i32', 'i32'],
+  clock_time_get: ['i32', 'i64', 'i32'],
+  fd_advise: ['i32', 'i64', 'i64', 'i32'],
+  fd_allocate: ['i32', 'i64', 'i64'],
+  fd_close: ['i32'],
+  fd_datasync: ['i32'],
+  fd_fdstat_get: ['i32', 'i32'],
+  fd_fdstat_set_flags: ['i32', 'i32'],
+  fd_fdstat_set_rights: ['i32', 'i64', 'i64'],
+  fd_filestat_get: ['i32', 'i32'],
+  fd_filestat_set_size: ['i32', 'i64'],
+  fd_filestat_set_times: ['i32', 'i64', 'i64', 'i32'],
+  fd_pread: ['i32', 'i32', 'i32', 'i64', 'i32'],
+  fd_prestat_get: ['i32', 'i32'],
+  fd_prestat_dir_name: ['i32', 'i32', 'i32'],
+  fd_pwrite: ['i32', 'i32', 'i32', 'i64', 'i32'],
+  fd_read: ['i32', 'i32', 'i32', 'i32'],
+  fd_readdir: ['i32', 'i32', 'i32', 'i64', 'i32'],
+  fd_renumber: ['i32', 'i32'],
+  fd_seek: ['i32', 'i64', 'i32', 'i32'],
+  fd_sync: ['i32'],
+  fd_tell: ['i32', 'i32'],
+  fd_write: ['i32', 'i32', 'i32', 'i32'],
+  path_create_directory: ['i32', 'i32', 'i32'],
+  path_filestat_get: ['i32', 'i32', 'i32', 'i32', 'i32'],
+  path_filestat_set_times: ['i32', 'i32', 'i32', 'i32', 'i64', 'i64', 'i32'],
+  path_link: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  path_open: ['i32', 'i32', 'i32', 'i32', 'i32', 'i64', 'i64', 'i32', 'i32'],
+  path_readlink: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  path_remove_directory: ['i32', 'i32', 'i32'],
+  path_rename: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  path_symlink: ['i32', 'i32', 'i32', 'i32', 'i32'],
+  path_unlink_file: ['i32', 'i32', 'i32'],
+  poll_oneoff: ['i32', 'i32', 'i32', 'i32'],
+  proc_exit: ['i32'],
+  proc_raise: ['i32'],
+  sched_yield: [],
+  random_get: ['i32', 'i32'],
+  sock_accept: ['i32', 'i32', 'i32'],
+  sock_recv: ['i32', 'i32', 'i32', 'i32', 'i32', 'i32'],
+  sock_send: ['i32', 'i32', 'i32', 'i32', 'i32'],
+  sock_shutdown: ['i32', 'i32'],
+}
+
 /** A raw wasm argument: i32 as a (signed) number, i64 as a (signed) bigint. */
 export type RawArg = number | bigint
 export type WasiFn = (...args: RawArg[]) => number

@@ -102,6 +102,23 @@ export interface FilesystemCaps {
    * sandbox: links the guest creates here must not climb with `..` (see `PreopenSpec.hostVisible`).
    */
   hostVisible?: boolean
+  /**
+   * Each `FileHandle.write` costs far more than copying a few bytes (a system call), so the host
+   * may hold small sequential writes and hand them over in one call (`write-behind.ts`): a write
+   * then reaches the backend later, and its failure is reported at a later call. Only a backend
+   * declares it, for itself: a wrapper that must see (or account for, or refuse) every write
+   * when it happens, such as a quota or an overlay, must not pass it on.
+   */
+  writeBehind?: boolean
+}
+
+/**
+ * The caps a wrapper passes on from the backend it wraps: all but `writeBehind`, since a
+ * wrapper's own checks (a quota, read-only refusals, an overlay's copy-ups) belong to each write.
+ */
+export function wrapperCaps(inner: FilesystemCaps, changes: Partial<FilesystemCaps> = {}): FilesystemCaps {
+  const { writeBehind: _, ...passed } = inner
+  return Object.freeze({ ...passed, ...changes })
 }
 
 /** A mounted tree: the root handle and what the backend can do. */

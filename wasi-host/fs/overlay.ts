@@ -51,6 +51,7 @@ import {
   type NodeStat,
   type OpenFileOptions,
   type TimeSpec,
+  wrapperCaps,
 } from './filesystem.js'
 import { createMemFs } from './mem-fs.js'
 import { diffLayers, readFully, type LayeredDir, type OverlayChange } from './overlay-changes.js'
@@ -1050,7 +1051,7 @@ export function createOverlayFs(lower: Filesystem, options: OverlayFsOptions = {
   const upper = options.upper ?? createMemFs(options.now === undefined ? {} : { now: options.now })
   const state = new OverlayState(lower, upper, options.now, options.scratch)
   // What can be created is what the upper layer can hold.
-  const caps: FilesystemCaps = Object.freeze({ ...upper.caps, hostVisible: lower.caps.hostVisible === true || upper.caps.hostVisible === true })
+  const caps: FilesystemCaps = wrapperCaps(upper.caps, { hostVisible: lower.caps.hostVisible === true || upper.caps.hostVisible === true })
   return {
     caps,
     lower,

@@ -67,6 +67,7 @@ import {
   type NodeStat,
   type OpenFileOptions,
   type TimeSpec,
+  wrapperCaps,
 } from './filesystem.js'
 
 /** What has been charged: a mutable counter, shared by every mount that should draw on one total. */
@@ -669,7 +670,8 @@ export function withQuota(fs: Filesystem, quota: Quota): QuotaFilesystem {
     throw new RangeError('[quota] usage must hold non-negative integer bytes and inodes')
   }
   const state = new QuotaState(usage, maxBytes, maxInodes)
-  const caps: FilesystemCaps = Object.freeze({ ...fs.caps })
+  // NOTE: every write is charged when it happens: a write held back would fail late (writeBehind).
+  const caps: FilesystemCaps = wrapperCaps(fs.caps)
   return {
     caps,
     usage,

@@ -14,15 +14,16 @@
  */
 import { Errno } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
-import type {
-  DirEntry,
-  DirHandle,
-  FileHandle,
-  Filesystem,
-  FilesystemCaps,
-  NodeStat,
-  OpenFileOptions,
-  TimeSpec,
+import {
+  type DirEntry,
+  type DirHandle,
+  type FileHandle,
+  type Filesystem,
+  type FilesystemCaps,
+  type NodeStat,
+  type OpenFileOptions,
+  type TimeSpec,
+  wrapperCaps,
 } from './filesystem.js'
 
 function refused(what: string): WasiError {
@@ -160,7 +161,7 @@ class ReadOnlyDir implements DirHandle {
  * ro.root().mkdir('x') // throws WasiError(ROFS)
  */
 export function readOnly(fs: Filesystem): Filesystem {
-  const caps: FilesystemCaps = Object.freeze({ ...fs.caps })
+  const caps: FilesystemCaps = wrapperCaps(fs.caps)
   return {
     caps,
     root: () => new ReadOnlyDir(fs.root()),

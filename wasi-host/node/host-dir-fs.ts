@@ -757,7 +757,8 @@ function mountError(hostPath: string, message: string, cause?: unknown): Error {
  */
 export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}): HostDirFs {
   const mode = options.mode ?? 'auto'
-  const caps: FilesystemCaps = Object.freeze({ symlinks: true, hardLinks: true, hostVisible: true })
+  // Every write is a system call: small sequential ones are worth holding (write-behind.ts).
+  const caps: FilesystemCaps = Object.freeze({ symlinks: true, hardLinks: true, hostVisible: true, writeBehind: true })
 
   if (mode !== 'fallback') {
     let rootFd: number

@@ -115,8 +115,11 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
   const m = h.memory
   const length = checkIovecs(h, iovs, iovsLen)
   m.check(nwrittenPtr, 4, 4)
+  const wb = h.writeBehind
   let total: number
   if (d.kind === 'stream') {
+    // Held file bytes first: whoever reads the stream may look at the file.
+    if (wb.pending !== null) wb.flush()
     // A stream takes every buffer whole (or throws: a limit, a closed reader).
     const write = d.write!
     if (write !== discardWriter) {
@@ -129,13 +132,23 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
       }
     }
     total = length
+  } else if (wb.hold(m, d as FileDescriptor, iovs, iovsLen, length)) {
+    total = length
   } else {
+    wb.flush()
+    reportDeferredError(h, d as FileDescriptor)
     total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
   }
   h.stats.bytesWritten += total
   if (total >= 64) h.chargeWork(total)
   m.dataView.setUint32(nwrittenPtr, total, true)
   return Errno.SUCCESS
+}
+
+/** A held write to `d` failed after its call returned: this call reports it (write-behind.ts). */
+function reportDeferredError(h: HostState, d: FileDescriptor): void {
+  const e = h.writeBehind.takeError(d)
+  if (e !== undefined) throw e
 }
 
 export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nreadPtr: number): number {
@@ -216,7 +229,8 @@ export function fd_close(h: HostState, fd: number): number {
   const d = h.fds.take(fd)
   if (d === undefined) return Errno.BADF
   releaseDescriptor(d)
-  return Errno.SUCCESS
+  // Closed all the same, as on Linux, where close reports a write-back error too.
+  return d.kind === 'file' ? h.writeBehind.takeError(d)?.errno ?? Errno.SUCCESS : Errno.SUCCESS
 }
 
 export function fd_renumber(h: HostState, from: number, to: number): number {
@@ -226,6 +240,8 @@ export function fd_renumber(h: HostState, from: number, to: number): number {
   if (from === to) return Errno.SUCCESS
   h.fds.take(to)
   releaseDescriptor(dst)
+  // dup2 closes silently: a failure `dst` still had to report becomes a warning instead.
+  if (dst.kind === 'file') h.writeBehind.forget(dst)
   h.fds.take(from)
   h.fds.place(to, src)
   return Errno.SUCCESS
@@ -289,13 +305,19 @@ export function fd_allocate(_h: HostState, d: FileDescriptor, offset: bigint, le
   return Errno.SUCCESS
 }
 
-export function fd_sync(_h: HostState, d: FileDescriptor | DirDescriptor): number {
-  if (d.kind === 'file') d.handle.sync()
+export function fd_sync(h: HostState, d: FileDescriptor | DirDescriptor): number {
+  if (d.kind === 'file') {
+    reportDeferredError(h, d)
+    d.handle.sync()
+  }
   return Errno.SUCCESS
 }
 
-export function fd_datasync(_h: HostState, d: FileDescriptor | DirDescriptor): number {
-  if (d.kind === 'file') d.handle.datasync()
+export function fd_datasync(h: HostState, d: FileDescriptor | DirDescriptor): number {
+  if (d.kind === 'file') {
+    reportDeferredError(h, d)
+    d.handle.datasync()
+  }
   return Errno.SUCCESS
 }
 

@@ -140,7 +140,7 @@ describe.each(strategies)('host dir fs ($strategy)', ({ mode, strategy }) => {
 
   it('uses the strategy asked for', () => {
     expect(mfs.strategy).toBe(strategy)
-    expect(mfs.caps).toEqual({ symlinks: true, hardLinks: true, hostVisible: true })
+    expect(mfs.caps).toEqual({ symlinks: true, hardLinks: true, hostVisible: true, writeBehind: true })
   })
 
   it('creates, writes, reads and stats a file', () => {
