@@ -243,6 +243,7 @@ function hostRealPath(p: string): string | undefined {
 }
 
 const NO_STDIN = new Uint8Array(0)
+const utf8 = new TextEncoder()
 /** The default clock resolution, `1us`, parsed once. */
 const DEFAULT_RESOLUTION_NS = 1000n
 
@@ -250,7 +251,7 @@ const captured = (v: OutputOption | undefined) => v === undefined || v === 'capt
 /** A stream's byte limit: the caller's, else the capture default (captured streams are host memory), else none. */
 const outputLimit = (explicit: number | undefined, mode: OutputOption | undefined) => explicit ?? (captured(mode) ? DEFAULT_CAPTURE_BYTES : undefined)
 const stdinBytes = (stdin: RunInput['stdin']): Uint8Array | 'inherit' =>
-  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? new TextEncoder().encode(stdin) : stdin ?? NO_STDIN
+  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin ?? NO_STDIN
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
   stdout: o.stdout === 'inherit' && isatty(1),
