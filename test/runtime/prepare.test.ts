@@ -176,6 +176,13 @@ describe('per-run input', () => {
     expect(text((await cat.run({ stdin: new TextEncoder().encode('bytes\n') })).stdout)).toBe('bytes\n')
   })
 
+  it('runs concurrently in workers, each run with its own input and output', async () => {
+    const program = await prepare(sampleWasm('cat'))
+    const inputs = Array.from({ length: 6 }, (_, i) => `run ${i}\n`.repeat(1000))
+    const results = await Promise.all(inputs.map((stdin) => program.run({ stdin })))
+    expect(results.map((r) => text(r.stdout))).toEqual(inputs)
+  })
+
   it('is checked with the messages of a whole policy, naming each field; policy fields are refused', async () => {
     const program = await prepare(sampleWasm('hello'))
     const bad = { args: ['ok', 1], env: { 'A=B': 'x' }, limits: { fuel: 5 }, stdout: 'loud', bogus: true } as unknown as RunInput
