@@ -1,18 +1,23 @@
-// Run overhead: a warm "hello" in caplet's worker mode and in-process mode against node:wasi
-// in-process, measured alternately in one process (A B C A B C ...), medians and min–max.
+// Run overhead: a warm "hello" in caplet's worker mode and in-process mode (each per run and as a
+// prepared program) against node:wasi in-process, measured alternately in one process
+// (A B C A B C ...), medians and min–max.
 // Usage: node bench/run-overhead.mjs [rounds]
 import { readFileSync } from 'node:fs'
 import { WASI } from 'node:wasi'
-import { run, runSync } from '../dist/index.js'
+import { prepare, prepareSync, run, runSync } from '../dist/index.js'
 
 const rounds = Number(process.argv[2] ?? 30)
 const wasmPath = new URL('../samples/hello.wasm', import.meta.url)
 const bytes = readFileSync(wasmPath)
 const mod = new WebAssembly.Module(bytes)
 
+const program = prepareSync(bytes, { stdout: 'discard', isolation: 'in-process' })
+const workerProgram = await prepare(bytes, { stdout: 'discard' })
 const hosts = {
   'caplet worker': async () => { await run(bytes, { stdout: 'discard' }) },
+  'caplet worker prepared': async () => { await workerProgram.run() },
   'caplet in-process': async () => { runSync(bytes, { stdout: 'discard' }) },
+  'caplet prepared': async () => { program.runSync() },
   'node:wasi in-process': async () => {
     const wasi = new WASI({ version: 'preview1', args: ['hello'], returnOnExit: true, stdout: 2 })
     // node:wasi writes straight to an fd; /dev/null keeps the terminal quiet.
@@ -34,5 +39,5 @@ const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.fl
 const base = median(samples['node:wasi in-process'])
 console.log(`hello, ${rounds} rounds, ms per run (median, min–max), ratio to node:wasi`)
 for (const [name, s] of Object.entries(samples)) {
-  console.log(`${name.padEnd(22)} ${median(s).toFixed(3).padStart(8)}  (${Math.min(...s).toFixed(3)}–${Math.max(...s).toFixed(3)})  ${(median(s) / base).toFixed(2)}×`)
+  console.log(`${name.padEnd(24)} ${median(s).toFixed(3).padStart(8)}  (${Math.min(...s).toFixed(3)}–${Math.max(...s).toFixed(3)})  ${(median(s) / base).toFixed(2)}×`)
 }

@@ -44,6 +44,8 @@ const HOSTS = {
   'caplet-optimized': { label: 'caplet tier=optimized', runner: 'caplet', env: { CAPLET_TIER: 'optimized' } },
   'caplet-fuel': { label: 'caplet + fuel', runner: 'caplet-fuel' },
   'caplet-worker': { label: 'caplet worker', runner: 'caplet-worker' },
+  'caplet-prepared': { label: 'caplet prepared', runner: 'caplet-prepared' },
+  'caplet-worker-prepared': { label: 'caplet worker prepared', runner: 'caplet-worker-prepared' },
   'caplet-memfs': { label: 'caplet (mem fs)', runner: 'caplet-memfs' },
   'node-wasi': { label: 'node:wasi', runner: 'node-wasi' },
   'node-wasi-nofast': { label: 'node:wasi --no-turbo-fast-api-calls', runner: 'node-wasi', nodeFlags: ['--no-turbo-fast-api-calls'] },
@@ -95,10 +97,11 @@ function workloads(built) {
   if (GROUPS.includes('startup')) {
     list.push({ group: 'startup', id: 'startup:cold', title: 'cold process: hello', bin: built.hello, kind: 'cold', unit: 'ms',
       hosts: QUICK ? ['native', 'caplet', 'node-wasi'] : ['native', 'caplet', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'node-wasi' })
+    // caplet: runSync(bytes, options) per run; caplet prepared: prepareSync once, program.runSync() per run.
     list.push({ group: 'startup', id: 'startup:warm', title: 'warm in-process: hello', bin: built.hello, kind: 'warm', unit: 'ms',
-      hosts: QUICK ? ['caplet', 'node-wasi', 'bjorn3'] : ['caplet', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'node-wasi', repeat: QUICK ? 100 : 300 })
+      hosts: QUICK ? ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3'] : ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'node-wasi', repeat: QUICK ? 100 : 300 })
     list.push({ group: 'startup', id: 'startup:worker', title: 'warm worker: hello', bin: built.hello, kind: 'warm', unit: 'ms',
-      hosts: ['caplet-worker'], ref: 'caplet-worker', repeat: QUICK ? 30 : 100 })
+      hosts: ['caplet-worker', 'caplet-worker-prepared'], ref: 'caplet-worker', repeat: QUICK ? 30 : 100 })
   }
   if (GROUPS.includes('sqlite') && built.sqlite) {
     list.push({ group: 'sqlite', id: 'sqlite:short', title: 'SQLite, 20 k rows (short run)', bin: built.sqlite, args: ['20000'], dirArg: true, result: 'sqlite', unit: 'ms', fs: true,

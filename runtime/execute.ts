@@ -62,10 +62,18 @@ export interface Sinks {
   stderr: (chunk: Uint8Array) => void
 }
 
+/** One guest to run: what a worker receives, and what an in-process run passes directly. */
+export interface Guest {
+  module: WebAssembly.Module
+  /** The WASI functions it imports (already checked against what the host and the policy allow). */
+  functions: readonly string[]
+  policy: ResolvedPolicy
+  argv0: string
+}
+
 /** Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's. */
-export function executeGuest(
-  module: WebAssembly.Module, policy: ResolvedPolicy, sinks: Sinks, argv0: string, extraFs: (Filesystem | undefined)[] = [],
-): ExecutionOutcome {
+export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (Filesystem | undefined)[] = []): ExecutionOutcome {
+  const { module, policy } = guest
   const closers: (() => void)[] = []
   const started = performance.now()
   try {
@@ -79,7 +87,6 @@ export function executeGuest(
       : baseClocks
     const mounts = openMounts(policy, extraFs, policy.deterministic ? clocks.realtime : undefined)
     closers.push(mounts.close)
-    const preopens = mounts.preopens
     let stdin: StdinSource
     if (policy.stdin === 'inherit') {
       const s = openHostStdin()
@@ -88,9 +95,9 @@ export function executeGuest(
     } else stdin = policy.stdin
     let meter: WebAssembly.Global | undefined
     const host = new WasiHost({
-      args: policy.args ?? [argv0],
+      args: policy.args ?? [guest.argv0],
       env: policy.env,
-      preopens,
+      preopens: mounts.preopens,
       stdin,
       stdout: sinks.stdout,
       stderr: sinks.stderr,
@@ -101,6 +108,7 @@ export function executeGuest(
       // Host calls are charged one unit per 64 bytes moved, like bulk operations in the guest;
       // the guest reloads its counter from the global after every call.
       ...(policy.limits.fuel !== undefined ? { chargeWork: (bytes: number) => { if (meter) meter.value = (meter.value as bigint) - BigInt(bytes >>> 6) } } : {}),
+      functions: guest.functions,
     })
     let exitCode = 0
     let trap: TrapInfo | undefined
@@ -134,12 +142,10 @@ export function executeGuest(
       host.close()
     }
     const memory = instance?.exports.memory
-    const syscalls: Record<string, number> = {}
-    for (const [k, v] of Object.entries(host.stats.syscalls)) if (v > 0) syscalls[k] = v
     const stats: RunStats = {
       wallMs: performance.now() - started,
       peakMemory: memory instanceof WebAssembly.Memory ? memory.buffer.byteLength : 0,
-      syscalls,
+      syscalls: host.stats.made(),
       bytesRead: host.stats.bytesRead,
       bytesWritten: host.stats.bytesWritten,
     }
@@ -150,7 +156,14 @@ export function executeGuest(
     const overlays = mounts.finish()
     // host.close() above wrote out held file writes, before mounts close and before the result.
     const warnings = [...mounts.warnings, ...host.writeFailures()]
-    return { exitCode, ...(trap ? { trap } : {}), ...(limit ? { limit } : {}), ...(overlays.length > 0 ? { overlays } : {}), ...(warnings.length > 0 ? { warnings } : {}), stats }
+    // Built field by field, in the order results have always listed them (`--json` prints it).
+    const outcome = { exitCode } as ExecutionOutcome
+    if (trap) outcome.trap = trap
+    if (limit) outcome.limit = limit
+    if (overlays.length > 0) outcome.overlays = overlays
+    if (warnings.length > 0) outcome.warnings = warnings
+    outcome.stats = stats
+    return outcome
   } finally {
     for (const close of closers.reverse()) close()
   }

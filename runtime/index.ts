@@ -1,10 +1,10 @@
 /**
  * @module The public API of caplet.
  */
-export { run, runSync, TRAP_EXIT_CODE, LIMIT_EXIT_CODE } from './sandbox.js'
-export type { RunResult } from './sandbox.js'
+export { prepare, prepareSync, run, runSync, TRAP_EXIT_CODE, LIMIT_EXIT_CODE } from './sandbox.js'
+export type { Program, RunResult } from './sandbox.js'
 export type { RunStats, LimitKind } from './execute.js'
-export type { Duration, Limits, MountSpec, OutputOption, RunOptions, Size } from './policy.js'
+export type { Duration, Limits, MountSpec, OutputOption, RunInput, RunOptions, Size } from './policy.js'
 export { resolvePolicy } from './policy.js'
 export type { TrapInfo, TrapKind } from './trap.js'
 export { loadModule } from './module.js'

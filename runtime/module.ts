@@ -17,6 +17,7 @@
  * (the steadiest code, the slowest start of a large module); `baseline` is V8's own default.
  * Without the hints feature (another engine, a V8 that dropped it), every tier is `baseline`.
  */
+import { Buffer } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -84,9 +85,9 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
     checkImports(source, options.syscalls)
     return source
   }
-  const bytes = typeof source === 'string' || source instanceof URL ? readSource(source) : new Uint8Array(source)
+  const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
   const tier = options.tier ?? defaultTier()
-  const key = `${createHash('sha256').update(bytes).digest('hex')}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}:${tier}`
+  const key = `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}:${tier}`
   let mod = cache.get(key)
   if (mod === undefined) {
     if (bytes.byteLength < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
@@ -110,6 +111,36 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
   }
   checkImports(mod, options.syscalls)
   return mod
+}
+
+interface Hashed {
+  /** A private copy of the bytes: what is compiled, never the caller's (which may change). */
+  readonly bytes: Uint8Array
+  readonly digest: string
+}
+
+function hashed(bytes: Uint8Array): Hashed {
+  return { bytes, digest: createHash('sha256').update(bytes).digest('hex') }
+}
+
+/**
+ * The bytes last passed in each caller's object, with their digest. The same object passed
+ * again is compared byte for byte with that private copy (a memcmp, several times cheaper than
+ * hashing) and, only if equal, keeps its digest; changed bytes are copied and hashed afresh.
+ * NOTE: the copy lives as long as the caller's object does (a weak key); it is the copy the
+ * module is compiled from anyway. SECURITY: the cache key always describes exactly the bytes
+ * that get compiled: a copy taken before hashing, so a writer racing on shared memory cannot
+ * make one digest name another module.
+ */
+const seen = new WeakMap<Uint8Array | ArrayBuffer, Hashed>()
+
+function remembered(source: Uint8Array | ArrayBuffer): Hashed {
+  const view = source instanceof Uint8Array ? source : new Uint8Array(source)
+  const last = seen.get(source)
+  if (last !== undefined && last.bytes.byteLength === view.byteLength && Buffer.compare(last.bytes, view) === 0) return last
+  const fresh = hashed(new Uint8Array(view)) // a copy (Buffer#slice would be a view)
+  seen.set(source, fresh)
+  return fresh
 }
 
 function instrumentFor(bytes: Uint8Array, options: LoadOptions): Uint8Array {
@@ -156,18 +187,39 @@ export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[
 }
 
 /** A module's imports and whether it exports "memory": fixed for its lifetime, so read once. */
-const shapes = new WeakMap<WebAssembly.Module, { imports: WebAssembly.ModuleImportDescriptor[]; exportsMemory: boolean }>()
+interface ModuleShape {
+  imports: WebAssembly.ModuleImportDescriptor[]
+  exportsMemory: boolean
+  /** Whether it exports a `_start` function: a WASI command. */
+  exportsStart: boolean
+  names?: readonly string[]
+}
 
-function moduleShape(mod: WebAssembly.Module): { imports: WebAssembly.ModuleImportDescriptor[]; exportsMemory: boolean } {
+const shapes = new WeakMap<WebAssembly.Module, ModuleShape>()
+
+function moduleShape(mod: WebAssembly.Module): ModuleShape {
   let shape = shapes.get(mod)
   if (shape === undefined) {
+    const exports = WebAssembly.Module.exports(mod)
     shape = {
       imports: WebAssembly.Module.imports(mod),
-      exportsMemory: WebAssembly.Module.exports(mod).some((e) => e.name === 'memory' && e.kind === 'memory'),
+      exportsMemory: exports.some((e) => e.name === 'memory' && e.kind === 'memory'),
+      exportsStart: exports.some((e) => e.name === '_start' && e.kind === 'function'),
     }
     shapes.set(mod, shape)
   }
   return shape
+}
+
+/** Whether the module is a WASI command (exports a `_start` function). */
+export function isCommand(mod: WebAssembly.Module): boolean {
+  return moduleShape(mod).exportsStart
+}
+
+/** The names of the WASI functions the module imports (every import, once checkImports passed). */
+export function importedFunctions(mod: WebAssembly.Module): readonly string[] {
+  const shape = moduleShape(mod)
+  return (shape.names ??= shape.imports.map((i) => i.name))
 }
 
 // ---- Engine tiers: V8's compilation hints ------------------------------------------------------

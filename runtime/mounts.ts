@@ -27,19 +27,24 @@ export interface OverlayReport {
 }
 
 export interface OpenedMounts {
-  preopens: PreopenSpec[]
+  preopens: readonly PreopenSpec[]
   /** What the caller should know about how the mounts are confined. */
-  warnings: string[]
+  warnings: readonly string[]
   /** Exports/applies overlays as asked and reports their changes. */
   finish(): OverlayReport[]
   close(): void
 }
+
+const NONE: readonly never[] = Object.freeze([])
+/** A run without mounts (most short runs): nothing to open, report or close. */
+const NO_MOUNTS: OpenedMounts = Object.freeze({ preopens: NONE, warnings: NONE, finish: () => [], close: () => {} })
 
 /**
  * @param given backends passed as objects (in-process runs), by mount index.
  * @param now the clock of in-memory layers (virtual in deterministic runs).
  */
 export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem | undefined)[], now?: () => bigint): OpenedMounts {
+  if (policy.mounts.length === 0) return NO_MOUNTS
   const closers: (() => void)[] = []
   const overlays: { guest: string; fs: OverlayFs; saveTo?: string; apply?: boolean; host: string }[] = []
   const total: QuotaUsage = createQuotaUsage()

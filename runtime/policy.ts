@@ -59,15 +59,23 @@ export interface Limits {
   inodes?: number
 }
 
-export interface RunOptions {
+/**
+ * What may change from one run of a prepared program to the next (`Program.run(input)`); every
+ * other field of `RunOptions` is fixed when the program is prepared.
+ */
+export interface RunInput {
   /** argv including argv[0]; default `[<module file name>]`. */
   args?: readonly string[]
   env?: Readonly<Record<string, string>>
-  mounts?: readonly MountSpec[]
   /** Guest stdin: bytes, a string, `'inherit'` (this process's stdin), or nothing (empty). */
   stdin?: string | Uint8Array | 'inherit'
   stdout?: OutputOption
   stderr?: OutputOption
+  signal?: AbortSignal
+}
+
+export interface RunOptions extends RunInput {
+  mounts?: readonly MountSpec[]
   limits?: Limits
   /** `worker` (default): stoppable at any instruction. `in-process`: lowest latency, fuel only. */
   isolation?: 'worker' | 'in-process'
@@ -88,7 +96,6 @@ export interface RunOptions {
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
    */
   tier?: 'auto' | 'optimized' | 'baseline'
-  signal?: AbortSignal
 }
 
 export interface ResolvedMount {
@@ -165,13 +172,19 @@ const mountSchema = z.object({
   .refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"')
   .refine((m) => m.mode !== 'ro' || (m.size === undefined && m.files === undefined), 'a read-only mount takes no size or files quota')
 
-const schema = z.object({
+/** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
+const runInputShape = {
   args: z.array(z.string()).optional(),
   env: z.record(z.string().regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).optional(),
-  mounts: z.array(mountSchema).optional(),
   stdin: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
   stdout: output.optional(),
   stderr: output.optional(),
+  signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+}
+
+const schema = z.object({
+  ...runInputShape,
+  mounts: z.array(mountSchema).optional(),
   limits: z.object({
     memory: size.optional(),
     timeout: duration.optional(),
@@ -188,8 +201,32 @@ const schema = z.object({
   clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
   syscalls: z.array(z.string()).optional(),
   tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
-  signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
 }).strict()
+
+const runInputSchema = z.object(runInputShape).strict()
+
+/** Every zod issue as `field: message`, the field spelled as in the options (`mounts[0].guest`). */
+function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) => string | undefined = () => undefined): string[] {
+  const problems: string[] = []
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
+      // A policy field passed to one run of a prepared program: say where it belongs.
+      const rest = issue.keys.filter((k) => {
+        const why = fixed(k)
+        if (why !== undefined) problems.push(`${k}: ${why}`)
+        return why === undefined
+      })
+      if (rest.length === 0) continue
+      if (rest.length < issue.keys.length) {
+        problems.push(`(options): Unrecognized key${rest.length > 1 ? 's' : ''}: ${rest.map((k) => JSON.stringify(k)).join(', ')}`)
+        continue
+      }
+    }
+    const where = issue.path.length > 0 ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(options)'
+    problems.push(`${where}: ${issue.message}`)
+  }
+  return problems
+}
 
 /** Whether `inner` is `outer` or lies beneath it (`/` contains everything). */
 function within(inner: string, outer: string): boolean {
@@ -205,16 +242,26 @@ function hostRealPath(p: string): string | undefined {
   }
 }
 
+const NO_STDIN = new Uint8Array(0)
+const utf8 = new TextEncoder()
+/** The default clock resolution, `1us`, parsed once. */
+const DEFAULT_RESOLUTION_NS = 1000n
+
+const captured = (v: OutputOption | undefined) => v === undefined || v === 'capture'
+/** A stream's byte limit: the caller's, else the capture default (captured streams are host memory), else none. */
+const outputLimit = (explicit: number | undefined, mode: OutputOption | undefined) => explicit ?? (captured(mode) ? DEFAULT_CAPTURE_BYTES : undefined)
+const stdinBytes = (stdin: RunInput['stdin']): Uint8Array | 'inherit' =>
+  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin ?? NO_STDIN
+const ttysOf = (o: RunInput) => ({
+  stdin: o.stdin === 'inherit' && isatty(0),
+  stdout: o.stdout === 'inherit' && isatty(1),
+  stderr: o.stderr === 'inherit' && isatty(2),
+})
+
 /** Validates and resolves the options of one run. @throws PolicyError listing every problem */
 export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   const parsed = schema.safeParse(options)
-  const problems: string[] = []
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const where = issue.path.length > 0 ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(options)'
-      problems.push(`${where}: ${issue.message}`)
-    }
-  }
+  const problems = parsed.success ? [] : problemsOf(parsed.error.issues)
   const o = options
   const mounts = o.mounts ?? []
   const seen = new Set<string>()
@@ -240,10 +287,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     }
   }
   const isolation = o.isolation ?? 'worker'
-  if (isolation === 'in-process' && o.limits?.timeout !== undefined) {
-    problems.push("limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)")
-  }
-  if (o.deterministic && o.stdin === 'inherit') problems.push("stdin: 'inherit' is not deterministic; pass bytes or a string")
+  if (isolation === 'in-process' && o.limits?.timeout !== undefined) problems.push(IN_PROCESS_TIMEOUT)
+  if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
@@ -252,7 +297,6 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   }
   if (problems.length > 0) throw new PolicyError(problems)
   const l = o.limits ?? {}
-  const captured = (v: OutputOption | undefined) => v === undefined || v === 'capture'
   return {
     args: o.args ? [...o.args] : undefined,
     env: { ...o.env },
@@ -266,14 +310,14 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
       ...(m.apply ? { apply: true } : {}),
     })),
-    stdin: o.stdin === 'inherit' ? 'inherit' : typeof o.stdin === 'string' ? new TextEncoder().encode(o.stdin) : o.stdin ?? new Uint8Array(0),
+    stdin: stdinBytes(o.stdin),
     limits: {
       memoryPages: memoryPages ?? DEFAULT_MEMORY_BYTES / WASM_PAGE,
       memoryExplicit: memoryPages !== undefined,
       timeoutMs: l.timeout !== undefined ? parseDuration(l.timeout) : undefined,
       fuel: l.fuel,
-      stdoutBytes: l.stdout !== undefined ? parseSize(l.stdout) : captured(o.stdout) ? DEFAULT_CAPTURE_BYTES : undefined,
-      stderrBytes: l.stderr !== undefined ? parseSize(l.stderr) : captured(o.stderr) ? DEFAULT_CAPTURE_BYTES : undefined,
+      stdoutBytes: outputLimit(l.stdout !== undefined ? parseSize(l.stdout) : undefined, o.stdout),
+      stderrBytes: outputLimit(l.stderr !== undefined ? parseSize(l.stderr) : undefined, o.stderr),
       maxFds: l.files ?? 1024,
       diskBytes: l.disk !== undefined ? parseSize(l.disk) : undefined,
       // A byte quota alone would let empty files with long names grow a directory without
@@ -284,15 +328,89 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     deterministic: o.deterministic ?? false,
     seed: o.seed ?? 0,
     clocks: {
-      resolutionNs: BigInt(Math.max(1, Math.round(parseDuration(o.clocks?.resolution ?? '1us') * 1e6))),
+      resolutionNs: o.clocks?.resolution === undefined ? DEFAULT_RESOLUTION_NS : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
       cputime: o.clocks?.cputime ?? true,
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
     tier: o.tier,
-    ttys: {
-      stdin: o.stdin === 'inherit' && isatty(0),
-      stdout: o.stdout === 'inherit' && isatty(1),
-      stderr: o.stderr === 'inherit' && isatty(2),
-    },
+    ttys: ttysOf(o),
   }
+}
+
+const IN_PROCESS_TIMEOUT = "limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)"
+const DETERMINISTIC_STDIN = "stdin: 'inherit' is not deterministic; pass bytes or a string"
+
+// ---- Prepared programs: the policy resolved once, what varies per run checked per run ----------
+
+/** A policy resolved once for many runs, with what a run needs besides the plain data. */
+export interface PreparedPolicy {
+  readonly policy: ResolvedPolicy
+  /** How each stream is delivered when a run does not say. */
+  readonly stdout: OutputOption
+  readonly stderr: OutputOption
+  /** The output limits the caller set; a stream without one gets its mode's default. */
+  readonly stdoutLimit: number | undefined
+  readonly stderrLimit: number | undefined
+  /** Backend objects of `fs` mounts (in-process only), by mount index. */
+  readonly fs: readonly (Filesystem | undefined)[]
+  readonly signal: AbortSignal | undefined
+}
+
+/**
+ * Validates a policy for many runs. Everything is copied out of `options`, so changing the
+ * options object afterwards changes nothing. @throws PolicyError listing every problem
+ */
+export function preparePolicy(options: RunOptions): PreparedPolicy {
+  const policy = resolvePolicy(options)
+  const l = options.limits
+  return {
+    policy,
+    stdout: options.stdout ?? 'capture',
+    stderr: options.stderr ?? 'capture',
+    stdoutLimit: l?.stdout !== undefined ? parseSize(l.stdout) : undefined,
+    stderrLimit: l?.stderr !== undefined ? parseSize(l.stderr) : undefined,
+    fs: (options.mounts ?? []).map((m) => m.fs),
+    signal: options.signal,
+  }
+}
+
+/** The same prepared policy, run on the caller's thread. @throws PolicyError if it needs a worker */
+export function inProcess(p: PreparedPolicy): PreparedPolicy {
+  if (p.policy.isolation === 'in-process') return p
+  if (p.policy.limits.timeoutMs !== undefined) throw new PolicyError([IN_PROCESS_TIMEOUT])
+  return { ...p, policy: { ...p.policy, isolation: 'in-process' } }
+}
+
+const RUN_INPUT_KEYS = new Set(Object.keys(runInputShape))
+const POLICY_KEYS = new Set(Object.keys(schema.shape))
+const fixedField = (key: string) => (POLICY_KEYS.has(key) && !RUN_INPUT_KEYS.has(key) ? 'is fixed when the program is prepared; pass it to prepare()' : undefined)
+
+/**
+ * One run's policy: the prepared one with what `input` changes, checked by the same schema as a
+ * whole policy (zod runs only when there is input; the rest of the policy was proven once).
+ * @throws PolicyError listing every problem
+ */
+export function resolveRunInput(p: PreparedPolicy, input: RunInput | undefined): PreparedPolicy {
+  if (input === undefined) return p
+  // Copied first, then checked: what is checked is what runs, whatever the caller does next.
+  const i: RunInput = { ...input }
+  if (i.args !== undefined && Array.isArray(i.args)) i.args = [...i.args]
+  if (i.env !== undefined && typeof i.env === 'object' && i.env !== null) i.env = { ...i.env }
+  const parsed = runInputSchema.safeParse(i)
+  const problems = parsed.success ? [] : problemsOf(parsed.error.issues, fixedField)
+  if (p.policy.deterministic && i.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
+  if (problems.length > 0) throw new PolicyError(problems)
+  const base = p.policy
+  const stdout = i.stdout ?? p.stdout
+  const stderr = i.stderr ?? p.stderr
+  const outputs = i.stdout !== undefined || i.stderr !== undefined
+  const policy: ResolvedPolicy = {
+    ...base,
+    args: i.args !== undefined ? i.args as string[] : base.args,
+    env: i.env !== undefined ? i.env as Record<string, string> : base.env,
+    stdin: i.stdin !== undefined ? stdinBytes(i.stdin) : base.stdin,
+    limits: outputs ? { ...base.limits, stdoutBytes: outputLimit(p.stdoutLimit, stdout), stderrBytes: outputLimit(p.stderrLimit, stderr) } : base.limits,
+    ttys: outputs || i.stdin !== undefined ? ttysOf({ stdin: i.stdin ?? (base.stdin === 'inherit' ? 'inherit' : undefined), stdout, stderr }) : base.ttys,
+  }
+  return { ...p, policy, stdout, stderr, signal: i.signal ?? p.signal }
 }

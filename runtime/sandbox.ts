@@ -1,36 +1,75 @@
 /**
- * @module run(): one guest, one policy, one precise result. By default the guest runs in a
- * worker thread, so it can be stopped at any instruction (timeout, abort); `in-process` runs
- * it on the caller's thread for the lowest latency, where only fuel can stop it.
+ * @module The public API: `run()` for one guest under one policy, and `prepare()` for many runs
+ * of one module under one policy, as wasmtime's `InstancePre`: the policy is validated and the
+ * module loaded, instrumented, compiled and its imports checked once; each run still gets a fresh
+ * WASI host, fresh descriptors, fresh mounts and a fresh instance. `run()` is a program prepared
+ * for one run, so both take one code path. By default the guest runs in a worker thread, so it
+ * can be stopped at any instruction (timeout, abort); `in-process` runs it on the caller's
+ * thread for the lowest latency, where only fuel can stop it.
  */
 import { basename } from 'node:path'
-import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from './execute.js'
+import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
 import { ModuleError } from './errors.js'
-import { loadModule, type ModuleSource } from './module.js'
-import type { OverlayReport } from './mounts.js'
-import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
-import { resolvePolicy, type OutputOption, type ResolvedPolicy, type RunOptions } from './policy.js'
-import type { TrapInfo } from './trap.js'
-import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
-import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
+import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
+import { importedFunctions, isCommand, loadModule, type ModuleSource } from './module.js'
+import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 
-export interface RunResult {
-  /** The guest's exit code; 134 after a trap, 124 when a limit stopped it. */
-  exitCode: number
-  /** What the guest wrote, when captured (the default); empty otherwise. */
-  stdout: Uint8Array
-  stderr: Uint8Array
-  trap?: TrapInfo
-  /** The limit that stopped the guest. */
-  limit?: LimitKind
-  /** What each overlay mount changed (and whether it was saved or applied). */
-  overlays?: OverlayReport[]
-  /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
-  warnings?: string[]
-  stats: RunStats
+export type { RunResult }
+
+/** A module prepared under a policy, to be run many times. */
+export interface Program {
+  /**
+   * Runs the program once, in a worker unless it was prepared with `isolation: 'in-process'`.
+   * `input` replaces what varies per run (args, env, stdin, output delivery, signal); every other
+   * part of the policy is the prepared one. Resolves with a result whatever the guest did;
+   * rejects for bad input (`PolicyError`) or, when the signal aborts, with its reason.
+   */
+  run(input?: RunInput): Promise<RunResult>
+  /**
+   * Runs the program once on the caller's thread, synchronously.
+   * @throws PolicyError for bad input, or when the program has a timeout (only a worker can stop it)
+   */
+  runSync(input?: RunInput): RunResult
 }
 
-const EMPTY = new Uint8Array(0)
+class PreparedProgram implements Program {
+  readonly #command: Command
+  readonly #prepared: PreparedPolicy
+  /** The prepared policy for runs on the caller's thread, made at the first `runSync`. */
+  #inProcess: PreparedPolicy | undefined
+
+  constructor(module: ModuleSource, prepared: PreparedPolicy) {
+    const mod = loadCommand(module, prepared.policy)
+    this.#command = { module: mod, functions: importedFunctions(mod), argv0: argv0Of(module) }
+    this.#prepared = prepared
+  }
+
+  async run(input?: RunInput): Promise<RunResult> {
+    const r = resolveRunInput(this.#prepared, input)
+    r.signal?.throwIfAborted()
+    if (r.policy.isolation === 'in-process') return runInProcess(this.#command, r)
+    return runInWorker(this.#command, r)
+  }
+
+  runSync(input?: RunInput): RunResult {
+    const r = resolveRunInput(this.#inProcess ??= inProcess(this.#prepared), input)
+    r.signal?.throwIfAborted()
+    return runInProcess(this.#command, r)
+  }
+}
+
+/**
+ * Validates the policy and loads the module for many runs (see `Program`).
+ * @throws PolicyError listing every problem, ModuleError
+ */
+export function prepareSync(module: ModuleSource, options: RunOptions = {}): Program {
+  return new PreparedProgram(module, preparePolicy(options))
+}
+
+/** `prepareSync` as a promise: rejects with `PolicyError` or `ModuleError`. */
+export async function prepare(module: ModuleSource, options: RunOptions = {}): Promise<Program> {
+  return prepareSync(module, options)
+}
 
 /**
  * Runs a WASI command module under a policy. Resolves with a result whatever the guest did;
@@ -38,18 +77,14 @@ const EMPTY = new Uint8Array(0)
  * `options.signal` aborts, with the signal's reason.
  */
 export async function run(module: ModuleSource, options: RunOptions = {}): Promise<RunResult> {
-  const policy = resolvePolicy(options)
+  const prepared = preparePolicy(options)
   options.signal?.throwIfAborted()
-  const mod = loadCommand(module, policy)
-  const argv0 = argv0Of(module)
-  if (policy.isolation === 'in-process') return runInProcess(mod, policy, options, argv0)
-  return runInWorker(mod, policy, options, argv0)
+  return new PreparedProgram(module, prepared).run()
 }
 
 /** `run` on the caller's thread, synchronously (isolation is forced to `in-process`). */
 export function runSync(module: ModuleSource, options: RunOptions = {}): RunResult {
-  const policy = resolvePolicy({ ...options, isolation: 'in-process' })
-  return runInProcess(loadCommand(module, policy), policy, options, argv0Of(module))
+  return prepareSync(module, { ...options, isolation: 'in-process' }).runSync()
 }
 
 /** Loads a WASI command: a module that exports `_start`. @throws ModuleError */
@@ -57,7 +92,7 @@ function loadCommand(module: ModuleSource, policy: ResolvedPolicy): WebAssembly.
   const mod = loadModule(module, {
     memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
   })
-  if (!WebAssembly.Module.exports(mod).some((e) => e.name === '_start' && e.kind === 'function')) {
+  if (!isCommand(mod)) {
     throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
   }
   return mod
@@ -70,97 +105,6 @@ function argv0Of(module: ModuleSource): string {
 /** The default cap needs the module's bytes; a precompiled module gets only an explicit one (which loadModule refuses). */
 function memoryCap(module: ModuleSource, policy: ResolvedPolicy): number | undefined {
   return module instanceof WebAssembly.Module && !policy.limits.memoryExplicit ? undefined : policy.limits.memoryPages
-}
-
-function collector(): { sink: Sink; bytes: () => Uint8Array } {
-  const chunks: Uint8Array[] = []
-  let total = 0
-  return {
-    sink: (c) => { chunks.push(c.slice()); total += c.byteLength },
-    bytes: () => {
-      const out = new Uint8Array(total)
-      let at = 0
-      for (const c of chunks) { out.set(c, at); at += c.byteLength }
-      return out
-    },
-  }
-}
-
-function runInProcess(mod: WebAssembly.Module, policy: ResolvedPolicy, options: RunOptions, argv0: string): RunResult {
-  const streams = (['stdout', 'stderr'] as const).map((name) => {
-    const opt: OutputOption = options[name] ?? 'capture'
-    const c = collector()
-    const base: Sink = typeof opt === 'function' ? opt : opt === 'inherit' ? fdSink(name === 'stdout' ? 1 : 2) : opt === 'discard' ? discardSink : c.sink
-    return { sink: limitedSink(base, name === 'stdout' ? policy.limits.stdoutBytes : policy.limits.stderrBytes, name), bytes: c.bytes }
-  })
-  const outcome = executeGuest(mod, policy, { stdout: streams[0]!.sink, stderr: streams[1]!.sink }, argv0, (options.mounts ?? []).map((m) => m.fs))
-  return { ...outcome, stdout: streams[0]!.bytes(), stderr: streams[1]!.bytes() }
-}
-
-function streamMode(opt: OutputOption | undefined, limit: number | undefined, buffer: (capacity: number) => SharedArrayBuffer): StreamMode {
-  if (opt === undefined || opt === 'capture') return { kind: 'capture', buffer: buffer(limit ?? 0) }
-  if (typeof opt === 'function') return { kind: 'callback' }
-  return { kind: opt }
-}
-
-function runInWorker(mod: WebAssembly.Module, policy: ResolvedPolicy, options: RunOptions, argv0: string): Promise<RunResult> {
-  let stdout: StreamMode = { kind: 'discard' }
-  let stderr: StreamMode = { kind: 'discard' }
-  const build = (buffers: CaptureBuffers): WorkerJob => {
-    stdout = streamMode(options.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
-    stderr = streamMode(options.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
-    return { v: PROTOCOL_VERSION, type: 'run', module: mod, policy, argv0, stdout, stderr }
-  }
-  return new Promise<RunResult>((resolve, reject) => {
-    let settled = false
-    let timer: ReturnType<typeof setTimeout> | undefined
-    let running: RunningJob | undefined
-    let started = performance.now()
-    const bytes = (mode: StreamMode) => (mode.kind === 'capture' ? capturedBytes(mode.buffer) : EMPTY)
-    const settle = (reuse: boolean) => {
-      settled = true
-      if (timer !== undefined) clearTimeout(timer)
-      options.signal?.removeEventListener('abort', onAbort)
-      if (reuse) running?.release()
-      // NOTE: terminating stops the guest mid-instruction, before its host can write out the
-      // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
-      // README says; every other ending flushes them in executeGuest.
-      else running?.terminate()
-    }
-    const finish = (outcome: ExecutionOutcome, reuse: boolean) => {
-      if (settled) return
-      // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
-      const out = bytes(stdout)
-      const err = bytes(stderr)
-      settle(reuse)
-      resolve({ ...outcome, stdout: out, stderr: err })
-    }
-    const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
-    const onAbort = () => {
-      if (settled) return
-      settle(false)
-      reject(options.signal!.reason)
-    }
-    options.signal?.addEventListener('abort', onAbort, { once: true })
-    void defaultPool.submit(build, {
-      message: (m) => {
-        if (m.type === 'chunk') {
-          const cb = options[m.stream]
-          if (typeof cb === 'function') cb(m.bytes)
-        } else if (m.type === 'done') finish(m.outcome, true)
-        else finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: m.message, recentSyscalls: [] }, stats: blankStats() }, false)
-      },
-      failed: (reason) => finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: reason, recentSyscalls: [] }, stats: blankStats() }, false),
-    }).then((job) => {
-      running = job
-      if (settled) { job.terminate(); return }
-      // The time limit counts from dispatch, not from the wait for a free worker.
-      started = performance.now()
-      if (policy.limits.timeoutMs !== undefined) {
-        timer = setTimeout(() => finish({ exitCode: LIMIT_EXIT_CODE, limit: 'timeout', stats: blankStats() }, false), policy.limits.timeoutMs)
-      }
-    })
-  })
 }
 
 export { TRAP_EXIT_CODE, LIMIT_EXIT_CODE }

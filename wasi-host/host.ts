@@ -70,6 +70,11 @@ export interface WasiHostOptions {
   limits?: Partial<HostLimits>
   /** Receives the bytes each call moved, to charge them to a fuel budget (see HostState.chargeWork). */
   chargeWork?: (bytes: number) => void
+  /**
+   * Build only these functions of `imports` (a module's imports, from `WebAssembly.Module.imports`):
+   * a host made for one known module need not make all 46. Default: every function.
+   */
+  functions?: readonly string[]
 }
 
 /** `x64`: an i64 the call ignores (clock_time_get's precision), passed through unconverted. */
@@ -163,8 +168,12 @@ export interface WasiImports {
 
 /** Syscall names by number (the dispatcher's counters and the recent-call ring hold numbers). */
 const SYSCALL_NAMES: readonly string[] = Object.keys(SYSCALLS)
+const SYSCALL_NUMBERS: ReadonlyMap<string, number> = new Map(SYSCALL_NAMES.map((n, i) => [n, i]))
 const RECENT = 8
 const ZERO_COUNTS: Readonly<Record<string, number>> = Object.fromEntries(SYSCALL_NAMES.map((n) => [n, 0]))
+/** One zero per syscall: copied (one memcpy) for each host's counters. */
+const ZERO_COUNTERS: readonly number[] = SYSCALL_NAMES.map(() => 0)
+const DEFAULT_LIMITS: Readonly<HostLimits> = Object.freeze({ ...DEFAULT_RESOLVER_LIMITS, ...DEFAULT_HOST_LIMITS })
 
 /** What the dispatcher needs of one syscall's spec, derived once per process. */
 interface Dispatch {
@@ -243,12 +252,14 @@ function checkedTarget(fds: FdTable, c: Dispatch, n: number): Descriptor | numbe
 }
 
 /**
- * Per-call counters behind `stats.syscalls`: a typed array indexed by syscall number, so the
- * hot path adds one to a slot instead of updating a string-keyed record. Reading `syscalls`
- * builds the record (every function, zeros included, as before).
+ * Per-call counters behind `stats.syscalls`: an array indexed by syscall number, so the hot path
+ * adds one to a slot instead of updating a string-keyed record. Reading `syscalls` builds the
+ * record (every function, zeros included, as before); `made()` only the functions called.
+ * NOTE: a plain array of small integers, not a typed array: as fast to count in, and a host is
+ * built per run, where allocating a typed array's backing store was a measurable cost.
  */
 class SyscallStats implements HostStats {
-  readonly counts = new Float64Array(SYSCALL_NAMES.length)
+  readonly counts: number[] = ZERO_COUNTERS.slice()
   bytesRead = 0
   bytesWritten = 0
 
@@ -256,6 +267,14 @@ class SyscallStats implements HostStats {
     // A copy of a template with every name already in place is one shape, filled in place.
     const out: Record<string, number> = { ...ZERO_COUNTS }
     for (let i = 0; i < SYSCALL_NAMES.length; i++) out[SYSCALL_NAMES[i]!] = this.counts[i]!
+    return out
+  }
+
+  /** Calls per function, for the functions called at least once. */
+  made(): Record<string, number> {
+    const out: Record<string, number> = {}
+    const counts = this.counts
+    for (let i = 0; i < counts.length; i++) if (counts[i]! > 0) out[SYSCALL_NAMES[i]!] = counts[i]!
     return out
   }
 }
@@ -278,7 +297,7 @@ export class WasiHost implements HostState {
   readonly imports: WasiImports
 
   constructor(options: WasiHostOptions = {}) {
-    this.limits = { ...DEFAULT_RESOLVER_LIMITS, ...DEFAULT_HOST_LIMITS, ...options.limits }
+    this.limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits }
     this.fds = new FdTable(this.limits.maxFds)
     this.args = (options.args ?? []).map(encodeUtf8)
     const env = options.env ?? []
@@ -290,7 +309,15 @@ export class WasiHost implements HostState {
     let dev = 1n
     for (const p of options.preopens ?? []) this.#preopen(p, dev++)
     const table: Record<string, (...args: never[]) => number> = {}
-    for (let i = 0; i < SYSCALL_NAMES.length; i++) table[SYSCALL_NAMES[i]!] = this.#dispatcher(i)
+    if (options.functions === undefined) {
+      for (let i = 0; i < SYSCALL_NAMES.length; i++) table[SYSCALL_NAMES[i]!] = this.#dispatcher(i)
+    } else {
+      for (const name of options.functions) {
+        const i = SYSCALL_NUMBERS.get(name)
+        if (i === undefined) throw new TypeError(`not a wasi_snapshot_preview1 function: ${name}`)
+        table[name] = this.#dispatcher(i)
+      }
+    }
     this.imports = { wasi_snapshot_preview1: table }
   }
 

@@ -5,7 +5,10 @@
 //
 //   node host-run.mjs '<json spec>'
 // spec: { host, wasm, args, dir?, memfs?, repeat?, kind? }
-//   host: caplet | caplet-memfs | caplet-worker | caplet-fuel | node-wasi | bjorn3 | wasmer
+//   host: caplet | caplet-memfs | caplet-worker | caplet-fuel | caplet-prepared | caplet-worker-prepared
+//         | node-wasi | bjorn3 | wasmer
+//         (caplet-prepared: prepareSync once, then program.runSync() per run; caplet-worker-prepared:
+//         prepare once, then program.run() per run; the others call runSync()/run() per run)
 //   kind: 'guest' (default: the guest reports RESULT lines) | 'warm' (repeat the whole run,
 //         report the median wall time per run) | 'ruby' (CRuby start-up: init + eval)
 import { closeSync, openSync, readFileSync, mkdtempSync, rmSync } from 'node:fs'
@@ -32,18 +35,24 @@ const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length 
 
 async function hostFactory(name) {
   switch (name) {
-    case 'caplet': case 'caplet-memfs': case 'caplet-fuel': case 'caplet-worker': {
+    case 'caplet': case 'caplet-memfs': case 'caplet-fuel': case 'caplet-worker': case 'caplet-prepared': case 'caplet-worker-prepared': {
       const caplet = await import(spec.caplet)
+      const worker = name === 'caplet-worker' || name === 'caplet-worker-prepared'
+      const options = {
+        args, stdout: 'discard', stderr: 'capture',
+        mounts: spec.dir === undefined ? [] : name === 'caplet-memfs'
+          ? [{ guest: '/data', fs: caplet.createMemFs() }]
+          : [{ guest: '/data', host: spec.dir, mode: 'rw' }],
+        ...(name === 'caplet-fuel' ? { limits: { fuel: 1e15 } } : {}),
+        isolation: worker ? 'worker' : 'in-process',
+      }
+      // A prepared program validates the policy and loads the module here, once.
+      const program = name === 'caplet-prepared' ? caplet.prepareSync(bytes, options)
+        : name === 'caplet-worker-prepared' ? await caplet.prepare(bytes, options) : undefined
       return async (extraImports) => {
         if (extraImports) throw new Error('caplet runs WASI-only modules through run()')
-        const options = {
-          args, stdout: 'discard', stderr: 'capture',
-          mounts: spec.dir === undefined ? [] : name === 'caplet-memfs'
-            ? [{ guest: '/data', fs: caplet.createMemFs() }]
-            : [{ guest: '/data', host: spec.dir, mode: 'rw' }],
-          ...(name === 'caplet-fuel' ? { limits: { fuel: 1e15 } } : {}),
-        }
-        const r = name === 'caplet-worker' ? await caplet.run(bytes, options) : caplet.runSync(bytes, { ...options, isolation: 'in-process' })
+        const r = program !== undefined ? (worker ? await program.run() : program.runSync())
+          : worker ? await caplet.run(bytes, options) : caplet.runSync(bytes, options)
         if (r.trap) throw new Error(`trap: ${r.trap.message}`)
         if (r.limit) throw new Error(`limit: ${r.limit}`)
         return { stderr: decoder.decode(r.stderr), exitCode: r.exitCode }
@@ -131,7 +140,6 @@ async function main() {
       times.push(performance.now() - t)
       if (r.exitCode !== 0) return { ok: false, error: `exit ${r.exitCode}` }
     }
-    if (spec.host === 'caplet-worker') (await import(spec.caplet)).defaultPool?.close?.()
     return { ok: true, results: { warm: { ns: median(times) * 1e6, ops: 1, check: '0' } }, runs: times }
   }
   throw new Error(`unknown kind ${spec.kind}`)

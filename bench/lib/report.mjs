@@ -66,8 +66,12 @@ function targets(list, sum) {
   }
   const rnd = get('sys:random', 'caplet')
   if (rnd) rows.push(['random_get 64 KiB, caplet vs native', '≤ 1.00× (cost)', `${fmt(rnd.ratio)}×`, rnd.ratio <= 1])
+  // The target is for a prepared program (prepareSync once, program.runSync() per run); runSync(bytes, options)
+  // per run also validates the policy and finds the module again, and is shown for reference.
+  const warmPrepared = get('startup:warm', 'caplet-prepared')
   const warm = get('startup:warm', 'caplet')
-  if (warm) rows.push(['warm in-process hello, caplet', '≤ 0.07 ms', `${fmt(warm.med)} ms`, warm.med <= 0.07])
+  if (warmPrepared) rows.push(['warm in-process hello, caplet prepared (program.runSync per run)', '≤ 0.07 ms', `${fmt(warmPrepared.med)} ms`, warmPrepared.med <= 0.07])
+  if (warm) rows.push([warmPrepared ? '  the same with runSync(bytes, options) per run' : 'warm in-process hello, caplet', warmPrepared ? '(reference)' : '≤ 0.07 ms', `${fmt(warm.med)} ms`, warmPrepared ? undefined : warm.med <= 0.07])
   const rb = get('ruby:start', 'caplet')
   if (rb) rows.push(['CRuby start-up, caplet (tier=auto) vs node:wasi', '≤ 1.10×', `${fmt(rb.ratio)}×`, rb.ratio <= 1.1])
   return rows
@@ -100,7 +104,9 @@ export function writeReport(dir, run) {
   lines.push('')
   for (const group of [...new Set(list.map((w) => w.group))]) {
     const ws = list.filter((w) => w.group === group)
-    const hs = [...new Set(ws.flatMap((w) => w.hosts))]
+    // Columns in the order the hosts are declared (caplet's variants together), whatever row names them first.
+    const order = Object.keys(hosts)
+    const hs = [...new Set(ws.flatMap((w) => w.hosts))].sort((a, b) => order.indexOf(a) - order.indexOf(b))
     lines.push(`## ${GROUP_TITLES[group] ?? group}`, '')
     lines.push(`| workload | ${hs.map((h) => hosts[h].label).join(' | ')} |`, `| --- |${hs.map(() => ' ---: |').join('')}`)
     for (const w of ws) {

@@ -26,10 +26,10 @@ function serve(input: WorkerJob): void {
   }
   try {
     const limits = input.policy.limits
-    const outcome = executeGuest(input.module, input.policy, {
+    const outcome = executeGuest(input, {
       stdout: limitedSink(sinkFor(input.stdout, 'stdout', 1), limits.stdoutBytes, 'stdout'),
       stderr: limitedSink(sinkFor(input.stderr, 'stderr', 2), limits.stderrBytes, 'stderr'),
-    }, input.argv0)
+    })
     post({ v: PROTOCOL_VERSION, type: 'done', outcome })
   } catch (e) {
     post({ v: PROTOCOL_VERSION, type: 'failed', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) })

@@ -1,10 +1,9 @@
 /**
  * @module The typed, versioned messages between the sandbox and its worker.
  */
-import type { ResolvedPolicy } from '../policy.js'
-import type { ExecutionOutcome } from '../execute.js'
+import type { ExecutionOutcome, Guest } from '../execute.js'
 
-export const PROTOCOL_VERSION = 1
+export const PROTOCOL_VERSION = 2
 
 /** How a worker delivers one output stream. */
 export type StreamMode =
@@ -15,13 +14,10 @@ export type StreamMode =
   /** Posted as `chunk` messages. */
   | { kind: 'callback' }
 
-/** One run, posted to a pooled worker. */
-export interface WorkerJob {
+/** One run, posted to a pooled worker: the guest (module, its imports, policy, argv0) and its streams. */
+export interface WorkerJob extends Guest {
   v: typeof PROTOCOL_VERSION
   type: 'run'
-  module: WebAssembly.Module
-  policy: ResolvedPolicy
-  argv0: string
   stdout: StreamMode
   stderr: StreamMode
 }

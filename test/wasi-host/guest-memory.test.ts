@@ -219,6 +219,15 @@ describe('GuestMemory', () => {
       expect(encodeUtf8('日本').byteLength).toBe(6)
       expect(encodeUtf8('🎉').byteLength).toBe(4)
     })
+
+    it('encodeUtf8 gives exactly TextEncoder\'s bytes, on its ASCII fast path and off it', () => {
+      const encoder = new TextEncoder()
+      const ascii = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i)).join('')
+      for (const s of ['', 'a', 'hello', ascii.slice(0, 64), ascii.slice(0, 65), ascii, 'x'.repeat(63) + 'é', 'é' + 'x'.repeat(70),
+        '\u007f\u0080', 'lone \ud800 surrogate', '\udfff', '🎉'.repeat(20)]) {
+        expect([...encodeUtf8(s)]).toEqual([...encoder.encode(s)])
+      }
+    })
   })
 
   describe('memory.grow', () => {

@@ -1,0 +1,139 @@
+/**
+ * @module Where one run executes: on the caller's thread (`runInProcess`), or on a pooled worker
+ * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
+ * policy already resolved for this run, and deliver the guest's output as the policy says.
+ */
+import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type Guest, type LimitKind, type RunStats } from './execute.js'
+import type { OverlayReport } from './mounts.js'
+import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
+import type { OutputOption, PreparedPolicy } from './policy.js'
+import type { TrapInfo } from './trap.js'
+import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
+import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
+
+export interface RunResult {
+  /** The guest's exit code; 134 after a trap, 124 when a limit stopped it. */
+  exitCode: number
+  /** What the guest wrote, when captured (the default); empty otherwise. */
+  stdout: Uint8Array
+  stderr: Uint8Array
+  trap?: TrapInfo
+  /** The limit that stopped the guest. */
+  limit?: LimitKind
+  /** What each overlay mount changed (and whether it was saved or applied). */
+  overlays?: OverlayReport[]
+  /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
+  warnings?: string[]
+  stats: RunStats
+}
+
+/** A loaded command, as a prepared program holds it: everything of a `Guest` but the run's policy. */
+export type Command = Omit<Guest, 'policy'>
+
+const EMPTY = new Uint8Array(0)
+
+/** Collects a captured stream's chunks; `bytes()` joins them once, at the end. */
+class Collector {
+  readonly #chunks: Uint8Array[] = []
+  #total = 0
+  readonly sink: Sink = (c) => { this.#chunks.push(c.slice()); this.#total += c.byteLength }
+
+  bytes(): Uint8Array {
+    const chunks = this.#chunks
+    if (chunks.length === 0) return EMPTY
+    if (chunks.length === 1) return chunks[0]!
+    const out = new Uint8Array(this.#total)
+    let at = 0
+    for (const c of chunks) { out.set(c, at); at += c.byteLength }
+    return out
+  }
+}
+
+/** The sink for one stream of an in-process run, with its byte limit; `capture` also returns its collector. */
+function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdout' | 'stderr'): { sink: Sink; capture: Collector | undefined } {
+  let capture: Collector | undefined
+  let base: Sink
+  if (typeof opt === 'function') base = opt
+  else if (opt === 'inherit') base = fdSink(stream === 'stdout' ? 1 : 2)
+  else if (opt === 'discard') base = discardSink
+  else base = (capture = new Collector()).sink
+  return { sink: limitedSink(base, limit, stream), capture }
+}
+
+/** Runs on this thread, synchronously. `run.policy.isolation` must be `in-process`. */
+export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
+  const limits = run.policy.limits
+  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
+  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
+  const guest: Guest = { module: command.module, functions: command.functions, policy: run.policy, argv0: command.argv0 }
+  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink }, run.fs)
+  return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
+}
+
+function streamMode(opt: OutputOption, limit: number | undefined, buffer: (capacity: number) => SharedArrayBuffer): StreamMode {
+  if (opt === 'capture') return { kind: 'capture', buffer: buffer(limit ?? 0) }
+  if (typeof opt === 'function') return { kind: 'callback' }
+  return { kind: opt }
+}
+
+/** Runs on a pooled worker; the time limit and the signal stop it at any instruction. */
+export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunResult> {
+  const { policy, signal } = run
+  let stdout: StreamMode = { kind: 'discard' }
+  let stderr: StreamMode = { kind: 'discard' }
+  const build = (buffers: CaptureBuffers): WorkerJob => {
+    stdout = streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
+    stderr = streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
+    return { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
+  }
+  return new Promise<RunResult>((resolve, reject) => {
+    let settled = false
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let running: RunningJob | undefined
+    let started = performance.now()
+    const bytes = (mode: StreamMode) => (mode.kind === 'capture' ? capturedBytes(mode.buffer) : EMPTY)
+    const settle = (reuse: boolean) => {
+      settled = true
+      if (timer !== undefined) clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      if (reuse) running?.release()
+      // NOTE: terminating stops the guest mid-instruction, before its host can write out the
+      // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
+      // README says; every other ending flushes them in executeGuest.
+      else running?.terminate()
+    }
+    const finish = (outcome: ExecutionOutcome, reuse: boolean) => {
+      if (settled) return
+      // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
+      const out = bytes(stdout)
+      const err = bytes(stderr)
+      settle(reuse)
+      resolve({ ...outcome, stdout: out, stderr: err })
+    }
+    const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
+    const onAbort = () => {
+      if (settled) return
+      settle(false)
+      reject(signal!.reason)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    void defaultPool.submit(build, {
+      message: (m) => {
+        if (m.type === 'chunk') {
+          const cb = m.stream === 'stdout' ? run.stdout : run.stderr
+          if (typeof cb === 'function') cb(m.bytes)
+        } else if (m.type === 'done') finish(m.outcome, true)
+        else finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: m.message, recentSyscalls: [] }, stats: blankStats() }, false)
+      },
+      failed: (reason) => finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: reason, recentSyscalls: [] }, stats: blankStats() }, false),
+    }).then((job) => {
+      running = job
+      if (settled) { job.terminate(); return }
+      // The time limit counts from dispatch, not from the wait for a free worker.
+      started = performance.now()
+      if (policy.limits.timeoutMs !== undefined) {
+        timer = setTimeout(() => finish({ exitCode: LIMIT_EXIT_CODE, limit: 'timeout', stats: blankStats() }, false), policy.limits.timeoutMs)
+      }
+    })
+  })
+}
