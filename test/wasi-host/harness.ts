@@ -507,6 +507,7 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
     const done = track()
     return {
       kind: 'file',
+      get filetype() { return f.filetype },
       stat: () => f.stat(),
       read: (dst, pos) => f.read(dst, pos),
       write: (src, pos) => f.write(src, pos),

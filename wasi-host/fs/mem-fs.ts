@@ -184,6 +184,7 @@ function closedError(): WasiError {
 
 class MemFileHandle implements FileHandle {
   readonly kind = 'file' as const
+  readonly filetype = Filetype.REGULAR_FILE
   readonly #state: MemFsState
   readonly #node: FileNode
   readonly #readable: boolean

@@ -558,6 +558,11 @@ class OverlayFile implements FileHandle {
     if (this.#closed) throw closedError()
   }
 
+  /** The inner handle's: a copy-up (which may switch it) keeps the type. */
+  get filetype(): Filetype {
+    return this.#inner.filetype
+  }
+
   stat(): NodeStat {
     this.#check()
     const st = this.#inner.stat()

@@ -284,6 +284,10 @@ class QuotaFile implements FileHandle {
     this.#writable = writable
   }
 
+  get filetype(): Filetype {
+    return this.#b.inner.filetype
+  }
+
   /** The size growth is measured from: the trusted bound, or a fresh stat when in doubt. */
   #sizeOf(rec: NodeRecord): number {
     if (rec.trusted) return rec.size

@@ -111,6 +111,7 @@ function tapFs(inner: Filesystem): Tap {
     open.add(f)
     return {
       kind: 'file',
+      get filetype() { return f.filetype },
       stat: () => { log.push('file.stat'); return f.stat() },
       read: (d, p) => { log.push('read'); return f.read(d, p) },
       write: (s, p) => { log.push('write'); return f.write(s, p) },
