@@ -12,7 +12,13 @@ import { buildWorkloads } from './lib/build-workloads.mjs'
 import { BENCH, ROOT } from './lib/paths.mjs'
 
 // runtime/module.ts (engine tiers) does not touch the host-call path; the bench entry needs its current exports.
-const HOT_PATH = ['wasi-host/host.ts', 'wasi-host/syscalls/fd.ts', 'wasi-host/abi/guest-memory.ts', 'runtime/output.ts']
+const HOT_PATH = [
+  'wasi-host/host.ts', 'wasi-host/syscalls/fd.ts', 'wasi-host/abi/guest-memory.ts', 'runtime/output.ts',
+  // path_filestat_get, path_open + fd_close, fd_readdir:
+  'wasi-host/syscalls/path.ts', 'wasi-host/fs/path-resolver.ts', 'wasi-host/fs/filesystem.ts', 'wasi-host/fd-table.ts',
+  'wasi-host/abi/structs.ts', 'wasi-host/abi/constants.ts', 'wasi-host/node/host-dir-fs.ts', 'wasi-host/fs/mem-fs.ts',
+  'wasi-host/fs/read-only.ts', 'wasi-host/fs/quota.ts', 'wasi-host/fs/overlay.ts',
+]
 const argv = process.argv.slice(2)
 const opt = (name, d) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : d }
 const ROUNDS = Number(opt('--rounds', 5))

@@ -57,6 +57,7 @@ import {
   type TimeSpec,
 } from '../fs/filesystem.js'
 import { wasiErrorFrom } from './host-errno.js'
+import { SandboxInos } from './sandbox-inos.js'
 
 /** Which confinement technique a `createHostDirFs` instance uses. */
 export type HostDirStrategy = 'proc-fd' | 'fallback'
@@ -152,13 +153,6 @@ function filetypeOf(st: fs.BigIntStats): Filetype {
   return filetypeOfMode(Number(st.mode))
 }
 
-/** A host dev or ino as a map key: the number where it is exact, else the bigint; never a rounded number. */
-type HostId = number | bigint
-
-function hostId(v: bigint): HostId {
-  return v <= MAX_SAFE ? Number(v) : v
-}
-
 function sameNode(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
   return a.dev === b.dev && a.ino === b.ino
 }
@@ -246,12 +240,8 @@ function under(path: string, dir: string): boolean {
 
 /** Per-instance state shared by every handle of one mount. */
 class Mount {
-  /** host dev -> host ino -> sandbox ino. */
-  readonly #inos = new Map<HostId, Map<HostId, bigint>>()
-  /** The last device looked up and its table: nearly every lookup of a mount is on one device. */
-  #lastDev: HostId | undefined = undefined
-  #lastInos: Map<HostId, bigint> | undefined = undefined
-  #nextIno = 1n
+  /** SECURITY: what the guest sees instead of host inode numbers (see `SandboxInos`). */
+  readonly inos = new SandboxInos()
   /** Only the fallback strategy needs to know where its directories are. */
   readonly paths: DirPaths | undefined
 
@@ -259,37 +249,10 @@ class Mount {
     this.paths = paths
   }
 
-  /**
-   * SECURITY: the sandbox's inode number for a host (dev, ino) pair, so host inode numbers
-   * (which reveal host layout and allocation) never reach the guest. Stable within this mount.
-   * NOTE: the table only grows (one entry per distinct host node ever seen); on a file system
-   * that never reuses inode numbers (tmpfs), a create/stat/unlink loop grows it until the
-   * guest's time or disk budget ends it.
-   */
-  ino(dev: HostId, hostIno: HostId): bigint {
-    let inos = this.#lastInos
-    if (dev !== this.#lastDev || inos === undefined) {
-      inos = this.#inos.get(dev)
-      if (inos === undefined) this.#inos.set(dev, inos = new Map())
-      this.#lastDev = dev
-      this.#lastInos = inos
-    }
-    let ino = inos.get(hostIno)
-    if (ino === undefined) {
-      ino = this.#nextIno++
-      inos.set(hostIno, ino)
-    }
-    return ino
-  }
-
-  inoOf(st: fs.BigIntStats): bigint {
-    return this.ino(hostId(st.dev), hostId(st.ino))
-  }
-
   nodeStat(st: fs.BigIntStats): NodeStat {
     return {
       filetype: filetypeOf(st),
-      ino: this.inoOf(st),
+      ino: this.inos.of(st.dev, st.ino),
       nlink: st.nlink,
       size: st.size,
       atim: st.atimeNs,
@@ -542,20 +505,23 @@ abstract class HostDir implements DirHandle {
       const p = this.at(name)
       // Only the type and the identity are needed: a number lstat (no bigint conversions), exact
       // for every dev/ino up to 2^53; beyond that, the entry is stat'ed again as bigint.
-      let st: fs.Stats | fs.BigIntStats | undefined
-      let ino: bigint
+      let mode: number
+      let ino: bigint | undefined
       try {
-        st = fs.lstatSync(p, NUMBER_OR_NONE)
-        if (st !== undefined && !(st.ino <= Number.MAX_SAFE_INTEGER && st.dev <= Number.MAX_SAFE_INTEGER)) {
-          st = fs.lstatSync(p, BIG_OR_NONE)
+        const st = fs.lstatSync(p, NUMBER_OR_NONE)
+        if (st === undefined) continue // removed since the listing
+        mode = st.mode
+        ino = mount.inos.ofNumbers(st.dev, st.ino)
+        if (ino === undefined) {
+          const big = fs.lstatSync(p, BIG_OR_NONE)
+          if (big === undefined) continue
+          mode = Number(big.mode)
+          ino = mount.inos.of(big.dev, big.ino)
         }
       } catch (err) {
         throw wasiErrorFrom(err)
       }
-      if (st === undefined) continue // removed since the listing
-      if (typeof st.ino === 'bigint') ino = mount.inoOf(st as fs.BigIntStats)
-      else ino = mount.ino(st.dev as number, st.ino)
-      entries.push({ name, filetype: filetypeOfMode(Number(st.mode)), ino })
+      entries.push({ name, filetype: filetypeOfMode(mode), ino })
     }
     this.settle()
     return entries
