@@ -1,8 +1,9 @@
 /**
  * `layoutDirents`: a listing laid out once as the dirents `fd_readdir` copies out (header, then
  * the name's UTF-8 bytes), `.` and `..` first, with an offset per cookie; `setSelfIno` fills in
- * the directory's own inode. Names are encoded all at once, split at NULs, so a name holding a
- * NUL (a broken backend) must not shift its neighbours.
+ * the directory's own inode. The whole listing is encoded as one text with NUL holes for the
+ * headers, so name lengths must be measured right (non-ASCII names, NULs from a broken backend)
+ * or every later header lands in the wrong place.
  */
 import { describe, expect, it } from 'vitest'
 import { Filetype } from '../../wasi-host/abi/constants.js'
@@ -60,7 +61,7 @@ describe('layoutDirents', () => {
     expect(l.bytes.byteLength).toBe(24 + 1 + 24 + 2)
   })
 
-  it('keeps entries apart when a (broken) backend hands out a name holding NUL, or empty names', () => {
+  it('keeps entries apart when a (broken) backend hands out names holding NUL, or empty ones', () => {
     const entries = [entry('a', 1n), entry('b\0c', 2n), entry('', 3n), entry('d', 4n)]
     expect(parse(layoutDirents(entries)).slice(2).map((p) => [p.name, p.ino])).toEqual([['a', 1n], ['b\0c', 2n], ['', 3n], ['d', 4n]])
     const trailing = [entry('a', 1n), entry('b\0', 2n)]

@@ -5,7 +5,7 @@
  */
 import { Errno, Filetype, Fstflags, FSTFLAGS_ALL, rightsToAbi } from './constants.js'
 import type { GuestMemory } from './guest-memory.js'
-import { WasiError } from '../errors.js'
+import { HostInvariantError, WasiError } from '../errors.js'
 import type { DirEntry, NodeStat, TimeSpec } from '../fs/filesystem.js'
 
 export function writeFilestat(m: GuestMemory, ptr: number, dev: bigint, st: NodeStat): void {
@@ -66,57 +66,44 @@ export interface DirentListing {
   selfIno: boolean
 }
 
+/** Where each header goes in the text of a listing: 24 NULs encode to the 24 zero bytes then overwritten. */
+const HEADER_HOLE = '\0'.repeat(DIRENT_HEADER)
+const NON_ASCII = /[^\0-\x7f]/
+
 /** Lays out `.`, `..` (inode 0 until `setSelfIno`) and `entries`, in that order. */
 export function layoutDirents(entries: readonly DirEntry[]): DirentListing {
   const n = entries.length
-  const names = encodeNames(entries)
-  let size = 2 * DIRENT_HEADER + 3
-  for (let i = 0; i < n; i++) size += DIRENT_HEADER + names[i]!.byteLength
-  const bytes = new Uint8Array(size)
-  const dv = new DataView(bytes.buffer)
+  const names = entries.map((e) => e.name)
+  // The whole listing as one text, each header a hole of NULs, encoded in one native call: no
+  // buffer per name. Only the headers are then written, at offsets known from the name lengths
+  // (in bytes: the UTF-16 length for ASCII, the usual case, else measured).
+  const text = `${HEADER_HOLE}.${HEADER_HOLE}..${n > 0 ? HEADER_HOLE + names.join(HEADER_HOLE) : ''}`
+  const bytes = utf8.encode(text)
+  const ascii = !NON_ASCII.test(text)
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const count = n + 2
   const offsets = new Uint32Array(count + 1)
   let at = 0
   for (let i = 0; i < count; i++) {
     offsets[i] = at
     dv.setUint32(at, i + 1, true) // d_next: a cookie fits 32 bits, the high half stays zero
+    let len: number
     if (i < 2) {
-      dv.setUint32(at + 16, i + 1, true)
+      len = i + 1
       dv.setUint8(at + 20, Filetype.DIRECTORY)
-      bytes.fill(0x2e, at + DIRENT_HEADER, at + DIRENT_HEADER + i + 1) // "." and ".."
-      at += DIRENT_HEADER + i + 1
     } else {
       const e = entries[i - 2]!
       const name = names[i - 2]!
+      len = ascii ? name.length : utf8.encode(name).byteLength
       dv.setBigUint64(at + 8, e.ino, true)
-      dv.setUint32(at + 16, name.byteLength, true)
       dv.setUint8(at + 20, e.filetype)
-      bytes.set(name, at + DIRENT_HEADER)
-      at += DIRENT_HEADER + name.byteLength
     }
+    dv.setUint32(at + 16, len, true)
+    at += DIRENT_HEADER + len
   }
+  if (at !== bytes.byteLength) throw new HostInvariantError(`dirent layout: ${at} bytes laid out, ${bytes.byteLength} encoded`)
   offsets[count] = at
   return { bytes, offsets, count, selfIno: false }
-}
-
-/**
- * The UTF-8 names of `entries`: all in one encoding (one native call rather than one buffer per
- * name), split at the NULs that joined them, as a name never holds NUL (`assertComponent`). A
- * backend that broke that rule shows as a NUL too many and gets its names encoded one by one.
- */
-function encodeNames(entries: readonly DirEntry[]): Uint8Array[] {
-  const n = entries.length
-  const joined = utf8.encode(entries.map((e) => e.name).join('\0'))
-  const names: Uint8Array[] = []
-  let pos = 0
-  for (let i = 0; i < n; i++) {
-    const end = joined.indexOf(0, pos)
-    if ((end < 0) !== (i === n - 1)) return entries.map((e) => utf8.encode(e.name))
-    const stop = end < 0 ? joined.byteLength : end
-    names.push(joined.subarray(pos, stop))
-    pos = stop + 1
-  }
-  return names
 }
 
 /** Fills in the inode of `.` and `..` (the directory's own, as the host has always reported). */
