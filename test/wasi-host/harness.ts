@@ -541,7 +541,7 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
       rename: (n, to, tn) => d.rename(n, unwrap(to), tn),
       link: (n, to, tn) => d.link(n, unwrap(to), tn),
       setTimesChild: (n, a, m) => d.setTimesChild(n, a, m),
-      readdir: (): DirEntry[] => d.readdir(),
+      readdir: (): readonly DirEntry[] => d.readdir(),
       close: () => {
         done()
         d.close()

@@ -25,9 +25,9 @@ export interface NodeStat {
 }
 
 export interface DirEntry {
-  name: string
-  filetype: Filetype
-  ino: bigint
+  readonly name: string
+  readonly filetype: Filetype
+  readonly ino: bigint
 }
 
 export interface OpenFileOptions {
@@ -91,8 +91,12 @@ export interface DirHandle {
   link(name: string, toDir: DirHandle, toName: string): void
   /** Sets the times of a child without following it. */
   setTimesChild(name: string, atim: TimeSpec, mtim: TimeSpec): void
-  /** The entries, without `.` and `..`, in a stable order for an unchanged directory. */
-  readdir(): DirEntry[]
+  /**
+   * The entries, without `.` and `..`, in a stable order for an unchanged directory. A backend
+   * may hand out the very same (frozen) array again while the directory is unchanged, and only
+   * then: callers never modify it, and `fd_readdir` reuses what it derived from it.
+   */
+  readdir(): readonly DirEntry[]
   close(): void
 }
 

@@ -637,7 +637,7 @@ class QuotaDir implements DirHandle {
     this.#inner.setTimesChild(name, atim, mtim)
   }
 
-  readdir(): DirEntry[] {
+  readdir(): readonly DirEntry[] {
     return this.#inner.readdir()
   }
 

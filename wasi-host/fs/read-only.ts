@@ -146,7 +146,7 @@ class ReadOnlyDir implements DirHandle {
     throw refused('setTimesChild')
   }
 
-  readdir(): DirEntry[] {
+  readdir(): readonly DirEntry[] {
     return this.#inner.readdir()
   }
 

@@ -9,13 +9,13 @@
 import {
   Advice, Errno, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
 } from '../abi/constants.js'
-import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat } from '../abi/structs.js'
+import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
 import { encodeUtf8 } from '../abi/guest-memory.js'
 import { WasiError } from '../errors.js'
 import {
   releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter,
 } from '../fd-table.js'
-import type { NodeStat } from '../fs/filesystem.js'
+import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 
 /**
@@ -328,7 +328,7 @@ export function fd_readdir(
   const m = h.memory
   m.check(bufPtr, bufLen)
   m.check(bufusedPtr, 4, 4)
-  if (cookie === 0n || d.listing === undefined) h.fds.cacheListing(d, layoutDirents(d.dir.handle.readdir()))
+  if (cookie === 0n || d.listing === undefined) h.fds.cacheListing(d, layoutOf(d.dir.handle.readdir()))
   const listing = d.listing!
   const i = cookie > BigInt(listing.count) ? listing.count : Number(cookie)
   // The directory's own inode only for "." and "..": a call that resumes past them costs no stat.
@@ -339,4 +339,17 @@ export function fd_readdir(
   if (used > 0) m.bytes.set(listing.bytes.subarray(start, start + used), bufPtr)
   m.setU32(bufusedPtr, used)
   return Errno.SUCCESS
+}
+
+/**
+ * Layouts of listings a backend may hand out again (the same frozen array while the directory
+ * is unchanged: `DirHandle.readdir`), so an unchanged directory is laid out once, not per listing.
+ */
+const layouts = new WeakMap<readonly DirEntry[], DirentListing>()
+
+function layoutOf(entries: readonly DirEntry[]): DirentListing {
+  if (!Object.isFrozen(entries)) return layoutDirents(entries)
+  let listing = layouts.get(entries)
+  if (listing === undefined) layouts.set(entries, listing = layoutDirents(entries))
+  return listing
 }

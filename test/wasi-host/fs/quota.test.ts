@@ -140,7 +140,7 @@ function tapFs(inner: Filesystem): Tap {
       rename: (n, to, tn) => { log.push('rename'); d.rename(n, unwrap(to), tn) },
       link: (n, to, tn) => { log.push('link'); d.link(n, unwrap(to), tn) },
       setTimesChild: (n, a, m) => d.setTimesChild(n, a, m),
-      readdir: (): DirEntry[] => d.readdir(),
+      readdir: (): readonly DirEntry[] => d.readdir(),
       close: () => d.close(),
     }
     innerOf.set(w, d)
