@@ -44,7 +44,7 @@
  */
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'
-import { WasiError } from '../errors.js'
+import { muteStacks, restoreStacks, WasiError } from '../errors.js'
 import {
   assertComponent,
   type DirEntry,
@@ -106,12 +106,19 @@ const MAX_IO = 0x7fff_f000
 const FALLBACK_OPEN_ATTEMPTS = 3
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** Runs one host call and converts known host errors to `WasiError`. */
+/**
+ * Runs one host call and converts known host errors to `WasiError`. Node's exception for a failed
+ * call is built without a stack (`muteStacks`): it only ever becomes an errno, and an unknown
+ * error (a host bug) still says what went wrong in its message.
+ */
 function host<T>(call: () => T): T {
+  const limit = muteStacks()
   try {
     return call()
   } catch (err) {
     throw wasiErrorFrom(err)
+  } finally {
+    restoreStacks(limit)
   }
 }
 
@@ -632,10 +639,14 @@ class ProcDir extends HostDir {
   openFile(name: string, options: OpenFileOptions): FileHandle {
     const p = this.child(name)
     let fd: number
+    // Inline `host()` (no closure per open): a name that is not there is a common answer.
+    const limit = muteStacks()
     try {
       fd = fs.openSync(p, fileFlags(options), 0o666)
     } catch (err) {
       throw wasiErrorFrom(err)
+    } finally {
+      restoreStacks(limit)
     }
     let filetype: Filetype
     try {

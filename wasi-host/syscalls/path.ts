@@ -122,21 +122,31 @@ export function path_open(
   // general path below would open it, instead of being looked up first (one host call fewer).
   // The backend never follows a symlink there, so whatever depends on what the name is (a
   // symlink to follow or refuse, a directory, nothing there, it exists) fails that open without
-  // effect; any failure then takes the general path, which decides as if the probe had not run.
-  let probed: FileHandle | undefined
+  // effect; any failure then takes the general path, which decides as if the probe had not run,
+  // except the two answers it would give whatever the name is (a symlink, a directory, a file):
+  // nothing there without O_CREAT is NOENT, something there with O_CREAT|O_EXCL is EXIST.
+  // (Such an answer is kept and thrown once, below, rather than rethrown through the walk.)
+  let probed: FileHandle | WasiError | undefined
   const probe = wantDir ? undefined : (dir: DirHandle, name: string): boolean => {
     try {
       probed = dir.openFile(name, fileOptions)
       return true
     } catch (e) {
-      if (e instanceof WasiError) return false
-      throw e
+      if (!(e instanceof WasiError)) throw e
+      if ((e.errno === Errno.NOENT && !create) || (e.errno === Errno.EXIST && create && exclusive)) {
+        probed = e
+        return true
+      }
+      return false
     }
   }
 
   // POSIX: O_CREAT|O_EXCL never follows a symlink in the last component, dangling or not.
   return withResolution(h, d, path, follow && !(create && exclusive), (r) => {
-    if (r.probed) return fileDescriptor(probed!)
+    if (r.probed) {
+      if (probed instanceof WasiError) throw probed
+      return fileDescriptor(probed!)
+    }
     const st = r.stat
     if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
       // The target is a directory.
