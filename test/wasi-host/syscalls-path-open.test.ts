@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Filetype, Rights } from '../../wasi-host/abi/constants.js'
-import type { Filesystem } from '../../wasi-host/fs/filesystem.js'
+import type { FileHandle, Filesystem, OpenFileOptions } from '../../wasi-host/fs/filesystem.js'
 import { memFsFromTree } from '../../wasi-host/fs/mem-fs.js'
 import { createHostDirFs } from '../../wasi-host/node/host-dir-fs.js'
 import { FILE_RIGHTS, MUTATING_RIGHTS } from '../../wasi-host/rights.js'
@@ -393,6 +393,34 @@ describe('path_open: the final name is opened before any lookup', () => {
     const r = h.open(path, { dirfd: SPY, ...o })
     return { errno: errnoName(r.errno), fd: r.fd }
   }
+
+  it('a backend whose file handles do not tell their type is asked stat() instead', () => {
+    const inner = memFsFromTree({ 'a.txt': 'alpha\n' })
+    let stats = 0
+    const plain = (f: FileHandle): FileHandle => ({
+      kind: 'file',
+      stat: () => { stats++; return f.stat() },
+      read: (dst, pos) => f.read(dst, pos), write: (src, pos) => f.write(src, pos), setSize: (n) => f.setSize(n),
+      setTimes: (a, m) => f.setTimes(a, m), allocate: (o, l) => f.allocate(o, l), sync: () => f.sync(),
+      datasync: () => f.datasync(), close: () => f.close(),
+    })
+    const fs: Filesystem = {
+      caps: inner.caps,
+      root: () => {
+        const d = inner.root()
+        return new Proxy(d, {
+          get: (t, k) => k === 'openFile'
+            ? (n: string, o: OpenFileOptions) => plain(t.openFile(n, o))
+            : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, k),
+        })
+      },
+    }
+    const h = harness({ extraPreopens: [{ guestPath: '/plain', fs, mode: 'rw' }] })
+    const fd = h.openOk('a.txt', { dirfd: SPY })
+    expect(h.fdstat(fd).filetype).toBe(Filetype.REGULAR_FILE)
+    expect(stats).toBe(1)
+    expect(h.readFd(fd).text).toBe('alpha\n')
+  })
 
   for (const backend of ['memory', 'host'] as const) {
     describe(backend, () => {

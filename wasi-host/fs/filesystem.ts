@@ -46,8 +46,11 @@ export type TimeSpec = bigint | 'now' | undefined
 
 export interface FileHandle {
   readonly kind: 'file'
-  /** The type of the open node, as `stat().filetype` would say; fixed for the handle's life. */
-  readonly filetype: Filetype
+  /**
+   * The type of the open node, as `stat().filetype` would say; fixed for the handle's life.
+   * Optional (`path_open` then asks `stat()`), but saves a stat per open where the backend knows.
+   */
+  readonly filetype?: Filetype
   stat(): NodeStat
   /** Reads into `dst` from `position`; returns bytes read (0 at end of file). */
   read(dst: Uint8Array, position: bigint): number

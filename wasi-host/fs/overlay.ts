@@ -559,7 +559,7 @@ class OverlayFile implements FileHandle {
   }
 
   /** The inner handle's: a copy-up (which may switch it) keeps the type. */
-  get filetype(): Filetype {
+  get filetype(): Filetype | undefined {
     return this.#inner.filetype
   }
 

@@ -284,7 +284,7 @@ class QuotaFile implements FileHandle {
     this.#writable = writable
   }
 
-  get filetype(): Filetype {
+  get filetype(): Filetype | undefined {
     return this.#b.inner.filetype
   }
 

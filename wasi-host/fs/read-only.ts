@@ -37,7 +37,7 @@ class ReadOnlyFile implements FileHandle {
     this.#inner = inner
   }
 
-  get filetype(): Filetype {
+  get filetype(): Filetype | undefined {
     return this.#inner.filetype
   }
 

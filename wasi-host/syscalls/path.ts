@@ -108,7 +108,7 @@ export function path_open(
     create, exclusive, truncate,
   }
   const fileDescriptor = (handle: FileHandle): number => {
-    const filetype = handle.filetype
+    const filetype = handle.filetype ?? handle.stat().filetype
     const child: Descriptor = {
       kind: 'file', filetype, handle, mount, position: 0n,
       rightsAtOpen: fileBase & maxRightsFor(filetype),
