@@ -6,11 +6,53 @@
  */
 import { type Errno, errnoName } from './abi/constants.js'
 
-/** Thrown by syscall implementations, the resolver and backends; becomes the returned errno. */
+/**
+ * Turns V8's stack capture off until `restoreStacks(token)`, for errors that only carry an errno
+ * back to the guest: a stack costs several microseconds to capture (more than most syscalls),
+ * and nobody reads it. Returns the limit to restore, or undefined when there is nothing to do
+ * (another engine, or an embedder that made `Error.stackTraceLimit` read-only). Synchronous use
+ * only, restored in a `finally`: no other code runs in between.
+ */
+export function muteStacks(): number | undefined {
+  if (!stacksMutable) return undefined
+  const limit = Error.stackTraceLimit
+  if (typeof limit !== 'number' || limit === 0) return undefined
+  try {
+    Error.stackTraceLimit = 0
+  } catch {
+    stacksMutable = false // frozen by the embedder (strict mode throws): leave it alone from now on
+    return undefined
+  }
+  return limit
+}
+
+let stacksMutable = true
+
+export function restoreStacks(limit: number | undefined): void {
+  if (limit !== undefined) Error.stackTraceLimit = limit
+}
+
+/**
+ * Thrown by syscall implementations, the resolver and backends; becomes the returned errno.
+ *
+ * NOTE: it carries no stack trace (`muteStacks`): it is an answer on its way back to the guest,
+ * thrown on common paths (a missing file, a lookup taking its general path), not a failure.
+ * `detail` says where it came from.
+ */
 export class WasiError extends Error {
-  /** @param detail host-only explanation for traces; never shown to the guest. */
-  constructor(readonly errno: Errno, readonly detail?: string) {
-    super(detail ? `${errnoName(errno)}: ${detail}` : errnoName(errno))
+  readonly errno: Errno
+  /** Host-only explanation for traces; never shown to the guest. */
+  readonly detail: string | undefined
+
+  constructor(errno: Errno, detail?: string) {
+    const limit = muteStacks()
+    try {
+      super(detail ? `${errnoName(errno)}: ${detail}` : errnoName(errno))
+    } finally {
+      restoreStacks(limit)
+    }
+    this.errno = errno
+    this.detail = detail
     this.name = 'WasiError'
   }
 }

@@ -6,8 +6,9 @@
  * never holds more than `maxFds` descriptors (`MFILE`).
  */
 import { Errno, type Filetype } from './abi/constants.js'
+import type { DirentListing } from './abi/structs.js'
 import { WasiError } from './errors.js'
-import type { DirHandle, DirEntry, FileHandle, Filesystem } from './fs/filesystem.js'
+import type { DirHandle, FileHandle, Filesystem } from './fs/filesystem.js'
 import type { MountMode } from './rights.js'
 
 /** One granted directory tree as the guest sees it. */
@@ -57,7 +58,7 @@ export interface DirDescriptor extends DescriptorBase {
    */
   readonly depth: number
   /** The listing `fd_readdir` serves cookies from; taken afresh at cookie 0. */
-  listing: DirEntry[] | undefined
+  listing: DirentListing | undefined
 }
 
 /** Reads up to `dst.length` bytes; returns 0 at end of input. */
@@ -94,11 +95,13 @@ export class FdTable {
    * is over budget (an evicted descriptor lists again at its next call: cookies stay valid
    * positions, only entries removed meanwhile may shift).
    */
-  cacheListing(d: DirDescriptor, listing: DirEntry[]): void {
+  cacheListing(d: DirDescriptor, listing: DirentListing): void {
     this.forgetListing(d)
     d.listing = listing
-    this.#listings.set(d, listing.length)
-    this.#listedEntries += listing.length
+    // The backend's entries, as before the listing was laid out ("." and ".." are not counted).
+    const entries = listing.count - 2
+    this.#listings.set(d, entries)
+    this.#listedEntries += entries
     for (const [other, n] of this.#listings) {
       if (this.#listedEntries <= this.maxListedEntries) break
       if (other === d) continue

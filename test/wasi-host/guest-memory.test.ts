@@ -197,6 +197,20 @@ describe('GuestMemory', () => {
       }
     })
 
+    it('reads short and long ASCII alike, and a non-ASCII byte anywhere in a short one still decodes strictly', () => {
+      const { m } = bound()
+      for (const text of ['statme', 'a\0b', 'x'.repeat(31), 'y'.repeat(32), 'z'.repeat(33), 'many/entry-000123/'.repeat(5)]) {
+        m.write(200, encodeUtf8(text))
+        expect(m.string(200, text.length)).toBe(text)
+      }
+      m.write(300, encodeUtf8('abcdé'))
+      expect(m.string(300, 6)).toBe('abcdé')
+      m.write(300, new Uint8Array([0x61, 0x62, 0xff, 0x63]))
+      ilseq(() => m.string(300, 4))
+      m.write(300, new Uint8Array([0x61, 0x62, 0xc3]))
+      ilseq(() => m.string(300, 3))
+    })
+
     it('decoding checks bounds first (fault, not ILSEQ)', () => {
       const { m } = bound()
       m.write(PAGE - 1, new Uint8Array([0xff]))

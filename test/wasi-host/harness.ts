@@ -557,6 +557,7 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
     const done = track()
     return {
       kind: 'file',
+      get filetype() { return f.filetype },
       stat: () => f.stat(),
       read: (dst, pos) => f.read(dst, pos),
       write: (src, pos) => f.write(src, pos),
@@ -590,7 +591,7 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
       rename: (n, to, tn) => d.rename(n, unwrap(to), tn),
       link: (n, to, tn) => d.link(n, unwrap(to), tn),
       setTimesChild: (n, a, m) => d.setTimesChild(n, a, m),
-      readdir: (): DirEntry[] => d.readdir(),
+      readdir: (): readonly DirEntry[] => d.readdir(),
       close: () => {
         done()
         d.close()

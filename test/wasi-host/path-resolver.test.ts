@@ -4,7 +4,7 @@
  * 40-link limit, `file/../x`, trailing slashes, escapes, limits, and handle release.
  */
 import { describe, expect, it } from 'vitest'
-import { Filetype } from '../../wasi-host/abi/constants.js'
+import { Errno, Filetype } from '../../wasi-host/abi/constants.js'
 import { WasiError } from '../../wasi-host/errors.js'
 import type { DirHandle } from '../../wasi-host/fs/filesystem.js'
 import { memFsFromTree, type TreeSpec } from '../../wasi-host/fs/mem-fs.js'
@@ -317,6 +317,76 @@ describe('path-resolver', () => {
       }
       expect(f.counter.open).toBe(1)
       expect(f.counter.opened).toBe(f.counter.closed + 1)
+    })
+  })
+
+  describe('probe (the final open of path_open, tried before any lookup)', () => {
+    /** Resolves with a probe that records where it ran and answers `answer`. */
+    function probed(f: Fixture, path: string, answer: (name: string) => boolean, follow = true): { calls: string[]; r: Resolution } {
+      const calls: string[] = []
+      const r = resolve(f.start, path, {
+        follow,
+        probe: (dir, name) => {
+          calls.push(`${dir === f.start ? '' : 'sub:'}${name}`)
+          return answer(name)
+        },
+      })
+      return { calls, r }
+    }
+
+    it('runs on a plain final name instead of the lookup, and ends the walk when it settles the call', () => {
+      const f = fixture()
+      const { calls, r } = probed(f, 'sub/b.txt', () => true)
+      expect(calls).toEqual(['sub:b.txt'])
+      expect(r).toMatchObject({ name: 'b.txt', stat: undefined, probed: true, depth: 1 })
+      // The directories on the way were still walked one component at a time; the name was never looked up.
+      expect(f.log).toEqual(['statChild(sub)', 'openDir(sub)'])
+      r.release()
+      expect(f.counter.open).toBe(1)
+    })
+
+    it('when it declines, the walk goes on exactly as without it: lookup, symlinks followed, then the probe at the target', () => {
+      const f = fixture()
+      const { calls, r } = probed(f, 'chain1', (name) => name === 'a.txt')
+      // chain1 -> chain2 -> sub/deeper/../back -> ../a.txt: the probe runs at every final name reached.
+      expect(calls).toEqual(['chain1', 'chain2', 'sub:back', 'a.txt'])
+      expect(r).toMatchObject({ name: 'a.txt', probed: true })
+      expect(r.dir).toBe(f.start)
+      r.release()
+      const plain = probed(f, 'a.txt', () => false)
+      expect(plain.r).toMatchObject({ name: 'a.txt', probed: false })
+      expect(plain.r.stat?.filetype).toBe(Filetype.REGULAR_FILE)
+      const missing = probed(f, 'sub/new.txt', () => false)
+      expect(missing.r).toMatchObject({ name: 'new.txt', stat: undefined, probed: false })
+      missing.r.release()
+      // Not following: a final symlink is reported as such after the probe declined.
+      const link = probed(f, 'link', () => false, false)
+      expect(link.r.stat?.filetype).toBe(Filetype.SYMBOLIC_LINK)
+      expect(f.counter.open).toBe(1)
+    })
+
+    it('never runs on ".", "..", a name with a trailing slash, or the target of a link ending in "/"', () => {
+      const f = fixture()
+      for (const p of ['.', 'sub/..', 'sub/', 'sub/deeper/', 'a.txt/', 'new/']) {
+        const { calls, r } = probed(f, p, () => true)
+        expect(calls, p).toEqual([])
+        expect(r.probed).toBe(false)
+        r.release()
+      }
+      // The link itself is a plain final name (the real probe, an O_NOFOLLOW open, declines it);
+      // its target "sub/" carries the slash: no probe there.
+      const { calls, r } = probed(f, 'slslash', () => false)
+      expect(calls).toEqual(['slslash'])
+      expect(r).toMatchObject({ name: 'sub', probed: false, trailingSlash: true })
+      r.release()
+      expect(f.counter.open).toBe(1)
+    })
+
+    it('a probe that throws ends the walk with its error and releases every handle', () => {
+      const f = fixture()
+      expect(() => resolve(f.start, 'sub/deeper/c.txt', { follow: true, probe: () => { throw new WasiError(Errno.ACCES) } }))
+        .toThrow(WasiError)
+      expect(f.counter.open).toBe(1)
     })
   })
 })

@@ -587,6 +587,27 @@ describe('fd_readdir', () => {
     expect(h.readdir(DATA).entries.map((e) => e.name).sort()).toEqual(['.', '..', 'dir', 'r.txt', 'rlink'])
   })
 
+  it('lists an unchanged directory the same way again, and a change at the next cookie 0, through any descriptor', () => {
+    const h = harness()
+    const a = h.openOk('sub', { oflags: O_DIRECTORY })
+    const b = h.openOk('sub/deeper/..', { oflags: O_DIRECTORY })
+    const first = h.readdir(a)
+    expect(h.readdir(a)).toEqual(first)
+    expect(h.readdir(b)).toEqual(first)
+    // "." and ".." carry the directory's own inode, for every descriptor on it.
+    const ino = h.pathStat('sub').stat.ino
+    expect(first.entries.slice(0, 2).map((e) => e.ino)).toEqual([ino, ino])
+    expectErrno(h.open('sub/new', { oflags: O_CREAT }).errno, 'SUCCESS')
+    const p = h.str('sub/b.txt')
+    expectErrno(h.wasi.path_unlink_file(SANDBOX, p.ptr, p.len), 'SUCCESS')
+    for (const fd of [b, a]) {
+      const r = h.readdir(fd)
+      expect(r.entries.map((e) => e.name)).toEqual(['.', '..', 'deeper', 'new'])
+      expect(r.entries[3]!.ino).toBe(h.pathStat('sub/new').stat.ino)
+      expect(r.entries.slice(0, 2).map((e) => e.ino)).toEqual([ino, ino])
+    }
+  })
+
   it('is NOTDIR on a file and on stdout', () => {
     const h = harness()
     const fd = h.openOk('a.txt')

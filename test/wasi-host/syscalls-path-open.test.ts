@@ -3,11 +3,17 @@
  * mount, symlinks, trailing slashes, the descriptor limit, and traps that leave nothing behind
  * (bun#34468: an out-of-bounds fd pointer after a valid open must not leak a descriptor).
  */
-import { describe, expect, it } from 'vitest'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
 import { Filetype, Rights } from '../../wasi-host/abi/constants.js'
+import type { FileHandle, Filesystem, OpenFileOptions } from '../../wasi-host/fs/filesystem.js'
+import { memFsFromTree } from '../../wasi-host/fs/mem-fs.js'
+import { createHostDirFs } from '../../wasi-host/node/host-dir-fs.js'
 import { FILE_RIGHTS, MUTATING_RIGHTS } from '../../wasi-host/rights.js'
 import {
-  ALL_RIGHTS, DATA, errnoName, existsIn, expectErrno, expectTrap, FDFLAG_APPEND, harness, HIGH_PTR, NEG_PTR, O_CREAT,
+  ALL_RIGHTS, countingFs, DATA, errnoName, existsIn, expectErrno, expectTrap, FDFLAG_APPEND, harness, HIGH_PTR, NEG_PTR, O_CREAT,
   O_DIRECTORY, O_EXCL, O_TRUNC, PATH_TREE, readIn, READ_RIGHTS, SANDBOX, statIn, type Harness,
 } from './harness.js'
 
@@ -354,4 +360,125 @@ describe('path_open', () => {
       expect(statIn(h.sandboxFs, 'a.txt')).toBeDefined()
     })
   })
+})
+
+describe('path_open: the final name is opened before any lookup', () => {
+  const SPY = 5
+  const backends = {
+    memory: () => memFsFromTree({ 'a.txt': 'alpha\n', sub: { 'b.txt': 'bravo\n' }, link: { symlink: 'a.txt' }, dangling: { symlink: 'new.txt' } }),
+    host: () => {
+      const dir = mkdtempSync(join(tmpdir(), 'caplet-probe-'))
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+      writeFileSync(join(dir, 'a.txt'), 'alpha\n')
+      mkdirSync(join(dir, 'sub'))
+      writeFileSync(join(dir, 'sub', 'b.txt'), 'bravo\n')
+      symlinkSync('a.txt', join(dir, 'link'))
+      symlinkSync('new.txt', join(dir, 'dangling'))
+      const fs = createHostDirFs(dir)
+      cleanups.push(() => fs.close())
+      return fs
+    },
+  }
+  const cleanups: (() => void)[] = []
+  afterEach(() => { for (const c of cleanups.splice(0)) c() })
+
+  /** A harness with the backend at fd 5, behind a wrapper logging what the backend is asked. */
+  function spied(backend: keyof typeof backends): { h: Harness; log: string[]; fs: Filesystem } {
+    const log: string[] = []
+    const { fs } = countingFs(backends[backend](), log)
+    const h = harness({ extraPreopens: [{ guestPath: '/spy', fs, mode: 'rw' }] })
+    return { h, log, fs }
+  }
+  const opened = (h: Harness, path: string, o: Parameters<Harness['open']>[1] = {}) => {
+    const r = h.open(path, { dirfd: SPY, ...o })
+    return { errno: errnoName(r.errno), fd: r.fd }
+  }
+
+  it('a backend whose file handles do not tell their type is asked stat() instead', () => {
+    const inner = memFsFromTree({ 'a.txt': 'alpha\n' })
+    let stats = 0
+    const plain = (f: FileHandle): FileHandle => ({
+      kind: 'file',
+      stat: () => { stats++; return f.stat() },
+      read: (dst, pos) => f.read(dst, pos), write: (src, pos) => f.write(src, pos), setSize: (n) => f.setSize(n),
+      setTimes: (a, m) => f.setTimes(a, m), allocate: (o, l) => f.allocate(o, l), sync: () => f.sync(),
+      datasync: () => f.datasync(), close: () => f.close(),
+    })
+    const fs: Filesystem = {
+      caps: inner.caps,
+      root: () => {
+        const d = inner.root()
+        return new Proxy(d, {
+          get: (t, k) => k === 'openFile'
+            ? (n: string, o: OpenFileOptions) => plain(t.openFile(n, o))
+            : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, k),
+        })
+      },
+    }
+    const h = harness({ extraPreopens: [{ guestPath: '/plain', fs, mode: 'rw' }] })
+    const fd = h.openOk('a.txt', { dirfd: SPY })
+    expect(h.fdstat(fd).filetype).toBe(Filetype.REGULAR_FILE)
+    expect(stats).toBe(1)
+    expect(h.readFd(fd).text).toBe('alpha\n')
+  })
+
+  for (const backend of ['memory', 'host'] as const) {
+    describe(backend, () => {
+      it('a plain file costs the backend one openFile, and no lookup of the name', () => {
+        const { h, log } = spied(backend)
+        const fd = opened(h, 'a.txt').fd
+        expect(log).toEqual(['openFile(a.txt)'])
+        expect(h.readFd(fd).text).toBe('alpha\n')
+        expect(h.fdstat(fd).filetype).toBe(Filetype.REGULAR_FILE)
+        log.length = 0
+        expect(h.readFd(opened(h, 'sub/b.txt').fd).text).toBe('bravo\n')
+        // Every directory on the way is still looked up and opened one component at a time.
+        expect(log).toEqual(['statChild(sub)', 'openDir(sub)', 'openFile(b.txt)'])
+      })
+
+      it('a symlink declines the open and is followed (or refused) by the general path', () => {
+        const { h, log } = spied(backend)
+        expect(h.readFd(opened(h, 'link').fd).text).toBe('alpha\n')
+        expect(log).toEqual(['openFile(link)', 'statChild(link)', 'readlink(link)', 'openFile(a.txt)'])
+        expect(opened(h, 'link', { lookup: 0 }).errno).toBe('LOOP')
+        // O_CREAT through a dangling link creates its target; with O_EXCL it is EXIST and creates nothing.
+        expect(opened(h, 'dangling', { lookup: 0, oflags: O_CREAT | O_EXCL, base: READ_RIGHTS }).errno).toBe('EXIST')
+        expect(opened(h, 'new.txt').errno).toBe('NOENT')
+        expect(opened(h, 'dangling', { oflags: O_CREAT }).errno).toBe('SUCCESS')
+        expect(opened(h, 'new.txt').errno).toBe('SUCCESS')
+      })
+
+      it('a directory declines the open and is opened as a directory; writing it is ISDIR', () => {
+        const { h, log } = spied(backend)
+        const fd = opened(h, 'sub').fd
+        expect(h.fdstat(fd).filetype).toBe(Filetype.DIRECTORY)
+        expect(log).toEqual(['openFile(sub)', 'statChild(sub)', 'openDir(sub)'])
+        expect(opened(h, 'sub', { base: ALL_RIGHTS }).errno).toBe('ISDIR')
+        expect(opened(h, 'sub', { oflags: O_CREAT }).errno).toBe('ISDIR')
+        expect(opened(h, 'sub', { oflags: O_CREAT | O_EXCL }).errno).toBe('EXIST')
+        expect(opened(h, 'sub', { oflags: O_TRUNC }).errno).toBe('ISDIR')
+      })
+
+      it('creates, truncates and refuses as before: O_CREAT, O_EXCL, O_TRUNC, a missing name', () => {
+        const { h, log } = spied(backend)
+        expect(opened(h, 'nope').errno).toBe('NOENT')
+        log.length = 0
+        const fd = opened(h, 'made', { oflags: O_CREAT | O_EXCL, base: ALL_RIGHTS }).fd
+        expect(log).toEqual(['openFile(made)'])
+        expect(h.readFd(fd).text).toBe('')
+        expect(opened(h, 'made', { oflags: O_CREAT | O_EXCL }).errno).toBe('EXIST')
+        expect(opened(h, 'a.txt', { oflags: O_TRUNC, base: ALL_RIGHTS }).errno).toBe('SUCCESS')
+        expect(h.readFd(opened(h, 'a.txt').fd).text).toBe('')
+      })
+
+      it('O_DIRECTORY and a trailing slash take the general path from the start', () => {
+        const { h, log } = spied(backend)
+        expect(opened(h, 'sub', { oflags: O_DIRECTORY }).errno).toBe('SUCCESS')
+        expect(opened(h, 'sub/').errno).toBe('SUCCESS')
+        expect(opened(h, 'a.txt/').errno).toBe('NOTDIR')
+        expect(opened(h, 'a.txt', { oflags: O_DIRECTORY }).errno).toBe('NOTDIR')
+        expect(log.filter((l) => l.startsWith('openFile'))).toEqual([])
+      })
+    })
+  }
 })

@@ -63,11 +63,12 @@ export const Rights = {
   SOCK_ACCEPT: 1 << 29,
 } as const
 export const RIGHTS_ALL = (1 << 30) - 1
+const RIGHTS_ALL_ABI = BigInt(RIGHTS_ALL)
+const RIGHTS_UNKNOWN_ABI = BigInt.asUintN(64, ~RIGHTS_ALL_ABI)
 
 /** A guest-supplied u64 rights value; bits the host does not know are reported separately. */
 export function rightsFromAbi(v: bigint): { rights: number; unknown: boolean } {
-  const u = BigInt.asUintN(64, v)
-  return { rights: Number(u & BigInt(RIGHTS_ALL)), unknown: (u & ~BigInt(RIGHTS_ALL)) !== 0n }
+  return { rights: Number(v & RIGHTS_ALL_ABI), unknown: (v & RIGHTS_UNKNOWN_ABI) !== 0n }
 }
 export function rightsToAbi(rights: number): bigint {
   return BigInt(rights >>> 0)

@@ -11,6 +11,8 @@ import { Errno } from './constants.js'
 import { GuestFault, WasiError } from '../errors.js'
 
 const utf8Strict = new TextDecoder('utf-8', { fatal: true })
+/** Up to this many bytes, `string()` tries the byte-by-byte ASCII read first. */
+const SHORT_STRING = 32
 const utf8Encoder = new TextEncoder()
 // Views of no memory, shared by every unbound GuestMemory: a host is built per run, and three
 // buffer allocations per host were a measurable part of a short run.
@@ -153,7 +155,21 @@ export class GuestMemory {
    */
   string(ptr: number, len: number): string {
     this.check(ptr, len)
-    const bytes = this.isShared ? this.#u8.slice(ptr, ptr + len) : this.#u8.subarray(ptr, ptr + len)
+    const u8 = this.#u8
+    // Short ASCII strings (most path components and paths) are read byte by byte: cheaper than
+    // a view and a decoder call. ASCII is UTF-8 read as is; any other byte takes the decoder.
+    if (len <= SHORT_STRING) {
+      let s = ''
+      let i = ptr
+      const end = ptr + len
+      for (; i < end; i++) {
+        const c = u8[i]!
+        if (c >= 0x80) break
+        s += String.fromCharCode(c)
+      }
+      if (i === end) return s
+    }
+    const bytes = this.isShared ? u8.slice(ptr, ptr + len) : u8.subarray(ptr, ptr + len)
     try {
       return utf8Strict.decode(bytes)
     } catch {

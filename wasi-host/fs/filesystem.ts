@@ -25,9 +25,9 @@ export interface NodeStat {
 }
 
 export interface DirEntry {
-  name: string
-  filetype: Filetype
-  ino: bigint
+  readonly name: string
+  readonly filetype: Filetype
+  readonly ino: bigint
 }
 
 export interface OpenFileOptions {
@@ -46,6 +46,11 @@ export type TimeSpec = bigint | 'now' | undefined
 
 export interface FileHandle {
   readonly kind: 'file'
+  /**
+   * The type of the open node, as `stat().filetype` would say; fixed for the handle's life.
+   * Optional (`path_open` then asks `stat()`), but saves a stat per open where the backend knows.
+   */
+  readonly filetype?: Filetype
   stat(): NodeStat
   /** Reads into `dst` from `position`; returns bytes read (0 at end of file). */
   read(dst: Uint8Array, position: bigint): number
@@ -89,8 +94,12 @@ export interface DirHandle {
   link(name: string, toDir: DirHandle, toName: string): void
   /** Sets the times of a child without following it. */
   setTimesChild(name: string, atim: TimeSpec, mtim: TimeSpec): void
-  /** The entries, without `.` and `..`, in a stable order for an unchanged directory. */
-  readdir(): DirEntry[]
+  /**
+   * The entries, without `.` and `..`, in a stable order for an unchanged directory. A backend
+   * may hand out the very same (frozen) array again while the directory is unchanged, and only
+   * then: callers never modify it, and `fd_readdir` reuses what it derived from it.
+   */
+  readdir(): readonly DirEntry[]
   close(): void
 }
 

@@ -122,13 +122,38 @@ class SymlinkNode {
 class DirNode {
   readonly filetype = Filetype.DIRECTORY
   /** Insertion-ordered, so readdir is stable; a Map so names like `__proto__` are plain keys. */
-  readonly entries = new Map<string, MemNode>()
+  readonly #entries = new Map<string, MemNode>()
+  /** The last listing, while no entry was added or removed since (see `DirHandle.readdir`). */
+  #listing: readonly DirEntry[] | undefined = undefined
   /** Directories cannot be hard-linked, so the parent is unique; `null` for the root or once removed. */
   parent: DirNode | null
   subdirs = 0
   removed = false
   constructor(readonly ino: bigint, parent: DirNode | null, public atim: bigint, public mtim: bigint, public ctim: bigint) {
     this.parent = parent
+  }
+
+  /** Read-only: every change goes through `add`/`remove`, which drop the kept listing. */
+  get entries(): ReadonlyMap<string, MemNode> {
+    return this.#entries
+  }
+
+  add(name: string, node: MemNode): void {
+    this.#entries.set(name, node)
+    this.#listing = undefined
+  }
+
+  remove(name: string): void {
+    this.#entries.delete(name)
+    this.#listing = undefined
+  }
+
+  /** The entries, one frozen array for as long as they do not change (a node's type and ino never do). */
+  listing(): readonly DirEntry[] {
+    if (this.#listing !== undefined) return this.#listing
+    const out: DirEntry[] = []
+    this.#entries.forEach((node, name) => { out.push({ name, filetype: node.filetype, ino: node.ino }) })
+    return this.#listing = Object.freeze(out)
   }
 }
 
@@ -184,6 +209,7 @@ function closedError(): WasiError {
 
 class MemFileHandle implements FileHandle {
   readonly kind = 'file' as const
+  readonly filetype = Filetype.REGULAR_FILE
   readonly #state: MemFsState
   readonly #node: FileNode
   readonly #readable: boolean
@@ -402,7 +428,7 @@ class MemDirHandle implements DirHandle {
       this.#creatable(dir, name)
       const now = this.#state.now()
       node = new FileNode(this.#state.ino(), now, now, now)
-      dir.entries.set(name, node)
+      dir.add(name, node)
       touchDir(dir, now)
     } else {
       if (options.create && options.exclusive) throw new WasiError(Errno.EXIST, 'entry exists')
@@ -430,7 +456,7 @@ class MemDirHandle implements DirHandle {
     const dir = this.#dir()
     this.#creatable(dir, name)
     const now = this.#state.now()
-    dir.entries.set(name, new DirNode(this.#state.ino(), dir, now, now, now))
+    dir.add(name, new DirNode(this.#state.ino(), dir, now, now, now))
     dir.subdirs++
     touchDir(dir, now)
   }
@@ -444,7 +470,7 @@ class MemDirHandle implements DirHandle {
     this.#creatable(dir, name)
     const now = this.#state.now()
     const size = this.#state.encoder.encode(target).length
-    dir.entries.set(name, new SymlinkNode(this.#state.ino(), target, size, now, now, now))
+    dir.add(name, new SymlinkNode(this.#state.ino(), target, size, now, now, now))
     touchDir(dir, now)
   }
 
@@ -452,7 +478,7 @@ class MemDirHandle implements DirHandle {
     const node = this.#child(name)
     if (node instanceof DirNode) throw new WasiError(Errno.ISDIR, 'is a directory')
     const dir = this.#node
-    dir.entries.delete(name)
+    dir.remove(name)
     const now = this.#state.now()
     node.nlink--
     node.ctim = now
@@ -464,7 +490,7 @@ class MemDirHandle implements DirHandle {
     if (!(node instanceof DirNode)) throw new WasiError(Errno.NOTDIR, 'not a directory')
     if (node.entries.size > 0) throw new WasiError(Errno.NOTEMPTY, 'directory not empty')
     const dir = this.#node
-    dir.entries.delete(name)
+    dir.remove(name)
     dir.subdirs--
     removeDir(node, this.#state.now())
     touchDir(dir, node.ctim)
@@ -502,8 +528,8 @@ class MemDirHandle implements DirHandle {
       replaced.nlink--
       replaced.ctim = now
     }
-    from.entries.delete(name)
-    to.entries.set(toName, node)
+    from.remove(name)
+    to.add(toName, node)
     if (node instanceof DirNode) {
       from.subdirs--
       to.subdirs++
@@ -524,7 +550,7 @@ class MemDirHandle implements DirHandle {
     if (node instanceof DirNode) throw new WasiError(Errno.PERM, 'cannot hard-link a directory')
     this.#creatable(to, toName)
     const now = this.#state.now()
-    to.entries.set(toName, node)
+    to.add(toName, node)
     node.nlink++
     node.ctim = now
     touchDir(to, now)
@@ -534,11 +560,8 @@ class MemDirHandle implements DirHandle {
     applyTimes(this.#state, this.#child(name), atim, mtim)
   }
 
-  readdir(): DirEntry[] {
-    const entries = this.#dir().entries
-    const out: DirEntry[] = []
-    for (const [name, node] of entries) out.push({ name, filetype: node.filetype, ino: node.ino })
-    return out
+  readdir(): readonly DirEntry[] {
+    return this.#dir().listing()
   }
 
   close(): void {

@@ -70,7 +70,7 @@ function join(prefix: string, name: string): string {
   return prefix === '' ? name : `${prefix}/${name}`
 }
 
-function byName(entries: DirEntry[]): Map<string, DirEntry> {
+function byName(entries: readonly DirEntry[]): Map<string, DirEntry> {
   const map = new Map<string, DirEntry>()
   for (const e of entries) map.set(e.name, e)
   return map

@@ -559,6 +559,11 @@ class OverlayFile implements FileHandle {
     if (this.#closed) throw closedError()
   }
 
+  /** The inner handle's: a copy-up (which may switch it) keeps the type. */
+  get filetype(): Filetype | undefined {
+    return this.#inner.filetype
+  }
+
   stat(): NodeStat {
     this.#check()
     const st = this.#inner.stat()

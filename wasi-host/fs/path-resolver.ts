@@ -41,6 +41,17 @@ export interface ResolveOptions {
    * so `rmdir("link/")` is `NOTDIR`, as on Linux, and never removes the link's target.
    */
   keepLinkWithSlash?: boolean
+  /**
+   * NOTE: a shortcut for a caller whose action on the final entry itself refuses to follow a
+   * symlink (`openFile`: `O_NOFOLLOW`). At a final component that is a plain name with no
+   * trailing slash, `probe(dir, name)` runs *instead of* the lookup (one host call fewer). It
+   * returns true when its action settled the call (the walk ends there: `probed` is set, `stat`
+   * is undefined), or false when the outcome depends on what the name is (a symlink to follow,
+   * a directory, nothing there): the walk then goes on exactly as if there were no probe. A
+   * probe that returns false must have had no effect. Every other component, and every symlink,
+   * still goes through this walk.
+   */
+  probe?: (dir: DirHandle, name: string) => boolean
 }
 
 /** What a path designates: `name` inside `dir`, or `dir` itself when `name` is undefined. */
@@ -48,8 +59,10 @@ export interface Resolution {
   dir: DirHandle
   /** The final component; undefined when the path ends in `.` or `..` (it designates `dir`). */
   name: string | undefined
-  /** lstat of the target, or undefined if the final component does not exist. */
+  /** lstat of the target, or undefined if the final component does not exist (or was probed). */
   stat: NodeStat | undefined
+  /** `ResolveOptions.probe` ran on `name` and settled the call; nothing was looked up. */
+  probed: boolean
   /** The path (or the final symlink's target) ended in `/`: the target must be a directory. */
   trailingSlash: boolean
   /** How many directories `dir` lies beneath the start handle (0 for the start itself). */
@@ -73,10 +86,53 @@ export function validatePath(path: string, limits: ResolverLimits): void {
 }
 
 function pushComponents(work: string[], path: string): void {
+  // Most paths are one component: no split, no scan.
+  if (!path.includes('/')) {
+    work.push(path)
+    return
+  }
   const parts = path.split('/')
   for (let i = parts.length - 1; i >= 0; i--) {
     const p = parts[i]!
     if (p !== '') work.push(p)
+  }
+}
+
+/** A walk's result; it owns the handles the walk opened until `release` (methods, not per-call closures). */
+class Walk implements Resolution {
+  dir: DirHandle
+  name: string | undefined = undefined
+  stat: NodeStat | undefined = undefined
+  probed = false
+  trailingSlash: boolean
+  depth = 0
+  /** Handles the walk opened, in order; undefined until the first. */
+  opened: DirHandle[] | undefined = undefined
+
+  constructor(start: DirHandle, trailingSlash: boolean) {
+    this.dir = start
+    this.trailingSlash = trailingSlash
+  }
+
+  release(): void {
+    const opened = this.opened
+    if (opened === undefined) return
+    for (let i = opened.length - 1; i >= 0; i--) opened[i]!.close()
+    opened.length = 0
+  }
+
+  keep(handle: DirHandle): void {
+    const opened = this.opened
+    const i = opened === undefined ? -1 : opened.indexOf(handle)
+    if (i >= 0) opened!.splice(i, 1)
+  }
+
+  found(dir: DirHandle, name: string | undefined, stat: NodeStat | undefined, depth: number): Resolution {
+    this.dir = dir
+    this.name = name
+    this.stat = stat
+    this.depth = depth
+    return this
   }
 }
 
@@ -93,23 +149,12 @@ export function resolve(
   validatePath(path, limits)
   if (path.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute path escapes the capability')
 
-  const opened: DirHandle[] = []
-  const release = () => {
-    for (let i = opened.length - 1; i >= 0; i--) opened[i]!.close()
-    opened.length = 0
-  }
-  const keep = (handle: DirHandle) => {
-    const i = opened.indexOf(handle)
-    if (i >= 0) opened.splice(i, 1)
-  }
-  const found = (dir: DirHandle, name: string | undefined, stat: NodeStat | undefined): Resolution => (
-    { dir, name, stat, trailingSlash, depth: stack.length, release, keep }
-  )
+  const walk = new Walk(start, path.endsWith('/'))
   const stack: DirHandle[] = []
+  const probe = options.probe
   let base = start
   let symlinks = 0
   let walked = 0
-  let trailingSlash = path.endsWith('/')
   const work: string[] = []
   pushComponents(work, path)
 
@@ -123,35 +168,40 @@ export function resolve(
       const last = work.length === 0
       if (++walked > limits.maxComponents) throw new WasiError(Errno.NAMETOOLONG, 'too many components')
       if (component === '.') {
-        if (last) return found(base, undefined, base.stat())
+        if (last) return walk.found(base, undefined, base.stat(), stack.length)
         continue
       }
       if (component === '..') {
         const parent = stack.pop()
         if (parent === undefined) throw new WasiError(denialErrno('escape'), '".." escapes the capability')
         base = parent
-        if (last) return found(base, undefined, base.stat())
+        if (last) return walk.found(base, undefined, base.stat(), stack.length)
         continue
       }
-      if (utf8.encode(component).byteLength > limits.maxNameBytes) {
+      // A UTF-16 length is at least a third of the UTF-8 length: encode only when it could matter.
+      if (component.length * 3 > limits.maxNameBytes && utf8.encode(component).byteLength > limits.maxNameBytes) {
         throw new WasiError(Errno.NAMETOOLONG, 'component too long')
+      }
+      if (last && probe !== undefined && !walk.trailingSlash && probe(base, component)) {
+        walk.probed = true
+        return walk.found(base, component, undefined, stack.length)
       }
       let stat: NodeStat
       try {
         stat = base.statChild(component)
       } catch (e) {
         if (last && e instanceof WasiError && e.errno === Errno.NOENT) {
-          return found(base, component, undefined)
+          return walk.found(base, component, undefined, stack.length)
         }
         throw e
       }
-      if (stat.filetype === Filetype.SYMBOLIC_LINK && (!last || options.follow || (trailingSlash && !options.keepLinkWithSlash))) {
+      if (stat.filetype === Filetype.SYMBOLIC_LINK && (!last || options.follow || (walk.trailingSlash && !options.keepLinkWithSlash))) {
         if (++symlinks > limits.maxSymlinks) throw new WasiError(Errno.LOOP, 'too many symlinks')
         const target = base.readlink(component)
         if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty symlink target')
         if (target.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute symlink target escapes the capability')
         validatePath(target, limits)
-        if (last) trailingSlash = trailingSlash || target.endsWith('/')
+        if (last) walk.trailingSlash = walk.trailingSlash || target.endsWith('/')
         pushComponents(work, target)
         if (work.length === 0) {
           // A target of only slashes cannot happen here (not absolute, not empty).
@@ -159,15 +209,15 @@ export function resolve(
         }
         continue
       }
-      if (last) return found(base, component, stat)
+      if (last) return walk.found(base, component, stat, stack.length)
       if (stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
       const next = base.openDir(component)
-      opened.push(next)
+      ;(walk.opened ??= []).push(next)
       stack.push(base)
       base = next
     }
   } catch (e) {
-    release()
+    walk.release()
     throw e
   }
 }

@@ -285,6 +285,10 @@ class QuotaFile implements FileHandle {
     this.#writable = writable
   }
 
+  get filetype(): Filetype | undefined {
+    return this.#b.inner.filetype
+  }
+
   /** The size growth is measured from: the trusted bound, or a fresh stat when in doubt. */
   #sizeOf(rec: NodeRecord): number {
     if (rec.trusted) return rec.size
@@ -634,7 +638,7 @@ class QuotaDir implements DirHandle {
     this.#inner.setTimesChild(name, atim, mtim)
   }
 
-  readdir(): DirEntry[] {
+  readdir(): readonly DirEntry[] {
     return this.#inner.readdir()
   }
 

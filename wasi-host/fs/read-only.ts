@@ -12,7 +12,7 @@
  * backend's own brand check, which sees a foreign handle and answers `XDEV` (what Linux answers
  * across mounts), as no raw backend can act on a directory it cannot unwrap (ghsa-4ch3).
  */
-import { Errno } from '../abi/constants.js'
+import { Errno, type Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
 import {
   type DirEntry,
@@ -36,6 +36,10 @@ class ReadOnlyFile implements FileHandle {
 
   constructor(inner: FileHandle) {
     this.#inner = inner
+  }
+
+  get filetype(): Filetype | undefined {
+    return this.#inner.filetype
   }
 
   stat(): NodeStat {
@@ -143,7 +147,7 @@ class ReadOnlyDir implements DirHandle {
     throw refused('setTimesChild')
   }
 
-  readdir(): DirEntry[] {
+  readdir(): readonly DirEntry[] {
     return this.#inner.readdir()
   }
 

@@ -9,7 +9,8 @@
  * Two strategies, chosen at creation (`strategy` says which):
  *
  * - `proc-fd` (Linux, when `/proc/self/fd` works): every `DirHandle` holds an open directory fd,
- *   and every operation on a child goes through `/proc/self/fd/<dirfd>/<name>`. The kernel
+ *   and every operation on a child goes through `/proc/<pid>/fd/<dirfd>/<name>` (`<pid>` as
+ *   `/proc/self` names this process, checked at mount: one symlink fewer per lookup). The kernel
  *   follows the magic link to the directory the fd holds and looks `name` up *there*, like
  *   `openat`/`mkdirat`/`renameat`…, whatever was renamed or swapped above it since; `O_NOFOLLOW`
  *   (or an lstat-like call) keeps the final component from being followed. Node has no `openat`;
@@ -43,7 +44,7 @@
  */
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'
-import { WasiError } from '../errors.js'
+import { muteStacks, restoreStacks, WasiError } from '../errors.js'
 import {
   assertComponent,
   type DirEntry,
@@ -56,6 +57,7 @@ import {
   type TimeSpec,
 } from '../fs/filesystem.js'
 import { wasiErrorFrom } from './host-errno.js'
+import { SandboxInos } from './sandbox-inos.js'
 
 /** Which confinement technique a `createHostDirFs` instance uses. */
 export type HostDirStrategy = 'proc-fd' | 'fallback'
@@ -82,6 +84,17 @@ const O_NONBLOCK = C.O_NONBLOCK ?? 0
 const O_CLOEXEC = process.platform === 'linux' ? 0o2000000 : 0
 const DIR_FLAGS = C.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
 const BIG = { bigint: true } as const
+/** A number lstat that answers `undefined` for a missing name instead of building an exception. */
+const NUMBER_OR_NONE = { bigint: false, throwIfNoEntry: false } as const
+const BIG_OR_NONE = { bigint: true, throwIfNoEntry: false } as const
+const S_IFMT = C.S_IFMT
+// Absent on Windows where they cannot occur: -1 never equals a masked mode.
+const S_IFREG = C.S_IFREG
+const S_IFDIR = C.S_IFDIR
+const S_IFLNK = C.S_IFLNK ?? -1
+const S_IFCHR = C.S_IFCHR ?? -1
+const S_IFBLK = C.S_IFBLK ?? -1
+const S_IFSOCK = C.S_IFSOCK ?? -1
 const NS_PER_S = 1_000_000_000n
 /** Largest file position `fs.writeSync`/`ftruncateSync` take exactly (beyond it Node silently misbehaves). */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
@@ -93,12 +106,19 @@ const MAX_IO = 0x7fff_f000
 const FALLBACK_OPEN_ATTEMPTS = 3
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** Runs one host call and converts known host errors to `WasiError`. */
+/**
+ * Runs one host call and converts known host errors to `WasiError`. Node's exception for a failed
+ * call is built without a stack (`muteStacks`): it only ever becomes an errno, and an unknown
+ * error (a host bug) still says what went wrong in its message.
+ */
 function host<T>(call: () => T): T {
+  const limit = muteStacks()
   try {
     return call()
   } catch (err) {
     throw wasiErrorFrom(err)
+  } finally {
+    restoreStacks(limit)
   }
 }
 
@@ -124,14 +144,20 @@ function assertHostComponent(name: string): void {
   }
 }
 
-function filetypeOf(st: fs.BigIntStats): Filetype {
-  if (st.isFile()) return Filetype.REGULAR_FILE
-  if (st.isDirectory()) return Filetype.DIRECTORY
-  if (st.isSymbolicLink()) return Filetype.SYMBOLIC_LINK
-  if (st.isCharacterDevice()) return Filetype.CHARACTER_DEVICE
-  if (st.isBlockDevice()) return Filetype.BLOCK_DEVICE
-  if (st.isSocket()) return Filetype.SOCKET_STREAM
+/** The preview1 filetype of a host `st_mode` (plain arithmetic: no `Stats.is*()` calls, no bigint). */
+function filetypeOfMode(mode: number): Filetype {
+  const type = mode & S_IFMT
+  if (type === S_IFREG) return Filetype.REGULAR_FILE
+  if (type === S_IFDIR) return Filetype.DIRECTORY
+  if (type === S_IFLNK) return Filetype.SYMBOLIC_LINK
+  if (type === S_IFCHR) return Filetype.CHARACTER_DEVICE
+  if (type === S_IFBLK) return Filetype.BLOCK_DEVICE
+  if (type === S_IFSOCK) return Filetype.SOCKET_STREAM
   return Filetype.UNKNOWN // FIFOs and anything else have no preview1 filetype
+}
+
+function filetypeOf(st: fs.BigIntStats): Filetype {
+  return filetypeOfMode(Number(st.mode))
 }
 
 function sameNode(a: fs.BigIntStats, b: fs.BigIntStats): boolean {
@@ -221,8 +247,8 @@ function under(path: string, dir: string): boolean {
 
 /** Per-instance state shared by every handle of one mount. */
 class Mount {
-  readonly #inos = new Map<string, bigint>()
-  #nextIno = 1n
+  /** SECURITY: what the guest sees instead of host inode numbers (see `SandboxInos`). */
+  readonly inos = new SandboxInos()
   /** Only the fallback strategy needs to know where its directories are. */
   readonly paths: DirPaths | undefined
 
@@ -230,27 +256,10 @@ class Mount {
     this.paths = paths
   }
 
-  /**
-   * SECURITY: the sandbox's inode number for a host (dev, ino) pair, so host inode numbers
-   * (which reveal host layout and allocation) never reach the guest. Stable within this mount.
-   * NOTE: the table only grows (one entry per distinct host node ever seen); on a file system
-   * that never reuses inode numbers (tmpfs), a create/stat/unlink loop grows it until the
-   * guest's time or disk budget ends it.
-   */
-  ino(st: fs.BigIntStats): bigint {
-    const key = `${st.dev}:${st.ino}`
-    let ino = this.#inos.get(key)
-    if (ino === undefined) {
-      ino = this.#nextIno++
-      this.#inos.set(key, ino)
-    }
-    return ino
-  }
-
   nodeStat(st: fs.BigIntStats): NodeStat {
     return {
       filetype: filetypeOf(st),
-      ino: this.ino(st),
+      ino: this.inos.of(st.dev, st.ino),
       nlink: st.nlink,
       size: st.size,
       atim: st.atimeNs,
@@ -263,12 +272,15 @@ class Mount {
 /** An open host file; shared by both strategies (a file fd needs no path afterwards). */
 class HostFile implements FileHandle {
   readonly kind = 'file' as const
+  /** Learned from the fstat that followed the open: an open node never changes type. */
+  readonly filetype: Filetype
   readonly #mount: Mount
   #fd: number
 
-  constructor(mount: Mount, fd: number) {
+  constructor(mount: Mount, fd: number, filetype: Filetype) {
     this.#mount = mount
     this.#fd = fd
+    this.filetype = filetype
   }
 
   /** SECURITY: never hand a closed fd number to the host; it may belong to someone else now. */
@@ -357,7 +369,11 @@ class HostFile implements FileHandle {
     const fd = this.#fd
     if (fd < 0) return
     this.#fd = -1 // before the call: the fd is gone even if close reports an error
-    host(() => fs.closeSync(fd))
+    try {
+      fs.closeSync(fd)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
   }
 }
 
@@ -416,7 +432,14 @@ abstract class HostDir implements DirHandle {
 
   statChild(name: string): NodeStat {
     const p = this.child(name)
-    const st = host(() => fs.lstatSync(p, BIG))
+    let st: fs.BigIntStats | undefined
+    try {
+      st = fs.lstatSync(p, BIG_OR_NONE)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
+    // A missing name is the common failure (probing for files): no host exception is built for it.
+    if (st === undefined) throw new WasiError(Errno.NOENT, p)
     this.settle()
     return this.#mount.nodeStat(st)
   }
@@ -482,42 +505,86 @@ abstract class HostDir implements DirHandle {
   readdir(): DirEntry[] {
     if (this.gone()) return [] // an unlinked directory has no entries
     this.enter()
-    const names = host(() => fs.readdirSync(this.self(), { encoding: 'buffer' }))
+    const names = this.#names()
+    const mount = this.#mount
     const entries: DirEntry[] = []
-    for (const raw of names) {
-      let name: string
+    for (const name of names) {
+      const p = this.at(name)
+      // Only the type and the identity are needed: a number lstat (no bigint conversions), exact
+      // for every dev/ino up to 2^53; beyond that, the entry is stat'ed again as bigint.
+      let mode: number
+      let ino: bigint | undefined
       try {
-        name = fatalUtf8.decode(raw)
+        const st = fs.lstatSync(p, NUMBER_OR_NONE)
+        if (st === undefined) continue // removed since the listing
+        mode = st.mode
+        ino = mount.inos.ofNumbers(st.dev, st.ino)
+        if (ino === undefined) {
+          const big = fs.lstatSync(p, BIG_OR_NONE)
+          if (big === undefined) continue
+          mode = Number(big.mode)
+          ino = mount.inos.of(big.dev, big.ino)
+        }
+      } catch (err) {
+        throw wasiErrorFrom(err)
+      }
+      entries.push({ name, filetype: filetypeOfMode(mode), ino })
+    }
+    this.settle()
+    return entries
+  }
+
+  /**
+   * The names in this directory, without `.` and `..`, sorted: host order is stable for an
+   * unchanged directory but differs between file systems; a sorted listing is stable everywhere.
+   */
+  #names(): string[] {
+    const self = this.self()
+    let names: string[]
+    try {
+      names = fs.readdirSync(self)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
+    // Node replaces bytes that are not UTF-8 with U+FFFD. Only then are the raw names needed
+    // (a real U+FFFD in a name also lands here, and is kept).
+    if (names.some((n) => n.includes('\uFFFD'))) names = this.#strictNames(self)
+    return names.sort()
+  }
+
+  #strictNames(self: string): string[] {
+    let raw: Buffer[]
+    try {
+      raw = fs.readdirSync(self, { encoding: 'buffer' })
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
+    const names: string[] = []
+    for (const bytes of raw) {
+      try {
+        names.push(fatalUtf8.decode(bytes))
       } catch {
         // NOTE: a host name that is not UTF-8 cannot be named through this string interface; a
         // lossy decoding could alias another entry, so such entries are left out.
-        continue
       }
-      if (name === '.' || name === '..') continue
-      let st: fs.BigIntStats
-      try {
-        st = fs.lstatSync(this.at(name), BIG)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue // removed since the listing
-        throw wasiErrorFrom(err)
-      }
-      entries.push({ name, filetype: filetypeOf(st), ino: this.#mount.ino(st) })
     }
-    this.settle()
-    // Host order is stable for an unchanged directory but differs between file systems; a sorted
-    // listing is stable everywhere.
-    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    return entries
+    return names
   }
 }
 
 /** Linux: a directory handle is an open directory fd; children are reached beneath it. */
 class ProcDir extends HostDir {
+  /** `/proc/<pid>/fd/` (see `procFdBase`). */
+  readonly #base: string
   #fd: number
+  /** `/proc/<pid>/fd/<fd>/`, built once: every child path starts with it. */
+  #prefix: string
 
-  constructor(mount: Mount, fd: number) {
+  constructor(mount: Mount, base: string, fd: number) {
     super(mount)
+    this.#base = base
     this.#fd = fd
+    this.#prefix = `${base}${fd}/`
   }
 
   protected enter(): void {
@@ -531,11 +598,11 @@ class ProcDir extends HostDir {
   protected settle(): void {}
 
   protected at(name: string): string {
-    return `/proc/self/fd/${this.#fd}/${name}`
+    return this.#prefix + name
   }
 
   protected self(): string {
-    return `/proc/self/fd/${this.#fd}`
+    return this.#base + this.#fd
   }
 
   stat(): NodeStat {
@@ -566,27 +633,47 @@ class ProcDir extends HostDir {
       if (code === 'ELOOP') throw new WasiError(Errno.NOTDIR, `symlink ${p}`)
       throw wasiErrorFrom(err)
     }
-    return new ProcDir(this.mount, fd)
+    return new ProcDir(this.mount, this.#base, fd)
   }
 
   openFile(name: string, options: OpenFileOptions): FileHandle {
     const p = this.child(name)
-    const fd = host(() => fs.openSync(p, fileFlags(options), 0o666))
+    let fd: number
+    // Inline `host()` (no closure per open): a name that is not there is a common answer.
+    const limit = muteStacks()
     try {
-      // A read-only open of a directory succeeds on the host; the interface says ISDIR.
-      if (fs.fstatSync(fd, BIG).isDirectory()) throw new WasiError(Errno.ISDIR, p)
+      fd = fs.openSync(p, fileFlags(options), 0o666)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    } finally {
+      restoreStacks(limit)
+    }
+    let filetype: Filetype
+    try {
+      // Only the type is needed (a number stat: no bigint conversions).
+      filetype = filetypeOfMode(fs.fstatSync(fd).mode)
     } catch (err) {
       closeQuietly(fd)
       throw wasiErrorFrom(err)
     }
-    return new HostFile(this.mount, fd)
+    if (filetype === Filetype.DIRECTORY) {
+      // A read-only open of a directory succeeds on the host; the interface says ISDIR.
+      closeQuietly(fd)
+      throw new WasiError(Errno.ISDIR, p)
+    }
+    return new HostFile(this.mount, fd, filetype)
   }
 
   close(): void {
     const fd = this.#fd
     if (fd < 0) return
     this.#fd = -1
-    host(() => fs.closeSync(fd))
+    this.#prefix = '' // nothing reaches a closed handle's path (enter() refuses first anyway)
+    try {
+      fs.closeSync(fd)
+    } catch (err) {
+      throw wasiErrorFrom(err)
+    }
   }
 }
 
@@ -708,7 +795,7 @@ class FallbackDir extends HostDir {
         if (sameNode(seen, opened)) {
           if (opened.isDirectory()) throw new WasiError(Errno.ISDIR, p)
           ok = true
-          return new HostFile(this.mount, fd)
+          return new HostFile(this.mount, fd, filetypeOf(opened))
         }
       } catch (err) {
         throw wasiErrorFrom(err)
@@ -726,16 +813,29 @@ class FallbackDir extends HostDir {
   }
 }
 
-/** Whether `/proc/self/fd/<fd>` reaches the directory `fd` holds, on a kernel whose semantics we rely on. */
-function procFdWorks(fd: number): boolean {
-  if (process.platform !== 'linux') return false
+/**
+ * `/proc/<pid>/fd/` if it reaches the directory `fd` holds, on a kernel whose semantics we rely
+ * on; else undefined. `<pid>` is what `/proc/self` names: the pid in the pid namespace of that
+ * /proc, which may differ from `process.pid`'s. Spelling it out saves the kernel following the
+ * `self` symlink on every lookup; that it is this very process is checked here (the same node as
+ * `/proc/self`, and the fd reached through it is the directory `fd` holds). A pid is never
+ * reused while its process lives.
+ */
+function procFdBase(fd: number): string | undefined {
+  if (process.platform !== 'linux') return undefined
   try {
+    const pid = fs.readlinkSync('/proc/self')
+    if (!/^[1-9][0-9]*$/.test(pid)) return undefined
+    const base = `/proc/${pid}/fd/`
     const held = fs.fstatSync(fd, BIG)
-    const viaLink = fs.statSync(`/proc/self/fd/${fd}`, BIG)
-    const viaChild = fs.statSync(`/proc/self/fd/${fd}/.`, BIG)
-    return held.isDirectory() && sameNode(held, viaLink) && sameNode(held, viaChild)
+    const viaLink = fs.statSync(`${base}${fd}`, BIG)
+    const viaChild = fs.statSync(`${base}${fd}/.`, BIG)
+    const self = fs.statSync('/proc/self', BIG)
+    const byPid = fs.lstatSync(`/proc/${pid}`, BIG)
+    const works = held.isDirectory() && sameNode(held, viaLink) && sameNode(held, viaChild) && sameNode(self, byPid)
+    return works ? base : undefined
   } catch {
-    return false
+    return undefined
   }
 }
 
@@ -767,7 +867,8 @@ export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}
     } catch (err) {
       throw mountError(hostPath, (err as Error).message, err)
     }
-    if (procFdWorks(rootFd)) {
+    const base = procFdBase(rootFd)
+    if (base !== undefined) {
       const mount = new Mount()
       let fd = rootFd
       return {
@@ -778,7 +879,7 @@ export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}
           // Re-opening the magic link (without O_NOFOLLOW, which would refuse it) yields a new
           // fd on the very directory the root fd holds: each handle owns and closes its own.
           const own = fd
-          return new ProcDir(mount, host(() => fs.openSync(`/proc/self/fd/${own}`, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+          return new ProcDir(mount, base, host(() => fs.openSync(`${base}${own}`, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
         },
         close(): void {
           if (fd < 0) return

@@ -9,13 +9,13 @@
 import {
   Advice, Errno, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
 } from '../abi/constants.js'
-import { decodeFstflags, writeFdstat, writeFilestat } from '../abi/structs.js'
-import { encodeUtf8, type GuestMemory } from '../abi/guest-memory.js'
+import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
+import { encodeUtf8 } from '../abi/guest-memory.js'
 import { WasiError } from '../errors.js'
 import {
   releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter,
 } from '../fd-table.js'
-import type { NodeStat } from '../fs/filesystem.js'
+import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 
 /**
@@ -339,12 +339,10 @@ export function fd_prestat_dir_name(h: HostState, d: Descriptor, pathPtr: number
   return Errno.SUCCESS
 }
 
-const DIRENT_HEADER = 24
-
 /**
  * Fills `buf` with dirents from `cookie` on. The listing is taken at cookie 0 and kept on the
- * descriptor, so cookies stay stable while the guest deletes what it has read (`rm -r`), and
- * each entry costs O(1) rather than a re-listing per call.
+ * descriptor, laid out as dirents (`layoutDirents`), so cookies stay stable while the guest
+ * deletes what it has read (`rm -r`), and a call costs one copy rather than a re-listing.
  */
 export function fd_readdir(
   h: HostState, d: DirDescriptor, bufPtr: number, bufLen: number, cookie: bigint, bufusedPtr: number,
@@ -352,47 +350,28 @@ export function fd_readdir(
   const m = h.memory
   m.check(bufPtr, bufLen)
   m.check(bufusedPtr, 4, 4)
-  if (cookie === 0n || d.listing === undefined) h.fds.cacheListing(d, d.dir.handle.readdir())
+  if (cookie === 0n || d.listing === undefined) h.fds.cacheListing(d, layoutOf(d.dir.handle.readdir()))
   const listing = d.listing!
-  const count = listing.length + 2
-  const header = DIRENT_SCRATCH
-  const hv = DIRENT_SCRATCH_VIEW
+  const i = cookie > BigInt(listing.count) ? listing.count : Number(cookie)
   // The directory's own inode only for "." and "..": a call that resumes past them costs no stat.
-  let selfIno: bigint | undefined
-  let used = 0
-  for (let i = cookie > BigInt(count) ? count : Number(cookie); i < count && used < bufLen; i++) {
-    let name: Uint8Array
-    let ino: bigint
-    let type: number
-    if (i < 2) {
-      name = i === 0 ? DOT : DOTDOT
-      ino = selfIno ??= d.dir.handle.stat().ino
-      type = Filetype.DIRECTORY
-    } else {
-      const e = listing[i - 2]!
-      name = encodeUtf8(e.name)
-      ino = e.ino
-      type = e.filetype
-    }
-    hv.setBigUint64(0, BigInt(i + 1), true)
-    hv.setBigUint64(8, ino, true)
-    hv.setUint32(16, name.byteLength, true)
-    hv.setUint8(20, type)
-    used += copyTruncated(m, bufPtr + used, bufLen - used, header)
-    used += copyTruncated(m, bufPtr + used, bufLen - used, name)
-  }
+  if (i < 2 && !listing.selfIno) setSelfIno(listing, d.dir.handle.stat().ino)
+  const start = listing.offsets[i]!
+  // Entries back to back, the last one cut at the end of the buffer (the guest asks again for it).
+  const used = Math.min(bufLen, listing.bytes.byteLength - start)
+  if (used > 0) m.bytes.set(listing.bytes.subarray(start, start + used), bufPtr)
   m.setU32(bufusedPtr, used)
   return Errno.SUCCESS
 }
 
-const DOT = encodeUtf8('.')
-const DOTDOT = encodeUtf8('..')
-/** One dirent header, reused: calls are synchronous and never re-entered. */
-const DIRENT_SCRATCH = new Uint8Array(DIRENT_HEADER)
-const DIRENT_SCRATCH_VIEW = new DataView(DIRENT_SCRATCH.buffer)
+/**
+ * Layouts of listings a backend may hand out again (the same frozen array while the directory
+ * is unchanged: `DirHandle.readdir`), so an unchanged directory is laid out once, not per listing.
+ */
+const layouts = new WeakMap<readonly DirEntry[], DirentListing>()
 
-function copyTruncated(m: GuestMemory, at: number, room: number, src: Uint8Array): number {
-  const n = Math.min(room, src.byteLength)
-  if (n > 0) m.bytes.set(n === src.byteLength ? src : src.subarray(0, n), at)
-  return n
+function layoutOf(entries: readonly DirEntry[]): DirentListing {
+  if (!Object.isFrozen(entries)) return layoutDirents(entries)
+  let listing = layouts.get(entries)
+  if (listing === undefined) layouts.set(entries, listing = layoutDirents(entries))
+  return listing
 }

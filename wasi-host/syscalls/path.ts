@@ -14,6 +14,7 @@ import {
 import { decodeFstflags, writeFilestat } from '../abi/structs.js'
 import { WasiError } from '../errors.js'
 import type { Descriptor, DirDescriptor } from '../fd-table.js'
+import type { DirHandle, FileHandle, OpenFileOptions } from '../fs/filesystem.js'
 import { resolve, type Resolution } from '../fs/path-resolver.js'
 import type { HostState } from '../host-state.js'
 import { denialErrno, domainRights, maxRightsFor } from '../rights.js'
@@ -31,8 +32,11 @@ function checkLookupflags(flags: number): boolean {
 }
 
 /** `'entry'`: act on the final entry itself, never following it, even with a trailing slash. */
-function withResolution<T>(h: HostState, d: DirDescriptor, path: string, follow: boolean | 'entry', fn: (r: Resolution) => T): T {
-  const r = resolve(d.dir.handle, path, { follow: follow === true, keepLinkWithSlash: follow === 'entry' }, h.limits)
+function withResolution<T>(
+  h: HostState, d: DirDescriptor, path: string, follow: boolean | 'entry', fn: (r: Resolution) => T,
+  probe?: (dir: DirHandle, name: string) => boolean,
+): T {
+  const r = resolve(d.dir.handle, path, { follow: follow === true, keepLinkWithSlash: follow === 'entry', probe }, h.limits)
   try {
     return fn(r)
   } finally {
@@ -97,10 +101,53 @@ export function path_open(
   const domain = domainRights(mount.mode)
   // A descriptor slot must exist before any effect (a create or a truncate) happens.
   h.fds.assertRoom()
+  const fileBase = requested & d.rightsInheriting & maxRightsFor(Filetype.REGULAR_FILE) & domain
+  const fileOptions: OpenFileOptions = {
+    read: (fileBase & R.FD_READ) !== 0,
+    write: (fileBase & R.FD_WRITE) !== 0 || writes,
+    create, exclusive, truncate,
+  }
+  const fileDescriptor = (handle: FileHandle): number => {
+    const filetype = handle.filetype ?? handle.stat().filetype
+    const child: Descriptor = {
+      kind: 'file', filetype, handle, mount, position: 0n,
+      rightsAtOpen: fileBase & maxRightsFor(filetype),
+      rightsBase: fileBase & maxRightsFor(filetype),
+      rightsInheriting: requestedInheriting & d.rightsInheriting & domain,
+      fdflags,
+    }
+    return insertChild(h, child, fdPtr, () => handle.close())
+  }
+  // The common open of a file by name: the final component is opened straight away, as the
+  // general path below would open it, instead of being looked up first (one host call fewer).
+  // The backend never follows a symlink there, so whatever depends on what the name is (a
+  // symlink to follow or refuse, a directory, nothing there, it exists) fails that open without
+  // effect; any failure then takes the general path, which decides as if the probe had not run,
+  // except the two answers it would give whatever the name is (a symlink, a directory, a file):
+  // nothing there without O_CREAT is NOENT, something there with O_CREAT|O_EXCL is EXIST.
+  // (Such an answer is kept and thrown once, below, rather than rethrown through the walk.)
+  let probed: FileHandle | WasiError | undefined
+  const probe = wantDir ? undefined : (dir: DirHandle, name: string): boolean => {
+    try {
+      probed = dir.openFile(name, fileOptions)
+      return true
+    } catch (e) {
+      if (!(e instanceof WasiError)) throw e
+      if ((e.errno === Errno.NOENT && !create) || (e.errno === Errno.EXIST && create && exclusive)) {
+        probed = e
+        return true
+      }
+      return false
+    }
+  }
 
   // POSIX: O_CREAT|O_EXCL never follows a symlink in the last component, dangling or not.
   return withResolution(h, d, path, follow && !(create && exclusive), (r) => {
-    let st = r.stat
+    if (r.probed) {
+      if (probed instanceof WasiError) throw probed
+      return fileDescriptor(probed!)
+    }
+    const st = r.stat
     if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
       // The target is a directory.
       if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
@@ -130,22 +177,8 @@ export function path_open(
     if (r.trailingSlash) throw new WasiError(st === undefined && create ? Errno.ISDIR : st === undefined ? Errno.NOENT : Errno.NOTDIR, 'trailing slash on a non-directory')
     if (st === undefined && !create) throw new WasiError(Errno.NOENT, 'no such file')
     if (st !== undefined && create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
-    const base = requested & d.rightsInheriting & maxRightsFor(Filetype.REGULAR_FILE) & domain
-    const handle = r.dir.openFile(name, {
-      read: (base & R.FD_READ) !== 0,
-      write: (base & R.FD_WRITE) !== 0 || writes,
-      create, exclusive, truncate,
-    })
-    st = handle.stat()
-    const child: Descriptor = {
-      kind: 'file', filetype: st.filetype, handle, mount, position: 0n,
-      rightsAtOpen: base & maxRightsFor(st.filetype),
-      rightsBase: base & maxRightsFor(st.filetype),
-      rightsInheriting: requestedInheriting & d.rightsInheriting & domain,
-      fdflags,
-    }
-    return insertChild(h, child, fdPtr, () => handle.close())
-  })
+    return fileDescriptor(r.dir.openFile(name, fileOptions))
+  }, probe)
 }
 
 function insertChild(h: HostState, child: Descriptor, fdPtr: number, undo: () => void): number {

@@ -192,6 +192,46 @@ describe('MemFs identity and bookkeeping', () => {
     expect(root.readdir().map((e) => e.name)).toEqual(['zeta', 'alpha', 'mid', '0'])
   })
 
+  it('readdir hands out one frozen listing while the directory is unchanged, a fresh one after any change', () => {
+    const fs = createMemFs()
+    const root = fs.root()
+    root.mkdir('d')
+    const other = fs.root() // another handle on the same directory sees the same state
+    const names = () => root.readdir().map((e) => e.name)
+    let last = root.readdir()
+    expect(Object.isFrozen(last)).toBe(true)
+    expect(root.readdir()).toBe(last)
+    expect(other.readdir()).toBe(last)
+    // Opening, writing, reading or stat'ing an existing entry changes no listing.
+    const f = root.openFile('f', CREATE)
+    last = root.readdir()
+    f.write(enc.encode('x'), 0n)
+    root.openFile('f', { ...CREATE, truncate: true }).close()
+    root.statChild('f')
+    expect(root.readdir()).toBe(last)
+    const changes: [string, () => void, string[]][] = [
+      ['create', () => other.openFile('g', CREATE).close(), ['d', 'f', 'g']],
+      ['mkdir', () => other.mkdir('e'), ['d', 'f', 'g', 'e']],
+      ['symlink', () => other.symlink('f', 'l'), ['d', 'f', 'g', 'e', 'l']],
+      ['link', () => other.link('f', other, 'f2'), ['d', 'f', 'g', 'e', 'l', 'f2']],
+      ['unlink', () => other.unlink('g'), ['d', 'f', 'e', 'l', 'f2']],
+      ['rmdir', () => other.rmdir('e'), ['d', 'f', 'l', 'f2']],
+      ['rename within', () => other.rename('l', other, 'm'), ['d', 'f', 'f2', 'm']],
+      ['rename over', () => other.rename('m', other, 'f2'), ['d', 'f', 'f2']],
+      ['rename out', () => other.rename('f2', other.openDir('d'), 'f2'), ['d', 'f']],
+      ['rename in', () => other.openDir('d').rename('f2', other, 'back'), ['d', 'f', 'back']],
+    ]
+    for (const [what, change, after] of changes) {
+      change()
+      const now = root.readdir()
+      expect(now, what).not.toBe(last)
+      expect(names(), what).toEqual(after)
+      last = now
+    }
+    // The inode an entry lists is the one statChild reports, after every change.
+    for (const e of root.readdir()) expect(e.ino).toBe(root.statChild(e.name).ino)
+  })
+
   it('directory nlink is 2 plus its subdirectories, and 0 once removed', () => {
     const root = createMemFs().root()
     expect(root.stat().nlink).toBe(2n)

@@ -111,6 +111,7 @@ function tapFs(inner: Filesystem): Tap {
     open.add(f)
     return {
       kind: 'file',
+      get filetype() { return f.filetype },
       stat: () => { log.push('file.stat'); return f.stat() },
       read: (d, p) => { log.push('read'); return f.read(d, p) },
       write: (s, p) => { log.push('write'); return f.write(s, p) },
@@ -139,7 +140,7 @@ function tapFs(inner: Filesystem): Tap {
       rename: (n, to, tn) => { log.push('rename'); d.rename(n, unwrap(to), tn) },
       link: (n, to, tn) => { log.push('link'); d.link(n, unwrap(to), tn) },
       setTimesChild: (n, a, m) => d.setTimesChild(n, a, m),
-      readdir: (): DirEntry[] => d.readdir(),
+      readdir: (): readonly DirEntry[] => d.readdir(),
       close: () => d.close(),
     }
     innerOf.set(w, d)

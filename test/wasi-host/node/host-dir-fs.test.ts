@@ -192,6 +192,19 @@ describe.each(strategies)('host dir fs ($strategy)', ({ mode, strategy }) => {
     expect(root.statChild('fifo').filetype).toBe(Filetype.UNKNOWN)
     const f = track(root.openFile('fifo', RO))
     expect(errnoOf(() => f.read(new Uint8Array(4), 0n))).toBe(Errno.SPIPE)
+    // The type learned at open is what stat says, for what was opened.
+    expect(f.filetype).toBe(Filetype.UNKNOWN)
+    expect(f.stat().filetype).toBe(Filetype.UNKNOWN)
+  })
+
+  it('a file handle knows its type from the open (and a directory is ISDIR)', () => {
+    fs.writeFileSync(mountPath + '/f', 'x')
+    fs.mkdirSync(mountPath + '/d')
+    const f = track(root.openFile('f', RO))
+    expect(f.filetype).toBe(Filetype.REGULAR_FILE)
+    expect(f.stat().filetype).toBe(Filetype.REGULAR_FILE)
+    expect(errnoOf(() => root.openFile('d', RO))).toBe(Errno.ISDIR)
+    expect(errnoOf(() => root.openFile('d', CREATE))).toBe(Errno.ISDIR)
   })
 
   it('openDir: success and errnos', () => {
@@ -415,11 +428,14 @@ describe.each(strategies)('host dir fs ($strategy)', ({ mode, strategy }) => {
     fs.symlinkSync('../canary.txt', mountPath + '/c')
     fs.writeFileSync(mountPath + '/é', '')
     fs.writeFileSync(Buffer.concat([Buffer.from(mountPath + '/latin1-'), Buffer.from([0xe9])]), '')
+    // What a lossy decoding would turn the name above into, as a real (UTF-8) name.
+    fs.writeFileSync(mountPath + '/latin1-\uFFFD', '')
     const entries = root.readdir()
     expect(entries.map((e) => [e.name, e.filetype])).toEqual([
       ['a', Filetype.DIRECTORY],
       ['b', Filetype.REGULAR_FILE],
       ['c', Filetype.SYMBOLIC_LINK],
+      ['latin1-\uFFFD', Filetype.REGULAR_FILE],
       ['é', Filetype.REGULAR_FILE],
     ]) // the non-UTF-8 name is left out: it could not be addressed, and must not alias another
     for (const e of entries) expect(e.ino).toBe(root.statChild(e.name).ino)
