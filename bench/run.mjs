@@ -111,7 +111,7 @@ function workloads(built) {
   }
   if (GROUPS.includes('ruby') && built.ruby) {
     list.push({ group: 'ruby', id: 'ruby:start', title: 'CRuby 3.3 start + require "json"', bin: built.ruby, kind: 'ruby', unit: 'ms',
-      hosts: ['caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi'], ref: 'node-wasi' })
+      hosts: ['caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi', 'node-wasi-nofast'], ref: 'node-wasi' })
   }
   return list
 }
