@@ -39,6 +39,12 @@ describe('clock_res_get', () => {
 })
 
 describe('clock_time_get', () => {
+  const fixed = {
+    realtime: () => 42n, monotonic: () => 7n, processCputime: () => 1n, threadCputime: () => 2n,
+    resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
+    sleep: () => {},
+  }
+
   it('the monotonic clock never goes backwards', () => {
     const h = harness()
     const p = h.alloc(8, 8)
@@ -66,11 +72,6 @@ describe('clock_time_get', () => {
   })
 
   it('uses a supplied clock source', () => {
-    const fixed = {
-      realtime: () => 42n, monotonic: () => 7n, processCputime: () => 1n, threadCputime: () => 2n,
-      resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
-      sleep: () => {},
-    }
     const h = harness({ clocks: fixed })
     const p = h.alloc(8, 8)
     expectErrno(h.wasi.clock_time_get(0, 0n, p), 'SUCCESS')
@@ -80,11 +81,6 @@ describe('clock_time_get', () => {
   })
 
   it('ignores the precision argument, whatever its value', () => {
-    const fixed = {
-      realtime: () => 42n, monotonic: () => 7n, processCputime: () => 1n, threadCputime: () => 2n,
-      resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
-      sleep: () => {},
-    }
     const h = harness({ clocks: fixed })
     const p = h.alloc(8, 8)
     for (const precision of [0n, 1n, -1n, -(1n << 63n), (1n << 63n) - 1n]) {
