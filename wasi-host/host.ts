@@ -371,6 +371,8 @@ export class WasiHost implements HostState {
     if (!(memory instanceof WebAssembly.Memory)) throw new TypeError('module does not export "memory"')
     this.memory.bind(memory)
     this.#running = true
+    // A reactor's exports return to the embedder with no last call to write held bytes out at.
+    this.writeBehind.enabled = false
     if (typeof _initialize === 'function') _initialize()
   }
 
@@ -384,6 +386,7 @@ export class WasiHost implements HostState {
     try {
       wb.flush()
     } catch (e) {
+      wb.discard()
       wb.lost(`host fault while writing out buffered file writes: ${e instanceof Error ? e.message : String(e)}`)
     }
     wb.settle()
