@@ -91,7 +91,7 @@ describe('findings', () => {
     const fs = createHostDirFs(mount)
     const host = new WasiHost({ preopens: [{ guestPath: '/m', fs }] })
     closers.push(() => { host.close(); fs.close() })
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(reactor), host.imports as unknown as WebAssembly.Imports)
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(reactor as Uint8Array<ArrayBuffer>), host.imports as unknown as WebAssembly.Imports)
     host.initialize(instance)
     const log = instance.exports['log'] as () => void
     log()
