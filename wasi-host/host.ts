@@ -297,12 +297,13 @@ export class WasiHost implements HostState {
   #recentCount = 0
   /**
    * What a call threw to end the run (`ProcExit`, `LimitExceeded`, a trap, a host fault), once
-   * one did while the host runs a module (`start`, `initialize`). SECURITY: a module with the
-   * exception-handling proposal can `catch_all` what an import throws; from then on every call
-   * throws it again and `start` ends as it says, so a guest cannot run on past its exit, a
-   * limit, a fault, or a host in a state no call expected.
+   * one did while `start` runs the module (a reactor's embedder sees what its exports throw and
+   * decides). SECURITY: a module with the exception-handling proposal can `catch_all` what an
+   * import throws; from then on every call throws it again and `start` ends as it says, so a
+   * guest cannot run on past its exit, a limit, a fault, or a host in a state no call expected.
    */
   #ended: unknown = undefined
+  /** Whether `start` is running the module (what arms `#ended`). */
   #running = false
   readonly imports: WasiImports
 
@@ -370,7 +371,6 @@ export class WasiHost implements HostState {
     const { memory, _initialize } = instance.exports as { memory?: unknown; _initialize?: unknown }
     if (!(memory instanceof WebAssembly.Memory)) throw new TypeError('module does not export "memory"')
     this.memory.bind(memory)
-    this.#running = true
     // A reactor's exports return to the embedder with no last call to write held bytes out at.
     this.writeBehind.enabled = false
     if (typeof _initialize === 'function') _initialize()

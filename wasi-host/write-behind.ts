@@ -48,7 +48,8 @@ export class WriteBehind {
    * returns to the embedder, who may read the file next, and no call of the host comes last.
    */
   enabled = true
-  readonly #buf = new Uint8Array(WRITE_BEHIND_CAP)
+  /** Made at the first held write: most runs hold none, and a host is built per run. */
+  #buf: Uint8Array | undefined
   #len = 0
   /** File offset of the first held byte; `#end` is where the next held write must start. */
   #start = 0n
@@ -89,7 +90,7 @@ export class WriteBehind {
     }
     const dv = m.dataView
     const src = m.bytes
-    const buf = this.#buf
+    const buf = this.#buf ??= new Uint8Array(WRITE_BEHIND_CAP)
     let at = this.#len
     for (let i = 0; i < iovsLen; i++) {
       const p = dv.getUint32(iovs + i * 8, true)
@@ -122,7 +123,7 @@ export class WriteBehind {
     // can throw, even `instanceof` in the handler below.
     try {
       while (done < len) {
-        const n = d.handle.write(this.#buf.subarray(done, len), pos)
+        const n = d.handle.write(this.#buf!.subarray(done, len), pos)
         if (n <= 0) throw new HostInvariantError(`backend wrote ${n} of ${len - done} held bytes`)
         done += n
         pos += BigInt(n)
