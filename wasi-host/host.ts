@@ -300,7 +300,8 @@ export class WasiHost implements HostState {
    * one did while `start` runs the module (a reactor's embedder sees what its exports throw and
    * decides). SECURITY: a module with the exception-handling proposal can `catch_all` what an
    * import throws; from then on every call throws it again and `start` ends as it says, so a
-   * guest cannot run on past its exit, a limit, a fault, or a host in a state no call expected.
+   * guest's handler can compute but call nothing past its exit, a limit, a fault or a host in a
+   * state no call expected, and cannot change how its run ends.
    */
   #ended: unknown = undefined
   /** Whether `start` is running the module (what arms `#ended`). */
