@@ -135,10 +135,18 @@ function hashed(bytes: Uint8Array): Hashed {
 const seen = new WeakMap<Uint8Array | ArrayBuffer, Hashed>()
 
 function remembered(source: Uint8Array | ArrayBuffer): Hashed {
-  const view = source instanceof Uint8Array ? source : new Uint8Array(source)
-  const last = seen.get(source)
-  if (last !== undefined && last.bytes.byteLength === view.byteLength && Buffer.compare(last.bytes, view) === 0) return last
-  const fresh = hashed(new Uint8Array(view)) // a copy (Buffer#slice would be a view)
+  let view: Uint8Array
+  let copy: Uint8Array
+  try {
+    view = source instanceof Uint8Array ? source : new Uint8Array(source)
+    const last = seen.get(source)
+    if (last !== undefined && last.bytes.byteLength === view.byteLength && Buffer.compare(last.bytes, view) === 0) return last
+    copy = new Uint8Array(view) // a copy (Buffer#slice would be a view)
+  } catch (e) {
+    // A buffer transferred away (detached) cannot be read: the caller's bytes are unusable.
+    throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e })
+  }
+  const fresh = hashed(copy)
   seen.set(source, fresh)
   return fresh
 }

@@ -250,8 +250,13 @@ const DEFAULT_RESOLUTION_NS = 1000n
 const captured = (v: OutputOption | undefined) => v === undefined || v === 'capture'
 /** A stream's byte limit: the caller's, else the capture default (captured streams are host memory), else none. */
 const outputLimit = (explicit: number | undefined, mode: OutputOption | undefined) => explicit ?? (captured(mode) ? DEFAULT_CAPTURE_BYTES : undefined)
+/**
+ * A run's stdin as it stands now: bytes are copied (`Buffer#slice` would be a view), since the
+ * caller may refill its buffer before the run reads it (in-process, the guest reads as it goes;
+ * a worker run may wait in the pool's queue).
+ */
 const stdinBytes = (stdin: RunInput['stdin']): Uint8Array | 'inherit' =>
-  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin ?? NO_STDIN
+  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN : new Uint8Array(stdin)
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
   stdout: o.stdout === 'inherit' && isatty(1),

@@ -6,7 +6,8 @@
  * signed: `>>> 0`; u64 arrive as signed bigint: 2^64 added when negative), (2) looks descriptors up,
  * checks their kind and the rights `SYSCALL_RIGHTS` names, (3) holds the only `try/catch`:
  * a `WasiError` becomes its errno; `ProcExit`, `LimitExceeded` and `GuestFault` unwind the guest;
- * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO`, and
+ * anything else is a host bug and traps as `HostInvariantError`, never a made-up `EIO` (and once
+ * a call has thrown to end the run, every later one throws the same: `#ended`), and
  * (4) writes out held file writes before every call but `fd_write` (`write-behind.ts`).
  */
 import { Errno, Filetype } from './abi/constants.js'
@@ -294,6 +295,17 @@ export class WasiHost implements HostState {
   readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
   #recentCount = 0
+  /**
+   * What a call threw to end the run (`ProcExit`, `LimitExceeded`, a trap, a host fault), once
+   * one did while `start` runs the module (a reactor's embedder sees what its exports throw and
+   * decides). SECURITY: a module with the exception-handling proposal can `catch_all` what an
+   * import throws; from then on every call throws it again and `start` ends as it says, so a
+   * guest's handler can compute but call nothing past its exit, a limit, a fault or a host in a
+   * state no call expected, and cannot change how its run ends.
+   */
+  #ended: unknown = undefined
+  /** Whether `start` is running the module (what arms `#ended`). */
+  #running = false
   readonly imports: WasiImports
 
   constructor(options: WasiHostOptions = {}) {
@@ -340,12 +352,16 @@ export class WasiHost implements HostState {
     if (!(memory instanceof WebAssembly.Memory)) throw new TypeError('module does not export "memory"')
     if (typeof _start !== 'function') throw new TypeError('module does not export "_start"')
     this.memory.bind(memory)
+    this.#running = true
     try {
       _start()
+      // The guest caught what ended its run (see #ended) and returned: the run still ends so.
+      if (this.#ended !== undefined) throw this.#ended
       return 0
     } catch (e) {
-      if (e instanceof ProcExit) return e.code
-      throw e
+      const end = this.#ended ?? e
+      if (end instanceof ProcExit) return end.code
+      throw end
     } finally {
       this.close()
     }
@@ -356,6 +372,8 @@ export class WasiHost implements HostState {
     const { memory, _initialize } = instance.exports as { memory?: unknown; _initialize?: unknown }
     if (!(memory instanceof WebAssembly.Memory)) throw new TypeError('module does not export "memory"')
     this.memory.bind(memory)
+    // A reactor's exports return to the embedder with no last call to write held bytes out at.
+    this.writeBehind.enabled = false
     if (typeof _initialize === 'function') _initialize()
   }
 
@@ -369,6 +387,7 @@ export class WasiHost implements HostState {
     try {
       wb.flush()
     } catch (e) {
+      wb.discard()
       wb.lost(`host fault while writing out buffered file writes: ${e instanceof Error ? e.message : String(e)}`)
     }
     wb.settle()
@@ -438,6 +457,7 @@ export class WasiHost implements HostState {
       recent[at] = index
       this.#recentAt = (at + 1) & (RECENT - 1)
       if (this.#recentCount < RECENT) this.#recentCount++
+      if (this.#ended !== undefined) throw this.#ended
       try {
         if (flushes && writeBehind.pending !== null) writeBehind.flush()
         if (narrow !== 0) {
@@ -491,14 +511,15 @@ export class WasiHost implements HostState {
 
   #fail(name: string, e: unknown): number {
     if (e instanceof WasiError) return e.errno
-    if (e instanceof ProcExit || e instanceof LimitExceeded) throw e
-    if (e instanceof GuestFault) {
-      e.syscall ??= name
-      throw e
+    let end = e
+    if (e instanceof GuestFault) e.syscall ??= name
+    else if (!(e instanceof ProcExit || e instanceof LimitExceeded)) {
+      const fault = new HostInvariantError(`host fault in ${name}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+      fault.syscall = name
+      end = fault
     }
-    const fault = new HostInvariantError(`host fault in ${name}: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
-    fault.syscall = name
-    throw fault
+    if (this.#running) this.#ended = end
+    throw end
   }
 }
 

@@ -14,6 +14,9 @@
  * `fd_sync`, `fd_datasync` or `fd_close` on it (Linux reports write-back errors the same way, at
  * fsync and close); one the guest never collects becomes a run warning (`unreported()`).
  *
+ * Nothing is held for a reactor (`WasiHost.initialize`: no call comes last, the embedder may read
+ * the file as soon as an export returns) nor in a shared memory (see `hold`).
+ *
  * NOTE: the one gap: a worker terminated by its timeout or an abort never reaches `close()`, and
  * loses what is still held: at most `WRITE_BEHIND_CAP` bytes, all written since the guest's last
  * other syscall. A guest that must know its bytes are stored calls `fd_sync`, as on any system.
@@ -40,7 +43,13 @@ const MAX_UNREPORTED = 8
 export class WriteBehind {
   /** The descriptor whose bytes are held; null when none are (all the dispatcher checks). */
   pending: FileDescriptor | null = null
-  readonly #buf = new Uint8Array(WRITE_BEHIND_CAP)
+  /**
+   * Whether writes may be held at all. Off for a reactor (`WasiHost.initialize`): each export
+   * returns to the embedder, who may read the file next, and no call of the host comes last.
+   */
+  enabled = true
+  /** Made at the first held write: most runs hold none, and a host is built per run. */
+  #buf: Uint8Array | undefined
   #len = 0
   /** File offset of the first held byte; `#end` is where the next held write must start. */
   #start = 0n
@@ -60,6 +69,9 @@ export class WriteBehind {
    */
   hold(m: GuestMemory, d: FileDescriptor, iovs: number, iovsLen: number, length: number): boolean {
     if (!d.mount.writeBehind || (d.fdflags & WRITE_THROUGH) !== 0 || length === 0 || length >= WRITE_BEHIND_MAX_WRITE) return false
+    // SECURITY: the copy below reads the iovecs again; in a shared memory another thread may have
+    // changed them since `length` was counted (the write path takes what it reads, and is right).
+    if (!this.enabled || m.isShared) return false
     // Regular files only: a FIFO or a device refuses positioned writes (SPIPE), or acts on each.
     if (d.filetype !== Filetype.REGULAR_FILE) return false
     // A failure waiting to be reported goes out through the write path (the caller's `takeError`).
@@ -78,7 +90,7 @@ export class WriteBehind {
     }
     const dv = m.dataView
     const src = m.bytes
-    const buf = this.#buf
+    const buf = this.#buf ??= new Uint8Array(WRITE_BEHIND_CAP)
     let at = this.#len
     for (let i = 0; i < iovsLen; i++) {
       const p = dv.getUint32(iovs + i * 8, true)
@@ -96,20 +108,22 @@ export class WriteBehind {
 
   /**
    * Writes the held bytes out. A `WasiError` from the backend is recorded for the descriptor
-   * (see `takeError`); anything else is a host fault and propagates.
+   * (see `takeError`); anything else is a host fault and propagates, the bytes still held: the
+   * fault ends the run, and `WasiHost.close()` tries them once more (a stack exhausted by a deep
+   * guest under this call is not exhausted there), then reports them lost (`discard`).
+   * Writing some of them twice, at the same offsets, changes nothing.
    */
   flush(): void {
     const d = this.pending
     if (d === null) return
-    // Cleared first: whatever happens below, the same bytes are never written twice.
-    this.pending = null
     const len = this.#len
-    this.#len = 0
     let done = 0
     let pos = this.#start
+    // NOTE: the bytes stay held until the end of this call: on a stack that ran out, anything
+    // can throw, even `instanceof` in the handler below.
     try {
       while (done < len) {
-        const n = d.handle.write(this.#buf.subarray(done, len), pos)
+        const n = d.handle.write(this.#buf!.subarray(done, len), pos)
         if (n <= 0) throw new HostInvariantError(`backend wrote ${n} of ${len - done} held bytes`)
         done += n
         pos += BigInt(n)
@@ -118,6 +132,14 @@ export class WriteBehind {
       if (!(e instanceof WasiError)) throw e
       this.#errors.set(d, e)
     }
+    this.pending = null
+    this.#len = 0
+  }
+
+  /** Drops what is held (a flush at the end of a run failed for good; the caller reports it). */
+  discard(): void {
+    this.pending = null
+    this.#len = 0
   }
 
   /** The flush failure `d` has not reported yet, which this call now reports (and forgets). */
