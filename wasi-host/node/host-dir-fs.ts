@@ -104,7 +104,8 @@ const MAX_OFF_T = (1n << 63n) - 1n
 const MAX_IO = 0x7fff_f000
 /** Attempts of a fallback open whose target changed between lookup and open. */
 const FALLBACK_OPEN_ATTEMPTS = 3
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
+// `ignoreBOM`: a host name that starts with U+FEFF keeps it (stripped, it would alias another name).
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Runs one host call and converts known host errors to `WasiError`. Node's exception for a failed
