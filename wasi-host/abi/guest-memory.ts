@@ -10,7 +10,9 @@
 import { Errno } from './constants.js'
 import { GuestFault, WasiError } from '../errors.js'
 
-const utf8Strict = new TextDecoder('utf-8', { fatal: true })
+// SECURITY: `ignoreBOM`: a leading U+FEFF is part of the string. Stripped, the bytes
+// `EF BB BF 78` would name `x`: two different byte strings, one name (an alias).
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 /** Up to this many bytes, `string()` tries the byte-by-byte ASCII read first. */
 const SHORT_STRING = 32
 const utf8Encoder = new TextEncoder()

@@ -104,22 +104,41 @@ const MAX_OFF_T = (1n << 63n) - 1n
 const MAX_IO = 0x7fff_f000
 /** Attempts of a fallback open whose target changed between lookup and open. */
 const FALLBACK_OPEN_ATTEMPTS = 3
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true })
+// `ignoreBOM`: a host name that starts with U+FEFF keeps it (stripped, it would alias another name).
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /**
  * Runs one host call and converts known host errors to `WasiError`. Node's exception for a failed
- * call is built without a stack (`muteStacks`): it only ever becomes an errno, and an unknown
- * error (a host bug) still says what went wrong in its message.
+ * call is built without a stack (`muteStacks`): it only ever becomes an errno. An unknown error
+ * (a host bug) gets the stack of the call site afterwards (`hostError`).
  */
 function host<T>(call: () => T): T {
   const limit = muteStacks()
   try {
     return call()
   } catch (err) {
-    throw wasiErrorFrom(err)
+    throw hostError(err, limit)
   } finally {
     restoreStacks(limit)
   }
+}
+
+/**
+ * `wasiErrorFrom` for a call made with stacks muted. An error that is no errno is a host bug
+ * (it becomes a trap marked as a host fault): it was built without a stack, so it gets the
+ * stack of this call site, with the limit restored, for the fault to say where it happened.
+ */
+function hostError(err: unknown, limit: number | undefined): unknown {
+  const e = wasiErrorFrom(err)
+  if (limit !== undefined && e instanceof Error && !(e instanceof WasiError)) {
+    restoreStacks(limit)
+    try {
+      Error.captureStackTrace(e, hostError)
+    } catch {
+      // A frozen error keeps what it has; the fault is reported all the same.
+    }
+  }
+  return e
 }
 
 /** Closes an fd during error cleanup; the original error matters more than a close failure. */
@@ -644,7 +663,7 @@ class ProcDir extends HostDir {
     try {
       fd = fs.openSync(p, fileFlags(options), 0o666)
     } catch (err) {
-      throw wasiErrorFrom(err)
+      throw hostError(err, limit)
     } finally {
       restoreStacks(limit)
     }
@@ -668,7 +687,10 @@ class ProcDir extends HostDir {
     const fd = this.#fd
     if (fd < 0) return
     this.#fd = -1
-    this.#prefix = '' // nothing reaches a closed handle's path (enter() refuses first anyway)
+    // SECURITY: enter() refuses a closed handle first; should a path still be built, it names
+    // no directory (`fd/-1` does not exist). Never '' (a name alone is relative to the host's
+    // cwd) nor the old fd number (it may be reused by another open).
+    this.#prefix = `${this.#base}-1/`
     try {
       fs.closeSync(fd)
     } catch (err) {
