@@ -512,7 +512,7 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
     expect(Error.stackTraceLimit).toBeGreaterThan(0)
   })
 
-  it('an errno answer carries no stack, and the embedder\'s own errors keep theirs after it', () => {
+  it('after an errno answer, the embedder\'s own errors keep their stacks', () => {
     const len = g.put(enc.encode('missing'), PATH)
     expect(g.wasi.path_readlink!(MOUNT_FD, PATH, len, SCRATCH, 64, SCRATCH + 64)).toBe(Errno.NOENT)
     expect(new Error('embedder').stack).toMatch(/\n\s+at /)
