@@ -9,7 +9,8 @@
  *   strips a BOM unless `ignoreBOM`);
  * - a non-errno host error (a host bug) built while stacks were muted reached the host fault
  *   without a single frame;
- * - a closed `ProcDir` built cwd-relative paths (hardening: `enter()` refuses first).
+ * - a closed `ProcDir` built cwd-relative paths (hardening: `enter()` refuses first);
+ * - a write right asked for but not granted still opened the host file for writing.
  * The rest pins attacks that held: the probe's outcomes equal the resolver's for every kind of
  * final component, a host thread swapping the final name, fd leaks, the stack limit under stack
  * exhaustion, listings after mutations.
@@ -22,10 +23,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { Errno, errnoName, Filetype, Rights } from '../../wasi-host/abi/constants.js'
+import { Errno, errnoName, Fdflags, Filetype, Rights } from '../../wasi-host/abi/constants.js'
 import { HostInvariantError } from '../../wasi-host/errors.js'
 import type { Filesystem } from '../../wasi-host/fs/filesystem.js'
 import { createMemFs } from '../../wasi-host/fs/mem-fs.js'
+import { createOverlayFs } from '../../wasi-host/fs/overlay.js'
 import { WasiHost } from '../../wasi-host/host.js'
 import { createHostDirFs, type HostDirFs } from '../../wasi-host/node/host-dir-fs.js'
 
@@ -510,7 +512,7 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
     expect(Error.stackTraceLimit).toBeGreaterThan(0)
   })
 
-  it('an errno answer carries no stack, and the embedder\'s own errors keep theirs after it', () => {
+  it('after an errno answer, the embedder\'s own errors keep their stacks', () => {
     const len = g.put(enc.encode('missing'), PATH)
     expect(g.wasi.path_readlink!(MOUNT_FD, PATH, len, SCRATCH, 64, SCRATCH + 64)).toBe(Errno.NOENT)
     expect(new Error('embedder').stack).toMatch(/\n\s+at /)
@@ -593,6 +595,78 @@ describe('redteam probe: fd_readdir over MemFs frozen listings', () => {
       }
     } finally {
       g.close()
+    }
+  })
+})
+
+describe.runIf(process.platform === 'linux')('redteam probe: host access never beyond the rights granted', () => {
+  let root: string | undefined
+  afterEach(() => {
+    if (root !== undefined) fs.rmSync(root, { recursive: true, force: true })
+    root = undefined
+  })
+
+  /** The access mode (0 read, 1 write, 2 both) of every host fd of this process open on `path`. */
+  function hostAccess(path: string): number[] {
+    const modes: number[] = []
+    for (const n of fs.readdirSync('/proc/self/fd')) {
+      try {
+        if (fs.readlinkSync(`/proc/self/fd/${n}`) !== path) continue
+        const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${n}`, 'utf8'))![1]!
+        modes.push(parseInt(flags, 8) & 3)
+      } catch { /* closed meanwhile */ }
+    }
+    return modes
+  }
+
+  // FINDING (low, pre-existing, on the probe's path and the resolver's alike): a write right
+  // asked for but not granted (outside the directory's inheriting rights) still opened the host
+  // file for writing, behind a descriptor holding only FD_READ. Nothing could be written
+  // through it, but the host saw a write open (read leases broken, ETXTBSY, EACCES on a file
+  // only readable), and an overlay copied the lower file up.
+  it('a write right the directory does not pass on opens the file read-only: no host write fd, no copy-up', () => {
+    root = fs.mkdtempSync(join(tmpdir(), 'caplet-redteam-access-'))
+    const file = join(root, 'f')
+    fs.writeFileSync(file, 'data')
+    const direct = createHostDirFs(root)
+    const lower = createHostDirFs(root)
+    const overlay = createOverlayFs(lower)
+    const mounts: [string, Filesystem][] = [['host dir', direct], ['overlay', overlay]]
+    try {
+      for (const [what, mount] of mounts) {
+        const g = new Guest(mount)
+        try {
+          expect(g.wasi.fd_fdstat_get!(MOUNT_FD, SCRATCH)).toBe(Errno.SUCCESS)
+          const inheriting = g.dv.getBigUint64(SCRATCH + 16, true)
+          const writing = BigInt(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE)
+          expect(g.wasi.fd_fdstat_set_rights!(MOUNT_FD, g.dv.getBigUint64(SCRATCH + 8, true), inheriting & ~writing)).toBe(Errno.SUCCESS)
+          const asks: [bigint, number][] = [
+            [READ | BigInt(Rights.FD_ALLOCATE), 0],
+            [READ | BigInt(Rights.FD_FILESTAT_SET_SIZE), 0],
+            [READ, Fdflags.APPEND],
+          ]
+          for (const [rights, fdflags] of asks) {
+            const len = g.put(enc.encode('f'))
+            expect(g.wasi.path_open!(MOUNT_FD, 0, PATH, len, 0, rights, 0n, fdflags, FD_OUT), what).toBe(Errno.SUCCESS)
+            const fd = g.dv.getUint32(FD_OUT, true)
+            expect(g.wasi.fd_fdstat_get!(fd, SCRATCH)).toBe(Errno.SUCCESS)
+            expect(g.dv.getBigUint64(SCRATCH + 8, true) & writing, what).toBe(0n)
+            expect(hostAccess(file), `${what}: host access for rights ${rights} fdflags ${fdflags}`).toEqual([0])
+            expect(g.write(fd, 'x')).not.toBe(Errno.SUCCESS)
+            expect(g.read(fd)).toBe('data')
+            g.wasi.fd_close!(fd)
+          }
+        } finally {
+          g.close()
+        }
+      }
+      const upperRoot = overlay.upper.root()
+      expect(upperRoot.readdir()).toEqual([]) // nothing copied up
+      upperRoot.close()
+      expect(fs.readFileSync(file, 'utf8')).toBe('data')
+    } finally {
+      direct.close()
+      lower.close()
     }
   })
 })

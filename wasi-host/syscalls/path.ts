@@ -104,7 +104,11 @@ export function path_open(
   const fileBase = requested & d.rightsInheriting & maxRightsFor(Filetype.REGULAR_FILE) & domain
   const fileOptions: OpenFileOptions = {
     read: (fileBase & R.FD_READ) !== 0,
-    write: (fileBase & R.FD_WRITE) !== 0 || writes,
+    // SECURITY: the backend opens for writing only when the descriptor will hold a right that
+    // writes; a write right asked for but not granted (not in the directory's inheriting
+    // rights) must not leave a writable host fd, a copy-up or a broken lease behind a read-only
+    // descriptor. (`writes`, from the request, still decides the read-only-mount refusal.)
+    write: (fileBase & (R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE)) !== 0,
     create, exclusive, truncate,
   }
   const fileDescriptor = (handle: FileHandle): number => {
