@@ -228,6 +228,8 @@ const MAX_I64 = (1n << 63n) - 1n
  * runtime call on V8 11: it doubled the cost of a whole `clock_time_get`.)
  */
 function wide64(c: Dispatch, v: bigint, i: number): bigint {
+  // Wasm always passes a bigint; a JS caller may pass a number (a non-integer throws: host fault).
+  if (typeof v !== 'bigint') v = BigInt(v)
   const unsigned = ((c.u64s >> i) & 1) !== 0
   // Only a caller other than wasm (a test, an embedder) can pass a value outside i64.
   if (v < MIN_I64 || v > MAX_I64) return unsigned ? BigInt.asUintN(64, v) : BigInt.asIntN(64, v)
