@@ -3,7 +3,7 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
-import { realpathSync } from 'node:fs'
+import { accessSync, constants as fsConstants, realpathSync, statSync } from 'node:fs'
 import { isAbsolute, relative } from 'node:path'
 import { isatty } from 'node:tty'
 import { z } from 'zod'
@@ -67,8 +67,11 @@ export interface RunInput {
   /** argv including argv[0]; default `[<module file name>]`. */
   args?: readonly string[]
   env?: Readonly<Record<string, string>>
-  /** Guest stdin: bytes, a string, `'inherit'` (this process's stdin), or nothing (empty). */
-  stdin?: string | Uint8Array | 'inherit'
+  /**
+   * Guest stdin: bytes, a string, `'inherit'` (this process's stdin), `{ file }` (a host file,
+   * read as the guest reads: never held in memory whole), or nothing (empty).
+   */
+  stdin?: string | Uint8Array | 'inherit' | { file: string }
   stdout?: OutputOption
   stderr?: OutputOption
   signal?: AbortSignal
@@ -118,7 +121,7 @@ export interface ResolvedPolicy {
   args: string[] | undefined
   env: Record<string, string>
   mounts: ResolvedMount[]
-  stdin: Uint8Array | 'inherit'
+  stdin: Uint8Array | 'inherit' | { file: string }
   limits: {
     /** The memory cap in pages: the policy's, or the default. */
     memoryPages: number
@@ -180,7 +183,11 @@ const mountSchema = z.object({
 const runInputShape = {
   args: z.array(z.string()).optional(),
   env: z.record(z.string().regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).optional(),
-  stdin: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
+  stdin: z.union([
+    z.string(),
+    z.instanceof(Uint8Array),
+    z.object({ file: z.string().min(1).refine(readableFile, 'must name a readable regular file') }).strict(),
+  ]).optional(),
   stdout: output.optional(),
   stderr: output.optional(),
   signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
@@ -287,8 +294,19 @@ const outputLimit = (explicit: number | undefined, mode: OutputOption | undefine
  * caller may refill its buffer before the run reads it (in-process, the guest reads as it goes;
  * a worker run may wait in the pool's queue).
  */
-const stdinBytes = (stdin: RunInput['stdin']): Uint8Array | 'inherit' =>
-  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN : new Uint8Array(stdin)
+const stdinBytes = (stdin: RunInput['stdin']): ResolvedPolicy['stdin'] =>
+  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN
+    : stdin instanceof Uint8Array ? new Uint8Array(stdin) : { file: stdin.file }
+
+/** A stdin file must exist and be a readable regular file when the run is resolved (a FIFO could block the host). */
+function readableFile(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.R_OK)
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
   stdout: o.stdout === 'inherit' && isatty(1),
@@ -325,11 +343,16 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   }
   const isolation = o.isolation ?? 'worker'
   if (isolation === 'in-process' && o.limits?.timeout !== undefined) problems.push(IN_PROCESS_TIMEOUT)
+  if (o.limits?.timeout !== undefined && problems.length === 0 && !(parseDuration(o.limits.timeout) > 0)) {
+    problems.push(`limits.timeout: ${JSON.stringify(o.limits.timeout)} must be more than 0`)
+  }
+  if (o.seed !== undefined && !o.deterministic) problems.push('seed: applies only to deterministic runs; set deterministic: true')
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
     if (memoryPages < 1) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is less than one 64 KiB page`)
+    if (memoryPages > MAX_PAGES) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is more than wasm32's 4 GiB address space`)
     memoryPages = Math.min(memoryPages, MAX_PAGES)
   }
   if (problems.length > 0) throw new PolicyError(problems)
