@@ -7,6 +7,7 @@
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
+import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -363,6 +364,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  // The worker boots on another core while this thread reads, checks and compiles the module.
+  if (inv.options.isolation !== 'in-process') defaultPool.warm()
   try {
     const result = await run(inv.module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
