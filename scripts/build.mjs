@@ -22,6 +22,6 @@ await Promise.all([
     entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
   }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts' }, outdir: 'dist' }),
   declarations,
 ])
