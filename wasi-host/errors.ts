@@ -1,5 +1,5 @@
 /**
- * @module The host's internal error model (LESSONS.md, "Error model").
+ * @module The host's internal error model (docs/security.md, "How they are kept").
  * `WasiError` carries a guest-visible errno; `GuestFault` and `HostInvariantError` become traps;
  * `ProcExit` unwinds `proc_exit` and is deliberately not an `Error`, so no generic
  * `catch (e) { if (e instanceof Error) … }` can swallow it.

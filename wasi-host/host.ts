@@ -432,7 +432,7 @@ export class WasiHost implements HostState {
       preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
       rightsAtOpen: DIRECTORY_RIGHTS & domainRights(mode),
       rightsBase: DIRECTORY_RIGHTS & domainRights(mode),
-      // Generous inheriting rights; the mode is enforced at open (LESSONS.md, "Decisions taken", 7).
+      // Generous inheriting rights; the mode is enforced at open (docs/decisions.md, 4).
       rightsInheriting: DIRECTORY_RIGHTS | FILE_RIGHTS,
     }
     this.fds.insert(d)
@@ -440,7 +440,8 @@ export class WasiHost implements HostState {
 
   /**
    * The import for one syscall. Hot path: no rest parameters, no argument array, no spread
-   * call, no BigInt work for calls without 64-bit arguments; the counters are a typed array;
+   * call, no BigInt work for calls without 64-bit arguments; the counters are an array indexed
+   * by syscall number (`SyscallStats`);
    * everything derived from the spec is computed once per process (`DISPATCH`), so a host
    * costs one closure per function. Arguments arrive as up to nine fixed parameters (the
    * widest call, `path_open`, has nine); those past the arity are `undefined` and never

@@ -1,5 +1,5 @@
 /**
- * @module The rights model (LESSONS.md, "Rights model"): the one table of the rights each call
+ * @module The rights model (docs/security.md, docs/decisions.md 2-4): the one table of the rights each call
  * needs, the most a descriptor of each kind may hold, the rights a mount's mode allows, and the
  * one table of denial errnos.
  *
@@ -145,7 +145,7 @@ export function missingRightDenial(
   return 'missing-right'
 }
 
-/** The errno the guest sees for a kind of denial (LESSONS.md, "Decisions taken", 1). */
+/** The errno the guest sees for a kind of denial (docs/decisions.md, 5). */
 export function denialErrno(kind: DenialKind): Errno {
   return DENIAL_ERRNO[kind]
 }

@@ -1,56 +1,10 @@
 /**
- * @module Fuel metering: a deterministic instruction budget written into the module.
- *
- * ## What one unit of fuel is
- *
- * **One unit of fuel = one WebAssembly instruction of the original module executed**, every
- * opcode counting 1 (`i32.add`, `i64.div_s`, `call`, `block`, `end`, `else`, a SIMD op: all 1),
- * **plus one unit per 64 elements moved by a bulk operation** (`memory.fill`, `memory.copy`,
- * `memory.init`, `table.fill`, `table.copy`, `table.init`), charged from the length operand
- * just before the operation runs: otherwise one unit would buy gigabytes of stores. Host
- * functions (the imports) cost nothing beyond the `call` that reaches them, and the
- * instructions the metering itself inserts are never counted.
- *
- * Fuel is charged per straight-line segment, in advance: the code of each function is cut after
- * every control instruction (block, loop, if, else, end, br, br_if, br_table, return, call,
- * call_indirect, return_call, return_call_indirect, unreachable), and each segment's instruction
- * count is charged where the segment begins. Every segment runs whole or not at all (branches only
- * land at segment starts), so a run that ends normally has been charged exactly the instructions
- * it executed. Segments that can only be entered by falling through from the one before (the
- * body of a `block`, the code after a `loop`, the code after a `block` nothing branches to) are
- * folded into the preceding charge, and code after an unconditional branch is unreachable and
- * charged nothing. A trap part-way through a segment has been charged the whole segment.
- *
- * A direct `call` to a straight-line function (no branch, if, loop or call: a small helper) is
- * charged in the caller as `1 + the callee's instructions`, like inlined code, and goes to an
- * unmetered copy of the callee appended to the module; the original, which charges itself, stays
- * where tables, exports and `ref.func` find it. Same count, without the counter's round trip
- * through memory on every call (which made call-heavy loops ~25% slower).
- *
- * The budget depends only on the module's bytes and the guest's behaviour: the same module and
- * input consume the same fuel on every run, engine and machine.
- *
- * ## How it is enforced
- *
- * One mutable `i64` global is appended (no existing index moves) and exported as `caplet_fuel`:
- * the fuel that remains. The runtime writes the budget into it before `_start` and reads it
- * afterwards: `fuelUsed = budget - remaining`. Inside a function the counter is kept in an added
- * local (registers, not memory); it is loaded from the global at entry and after every call, and
- * written back before every call, return and `unreachable`, so the global is exact whenever
- * control is outside the function (in a host call, in particular in `proc_exit`).
- *
- * The counter is *checked* at every loop header (so every loop iteration is) and at the entry
- * of every function that makes calls (so recursion is; a function that calls nothing cannot
- * recurse, and is charged at entry but not checked): if it went negative the guest traps with
- * `unreachable` after writing the negative value to the global. So after a trap: negative
- * counter = out of fuel (the budget was exceeded, whichever instruction trapped); a guest's own
- * `unreachable` or any other trap while fuel remains leaves it non-negative. Between two checks
- * the code is loop-free, so a run overshoots its budget by at most a loop-free stretch before it
- * is stopped (a run may even end normally a little past it: report a limit only for a trap, and
- * `fuelUsed` as at most the budget).
- *
- * After a trap other than fuel exhaustion, `remaining` lags by what the trapping function charged
- * since its last call or entry: exact fuel is reported for runs that end normally or by fuel.
+ * @module Fuel metering: a deterministic instruction budget written into the module. One unit
+ * is one instruction of the original module executed, plus one per 64 elements a bulk operation
+ * moves; charged in advance per straight-line segment, checked at loop headers and at the entry
+ * of functions that call. An appended `i64` global exported as `caplet_fuel` holds what remains.
+ * It must never count the code it inserts, nor move an existing index. Details:
+ * runtime/instrument/README.md and docs/internals.md, "Fuel".
  */
 import { InstrumentError, malformed } from './errors.js'
 import { prefixedKind, readBodies, readLocals, skipImmediates, UNDECODABLE } from './code-decoder.js'

@@ -22,7 +22,7 @@ const WITX_RIGHTS = [
   'SOCK_SHUTDOWN', 'SOCK_ACCEPT',
 ] as const
 
-/** What LESSONS.md ("Rights model") says a read-only mount must never grant. */
+/** What docs/security.md (invariant 4) says a read-only mount must never grant. */
 const RO_FORBIDDEN = [
   'FD_WRITE', 'FD_FILESTAT_SET_SIZE', 'FD_ALLOCATE', 'PATH_CREATE_DIRECTORY', 'PATH_CREATE_FILE',
   'PATH_LINK_SOURCE', 'PATH_LINK_TARGET', 'PATH_RENAME_SOURCE', 'PATH_RENAME_TARGET', 'PATH_SYMLINK',
@@ -76,7 +76,7 @@ describe('rights', () => {
       expect(domainRights('ro') & MUTATING_RIGHTS).toBe(0)
     })
 
-    it("'ro' holds none of the rights LESSONS.md forbids on a read-only mount", () => {
+    it("'ro' holds none of the rights docs/security.md forbids on a read-only mount", () => {
       for (const r of RO_FORBIDDEN) expect(has(domainRights('ro'), Rights[r]), r).toBe(false)
     })
 
