@@ -9,6 +9,8 @@ import { ModuleError, PolicyError } from './errors.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
+import { compileScript, formatDiagnostics, type ScriptProgram } from '../toolchain/js/index.js'
+import { isScriptPath, scriptFromDisk } from '../toolchain/js/local-files.js'
 
 export const ExitCode = {
   /** A limit stopped the guest (timeout, fuel, output). */
@@ -27,6 +29,8 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
+  caplet run [FLAGS] SCRIPT.ts|.js|.mjs [ARGS...]
+                                          (JavaScript/TypeScript inside caplet's JS engine)
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
@@ -317,8 +321,24 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  let program: ScriptProgram | undefined
+  if (isScriptPath(inv.module)) {
+    // JavaScript/TypeScript: bundled from the entry's directory, run inside caplet's JS engine.
+    let compiled: Awaited<ReturnType<typeof compileScript>>
+    try {
+      compiled = await compileScript(scriptFromDisk(inv.module))
+    } catch (e) {
+      io.err(`caplet: ${(e as Error).message}\n`)
+      return ExitCode.MODULE
+    }
+    if (compiled.program === undefined) {
+      io.err(`${formatDiagnostics(compiled.diagnostics)}\ncaplet: ${inv.module}: the script did not compile\n`)
+      return ExitCode.MODULE
+    }
+    program = compiled.program
+  }
   try {
-    const result = await run(inv.module, inv.options)
+    const result = await run(program ?? inv.module, inv.options)
     if (inv.json) io.out(toJson(result))
     const message = describe(result)
     if (message) io.err(`${message}\n`)

@@ -5,9 +5,11 @@ import { build } from 'esbuild'
 rmSync('dist', { recursive: true, force: true })
 
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
+// esbuild (the JS/TS guest compiler) ships a native binary: loaded from node_modules, never bundled.
+const nodeExternal = ['esbuild']
 await Promise.all([
-  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
+  build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: { 'wasi-host': 'wasi-host/index.ts' }, outdir: 'dist' }),
 ])
