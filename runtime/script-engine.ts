@@ -26,6 +26,12 @@ import { HOST_FUNCTION, PRELUDE } from './script-prelude.js'
 const EVAL_MODULE = 1
 /** Free heap the snapshot keeps (allocated and freed before it is taken): runs that stay within it reuse their instance. */
 const HEADROOM_BYTES = 2 * 1024 * 1024
+/**
+ * The engine's C stack is the first 1 MiB of its memory, growing down to 0 (QuickJS-NG has no
+ * stack limit of its own on WASI): deep recursion runs it below 0 and traps out of bounds.
+ * A trap with the stack pointer this close to 0 is reported as a stack overflow.
+ */
+export const STACK_GUARD_BYTES = 64 * 1024
 /** The fuel the one-time initialisation may use (its own, not any run's). */
 const INIT_FUEL = 1n << 40n
 
@@ -48,6 +54,8 @@ interface QuickJSInternals {
   exports: Record<string, unknown> & {
     qjs_init(): number
     qjs_set_module_loader(on: number): void
+    qjs_set_max_stack_size(bytes: number): void
+    qjs_is_uncatchable_error(p: number): number
     wasm_malloc(n: number): number
     wasm_free(p: number): void
     qjs_promise_result(p: number): number

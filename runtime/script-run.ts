@@ -14,7 +14,7 @@ import { Errno, LimitExceeded, ProcExit, type WasiHost } from '../wasi-host/inde
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { mapStack, SourceMap } from '../toolchain/js/source-map.js'
 import { errnoAnswer, ScriptApi, ScriptErrno } from './script-api.js'
-import { engineFor, EVAL_MODULE, type EngineSlot, type RunBinding } from './script-engine.js'
+import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding } from './script-engine.js'
 
 /** What a worker needs, beside the engine module, to run a script. Plain data. */
 export interface ScriptGuest {
@@ -139,6 +139,9 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
   } catch (e) {
     const end = binding.abort ?? e
     if (end instanceof ProcExit) return end.code
+    if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
+      throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
+    }
     throw end
   }
 }
@@ -150,6 +153,10 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
   }
   const vm = slot.vm
   const value = e instanceof JSException ? e.handle : e
+  // The engine's own out-of-memory error is uncatchable: only the allocator failing under the cap makes it.
+  if ((vm as unknown as { exports: { qjs_is_uncatchable_error(p: number): number } }).exports.qjs_is_uncatchable_error(handlePtr(value)) !== 0) {
+    throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
+  }
   let text: string
   try {
     const report = newHandle(vm, slot.internalsPtr, true).getProp('report')
