@@ -10,7 +10,8 @@
  * with the snapshot copied in, or the instance of an earlier run *that ended cleanly*, reset by
  * copying the snapshot over its memory (a memcpy, ~0.05 ms, where a new instance costs ~5 ms).
  * SECURITY: an instance is reused only if its memory did not grow (same size as the snapshot,
- * so the copy covers every byte) and its function table is unchanged; after a trap, a limit, a
+ * so the copy covers every byte) and its function table did not grow (nothing in the engine
+ * writes it); after a trap, a limit, a
  * host fault or anything unexpected it is discarded, never reused. Nothing of a run survives
  * in the engine's memory, globals or table, and the host side keeps no per-run state here.
  */
@@ -154,7 +155,12 @@ interface Snapshot {
   runtimePtr: number
   contextPtr: number
   internalsPtr: number
-  table: unknown[]
+  /**
+   * The function table's size. The engine's own code never writes its table (C compiled by clang
+   * emits no table.set; quickjs-wasi's JS side does only to load native extensions, which caplet
+   * never loads), so a run can change it only by growing it: a grown table is never reused.
+   */
+  tableLength: number
 }
 
 /** Per-thread engine for one compiled module: its snapshot and at most one spare, clean instance. */
@@ -199,7 +205,7 @@ export class ScriptEngine {
   release(slot: EngineSlot, clean: boolean): void {
     slot.binding = undefined
     const snap = this.#snapshot
-    if (!clean || snap === undefined || slot.memory.buffer.byteLength !== snap.bytes.byteLength || !sameTable(slot.table, snap.table)) return
+    if (!clean || snap === undefined || slot.memory.buffer.byteLength !== snap.bytes.byteLength || !sameTable(slot.table, snap.tableLength)) return
     this.#spare = slot
   }
 
@@ -241,7 +247,7 @@ export class ScriptEngine {
       runtimePtr: ex.qjs_get_runtime_ptr(),
       contextPtr: ex.qjs_get_context_ptr(),
       internalsPtr: slot.internalsPtr,
-      table: tableEntries(slot.table),
+      tableLength: slot.table?.length ?? 0,
     }
     host.close()
     slot.binding = undefined
@@ -252,18 +258,8 @@ export class ScriptEngine {
   }
 }
 
-function tableEntries(t: WebAssembly.Table | undefined): unknown[] {
-  if (t === undefined) return []
-  const out: unknown[] = []
-  for (let i = 0; i < t.length; i++) out.push(t.get(i))
-  return out
-}
-
-function sameTable(t: WebAssembly.Table | undefined, entries: unknown[]): boolean {
-  if (t === undefined) return entries.length === 0
-  if (t.length !== entries.length) return false
-  for (let i = 0; i < entries.length; i++) if (t.get(i) !== entries[i]) return false
-  return true
+function sameTable(t: WebAssembly.Table | undefined, length: number): boolean {
+  return (t?.length ?? 0) === length
 }
 
 /** Engines of this thread, by a key naming the compiled module (engine digest + instrumentation). */
