@@ -9,7 +9,7 @@ import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
-import { startScript, type ScriptGuest, type ScriptRun } from './script-run.js'
+import { scriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { openHostStdin } from './stdio.js'
 import type { BridgeChannel } from './worker/bridge.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
@@ -71,7 +71,7 @@ export interface Guest {
   functions: readonly string[]
   policy: ResolvedPolicy
   argv0: string
-  /** A JavaScript/TypeScript program: `module` is then the JavaScript engine it runs in (`script-run.ts`). */
+  /** A JavaScript/TypeScript program: `module` is then the JavaScript engine it runs in (`script-run.ts`, loaded by `runScript` and the worker). */
   script?: ScriptGuest | undefined
   /** The channel to the run's async host services (sockets, async host functions), when it has any. */
   bridge?: BridgeChannel
@@ -124,7 +124,7 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let script: ScriptRun | undefined
     try {
       if (guest.script !== undefined) {
-        script = startScript(guest.script, module, host, policy.limits.memoryPages * 65536)
+        script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536)
         instance = script.instance
       } else instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {

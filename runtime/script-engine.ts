@@ -15,8 +15,6 @@
  * host fault or anything unexpected it is discarded, never reused. Nothing of a run survives
  * in the engine's memory, globals or table, and the host side keeps no per-run state here.
  */
-import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
 import { QuickJS, JSValueHandle } from 'quickjs-wasi'
 import { ProcExit, WasiHost } from '../wasi-host/index.js'
 import { virtualClocks } from './guest-clocks.js'
@@ -33,19 +31,11 @@ const HEADROOM_BYTES = 2 * 1024 * 1024
  * A trap with the stack pointer this close to 0 is reported as a stack overflow.
  */
 export const STACK_GUARD_BYTES = 64 * 1024
+const MAX_TRACKED_REJECTIONS = 16
 /** The fuel the one-time initialisation may use (its own, not any run's). */
 const INIT_FUEL = 1n << 40n
 
-/** The engine package's file (read once per process). */
-export function engineBytes(): Uint8Array {
-  return (cachedBytes ??= readFileSync(createRequire(import.meta.url).resolve('quickjs-wasi/quickjs.wasm')))
-}
-let cachedBytes: Uint8Array | undefined
-
-/** The `env` functions the engine imports (beside its WASI ones). */
-export const ENGINE_HOST_IMPORTS: readonly string[] = [
-  'host_call', 'host_interrupt', 'host_promise_rejection', 'host_module_normalize', 'host_module_load', 'host_get_timezone_offset',
-]
+export { engineBytes, ENGINE_HOST_IMPORTS } from './script-guest.js'
 
 /** The private members of quickjs-wasi's `QuickJS` this driver uses (it instantiates the engine itself, synchronously). */
 interface QuickJSInternals {
@@ -55,6 +45,7 @@ interface QuickJSInternals {
   exports: Record<string, unknown> & {
     qjs_init(): number
     qjs_set_module_loader(on: number): void
+    qjs_set_promise_rejection_handler(on: number): void
     qjs_set_max_stack_size(bytes: number): void
     qjs_is_uncatchable_error(p: number): number
     wasm_malloc(n: number): number
@@ -75,6 +66,8 @@ export interface RunBinding {
   hostFunction: (args: JSValueHandle[]) => JSValueHandle
   /** Set by the host function to end the run: thrown out of the engine right after the call returns. */
   abort: unknown
+  /** Rejected promises with no handler yet, by identity: the reason's value pointer (owned). */
+  rejections: Map<number, number>
 }
 
 /** One instance of the engine, with the handles that stay valid across resets. */
@@ -112,10 +105,21 @@ export class EngineSlot {
         return r
       },
       host_interrupt: () => (this.binding?.abort !== undefined ? 1 : 0),
-      host_promise_rejection: (promisePtr: number, reasonPtr: number) => {
-        const e = internals(vm).exports as unknown as { qjs_free_value(p: number): void }
+      // QuickJS reports a promise rejected with no handler (isHandled 0) and, if one is attached
+      // later, the same promise again (1): what is left at the end is an unhandled rejection.
+      host_promise_rejection: (promisePtr: number, reasonPtr: number, isHandled: number) => {
+        const e = internals(vm).exports as unknown as { qjs_free_value(p: number): void; qjs_get_value_ptr(p: number): number }
+        const rejections = this.binding?.rejections
+        const id = e.qjs_get_value_ptr(promisePtr)
         e.qjs_free_value(promisePtr)
-        e.qjs_free_value(reasonPtr)
+        const earlier = rejections?.get(id)
+        if (earlier !== undefined) {
+          e.qjs_free_value(earlier)
+          rejections!.delete(id)
+        }
+        // Bounded: only the first few are kept (one is reported); the rest only count.
+        if (isHandled === 0 && rejections !== undefined && rejections.size < MAX_TRACKED_REJECTIONS) rejections.set(id, reasonPtr)
+        else e.qjs_free_value(reasonPtr)
       },
       // Every import was bundled at compile time; anything asked for at run time (a dynamic
       // `import()`) names a module that is not there.
@@ -223,12 +227,13 @@ export class ScriptEngine {
     // A host of its own: virtual clocks and a zero random source, so the snapshot is the same
     // on every thread (QuickJS seeds its own Math.random from the clock; the prelude replaces it).
     const host = new WasiHost({ clocks: virtualClocks(1000n), randomFill: (d) => d.fill(0), functions: WebAssembly.Module.imports(this.#module).filter((i) => i.module === 'wasi_snapshot_preview1').map((i) => i.name) })
-    slot.binding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: () => slot.vm.undefined, abort: undefined }
+    slot.binding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: () => slot.vm.undefined, abort: undefined, rejections: new Map() }
     if (slot.fuel) slot.fuel.value = INIT_FUEL
     host.initialize(slot.instance)
     const ex = internals(slot.vm).exports
     if (ex.qjs_init() !== 0) throw new Error('the JavaScript engine failed to initialise')
     ex.qjs_set_module_loader(1)
+    ex.qjs_set_promise_rejection_handler(1)
     const fn = slot.vm.newFunction(HOST_FUNCTION, () => slot.vm.undefined)
     slot.vm.setProp(slot.vm.global, HOST_FUNCTION, fn)
     fn.dispose()

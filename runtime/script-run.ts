@@ -14,25 +14,10 @@ import { Errno, LimitExceeded, ProcExit, type WasiHost } from '../wasi-host/inde
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { mapStack, SourceMap } from '../toolchain/js/source-map.js'
 import { errnoAnswer, ScriptApi, ScriptErrno } from './script-api.js'
+import { registerScriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding } from './script-engine.js'
 
-/** What a worker needs, beside the engine module, to run a script. Plain data. */
-export interface ScriptGuest {
-  program: ScriptProgram
-  /** Names the compiled engine module (engine digest and instrumentation): the per-thread snapshot's key. */
-  engineKey: string
-}
-
 const OOM = /^out of memory$/
-
-/** One run of a script on a borrowed engine instance. */
-export interface ScriptRun {
-  readonly instance: WebAssembly.Instance
-  /** Runs the program; returns the exit code, or throws what ended the run (a limit, a trap). */
-  execute(): number
-  /** Returns the instance; `clean` when the run ended normally (exit code, uncaught exception). */
-  release(clean: boolean): void
-}
 
 /**
  * Borrows an engine instance in its snapshot state and binds it to this run's host.
@@ -45,7 +30,7 @@ export function startScript(script: ScriptGuest, module: WebAssembly.Module, hos
   const api = new ScriptApi(host.imports.wasi_snapshot_preview1, {
     memory: slot.memory, malloc: (n) => ex.wasm_malloc(n), free: (p) => ex.wasm_free(p),
   }, maxBytes)
-  const binding: RunBinding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: (args) => hostFunction(slot, binding, api, args), abort: undefined }
+  const binding: RunBinding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: (args) => hostFunction(slot, binding, api, args), abort: undefined, rejections: new Map() }
   slot.binding = binding
   host.memory.bind(slot.memory)
   // As for any reactor: the engine returns to this driver, with no last call to flush held writes at.
@@ -117,6 +102,8 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
       promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)
     } catch (e) {
       if (e instanceof JSException) return uncaught(slot, api, program, e)
+      // The wrapper could not allocate the source in the engine's memory.
+      if (e instanceof Error && e.message === 'wasm_malloc failed') throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
       throw e
     }
     try {
@@ -135,6 +122,13 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
       api.write(2, 'caplet: the script\'s top-level await never settled (nothing left to run)\n')
       return 13
     }
+    // As Node does: a promise rejected and never handled ends the run with 1.
+    const unhandled = binding.rejections.values().next()
+    if (!unhandled.done) {
+      const reason = newHandle(vm, unhandled.value)
+      binding.rejections.clear()
+      return uncaught(slot, api, program, reason, ' (in promise)')
+    }
     return 0
   } catch (e) {
     const end = binding.abort ?? e
@@ -147,7 +141,7 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
 }
 
 /** Prints an uncaught exception (source-mapped) to stderr and returns 1, or ends the run on out-of-memory. */
-function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: JSException | JSValueHandle): number {
+function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: JSException | JSValueHandle, how = ''): number {
   if (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) {
     throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
   }
@@ -168,6 +162,7 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
     if (!(err instanceof JSException)) throw err
     text = e instanceof JSException ? `Uncaught ${e.name}: ${e.message}` : 'Uncaught exception'
   }
+  if (how !== '') text = text.replace(/^Uncaught/, `Uncaught${how}`)
   api.write(2, `${mapStack(text, program.filename, new SourceMap(program.sourceMap))}\n`)
   return 1
 }
@@ -177,3 +172,5 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
 const newHandle = (vm: unknown, ptr: number, singleton = false): JSValueHandle =>
   new (JSValueHandle as unknown as new (vm: unknown, ptr: number, singleton: boolean) => JSValueHandle)(vm, ptr, singleton)
 const handlePtr = (h: JSValueHandle): number => (h as unknown as { ptr: number }).ptr
+
+registerScriptRunner(startScript)

@@ -13,7 +13,7 @@ import { runInProcess, runInWorker, type Command, type RunResult } from './launc
 import { importedFunctions, loadModule } from './module.js'
 import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
 import { SCRIPT_API_FUNCTIONS } from './script-api.js'
-import { engineBytes, ENGINE_HOST_IMPORTS } from './script-engine.js'
+import { engineBytes, ENGINE_HOST_IMPORTS } from './script-guest.js'
 
 export type { ScriptProgram }
 export { isScriptProgram }
@@ -50,6 +50,10 @@ export async function runScript(program: ScriptProgram, options: RunOptions = {}
   const functions = [...new Set([...importedFunctions(module).filter((n) => !ENGINE_HOST_IMPORTS.includes(n)), ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n))])]
   const command: Command = { module, functions, argv0: program.entry, script: { program, engineKey: key } }
   const r = resolveRunInput(prepared, input)
-  if (r.policy.isolation === 'in-process') return runInProcess(command, r)
+  if (r.policy.isolation === 'in-process') {
+    // The engine driver (and QuickJS's wrapper) load on first use; a worker loads its own.
+    await import('./script-run.js')
+    return runInProcess(command, r)
+  }
   return runInWorker(command, r)
 }

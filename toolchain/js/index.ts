@@ -9,7 +9,7 @@
  * `node:fs`, `lodash`), an absolute path, a URL or a relative path that climbs out of the
  * submitted tree is an error naming it. No tsconfig, package.json or node_modules is consulted.
  */
-import { build, type BuildFailure, type Message, type Plugin } from 'esbuild'
+import type { BuildFailure, Message, Plugin } from 'esbuild'
 
 /** What `compileScript` returns for a successful compile: plain data, safe to post to a worker or store. */
 export interface ScriptProgram {
@@ -213,6 +213,8 @@ export async function compileScript(source: ScriptSource): Promise<CompileScript
   if (entry === undefined) sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
   if (sources.problems.length > 0) return { program: undefined, diagnostics: sources.problems }
   try {
+    // Loaded on first use: importing caplet to run a .wasm must not pay for the bundler.
+    const { build } = await import('esbuild')
     const out = await build({
       entryPoints: [entry!],
       plugins: [inMemory(sources, entry!)],
