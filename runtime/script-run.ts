@@ -64,7 +64,7 @@ function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, arg
   } catch (e) {
     // SECURITY: an exit, a limit, a trap or a host fault: never handed to the script as an
     // exception it could catch; the engine is unwound as soon as the trampoline returns.
-    binding.abort ??= e
+    binding.abort ??= outOfMemory(e) ? new LimitExceeded('memory', 'the script ran out of memory under the memory limit') : e
     return vm.undefined
   }
 }
@@ -167,6 +167,11 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
   return 1
 }
 
+
+/** The engine could not allocate a value the host hands it (its own out-of-memory error, or the wrapper's malloc failing). */
+function outOfMemory(e: unknown): boolean {
+  return (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) || (e instanceof Error && e.message === 'wasm_malloc failed')
+}
 
 /** quickjs-wasi's handle constructor and pointer are internal to it; this driver owns the engine instance. */
 const newHandle = (vm: unknown, ptr: number, singleton = false): JSValueHandle =>

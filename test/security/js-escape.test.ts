@@ -153,6 +153,19 @@ describe('limits stop a script and it cannot catch them', () => {
     expect(r).toMatchObject({ exitCode: 124, limit: 'memory' })
   })
 
+  it('file contents the engine cannot hold end the run at the memory cap, not in a host fault', async () => {
+    const r = await script('writeFile("/t/big", "x".repeat(3e6)); const keep: string[] = []; for (;;) { try { keep.push(readFile("/t/big") as string) } catch (e) {} }', { limits: { memory: '16MiB' }, mounts: [{ guest: '/t', tmp: true }] })
+    expect(r).toMatchObject({ exitCode: 124, limit: 'memory' })
+    expect(r.trap).toBeUndefined()
+  })
+
+  it('an abort signal stops a running script in its worker', async () => {
+    const ac = new AbortController()
+    const running = runScript(await program('for (;;) {}'), { signal: ac.signal })
+    setTimeout(() => ac.abort(new Error('stop')), 200)
+    await expect(running).rejects.toThrow('stop')
+  })
+
   it('the output limit ends the run even inside try/catch', async () => {
     const r = await script('for (;;) { try { console.log("x".repeat(100)) } catch (e) {} }', { limits: { stdout: '1KiB' } })
     expect(r).toMatchObject({ exitCode: 124, limit: 'stdout' })
