@@ -11,6 +11,8 @@ import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
+import { compileScript, formatDiagnostics, type ScriptProgram } from '../toolchain/js/index.js'
+import { isScriptPath, scriptFromDisk } from '../toolchain/js/local-files.js'
 
 export const ExitCode = {
   /** A limit stopped the guest (timeout, fuel, output). */
@@ -29,6 +31,8 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
+  caplet run [FLAGS] SCRIPT.ts|.js|.mjs [ARGS...]
+                                          (JavaScript/TypeScript inside caplet's JS engine)
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
@@ -366,8 +370,27 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
   // The worker boots on another core while this thread reads, checks and compiles the module.
   if (inv.options.isolation !== 'in-process') defaultPool.warm()
+  let program: ScriptProgram | undefined
+  if (isScriptPath(inv.module)) {
+    // JavaScript/TypeScript: bundled from the entry's directory, run inside caplet's JS engine.
+    let compiled: Awaited<ReturnType<typeof compileScript>>
+    try {
+      compiled = await compileScript(scriptFromDisk(inv.module))
+    } catch (e) {
+      io.err(`caplet: ${(e as Error).message}
+`)
+      return ExitCode.MODULE
+    }
+    if (compiled.program === undefined) {
+      io.err(`${formatDiagnostics(compiled.diagnostics)}
+caplet: ${inv.module}: the script did not compile
+`)
+      return ExitCode.MODULE
+    }
+    program = compiled.program
+  }
   try {
-    const result = await run(inv.module, inv.options)
+    const result = await run(program ?? inv.module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)
     if (message) io.err(`${message}\n`)

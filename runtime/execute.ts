@@ -9,6 +9,7 @@ import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
+import { scriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { openHostStdin } from './stdio.js'
 import type { BridgeChannel } from './worker/bridge.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
@@ -70,6 +71,8 @@ export interface Guest {
   functions: readonly string[]
   policy: ResolvedPolicy
   argv0: string
+  /** A JavaScript/TypeScript program: `module` is then the JavaScript engine it runs in (`script-run.ts`, loaded by `runScript` and the worker). */
+  script?: ScriptGuest | undefined
   /** The channel to the run's async host services (sockets, async host functions), when it has any. */
   bridge?: BridgeChannel
 }
@@ -118,14 +121,18 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let limit: LimitKind | undefined
     let instance: WebAssembly.Instance | undefined
     let fuel: WebAssembly.Global | undefined
+    let script: ScriptRun | undefined
     try {
-      instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
+      if (guest.script !== undefined) {
+        script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536)
+        instance = script.instance
+      } else instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {
         fuel = instance.exports[FUEL_GLOBAL] as WebAssembly.Global
         fuel.value = BigInt(policy.limits.fuel)
         meter = fuel
       }
-      exitCode = host.start(instance)
+      exitCode = script !== undefined ? script.execute() : host.start(instance)
     } catch (e) {
       if (e instanceof LimitExceeded) {
         limit = e.limit as LimitKind
@@ -145,9 +152,12 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       host.close()
     }
     const memory = instance?.exports.memory
+    const peakMemory = memory instanceof WebAssembly.Memory ? memory.buffer.byteLength : 0
+    // SECURITY: a script's engine instance is reused only after a run that ended normally.
+    script?.release(trap === undefined && limit === undefined)
     const stats: RunStats = {
       wallMs: performance.now() - started,
-      peakMemory: memory instanceof WebAssembly.Memory ? memory.buffer.byteLength : 0,
+      peakMemory,
       syscalls: host.stats.made(),
       bytesRead: host.stats.bytesRead,
       bytesWritten: host.stats.bytesWritten,

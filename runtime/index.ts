@@ -16,3 +16,7 @@ export type { SandboxErrorCode } from './errors.js'
 export { parseDuration, parseSize } from './units.js'
 /** The backend type a `MountSpec.fs` takes, and what an overlay report lists. */
 export type { Filesystem, OverlayChange } from '../wasi-host/index.js'
+export { runScript, isScriptProgram, SCRIPT_MIN_MEMORY } from './script.js'
+export type { ScriptProgram } from './script.js'
+export { compileScript, formatDiagnostics } from '../toolchain/js/index.js'
+export type { CompileScriptResult, Diagnostic, ScriptSource } from '../toolchain/js/index.js'

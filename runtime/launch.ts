@@ -67,7 +67,7 @@ export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
   const limits = run.policy.limits
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
-  const guest: Guest = { module: command.module, functions: command.functions, policy: run.policy, argv0: command.argv0 }
+  const guest: Guest = { module: command.module, functions: command.functions, policy: run.policy, argv0: command.argv0, script: command.script }
   const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink }, run.fs)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
@@ -102,6 +102,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     stderr = inherit(run.stderr, streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n)))
     const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
     if (bridge) job.bridge = bridge
+    if (command.script) job.script = command.script
     return job
   }
   return new Promise<RunResult>((resolve, reject) => {

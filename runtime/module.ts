@@ -53,6 +53,11 @@ export interface LoadOptions {
   syscalls?: readonly string[] | undefined
   /** Which engine tier compiles which function (see the module comment). Default `auto`. */
   tier?: Tier | undefined
+  /**
+   * Non-WASI function imports the caller itself provides (`"env.host_call"`), accepted beside
+   * the WASI ones: caplet's own engines (the JavaScript engine's hooks), never a user's choice.
+   */
+  hostImports?: readonly string[] | undefined
 }
 
 export type { Tier }
@@ -74,7 +79,7 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
     if (options.memoryPages !== undefined || options.fuel) {
       throw new ModuleError('memory and fuel limits need the module bytes, not a compiled WebAssembly.Module')
     }
-    checkImports(source, options.syscalls)
+    checkImports(source, options.syscalls, options.hostImports)
     return source
   }
   const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
@@ -101,7 +106,7 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
     cache.set(key, mod)
   }
-  checkImports(mod, options.syscalls)
+  checkImports(mod, options.syscalls, options.hostImports)
   return mod
 }
 
@@ -165,12 +170,13 @@ function instrumentFor(bytes: Uint8Array, options: LoadOptions): Uint8Array {
  * @throws ModuleError naming every import the host does not provide, or the policy's
  * syscall allow-list does not grant.
  */
-export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[]): void {
+export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[], hostImports?: readonly string[]): void {
   const unknown: string[] = []
   const denied: string[] = []
   const allow = allowed ? new Set(allowed) : undefined
   const shape = moduleShape(mod)
   for (const imp of shape.imports) {
+    if (hostImports !== undefined && imp.kind === 'function' && hostImports.includes(`${imp.module}.${imp.name}`)) continue
     if (imp.module !== 'wasi_snapshot_preview1' || imp.kind !== 'function' || !PROVIDED.has(imp.name)) {
       unknown.push(`${imp.module}.${imp.name} (${imp.kind})`)
     } else if (allow && !allow.has(imp.name)) denied.push(imp.name)

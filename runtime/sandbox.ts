@@ -13,6 +13,7 @@ import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
 import { importedFunctions, isCommand, loadModule, type ModuleSource } from './module.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
+import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
 
 export type { RunResult }
 
@@ -72,11 +73,13 @@ export async function prepare(module: ModuleSource, options: RunOptions = {}): P
 }
 
 /**
- * Runs a WASI command module under a policy. Resolves with a result whatever the guest did;
+ * Runs a WASI command module (or a compiled JavaScript/TypeScript program) under a policy. Resolves with a result whatever the guest did;
  * rejects only for what the caller got wrong (`PolicyError`, `ModuleError`) or, when
  * `options.signal` aborts, with the signal's reason.
  */
-export async function run(module: ModuleSource, options: RunOptions = {}): Promise<RunResult> {
+export async function run(module: ModuleSource | ScriptProgram, options: RunOptions = {}): Promise<RunResult> {
+  // A JavaScript/TypeScript program compiled by `compileScript` runs inside caplet's JS engine.
+  if (isScriptProgram(module)) return runScript(module, options)
   const prepared = preparePolicy(options)
   options.signal?.throwIfAborted()
   return new PreparedProgram(module, prepared).run()

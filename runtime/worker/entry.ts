@@ -5,6 +5,8 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { executeGuest } from '../execute.js'
+// The JavaScript engine's driver: a job may be a script (execute.ts finds it registered).
+import '../script-run.js'
 import { captureSink, discardSink, fdSink, limitedSink, type Sink } from '../output.js'
 import { ringSink } from '../output-ring.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob, type WorkerMessage } from './protocol.js'

@@ -1,0 +1,54 @@
+/**
+ * @module What the run pipeline knows of a JavaScript/TypeScript guest without loading the
+ * JavaScript engine's driver: the plain data a worker job carries (`ScriptGuest`), the shape of
+ * one run (`ScriptRun`), the engine's file and its `env` imports, and the slot through which
+ * `script-run.ts` plugs in once loaded (importing `caplet` to run a `.wasm` must not pay for
+ * QuickJS's driver). It must never hold per-run state.
+ */
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import type { WasiHost } from '../wasi-host/index.js'
+import type { ScriptProgram } from '../toolchain/js/index.js'
+
+/** What a worker needs, beside the engine module, to run a script. Plain data. */
+export interface ScriptGuest {
+  program: ScriptProgram
+  /** Names the compiled engine module (engine digest and instrumentation): the per-thread snapshot's key. */
+  engineKey: string
+}
+
+/** One run of a script on a borrowed engine instance. */
+export interface ScriptRun {
+  readonly instance: WebAssembly.Instance
+  /** Runs the program; returns the exit code, or throws what ended the run (a limit, a trap). */
+  execute(): number
+  /** Returns the instance; `clean` when the run ended normally (exit code, uncaught exception). */
+  release(clean: boolean): void
+}
+
+export type StartScript = (script: ScriptGuest, module: WebAssembly.Module, host: WasiHost, maxBytes: number) => ScriptRun
+
+let starter: StartScript | undefined
+
+/** Called once by `script-run.ts` when it loads. */
+export function registerScriptRunner(start: StartScript): void {
+  starter = start
+}
+
+/** The loaded driver. @throws Error when `script-run.ts` was never imported on this thread (a caplet bug) */
+export function scriptRunner(): StartScript {
+  if (starter === undefined) throw new Error('the JavaScript engine driver is not loaded on this thread')
+  return starter
+}
+
+/** The `env` functions the engine imports (beside its WASI ones). */
+export const ENGINE_HOST_IMPORTS: readonly string[] = [
+  'host_call', 'host_interrupt', 'host_promise_rejection', 'host_module_normalize', 'host_module_load', 'host_get_timezone_offset',
+]
+
+let cachedBytes: Uint8Array | undefined
+
+/** The engine package's file (read once per process). */
+export function engineBytes(): Uint8Array {
+  return (cachedBytes ??= readFileSync(createRequire(import.meta.url).resolve('quickjs-wasi/quickjs.wasm')))
+}

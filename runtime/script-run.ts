@@ -1,0 +1,181 @@
+/**
+ * @module One run of a compiled JavaScript/TypeScript program on the current thread: borrows an
+ * engine instance (`script-engine.ts`), binds it to the run's `WasiHost`, evaluates the bundle
+ * as an ES module and drains its jobs. `execute.ts` calls this where a wasm command would have
+ * its `_start` called, so clocks, mounts, limits, fuel and the result are the same code path.
+ *
+ * An uncaught exception prints its name, message and stack with the script's own
+ * file:line:column (through the source map) on stderr and exits 1; running out of the memory
+ * cap is the `memory` limit. It must never hand an exit, a limit or a trap to the script as an
+ * exception the script could catch.
+ */
+import { JSException, JSValueHandle } from 'quickjs-wasi'
+import { Errno, LimitExceeded, ProcExit, type WasiHost } from '../wasi-host/index.js'
+import type { ScriptProgram } from '../toolchain/js/index.js'
+import { mapStack, SourceMap } from '../toolchain/js/source-map.js'
+import { errnoAnswer, ScriptApi, ScriptErrno } from './script-api.js'
+import { registerScriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
+import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding } from './script-engine.js'
+
+const OOM = /^out of memory$/
+
+/**
+ * Borrows an engine instance in its snapshot state and binds it to this run's host.
+ * `maxBytes` bounds what one API call gathers on the host (the run's memory cap).
+ */
+export function startScript(script: ScriptGuest, module: WebAssembly.Module, host: WasiHost, maxBytes: number): ScriptRun {
+  const engine = engineFor(script.engineKey, module)
+  const slot = engine.acquire()
+  const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
+  const api = new ScriptApi(host.imports.wasi_snapshot_preview1, {
+    memory: slot.memory, malloc: (n) => ex.wasm_malloc(n), free: (p) => ex.wasm_free(p),
+  }, maxBytes)
+  const binding: RunBinding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: (args) => hostFunction(slot, binding, api, args), abort: undefined, rejections: new Map() }
+  slot.binding = binding
+  host.memory.bind(slot.memory)
+  // As for any reactor: the engine returns to this driver, with no last call to flush held writes at.
+  host.writeBehind.enabled = false
+  return {
+    instance: slot.instance,
+    execute: () => execute(slot, binding, api, script.program),
+    release: (clean) => {
+      // The wrapper remembers exception handles it created; they belong to this run's memory.
+      (slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
+      engine.release(slot, clean)
+    },
+  }
+}
+
+/** The one host function the prelude wraps: `(op, a, b)` → `{ ok }` or `{ err, errno, msg }`. */
+function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, args: JSValueHandle[]): JSValueHandle {
+  const vm = slot.vm
+  try {
+    const op = args[0] === undefined ? undefined : vm.dump(args[0])
+    const a = args[1] === undefined ? undefined : vm.dump(args[1])
+    const b = args[2] === undefined ? undefined : vm.dump(args[2])
+    let ok: unknown
+    try {
+      ok = dispatch(api, op, a, b)
+    } catch (e) {
+      if (e instanceof ScriptErrno) return vm.hostToHandle(errnoAnswer(e.errno))
+      throw e
+    }
+    return vm.hostToHandle({ ok })
+  } catch (e) {
+    // SECURITY: an exit, a limit, a trap or a host fault: never handed to the script as an
+    // exception it could catch; the engine is unwound as soon as the trampoline returns.
+    binding.abort ??= outOfMemory(e) ? new LimitExceeded('memory', 'the script ran out of memory under the memory limit') : e
+    return vm.undefined
+  }
+}
+
+function dispatch(api: ScriptApi, op: unknown, a: unknown, b: unknown): unknown {
+  switch (op) {
+    case 'write':
+      if ((a === 1 || a === 2) && typeof b === 'string') return api.write(a, b)
+      break
+    case 'read':
+      if (typeof a === 'string') return api.readFile(a, b === true)
+      break
+    case 'writeFile':
+      if (typeof a === 'string' && (typeof b === 'string' || b instanceof Uint8Array)) return api.writeFile(a, b)
+      break
+    case 'readdir':
+      if (typeof a === 'string') return api.readdir(a)
+      break
+    case 'stdin': return api.stdin()
+    case 'args': return api.args()
+    case 'env': return { ...api.env() }
+    case 'random': return api.random()
+    case 'exit':
+      if (typeof a === 'number' && Number.isInteger(a)) return api.exit(a)
+      break
+  }
+  throw new ScriptErrno(Errno.INVAL) // a call the prelude never makes
+}
+
+function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram): number {
+  const vm = slot.vm
+  try {
+    let promise: JSValueHandle
+    try {
+      promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)
+    } catch (e) {
+      if (e instanceof JSException) return uncaught(slot, api, program, e)
+      // The wrapper could not allocate the source in the engine's memory.
+      if (e instanceof Error && e.message === 'wasm_malloc failed') throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
+      throw e
+    }
+    try {
+      vm.executePendingJobs()
+    } catch (e) {
+      if (e instanceof JSException) return uncaught(slot, api, program, e)
+      throw e
+    }
+    const state = promise.promiseState
+    if (state === 2) {
+      const ex = (vm as unknown as { exports: { qjs_promise_result(p: number): number } }).exports
+      const reason = newHandle(vm, ex.qjs_promise_result(handlePtr(promise)))
+      return uncaught(slot, api, program, reason)
+    }
+    if (state === 0) {
+      api.write(2, 'caplet: the script\'s top-level await never settled (nothing left to run)\n')
+      return 13
+    }
+    // As Node does: a promise rejected and never handled ends the run with 1.
+    const unhandled = binding.rejections.values().next()
+    if (!unhandled.done) {
+      const reason = newHandle(vm, unhandled.value)
+      binding.rejections.clear()
+      return uncaught(slot, api, program, reason, ' (in promise)')
+    }
+    return 0
+  } catch (e) {
+    const end = binding.abort ?? e
+    if (end instanceof ProcExit) return end.code
+    if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
+      throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
+    }
+    throw end
+  }
+}
+
+/** Prints an uncaught exception (source-mapped) to stderr and returns 1, or ends the run on out-of-memory. */
+function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: JSException | JSValueHandle, how = ''): number {
+  if (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) {
+    throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
+  }
+  const vm = slot.vm
+  const value = e instanceof JSException ? e.handle : e
+  // The engine's own out-of-memory error is uncatchable: only the allocator failing under the cap makes it.
+  if ((vm as unknown as { exports: { qjs_is_uncatchable_error(p: number): number } }).exports.qjs_is_uncatchable_error(handlePtr(value)) !== 0) {
+    throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
+  }
+  let text: string
+  try {
+    const report = newHandle(vm, slot.internalsPtr, true).getProp('report')
+    text = vm.callFunction(report, vm.undefined, value).toString()
+  } catch (err) {
+    if (err instanceof JSException && err.name === 'InternalError' && OOM.test(err.message)) {
+      throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
+    }
+    if (!(err instanceof JSException)) throw err
+    text = e instanceof JSException ? `Uncaught ${e.name}: ${e.message}` : 'Uncaught exception'
+  }
+  if (how !== '') text = text.replace(/^Uncaught/, `Uncaught${how}`)
+  api.write(2, `${mapStack(text, program.filename, new SourceMap(program.sourceMap))}\n`)
+  return 1
+}
+
+
+/** The engine could not allocate a value the host hands it (its own out-of-memory error, or the wrapper's malloc failing). */
+function outOfMemory(e: unknown): boolean {
+  return (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) || (e instanceof Error && e.message === 'wasm_malloc failed')
+}
+
+/** quickjs-wasi's handle constructor and pointer are internal to it; this driver owns the engine instance. */
+const newHandle = (vm: unknown, ptr: number, singleton = false): JSValueHandle =>
+  new (JSValueHandle as unknown as new (vm: unknown, ptr: number, singleton: boolean) => JSValueHandle)(vm, ptr, singleton)
+const handlePtr = (h: JSValueHandle): number => (h as unknown as { ptr: number }).ptr
+
+registerScriptRunner(startScript)

@@ -1,0 +1,59 @@
+/**
+ * @module Running a compiled JavaScript/TypeScript program (`toolchain/js`) under a policy:
+ * `runScript(program, options)` resolves with the same `RunResult` as `run()`. The program runs
+ * inside QuickJS (`script-engine.ts`), a wasm module loaded through caplet's own pipeline
+ * (memory cap, fuel, syscall allow-list) and served by a `WasiHost` built from the policy like
+ * any guest's, in a pooled worker (timeout and abort stop it at any instruction) or in-process.
+ * What a script sees is documented in `script-prelude.ts`.
+ */
+import { createHash } from 'node:crypto'
+import { isScriptProgram, type ScriptProgram } from '../toolchain/js/index.js'
+import { PolicyError } from './errors.js'
+import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
+import { importedFunctions, loadModule } from './module.js'
+import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
+import { SCRIPT_API_FUNCTIONS } from './script-api.js'
+import { engineBytes, ENGINE_HOST_IMPORTS } from './script-guest.js'
+
+export type { ScriptProgram }
+export { isScriptProgram }
+
+/** The least memory cap a script may run under: the engine's initialised heap and some room. */
+export const SCRIPT_MIN_MEMORY = 8 * 1024 * 1024
+
+
+let engineDigest: string | undefined
+
+/** The engine module under the policy's instrumentation, and its snapshot key. */
+function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { module: WebAssembly.Module; key: string } {
+  const bytes = engineBytes()
+  engineDigest ??= createHash('sha256').update(bytes).digest('hex').slice(0, 16)
+  const fuel = policy.limits.fuel !== undefined
+  const module = loadModule(bytes, { memoryPages: policy.limits.memoryPages, fuel, syscalls: policy.syscalls, tier: policy.tier, hostImports: ENGINE_HOST_IMPORTS.map((n) => `env.${n}`) })
+  return { module, key: `${engineDigest}:${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}` }
+}
+
+/**
+ * Runs a compiled script under a policy (the `RunOptions` of `run()`): in a worker unless
+ * `isolation: 'in-process'`. Resolves with a result whatever the script did; rejects for a
+ * bad policy (`PolicyError`) or program, or with the signal's reason when it aborts.
+ */
+export async function runScript(program: ScriptProgram, options: RunOptions = {}, input?: RunInput): Promise<RunResult> {
+  if (!isScriptProgram(program)) throw new PolicyError(['program: not a compiled script (use compileScript from caplet\'s toolchain)'])
+  const prepared = preparePolicy(options)
+  if (prepared.policy.limits.memoryPages * 65536 < SCRIPT_MIN_MEMORY) {
+    throw new PolicyError([`limits.memory: a JavaScript guest needs at least ${SCRIPT_MIN_MEMORY / 1024 / 1024} MiB (the engine itself takes about 4 MiB)`])
+  }
+  options.signal?.throwIfAborted()
+  const { module, key } = loadEngine(prepared.policy)
+  const allowed = prepared.policy.syscalls ? new Set(prepared.policy.syscalls) : undefined
+  const functions = [...new Set([...importedFunctions(module).filter((n) => !ENGINE_HOST_IMPORTS.includes(n)), ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n))])]
+  const command: Command = { module, functions, argv0: program.entry, script: { program, engineKey: key } }
+  const r = resolveRunInput(prepared, input)
+  if (r.policy.isolation === 'in-process') {
+    // The engine driver (and QuickJS's wrapper) load on first use; a worker loads its own.
+    await import('./script-run.js')
+    return runInProcess(command, r)
+  }
+  return runInWorker(command, r)
+}

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest'
+import { canonicalName, compileScript, formatDiagnostics, isScriptProgram, SCRIPT_LIMITS } from '../../toolchain/js/index.js'
+import { mapStack, SourceMap } from '../../toolchain/js/source-map.js'
+
+describe('compileScript', () => {
+  it('bundles ES modules across the submitted files, strips types, and maps positions back', async () => {
+    const r = await compileScript({
+      files: {
+        'main.ts': 'import { twice } from "./lib/math.js"\nimport data from "./data.json"\nconst n: number = twice(data.n)\nconsole.log(n)\n',
+        'lib/math.ts': 'export function twice(k: number): number {\n  return k * 2\n}\n',
+        'data.json': '{ "n": 21 }',
+        'unused.ts': 'this is not even valid',
+      },
+      entry: 'main.ts',
+    })
+    expect(r.diagnostics).toEqual([])
+    expect(isScriptProgram(r.program)).toBe(true)
+    const p = r.program!
+    expect(p.code).not.toContain(': number')
+    expect(p.code).toContain('k * 2')
+    const map = new SourceMap(p.sourceMap)
+    const lines = p.code.split('\n')
+    const at = lines.findIndex((l) => l.includes('k * 2'))
+    expect(map.original(at + 1, lines[at]!.indexOf('k * 2') + 1)).toEqual({ file: 'lib/math.ts', line: 2, column: 10 })
+    expect(JSON.parse(p.sourceMap).sources).toEqual(expect.arrayContaining(['lib/math.ts', 'main.ts']))
+  })
+
+  it('refuses anything but the submitted files, naming the import', async () => {
+    const cases: [string, RegExp][] = [
+      ['import fs from "fs"; fs.x()', /"fs".*only the submitted files/],
+      ['import { x } from "node:path"; x()', /"node:path"/],
+      ['import { x } from "/etc/passwd"; x()', /"\/etc\/passwd"/],
+      ['import { x } from "../escape.ts"; x()', /"\.\.\/escape\.ts" from main\.ts leaves the submitted files/],
+      ['import { x } from "./sub/../../up.ts"; x()', /leaves the submitted files/],
+      ['import { x } from "./missing.ts"; x()', /no submitted file "missing\.ts"/],
+      ['import { x } from "https://example.com/m.js"; x()', /https:\/\/example\.com/],
+      ['const m = require("fs"); m.x()', /"fs"/],
+    ]
+    for (const [src, re] of cases) {
+      const r = await compileScript({ files: { 'main.ts': src }, entry: 'main.ts' })
+      expect(r.program, src).toBeUndefined()
+      expect(formatDiagnostics(r.diagnostics), src).toMatch(re)
+    }
+  })
+
+  it('reports syntax errors with the file, line and column', async () => {
+    const r = await compileScript({ files: { 'main.ts': 'import "./b.ts"\n', 'b.ts': 'const ok = 1\nlet = ;\n' }, entry: 'main.ts' })
+    expect(r.program).toBeUndefined()
+    expect(r.diagnostics[0]).toMatchObject({ severity: 'error', file: 'b.ts', line: 2, column: 7 })
+  })
+
+  it('refuses file names that are not plain relative names, and oversized input', async () => {
+    for (const name of ['../x.ts', '/abs.ts', 'a/../b.ts', 'a//b.ts', './a.ts', 'a\\b.ts', 'a\0.ts', '']) {
+      expect(canonicalName(name), JSON.stringify(name)).toBeUndefined()
+      const r = await compileScript({ files: { [name]: 'x', 'main.ts': '1' }, entry: 'main.ts' })
+      expect(r.program, JSON.stringify(name)).toBeUndefined()
+    }
+    expect((await compileScript({ files: { 'main.ts': '1' }, entry: '../main.ts' })).program).toBeUndefined()
+    expect(formatDiagnostics((await compileScript({ files: { 'main.ts': '1' }, entry: 'other.ts' })).diagnostics)).toMatch(/entry file "other\.ts"/)
+    const big = 'x'.repeat(SCRIPT_LIMITS.fileBytes + 1)
+    expect(formatDiagnostics((await compileScript({ files: { 'main.ts': 'import "./big.ts"', 'big.ts': big }, entry: 'main.ts' })).diagnostics)).toMatch(/larger than/)
+  })
+})
+
+describe('source maps', () => {
+  it('maps QuickJS stack positions and leaves unmapped frames alone; a malformed map maps nothing', () => {
+    const map = new SourceMap(JSON.stringify({ version: 3, sources: ['a.ts'], mappings: ';AAAA,IAAI;AACA' }))
+    expect(map.original(2, 1)).toEqual({ file: 'a.ts', line: 1, column: 1 })
+    expect(map.original(2, 7)).toEqual({ file: 'a.ts', line: 1, column: 5 })
+    expect(map.original(3, 1)).toEqual({ file: 'a.ts', line: 2, column: 5 })
+    expect(mapStack('    at f (script.js:2:7)\n    at g (native)', 'script.js', map)).toBe('    at f (a.ts:1:5)\n    at g (native)')
+    for (const bad of ['', '{', '{"sources":5,"mappings":"!!!"}', JSON.stringify({ sources: ['a'], mappings: 'gggggggggggggggggg' })]) {
+      expect(new SourceMap(bad).original(1, 1)).toBeUndefined()
+    }
+  })
+})

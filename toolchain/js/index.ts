@@ -1,0 +1,266 @@
+/**
+ * @module JavaScript and TypeScript guests, the compile step: `compileScript({ files, entry })`
+ * bundles only the submitted files with esbuild (types stripped, ES modules among the files
+ * joined into one module, a separate source map) into a `ScriptProgram` that
+ * `runtime/script.ts` runs inside QuickJS on caplet's own WASI host.
+ *
+ * SECURITY: the source is untrusted. Nothing here reads the disk or the network: every import is
+ * resolved by an in-memory plugin against the submitted names only; a bare import (`fs`,
+ * `node:fs`, `lodash`), an absolute path, a URL or a relative path that climbs out of the
+ * submitted tree is an error naming it. No tsconfig, package.json or node_modules is consulted.
+ */
+import type { BuildFailure, Message, Plugin } from 'esbuild'
+
+/** What `compileScript` returns for a successful compile: plain data, safe to post to a worker or store. */
+export interface ScriptProgram {
+  readonly kind: 'caplet.script'
+  readonly version: 1
+  /** The entry file, as submitted. */
+  readonly entry: string
+  /** The bundle: one ES module. */
+  readonly code: string
+  /** The bundle's file name in stack traces (what the source map maps from). */
+  readonly filename: string
+  /** The source map (JSON), its `sources` the submitted names. */
+  readonly sourceMap: string
+}
+
+export interface Diagnostic {
+  severity: 'error' | 'warning'
+  message: string
+  /** Submitted file name and 1-based position, when the message has one. */
+  file?: string
+  line?: number
+  column?: number
+}
+
+export interface ScriptSource {
+  /**
+   * The submitted files by relative name (`main.ts`, `lib/util.ts`), or a function that returns a
+   * file's text by that name (`undefined` when there is none): the CLI reads beside the entry.
+   */
+  files: Readonly<Record<string, string>> | ((name: string) => string | undefined)
+  /** The file to run (one of the names). */
+  entry: string
+}
+
+export interface CompileScriptResult {
+  /** Undefined when the compile failed; `diagnostics` then has at least one error. */
+  program: ScriptProgram | undefined
+  diagnostics: Diagnostic[]
+}
+
+/** Bounds on what one compile accepts (untrusted input feeds a native bundler). */
+export const SCRIPT_LIMITS = { files: 1000, fileBytes: 8 * 1024 * 1024, totalBytes: 32 * 1024 * 1024, nameBytes: 1024 } as const
+
+const BUNDLE_NAME = 'script.js'
+const NAMESPACE = 'caplet-script'
+const LOADERS: Record<string, 'ts' | 'js' | 'json'> = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.json': 'json' }
+/** Suffixes tried, in order, for an import without a known extension (as TypeScript resolves). */
+const PROBES = ['', '.ts', '.mts', '.js', '.mjs', '.json', '/index.ts', '/index.js', '/index.mjs']
+
+/** Whether a value is a compiled script program (plain data; checked field by field). */
+export function isScriptProgram(v: unknown): v is ScriptProgram {
+  if (typeof v !== 'object' || v === null) return false
+  const p = v as Record<string, unknown>
+  return p.kind === 'caplet.script' && p.version === 1 && typeof p.code === 'string' && typeof p.sourceMap === 'string'
+    && typeof p.entry === 'string' && typeof p.filename === 'string'
+}
+
+/**
+ * The canonical form of a submitted or imported name: relative, `/`-separated, no `.` or `..`
+ * component, no empty component, no NUL or backslash. Undefined when it is none of that.
+ */
+export function canonicalName(name: string): string | undefined {
+  if (name.length === 0 || new TextEncoder().encode(name).length > SCRIPT_LIMITS.nameBytes) return undefined
+  if (name.includes('\0') || name.includes('\\') || name.startsWith('/')) return undefined
+  const parts = name.split('/')
+  if (parts.some((p) => p === '' || p === '.' || p === '..')) return undefined
+  return name
+}
+
+/** Joins a relative import onto the importer's directory; undefined when it climbs out of the tree. */
+function joinRelative(importer: string, spec: string): string | undefined {
+  const stack = importer.split('/').slice(0, -1)
+  for (const part of spec.split('/')) {
+    if (part === '' || part === '.') continue
+    if (part === '..') {
+      if (stack.length === 0) return undefined
+      stack.pop()
+    } else stack.push(part)
+  }
+  return stack.length === 0 ? undefined : stack.join('/')
+}
+
+function extensionOf(name: string): string {
+  const slash = name.lastIndexOf('/')
+  const dot = name.lastIndexOf('.')
+  return dot > slash ? name.slice(dot) : ''
+}
+
+class SourceSet {
+  readonly #files: ((name: string) => string | undefined)
+  readonly #cache = new Map<string, string | undefined>()
+  #total = 0
+  problems: Diagnostic[] = []
+
+  constructor(files: ScriptSource['files']) {
+    if (typeof files === 'function') this.#files = files
+    else {
+      const names = Object.keys(files)
+      if (names.length > SCRIPT_LIMITS.files) this.problems.push({ severity: 'error', message: `too many files: ${names.length} (at most ${SCRIPT_LIMITS.files})` })
+      for (const n of names) {
+        if (canonicalName(n) === undefined) this.problems.push({ severity: 'error', message: `file name ${JSON.stringify(n)} is not a plain relative name (no "/" at the start, no "." or ".." parts)` })
+      }
+      const own = new Map(Object.entries(files).filter(([n]) => canonicalName(n) !== undefined))
+      this.#files = (name) => own.get(name)
+    }
+  }
+
+  get(name: string): string | undefined {
+    if (this.#cache.has(name)) return this.#cache.get(name)
+    let text: string | undefined
+    if (this.#cache.size >= SCRIPT_LIMITS.files) throw new Error(`too many files (at most ${SCRIPT_LIMITS.files})`)
+    const raw = this.#files(name)
+    if (typeof raw === 'string') {
+      if (raw.length > SCRIPT_LIMITS.fileBytes) throw new Error(`${name} is larger than ${SCRIPT_LIMITS.fileBytes} bytes`)
+      this.#total += raw.length
+      if (this.#total > SCRIPT_LIMITS.totalBytes) throw new Error(`the files add up to more than ${SCRIPT_LIMITS.totalBytes} bytes`)
+      text = raw
+    }
+    this.#cache.set(name, text)
+    return text
+  }
+
+  /** The submitted name an import resolves to, probing extensions; a `.js` import may name a `.ts` file. */
+  resolve(base: string): string | undefined {
+    for (const suffix of PROBES) {
+      const name = base + suffix
+      if (LOADERS[extensionOf(name)] !== undefined && this.get(name) !== undefined) return name
+    }
+    const ext = extensionOf(base)
+    if (ext === '.js' || ext === '.mjs') {
+      const ts = base.slice(0, -ext.length) + (ext === '.js' ? '.ts' : '.mts')
+      if (this.get(ts) !== undefined) return ts
+    }
+    return undefined
+  }
+}
+
+function inMemory(sources: SourceSet, entry: string): Plugin {
+  return {
+    name: 'caplet-submitted-files',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (args) => {
+        if (args.kind === 'entry-point') {
+          const name = sources.resolve(entry)
+          if (name === undefined) return { errors: [{ text: `the entry file ${JSON.stringify(entry)} is not among the submitted files` }] }
+          return { path: name, namespace: NAMESPACE }
+        }
+        const spec = args.path
+        const from = args.importer
+        if (!spec.startsWith('./') && !spec.startsWith('../')) {
+          return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from}: only the submitted files can be imported, by a relative path such as "./lib.ts" (no packages, no node: modules, no absolute paths or URLs)` }] }
+        }
+        const joined = joinRelative(from, spec)
+        if (joined === undefined) return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from} leaves the submitted files` }] }
+        let name: string | undefined
+        try {
+          name = sources.resolve(joined)
+        } catch (e) {
+          return { errors: [{ text: (e as Error).message }] }
+        }
+        if (name === undefined) return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from}: no submitted file ${JSON.stringify(joined)}` }] }
+        return { path: name, namespace: NAMESPACE }
+      })
+      b.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => {
+        let text: string | undefined
+        try {
+          text = sources.get(args.path)
+        } catch (e) {
+          return { errors: [{ text: (e as Error).message }] }
+        }
+        if (text === undefined) return { errors: [{ text: `no submitted file ${JSON.stringify(args.path)}` }] }
+        // No resolveDir: esbuild then has no directory to look in, so nothing reaches the disk.
+        return { contents: text, loader: LOADERS[extensionOf(args.path)] ?? 'js' }
+      })
+    },
+  }
+}
+
+function diagnostic(severity: Diagnostic['severity'], m: Message): Diagnostic {
+  const d: Diagnostic = { severity, message: m.text }
+  if (m.location) {
+    d.file = m.location.file.startsWith(`${NAMESPACE}:`) ? m.location.file.slice(NAMESPACE.length + 1) : m.location.file
+    d.line = m.location.line
+    d.column = m.location.column + 1
+  }
+  return d
+}
+
+/** One line per diagnostic, `file:line:column: error: message`. */
+export function formatDiagnostics(diagnostics: readonly Diagnostic[]): string {
+  return diagnostics.map((d) => `${d.file !== undefined ? `${d.file}:${d.line ?? 0}:${d.column ?? 0}: ` : ''}${d.severity}: ${d.message}`).join('\n')
+}
+
+/**
+ * Bundles the submitted files into one ES module with its source map. Never throws for what the
+ * source contains: failures come back as diagnostics.
+ */
+export async function compileScript(source: ScriptSource): Promise<CompileScriptResult> {
+  const sources = new SourceSet(source.files)
+  const entry = canonicalName(source.entry)
+  if (entry === undefined) sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
+  if (sources.problems.length > 0) return { program: undefined, diagnostics: sources.problems }
+  try {
+    // Loaded on first use: importing caplet to run a .wasm must not pay for the bundler.
+    const { build } = await import('esbuild')
+    const out = await build({
+      entryPoints: [entry!],
+      plugins: [inMemory(sources, entry!)],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'neutral',
+      target: 'es2023',
+      outfile: BUNDLE_NAME,
+      sourcemap: 'external',
+      sourcesContent: false,
+      charset: 'utf8',
+      tsconfigRaw: {},
+      logLevel: 'silent',
+      absWorkingDir: '/',
+      // No `process.env.X` substitution or other host values baked in.
+      define: {},
+    })
+    let code = ''
+    let map = ''
+    for (const f of out.outputFiles) {
+      if (f.path.endsWith('.map')) map = f.text
+      else code = f.text
+    }
+    code = code.replace(/\n\/\/# sourceMappingURL=\S*\n?$/, '\n')
+    map = withSubmittedNames(map)
+    return {
+      program: { kind: 'caplet.script', version: 1, entry: entry!, code, filename: BUNDLE_NAME, sourceMap: map },
+      diagnostics: out.warnings.map((w) => diagnostic('warning', w)),
+    }
+  } catch (e) {
+    const f = e as BuildFailure
+    if (Array.isArray(f.errors)) {
+      return { program: undefined, diagnostics: [...f.errors.map((m) => diagnostic('error', m)), ...(f.warnings ?? []).map((m) => diagnostic('warning', m))] }
+    }
+    return { program: undefined, diagnostics: [{ severity: 'error', message: `the bundler failed: ${e instanceof Error ? e.message : String(e)}` }] }
+  }
+}
+
+/** esbuild names sources `caplet-script:NAME`; the map should say the names the author submitted. */
+function withSubmittedNames(map: string): string {
+  try {
+    const v = JSON.parse(map) as { sources?: string[] }
+    if (Array.isArray(v.sources)) v.sources = v.sources.map((s) => s.replace(new RegExp(`^(\\.\\./)*${NAMESPACE}:`), ''))
+    return JSON.stringify(v)
+  } catch {
+    return map
+  }
+}
