@@ -6,6 +6,7 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError } from './errors.js'
+import { inspectMain } from './inspect/cli.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -27,6 +28,7 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
+  caplet inspect [--json] MODULE.wasm     what the module can ever ask of the host
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
@@ -308,6 +310,7 @@ function toJson(result: RunResult): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
