@@ -5,7 +5,8 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { readFileSync, statSync } from 'node:fs'
-import { ModuleError, PolicyError } from './errors.js'
+import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
+import { unknownImportsMessage } from './link/imports.js'
 import { inspectMain } from './inspect/cli.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
@@ -74,6 +75,16 @@ Other:
                              functions that run once, e.g. main; baseline: V8's own tiering,
                              fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
+  --verbose                  Longer messages (every import a refused module lacks).
+
+Imports (see caplet inspect MODULE for what a module imports):
+  --trap-unknown-imports     Link each import caplet does not provide to a function that
+                             traps, naming it, if it is ever called.
+  --default-unknown-imports  Link each such import to a function that returns zeros.
+  --allow-syscalls LIST      Only these WASI functions (comma-separated) may be imported.
+  --deny-syscalls LIST       These WASI functions may not be imported.
+  --stub-denied-syscalls     A denied WASI import returns ENOSYS when called instead of
+                             the module being refused.
   -h, --help                 Show this help.
   -V, --version              Show the version.
 
@@ -100,6 +111,13 @@ interface Invocation {
   module: string
   options: RunOptions
   json: boolean
+  verbose: boolean
+}
+
+function syscallList(flag: string, v: string): string[] {
+  const names = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (names.length === 0) throw new UsageError(`${flag} needs a comma-separated list of WASI functions, e.g. ${flag} fd_write,proc_exit`)
+  return names
 }
 
 function parseDir(value: string, flag = '--dir'): MountSpec {
@@ -157,6 +175,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let json = false
   let overlayOut: string | undefined
   let overlayApply = false
+  let verbose = false
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -222,6 +241,12 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--json': json = true; break
+      case '--verbose': verbose = true; break
+      case '--trap-unknown-imports': options.unknownImports = 'trap'; break
+      case '--default-unknown-imports': options.unknownImports = 'default'; break
+      case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
+      case '--deny-syscalls': options.denySyscalls = syscallList(flag, next()); break
+      case '--stub-denied-syscalls': options.deniedSyscalls = 'enosys'; break
       default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }
   }
@@ -248,6 +273,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   return {
     module,
     json,
+    verbose,
     options: {
       ...options,
       args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
@@ -332,6 +358,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return result.exitCode & 0xff
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
+    if (e instanceof UnknownImportsError && inv.verbose) { io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`); return ExitCode.MODULE }
     if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
     throw e
   }

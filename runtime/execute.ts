@@ -11,6 +11,7 @@ import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.j
 import type { ResolvedPolicy } from './policy.js'
 import { openHostStdin } from './stdio.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
+import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
 
@@ -67,6 +68,8 @@ export interface Guest {
   module: WebAssembly.Module
   /** The WASI functions it imports (already checked against what the host and the policy allow). */
   functions: readonly string[]
+  /** Imports linked to stubs (unknown imports trapping or returning zeros, denied syscalls returning ENOSYS). */
+  stubs?: readonly ImportStub[]
   policy: ResolvedPolicy
   argv0: string
 }
@@ -115,15 +118,25 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let limit: LimitKind | undefined
     let instance: WebAssembly.Instance | undefined
     let fuel: WebAssembly.Global | undefined
+    // A trap stub's exception, kept in case the guest catches it (exception handling): it still ends the run.
+    let stubTrap: UnknownImportCalled | undefined
+    const imports: Record<string, Record<string, unknown>> = { ...host.imports }
+    if (guest.stubs !== undefined && guest.stubs.length > 0) {
+      for (const [m, fns] of Object.entries(stubFunctions(guest.stubs, () => {}, (e) => { stubTrap ??= e }))) {
+        imports[m] = { ...imports[m], ...fns }
+      }
+    }
     try {
-      instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
+      instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {
         fuel = instance.exports[FUEL_GLOBAL] as WebAssembly.Global
         fuel.value = BigInt(policy.limits.fuel)
         meter = fuel
       }
       exitCode = host.start(instance)
+      if (stubTrap !== undefined) throw stubTrap
     } catch (e) {
+      if (stubTrap !== undefined && !(e instanceof LimitExceeded)) e = stubTrap
       if (e instanceof LimitExceeded) {
         limit = e.limit as LimitKind
         exitCode = LIMIT_EXIT_CODE

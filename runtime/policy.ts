@@ -7,7 +7,7 @@ import { realpathSync } from 'node:fs'
 import { isAbsolute, relative } from 'node:path'
 import { isatty } from 'node:tty'
 import { z } from 'zod'
-import type { Filesystem } from '../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 
@@ -91,6 +91,15 @@ export interface RunOptions extends RunInput {
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
+  /** These WASI functions may not be imported (refused, or stubbed with `deniedSyscalls: 'enosys'`). */
+  denySyscalls?: readonly string[]
+  /** A denied WASI import: `refuse` the module (default), or link it to a stub returning `ENOSYS`. */
+  deniedSyscalls?: 'refuse' | 'enosys'
+  /**
+   * An import caplet does not provide: `reject` the module (default), `trap` when called (naming
+   * the import), or `default`: return zeros (as wasmtime's `--trap-unknown-imports` / `--default-unknown-imports`).
+   */
+  unknownImports?: 'reject' | 'trap' | 'default'
   /**
    * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
@@ -133,6 +142,9 @@ export interface ResolvedPolicy {
   seed: number
   clocks: { resolutionNs: bigint; cputime: boolean }
   syscalls: string[] | undefined
+  denySyscalls: string[] | undefined
+  deniedSyscalls: 'refuse' | 'enosys'
+  unknownImports: 'reject' | 'trap' | 'default'
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
   ttys: { stdin: boolean; stdout: boolean; stderr: boolean }
@@ -200,6 +212,9 @@ const schema = z.object({
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
   syscalls: z.array(z.string()).optional(),
+  denySyscalls: z.array(z.string()).optional(),
+  deniedSyscalls: z.enum(['refuse', 'enosys']).optional(),
+  unknownImports: z.enum(['reject', 'trap', 'default']).optional(),
   tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
 }).strict()
 
@@ -294,6 +309,12 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   const isolation = o.isolation ?? 'worker'
   if (isolation === 'in-process' && o.limits?.timeout !== undefined) problems.push(IN_PROCESS_TIMEOUT)
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
+  for (const field of ['syscalls', 'denySyscalls'] as const) {
+    const names = o[field]
+    if (!Array.isArray(names)) continue
+    const bad = names.filter((n) => typeof n === 'string' && !WASI_PREVIEW1_FUNCTIONS.includes(n))
+    if (bad.length > 0) problems.push(`${field}: not wasi_snapshot_preview1 functions: ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
+  }
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
@@ -337,6 +358,9 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       cputime: o.clocks?.cputime ?? true,
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
+    denySyscalls: o.denySyscalls ? [...o.denySyscalls] : undefined,
+    deniedSyscalls: o.deniedSyscalls ?? 'refuse',
+    unknownImports: o.unknownImports ?? 'reject',
     tier: o.tier,
     ttys: ttysOf(o),
   }

@@ -2,6 +2,7 @@
  * @module Classifies why a guest stopped abnormally, from what the engine or the host threw.
  */
 import { GuestFault, HostInvariantError } from '../wasi-host/index.js'
+import { UnknownImportCalled } from './link/imports.js'
 
 export type TrapKind =
   | 'unreachable'
@@ -11,6 +12,7 @@ export type TrapKind =
   | 'indirect-call'
   | 'memory-fault'
   | 'host-fault'
+  | 'unknown-import'
   | 'runtime'
 
 export interface TrapInfo {
@@ -27,6 +29,9 @@ export interface TrapInfo {
 export function classifyTrap(e: unknown, recentSyscalls: string[]): TrapInfo | undefined {
   if (e instanceof GuestFault) {
     return { kind: 'memory-fault', message: `bad pointer passed to ${e.syscall ?? 'a syscall'}: ${e.message}`, syscall: e.syscall, recentSyscalls }
+  }
+  if (e instanceof UnknownImportCalled) {
+    return { kind: 'unknown-import', message: e.message, syscall: e.importName, recentSyscalls }
   }
   if (e instanceof HostInvariantError) {
     return { kind: 'host-fault', message: e.message, syscall: e.syscall, recentSyscalls }
