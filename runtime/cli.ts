@@ -7,6 +7,7 @@
 import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
 import { unknownImportsMessage } from './link/imports.js'
+import { denialLines } from './denials.js'
 import { inspectMain } from './inspect/cli.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
@@ -76,6 +77,9 @@ Other:
                              fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
   --verbose                  Longer messages (every import a refused module lacks).
+  --explain-denials          After the run, one line per distinct call the policy refused,
+                             with the flag that would grant it (default when stderr is a
+                             terminal).
 
 Imports (see caplet inspect MODULE for what a module imports):
   --trap-unknown-imports     Link each import caplet does not provide to a function that
@@ -112,6 +116,7 @@ interface Invocation {
   options: RunOptions
   json: boolean
   verbose: boolean
+  explainDenials: boolean
 }
 
 function syscallList(flag: string, v: string): string[] {
@@ -176,6 +181,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let overlayOut: string | undefined
   let overlayApply = false
   let verbose = false
+  let explainDenials = false
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -242,6 +248,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       }
       case '--json': json = true; break
       case '--verbose': verbose = true; break
+      case '--explain-denials': explainDenials = true; break
       case '--trap-unknown-imports': options.unknownImports = 'trap'; break
       case '--default-unknown-imports': options.unknownImports = 'default'; break
       case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
@@ -274,6 +281,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     module,
     json,
     verbose,
+    explainDenials,
     options: {
       ...options,
       args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
@@ -291,6 +299,8 @@ export interface CliIo {
   out: (s: string) => void
   err: (s: string) => void
   env: Readonly<Record<string, string | undefined>>
+  /** Whether stderr is a terminal: denials are then explained at the end of a run. */
+  stderrIsTTY?: boolean
 }
 
 function describe(result: RunResult): string | undefined {
@@ -328,6 +338,7 @@ function toJson(result: RunResult): string {
     ...(result.trap ? { trap: result.trap } : {}),
     ...(result.limit ? { limit: result.limit } : {}),
     ...(result.overlays ? { overlays: result.overlays } : {}),
+    ...(result.denials ? { denials: result.denials, denialCount: result.denialCount } : {}),
     stdout: dec.decode(result.stdout),
     stderr: dec.decode(result.stderr),
     stats: result.stats,
@@ -353,6 +364,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
+    if (!inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined) {
+      for (const line of denialLines({ denials: result.denials, count: result.denialCount ?? result.denials.length })) io.err(`${line}\n`)
+    }
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff

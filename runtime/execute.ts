@@ -12,6 +12,7 @@ import type { ResolvedPolicy } from './policy.js'
 import { openHostStdin } from './stdio.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
 import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
+import { describeDenials, type Denial } from './denials.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
 
@@ -35,6 +36,10 @@ export interface ExecutionOutcome {
   overlays?: OverlayReport[]
   trap?: TrapInfo
   limit?: LimitKind
+  /** Calls the policy refused (capped at 64), each with the flag that would grant it; see `denialCount`. */
+  denials?: Denial[]
+  /** How many calls the policy refused in all (present with `denials`). */
+  denialCount?: number
   stats: RunStats
 }
 
@@ -122,7 +127,10 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let stubTrap: UnknownImportCalled | undefined
     const imports: Record<string, Record<string, unknown>> = { ...host.imports }
     if (guest.stubs !== undefined && guest.stubs.length > 0) {
-      for (const [m, fns] of Object.entries(stubFunctions(guest.stubs, () => {}, (e) => { stubTrap ??= e }))) {
+      const onCall = (s: ImportStub) => {
+        if (s.action === 'enosys') host.denials.record({ call: s.name, kind: 'denied-import', errno: 'NOSYS', detail: 'denied by the policy' })
+      }
+      for (const [m, fns] of Object.entries(stubFunctions(guest.stubs, onCall, (e) => { stubTrap ??= e }))) {
         imports[m] = { ...imports[m], ...fns }
       }
     }
@@ -175,6 +183,10 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     if (limit) outcome.limit = limit
     if (overlays.length > 0) outcome.overlays = overlays
     if (warnings.length > 0) outcome.warnings = warnings
+    if (host.denials.count > 0) {
+      outcome.denials = describeDenials(host.denials.events, policy)
+      outcome.denialCount = host.denials.count
+    }
     outcome.stats = stats
     return outcome
   } finally {

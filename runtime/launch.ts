@@ -8,6 +8,7 @@ import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
+import type { Denial } from './denials.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
 
@@ -24,6 +25,10 @@ export interface RunResult {
   overlays?: OverlayReport[]
   /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
   warnings?: string[]
+  /** Calls the policy refused (capped at 64), each with the flag that would grant it. */
+  denials?: Denial[]
+  /** How many calls the policy refused in all (present with `denials`). */
+  denialCount?: number
   stats: RunStats
 }
 
