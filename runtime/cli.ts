@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
 import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
+import { formatTraceSummary } from '../wasi-host/index.js'
 import { inspectMain } from './inspect/cli.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
@@ -77,6 +78,10 @@ Other:
                              fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
   --verbose                  Longer messages (every import a refused module lacks).
+  --trace[=FILE|=summary]    Print every host call with its decoded arguments and result
+                             (to stderr, or to FILE); =summary counts calls, errors and
+                             time per function instead, printed at the end (strace -c).
+  --trace-format text|json   One line of text (default) or one JSON object per call.
   --explain-denials          After the run, one line per distinct call the policy refused,
                              with the flag that would grant it (default when stderr is a
                              terminal).
@@ -249,6 +254,18 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--json': json = true; break
       case '--verbose': verbose = true; break
       case '--explain-denials': explainDenials = true; break
+      case '--trace': {
+        // --trace alone takes no value (the next word is the module); --trace=FILE or =summary.
+        const prev = typeof options.trace === 'object' ? options.trace : {}
+        options.trace = inline === undefined ? { ...prev, file: undefined } : inline === 'summary' ? { ...prev, summary: true } : { ...prev, file: inline }
+        break
+      }
+      case '--trace-format': {
+        const f = next()
+        if (f !== 'text' && f !== 'json') throw new UsageError(`--trace-format ${f}: expected text or json`)
+        options.trace = { ...(typeof options.trace === 'object' ? options.trace : {}), format: f }
+        break
+      }
       case '--trap-unknown-imports': options.unknownImports = 'trap'; break
       case '--default-unknown-imports': options.unknownImports = 'default'; break
       case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
@@ -364,6 +381,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
+    if (result.traceSummary !== undefined) io.err(formatTraceSummary(result.traceSummary))
     if (!inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined) {
       for (const line of denialLines({ denials: result.denials, count: result.denialCount ?? result.denials.length })) io.err(`${line}\n`)
     }

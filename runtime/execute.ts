@@ -13,6 +13,7 @@ import { openHostStdin } from './stdio.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
 import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
 import { describeDenials, type Denial } from './denials.js'
+import { openTrace, type TraceSummaryRow } from './trace-output.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
 
@@ -40,6 +41,8 @@ export interface ExecutionOutcome {
   denials?: Denial[]
   /** How many calls the policy refused in all (present with `denials`). */
   denialCount?: number
+  /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
+  traceSummary?: TraceSummaryRow[]
   stats: RunStats
 }
 
@@ -66,6 +69,8 @@ export const LIMIT_EXIT_CODE = 124
 export interface Sinks {
   stdout: (chunk: Uint8Array) => void
   stderr: (chunk: Uint8Array) => void
+  /** Trace lines, when the caller traces into a function. */
+  trace?: (line: string) => void
 }
 
 /** One guest to run: what a worker receives, and what an in-process run passes directly. */
@@ -134,6 +139,12 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
         imports[m] = { ...imports[m], ...fns }
       }
     }
+    // NOTE: only a traced run wraps its imports; an untraced one calls the dispatcher directly.
+    const trace = openTrace(policy, sinks.trace)
+    if (trace !== undefined) {
+      closers.push(() => { trace.finish() })
+      imports.wasi_snapshot_preview1 = trace.wrap(host, imports.wasi_snapshot_preview1 as Record<string, (...args: never[]) => number>)
+    }
     try {
       instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {
@@ -183,6 +194,8 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     if (limit) outcome.limit = limit
     if (overlays.length > 0) outcome.overlays = overlays
     if (warnings.length > 0) outcome.warnings = warnings
+    const summary = trace?.finish()
+    if (summary !== undefined) outcome.traceSummary = summary
     if (host.denials.count > 0) {
       outcome.denials = describeDenials(host.denials.events, policy)
       outcome.denialCount = host.denials.count

@@ -9,6 +9,7 @@ import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './ou
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import type { Denial } from './denials.js'
+import type { TraceSummaryRow } from './trace-output.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
 
@@ -29,6 +30,8 @@ export interface RunResult {
   denials?: Denial[]
   /** How many calls the policy refused in all (present with `denials`). */
   denialCount?: number
+  /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
+  traceSummary?: TraceSummaryRow[]
   stats: RunStats
 }
 
@@ -71,7 +74,7 @@ export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
   const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, policy: run.policy, argv0: command.argv0 }
-  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink }, run.fs)
+  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 
@@ -124,7 +127,8 @@ export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunR
     signal?.addEventListener('abort', onAbort, { once: true })
     void defaultPool.submit(build, {
       message: (m) => {
-        if (m.type === 'chunk') {
+        if (m.type === 'trace') run.traceSink?.(m.line)
+        else if (m.type === 'chunk') {
           const cb = m.stream === 'stdout' ? run.stdout : run.stderr
           if (typeof cb === 'function') cb(m.bytes)
         } else if (m.type === 'done') finish(m.outcome, true)

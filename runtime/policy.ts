@@ -36,6 +36,16 @@ export interface MountSpec {
   apply?: boolean
 }
 
+/** Receives one trace line (text or JSON, without a newline). */
+export type TraceSink = (line: string) => void
+
+export interface TraceOptions {
+  sink?: TraceSink
+  file?: string
+  format?: 'text' | 'json'
+  summary?: boolean
+}
+
 export type OutputOption = 'capture' | 'inherit' | 'discard' | ((chunk: Uint8Array) => void)
 export type Size = number | string
 export type Duration = number | string
@@ -101,6 +111,12 @@ export interface RunOptions extends RunInput {
    */
   unknownImports?: 'reject' | 'trap' | 'default'
   /**
+   * Trace every host call, as `strace` does: a function receiving each line, or where the lines
+   * go (`file`; default caplet's stderr), as `text` or `json`; `summary` only counts calls,
+   * errors and time per function (`result.traceSummary`).
+   */
+  trace?: TraceSink | TraceOptions
+  /**
    * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
    */
@@ -145,6 +161,8 @@ export interface ResolvedPolicy {
   denySyscalls: string[] | undefined
   deniedSyscalls: 'refuse' | 'enosys'
   unknownImports: 'reject' | 'trap' | 'default'
+  /** The trace asked for (plain data; a sink function stays in `PreparedPolicy.traceSink`). */
+  trace: { format: 'text' | 'json'; summary: boolean; file: string | undefined; callback: boolean } | undefined
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
   ttys: { stdin: boolean; stdout: boolean; stderr: boolean }
@@ -215,6 +233,15 @@ const schema = z.object({
   denySyscalls: z.array(z.string()).optional(),
   deniedSyscalls: z.enum(['refuse', 'enosys']).optional(),
   unknownImports: z.enum(['reject', 'trap', 'default']).optional(),
+  trace: z.union([
+    z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
+    z.object({
+      sink: z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function').optional(),
+      file: z.string().min(1).optional(),
+      format: z.enum(['text', 'json']).optional(),
+      summary: z.boolean().optional(),
+    }).strict(),
+  ]).optional(),
   tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
 }).strict()
 
@@ -361,9 +388,16 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     denySyscalls: o.denySyscalls ? [...o.denySyscalls] : undefined,
     deniedSyscalls: o.deniedSyscalls ?? 'refuse',
     unknownImports: o.unknownImports ?? 'reject',
+    trace: resolveTrace(o.trace),
     tier: o.tier,
     ttys: ttysOf(o),
   }
+}
+
+function resolveTrace(t: RunOptions['trace']): ResolvedPolicy['trace'] {
+  if (t === undefined) return undefined
+  if (typeof t === 'function') return { format: 'text', summary: false, file: undefined, callback: true }
+  return { format: t.format ?? 'text', summary: t.summary ?? false, file: t.file, callback: t.sink !== undefined }
 }
 
 const IN_PROCESS_TIMEOUT = "limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)"
@@ -383,6 +417,8 @@ export interface PreparedPolicy {
   /** Backend objects of `fs` mounts (in-process only), by mount index. */
   readonly fs: readonly (Filesystem | undefined)[]
   readonly signal: AbortSignal | undefined
+  /** The caller's trace function, if it gave one. */
+  readonly traceSink?: TraceSink | undefined
 }
 
 /**
@@ -400,6 +436,7 @@ export function preparePolicy(options: RunOptions): PreparedPolicy {
     stderrLimit: l?.stderr !== undefined ? parseSize(l.stderr) : undefined,
     fs: (options.mounts ?? []).map((m) => m.fs),
     signal: options.signal,
+    traceSink: typeof options.trace === 'function' ? options.trace : options.trace?.sink,
   }
 }
 
