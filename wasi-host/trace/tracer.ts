@@ -67,16 +67,26 @@ function reader(host: WasiHost): Reader {
   }
 }
 
-function flagNames(v: number, table: Readonly<Record<string, number>>): string {
+type Table = readonly (readonly [string, number])[]
+const table = (t: Readonly<Record<string, number>>): Table => Object.freeze(Object.entries(t))
+const OFLAGS = table(Oflags), FDFLAGS = table(Fdflags), LOOKUPFLAGS = table(Lookupflags), FSTFLAGS = table(Fstflags)
+const WHENCE = table(Whence), CLOCKID = table(Clockid), ADVICE = table(Advice)
+
+function flagNames(v: number, t: Table): string {
   if (v === 0) return '0'
-  const names = Object.entries(table).filter(([, b]) => b !== 0 && (v & b) === b).map(([n]) => n)
-  const known = Object.values(table).reduce((a, b) => a | b, 0)
-  if ((v & ~known) !== 0) names.push(`0x${(v & ~known).toString(16)}`)
-  return names.join('|')
+  let names = ''
+  let known = 0
+  for (const [n, b] of t) {
+    known |= b
+    if ((v & b) === b) names += names === '' ? n : `|${n}`
+  }
+  if ((v & ~known) !== 0) names += `${names === '' ? '' : '|'}0x${(v & ~known).toString(16)}`
+  return names
 }
 
-function enumName(v: number, table: Readonly<Record<string, number>>): string {
-  return Object.entries(table).find(([, n]) => n === v)?.[0] ?? String(v)
+function enumName(v: number, t: Table): string {
+  for (const [n, x] of t) if (x === v) return n
+  return String(v)
 }
 
 /** Rights as a reader wants them: READ/WRITE named, the rest counted. */
@@ -102,14 +112,14 @@ function decodeArg(kind: ArgKind, a: unknown, b: unknown, r: Reader): TraceValue
     case 'buf': return { len: typeof b === 'number' ? b >>> 0 : 0 }
     case 'u64': return typeof a === 'bigint' ? BigInt.asUintN(64, a) : BigInt(n)
     case 's64': return typeof a === 'bigint' ? a : BigInt(n)
-    case 'oflags': return flagNames(n, Oflags)
-    case 'fdflags': return flagNames(n, Fdflags)
-    case 'lookupflags': return flagNames(n, Lookupflags)
-    case 'fstflags': return flagNames(n, Fstflags)
+    case 'oflags': return flagNames(n, OFLAGS)
+    case 'fdflags': return flagNames(n, FDFLAGS)
+    case 'lookupflags': return flagNames(n, LOOKUPFLAGS)
+    case 'fstflags': return flagNames(n, FSTFLAGS)
     case 'rights': return rightsSummary(typeof a === 'bigint' ? a : BigInt(n))
-    case 'whence': return enumName(n, Whence)
-    case 'clockid': return enumName(n, Clockid)
-    case 'advice': return enumName(n, Advice)
+    case 'whence': return enumName(n, WHENCE)
+    case 'clockid': return enumName(n, CLOCKID)
+    case 'advice': return enumName(n, ADVICE)
     case 'ptr': return `0x${n.toString(16)}`
     default: return kind === 'exitcode' || kind === 'signal' || kind === 'fd' || kind === 'u32' ? (typeof a === 'number' ? a >>> 0 : String(a)) : String(a)
   }
@@ -199,9 +209,13 @@ const DENIAL_WORDS: Readonly<Record<string, string>> = {
 }
 
 /** One line for people: `path_open(3, "../x", oflags=CREAT, rights=READ) = PERM [escapes /data]`. */
+const KINDS: Readonly<Record<string, ReadonlyMap<string, ArgKind>>> = Object.fromEntries(
+  Object.entries(TRACE_SIGNATURES).map(([call, sig]) => [call, new Map(sig)]),
+)
+const NO_KINDS: ReadonlyMap<string, ArgKind> = new Map()
+
 export function formatTraceText(e: TraceEvent): string {
-  const sig = TRACE_SIGNATURES[e.call] ?? []
-  const kinds = new Map(sig)
+  const kinds = KINDS[e.call] ?? NO_KINDS
   const parts = Object.entries(e.args).map(([k, v]) => {
     const kind = kinds.get(k)
     const shown = formatValue(kind, v)
