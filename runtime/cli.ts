@@ -8,6 +8,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
 import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
+import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/index.js'
 import { inspectMain } from './inspect/cli.js'
 import type { OverlayReport } from './mounts.js'
@@ -324,7 +325,8 @@ function describe(result: RunResult): string | undefined {
   if (result.trap) {
     const t = result.trap
     const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
-    return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}`
+    const frames = (t.frames ?? []).slice(0, 8).map((f) => `\n  at ${formatFrame(f)}`).join('')
+    return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}${frames}`
   }
   for (const o of result.overlays ?? []) {
     if (o.error) return `caplet: overlay ${o.guest}: ${o.error}`

@@ -80,6 +80,8 @@ export interface Guest {
   functions: readonly string[]
   /** Imports linked to stubs (unknown imports trapping or returning zeros, denied syscalls returning ENOSYS). */
   stubs?: readonly ImportStub[]
+  /** Bytes to subtract from engine code offsets to get offsets in the caller's module (see `codeShift`). */
+  codeShift?: number | undefined
   policy: ResolvedPolicy
   argv0: string
 }
@@ -165,7 +167,7 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       } else {
         // Anything else thrown while the guest ran (e.g. the engine refusing a host result for
         // an import declared with another signature) still ends in a result, never a throw.
-        trap = classifyTrap(e, host.recentSyscalls()) ?? {
+        trap = classifyTrap(e, host.recentSyscalls(), guest.codeShift) ?? {
           kind: 'host-fault', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: host.recentSyscalls(),
         }
         exitCode = TRAP_EXIT_CODE

@@ -73,7 +73,7 @@ export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
   const limits = run.policy.limits
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
-  const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, policy: run.policy, argv0: command.argv0 }
+  const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy: run.policy, argv0: command.argv0 }
   const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
@@ -92,7 +92,7 @@ export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunR
   const build = (buffers: CaptureBuffers): WorkerJob => {
     stdout = streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
     stderr = streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
-    return { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, stubs: command.stubs, policy, argv0: command.argv0, stdout, stderr }
+    return { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy, argv0: command.argv0, stdout, stderr }
   }
   return new Promise<RunResult>((resolve, reject) => {
     let settled = false

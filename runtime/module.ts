@@ -114,8 +114,32 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     }
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
     cache.set(key, mod)
+    // Trap offsets are in the compiled bytes: remember how far the code moved from the caller's
+    // module (sections caplet inserted), unless metering rewrote the bodies themselves.
+    if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))
   }
   return { module: mod, plan: checkImports(mod, options, bytes) }
+}
+
+const codeShifts = new WeakMap<WebAssembly.Module, number>()
+
+/** Where the code section's payload starts, or NaN. */
+function codeStart(bytes: Uint8Array): number {
+  try {
+    return findSection(parseSections(bytes), SectionId.Code)?.offset ?? NaN
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * How many bytes the compiled module's code sits after the same code in the caller's bytes
+ * (subtract it from an engine's code offset); undefined when the bodies were rewritten (fuel)
+ * or the module came compiled.
+ */
+export function codeShift(mod: WebAssembly.Module): number | undefined {
+  const s = codeShifts.get(mod)
+  return s === undefined || Number.isNaN(s) ? undefined : s
 }
 
 interface Hashed {

@@ -11,7 +11,7 @@ import { basename } from 'node:path'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
 import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
-import { isCommand, loadLinked, type ModuleSource } from './module.js'
+import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 
 export type { RunResult }
@@ -40,7 +40,7 @@ class PreparedProgram implements Program {
 
   constructor(module: ModuleSource, prepared: PreparedPolicy) {
     const { module: mod, plan } = loadCommand(module, prepared.policy)
-    this.#command = { module: mod, functions: plan.functions, stubs: plan.stubs, argv0: argv0Of(module) }
+    this.#command = { module: mod, functions: plan.functions, stubs: plan.stubs, codeShift: codeShift(mod), argv0: argv0Of(module) }
     this.#prepared = prepared
   }
 
