@@ -48,7 +48,7 @@ describe('denials: each kind, with the flag that grants it', () => {
   })
 
   it('the descriptor limit names --max-fds', () => {
-    const r = probeRun(['fds'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }], limits: { files: 6 } })
+    const r = probeRun(['fds'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }], limits: { fds: 6 } })
     expect(r.denials![0]).toMatchObject({ kind: 'descriptor-limit', grant: '--max-fds 12' })
   })
 
