@@ -12,6 +12,9 @@ import { denialLines } from './denials.js'
 import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/index.js'
 import { inspectMain } from './inspect/cli.js'
+import { explainPolicy } from './explain.js'
+import { resolvePolicy } from './policy.js'
+import { prepare } from './sandbox.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -84,6 +87,10 @@ Other:
                              (to stderr, or to FILE); =summary counts calls, errors and
                              time per function instead, printed at the end (strace -c).
   --trace-format text|json   One line of text (default) or one JSON object per call.
+  --explain                  Before running, print what the policy grants: reads, writes,
+                             creates, network, env, clocks, randomness, imports and every
+                             limit (unlimited ones flagged).
+  --dry-run                  Print that, check the module would start, and stop.
   --explain-denials          After the run, one line per distinct call the policy refused,
                              with the flag that would grant it (default when stderr is a
                              terminal).
@@ -127,6 +134,8 @@ interface Invocation {
   json: boolean
   verbose: boolean
   explainDenials: boolean
+  explain: boolean
+  dryRun: boolean
   /** How `--json` spells the guest's output: UTF-8 text (invalid bytes become U+FFFD) or base64. */
   encoding: 'utf8' | 'base64'
 }
@@ -213,6 +222,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let overlayApply = false
   let verbose = false
   let explainDenials = false
+  let explain = false
+  let dryRun = false
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
   const value = (flag: string) => {
@@ -282,6 +293,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--json': json = true; break
       case '--verbose': verbose = true; break
       case '--explain-denials': explainDenials = true; break
+      case '--explain': explain = true; break
+      case '--dry-run': dryRun = true; break
       case '--trace': {
         // --trace alone takes no value (the next word is the module); --trace=FILE or =summary.
         const prev = typeof options.trace === 'object' ? options.trace : {}
@@ -343,6 +356,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     json,
     verbose,
     explainDenials,
+    explain,
+    dryRun,
     encoding,
     options: {
       ...options,
@@ -423,6 +438,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
   try {
+    if (inv.explain || inv.dryRun) {
+      for (const line of explainPolicy(resolvePolicy(inv.options))) io.err(`${line}\n`)
+      if (inv.dryRun) {
+        await prepare(inv.module, inv.options)
+        io.err('caplet: dry run: the module and the policy are valid; nothing ran\n')
+        return 0
+      }
+    }
     const result = await run(inv.module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)

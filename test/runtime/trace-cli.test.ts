@@ -66,3 +66,28 @@ describe('import flags on the command line', () => {
     expect(r.stderr).toMatch(/not wasi_snapshot_preview1 functions: "fork"/)
   })
 })
+
+describe('--explain and --dry-run', () => {
+  it('--dry-run prints the exposure, flags what is unlimited, and runs nothing', () => {
+    const r = caplet(['run', '--dry-run', '--tmp', '/scratch', '--env', 'K=v', hello])
+    expect(r.status).toBe(0)
+    expect(r.stdout).toBe('')
+    expect(r.stderr).toMatch(/^caplet: what this run grants the guest$/m)
+    expect(r.stderr).toMatch(/^ {2}writes +\/scratch \(in memory, at most 256 MiB\)$/m)
+    expect(r.stderr).toMatch(/^ {2}env +K$/m)
+    expect(r.stderr).toMatch(/^ {2}UNLIMITED: time \(--timeout, --fuel\), output \(--max-output\)$/m)
+    expect(r.stderr).toMatch(/dry run: .* nothing ran/)
+  })
+
+  it('--explain with limits set flags nothing, then runs', () => {
+    const r = caplet(['run', '--explain', '--timeout', '5s', '--max-output', '1MiB', hello])
+    expect(r.stdout).toBe('hello from caplet\n')
+    expect(r.stderr).not.toMatch(/UNLIMITED:/)
+    expect(r.stderr).toMatch(/time +5000 ms/)
+  })
+
+  it('--dry-run still refuses a module that could not start', () => {
+    const r = caplet(['run', '--dry-run', join(ROOT, 'test/fixtures/inspect/indirect_import.wasm')])
+    expect(r.status).toBe(126)
+  })
+})
