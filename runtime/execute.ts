@@ -135,7 +135,8 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let fuel: WebAssembly.Global | undefined
     // A trap stub's exception, kept in case the guest catches it (exception handling): it still ends the run.
     let stubTrap: UnknownImportCalled | undefined
-    const imports: Record<string, Record<string, unknown>> = { ...host.imports }
+    // A null-prototype object: a module may name an import module "__proto__".
+    const imports: Record<string, Record<string, unknown>> = Object.assign(Object.create(null) as Record<string, Record<string, unknown>>, host.imports)
     if (guest.stubs !== undefined && guest.stubs.length > 0) {
       const onCall = (s: ImportStub) => {
         if (s.action === 'enosys') host.denials.record({ call: s.name, kind: 'denied-import', errno: 'NOSYS', detail: 'denied by the policy' })

@@ -174,3 +174,22 @@ describe('CRuby (@ruby/3.4-wasm-wasi) with trapping unknown imports', () => {
     expect(r.error).toBeUndefined()
   }, 60_000)
 })
+
+describe('hostile import module names', () => {
+  it('an import module named "__proto__" or "constructor" is stubbed like any other', () => {
+    const bytes = buildModule({
+      types: [{ params: [], results: [I32] }],
+      imports: [
+        { module: '__proto__', name: 'x', desc: [0x00, 0x00] },
+        { module: 'constructor', name: 'toString', desc: [0x00, 0x00] },
+        { module: WASI, name: 'proc_exit', desc: [0x00, 0x01] },
+      ],
+      memory: [0x00, 1],
+      funcs: [{ params: [I32], body: [op.call, 0, op.call, 1, op.i32_add, op.i32_const, 7, op.i32_add, op.call, 2], export: '_start' }],
+    })
+    // proc_exit's type: (i32) -> () is type 1 (params [I32], results []), built from the func spec.
+    const r = runSync(bytes, { unknownImports: 'default' })
+    expect(r.trap).toBeUndefined()
+    expect(r.exitCode).toBe(7)
+  })
+})
