@@ -15,6 +15,7 @@ import { inspectMain } from './inspect/cli.js'
 import { explainPolicy } from './explain.js'
 import { resolvePolicy } from './policy.js'
 import { prepare } from './sandbox.js'
+import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -437,6 +438,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  // The worker boots on another core while this thread reads, checks and compiles the module.
+  if (inv.options.isolation !== 'in-process') defaultPool.warm()
   try {
     if (inv.explain || inv.dryRun) {
       for (const line of explainPolicy(resolvePolicy(inv.options))) io.err(`${line}\n`)
