@@ -33,7 +33,6 @@ describe('trap reports carry the wasm backtrace', () => {
     })
     const r = runSync(bytes)
     const name = r.trap!.frames![0]!.name!
-    // eslint-disable-next-line no-control-regex
     expect(name).not.toMatch(/[\x00-\x1f\u202e]/)
     expect(name).toContain('\\x1b[2J')
   })

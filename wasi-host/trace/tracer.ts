@@ -233,7 +233,6 @@ export function formatTraceText(e: TraceEvent): string {
 }
 
 /** Bidi and zero-width characters JSON.stringify leaves raw: escaped so a JSON line is safe on a terminal too. */
-// eslint-disable-next-line no-control-regex
 const JSON_UNSAFE = /[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]/g
 
 /** One JSON line: bigints as decimal strings, every unsafe character as a `\u` escape. */

@@ -130,7 +130,6 @@ describe('caplet inspect: hostile names', () => {
 
   it('escapes control, bidi and zero-width characters in text output', () => {
     const text = inspectText(inspectModule(hostile), 'hostile.wasm')
-    // eslint-disable-next-line no-control-regex
     expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b\u202e]/)
     expect(text).toContain('env\\x1b[2J\\x1b[31m')
     expect(text).toContain('ok\\u{202e}evil\\u{200b}')
@@ -148,7 +147,6 @@ describe('caplet inspect: hostile names', () => {
     writeFileSync(file, hostile)
     const text = spawnSync(process.execPath, [bin, 'inspect', file], { encoding: 'utf8' })
     expect(text.status).toBe(0)
-    // eslint-disable-next-line no-control-regex
     expect(text.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b\u202e]/)
     const json = spawnSync(process.execPath, [bin, 'inspect', '--json', file], { encoding: 'utf8' })
     expect(json.status).toBe(0)

@@ -143,11 +143,9 @@ describe('trace safety', () => {
     const evil = 'x\x1b[2J\n\u202efdp.exe\u200b'
     const s = h.str(evil)
     const { line, json } = call('path_open', SANDBOX, 1, s.ptr, s.len, 0, READ_RIGHTS, ALL_RIGHTS, 0, h.alloc(4, 4))
-    // eslint-disable-next-line no-control-regex
     expect(line).not.toMatch(/[\x00-\x1f\x7f\u200b\u202e]/)
     expect(line).toContain(quoteGuestString(evil))
     const text = formatTraceJson({ call: 'path_open', args: { path: evil }, result: 'NOENT', us: 1 })
-    // eslint-disable-next-line no-control-regex
     expect(text).not.toMatch(/[\x00-\x1f\x7f\u200b\u202e]/)
     expect(JSON.parse(text).args.path).toBe(evil)
     expect(json.call).toBe('path_open')
