@@ -5,8 +5,16 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { ModuleError, PolicyError } from './errors.js'
+import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
+import { unknownImportsMessage } from './link/imports.js'
+import { denialLines } from './denials.js'
+import { formatFrame } from './trap.js'
+import { formatTraceSummary } from '../wasi-host/index.js'
+import { inspectMain } from './inspect/cli.js'
+import { explainPolicy } from './explain.js'
+import { resolvePolicy } from './policy.js'
+import { prepare } from './sandbox.js'
 import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
@@ -33,6 +41,7 @@ Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
   caplet run [FLAGS] SCRIPT.ts|.js|.mjs [ARGS...]
                                           (JavaScript/TypeScript inside caplet's JS engine)
+  caplet inspect [--json] MODULE.wasm     what the module can ever ask of the host
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
@@ -78,6 +87,27 @@ Other:
                              functions that run once, e.g. main; baseline: V8's own tiering,
                              fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
+  --verbose                  Longer messages (every import a refused module lacks).
+  --trace[=FILE|=summary]    Print every host call with its decoded arguments and result
+                             (to stderr, or to FILE); =summary counts calls, errors and
+                             time per function instead, printed at the end (strace -c).
+  --trace-format text|json   One line of text (default) or one JSON object per call.
+  --explain                  Before running, print what the policy grants: reads, writes,
+                             creates, network, env, clocks, randomness, imports and every
+                             limit (unlimited ones flagged).
+  --dry-run                  Print that, check the module would start, and stop.
+  --explain-denials          After the run, one line per distinct call the policy refused,
+                             with the flag that would grant it (default when stderr is a
+                             terminal).
+
+Imports (see caplet inspect MODULE for what a module imports):
+  --trap-unknown-imports     Link each import caplet does not provide to a function that
+                             traps, naming it, if it is ever called.
+  --default-unknown-imports  Link each such import to a function that returns zeros.
+  --allow-syscalls LIST      Only these WASI functions (comma-separated) may be imported.
+  --deny-syscalls LIST       These WASI functions may not be imported.
+  --stub-denied-syscalls     A denied WASI import returns ENOSYS when called instead of
+                             the module being refused.
   --output-encoding utf8|base64
                              How --json spells stdout and stderr (default utf8: bytes that
                              are not UTF-8 become U+FFFD; base64 keeps binary output exact).
@@ -107,8 +137,18 @@ interface Invocation {
   module: string
   options: RunOptions
   json: boolean
+  verbose: boolean
+  explainDenials: boolean
+  explain: boolean
+  dryRun: boolean
   /** How `--json` spells the guest's output: UTF-8 text (invalid bytes become U+FFFD) or base64. */
   encoding: 'utf8' | 'base64'
+}
+
+function syscallList(flag: string, v: string): string[] {
+  const names = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (names.length === 0) throw new UsageError(`${flag} needs a comma-separated list of WASI functions, e.g. ${flag} fd_write,proc_exit`)
+  return names
 }
 
 function parseDir(value: string, flag = '--dir'): MountSpec {
@@ -185,6 +225,10 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let json = false
   let overlayOut: string | undefined
   let overlayApply = false
+  let verbose = false
+  let explainDenials = false
+  let explain = false
+  let dryRun = false
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
   const value = (flag: string) => {
@@ -252,6 +296,27 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--json': json = true; break
+      case '--verbose': verbose = true; break
+      case '--explain-denials': explainDenials = true; break
+      case '--explain': explain = true; break
+      case '--dry-run': dryRun = true; break
+      case '--trace': {
+        // --trace alone takes no value (the next word is the module); --trace=FILE or =summary.
+        const prev = typeof options.trace === 'object' ? options.trace : {}
+        options.trace = inline === undefined ? { ...prev, file: undefined } : inline === 'summary' ? { ...prev, summary: true } : { ...prev, file: inline }
+        break
+      }
+      case '--trace-format': {
+        const f = next()
+        if (f !== 'text' && f !== 'json') throw new UsageError(`--trace-format ${f}: expected text or json`)
+        options.trace = { ...(typeof options.trace === 'object' ? options.trace : {}), format: f }
+        break
+      }
+      case '--trap-unknown-imports': options.unknownImports = 'trap'; break
+      case '--default-unknown-imports': options.unknownImports = 'default'; break
+      case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
+      case '--deny-syscalls': options.denySyscalls = syscallList(flag, next()); break
+      case '--stub-denied-syscalls': options.deniedSyscalls = 'enosys'; break
       case '--output-encoding': {
         const e = next()
         if (e !== 'utf8' && e !== 'base64') throw new UsageError(`--output-encoding ${e}: expected utf8 or base64`)
@@ -294,6 +359,10 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   return {
     module,
     json,
+    verbose,
+    explainDenials,
+    explain,
+    dryRun,
     encoding,
     options: {
       ...options,
@@ -312,13 +381,16 @@ export interface CliIo {
   out: (s: string) => void
   err: (s: string) => void
   env: Readonly<Record<string, string | undefined>>
+  /** Whether stderr is a terminal: denials are then explained at the end of a run. */
+  stderrIsTTY?: boolean
 }
 
 function describe(result: RunResult): string | undefined {
   if (result.trap) {
     const t = result.trap
     const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
-    return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}`
+    const frames = (t.frames ?? []).slice(0, 8).map((f) => `\n  at ${formatFrame(f)}`).join('')
+    return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}${frames}`
   }
   for (const o of result.overlays ?? []) {
     if (o.error) return `caplet: overlay ${o.guest}: ${o.error}`
@@ -350,6 +422,7 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
     ...(result.trap ? { trap: result.trap } : {}),
     ...(result.limit ? { limit: result.limit } : {}),
     ...(result.overlays ? { overlays: result.overlays } : {}),
+    ...(result.denials ? { denials: result.denials, denialCount: result.denialCount } : {}),
     ...(encoding === 'base64' ? { encoding } : {}),
     stdout: spell(result.stdout),
     stderr: spell(result.stderr),
@@ -359,6 +432,7 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
@@ -390,17 +464,30 @@ caplet: ${inv.module}: the script did not compile
     program = compiled.program
   }
   try {
+    if (inv.explain || inv.dryRun) {
+      for (const line of explainPolicy(resolvePolicy(inv.options))) io.err(`${line}\n`)
+      if (inv.dryRun) {
+        await prepare(program ?? inv.module, inv.options)
+        io.err('caplet: dry run: the module and the policy are valid; nothing ran\n')
+        return 0
+      }
+    }
     const result = await run(program ?? inv.module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
+    if (result.traceSummary !== undefined) io.err(formatTraceSummary(result.traceSummary))
+    if (!inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined) {
+      for (const line of denialLines({ denials: result.denials, count: result.denialCount ?? result.denials.length })) io.err(`${line}\n`)
+    }
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
+    if (e instanceof UnknownImportsError && inv.verbose) { io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`); return ExitCode.MODULE }
     if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
     throw e
   }

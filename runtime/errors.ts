@@ -27,3 +27,11 @@ export class ModuleError extends SandboxError {
     this.name = 'ModuleError'
   }
 }
+
+/** The module imports functions caplet does not provide; `imports` lists every one (`module.name`). */
+export class UnknownImportsError extends ModuleError {
+  constructor(readonly imports: readonly string[], message: string) {
+    super(message)
+    this.name = 'UnknownImportsError'
+  }
+}

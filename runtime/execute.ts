@@ -13,6 +13,9 @@ import { scriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.j
 import { openHostStdin } from './stdio.js'
 import type { BridgeChannel } from './worker/bridge.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
+import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
+import { describeDenials, type Denial } from './denials.js'
+import { openTrace, type TraceSummaryRow } from './trace-output.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
 
@@ -36,6 +39,12 @@ export interface ExecutionOutcome {
   overlays?: OverlayReport[]
   trap?: TrapInfo
   limit?: LimitKind
+  /** Calls the policy refused (capped at 64), each with the flag that would grant it; see `denialCount`. */
+  denials?: Denial[]
+  /** How many calls the policy refused in all (present with `denials`). */
+  denialCount?: number
+  /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
+  traceSummary?: TraceSummaryRow[]
   stats: RunStats
 }
 
@@ -62,6 +71,8 @@ export const LIMIT_EXIT_CODE = 124
 export interface Sinks {
   stdout: (chunk: Uint8Array) => void
   stderr: (chunk: Uint8Array) => void
+  /** Trace lines, when the caller traces into a function. */
+  trace?: (line: string) => void
 }
 
 /** One guest to run: what a worker receives, and what an in-process run passes directly. */
@@ -69,6 +80,10 @@ export interface Guest {
   module: WebAssembly.Module
   /** The WASI functions it imports (already checked against what the host and the policy allow). */
   functions: readonly string[]
+  /** Imports linked to stubs (unknown imports trapping or returning zeros, denied syscalls returning ENOSYS). */
+  stubs?: readonly ImportStub[]
+  /** Bytes to subtract from engine code offsets to get offsets in the caller's module (see `codeShift`). */
+  codeShift?: number | undefined
   policy: ResolvedPolicy
   argv0: string
   /** A JavaScript/TypeScript program: `module` is then the JavaScript engine it runs in (`script-run.ts`, loaded by `runScript` and the worker). */
@@ -121,19 +136,39 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     let limit: LimitKind | undefined
     let instance: WebAssembly.Instance | undefined
     let fuel: WebAssembly.Global | undefined
+    // A trap stub's exception, kept in case the guest catches it (exception handling): it still ends the run.
+    let stubTrap: UnknownImportCalled | undefined
+    // A null-prototype object: a module may name an import module "__proto__".
+    const imports: Record<string, Record<string, unknown>> = Object.assign(Object.create(null) as Record<string, Record<string, unknown>>, host.imports)
+    if (guest.stubs !== undefined && guest.stubs.length > 0) {
+      const onCall = (s: ImportStub) => {
+        if (s.action === 'enosys') host.denials.record({ call: s.name, kind: 'denied-import', errno: 'NOSYS', detail: 'denied by the policy' })
+      }
+      for (const [m, fns] of Object.entries(stubFunctions(guest.stubs, onCall, (e) => { stubTrap ??= e }))) {
+        imports[m] = { ...imports[m], ...fns }
+      }
+    }
+    // NOTE: only a traced run wraps its imports; an untraced one calls the dispatcher directly.
+    const trace = openTrace(policy, sinks.trace)
+    if (trace !== undefined) {
+      closers.push(() => { trace.finish() })
+      imports.wasi_snapshot_preview1 = trace.wrap(host, imports.wasi_snapshot_preview1 as Record<string, (...args: never[]) => number>)
+    }
     let script: ScriptRun | undefined
     try {
       if (guest.script !== undefined) {
         script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536)
         instance = script.instance
-      } else instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
+      } else instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {
         fuel = instance.exports[FUEL_GLOBAL] as WebAssembly.Global
         fuel.value = BigInt(policy.limits.fuel)
         meter = fuel
       }
       exitCode = script !== undefined ? script.execute() : host.start(instance)
+      if (stubTrap !== undefined) throw stubTrap
     } catch (e) {
+      if (stubTrap !== undefined && !(e instanceof LimitExceeded)) e = stubTrap
       if (e instanceof LimitExceeded) {
         limit = e.limit as LimitKind
         exitCode = LIMIT_EXIT_CODE
@@ -143,7 +178,7 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       } else {
         // Anything else thrown while the guest ran (e.g. the engine refusing a host result for
         // an import declared with another signature) still ends in a result, never a throw.
-        trap = classifyTrap(e, host.recentSyscalls()) ?? {
+        trap = classifyTrap(e, host.recentSyscalls(), guest.codeShift) ?? {
           kind: 'host-fault', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: host.recentSyscalls(),
         }
         exitCode = TRAP_EXIT_CODE
@@ -175,6 +210,12 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     if (limit) outcome.limit = limit
     if (overlays.length > 0) outcome.overlays = overlays
     if (warnings.length > 0) outcome.warnings = warnings
+    const summary = trace?.finish()
+    if (summary !== undefined) outcome.traceSummary = summary
+    if (host.denials.count > 0) {
+      outcome.denials = describeDenials(host.denials.events, policy)
+      outcome.denialCount = host.denials.count
+    }
     outcome.stats = stats
     return outcome
   } finally {

@@ -8,6 +8,8 @@ import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
+import type { Denial } from './denials.js'
+import type { TraceSummaryRow } from './trace-output.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
@@ -26,6 +28,12 @@ export interface RunResult {
   overlays?: OverlayReport[]
   /** Caveats about this run: its confinement (a host-directory fallback strategy), held file writes that failed once the guest could no longer learn of it. */
   warnings?: string[]
+  /** Calls the policy refused (capped at 64), each with the flag that would grant it. */
+  denials?: Denial[]
+  /** How many calls the policy refused in all (present with `denials`). */
+  denialCount?: number
+  /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
+  traceSummary?: TraceSummaryRow[]
   stats: RunStats
 }
 
@@ -67,8 +75,8 @@ export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
   const limits = run.policy.limits
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
-  const guest: Guest = { module: command.module, functions: command.functions, policy: run.policy, argv0: command.argv0, script: command.script }
-  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink }, run.fs)
+  const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy: run.policy, argv0: command.argv0, script: command.script }
+  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 
@@ -100,7 +108,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     }
     stdout = inherit(run.stdout, streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n)))
     stderr = inherit(run.stderr, streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n)))
-    const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
+    const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy, argv0: command.argv0, stdout, stderr }
     if (bridge) job.bridge = bridge
     if (command.script) job.script = command.script
     return job
@@ -144,7 +152,8 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     void server?.serve()
     void defaultPool.submit(build, {
       message: (m) => {
-        if (m.type === 'chunk') {
+        if (m.type === 'trace') run.traceSink?.(m.line)
+        else if (m.type === 'chunk') {
           const cb = m.stream === 'stdout' ? run.stdout : run.stderr
           if (typeof cb === 'function') cb(m.bytes)
         } else if (m.type === 'done') finish(m.outcome, true)

@@ -22,14 +22,14 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
-import { WASI_PREVIEW1_FUNCTIONS } from '../wasi-host/index.js'
 import { ModuleError } from './errors.js'
 import { addTierHints, capMemory, capTables, InstrumentError, meterFuel, type Tier } from './instrument/index.js'
 import { formatSize } from './units.js'
+import { planImports, type ImportPlan, type ImportPolicy } from './link/imports.js'
+import { findSection, parseSections, SectionId } from './instrument/sections.js'
 
 export type ModuleSource = string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module
 
-const PROVIDED = new Set(WASI_PREVIEW1_FUNCTIONS)
 const cache = new Map<string, WebAssembly.Module>()
 const CACHE_MAX = 64
 
@@ -44,7 +44,7 @@ function readSource(source: string | URL): Uint8Array {
   }
 }
 
-export interface LoadOptions {
+export interface LoadOptions extends ImportPolicy {
   /** Cap linear memory at this many 64 KiB pages (the module is rewritten). */
   memoryPages?: number | undefined
   /** Instrument for fuel metering. */
@@ -53,11 +53,6 @@ export interface LoadOptions {
   syscalls?: readonly string[] | undefined
   /** Which engine tier compiles which function (see the module comment). Default `auto`. */
   tier?: Tier | undefined
-  /**
-   * Non-WASI function imports the caller itself provides (`"env.host_call"`), accepted beside
-   * the WASI ones: caplet's own engines (the JavaScript engine's hooks), never a user's choice.
-   */
-  hostImports?: readonly string[] | undefined
 }
 
 export type { Tier }
@@ -75,12 +70,19 @@ export function defaultTier(): Tier {
  * @throws ModuleError
  */
 export function loadModule(source: ModuleSource, options: LoadOptions = {}): WebAssembly.Module {
+  return loadLinked(source, options).module
+}
+
+/**
+ * `loadModule`, with how each import links under the options (`link/imports.ts`).
+ * @throws ModuleError
+ */
+export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { module: WebAssembly.Module; plan: ImportPlan } {
   if (source instanceof WebAssembly.Module) {
     if (options.memoryPages !== undefined || options.fuel) {
       throw new ModuleError('memory and fuel limits need the module bytes, not a compiled WebAssembly.Module')
     }
-    checkImports(source, options.syscalls, options.hostImports)
-    return source
+    return { module: source, plan: checkImports(source, options) }
   }
   const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
   const tier = options.tier ?? defaultTier()
@@ -105,9 +107,32 @@ export function loadModule(source: ModuleSource, options: LoadOptions = {}): Web
     }
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
     cache.set(key, mod)
+    // Trap offsets are in the compiled bytes: remember how far the code moved from the caller's
+    // module (sections caplet inserted), unless metering rewrote the bodies themselves.
+    if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))
   }
-  checkImports(mod, options.syscalls, options.hostImports)
-  return mod
+  return { module: mod, plan: checkImports(mod, options, bytes) }
+}
+
+const codeShifts = new WeakMap<WebAssembly.Module, number>()
+
+/** Where the code section's payload starts, or NaN. */
+function codeStart(bytes: Uint8Array): number {
+  try {
+    return findSection(parseSections(bytes), SectionId.Code)?.offset ?? NaN
+  } catch {
+    return NaN
+  }
+}
+
+/**
+ * How many bytes the compiled module's code sits after the same code in the caller's bytes
+ * (subtract it from an engine's code offset); undefined when the bodies were rewritten (fuel)
+ * or the module came compiled.
+ */
+export function codeShift(mod: WebAssembly.Module): number | undefined {
+  const s = codeShifts.get(mod)
+  return s === undefined || Number.isNaN(s) ? undefined : s
 }
 
 interface Hashed {
@@ -167,29 +192,16 @@ function instrumentFor(bytes: Uint8Array, options: LoadOptions): Uint8Array {
 }
 
 /**
- * @throws ModuleError naming every import the host does not provide, or the policy's
- * syscall allow-list does not grant.
+ * How the module's imports link under the policy (`planImports`), once it exports its memory.
+ * @throws ModuleError naming what the host does not provide or the policy denies, with the flag
+ * that would allow it
  */
-export function checkImports(mod: WebAssembly.Module, allowed?: readonly string[], hostImports?: readonly string[]): void {
-  const unknown: string[] = []
-  const denied: string[] = []
-  const allow = allowed ? new Set(allowed) : undefined
-  const shape = moduleShape(mod)
-  for (const imp of shape.imports) {
-    if (hostImports !== undefined && imp.kind === 'function' && hostImports.includes(`${imp.module}.${imp.name}`)) continue
-    if (imp.module !== 'wasi_snapshot_preview1' || imp.kind !== 'function' || !PROVIDED.has(imp.name)) {
-      unknown.push(`${imp.module}.${imp.name} (${imp.kind})`)
-    } else if (allow && !allow.has(imp.name)) denied.push(imp.name)
-  }
-  if (unknown.length > 0) {
-    throw new ModuleError(`module imports what caplet does not provide: ${unknown.join(', ')}`)
-  }
-  if (denied.length > 0) {
-    throw new ModuleError(`module imports WASI functions the policy does not allow: ${denied.join(', ')} (add them to syscalls)`)
-  }
-  if (!shape.exportsMemory) {
+export function checkImports(mod: WebAssembly.Module, policy: ImportPolicy = {}, bytes?: Uint8Array): ImportPlan {
+  const plan = planImports(mod, bytes, policy)
+  if (!moduleShape(mod).exportsMemory) {
     throw new ModuleError('module does not export its memory as "memory"')
   }
+  return plan
 }
 
 /** A module's imports and whether it exports "memory": fixed for its lifetime, so read once. */

@@ -7,7 +7,7 @@ import { accessSync, constants as fsConstants, realpathSync, statSync } from 'no
 import { isAbsolute, relative } from 'node:path'
 import { isatty } from 'node:tty'
 import * as z from 'zod/mini'
-import type { Filesystem } from '../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 
@@ -34,6 +34,16 @@ export interface MountSpec {
   saveTo?: string
   /** Overlay only: after the run, apply the changes to the host directory. */
   apply?: boolean
+}
+
+/** Receives one trace line (text or JSON, without a newline). */
+export type TraceSink = (line: string) => void
+
+export interface TraceOptions {
+  sink?: TraceSink
+  file?: string
+  format?: 'text' | 'json'
+  summary?: boolean
 }
 
 export type OutputOption = 'capture' | 'inherit' | 'discard' | ((chunk: Uint8Array) => void)
@@ -98,6 +108,21 @@ export interface RunOptions extends RunInput {
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
+  /** These WASI functions may not be imported (refused, or stubbed with `deniedSyscalls: 'enosys'`). */
+  denySyscalls?: readonly string[]
+  /** A denied WASI import: `refuse` the module (default), or link it to a stub returning `ENOSYS`. */
+  deniedSyscalls?: 'refuse' | 'enosys'
+  /**
+   * An import caplet does not provide: `reject` the module (default), `trap` when called (naming
+   * the import), or `default`: return zeros (as wasmtime's `--trap-unknown-imports` / `--default-unknown-imports`).
+   */
+  unknownImports?: 'reject' | 'trap' | 'default'
+  /**
+   * Trace every host call, as `strace` does: a function receiving each line, or where the lines
+   * go (`file`; default caplet's stderr), as `text` or `json`; `summary` only counts calls,
+   * errors and time per function (`result.traceSummary`).
+   */
+  trace?: TraceSink | TraceOptions
   /**
    * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
@@ -140,6 +165,11 @@ export interface ResolvedPolicy {
   seed: number
   clocks: { resolutionNs: bigint; cputime: 'run' | 'process' | 'hidden' }
   syscalls: string[] | undefined
+  denySyscalls: string[] | undefined
+  deniedSyscalls: 'refuse' | 'enosys'
+  unknownImports: 'reject' | 'trap' | 'default'
+  /** The trace asked for (plain data; a sink function stays in `PreparedPolicy.traceSink`). */
+  trace: { format: 'text' | 'json'; summary: boolean; file: string | undefined; callback: boolean } | undefined
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
   ttys: { stdin: boolean; stdout: boolean; stderr: boolean }
@@ -218,6 +248,18 @@ const schema = z.strictObject({
   seed: z.optional(count(0)),
   clocks: z.optional(z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) })),
   syscalls: z.optional(z.array(z.string())),
+  denySyscalls: z.optional(z.array(z.string())),
+  deniedSyscalls: z.optional(z.enum(['refuse', 'enosys'])),
+  unknownImports: z.optional(z.enum(['reject', 'trap', 'default'])),
+  trace: z.optional(z.union([
+    z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
+    z.strictObject({
+      sink: z.optional(z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function')),
+      file: z.optional(nonEmpty()),
+      format: z.optional(z.enum(['text', 'json'])),
+      summary: z.optional(z.boolean()),
+    }),
+  ])),
   tier: z.optional(z.enum(['auto', 'optimized', 'baseline'])),
 })
 
@@ -355,6 +397,12 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   }
   if (o.seed !== undefined && !o.deterministic) problems.push('seed: applies only to deterministic runs; set deterministic: true')
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
+  for (const field of ['syscalls', 'denySyscalls'] as const) {
+    const names = o[field]
+    if (!Array.isArray(names)) continue
+    const bad = names.filter((n) => typeof n === 'string' && !WASI_PREVIEW1_FUNCTIONS.includes(n))
+    if (bad.length > 0) problems.push(`${field}: not wasi_snapshot_preview1 functions: ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
+  }
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
@@ -399,9 +447,19 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       cputime: o.clocks?.cputime === 'process' ? 'process' : o.clocks?.cputime === false ? 'hidden' : 'run',
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
+    denySyscalls: o.denySyscalls ? [...o.denySyscalls] : undefined,
+    deniedSyscalls: o.deniedSyscalls ?? 'refuse',
+    unknownImports: o.unknownImports ?? 'reject',
+    trace: resolveTrace(o.trace),
     tier: o.tier,
     ttys: ttysOf(o),
   }
+}
+
+function resolveTrace(t: RunOptions['trace']): ResolvedPolicy['trace'] {
+  if (t === undefined) return undefined
+  if (typeof t === 'function') return { format: 'text', summary: false, file: undefined, callback: true }
+  return { format: t.format ?? 'text', summary: t.summary ?? false, file: t.file, callback: t.sink !== undefined }
 }
 
 const IN_PROCESS_TIMEOUT = "limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)"
@@ -421,6 +479,8 @@ export interface PreparedPolicy {
   /** Backend objects of `fs` mounts (in-process only), by mount index. */
   readonly fs: readonly (Filesystem | undefined)[]
   readonly signal: AbortSignal | undefined
+  /** The caller's trace function, if it gave one. */
+  readonly traceSink?: TraceSink | undefined
 }
 
 /**
@@ -438,6 +498,7 @@ export function preparePolicy(options: RunOptions): PreparedPolicy {
     stderrLimit: l?.stderr !== undefined ? parseSize(l.stderr) : undefined,
     fs: (options.mounts ?? []).map((m) => m.fs),
     signal: options.signal,
+    traceSink: typeof options.trace === 'function' ? options.trace : options.trace?.sink,
   }
 }
 

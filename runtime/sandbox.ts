@@ -11,7 +11,7 @@ import { basename } from 'node:path'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
 import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
-import { importedFunctions, isCommand, loadModule, type ModuleSource } from './module.js'
+import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
 
@@ -40,8 +40,8 @@ class PreparedProgram implements Program {
   #inProcess: PreparedPolicy | undefined
 
   constructor(module: ModuleSource, prepared: PreparedPolicy) {
-    const mod = loadCommand(module, prepared.policy)
-    this.#command = { module: mod, functions: importedFunctions(mod), argv0: argv0Of(module) }
+    const { module: mod, plan } = loadCommand(module, prepared.policy)
+    this.#command = { module: mod, functions: plan.functions, stubs: plan.stubs, codeShift: codeShift(mod), argv0: argv0Of(module) }
     this.#prepared = prepared
   }
 
@@ -91,14 +91,16 @@ export function runSync(module: ModuleSource, options: RunOptions = {}): RunResu
 }
 
 /** Loads a WASI command: a module that exports `_start`. @throws ModuleError */
-function loadCommand(module: ModuleSource, policy: ResolvedPolicy): WebAssembly.Module {
-  const mod = loadModule(module, {
+function loadCommand(module: ModuleSource, policy: ResolvedPolicy): ReturnType<typeof loadLinked> {
+  const linked = loadLinked(module, {
     memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
+    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports,
   })
+  const mod = linked.module
   if (!isCommand(mod)) {
     throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
   }
-  return mod
+  return linked
 }
 
 function argv0Of(module: ModuleSource): string {

@@ -5,6 +5,7 @@
  * `catch (e) { if (e instanceof Error) … }` can swallow it.
  */
 import { type Errno, errnoName } from './abi/constants.js'
+import type { DenialKind } from './rights.js'
 
 /**
  * Turns V8's stack capture off until `restoreStacks(token)`, for errors that only carry an errno
@@ -46,8 +47,10 @@ export class WasiError extends Error {
   readonly errno: Errno
   /** Host-only explanation for traces; never shown to the guest. */
   readonly detail: string | undefined
+  /** Set when the policy refused the call (`rights.ts`, `denial()`): reported in the run's denials. */
+  readonly denial: DenialKind | undefined
 
-  constructor(errno: Errno, detail?: string) {
+  constructor(errno: Errno, detail?: string, denial?: DenialKind) {
     const limit = muteStacks()
     try {
       super(detail ? `${errnoName(errno)}: ${detail}` : errnoName(errno))
@@ -56,6 +59,7 @@ export class WasiError extends Error {
     }
     this.errno = errno
     this.detail = detail
+    this.denial = denial
     this.name = 'WasiError'
   }
 }

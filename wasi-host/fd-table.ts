@@ -5,11 +5,10 @@
  * bits fit in an int32). Numbers are allocated lowest-free-first, as POSIX does, and the table
  * never holds more than `maxFds` descriptors (`MFILE`).
  */
-import { Errno, type Filetype } from './abi/constants.js'
+import type { Filetype } from './abi/constants.js'
 import type { DirentListing } from './abi/structs.js'
-import { WasiError } from './errors.js'
 import type { DirHandle, FileHandle, Filesystem } from './fs/filesystem.js'
-import type { MountMode } from './rights.js'
+import { denial, type MountMode } from './rights.js'
 
 /** One granted directory tree as the guest sees it. */
 export interface Mount {
@@ -130,12 +129,12 @@ export class FdTable {
 
   /** @throws WasiError MFILE when no descriptor can be added; call before any side effect. */
   assertRoom(): void {
-    if (this.#count >= this.maxFds) throw new WasiError(Errno.MFILE, 'descriptor limit reached')
+    if (this.#count >= this.maxFds) throw denial('descriptor-limit', 'descriptor limit reached')
   }
 
   /** Inserts at the lowest free number. @throws WasiError MFILE */
   insert(d: Descriptor): number {
-    if (this.#count >= this.maxFds) throw new WasiError(Errno.MFILE, 'descriptor limit reached')
+    if (this.#count >= this.maxFds) throw denial('descriptor-limit', 'descriptor limit reached')
     let fd = this.#lowestFree
     while (this.#slots[fd] !== undefined) fd++
     this.#slots[fd] = d

@@ -10,7 +10,7 @@
  * a call has thrown to end the run, every later one throws the same: `#ended`), and
  * (4) writes out held file writes before every call but `fd_write` (`write-behind.ts`).
  */
-import { Errno, Filetype } from './abi/constants.js'
+import { Errno, errnoName, Filetype } from './abi/constants.js'
 import { PREVIEW1_FUNCTIONS, type Preview1Function } from './abi/preview1.js'
 import { encodeUtf8, GuestMemory } from './abi/guest-memory.js'
 import { createPortableClocks, platformRandomFill } from './clocks.js'
@@ -21,7 +21,7 @@ import { readOnly } from './fs/read-only.js'
 import { DEFAULT_RESOLVER_LIMITS } from './fs/path-resolver.js'
 import { DEFAULT_HOST_LIMITS, type ClockSource, type HostLimits, type HostState, type HostStats } from './host-state.js'
 import {
-  denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, missingRightDenial, STDIN_RIGHTS, STDOUT_RIGHTS,
+  denial, denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, missingRightDenial, STDIN_RIGHTS, STDOUT_RIGHTS,
   SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
 } from './rights.js'
 import * as argsEnv from './syscalls/args-env.js'
@@ -32,6 +32,7 @@ import * as path from './syscalls/path.js'
 import * as poll from './syscalls/poll.js'
 import * as proc from './syscalls/proc.js'
 import { WriteBehind } from './write-behind.js'
+import { DenialLog, rightNames } from './denials.js'
 
 export interface PreopenSpec {
   /** The path the guest sees, e.g. `/data`. */
@@ -298,6 +299,8 @@ export class WasiHost implements HostState {
   readonly stats = new SyscallStats()
   readonly chargeWork: (bytes: number) => void
   readonly writeBehind = new WriteBehind()
+  /** Every call the policy refused (capped; `count` has them all). Cold path: only refusals touch it. */
+  readonly denials = new DenialLog()
   /** The last syscalls made, as numbers: a ring of `RECENT`, `#recentCount` of them valid. */
   readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
@@ -512,13 +515,18 @@ export class WasiHost implements HostState {
         memory.refresh()
         return impl(this, a0, a1, a2, a3, a4, a5, a6, a7, a8)
       } catch (e) {
-        return this.#fail(c.name, e)
+        return this.#fail(c.name, e, a0, a1, a2, a3, a4)
       }
     }) as (...raw: never[]) => number
   }
 
-  #fail(name: string, e: unknown): number {
-    if (e instanceof WasiError) return e.errno
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  #fail(name: string, e: unknown, a0?: any, a1?: any, a2?: any, a3?: any, a4?: any): number {
+    if (e instanceof WasiError) {
+      if (e.denial !== undefined) this.#denied(name, e, [a0, a1, a2, a3, a4])
+      return e.errno
+    }
+    if (e instanceof LimitExceeded) this.denials.record({ call: name, kind: 'limit', errno: 'trap', detail: e.detail, limit: e.limit })
     let end = e
     if (e instanceof GuestFault) e.syscall ??= name
     else if (!(e instanceof ProcExit || e instanceof LimitExceeded)) {
@@ -529,10 +537,50 @@ export class WasiHost implements HostState {
     if (this.#running) this.#ended = end
     throw end
   }
+
+  /**
+   * Records a refusal with what the guest named: the descriptor, the mount it belongs to and the
+   * guest path (never a host path). The arguments are as the dispatcher left them: a number or,
+   * once checked, the descriptor itself. Reads guest memory only to decode the path, and a
+   * pointer that faults only leaves the path out.
+   */
+  #denied(name: string, e: WasiError, args: readonly unknown[]): void {
+    const at = PATH_ARGS[name]
+    const raw = args[at?.[0] ?? 0]
+    const d = typeof raw === 'number' ? this.fds.get(raw) : (raw as Descriptor | undefined)
+    const event: Parameters<DenialLog['record']>[0] = { call: name, kind: e.denial!, errno: errnoName(e.errno), detail: e.detail ?? '' }
+    if (typeof raw === 'number') event.fd = raw
+    if (d !== undefined && typeof d === 'object') {
+      if (typeof raw !== 'number') event.fd = this.fds.numbers().find((n) => this.fds.get(n) === d)
+      if (d.kind !== 'stream') {
+        event.mount = d.mount.guestPath
+        event.mode = d.mount.mode
+      }
+      if (at !== undefined && d.kind === 'dir') {
+        try {
+          const rel = this.memory.string(args[at[1]] as number, args[at[1] + 1] as number)
+          const base = d.preopenPath ?? `${d.mount.guestPath.replace(/\/$/, '')}/…`
+          event.path = rel.startsWith('/') ? rel : `${base.replace(/\/$/, '')}/${rel}`
+        } catch {
+          // A bad pointer: the call itself reported it; the denial goes without its path.
+        }
+      }
+    }
+    this.denials.record(event)
+  }
 }
 
-function missingRightErrno(d: Descriptor, need: number): number {
-  return denialErrno(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, d.kind !== 'stream' && d.mount.mode === 'ro'))
+/** A failed rights check, thrown so the dispatcher's one `catch` reports it (a cold path). */
+function missingRightErrno(d: Descriptor, need: number): never {
+  const missing = need & ~d.rightsBase
+  throw denial(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, d.kind !== 'stream' && d.mount.mode === 'ro'), `needs ${rightNames(missing)}`)
+}
+
+/** Where each path-taking call has its directory descriptor and its (first) path pointer and length. */
+const PATH_ARGS: Readonly<Record<string, readonly [fd: number, ptr: number]>> = {
+  path_create_directory: [0, 1], path_filestat_get: [0, 2], path_filestat_set_times: [0, 2], path_link: [0, 2],
+  path_open: [0, 2], path_readlink: [0, 1], path_remove_directory: [0, 1], path_rename: [0, 1], path_symlink: [2, 3],
+  path_unlink_file: [0, 1],
 }
 
 function stdinReader(src: StdinSource): StreamReader | undefined {

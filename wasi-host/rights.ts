@@ -8,6 +8,7 @@
  * bits. The checks themselves happen in one place, the dispatcher (`host.ts`), from `SYSCALL_RIGHTS`.
  */
 import { Errno, Filetype, Rights as R, RIGHTS_ALL } from './abi/constants.js'
+import { WasiError } from './errors.js'
 import type { Preview1Function } from './abi/preview1.js'
 
 /** Every right that changes the filesystem. A read-only mount holds none of them. */
@@ -119,6 +120,8 @@ export type DenialKind =
   | 'not-a-directory-fd'
   | 'bad-descriptor'
   | 'not-open-for-io'
+  | 'descriptor-limit'
+  | 'quota'
 
 const DENIAL_ERRNO: Record<DenialKind, Errno> = {
   'missing-right': Errno.NOTCAPABLE,
@@ -129,6 +132,22 @@ const DENIAL_ERRNO: Record<DenialKind, Errno> = {
   'bad-descriptor': Errno.BADF,
   // POSIX: read or write on a descriptor not opened for it is EBADF (node:wasi and wasmtime agree).
   'not-open-for-io': Errno.BADF,
+  'descriptor-limit': Errno.MFILE,
+  'quota': Errno.DQUOT,
+}
+
+/**
+ * Denials the run reports (`WasiHost.denials`): refusals the policy caused. Wrong descriptor
+ * kinds, free numbers and I/O on a descriptor not opened for it are the guest's own errors.
+ */
+const REPORTED: ReadonlySet<DenialKind> = new Set<DenialKind>(['missing-right', 'escape', 'read-only', 'cross-domain', 'descriptor-limit', 'quota'])
+
+/**
+ * The error for a denial: its errno from the one table, and the kind, so the host can report
+ * it (`result.denials`, traces) whatever errno the guest sees.
+ */
+export function denial(kind: DenialKind, detail: string): WasiError {
+  return new WasiError(DENIAL_ERRNO[kind], detail, REPORTED.has(kind) ? kind : undefined)
 }
 
 /**

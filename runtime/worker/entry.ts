@@ -33,6 +33,7 @@ function serve(input: WorkerJob): void {
     const outcome = executeGuest(input, {
       stdout: limitedSink(sinkFor(input.stdout, 'stdout', 1), limits.stdoutBytes, 'stdout'),
       stderr: limitedSink(sinkFor(input.stderr, 'stderr', 2), limits.stderrBytes, 'stderr'),
+      ...(input.policy.trace?.callback ? { trace: (line: string) => post({ v: PROTOCOL_VERSION, type: 'trace', line }) } : {}),
     })
     post({ v: PROTOCOL_VERSION, type: 'done', outcome })
   } catch (e) {

@@ -27,6 +27,8 @@ export interface WorkerJob extends Guest {
 export type WorkerMessage =
   | { v: typeof PROTOCOL_VERSION; type: 'chunk'; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
   | { v: typeof PROTOCOL_VERSION; type: 'done'; outcome: ExecutionOutcome }
+  /** One trace line, for a caller that traces into a function. */
+  | { v: typeof PROTOCOL_VERSION; type: 'trace'; line: string }
   | { v: typeof PROTOCOL_VERSION; type: 'failed'; message: string }
 
 export const CAPTURE_HEADER = 8

@@ -12,7 +12,7 @@
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
 import type { DirHandle, NodeStat } from './filesystem.js'
-import { denialErrno } from '../rights.js'
+import { denial } from '../rights.js'
 
 export interface ResolverLimits {
   /** Symlinks expanded in one lookup before `LOOP` (POSIX SYMLOOP_MAX; cap-std uses 40). */
@@ -147,7 +147,7 @@ export function resolve(
   limits: ResolverLimits = DEFAULT_RESOLVER_LIMITS,
 ): Resolution {
   validatePath(path, limits)
-  if (path.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute path escapes the capability')
+  if (path.startsWith('/')) throw denial('escape', 'absolute path escapes the capability')
 
   const walk = new Walk(start, path.endsWith('/'))
   const stack: DirHandle[] = []
@@ -173,7 +173,7 @@ export function resolve(
       }
       if (component === '..') {
         const parent = stack.pop()
-        if (parent === undefined) throw new WasiError(denialErrno('escape'), '".." escapes the capability')
+        if (parent === undefined) throw denial('escape', '".." escapes the capability')
         base = parent
         if (last) return walk.found(base, undefined, base.stat(), stack.length)
         continue
@@ -199,7 +199,7 @@ export function resolve(
         if (++symlinks > limits.maxSymlinks) throw new WasiError(Errno.LOOP, 'too many symlinks')
         const target = base.readlink(component)
         if (target.length === 0) throw new WasiError(Errno.NOENT, 'empty symlink target')
-        if (target.startsWith('/')) throw new WasiError(denialErrno('escape'), 'absolute symlink target escapes the capability')
+        if (target.startsWith('/')) throw denial('escape', 'absolute symlink target escapes the capability')
         validatePath(target, limits)
         if (last) walk.trailingSlash = walk.trailingSlash || target.endsWith('/')
         pushComponents(work, target)

@@ -9,6 +9,7 @@
  */
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
+import { denial } from '../rights.js'
 import {
   assertComponent,
   type DirEntry,
@@ -61,7 +62,7 @@ export function createQuotaUsage(): QuotaUsage {
 }
 
 function quotaExceeded(what: string): WasiError {
-  return new WasiError(Errno.DQUOT, `disk quota exceeded: ${what}`)
+  return denial('quota', `disk quota exceeded: ${what}`)
 }
 
 function isNoent(e: unknown): boolean {

@@ -17,7 +17,7 @@ import type { Descriptor, DirDescriptor } from '../fd-table.js'
 import type { DirHandle, FileHandle, OpenFileOptions } from '../fs/filesystem.js'
 import { resolve, type Resolution } from '../fs/path-resolver.js'
 import type { HostState } from '../host-state.js'
-import { denialErrno, domainRights, maxRightsFor } from '../rights.js'
+import { denial, domainRights, maxRightsFor } from '../rights.js'
 
 /** Reads a guest path: length checked before copying, strict UTF-8. */
 function readPath(h: HostState, ptr: number, len: number): string {
@@ -69,7 +69,7 @@ function climbs(target: string): boolean {
  */
 function refuseMovingClimbingLink(d: DirDescriptor, r: Resolution): void {
   if (!d.mount.hostVisible || r.stat?.filetype !== Filetype.SYMBOLIC_LINK || r.name === undefined) return
-  if (climbs(r.dir.readlink(r.name))) throw new WasiError(denialErrno('escape'), 'a link whose target climbs cannot be moved on a host-visible mount')
+  if (climbs(r.dir.readlink(r.name))) throw denial('escape', 'a link whose target climbs cannot be moved on a host-visible mount')
 }
 
 export function path_open(
@@ -92,11 +92,11 @@ export function path_open(
     (fdflags & Fdflags.APPEND) !== 0
   const mutates = create || truncate || writes
   const mount = d.mount
-  if (mutates && mount.mode === 'ro') throw new WasiError(denialErrno('read-only'), 'write open on a read-only mount')
-  if (create && (d.rightsBase & R.PATH_CREATE_FILE) === 0) throw new WasiError(denialErrno('missing-right'), 'CREAT needs PATH_CREATE_FILE')
-  if (truncate && (d.rightsBase & R.PATH_FILESTAT_SET_SIZE) === 0) throw new WasiError(denialErrno('missing-right'), 'TRUNC needs PATH_FILESTAT_SET_SIZE')
+  if (mutates && mount.mode === 'ro') throw denial('read-only', 'write open on a read-only mount')
+  if (create && (d.rightsBase & R.PATH_CREATE_FILE) === 0) throw denial('missing-right', 'CREAT needs PATH_CREATE_FILE')
+  if (truncate && (d.rightsBase & R.PATH_FILESTAT_SET_SIZE) === 0) throw denial('missing-right', 'TRUNC needs PATH_FILESTAT_SET_SIZE')
   if ((requested & ~d.rightsInheriting & (R.FD_WRITE | R.FD_READ)) !== 0) {
-    throw new WasiError(denialErrno('missing-right'), 'requested read/write beyond the directory\'s inheriting rights')
+    throw denial('missing-right', 'requested read/write beyond the directory\'s inheriting rights')
   }
   const domain = domainRights(mount.mode)
   // A descriptor slot must exist before any effect (a create or a truncate) happens.
@@ -277,7 +277,7 @@ export function path_readlink(
     if (r.stat.filetype !== Filetype.SYMBOLIC_LINK) throw new WasiError(Errno.INVAL, 'not a symlink')
     const t = r.dir.readlink(r.name)
     // SECURITY: a link that leads out of the mount (host-made) would reveal a host path.
-    if (escapesLexically(t, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
+    if (escapesLexically(t, d.depth + r.depth)) throw denial('escape', 'symlink target leads out of the capability')
     return t
   })
   const bytes = new TextEncoder().encode(target)
@@ -302,17 +302,17 @@ export function path_symlink(
     if (r.trailingSlash) throw new WasiError(Errno.NOENT, 'trailing slash on a new link name')
     // SECURITY: refuse links that could only ever point out of the mount: they can never be
     // followed here, and on a host directory they would be a trap left for the host's user.
-    if (escapesLexically(target, d.depth + r.depth)) throw new WasiError(denialErrno('escape'), 'symlink target leads out of the capability')
-    if (d.mount.hostVisible && climbs(target)) throw new WasiError(denialErrno('escape'), 'symlinks on a host-visible mount may not climb with ".."')
+    if (escapesLexically(target, d.depth + r.depth)) throw denial('escape', 'symlink target leads out of the capability')
+    if (d.mount.hostVisible && climbs(target)) throw denial('escape', 'symlinks on a host-visible mount may not climb with ".."')
     r.dir.symlink(target, r.name)
   })
   return Errno.SUCCESS
 }
 
 function twoHandleCheck(a: DirDescriptor, b: Descriptor): DirDescriptor {
-  if (b.kind !== 'dir') throw new WasiError(denialErrno('not-a-directory-fd'), 'target is not a directory')
+  if (b.kind !== 'dir') throw denial('not-a-directory-fd', 'target is not a directory')
   // SECURITY (ghsa-4ch3): never move a node between mounts, whatever the two modes are.
-  if (b.mount !== a.mount) throw new WasiError(denialErrno('cross-domain'), 'across mounts')
+  if (b.mount !== a.mount) throw denial('cross-domain', 'across mounts')
   return b
 }
 

@@ -1,0 +1,65 @@
+// Tracing cost on syscall-heavy guests: the same workload with tracing off, on (lines written to
+// /dev/null), and in summary mode, as ratios against "off" in the same run; and "off" against
+// caplet as it is on main (`git archive main`), to show that the feature costs nothing when off.
+//   node bench/trace.bench.mjs [--rounds N] [--calls N]
+// Builds bench/workloads/sys.c to wasm and bundles both caplets into bench/.build/. Seconds, not minutes.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { build } from 'esbuild'
+import { buildCaplet } from './lib/build-caplet.mjs'
+import { BENCH, BUILD, ROOT } from './lib/paths.mjs'
+
+const argv = process.argv.slice(2)
+const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : dflt }
+const ROUNDS = opt('--rounds', 5)
+const CALLS = opt('--calls', 100000)
+
+const out = join(BUILD, 'trace')
+mkdirSync(out, { recursive: true })
+const wasm = join(out, 'sys.wasm')
+execFileSync(process.env.CLANG ?? 'clang-19', ['--target=wasm32-wasi', `--sysroot=${process.env.WASI_SYSROOT ?? '/usr'}`, '-O2', '-Wl,--strip-debug', '-o', wasm, join(BENCH, 'workloads/sys.c')])
+
+const current = await import(await buildCaplet('caplet-trace'))
+let baseline
+try {
+  const src = join(out, 'main-src')
+  rmSync(src, { recursive: true, force: true })
+  mkdirSync(src, { recursive: true })
+  execFileSync('sh', ['-c', `git -C "${ROOT}" archive main runtime wasi-host | tar -x -C "${src}"`])
+  await build({ entryPoints: [join(src, 'runtime/index.ts')], outfile: join(out, 'caplet-main.js'), bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning', nodePaths: [join(ROOT, 'node_modules')] })
+  baseline = await import(join(out, 'caplet-main.js'))
+} catch (e) {
+  console.log(`(no baseline from main: ${e.message.split('\n')[0]})`)
+}
+
+const configs = [
+  ...(baseline ? [['main, no tracing', baseline, undefined]] : []),
+  ['off', current, undefined],
+  ['on, to /dev/null', current, { file: '/dev/null' }],
+  ['on, json to /dev/null', current, { file: '/dev/null', format: 'json' }],
+  ['summary', current, { summary: true }],
+]
+const ops = ['write16', 'clock']
+const dec = new TextDecoder()
+/** ns per call for one run, from the workload's own RESULT line. */
+function once(api, op, trace) {
+  const r = api.runSync(wasm, { args: ['sys', op, String(CALLS), '/tmp'], stdout: 'discard', stderr: 'capture', ...(trace ? { trace } : {}) })
+  const m = /RESULT \S+ ns=(\d+) ops=(\d+)/.exec(dec.decode(r.stderr))
+  if (!m) throw new Error(`no RESULT line: ${dec.decode(r.stderr).slice(0, 200)}`)
+  return Number(m[1]) / Number(m[2])
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const results = {}
+for (const op of ops) {
+  for (const [name, api, trace] of configs) once(api, op, trace) // warm
+  const samples = Object.fromEntries(configs.map(([n]) => [n, []]))
+  for (let r = 0; r < ROUNDS; r++) for (const [name, api, trace] of configs) samples[name].push(once(api, op, trace))
+  results[op] = Object.fromEntries(configs.map(([n]) => [n, median(samples[n])]))
+}
+console.log(`tracing cost: ${CALLS} calls per run, median of ${ROUNDS} interleaved rounds, ns per call (ratio to "off")`)
+for (const op of ops) {
+  const base = results[op].off
+  console.log(`  ${op}`)
+  for (const [name] of configs) console.log(`    ${name.padEnd(24)} ${results[op][name].toFixed(1).padStart(9)} ns  ${(results[op][name] / base).toFixed(2)}x`)
+}

@@ -1,0 +1,87 @@
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { denialLines } from '../../runtime/denials.js'
+import { runSync, type RunOptions } from '../../runtime/index.js'
+import { ROOT } from './instrument/wasm.js'
+
+const probe = join(ROOT, 'test/fixtures/wasm/deny_probe.wasm')
+const bin = join(ROOT, 'bin/caplet.js')
+let tmp: string
+let data: string
+let data2: string
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'caplet-denials-'))
+  data = join(tmp, 'data')
+  data2 = join(tmp, 'data2')
+  mkdirSync(data)
+  mkdirSync(data2)
+  writeFileSync(join(data, 'in.txt'), 'x\n')
+})
+afterAll(() => rmSync(tmp, { recursive: true, force: true }))
+
+function probeRun(args: string[], options: RunOptions) {
+  return runSync(probe, { args: ['deny_probe', ...args], ...options })
+}
+
+describe('denials: each kind, with the flag that grants it', () => {
+  it('a write on a read-only mount names --dir HOST:GUEST:rw', () => {
+    const r = probeRun(['ro-write'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
+    expect(r.denials).toEqual([{ call: 'path_open', kind: 'read-only', path: '/data/out.txt', fd: 3, reason: 'mount /data is read-only', grant: `--dir ${data}:/data:rw` }])
+    expect(denialLines({ denials: r.denials!, count: r.denialCount! })).toEqual([
+      `caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw)`,
+    ])
+  })
+
+  it('an escape is a denial no flag grants', () => {
+    const r = probeRun(['escape'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
+    expect(r.denials).toMatchObject([{ call: 'path_open', kind: 'escape', path: '/data/../../etc/passwd' }])
+    expect(r.denials![0]!.grant).toBeUndefined()
+    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toMatch(/nothing outside a mount is reachable/)
+  })
+
+  it('a rename across mounts', () => {
+    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }] })
+    expect(r.denials).toMatchObject([{ call: 'path_rename', kind: 'cross-domain', path: '/tmp/a.txt' }])
+  })
+
+  it('the descriptor limit names --max-fds', () => {
+    const r = probeRun(['fds'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }], limits: { fds: 6 } })
+    expect(r.denials![0]).toMatchObject({ kind: 'descriptor-limit', grant: '--max-fds 12' })
+  })
+
+  it('the disk quota names --disk', () => {
+    const r = probeRun(['quota'], { mounts: [{ guest: '/tmp', tmp: true }], limits: { disk: '16KiB' } })
+    expect(r.denials![0]).toMatchObject({ kind: 'quota', grant: '--disk SIZE' })
+  })
+
+  it('an output limit names --max-output', () => {
+    const r = probeRun(['stdout'], { limits: { stdout: 1024 } })
+    expect(r.limit).toBe('stdout')
+    expect(r.denials).toMatchObject([{ call: 'fd_write', kind: 'limit', grant: '--max-output SIZE' }])
+  })
+
+  it('a missing file in a granted directory is an ordinary error, not a denial', () => {
+    const r = probeRun(['missing'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
+    expect(r.exitCode).toBe(0)
+    expect(r.denials).toBeUndefined()
+  })
+
+  it('the CLI explains denials on request, one line each, and not by default on a pipe', () => {
+    const args = ['run', '--dir', `${data}:/data:ro`, probe, 'ro-write', 'escape', 'ro-write']
+    const plain = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8' })
+    expect(plain.stderr).toBe('')
+    const explained = spawnSync(process.execPath, [bin, args[0]!, '--explain-denials', ...args.slice(1)], { encoding: 'utf8' })
+    const lines = explained.stderr.trimEnd().split('\n')
+    expect(lines).toHaveLength(2)
+    expect(lines[0]).toBe(`caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw) [2 times]`)
+  })
+
+  it('hostile guest paths are escaped in denial lines', () => {
+    const line = denialLines({ denials: [{ call: 'path_open', kind: 'escape', path: '/data/\x1b[2J\u202e../x', reason: 'r' }], count: 1 })[0]!
+    expect(line).not.toMatch(/[\x00-\x1f\u202e]/)
+    expect(line).toContain('/data/\\x1b[2J\\u{202e}../x')
+  })
+})
