@@ -5,8 +5,11 @@ import { build } from 'esbuild'
 rmSync('dist', { recursive: true, force: true })
 
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
+// The toolchain's compilers stay in node_modules (large, loaded only when a source is compiled).
+const toolchainExternal = ['wabt', 'assemblyscript', 'assemblyscript/*', '@assemblyscript/*', 'yocto-spinner']
 await Promise.all([
-  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
+  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true, external: toolchainExternal }),
+  build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
   build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: { 'wasi-host': 'wasi-host/index.ts' }, outdir: 'dist' }),
