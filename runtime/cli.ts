@@ -5,6 +5,7 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { readFileSync, statSync } from 'node:fs'
+import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, isSource, newBuildFlags, parseBuildFlag, type BuildFlags } from './cli-compile.js'
 import { ModuleError, PolicyError } from './errors.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
@@ -19,6 +20,8 @@ export const ExitCode = {
   MODULE: 126,
   /** The guest trapped (bad memory access, unreachable, stack overflow, bad syscall pointer). */
   TRAP: TRAP_EXIT_CODE,
+  /** The source (hello.c, prog.wat, ...) did not compile. */
+  COMPILE: COMPILE_EXIT_CODE,
 } as const
 
 const VERSION = '0.1.0'
@@ -28,6 +31,9 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
+  caplet run [FLAGS] SOURCE [ARGS...]     compile hello.c, main.cpp, prog.wat, x.as.ts (cached),
+                                          then run it the same way (build flags: caplet build --help)
+  caplet build [FLAGS] SRC... -o OUT.wasm compile only
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
 no files, no environment variables, no network. It runs in a worker thread.
@@ -85,6 +91,7 @@ Exit status:
          caplet does not provide (the message names it)
   134    the guest trapped: invalid memory access, unreachable, stack overflow, or a bad
          pointer passed to a WASI call (the message says which)
+  65     (SOURCE only) the source did not compile; the compiler's diagnostics are on stderr
 
 Examples:
   caplet run samples/hello.wasm
@@ -98,6 +105,7 @@ interface Invocation {
   module: string
   options: RunOptions
   json: boolean
+  build: BuildFlags
 }
 
 function parseDir(value: string, flag = '--dir'): MountSpec {
@@ -155,6 +163,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let json = false
   let overlayOut: string | undefined
   let overlayApply = false
+  const build = newBuildFlags()
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -220,7 +229,14 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--json': json = true; break
-      default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
+      default:
+        try {
+          if (parseBuildFlag(build, a, flag, next)) break
+        } catch (e) {
+          if (e instanceof BuildUsageError) throw new UsageError(e.message)
+          throw e
+        }
+        throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }
   }
   const module = rest.shift()!
@@ -246,6 +262,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   return {
     module,
     json,
+    build,
     options: {
       ...options,
       args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
@@ -263,6 +280,8 @@ export interface CliIo {
   out: (s: string) => void
   err: (s: string) => void
   env: Readonly<Record<string, string | undefined>>
+  /** stderr is a terminal (a compile spinner may show). */
+  stderrIsTTY?: boolean
 }
 
 function describe(result: RunResult): string | undefined {
@@ -308,6 +327,8 @@ function toJson(result: RunResult): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  if (argv[0] === 'build') return buildMain(argv.slice(1), io)
+  if (argv[0] === 'help' && argv[1] === 'build') { io.out(BUILD_HELP); return 0 }
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
@@ -317,8 +338,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  let module: string | Uint8Array = inv.module
+  if (isSource(inv.module, inv.build)) {
+    const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
+    if (typeof compiled === 'number') return compiled
+    module = compiled.module
+  }
   try {
-    const result = await run(inv.module, inv.options)
+    const result = await run(module, inv.options)
     if (inv.json) io.out(toJson(result))
     const message = describe(result)
     if (message) io.err(`${message}\n`)

@@ -12,7 +12,7 @@ import { CompileError, ToolchainError } from '../runtime/errors.js'
 import { bound, parseDiagnostics, redactPaths, summarize, type Diagnostic } from './diagnostics.js'
 import type { CompileContext, CompiledModule, LanguageCompiler } from './languages.js'
 import { bubblewrapArgs, JAIL_OUT, JAIL_SRC, JAIL_TMP } from './native/bubblewrap.js'
-import { CLANGXX_PACKAGES, findBubblewrap, findPrlimit, probeClang, type ClangInstall } from './native/clang-install.js'
+import { CLANGXX_PACKAGES, clangFingerprint, findBubblewrap, findPrlimit, probeClang, type ClangInstall } from './native/clang-install.js'
 import { spawnLimited } from './native/spawn-limited.js'
 import { hasExtension } from './source-files.js'
 
@@ -161,8 +161,7 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
 const CXX_HINT = CLANGXX_PACKAGES
 
 function identity(ctx: CompileContext, cxx: boolean): string {
-  const install = probeClang(ctx.env)
-  return `${install.version} sysroot=${install.sysroot} ${cxx ? 'c++' : 'c'} unwind=${install.hasUnwind} flags=${FLAGS_VERSION}`
+  return `clang ${clangFingerprint(ctx.env)} ${cxx ? 'c++' : 'c'} flags=${FLAGS_VERSION}`
 }
 
 export const cCompiler: LanguageCompiler = {

@@ -130,6 +130,27 @@ export function probeClang(env: Readonly<Record<string, string | undefined>> = p
   return install
 }
 
+/**
+ * The compiler's identity for the cache key without running it: the real paths, sizes and
+ * modification times of the compiler, the C library and the C++ library (a package upgrade
+ * changes them). Cheap, so a cache hit spawns nothing.
+ */
+export function clangFingerprint(env: Readonly<Record<string, string | undefined>> = process.env): string {
+  const given = findClang(env)
+  const sysroot = env.CAPLET_WASI_SYSROOT || '/usr'
+  const parts: string[] = []
+  for (const p of [given, join(sysroot, 'lib', 'wasm32-wasi', 'libc.a'), join(sysroot, 'lib', 'wasm32-wasi', 'libc++.a'), join(sysroot, 'lib', 'wasm32-wasi', 'libunwind.a')]) {
+    try {
+      const real = realpathSync(p)
+      const st = statSync(real)
+      parts.push(`${real}:${st.size}:${Math.trunc(st.mtimeMs)}`)
+    } catch {
+      parts.push(`${p}:absent`)
+    }
+  }
+  return `sysroot=${sysroot} ${parts.join(' ')}`
+}
+
 /** The bubblewrap binary (`CAPLET_BWRAP` or `bwrap` on PATH), or undefined when not installed. */
 export function findBubblewrap(env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
   const named = env.CAPLET_BWRAP
