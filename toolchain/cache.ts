@@ -31,7 +31,7 @@ export interface CacheSettings {
 }
 
 export interface CachedCompile {
-  module: Uint8Array
+  module: Uint8Array<ArrayBuffer>
   diagnostics: Diagnostic[]
 }
 

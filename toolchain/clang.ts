@@ -41,7 +41,7 @@ function flags(ctx: CompileContext, cxx: boolean, install: ClangInstall, sysroot
     '--target=wasm32-wasi', `--sysroot=${sysroot}`, `-O${o.optimize}`,
     '-fno-color-diagnostics', '-fno-crash-diagnostics', '-ferror-limit=50',
     '-fmacro-backtrace-limit=8', '-ftemplate-backtrace-limit=8',
-    `-ffile-prefix-map=${JAIL_SRC}/=`, '-iquote', '.',
+    `-ffile-prefix-map=${JAIL_SRC}/=`, '-fdebug-compilation-dir=.', '-iquote', '.',
   ]
   if (cxx) {
     f.unshift('--driver-mode=g++')
@@ -78,9 +78,10 @@ function readOutput(file: string, max: number): Uint8Array<ArrayBuffer> | 'missi
 
 /** Drops the crash report clang prints after an internal failure (program arguments, stack). */
 function withoutCrashDump(text: string): { text: string; crashed: boolean } {
-  const i = text.search(/^(PLEASE submit a bug report|Stack dump:)/m)
-  if (i < 0) return { text, crashed: false }
-  return { text: text.slice(0, i), crashed: true }
+  const dump = /^(?:PLEASE submit a bug report|Stack dump:|\s*#\d+ 0x[0-9a-f]+ |\d+\.\t)/
+  const lines = text.split('\n')
+  const kept = lines.filter((l) => !dump.test(l))
+  return { text: kept.join('\n'), crashed: kept.length !== lines.length }
 }
 
 async function compileClang(ctx: CompileContext, cxx: boolean): Promise<CompiledModule> {
@@ -142,7 +143,7 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
       throw new ToolchainError(`the compiler's jail could not start (${line}); on hosts without unprivileged user namespaces, compile only trusted source with --trust-source`)
     }
     const output = readOutput(join(out, outName), ctx.maxOutputBytes)
-    if (output === 'too-large' || r.signal === 'SIGXFSZ' || /File size limit exceeded|signal 25\b|SIGXFSZ/.test(raw.text)) {
+    if (output === 'too-large' || r.signal === 'SIGXFSZ' || (r.code !== 0 && /^\S+: error: unable to execute command: File size limit exceeded/m.test(raw.text))) {
       throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, { limit: 'output' })
     }
     if (r.code !== 0 && (raw.crashed || /^LLVM ERROR: out of memory|std::bad_alloc/m.test(r.stderr))) {

@@ -24,6 +24,7 @@ export const MAX_MESSAGE_CHARS = 2000
 const LOCATED = /^(.+?):(\d+):(\d+): (fatal error|error|warning|note|remark): (.*)$/
 const UNLOCATED = /^(?:[\w.+-]+: )?(fatal error|error|warning|note): (.*)$/
 
+const INCLUDED = /^(?:In file included from |\s+from )\S+:\d+[:,]$/
 const GENERATED = /^\d+ (?:errors?|warnings?)(?: and \d+ warnings?)? generated\.$/
 
 function severityOf(word: string): Severity {
@@ -48,11 +49,16 @@ export function redactPaths(text: string, redact: ReadonlyArray<readonly [hostPa
  */
 export function parseDiagnostics(text: string): Diagnostic[] {
   const out: Diagnostic[] = []
+  // "In file included from a.c:2:" lines come before the diagnostic they explain.
+  let context: string[] = []
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '')
+    if (INCLUDED.test(line)) { context.push(line.trim()); continue }
     const m = LOCATED.exec(line)
     if (m) {
-      out.push({ severity: severityOf(m[4]!), message: m[5]!, file: m[1]!, line: Number(m[2]), column: Number(m[3]) })
+      const message = context.length > 0 ? `${m[5]!}\n${context.join('\n')}` : m[5]!
+      context = []
+      out.push({ severity: severityOf(m[4]!), message, file: m[1]!, line: Number(m[2]), column: Number(m[3]) })
       continue
     }
     const u = UNLOCATED.exec(line)

@@ -58,7 +58,7 @@ export interface CompileRequest {
 }
 
 export interface CompileResult {
-  module: Uint8Array
+  module: Uint8Array<ArrayBuffer>
   /** Warnings and notes (errors throw CompileError). */
   diagnostics: Diagnostic[]
   /** The module came from the cache. */

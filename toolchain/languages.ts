@@ -33,7 +33,7 @@ export interface CompileContext {
 }
 
 export interface CompiledModule {
-  module: Uint8Array
+  module: Uint8Array<ArrayBuffer>
   diagnostics: Diagnostic[]
 }
 

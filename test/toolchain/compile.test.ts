@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compile, CompileError, run } from '../../runtime/index.js'
-import { formatDiagnostics } from '../../toolchain/index.js'
+import { formatDiagnostics, type CompileOptions } from '../../toolchain/index.js'
 import { CompileCache, cacheKey } from '../../toolchain/cache.js'
 import { repoRoot } from '../support/guest.js'
 
@@ -137,13 +137,13 @@ describe('failing sources give readable errors', () => {
 describe('build options are an allow-list', () => {
   it('refuses raw flags, bad names and unknown standards before any compiler runs', async () => {
     const files = { 'main.c': 'int main(void) { return 0; }' }
-    const bad = [
+    const bad: CompileOptions[] = ([
       { defines: { '-fplugin=/tmp/x.so': true } },
       { defines: { X: 'a\nb' } },
       { std: 'c++17 -fplugin=x' },
       { std: 'c++20' }, // a C++ standard for C
-      { optimize: 7 as 2 },
-    ]
+      { optimize: 7 },
+    ] as unknown as CompileOptions[])
     for (const options of bad) {
       const e = await failure(compile({ language: 'c', files, options: { ...options, cache: false } }))
       expect(e.message).toMatch(/invalid build options/)
@@ -174,7 +174,7 @@ describe('the compile cache', () => {
     const path = join(dir, entry!)
     const bytes = readFileSync(path)
     // flip the module's last byte: the digest no longer matches
-    bytes[bytes.length - 1] ^= 0xff
+    bytes.writeUInt8(bytes.at(-1)! ^ 0xff, bytes.length - 1)
     writeFileSync(path, bytes)
     const third = await compile({ language: 'wat', files, options: { cache: { dir } } })
     expect(third.cached).toBe(false)
