@@ -117,6 +117,12 @@ describe('failing sources give readable errors', () => {
     expect(['timeout', 'memory']).toContain(e.limit)
   }, T)
 
+  it('the AssemblyScript compiler is stopped at its time limit (its worker terminated)', async () => {
+    const e = await failure(compile({ language: 'as', files: { 'main.as.ts': 'console.log("x")\n' }, options: { cache: false, timeout: '20ms' } }))
+    expect(e.limit).toBe('timeout')
+    expect(e.message).toBe('[caplet] compilation stopped: it took longer than 20 ms')
+  }, T)
+
   it('a memory bomb at run time is stopped by the memory cap: malloc returns NULL', async () => {
     // Each block links to the previous one and the list is walked at the end, so the compiler
     // cannot elide the allocations.
