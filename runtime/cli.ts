@@ -8,6 +8,7 @@ import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, isSource, newBuildFlags, parseBuildFlag, type BuildFlags } from './cli-compile.js'
 import { ModuleError, PolicyError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
+import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -390,6 +391,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (typeof compiled === 'number') return compiled
     module = compiled.module
   }
+  // The worker boots on another core while this thread reads, checks and compiles the module.
+  if (inv.options.isolation !== 'in-process') defaultPool.warm()
   try {
     const result = await run(module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
