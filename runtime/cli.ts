@@ -5,6 +5,7 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
+import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, isSource, newBuildFlags, parseBuildFlag, type BuildFlags } from './cli-compile.js'
 import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 import { unknownImportsMessage } from './link/imports.js'
@@ -31,6 +32,8 @@ export const ExitCode = {
   MODULE: 126,
   /** The guest trapped (bad memory access, unreachable, stack overflow, bad syscall pointer). */
   TRAP: TRAP_EXIT_CODE,
+  /** The source (hello.c, prog.wat, ...) did not compile. */
+  COMPILE: COMPILE_EXIT_CODE,
 } as const
 
 const VERSION = '0.1.0'
@@ -43,6 +46,9 @@ Usage:
                                           (JavaScript/TypeScript inside caplet's JS engine)
   caplet inspect [--json] MODULE.wasm     what the module can ever ask of the host
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
+  caplet run [FLAGS] SOURCE [ARGS...]     compile hello.c, main.cpp, prog.wat, x.as.ts (cached),
+                                          then run it the same way (build flags: caplet build --help)
+  caplet build [FLAGS] SRC... -o OUT.wasm compile only
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
 no files, no environment variables, no network. It runs in a worker thread.
@@ -124,6 +130,7 @@ Exit status:
          caplet does not provide (the message names it)
   134    the guest trapped: invalid memory access, unreachable, stack overflow, or a bad
          pointer passed to a WASI call (the message says which)
+  65     (SOURCE only) the source did not compile; the compiler's diagnostics are on stderr
 
 Examples:
   caplet run samples/hello.wasm
@@ -141,6 +148,7 @@ interface Invocation {
   explainDenials: boolean
   explain: boolean
   dryRun: boolean
+  build: BuildFlags
   /** How `--json` spells the guest's output: UTF-8 text (invalid bytes become U+FFFD) or base64. */
   encoding: 'utf8' | 'base64'
 }
@@ -229,6 +237,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let explainDenials = false
   let explain = false
   let dryRun = false
+  const build = newBuildFlags()
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
   const value = (flag: string) => {
@@ -323,7 +332,14 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         encoding = e
         break
       }
-      default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
+      default:
+        try {
+          if (parseBuildFlag(build, a, flag, next)) break
+        } catch (e) {
+          if (e instanceof BuildUsageError) throw new UsageError(e.message)
+          throw e
+        }
+        throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }
   }
   const module = rest.shift()!
@@ -363,6 +379,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     explainDenials,
     explain,
     dryRun,
+    build,
     encoding,
     options: {
       ...options,
@@ -381,7 +398,7 @@ export interface CliIo {
   out: (s: string) => void
   err: (s: string) => void
   env: Readonly<Record<string, string | undefined>>
-  /** Whether stderr is a terminal: denials are then explained at the end of a run. */
+  /** Whether stderr is a terminal: denials are then explained at the end of a run, and a compile spinner may show. */
   stderrIsTTY?: boolean
 }
 
@@ -433,6 +450,8 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
+  if (argv[0] === 'build') return buildMain(argv.slice(1), io)
+  if (argv[0] === 'help' && argv[1] === 'build') { io.out(BUILD_HELP); return 0 }
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
@@ -442,6 +461,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  let module: string | Uint8Array = inv.module
+  if (isSource(inv.module, inv.build)) {
+    const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
+    if (typeof compiled === 'number') return compiled
+    module = compiled.module
+  }
   // The worker boots on another core while this thread reads, checks and compiles the module.
   if (inv.options.isolation !== 'in-process') defaultPool.warm()
   let program: ScriptProgram | undefined
@@ -467,12 +492,12 @@ caplet: ${inv.module}: the script did not compile
     if (inv.explain || inv.dryRun) {
       for (const line of explainPolicy(resolvePolicy(inv.options))) io.err(`${line}\n`)
       if (inv.dryRun) {
-        await prepare(program ?? inv.module, inv.options)
+        await prepare(program ?? module, inv.options)
         io.err('caplet: dry run: the module and the policy are valid; nothing ran\n')
         return 0
       }
     }
-    const result = await run(program ?? inv.module, inv.options)
+    const result = await run(program ?? module, inv.options)
     if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)
     if (message) io.err(`${message}\n`)

@@ -13,8 +13,10 @@ const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig
   .catch((e) => { throw new Error(`declarations: ${e.stdout || e.message}`) })
 
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
-// esbuild (the JS/TS guest compiler) ships a native binary: loaded from node_modules, never bundled.
-const nodeExternal = ['esbuild']
+// Compilers stay in node_modules, loaded only when a source is compiled: esbuild (the JS/TS guest
+// compiler) ships a native binary; wabt and AssemblyScript are large.
+const nodeExternal = ['esbuild', 'wabt', 'assemblyscript', 'assemblyscript/*', '@assemblyscript/*', 'yocto-spinner']
+const toolchainExternal = nodeExternal
 await Promise.all([
   // One build with shared chunks, so `caplet`, `caplet/node` and `caplet/wasi-host` share one copy
   // of each class (a `WasiError` thrown by a `caplet/wasi-host` backend is the host's `WasiError`).
@@ -23,6 +25,7 @@ await Promise.all([
     ...common, platform: 'node', external: nodeExternal, outdir: 'dist', splitting: true,
     entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
   }),
+  build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
   build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts' }, outdir: 'dist' }),
   declarations,

@@ -27,6 +27,10 @@ function hashOf(words, files) {
   return h.digest('hex').slice(0, 16)
 }
 
+// npm puts node_modules/.bin on PATH, where binaryen (an AssemblyScript dependency) installs a
+// wasm-opt, and clang runs any wasm-opt it finds on PATH: builds must not depend on that.
+const buildEnv = { ...process.env, PATH: (process.env.PATH ?? '').split(':').filter((d) => !d.endsWith('/node_modules/.bin')).join(':') }
+
 /** Runs `cmd args` unless `out` was built from the same inputs (a stamp file beside it). */
 let log = () => {}
 
@@ -35,7 +39,7 @@ async function cached(out, inputs, cmd, args) {
   const key = hashOf([cmd, ...args], inputs)
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return out
   log(`building ${out.split('/').pop()}`)
-  await run(cmd, args, { maxBuffer: 1 << 24 })
+  await run(cmd, args, { maxBuffer: 1 << 24, env: buildEnv })
   writeFileSync(stamp, key)
   return out
 }

@@ -1,0 +1,68 @@
+// Compile time per language for the samples, cold and cached.
+//
+//   npm run build && node bench/compile.bench.mjs [--rounds N]
+//
+// For each sample (samples/wordcount.c, topwords.cpp, greet.wat, sieve.as.ts):
+//   cold    compile() with no cache: the compiler runs (C/C++: clang under bubblewrap, a fresh
+//           jail per compile; AssemblyScript: a fresh worker that loads asc; WAT: wabt in-process)
+//   cached  compile() with a warm cache: the key is hashed, the entry read, checked (sha256 and
+//           WebAssembly.validate) and returned; no compiler runs
+// Prints the median of N rounds (default 3 cold, 3N cached) in ms, and cold/cached as a ratio.
+// Also the cost of the jail itself: the same C compile with --trust-source (no bubblewrap)
+// as a ratio. Not a test: it asserts only that every compile succeeds. Seconds to a minute.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const { compile } = await import(join(root, 'dist/index.js'))
+const args = process.argv.slice(2)
+const roundsAt = args.indexOf('--rounds')
+const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 3
+
+const samples = [
+  ['c', 'wordcount.c'],
+  ['cpp', 'topwords.cpp'],
+  ['wat', 'greet.wat'],
+  ['as', 'sieve.as.ts'],
+]
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+async function time(f) { const t = performance.now(); await f(); return performance.now() - t }
+
+const cacheDir = mkdtempSync(join(tmpdir(), 'caplet-compile-bench-'))
+const rows = []
+try {
+  for (const [language, file] of samples) {
+    const files = { [file]: readFileSync(join(root, 'samples', file), 'utf8') }
+    const cold = []
+    for (let i = 0; i < ROUNDS; i++) cold.push(await time(() => compile({ language, files, options: { cache: false } })))
+    await compile({ language, files, options: { cache: { dir: cacheDir } } })
+    const cached = []
+    for (let i = 0; i < ROUNDS * 3; i++) {
+      cached.push(await time(async () => {
+        const r = await compile({ language, files, options: { cache: { dir: cacheDir } } })
+        if (!r.cached) throw new Error(`${file}: expected a cache hit`)
+      }))
+    }
+    rows.push({ sample: file, language, coldMs: median(cold), cachedMs: median(cached) })
+  }
+  const files = { 'wordcount.c': readFileSync(join(root, 'samples', 'wordcount.c'), 'utf8') }
+  const jailed = []
+  const bare = []
+  const env = { ...process.env, CAPLET_BWRAP: '/nonexistent/bwrap' }
+  for (let i = 0; i < ROUNDS; i++) {
+    jailed.push(await time(() => compile({ language: 'c', files, options: { cache: false } })))
+    bare.push(await time(() => compile({ language: 'c', files, options: { cache: false, trustSource: true, env } })))
+  }
+  console.log(`compile time, median of ${ROUNDS} cold / ${ROUNDS * 3} cached rounds (Node ${process.version})\n`)
+  console.log('| sample | language | cold ms | cached ms | cold / cached |')
+  console.log('| --- | --- | ---: | ---: | ---: |')
+  for (const r of rows) {
+    console.log(`| ${r.sample} | ${r.language} | ${r.coldMs.toFixed(0)} | ${r.cachedMs.toFixed(2)} | ${(r.coldMs / r.cachedMs).toFixed(0)}x |`)
+  }
+  console.log(`\nbubblewrap jail: C compile jailed ${median(jailed).toFixed(0)} ms vs unjailed ${median(bare).toFixed(0)} ms = ${(median(jailed) / median(bare)).toFixed(2)}x`)
+} finally {
+  rmSync(cacheDir, { recursive: true, force: true })
+}
