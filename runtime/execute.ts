@@ -10,6 +10,7 @@ import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
 import { openHostStdin } from './stdio.js'
+import type { BridgeChannel } from './worker/bridge.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
@@ -69,6 +70,8 @@ export interface Guest {
   functions: readonly string[]
   policy: ResolvedPolicy
   argv0: string
+  /** The channel to the run's async host services (sockets, async host functions), when it has any. */
+  bridge?: BridgeChannel
 }
 
 /** Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's. */

@@ -86,8 +86,12 @@ export interface RunOptions extends RunInput {
   clocks?: {
     /** Granularity of the guest's clocks (default `1us`), as browsers coarsen timers. */
     resolution?: Duration
-    /** Whether the process/thread CPU-time clocks are visible (default true). */
-    cputime?: boolean
+    /**
+     * The process/thread CPU-time clocks: `true` (default) reports this run's own time (time on
+     * the guest's thread, less its sleeps; never another run's work in the same process),
+     * `'process'` the host process's real CPU time (shared by every run in it), `false` hides them (`NOTSUP`).
+     */
+    cputime?: boolean | 'process'
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
@@ -131,7 +135,7 @@ export interface ResolvedPolicy {
   isolation: 'worker' | 'in-process'
   deterministic: boolean
   seed: number
-  clocks: { resolutionNs: bigint; cputime: boolean }
+  clocks: { resolutionNs: bigint; cputime: 'run' | 'process' | 'hidden' }
   syscalls: string[] | undefined
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
@@ -198,7 +202,7 @@ const schema = z.object({
   isolation: z.enum(['worker', 'in-process']).optional(),
   deterministic: z.boolean().optional(),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
+  clocks: z.object({ resolution: duration.optional(), cputime: z.union([z.boolean(), z.literal('process')]).optional() }).strict().optional(),
   syscalls: z.array(z.string()).optional(),
   tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
 }).strict()
@@ -334,7 +338,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     seed: o.seed ?? 0,
     clocks: {
       resolutionNs: o.clocks?.resolution === undefined ? DEFAULT_RESOLUTION_NS : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
-      cputime: o.clocks?.cputime ?? true,
+      cputime: o.clocks?.cputime === 'process' ? 'process' : o.clocks?.cputime === false ? 'hidden' : 'run',
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
     tier: o.tier,

@@ -190,6 +190,22 @@ describe('clocks as a policy', () => {
     }
   })
 
+  it("reports the run's own CPU time by default, never the work of the process around it", () => {
+    // Burn CPU in this process first: a guest reading the process clock would see it.
+    const until = performance.now() + 300
+    let x = 0
+    while (performance.now() < until) x += Math.sqrt(x + 1)
+    expect(x).toBeGreaterThan(0)
+    const cpuOf = (out: string, clock: number) => BigInt(new RegExp(`clock ${clock}: time=(\\d+) \\(errno 0\\)`).exec(out)![1]!)
+    const own = text(runSync(fixtureWasm('rt_entropy')).stdout)
+    const processWide = text(runSync(fixtureWasm('rt_entropy'), { clocks: { cputime: 'process' } }).stdout)
+    expect(process.cpuUsage().user * 1000).toBeGreaterThan(300_000_000)
+    for (const clock of [2, 3]) {
+      expect(cpuOf(own, clock)).toBeLessThan(300_000_000n)
+      expect(cpuOf(processWide, clock)).toBeGreaterThanOrEqual(300_000_000n)
+    }
+  })
+
   it('hides CPU-time clocks when asked (NOTSUP)', async () => {
     const r = await run(fixtureWasm('rt_entropy'), { clocks: { cputime: false } })
     expect(text(r.stdout)).toMatch(/clock 2: time=0 \(errno 58\)/)
