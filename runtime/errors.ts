@@ -3,7 +3,7 @@
  * A non-zero exit or a trap is a result, not an error. Messages start with `[caplet]`.
  */
 
-export type SandboxErrorCode = 'POLICY' | 'MODULE'
+export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'NETWORK'
 
 export class SandboxError extends Error {
   constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
@@ -25,5 +25,13 @@ export class ModuleError extends SandboxError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('MODULE', message, options)
     this.name = 'ModuleError'
+  }
+}
+
+/** A granted socket could not be opened before the run (address in use, connection refused). */
+export class NetworkError extends SandboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NETWORK', message, options)
+    this.name = 'NetworkError'
   }
 }

@@ -9,6 +9,8 @@ import { isatty } from 'node:tty'
 import { z } from 'zod'
 import type { Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
+import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
+import type { NetGrantSpec } from '../wasi-host/node/net-service.js'
 import { parseDuration, parseSize } from './units.js'
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
@@ -57,6 +59,13 @@ export interface Limits {
   disk?: Size
   /** Files, directories and symlinks the guest may create across all writable mounts (default with `disk`: one per 4 KiB, at least 64). */
   inodes?: number
+  /** Connections from granted listeners open at once (default 64); more are closed at once. */
+  connections?: number
+  /** Bytes the guest may receive / send over its sockets in the run; past them it is stopped (`limit: 'network'`). */
+  bytesIn?: Size
+  bytesOut?: Size
+  /** A connection with no traffic for this long is closed (the guest sees `ETIMEDOUT`). */
+  idleTimeout?: Duration
 }
 
 /**
@@ -96,6 +105,16 @@ export interface RunOptions extends RunInput {
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
   /**
+   * Sockets the guest gets, in order, as descriptors after the mounts: listeners on local
+   * addresses (`'127.0.0.1:8080'`, `'[::1]:0'`, `'unix:/run/app.sock'`) and connections to
+   * literal addresses, made before the guest starts. Nothing else of the network is reachable.
+   */
+  sockets?: readonly SocketSpec[]
+  /** Also tell the guest its sockets systemd-style: `LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_FDS_START`. */
+  listenEnv?: boolean
+  /** Called once the sockets are open, before the guest starts, with their addresses (a port 0 resolved). */
+  onListen?: (sockets: ListeningSocket[]) => void
+  /**
    * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
    */
@@ -131,7 +150,14 @@ export interface ResolvedPolicy {
     maxFds: number
     diskBytes: number | undefined
     inodes: number | undefined
+    connections: number | undefined
+    bytesIn: number | undefined
+    bytesOut: number | undefined
+    idleTimeoutMs: number | undefined
   }
+  /** The granted sockets, parsed (literal addresses only). */
+  sockets: NetGrantSpec[]
+  listenEnv: boolean
   isolation: 'worker' | 'in-process'
   deterministic: boolean
   seed: number
@@ -198,7 +224,17 @@ const schema = z.object({
     files: z.number().int().min(3).max(1 << 20).optional(),
     disk: size.optional(),
     inodes: z.number().int().min(0).optional(),
+    connections: z.number().int().min(1).max(1 << 16).optional(),
+    bytesIn: size.optional(),
+    bytesOut: size.optional(),
+    idleTimeout: duration.optional(),
   }).strict().optional(),
+  sockets: z.array(z.union([
+    z.object({ listen: z.string(), name: z.string().optional() }).strict(),
+    z.object({ connect: z.string(), name: z.string().optional() }).strict(),
+  ])).max(256).optional(),
+  listenEnv: z.boolean().optional(),
+  onListen: z.custom<(s: ListeningSocket[]) => void>((v) => typeof v === 'function', 'must be a function').optional(),
   isolation: z.enum(['worker', 'in-process']).optional(),
   deterministic: z.boolean().optional(),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
@@ -298,6 +334,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   const isolation = o.isolation ?? 'worker'
   if (isolation === 'in-process' && o.limits?.timeout !== undefined) problems.push(IN_PROCESS_TIMEOUT)
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
+  const sockets = parsed.success && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
+  if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
@@ -332,7 +370,13 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       // A byte quota alone would let empty files with long names grow a directory without
       // bound: one file per 4 KiB of quota (ext4's default ratio is one per 16 KiB).
       inodes: l.inodes ?? (l.disk !== undefined ? Math.max(64, Math.floor(parseSize(l.disk) / 4096)) : undefined),
+      connections: l.connections,
+      bytesIn: l.bytesIn !== undefined ? parseSize(l.bytesIn) : undefined,
+      bytesOut: l.bytesOut !== undefined ? parseSize(l.bytesOut) : undefined,
+      idleTimeoutMs: l.idleTimeout !== undefined ? parseDuration(l.idleTimeout) : undefined,
     },
+    sockets,
+    listenEnv: o.listenEnv ?? false,
     isolation,
     deterministic: o.deterministic ?? false,
     seed: o.seed ?? 0,
@@ -363,6 +407,8 @@ export interface PreparedPolicy {
   /** Backend objects of `fs` mounts (in-process only), by mount index. */
   readonly fs: readonly (Filesystem | undefined)[]
   readonly signal: AbortSignal | undefined
+  /** Told the sockets' addresses before the guest starts. */
+  readonly onListen: ((sockets: ListeningSocket[]) => void) | undefined
 }
 
 /**
@@ -380,6 +426,7 @@ export function preparePolicy(options: RunOptions): PreparedPolicy {
     stderrLimit: l?.stderr !== undefined ? parseSize(l.stderr) : undefined,
     fs: (options.mounts ?? []).map((m) => m.fs),
     signal: options.signal,
+    onListen: options.onListen,
   }
 }
 

@@ -453,7 +453,8 @@ export class NetService {
 }
 
 /** A bridge service: method name → handler (the wire methods only), and `dispose`. */
-export type NetBridgeService = Record<(typeof NET_METHODS)[number], (args: never, bytes: Uint8Array | undefined) => Reply | Promise<Reply>> & {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type NetBridgeService = Record<(typeof NET_METHODS)[number], (args: any, bytes: Uint8Array | undefined) => Reply | Promise<Reply>> & {
   dispose(): Promise<void>
 }
 
