@@ -42,6 +42,8 @@ const DEFAULT_MAX_CONNECTIONS = 64
 const DEFAULT_BUFFER = 256 * 1024
 /** How long a connection the guest closed may take to hand its last bytes to a slow peer. */
 const LINGER_MS = 10_000
+/** What the kernel may queue before Node accepts (Node accepts at once; caplet then applies `backlog`). */
+const KERNEL_BACKLOG = 511
 
 /** Something a request can wait on: woken by any change of its state. */
 class Waitable {
@@ -164,8 +166,9 @@ export class NetService {
         this.#objects.set(l.id, l)
         resolve({ id: l.id, role: 'listener', ...(g.name !== undefined ? { name: g.name } : {}), address: formatAddress(server.address()) })
       }
-      if ('path' in g) server.listen({ path: g.path, backlog: this.#config.backlog }, done)
-      else server.listen({ host: g.host, port: g.port, backlog: this.#config.backlog, ipv6Only: g.host.includes(':') }, done)
+      // The kernel queue is not the bound (`backlog` is, above it): a short one only makes clients retry SYNs.
+      if ('path' in g) server.listen({ path: g.path, backlog: KERNEL_BACKLOG }, done)
+      else server.listen({ host: g.host, port: g.port, backlog: KERNEL_BACKLOG, ipv6Only: g.host.includes(':') }, done)
     })
   }
 
