@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createMemFs, ModuleError, PolicyError, run, runSync, type DirHandle, type Filesystem } from '../../runtime/index.js'
+import { ModuleError, PolicyError, run, runSync, type Filesystem } from '../../runtime/index.js'
+import { createMemFs, type DirHandle } from '../../wasi-host/index.js'
 import { fixtureWasm, makeHostLayout, sampleWasm, text } from '../support/guest.js'
 
 describe('run() in a worker (the default)', () => {
@@ -63,7 +64,7 @@ describe('run() in a worker (the default)', () => {
     const layout = makeHostLayout()
     try {
       const r = await run(fixtureWasm('flood'), {
-        args: ['flood', 'fds'], limits: { files: 16 },
+        args: ['flood', 'fds'], limits: { fds: 16 },
         mounts: [{ guest: '/sandbox', host: layout.sandbox }, { guest: '/data', host: layout.data, mode: 'ro' }],
       })
       expect(r.exitCode).toBe(0)
@@ -216,16 +217,29 @@ describe('clocks as a policy', () => {
 describe('policy and module errors', () => {
   it('lists every problem with its field', async () => {
     const err = await run(sampleWasm('hello'), {
-      limits: { memory: 'lots', timeout: '2 fortnights', files: 1 },
+      limits: { memory: 'lots', timeout: '2 fortnights', fds: 1 },
       mounts: [{ guest: 'data', tmp: true }, { guest: '/x', host: '/tmp', tmp: true }],
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     const problems = (err as PolicyError).problems.join('\n')
     expect(problems).toMatch(/limits\.memory/)
     expect(problems).toMatch(/limits\.timeout/)
-    expect(problems).toMatch(/limits\.files/)
+    expect(problems).toMatch(/limits\.fds/)
     expect(problems).toMatch(/mounts\[0\]\.guest/)
     expect(problems).toMatch(/mounts\[1\]/)
+  })
+
+  it('names the new field for a renamed one (limits.files -> fds, a mount\'s files -> inodes)', async () => {
+    const err = await run(sampleWasm('hello'), {
+      limits: { files: 8, fuel: 1e6 },
+      mounts: [{ guest: '/t', tmp: true, files: 3, bogus: 1 }],
+    } as never).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).problems).toEqual([
+      'mounts[0].files: renamed; use mounts[0].inodes (files, directories and symlinks created, as --max-files)',
+      'mounts[0]: Unrecognized key: "bogus"',
+      'limits.files: renamed; use limits.fds (open descriptors, as --max-fds)',
+    ])
   })
 
   it('refuses a timeout in-process (only fuel can stop it there)', async () => {
