@@ -364,6 +364,10 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
   const sockets = parsed.success && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
   if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
+  const fdsNeeded = 3 + mounts.length + sockets.length
+  if (typeof o.limits?.fds === 'number' && o.limits.fds < fdsNeeded && sockets.length > 0) {
+    problems.push(`limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`)
+  }
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)

@@ -29,7 +29,9 @@ export interface SyncChannel {
  *  - `recv { id, max, peek, all, nb }` → bytes (none: EOF) | `{ e }`
  *  - `send { id, nb }` + bytes → `{ n }` | `{ e }`
  *  - `shutdown { id, how }` → `{}` | `{ e }`;  `close { id }` → `{}`
- *  - `poll { q: [id, write 0|1][], t: ms | -1 }` → `{ r: [ready 0|1, nbytes, hangup 0|1, errno][] }`
+ *  - `poll { q: [id, write 0|1][], t: ms | -1, pf: bytes }` → `{ r: [ready 0|1, nbytes, hangup 0|1, errno, prefetched?][] }`
+ *    + the prefetched bytes of readable connections, in order (taken from the service's queue;
+ *    the guest side keeps them for the next `recv`)
  *  - `stats {}` → `NetStats`
  */
 export const NET_SERVICE = 'net'
@@ -96,6 +98,7 @@ export class RemoteSockets implements SocketBackend {
    * already be closed, and the service releases every socket when it is disposed anyway.
    */
   release(id: number): void {
+    this.#ahead.delete(id)
     try {
       this.#channel.call(NET_SERVICE, 'close', { id })
     } catch { /* the service is gone, and its sockets with it */ }
@@ -118,15 +121,47 @@ export class RemoteSockets implements SocketBackend {
 
   poll(interests: readonly SocketInterest[], timeoutNs: bigint | undefined): SocketReadiness[] {
     const q = interests.map((i) => [idOf(i.socket), i.write ? 1 : 0])
+    // Bytes already here make their socket readable: look at the others, but do not wait.
+    const local = interests.map((i) => (!i.write ? this.#ahead.get(idOf(i.socket))?.byteLength ?? 0 : 0))
+    const anyLocal = local.some((n) => n > 0)
     // Milliseconds, rounded up: a wait never ends before the guest's deadline.
-    const t = timeoutNs === undefined ? -1 : Number((timeoutNs + 999_999n) / 1_000_000n)
-    const { value } = this.call('poll', { q, t })
-    const r = (value as { r: [number, number, number, number][] }).r
+    const t = anyLocal ? 0 : timeoutNs === undefined ? -1 : Number((timeoutNs + 999_999n) / 1_000_000n)
+    const { value, bytes } = this.call('poll', { q, t, pf: this.#chunk })
+    const r = (value as { r: number[][] }).r
+    let at = 0
     return interests.map((_, i) => {
       const a = r[i]
-      if (a === undefined) return { ready: false, nbytes: 0, hangup: false, errno: 0 }
-      return { ready: a[0] === 1, nbytes: Math.max(0, Math.min(a[1] >>> 0, 0x7fffffff)), hangup: a[2] === 1, errno: a[3] >>> 0 }
+      if (a === undefined) return { ready: local[i]! > 0, nbytes: local[i]!, hangup: false, errno: 0 }
+      const pre = Math.min((a[4] ?? 0) >>> 0, (bytes?.byteLength ?? 0) - at)
+      if (pre > 0) {
+        // SECURITY: only what the reply carries, appended to what was already here.
+        const id = q[i]![0]!
+        const had = this.#ahead.get(id)
+        const got = bytes!.subarray(at, at + pre)
+        at += pre
+        this.#ahead.set(id, had === undefined ? got : concat(had, got))
+      }
+      const here = local[i]! + pre
+      return {
+        ready: a[0] === 1 || here > 0, nbytes: Math.max(here, Math.min((a[1] ?? 0) >>> 0, 0x7fffffff)),
+        hangup: a[2] === 1, errno: (a[3] ?? 0) >>> 0,
+      }
     })
+  }
+
+  /** Bytes `poll` brought for connection `id` ahead of its `recv`, by connection. */
+  readonly #ahead = new Map<number, Uint8Array>()
+
+  /** Takes up to `max` bytes brought ahead for `id` (leaves them with `peek`). */
+  #takeAhead(id: number, max: number, peek: boolean): Uint8Array | undefined {
+    const a = this.#ahead.get(id)
+    if (a === undefined) return undefined
+    const out = a.subarray(0, max)
+    if (!peek) {
+      if (out.byteLength === a.byteLength) this.#ahead.delete(id)
+      else this.#ahead.set(id, a.subarray(out.byteLength))
+    }
+    return out
   }
 
   #listener(id: number): ListenerSocket {
@@ -160,6 +195,11 @@ export class RemoteSockets implements SocketBackend {
         const left = sockets.#maxIn - sockets.bytesIn
         if (left <= 0) throw new LimitExceeded('network', 'the guest received more than its limit of bytes in')
         const want = Math.min(max, sockets.#chunk, left)
+        const ahead = sockets.#takeAhead(id, want, o.peek)
+        if (ahead !== undefined) {
+          if (!o.peek) sockets.bytesIn += ahead.byteLength
+          return ahead
+        }
         const { bytes } = sockets.call('recv', { id, max: want, peek: o.peek, all: o.waitAll, nb: o.nonblock })
         if (bytes === undefined) return EMPTY
         // SECURITY: never more than asked, whatever the other side sent.
@@ -192,6 +232,7 @@ export class RemoteSockets implements SocketBackend {
       shutdown(how: number): void {
         if (closed) throw new WasiError(Errno.BADF, 'closed')
         sockets.call('shutdown', { id, how })
+        if ((how & 1) !== 0) sockets.#ahead.delete(id)
       },
       close() {
         if (closed) return
@@ -204,6 +245,13 @@ export class RemoteSockets implements SocketBackend {
 }
 
 const EMPTY = new Uint8Array(0)
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength)
+  out.set(a)
+  out.set(b, a.byteLength)
+  return out
+}
 /** Symbol-keyed: the service's id for a handle this backend made; no guest can reach it. */
 const ID = Symbol('net.id')
 
