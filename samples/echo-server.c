@@ -11,7 +11,7 @@
 #include "net-common.h"
 
 #define MAXC 64
-#define BUF (64 * 1024)
+#define BUF (256 * 1024)
 
 static char buf[BUF];
 

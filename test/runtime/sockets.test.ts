@@ -139,16 +139,17 @@ describe('the echo sample in a worker', () => {
     // Warm the worker pool and the bridge first, so only this run's descriptors differ.
     await run(PROBE, { args: ['probe', 'probe'] })
     const before = await openFds()
-    const { port, result } = await serve(ECHO, { limits: { timeout: '1s' } })
+    // The probe accepts, then blocks in recv (sock_recv) on a client that sends nothing.
+    const { port, result } = await serve(PROBE, { args: ['probe', 'rights'], limits: { timeout: '1s' } })
     const s = connect({ port, host: '127.0.0.1' })
     await new Promise((r) => s.once('connect', r))
-    s.write('x')
     const closed = new Promise((r) => s.once('close', r))
     s.on('error', () => {})
     s.on('data', () => {})
     const r = await result
     expect(r.limit).toBe('timeout')
     expect(r.stats.sockets!.connections).toBe(1)
+    expect(r.stats.sockets!.bytesIn).toBe(0)
     await closed
     expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
   }, 30_000)

@@ -45,7 +45,7 @@ const LINGER_MS = 10_000
 /** What the kernel may queue before Node accepts (Node accepts at once; caplet then applies `backlog`). */
 const KERNEL_BACKLOG = 511
 /** The most `poll` hands the guest ahead of its `recv`, per connection. */
-const PREFETCH = 64 * 1024
+const PREFETCH = 256 * 1024
 
 /** Something a request can wait on: woken by any change of its state. */
 class Waitable {
