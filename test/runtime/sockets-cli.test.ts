@@ -43,7 +43,7 @@ describe('caplet run with sockets', () => {
     const cases: [string[], RegExp][] = [
       [['--listen', 'localhost:8080'], /^caplet: invalid policy: sockets\[0\]\.listen: "localhost" is not a literal IP address \(names are not resolved: no DNS\)\n$/],
       [['--connect', '127.0.0.1:1'], /^caplet: cannot open the granted socket: connect 127\.0\.0\.1:1: ECONNREFUSED\n$/],
-      [['--max-connections', '0'], /^caplet: --max-connections 0: expected a positive whole number\n$/],
+      [['--max-connections', '0'], /^caplet: --max-connections 0: expected a whole number from 1\b.*\n$/],
     ]
     for (const [flags, message] of cases) {
       const r = spawnSync(process.execPath, [bin, 'run', ...flags, echo], { encoding: 'utf8' })
