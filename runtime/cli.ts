@@ -6,7 +6,7 @@
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, isSource, newBuildFlags, parseBuildFlag, type BuildFlags } from './cli-compile.js'
-import { ModuleError, PolicyError, UnknownImportsError } from './errors.js'
+import { ModuleError, NetworkError, PolicyError, UnknownImportsError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
@@ -64,6 +64,23 @@ Grants (each may be repeated; flags go before MODULE):
   --env NAME=VALUE           Set an environment variable for the guest.
   --env NAME                 Pass the host's value of NAME (nothing else is inherited).
   --stdin FILE               Read the guest's stdin from FILE (default: caplet's own stdin).
+
+Sockets (literal addresses only, no DNS; nothing else of the network is reachable):
+  --listen ADDR              A listening socket for the guest: IP:PORT ([IPv6]:PORT) or
+                             unix:PATH. Port 0 picks a free port; caplet prints the address.
+  --connect [NAME=]ADDR      One connection to ADDR, made before the guest starts.
+  --listen-env               Also set LISTEN_FDS, LISTEN_FDNAMES and LISTEN_FDS_START (systemd
+                             socket activation) for the granted sockets.
+  --max-connections N        At most N connections open at once (default 64); more are closed
+                             at once.
+  --max-bytes-in SIZE        Stop the guest once it received SIZE bytes (exit 124).
+  --max-bytes-out SIZE       Stop the guest once it sent SIZE bytes (exit 124).
+  --idle-timeout DURATION    Close a connection idle this long (the guest sees ETIMEDOUT).
+  Granted sockets are descriptors after the --dir/--tmp/--overlay directories, in the order
+  given (fd 3 when nothing is mounted). A server finds its listener by probing descriptors
+  from 3 with fd_fdstat_get (filetype SOCKET_STREAM, right SOCK_ACCEPT), as with wasmtime's
+  --tcplisten, or through LISTEN_FDS_START. C: accept(fd, NULL, NULL); Rust:
+  TcpListener::from_raw_fd(fd); Go (GOOS=wasip1): net.FileListener(os.NewFile(fd, "")).
 
 Limits (sizes take KiB/MiB/GiB, durations ms/s/m):
   --memory SIZE              Cap the guest's linear memory (memory.grow past it fails).
@@ -136,6 +153,7 @@ Examples:
   caplet run samples/hello.wasm
   caplet run --tmp /scratch --dir ./data:/data:ro prog.wasm arg1
   caplet run --timeout 2s --memory 64MiB --fuel 5000000000 judge.wasm < input.txt
+  caplet run --listen 127.0.0.1:8080 --dir ./site:/www:ro samples/http-server.wasm
 `
 
 class UsageError extends Error {}
@@ -238,6 +256,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let explain = false
   let dryRun = false
   const build = newBuildFlags()
+  const sockets: NonNullable<RunOptions['sockets']>[number][] = []
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
   const value = (flag: string) => {
@@ -326,6 +345,18 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
       case '--deny-syscalls': options.denySyscalls = syscallList(flag, next()); break
       case '--stub-denied-syscalls': options.deniedSyscalls = 'enosys'; break
+      case '--listen': sockets.push({ listen: next() }); break
+      case '--connect': {
+        const v = next()
+        const i = v.indexOf('=')
+        sockets.push(i > 0 ? { connect: v.slice(i + 1), name: v.slice(0, i) } : { connect: v })
+        break
+      }
+      case '--listen-env': options.listenEnv = true; break
+      case '--max-connections': limits.connections = positiveInt(flag, next()); break
+      case '--max-bytes-in': limits.bytesIn = next(); break
+      case '--max-bytes-out': limits.bytesOut = next(); break
+      case '--idle-timeout': limits.idleTimeout = next(); break
       case '--output-encoding': {
         const e = next()
         if (e !== 'utf8' && e !== 'base64') throw new UsageError(`--output-encoding ${e}: expected utf8 or base64`)
@@ -386,6 +417,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
       env: { ...options.env, ...env },
       mounts: [...(options.mounts ?? []), ...mounts],
+      ...(sockets.length > 0 || options.sockets !== undefined ? { sockets: [...(options.sockets ?? []), ...sockets] } : {}),
       limits: { ...options.limits, ...limits },
       stdin,
       stdout: json ? 'capture' : 'inherit',
@@ -416,6 +448,7 @@ function describe(result: RunResult): string | undefined {
     const what: Record<string, string> = {
       timeout: 'it ran past --timeout', fuel: 'it used all its --fuel', stdout: 'it wrote more than --max-output to stdout',
       stderr: 'it wrote more than --max-output to stderr', memory: 'it needed more than --memory', aborted: 'the run was aborted',
+      network: 'it moved more than --max-bytes-in or --max-bytes-out over its sockets',
     }
     return `caplet: guest stopped: ${what[result.limit] ?? result.limit}`
   }
@@ -497,7 +530,13 @@ caplet: ${inv.module}: the script did not compile
         return 0
       }
     }
-    const result = await run(program ?? module, inv.options)
+    const result = await run(program ?? module, {
+      ...inv.options,
+      // Tell the user where the guest listens (a port 0 resolved), before it starts.
+      ...(inv.options.sockets !== undefined && !inv.json
+        ? { onListen: (ss) => { for (const s of ss) io.err(`caplet: ${s.role === 'listener' ? 'listening on' : 'connected to'} ${s.address} (fd ${s.fd}${s.name !== undefined ? `, ${s.name}` : ''})\n`) } }
+        : {}),
+    })
     if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)
     if (message) io.err(`${message}\n`)
@@ -514,6 +553,7 @@ caplet: ${inv.module}: the script did not compile
     if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
     if (e instanceof UnknownImportsError && inv.verbose) { io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`); return ExitCode.MODULE }
     if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
+    if (e instanceof NetworkError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.USAGE }
     throw e
   }
 }

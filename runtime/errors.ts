@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from '../toolchain/diagnostics.js'
 
-export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'COMPILE' | 'TOOLCHAIN'
+export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'COMPILE' | 'TOOLCHAIN' | 'NETWORK'
 
 export class SandboxError extends Error {
   constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
@@ -62,5 +62,13 @@ export class ToolchainError extends SandboxError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('TOOLCHAIN', message, options)
     this.name = 'ToolchainError'
+  }
+}
+
+/** A granted socket could not be opened before the run (address in use, connection refused). */
+export class NetworkError extends SandboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NETWORK', message, options)
+    this.name = 'NetworkError'
   }
 }

@@ -11,13 +11,16 @@ import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.j
 import type { ResolvedPolicy } from './policy.js'
 import { scriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { openHostStdin } from './stdio.js'
-import type { BridgeChannel } from './worker/bridge.js'
+import { BridgeClient, type BridgeChannel } from './worker/bridge.js'
+import { RemoteSockets, type NetStats } from '../wasi-host/net/remote-sockets.js'
+import type { SocketGrant } from '../wasi-host/net/sockets.js'
+import { listenEnv, type ListeningSocket } from './socket-grants.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
 import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
 import { describeDenials, type Denial } from './denials.js'
 import { openTrace, type TraceSummaryRow } from './trace-output.js'
 
-export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
+export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted' | 'network'
 
 export interface RunStats {
   wallMs: number
@@ -29,6 +32,8 @@ export interface RunStats {
   syscalls: Record<string, number>
   bytesRead: number
   bytesWritten: number
+  /** Runs with sockets: connections accepted and refused, bytes in and out over the network. */
+  sockets?: NetStats
 }
 
 export interface ExecutionOutcome {
@@ -92,8 +97,35 @@ export interface Guest {
   bridge?: BridgeChannel
 }
 
-/** Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's. */
-export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (Filesystem | undefined)[] = []): ExecutionOutcome {
+/** A run's sockets, opened over its bridge: the backend, and the grants in policy order. */
+export interface OpenedSockets {
+  backend: RemoteSockets
+  grants: SocketGrant[]
+  addresses: ListeningSocket[]
+}
+
+/**
+ * Asks the run's `net` service for the granted sockets (blocking until they listen / connect).
+ * `firstFd` is the descriptor the first one will get (after stdio and the mounts).
+ * @throws BridgeCallError when a grant could not be opened (its message names it)
+ */
+export function openSockets(channel: BridgeChannel, policy: ResolvedPolicy, firstFd: number): OpenedSockets {
+  const l = policy.limits
+  const backend = new RemoteSockets(new BridgeClient(channel), {
+    ...(l.bytesIn !== undefined ? { maxBytesIn: l.bytesIn } : {}),
+    ...(l.bytesOut !== undefined ? { maxBytesOut: l.bytesOut } : {}),
+  })
+  const { grants, opened } = backend.open()
+  const addresses = opened.map((o, i): ListeningSocket => ({ role: o.role, address: o.address, fd: firstFd + i, ...(o.name !== undefined ? { name: o.name } : {}) }))
+  return { backend, grants, addresses }
+}
+
+/**
+ * Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's.
+ * A run with sockets takes them already open (`sockets`, in-process) or opens them over
+ * `guest.bridge` (in a worker).
+ */
+export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (Filesystem | undefined)[] = [], sockets?: OpenedSockets): ExecutionOutcome {
   const { module, policy } = guest
   const closers: (() => void)[] = []
   const started = performance.now()
@@ -115,10 +147,19 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       stdin = s.read
     } else stdin = policy.stdin
     let meter: WebAssembly.Global | undefined
+    const firstSocketFd = 3 + mounts.preopens.length
+    if (sockets === undefined && policy.sockets.length > 0) {
+      if (guest.bridge === undefined) throw new Error('a run with sockets needs a bridge to its net service')
+      sockets = openSockets(guest.bridge, policy, firstSocketFd)
+    }
+    const env = sockets !== undefined && policy.listenEnv
+      ? { ...policy.env, ...listenEnv(firstSocketFd, sockets.grants.map((g) => g.name)) }
+      : policy.env
     const host = new WasiHost({
       args: policy.args ?? [guest.argv0],
-      env: policy.env,
+      env,
       preopens: mounts.preopens,
+      ...(sockets !== undefined ? { sockets: sockets.grants, net: sockets.backend } : {}),
       stdin,
       stdout: sinks.stdout,
       stderr: sinks.stderr,
@@ -196,6 +237,11 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       syscalls: host.stats.made(),
       bytesRead: host.stats.bytesRead,
       bytesWritten: host.stats.bytesWritten,
+    }
+    if (sockets !== undefined) {
+      try {
+        stats.sockets = sockets.backend.stats()
+      } catch { /* the service is gone (the run is ending): the embedder has its own count */ }
     }
     if (fuel !== undefined) {
       const left = fuel.value as bigint

@@ -3,7 +3,7 @@
  * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
  * policy already resolved for this run, and deliver the guest's output as the policy says.
  */
-import { executeGuest, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type Guest, type LimitKind, type RunStats } from './execute.js'
+import { executeGuest, type OpenedSockets, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type Guest, type LimitKind, type RunStats } from './execute.js'
 import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
@@ -70,13 +70,16 @@ function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdou
   return { sink: limitedSink(base, limit, stream), capture }
 }
 
-/** Runs on this thread, synchronously. `run.policy.isolation` must be `in-process`. */
-export function runInProcess(command: Command, run: PreparedPolicy): RunResult {
+/**
+ * Runs on this thread, synchronously. `run.policy.isolation` must be `in-process`. A run with
+ * sockets gets them already open (`socket-runs.ts`: served by a helper thread).
+ */
+export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets): RunResult {
   const limits = run.policy.limits
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
   const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy: run.policy, argv0: command.argv0, script: command.script }
-  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs)
+  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs, sockets)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 

@@ -9,6 +9,8 @@ import { isatty } from 'node:tty'
 import * as z from 'zod/mini'
 import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
+import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
+import type { NetGrantSpec } from '../wasi-host/node/net-service.js'
 import { parseDuration, parseSize } from './units.js'
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
@@ -67,6 +69,13 @@ export interface Limits {
   disk?: Size
   /** Files, directories and symlinks the guest may create across all writable mounts (default with `disk`: one per 4 KiB, at least 64). */
   inodes?: number
+  /** Connections from granted listeners open at once (default 64); more are closed at once. */
+  connections?: number
+  /** Bytes the guest may receive / send over its sockets in the run; past them it is stopped (`limit: 'network'`). */
+  bytesIn?: Size
+  bytesOut?: Size
+  /** A connection with no traffic for this long is closed (the guest sees `ETIMEDOUT`). */
+  idleTimeout?: Duration
 }
 
 /**
@@ -124,6 +133,16 @@ export interface RunOptions extends RunInput {
    */
   trace?: TraceSink | TraceOptions
   /**
+   * Sockets the guest gets, in order, as descriptors after the mounts: listeners on local
+   * addresses (`'127.0.0.1:8080'`, `'[::1]:0'`, `'unix:/run/app.sock'`) and connections to
+   * literal addresses, made before the guest starts. Nothing else of the network is reachable.
+   */
+  sockets?: readonly SocketSpec[]
+  /** Also tell the guest its sockets systemd-style: `LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_FDS_START`. */
+  listenEnv?: boolean
+  /** Called once the sockets are open, before the guest starts, with their addresses (a port 0 resolved). */
+  onListen?: (sockets: ListeningSocket[]) => void
+  /**
    * Engine tier: `auto` (default) optimises up front the looping functions that run once (such
    * as `main`), `optimized` everything (slow start for big modules), `baseline` V8's own tiering.
    */
@@ -159,7 +178,14 @@ export interface ResolvedPolicy {
     maxFds: number
     diskBytes: number | undefined
     inodes: number | undefined
+    connections: number | undefined
+    bytesIn: number | undefined
+    bytesOut: number | undefined
+    idleTimeoutMs: number | undefined
   }
+  /** The granted sockets, parsed (literal addresses only). */
+  sockets: NetGrantSpec[]
+  listenEnv: boolean
   isolation: 'worker' | 'in-process'
   deterministic: boolean
   seed: number
@@ -242,7 +268,17 @@ const schema = z.strictObject({
     fds: z.optional(count(3, 1 << 20)),
     disk: z.optional(size),
     inodes: z.optional(count(0)),
+    connections: z.optional(count(1, 1 << 16)),
+    bytesIn: z.optional(size),
+    bytesOut: z.optional(size),
+    idleTimeout: z.optional(duration),
   })),
+  sockets: z.optional(z.array(z.union([
+    z.strictObject({ listen: z.string(), name: z.optional(z.string()) }),
+    z.strictObject({ connect: z.string(), name: z.optional(z.string()) }),
+  ])).check(z.maxLength(256))),
+  listenEnv: z.optional(z.boolean()),
+  onListen: z.optional(z.custom<(s: ListeningSocket[]) => void>((v) => typeof v === 'function', 'must be a function')),
   isolation: z.optional(z.enum(['worker', 'in-process'])),
   deterministic: z.optional(z.boolean()),
   seed: z.optional(count(0)),
@@ -403,6 +439,12 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     const bad = names.filter((n) => typeof n === 'string' && !WASI_PREVIEW1_FUNCTIONS.includes(n))
     if (bad.length > 0) problems.push(`${field}: not wasi_snapshot_preview1 functions: ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
   }
+  const sockets = parsed.success && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
+  if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
+  const fdsNeeded = 3 + mounts.length + sockets.length
+  if (typeof o.limits?.fds === 'number' && o.limits.fds < fdsNeeded && sockets.length > 0) {
+    problems.push(`limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`)
+  }
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
@@ -438,7 +480,13 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       // A byte quota alone would let empty files with long names grow a directory without
       // bound: one file per 4 KiB of quota (ext4's default ratio is one per 16 KiB).
       inodes: l.inodes ?? (l.disk !== undefined ? Math.max(64, Math.floor(parseSize(l.disk) / 4096)) : undefined),
+      connections: l.connections,
+      bytesIn: l.bytesIn !== undefined ? parseSize(l.bytesIn) : undefined,
+      bytesOut: l.bytesOut !== undefined ? parseSize(l.bytesOut) : undefined,
+      idleTimeoutMs: l.idleTimeout !== undefined ? parseDuration(l.idleTimeout) : undefined,
     },
+    sockets,
+    listenEnv: o.listenEnv ?? false,
     isolation,
     deterministic: o.deterministic ?? false,
     seed: o.seed ?? 0,
@@ -481,6 +529,8 @@ export interface PreparedPolicy {
   readonly signal: AbortSignal | undefined
   /** The caller's trace function, if it gave one. */
   readonly traceSink?: TraceSink | undefined
+  /** Told the sockets' addresses before the guest starts. */
+  readonly onListen: ((sockets: ListeningSocket[]) => void) | undefined
 }
 
 /**
@@ -499,6 +549,7 @@ export function preparePolicy(options: RunOptions): PreparedPolicy {
     fs: (options.mounts ?? []).map((m) => m.fs),
     signal: options.signal,
     traceSink: typeof options.trace === 'function' ? options.trace : options.trace?.sink,
+    onListen: options.onListen,
   }
 }
 

@@ -12,6 +12,7 @@ import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
 import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
 import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
+import { runInProcessWithSockets, runInWorkerWithSockets, runSyncWithSockets } from './socket-runs.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
 
@@ -48,6 +49,9 @@ class PreparedProgram implements Program {
   async run(input?: RunInput): Promise<RunResult> {
     const r = resolveRunInput(this.#prepared, input)
     r.signal?.throwIfAborted()
+    if (r.policy.sockets.length > 0) {
+      return r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r)
+    }
     if (r.policy.isolation === 'in-process') return runInProcess(this.#command, r)
     return runInWorker(this.#command, r)
   }
@@ -55,6 +59,7 @@ class PreparedProgram implements Program {
   runSync(input?: RunInput): RunResult {
     const r = resolveRunInput(this.#inProcess ??= inProcess(this.#prepared), input)
     r.signal?.throwIfAborted()
+    if (r.policy.sockets.length > 0) return runSyncWithSockets(this.#command, r)
     return runInProcess(this.#command, r)
   }
 }

@@ -21,7 +21,7 @@ describe('guest binaries', () => {
       cpSync(join(repoRoot, 'test/fixtures/src'), join(scratch, 'test/fixtures/src'), { recursive: true })
       cpSync(join(repoRoot, 'test/fixtures/build.sh'), join(scratch, 'test/fixtures/build.sh'))
       mkdirSync(join(scratch, 'samples'))
-      for (const f of readdirSync(join(repoRoot, 'samples')).filter((n) => n.endsWith('.c'))) {
+      for (const f of readdirSync(join(repoRoot, 'samples')).filter((n) => n.endsWith('.c') || n.endsWith('.h'))) {
         cpSync(join(repoRoot, 'samples', f), join(scratch, 'samples', f))
       }
       execFileSync('bash', [join(scratch, 'test/fixtures/build.sh')], { stdio: 'pipe' })

@@ -8,6 +8,7 @@
 import type { Filetype } from './abi/constants.js'
 import type { DirentListing } from './abi/structs.js'
 import type { DirHandle, FileHandle, Filesystem } from './fs/filesystem.js'
+import type { SocketHandle } from './net/sockets.js'
 import { denial, type MountMode } from './rights.js'
 
 /** One granted directory tree as the guest sees it. */
@@ -72,7 +73,13 @@ export interface StreamDescriptor extends DescriptorBase {
   readonly write: StreamWriter | undefined
 }
 
-export type Descriptor = FileDescriptor | DirDescriptor | StreamDescriptor
+/** A granted socket (a listener or a connection), or a connection accepted from one. */
+export interface SocketDescriptor extends DescriptorBase {
+  readonly kind: 'socket'
+  readonly socket: SocketHandle
+}
+
+export type Descriptor = FileDescriptor | DirDescriptor | StreamDescriptor | SocketDescriptor
 
 export class FdTable {
   readonly #slots: (Descriptor | undefined)[] = []
@@ -175,5 +182,5 @@ export function releaseDescriptor(d: Descriptor): void {
   if (d.kind === 'file') d.handle.close()
   else if (d.kind === 'dir') {
     if (--d.dir.refs === 0) d.dir.handle.close()
-  }
+  } else if (d.kind === 'socket') d.socket.close()
 }

@@ -5,6 +5,7 @@
 import type { GuestMemory } from './abi/guest-memory.js'
 import type { FdTable } from './fd-table.js'
 import type { ResolverLimits } from './fs/path-resolver.js'
+import type { SocketBackend } from './net/sockets.js'
 import type { WriteBehind } from './write-behind.js'
 
 /** Clocks as the guest sees them; all values in nanoseconds. */
@@ -57,4 +58,6 @@ export interface HostState {
   readonly chargeWork: (bytes: number) => void
   /** Small file writes held back; flushed by the dispatcher before every other call. */
   readonly writeBehind: WriteBehind
+  /** The backend of the granted sockets, if any (`poll_oneoff` waits on it). */
+  readonly net: SocketBackend | undefined
 }

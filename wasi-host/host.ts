@@ -16,13 +16,14 @@ import { encodeUtf8, GuestMemory } from './abi/guest-memory.js'
 import { createPortableClocks, platformRandomFill } from './clocks.js'
 import { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiError } from './errors.js'
 import { FdTable, type Descriptor, type DirDescriptor, type Mount, type StreamReader, type StreamWriter } from './fd-table.js'
+import type { SocketBackend, SocketGrant } from './net/sockets.js'
 import type { Filesystem } from './fs/filesystem.js'
 import { readOnly } from './fs/read-only.js'
 import { DEFAULT_RESOLVER_LIMITS } from './fs/path-resolver.js'
 import { DEFAULT_HOST_LIMITS, type ClockSource, type HostLimits, type HostState, type HostStats } from './host-state.js'
 import {
-  denial, denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, missingRightDenial, STDIN_RIGHTS, STDOUT_RIGHTS,
-  SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
+  CONNECTION_RIGHTS, denial, denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, LISTENER_RIGHTS, missingRightDenial,
+  STDIN_RIGHTS, STDOUT_RIGHTS, SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
 } from './rights.js'
 import * as argsEnv from './syscalls/args-env.js'
 import * as clockRandom from './syscalls/clock-random.js'
@@ -31,6 +32,7 @@ import { discardWriter } from './syscalls/fd.js'
 import * as path from './syscalls/path.js'
 import * as poll from './syscalls/poll.js'
 import * as proc from './syscalls/proc.js'
+import * as sock from './syscalls/sock.js'
 import { WriteBehind } from './write-behind.js'
 import { DenialLog, rightNames } from './denials.js'
 
@@ -78,6 +80,12 @@ export interface WasiHostOptions {
    * a host made for one known module need not make all 46. Default: every function.
    */
   functions?: readonly string[]
+  /**
+   * Granted sockets, in order: they become descriptors after the preopened directories. Their
+   * handles come from `net`, which `poll_oneoff` waits on.
+   */
+  sockets?: readonly SocketGrant[]
+  net?: SocketBackend
 }
 
 /** `x64`: an i64 the call ignores (clock_time_get's precision), passed through unconverted. */
@@ -103,9 +111,10 @@ const FILE: readonly DescriptorKind[] = ['file']
 const DIR: readonly DescriptorKind[] = ['dir']
 const FILE_OR_DIR: readonly DescriptorKind[] = ['file', 'dir']
 const IO: readonly DescriptorKind[] = ['file', 'stream']
-const NONE: readonly DescriptorKind[] = []
-/** Seeking calls: a stream cannot seek (SPIPE); a directory is the wrong kind (BADF). */
-const UNSEEKABLE = { stream: Errno.SPIPE, dir: Errno.BADF } as const
+const IO_OR_SOCKET: readonly DescriptorKind[] = ['file', 'stream', 'socket']
+const SOCKET: readonly DescriptorKind[] = ['socket']
+/** Seeking calls: a stream or socket cannot seek (SPIPE); a directory is the wrong kind (BADF). */
+const UNSEEKABLE = { stream: Errno.SPIPE, socket: Errno.SPIPE, dir: Errno.BADF } as const
 
 /** The 46 functions of `wasi_snapshot_preview1`, with their argument kinds (one per name: a missing one does not compile). */
 const SYSCALLS = {
@@ -129,13 +138,13 @@ const SYSCALLS = {
   fd_prestat_get: { args: [u32, u32], fd: 0, impl: fd.fd_prestat_get },
   fd_prestat_dir_name: { args: [u32, u32, u32], fd: 0, impl: fd.fd_prestat_dir_name },
   fd_pwrite: { args: [u32, u32, u32, u64, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_pwrite },
-  fd_read: { args: [u32, u32, u32, u32], fd: 0, on: IO, impl: fd.fd_read },
+  fd_read: { args: [u32, u32, u32, u32], fd: 0, on: IO_OR_SOCKET, impl: fd.fd_read },
   fd_readdir: { args: [u32, u32, u32, u64, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: fd.fd_readdir },
   fd_renumber: { args: [u32, u32], impl: fd.fd_renumber },
   fd_seek: { args: [u32, s64, u32, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_seek },
   fd_sync: { args: [u32], fd: 0, on: FILE_OR_DIR, wrongKind: Errno.INVAL, impl: fd.fd_sync },
   fd_tell: { args: [u32, u32], fd: 0, on: FILE, wrongKind: UNSEEKABLE, impl: fd.fd_tell },
-  fd_write: { args: [u32, u32, u32, u32], fd: 0, on: IO, impl: fd.fd_write },
+  fd_write: { args: [u32, u32, u32, u32], fd: 0, on: IO_OR_SOCKET, impl: fd.fd_write },
   path_create_directory: { args: [u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_create_directory },
   path_filestat_get: { args: [u32, u32, u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_filestat_get },
   path_filestat_set_times: { args: [u32, u32, u32, u32, u64, u64, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_filestat_set_times },
@@ -151,16 +160,12 @@ const SYSCALLS = {
   proc_raise: { args: [u32], impl: proc.proc_raise },
   sched_yield: { args: [], impl: proc.sched_yield },
   random_get: { args: [u32, u32], impl: clockRandom.random_get },
-  // No socket can be granted yet: every descriptor is the wrong kind (NOTSOCK), a free number is BADF.
-  sock_accept: { args: [u32, u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
-  sock_recv: { args: [u32, u32, u32, u32, u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
-  sock_send: { args: [u32, u32, u32, u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
-  sock_shutdown: { args: [u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
+  // Only a granted (or accepted) socket: any other descriptor is NOTSOCK, a free number BADF.
+  sock_accept: { args: [u32, u32, u32], fd: 0, on: SOCKET, wrongKind: Errno.NOTSOCK, impl: sock.sock_accept },
+  sock_recv: { args: [u32, u32, u32, u32, u32, u32], fd: 0, on: SOCKET, wrongKind: Errno.NOTSOCK, impl: sock.sock_recv },
+  sock_send: { args: [u32, u32, u32, u32, u32], fd: 0, on: SOCKET, wrongKind: Errno.NOTSOCK, impl: sock.sock_send },
+  sock_shutdown: { args: [u32, u32], fd: 0, on: SOCKET, wrongKind: Errno.NOTSOCK, impl: sock.sock_shutdown },
 } satisfies Record<Preview1Function, SyscallSpec>
-
-function neverCalled(): number {
-  throw new HostInvariantError('a socket call reached its implementation without a socket')
-}
 
 /** The names of every preview1 function this host provides. */
 export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze([...PREVIEW1_FUNCTIONS])
@@ -301,6 +306,7 @@ export class WasiHost implements HostState {
   readonly writeBehind = new WriteBehind()
   /** Every call the policy refused (capped; `count` has them all). Cold path: only refusals touch it. */
   readonly denials = new DenialLog()
+  readonly net: SocketBackend | undefined
   /** The last syscalls made, as numbers: a ring of `RECENT`, `#recentCount` of them valid. */
   readonly #recent = new Int16Array(RECENT)
   #recentAt = 0
@@ -330,6 +336,8 @@ export class WasiHost implements HostState {
     this.#installStdio(options)
     let dev = 1n
     for (const p of options.preopens ?? []) this.#preopen(p, dev++)
+    this.net = options.net
+    for (const g of options.sockets ?? []) this.#grantSocket(g)
     const table: Record<string, (...args: never[]) => number> = {}
     if (options.functions === undefined) {
       for (let i = 0; i < SYSCALL_NAMES.length; i++) table[SYSCALL_NAMES[i]!] = this.#dispatcher(i)
@@ -439,6 +447,16 @@ export class WasiHost implements HostState {
       rightsInheriting: DIRECTORY_RIGHTS | FILE_RIGHTS,
     }
     this.fds.insert(d)
+  }
+
+  #grantSocket(g: SocketGrant): void {
+    if (this.net === undefined) throw new TypeError('a socket grant needs the socket backend it came from (options.net)')
+    const listener = g.socket.role === 'listener'
+    const base = listener ? LISTENER_RIGHTS : CONNECTION_RIGHTS
+    this.fds.insert({
+      kind: 'socket', socket: g.socket, filetype: Filetype.SOCKET_STREAM, fdflags: 0,
+      rightsAtOpen: base, rightsBase: base, rightsInheriting: listener ? CONNECTION_RIGHTS : 0,
+    })
   }
 
   /**
@@ -552,7 +570,7 @@ export class WasiHost implements HostState {
     if (typeof raw === 'number') event.fd = raw
     if (d !== undefined && typeof d === 'object') {
       if (typeof raw !== 'number') event.fd = this.fds.numbers().find((n) => this.fds.get(n) === d)
-      if (d.kind !== 'stream') {
+      if (d.kind === 'file' || d.kind === 'dir') {
         event.mount = d.mount.guestPath
         event.mode = d.mount.mode
       }
@@ -573,7 +591,7 @@ export class WasiHost implements HostState {
 /** A failed rights check, thrown so the dispatcher's one `catch` reports it (a cold path). */
 function missingRightErrno(d: Descriptor, need: number): never {
   const missing = need & ~d.rightsBase
-  throw denial(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, d.kind !== 'stream' && d.mount.mode === 'ro'), `needs ${rightNames(missing)}`)
+  throw denial(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, (d.kind === 'file' || d.kind === 'dir') && d.mount.mode === 'ro'), `needs ${rightNames(missing)}`)
 }
 
 /** Where each path-taking call has its directory descriptor and its (first) path pointer and length. */

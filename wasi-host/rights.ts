@@ -37,6 +37,16 @@ export const DIRECTORY_RIGHTS =
 export const STDIN_RIGHTS = R.FD_READ | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
 export const STDOUT_RIGHTS = R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
 
+/** A connection socket: read, write, shut down, poll; no seeking, no metadata changes. */
+export const CONNECTION_RIGHTS =
+  R.FD_READ | R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE | R.SOCK_SHUTDOWN
+
+/**
+ * A listening socket: accept and poll, nothing else. Its inheriting rights are what an accepted
+ * connection may get at most (`sock_accept` grants `inheriting & CONNECTION_RIGHTS`).
+ */
+export const LISTENER_RIGHTS = R.SOCK_ACCEPT | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
+
 export type MountMode = 'ro' | 'rw'
 
 /** The rights a mount's mode permits at all, for every descriptor beneath it. */

@@ -10,4 +10,7 @@ export interface BridgeServiceFactory {
   create(config: unknown): ServedService | Promise<ServedService>
 }
 
-export const BRIDGE_SERVICES: Record<string, () => Promise<BridgeServiceFactory>> = {}
+export const BRIDGE_SERVICES: Record<string, () => Promise<BridgeServiceFactory>> = {
+  /** The granted sockets of an in-process run (`wasi-host/node/net-service.ts`). */
+  net: () => import('../../wasi-host/node/net-service.js'),
+}

@@ -17,6 +17,7 @@ import {
 } from '../fd-table.js'
 import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
+import { readSocket, writeSocket } from './sock.js'
 
 /**
  * The writer of a discarded stream. `fd_write` recognises it and skips making a view per
@@ -35,11 +36,14 @@ const STREAM_STAT: NodeStat = Object.freeze({
 export function statDescriptor(d: Descriptor): NodeStat {
   if (d.kind === 'file') return d.handle.stat()
   if (d.kind === 'dir') return d.dir.handle.stat()
+  if (d.kind === 'socket') return SOCKET_STAT
   return d.filetype === STREAM_STAT.filetype ? STREAM_STAT : { ...STREAM_STAT, filetype: d.filetype }
 }
 
+const SOCKET_STAT: NodeStat = Object.freeze({ ...STREAM_STAT, filetype: Filetype.SOCKET_STREAM })
+
 export function devOf(d: Descriptor): bigint {
-  return d.kind === 'stream' ? 0n : d.mount.dev
+  return d.kind === 'stream' || d.kind === 'socket' ? 0n : d.mount.dev
 }
 
 /**
@@ -113,6 +117,13 @@ function readFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number
 
 export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nwrittenPtr: number): number {
   const m = h.memory
+  if (d.kind === 'socket') {
+    m.check(nwrittenPtr, 4, 4)
+    // Held file bytes first, as for a stream: whoever reads the socket may look at the file.
+    if (h.writeBehind.pending !== null) h.writeBehind.flush()
+    m.setU32(nwrittenPtr, writeSocket(h, d, iovs, iovsLen))
+    return Errno.SUCCESS
+  }
   const length = checkIovecs(h, iovs, iovsLen)
   m.check(nwrittenPtr, 4, 4)
   const wb = h.writeBehind
@@ -153,6 +164,11 @@ function reportDeferredError(h: HostState, d: FileDescriptor): void {
 
 export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: number, nreadPtr: number): number {
   const m = h.memory
+  if (d.kind === 'socket') {
+    m.check(nreadPtr, 4, 4)
+    m.setU32(nreadPtr, readSocket(h, d, iovs, iovsLen))
+    return Errno.SUCCESS
+  }
   checkIovecs(h, iovs, iovsLen)
   m.check(nreadPtr, 4, 4)
   let total: number

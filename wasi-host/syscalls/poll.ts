@@ -1,11 +1,14 @@
 /**
  * @module poll_oneoff: clock subscriptions that really wait (the clock source blocks the thread,
  * no busy loop) and descriptor readiness. Files and the standard streams are always ready, so
- * a poll with any descriptor subscription returns at once.
+ * a poll with any such subscription returns at once. Sockets are ready when their backend says
+ * so: a poll over sockets (and clocks) waits in the socket backend, until a socket is ready or
+ * the earliest clock is due, never in a loop.
  */
-import { Clockid, Errno, Eventtype, Rights as R, Subclockflags } from '../abi/constants.js'
+import { Clockid, Errno, Eventrwflags, Eventtype, Rights as R, Subclockflags } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
 import type { HostState } from '../host-state.js'
+import type { SocketInterest } from '../net/sockets.js'
 import { readClock } from './clock-random.js'
 
 const SUB_SIZE = 48
@@ -16,6 +19,7 @@ interface PendingEvent {
   error: number
   type: number
   nbytes: bigint
+  flags?: number
 }
 
 export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: number, neventsPtr: number): number {
@@ -30,6 +34,7 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
 
   const ready: PendingEvent[] = []
   const clocks: { userdata: bigint; deadline: bigint; id: number }[] = []
+  const sockets: (SocketInterest & { userdata: bigint; type: number })[] = []
   let now: bigint | undefined
   for (let i = 0; i < nsubs; i++) {
     const s = inPtr + i * SUB_SIZE
@@ -55,7 +60,15 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
       if (d === undefined) error = Errno.BADF
       else if ((d.rightsBase & R.POLL_FD_READWRITE) === 0 && d.kind !== 'stream') error = Errno.NOTCAPABLE
       else if (d.kind === 'dir') error = Errno.BADF
-      else if (tag === Eventtype.FD_READ) {
+      else if (d.kind === 'socket') {
+        // A listener is readable when a connection waits (it holds SOCK_ACCEPT, not FD_READ).
+        const can = tag === Eventtype.FD_READ ? (d.rightsBase & (R.FD_READ | R.SOCK_ACCEPT)) !== 0 : (d.rightsBase & R.FD_WRITE) !== 0
+        if (can) {
+          sockets.push({ socket: d.socket, write: tag === Eventtype.FD_WRITE, userdata, type: tag })
+          continue
+        }
+        error = Errno.BADF
+      } else if (tag === Eventtype.FD_READ) {
         if ((d.rightsBase & R.FD_READ) === 0) error = Errno.BADF
         else if (d.kind === 'file') {
           const size = d.handle.stat().size
@@ -68,7 +81,38 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
     }
   }
 
-  if (ready.length === 0 && clocks.length > 0) {
+  if (sockets.length > 0) {
+    // Wait in the backend: not at all when something is ready already, else until the earliest clock.
+    let timeout: bigint | undefined
+    if (ready.length > 0) timeout = 0n
+    else if (clocks.length > 0) {
+      let earliest = clocks[0]!.deadline
+      for (const c of clocks) if (c.deadline < earliest) earliest = c.deadline
+      const wait = earliest - h.clocks.monotonic()
+      timeout = wait > 0n ? wait : 0n
+    }
+    const answers = h.net!.poll(sockets, timeout)
+    for (let i = 0; i < sockets.length; i++) {
+      const a = answers[i]!
+      if (!a.ready && a.errno === 0) continue
+      ready.push({
+        userdata: sockets[i]!.userdata, error: a.errno, type: sockets[i]!.type, nbytes: BigInt(a.nbytes),
+        flags: a.hangup ? Eventrwflags.HANGUP : 0,
+      })
+    }
+    if (clocks.length > 0) {
+      const after = h.clocks.monotonic()
+      for (const c of clocks) {
+        if (c.deadline <= after) ready.push({ userdata: c.userdata, error: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n })
+      }
+      // The backend's wait ended at the deadline, a hair before this clock says so: the guest is owed it.
+      if (ready.length === 0) {
+        let first = clocks[0]!
+        for (const c of clocks) if (c.deadline < first.deadline) first = c
+        ready.push({ userdata: first.userdata, error: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n })
+      }
+    }
+  } else if (ready.length === 0 && clocks.length > 0) {
     let earliest = clocks[0]!.deadline
     for (const c of clocks) if (c.deadline < earliest) earliest = c.deadline
     const wait = earliest - h.clocks.monotonic()
@@ -92,6 +136,7 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
     dv.setUint16(e + 8, ev.error, true)
     dv.setUint8(e + 10, ev.type)
     dv.setBigUint64(e + 16, ev.nbytes, true)
+    if (ev.flags) dv.setUint16(e + 24, ev.flags, true)
   }
   dv.setUint32(neventsPtr, ready.length, true)
   return Errno.SUCCESS

@@ -1,0 +1,210 @@
+/**
+ * @module The sock_* calls, and the socket side of `fd_read`/`fd_write`. The dispatcher has
+ * already checked that the descriptor is a socket holding the rights `SYSCALL_RIGHTS` names;
+ * what is left is the role check (listener or connection), the flags, and the work.
+ *
+ * SECURITY: an accepted connection gets `listener.rightsInheriting & CONNECTION_RIGHTS` and no
+ * inheriting rights, never more. Every pointer is checked before the first side effect: a
+ * fault after `accept` would leak a connection, so `sock_accept` checks its output first.
+ * Data moves in chunks of at most `CHUNK` bytes, so no guest length makes the host allocate
+ * more than that per call.
+ */
+import { Errno, Fdflags, Filetype, Riflags, Sdflags } from '../abi/constants.js'
+import { WasiError } from '../errors.js'
+import type { SocketDescriptor } from '../fd-table.js'
+import type { HostState } from '../host-state.js'
+import type { ConnectionSocket } from '../net/sockets.js'
+import { CONNECTION_RIGHTS } from '../rights.js'
+
+/** The most one backend call moves; larger reads and writes loop. */
+export const CHUNK = 1 << 20
+const MAX_IO_TOTAL = 0x7fffffff
+
+/** Total length of a checked iovec array (every buffer in bounds), or a trap / INVAL. */
+function iovecTotal(h: HostState, iovs: number, iovsLen: number): number {
+  const m = h.memory
+  m.checkArray(iovs, iovsLen, 8, 4)
+  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
+  const dv = m.dataView
+  let total = 0
+  for (let i = 0; i < iovsLen; i++) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    m.check(p, l)
+    total += l
+  }
+  if (total > MAX_IO_TOTAL) throw new WasiError(Errno.INVAL, 'iovec total too large')
+  return total
+}
+
+function connectionOf(d: SocketDescriptor): ConnectionSocket {
+  // A listener carries data neither way: POSIX says ENOTCONN for recv/send on one.
+  if (d.socket.role !== 'connection') throw new WasiError(Errno.NOTCONN, 'not a connection')
+  return d.socket
+}
+
+/** Copies `src` into the iovecs from byte `skip` of their concatenation on. */
+function scatter(h: HostState, iovs: number, iovsLen: number, skip: number, src: Uint8Array): void {
+  const dv = h.memory.dataView
+  const bytes = h.memory.bytes
+  let at = 0
+  let pos = 0
+  for (let i = 0; i < iovsLen && at < src.byteLength; i++) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    if (pos + l <= skip) { pos += l; continue }
+    const from = skip > pos ? skip - pos : 0
+    const n = Math.min(l - from, src.byteLength - at)
+    bytes.set(src.subarray(at, at + n), p + from)
+    at += n
+    pos += l
+  }
+}
+
+/**
+ * Receives into the iovecs (already checked, `total` bytes). Without `waitAll` one backend call
+ * (what is there, at least one byte, or EOF); with it, until full, EOF or an error after some
+ * bytes (then the short count, and the error at the next call, as POSIX does).
+ */
+function receive(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, total: number, riflags: number): number {
+  const s = connectionOf(d)
+  if (total === 0) return 0
+  const peek = (riflags & Riflags.RECV_PEEK) !== 0
+  const waitAll = (riflags & Riflags.RECV_WAITALL) !== 0 && !peek
+  const nonblock = (d.fdflags & Fdflags.NONBLOCK) !== 0
+  let got = 0
+  do {
+    let chunk: Uint8Array
+    try {
+      chunk = s.recv(Math.min(total - got, CHUNK), { peek, waitAll, nonblock })
+    } catch (e) {
+      if (got > 0 && e instanceof WasiError) break
+      throw e
+    }
+    if (chunk.byteLength === 0) break
+    scatter(h, iovs, iovsLen, got, chunk)
+    got += chunk.byteLength
+  } while (waitAll && got < total)
+  if (got >= 64) h.chargeWork(got)
+  return got
+}
+
+/** Sends the iovecs (already checked, `total` bytes) in chunks; a short count only when non-blocking. */
+function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, total: number): number {
+  const s = connectionOf(d)
+  if (total === 0) return 0
+  const nonblock = (d.fdflags & Fdflags.NONBLOCK) !== 0
+  const dv = h.memory.dataView
+  const bytes = h.memory.bytes
+  // One buffer: send views of guest memory directly (the backend copies what it keeps).
+  const staging = iovsLen === 1 ? undefined : new Uint8Array(Math.min(total, CHUNK))
+  let sent = 0
+  let i = 0
+  let within = 0
+  while (sent < total) {
+    let piece: Uint8Array
+    if (staging === undefined) {
+      const p = dv.getUint32(iovs, true)
+      piece = bytes.subarray(p + sent, p + sent + Math.min(total - sent, CHUNK))
+    } else {
+      let filled = 0
+      let ii = i, w = within
+      while (filled < staging.byteLength && ii < iovsLen) {
+        const p = dv.getUint32(iovs + ii * 8, true)
+        const l = dv.getUint32(iovs + ii * 8 + 4, true)
+        const n = Math.min(l - w, staging.byteLength - filled)
+        staging.set(bytes.subarray(p + w, p + w + n), filled)
+        filled += n
+        w += n
+        if (w === l) { ii++; w = 0 }
+      }
+      piece = staging.subarray(0, filled)
+    }
+    let n: number
+    try {
+      n = s.send(piece, nonblock)
+    } catch (e) {
+      if (sent > 0 && e instanceof WasiError) break
+      throw e
+    }
+    sent += n
+    // Advance the iovec cursor by what was taken.
+    if (staging !== undefined) {
+      let left = n
+      while (left > 0 && i < iovsLen) {
+        const l = dv.getUint32(iovs + i * 8 + 4, true)
+        const k = Math.min(l - within, left)
+        within += k
+        left -= k
+        if (within === l) { i++; within = 0 }
+      }
+    }
+    if (n < piece.byteLength) break
+  }
+  if (sent >= 64) h.chargeWork(sent)
+  return sent
+}
+
+/** `fd_read` on a socket: `sock_recv` without flags. */
+export function readSocket(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number): number {
+  return receive(h, d, iovs, iovsLen, iovecTotal(h, iovs, iovsLen), 0)
+}
+
+/** `fd_write` on a socket: `sock_send` without flags. */
+export function writeSocket(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number): number {
+  return transmit(h, d, iovs, iovsLen, iovecTotal(h, iovs, iovsLen))
+}
+
+export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fdPtr: number): number {
+  h.memory.check(fdPtr, 4, 4)
+  if ((flags & ~Fdflags.NONBLOCK) !== 0) throw new WasiError(Errno.INVAL, 'sock_accept takes only NONBLOCK')
+  if (d.socket.role !== 'listener') throw new WasiError(Errno.INVAL, 'not a listening socket')
+  // Room first: a connection accepted with no number to give it would be lost.
+  h.fds.assertRoom()
+  const conn = d.socket.accept((d.fdflags & Fdflags.NONBLOCK) !== 0)
+  // SECURITY: never more than the listener lets its connections have.
+  const rights = d.rightsInheriting & CONNECTION_RIGHTS
+  let fd: number
+  try {
+    fd = h.fds.insert({
+      kind: 'socket', socket: conn, filetype: Filetype.SOCKET_STREAM, fdflags: flags,
+      rightsAtOpen: rights, rightsBase: rights, rightsInheriting: 0,
+    })
+  } catch (e) {
+    conn.close()
+    throw e
+  }
+  h.memory.setU32(fdPtr, fd)
+  return Errno.SUCCESS
+}
+
+export function sock_recv(
+  h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, riflags: number, nPtr: number, roflagsPtr: number,
+): number {
+  const total = iovecTotal(h, iovs, iovsLen)
+  const m = h.memory
+  m.check(nPtr, 4, 4)
+  m.check(roflagsPtr, 2, 2)
+  if ((riflags & ~(Riflags.RECV_PEEK | Riflags.RECV_WAITALL)) !== 0) throw new WasiError(Errno.INVAL, 'unknown riflags')
+  const n = receive(h, d, iovs, iovsLen, total, riflags)
+  m.setU32(nPtr, n)
+  // roflags: a stream socket never sets RECV_DATA_TRUNCATED (what does not fit stays queued).
+  m.setU16(roflagsPtr, 0)
+  return Errno.SUCCESS
+}
+
+export function sock_send(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, siflags: number, nPtr: number): number {
+  const total = iovecTotal(h, iovs, iovsLen)
+  h.memory.check(nPtr, 4, 4)
+  // preview1 defines no send flags.
+  if (siflags !== 0) throw new WasiError(Errno.INVAL, 'unknown siflags')
+  const n = transmit(h, d, iovs, iovsLen, total)
+  h.memory.setU32(nPtr, n)
+  return Errno.SUCCESS
+}
+
+export function sock_shutdown(_h: HostState, d: SocketDescriptor, how: number): number {
+  if (how === 0 || (how & ~(Sdflags.RD | Sdflags.WR)) !== 0) throw new WasiError(Errno.INVAL, 'bad sdflags')
+  connectionOf(d).shutdown(how)
+  return Errno.SUCCESS
+}
