@@ -8,6 +8,6 @@ const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true,
 await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts', 'plugin-worker': 'runtime/plugin/worker-entry.ts' }, outdir: 'dist' }),
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: { 'wasi-host': 'wasi-host/index.ts' }, outdir: 'dist' }),
 ])

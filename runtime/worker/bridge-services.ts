@@ -10,4 +10,7 @@ export interface BridgeServiceFactory {
   create(config: unknown): ServedService | Promise<ServedService>
 }
 
-export const BRIDGE_SERVICES: Record<string, () => Promise<BridgeServiceFactory>> = {}
+export const BRIDGE_SERVICES: Record<string, () => Promise<BridgeServiceFactory>> = {
+  // A plugin's outbound HTTP behind its allow-list (in-process plugins: the request runs here).
+  'plugin-http': () => import('../plugin/http-service.js'),
+}
