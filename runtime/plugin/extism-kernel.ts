@@ -245,7 +245,12 @@ export class ExtismKernel {
         const i = this.#find(Number(off), 0)
         if (i >= 0 && this.#starts[i] === Number(off)) {
           this.#lens[i] = -1
-          if (this.#last === i) this.#last = -1
+          this.#last = -1
+          // Blocks freed at the top give their room back (alloc/free in LIFO order reuses it).
+          while (this.#lens.length > 0 && this.#lens[this.#lens.length - 1] === -1) {
+            this.#top = this.#starts.pop()!
+            this.#lens.pop()
+          }
         }
       },
       load_u8: (off: bigint) => this.#buf[this.#range('load_u8', off, 1)]!,
