@@ -38,6 +38,7 @@ export interface EngineConfig {
   plugin: Omit<LoadedPlugin, 'module'> & { module: WebAssembly.Module }
   policy: ResolvedPolicy
   state: 'fresh' | 'keep'
+  reset: 'snapshot' | 'instantiate'
   config: [string, string][]
   varBytes: number
   blockBytes: number
@@ -332,7 +333,7 @@ export class PluginEngine {
   #restore(): void {
     const s = this.#snapshot
     const grown = this.#memory.buffer.byteLength !== s.memory.byteLength || s.tables.some((t) => t.table.length !== t.refs.length)
-    if (grown) {
+    if (grown || this.#cfg.reset === 'instantiate') {
       // Memory and tables cannot shrink: a fresh instance is the only way back.
       this.#instantiate()
     } else {

@@ -78,7 +78,11 @@ const MAX_U32 = 0xffffffffn
  * a binary search; `free` only marks a block dead.
  */
 export class ExtismKernel {
-  #buf = new Uint8Array(4096)
+  #buf: Uint8Array = new Uint8Array(4096)
+  #dv: DataView = new DataView(this.#buf.buffer)
+  #inputDv: DataView = new DataView(new ArrayBuffer(0))
+  /** Bytes of the last string `#text` decoded. */
+  #textBytes = 0
   #top = BASE
   /** Block starts (ascending), lengths (-1: freed). */
   #starts: number[] = []
@@ -108,8 +112,9 @@ export class ExtismKernel {
     this.#output = undefined
     this.#error = undefined
     this.#httpStatus = 0
-    if (this.#buf.byteLength > 1 << 20) this.#buf = new Uint8Array(4096) // give back what a big call took
+    if (this.#buf.byteLength > 1 << 20) this.#setBuf(new Uint8Array(4096)) // give back what a big call took
     this.#input = input
+    this.#inputDv = new DataView(input.buffer, input.byteOffset, input.byteLength)
     this.#inputOffset = input.byteLength > 0 ? this.#allocate(input.byteLength) : 0
     if (this.#inputOffset === 0 && input.byteLength > 0) throw new LimitExceeded('memory', 'input larger than the plugin memory limit')
     if (this.#inputOffset !== 0) this.#buf.set(input, this.#inputOffset - BASE)
@@ -141,7 +146,7 @@ export class ExtismKernel {
       while (cap < end - BASE) cap *= 2
       const next = new Uint8Array(Math.min(cap, this.limits.blockBytes))
       next.set(this.#buf.subarray(0, this.#top - BASE))
-      this.#buf = next
+      this.#setBuf(next)
     }
     this.#buf.fill(0, at - BASE, end - BASE)
     // Zero-length blocks still get a distinct offset (one byte of padding), as `length` must tell them apart.
@@ -149,6 +154,11 @@ export class ExtismKernel {
     this.#starts.push(at)
     this.#lens.push(n)
     return at
+  }
+
+  #setBuf(buf: Uint8Array): void {
+    this.#buf = buf
+    this.#dv = new DataView(buf.buffer)
   }
 
   /** Index of the live block holding `[off, off+n)`, or -1. */
@@ -177,17 +187,18 @@ export class ExtismKernel {
 
   /** `[off, off+n)` inside one live block, as an index into the buffer. @throws GuestFault */
   #range(what: string, offset: bigint, n: number): number {
-    // i64 arrives signed: a negative one is an offset above 2^63, never valid.
-    if (offset < 0n || offset > MAX_U32) throw fault(what, `offset ${offset} is outside the plugin's memory blocks`)
+    // i64 arrives signed: a negative one is an offset above 2^63, never valid. (Compared as a
+    // number: a bigint past 2^53 rounds, but stays far outside the u32 range either way.)
     const off = Number(offset)
+    if (!(off >= 0 && off <= 0xffffffff)) throw fault(what, `offset ${offset} is outside the plugin's memory blocks`)
     if (this.#find(off, n) < 0) throw fault(what, `offset ${off} (+${n}) is not inside a live block`)
     return off - BASE
   }
 
   /** The bytes of the block starting exactly at `offset` (a copy). @throws GuestFault */
   #block(what: string, offset: bigint): Uint8Array {
-    if (offset < 0n || offset > MAX_U32) throw fault(what, `offset ${offset} is not a block`)
     const off = Number(offset)
+    if (!(off >= 0 && off <= 0xffffffff)) throw fault(what, `offset ${offset} is not a block`)
     const i = this.#find(off, 0)
     if (i < 0 || this.#starts[i] !== off) throw fault(what, `offset ${off} is not the start of a live block`)
     return this.#buf.slice(off - BASE, off - BASE + this.#lens[i]!)
@@ -195,6 +206,7 @@ export class ExtismKernel {
 
   #text(what: string, offset: bigint): string {
     const bytes = this.#block(what, offset)
+    this.#textBytes = bytes.byteLength
     try {
       return utf8.decode(bytes)
     } catch {
@@ -221,13 +233,14 @@ export class ExtismKernel {
       input_length: () => BigInt(this.#input.byteLength),
       input_offset: () => BigInt(this.#inputOffset),
       input_load_u8: (i: bigint) => {
-        if (i < 0n || i >= BigInt(this.#input.byteLength)) throw fault('input_load_u8', `index ${i} is past the input (${this.#input.byteLength} bytes)`)
-        return this.#input[Number(i)]!
+        const n = Number(i)
+        if (!(n >= 0 && n < this.#input.byteLength)) throw fault('input_load_u8', `index ${i} is past the input (${this.#input.byteLength} bytes)`)
+        return this.#input[n]!
       },
       input_load_u64: (i: bigint) => {
-        if (i < 0n || i + 8n > BigInt(this.#input.byteLength)) throw fault('input_load_u64', `index ${i} (+8) is past the input (${this.#input.byteLength} bytes)`)
         const n = Number(i)
-        return new DataView(this.#input.buffer, this.#input.byteOffset + n, 8).getBigInt64(0, true)
+        if (!(n >= 0 && n + 8 <= this.#input.byteLength)) throw fault('input_load_u64', `index ${i} (+8) is past the input (${this.#input.byteLength} bytes)`)
+        return this.#inputDv.getBigInt64(n, true)
       },
       length: (off: bigint) => {
         if (off === 0n) return 0n
@@ -254,15 +267,9 @@ export class ExtismKernel {
         }
       },
       load_u8: (off: bigint) => this.#buf[this.#range('load_u8', off, 1)]!,
-      load_u64: (off: bigint) => {
-        const at = this.#range('load_u64', off, 8)
-        return new DataView(this.#buf.buffer, this.#buf.byteOffset + at, 8).getBigInt64(0, true)
-      },
+      load_u64: (off: bigint) => this.#dv.getBigInt64(this.#range('load_u64', off, 8), true),
       store_u8: (off: bigint, v: number) => { this.#buf[this.#range('store_u8', off, 1)] = v & 0xff },
-      store_u64: (off: bigint, v: bigint) => {
-        const at = this.#range('store_u64', off, 8)
-        new DataView(this.#buf.buffer, this.#buf.byteOffset + at, 8).setBigInt64(0, BigInt.asIntN(64, BigInt(v)), true)
-      },
+      store_u64: (off: bigint, v: bigint) => this.#dv.setBigInt64(this.#range('store_u64', off, 8), v, true),
       output_set: (off: bigint, len: bigint) => {
         if (len < 0n || len > BigInt(this.limits.outputBytes)) {
           if (len > 0n) throw new LimitExceeded('stdout', `output of ${len} bytes exceeds the limit of ${this.limits.outputBytes}`)
@@ -296,14 +303,15 @@ export class ExtismKernel {
       },
       var_set: (koff: bigint, voff: bigint) => {
         const key = this.#text('var_set', koff)
+        const keyBytes = this.#textBytes
         const old = this.vars.get(key)
-        const oldSize = old === undefined ? 0 : encoder.encode(key).byteLength + old.byteLength
+        const oldSize = old === undefined ? 0 : keyBytes + old.byteLength
         if (voff === 0n) {
           if (old !== undefined) { this.vars.delete(key); this.#varBytes -= oldSize }
           return
         }
         const value = this.#block('var_set', voff)
-        const size = encoder.encode(key).byteLength + value.byteLength
+        const size = keyBytes + value.byteLength
         if (this.#varBytes - oldSize + size > this.limits.varBytes) {
           throw new LimitExceeded('vars', `variables would hold ${this.#varBytes - oldSize + size} bytes, more than the limit of ${this.limits.varBytes}`)
         }

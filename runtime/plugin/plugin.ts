@@ -23,7 +23,7 @@ import { loadPlugin, type LoadedPlugin } from './load.js'
 import { PluginWorker } from './plugin-worker.js'
 import type { CallOptions, HostFunction, Plugin, PluginOptions } from './types.js'
 
-const PLUGIN_KEYS = ['host', 'state', 'config', 'http', 'log', 'maxVarBytes'] as const
+const PLUGIN_KEYS = ['host', 'state', 'config', 'http', 'log', 'maxVarBytes', 'reset'] as const
 const DEFAULT_VAR_BYTES = 1 << 20
 const MAX_BLOCK_BYTES = 256 * 1024 * 1024
 
@@ -33,6 +33,7 @@ export interface PreparedPlugin {
   policy: ResolvedPolicy
   host: ReadonlyMap<string, HostFunction>
   state: 'fresh' | 'keep'
+  reset: 'snapshot' | 'instantiate'
   config: [string, string][]
   varBytes: number
   http: ResolvedHttp | undefined
@@ -60,6 +61,8 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   }
   const state = options.state ?? 'fresh'
   if (state !== 'fresh' && state !== 'keep') problems.push(`state: must be "fresh" or "keep"`)
+  const reset = options.reset ?? 'snapshot'
+  if (reset !== 'snapshot' && reset !== 'instantiate') problems.push(`reset: must be "snapshot" or "instantiate"`)
   const host = new Map<string, HostFunction>()
   if (options.host !== undefined) {
     if (typeof options.host !== 'object' || options.host === null) problems.push('host: must be an object of host functions')
@@ -97,7 +100,7 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   if (options.log !== undefined && typeof options.log !== 'function') problems.push('log: must be a function')
   if (problems.length > 0) throw new PolicyError(problems)
   const loaded = loadPlugin(module, policy!, new Set(host.keys()), { fuel: policy!.limits.fuel !== undefined, http: http !== undefined })
-  return { loaded, policy: policy!, host, state, config, varBytes, http, log: options.log }
+  return { loaded, policy: policy!, host, state, reset, config, varBytes, http, log: options.log }
 }
 
 export function engineConfig(p: PreparedPlugin, isolation: 'worker' | 'in-process'): EngineConfig {
@@ -105,6 +108,7 @@ export function engineConfig(p: PreparedPlugin, isolation: 'worker' | 'in-proces
     plugin: p.loaded,
     policy: { ...p.policy, isolation },
     state: p.state,
+    reset: p.reset,
     config: p.config,
     varBytes: p.varBytes,
     blockBytes: Math.min(p.policy.limits.memoryPages * 65536, MAX_BLOCK_BYTES),

@@ -48,6 +48,12 @@ export interface PluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'st
   http?: HttpOptions
   /** Receives the plugin's logs (Extism `log_*`) and its stderr, one message at a time. Default: discarded. */
   log?: (level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'stderr', message: string) => void
+  /**
+   * How a `fresh` plugin is reset after a call: `snapshot` (default) restores memory, globals and
+   * tables in place; `instantiate` builds a new instance and runs its initialisation again
+   * (slower: for comparison, or for a module whose state caplet cannot restore in place).
+   */
+  reset?: 'snapshot' | 'instantiate'
   /** Bounds on Extism variables (`var_set`): total bytes of keys and values (default 1 MiB). */
   maxVarBytes?: Size
 }

@@ -150,7 +150,7 @@ describe('host functions', () => {
 
 describe('modules that import what they may not', () => {
   /** A module with one import and an exported memory, written by hand. */
-  function moduleImporting(mod: string, field: string, kind: 'func' | 'memory' | 'global'): Uint8Array {
+  function moduleImporting(mod: string, field: string, kind: 'func' | 'memory' | 'global'): Uint8Array<ArrayBuffer> {
     const enc = new TextEncoder()
     const str = (s: string) => [enc.encode(s).length, ...enc.encode(s)]
     const desc = kind === 'func' ? [0x00, 0x00] : kind === 'memory' ? [0x02, 0x00, 0x01] : [0x03, 0x7f, 0x00]
