@@ -188,3 +188,52 @@ export function functionSignatures(bytes: Uint8Array): { imports: Map<string, Fu
   return { imports, exports }
 }
 
+
+/** Skips a vector of bytes (a data segment's contents). */
+function skipBytes(p: Uint8Array, pos: number): number {
+  const n = readU32(p, pos)
+  return n.next + n.value
+}
+
+/**
+ * Whether the module has passive data or element segments: `data.drop` / `elem.drop` change
+ * instance state that no export reaches, so a snapshot cannot restore it in place.
+ * @throws InstrumentError on a malformed section
+ */
+export function hasPassiveSegments(bytes: Uint8Array): boolean {
+  const mod = parseSections(bytes)
+  const data = findSection(mod, SectionId.Data)
+  if (data !== undefined) {
+    const p = data.payload
+    const count = readU32(p, 0)
+    let pos = count.next
+    for (let i = 0; i < count.value; i++) {
+      const flags = readU32(p, pos)
+      pos = flags.next
+      if (flags.value === 1) return true
+      if (flags.value === 2) pos = readU32(p, pos).next
+      else if (flags.value !== 0) throw malformed(`data segment ${i} has unknown flags ${flags.value}`, data.offset + pos)
+      pos = skipBytes(p, skipConstExpr(p, pos))
+    }
+  }
+  const elem = findSection(mod, SectionId.Element)
+  if (elem !== undefined) {
+    const p = elem.payload
+    const count = readU32(p, 0)
+    let pos = count.next
+    for (let i = 0; i < count.value; i++) {
+      const flags = readU32(p, pos)
+      pos = flags.next
+      const f = flags.value
+      if (f === 1 || f === 5) return true
+      if (f > 7) throw malformed(`element segment ${i} has unknown flags ${f}`, elem.offset + pos)
+      if (f === 2 || f === 6) pos = readU32(p, pos).next // table index
+      if ((f & 1) === 0) pos = skipConstExpr(p, pos) // active: offset
+      if (f !== 0 && f !== 4) pos = (f & 4) !== 0 ? skipValType(p, pos) : pos + 1 // reftype or elemkind
+      const n = readU32(p, pos)
+      pos = n.next
+      for (let k = 0; k < n.value; k++) pos = (f & 4) !== 0 ? skipConstExpr(p, pos) : readU32(p, pos).next
+    }
+  }
+  return false
+}

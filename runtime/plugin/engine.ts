@@ -333,8 +333,8 @@ export class PluginEngine {
   #restore(): void {
     const s = this.#snapshot
     const grown = this.#memory.buffer.byteLength !== s.memory.byteLength || s.tables.some((t) => t.table.length !== t.refs.length)
-    if (grown || this.#cfg.reset === 'instantiate') {
-      // Memory and tables cannot shrink: a fresh instance is the only way back.
+    if (grown || this.#cfg.reset === 'instantiate' || this.#cfg.plugin.passiveSegments) {
+      // Memory and tables cannot shrink, and a dropped segment cannot come back: a fresh instance is the only way back.
       this.#instantiate()
     } else {
       new Uint8Array(this.#memory.buffer).set(s.memory)

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/index.js'
 import { ModuleError } from '../errors.js'
 import { capMemory, capTables, FUEL_EXPORT, InstrumentError, meterFuel } from '../instrument/index.js'
-import { exportState, functionSignatures, type FunctionSignature } from '../instrument/export-state.js'
+import { exportState, functionSignatures, hasPassiveSegments, type FunctionSignature } from '../instrument/export-state.js'
 import { withTierHints, type ModuleSource } from '../module.js'
 import type { ResolvedPolicy } from '../policy.js'
 import { formatSize } from '../units.js'
@@ -50,6 +50,8 @@ export interface LoadedPlugin {
   callable: string[]
   /** `reactor`: runs `_initialize` at load; `command`: exports `_start`; `library`: neither. */
   kind: 'reactor' | 'command' | 'library'
+  /** Passive data or element segments: state a snapshot cannot restore (fresh calls re-instantiate). */
+  passiveSegments: boolean
   argv0: string
   digest: string
 }
@@ -134,7 +136,9 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
   let code: Uint8Array = original
   let globals: string[]
   let tables: string[]
+  let passiveSegments: boolean
   try {
+    passiveSegments = hasPassiveSegments(original)
     code = capTables(code)
     code = capMemory(code, policy.limits.memoryPages).bytes
     if (options.fuel) code = meterFuel(code).bytes
@@ -165,7 +169,7 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
   const kind = exported.has('_initialize') ? 'reactor' : exported.has('_start') ? 'command' : 'library'
   const argv0 = typeof source === 'string' ? source.split('/').pop()! : source instanceof URL ? source.pathname.split('/').pop()! : 'plugin.wasm'
   return {
-    module, globals, tables, wasiFunctions, extismFunctions, hostImports, callable, kind, argv0,
+    module, globals, tables, wasiFunctions, extismFunctions, hostImports, callable, kind, passiveSegments, argv0,
     digest: createHash('sha256').update(original).digest('hex'),
   }
 }

@@ -56,6 +56,8 @@ export class PluginWorker {
     const die = (why: string) => {
       if (live.dead) return
       live.dead = true
+      // A keep plugin's state died with its worker, in a call or between calls.
+      if (this.#options.keep) this.#unusable ??= `the plugin (state: 'keep') is unusable: ${why}`
       void server.close().catch(() => {})
       void worker.terminate()
       live.onDeath?.(why)
