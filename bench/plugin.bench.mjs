@@ -21,7 +21,7 @@ const EXPECT = [...new TextDecoder().decode(input)].filter((c) => 'aeiouAEIOU'.i
 const contenders = [
   ['caplet in-process fresh', 20_000, async () => sync(await plugin(wasm, { isolation: 'in-process' }))],
   ['caplet in-process keep', 20_000, async () => sync(await plugin(wasm, { isolation: 'in-process', state: 'keep' }))],
-  ['caplet in-process re-instantiate', 5_000, async () => sync(await plugin(wasm, { isolation: 'in-process', reset: 'instantiate' }))],
+  ['caplet in-process re-instantiate', 1_000, async () => sync(await plugin(wasm, { isolation: 'in-process', reset: 'instantiate' }))],
   ['caplet worker fresh', 3_000, async () => asyncCall(await plugin(wasm))],
   ['caplet worker keep', 3_000, async () => asyncCall(await plugin(wasm, { state: 'keep' }))],
   ['extism foreground (keeps state)', 5_000, async () => extism(false)],

@@ -241,7 +241,7 @@ class PluginHandle implements Plugin {
       if (this.#p.state === 'keep') throw new PolicyError(["state: a 'keep' plugin loaded with isolation 'worker' keeps its state in the worker; callSync would see another state (load it with isolation 'in-process')"])
       const async = [...this.#p.host].filter(([, fn]) => isAsync(fn)).map(([n]) => n)
       if (async.length > 0) throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
-      if (this.#p.http !== undefined) this.#helper ??= startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: this.#p.http }], { capacity: bridgeCapacity(this.#p) })
+      if (this.#p.http !== undefined) this.#helper ??= startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: this.#p.http }], { capacity: bridgeCapacity(this.#p), unref: true })
       this.#engine = newEngine(this.#p, 'in-process', this.#helper)
     }
     return this.#callInProcess(plan)
@@ -324,7 +324,7 @@ export async function plugin(module: ModuleSource, options: PluginOptions = {}):
   const p = preparePlugin(module, options)
   const isolation = p.policy.isolation
   if (isolation === 'in-process') {
-    const helper = p.http !== undefined ? await startBridgeHelper([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p) }) : undefined
+    const helper = p.http !== undefined ? await startBridgeHelper([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true }) : undefined
     try {
       return new PluginHandle(p, 'in-process', newEngine(p, 'in-process', helper), helper)
     } catch (e) {
@@ -340,7 +340,7 @@ export async function plugin(module: ModuleSource, options: PluginOptions = {}):
 /** `plugin` on this thread, synchronously: isolation is forced to `in-process`. */
 export function pluginSync(module: ModuleSource, options: PluginOptions = {}): Plugin {
   const p = preparePlugin(module, { ...options, isolation: 'in-process' })
-  const helper = p.http !== undefined ? startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p) }) : undefined
+  const helper = p.http !== undefined ? startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true }) : undefined
   try {
     return new PluginHandle(p, 'in-process', newEngine(p, 'in-process', helper), helper)
   } catch (e) {
