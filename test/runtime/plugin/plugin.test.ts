@@ -42,6 +42,13 @@ describe('plugin: loading', () => {
     await expect(p.call('nope')).rejects.toThrow(/no callable export "nope"/)
   })
 
+  it('loads a WASI command too: its _start is a stdio export (exit 0 is success)', async () => {
+    const p = track(await plugin(new URL('../../../samples/cat.wasm', import.meta.url), { isolation: 'in-process' }))
+    expect(p.exports()).toContain('_start')
+    expect(text(await p.call('_start', 'one'))).toBe('one')
+    expect(text(await p.call('_start', 'two'))).toBe('two')
+  })
+
   it('refuses an ungranted host function import at load, by name', async () => {
     await expect(plugin(HOST, { isolation: 'in-process' })).rejects.toThrow(ModuleError)
     await expect(plugin(HOST, { isolation: 'in-process' })).rejects.toThrow(/app\.lookup \(not granted/)
