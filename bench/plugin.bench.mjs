@@ -24,8 +24,10 @@ const contenders = [
   ['caplet in-process re-instantiate', 1_000, async () => sync(await plugin(wasm, { isolation: 'in-process', reset: 'instantiate' }))],
   ['caplet worker fresh', 3_000, async () => asyncCall(await plugin(wasm))],
   ['caplet worker keep', 3_000, async () => asyncCall(await plugin(wasm, { state: 'keep' }))],
-  ['extism foreground (keeps state)', 5_000, async () => extism(false)],
-  ['extism worker (keeps state)', 2_000, async () => extism(true)],
+  // Extism's JS SDK (1.0.3) fails every call after its 8,191st on one plugin ("cannot assign to
+  // this block"): its plugins are made anew for each round, untimed, and stay under that count.
+  ['extism foreground (keeps state)', 4_000, async () => extism(false), true],
+  ['extism worker (keeps state)', 2_000, async () => extism(true), true],
 ]
 
 function check(out) {
@@ -43,7 +45,11 @@ const results = new Map(contenders.map(([name]) => [name, []]))
 const made = new Map()
 for (const [name, , make] of contenders) made.set(name, await make())
 for (let round = 0; round < ROUNDS; round++) {
-  for (const [name, n] of contenders) {
+  for (const [name, n, make, remake] of contenders) {
+    if (remake && round > 0) {
+      await made.get(name).close()
+      made.set(name, await make())
+    }
     const c = made.get(name)
     const calls = quick ? Math.ceil(n / 4) : n
     check(await c.call())

@@ -110,6 +110,7 @@ export class PluginEngine {
   #err: Uint8Array[] = []
   #errSize = 0
   #slept = 0n
+  #resetPending = false
 
   /** @throws Error when the plugin's initialisation fails (the caller reports it as a ModuleError) */
   constructor(cfg: EngineConfig, services: EngineServices) {
@@ -361,8 +362,13 @@ export class PluginEngine {
 
   // ---- calls -------------------------------------------------------------------------------
 
-  /** Runs one call. Never throws. */
-  call(req: CallRequest): CallOutcome {
+  /**
+   * Runs one call. Never throws. A fresh plugin is reset before this returns, unless
+   * `deferReset` (a worker posts the outcome first): then `reset()` must run before anything
+   * else touches the engine; `call` runs it itself if it was not.
+   */
+  call(req: CallRequest, deferReset = false): CallOutcome {
+    if (this.#resetPending) this.reset()
     if (this.#unusable !== undefined) return { ok: false, failure: 'unusable', message: this.#unusable }
     const p = this.#cfg.plugin
     if (!p.callable.includes(req.name)) {
@@ -396,16 +402,24 @@ export class PluginEngine {
     this.#input = new Uint8Array(0)
     this.#out = []
     if (this.#cfg.state === 'fresh') {
-      try {
-        this.#restore()
-      } catch (e) {
-        this.#unusable = `the plugin could not be reset: ${e instanceof Error ? e.message : String(e)}`
-      }
+      this.#resetPending = true
+      if (!deferReset) this.reset()
     } else if (!outcome.ok && (outcome.failure === 'trap' || outcome.failure === 'limit' || exited)) {
       this.#unusable = `the plugin (state: 'keep') is unusable after a failed call: ${outcome.message}`
       outcome.unusable = true
     }
     return outcome
+  }
+
+  /** Restores the snapshot after a fresh call (see `call`). */
+  reset(): void {
+    if (!this.#resetPending) return
+    this.#resetPending = false
+    try {
+      this.#restore()
+    } catch (e) {
+      this.#unusable = `the plugin could not be reset: ${e instanceof Error ? e.message : String(e)}`
+    }
   }
 
   #success(status: number): CallOutcome {

@@ -21,9 +21,12 @@ parentPort!.on('message', (m: ToPluginWorker) => {
       post({ type: 'failed', message: e instanceof Error ? e.message : String(e) })
     }
   } else if (m?.type === 'call' && engine !== undefined) {
-    const outcome = engine.call(m.req)
+    // The outcome goes out first and the reset follows, off the caller's path: messages are
+    // handled one at a time, so the next call still starts from the restored state.
+    const outcome = engine.call(m.req, true)
     // The cause (an Error object of this thread) does not travel; its message does.
     if (!outcome.ok) delete outcome.cause
     post({ type: 'result', id: m.id, outcome }, outcome.ok ? [outcome.output.buffer as ArrayBuffer] : undefined)
+    engine.reset()
   }
 })
