@@ -23,8 +23,8 @@ export type FromPluginWorker =
 interface Live {
   worker: Worker
   server: BridgeServer
-  /** Settles the call in flight, if any, when the worker dies. */
-  onDeath: ((why: string) => void) | undefined
+  /** Settles the call in flight, if any, when the worker dies (or the plugin is closed under it). */
+  onDeath: ((why: string, closed?: boolean) => void) | undefined
   onResult: ((m: FromPluginWorker) => void) | undefined
   dead: boolean
 }
@@ -113,8 +113,9 @@ export class PluginWorker {
           if (!m.outcome.ok && m.outcome.unusable) this.#unusable = m.outcome.message
           resolve(m.outcome)
         }
-        live.onDeath = (why) => {
+        live.onDeath = (why, closed) => {
           done()
+          if (closed) { resolve({ ok: false, failure: 'unusable', message: why }); return }
           if (this.#options.keep) this.#unusable = `the plugin (state: 'keep') is unusable: ${why}`
           resolve({ ok: false, failure: 'trap', message: why, trap: { kind: 'host-fault', message: why, recentSyscalls: [] } })
         }
@@ -144,7 +145,10 @@ export class PluginWorker {
     this.#closed = true
     const live = this.#live
     if (live === undefined || live.dead) return
+    const inFlight = live.onDeath
     live.dead = true
+    live.onDeath = undefined
+    inFlight?.('the plugin was closed during the call', true)
     await live.server.close().catch(() => {})
     await live.worker.terminate()
   }

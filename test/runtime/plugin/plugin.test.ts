@@ -232,6 +232,14 @@ describe('plugin: failures leave the plugin usable', () => {
     await expect(w.call('transform', 'x')).rejects.toThrow(PluginUnusableError)
   })
 
+  it('closing a worker plugin during a call ends that call with PluginUnusableError', async () => {
+    const p = track(await plugin(STDIO))
+    const call = p.call('spin').then(() => undefined, (e: unknown) => e)
+    await new Promise((r) => setTimeout(r, 100))
+    await p.close()
+    expect(await call).toBeInstanceOf(PluginUnusableError)
+  })
+
   it('callSync on a worker plugin runs on this thread', async () => {
     const p = track(await plugin(STDIO))
     expect(text(p.callSync('transform', 'ab'))).toBe(expectedTransform(new TextEncoder().encode('ab')))
