@@ -4,7 +4,7 @@
  */
 import type { Diagnostic } from '../toolchain/diagnostics.js'
 
-export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'COMPILE' | 'TOOLCHAIN' | 'NETWORK'
+export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'COMPILE' | 'TOOLCHAIN' | 'NETWORK' | 'PLUGIN'
 
 export class SandboxError extends Error {
   constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
@@ -70,5 +70,53 @@ export class NetworkError extends SandboxError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('NETWORK', message, options)
     this.name = 'NetworkError'
+  }
+}
+
+/** How one plugin call failed (see `PluginCallError`). */
+export type PluginFailure =
+  /** The plugin trapped (`trap` says how), as a run's `trap`. */
+  | 'trap'
+  /** A limit stopped the call (`limit`: `fuel`, `timeout`, `stdout`, `vars`, ...). */
+  | 'limit'
+  /** The plugin reported an error: a non-zero status, Extism's `error_set`, or `proc_exit` with a non-zero code. */
+  | 'plugin'
+  /** A host function the embedder granted threw (its message, and `cause` in-process). */
+  | 'host'
+
+/**
+ * One plugin call failed. The plugin itself survives: with `state: 'fresh'` it is reset for the
+ * next call; with `state: 'keep'` a trap or a limit leaves it unusable (`PluginUnusableError`).
+ */
+export class PluginCallError extends SandboxError {
+  constructor(
+    message: string,
+    readonly failure: PluginFailure,
+    readonly details: {
+      trap?: import('./trap.js').TrapInfo
+      limit?: string
+      /** The export's status (Extism ABI, or an i32 result), or the `proc_exit` code. */
+      status?: number
+      /** What the plugin wrote to stderr during the call (at most 4 KiB). */
+      stderr?: string
+      /** The host function that failed (`module.field`). */
+      hostFunction?: string
+    } = {},
+    options?: { cause?: unknown },
+  ) {
+    super('PLUGIN', message, options)
+    this.name = 'PluginCallError'
+  }
+
+  get trap() { return this.details.trap }
+  get limit() { return this.details.limit }
+  get status() { return this.details.status }
+}
+
+/** The plugin cannot be called any more: it was closed, or a `keep`-state plugin failed. */
+export class PluginUnusableError extends SandboxError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PLUGIN', message, options)
+    this.name = 'PluginUnusableError'
   }
 }

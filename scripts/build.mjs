@@ -27,6 +27,6 @@ await Promise.all([
   }),
   build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts', 'plugin-worker': 'runtime/plugin/worker-entry.ts' }, outdir: 'dist' }),
   declarations,
 ])

@@ -59,8 +59,10 @@ function failed(channel: BridgeChannel, worker: Worker, why: string): Error {
 }
 
 /** Starts a helper thread and waits (without blocking this thread) until its services are built. */
-export async function startBridgeHelper(services: HelperServiceSpec[], options: { capacity?: number } = {}): Promise<BridgeHelper> {
+export async function startBridgeHelper(services: HelperServiceSpec[], options: { capacity?: number; unref?: boolean } = {}): Promise<BridgeHelper> {
   const { channel, worker, helper } = spawn(services, options.capacity)
+  // A helper that lives as long as an embedder's object (a plugin) must not hold the process open by itself.
+  if (options.unref) worker.unref()
   const state = helperState(channel)
   const wait = waitAsync(state, 0, HELPER_STARTING, START_TIMEOUT_MS)
   if (wait.async && (await wait.value) === 'timed-out') throw failed(channel, worker, 'timed out')
@@ -69,8 +71,10 @@ export async function startBridgeHelper(services: HelperServiceSpec[], options: 
 }
 
 /** `startBridgeHelper` for a synchronous caller (`runSync`): blocks this thread until the helper is ready. */
-export function startBridgeHelperSync(services: HelperServiceSpec[], options: { capacity?: number } = {}): BridgeHelper {
+export function startBridgeHelperSync(services: HelperServiceSpec[], options: { capacity?: number; unref?: boolean } = {}): BridgeHelper {
   const { channel, worker, helper } = spawn(services, options.capacity)
+  // A helper that lives as long as an embedder's object (a plugin) must not hold the process open by itself.
+  if (options.unref) worker.unref()
   const state = helperState(channel)
   if (Atomics.wait(state, 0, HELPER_STARTING, START_TIMEOUT_MS) === 'timed-out') throw failed(channel, worker, 'timed out')
   if (Atomics.load(state, 0) === HELPER_FAILED) throw failed(channel, worker, helperFailure(channel))

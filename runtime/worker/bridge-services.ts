@@ -13,4 +13,6 @@ export interface BridgeServiceFactory {
 export const BRIDGE_SERVICES: Record<string, () => Promise<BridgeServiceFactory>> = {
   /** The granted sockets of an in-process run (`wasi-host/node/net-service.ts`). */
   net: () => import('../../wasi-host/node/net-service.js'),
+  // A plugin's outbound HTTP behind its allow-list (in-process plugins: the request runs here).
+  'plugin-http': () => import('../plugin/http-service.js'),
 }

@@ -1,0 +1,480 @@
+/**
+ * @module One loaded plugin instance, driven synchronously on the thread it lives on (the
+ * embedder's, in-process; a worker's, isolated): instantiates and initialises the module once,
+ * snapshots its state (linear memory, mutable globals, tables), and runs calls: input in (stdin,
+ * and Extism's input), output out (stdout, or Extism's `output_set`), per-call fuel and output
+ * limits. With `fresh` state the snapshot is restored after every call (re-instantiating only
+ * when memory or a table grew, which cannot be undone in place), so no call sees another's data.
+ *
+ * SECURITY: every import goes through a latch: once a call threw to end the call (a trap, a
+ * limit, `proc_exit`, a host function's error), every later import throws the same, so a guest
+ * catching it (exception handling) cannot carry on calling out. Host functions only ever see
+ * copies of checked bytes (`HostInput`). Never throws out of `call`: every failure is an outcome.
+ */
+import { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiHost, type ClockSource } from '../../wasi-host/index.js'
+import { GuestMemory } from '../../wasi-host/abi/guest-memory.js'
+import { Errno, WasiError } from '../../wasi-host/index.js'
+import { createNodeClocks } from '../../wasi-host/node/clocks.js'
+import { coarsenClocks, seededRandomFill, virtualClocks } from '../guest-clocks.js'
+import { FUEL_EXPORT } from '../instrument/index.js'
+import { openMounts, type OpenedMounts } from '../mounts.js'
+import type { ResolvedPolicy } from '../policy.js'
+import { classifyTrap, type TrapInfo } from '../trap.js'
+import { ExtismKernel, parseHttpRequest as parseRequest, PluginAbort, type HttpRequestSpec } from './extism-kernel.js'
+import { HostInput } from './host-input.js'
+import { HTTP_FUNCTION, type LoadedPlugin } from './load.js'
+
+/** What the engine needs from outside its thread. Each may throw `PluginAbort`. */
+export interface EngineServices {
+  /** Calls a granted host function; returns its result as bytes. */
+  host(name: string, inputs: HostInput[]): Uint8Array
+  /** Sends an allowed HTTP request. */
+  http(request: HttpRequestSpec, body: Uint8Array | undefined): { status: number; body: Uint8Array }
+  log(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'stderr', message: string): void
+}
+
+/** The part of a plugin's configuration an engine needs (structured-clones into a worker). */
+export interface EngineConfig {
+  plugin: Omit<LoadedPlugin, 'module'> & { module: WebAssembly.Module }
+  policy: ResolvedPolicy
+  state: 'fresh' | 'keep'
+  reset: 'snapshot' | 'instantiate'
+  config: [string, string][]
+  varBytes: number
+  blockBytes: number
+}
+
+export interface CallRequest {
+  name: string
+  input: Uint8Array
+  fuel?: number | undefined
+  maxOutput?: number | undefined
+}
+
+export type CallOutcome =
+  | { ok: true; output: Uint8Array; fuelUsed?: number }
+  | {
+    ok: false
+    failure: 'trap' | 'limit' | 'plugin' | 'host' | 'usage' | 'unusable'
+    message: string
+    trap?: TrapInfo
+    limit?: string
+    status?: number
+    stderr?: string
+    hostFunction?: string
+    cause?: unknown
+    /** The plugin cannot be called again (`keep` state after a failure). */
+    unusable?: boolean
+  }
+
+/** WASI calls that leave nothing behind in the host between calls (no descriptor, no file). */
+const CLEAN = new Set([
+  'fd_write', 'fd_read', 'fd_fdstat_get', 'fd_filestat_get', 'fd_prestat_get', 'fd_prestat_dir_name', 'fd_seek', 'fd_tell',
+  'clock_res_get', 'clock_time_get', 'random_get', 'args_get', 'args_sizes_get', 'environ_get', 'environ_sizes_get',
+  'proc_exit', 'sched_yield', 'poll_oneoff',
+])
+const STDERR_KEPT = 4096
+/** What an in-process call may sleep in all (it blocks the embedder's thread). */
+const IN_PROCESS_SLEEP_NS = 1_000_000_000n
+const DEFAULT_OUTPUT = 16 * 1024 * 1024
+const lossy = new TextDecoder()
+
+interface Snapshot {
+  memory: Uint8Array
+  globals: { global: WebAssembly.Global; value: unknown }[]
+  tables: { table: WebAssembly.Table; refs: unknown[] }[]
+}
+
+export class PluginEngine {
+  readonly #cfg: EngineConfig
+  readonly #services: EngineServices
+  readonly #kernel: ExtismKernel | undefined
+  readonly #imports: WebAssembly.Imports
+  readonly #gm = new GuestMemory()
+  #instance!: WebAssembly.Instance
+  #memory!: WebAssembly.Memory
+  #fuel: WebAssembly.Global | undefined
+  #snapshot!: Snapshot
+  #host!: WasiHost
+  #mounts: OpenedMounts | undefined
+  #wasi: Record<string, (...a: unknown[]) => number> = {}
+  #hostDirty = false
+  #ended: unknown = undefined
+  #unusable: string | undefined
+  // Per call:
+  #input: Uint8Array = new Uint8Array(0)
+  #inputAt = 0
+  #out: Uint8Array[] = []
+  #outSize = 0
+  #outLimit = DEFAULT_OUTPUT
+  #err: Uint8Array[] = []
+  #errSize = 0
+  #slept = 0n
+  #resetPending = false
+
+  /** @throws Error when the plugin's initialisation fails (the caller reports it as a ModuleError) */
+  constructor(cfg: EngineConfig, services: EngineServices) {
+    this.#cfg = cfg
+    this.#services = services
+    const p = cfg.plugin
+    if (p.extismFunctions.length > 0) {
+      const blockBytes = cfg.blockBytes
+      this.#kernel = new ExtismKernel(
+        { blockBytes, varBytes: cfg.varBytes, outputBytes: cfg.policy.limits.stdoutBytes ?? DEFAULT_OUTPUT },
+        new Map(cfg.config),
+        { http: (r, b) => services.http(r, b), log: (l, m) => services.log(l, m) },
+      )
+    }
+    this.#imports = this.#buildImports()
+    this.#buildHost()
+    this.#instantiate()
+  }
+
+  get unusable(): string | undefined {
+    return this.#unusable
+  }
+
+  // ---- imports -----------------------------------------------------------------------------
+
+  /** Wraps an import in the latch (see the module comment). */
+  #latched<F extends (...a: never[]) => unknown>(f: F): F {
+    return ((a: never, b: never, c: never, d: never, e: never, g: never, h: never, i: never, j: never) => {
+      if (this.#ended !== undefined) throw this.#ended
+      try {
+        return f(a, b, c, d, e, g, h, i, j)
+      } catch (x) {
+        this.#ended = x
+        throw x
+      }
+    }) as unknown as F
+  }
+
+  #buildImports(): WebAssembly.Imports {
+    const p = this.#cfg.plugin
+    const imports: Record<string, Record<string, unknown>> = {}
+    const wasi: Record<string, unknown> = {}
+    for (const name of p.wasiFunctions) {
+      const clean = CLEAN.has(name)
+      wasi[name] = this.#latched((a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
+        if (!clean) this.#hostDirty = true
+        return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+      })
+    }
+    if (p.wasiFunctions.length > 0) imports.wasi_snapshot_preview1 = wasi
+    if (this.#kernel !== undefined) {
+      const env: Record<string, unknown> = {}
+      for (const [name, fn] of Object.entries(this.#kernel.imports(p.extismFunctions))) env[name] = this.#latched(fn)
+      imports['extism:host/env'] = env
+    }
+    for (const imp of p.hostImports) {
+      const dot = imp.name.indexOf('.', imp.name.startsWith('caplet:http') ? 'caplet:http'.length : 0)
+      const module = imp.name.slice(0, dot)
+      const field = imp.name.slice(dot + 1)
+      const fn = imp.convention === 'buffer' ? this.#bufferImport(imp.name) : this.#extismImport(imp.name, imp.params, imp.hasResult)
+      ;(imports[module] ??= {})[field] = this.#latched(fn)
+    }
+    return imports as WebAssembly.Imports
+  }
+
+  /** `(ptr, len, out_ptr, out_cap) -> len`: the output is written only when it fits (as snprintf). */
+  #bufferImport(name: string): (...a: never[]) => number {
+    const gm = this.#gm
+    return ((ptr: number, len: number, outPtr: number, outCap: number): number => {
+      ptr >>>= 0; len >>>= 0; outPtr >>>= 0; outCap >>>= 0
+      gm.refresh()
+      try {
+        gm.check(ptr, len)
+        gm.check(outPtr, outCap)
+      } catch (e) {
+        if (e instanceof GuestFault) e.syscall = name
+        throw e
+      }
+      const input = new HostInput(gm.copyOut(ptr, len))
+      const out = name === HTTP_FUNCTION ? this.#httpFunction(input) : this.#services.host(name, [input])
+      if (out.byteLength > 0x7fffffff) throw new PluginAbort('host', `host function ${name} returned more than 2 GiB`, name)
+      // A host function may have grown nothing, but memory may have been replaced (re-derive).
+      gm.refresh()
+      if (out.byteLength <= outCap) gm.write(outPtr, out)
+      return out.byteLength
+    }) as unknown as (...a: never[]) => number
+  }
+
+  /** Extism's `extism:host/user` convention: i64 block offsets in, a new block's offset out. */
+  #extismImport(name: string, params: number, hasResult: boolean): (...a: never[]) => unknown {
+    return ((...args: bigint[]) => {
+      const kernel = this.#kernel
+      if (kernel === undefined) throw new PluginAbort('host', `${name}: Extism host functions need a plugin built on the Extism ABI`, name)
+      const inputs = args.slice(0, params).map((o) => kernel.hostInput(name, o))
+      const out = this.#services.host(name, inputs)
+      if (!hasResult) return undefined
+      return out.byteLength === 0 ? 0n : kernel.store(out)
+    }) as unknown as (...a: never[]) => unknown
+  }
+
+  /** `caplet:http.request`: JSON `{url, method?, headers?, body?}` in, JSON `{status, body}` out. */
+  #httpFunction(input: HostInput): Uint8Array {
+    let req: { url?: unknown; method?: unknown; headers?: unknown; body?: unknown }
+    try {
+      req = input.json() as typeof req
+    } catch {
+      throw new PluginAbort('plugin', `${HTTP_FUNCTION}: the request is not UTF-8 JSON`)
+    }
+    if (typeof req !== 'object' || req === null) throw new PluginAbort('plugin', `${HTTP_FUNCTION}: the request must be a JSON object`)
+    if (req.body !== undefined && typeof req.body !== 'string') throw new PluginAbort('plugin', `${HTTP_FUNCTION}: "body" must be a string`)
+    const spec = { url: req.url, method: req.method, headers: req.headers }
+    // Same checks as Extism's request.
+    const checked = parseRequest(JSON.stringify(spec))
+    const body = typeof req.body === 'string' ? new TextEncoder().encode(req.body) : undefined
+    const res = this.#services.http(checked, body)
+    return new TextEncoder().encode(JSON.stringify({ status: res.status, body: lossy.decode(res.body) }))
+  }
+
+  // ---- the WASI host -----------------------------------------------------------------------
+
+  #buildHost(): void {
+    this.#host?.close()
+    this.#mounts?.close()
+    const policy = this.#cfg.policy
+    let clocks: ClockSource = policy.deterministic
+      ? virtualClocks(policy.clocks.resolutionNs)
+      : coarsenClocks(createNodeClocks(), policy.clocks.resolutionNs, policy.clocks.cputime)
+    if (policy.isolation === 'in-process' && !policy.deterministic) {
+      const base = clocks
+      clocks = {
+        ...base,
+        sleep: (ns) => {
+          if (this.#slept + ns > IN_PROCESS_SLEEP_NS) throw new WasiError(Errno.NOTSUP, 'in-process plugins may not sleep longer')
+          this.#slept += ns
+          base.sleep(ns)
+        },
+      }
+    }
+    this.#mounts = openMounts(policy, [], policy.deterministic ? clocks.realtime : undefined)
+    const host = new WasiHost({
+      args: policy.args ?? [this.#cfg.plugin.argv0],
+      env: policy.env,
+      preopens: this.#mounts.preopens,
+      stdin: (dst) => {
+        const n = Math.min(dst.byteLength, this.#input.byteLength - this.#inputAt)
+        dst.set(this.#input.subarray(this.#inputAt, this.#inputAt + n))
+        this.#inputAt += n
+        return n
+      },
+      stdout: (chunk) => this.#write(chunk),
+      stderr: (chunk) => this.#writeErr(chunk),
+      clocks,
+      ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
+      limits: { maxFds: policy.limits.maxFds },
+      ...(policy.limits.fuel !== undefined ? { chargeWork: (bytes: number) => { const f = this.#fuel; if (f) f.value = (f.value as bigint) - BigInt(bytes >>> 6) } } : {}),
+      functions: this.#cfg.plugin.wasiFunctions,
+    })
+    // A plugin's exports return to us with no last call at which held writes would go out.
+    host.writeBehind.enabled = false
+    if (this.#memory !== undefined) host.memory.bind(this.#memory)
+    this.#host = host
+    this.#wasi = host.imports.wasi_snapshot_preview1 as unknown as Record<string, (...a: unknown[]) => number>
+    this.#hostDirty = false
+  }
+
+  #write(chunk: Uint8Array): void {
+    const room = this.#outLimit - this.#outSize
+    if (chunk.byteLength > room) {
+      throw new LimitExceeded('stdout', `output exceeded ${this.#outLimit} bytes`)
+    }
+    this.#out.push(chunk.slice())
+    this.#outSize += chunk.byteLength
+  }
+
+  #writeErr(chunk: Uint8Array): void {
+    const limit = this.#cfg.policy.limits.stderrBytes ?? DEFAULT_OUTPUT
+    if (this.#errSize + chunk.byteLength > limit) throw new LimitExceeded('stderr', `stderr exceeded ${limit} bytes`)
+    if (this.#errSize < STDERR_KEPT * 4) this.#err.push(chunk.slice(0, STDERR_KEPT * 4 - this.#errSize))
+    this.#errSize += chunk.byteLength
+  }
+
+  // ---- instance, snapshot, restore ---------------------------------------------------------
+
+  /** A new instance, initialised, and its snapshot. @throws what initialisation threw */
+  #instantiate(): void {
+    this.#ended = undefined
+    const instance = new WebAssembly.Instance(this.#cfg.plugin.module, this.#imports)
+    const memory = instance.exports.memory as WebAssembly.Memory
+    this.#instance = instance
+    this.#memory = memory
+    this.#gm.bind(memory)
+    this.#host.memory.bind(memory)
+    this.#fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined
+    if (this.#cfg.plugin.kind === 'reactor') {
+      if (this.#fuel) this.#fuel.value = BigInt(this.#cfg.policy.limits.fuel ?? Number.MAX_SAFE_INTEGER)
+      this.#beginIo(new Uint8Array(0), undefined)
+      try {
+        ;(instance.exports._initialize as () => void)()
+        if (this.#ended !== undefined) throw this.#ended
+      } catch (e) {
+        const end = this.#ended ?? e
+        throw new Error(`plugin initialisation failed: ${describe(end, this.#host)}`, { cause: end })
+      }
+    }
+    this.#snapshot = {
+      memory: new Uint8Array(memory.buffer).slice(),
+      globals: this.#cfg.plugin.globals.map((n) => {
+        const global = instance.exports[n] as WebAssembly.Global
+        return { global, value: global.value }
+      }),
+      tables: this.#cfg.plugin.tables.map((n) => {
+        const table = instance.exports[n] as WebAssembly.Table
+        const refs: unknown[] = []
+        for (let i = 0; i < table.length; i++) refs.push(table.get(i))
+        return { table, refs }
+      }),
+    }
+  }
+
+  /** Puts the instance back as it was after initialisation. @throws what re-initialisation threw */
+  #restore(): void {
+    const s = this.#snapshot
+    const grown = this.#memory.buffer.byteLength !== s.memory.byteLength || s.tables.some((t) => t.table.length !== t.refs.length)
+    if (grown || this.#cfg.reset === 'instantiate' || this.#cfg.plugin.passiveSegments) {
+      // Memory and tables cannot shrink, and a dropped segment cannot come back: a fresh instance is the only way back.
+      this.#instantiate()
+    } else {
+      new Uint8Array(this.#memory.buffer).set(s.memory)
+      for (const g of s.globals) g.global.value = g.value
+      for (const t of s.tables) {
+        const refs = t.refs
+        for (let i = 0; i < refs.length; i++) if (t.table.get(i) !== refs[i]) t.table.set(i, refs[i] as never)
+      }
+    }
+    this.#kernel?.resetVars()
+    if (this.#hostDirty || this.#cfg.policy.deterministic) this.#buildHost()
+  }
+
+  #beginIo(input: Uint8Array, maxOutput: number | undefined): void {
+    this.#input = input
+    this.#inputAt = 0
+    this.#out = []
+    this.#outSize = 0
+    this.#outLimit = maxOutput ?? this.#cfg.policy.limits.stdoutBytes ?? DEFAULT_OUTPUT
+    this.#err = []
+    this.#errSize = 0
+    this.#slept = 0n
+  }
+
+  // ---- calls -------------------------------------------------------------------------------
+
+  /**
+   * Runs one call. Never throws. A fresh plugin is reset before this returns, unless
+   * `deferReset` (a worker posts the outcome first): then `reset()` must run before anything
+   * else touches the engine; `call` runs it itself if it was not.
+   */
+  call(req: CallRequest, deferReset = false): CallOutcome {
+    if (this.#resetPending) this.reset()
+    if (this.#unusable !== undefined) return { ok: false, failure: 'unusable', message: this.#unusable }
+    const p = this.#cfg.plugin
+    if (!p.callable.includes(req.name)) {
+      return { ok: false, failure: 'usage', message: `the plugin has no callable export ${JSON.stringify(req.name)} (callable: ${p.callable.join(', ') || 'none'})` }
+    }
+    const fn = this.#instance.exports[req.name] as () => number | undefined
+    this.#beginIo(req.input, req.maxOutput)
+    this.#ended = undefined
+    const budget = req.fuel ?? this.#cfg.policy.limits.fuel
+    if (this.#fuel !== undefined) this.#fuel.value = BigInt(budget ?? Number.MAX_SAFE_INTEGER)
+    let outcome: CallOutcome
+    let exited = false
+    try {
+      this.#kernel?.beginCall(req.input)
+      const status = fn()
+      if (this.#ended !== undefined) throw this.#ended
+      outcome = this.#success(typeof status === 'number' ? status : 0)
+    } catch (e) {
+      const end = this.#ended ?? e
+      exited = end instanceof ProcExit
+      outcome = end instanceof ProcExit && end.code === 0 ? this.#success(0) : this.#failure(end)
+    }
+    if (outcome.ok && this.#fuel !== undefined && budget !== undefined) {
+      const left = this.#fuel.value as bigint
+      outcome.fuelUsed = budget - Number(left > 0n ? left : 0n)
+    }
+    if (this.#errSize > 0) {
+      try { this.#services.log('stderr', lossy.decode(concat(this.#err))) } catch { /* a logger's failure is not the call's */ }
+    }
+    this.#ended = undefined
+    this.#input = new Uint8Array(0)
+    this.#out = []
+    if (this.#cfg.state === 'fresh') {
+      this.#resetPending = true
+      if (!deferReset) this.reset()
+    } else if (!outcome.ok && (outcome.failure === 'trap' || outcome.failure === 'limit' || exited)) {
+      this.#unusable = `the plugin (state: 'keep') is unusable after a failed call: ${outcome.message}`
+      outcome.unusable = true
+    }
+    return outcome
+  }
+
+  /** Restores the snapshot after a fresh call (see `call`). */
+  reset(): void {
+    if (!this.#resetPending) return
+    this.#resetPending = false
+    try {
+      this.#restore()
+    } catch (e) {
+      this.#unusable = `the plugin could not be reset: ${e instanceof Error ? e.message : String(e)}`
+    }
+  }
+
+  #success(status: number): CallOutcome {
+    const k = this.#kernel
+    if (k !== undefined && k.error !== undefined) return { ok: false, failure: 'plugin', message: `plugin error: ${k.error}`, status, ...this.#stderr() }
+    if (status !== 0) return { ok: false, failure: 'plugin', message: `the plugin returned status ${status}`, status, ...this.#stderr() }
+    const output = k?.output ?? concat(this.#out)
+    return { ok: true, output }
+  }
+
+  #stderr(): { stderr?: string } {
+    return this.#errSize > 0 ? { stderr: lossy.decode(concat(this.#err)).slice(0, STDERR_KEPT) } : {}
+  }
+
+  #failure(e: unknown): CallOutcome {
+    if (e instanceof ProcExit) return { ok: false, failure: 'plugin', message: `the plugin exited with code ${e.code}`, status: e.code, ...this.#stderr() }
+    if (e instanceof PluginAbort) {
+      return {
+        ok: false, failure: e.failure, message: e.message,
+        ...(e.hostFunction !== undefined ? { hostFunction: e.hostFunction } : {}),
+        ...(e.cause !== undefined ? { cause: e.cause } : {}),
+      }
+    }
+    if (e instanceof LimitExceeded) return { ok: false, failure: 'limit', limit: e.limit, message: `limit exceeded: ${e.detail}` }
+    if (this.#fuel !== undefined && (this.#fuel.value as bigint) < 0n) return { ok: false, failure: 'limit', limit: 'fuel', message: 'limit exceeded: out of fuel' }
+    const trap = classifyTrap(e, this.#host.recentSyscalls()) ?? {
+      kind: 'host-fault' as const, message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: this.#host.recentSyscalls(),
+    }
+    return { ok: false, failure: 'trap', trap, message: `the plugin trapped: ${trap.message}`, ...this.#stderr() }
+  }
+
+  /** Releases the host (descriptors, mounts). */
+  close(): void {
+    this.#unusable ??= 'the plugin is closed'
+    try { this.#host.close() } finally { this.#mounts?.close() }
+  }
+}
+
+function describe(e: unknown, host: WasiHost): string {
+  if (e instanceof ProcExit) return `it exited with code ${e.code}`
+  if (e instanceof LimitExceeded) return e.detail
+  if (e instanceof PluginAbort) return e.message
+  const trap = classifyTrap(e, host.recentSyscalls())
+  if (trap) return `${trap.kind}: ${trap.message}`
+  if (e instanceof HostInvariantError) return e.message
+  return e instanceof Error ? e.message : String(e)
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!
+  let n = 0
+  for (const c of chunks) n += c.byteLength
+  const out = new Uint8Array(n)
+  let at = 0
+  for (const c of chunks) { out.set(c, at); at += c.byteLength }
+  return out
+}
+
