@@ -28,6 +28,8 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
+  caplet serve [--port 8080] [--queue redis://HOST:PORT]   (an HTTP API; caplet serve --help)
+  caplet worker --queue redis://HOST:PORT                  (runs queued runs)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
 no files, no environment variables, no network. It runs in a worker thread.
@@ -308,6 +310,8 @@ function toJson(result: RunResult): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  // `caplet serve` / `caplet worker`: the HTTP service (service/), loaded only when asked for.
+  if (argv[0] === 'serve' || argv[0] === 'worker') return (await import('../service/cli.js')).serviceMain(argv, io)
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)

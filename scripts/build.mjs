@@ -4,9 +4,11 @@ import { build } from 'esbuild'
 
 rmSync('dist', { recursive: true, force: true })
 
+// The service's server libraries (caplet serve/worker) stay in node_modules, loaded only by those commands.
+const SERVICE_PACKAGES = ['hono', '@hono/node-server', 'bullmq', 'ioredis', 'pino', 'prom-client']
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 await Promise.all([
-  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
+  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true, external: SERVICE_PACKAGES }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
   build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: { 'wasi-host': 'wasi-host/index.ts' }, outdir: 'dist' }),
