@@ -52,6 +52,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
       metrics.rejected.inc({ code: e.code })
       if (e.status === 401) c.header('WWW-Authenticate', 'Bearer')
       if (e.retryAfter !== undefined) c.header('Retry-After', String(e.retryAfter))
+      // The rest of an oversized body is not read: the connection cannot carry another request.
+      if (e.status === 413) c.header('Connection', 'close')
       return c.json(e.toJSON(), e.status)
     }
     log.error({ err: (e as Error)?.message, path: c.req.path }, 'request failed')
