@@ -19,14 +19,14 @@ Usage:
   --config FILE.json  Operator policy: limits {max, defaults}, tokens, caps (see README).
   --queue URL         Put runs on a BullMQ queue in Redis instead of this machine's pool.
   --queue-name NAME   Queue and key prefix in Redis (default caplet).
-  --concurrency N     worker: runs at once (default 4).
+  --concurrency N     worker: runs at once (default: the number of cores, at least 2).
   --lock-duration MS  worker: a dead worker's runs are retried after about this (default 30000).
   --insecure-no-auth  Serve a non-loopback address without tokens.
   --log-level LEVEL   fatal, error, warn, info (default), debug, silent.
 `
 
 function parseFlags(argv: readonly string[]) {
-  const f = { port: 8080, host: '127.0.0.1', config: undefined as string | undefined, queue: undefined as string | undefined, queueName: undefined as string | undefined, concurrency: 4, lockDuration: 30_000, insecure: false, logLevel: 'info', help: false }
+  const f = { port: 8080, host: '127.0.0.1', config: undefined as string | undefined, queue: undefined as string | undefined, queueName: undefined as string | undefined, concurrency: undefined as number | undefined, lockDuration: 30_000, insecure: false, logLevel: 'info', help: false }
   const rest = [...argv]
   const next = (flag: string) => {
     const v = rest.shift()
@@ -57,6 +57,9 @@ function parseFlags(argv: readonly string[]) {
   return f
 }
 
+/** After a drain, nothing of ours is left running; a library's stray handle must not keep the process. */
+const exitSoon = () => { setTimeout(() => process.exit(), 2000).unref() }
+
 /** Resolves when a signal asked to stop. */
 const stopSignal = () => new Promise<string>((resolve) => {
   for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
@@ -80,10 +83,11 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
   try {
     if (command === 'worker') {
       const { startQueueWorker } = await import('./queue-worker.js')
-      const w = await startQueueWorker({ queue: f.queue!, concurrency: f.concurrency, config, lockDurationMs: f.lockDuration, log, ...(f.queueName ? { queueName: f.queueName } : {}) })
+      const w = await startQueueWorker({ queue: f.queue!, ...(f.concurrency ? { concurrency: f.concurrency } : {}), config, lockDurationMs: f.lockDuration, log, ...(f.queueName ? { queueName: f.queueName } : {}) })
       const sig = await stopSignal()
       log.info({ signal: sig }, 'draining')
       await w.close()
+      exitSoon()
       return 0
     }
     const { startServer } = await import('./server.js')
@@ -92,6 +96,7 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
     const sig = await stopSignal()
     log.info({ signal: sig }, 'draining')
     await s.close()
+    exitSoon()
     return 0
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: ${e.problems.join('; ')}\n`); return 125 }

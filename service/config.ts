@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { z } from 'zod'
 import { PolicyError } from '../runtime/errors.js'
 import { parseSize, parseDuration } from '../runtime/units.js'
@@ -62,7 +63,8 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   maxModuleBytes: 8 * 2 ** 20,
   maxStoredModuleBytes: 256 * 2 ** 20,
   moduleTtlMs: 24 * 3600_000,
-  maxConcurrent: 4,
+  // As many as the worker pool keeps warm: beyond it, runs would start threads inside their time limit.
+  maxConcurrent: Math.max(2, availableParallelism()),
   maxQueued: 1000,
   resultTtlMs: 3600_000,
   maxBatch: 100,

@@ -33,6 +33,8 @@ export function redisClient(url: string, log?: Logger): Redis {
   return r
 }
 
+const queueConnections = new WeakMap<Queue, Redis[]>()
+
 interface Pending { job: RunJob; resolve: (v: RunView) => void; added: boolean; lastCheck: number; resubmits: number }
 
 export class QueueBackend implements RunBackend {
@@ -64,8 +66,11 @@ export class QueueBackend implements RunBackend {
 
   static async connect(url: string, config: ServiceConfig, log: Logger, name = DEFAULT_QUEUE_NAME): Promise<QueueBackend> {
     const redis = redisClient(url, log)
-    const queue = new Queue(name, { connection: redisClient(url, log) })
-    const events = new QueueEvents(name, { connection: redisClient(url, log) })
+    // BullMQ leaves connections it was given open; these are ours to close.
+    const connections = [redisClient(url, log), redisClient(url, log)]
+    const queue = new Queue(name, { connection: connections[0]! })
+    const events = new QueueEvents(name, { connection: connections[1]! })
+    queueConnections.set(queue, connections)
     queue.on('error', (e) => log.debug({ err: e.message }, 'queue error'))
     events.on('error', (e) => log.debug({ err: e.message }, 'queue events error'))
     await Promise.all([redis.ping(), queue.waitUntilReady(), events.waitUntilReady()])
@@ -188,6 +193,7 @@ export class QueueBackend implements RunBackend {
     clearInterval(this.#timer)
     for (const p of [...this.#pending.values()]) this.#finish(p, failedView(p.job, 'unavailable', 'the server shut down before the run finished'))
     await Promise.allSettled([this.events.close(), this.queue.close()])
+    for (const c of queueConnections.get(this.queue) ?? []) c.disconnect()
     this.redis.disconnect()
   }
 }

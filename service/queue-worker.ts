@@ -16,6 +16,7 @@ import { DEFAULT_QUEUE_NAME, redisClient, resultKey } from './queue-backend.js'
 import type { RunJob } from './request.js'
 import type { RunRecord, RunView } from './runs.js'
 import { failedView } from './runs.js'
+import { WARM_WORKERS, warmPool } from './warm.js'
 
 export interface WorkerOptions {
   queue: string
@@ -40,10 +41,13 @@ export async function startQueueWorker(o: WorkerOptions): Promise<RunningWorker>
   const modules = new RedisModuleStore(redis, name, config.maxModuleBytes, config.moduleTtlMs)
   const programs = new ProgramCache()
   const lockDuration = o.lockDurationMs ?? 30_000
+  const concurrency = o.concurrency ?? WARM_WORKERS
+  await warmPool(concurrency)
 
   const processor = async (job: Job<RunJob>) => {
     const data = job.data
     const retried = Math.max(0, job.attemptsStarted - 1)
+    log.info({ run: data.id, retried }, 'run started')
     let view: RunView
     try {
       const result = await executeRun(data, () => modules.get(data.moduleId), programs)
@@ -58,9 +62,10 @@ export async function startQueueWorker(o: WorkerOptions): Promise<RunningWorker>
     return 'stored'
   }
 
+  const connection = redisClient(o.queue, log)
   const worker = new Worker<RunJob>(name, processor, {
-    connection: redisClient(o.queue, log),
-    concurrency: o.concurrency ?? 4,
+    connection,
+    concurrency,
     lockDuration,
     stalledInterval: Math.max(500, Math.floor(lockDuration / 2)),
     maxStalledCount: 2,
@@ -68,12 +73,13 @@ export async function startQueueWorker(o: WorkerOptions): Promise<RunningWorker>
   worker.on('error', (e) => log.debug({ err: e.message }, 'worker error'))
   worker.on('failed', (job, e) => log.warn({ run: job?.id, err: e.message }, 'run failed'))
   await worker.waitUntilReady()
-  log.info({ queue: name, concurrency: o.concurrency ?? 4 }, 'caplet worker ready')
+  log.info({ queue: name, concurrency }, 'caplet worker ready')
   let closing: Promise<void> | undefined
   return {
     close() {
       return closing ??= (async () => {
         await worker.close()
+        connection.disconnect()
         redis.disconnect()
       })()
     },

@@ -13,6 +13,7 @@ import { LocalBackend } from './local-backend.js'
 import { ServiceMetrics } from './metrics.js'
 import { MemoryModuleStore, type CompileSource } from './modules.js'
 import type { RunBackend } from './runs.js'
+import { warmPool } from './warm.js'
 
 export interface ServeOptions {
   config?: ServiceConfig
@@ -51,6 +52,7 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
     const { QueueBackend } = await import('./queue-backend.js')
     backend = await QueueBackend.connect(options.queue, config, log, options.queueName)
   } else {
+    await warmPool(Math.min(config.maxConcurrent, 64))
     backend = new LocalBackend(new MemoryModuleStore(config.maxModuleBytes, config.maxStoredModuleBytes), config, log)
   }
   const metrics = new ServiceMetrics(backend)

@@ -81,7 +81,7 @@ export async function startWorker(queue: string, args: string[] = []): Promise<W
   let out = ''
   proc.stdout!.on('data', (d) => { out += d })
   proc.stderr!.on('data', (d) => { out += d })
-  for (let i = 0; i < 400 && !out.includes('caplet worker ready'); i++) {
+  for (let i = 0; i < 2400 && !out.includes('caplet worker ready'); i++) {
     if (proc.exitCode !== null) throw new Error(`worker exited: ${out}`)
     await sleep(25)
   }
@@ -104,7 +104,7 @@ export interface Reply { status: number; headers: Headers; body: any }
 
 export async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const init: RequestInit = { method, headers: { ...headers } }
-  if (body instanceof Uint8Array) init.body = body
+  if (body instanceof Uint8Array) init.body = body as Uint8Array<ArrayBuffer>
   else if (typeof body === 'string') init.body = body
   else if (body !== undefined) { init.body = JSON.stringify(body); (init.headers as Record<string, string>)['content-type'] = 'application/json' }
   const r = await fetch(base + path, init)
