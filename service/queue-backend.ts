@@ -42,6 +42,8 @@ export class QueueBackend implements RunBackend {
   readonly #pending = new Map<string, Pending>()
   #closing = false
   #reconciling = false
+  /** Modules known to be in Redis since the last (re)connection: a Redis that restarted may have lost the others. */
+  readonly #confirmed = new Set<string>()
   readonly #timer: ReturnType<typeof setInterval>
 
   private constructor(
@@ -59,7 +61,8 @@ export class QueueBackend implements RunBackend {
       if (p) this.#finish(p, failedView(p.job, 'worker-failed', `the run failed in a worker: ${String(failedReason).slice(0, 300)}`, p.resubmits || undefined))
     })
     // Redis came back: check every run at once rather than at the next sweep.
-    redis.on('ready', () => { for (const p of this.#pending.values()) p.lastCheck = 0; void this.#reconcile() })
+    redis.on('close', () => this.#confirmed.clear())
+    redis.on('ready', () => { this.#confirmed.clear(); for (const p of this.#pending.values()) p.lastCheck = 0; void this.#reconcile() })
     this.#timer = setInterval(() => { void this.#reconcile() }, 1000)
     this.#timer.unref()
   }
@@ -94,6 +97,13 @@ export class QueueBackend implements RunBackend {
 
   async #add(p: Pending): Promise<void> {
     try {
+      if (!this.#confirmed.has(p.job.moduleId)) {
+        if (!await this.modules.restore(p.job.moduleId)) {
+          this.#finish(p, failedView(p.job, 'lost', 'the queue lost this run\'s module', p.resubmits || undefined))
+          return
+        }
+        this.#confirmed.add(p.job.moduleId)
+      }
       await this.queue.add('run', p.job, { jobId: p.job.id, attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(this.config.resultTtlMs / 1000) } })
       p.added = true
       p.lastCheck = Date.now()

@@ -148,7 +148,8 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
   }
   let limits: AppliedLimits | undefined
   try {
-    limits = applyLimits(r.limits, config.limits)
+    // The client's own object, not zod's copy (which drops keys such as "__proto__" instead of refusing them).
+    limits = applyLimits((body as { limits?: unknown }).limits, config.limits)
   } catch (e) {
     if (e instanceof LimitAboveMaximum) throw new ApiError(422, 'limit-above-maximum', 'a limit is above this server\'s maximum', e.problems.map((p) => where ? `${where}.${p}` : p))
     if (e instanceof PolicyError) problems.push(...e.problems.map((p) => where ? `${where}.${p}` : p))
