@@ -3,10 +3,10 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
-import { realpathSync } from 'node:fs'
+import { accessSync, constants as fsConstants, realpathSync, statSync } from 'node:fs'
 import { isAbsolute, relative } from 'node:path'
 import { isatty } from 'node:tty'
-import { z } from 'zod'
+import * as z from 'zod/mini'
 import type { Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
@@ -28,8 +28,8 @@ export interface MountSpec {
   mode?: 'ro' | 'rw' | 'overlay'
   /** Bytes the guest may add to this mount (`64MiB`); beyond it, `EDQUOT`. In-memory layers (tmp, overlay) default to 256 MiB. */
   size?: Size
-  /** Files, directories and symlinks the guest may create in this mount. */
-  files?: number
+  /** Files, directories and symlinks the guest may create in this mount (`--max-files` for all mounts). */
+  inodes?: number
   /** Overlay only: after the run, write the changes into this (new or empty) directory. */
   saveTo?: string
   /** Overlay only: after the run, apply the changes to the host directory. */
@@ -51,8 +51,8 @@ export interface Limits {
   stdout?: Size
   /** Bytes the guest may write to stderr (default 16 MiB when captured). */
   stderr?: Size
-  /** Open descriptors, stdio and mounts included (default 1024). */
-  files?: number
+  /** Open descriptors, stdio and mounts included (default 1024; `--max-fds`). */
+  fds?: number
   /** Bytes the guest may add across all writable mounts (`100MiB`); beyond it, `EDQUOT`. */
   disk?: Size
   /** Files, directories and symlinks the guest may create across all writable mounts (default with `disk`: one per 4 KiB, at least 64). */
@@ -67,8 +67,11 @@ export interface RunInput {
   /** argv including argv[0]; default `[<module file name>]`. */
   args?: readonly string[]
   env?: Readonly<Record<string, string>>
-  /** Guest stdin: bytes, a string, `'inherit'` (this process's stdin), or nothing (empty). */
-  stdin?: string | Uint8Array | 'inherit'
+  /**
+   * Guest stdin: bytes, a string, `'inherit'` (this process's stdin), `{ file }` (a host file,
+   * read as the guest reads: never held in memory whole), or nothing (empty).
+   */
+  stdin?: string | Uint8Array | 'inherit' | { file: string }
   stdout?: OutputOption
   stderr?: OutputOption
   signal?: AbortSignal
@@ -86,8 +89,12 @@ export interface RunOptions extends RunInput {
   clocks?: {
     /** Granularity of the guest's clocks (default `1us`), as browsers coarsen timers. */
     resolution?: Duration
-    /** Whether the process/thread CPU-time clocks are visible (default true). */
-    cputime?: boolean
+    /**
+     * The process/thread CPU-time clocks: `true` (default) reports this run's own time (time on
+     * the guest's thread, less its sleeps; never another run's work in the same process),
+     * `'process'` the host process's real CPU time (shared by every run in it), `false` hides them (`NOTSUP`).
+     */
+    cputime?: boolean | 'process'
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
@@ -114,7 +121,7 @@ export interface ResolvedPolicy {
   args: string[] | undefined
   env: Record<string, string>
   mounts: ResolvedMount[]
-  stdin: Uint8Array | 'inherit'
+  stdin: Uint8Array | 'inherit' | { file: string }
   limits: {
     /** The memory cap in pages: the policy's, or the default. */
     memoryPages: number
@@ -131,7 +138,7 @@ export interface ResolvedPolicy {
   isolation: 'worker' | 'in-process'
   deterministic: boolean
   seed: number
-  clocks: { resolutionNs: bigint; cputime: boolean }
+  clocks: { resolutionNs: bigint; cputime: 'run' | 'process' | 'hidden' }
   syscalls: string[] | undefined
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
@@ -147,68 +154,107 @@ export const DEFAULT_IN_MEMORY_BYTES = 256 * 1024 ** 2
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
 const MAX_PAGES = 65536
 
-const size = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
-  try { parseSize(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }) }
-})
-const duration = z.union([z.number(), z.string()]).superRefine((v, ctx) => {
-  try { parseDuration(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }) }
-})
+// zod/mini: the same checks and issues as zod, at 1/30th of the bundle (start-up of every CLI run).
+const size = z.union([z.number(), z.string()]).check(z.superRefine((v, ctx) => {
+  try { parseSize(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v }) }
+}))
+const duration = z.union([z.number(), z.string()]).check(z.superRefine((v, ctx) => {
+  try { parseDuration(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v }) }
+}))
 const output = z.union([z.enum(['capture', 'inherit', 'discard']), z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function')])
-const guestPath = z.string().refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"')
+const guestPath = z.string().check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
+const nonEmpty = () => z.string().check(z.minLength(1))
+const count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().check(z.gte(min), z.lte(max))
 
-const mountSchema = z.object({
+const mountSchema = z.strictObject({
   guest: guestPath,
-  host: z.string().min(1).optional(),
-  tmp: z.boolean().optional(),
-  fs: z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem').optional(),
-  mode: z.enum(['ro', 'rw', 'overlay']).optional(),
-  size: size.optional(),
-  files: z.number().int().min(0).optional(),
-  saveTo: z.string().min(1).optional(),
-  apply: z.boolean().optional(),
-}).strict()
-  .refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs')
-  .refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory')
-  .refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"')
-  .refine((m) => m.mode !== 'ro' || (m.size === undefined && m.files === undefined), 'a read-only mount takes no size or files quota')
+  host: z.optional(nonEmpty()),
+  tmp: z.optional(z.boolean()),
+  fs: z.optional(z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem')),
+  mode: z.optional(z.enum(['ro', 'rw', 'overlay'])),
+  size: z.optional(size),
+  inodes: z.optional(count(0)),
+  saveTo: z.optional(nonEmpty()),
+  apply: z.optional(z.boolean()),
+}).check(
+  z.refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs'),
+  z.refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory'),
+  z.refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"'),
+  z.refine((m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined), 'a read-only mount takes no size or inodes quota'),
+)
 
 /** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
 const runInputShape = {
-  args: z.array(z.string()).optional(),
-  env: z.record(z.string().regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL'), z.string().refine((v) => !v.includes('\0'), 'must not contain NUL')).optional(),
-  stdin: z.union([z.string(), z.instanceof(Uint8Array)]).optional(),
-  stdout: output.optional(),
-  stderr: output.optional(),
-  signal: z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal').optional(),
+  args: z.optional(z.array(z.string())),
+  env: z.optional(z.record(
+    z.string().check(z.regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL')),
+    z.string().check(z.refine((v) => !v.includes('\0'), 'must not contain NUL')),
+  )),
+  stdin: z.optional(z.union([
+    z.string(),
+    z.instanceof(Uint8Array),
+    z.strictObject({ file: nonEmpty().check(z.refine(readableFile, 'must name a readable regular file')) }),
+  ])),
+  stdout: z.optional(output),
+  stderr: z.optional(output),
+  signal: z.optional(z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal')),
 }
 
-const schema = z.object({
+const schema = z.strictObject({
   ...runInputShape,
-  mounts: z.array(mountSchema).optional(),
-  limits: z.object({
-    memory: size.optional(),
-    timeout: duration.optional(),
-    fuel: z.number().int().positive().optional(),
-    stdout: size.optional(),
-    stderr: size.optional(),
-    files: z.number().int().min(3).max(1 << 20).optional(),
-    disk: size.optional(),
-    inodes: z.number().int().min(0).optional(),
-  }).strict().optional(),
-  isolation: z.enum(['worker', 'in-process']).optional(),
-  deterministic: z.boolean().optional(),
-  seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
-  syscalls: z.array(z.string()).optional(),
-  tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
-}).strict()
+  mounts: z.optional(z.array(mountSchema)),
+  limits: z.optional(z.strictObject({
+    memory: z.optional(size),
+    timeout: z.optional(duration),
+    fuel: z.optional(count(1)),
+    stdout: z.optional(size),
+    stderr: z.optional(size),
+    fds: z.optional(count(3, 1 << 20)),
+    disk: z.optional(size),
+    inodes: z.optional(count(0)),
+  })),
+  isolation: z.optional(z.enum(['worker', 'in-process'])),
+  deterministic: z.optional(z.boolean()),
+  seed: z.optional(count(0)),
+  clocks: z.optional(z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) })),
+  syscalls: z.optional(z.array(z.string())),
+  tier: z.optional(z.enum(['auto', 'optimized', 'baseline'])),
+})
 
-const runInputSchema = z.object(runInputShape).strict()
+const runInputSchema = z.strictObject(runInputShape)
+
+/**
+ * Fields that were renamed, by the object they sit in: `limits.files` counted descriptors and a
+ * mount's `files` created nodes, one word for two resources.
+ */
+const RENAMED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  limits: { files: 'fds (open descriptors, as --max-fds)' },
+  mount: { files: 'inodes (files, directories and symlinks created, as --max-files)' },
+}
+
+/** The container of an issue's path for `RENAMED`: `limits`, `mount`, or none. */
+const renameScope = (path: readonly PropertyKey[]): string | undefined =>
+  path.length === 1 && path[0] === 'limits' ? 'limits' : path.length === 2 && path[0] === 'mounts' ? 'mount' : undefined
 
 /** Every zod issue as `field: message`, the field spelled as in the options (`mounts[0].guest`). */
 function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) => string | undefined = () => undefined): string[] {
   const problems: string[] = []
   for (const issue of issues) {
+    const scope = issue.code === 'unrecognized_keys' ? renameScope(issue.path) : undefined
+    if (issue.code === 'unrecognized_keys' && scope !== undefined) {
+      const renamed = RENAMED[scope]!
+      const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+      const rest = issue.keys.filter((k) => {
+        if (!Object.hasOwn(renamed, k)) return true
+        problems.push(`${where}.${k}: renamed; use ${where}.${renamed[k]}`)
+        return false
+      })
+      if (rest.length === 0) continue
+      if (rest.length < issue.keys.length) {
+        problems.push(`${where}: Unrecognized key${rest.length > 1 ? 's' : ''}: ${rest.map((k) => JSON.stringify(k)).join(', ')}`)
+        continue
+      }
+    }
     if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
       // A policy field passed to one run of a prepared program: say where it belongs.
       const rest = issue.keys.filter((k) => {
@@ -255,8 +301,19 @@ const outputLimit = (explicit: number | undefined, mode: OutputOption | undefine
  * caller may refill its buffer before the run reads it (in-process, the guest reads as it goes;
  * a worker run may wait in the pool's queue).
  */
-const stdinBytes = (stdin: RunInput['stdin']): Uint8Array | 'inherit' =>
-  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN : new Uint8Array(stdin)
+const stdinBytes = (stdin: RunInput['stdin']): ResolvedPolicy['stdin'] =>
+  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN
+    : stdin instanceof Uint8Array ? new Uint8Array(stdin) : { file: stdin.file }
+
+/** A stdin file must exist and be a readable regular file when the run is resolved (a FIFO could block the host). */
+function readableFile(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.R_OK)
+    return statSync(path).isFile()
+  } catch {
+    return false
+  }
+}
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
   stdout: o.stdout === 'inherit' && isatty(1),
@@ -293,11 +350,16 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   }
   const isolation = o.isolation ?? 'worker'
   if (isolation === 'in-process' && o.limits?.timeout !== undefined) problems.push(IN_PROCESS_TIMEOUT)
+  if (o.limits?.timeout !== undefined && problems.length === 0 && !(parseDuration(o.limits.timeout) > 0)) {
+    problems.push(`limits.timeout: ${JSON.stringify(o.limits.timeout)} must be more than 0`)
+  }
+  if (o.seed !== undefined && !o.deterministic) problems.push('seed: applies only to deterministic runs; set deterministic: true')
   if (o.deterministic && o.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
     if (memoryPages < 1) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is less than one 64 KiB page`)
+    if (memoryPages > MAX_PAGES) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is more than wasm32's 4 GiB address space`)
     memoryPages = Math.min(memoryPages, MAX_PAGES)
   }
   if (problems.length > 0) throw new PolicyError(problems)
@@ -311,7 +373,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       ...(m.tmp ? { tmp: true } : {}),
       // In-memory layers (tmp mounts, overlays' changes) are host memory: they always have a size.
       ...(m.size !== undefined ? { bytes: parseSize(m.size) } : m.tmp || m.mode === 'overlay' ? { bytes: DEFAULT_IN_MEMORY_BYTES } : {}),
-      ...(m.files !== undefined ? { inodes: m.files } : {}),
+      ...(m.inodes !== undefined ? { inodes: m.inodes } : {}),
       ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
       ...(m.apply ? { apply: true } : {}),
     })),
@@ -323,7 +385,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       fuel: l.fuel,
       stdoutBytes: outputLimit(l.stdout !== undefined ? parseSize(l.stdout) : undefined, o.stdout),
       stderrBytes: outputLimit(l.stderr !== undefined ? parseSize(l.stderr) : undefined, o.stderr),
-      maxFds: l.files ?? 1024,
+      maxFds: l.fds ?? 1024,
       diskBytes: l.disk !== undefined ? parseSize(l.disk) : undefined,
       // A byte quota alone would let empty files with long names grow a directory without
       // bound: one file per 4 KiB of quota (ext4's default ratio is one per 16 KiB).
@@ -334,7 +396,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     seed: o.seed ?? 0,
     clocks: {
       resolutionNs: o.clocks?.resolution === undefined ? DEFAULT_RESOLUTION_NS : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
-      cputime: o.clocks?.cputime ?? true,
+      cputime: o.clocks?.cputime === 'process' ? 'process' : o.clocks?.cputime === false ? 'hidden' : 'run',
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
     tier: o.tier,

@@ -124,7 +124,7 @@ export async function executeRun(job: RunJob, bytes: () => Promise<Uint8Array | 
       const outDir = join(base, 'output')
       if (job.output) {
         await mkdir(outDir)
-        mounts.push({ guest: '/output', host: outDir, mode: 'rw', size: job.limits.disk, files: job.limits.inodes })
+        mounts.push({ guest: '/output', host: outDir, mode: 'rw', size: job.limits.disk, inodes: job.limits.inodes })
       }
       const program = await prepare(await required(bytes, job.moduleId), { limits: policyLimits(job.limits), mounts })
       const result = await program.run(input)

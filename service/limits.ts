@@ -40,10 +40,9 @@ export interface AppliedLimits {
 export const LIMIT_NAMES = ['memory', 'timeout', 'fuel', 'stdout', 'stderr', 'fds', 'disk', 'inodes'] as const
 export type LimitName = typeof LIMIT_NAMES[number]
 
-/** The service's name of a limit -> the policy's (`fds` is `files` in this version of the policy). */
+/** The service's limits are the policy's, field for field. */
 function toPolicyLimits(spec: LimitsSpec): Limits {
-  const { fds, ...rest } = spec
-  return { ...rest, ...(fds !== undefined ? { files: fds } : {}) } as Limits
+  return { ...spec } as Limits
 }
 
 /**
@@ -61,7 +60,7 @@ export function parseLimits(spec: unknown, where = 'limits'): Partial<AppliedLim
     resolved = resolvePolicy({ limits: toPolicyLimits(s as LimitsSpec) }).limits
   } catch (e) {
     if (e instanceof PolicyError) {
-      throw new PolicyError(e.problems.map((p) => p.replace(/^limits\.files\b/, 'limits.fds').replace(/^limits\b/, where)))
+      throw new PolicyError(e.problems.map((p) => p.replace(/^limits\b/, where)))
     }
     throw e
   }
