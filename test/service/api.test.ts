@@ -286,3 +286,30 @@ describe('caplet serve: the command', () => {
     expect(bad.status).toBe(125)
   })
 })
+
+describe('caplet serve: the source hook', () => {
+  it('compiles source through the given compile(), once per distinct source', async () => {
+    const { startServer } = await import('../../service/server.js')
+    const { resolveConfig } = await import('../../service/config.js')
+    const { silent } = await import('../support/service.js')
+    const seen: string[] = []
+    // Stands in for the toolchain's compile(): answers the svc_guest module for any C source.
+    const compile = async (src: { language: string; files: Record<string, string> }) => {
+      seen.push(src.language)
+      if (src.language !== 'c') throw new Error('unsupported')
+      return new Uint8Array(GUEST)
+    }
+    const q = await startServer({ config: resolveConfig({}), port: 0, log: silent, compile })
+    try {
+      const source = { language: 'c', files: { 'main.c': 'int main(void){return 0;}' } }
+      const a = await call(q.url, 'POST', '/v1/runs', { source, args: ['g', 'echo', 'src'] })
+      const b = await call(q.url, 'POST', '/v1/runs', { source, args: ['g', 'echo', 'again'] })
+      expect(a.body.result.stdout).toContain('arg:src')
+      expect(b.body.result.stdout).toContain('arg:again')
+      expect(a.body.module).toBe(ID)
+      expect(seen).toEqual(['c'])
+      const both = await call(q.url, 'POST', '/v1/runs', { source, module: ID })
+      expect(both.status).toBe(400)
+    } finally { await q.close(5000) }
+  })
+})
