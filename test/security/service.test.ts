@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningServer } from '../../service/server.js'
-import { call, GUEST, serve } from '../support/service.js'
+import { call, GUEST, serve, type Json } from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 const SECRET = 'sec-token-0123456789abcdef'
@@ -28,7 +28,7 @@ afterAll(async () => { await s?.close(5000) })
 
 const run = (body: unknown, h: Record<string, string> = A) => call(s.url, 'POST', '/v1/runs', body, h)
 /** A refusal: the status, a JSON error code, and nothing of the host in it. */
-function refused(r: { status: number; body: any }, status: number, code?: string) {
+function refused(r: { status: number; body: Json }, status: number, code?: string) {
   expect(r.status).toBe(status)
   expect(typeof r.body).toBe('object')
   if (code) expect(r.body.error).toBe(code)

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningServer } from '../../service/server.js'
 import { repoRoot } from '../support/guest.js'
-import { call, GUEST, GUEST_B64, serve } from '../support/service.js'
+import { call, GUEST, GUEST_B64, serve, type Json } from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 const A = { authorization: 'Bearer token-a-0123456789abcdef' }
@@ -19,7 +19,7 @@ const B = { authorization: 'Bearer token-b-0123456789abcdef' }
 let s: RunningServer
 let hook: Server
 let hookUrl = ''
-const delivered: any[] = []
+const delivered: Json[] = []
 
 beforeAll(async () => {
   hook = createServer((req, res) => {
@@ -121,7 +121,7 @@ describe('caplet serve: endpoints', () => {
     const r = await run({ module: ID, args: ['g', 'sleep', '50'], wait: false })
     expect(r.status).toBe(202)
     expect(r.headers.get('location')).toBe(`/v1/runs/${r.body.id}`)
-    let view: any
+    let view: Json
     for (let i = 0; i < 200; i++) {
       view = (await call(s.url, 'GET', `/v1/runs/${r.body.id}`, undefined, A)).body
       if (view.status === 'done') break
@@ -139,7 +139,7 @@ describe('caplet serve: endpoints', () => {
   it('POST /v1/runs/batch runs all, in order; one bad run refuses the whole batch naming it', async () => {
     const ok = await call(s.url, 'POST', '/v1/runs/batch', { runs: [1, 2, 3].map((i) => ({ module: ID, args: ['g', 'echo', String(i)] })) }, A)
     expect(ok.status).toBe(200)
-    expect(ok.body.runs.map((v: any) => v.result.stdout.split('\n')[0])).toEqual(['arg:1', 'arg:2', 'arg:3'])
+    expect(ok.body.runs.map((v: Json) => v.result.stdout.split('\n')[0])).toEqual(['arg:1', 'arg:2', 'arg:3'])
     const bad = await call(s.url, 'POST', '/v1/runs/batch', { runs: [{ module: ID }, { module: ID, args: 'x' }] }, A)
     expect(bad.status).toBe(400)
     expect(bad.body.problems.join('\n')).toContain('runs[1].args')

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningServer } from '../../service/server.js'
-import { call, GUEST, serve, startRedis, startWorker, type RedisInstance, type WorkerProcess } from '../support/service.js'
+import { call, GUEST, serve, startRedis, startWorker, type RedisInstance, type WorkerProcess, type Json } from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 /**
@@ -61,7 +61,7 @@ describe('caplet serve --queue with 3 workers', () => {
     const sent = await Promise.all(Array.from({ length: batches }, (_, b) => call(server.url, 'POST', '/v1/runs/batch', {
       runs: Array.from({ length: Math.min(100, MANY - b * 100) }, (_, i) => ({ module: ID, args: ['g', 'echo', `n${b * 100 + i}`] })),
     })))
-    const views = sent.flatMap((r) => { expect(r.status).toBe(200); return r.body.runs as any[] })
+    const views = sent.flatMap((r) => { expect(r.status).toBe(200); return r.body.runs as Json[] })
     expect(views).toHaveLength(MANY)
     const ids = new Set<string>()
     views.forEach((v, i) => {
@@ -89,7 +89,7 @@ describe('caplet serve --queue with 3 workers', () => {
   it('wait: false and GET /v1/runs/:id through Redis', async () => {
     const r = await run({ args: ['g', 'echo', 'later'], wait: false })
     expect(r.status).toBe(202)
-    let view: any
+    let view: Json
     for (let i = 0; i < 500; i++) {
       view = (await call(server.url, 'GET', `/v1/runs/${r.body.id}`)).body
       if (view.status === 'done') break

