@@ -49,6 +49,8 @@ Usage:
   caplet run [FLAGS] SOURCE [ARGS...]     compile hello.c, main.cpp, prog.wat, x.as.ts (cached),
                                           then run it the same way (build flags: caplet build --help)
   caplet build [FLAGS] SRC... -o OUT.wasm compile only
+  caplet serve [--port 8080] [--queue redis://HOST:PORT]   (an HTTP API; caplet serve --help)
+  caplet worker --queue redis://HOST:PORT                  (runs queued runs)
 
 By default the guest gets stdin, stdout, stderr, its arguments and nothing else:
 no files, no environment variables, no network. It runs in a worker thread.
@@ -485,6 +487,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
   if (argv[0] === 'build') return buildMain(argv.slice(1), io)
   if (argv[0] === 'help' && argv[1] === 'build') { io.out(BUILD_HELP); return 0 }
+  // `caplet serve` / `caplet worker`: the HTTP service (service/), loaded only when asked for.
+  if (argv[0] === 'serve' || argv[0] === 'worker') return (await import('../service/cli.js')).serviceMain(argv, io)
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)

