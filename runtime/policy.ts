@@ -3,12 +3,10 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
-import { realpathSync } from 'node:fs'
-import { isAbsolute, relative } from 'node:path'
-import { isatty } from 'node:tty'
 import { z } from 'zod'
 import type { Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
+import { hostRealPath, isTerminal as isatty, within } from './policy-host.js'
 import { parseDuration, parseSize } from './units.js'
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
@@ -226,20 +224,6 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) =>
     problems.push(`${where}: ${issue.message}`)
   }
   return problems
-}
-
-/** Whether `inner` is `outer` or lies beneath it (`/` contains everything). */
-function within(inner: string, outer: string): boolean {
-  const rel = relative(outer, inner)
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
-}
-
-function hostRealPath(p: string): string | undefined {
-  try {
-    return realpathSync(p)
-  } catch {
-    return undefined
-  }
 }
 
 const NO_STDIN = new Uint8Array(0)
