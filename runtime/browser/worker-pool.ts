@@ -4,7 +4,16 @@
  * still gets a fresh host, mounts and instance; guests never see JavaScript state). A worker that
  * was terminated (timeout, abort) or that failed is discarded, never reused. At most `max` run at
  * once; further runs wait their turn (their time limit starts when they are dispatched).
+ *
+ * A worker is also retired after `MAX_RUNS_PER_WORKER` runs: each run's linear memory reserves
+ * gigabytes of address space (a 1 GiB memory plus V8's guard regions) that is given back only when
+ * the garbage collector frees the dead instance, and Chromium refuses a new instance once a
+ * renderer's reservations run out ("Cannot allocate Wasm memory"), which a long-lived worker
+ * running hundreds of guests reached. A fresh worker gives it all back at once.
  */
+
+/** Runs a worker serves before it is replaced. */
+export const MAX_RUNS_PER_WORKER = 16
 
 export interface PooledWorker {
   readonly worker: Worker
@@ -12,6 +21,7 @@ export interface PooledWorker {
 
 export class BrowserWorkerPool {
   readonly #idle: Worker[] = []
+  readonly #runs = new WeakMap<Worker, number>()
   readonly #queue: ((w: Worker) => void)[] = []
   #busy = 0
 
@@ -35,6 +45,9 @@ export class BrowserWorkerPool {
     w.onmessage = null
     w.onerror = null
     w.onmessageerror = null
+    const runs = (this.#runs.get(w) ?? 0) + 1
+    if (runs >= MAX_RUNS_PER_WORKER) { this.discard(w); return }
+    this.#runs.set(w, runs)
     const next = this.#queue.shift()
     if (next !== undefined) { next(w); return }
     this.#busy--

@@ -63,3 +63,14 @@ export async function launchChromium(): Promise<Browser> {
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: asRoot ? ['--no-sandbox'] : [] })
 }
+
+/** memfs bundled for the browser (with the usual polyfills), as an ES module exporting `Volume`. */
+export async function bundleMemfs(): Promise<string> {
+  const { build } = await import('esbuild')
+  const alias = { 'node:buffer': 'buffer', 'node:events': 'events', 'node:path': 'path-browserify', 'node:stream': 'readable-stream', 'node:url': 'url', 'node:process': 'process/browser.js' }
+  const r = await build({
+    entryPoints: [join(repoRoot, 'test/browser/pages/memfs-entry.mjs')], bundle: true, format: 'esm', platform: 'browser', write: false,
+    alias, inject: [join(repoRoot, 'test/browser/pages/node-globals.mjs')], define: { global: 'globalThis' }, logLevel: 'error',
+  })
+  return r.outputFiles[0]!.text
+}
