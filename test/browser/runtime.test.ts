@@ -153,6 +153,8 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
 
   it('stops an infinite loop at its timeout within 1.5x, keeps the output written before, and the page stays responsive', async () => {
     const LIMIT = 1000
+    // A warm worker, so the limit measures the guest, not a worker's start on a loaded machine.
+    await page.evaluate(() => (window as any).caplet.run('/samples/hello.wasm'))
     await page.evaluate((limit) => {
       const w = window as any
       w.longest = 0
@@ -181,10 +183,11 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     const r = await page.evaluate(async () => {
       const ac = new AbortController()
       const seen: string[] = []
+      // Aborted once all three lines were streamed (the guest then spins forever).
       const p = (window as any).caplet.run('/test/fixtures/wasm/talk_spin.wasm', {
-        args: ['talk_spin', '3'], signal: ac.signal, onStdout: (c: Uint8Array) => seen.push(new TextDecoder().decode(c)),
+        args: ['talk_spin', '3'], signal: ac.signal,
+        onStdout: (c: Uint8Array) => { seen.push(new TextDecoder().decode(c)); if (seen.join('').endsWith('line 3\n')) setTimeout(() => ac.abort(), 50) },
       })
-      setTimeout(() => ac.abort(), 400)
       const res = await p
       return { exitCode: res.exitCode, limit: res.limit, stdout: new TextDecoder().decode(res.stdout), streamed: seen.join('') }
     })
@@ -263,6 +266,56 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     expect(r.files).toEqual({
       '/proj/in.txt': 'written by the guest\n', '/proj/src/main.c': 'int main;\n', '/proj/out/made.txt': 'written by the guest\n', '/other/secret.txt': 'not mounted\n',
     })
+  }, 60_000)
+
+  it('bounds floods as Node does: descriptors, files and bytes under quota, output, poll and iovec counts, long paths', async () => {
+    const floods: [string[], Record<string, unknown>][] = [
+      [['flood', 'fds', '5000'], {}],
+      [['flood', 'files', '5000'], { limits: { inodes: 300 } }],
+      [['flood', 'big-write', '64'], { limits: { disk: '8MiB' } }],
+      [['flood', 'symlinks', '5000'], { limits: { inodes: 200 } }],
+      [['flood', 'stdout', '64'], { limits: { stdout: '1MiB' } }],
+      [['flood', 'random'], {}],
+      [['flood', 'iovs-many'], {}],
+      [['flood', 'poll-many'], {}],
+      [['flood', 'long-path'], {}],
+      [['flood', 'mkdir-deep'], {}],
+    ]
+    for (const [args, extra] of floods) {
+      const k: Case = { wasm: 'test/fixtures/wasm/flood.wasm', args, layout: 'fixture' }
+      const [b] = await runInPage([{ ...k, wasm: `/${k.wasm}` }], extra)
+      const n = seenNode(runWithLayout(join(repoRoot, k.wasm), 'memory', { args, ...extra }))
+      expect(b, args.join(' ')).toEqual(n)
+    }
+  }, 120_000)
+
+  it('refuses links on an OPFS mount (NOTSUP) and never writes one back; a volume mount refuses links that climb', async () => {
+    const r = await page.evaluate(async () => {
+      const c = (window as any).caplet
+      const td = new TextDecoder()
+      const root = await navigator.storage.getDirectory()
+      await root.removeEntry('caplet-links', { recursive: true }).catch(() => {})
+      const opfs = await c.run('/test/fixtures/wasm/escape.wasm', { args: ['escape', 'symlinks'], mounts: [{ guest: '/sandbox', opfs: 'caplet-links' }, { guest: '/data', tmp: true, mode: 'ro' }] })
+      const names: string[] = []
+      const walk = async (d: any, p: string) => { for await (const [n, h] of d.entries()) { names.push(`${p}${n}:${h.kind}`); if (h.kind === 'directory') await walk(h, `${p}${n}/`) } }
+      await walk(await root.getDirectoryHandle('caplet-links'), '')
+      const vol = new (window as any).memfs.Volume()
+      vol.mkdirSync('/proj')
+      const volRun = await c.run('/test/fixtures/wasm/escape.wasm', { args: ['escape', 'symlinks'], mounts: [{ guest: '/sandbox', volume: vol, path: '/proj' }, { guest: '/data', tmp: true, mode: 'ro' }] })
+      const links: string[] = []
+      const vwalk = (p: string) => { for (const n of vol.readdirSync(p)) { const q = `${p}/${n}`; const st = vol.lstatSync(q); if (st.isSymbolicLink()) links.push(`${q} -> ${vol.readlinkSync(q)}`); else if (st.isDirectory()) vwalk(q) } }
+      vwalk('/proj')
+      return { opfs: td.decode(opfs.stdout), opfsExit: opfs.exitCode, names, vol: td.decode(volRun.stdout), links }
+    })
+    const created = (out: string) => out.split('\n').filter((l) => /^symlink \S+ -> \S+: /.test(l))
+    expect(r.opfsExit).toBe(0)
+    expect(created(r.opfs).length).toBeGreaterThan(8)
+    for (const l of created(r.opfs)) expect(l, l).toMatch(/: (PERM|NOTSUP|NOENT)$/) // NOENT: under a link that was refused
+    expect(created(r.opfs).filter((l) => l.endsWith('NOTSUP')).length).toBeGreaterThan(3)
+    expect(r.names.filter((n) => n.endsWith(':file') && /loop|dangling|inside|dirlink|dotlink/.test(n))).toEqual([])
+    expect(r.vol).toMatch(/^symlink dir\/back -> \.\.\/secret: PERM$/m)
+    expect(r.vol).toMatch(/^symlink inside -> secret: ok$/m)
+    for (const l of r.links) expect(l, l).not.toMatch(/-> (\/|.*\.\.)/)
   }, 60_000)
 
   it('refuses what a page cannot have with a PolicyError naming the field, and bad modules with a ModuleError', async () => {
