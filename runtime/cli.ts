@@ -206,7 +206,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--timeout': limits.timeout = next(); break
       case '--fuel': limits.fuel = positiveInt(flag, next()); break
       case '--max-output': { const v = next(); limits.stdout = v; limits.stderr = v; break }
-      case '--max-fds': limits.files = positiveInt(flag, next()); break
+      case '--max-fds': limits.fds = positiveInt(flag, next()); break
       case '--disk': limits.disk = next(); break
       case '--max-files': limits.inodes = positiveInt(flag, next()); break
       case '--policy': options = { ...readPolicyFile(next()), ...options }; break

@@ -4,12 +4,13 @@
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
 import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type StdinSource } from '../wasi-host/index.js'
-import { createNodeClocks } from '../wasi-host/node/clocks.js'
+import { createNodeClocks } from '../wasi-host/node/index.js'
 import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
 import { openHostStdin } from './stdio.js'
+import type { BridgeChannel } from './worker/bridge.js'
 import { classifyTrap, type TrapInfo } from './trap.js'
 
 export type LimitKind = 'timeout' | 'fuel' | 'stdout' | 'stderr' | 'memory' | 'aborted'
@@ -69,6 +70,8 @@ export interface Guest {
   functions: readonly string[]
   policy: ResolvedPolicy
   argv0: string
+  /** The channel to the run's async host services (sockets, async host functions), when it has any. */
+  bridge?: BridgeChannel
 }
 
 /** Runs the guest. Extra `preopens` (in-process `fs` mounts) are appended after the policy's. */

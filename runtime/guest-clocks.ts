@@ -5,8 +5,34 @@
  */
 import { Errno, WasiError, type ClockSource } from '../wasi-host/index.js'
 
-/** Rounds every reading down to `resolutionNs`; hides CPU time if asked (`NOTSUP`). */
-export function coarsenClocks(base: ClockSource, resolutionNs: bigint, cputime: boolean): ClockSource {
+/**
+ * The CPU-time clocks of one run: the time since the run started on the guest's thread, less the
+ * time it slept. Node 20 cannot read one thread's CPU time, and the process's is shared by every
+ * run in a worker pool (one tenant could watch another's work through it).
+ */
+export function runCputimeClocks(base: ClockSource): ClockSource {
+  const start = base.monotonic()
+  let slept = 0n
+  const cpu = () => base.monotonic() - start - slept
+  return {
+    ...base,
+    processCputime: cpu,
+    threadCputime: cpu,
+    resolution: { ...base.resolution, processCputime: base.resolution.monotonic, threadCputime: base.resolution.monotonic },
+    sleep: (ns) => {
+      const before = base.monotonic()
+      base.sleep(ns)
+      // Only what was really slept, so the clock never runs backwards.
+      const took = base.monotonic() - before
+      slept += took < ns ? took : ns
+    },
+  }
+}
+
+/** Rounds every reading down to `resolutionNs`; the CPU-time clocks are the run's own, the process's, or hidden (`NOTSUP`). */
+export function coarsenClocks(source: ClockSource, resolutionNs: bigint, cputime: 'run' | 'process' | 'hidden'): ClockSource {
+  const base = cputime === 'run' ? runCputimeClocks(source) : source
+  const shown = cputime !== 'hidden'
   const r = resolutionNs
   const coarse = (f: () => bigint) => (r <= 1n ? f : () => { const t = f(); return t - (t % r) })
   const hidden = () => { throw new WasiError(Errno.NOTSUP, 'CPU-time clocks are not granted') }
@@ -14,8 +40,8 @@ export function coarsenClocks(base: ClockSource, resolutionNs: bigint, cputime: 
   return {
     realtime: coarse(base.realtime),
     monotonic: coarse(base.monotonic),
-    processCputime: cputime ? coarse(base.processCputime) : hidden,
-    threadCputime: cputime ? coarse(base.threadCputime) : hidden,
+    processCputime: shown ? coarse(base.processCputime) : hidden,
+    threadCputime: shown ? coarse(base.threadCputime) : hidden,
     resolution: {
       realtime: max(base.resolution.realtime),
       monotonic: max(base.resolution.monotonic),

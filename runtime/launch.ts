@@ -9,6 +9,7 @@ import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './ou
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
+import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
 
 export interface RunResult {
@@ -76,15 +77,23 @@ function streamMode(opt: OutputOption, limit: number | undefined, buffer: (capac
   return { kind: opt }
 }
 
-/** Runs on a pooled worker; the time limit and the signal stop it at any instruction. */
-export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunResult> {
+/**
+ * Runs on a pooled worker; the time limit and the signal stop it at any instruction. `services`
+ * (sockets, async host functions) are served to the guest over the synchronous bridge from this
+ * thread, and disposed when the run settles, however it ends.
+ */
+export function runInWorker(command: Command, run: PreparedPolicy, services?: Record<string, ServedService>): Promise<RunResult> {
   const { policy, signal } = run
+  const bridge = services ? createBridge() : undefined
+  const server = bridge ? new BridgeServer(bridge, services!) : undefined
   let stdout: StreamMode = { kind: 'discard' }
   let stderr: StreamMode = { kind: 'discard' }
   const build = (buffers: CaptureBuffers): WorkerJob => {
     stdout = streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
     stderr = streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
-    return { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
+    const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
+    if (bridge) job.bridge = bridge
+    return job
   }
   return new Promise<RunResult>((resolve, reject) => {
     let settled = false
@@ -96,6 +105,8 @@ export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunR
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
+      // Closing the bridge disposes the run's services (host sockets), whatever ended the run.
+      void server?.close().catch(() => {})
       if (reuse) running?.release()
       // NOTE: terminating stops the guest mid-instruction, before its host can write out the
       // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
@@ -117,6 +128,7 @@ export function runInWorker(command: Command, run: PreparedPolicy): Promise<RunR
       reject(signal!.reason)
     }
     signal?.addEventListener('abort', onAbort, { once: true })
+    void server?.serve()
     void defaultPool.submit(build, {
       message: (m) => {
         if (m.type === 'chunk') {

@@ -5,13 +5,10 @@
  * their changes and are exported or applied if the policy asks.
  */
 import {
-  createMemFs, type Filesystem, type PreopenSpec,
+  createMemFs, createOverlayFs, createQuotaUsage, readOnly, withQuota,
+  type Filesystem, type OverlayChange, type OverlayFs, type PreopenSpec, type QuotaUsage,
 } from '../wasi-host/index.js'
-import { createOverlayFs, type OverlayChange, type OverlayFs } from '../wasi-host/fs/overlay.js'
-import { createQuotaUsage, withQuota, type QuotaUsage } from '../wasi-host/fs/quota.js'
-import { readOnly } from '../wasi-host/fs/read-only.js'
-import { createHostDirFs } from '../wasi-host/node/host-dir-fs.js'
-import { applyOverlay, exportOverlay } from '../wasi-host/node/overlay-apply.js'
+import { applyOverlay, createHostDirFs, exportOverlay } from '../wasi-host/node/index.js'
 import type { ResolvedPolicy } from './policy.js'
 
 /** What an overlay mount left behind. */

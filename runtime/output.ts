@@ -3,8 +3,7 @@
  * worker was terminated: nothing written is lost), written to a host fd, or discarded.
  * A write past the limit keeps what fits and stops the guest with `LimitExceeded`.
  */
-import { LimitExceeded } from '../wasi-host/index.js'
-import { discardWriter } from '../wasi-host/syscalls/fd.js'
+import { discardWriter, LimitExceeded } from '../wasi-host/index.js'
 import { writeAllSync } from './stdio.js'
 import { CAPTURE_HEADER } from './worker/protocol.js'
 

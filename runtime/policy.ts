@@ -26,8 +26,8 @@ export interface MountSpec {
   mode?: 'ro' | 'rw' | 'overlay'
   /** Bytes the guest may add to this mount (`64MiB`); beyond it, `EDQUOT`. In-memory layers (tmp, overlay) default to 256 MiB. */
   size?: Size
-  /** Files, directories and symlinks the guest may create in this mount. */
-  files?: number
+  /** Files, directories and symlinks the guest may create in this mount (`--max-files` for all mounts). */
+  inodes?: number
   /** Overlay only: after the run, write the changes into this (new or empty) directory. */
   saveTo?: string
   /** Overlay only: after the run, apply the changes to the host directory. */
@@ -49,8 +49,8 @@ export interface Limits {
   stdout?: Size
   /** Bytes the guest may write to stderr (default 16 MiB when captured). */
   stderr?: Size
-  /** Open descriptors, stdio and mounts included (default 1024). */
-  files?: number
+  /** Open descriptors, stdio and mounts included (default 1024; `--max-fds`). */
+  fds?: number
   /** Bytes the guest may add across all writable mounts (`100MiB`); beyond it, `EDQUOT`. */
   disk?: Size
   /** Files, directories and symlinks the guest may create across all writable mounts (default with `disk`: one per 4 KiB, at least 64). */
@@ -84,8 +84,12 @@ export interface RunOptions extends RunInput {
   clocks?: {
     /** Granularity of the guest's clocks (default `1us`), as browsers coarsen timers. */
     resolution?: Duration
-    /** Whether the process/thread CPU-time clocks are visible (default true). */
-    cputime?: boolean
+    /**
+     * The process/thread CPU-time clocks: `true` (default) reports this run's own time (time on
+     * the guest's thread, less its sleeps; never another run's work in the same process),
+     * `'process'` the host process's real CPU time (shared by every run in it), `false` hides them (`NOTSUP`).
+     */
+    cputime?: boolean | 'process'
   }
   /** Only these WASI functions may be imported; a module importing another is refused. */
   syscalls?: readonly string[]
@@ -129,7 +133,7 @@ export interface ResolvedPolicy {
   isolation: 'worker' | 'in-process'
   deterministic: boolean
   seed: number
-  clocks: { resolutionNs: bigint; cputime: boolean }
+  clocks: { resolutionNs: bigint; cputime: 'run' | 'process' | 'hidden' }
   syscalls: string[] | undefined
   tier: 'auto' | 'optimized' | 'baseline' | undefined
   /** Which standard streams are terminals (only inherited ones can be). */
@@ -161,14 +165,14 @@ const mountSchema = z.object({
   fs: z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem').optional(),
   mode: z.enum(['ro', 'rw', 'overlay']).optional(),
   size: size.optional(),
-  files: z.number().int().min(0).optional(),
+  inodes: z.number().int().min(0).optional(),
   saveTo: z.string().min(1).optional(),
   apply: z.boolean().optional(),
 }).strict()
   .refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs')
   .refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory')
   .refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"')
-  .refine((m) => m.mode !== 'ro' || (m.size === undefined && m.files === undefined), 'a read-only mount takes no size or files quota')
+  .refine((m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined), 'a read-only mount takes no size or inodes quota')
 
 /** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
 const runInputShape = {
@@ -189,24 +193,52 @@ const schema = z.object({
     fuel: z.number().int().positive().optional(),
     stdout: size.optional(),
     stderr: size.optional(),
-    files: z.number().int().min(3).max(1 << 20).optional(),
+    fds: z.number().int().min(3).max(1 << 20).optional(),
     disk: size.optional(),
     inodes: z.number().int().min(0).optional(),
   }).strict().optional(),
   isolation: z.enum(['worker', 'in-process']).optional(),
   deterministic: z.boolean().optional(),
   seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-  clocks: z.object({ resolution: duration.optional(), cputime: z.boolean().optional() }).strict().optional(),
+  clocks: z.object({ resolution: duration.optional(), cputime: z.union([z.boolean(), z.literal('process')]).optional() }).strict().optional(),
   syscalls: z.array(z.string()).optional(),
   tier: z.enum(['auto', 'optimized', 'baseline']).optional(),
 }).strict()
 
 const runInputSchema = z.object(runInputShape).strict()
 
+/**
+ * Fields that were renamed, by the object they sit in: `limits.files` counted descriptors and a
+ * mount's `files` created nodes, one word for two resources.
+ */
+const RENAMED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  limits: { files: 'fds (open descriptors, as --max-fds)' },
+  mount: { files: 'inodes (files, directories and symlinks created, as --max-files)' },
+}
+
+/** The container of an issue's path for `RENAMED`: `limits`, `mount`, or none. */
+const renameScope = (path: readonly PropertyKey[]): string | undefined =>
+  path.length === 1 && path[0] === 'limits' ? 'limits' : path.length === 2 && path[0] === 'mounts' ? 'mount' : undefined
+
 /** Every zod issue as `field: message`, the field spelled as in the options (`mounts[0].guest`). */
 function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) => string | undefined = () => undefined): string[] {
   const problems: string[] = []
   for (const issue of issues) {
+    const scope = issue.code === 'unrecognized_keys' ? renameScope(issue.path) : undefined
+    if (issue.code === 'unrecognized_keys' && scope !== undefined) {
+      const renamed = RENAMED[scope]!
+      const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+      const rest = issue.keys.filter((k) => {
+        if (!Object.hasOwn(renamed, k)) return true
+        problems.push(`${where}.${k}: renamed; use ${where}.${renamed[k]}`)
+        return false
+      })
+      if (rest.length === 0) continue
+      if (rest.length < issue.keys.length) {
+        problems.push(`${where}: Unrecognized key${rest.length > 1 ? 's' : ''}: ${rest.map((k) => JSON.stringify(k)).join(', ')}`)
+        continue
+      }
+    }
     if (issue.code === 'unrecognized_keys' && issue.path.length === 0) {
       // A policy field passed to one run of a prepared program: say where it belongs.
       const rest = issue.keys.filter((k) => {
@@ -295,7 +327,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       ...(m.tmp ? { tmp: true } : {}),
       // In-memory layers (tmp mounts, overlays' changes) are host memory: they always have a size.
       ...(m.size !== undefined ? { bytes: parseSize(m.size) } : m.tmp || m.mode === 'overlay' ? { bytes: DEFAULT_IN_MEMORY_BYTES } : {}),
-      ...(m.files !== undefined ? { inodes: m.files } : {}),
+      ...(m.inodes !== undefined ? { inodes: m.inodes } : {}),
       ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
       ...(m.apply ? { apply: true } : {}),
     })),
@@ -307,7 +339,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       fuel: l.fuel,
       stdoutBytes: outputLimit(l.stdout !== undefined ? parseSize(l.stdout) : undefined, o.stdout),
       stderrBytes: outputLimit(l.stderr !== undefined ? parseSize(l.stderr) : undefined, o.stderr),
-      maxFds: l.files ?? 1024,
+      maxFds: l.fds ?? 1024,
       diskBytes: l.disk !== undefined ? parseSize(l.disk) : undefined,
       // A byte quota alone would let empty files with long names grow a directory without
       // bound: one file per 4 KiB of quota (ext4's default ratio is one per 16 KiB).
@@ -318,7 +350,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     seed: o.seed ?? 0,
     clocks: {
       resolutionNs: o.clocks?.resolution === undefined ? DEFAULT_RESOLUTION_NS : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
-      cputime: o.clocks?.cputime ?? true,
+      cputime: o.clocks?.cputime === 'process' ? 'process' : o.clocks?.cputime === false ? 'hidden' : 'run',
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
     tier: o.tier,

@@ -10,6 +10,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const SHIMS = {
   'runtime/policy-host.ts': 'runtime/browser/shims/policy-host.ts',
   'runtime/stdio.ts': 'runtime/browser/shims/stdio.ts',
+  'wasi-host/node/index.ts': 'runtime/browser/shims/node-backends.ts',
   'wasi-host/node/clocks.ts': 'runtime/browser/shims/clocks.ts',
   'wasi-host/node/host-dir-fs.ts': 'runtime/browser/shims/host-dir-fs.ts',
   'wasi-host/node/overlay-apply.ts': 'runtime/browser/shims/overlay-apply.ts',

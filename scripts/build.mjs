@@ -1,16 +1,30 @@
-// Builds dist/ with esbuild: the CLI, the Node API, and the platform-neutral WASI host.
+// Builds dist/ with esbuild: the CLI, the Node API (`caplet`, `caplet/node`) and the
+// platform-neutral WASI host (`caplet/wasi-host`), plus their `.d.ts` (tsc, `tsconfig.build.json`).
+import { execFile } from 'node:child_process'
 import { rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { promisify } from 'node:util'
 import { build } from 'esbuild'
 import { browserEntries, browserShims } from './browser-shims.mjs'
 
 rmSync('dist', { recursive: true, force: true })
 
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
+const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'])
+  .catch((e) => { throw new Error(`declarations: ${e.stdout || e.message}`) })
+
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 await Promise.all([
-  build({ ...common, platform: 'node', entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts' }, outdir: 'dist', splitting: true }),
+  // One build with shared chunks, so `caplet`, `caplet/node` and `caplet/wasi-host` share one copy
+  // of each class (a `WasiError` thrown by a `caplet/wasi-host` backend is the host's `WasiError`).
+  // The `wasi-host` entry reaches no Node module (a test bundles it for the browser).
+  build({
+    ...common, platform: 'node', outdir: 'dist', splitting: true,
+    entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
+  }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts' }, outdir: 'dist' }),
-  build({ ...common, platform: 'browser', target: 'es2022', entryPoints: { 'wasi-host': 'wasi-host/index.ts' }, outdir: 'dist' }),
+  build({ ...common, platform: 'node', entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts' }, outdir: 'dist' }),
   // caplet/browser: the page's API and the guest's Web Worker, Node-only modules swapped out.
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: browserEntries, outdir: 'dist', plugins: [browserShims] }),
+  declarations,
 ])

@@ -163,7 +163,8 @@ function neverCalled(): number {
 /** The names of every preview1 function this host provides. */
 export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze(Object.keys(SYSCALLS))
 
-export interface WasiImports {
+/** A type alias, not an interface, so it is assignable to `WebAssembly.Imports` (an index signature). */
+export type WasiImports = {
   wasi_snapshot_preview1: Record<string, (...args: never[]) => number>
 }
 

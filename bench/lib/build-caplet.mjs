@@ -29,6 +29,7 @@ export async function buildCaplet(name = 'caplet', overrides = {}) {
       stdin: {
         contents: [
           "export * from './runtime/index.ts'",
+          "export * from './wasi-host/index.ts'",
           "export { withTierHints, tierHints, compilationHintsSupported, TIERS } from './runtime/module.ts'",
           "export { meterFuel, setFuel, remainingFuel } from './runtime/instrument/index.ts'",
         ].join('\n'),

@@ -35,7 +35,7 @@ export interface BrowserMountSpec {
   /** Bytes the guest may add to this mount (default 256 MiB, as every browser mount is memory). */
   size?: Size
   /** Files, directories and symlinks the guest may create in this mount. */
-  files?: number
+  inodes?: number
   /** Return the mount's final tree in the result (`result.files[guest]`). */
   keep?: boolean
 }
@@ -73,7 +73,7 @@ const NOT_IN_BROWSER: Record<string, string> = {
   connect: 'sockets are not available in the browser',
   sockets: 'sockets are not available in the browser',
 }
-const MOUNT_KEYS = new Set(['guest', 'mode', 'tmp', 'tree', 'opfs', 'volume', 'path', 'size', 'files', 'keep'])
+const MOUNT_KEYS = new Set(['guest', 'mode', 'tmp', 'tree', 'opfs', 'volume', 'path', 'size', 'inodes', 'files', 'keep'])
 const MOUNT_NOT_IN_BROWSER: Record<string, string> = {
   host: 'host directories are not available in the browser; use tmp, tree, opfs or volume',
   fs: 'a Filesystem object cannot cross into the guest\'s worker; use tree, opfs or volume',
@@ -126,7 +126,7 @@ export function toRunOptions(o: BrowserRunOptions): RunOptions {
   if (o.mounts !== undefined) {
     out.mounts = Array.isArray(o.mounts)
       ? o.mounts.map((m) => (typeof m === 'object' && m !== null
-        ? { guest: m.guest, tmp: true, ...(m.mode !== undefined ? { mode: m.mode } : {}), ...(m.size !== undefined ? { size: m.size } : {}), ...(m.files !== undefined ? { files: m.files } : {}) }
+        ? { guest: m.guest, tmp: true, ...(m.mode !== undefined ? { mode: m.mode } : {}), ...(m.size !== undefined ? { size: m.size } : {}), ...(m.inodes !== undefined ? { inodes: m.inodes } : {}), ...((m as { files?: unknown }).files !== undefined ? { files: (m as { files?: unknown }).files } : {}) }
         : m))
       : o.mounts
   }

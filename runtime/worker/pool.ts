@@ -6,11 +6,10 @@
  * terminated (timeout, abort) or that failed is discarded, never reused ("poisoned" workers
  * are not recovered).
  */
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { DEFAULT_CAPTURE_BYTES } from '../policy.js'
+import { builtScript } from './built-script.js'
 import { CAPTURE_HEADER, type WorkerJob, type WorkerMessage } from './protocol.js'
 
 export interface JobHandlers {
@@ -24,17 +23,6 @@ export interface RunningJob {
   terminate(): void
   /** Returns the worker to the pool after a normal completion. */
   release(): void
-}
-
-let cachedScript: URL | undefined
-
-/** The built worker bundle: beside this module in `dist/`, or in `dist/` when run from source. */
-function workerScript(): URL {
-  if (cachedScript) return cachedScript
-  for (const candidate of [new URL('./worker.js', import.meta.url), new URL('../../dist/worker.js', import.meta.url), new URL('../dist/worker.js', import.meta.url)]) {
-    if (existsSync(fileURLToPath(candidate))) return (cachedScript = candidate)
-  }
-  throw new Error('caplet worker bundle not found (dist/worker.js); run `npm run build`')
 }
 
 /**
@@ -101,7 +89,7 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(workerScript(), {
+    const worker = new Worker(builtScript('worker.js'), {
       // A guest's call stack lives on this thread's stack: a bounded one makes deep recursion trap cleanly.
       resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
       stdout: false, stderr: false,

@@ -50,14 +50,6 @@ function scenariosOf(program: string): string[] {
   return text(r.stdout).split('\n').filter((l) => l.length > 0)
 }
 
-/**
- * Node sets file times through `futimes`/`lutimes` with a double of seconds, and libuv then
- * truncates to whole microseconds, so a time set on a host directory comes back up to ~1.1 µs
- * off. The host backend therefore runs with upstream's own `FS_TIME_PRECISION` knob (wasmtime's
- * test config, default 100 ns) at 2 µs; the in-memory backend keeps the 100 ns default.
- */
-const HOST_FS_TIME_PRECISION_NS = '2000'
-
 function runScenario(program: string, scenario: string, backend: Backend): RunResult {
   const wasm = join(wasmDir, `${program}.wasm`)
   const common = { args: [program, scenario], stdin: '' }
@@ -66,7 +58,6 @@ function runScenario(program: string, scenario: string, backend: Backend): RunRe
   try {
     return runSync(wasm, {
       ...common,
-      env: { FS_TIME_PRECISION: HOST_FS_TIME_PRECISION_NS },
       mounts: [{ guest: '/sandbox', host: dir }],
     })
   } finally {

@@ -7,8 +7,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  createMemFs, ModuleError, PolicyError, prepare, prepareSync, run, runSync, type RunInput, type RunOptions, type RunResult,
+  ModuleError, PolicyError, prepare, prepareSync, run, runSync, type RunInput, type RunOptions, type RunResult,
 } from '../../runtime/index.js'
+import { createMemFs } from '../../wasi-host/index.js'
 import { fixtureWasm, makeHostLayout, sampleWasm, text, type HostLayout } from '../support/guest.js'
 import { buildModule, op, u32 } from './instrument/wasm.js'
 
@@ -73,7 +74,7 @@ const LIMITS: LimitCase[] = [
     check: (r) => { expect(r.exitCode).toBe(0); expect(r.stats.fuelUsed).toBeGreaterThan(0) },
   },
   {
-    name: 'timeout', module: flood, options: () => ({ limits: { timeout: '300ms' } }), input: { args: ['flood', 'loop'] }, workerOnly: true,
+    name: 'timeout', module: flood, options: () => ({ limits: { timeout: '1s' } }), input: { args: ['flood', 'loop'] }, workerOnly: true,
     check: (r) => { expect(r.limit).toBe('timeout'); expect(text(r.stdout)).toContain('loop: start') },
   },
   {
@@ -85,7 +86,7 @@ const LIMITS: LimitCase[] = [
     module: flood,
     options: () => {
       const l = layout()
-      return { limits: { files: 16 }, mounts: [{ guest: '/sandbox', host: l.sandbox }, { guest: '/data', host: l.data, mode: 'ro' }] }
+      return { limits: { fds: 16 }, mounts: [{ guest: '/sandbox', host: l.sandbox }, { guest: '/data', host: l.data, mode: 'ro' }] }
     },
     input: { args: ['flood', 'fds'] },
     check: (r) => expect(text(r.stdout)).toBe('fds: 11 MFILE\n'),
@@ -103,7 +104,7 @@ const LIMITS: LimitCase[] = [
     check: (r) => expect(text(r.stdout)).toBe('files: 5 DQUOT\n'),
   },
   {
-    name: 'mount files', module: flood, options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, files: 7 }] }), input: { args: ['flood', 'files'] },
+    name: 'mount files', module: flood, options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, inodes: 7 }] }), input: { args: ['flood', 'files'] },
     check: (r) => expect(text(r.stdout)).toBe('files: 7 DQUOT\n'),
   },
 ]
@@ -218,7 +219,7 @@ describe('per-run input', () => {
 
 describe('prepare refuses what run() refuses, once', () => {
   it('lists every policy problem with its field', async () => {
-    const options = { limits: { memory: 'lots', files: 1 }, mounts: [{ guest: 'data', tmp: true }] }
+    const options = { limits: { memory: 'lots', fds: 1 }, mounts: [{ guest: 'data', tmp: true }] }
     const err = await prepare(sampleWasm('hello'), options).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     expect((err as PolicyError).problems).toEqual(await run(sampleWasm('hello'), options).catch((e: PolicyError) => e.problems))

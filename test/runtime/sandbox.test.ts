@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { createMemFs, ModuleError, PolicyError, run, runSync, type DirHandle, type Filesystem } from '../../runtime/index.js'
+import { ModuleError, PolicyError, run, runSync, type Filesystem } from '../../runtime/index.js'
+import { createMemFs, type DirHandle } from '../../wasi-host/index.js'
 import { fixtureWasm, makeHostLayout, sampleWasm, text } from '../support/guest.js'
 
 describe('run() in a worker (the default)', () => {
@@ -63,7 +64,7 @@ describe('run() in a worker (the default)', () => {
     const layout = makeHostLayout()
     try {
       const r = await run(fixtureWasm('flood'), {
-        args: ['flood', 'fds'], limits: { files: 16 },
+        args: ['flood', 'fds'], limits: { fds: 16 },
         mounts: [{ guest: '/sandbox', host: layout.sandbox }, { guest: '/data', host: layout.data, mode: 'ro' }],
       })
       expect(r.exitCode).toBe(0)
@@ -190,6 +191,22 @@ describe('clocks as a policy', () => {
     }
   })
 
+  it("reports the run's own CPU time by default, never the work of the process around it", () => {
+    // Burn CPU in this process first: a guest reading the process clock would see it.
+    const until = performance.now() + 300
+    let x = 0
+    while (performance.now() < until) x += Math.sqrt(x + 1)
+    expect(x).toBeGreaterThan(0)
+    const cpuOf = (out: string, clock: number) => BigInt(new RegExp(`clock ${clock}: time=(\\d+) \\(errno 0\\)`).exec(out)![1]!)
+    const own = text(runSync(fixtureWasm('rt_entropy')).stdout)
+    const processWide = text(runSync(fixtureWasm('rt_entropy'), { clocks: { cputime: 'process' } }).stdout)
+    expect(process.cpuUsage().user * 1000).toBeGreaterThan(300_000_000)
+    for (const clock of [2, 3]) {
+      expect(cpuOf(own, clock)).toBeLessThan(300_000_000n)
+      expect(cpuOf(processWide, clock)).toBeGreaterThanOrEqual(300_000_000n)
+    }
+  })
+
   it('hides CPU-time clocks when asked (NOTSUP)', async () => {
     const r = await run(fixtureWasm('rt_entropy'), { clocks: { cputime: false } })
     expect(text(r.stdout)).toMatch(/clock 2: time=0 \(errno 58\)/)
@@ -200,16 +217,29 @@ describe('clocks as a policy', () => {
 describe('policy and module errors', () => {
   it('lists every problem with its field', async () => {
     const err = await run(sampleWasm('hello'), {
-      limits: { memory: 'lots', timeout: '2 fortnights', files: 1 },
+      limits: { memory: 'lots', timeout: '2 fortnights', fds: 1 },
       mounts: [{ guest: 'data', tmp: true }, { guest: '/x', host: '/tmp', tmp: true }],
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     const problems = (err as PolicyError).problems.join('\n')
     expect(problems).toMatch(/limits\.memory/)
     expect(problems).toMatch(/limits\.timeout/)
-    expect(problems).toMatch(/limits\.files/)
+    expect(problems).toMatch(/limits\.fds/)
     expect(problems).toMatch(/mounts\[0\]\.guest/)
     expect(problems).toMatch(/mounts\[1\]/)
+  })
+
+  it('names the new field for a renamed one (limits.files -> fds, a mount\'s files -> inodes)', async () => {
+    const err = await run(sampleWasm('hello'), {
+      limits: { files: 8, fuel: 1e6 },
+      mounts: [{ guest: '/t', tmp: true, files: 3, bogus: 1 }],
+    } as never).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).problems).toEqual([
+      'mounts[0].files: renamed; use mounts[0].inodes (files, directories and symlinks created, as --max-files)',
+      'mounts[0]: Unrecognized key: "bogus"',
+      'limits.files: renamed; use limits.fds (open descriptors, as --max-fds)',
+    ])
   })
 
   it('refuses a timeout in-process (only fuel can stop it there)', async () => {

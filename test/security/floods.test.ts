@@ -3,7 +3,7 @@
  *
  * DESIGN.md invariant 7 (every resource is bounded) and invariant 8 (the host survives the guest:
  * the caller gets an exit code, a trap, or the limit that was hit; the process stays up and keeps
- * no descriptor). Descriptors stop at `limits.files` with MFILE; over-long paths are NAMETOOLONG;
+ * no descriptor). Descriptors stop at `limits.fds` with MFILE; over-long paths are NAMETOOLONG;
  * an endless loop is stopped by `limits.timeout` (worker) or `limits.fuel` (in-process); unbounded
  * recursion is a `stack-overflow` trap; `limits.memory` makes `memory.grow` fail inside the guest;
  * huge iovec and subscription counts are capped with INVAL. Disk quotas come later: a big write
@@ -52,7 +52,7 @@ describe.each(['host', 'memory'] as const)('flood.c on the %s backend (in-proces
   it('fds: opening until refused stops at the descriptor limit with MFILE', () => {
     // 1024 descriptors by default, stdio and the two preopens included
     expectClean(flood(backend, ['fds']), 'fds: 1019 MFILE\n')
-    expectClean(flood(backend, ['fds'], { limits: { files: 64 } }), 'fds: 59 MFILE\n')
+    expectClean(flood(backend, ['fds'], { limits: { fds: 64 } }), 'fds: 59 MFILE\n')
     assertHostAlive()
   })
 
@@ -160,7 +160,7 @@ describe('flood.c: the host survives (invariant 8)', () => {
     flood('host', ['fds', '10'])
     const before = openFdCount()
     flood('host', ['fds']) // 1019 host descriptors opened by the guest, all released
-    flood('host', ['fds'], { limits: { files: 64 } })
+    flood('host', ['fds'], { limits: { fds: 64 } })
     flood('host', ['mkdir-deep'])
     flood('host', ['long-path'])
     flood('host', ['files', '200'])

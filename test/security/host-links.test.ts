@@ -17,7 +17,8 @@ import { execFileSync } from 'node:child_process'
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { createMemFs, memFsFromTree, runSync, type Filesystem } from '../../runtime/index.js'
+import { runSync, type Filesystem } from '../../runtime/index.js'
+import { createMemFs, memFsFromTree } from '../../wasi-host/index.js'
 import { DATA_TREE, fixtureWasm, GUEST_ENV, text } from '../support/guest.js'
 import {
   assertHostAlive, assertNoLeak, CANARY_M, CANARY_OUTSIDE, CANARY_TOP, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, refusalsThatSucceeded,

@@ -153,7 +153,7 @@ describe('redteam runtime: the host process survives (invariant 8)', () => {
     await run(RED_AMP, { args: ['red_amp', 'sleep', '0'], limits: { timeout: '5s' } })
     const before = count()
     for (let i = 0; i < 4; i++) {
-      const r = await run(RED_AMP, { args: ['red_amp', 'fds'], mounts: [{ guest: '/d', host }], limits: { timeout: '10s', files: 200 } })
+      const r = await run(RED_AMP, { args: ['red_amp', 'fds'], mounts: [{ guest: '/d', host }], limits: { timeout: '10s', fds: 200 } })
       expect(text(r.stdout)).toBe('fds: 196 MFILE\n')
     }
     expect(count()).toBeLessThanOrEqual(before)

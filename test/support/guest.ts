@@ -5,7 +5,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { memFsFromTree, runSync, type MountSpec, type RunOptions, type RunResult } from '../../runtime/index.js'
+import { runSync, type MountSpec, type RunOptions, type RunResult } from '../../runtime/index.js'
+import { memFsFromTree } from '../../wasi-host/index.js'
 
 export const repoRoot = resolve(import.meta.dirname, '../..')
 export const fixtureWasm = (name: string) => join(repoRoot, 'test/fixtures/wasm', `${name}.wasm`)

@@ -13,7 +13,8 @@ import {
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
 import { expect } from 'vitest'
-import { createMemFs, Filetype, memFsFromTree, runSync, type Filesystem, type MountSpec, type RunOptions, type RunResult } from '../../runtime/index.js'
+import { runSync, type Filesystem, type MountSpec, type RunOptions, type RunResult } from '../../runtime/index.js'
+import { createMemFs, Filetype, memFsFromTree } from '../../wasi-host/index.js'
 import { DATA_TREE, GUEST_ENV, sampleWasm, text } from './guest.js'
 
 /** Markers written into the canaries: none may ever appear in anything the guest can output. */

@@ -595,16 +595,48 @@ describe('fd_renumber', () => {
     expect(h.readFd(fd).text).toBe('alpha\n')
   })
 
-  it('is BADF when either number is free or closed, changing nothing', () => {
-    const h = harness()
+  it('is BADF when the source is free or closed, or the target is at or past the descriptor limit, changing nothing', () => {
+    const h = harness({ limits: { maxFds: 16 } })
     const fd = h.openOk('a.txt')
-    expectErrno(h.wasi.fd_renumber(fd, BAD_FD), 'BADF')
     expectErrno(h.wasi.fd_renumber(BAD_FD, fd), 'BADF')
+    expectErrno(h.wasi.fd_renumber(fd, 16), 'BADF')
     expectErrno(h.wasi.fd_renumber(fd, -1), 'BADF')
+    expectErrno(h.wasi.fd_renumber(fd, 0x7fffffff), 'BADF')
     expect(h.readFd(fd).text).toBe('alpha\n')
     h.wasi.fd_close(fd)
     expectErrno(h.wasi.fd_renumber(fd, SANDBOX), 'BADF')
     expectErrno(h.wasi.fd_prestat_get(SANDBOX, h.alloc(8, 4)), 'SUCCESS')
+  })
+
+  it('moves a descriptor onto a free number below the limit, as dup2 does (yosys moves stdout so)', () => {
+    const h = harness({ limits: { maxFds: 16 } })
+    const fd = h.openOk('a.txt')
+    const before = h.openHandles()
+    expectErrno(h.wasi.fd_renumber(fd, 15), 'SUCCESS')
+    expect(h.openHandles()).toBe(before)
+    expect(h.readFd(15).text).toBe('alpha\n')
+    expectErrno(h.readFd(fd).errno, 'BADF')
+    // The old number is free again and is reused first; the table still counts 15 as open.
+    expect(h.openOk('a.txt')).toBe(fd)
+    expectErrno(h.wasi.fd_renumber(STDOUT, 14), 'SUCCESS')
+    expectErrno(h.wasi.fd_write(STDOUT, h.alloc(8, 4), 0, h.alloc(4, 4)), 'BADF')
+  })
+
+  it('keeps the descriptor limit across renumbers onto free numbers', () => {
+    const h = harness({ limits: { maxFds: 8 } })
+    const opened: number[] = []
+    for (;;) {
+      const r = h.open('a.txt')
+      if (r.errno !== 0) { expectErrno(r.errno, 'MFILE'); break }
+      opened.push(r.fd)
+    }
+    expect(opened.length + 5).toBe(8)
+    expect(opened).toEqual([5, 6, 7])
+    expectErrno(h.wasi.fd_close(5), 'SUCCESS')
+    expectErrno(h.wasi.fd_renumber(6, 8), 'BADF')
+    expectErrno(h.wasi.fd_renumber(6, 5), 'SUCCESS')
+    expect(h.openOk('a.txt')).toBe(6)
+    expectErrno(h.open('a.txt').errno, 'MFILE')
   })
 
   it('a directory shared by two descriptors stays open until both are gone', () => {

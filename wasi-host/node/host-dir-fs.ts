@@ -264,27 +264,63 @@ function under(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : dir + '/')
 }
 
+/** A time the guest set to the nanosecond, and what the host stored for it. */
+type SetTime = readonly [exact: bigint, stored: bigint]
+
+/** How many nodes' exact times a mount remembers (the oldest is forgotten first). */
+const MAX_REMEMBERED_TIMES = 4096
+
 /** Per-instance state shared by every handle of one mount. */
 class Mount {
   /** SECURITY: what the guest sees instead of host inode numbers (see `SandboxInos`). */
   readonly inos = new SandboxInos()
   /** Only the fallback strategy needs to know where its directories are. */
   readonly paths: DirPaths | undefined
+  /**
+   * Times the guest set, by sandbox inode. Node's utimes keeps whole microseconds (a double of
+   * seconds, which libuv truncates), so the exact value is remembered and reported for as long as
+   * the host still holds what was stored for it; any other change on the host shows through.
+   */
+  readonly #setTimes = new Map<bigint, { atim: SetTime | undefined; mtim: SetTime | undefined }>()
 
   constructor(paths?: DirPaths) {
     this.paths = paths
   }
 
   nodeStat(st: fs.BigIntStats): NodeStat {
-    return {
-      filetype: filetypeOf(st),
-      ino: this.inos.of(st.dev, st.ino),
-      nlink: st.nlink,
-      size: st.size,
-      atim: st.atimeNs,
-      mtim: st.mtimeNs,
-      ctim: st.ctimeNs,
+    const ino = this.inos.of(st.dev, st.ino)
+    let atim = st.atimeNs
+    let mtim = st.mtimeNs
+    if (this.#setTimes.size > 0) {
+      const set = this.#setTimes.get(ino)
+      if (set?.atim && set.atim[1] === atim) atim = set.atim[0]
+      if (set?.mtim && set.mtim[1] === mtim) mtim = set.mtim[0]
     }
+    return { filetype: filetypeOf(st), ino, nlink: st.nlink, size: st.size, atim, mtim, ctim: st.ctimeNs }
+  }
+
+  /**
+   * After a set-times call: `before` is the node's stat before it (taken when a time was
+   * omitted: Node cannot omit one, so it was re-set to its current value, whole microseconds
+   * only), `after` its stat once the host stored the times.
+   */
+  rememberTimes(before: fs.BigIntStats | undefined, after: fs.BigIntStats, atim: TimeSpec, mtim: TimeSpec): void {
+    const ino = this.inos.of(after.dev, after.ino)
+    const prior = this.#setTimes.get(ino)
+    const exact = (spec: TimeSpec, was: SetTime | undefined, current: bigint | undefined, stored: bigint): SetTime | undefined => {
+      if (typeof spec === 'bigint') return [spec, stored]
+      if (spec === 'now' || current === undefined) return undefined
+      // Omitted: what the guest saw before the call stays what it sees.
+      return [was !== undefined && was[1] === current ? was[0] : current, stored]
+    }
+    const next = {
+      atim: exact(atim, prior?.atim, before?.atimeNs, after.atimeNs),
+      mtim: exact(mtim, prior?.mtim, before?.mtimeNs, after.mtimeNs),
+    }
+    this.#setTimes.delete(ino)
+    if (next.atim === undefined && next.mtim === undefined) return
+    this.#setTimes.set(ino, next)
+    if (this.#setTimes.size > MAX_REMEMBERED_TIMES) this.#setTimes.delete(this.#setTimes.keys().next().value!)
   }
 }
 
@@ -361,6 +397,7 @@ class HostFile implements FileHandle {
     // Node cannot pass UTIME_OMIT: an unchanged time is re-set to its current value.
     const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
     host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+    this.#mount.rememberTimes(cur, host(() => fs.fstatSync(fd, BIG)), atim, mtim)
   }
 
   allocate(offset: bigint, len: bigint): void {
@@ -519,6 +556,7 @@ abstract class HostDir implements DirHandle {
     if (atim === undefined && mtim === undefined) return
     // lutimes: utimensat(AT_SYMLINK_NOFOLLOW), so a symlink's own times change, never its target's.
     host(() => fs.lutimesSync(p, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+    this.mount.rememberTimes(cur, host(() => fs.lstatSync(p, BIG)), atim, mtim)
   }
 
   readdir(): DirEntry[] {
@@ -638,6 +676,7 @@ class ProcDir extends HostDir {
     const fd = this.#fd
     const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
     host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
+    this.mount.rememberTimes(cur, host(() => fs.fstatSync(fd, BIG)), atim, mtim)
   }
 
   openDir(name: string): DirHandle {
@@ -782,6 +821,7 @@ class FallbackDir extends HostDir {
     // lutimes: if the path was swapped for a symlink since the check, its target is untouched.
     const path = this.#where.path
     host(() => fs.lutimesSync(path, hostTime(atim, cur.atimeNs), hostTime(mtim, cur.mtimeNs)))
+    this.mount.rememberTimes(cur, host(() => fs.lstatSync(path, BIG)), atim, mtim)
   }
 
   openDir(name: string): DirHandle {

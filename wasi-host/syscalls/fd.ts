@@ -235,13 +235,17 @@ export function fd_close(h: HostState, fd: number): number {
 
 export function fd_renumber(h: HostState, from: number, to: number): number {
   const src = h.fds.get(from)
-  const dst = h.fds.get(to)
-  if (src === undefined || dst === undefined) return Errno.BADF
+  if (src === undefined) return Errno.BADF
+  // DIVERGENCE(uvwasi): a free target number is allowed, as dup2 allows it (yosys moves stdout
+  // onto a closed number), but only below the descriptor limit, so the table stays bounded.
+  if (to >= h.fds.maxFds) return Errno.BADF
   if (from === to) return Errno.SUCCESS
-  h.fds.take(to)
-  releaseDescriptor(dst)
-  // dup2 closes silently: a failure `dst` still had to report becomes a warning instead.
-  if (dst.kind === 'file') h.writeBehind.forget(dst)
+  const dst = h.fds.take(to)
+  if (dst !== undefined) {
+    releaseDescriptor(dst)
+    // dup2 closes silently: a failure `dst` still had to report becomes a warning instead.
+    if (dst.kind === 'file') h.writeBehind.forget(dst)
+  }
   h.fds.take(from)
   h.fds.place(to, src)
   return Errno.SUCCESS

@@ -387,6 +387,49 @@ describe.each(strategies)('host dir fs ($strategy)', ({ mode, strategy }) => {
     expectOutsideUntouched()
   })
 
+  it('reads back times set to the nanosecond exactly, through every handle, until the host changes them', () => {
+    // Node's utimes keeps whole microseconds: these would come back as ...344260000 without the mount's memory.
+    const t1 = 1_796_451_771_344_260_385n
+    const t2 = 1_700_000_000_000_000_007n
+    const f = track(root.openFile('f', CREATE))
+    f.setTimes(t1, t2)
+    expect(f.stat()).toMatchObject({ atim: t1, mtim: t2 })
+    expect(root.statChild('f')).toMatchObject({ atim: t1, mtim: t2 })
+    expect(track(root.openFile('f', RO)).stat()).toMatchObject({ atim: t1, mtim: t2 })
+    // An omitted time keeps its exact value, though Node had to re-set it.
+    f.setTimes(undefined, t1)
+    expect(f.stat()).toMatchObject({ atim: t1, mtim: t1 })
+    root.setTimesChild('f', t2, undefined)
+    expect(f.stat()).toMatchObject({ atim: t2, mtim: t1 })
+    // A host file never touched by the guest keeps its own nanoseconds when one time is set.
+    fs.writeFileSync(mountPath + '/g', 'g')
+    const hostMtim = fs.statSync(mountPath + '/g', { bigint: true }).mtimeNs
+    root.setTimesChild('g', t1, undefined)
+    expect(root.statChild('g')).toMatchObject({ atim: t1, mtim: hostMtim })
+    // A write on the host (or by the guest) moves mtim: the host's value shows through.
+    fs.utimesSync(mountPath + '/f', 1000, 2000)
+    expect(f.stat()).toMatchObject({ atim: 1_000_000_000_000n, mtim: 2_000_000_000_000n })
+    root.mkdir('d')
+    const d = track(root.openDir('d'))
+    d.setTimes(t2, t1)
+    expect(root.statChild('d')).toMatchObject({ atim: t2, mtim: t1 })
+    // 'now' is the host's own clock, never remembered.
+    f.setTimes('now', 'now')
+    expect(f.stat().mtim % 1000n).toBe(0n)
+  })
+
+  it('remembers exact times for a bounded number of nodes, the oldest forgotten first', () => {
+    const exact = (i: number) => 1_700_000_000_000_000_000n + BigInt(i) * 1_000_000_000n + 123n
+    for (let i = 0; i < 4100; i++) {
+      fs.writeFileSync(`${mountPath}/n${i}`, '')
+      root.setTimesChild(`n${i}`, exact(i), exact(i))
+    }
+    expect(root.statChild('n4099').mtim).toBe(exact(4099))
+    expect(root.statChild('n4').mtim).toBe(exact(4))
+    expect(root.statChild('n3').mtim).toBe(exact(3) - 123n)
+    expect(root.statChild('n0').mtim).toBe(exact(0) - 123n)
+  })
+
   it('setSize and allocate, with their limits checked before the host', () => {
     const f = track(root.openFile('f', CREATE))
     f.write(enc.encode('0123456789'), 0n)

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { build } from 'esbuild'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  BridgeCallError, BridgeClient, BridgeClosedError, BridgeFault, BridgeServer, createBridge, type BridgeChannel, type ServedService,
+} from '../../../runtime/worker/bridge.js'
+import { startBridgeHelper, startBridgeHelperSync } from '../../../runtime/worker/bridge-helper.js'
+
+// The guest side runs on a worker thread, as in a real run: it loads the bridge module bundled
+// from source, performs the calls the test names, and posts what it saw.
+let dir: string
+let bridgeUrl: string
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'caplet-bridge-'))
+  const out = join(dir, 'bridge.mjs')
+  await build({ entryPoints: ['runtime/worker/bridge.ts'], bundle: true, format: 'esm', platform: 'neutral', outfile: out, logLevel: 'silent' })
+  bridgeUrl = pathToFileURL(out).href
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/** Runs `body` (the source of an async function of `(client, channel)`) on a worker thread. */
+function guestThread(channel: BridgeChannel, body: string): { result: Promise<unknown>; worker: Worker } {
+  const src = `
+    import { workerData, parentPort } from 'node:worker_threads'
+    const { BridgeClient, BridgeCallError, BridgeClosedError } = await import(workerData.bridgeUrl)
+    const client = new BridgeClient(workerData.channel)
+    const run = async (client, channel) => { ${body} }
+    try { parentPort.postMessage({ ok: await run(client, workerData.channel) }) }
+    catch (e) { parentPort.postMessage({ err: { name: e.name, message: e.message, errno: e.errno, remoteName: e.remoteName } }) }
+  `
+  const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`), { workerData: { channel, bridgeUrl } })
+  const result = new Promise<unknown>((resolve, reject) => {
+    worker.once('message', (m: { ok?: unknown; err?: unknown }) => ('err' in m ? resolve({ thrown: m.err }) : resolve(m.ok)))
+    worker.once('error', reject)
+  })
+  return { result, worker }
+}
+
+function echoService(log: string[] = []): ServedService {
+  return {
+    echo: (args, bytes) => ({ value: { got: args }, bytes }),
+    later: (args: { ms: number; n: number }) => new Promise((r) => setTimeout(() => r({ value: args.n }), args.ms)),
+    refuse: () => { throw new BridgeFault('connection reset by peer', 54) },
+    crash: () => { throw new TypeError('host bug') },
+    big: (args: { n: number }) => ({ bytes: new Uint8Array(args.n) }),
+    cyclic: () => { const o: Record<string, unknown> = {}; o.self = o; return { value: o } },
+    dispose: () => { log.push('disposed') },
+  }
+}
+
+describe('the synchronous bridge between a guest thread and an async service', () => {
+  it('carries args and raw bytes both ways, in order, for many calls', async () => {
+    const channel = createBridge({ capacity: 4096 })
+    const server = new BridgeServer(channel, { svc: echoService() })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      let sum = 0
+      for (let i = 0; i < 2000; i++) {
+        const bytes = new Uint8Array([i & 255, (i >> 8) & 255, 7])
+        const r = client.call('svc', 'echo', { i, s: 'é\\u202e' }, bytes)
+        if (r.value.got.i !== i || r.value.got.s !== 'é\\u202e' || r.bytes[0] !== (i & 255) || r.bytes[1] !== ((i >> 8) & 255) || r.bytes.length !== 3) throw new Error('mismatch at ' + i)
+        sum += r.value.got.i
+      }
+      const none = client.call('svc', 'echo')
+      return { sum, noneBytes: none.bytes === undefined, noneArgs: none.value.got }
+    `)
+    expect(await result).toEqual({ sum: (1999 * 2000) / 2, noneBytes: true, noneArgs: null })
+    await server.close()
+  })
+
+  it('blocks the guest thread while an async handler works, then delivers its answer', async () => {
+    const channel = createBridge()
+    const server = new BridgeServer(channel, { svc: echoService() })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      const t0 = Date.now()
+      const r = client.call('svc', 'later', { ms: 50, n: 42 })
+      return { n: r.value, waited: Date.now() - t0 >= 40 }
+    `)
+    expect(await result).toEqual({ n: 42, waited: true })
+    await server.close()
+  })
+
+  it('delivers a handler failure as BridgeCallError with the errno the service chose, and keeps serving', async () => {
+    const channel = createBridge()
+    const server = new BridgeServer(channel, { svc: echoService() })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      const out = []
+      for (const m of ['refuse', 'crash', 'cyclic', 'nope', '__proto__', 'constructor', 'hasOwnProperty', 'dispose']) {
+        try { client.call('svc', m); out.push([m, 'returned']) } catch (e) { out.push([m, e.name, e.message, e.errno ?? null]) }
+      }
+      try { client.call('toString', 'call') } catch (e) { out.push(['toString', e.message]) }
+      out.push(client.call('svc', 'echo', 1).value.got)
+      return out
+    `)
+    expect(await result).toEqual([
+      ['refuse', 'BridgeCallError', 'connection reset by peer', 54],
+      ['crash', 'BridgeCallError', 'host bug', null],
+      ['cyclic', 'BridgeCallError', expect.stringMatching(/^reply not serialisable/), null],
+      ['nope', 'BridgeCallError', 'no such bridge method: svc.nope', null],
+      ['__proto__', 'BridgeCallError', 'no such bridge method: svc.__proto__', null],
+      ['constructor', 'BridgeCallError', 'no such bridge method: svc.constructor', null],
+      ['hasOwnProperty', 'BridgeCallError', 'no such bridge method: svc.hasOwnProperty', null],
+      ['dispose', 'BridgeCallError', 'no such bridge method: svc.dispose', null],
+      ['toString', 'no such bridge method: toString.call'],
+      1,
+    ])
+    await server.close()
+  })
+
+  it('bounds requests and replies by the capacity: too large a request fails at the caller, too large a reply becomes an error', async () => {
+    const channel = createBridge({ capacity: 1024 })
+    const server = new BridgeServer(channel, { svc: echoService() })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      const out = { maxBytes: client.maxBytes }
+      try { client.call('svc', 'echo', null, new Uint8Array(2000)) } catch (e) { out.request = e.message }
+      out.fits = client.call('svc', 'echo', null, new Uint8Array(client.maxBytes)).bytes.length
+      try { client.call('svc', 'big', { n: 5000 }) } catch (e) { out.reply = e.message }
+      out.after = client.call('svc', 'big', { n: 100 }).bytes.length
+      return out
+    `)
+    expect(await result).toEqual({
+      maxBytes: 768,
+      request: expect.stringMatching(/^payload too large/),
+      fits: 768,
+      reply: 'reply too large for the bridge (1024 bytes)',
+      after: 100,
+    })
+    await server.close()
+  })
+
+  it('wakes a caller blocked in a call when the server closes, and disposes every service', async () => {
+    const channel = createBridge()
+    const log: string[] = []
+    const server = new BridgeServer(channel, { svc: echoService(log), other: { dispose: () => { log.push('other') } } })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      try { client.call('svc', 'later', { ms: 60_000, n: 1 }); return 'returned' } catch (e) {
+        let again
+        try { client.call('svc', 'echo') } catch (e2) { again = e2.name }
+        return [e.name, again]
+      }
+    `)
+    await new Promise((r) => setTimeout(r, 100))
+    await server.close()
+    expect(await result).toEqual(['BridgeClosedError', 'BridgeClosedError'])
+    expect(log).toEqual(['disposed', 'other'])
+  })
+
+  it('survives the guest thread being terminated in the middle of a call', async () => {
+    const channel = createBridge()
+    const log: string[] = []
+    const server = new BridgeServer(channel, { svc: echoService(log) })
+    const serving = server.serve()
+    const { worker } = guestThread(channel, `client.call('svc', 'later', { ms: 300, n: 1 }); return 'done'`)
+    await new Promise((r) => setTimeout(r, 100))
+    await worker.terminate()
+    await server.close()
+    await serving
+    expect(log).toEqual(['disposed'])
+  })
+
+  it('rejects a channel of absurd capacity', () => {
+    expect(() => createBridge({ capacity: 10 })).toThrow(RangeError)
+    expect(() => createBridge({ capacity: 2 ** 40 })).toThrow(RangeError)
+    expect(() => createBridge({ capacity: 1.5e3 + 0.5 })).toThrow(RangeError)
+  })
+})
+
+describe('the bridge helper thread (in-process runs)', () => {
+  const echoFactory = new URL('../../support/bridge-echo-service.mjs', import.meta.url).href
+  const brokenFactory = new URL('../../support/bridge-broken-service.mjs', import.meta.url).href
+
+  it('serves blocking calls from this very thread, synchronously started', async () => {
+    const helper = startBridgeHelperSync([{ name: 'svc', factory: echoFactory, config: { prefix: 'p' } }])
+    const client = new BridgeClient(helper.channel)
+    const r = client.call('svc', 'echo', { a: 1 }, new Uint8Array([1, 2, 3]))
+    expect(r.value).toEqual({ got: { a: 1 }, prefix: 'p' })
+    expect([...r.bytes!]).toEqual([1, 2, 3])
+    // An async handler on the helper thread answers while this thread is blocked.
+    expect(client.call('svc', 'later', { ms: 20, n: 9 }).value).toEqual({ ms: 20, n: 9 })
+    expect(() => client.call('svc', 'fail')).toThrow(BridgeCallError)
+    expect(client.call('svc', 'disposedYet').value).toBe(false)
+    await helper.close()
+    expect(() => client.call('svc', 'echo')).toThrow(BridgeClosedError)
+  })
+
+  it('starts asynchronously too, and reports a service that cannot be built', async () => {
+    const helper = await startBridgeHelper([{ name: 'svc', factory: echoFactory }])
+    expect(new BridgeClient(helper.channel).call('svc', 'echo', 5).value).toEqual({ got: 5, prefix: '' })
+    await helper.close()
+    await expect(startBridgeHelper([{ name: 'x', factory: brokenFactory }])).rejects.toThrow('cannot open the listener')
+    expect(() => startBridgeHelperSync([{ name: 'x', factory: 'no-such-service' }])).toThrow('unknown bridge service factory: no-such-service')
+  })
+})
