@@ -9,14 +9,14 @@
  * (OPFS, volume) when the run ends. It must never grant what the options did not name.
  */
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
-import { PolicyError } from '../errors.js'
+import { ModuleError, PolicyError } from '../errors.js'
 import { preparePolicy, resolveRunInput, type PreparedPolicy } from '../policy.js'
 import { importedFunctions } from '../module-pipeline.js'
 import type { TrapInfo } from '../trap.js'
 import { argv0Of, loadBrowserModule, type BrowserModuleSource } from './load-module.js'
 import { isVolume, readVolume, writeBackVolume, type VolumeLike } from './memfs-volume.js'
 import { browserProblems, refuse, RUN_INPUT_KEYS, toRunOptions, type BrowserMountSpec, type BrowserRunInput, type BrowserRunOptions, type BrowserTree } from './options.js'
-import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage, type MountJob, type MountSource } from './protocol.js'
+import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage, type CompileJob, type MountJob, type MountSource } from './protocol.js'
 import { entriesFromTree, type FileEntry } from './snapshot.js'
 import { BrowserWorkerPool } from './worker-pool.js'
 
@@ -219,6 +219,24 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
   })
 }
 
+/** Runs the shared module pipeline on a pooled worker and brings the compiled module back. @throws ModuleError */
+async function compileInWorker(pool: BrowserWorkerPool, bytes: Uint8Array, memoryPages: number | undefined, fuel: boolean): Promise<WebAssembly.Module> {
+  const worker = await pool.acquire()
+  return new Promise<WebAssembly.Module>((resolve, reject) => {
+    const done = (reuse: boolean) => { if (reuse) pool.release(worker); else pool.discard(worker) }
+    worker.onmessage = (e: MessageEvent<BrowserWorkerMessage>) => {
+      const m = e.data
+      if (m.type === 'compiled') { done(true); resolve(m.module) }
+      else if (m.type === 'refused') { done(true); reject(new ModuleError(m.message)) }
+      else if (m.type === 'failed') { done(false); reject(new ModuleError(`cannot compile the module: ${m.message}`)) }
+    }
+    worker.onerror = (e: ErrorEvent) => { e.preventDefault(); done(false); reject(new ModuleError(`cannot compile the module: the worker failed (${e.message || 'is browser-worker.js served?'})`)) }
+    worker.onmessageerror = () => { done(false); reject(new ModuleError('cannot compile the module: the compiled module could not be received')) }
+    const job: CompileJob = { v: V, type: 'compile', bytes, memoryPages, fuel }
+    worker.postMessage(job, [bytes.buffer])
+  })
+}
+
 /**
  * Validates the options and loads the module for many runs.
  * @throws PolicyError listing every problem, ModuleError
@@ -235,13 +253,13 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
   if (problems.length > 0) throw new PolicyError(problems)
   const workerUrl = options.workerUrl !== undefined ? new URL(options.workerUrl, globalThis.location?.href) : new URL('./browser-worker.js', import.meta.url)
   const pool = poolFor(workerUrl)
-  pool.warm()
   const policy = prepared.policy
   const explicit = policy.limits.memoryExplicit
   const mod = await loadBrowserModule(module, {
     memoryPages: module instanceof WebAssembly.Module && !explicit ? undefined : policy.limits.memoryPages,
     fuel: policy.limits.fuel !== undefined,
     syscalls: policy.syscalls,
+    compile: (bytes, o) => compileInWorker(pool, bytes, o.memoryPages, o.fuel === true),
   })
   const mounts: PreparedMount[] = []
   for (const [i, spec] of (options.mounts ?? []).entries()) {

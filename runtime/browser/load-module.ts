@@ -2,7 +2,8 @@
  * @module The browser's module loader: takes bytes, an `ArrayBuffer`, a `Response`, a URL (or URL
  * string, fetched) or a compiled `WebAssembly.Module`, runs the shared pipeline
  * (`module-pipeline.ts`: validation, table and memory caps, fuel, import checks) and compiles
- * asynchronously (`WebAssembly.compile`, never a synchronous compile on the page's thread).
+ * asynchronously in a guest worker (`compileInWorker`), so neither the rewriting nor the compile of
+ * a large module holds up the page's thread; only the import check runs here.
  * Compiled modules are cached per page by the SHA-256 of the bytes and the instrumentation where
  * `crypto.subtle` exists (secure contexts); elsewhere every prepare compiles.
  *
@@ -11,7 +12,7 @@
  * always capped, memory capped by default), so a `Response` is read whole and then compiled.
  */
 import { ModuleError } from '../errors.js'
-import { checkImports, checkModuleBytes, instrumentModule, isCommand, type InstrumentOptions } from '../module-pipeline.js'
+import { checkImports, isCommand, type InstrumentOptions } from '../module-pipeline.js'
 
 /** Where module bytes come from (a compiled module is handled apart). */
 export type BrowserModuleBytes = Uint8Array | ArrayBuffer | Response | URL | string
@@ -52,6 +53,8 @@ async function digest(bytes: Uint8Array): Promise<string | undefined> {
 
 export interface BrowserLoadOptions extends InstrumentOptions {
   syscalls?: readonly string[] | undefined
+  /** Validates, rewrites and compiles the bytes (the shared pipeline), elsewhere. @throws ModuleError */
+  compile: (bytes: Uint8Array, options: InstrumentOptions) => Promise<WebAssembly.Module>
 }
 
 /** Loads a WASI command module for the browser. @throws ModuleError */
@@ -70,13 +73,7 @@ export async function loadBrowserModule(source: BrowserModuleSource, options: Br
     const hit = key === undefined ? undefined : cache.get(key)
     if (hit !== undefined) mod = hit
     else {
-      checkModuleBytes(bytes)
-      const code = instrumentModule(bytes, options)
-      try {
-        mod = await WebAssembly.compile(code as Uint8Array<ArrayBuffer>)
-      } catch (e) {
-        throw new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
-      }
+      mod = await options.compile(bytes, { memoryPages: options.memoryPages, fuel: options.fuel })
       if (key !== undefined) {
         if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
         cache.set(key, mod)

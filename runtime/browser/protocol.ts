@@ -36,7 +36,19 @@ export interface BrowserJob extends Guest {
   mounts: MountJob[]
 }
 
+/** Validate, rewrite and compile module bytes off the page's thread (large modules take long). */
+export interface CompileJob {
+  v: typeof BROWSER_PROTOCOL_VERSION
+  type: 'compile'
+  bytes: Uint8Array
+  memoryPages: number | undefined
+  fuel: boolean
+}
+
 export type BrowserWorkerMessage =
+  | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'compiled'; module: WebAssembly.Module }
+  /** The bytes are not a module caplet can run: the ModuleError's message (without its prefix). */
+  | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'refused'; message: string }
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'chunk'; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
   /** The guest stopped; write-back follows (the run's time limit no longer applies). */
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'ran' }

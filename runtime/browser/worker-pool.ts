@@ -63,11 +63,6 @@ export class BrowserWorkerPool {
     this.#busy--
   }
 
-  /** Starts a worker ahead of the first run, so its script is loaded when the run comes. */
-  warm(): void {
-    if (this.#idle.length === 0 && this.#busy === 0) this.#idle.push(this.#spawn())
-  }
-
   /** Terminates the idle workers (running ones finish or are stopped by their own limits). */
   close(): void {
     for (const w of this.#idle.splice(0)) w.terminate()

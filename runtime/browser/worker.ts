@@ -7,11 +7,13 @@
  * mounts and a fresh instance. It must never reach anything the job did not name.
  */
 import { createMemFs, type Filesystem } from '../../wasi-host/index.js'
+import { ModuleError } from '../errors.js'
 import { executeGuest } from '../execute.js'
+import { checkModuleBytes, instrumentModule } from '../module-pipeline.js'
 import { limitedSink, type Sink } from '../output.js'
 import { withoutLinks } from './no-links.js'
 import { opfsDirectory, readOpfs, writeBackOpfs } from './opfs.js'
-import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage } from './protocol.js'
+import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage, type CompileJob } from './protocol.js'
 import { readEntries, writeEntries, type FileEntry } from './snapshot.js'
 
 const scope = globalThis as unknown as { postMessage(m: BrowserWorkerMessage): void; onmessage: ((e: MessageEvent) => void) | null }
@@ -78,8 +80,28 @@ async function serve(job: BrowserJob): Promise<void> {
   post({ v: V, type: 'done', outcome, trees, ...(writeBackError !== undefined ? { writeBackError } : {}) })
 }
 
+/** The shared pipeline (validate, cap tables and memory, meter fuel), then an asynchronous compile. */
+async function compile(job: CompileJob): Promise<void> {
+  try {
+    checkModuleBytes(job.bytes)
+    const code = instrumentModule(job.bytes, { memoryPages: job.memoryPages, fuel: job.fuel })
+    let module: WebAssembly.Module
+    try {
+      module = await WebAssembly.compile(code as Uint8Array<ArrayBuffer>)
+    } catch (e) {
+      throw new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
+    }
+    post({ v: V, type: 'compiled', module })
+  } catch (e) {
+    if (!(e instanceof ModuleError)) throw e
+    post({ v: V, type: 'refused', message: e.message.replace(/^\[caplet\] /, '') })
+  }
+}
+
 scope.onmessage = (e: MessageEvent) => {
-  serve(e.data as BrowserJob).catch((err: unknown) => {
+  const job = e.data as BrowserJob | CompileJob
+  const work = job?.v === V && job.type === 'compile' ? compile(job) : serve(job as BrowserJob)
+  work.catch((err: unknown) => {
     post({ v: V, type: 'failed', message: err instanceof Error ? `${err.name}: ${err.message}` : String(err) })
   })
 }

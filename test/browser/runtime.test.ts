@@ -332,6 +332,7 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
         await fail(() => c.run('/samples/hello.wasm', { mounts: [{ guest: '/x', opfs: '../up' }] })),
         await fail(() => c.run('/samples/missing.wasm')),
         await fail(() => c.run(new TextEncoder().encode('not wasm at all'))),
+        await fail(() => c.run('/samples/hello.wasm', { limits: { memory: '64KiB' } })),
         await fail(() => c.run(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0, 1, 4, 1, 0x60, 0, 0].slice(0, 8).concat([1, 4, 1, 0x60, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0])))),
       ]
     })
@@ -344,7 +345,8 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     expect(r[6]).toMatch(/^PolicyError: .*mounts\[0\]\.opfs: must be a path without/)
     expect(r[7]).toMatch(/^ModuleError: .*HTTP 404/)
     expect(r[8]).toMatch(/^ModuleError: .*not a WebAssembly module/)
-    expect(r[9]).toMatch(/^ModuleError: .*env\.foo \(function\)/)
+    expect(r[9]).toMatch(/^ModuleError: .*needs .* of memory to start, more than the memory limit of 64 KiB/)
+    expect(r[10]).toMatch(/^ModuleError: .*env\.foo \(function\)/)
   }, 30_000)
 
   it('runs a prepared program many times, each run fresh (tmp empty again)', async () => {
