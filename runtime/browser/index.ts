@@ -126,7 +126,10 @@ class PreparedBrowserProgram implements BrowserProgram {
       }
     })
     const job: BrowserJob = { v: V, type: 'run', module: this.module, functions: this.functions, policy: r.policy, argv0: this.argv0, mounts: jobs }
-    const result = await dispatch(this.pool, job, r.signal, onStdout ?? this.onStdout, onStderr ?? this.onStderr)
+    let result = await dispatch(this.pool, job, r.signal, onStdout ?? this.onStdout, onStderr ?? this.onStderr)
+    // A worker whose address space is still held by dead instances cannot reserve a new memory;
+    // the guest never started, so it runs again, once, on a fresh worker.
+    if (result.starved) result = await dispatch(this.pool, job, r.signal, onStdout ?? this.onStdout, onStderr ?? this.onStderr)
     const trees = result.trees
     const files: Record<string, FileEntry[]> = {}
     this.mounts.forEach((m, i) => {
@@ -152,6 +155,14 @@ interface Dispatched {
   stdout: Uint8Array
   stderr: Uint8Array
   trees?: (FileEntry[] | undefined)[]
+  /** The instance could not get its memory (address space exhausted) before the guest started. */
+  starved?: boolean
+}
+
+/** Whether a run failed for want of address space before the guest made any call or wrote anything. */
+function starvedOf(outcome: ExecutionOutcome): boolean {
+  return outcome.trap?.kind === 'host-fault' && /Cannot allocate Wasm memory/i.test(outcome.trap.message)
+    && Object.keys(outcome.stats.syscalls).length === 0
 }
 
 class Collector {
@@ -209,7 +220,8 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
       } else if (m.type === 'done') {
         const outcome = m.outcome
         if (m.writeBackError !== undefined) (outcome.warnings ??= []).push(m.writeBackError)
-        settle({ outcome, trees: m.trees }, true)
+        const starved = starvedOf(outcome) && out.total === 0 && err.total === 0
+        settle({ outcome, trees: m.trees, ...(starved ? { starved } : {}) }, !starved)
       } else if (m.type === 'failed') fault(m.message)
     }
     worker.onerror = (e: ErrorEvent) => { e.preventDefault(); fault(`the guest's worker failed: ${e.message || 'it could not start (is browser-worker.js served?)'}`) }
