@@ -4,8 +4,10 @@
  * failures use exit codes that a guest's own exit cannot be confused with in scripts.
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
 import { ModuleError, PolicyError } from './errors.js'
+import { parseDuration, parseSize } from './units.js'
+import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
@@ -65,13 +67,16 @@ Other:
                              .caplet-overlay.json listing added, modified and deleted paths.
   --overlay-apply            After the run, apply each overlay's changes to its host directory.
   --deterministic            Virtual clocks and seeded random: identical output every run.
-  --seed N                   Seed for --deterministic (default 0).
+  --seed N                   Seed for --deterministic (default 0; only with --deterministic).
   --in-process               Run on caplet's own thread (faster start; --timeout unavailable).
   --tier auto|optimized|baseline
                              Engine tier (default auto: optimise up front the looping
                              functions that run once, e.g. main; baseline: V8's own tiering,
                              fastest start; optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
+  --output-encoding utf8|base64
+                             How --json spells stdout and stderr (default utf8: bytes that
+                             are not UTF-8 become U+FFFD; base64 keeps binary output exact).
   -h, --help                 Show this help.
   -V, --version              Show the version.
 
@@ -98,13 +103,16 @@ interface Invocation {
   module: string
   options: RunOptions
   json: boolean
+  /** How `--json` spells the guest's output: UTF-8 text (invalid bytes become U+FFFD) or base64. */
+  encoding: 'utf8' | 'base64'
 }
 
 function parseDir(value: string, flag = '--dir'): MountSpec {
   const parts = value.split(':')
   let mode: 'ro' | 'rw' | 'overlay' = flag === '--overlay' ? 'overlay' : 'rw'
   const last = parts[parts.length - 1]
-  if (flag === '--dir' && parts.length >= 3 && (last === 'ro' || last === 'rw' || last === 'overlay')) {
+  if (flag === '--dir' && parts.length >= 3 && last !== undefined && !last.startsWith('/')) {
+    if (last !== 'ro' && last !== 'rw') throw new UsageError(`--dir ${value}: unknown mode ${JSON.stringify(last)}: expected ro or rw, e.g. --dir ./data:/data:ro`)
     mode = parts.pop() as typeof mode
   }
   if (parts.length < 2) {
@@ -138,9 +146,27 @@ function readPolicyFile(file: string): RunOptions {
   }
 }
 
+/** A positive whole number, also in `1e9` or `5_000` form. */
 function positiveInt(flag: string, v: string): number {
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v)) || Number(v) <= 0) throw new UsageError(`${flag} ${v}: expected a positive whole number`)
-  return Number(v)
+  const n = /^\d[\d_]*(\.\d+)?(e\d+)?$/i.test(v) ? Number(v.replace(/_/g, '')) : NaN
+  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} ${v}: expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, e.g. 1e9`)
+  return n
+}
+
+/** A duration flag's value, checked here so the message names the flag. */
+function positiveDuration(flag: string, v: string): string {
+  let ms: number
+  try { ms = parseDuration(v) } catch (e) { throw new UsageError(`${flag} ${v}: ${(e as Error).message}`) }
+  if (!(ms > 0)) throw new UsageError(`${flag} ${v}: must be more than 0, e.g. 2s or 500ms`)
+  return v
+}
+
+/** A size flag's value, at most `max` bytes. */
+function sizeAtMost(flag: string, v: string, max: number, why: string): string {
+  let bytes: number
+  try { bytes = parseSize(v) } catch (e) { throw new UsageError(`${flag} ${v}: ${(e as Error).message}`) }
+  if (bytes > max) throw new UsageError(`${flag} ${v}: at most ${why}`)
+  return v
 }
 
 export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<string, string | undefined>>): Invocation | 'help' | 'version' {
@@ -155,6 +181,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let json = false
   let overlayOut: string | undefined
   let overlayApply = false
+  let seed: string | undefined
+  let encoding: 'utf8' | 'base64' = 'utf8'
   const value = (flag: string) => {
     const v = rest.shift()
     if (v === undefined) throw new UsageError(`${flag} needs a value (see caplet --help)`)
@@ -202,8 +230,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--stdin': stdinFile = next(); break
-      case '--memory': limits.memory = next(); break
-      case '--timeout': limits.timeout = next(); break
+      case '--memory': limits.memory = sizeAtMost(flag, next(), 4 * 1024 ** 3, "4GiB (wasm32's address space)"); break
+      case '--timeout': limits.timeout = positiveDuration(flag, next()); break
       case '--fuel': limits.fuel = positiveInt(flag, next()); break
       case '--max-output': { const v = next(); limits.stdout = v; limits.stderr = v; break }
       case '--max-fds': limits.fds = positiveInt(flag, next()); break
@@ -211,7 +239,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
       case '--max-files': limits.inodes = positiveInt(flag, next()); break
       case '--policy': options = { ...readPolicyFile(next()), ...options }; break
       case '--deterministic': options.deterministic = true; break
-      case '--seed': options.seed = Number(next()); break
+      case '--seed': seed = next(); break
       case '--in-process': options.isolation = 'in-process'; break
       case '--tier': {
         const t = next()
@@ -220,10 +248,22 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         break
       }
       case '--json': json = true; break
+      case '--output-encoding': {
+        const e = next()
+        if (e !== 'utf8' && e !== 'base64') throw new UsageError(`--output-encoding ${e}: expected utf8 or base64`)
+        encoding = e
+        break
+      }
       default: throw new UsageError(`unknown flag ${a} (see caplet --help)`)
     }
   }
   const module = rest.shift()!
+  if (seed !== undefined) {
+    if (!options.deterministic) throw new UsageError(`--seed ${seed}: applies only with --deterministic`)
+    if (!/^\d+$/.test(seed) || !Number.isSafeInteger(Number(seed))) throw new UsageError(`--seed ${seed}: expected a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+    options.seed = Number(seed)
+  }
+  if (encoding !== 'utf8' && !json) throw new UsageError('--output-encoding applies only with --json')
   const overlays = mounts.filter((m) => m.mode === 'overlay')
   if ((overlayOut !== undefined || overlayApply) && overlays.length === 0) {
     throw new UsageError(`${overlayOut !== undefined ? '--overlay-out' : '--overlay-apply'} needs an --overlay mount`)
@@ -234,11 +274,15 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   }
   let stdin: RunOptions['stdin'] = options.stdin ?? 'inherit'
   if (stdinFile !== undefined) {
+    // Streamed as the guest reads: a large input is never held in memory whole.
+    let isFile = false
     try {
-      stdin = readFileSync(stdinFile)
+      closeSync(openSync(stdinFile, 'r'))
+      isFile = statSync(stdinFile).isFile()
     } catch (e) {
       throw new UsageError(`--stdin ${stdinFile}: cannot read it (${(e as NodeJS.ErrnoException).code ?? e})`)
     }
+    stdin = isFile ? { file: stdinFile } : readFileSync(stdinFile)
   } else if (options.deterministic && stdin === 'inherit') {
     stdin = readFileSync(0)
   }
@@ -246,6 +290,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   return {
     module,
     json,
+    encoding,
     options: {
       ...options,
       args: rest.length > 0 || options.args === undefined ? [name, ...rest] : options.args,
@@ -293,15 +338,17 @@ function overlaySummary(o: OverlayReport): string {
   return `caplet: overlay ${o.guest}: ${what}; ${fate}`
 }
 
-function toJson(result: RunResult): string {
+function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
   const dec = new TextDecoder()
+  const spell = (b: Uint8Array) => (encoding === 'base64' ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : dec.decode(b))
   return JSON.stringify({
     exitCode: result.exitCode,
     ...(result.trap ? { trap: result.trap } : {}),
     ...(result.limit ? { limit: result.limit } : {}),
     ...(result.overlays ? { overlays: result.overlays } : {}),
-    stdout: dec.decode(result.stdout),
-    stderr: dec.decode(result.stderr),
+    ...(encoding === 'base64' ? { encoding } : {}),
+    stdout: spell(result.stdout),
+    stderr: spell(result.stderr),
     stats: result.stats,
   }, null, 2) + '\n'
 }
@@ -317,9 +364,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   if (inv === 'help') { io.out(HELP); return 0 }
   if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  // The worker boots on another core while this thread reads, checks and compiles the module.
+  if (inv.options.isolation !== 'in-process') defaultPool.warm()
   try {
     const result = await run(inv.module, inv.options)
-    if (inv.json) io.out(toJson(result))
+    if (inv.json) io.out(toJson(result, inv.encoding))
     const message = describe(result)
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)

@@ -91,8 +91,8 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     const mounts = openMounts(policy, extraFs, policy.deterministic ? clocks.realtime : undefined)
     closers.push(mounts.close)
     let stdin: StdinSource
-    if (policy.stdin === 'inherit') {
-      const s = openHostStdin()
+    if (policy.stdin === 'inherit' || !(policy.stdin instanceof Uint8Array)) {
+      const s = openHostStdin(policy.stdin === 'inherit' ? undefined : policy.stdin.file)
       closers.push(s.close)
       stdin = s.read
     } else stdin = policy.stdin

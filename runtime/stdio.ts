@@ -23,15 +23,27 @@ export function writeAllSync(fd: number, chunk: Uint8Array): void {
   }
 }
 
-/** A synchronous reader of this process's stdin. */
-export function openHostStdin(): { read: (dst: Uint8Array) => number; close: () => void } {
+/**
+ * A synchronous reader of this process's stdin, or of a host file (read as the guest reads, so
+ * a large input is never held in memory whole).
+ */
+export function openHostStdin(file?: string): { read: (dst: Uint8Array) => number; close: () => void } {
   let fd = 0
   let owned = false
-  try {
-    // A fresh descriptor avoids the non-blocking mode Node may have set on fd 0.
-    fd = openSync('/dev/stdin', 'r')
+  if (file !== undefined) {
+    try {
+      fd = openSync(file, 'r')
+    } catch (e) {
+      throw new WasiError(Errno.IO, `stdin file: ${(e as NodeJS.ErrnoException).code ?? e}`)
+    }
     owned = true
-  } catch { fd = 0 }
+  } else {
+    try {
+      // A fresh descriptor avoids the non-blocking mode Node may have set on fd 0.
+      fd = openSync('/dev/stdin', 'r')
+      owned = true
+    } catch { fd = 0 }
+  }
   let ended = false
   return {
     read: (dst) => {

@@ -91,6 +91,7 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
     problems.push(why !== undefined ? `${k}: ${why}` : `(options): Unrecognized key: ${JSON.stringify(k)}`)
   }
   if (o.stdin === 'inherit') problems.push('stdin: a page has no stdin to inherit; pass a string or bytes')
+  else if (typeof o.stdin === 'object' && o.stdin !== null && !(o.stdin instanceof Uint8Array)) problems.push('stdin: a page has no host files; pass a string or bytes')
   for (const k of ['onStdout', 'onStderr']) if (o[k] !== undefined && typeof o[k] !== 'function') problems.push(`${k}: must be a function`)
   if (o.workerUrl !== undefined && typeof o.workerUrl !== 'string' && !(o.workerUrl instanceof URL)) problems.push('workerUrl: must be a string or a URL')
   const mounts = o.mounts

@@ -88,6 +88,17 @@ export class WorkerPool {
     })
   }
 
+  /**
+   * Starts a worker now, so that it boots on another core while the caller reads, checks and
+   * compiles the module (a CLI run's start-up); the next run takes it. No-op when one is idle.
+   */
+  warm(): void {
+    if (this.#idle.length > 0 || this.#busy >= this.maxWorkers) return
+    const slot = this.#spawn()
+    slot.worker.unref()
+    this.#idle.push(slot)
+  }
+
   #spawn(): Slot {
     const worker = new Worker(builtScript('worker.js'), {
       // A guest's call stack lives on this thread's stack: a bounded one makes deep recursion trap cleanly.

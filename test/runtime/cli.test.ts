@@ -59,6 +59,32 @@ describe('caplet run', () => {
     expect(readFileSync(join(tmp, 'fx', 'a.txt'), 'utf8')).toBe('alpha\n')
   })
 
+  it('streams --stdin FILE: 200 MB pass through a worker run and an in-process run in bounded memory', () => {
+    const big = join(tmp, 'big.bin')
+    const block = Buffer.alloc(1 << 20)
+    for (let i = 0; i < block.length; i++) block[i] = (i * 31 + (i >> 10)) & 0xff
+    writeFileSync(big, Buffer.alloc(0))
+    for (let i = 0; i < 200; i++) writeFileSync(big, block, { flag: 'a' })
+    // The CLI's own process, with its peak RSS reported on fd 3 when it exits.
+    const wrapper = join(tmp, 'rss.mjs')
+    writeFileSync(wrapper, `import { writeSync } from 'node:fs'
+process.on('exit', () => writeSync(3, String(process.resourceUsage().maxRSS)))
+process.argv.splice(1, 1)
+await import(${JSON.stringify(join(root, 'dist/cli.js'))})
+`)
+    const piped = spawnSync('bash', ['-c', '"$0" "$1" run --stdin "$2" "$3" 3>/dev/null | cksum', process.execPath, wrapper, big, sample('cat')], { encoding: 'utf8' })
+    const cksum = spawnSync('bash', ['-c', 'cksum < "$0"', big], { encoding: 'utf8' }).stdout
+    expect(piped.stdout.split(' ').slice(0, 2)).toEqual(cksum.split(' ').slice(0, 2))
+    for (const mode of [[], ['--in-process']]) {
+      const rss = spawnSync(process.execPath, [wrapper, 'run', ...mode, '--stdin', big, sample('cat')], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+      expect(rss.status).toBe(0)
+      const maxRssKiB = Number(rss.output[3])
+      expect(maxRssKiB).toBeGreaterThan(0)
+      expect(maxRssKiB).toBeLessThan(100 * 1024)
+    }
+    rmSync(big)
+  })
+
   it('passes stdin through, or from --stdin FILE', () => {
     expect(caplet(['run', sample('cat')], { input: 'piped\n' }).stdout).toBe('piped\n')
     expect(caplet(['run', '--stdin', join(tmp, 'input.txt'), sample('cat')]).stdout).toBe('from a file\n')
@@ -127,6 +153,24 @@ describe('caplet run', () => {
     for (const s of ['--dir', '--tmp', '--overlay', '--env', '--stdin', '--memory', '--timeout', '--fuel', '--max-output', '--max-fds', '--disk', '--max-files', '--json', '--policy', '--deterministic', '124', '125', '126', '134']) expect(r.stdout).toContain(s)
   })
 
+  it('takes numbers in 1e9 form, seeds with --deterministic, and keeps binary output exact with --output-encoding base64', () => {
+    expect(caplet(['run', '--fuel', '1e9', sample('hello')])).toMatchObject({ code: 0, stdout: 'hello from caplet\n' })
+    expect(caplet(['run', '--fuel', '5_000_000', sample('hello')]).code).toBe(0)
+    const a = caplet(['run', '--deterministic', '--seed', '7', fixture('rt_entropy')])
+    const b = caplet(['run', '--deterministic', '--seed', '7', fixture('rt_entropy')])
+    expect(a.code).toBe(0)
+    expect(a.stdout).toBe(b.stdout)
+    expect(caplet(['run', '--deterministic', '--seed', '8', fixture('rt_entropy')]).stdout).not.toBe(a.stdout)
+    const binary = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0x41])
+    writeFileSync(join(tmp, 'binary.bin'), binary)
+    const j = JSON.parse(caplet(['run', '--json', '--output-encoding', 'base64', '--stdin', join(tmp, 'binary.bin'), sample('cat')]).stdout)
+    expect(j.encoding).toBe('base64')
+    expect(Buffer.from(j.stdout, 'base64')).toEqual(binary)
+    const t = JSON.parse(caplet(['run', '--json', '--stdin', join(tmp, 'binary.bin'), sample('cat')]).stdout)
+    expect(t.encoding).toBeUndefined()
+    expect(t.stdout).toBe('\ufffd\ufffd\u0000\ufffdA')
+  })
+
   it.each([
     [['run'], 125, /no module given/],
     [['run', '--bogus', 'x.wasm'], 125, /unknown flag --bogus/],
@@ -138,8 +182,19 @@ describe('caplet run', () => {
     [['run', 'missing.wasm'], 126, /no such file/],
     [['run', '__NOTWASM__'], 126, /not a WebAssembly module/],
     [['run', '--overlay-out', '/tmp/x', sample('hello')], 125, /needs an --overlay mount/],
-    [['run', '--memory', 'lots', sample('hello')], 125, /invalid policy: limits\.memory/],
-    [['run', '--fuel', '-3', sample('hello')], 125, /positive whole number/],
+    [['run', '--memory', 'lots', sample('hello')], 125, /--memory lots: /],
+    [['run', '--memory', '5GiB', sample('hello')], 125, /--memory 5GiB: at most 4GiB/],
+    [['run', '--fuel', '-3', sample('hello')], 125, /--fuel -3: expected a whole number from 1 to/],
+    [['run', '--fuel', '1.5', sample('hello')], 125, /--fuel 1.5: expected a whole number/],
+    [['run', '--fuel', '1e400', sample('hello')], 125, /--fuel 1e400: expected a whole number/],
+    [['run', '--timeout', '0', sample('hello')], 125, /--timeout 0: must be more than 0/],
+    [['run', '--timeout', '0ms', sample('hello')], 125, /--timeout 0ms: must be more than 0/],
+    [['run', '--timeout', 'soon', sample('hello')], 125, /--timeout soon: /],
+    [['run', '--dir', '__TMP__/data:/x:rx', sample('hello')], 125, /--dir .*: unknown mode "rx": expected ro or rw/],
+    [['run', '--seed', '5', sample('hello')], 125, /--seed 5: applies only with --deterministic/],
+    [['run', '--deterministic', '--seed', '-1', sample('hello')], 125, /--seed -1: expected a whole number/],
+    [['run', '--output-encoding', 'hex', sample('hello')], 125, /--output-encoding hex: expected utf8 or base64/],
+    [['run', '--output-encoding', 'base64', sample('hello')], 125, /--output-encoding applies only with --json/],
     [['run', '--tier', 'fast', sample('hello')], 125, /expected auto, optimized or baseline/],
   ])('%j fails with %i and one clear line', (args, code, message) => {
     const r = caplet((args as string[]).map((a) => (a === '__NOTWASM__' ? join(tmp, 'not-wasm.wasm') : a.replace('__TMP__', tmp))))

@@ -242,6 +242,18 @@ describe('policy and module errors', () => {
     ])
   })
 
+  it('refuses a memory cap past 4 GiB, a timeout of 0 and a seed without deterministic, naming each field', async () => {
+    const err = await run(sampleWasm('hello'), { limits: { memory: '5GiB', timeout: 0 }, seed: 3 }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).problems).toEqual([
+      "limits.timeout: 0 must be more than 0",
+      'seed: applies only to deterministic runs; set deterministic: true',
+    ])
+    const mem = await run(sampleWasm('hello'), { limits: { memory: '5GiB' } }).catch((e: unknown) => e)
+    expect((mem as PolicyError).problems).toEqual(["limits.memory: \"5GiB\" is more than wasm32's 4 GiB address space"])
+    expect((await run(sampleWasm('hello'), { limits: { memory: '4GiB' }, deterministic: true, seed: 3 })).exitCode).toBe(0)
+  })
+
   it('refuses a timeout in-process (only fuel can stop it there)', async () => {
     await expect(run(sampleWasm('hello'), { isolation: 'in-process', limits: { timeout: '1s' } })).rejects.toBeInstanceOf(PolicyError)
   })

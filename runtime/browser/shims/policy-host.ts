@@ -18,3 +18,8 @@ export function hostRealPath(_p: string): string | undefined {
 export function isTerminal(_fd: number): boolean {
   return false
 }
+
+/** A page has no host files to read stdin from. */
+export function readableFile(_path: string): boolean {
+  return false
+}
