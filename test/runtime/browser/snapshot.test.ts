@@ -94,6 +94,7 @@ describe('browser options', () => {
       'mounts[3].path: is for volume mounts',
       'mounts[4].fs: a Filesystem object cannot cross into the guest\'s worker; use tree, opfs or volume',
     ])
+    expect(browserProblems({ stdin: { file: '/etc/passwd' } })).toEqual(['stdin: a page has no host files; pass a string or bytes'])
     expect(toRunOptions({ args: ['a'], limits: { memory: '1MiB' }, mounts: [{ guest: '/t', opfs: 'x', mode: 'ro' }, { guest: '/u', tmp: true, size: '1MiB', inodes: 3 }] })).toEqual({
       args: ['a'], limits: { memory: '1MiB' }, isolation: 'worker',
       mounts: [{ guest: '/t', tmp: true, mode: 'ro' }, { guest: '/u', tmp: true, size: '1MiB', inodes: 3 }],
