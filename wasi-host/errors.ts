@@ -1,5 +1,5 @@
 /**
- * @module The host's internal error model (LESSONS.md, "Error model").
+ * @module The host's internal error model (docs/security.md, "How they are kept").
  * `WasiError` carries a guest-visible errno; `GuestFault` and `HostInvariantError` become traps;
  * `ProcExit` unwinds `proc_exit` and is deliberately not an `Error`, so no generic
  * `catch (e) { if (e instanceof Error) … }` can swallow it.
@@ -15,10 +15,10 @@ import { type Errno, errnoName } from './abi/constants.js'
  */
 export function muteStacks(): number | undefined {
   if (!stacksMutable) return undefined
-  const limit = Error.stackTraceLimit
+  const limit = V8Error.stackTraceLimit
   if (typeof limit !== 'number' || limit === 0) return undefined
   try {
-    Error.stackTraceLimit = 0
+    V8Error.stackTraceLimit = 0
   } catch {
     stacksMutable = false // frozen by the embedder (strict mode throws): leave it alone from now on
     return undefined
@@ -27,9 +27,12 @@ export function muteStacks(): number | undefined {
 }
 
 let stacksMutable = true
+/** `Error` with V8's `stackTraceLimit`, which other engines may not have (no Node types here). */
+const V8Error: ErrorConstructor & { stackTraceLimit?: number } = Error
+
 
 export function restoreStacks(limit: number | undefined): void {
-  if (limit !== undefined) Error.stackTraceLimit = limit
+  if (limit !== undefined) V8Error.stackTraceLimit = limit
 }
 
 /**

@@ -11,6 +11,7 @@
  * (4) writes out held file writes before every call but `fd_write` (`write-behind.ts`).
  */
 import { Errno, Filetype } from './abi/constants.js'
+import { PREVIEW1_FUNCTIONS, type Preview1Function } from './abi/preview1.js'
 import { encodeUtf8, GuestMemory } from './abi/guest-memory.js'
 import { createPortableClocks, platformRandomFill } from './clocks.js'
 import { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiError } from './errors.js'
@@ -105,8 +106,8 @@ const NONE: readonly DescriptorKind[] = []
 /** Seeking calls: a stream cannot seek (SPIPE); a directory is the wrong kind (BADF). */
 const UNSEEKABLE = { stream: Errno.SPIPE, dir: Errno.BADF } as const
 
-/** The 46 functions of `wasi_snapshot_preview1`, with their argument kinds. */
-const SYSCALLS: Record<string, SyscallSpec> = {
+/** The 46 functions of `wasi_snapshot_preview1`, with their argument kinds (one per name: a missing one does not compile). */
+const SYSCALLS = {
   args_get: { args: [u32, u32], impl: argsEnv.args_get },
   args_sizes_get: { args: [u32, u32], impl: argsEnv.args_sizes_get },
   environ_get: { args: [u32, u32], impl: argsEnv.environ_get },
@@ -154,14 +155,14 @@ const SYSCALLS: Record<string, SyscallSpec> = {
   sock_recv: { args: [u32, u32, u32, u32, u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
   sock_send: { args: [u32, u32, u32, u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
   sock_shutdown: { args: [u32, u32], fd: 0, on: NONE, wrongKind: Errno.NOTSOCK, impl: neverCalled },
-}
+} satisfies Record<Preview1Function, SyscallSpec>
 
 function neverCalled(): number {
   throw new HostInvariantError('a socket call reached its implementation without a socket')
 }
 
 /** The names of every preview1 function this host provides. */
-export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze(Object.keys(SYSCALLS))
+export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze([...PREVIEW1_FUNCTIONS])
 
 /** A type alias, not an interface, so it is assignable to `WebAssembly.Imports` (an index signature). */
 export type WasiImports = {
@@ -169,7 +170,7 @@ export type WasiImports = {
 }
 
 /** Syscall names by number (the dispatcher's counters and the recent-call ring hold numbers). */
-const SYSCALL_NAMES: readonly string[] = Object.keys(SYSCALLS)
+const SYSCALL_NAMES: readonly Preview1Function[] = PREVIEW1_FUNCTIONS
 const SYSCALL_NUMBERS: ReadonlyMap<string, number> = new Map(SYSCALL_NAMES.map((n, i) => [n, i]))
 const RECENT = 8
 const ZERO_COUNTS: Readonly<Record<string, number>> = Object.fromEntries(SYSCALL_NAMES.map((n) => [n, 0]))
@@ -197,7 +198,7 @@ interface Dispatch {
 }
 
 const DISPATCH: readonly Dispatch[] = SYSCALL_NAMES.map((name) => {
-  const spec = SYSCALLS[name]!
+  const spec: SyscallSpec = SYSCALLS[name]
   let u64s = 0, s64s = 0
   spec.args.forEach((k, i) => {
     if (k === 'u64') u64s |= 1 << i
@@ -209,12 +210,15 @@ const DISPATCH: readonly Dispatch[] = SYSCALL_NAMES.map((name) => {
   const fd2At = spec.fd2 ?? -1
   // The dispatcher substitutes descriptors at these positions only.
   if (![-1, 0, 2].includes(fdAt) || ![-1, 3, 4].includes(fd2At)) throw new HostInvariantError(`${name}: descriptor position not dispatched`)
+  const need2 = fd2At < 0 ? 0 : TARGET_RIGHTS[name]
+  // Fail closed: a two-handle call without its target's rights is a host bug, refused at load.
+  if (need2 === undefined) throw new HostInvariantError(`${name}: no rights named for its second descriptor`)
   return {
     name, narrow: ((1 << spec.args.length) - 1) & ~wide & ~ignored, wide, u64s, fdAt, fd2At, on: spec.on,
     wrongKinds: typeof spec.wrongKind === 'object' ? spec.wrongKind : undefined,
     wrongKind: typeof spec.wrongKind === 'number' ? spec.wrongKind : Errno.BADF,
-    need: (SYSCALL_RIGHTS as Record<string, number>)[name] ?? 0,
-    need2: (TARGET_RIGHTS as Record<string, number>)[name] ?? 0,
+    need: SYSCALL_RIGHTS[name],
+    need2,
     impl: spec.impl,
   }
 })
@@ -428,7 +432,7 @@ export class WasiHost implements HostState {
       preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
       rightsAtOpen: DIRECTORY_RIGHTS & domainRights(mode),
       rightsBase: DIRECTORY_RIGHTS & domainRights(mode),
-      // Generous inheriting rights; the mode is enforced at open (LESSONS.md, "Decisions taken", 7).
+      // Generous inheriting rights; the mode is enforced at open (docs/decisions.md, 4).
       rightsInheriting: DIRECTORY_RIGHTS | FILE_RIGHTS,
     }
     this.fds.insert(d)
@@ -436,7 +440,8 @@ export class WasiHost implements HostState {
 
   /**
    * The import for one syscall. Hot path: no rest parameters, no argument array, no spread
-   * call, no BigInt work for calls without 64-bit arguments; the counters are a typed array;
+   * call, no BigInt work for calls without 64-bit arguments; the counters are an array indexed
+   * by syscall number (`SyscallStats`);
    * everything derived from the spec is computed once per process (`DISPATCH`), so a host
    * costs one closure per function. Arguments arrive as up to nine fixed parameters (the
    * widest call, `path_open`, has nine); those past the arity are `undefined` and never

@@ -1,5 +1,5 @@
 /**
- * @module The rights model (LESSONS.md, "Rights model"): the one table of the rights each call
+ * @module The rights model (docs/security.md, docs/decisions.md 2-4): the one table of the rights each call
  * needs, the most a descriptor of each kind may hold, the rights a mount's mode allows, and the
  * one table of denial errnos.
  *
@@ -8,6 +8,7 @@
  * bits. The checks themselves happen in one place, the dispatcher (`host.ts`), from `SYSCALL_RIGHTS`.
  */
 import { Errno, Filetype, Rights as R, RIGHTS_ALL } from './abi/constants.js'
+import type { Preview1Function } from './abi/preview1.js'
 
 /** Every right that changes the filesystem. A read-only mount holds none of them. */
 export const MUTATING_RIGHTS =
@@ -54,6 +55,18 @@ export function maxRightsFor(filetype: number): number {
  * static table cannot express (`path_open`'s `TRUNC`, `CREAT`, write intent).
  */
 export const SYSCALL_RIGHTS = {
+  // Calls on no descriptor (or, fd_close and fd_renumber, on any descriptor) need no right.
+  args_get: 0,
+  args_sizes_get: 0,
+  environ_get: 0,
+  environ_sizes_get: 0,
+  clock_res_get: 0,
+  clock_time_get: 0,
+  poll_oneoff: 0,
+  proc_exit: 0,
+  proc_raise: 0,
+  sched_yield: 0,
+  random_get: 0,
   fd_advise: R.FD_ADVISE,
   fd_allocate: R.FD_ALLOCATE,
   fd_close: 0,
@@ -89,13 +102,13 @@ export const SYSCALL_RIGHTS = {
   sock_recv: R.FD_READ,
   sock_send: R.FD_WRITE,
   sock_shutdown: R.SOCK_SHUTDOWN,
-} as const satisfies Record<string, number>
+} as const satisfies Record<Preview1Function, number>
 
-/** Rights needed on the second descriptor of two-handle calls. */
-export const TARGET_RIGHTS = {
+/** Rights needed on the second descriptor of two-handle calls (the dispatcher refuses a two-handle call missing here). */
+export const TARGET_RIGHTS: Readonly<Partial<Record<Preview1Function, number>>> = {
   path_link: R.PATH_LINK_TARGET,
   path_rename: R.PATH_RENAME_TARGET,
-} as const
+}
 
 /** Why a call was refused. Every denial maps to exactly one errno, here. */
 export type DenialKind =
@@ -132,7 +145,7 @@ export function missingRightDenial(
   return 'missing-right'
 }
 
-/** The errno the guest sees for a kind of denial (LESSONS.md, "Decisions taken", 1). */
+/** The errno the guest sees for a kind of denial (docs/decisions.md, 5). */
 export function denialErrno(kind: DenialKind): Errno {
   return DENIAL_ERRNO[kind]
 }

@@ -30,7 +30,8 @@ export async function buildCaplet(name = 'caplet', overrides = {}) {
         contents: [
           "export * from './runtime/index.ts'",
           "export * from './wasi-host/index.ts'",
-          "export { withTierHints, tierHints, compilationHintsSupported, TIERS } from './runtime/module.ts'",
+          "export { withTierHints, compilationHintsSupported, TIERS } from './runtime/module.ts'",
+          "export { tierHints } from './runtime/instrument/index.ts'",
           "export { meterFuel, setFuel, remainingFuel } from './runtime/instrument/index.ts'",
         ].join('\n'),
         resolveDir: ROOT, loader: 'ts', sourcefile: 'bench-entry.ts',

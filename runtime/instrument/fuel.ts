@@ -1,63 +1,18 @@
 /**
- * @module Fuel metering: a deterministic instruction budget written into the module.
- *
- * ## What one unit of fuel is
- *
- * **One unit of fuel = one WebAssembly instruction of the original module executed**, every
- * opcode counting 1 (`i32.add`, `i64.div_s`, `call`, `block`, `end`, `else`, a SIMD op: all 1),
- * **plus one unit per 64 elements moved by a bulk operation** (`memory.fill`, `memory.copy`,
- * `memory.init`, `table.fill`, `table.copy`, `table.init`), charged from the length operand
- * just before the operation runs: otherwise one unit would buy gigabytes of stores. Host
- * functions (the imports) cost nothing beyond the `call` that reaches them, and the
- * instructions the metering itself inserts are never counted.
- *
- * Fuel is charged per straight-line segment, in advance: the code of each function is cut after
- * every control instruction (block, loop, if, else, end, br, br_if, br_table, return, call,
- * call_indirect, return_call, return_call_indirect, unreachable), and each segment's instruction
- * count is charged where the segment begins. Every segment runs whole or not at all (branches only
- * land at segment starts), so a run that ends normally has been charged exactly the instructions
- * it executed. Segments that can only be entered by falling through from the one before (the
- * body of a `block`, the code after a `loop`, the code after a `block` nothing branches to) are
- * folded into the preceding charge, and code after an unconditional branch is unreachable and
- * charged nothing. A trap part-way through a segment has been charged the whole segment.
- *
- * A direct `call` to a straight-line function (no branch, if, loop or call: a small helper) is
- * charged in the caller as `1 + the callee's instructions`, like inlined code, and goes to an
- * unmetered copy of the callee appended to the module; the original, which charges itself, stays
- * where tables, exports and `ref.func` find it. Same count, without the counter's round trip
- * through memory on every call (which made call-heavy loops ~25% slower).
- *
- * The budget depends only on the module's bytes and the guest's behaviour: the same module and
- * input consume the same fuel on every run, engine and machine.
- *
- * ## How it is enforced
- *
- * One mutable `i64` global is appended (no existing index moves) and exported as `caplet_fuel`:
- * the fuel that remains. The runtime writes the budget into it before `_start` and reads it
- * afterwards: `fuelUsed = budget - remaining`. Inside a function the counter is kept in an added
- * local (registers, not memory); it is loaded from the global at entry and after every call, and
- * written back before every call, return and `unreachable`, so the global is exact whenever
- * control is outside the function (in a host call, in particular in `proc_exit`).
- *
- * The counter is *checked* at every loop header (so every loop iteration is) and at the entry
- * of every function that makes calls (so recursion is; a function that calls nothing cannot
- * recurse, and is charged at entry but not checked): if it went negative the guest traps with
- * `unreachable` after writing the negative value to the global. So after a trap: negative
- * counter = out of fuel (the budget was exceeded, whichever instruction trapped); a guest's own
- * `unreachable` or any other trap while fuel remains leaves it non-negative. Between two checks
- * the code is loop-free, so a run overshoots its budget by at most a loop-free stretch before it
- * is stopped (a run may even end normally a little past it: report a limit only for a trap, and
- * `fuelUsed` as at most the budget).
- *
- * After a trap other than fuel exhaustion, `remaining` lags by what the trapping function charged
- * since its last call or entry: exact fuel is reported for runs that end normally or by fuel.
+ * @module Fuel metering: a deterministic instruction budget written into the module. One unit
+ * is one instruction of the original module executed, plus one per 64 elements a bulk operation
+ * moves; charged in advance per straight-line segment, checked at loop headers and at the entry
+ * of functions that call. An appended `i64` global exported as `caplet_fuel` holds what remains.
+ * It must never count the code it inserts, nor move an existing index. Details:
+ * runtime/instrument/README.md and docs/internals.md, "Fuel".
  */
 import { InstrumentError, malformed } from './errors.js'
-import { ByteWriter, readU32 } from './leb128.js'
-import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
+import { prefixedKind, readBodies, readLocals, skipImmediates, UNDECODABLE } from './code-decoder.js'
+import { ByteWriter, leb, putSleb, putU32, readU32, skipLeb, u32At } from './leb128.js'
+import { BASE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
 import {
   ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readExports, readFunctionTypes,
-  readImports, readLimits, readTypes, skipBlockType, skipValType, vectorCount, type Section,
+  readImports, readLimits, readTypes, skipBlockType, vectorCount, type Section,
 } from './sections.js'
 
 /** The default name of the exported fuel counter. */
@@ -164,7 +119,9 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
       paramCounts[i] = t.params
     }
     const memory64 = hasMemory64(findSection(module, SectionId.Memory), imports)
-    const rewriter = new CodeRewriter(codeSection.payload, codeSection.offset, globalIndex, importedGlobals + definedGlobals, importedFuncs, paramCounts, memory64)
+    const rewriter = new CodeRewriter(codeSection.payload, {
+      base: codeSection.offset, counterGlobal: globalIndex, globalCount: importedGlobals + definedGlobals, importedFuncs, paramCounts, memory64,
+    })
     putSection(module, SectionId.Code, rewriter.run())
     checks = rewriter.checks
     charges = rewriter.charges
@@ -247,7 +204,6 @@ const OP_END = 0x0b
 const OP_UNREACHABLE = 0x00
 const BLOCKTYPE_EMPTY = 0x40
 
-/** Scans and rewrites every function body of a code section. */
 /** Whether any memory, defined or imported, has 64-bit addresses (its bulk lengths are i64). */
 function hasMemory64(memorySection: Section | undefined, imports: readonly { kind: number; limits?: { is64: boolean } }[]): boolean {
   if (imports.some((i) => i.kind === ExternalKind.Memory && i.limits?.is64 === true)) return true
@@ -263,6 +219,23 @@ function hasMemory64(memorySection: Section | undefined, imports: readonly { kin
   return false
 }
 
+/** What the rewriter needs to know of the module around a code section. */
+interface CodeRewriterOptions {
+  /** Offset of the code section's payload in the module (for error offsets). */
+  base: number
+  /** Index of the fuel counter in the global index space. */
+  counterGlobal: number
+  /** Globals that exist (imported and defined, the counter not included): `global.get/set` beyond them are refused. */
+  globalCount: number
+  /** Imported functions: defined function i is function `importedFuncs + i`. */
+  importedFuncs: number
+  /** Per defined function, its parameter count (the first locals). */
+  paramCounts: Uint32Array
+  /** Some memory has 64-bit addresses (bulk operations on it are refused). */
+  memory64: boolean
+}
+
+/** Scans and rewrites every function body of a code section. */
 class CodeRewriter {
   checks = 0
   charges = 0
@@ -290,48 +263,33 @@ class CodeRewriter {
 
   readonly #memory64: boolean
 
-  constructor(payload: Uint8Array, base: number, globalIndex: number, globalCount: number, importedFuncs: number, paramCounts: Uint32Array, memory64 = false) {
-    this.#memory64 = memory64
+  constructor(payload: Uint8Array, o: CodeRewriterOptions) {
+    this.#memory64 = o.memory64
     this.#p = payload
-    this.#base = base
-    this.#globalIndex = globalIndex
-    this.#globalCount = globalCount
-    this.#importedFuncs = importedFuncs
-    this.#paramCounts = paramCounts
+    this.#base = o.base
+    this.#globalIndex = o.counterGlobal
+    this.#globalCount = o.globalCount
+    this.#importedFuncs = o.importedFuncs
+    this.#paramCounts = o.paramCounts
     // Metering grows compiled C by 40-50%, branch-dense code by up to 90%.
     this.#out = new ByteWriter(Math.ceil(payload.length * 1.6) + 64)
   }
 
   run(): Uint8Array {
     const p = this.#p
-    const count = readU32(p, 0)
-    if (count.value !== this.#paramCounts.length) {
-      throw malformed(`code section has ${count.value} bodies for ${this.#paramCounts.length} functions`, this.#base)
-    }
-    const starts = new Uint32Array(count.value)
-    const ends = new Uint32Array(count.value)
-    let pos = count.next
-    for (let i = 0; i < count.value; i++) {
-      const size = readU32(p, pos)
-      const start = size.next
-      const end = start + size.value
-      if (end > p.length) throw malformed(`body of function ${this.#importedFuncs + i} runs past the code section`, this.#base + pos)
-      starts[i] = start
-      ends[i] = end
-      pos = end
-    }
-    if (pos !== p.length) throw malformed('code section has trailing bytes', this.#base + pos)
+    const { starts, ends } = readBodies(p, this.#paramCounts.length, this.#base)
+    const n = starts.length
 
-    this.#straightCost = new Int32Array(count.value)
-    for (let i = 0; i < count.value; i++) this.#straightCost[i] = this.#straightLineCost(starts[i]!, ends[i]!)
-    this.#cloneOf = new Int32Array(count.value).fill(-1)
+    this.#straightCost = new Int32Array(n)
+    for (let i = 0; i < n; i++) this.#straightCost[i] = this.#straightLineCost(starts[i]!, ends[i]!)
+    this.#cloneOf = new Int32Array(n).fill(-1)
 
-    for (let i = 0; i < count.value; i++) this.#rewriteBody(i, starts[i]!, ends[i]!)
+    for (let i = 0; i < n; i++) this.#rewriteBody(i, starts[i]!, ends[i]!)
 
     // The clones: the original bodies, unmetered (their callers pay for them).
     const bodies = this.#out.view()
     const w = new ByteWriter(bodies.length + 16)
-    w.u32(count.value + this.clones.length)
+    w.u32(n + this.clones.length)
     w.bytes(bodies)
     for (const i of this.clones) {
       w.u32(ends[i]! - starts[i]!)
@@ -348,34 +306,22 @@ class CodeRewriter {
    */
   #straightLineCost(start: number, end: number): number {
     const p = this.#p
-    let pos = skipLeb(p, start, 5, 0)
-    const groups = u32At(p, start)
-    for (let i = 0; i < groups; i++) {
-      pos = skipLeb(p, pos, 5, 0)
-      if (p[pos] === 0x63 || p[pos] === 0x64) return -1
-      pos++
+    let pos: number
+    try {
+      pos = readLocals(p, start).next
+    } catch {
+      return -1
     }
     let n = 0
     let depth = 0
     while (pos < end) {
       const op = p[pos++]!
       n++
-      const kind = BASE_IMM[op]!
-      switch (kind) {
-        case Imm.None: continue
-        case Imm.Local: case Imm.Global: case Imm.U32: case Imm.I32Const: case Imm.RefNull:
-          pos = skipLeb(p, pos, 5, 0)
+      switch (BASE_IMM[op]) {
+        case Imm.None: case Imm.Local: case Imm.Global: case Imm.U32: case Imm.I32Const: case Imm.RefNull:
+        case Imm.I64Const: case Imm.F32Const: case Imm.F64Const: case Imm.MemArg:
+          pos = skipImmediates(p, pos, op)
           continue
-        case Imm.I64Const: pos = skipLeb(p, pos, 10, 0); continue
-        case Imm.F32Const: pos += 4; continue
-        case Imm.F64Const: pos += 8; continue
-        case Imm.MemArg: {
-          const a = u32At(p, pos)
-          pos = leb.next
-          if (a & 0x40) pos = skipLeb(p, pos, 5, 0)
-          pos = skipLeb(p, pos, 10, 0)
-          continue
-        }
         case Imm.Control:
           if (op === 0x02) {
             if (p[pos] === 0x63 || p[pos] === 0x64) return -1
@@ -386,13 +332,12 @@ class CodeRewriter {
           if (op !== 0x0b) return -1
           if (depth-- === 0) return pos === end ? n : -1
           continue
-        case Imm.Prefix: {
-          const sub = u32At(p, pos)
-          const sk = op === 0xfc ? FC_IMM[sub] : op === 0xfd ? FD_IMM[sub] : FE_IMM[sub]
-          if (sk !== Imm.None) return -1 // keep it simple: only immediate-free prefixed ops
+        case Imm.Prefix:
+          // Only immediate-free prefixed ops: a bulk operation (which has immediates) charges
+          // by its length where it runs, which an unmetered clone would not.
+          if (prefixedKind(op, u32At(p, pos)) !== Imm.None) return -1
           pos = leb.next
           continue
-        }
         default: // select t, unknown, unsupported
           return -1
       }
@@ -432,16 +377,10 @@ class CodeRewriter {
     const func = this.#importedFuncs + index
 
     // Locals: count the declared ones; the counter's local goes after all of them.
-    let pos = start
-    let r = readU32(p, pos)
-    const groups = r.value
-    pos = r.next
-    let locals = this.#paramCounts[index]!
-    for (let i = 0; i < groups; i++) {
-      r = readU32(p, pos)
-      locals += r.value
-      pos = skipValType(p, r.next)
-    }
+    const declared = readLocals(p, start)
+    const groups = declared.groups
+    let pos = declared.next
+    const locals = this.#paramCounts[index]! + declared.count
     if (pos > end) this.#fail('MALFORMED', 'local declarations run past the body', func, start)
     // The JS API caps a function at 50,000 locals (params included); the counter needs one more.
     if (locals + 1 >= MAX_LOCALS) this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
@@ -477,73 +416,39 @@ class CodeRewriter {
         case Imm.None:
           continue
         case Imm.Local: {
-          let b = p[pos++]!
-          let v = b & 0x7f
-          let shift = 7
-          while (b & 0x80) {
-            if (shift > 28) this.#fail('MALFORMED', 'local index LEB128 too long', func, opAt)
-            b = p[pos++]!
-            v += (b & 0x7f) * 2 ** shift
-            shift += 7
-          }
+          // SECURITY: a local beyond the declared ones would be the fuel counter's once it is added.
+          const v = u32At(p, pos)
+          pos = leb.next
           if (v >= locals) this.#fail('MALFORMED', `local ${v} does not exist (the function has ${locals})`, func, opAt)
           continue
         }
-        case Imm.MemArg: {
-          const align = p[pos]!
-          if (align < 0x40) {
-            pos++
-          } else {
-            const a = u32At(p, pos)
-            pos = leb.next
-            if (a & 0x40) pos = skipLeb(p, pos, 5, func)
-          }
-          pos = skipLeb(p, pos, 10, func)
-          continue
-        }
-        case Imm.I32Const:
-          pos = skipLeb(p, pos, 5, func)
-          continue
-        case Imm.U32:
-          pos = skipLeb(p, pos, 5, func)
-          continue
         case Imm.Global: {
+          // SECURITY: likewise a global beyond the module's would be the fuel counter.
           const g = u32At(p, pos)
           pos = leb.next
           if (g >= globalCount) this.#fail('MALFORMED', `global ${g} does not exist`, func, opAt)
           continue
         }
-        case Imm.I64Const:
-          pos = skipLeb(p, pos, 10, func)
-          continue
-        case Imm.F32Const:
-          pos += 4
-          continue
-        case Imm.F64Const:
-          pos += 8
-          continue
-        case Imm.SelectT: {
-          const n = u32At(p, pos)
-          pos = leb.next
-          for (let k = 0; k < n; k++) pos = skipValType(p, pos)
-          continue
-        }
-        case Imm.RefNull:
-          pos = skipLeb(p, pos, 5, func)
-          continue
-        case Imm.Prefix:
-          if (op === 0xfc && BULK_OPS.has(u32At(p, pos))) {
-            const sub = u32At(p, pos)
+        case Imm.Prefix: {
+          const sub = u32At(p, pos)
+          if (op === 0xfc && BULK_OPS.has(sub)) {
             if (this.#memory64 && sub <= 11) this.#fail('UNSUPPORTED_FEATURE', 'bulk memory operation on a module with 64-bit memory', func, opAt, hex(op, sub))
             this.#push(opAt, EV_BULK, 0)
             bulk = true
           }
-          pos = this.#skipPrefixed(op, pos, func, opAt)
+          pos = skipImmediates(p, pos, op)
+          if (pos === UNDECODABLE) this.#fail('UNKNOWN_OPCODE', hex(op, sub), func, opAt, hex(op, sub))
           continue
+        }
         case Imm.Unsupported:
           return this.#fail('UNSUPPORTED_FEATURE', unsupportedName(op), func, opAt, hex(op))
         case Imm.Unknown:
           return this.#fail('UNKNOWN_OPCODE', hex(op), func, opAt, hex(op))
+        case Imm.Control:
+          break
+        default:
+          pos = skipImmediates(p, pos, op)
+          continue
       }
 
       // ---- Control instructions. ----
@@ -671,7 +576,7 @@ class CodeRewriter {
               break
             }
           } else {
-            pos = skipLeb(p, skipLeb(p, pos, 5, func), 5, func)
+            pos = skipImmediates(p, pos, op)
           }
           calls = true
           this.#push(opAt, EV_FLUSH, 0)
@@ -685,8 +590,7 @@ class CodeRewriter {
         }
         case 0x12: // return_call
         case 0x13: // return_call_indirect
-          pos = skipLeb(p, pos, 5, func)
-          if (op === 0x13) pos = skipLeb(p, pos, 5, func)
+          pos = skipImmediates(p, pos, op)
           calls = true
           this.#push(opAt, EV_FLUSH, 0)
           if (!dead) this.#settle(charge, acc)
@@ -711,36 +615,6 @@ class CodeRewriter {
     this.#emit(start, localsEnd, end, groups, fuelLocal, leaf, bulk)
   }
 
-  #skipPrefixed(prefix: number, at: number, func: number, opAt: number): number {
-    const p = this.#p
-    const sub = u32At(p, at)
-    let pos = leb.next
-    const kind = prefix === 0xfc ? FC_IMM[sub] : prefix === 0xfd ? FD_IMM[sub] : FE_IMM[sub]
-    switch (kind) {
-      case Imm.None:
-        return pos
-      case Imm.U32:
-        return skipLeb(p, pos, 5, func)
-      case Imm.U32x2:
-        return skipLeb(p, skipLeb(p, pos, 5, func), 5, func)
-      case Imm.MemArg:
-      case Imm.MemArgLane: {
-        const a = u32At(p, pos)
-        pos = leb.next
-        if (a & 0x40) pos = skipLeb(p, pos, 5, func)
-        pos = skipLeb(p, pos, 10, func)
-        return kind === Imm.MemArgLane ? pos + 1 : pos
-      }
-      case Imm.Bytes16:
-        return pos + 16
-      case Imm.Lane:
-      case Imm.Byte:
-        return pos + 1
-      default:
-        return this.#fail('UNKNOWN_OPCODE', hex(prefix, sub), func, opAt, hex(prefix, sub))
-    }
-  }
-
   /** Writes one body: the locals plus the counter's, then the code with the insertions. */
   #emit(start: number, localsEnd: number, end: number, groups: number, L: number, leaf: boolean, bulk: boolean): void {
     const p = this.#p
@@ -756,7 +630,7 @@ class CodeRewriter {
 
     // Locals: one more group, `(local i64)`, and `(local i32)` to hold a bulk operation's length.
     o = putU32(buf, o, groups + (bulk ? 2 : 1))
-    o = copy(buf, o, p, skipLeb(p, start, 5, 0), localsEnd)
+    o = copy(buf, o, p, skipLeb(p, start, 5), localsEnd)
     buf[o++] = 1
     buf[o++] = 0x7e
     if (bulk) {
@@ -815,7 +689,7 @@ class CodeRewriter {
         }
         case EV_RETARGET:
           o = putU32(buf, o, cost)
-          copied = skipLeb(p, at, 5, 0)
+          copied = skipLeb(p, at, 5)
           break
         case EV_BULK:
           // stack: ..., length  ->  local.tee S; L = L - (u64(S) >> BULK_SHIFT); stack unchanged
@@ -844,29 +718,6 @@ const MAX_LOCALS = 50_000
 /** The largest insertion: a check at a function entry or loop header (with 5-byte LEBs). */
 const MAX_INSERT = 48
 
-function putU32(b: Uint8Array, at: number, value: number): number {
-  let o = at
-  let v = value
-  while (v >= 0x80) {
-    b[o++] = (v & 0x7f) | 0x80
-    v >>>= 7
-  }
-  b[o++] = v
-  return o
-}
-
-/** A non-negative value as a signed LEB128 (what `i64.const` takes). */
-function putSleb(b: Uint8Array, at: number, value: number): number {
-  let o = at
-  let v = value
-  while (v >= 0x40) {
-    b[o++] = (v & 0x7f) | 0x80
-    v >>>= 7
-  }
-  b[o++] = v
-  return o
-}
-
 function copy(dst: Uint8Array, at: number, src: Uint8Array, from: number, to: number): number {
   const n = to - from
   if (n < 64) {
@@ -891,42 +742,4 @@ function putCheck(b: Uint8Array, at: number, cost: number, L: number, G: number)
   b[o++] = OP_UNREACHABLE
   b[o++] = OP_END
   return o
-}
-
-/** Where `u32At` stopped (module state: the scanner is synchronous and not re-entered). */
-const leb = { next: 0 }
-
-/** A u32 LEB128 at `at`; the offset after it is left in `leb.next`. Lenient on the last byte's
- *  unused bits: the engine validates the output, and any over-long form it accepts decodes the same. */
-function u32At(p: Uint8Array, at: number): number {
-  let b = p[at]
-  if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
-  if (b < 0x80) {
-    leb.next = at + 1
-    return b
-  }
-  let v = b & 0x7f
-  let scale = 128
-  for (let i = 1; i < 5; i++) {
-    b = p[at + i]
-    if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
-    v += (b & 0x7f) * scale
-    if (b < 0x80) {
-      leb.next = at + i + 1
-      return v
-    }
-    scale *= 128
-  }
-  throw malformed('LEB128 immediate too long', at)
-}
-
-function skipLeb(p: Uint8Array, at: number, maxBytes: number, func: number): number {
-  let pos = at
-  const limit = at + maxBytes
-  while (pos < limit) {
-    const b = p[pos++]
-    if (b === undefined) break
-    if ((b & 0x80) === 0) return pos
-  }
-  throw new InstrumentError('MALFORMED', `malformed module: bad LEB128 immediate in function ${func}`, { functionIndex: func })
 }

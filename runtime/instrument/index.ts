@@ -4,7 +4,9 @@
  *
  * - `capMemory`: cap the declared maximum of every defined memory.
  * - `meterFuel`: a deterministic instruction budget (see `fuel.ts` for what one unit is).
- * - `parseSections` / `encodeSections` and the LEB128 helpers they are built on.
+ * - `addTierHints`: which functions the engine should compile optimised up front.
+ * - `parseSections` / `encodeSections` and the LEB128 helpers they are built on; `skipImmediates`
+ *   and `readBodies`, the one decoder of function bodies.
  */
 export { InstrumentError } from './errors.js'
 export type { InstrumentErrorCode, InstrumentErrorDetails } from './errors.js'
@@ -20,3 +22,7 @@ export type { TableCap } from './tables.js'
 export type { CappedMemory, ImportedMemory, MemoryCapResult } from './memory.js'
 export { FUEL_EXPORT, MAX_FUEL, meterFuel, remainingFuel, setFuel } from './fuel.js'
 export type { FuelMeterResult, FuelOptions } from './fuel.js'
+export { addTierHints, tierHints } from './tier-hints.js'
+export type { Tier } from './tier-hints.js'
+export { prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, UNDECODABLE } from './code-decoder.js'
+export type { CodeBodies, Locals } from './code-decoder.js'

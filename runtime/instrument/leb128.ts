@@ -119,6 +119,63 @@ export function skipLeb(bytes: Uint8Array, offset: number, maxBytes: number): nu
   throw malformed(pos >= bytes.length ? 'unexpected end of input inside a LEB128 integer' : 'LEB128 integer too long', offset)
 }
 
+/**
+ * Where the last `u32At` stopped. Module state, so the hot code scanners read an index without
+ * allocating a `Decoded` per instruction: they are synchronous and never re-entered.
+ */
+export const leb = { next: 0 }
+
+/**
+ * A u32 LEB128 at `at` for the code scanners, the offset after it left in `leb.next`. Lenient on
+ * the last byte's unused bits (the engine validates the output, and any over-long form it
+ * accepts decodes the same); at most 5 bytes. @throws InstrumentError MALFORMED
+ */
+export function u32At(p: Uint8Array, at: number): number {
+  let b = p[at]
+  if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
+  if (b < 0x80) {
+    leb.next = at + 1
+    return b
+  }
+  let v = b & 0x7f
+  let scale = 128
+  for (let i = 1; i < 5; i++) {
+    b = p[at + i]
+    if (b === undefined) throw malformed('unexpected end of input in a LEB128 immediate', at)
+    v += (b & 0x7f) * scale
+    if (b < 0x80) {
+      leb.next = at + i + 1
+      return v
+    }
+    scale *= 128
+  }
+  throw malformed('LEB128 immediate too long', at)
+}
+
+/** Writes `value` (a u32) as LEB128 into `b` at `at`, which must have room; returns the offset after it. */
+export function putU32(b: Uint8Array, at: number, value: number): number {
+  let o = at
+  let v = value
+  while (v >= 0x80) {
+    b[o++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  b[o++] = v
+  return o
+}
+
+/** Writes a non-negative 31-bit `value` as a signed LEB128 (what `i64.const` takes); returns the offset after it. */
+export function putSleb(b: Uint8Array, at: number, value: number): number {
+  let o = at
+  let v = value
+  while (v >= 0x40) {
+    b[o++] = (v & 0x7f) | 0x80
+    v >>>= 7
+  }
+  b[o++] = v
+  return o
+}
+
 /** A growable output buffer with the encoders the rewriter needs. */
 export class ByteWriter {
   #buf: Uint8Array

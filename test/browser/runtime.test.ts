@@ -8,6 +8,7 @@
  * memfs-volume mount sees the guest's changes; the page's policy refuses what a page cannot
  * have. One browser launch for the file.
  */
+/* eslint-disable @typescript-eslint/no-explicit-any -- the callbacks of page.evaluate run in Chromium, on the page's own untyped globals (window.caplet, window.memfs); their source is sent there as text */
 import { existsSync, readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'

@@ -23,8 +23,8 @@ interface SkipEntry {
   test: string
   reason: string
   /**
-   * Where the divergence is decided: `LESSONS.md#<anchor>` or `DESIGN.md#<anchor>` (the shared
-   * design documents), or an https link to the spec text or issue.
+   * Where the divergence is decided: `docs/<page>.md#<anchor>` (the project's design
+   * documents), or an https link to the spec text or issue.
    */
   decision: string
   /** Only on these backends (default: all). */
@@ -133,7 +133,7 @@ describe('conformance bookkeeping', () => {
       const dot = s.test.indexOf('.', slash)
       expect(known.has(s.test.slice(0, dot)), s.test).toBe(true)
       expect(s.reason.length, s.test).toBeGreaterThan(20)
-      expect(s.decision, s.test).toMatch(/^(LESSONS\.md#|DESIGN\.md#|https:\/\/)/)
+      expect(s.decision, s.test).toMatch(/^(docs\/[a-z-]+\.md#[a-z0-9-]+|https:\/\/)/)
       for (const b of s.backends ?? []) expect(BACKENDS).toContain(b)
     }
     expect(new Set(skips.map((s) => s.test)).size).toBe(skips.length)

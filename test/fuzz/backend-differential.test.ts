@@ -1,6 +1,6 @@
 /**
  * @module Differential fuzzing of the filesystem backends through the real WASI import object
- * (LESSONS.md, "Test organisation" 5; cap-std's fuzz targets in spirit).
+ * (a reference model, as cap-std's fuzz targets in spirit).
  *
  * A plan is a random sequence of path operations written in a small token grammar
  * (components `a b ab . .. la up abs`, where `la -> a`, `up -> ..`, `abs -> /` and
@@ -386,7 +386,7 @@ function canonical(node: RefNode): unknown {
 type RefResult = { kind: 'node'; node: RefNode } | { kind: 'missing' } | { kind: 'escape' } | { kind: 'error' }
 
 /**
- * The reference resolver: a pure function over a snapshot, written from the rules in LESSONS.md
+ * The reference resolver: a pure function over a snapshot, written from the rules in docs/security.md
  * ("Path resolution") rather than from `path-resolver.ts`. `..` pops the directories walked so
  * far (never a lexical rewrite), a symlink is expanded wherever it is met (at the end only when
  * followed or followed by a slash), an absolute path or target or a `..` at the root escapes.

@@ -27,7 +27,10 @@ describe('run() in a worker (the default)', () => {
   })
 
   it('refuses to start with an already aborted signal', async () => {
-    await expect(run(sampleWasm('hello'), { signal: AbortSignal.abort() })).rejects.toBeDefined()
+    // The signal's own reason, before anything runs: an AbortError when abort() was given none.
+    await expect(run(sampleWasm('hello'), { signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' })
+    const reason = new Error('not any more')
+    await expect(run(sampleWasm('hello'), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason)
   })
 
   it('reports deep recursion as a stack-overflow trap', async () => {

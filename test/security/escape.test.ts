@@ -3,7 +3,7 @@
  * scenario on both backends (a host directory and the in-memory backend), compared line by line
  * with the outcomes pinned below, so a regression names the scenario and the operation.
  *
- * What the pinned outcomes say (DESIGN.md invariants 4 and 5, LESSONS.md "Decisions taken" 1):
+ * What the pinned outcomes say (docs/security.md invariants 4 and 5, docs/decisions.md 5):
  * leaving a capability is PERM (absolute paths, `..` past the root, a symlink leading out, also
  * when the guest tries to create one); a file followed by a component is NOTDIR, never a lexical
  * `..`; more than 40 links is LOOP; any change under the read-only /data is ROFS; link and rename

@@ -1,7 +1,7 @@
 /**
  * @module Resource-exhaustion corpus, driven by the `flood` guest (test/fixtures/src/flood.c).
  *
- * DESIGN.md invariant 7 (every resource is bounded) and invariant 8 (the host survives the guest:
+ * docs/security.md invariant 7 (every resource is bounded) and invariant 8 (the host survives the guest:
  * the caller gets an exit code, a trap, or the limit that was hit; the process stays up and keeps
  * no descriptor). Descriptors stop at `limits.fds` with MFILE; over-long paths are NAMETOOLONG;
  * an endless loop is stopped by `limits.timeout` (worker) or `limits.fuel` (in-process); unbounded

@@ -5,8 +5,8 @@
  * = "inside") and a symlink to `<tmp>/outside` (holding `f.txt` = "CANARY"), with plain renames.
  * Meanwhile the main thread opens root → `sub` → `f.txt` and reads, thousands of times. With
  * the `proc-fd` strategy no read may ever return "CANARY": a lookup is anchored to the directory
- * fd, and the final component is never followed (DESIGN.md invariant 5, LESSONS.md "Decisions
- * taken" 3). Errors (`NOTDIR` while `sub` is the symlink, `NOENT` while it is absent) are fine.
+ * fd, and the final component is never followed (docs/security.md invariant 5, docs/decisions.md
+ * 7). Errors (`NOTDIR` while `sub` is the symlink, `NOENT` while it is absent) are fine.
  *
  * The fallback strategy has a documented residual race against host processes and is not held
  * to "zero" here; its module comment says why.

@@ -5,7 +5,7 @@
  *
  * The `sec_hostlinks` guest (test/fixtures/src/sec_hostlinks.c) tries, through each link and
  * path variant, to open, read, list, stat, readlink, write, truncate, create, set times, create
- * inside, hard-link, rename into, rename, rmdir and finally unlink. DESIGN.md invariant 5: a
+ * inside, hard-link, rename into, rename, rmdir and finally unlink. docs/security.md invariant 5: a
  * symlink is followed only if its target stays beneath the capability root (absolute targets
  * fail), so every access through an out-pointing link is PERM, and readlink of one is PERM too
  * rather than revealing a host path (invariant 6). What stays allowed concerns the link itself:

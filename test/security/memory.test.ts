@@ -2,7 +2,7 @@
  * @module Memory-abuse corpus, driven by the `memory` guest (test/fixtures/src/memory.c): one
  * bad pointer or length per run, on both backends.
  *
- * DESIGN.md invariant 2 and LESSONS.md "Decisions taken" 2: an out-of-range, wrapping or
+ * docs/security.md invariant 2 and docs/decisions.md 6: an out-of-range, wrapping or
  * misaligned pointer, or an iovec or subscription array past the end of memory, TRAPS. The
  * result says `trap.kind === 'memory-fault'` and names the syscall; the guest printed `before`
  * and nothing else (no partial write reached stdout); no side effect happened (no file or

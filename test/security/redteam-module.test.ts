@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { tierHints } from '../../runtime/module.js'
+import { tierHints } from '../../runtime/instrument/index.js'
 import { repoRoot } from '../support/guest.js'
 import { u32 } from '../runtime/instrument/wasm.js'
 
@@ -16,9 +16,9 @@ const scratch = mkdtempSync(join(tmpdir(), 'caplet-redteam-mod-'))
 afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 
 /**
- * n functions, f_i calling f_{i-1} once (outside any loop), `_start` = f_{n-1}: a chain that
- * `startSpine` (module.ts) discovers one link per pass over all edges, because the edges are
- * listed callee-last: n passes x n edges.
+ * n functions, f_i calling f_{i-1} once (outside any loop), `_start` = f_{n-1}: a chain whose
+ * edges are listed callee-last, so a spine search that iterated passes over all edges until
+ * nothing changed would take n passes x n edges (`startSpine`, `instrument/tier-hints.ts`).
  */
 function chain(n: number): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
@@ -45,13 +45,10 @@ describe('redteam module pipeline', () => {
     expect(tierHints(chain(2000), 'auto')).toBeUndefined() // no loops: nothing to hint
   })
 
-  // FINDING: `startSpine` (module.ts) grows the spine with `for (changed = true; changed;)` over
-  // every once-called edge, adding as little as one function per pass: O(functions^2) on the
-  // caller's thread, inside `run()`/`runSync()`/`loadModule`, before the worker starts and before
-  // `limits.timeout` is armed (the timer starts at dispatch). Measured here: 20,000 functions
-  // (140 KB) 1.4 s, 40,000 (300 KB) 5.8 s; V8 accepts 1,000,000 functions (~7 MB): hours. The
-  // default tier is 'auto', so every run pays it; the module cache does not help against a
-  // guest that varies one byte.
+  // The spine search runs on the caller's thread, inside `run()`/`runSync()`/`loadModule`, before
+  // the worker starts and before `limits.timeout` is armed. It was once a fixpoint over every
+  // once-called edge (O(functions^2): 40,000 functions, 300 KB, took 5.8 s); it is now one
+  // breadth-first walk. A 60,000-function chain must load and run within the 3 s this allows.
   it('run() with a 1 s timeout returns within seconds for a 450 KB module (linear pipeline)', () => {
     const wasm = join(scratch, 'chain.wasm')
     writeFileSync(wasm, chain(60_000))

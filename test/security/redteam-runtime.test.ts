@@ -161,7 +161,7 @@ describe('redteam runtime: the host process survives (invariant 8)', () => {
 })
 
 describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => {
-  // FINDING (policy defaults): DESIGN.md invariant 7 says every resource is bounded, but with
+  // FINDING (policy defaults): docs/security.md invariant 7 says every resource is bounded, but with
   // no limits given a run has neither fuel nor a timeout (a guest may run forever and hold a
   // pooled worker), a `tmp` mount has no size (host memory, see below), and output that is not
   // captured (`inherit`, which the CLI always uses without --json) has no byte limit.
@@ -172,14 +172,15 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
   it('the default policy bounds memory and in-memory mount bytes (tmp and overlay layers)', () => {
     const p = resolvePolicy({ mounts: [{ guest: '/t', tmp: true }, { guest: '/o', host: '.', mode: 'overlay' }], stdout: 'inherit', stderr: 'inherit' })
     expect({ memory: p.limits.memoryPages, tmp: p.mounts[0]!.bytes, overlay: p.mounts[1]!.bytes })
-      .toEqual({ memory: expect.any(Number), tmp: expect.any(Number), overlay: expect.any(Number) })
+      .toEqual({ memory: (1 << 30) / 65536, tmp: 256 << 20, overlay: 256 << 20 })
   })
 
   // FINDING (design): one unit of fuel per instruction "whatever it does" lets memory.fill /
   // memory.copy (and host calls: an aliasing 2 GiB fd_write costs ~6) do unbounded work per unit.
   // In-process runs rely on fuel alone to stop a guest, so the budget does not bound time.
   // Fixed: bulk operations are charged one unit per 64 elements of their length operand
-  // (runtime/instrument/fuel.ts, BULK_SHIFT). Host calls are still one unit each (see the note).
+  // (runtime/instrument/fuel.ts, BULK_SHIFT); host calls likewise, one unit per 64 bytes they
+  // move (`HostState.chargeWork`).
   it('fuel bounds work: 2,000 units cannot buy 40 fills of 64 MiB (2.5 GiB of stores)', () => {
     // (memory 1024) (func _start (local i32) (loop (memory.fill 0 0x55 64MiB) (br_if 0 (i32.lt_s (local.tee 0 (i32.add (local.get 0) 1)) 40))))
     const m = buildModule({

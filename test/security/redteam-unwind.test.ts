@@ -1,6 +1,6 @@
 /**
  * Red-team: the host's deliberate unwinding (`proc_exit`, a limit, a memory fault, a host fault)
- * must end the run, as DESIGN.md's invariant 3 says. A module built with the exception-handling
+ * must end the run, as invariant 3 of docs/security.md says. A module built with the exception-handling
  * proposal can `catch_all` what an import throws (V8 runs such modules when no fuel is metered:
  * only the fuel instrumenter refuses them), so the host cannot rely on the exception reaching
  * `_start`'s caller: once a call has thrown to end the run, every later call throws the same, and

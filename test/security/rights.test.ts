@@ -3,8 +3,7 @@
  * backends, compared line by line with the outcomes pinned below; plus the ghsa-4ch3 check
  * through the `escape` guest.
  *
- * What the pinned outcomes say (DESIGN.md invariant 4, LESSONS.md "Rights model" and "Decisions
- * taken" 1 and 7): rights only shrink (`fd_fdstat_set_rights` adding a bit is NOTCAPABLE); a
+ * What the pinned outcomes say (docs/security.md invariant 4, docs/decisions.md 2-5): rights only shrink (`fd_fdstat_set_rights` adding a bit is NOTCAPABLE); a
  * descriptor's base rights are exact; a read-only mount refuses any change with ROFS, at
  * `path_open` for write rights, TRUNC (GHSA-2r75) and CREAT, and on a read-only descriptor for
  * set_size, allocate, set_times; reading or writing a descriptor never opened for it is BADF

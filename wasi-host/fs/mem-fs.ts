@@ -9,7 +9,7 @@
  *
  * What it must not do: resolve paths (names are single components, checked again with
  * `assertComponent`), follow symlinks (targets are stored as given and only read back), or let a
- * guest make it allocate without bound (LESSONS.md "short version" 8: file size is capped by
+ * guest make it allocate without bound (docs/security.md invariant 7: file size is capped by
  * `maxFileSize`, and growth by `setSize`/`allocate` is sparse, so memory is only spent on bytes
  * actually written).
  *

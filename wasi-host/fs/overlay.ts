@@ -1,43 +1,12 @@
 /**
  * @module `createOverlayFs(lower)`: a copy-on-write `Filesystem`, like Linux overlayfs with an
- * in-memory upper layer.
- *
- * Reads come from the lower layer until a node changes; every change (write, truncate, allocate,
- * set times, create, remove, rename, link) happens in the upper layer only. The caller can list
- * the result (`changes()`), and `wasi-host/node/overlay-apply.ts` applies or exports it.
- *
- * How the layers combine:
- * - A merged directory has an upper directory once anything in it (or beneath it) changed:
- *   copy-up creates it, with the lower directory's times, and restores the parent's times
- *   afterwards, so copying up is invisible (Linux does the same).
- * - Upper entries shadow lower ones. A removed lower entry is hidden by a *whiteout*, kept here
- *   as metadata of the merged directory (the upper backend is any `Filesystem`, with no xattrs).
- *   A whiteout stays when the name is re-created: it hides the lower entry, whatever the upper
- *   layer holds. A directory created in the upper layer is *opaque*: nothing of the lower layer
- *   shows through it, so a directory deleted and re-created does not bring its old entries back.
- * - Renaming a lower file copies it up first, then renames in the upper layer and whites out the
- *   source name. Renaming a directory that draws on the lower layer copies its whole subtree up
- *   and makes it opaque (no overlayfs `redirect_dir`: the result is self-contained).
- * - A `FileHandle` opened for writing or truncation on a lower file copies it up at open time.
- *   One opened for reading reads the lower file in place; if the file is copied up later (by
- *   another handle, a link, a rename, set-times), it switches to the copy, as Linux does since
- *   4.19. Set-times through such a handle copies the file up itself.
- * - Inode numbers: lower inode `L` is `2L`, upper inode `U` is `2U+1`, so layers never collide,
- *   and a copied-up node keeps its lower number (a per-instance map, upper inode to overlay
- *   inode). DIVERGENCE: a lower file with several hard links is copied up alone, gets a new
- *   number and stops sharing content with its other names (overlayfs without `index=on`).
- * - A merged directory (upper plus lower) reports `nlink` 1, as Linux overlayfs does: counting
- *   subdirectories would need a merged listing on every stat.
- *
- * SECURITY: the lower `Filesystem` is never mutated. The only calls made on it are `root`,
- * `stat`, `statChild`, `openDir`, `readlink`, `readdir`, `close` and `openFile` with the frozen
- * `LOWER_READ` options (no write, create or truncate), so a `readOnly(...)` lower works and a
- * host directory stays byte-identical. Two-handle calls (`rename`, `link`) accept only handles of
- * this very overlay instance (a brand check): anything else is `XDEV`.
- *
- * NOTE: the upper layer must start empty, and an upper directory handle is held for every
- * directory in the upper layer while the overlay lives (one host fd each if the upper is a host
- * directory; none for the default in-memory upper).
+ * in-memory upper layer. Reads come from the lower layer until a node changes; every change
+ * happens in the upper layer; `changes()` lists the result (`wasi-host/node/overlay-apply.ts`
+ * applies or exports it).
+ * SECURITY: the lower `Filesystem` is never mutated (only read calls, with frozen read-only open
+ * options), and two-handle calls accept only this overlay's own handles (`XDEV` otherwise).
+ * How the layers combine (copy-up, whiteouts, opaque directories, inode numbers):
+ * docs/internals.md, "Overlays".
  */
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'

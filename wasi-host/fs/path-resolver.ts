@@ -1,5 +1,5 @@
 /**
- * @module The one path resolver (cap-std algorithm, LESSONS.md "Path resolution").
+ * @module The one path resolver (cap-std's algorithm; docs/security.md, docs/decisions.md 1).
  *
  * Walks a guest path one component at a time from a directory handle. `..` pops a stack of
  * handles and never reaches the backend; symlinks are expanded by pushing their target's

@@ -1,59 +1,11 @@
 /**
  * @module `withQuota(fs, quota)`: a view of a `Filesystem` that bounds the bytes and inodes a
- * guest can add to it (DESIGN.md invariant 7), refusing with `DQUOT` before the backend is asked.
- *
- * What is counted (`QuotaUsage`, possibly shared by several mounts for one total `--disk`):
- * - `inodes`: files, directories and symlinks created through this wrapper; given back when the
- *   node is gone (its last name removed and, for a file, its last handle of this wrapper closed).
- * - `bytes`: the growth of file sizes caused through this wrapper (write past the end, `setSize`
- *   up, `allocate`), given back when a file shrinks or is gone as above; plus the byte length of
- *   each symlink target created, and `LINK_NAME_BYTES` for each hard link made (see below).
- *   Sizes are apparent sizes (a hole counts), so sparse files cannot hide growth.
- *
- * The accounting rule, per node (`NodeRecord`, keyed by the backend's `ino`):
- * - `grown` is what this wrapper has charged for the node's size and not yet given back. It only
- *   rises by growth measured against a size the wrapper knows, and only falls by a shrink it made,
- *   never by more than `grown`: truncating or deleting content that existed before the mount (or
- *   that another mount charged) gives nothing back. Conservative by construction.
- * - Measuring growth needs the current size. A handle does not re-stat per write while its node
- *   is *trusted*: the wrapper set or observed the size last (`size`) and `grown >= size`. Then
- *   even a stale `size` is sound: if someone else (another handle through another mount, the host)
- *   changed the file, every byte beyond the real start size is still covered by `grown`. A node is
- *   *in doubt* otherwise (a file that was larger than what this wrapper charged, typically a host
- *   file that existed before the mount); then each size-changing call stats the file first. Every
- *   size the wrapper observes (`FileHandle.stat()`, which `fd_filestat_get` and `O_APPEND` writes
- *   call anyway) re-decides trust, so a file created here stays on the fast path, and a foreign
- *   change demotes it to exact, stat-per-call accounting. A call the backend fails is charged
- *   for whatever it may have added (it could have written part before the error).
- * - A node is gone when a name is removed (`unlink`, `rmdir`, `rename` over it) whose `nlink`,
- *   read just before, was 1 (for files and symlinks; a directory is gone when removed). Its
- *   charges come back then, or, for a file still open through this wrapper (read-only handles
- *   included: open-but-unlinked bytes stay on disk), when its last handle closes. Hard links keep
- *   a node alive: removing one name of several gives back nothing but that name's link charge.
- * - A hard link adds no inode, but it does add a directory entry, which on a host directory
- *   takes real space: left free, `link` in a loop would grow a directory without bound. Each
- *   link made here is charged `LINK_NAME_BYTES` and given back when a name of that node is
- *   removed (at most as many as were charged).
- *
- * Hence a sequence of calls through one wrapper (write/unlink/rewrite, link-then-unlink,
- * truncate-up-then-write, rename over a file, holding an unlinked file open…) can never make the
- * bytes reachable or held open exceed what was there before plus the quota.
- *
- * SECURITY (residual, documented): two quota wrappers whose trees overlap (the same host
- * directory mounted twice, or nested) each see the other's changes as foreign. The rule above
- * stays sound for every reachable byte, but a file unlinked through one mount while held open
- * through the other is given back by the first while its bytes stay on disk until the second
- * closes it: the excess is bounded by the open descriptors of the second mount times the largest
- * file. The policy layer should refuse overlapping writable mounts (they also make `EXDEV`
- * between two names of one host directory).
- *
- * SECURITY: the inner handles live in `#private` fields and are never handed out (as in
- * `read-only.ts`): a holder of a quota-wrapped handle cannot reach the unbounded one. Two-handle
- * calls (`rename`, `link`) only accept handles of this very wrapper instance (a brand check, not
- * duck typing) and answer `XDEV` otherwise; a foreign backend refuses ours the same way.
- *
- * Relies on the backend contract (tested by the shared suite): `ino` identifies a node while it
- * exists, `nlink` counts its names, `stat().size` is its size.
+ * guest can add to it (docs/security.md invariant 7), refusing with `DQUOT` before the backend
+ * is asked. Conservative by construction: growth is charged against sizes it knows, and only its
+ * own shrinks and removals give anything back.
+ * SECURITY: the inner handles are never handed out, and two-handle calls accept only this
+ * wrapper's own handles (`XDEV` otherwise). The accounting rule and its one residual case
+ * (overlapping writable mounts): docs/internals.md, "Quotas".
  */
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'

@@ -1,7 +1,7 @@
 /**
  * @module `readOnly(fs)`: a view of a `Filesystem` whose handles refuse every change with `ROFS`.
  *
- * Defence in depth behind the rights check (DESIGN.md invariant 4, LESSONS.md "short version"
+ * Defence in depth behind the rights check (docs/security.md invariant 4, docs/decisions.md
  * 3-5): even if a rights table forgets an operation, as browser_wasi_shim's did for
  * `fd_filestat_set_size` and `fd_allocate`, or counts `O_TRUNC` as a read, as wasmtime did in
  * GHSA-2r75, the backend underneath is never asked to change anything.

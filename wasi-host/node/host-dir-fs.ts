@@ -1,46 +1,11 @@
 /**
- * @module The host-directory backend: a `Filesystem` on a real directory, through `node:fs`.
- *
- * It implements the one-component `DirHandle` interface synchronously (`fs.*Sync`), because the
- * WASI host is synchronous. It never walks a path: every `name` it receives is one component,
- * checked again here (`assertComponent`), and it never resolves `..` or follows a symlink in
- * the final component.
- *
- * Two strategies, chosen at creation (`strategy` says which):
- *
- * - `proc-fd` (Linux, when `/proc/self/fd` works): every `DirHandle` holds an open directory fd,
- *   and every operation on a child goes through `/proc/<pid>/fd/<dirfd>/<name>` (`<pid>` as
- *   `/proc/self` names this process, checked at mount: one symlink fewer per lookup). The kernel
- *   follows the magic link to the directory the fd holds and looks `name` up *there*, like
- *   `openat`/`mkdirat`/`renameat`…, whatever was renamed or swapped above it since; `O_NOFOLLOW`
- *   (or an lstat-like call) keeps the final component from being followed. Node has no `openat`;
- *   this is it in disguise (LESSONS.md, "Decisions taken" 3). Tested here: a directory renamed
- *   away and replaced by a symlink to the outside keeps receiving the writes made through its
- *   handle, and nothing lands outside.
- *
- * - `fallback` (elsewhere, or `mode: 'fallback'`): a `DirHandle` is `{ realPath, dev, ino }`.
- *   Each operation re-checks with `lstat` that `realPath` still names the same directory
- *   (dev/ino), joins exactly one component onto it, uses `lstat` for lookups and `O_NOFOLLOW`
- *   for final opens, and after opening a file checks that `fstat` gives the dev/ino that the
- *   lookup saw and that the directory is still the same; a mismatch is retried, then fails with
- *   `STALE` ("the host changed this directory under the handle"). A handle whose directory was
- *   renamed away *by the host* also fails with `STALE`: unlike `proc-fd`, it cannot follow the
- *   directory. Renames and removals made through the same mount are tracked instead (`DirPaths`):
- *   handles at or below a renamed directory move with it, and a removed directory behaves as an
- *   unlinked one (no new entries: `NOENT`; lists nothing).
- *
- *   SECURITY (residual race, documented in DESIGN.md invariant 5 and LESSONS.md): the checks
- *   happen before and after each host call, not atomically with it. Another *host* process that
- *   swaps an ancestor of `realPath` for a symlink to the outside, and swaps it back, entirely
- *   inside that window, can make one call act outside the mount. The guest alone cannot race
- *   itself (preview1 is single-threaded and the host serialises syscalls). Only `proc-fd` is
- *   race-free; `caplet inspect --platform` should say which one is in use.
- *
- * Other invariants:
- * - SECURITY: host inode numbers never leave this module; `ino` is a per-instance counter.
- * - SECURITY: every fd is closed exactly once; a closed handle refuses further use with `BADF`,
- *   so a reused fd number can never be reached through a stale handle.
- * - Errors are `WasiError`s from `wasiErrorFrom`; unknown host errors are rethrown unchanged.
+ * @module The host-directory backend: a `Filesystem` on a real directory, synchronously
+ * (`fs.*Sync`), one component per call. It never walks a path, never resolves `..` and never
+ * follows a symlink in the final component; host inode numbers never leave it, and every fd it
+ * opens is closed exactly once. Two strategies: `proc-fd` (Linux: children reached through
+ * `/proc/self/fd/<dirfd>/<name>`, race-free) and `fallback` (lstat/dev-ino checks, with a
+ * residual race against other host processes that a run reports in its `warnings`).
+ * Details: docs/security.md, "Host directories", and docs/internals.md, "Host directories".
  */
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'

@@ -4,7 +4,7 @@
  * SECURITY / error model: only errors the host kernel really returned are mapped. Anything else
  * (a Node validation error such as `ERR_OUT_OF_RANGE`, a bug, a code missing from the table) is
  * handed back unchanged, so the dispatcher turns it into a trap marked as a host fault instead of
- * a made-up `EIO` (LESSONS.md, "Error model"). Node-only: lives under `wasi-host/node/`.
+ * a made-up `EIO` (docs/security.md, "How they are kept"). Node-only: lives under `wasi-host/node/`.
  */
 import { Errno } from '../abi/constants.js'
 import { WasiError } from '../errors.js'

@@ -2,28 +2,11 @@
  * @module Keeping an overlay's result on the host: `applyOverlay` writes the changes into a host
  * directory (normally the overlay's own lower directory), `exportOverlay` writes them into a new
  * directory with a manifest that also records the deletions.
- *
- * SECURITY: nothing is ever written outside the target directory.
- * - Every host path is reached component by component through `createHostDirFs(target)`
- *   handles (each name checked by `assertComponent`, a symlink never followed: an `openDir` on
- *   one is `NOTDIR`), never by joining strings into a host path.
- * - Symlinks are only created with a relative target that stays beneath the target directory
- *   (checked lexically from the link's own depth). The guest cannot create other targets
- *   (`path_symlink` refuses them), but a rename can move a `../x` link up a level; such a change
- *   set is refused as a whole, before anything is written.
- * - Files and symlinks are written under a temporary name and renamed into place, so an existing
- *   host file is replaced, never written through: a host file hard-linked to one outside the
- *   directory keeps the outside content, and an interrupted apply never leaves a half file.
- * - Deletions only remove what the change list names, and fail (`NOTEMPTY`) rather than remove
- *   host content the overlay never saw.
- *
- * Timestamps: written files and symlinks get the overlay's atime and mtime (at the host's
- * precision); directory times are not carried over (they are not part of the change list, see
- * `overlay-changes.ts`).
- *
- * Hard links: `applyOverlay` reproduces the guest's link structure. Names sharing an inode are
- * written once and linked; an unchanged name linked to a changed one (a guest `link` of a lower
- * file) is rewritten as a link too. `exportOverlay` links among the files it writes only.
+ * SECURITY: nothing is ever written outside the target directory: every path is reached one
+ * component at a time through `createHostDirFs(target)`, symlinks are created only with targets
+ * that stay beneath it, files are written under a temporary name and renamed into place, and a
+ * change set that could escape is refused whole before anything is written. Details:
+ * docs/internals.md, "Applying overlays".
  */
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'

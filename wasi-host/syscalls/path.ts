@@ -166,7 +166,7 @@ export function path_open(
         rightsAtOpen: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
         rightsBase: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
         // Directories pass on generous inheriting rights; the mode is enforced at open
-        // (LESSONS.md, "Decisions taken", 7), so a write-open fails early with ROFS.
+        // (docs/decisions.md, 4), so a write-open fails early with ROFS.
         rightsInheriting: requestedInheriting & d.rightsInheriting,
         fdflags,
       }
