@@ -23,10 +23,12 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { ModuleError } from './errors.js'
-import { addTierHints, capMemory, capTables, InstrumentError, meterFuel, type Tier } from './instrument/index.js'
-import { formatSize } from './units.js'
-import { planImports, type ImportPlan, type ImportPolicy } from './link/imports.js'
+import { addTierHints, type Tier } from './instrument/index.js'
+import type { ImportPlan, ImportPolicy } from './link/imports.js'
 import { findSection, parseSections, SectionId } from './instrument/sections.js'
+import { checkImports, checkModuleBytes, instrumentModule } from './module-pipeline.js'
+
+export { checkImports, importedFunctions, isCommand } from './module-pipeline.js'
 
 export type ModuleSource = string | URL | Uint8Array | ArrayBuffer | WebAssembly.Module
 
@@ -89,17 +91,8 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
   const key = `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}:${tier}`
   let mod = cache.get(key)
   if (mod === undefined) {
-    if (bytes.byteLength < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
-      throw new ModuleError('not a WebAssembly module (no "\\0asm" header); compile it for wasm32-wasi first')
-    }
-    if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
-      try {
-        new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>)
-      } catch (e) {
-        throw new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
-      }
-    }
-    const code = withTierHints(instrumentFor(bytes, options), tier)
+    checkModuleBytes(bytes)
+    const code = withTierHints(instrumentModule(bytes, options), tier)
     try {
       mod = new WebAssembly.Module(code as Uint8Array<ArrayBuffer>)
     } catch (e) {
@@ -171,73 +164,6 @@ function remembered(source: Uint8Array | ArrayBuffer): Hashed {
   const fresh = hashed(copy)
   seen.set(source, fresh)
   return fresh
-}
-
-function instrumentFor(bytes: Uint8Array, options: LoadOptions): Uint8Array {
-  let code = bytes
-  try {
-    // SECURITY: tables are engine heap the memory cap does not cover; always bound them.
-    code = capTables(code)
-    if (options.memoryPages !== undefined) code = capMemory(code, options.memoryPages).bytes
-    if (options.fuel) code = meterFuel(code).bytes
-  } catch (e) {
-    if (e instanceof InstrumentError && e.code === 'MEMORY_MIN_EXCEEDS_CAP') {
-      const { minPages = 0, capPages = 0 } = e.details
-      throw new ModuleError(`the module needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory (--memory)`, { cause: e })
-    }
-    if (e instanceof InstrumentError) throw new ModuleError(e.message.replace(/^\[caplet\] /, ''), { cause: e })
-    throw e
-  }
-  return code
-}
-
-/**
- * How the module's imports link under the policy (`planImports`), once it exports its memory.
- * @throws ModuleError naming what the host does not provide or the policy denies, with the flag
- * that would allow it
- */
-export function checkImports(mod: WebAssembly.Module, policy: ImportPolicy = {}, bytes?: Uint8Array): ImportPlan {
-  const plan = planImports(mod, bytes, policy)
-  if (!moduleShape(mod).exportsMemory) {
-    throw new ModuleError('module does not export its memory as "memory"')
-  }
-  return plan
-}
-
-/** A module's imports and whether it exports "memory": fixed for its lifetime, so read once. */
-interface ModuleShape {
-  imports: WebAssembly.ModuleImportDescriptor[]
-  exportsMemory: boolean
-  /** Whether it exports a `_start` function: a WASI command. */
-  exportsStart: boolean
-  names?: readonly string[]
-}
-
-const shapes = new WeakMap<WebAssembly.Module, ModuleShape>()
-
-function moduleShape(mod: WebAssembly.Module): ModuleShape {
-  let shape = shapes.get(mod)
-  if (shape === undefined) {
-    const exports = WebAssembly.Module.exports(mod)
-    shape = {
-      imports: WebAssembly.Module.imports(mod),
-      exportsMemory: exports.some((e) => e.name === 'memory' && e.kind === 'memory'),
-      exportsStart: exports.some((e) => e.name === '_start' && e.kind === 'function'),
-    }
-    shapes.set(mod, shape)
-  }
-  return shape
-}
-
-/** Whether the module is a WASI command (exports a `_start` function). */
-export function isCommand(mod: WebAssembly.Module): boolean {
-  return moduleShape(mod).exportsStart
-}
-
-/** The names of the WASI functions the module imports (every import, once checkImports passed). */
-export function importedFunctions(mod: WebAssembly.Module): readonly string[] {
-  const shape = moduleShape(mod)
-  return (shape.names ??= shape.imports.map((i) => i.name))
 }
 
 // ---- Engine tiers: V8's compilation hints ------------------------------------------------------

@@ -3,14 +3,12 @@
  * and a JSON file are two spellings of it. Parsed and validated once, with every problem listed
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
-import { accessSync, constants as fsConstants, realpathSync, statSync } from 'node:fs'
-import { isAbsolute, relative } from 'node:path'
-import { isatty } from 'node:tty'
 import * as z from 'zod/mini'
 import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
 import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
 import type { NetGrantSpec } from '../wasi-host/node/net-service.js'
+import { hostRealPath, isTerminal as isatty, readableFile, within } from './policy-host.js'
 import { parseDuration, parseSize } from './units.js'
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
@@ -352,20 +350,6 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) =>
   return problems
 }
 
-/** Whether `inner` is `outer` or lies beneath it (`/` contains everything). */
-function within(inner: string, outer: string): boolean {
-  const rel = relative(outer, inner)
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
-}
-
-function hostRealPath(p: string): string | undefined {
-  try {
-    return realpathSync(p)
-  } catch {
-    return undefined
-  }
-}
-
 const NO_STDIN = new Uint8Array(0)
 const utf8 = new TextEncoder()
 /** The default clock resolution, `1us`, parsed once. */
@@ -383,15 +367,6 @@ const stdinBytes = (stdin: RunInput['stdin']): ResolvedPolicy['stdin'] =>
   stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN
     : stdin instanceof Uint8Array ? new Uint8Array(stdin) : { file: stdin.file }
 
-/** A stdin file must exist and be a readable regular file when the run is resolved (a FIFO could block the host). */
-function readableFile(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.R_OK)
-    return statSync(path).isFile()
-  } catch {
-    return false
-  }
-}
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
   stdout: o.stdout === 'inherit' && isatty(1),

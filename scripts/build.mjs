@@ -5,6 +5,7 @@ import { rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { build } from 'esbuild'
+import { browserEntries, browserShims } from './browser-shims.mjs'
 
 rmSync('dist', { recursive: true, force: true })
 
@@ -30,5 +31,7 @@ await Promise.all([
   build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
   build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts', 'plugin-worker': 'runtime/plugin/worker-entry.ts' }, outdir: 'dist' }),
+  // caplet/browser: the page's API and the guest's Web Worker, Node-only modules swapped out.
+  build({ ...common, platform: 'browser', target: 'es2022', entryPoints: browserEntries, outdir: 'dist', plugins: [browserShims] }),
   declarations,
 ])

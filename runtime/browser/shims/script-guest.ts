@@ -1,0 +1,19 @@
+/**
+ * @module JavaScript/TypeScript guests need the QuickJS engine loaded from node_modules (swapped
+ * in for `runtime/script-guest.ts` by the browser build): not available in `caplet/browser` yet.
+ */
+import type { StartScript } from '../../script-guest.js'
+
+export type { ScriptGuest, ScriptRun, StartScript } from '../../script-guest.js'
+
+export function registerScriptRunner(_start: StartScript): void {}
+
+export function scriptRunner(): StartScript {
+  throw new Error('[caplet] JavaScript/TypeScript guests are not available in caplet/browser yet')
+}
+
+export const ENGINE_HOST_IMPORTS: readonly string[] = []
+
+export function engineBytes(): never {
+  throw new Error('[caplet] JavaScript/TypeScript guests are not available in caplet/browser yet')
+}
