@@ -378,7 +378,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return result.exitCode & 0xff
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
-    if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
+    if (e instanceof ModuleError) { io.err(`caplet: ${e.reason}\n`); return ExitCode.MODULE }
     throw e
   }
 }

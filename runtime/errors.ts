@@ -6,9 +6,13 @@
 export type SandboxErrorCode = 'POLICY' | 'MODULE'
 
 export class SandboxError extends Error {
+  /** The message without its `[caplet]` prefix (what the CLI prints after `caplet: `). */
+  readonly reason: string
+
   constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
     super(`[caplet] ${message}`, options)
     this.name = 'SandboxError'
+    this.reason = message
   }
 }
 
