@@ -9,6 +9,7 @@ import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './ou
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
+import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
 
@@ -88,9 +89,17 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
   const server = bridge ? new BridgeServer(bridge, services!) : undefined
   let stdout: StreamMode = { kind: 'discard' }
   let stderr: StreamMode = { kind: 'discard' }
+  // Inherited streams share one ring, drained on this thread (`output-ring.ts`).
+  let ring: OutputRingReader | undefined
   const build = (buffers: CaptureBuffers): WorkerJob => {
-    stdout = streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n))
-    stderr = streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n))
+    const inherit = (opt: OutputOption, mode: StreamMode): StreamMode => {
+      if (opt !== 'inherit') return mode
+      const buffer = buffers.ring()
+      ring ??= new OutputRingReader(buffer)
+      return { kind: 'ring', buffer }
+    }
+    stdout = inherit(run.stdout, streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n)))
+    stderr = inherit(run.stderr, streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n)))
     const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, policy, argv0: command.argv0, stdout, stderr }
     if (bridge) job.bridge = bridge
     return job
@@ -101,31 +110,34 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     let running: RunningJob | undefined
     let started = performance.now()
     const bytes = (mode: StreamMode) => (mode.kind === 'capture' ? capturedBytes(mode.buffer) : EMPTY)
-    const settle = (reuse: boolean) => {
+    /** Ends the run; resolves once the guest's inherited output is written out. */
+    const settle = (reuse: boolean): Promise<void> => {
       settled = true
       if (timer !== undefined) clearTimeout(timer)
       signal?.removeEventListener('abort', onAbort)
       // Closing the bridge disposes the run's services (host sockets), whatever ended the run.
       void server?.close().catch(() => {})
-      if (reuse) running?.release()
       // NOTE: terminating stops the guest mid-instruction, before its host can write out the
       // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
-      // README says; every other ending flushes them in executeGuest.
-      else running?.terminate()
+      // README says; every other ending flushes them in executeGuest. Output in the ring is not
+      // lost: it is drained after the kill.
+      if (!reuse) running?.terminate()
+      const drained = ring?.close() ?? Promise.resolve()
+      // A reused worker goes back to the pool only once its ring is empty.
+      if (reuse) void drained.then(() => running?.release())
+      return drained
     }
     const finish = (outcome: ExecutionOutcome, reuse: boolean) => {
       if (settled) return
       // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
       const out = bytes(stdout)
       const err = bytes(stderr)
-      settle(reuse)
-      resolve({ ...outcome, stdout: out, stderr: err })
+      void settle(reuse).then(() => resolve({ ...outcome, stdout: out, stderr: err }))
     }
     const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
     const onAbort = () => {
       if (settled) return
-      settle(false)
-      reject(signal!.reason)
+      void settle(false).then(() => reject(signal!.reason))
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     void server?.serve()

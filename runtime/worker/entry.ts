@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads'
 import { executeGuest } from '../execute.js'
 import { captureSink, discardSink, fdSink, limitedSink, type Sink } from '../output.js'
+import { ringSink } from '../output-ring.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob, type WorkerMessage } from './protocol.js'
 
 const post = (m: WorkerMessage) => parentPort!.postMessage(m)
@@ -15,6 +16,7 @@ function sinkFor(mode: StreamMode, stream: 'stdout' | 'stderr', fd: number): Sin
     case 'inherit': return fdSink(fd)
     case 'discard': return discardSink
     case 'capture': return captureSink(mode.buffer)
+    case 'ring': return ringSink(mode.buffer, stream)
     case 'callback': return (chunk) => post({ v: PROTOCOL_VERSION, type: 'chunk', stream, bytes: chunk.slice() })
   }
 }

@@ -9,6 +9,7 @@
 import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { DEFAULT_CAPTURE_BYTES } from '../policy.js'
+import { createOutputRing, resetOutputRing } from '../output-ring.js'
 import { builtScript } from './built-script.js'
 import { CAPTURE_HEADER, type WorkerJob, type WorkerMessage } from './protocol.js'
 
@@ -32,12 +33,15 @@ export interface RunningJob {
  */
 export interface CaptureBuffers {
   get(stream: 'stdout' | 'stderr', capacity: number): SharedArrayBuffer
+  /** The worker's output ring for inherited streams, emptied for this job. */
+  ring(): SharedArrayBuffer
 }
 
 interface Slot {
   worker: Worker
   handlers: JobHandlers | undefined
   buffers: Partial<Record<'stdout' | 'stderr', SharedArrayBuffer>>
+  ring: SharedArrayBuffer | undefined
 }
 
 export class WorkerPool {
@@ -67,6 +71,11 @@ export class WorkerPool {
             const buffer = slot.buffers[stream] ??= new SharedArrayBuffer(CAPTURE_HEADER + this.captureBytes)
             new Int32Array(buffer, 0, 1)[0] = 0
             return buffer
+          },
+          ring: () => {
+            const ring = slot.ring ??= createOutputRing()
+            resetOutputRing(ring)
+            return ring
           },
         }))
         let done = false
@@ -105,7 +114,7 @@ export class WorkerPool {
       resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
       stdout: false, stderr: false,
     })
-    const slot: Slot = { worker, handlers: undefined, buffers: {} }
+    const slot: Slot = { worker, handlers: undefined, buffers: {}, ring: undefined }
     worker.on('message', (m: WorkerMessage) => slot.handlers?.message(m))
     worker.on('error', (e) => {
       const code = (e as NodeJS.ErrnoException).code

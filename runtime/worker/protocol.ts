@@ -13,6 +13,8 @@ export type StreamMode =
   | { kind: 'capture'; buffer: SharedArrayBuffer }
   /** Posted as `chunk` messages. */
   | { kind: 'callback' }
+  /** Inherited: appended to a ring shared by both streams, which the embedder drains to fds 1 and 2 (`output-ring.ts`). */
+  | { kind: 'ring'; buffer: SharedArrayBuffer }
 
 /** One run, posted to a pooled worker: the guest (module, its imports, policy, argv0) and its streams. */
 export interface WorkerJob extends Guest {

@@ -85,6 +85,30 @@ await import(${JSON.stringify(join(root, 'dist/cli.js'))})
     rmSync(big)
   })
 
+  describe('inherited stdout and stderr', () => {
+    const both = (args: string[]) => spawnSync('bash', ['-c', '"$0" "$@" 2>&1', process.execPath, bin, ...args], { encoding: 'utf8' })
+    const expected = (n: number) => Array.from({ length: n }, (_, i) => `${i % 2 ? 'err' : 'out'} ${i}\n`).join('')
+
+    it.each([[[]], [['--in-process']]])('keep the order the guest wrote them in when both go to one pipe %j', (mode) => {
+      const r = both(['run', ...mode, fixture('rt_interleave'), '20000'])
+      expect(r.status).toBe(0)
+      expect(r.stdout).toBe(expected(20000))
+    })
+
+    it('lose nothing when the guest traps, exits non-zero or is killed by --timeout', () => {
+      const trap = both(['run', fixture('rt_interleave'), '3000', 'trap'])
+      expect(trap.status).toBe(134)
+      expect(trap.stdout.startsWith(expected(3000))).toBe(true)
+      expect(trap.stdout.slice(expected(3000).length)).toMatch(/^caplet: guest trapped: unreachable/)
+      const exit = both(['run', fixture('rt_interleave'), '3000', 'exit3'])
+      expect(exit).toMatchObject({ status: 3, stdout: expected(3000) })
+      const killed = both(['run', '--timeout', '1s', fixture('rt_interleave'), '3000', 'loop'])
+      expect(killed.status).toBe(124)
+      expect(killed.stdout.startsWith(expected(3000))).toBe(true)
+      expect(killed.stdout.slice(expected(3000).length)).toMatch(/^caplet: guest stopped: it ran past --timeout/)
+    })
+  })
+
   it('passes stdin through, or from --stdin FILE', () => {
     expect(caplet(['run', sample('cat')], { input: 'piped\n' }).stdout).toBe('piped\n')
     expect(caplet(['run', '--stdin', join(tmp, 'input.txt'), sample('cat')]).stdout).toBe('from a file\n')
