@@ -177,10 +177,10 @@ export async function compileForCli(sources: readonly string[], b: BuildFlags, i
     return result
   } catch (e) {
     if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
-    if (e instanceof ToolchainError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof ToolchainError) { io.err(`caplet: ${e.reason}\n`); return USAGE_EXIT_CODE }
     if (e instanceof CompileError) {
       if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
-      io.err(`caplet: compile failed: ${e.message.replace(/^\[caplet\] /, '').split('\n')[0]}\n`)
+      io.err(`caplet: compile failed: ${e.reason.split('\n')[0]}\n`)
       return COMPILE_EXIT_CODE
     }
     throw e

@@ -556,8 +556,8 @@ caplet: ${inv.module}: the script did not compile
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
     if (e instanceof UnknownImportsError && inv.verbose) { io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`); return ExitCode.MODULE }
-    if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.MODULE }
-    if (e instanceof NetworkError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return ExitCode.USAGE }
+    if (e instanceof ModuleError) { io.err(`caplet: ${e.reason}\n`); return ExitCode.MODULE }
+    if (e instanceof NetworkError) { io.err(`caplet: ${e.reason}\n`); return ExitCode.USAGE }
     throw e
   }
 }

@@ -7,9 +7,13 @@ import type { Diagnostic } from '../toolchain/diagnostics.js'
 export type SandboxErrorCode = 'POLICY' | 'MODULE' | 'COMPILE' | 'TOOLCHAIN' | 'NETWORK' | 'PLUGIN'
 
 export class SandboxError extends Error {
+  /** The message without its `[caplet]` prefix (what the CLI prints after `caplet: `). */
+  readonly reason: string
+
   constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
     super(`[caplet] ${message}`, options)
     this.name = 'SandboxError'
+    this.reason = message
   }
 }
 

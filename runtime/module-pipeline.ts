@@ -47,7 +47,7 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
       const { minPages = 0, capPages = 0 } = e.details
       throw new ModuleError(`the module needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory (--memory)`, { cause: e })
     }
-    if (e instanceof InstrumentError) throw new ModuleError(e.message.replace(/^\[caplet\] /, ''), { cause: e })
+    if (e instanceof InstrumentError) throw new ModuleError(e.reason, { cause: e })
     throw e
   }
   return code

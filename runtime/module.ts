@@ -1,21 +1,11 @@
 /**
- * @module The module pipeline: load (path, bytes, URL), validate, compile once per process
- * (cached by content hash), and check imports against what the host provides before anything
- * runs, so an unknown import is refused by name rather than failing at link time.
- *
- * Engine tiers. V8 compiles a wasm function on its first call with its baseline compiler
- * (Liftoff) and recompiles it with its optimising compiler (TurboFan) once it has run enough;
- * but the new code is used from the *next* call on: V8 has no on-stack replacement for wasm.
- * A function whose hot loop runs inside one call (a `main` that loops, a kernel called once)
- * therefore stays in baseline code for its whole run, at about 2x the cost of optimised code.
- * A function without a loop can only be hot by being called often, and tier-up serves it.
- * So `tier: 'auto'` (the default) asks V8, through its per-function compilation hints, to
- * compile straight with TurboFan the looping functions of the start spine (`_start` and what
- * only it calls, once: `main`, a kernel called once), and leaves every other function to
- * Liftoff and tier-up; start-up pays TurboFan for a handful of functions, whatever the size
- * of the module. `optimized` compiles every function with TurboFan
- * (the steadiest code, the slowest start of a large module); `baseline` is V8's own default.
- * Without the hints feature (another engine, a V8 that dropped it), every tier is `baseline`.
+ * @module The module pipeline: load (path, bytes, URL), validate, rewrite as the policy asks
+ * (memory and table caps, fuel, engine-tier hints), compile once per process (cached by content
+ * hash and instrumentation), and check imports against what the host provides before anything
+ * runs, so an unknown import is refused by name rather than failing at link time. It runs on
+ * untrusted bytes before any limit applies: every pass must be linear in the module's size.
+ * Why the `auto` tier hints the looping functions of the start spine: docs/internals.md,
+ * "Engine tiers".
  */
 import { Buffer } from 'node:buffer'
 import { createHash } from 'node:crypto'

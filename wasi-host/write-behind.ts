@@ -1,25 +1,11 @@
 /**
  * @module Write-behind: small sequential `fd_write`s to a file are held in one host-wide buffer
- * and written to the backend in one call, for backends whose per-call cost dwarfs the copy
- * (`FilesystemCaps.writeBehind`: a host directory, where every write is a system call).
- *
- * What the guest can rely on: it never observes the difference. The descriptor's position moves
- * when the write returns; the dispatcher flushes before every other syscall (reads, seeks, stats,
- * path calls, polls, closes, `proc_exit`), and `fd_write` flushes before writing anywhere else,
- * so every call sees the bytes in place, in order. `WasiHost.close()` flushes at the end of a run,
- * whatever ended it (exit, trap, fuel, a limit, a host fault).
- *
- * A flush that fails (a full disk, an I/O error) cannot be reported by the write that already
- * returned success. It is recorded on the descriptor and returned by the next `fd_write`,
- * `fd_sync`, `fd_datasync` or `fd_close` on it (Linux reports write-back errors the same way, at
- * fsync and close); one the guest never collects becomes a run warning (`unreported()`).
- *
- * Nothing is held for a reactor (`WasiHost.initialize`: no call comes last, the embedder may read
- * the file as soon as an export returns) nor in a shared memory (see `hold`).
- *
- * NOTE: the one gap: a worker terminated by its timeout or an abort never reaches `close()`, and
- * loses what is still held: at most `WRITE_BEHIND_CAP` bytes, all written since the guest's last
- * other syscall. A guest that must know its bytes are stored calls `fd_sync`, as on any system.
+ * and written to the backend in one call, for backends whose per-call cost dwarfs the copy (a
+ * host directory). The guest must never observe the difference: the dispatcher flushes before
+ * every other syscall, `WasiHost.close()` at the end of any run, and a failed flush is reported
+ * by the descriptor's next write, sync or close (or as a run warning). Nothing is held for a
+ * reactor or a shared memory. The one gap (a run stopped by timeout or abort loses what is still
+ * held) and the details: docs/internals.md, "Write-behind".
  */
 import { Fdflags, Filetype } from './abi/constants.js'
 import { HostInvariantError, WasiError } from './errors.js'

@@ -94,7 +94,7 @@ async function compile(job: CompileJob): Promise<void> {
     post({ v: V, type: 'compiled', module })
   } catch (e) {
     if (!(e instanceof ModuleError)) throw e
-    post({ v: V, type: 'refused', message: e.message.replace(/^\[caplet\] /, '') })
+    post({ v: V, type: 'refused', message: e.reason })
   }
 }
 

@@ -122,7 +122,7 @@ export function inspectModule(bytes: Uint8Array): ModuleReport {
   } catch (e) {
     if (e instanceof InstrumentError) {
       const at = e.details.offset !== undefined && !/at byte \d+/.test(e.message) ? ` (at byte ${e.details.offset})` : ''
-      throw new ModuleError(`${e.message.replace(/^\[caplet\] /, '')}${at}`, { cause: e })
+      throw new ModuleError(`${e.reason}${at}`, { cause: e })
     }
     throw e
   }
@@ -453,7 +453,7 @@ function readNameSection(mod: ParsedModule, notes: string[]): Names {
     }
   } catch (e) {
     if (!(e instanceof InstrumentError)) throw e
-    notes.push(`the name section is malformed (${e.message.replace(/^\[caplet\] /, '')}); names from it may be missing`)
+    notes.push(`the name section is malformed (${e.reason}); names from it may be missing`)
   }
   return names
 }

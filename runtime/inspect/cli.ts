@@ -48,7 +48,7 @@ export function inspectMain(argv: readonly string[], io: InspectIo): number {
     io.out(json ? JSON.stringify(inspectJson(report), null, 2) + '\n' : inspectText(report, file))
     return 0
   } catch (e) {
-    if (e instanceof ModuleError) { io.err(`caplet: ${e.message.replace(/^\[caplet\] /, '')}\n`); return 126 }
+    if (e instanceof ModuleError) { io.err(`caplet: ${e.reason}\n`); return 126 }
     throw e
   }
 }

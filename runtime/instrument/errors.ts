@@ -35,9 +35,12 @@ export interface InstrumentErrorDetails {
 export class InstrumentError extends Error {
   readonly code: InstrumentErrorCode
   readonly details: InstrumentErrorDetails
+  /** The message without its `[caplet]` prefix. */
+  readonly reason: string
 
   constructor(code: InstrumentErrorCode, message: string, details: InstrumentErrorDetails = {}) {
     super(`[caplet] ${message}`)
+    this.reason = message
     this.name = 'InstrumentError'
     this.code = code
     this.details = details

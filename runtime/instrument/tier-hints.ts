@@ -1,6 +1,6 @@
 /**
  * @module Engine-tier hints: which functions V8 should compile optimised up front, written as a
- * `compilationHints` custom section (see `runtime/module.ts` for why). Pure, over the module's
+ * `compilationHints` custom section (why: docs/internals.md, "Engine tiers"). Pure, over the module's
  * bytes, with the one code decoder (`code-decoder.ts`). It must never change what a module does:
  * a module it cannot decode gets no hints, never a guess.
  */

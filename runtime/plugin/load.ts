@@ -151,7 +151,7 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
       const { minPages = 0, capPages = 0 } = e.details
       throw new ModuleError(`the plugin needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory`, { cause: e })
     }
-    if (e instanceof InstrumentError) throw new ModuleError(e.message.replace(/^\[caplet\] /, ''), { cause: e })
+    if (e instanceof InstrumentError) throw new ModuleError(e.reason, { cause: e })
     throw e
   }
   let module: WebAssembly.Module

@@ -276,4 +276,15 @@ describe('policy and module errors', () => {
   it('rejects bytes that are not WebAssembly', async () => {
     await expect(run(new TextEncoder().encode('#!/bin/sh\necho hi\n'))).rejects.toBeInstanceOf(ModuleError)
   })
+
+  it('gives an error\'s reason without the [caplet] prefix its message carries (also for rewriter errors)', async () => {
+    const err = await run(new TextEncoder().encode('#!/bin/sh\n')).then(() => { throw new Error('ran') }, (e: ModuleError) => e)
+    expect(err.message).toBe(`[caplet] ${err.reason}`)
+    expect(err.reason).toMatch(/^not a WebAssembly module/)
+    // (module (func (export "_start") (try))): valid for the engine, refused by fuel metering.
+    const eh = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 7, 10, 1, 6, 0x5f, 0x73, 0x74, 0x61, 0x72, 0x74, 0, 0, 10, 7, 1, 5, 0, 0x06, 0x40, 0x0b, 0x0b])
+    const refused = await run(eh, { limits: { fuel: 1000 } }).then(() => { throw new Error('ran') }, (e: ModuleError) => e)
+    expect(refused).toBeInstanceOf(ModuleError)
+    expect(refused.reason).toMatch(/^cannot meter fuel: unsupported instruction try \(exception handling\)/)
+  })
 })

@@ -41,6 +41,9 @@ export interface OpenFileOptions {
   truncate: boolean
 }
 
+/** Open for reading only: no write, create, exclusive or truncate (frozen; shared by every reader). */
+export const READ_ONLY: OpenFileOptions = Object.freeze({ read: true, write: false, create: false, exclusive: false, truncate: false })
+
 /** Time to set: a value in ns, `'now'`, or `undefined` to leave unchanged. */
 export type TimeSpec = bigint | 'now' | undefined
 

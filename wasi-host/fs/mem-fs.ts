@@ -1,23 +1,9 @@
 /**
- * @module MemFs: the in-memory `Filesystem` backend, with real inodes.
- *
- * Nodes are objects (regular files, directories, symlinks) and handles are references to them,
- * so a `DirHandle` survives renames of its directory or of any ancestor, and an unlinked file
- * stays usable through a `FileHandle` until it is closed (the garbage collector frees it after).
- * Every instance owns its inode counter and clock: nothing is shared between instances
- * (unlike browser_wasi_shim's static `Inode.next_ino`).
- *
- * What it must not do: resolve paths (names are single components, checked again with
- * `assertComponent`), follow symlinks (targets are stored as given and only read back), or let a
- * guest make it allocate without bound (docs/security.md invariant 7: file size is capped by
- * `maxFileSize`, and growth by `setSize`/`allocate` is sparse, so memory is only spent on bytes
- * actually written).
- *
- * Timestamps: `mtim`/`ctim` change on write, truncate, allocate that grows, and on the parent
- * directory when an entry is created, removed or renamed; `ctim` also on link count changes and
- * renames of the node itself. `atim` is NOT updated by reads or readdir (`noatime`): it keeps
- * the hot `fd_read` path free of a clock call and bigint allocation, and keeps runs
- * deterministic under a virtual clock. `atim` changes only through `setTimes`.
+ * @module MemFs: the in-memory `Filesystem` backend, with real inodes (nodes are objects and
+ * handles references, so handles survive renames and unlinks). Every instance owns its inode
+ * counter and clock. It must never resolve paths (names are single, checked components), follow
+ * symlinks, or allocate without bound (file size is capped by `maxFileSize`; growth is sparse).
+ * Timestamps (`atim` only changes through `setTimes`): docs/internals.md, "MemFs".
  */
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'

@@ -12,7 +12,8 @@
  * (it only ever calls the one-component `DirHandle` methods, which never follow).
  */
 import { Filetype } from '../abi/constants.js'
-import type { DirEntry, DirHandle, FileHandle, OpenFileOptions } from './filesystem.js'
+import { READ_ONLY, type DirEntry, type DirHandle, type FileHandle } from './filesystem.js'
+import { HostInvariantError } from '../errors.js'
 
 /** One difference between an overlay's merged view and its lower layer. */
 export interface OverlayChange {
@@ -40,7 +41,7 @@ export interface LayeredDir {
   upperChild(name: string): LayeredDir | undefined
 }
 
-const READ: OpenFileOptions = Object.freeze({ read: true, write: false, create: false, exclusive: false, truncate: false })
+const READ = READ_ONLY
 const CHUNK = 64 * 1024
 
 /** The change-list spelling of a filetype. */
@@ -101,7 +102,7 @@ function diffDir(dir: LayeredDir, lower: DirHandle | undefined, path: string, ou
       added(dir, u, p, out)
     } else if (u.filetype === Filetype.DIRECTORY) {
       const child = dir.upperChild(name)
-      if (child === undefined || child.upper === undefined) throw new Error(`[overlay] invariant: upper directory ${p} has no merged node`)
+      if (child === undefined || child.upper === undefined) throw new HostInvariantError(`[overlay] invariant: upper directory ${p} has no merged node`)
       const lowerChild = lower!.openDir(name)
       try {
         diffDir(child, lowerChild, p, out)
@@ -123,7 +124,7 @@ function added(dir: LayeredDir, entry: DirEntry, path: string, out: OverlayChang
   out.push({ path, kind: 'added', type: changeType(entry.filetype) })
   if (entry.filetype !== Filetype.DIRECTORY) return
   const child = dir.upperChild(entry.name)
-  if (child?.upper === undefined) throw new Error(`[overlay] invariant: upper directory ${path} has no merged node`)
+  if (child?.upper === undefined) throw new HostInvariantError(`[overlay] invariant: upper directory ${path} has no merged node`)
   for (const e of child.upper.readdir()) added(child, e, join(path, e.name), out)
 }
 

@@ -9,8 +9,9 @@
  * docs/internals.md, "Overlays".
  */
 import { Errno, Filetype } from '../abi/constants.js'
-import { WasiError } from '../errors.js'
+import { HostInvariantError, WasiError } from '../errors.js'
 import {
+  READ_ONLY,
   assertComponent,
   type DirEntry,
   type DirHandle,
@@ -51,7 +52,7 @@ export interface OverlayFs extends Filesystem {
 }
 
 /** SECURITY: the only options the lower layer is ever opened with (read, nothing else). */
-const LOWER_READ: OpenFileOptions = Object.freeze({ read: true, write: false, create: false, exclusive: false, truncate: false })
+const LOWER_READ = READ_ONLY
 const UPPER_READ: OpenFileOptions = LOWER_READ
 const UPPER_NEW: OpenFileOptions = Object.freeze({ read: false, write: true, create: true, exclusive: true, truncate: false })
 const SCRATCH_NEW: OpenFileOptions = Object.freeze({ read: true, write: true, create: true, exclusive: true, truncate: false })
@@ -265,7 +266,7 @@ class OverlayState {
     if (dir.removed) throw new WasiError(Errno.NOENT, 'directory has been removed')
     if (dir.upper !== undefined) return dir.upper
     const lowerStat = dir.lowerStat
-    if (lowerStat === undefined) throw new Error('[overlay] invariant: a directory without an upper directory has no lower one')
+    if (lowerStat === undefined) throw new HostInvariantError('[overlay] invariant: a directory without an upper directory has no lower one')
     let upper: DirHandle
     if (dir.parent === null) {
       upper = this.upper.root()
@@ -375,7 +376,7 @@ class OverlayState {
   #invisibly<T>(parentUpper: DirHandle, name: string, make: () => T, undo: () => void): T {
     const saved = parentUpper.stat()
     if (tryStat(parentUpper, name) !== undefined) {
-      throw new Error(`[overlay] invariant: copy-up target ${JSON.stringify(name)} already exists in the upper layer`)
+      throw new HostInvariantError(`[overlay] invariant: copy-up target ${JSON.stringify(name)} already exists in the upper layer`)
     }
     try {
       const result = make()
@@ -564,7 +565,7 @@ class OverlayFile implements FileHandle {
     this.#check()
     if (this.#inPlace !== undefined) this.#copyUpSelf(this.#inPlace)
     // SECURITY: a change never reaches a lower handle, even if a copy-up failed to switch this one.
-    if (this.#inPlace !== undefined) throw new Error('[overlay] invariant: copy-up left the handle on the lower file')
+    if (this.#inPlace !== undefined) throw new HostInvariantError('[overlay] invariant: copy-up left the handle on the lower file')
     this.#inner.setTimes(atim, mtim)
   }
 
@@ -641,7 +642,7 @@ class OverlayDir implements DirHandle {
 
   /** The lower directory; only called while `hasLower`, which implies the handle opened one. */
   #lowerDir(): DirHandle {
-    if (this.#lower === undefined) throw new Error('[overlay] invariant: a merged directory handle without its lower handle')
+    if (this.#lower === undefined) throw new HostInvariantError('[overlay] invariant: a merged directory handle without its lower handle')
     return this.#lower
   }
 
@@ -688,7 +689,7 @@ class OverlayDir implements DirHandle {
   #childDir(name: string, e: Entry): MergedDir {
     const cached = this.#node.children.get(name)
     if (cached !== undefined) return cached
-    if (e.layer === 'upper') throw new Error('[overlay] invariant: an upper directory has no merged node')
+    if (e.layer === 'upper') throw new HostInvariantError('[overlay] invariant: an upper directory has no merged node')
     return this.#state.childOf(this.#node, name, e.st)
   }
 
