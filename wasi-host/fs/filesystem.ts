@@ -44,6 +44,9 @@ export interface OpenFileOptions {
 /** Open for reading only: no write, create, exclusive or truncate (frozen; shared by every reader). */
 export const READ_ONLY: OpenFileOptions = Object.freeze({ read: true, write: false, create: false, exclusive: false, truncate: false })
 
+/** Create a new file for writing only, failing with `EXIST` if the name is taken (frozen). */
+export const CREATE_NEW: OpenFileOptions = Object.freeze({ read: false, write: true, create: true, exclusive: true, truncate: false })
+
 /** Time to set: a value in ns, `'now'`, or `undefined` to leave unchanged. */
 export type TimeSpec = bigint | 'now' | undefined
 

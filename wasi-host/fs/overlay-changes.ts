@@ -1,12 +1,7 @@
 /**
  * @module The change list of an overlay: what differs between the merged view (upper layer plus
- * whiteouts) and the lower layer, path by path.
- *
- * It compares the two trees as they are now, not a log of operations, so a file created and
- * deleted again is no change, and a lower file written and restored to the same bytes *and* the
- * same mtime is no change either (restoring the bytes alone leaves a newer mtime: `modified`).
- * Only subtrees that have an upper directory are walked; anything else is the lower layer seen
- * through unchanged.
+ * whiteouts) and the lower layer, path by path, comparing the trees as they are now, not a log
+ * (docs/internals.md, "Overlay change lists").
  *
  * What it must not do: change either layer (every open here is read-only), or follow a symlink
  * (it only ever calls the one-component `DirHandle` methods, which never follow).

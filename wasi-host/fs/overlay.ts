@@ -11,6 +11,7 @@
 import { Errno, Filetype } from '../abi/constants.js'
 import { HostInvariantError, WasiError } from '../errors.js'
 import {
+  CREATE_NEW,
   READ_ONLY,
   assertComponent,
   type DirEntry,
@@ -54,7 +55,7 @@ export interface OverlayFs extends Filesystem {
 /** SECURITY: the only options the lower layer is ever opened with (read, nothing else). */
 const LOWER_READ = READ_ONLY
 const UPPER_READ: OpenFileOptions = LOWER_READ
-const UPPER_NEW: OpenFileOptions = Object.freeze({ read: false, write: true, create: true, exclusive: true, truncate: false })
+const UPPER_NEW = CREATE_NEW
 const SCRATCH_NEW: OpenFileOptions = Object.freeze({ read: true, write: true, create: true, exclusive: true, truncate: false })
 const CHUNK = 64 * 1024
 

@@ -1,16 +1,9 @@
 /**
- * @module `readOnly(fs)`: a view of a `Filesystem` whose handles refuse every change with `ROFS`.
+ * @module `readOnly(fs)`: a view of a `Filesystem` whose handles refuse every change with `ROFS`,
+ * defence in depth behind the rights check (docs/internals.md, "Read-only views").
  *
- * Defence in depth behind the rights check (docs/security.md invariant 4, docs/decisions.md
- * 3-5): even if a rights table forgets an operation, as browser_wasi_shim's did for
- * `fd_filestat_set_size` and `fd_allocate`, or counts `O_TRUNC` as a read, as wasmtime did in
- * GHSA-2r75, the backend underneath is never asked to change anything.
- *
- * What it must not do: hand out the inner handles. They live in `#private` fields, so a holder
- * of a read-only handle cannot reach the writable one. Two-handle operations (`rename`, `link`)
- * are refused whichever side is read-only: from a read-only handle here, and towards one by the
- * backend's own brand check, which sees a foreign handle and answers `XDEV` (what Linux answers
- * across mounts), as no raw backend can act on a directory it cannot unwrap (ghsa-4ch3).
+ * What it must not do: hand out the inner handles (they live in `#private` fields), or let a
+ * two-handle operation (`rename`, `link`) through when either side is read-only.
  */
 import { Errno, type Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'

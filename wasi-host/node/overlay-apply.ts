@@ -11,7 +11,7 @@
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
-import { assertComponent, READ_ONLY, type DirHandle, type FileHandle, type NodeStat, type OpenFileOptions } from '../fs/filesystem.js'
+import { assertComponent, CREATE_NEW, READ_ONLY, type DirHandle, type FileHandle, type NodeStat, type OpenFileOptions } from '../fs/filesystem.js'
 import type { OverlayChange, OverlayFs } from '../fs/overlay.js'
 import { createHostDirFs } from './host-dir-fs.js'
 
@@ -32,7 +32,7 @@ export class OverlayApplyError extends Error {
 }
 
 const READ = READ_ONLY
-const NEW_FILE: OpenFileOptions = Object.freeze({ read: false, write: true, create: true, exclusive: true, truncate: false })
+const NEW_FILE = CREATE_NEW
 const CHUNK = 256 * 1024
 const TMP_PREFIX = '.caplet-tmp-'
 

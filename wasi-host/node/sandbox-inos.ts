@@ -1,18 +1,10 @@
 /**
- * @module The sandbox's own inode numbers for the host nodes one mount has seen.
+ * @module The sandbox's own inode numbers for the host nodes one mount has seen: each distinct
+ * host (dev, ino) pair gets the next number of a per-mount counter, stable for the mount's life
+ * (docs/internals.md, "Sandbox inode numbers").
  *
- * SECURITY: host inode numbers (which reveal host layout and allocation) never reach the guest:
- * each distinct host (dev, ino) pair gets the next number of a per-mount counter, stable for the
- * mount's life, so a file has one number whether it is stat'ed, listed or opened.
- *
- * Host ids are keyed as numbers where a double holds them exactly (a number key costs no bigint
- * work, and a number `Stats` can be used as is), and as bigints beyond 2^53 (inode numbers that
- * large exist, e.g. on overlayfs with `xino`); one value always has one key form. A rounded
- * number is never used as an identity.
- *
- * NOTE: the table only grows (one entry per distinct host node ever seen); on a file system that
- * never reuses inode numbers (tmpfs), a create/stat/unlink loop grows it until the guest's time
- * or disk budget ends it.
+ * SECURITY: host inode numbers (which reveal host layout and allocation) never reach the guest,
+ * and a rounded number is never used as an identity.
  */
 
 /** A host dev or ino as a key: the number where it is exact, else the bigint. */
