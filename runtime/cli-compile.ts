@@ -259,6 +259,7 @@ Usage:
 
 The first SRC is the entry; its extension picks the language (--lang to override):
   .c (C)  .cpp .cc .cxx (C++)  .wat (WebAssembly text)  .as.ts (AssemblyScript)
+(.ts and .js are not built to a .wasm: caplet run compiles and runs them in its JS engine)
 Other SRC files (headers, more units) are compiled or included as the language does.
 OUT defaults to the entry's name with .wasm, in the current directory.
 
@@ -267,7 +268,7 @@ Build flags (also accepted by caplet run before a source file):
   -g                  keep debug information
   -D NAME[=VALUE]     define a macro (C, C++)
   -std=STD            language standard (c11, c17, c++17, c++20, ...)
-  --lang LANG         c, cpp, wat or as, whatever the extension
+  --lang LANG         c, cpp, wat, as (or ts, js for caplet run), whatever the extension
   --src FILE          (run only) one more source file, e.g. a header
   --trust-source      compile without the bubblewrap jail where it is missing
                       (only for source you trust)

@@ -42,7 +42,7 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
   caplet run [FLAGS] SCRIPT.ts|.js|.mjs [ARGS...]
-                                          (JavaScript/TypeScript inside caplet's JS engine)
+                                          (inside caplet's JS engine; .ts type-checked unless --no-check)
   caplet inspect [--json] MODULE.wasm     what the module can ever ask of the host
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
   caplet run [FLAGS] SOURCE [ARGS...]     compile hello.c, main.cpp, prog.wat, x.as.ts (cached),
