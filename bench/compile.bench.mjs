@@ -1,10 +1,12 @@
 // Compile time per language for the samples, cold and cached.
 //
-//   npm run build && node bench/compile.bench.mjs [--rounds N]
+//   npm run build && node bench/compile.bench.mjs [--rounds N] [--only LANG,...]
 //
-// For each sample (samples/wordcount.c, topwords.cpp, greet.wat, sieve.as.ts):
+// For each sample (samples/wordcount.c, topwords.cpp, greet.wat, sieve.as.ts, json-transform.ts
+// with and without the type check):
 //   cold    compile() with no cache: the compiler runs (C/C++: clang under bubblewrap, a fresh
-//           jail per compile; AssemblyScript: a fresh worker that loads asc; WAT: wabt in-process)
+//           jail per compile; WAT, AssemblyScript, the TypeScript check: a fresh compiler worker
+//           that loads wabt, asc or typescript; TS/JS: esbuild in-process)
 //   cached  compile() with a warm cache: the key is hashed, the entry read, checked (sha256 and
 //           WebAssembly.validate) and returned; no compiler runs
 // Prints the median of N rounds (default 3 cold, 3N cached) in ms, and cold/cached as a ratio.
@@ -20,13 +22,17 @@ const { compile } = await import(join(root, 'dist/index.js'))
 const args = process.argv.slice(2)
 const roundsAt = args.indexOf('--rounds')
 const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 3
+const onlyAt = args.indexOf('--only')
+const only = onlyAt >= 0 ? args[onlyAt + 1].split(',') : undefined
 
 const samples = [
   ['c', 'wordcount.c'],
   ['cpp', 'topwords.cpp'],
   ['wat', 'greet.wat'],
   ['as', 'sieve.as.ts'],
-]
+  ['typescript', 'json-transform.ts'],
+  ['typescript', 'json-transform.ts', { typeCheck: false }],
+].filter(([language]) => only === undefined || only.includes(language))
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 async function time(f) { const t = performance.now(); await f(); return performance.now() - t }
@@ -34,25 +40,25 @@ async function time(f) { const t = performance.now(); await f(); return performa
 const cacheDir = mkdtempSync(join(tmpdir(), 'caplet-compile-bench-'))
 const rows = []
 try {
-  for (const [language, file] of samples) {
+  for (const [language, file, extra = {}] of samples) {
     const files = { [file]: readFileSync(join(root, 'samples', file), 'utf8') }
     const cold = []
-    for (let i = 0; i < ROUNDS; i++) cold.push(await time(() => compile({ language, files, options: { cache: false } })))
-    await compile({ language, files, options: { cache: { dir: cacheDir } } })
+    for (let i = 0; i < ROUNDS; i++) cold.push(await time(() => compile({ language, files, options: { ...extra, cache: false } })))
+    await compile({ language, files, options: { ...extra, cache: { dir: cacheDir } } })
     const cached = []
     for (let i = 0; i < ROUNDS * 3; i++) {
       cached.push(await time(async () => {
-        const r = await compile({ language, files, options: { cache: { dir: cacheDir } } })
+        const r = await compile({ language, files, options: { ...extra, cache: { dir: cacheDir } } })
         if (!r.cached) throw new Error(`${file}: expected a cache hit`)
       }))
     }
-    rows.push({ sample: file, language, coldMs: median(cold), cachedMs: median(cached) })
+    rows.push({ sample: file, language: extra.typeCheck === false ? `${language} (no check)` : language, coldMs: median(cold), cachedMs: median(cached) })
   }
   const files = { 'wordcount.c': readFileSync(join(root, 'samples', 'wordcount.c'), 'utf8') }
   const jailed = []
   const bare = []
   const env = { ...process.env, CAPLET_BWRAP: '/nonexistent/bwrap' }
-  for (let i = 0; i < ROUNDS; i++) {
+  for (let i = 0; only === undefined || only.includes('c') ? i < ROUNDS : false; i++) {
     jailed.push(await time(() => compile({ language: 'c', files, options: { cache: false } })))
     bare.push(await time(() => compile({ language: 'c', files, options: { cache: false, trustSource: true, env } })))
   }
@@ -62,7 +68,7 @@ try {
   for (const r of rows) {
     console.log(`| ${r.sample} | ${r.language} | ${r.coldMs.toFixed(0)} | ${r.cachedMs.toFixed(2)} | ${(r.coldMs / r.cachedMs).toFixed(0)}x |`)
   }
-  console.log(`\nbubblewrap jail: C compile jailed ${median(jailed).toFixed(0)} ms vs unjailed ${median(bare).toFixed(0)} ms = ${(median(jailed) / median(bare)).toFixed(2)}x`)
+  if (jailed.length > 0) console.log(`\nbubblewrap jail: C compile jailed ${median(jailed).toFixed(0)} ms vs unjailed ${median(bare).toFixed(0)} ms = ${(median(jailed) / median(bare)).toFixed(2)}x`)
 } finally {
   rmSync(cacheDir, { recursive: true, force: true })
 }

@@ -11,6 +11,8 @@ import { basename, dirname, relative, resolve, sep } from 'node:path'
 import { CompileError, ToolchainError } from './errors.js'
 import { compile, formatDiagnostics, languageByName, languageForFile, LANGUAGES, type CompileOptions, type CompileResult } from '../toolchain/index.js'
 import { MAX_SOURCE_FILE_BYTES, nameProblem } from '../toolchain/source-files.js'
+import { compileScript, formatDiagnostics as formatScriptDiagnostics, type ScriptProgram } from '../toolchain/js/index.js'
+import { isScriptPath, scriptFromDisk } from '../toolchain/js/local-files.js'
 
 /** `caplet run`/`build` exit status when the source did not compile (sysexits EX_DATAERR). */
 export const COMPILE_EXIT_CODE = 65
@@ -32,11 +34,13 @@ export interface BuildFlags {
   trustSource: boolean
   quiet: boolean
   noCache: boolean
+  /** TypeScript: skip the type check (`--no-check`). */
+  noCheck: boolean
   timeout?: string
 }
 
 export function newBuildFlags(): BuildFlags {
-  return { defines: {}, extra: [], trustSource: false, quiet: false, noCache: false }
+  return { defines: {}, extra: [], trustSource: false, quiet: false, noCache: false, noCheck: false }
 }
 
 /**
@@ -68,16 +72,24 @@ export function parseBuildFlag(b: BuildFlags, arg: string, flag: string, next: (
     case '--trust-source': b.trustSource = true; return true
     case '--quiet': case '-q': b.quiet = true; return true
     case '--no-cache': b.noCache = true; return true
+    case '--no-check': b.noCheck = true; return true
     case '--compile-timeout': b.timeout = next(); return true
     default: return false
   }
 }
 
-/** Whether `module` names a source file caplet should compile (by --lang or its extension). */
+/** Whether `module` names a source file caplet compiles to WebAssembly (by --lang or its extension). */
 export function isSource(module: string, b: BuildFlags): boolean {
+  if (scriptLanguage(module, b) !== undefined) return false
   if (b.lang !== undefined) return true
   if (module.toLowerCase().endsWith('.wasm')) return false
   return languageForFile(module) !== undefined
+}
+
+/** The script language (typescript, javascript) `module` is run as, by --lang or its extension. */
+export function scriptLanguage(module: string, b: BuildFlags): string | undefined {
+  const l = b.lang !== undefined ? languageByName(b.lang) : isScriptPath(module) ? languageForFile(module) : undefined
+  return l?.output === 'script' ? l.name : undefined
 }
 
 /** Reads one host source file: a regular file, not a symlink, within the size limit. */
@@ -152,6 +164,59 @@ async function withSpinner<T>(io: CompileIo, b: BuildFlags, text: string, work: 
   }
 }
 
+/** `caplet run` exit status when a script did not bundle or type-check (as for a bad module). */
+export const SCRIPT_COMPILE_EXIT_CODE = 126
+
+/**
+ * Compiles a script given on the command line: the files it imports are found beside it
+ * (`local-files.ts`: nothing outside its directory), then compiled through `compile()` (type
+ * check unless --no-check, cache). Resolves with the program, or an exit code after printing
+ * the diagnostics and one line.
+ */
+export async function compileScriptForCli(path: string, language: string, b: BuildFlags, io: CompileIo): Promise<ScriptProgram | number> {
+  const seen: Record<string, string> = {}
+  let entry: string
+  try {
+    const source = scriptFromDisk(path)
+    const read = source.files as (name: string) => string | undefined
+    entry = source.entry
+    const probe = await compileScript({ entry, files: (name) => {
+      const t = read(name)
+      if (t !== undefined) seen[name] = t
+      return t
+    } })
+    if (probe.program === undefined) {
+      io.err(`${formatScriptDiagnostics(probe.diagnostics)}\ncaplet: ${path}: the script did not compile\n`)
+      return SCRIPT_COMPILE_EXIT_CODE
+    }
+  } catch (e) {
+    io.err(`caplet: ${(e as Error).message}\n`)
+    return SCRIPT_COMPILE_EXIT_CODE
+  }
+  const options: CompileOptions = {
+    env: io.env, typeCheck: !b.noCheck,
+    ...(b.timeout !== undefined ? { timeout: b.timeout } : {}),
+    ...(b.noCache ? { cache: false as const } : {}),
+  }
+  try {
+    const check = language === 'typescript' && !b.noCheck
+    const result = await withSpinner(io, b, `${check ? 'type-checking' : 'compiling'} ${basename(path)}`, compile({ language, files: seen, entry, options }))
+    if (!b.quiet && result.diagnostics.length > 0) io.err(formatDiagnostics(result.diagnostics))
+    if (result.kind !== 'script') throw new BuildUsageError(`${path}: not a script`)
+    return result.program
+  } catch (e) {
+    if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof ToolchainError) { io.err(`caplet: ${e.reason}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof CompileError) {
+      if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
+      const typeErrors = e.limit === undefined && e.diagnostics.some((d) => d.severity === 'error' && /\(TS\d+\)$/.test(d.message))
+      io.err(`caplet: ${path}: ${typeErrors ? 'the script did not type-check (--no-check runs it without the check)' : e.reason.split('\n')[0]}\n`)
+      return SCRIPT_COMPILE_EXIT_CODE
+    }
+    throw e
+  }
+}
+
 /**
  * Compiles `sources` (the first is the entry) with the CLI's build flags. Resolves with the
  * result, or with an exit code after printing the one-line error and the diagnostics.
@@ -194,6 +259,7 @@ Usage:
 
 The first SRC is the entry; its extension picks the language (--lang to override):
   .c (C)  .cpp .cc .cxx (C++)  .wat (WebAssembly text)  .as.ts (AssemblyScript)
+(.ts and .js are not built to a .wasm: caplet run compiles and runs them in its JS engine)
 Other SRC files (headers, more units) are compiled or included as the language does.
 OUT defaults to the entry's name with .wasm, in the current directory.
 
@@ -202,13 +268,14 @@ Build flags (also accepted by caplet run before a source file):
   -g                  keep debug information
   -D NAME[=VALUE]     define a macro (C, C++)
   -std=STD            language standard (c11, c17, c++17, c++20, ...)
-  --lang LANG         c, cpp, wat or as, whatever the extension
+  --lang LANG         c, cpp, wat, as (or ts, js for caplet run), whatever the extension
   --src FILE          (run only) one more source file, e.g. a header
   --trust-source      compile without the bubblewrap jail where it is missing
                       (only for source you trust)
   --compile-timeout DURATION   stop the compiler after this long (default 60s)
   --no-cache          do not use the compile cache (CAPLET_CACHE_DIR, else
                       $XDG_CACHE_HOME/caplet or ~/.cache/caplet)
+  --no-check          (run, .ts) skip the TypeScript type check
   -q, --quiet         no spinner, no warnings
 
 Exit status: 0 built; ${COMPILE_EXIT_CODE} the source did not compile (diagnostics on stderr);
@@ -248,8 +315,13 @@ export async function buildMain(argv: readonly string[], io: CompileIo & { out: 
     if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
     throw e
   }
+  if (scriptLanguage(sources[0]!, b) !== undefined) {
+    io.err(`caplet: ${sources[0]}: TypeScript and JavaScript run inside caplet's JS engine, not as a .wasm of their own; run it with caplet run\n`)
+    return USAGE_EXIT_CODE
+  }
   const result = await compileForCli(sources, b, io)
   if (typeof result === 'number') return result
+  if (result.kind !== 'wasm') { io.err(`caplet: ${sources[0]}: not a WebAssembly language\n`); return USAGE_EXIT_CODE }
   const target = out ?? `${basename(sources[0]!).replace(/(\.as)?\.[^.]+$/, '')}.wasm`
   const tmp = `${target}.caplet-${process.pid}.tmp`
   try {

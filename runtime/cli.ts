@@ -5,7 +5,7 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, isSource, newBuildFlags, parseBuildFlag, type BuildFlags } from './cli-compile.js'
+import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, compileScriptForCli, isSource, newBuildFlags, parseBuildFlag, scriptLanguage, type BuildFlags } from './cli-compile.js'
 import { ModuleError, NetworkError, PolicyError, UnknownImportsError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 import { unknownImportsMessage } from './link/imports.js'
@@ -20,8 +20,7 @@ import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
-import { compileScript, formatDiagnostics, type ScriptProgram } from '../toolchain/js/index.js'
-import { isScriptPath, scriptFromDisk } from '../toolchain/js/local-files.js'
+import type { ScriptProgram } from '../toolchain/js/index.js'
 
 export const ExitCode = {
   /** A limit stopped the guest (timeout, fuel, output). */
@@ -43,7 +42,7 @@ export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a c
 Usage:
   caplet run [FLAGS] MODULE.wasm [ARGS...]
   caplet run [FLAGS] SCRIPT.ts|.js|.mjs [ARGS...]
-                                          (JavaScript/TypeScript inside caplet's JS engine)
+                                          (inside caplet's JS engine; .ts type-checked unless --no-check)
   caplet inspect [--json] MODULE.wasm     what the module can ever ask of the host
   caplet MODULE.wasm [ARGS...]            (same as run, with no flags)
   caplet run [FLAGS] SOURCE [ARGS...]     compile hello.c, main.cpp, prog.wat, x.as.ts (cached),
@@ -502,28 +501,18 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
     if (typeof compiled === 'number') return compiled
+    if (compiled.kind !== 'wasm') { io.err(`caplet: ${inv.module}: not a WebAssembly language\n`); return ExitCode.USAGE }
     module = compiled.module
   }
   // The worker boots on another core while this thread reads, checks and compiles the module.
   if (inv.options.isolation !== 'in-process') defaultPool.warm()
   let program: ScriptProgram | undefined
-  if (isScriptPath(inv.module)) {
-    // JavaScript/TypeScript: bundled from the entry's directory, run inside caplet's JS engine.
-    let compiled: Awaited<ReturnType<typeof compileScript>>
-    try {
-      compiled = await compileScript(scriptFromDisk(inv.module))
-    } catch (e) {
-      io.err(`caplet: ${(e as Error).message}
-`)
-      return ExitCode.MODULE
-    }
-    if (compiled.program === undefined) {
-      io.err(`${formatDiagnostics(compiled.diagnostics)}
-caplet: ${inv.module}: the script did not compile
-`)
-      return ExitCode.MODULE
-    }
-    program = compiled.program
+  const scriptLang = scriptLanguage(inv.module, inv.build)
+  if (scriptLang !== undefined) {
+    // JavaScript/TypeScript: bundled from the entry's directory (type-checked), run inside caplet's JS engine.
+    const compiled = await compileScriptForCli(inv.module, scriptLang, inv.build, io)
+    if (typeof compiled === 'number') return compiled
+    program = compiled
   }
   try {
     if (inv.explain || inv.dryRun) {

@@ -18,7 +18,7 @@ const SERVICE_PACKAGES = ['hono', '@hono/node-server', 'bullmq', 'ioredis', 'pin
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 // Compilers stay in node_modules, loaded only when a source is compiled: esbuild (the JS/TS guest
 // compiler) ships a native binary; wabt and AssemblyScript are large.
-const nodeExternal = ['esbuild', 'wabt', 'assemblyscript', 'assemblyscript/*', '@assemblyscript/*', 'yocto-spinner']
+const nodeExternal = ['esbuild', 'wabt', 'assemblyscript', 'assemblyscript/*', '@assemblyscript/*', 'typescript', 'yocto-spinner']
 const toolchainExternal = nodeExternal
 await Promise.all([
   // One build with shared chunks, so `caplet`, `caplet/node` and `caplet/wasi-host` share one copy
@@ -28,7 +28,8 @@ await Promise.all([
     ...common, platform: 'node', outdir: 'dist', splitting: true, external: [...nodeExternal, ...SERVICE_PACKAGES],
     entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
   }),
-  build({ ...common, platform: 'node', entryPoints: { 'asc-worker': 'toolchain/assemblyscript-worker.ts' }, outdir: 'dist', external: toolchainExternal }),
+  // The compiler worker (WAT, AssemblyScript, the TypeScript check) under a time limit and heap cap.
+  build({ ...common, platform: 'node', entryPoints: { 'compiler-worker': 'toolchain/compiler-worker-entry.ts' }, outdir: 'dist', external: toolchainExternal }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
   build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts', 'plugin-worker': 'runtime/plugin/worker-entry.ts' }, outdir: 'dist' }),
   // caplet/browser: the page's API and the guest's Web Worker, Node-only modules swapped out.

@@ -1,15 +1,16 @@
 /**
- * @module The worker thread that runs the AssemblyScript compiler (`asc`) on submitted files.
+ * @module The AssemblyScript compiler (`asc`) on submitted files, run inside the compiler worker
+ * (`compiler-worker-entry.ts`).
  * asc reaches files only through the callbacks given here: they serve the submitted `.ts` files
  * (at /src) and the wasi-shim library (at /shim, read by the parent from caplet's own
  * node_modules) from memory, and nothing else: no host path, no asconfig.json (which could name
- * a transform, i.e. host JavaScript), no transform option. The parent kills this worker at its
+ * a transform, i.e. host JavaScript), no transform option. The parent kills the worker at its
  * time limit. Never writes to the disk.
  */
-import { parentPort, workerData } from 'node:worker_threads'
 import { posix } from 'node:path'
 
 export interface AscJob {
+  kind: 'asc'
   files: Array<[string, Uint8Array]>
   entry: string
   shim: Array<[string, string]>
@@ -27,7 +28,7 @@ export type AscReply =
 const SRC = '/src'
 const SHIM = '/shim'
 
-async function main(job: AscJob): Promise<AscReply> {
+export async function runAsc(job: AscJob): Promise<AscReply> {
   const asc = await import('assemblyscript/asc')
   const dec = new TextDecoder()
   const sources = new Map<string, string>()
@@ -73,9 +74,3 @@ async function main(job: AscJob): Promise<AscReply> {
   }
   return { ok: true, module: output, diagnostics }
 }
-
-const job = workerData as AscJob
-main(job).then(
-  (reply) => parentPort!.postMessage(reply),
-  (e: unknown) => parentPort!.postMessage({ ok: false, diagnostics: [], message: `the compiler failed: ${(e as Error)?.message ?? String(e)}` } satisfies AscReply),
-)

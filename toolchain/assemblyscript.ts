@@ -1,15 +1,15 @@
 /**
  * @module AssemblyScript to an ordinary WASI command: `asc` with `@assemblyscript/wasi-shim`
- * (WASI imports instead of the JS host's, `_start` exported), run in a worker thread that is
- * terminated at the time limit and has a bounded JS heap. asc sees the submitted files only
- * from memory (`assemblyscript-worker.ts`). Diagnostics name the submitted file, line, column.
+ * (WASI imports instead of the JS host's, `_start` exported), run in the compiler worker
+ * (`compiler-worker.ts`: terminated at the time limit, a bounded JS heap). asc sees the
+ * submitted files only from memory (`assemblyscript-worker.ts`). Diagnostics name the submitted
+ * file, line and column.
  */
-import { readdirSync, readFileSync, existsSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, relative } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
 import { CompileError, ToolchainError } from '../runtime/errors.js'
+import { runCompilerJob } from './compiler-worker.js'
 import { bound, summarize, type Diagnostic } from './diagnostics.js'
 import type { CompileContext, CompiledModule, LanguageCompiler } from './languages.js'
 import type { AscDiagnostic, AscJob, AscReply } from './assemblyscript-worker.js'
@@ -48,13 +48,6 @@ function loadShim(): Shim {
   return shimCache
 }
 
-function workerScript(): URL {
-  for (const candidate of [new URL('./asc-worker.js', import.meta.url), new URL('../dist/asc-worker.js', import.meta.url)]) {
-    if (existsSync(fileURLToPath(candidate))) return candidate
-  }
-  throw new ToolchainError('caplet\'s AssemblyScript worker bundle (dist/asc-worker.js) is missing; run `npm run build`')
-}
-
 function pickEntry(ctx: CompileContext): string {
   if (ctx.entry !== undefined) {
     if (!ctx.entry.endsWith('.ts')) throw new CompileError(`the entry ${JSON.stringify(ctx.entry)} is not a .ts file`)
@@ -88,51 +81,23 @@ export const assemblyScriptCompiler: LanguageCompiler = {
     const asc = JSON.parse(readFileSync(join(packageDir('assemblyscript'), 'package.json'), 'utf8')) as { version: string }
     return `assemblyscript ${asc.version} wasi-shim ${loadShim().version}`
   },
-  compile(ctx): Promise<CompiledModule> {
+  async compile(ctx): Promise<CompiledModule> {
     const entry = pickEntry(ctx)
     const shim = loadShim()
     const job: AscJob = {
-      files: [...ctx.files], entry, shim: shim.files, use: shim.use,
+      kind: 'asc', files: [...ctx.files], entry, shim: shim.files, use: shim.use,
       optimize: ctx.options.optimize, debug: ctx.options.debug, maxOutputBytes: ctx.maxOutputBytes,
     }
-    return new Promise<CompiledModule>((resolve, reject) => {
-      const worker = new Worker(workerScript(), {
-        workerData: job, stdout: true, stderr: true,
-        resourceLimits: { maxOldGenerationSizeMb: HEAP_MB },
-      })
-      // asc's crash handler prints to the console: drain it, never show it.
-      worker.stdout.resume()
-      worker.stderr.resume()
-      let settled = false
-      const finish = (f: () => void) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        ctx.signal?.removeEventListener('abort', onAbort)
-        void worker.terminate()
-        f()
-      }
-      const timer = setTimeout(() => finish(() => reject(new CompileError(`compilation stopped: it took longer than ${ctx.timeoutMs} ms`, [], { limit: 'timeout' }))), ctx.timeoutMs)
-      const onAbort = () => finish(() => reject(new CompileError('compilation aborted', [], { limit: 'aborted' })))
-      if (ctx.signal?.aborted) onAbort()
-      else ctx.signal?.addEventListener('abort', onAbort, { once: true })
-      worker.on('message', (reply: AscReply) => finish(() => {
-        const diagnostics = toDiagnostics(ctx, reply.diagnostics)
-        if (reply.ok) {
-          const module = new Uint8Array(reply.module)
-          if (!WebAssembly.validate(module)) reject(new CompileError('the AssemblyScript compiler produced an invalid module', diagnostics))
-          else resolve({ module, diagnostics })
-        } else if (reply.message === 'output-too-large') {
-          reject(new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, { limit: 'output' }))
-        } else {
-          reject(new CompileError(summarize(diagnostics, `AssemblyScript: ${reply.message}`), diagnostics))
-        }
-      }))
-      worker.on('error', (e) => finish(() => {
-        const oom = /heap|memory/i.test(e.message) || (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-        reject(new CompileError(oom ? `compilation stopped: the compiler ran out of memory (${HEAP_MB} MiB heap)` : 'the AssemblyScript compiler crashed', [], oom ? { limit: 'memory' } : {}))
-      }))
-      worker.on('exit', () => finish(() => reject(new CompileError('the AssemblyScript compiler crashed'))))
-    })
+    const reply = await runCompilerJob<AscReply>(job, { timeoutMs: ctx.timeoutMs, heapMb: HEAP_MB, signal: ctx.signal, what: 'the AssemblyScript compiler' })
+    const diagnostics = toDiagnostics(ctx, reply.diagnostics)
+    if (reply.ok) {
+      const module = new Uint8Array(reply.module)
+      if (!WebAssembly.validate(module)) throw new CompileError('the AssemblyScript compiler produced an invalid module', diagnostics)
+      return { kind: 'wasm', module, diagnostics }
+    }
+    if (reply.message === 'output-too-large') {
+      throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, { limit: 'output' })
+    }
+    throw new CompileError(summarize(diagnostics, `AssemblyScript: ${reply.message}`), diagnostics)
   },
 }

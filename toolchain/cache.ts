@@ -204,7 +204,8 @@ function decodeEntry(bytes: Buffer): CachedCompile | undefined {
     return undefined
   }
   const module = new Uint8Array(payload.subarray(4 + jsonLen))
-  if (!WebAssembly.validate(module)) return undefined
+  // A WebAssembly module, or a script program (JSON, checked again by compile()).
+  if (!WebAssembly.validate(module) && module[0] !== 0x7b) return undefined
   return { module, diagnostics }
 }
 

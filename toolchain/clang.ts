@@ -153,7 +153,7 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
       throw new CompileError(summarize(diagnostics, `the compiler failed (exit ${r.code ?? r.signal})`), diagnostics)
     }
     if (!WebAssembly.validate(output)) throw new CompileError('the compiler produced an invalid module', diagnostics)
-    return { module: output, diagnostics }
+    return { kind: 'wasm', module: output, diagnostics }
   } finally {
     rmSync(work, { recursive: true, force: true })
   }

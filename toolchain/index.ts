@@ -1,8 +1,9 @@
 /**
- * @module The toolchain's one entry: untrusted source in, a WebAssembly module out, never
- * trusting the source at any stage. `compile()` validates the request (file names, sizes, the
- * build options against an allow-list: never raw compiler flags), looks in the content-addressed
- * cache, and otherwise runs the language's compiler under its limits (native compilers jailed).
+ * @module The toolchain's one entry: untrusted source in, a WebAssembly module (or, for
+ * TypeScript/JavaScript, a QuickJS script program) out, never trusting the source at any stage.
+ * `compile()` validates the request (names, sizes, options against an allow-list: never raw
+ * compiler flags), looks in the content-addressed cache, and otherwise runs the language's
+ * compiler under its limits (native compilers jailed, JS ones in a capped worker).
  * `runtime/` calls this; `wasi-host/` never does.
  *
  * @example
@@ -16,6 +17,7 @@ import { cacheKey, CompileCache, type CacheSettings } from './cache.js'
 import type { Diagnostic } from './diagnostics.js'
 import { languageByName, languageNames, type BuildOptions, type CompileContext, type Language } from './languages.js'
 import { nameProblem, quoteName, validateSources } from './source-files.js'
+import { isScriptProgram, type ScriptProgram } from './js/index.js'
 
 export type { Diagnostic, Severity } from './diagnostics.js'
 export { formatDiagnostic, formatDiagnostics } from './diagnostics.js'
@@ -43,6 +45,8 @@ export interface CompileOptions {
   /** false: no cache; otherwise where and how large (default: see `defaultCacheDir`). */
   cache?: false | CacheSettings
   signal?: AbortSignal
+  /** TypeScript: type-check before bundling (default true); false skips it (`--no-check`). */
+  typeCheck?: boolean
   /** The environment the toolchain looks up CAPLET_CLANG, CAPLET_BWRAP, PATH in (default process.env). */
   env?: Readonly<Record<string, string | undefined>>
 }
@@ -57,14 +61,37 @@ export interface CompileRequest {
   options?: CompileOptions
 }
 
-export interface CompileResult {
-  module: Uint8Array<ArrayBuffer>
+interface CompileResultBase {
   /** Warnings and notes (errors throw CompileError). */
   diagnostics: Diagnostic[]
-  /** The module came from the cache. */
+  /** The result came from the cache. */
   cached: boolean
+  /** The language's canonical name (c, cpp, wat, as, typescript, javascript). */
   language: string
 }
+
+/** C, C++, WAT, AssemblyScript: a WebAssembly module for `run(module, policy)`. */
+export interface WasmCompileResult extends CompileResultBase {
+  kind: 'wasm'
+  module: Uint8Array<ArrayBuffer>
+}
+
+/** TypeScript, JavaScript: a program that `run(program, policy)` runs inside QuickJS. */
+export interface ScriptCompileResult extends CompileResultBase {
+  kind: 'script'
+  program: ScriptProgram
+}
+
+/**
+ * What `compile()` gives: narrow on `kind` (`'wasm'` has `module`, `'script'` has `program`).
+ * A caller that needs module bytes (e.g. to store a .wasm) must refuse `kind: 'script'`; both
+ * run with `run(result.module ?? result.program, policy)` after narrowing.
+ */
+export type CompileResult = WasmCompileResult | ScriptCompileResult
+
+/** Language names whose result is a script; any other literal name gives a WasmCompileResult. */
+export type ScriptLanguageName = 'typescript' | 'ts' | 'javascript' | 'js'
+export type WasmLanguageName = 'c' | 'C' | 'cpp' | 'c++' | 'cxx' | 'C++' | 'wat' | 'wast' | 'as' | 'assemblyscript'
 
 const DEFINE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
 const DEFINE_VALUE = /^[\x20-\x7e]{0,256}$/
@@ -108,6 +135,9 @@ export function buildOptions(language: Language, o: CompileOptions): BuildOption
  *   attached) or a limit stopped it (`limit`).
  * @throws ToolchainError the compiler (or its jail) is not available here.
  */
+export async function compile(request: CompileRequest & { language: WasmLanguageName }): Promise<WasmCompileResult>
+export async function compile(request: CompileRequest & { language: ScriptLanguageName }): Promise<ScriptCompileResult>
+export async function compile(request: CompileRequest): Promise<CompileResult>
 export async function compile(request: CompileRequest): Promise<CompileResult> {
   if (typeof request !== 'object' || request === null) throw new CompileError('compile() needs { language, files }')
   const language = typeof request.language === 'string' ? languageByName(request.language) : undefined
@@ -133,22 +163,41 @@ export async function compile(request: CompileRequest): Promise<CompileResult> {
   const ctx: CompileContext = {
     files, entry, options, timeoutMs, maxOutputBytes,
     trustSource: o.trustSource === true, signal: o.signal, env: o.env ?? process.env,
+    typeCheck: o.typeCheck !== false,
   }
   const compiler = await language.load()
   const cache = o.cache === false ? undefined : new CompileCache(o.cache ?? {})
   let key: string | undefined
   if (cache) {
-    key = cacheKey({ language: language.name, compiler: await compiler.identity(ctx), options, entry, files })
+    const keyOptions = language.output === 'script' ? { ...options, typeCheck: ctx.typeCheck } : options
+    key = cacheKey({ language: language.name, compiler: await compiler.identity(ctx), options: keyOptions, entry, files })
     const hit = cache.get(key)
-    if (hit && hit.module.byteLength <= maxOutputBytes) return { ...hit, cached: true, language: language.name }
+    if (hit && hit.module.byteLength <= maxOutputBytes) {
+      const out = fromCache(language, hit.module)
+      if (out) return { ...out, diagnostics: hit.diagnostics, cached: true, language: language.name }
+    }
   }
   if (o.signal?.aborted) throw new CompileError('compilation aborted', [], { limit: 'aborted' })
   const result = await compiler.compile(ctx)
-  if (result.module.byteLength > maxOutputBytes) {
+  const bytes = result.kind === 'wasm' ? result.module : new TextEncoder().encode(JSON.stringify(result.program))
+  if (bytes.byteLength > maxOutputBytes) {
     throw new CompileError(`compilation stopped: the output grew past the limit of ${maxOutputBytes} bytes`, result.diagnostics, { limit: 'output' })
   }
-  if (cache && key) cache.put(key, result)
-  return { module: result.module, diagnostics: result.diagnostics, cached: false, language: language.name }
+  if (cache && key) cache.put(key, { module: bytes, diagnostics: result.diagnostics })
+  return result.kind === 'wasm'
+    ? { kind: 'wasm', module: result.module, diagnostics: result.diagnostics, cached: false, language: language.name }
+    : { kind: 'script', program: result.program, diagnostics: result.diagnostics, cached: false, language: language.name }
+}
+
+/** A cached entry's payload as the language's output, or undefined when it is not one (then recompiled). */
+function fromCache(language: Language, bytes: Uint8Array<ArrayBuffer>): { kind: 'wasm'; module: Uint8Array<ArrayBuffer> } | { kind: 'script'; program: ScriptProgram } | undefined {
+  if (language.output === 'wasm') return WebAssembly.validate(bytes) ? { kind: 'wasm', module: bytes } : undefined
+  try {
+    const program = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown
+    return isScriptProgram(program) ? { kind: 'script', program } : undefined
+  } catch {
+    return undefined
+  }
 }
 
 export { CompileError, ToolchainError }

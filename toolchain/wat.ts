@@ -1,28 +1,15 @@
 /**
- * @module WebAssembly text to a module with `wabt` (WABT compiled to wasm: runs in-process, no
- * host access). Parse and validation errors come back as diagnostics naming the file, line and
- * column. The input is bounded by `source-files.ts`; the output by the caller's maxOutput.
+ * @module WebAssembly text to a module with `wabt` (WABT compiled to wasm), run in the compiler
+ * worker under the compile's time limit (`wat-worker.ts`). Parse and validation errors come back
+ * as diagnostics naming the file, line and column. The input is bounded by `source-files.ts`;
+ * the output by the caller's maxOutput.
  */
 import { CompileError } from '../runtime/errors.js'
+import { runCompilerJob } from './compiler-worker.js'
 import { parseDiagnostics, summarize } from './diagnostics.js'
 import type { CompileContext, CompiledModule, LanguageCompiler } from './languages.js'
 import { hasExtension } from './source-files.js'
-
-type Wabt = Awaited<ReturnType<typeof import('wabt')>>
-let wabt: Promise<Wabt> | undefined
-
-async function loadWabt(): Promise<Wabt> {
-  // wabt is CommonJS (`export =`): its function arrives as the namespace's default.
-  wabt ??= import('wabt').then((m) => ((m as unknown as { default: typeof import('wabt') }).default)())
-  return wabt
-}
-
-/** Every feature wabt knows that V8 ships, so modules written for today's engines parse. */
-const FEATURES = {
-  mutable_globals: true, sat_float_to_int: true, sign_extension: true, simd: true, threads: true,
-  multi_value: true, tail_call: true, bulk_memory: true, reference_types: true, exceptions: false,
-  extended_const: true, relaxed_simd: false, gc: false, memory64: false, multi_memory: true,
-}
+import type { WatReply } from './wat-worker.js'
 
 function pickEntry(ctx: CompileContext): string {
   if (ctx.entry !== undefined) return ctx.entry
@@ -45,23 +32,14 @@ export const watCompiler: LanguageCompiler = {
     } catch {
       throw new CompileError(`${entry}: not valid UTF-8`)
     }
-    const w = await loadWabt()
-    let mod: ReturnType<Wabt['parseWat']> | undefined
-    try {
-      mod = w.parseWat(entry, text, FEATURES)
-      mod.resolveNames()
-      mod.validate()
-      const { buffer } = mod.toBinary({ log: false, write_debug_names: ctx.options.debug })
-      const module = new Uint8Array(buffer)
-      if (!WebAssembly.validate(module)) throw new CompileError(`${entry}: wabt produced a module this engine rejects (a feature it does not support?)`)
-      return { module, diagnostics: [] }
-    } catch (e) {
-      if (e instanceof CompileError) throw e
-      const message = e instanceof Error ? e.message : String(e)
-      const diagnostics = parseDiagnostics(message.replace(/^(parseWat|validate|resolveNames) failed:\n/, ''))
-      throw new CompileError(summarize(diagnostics, `${entry}: ${message.split('\n')[0]}`), diagnostics)
-    } finally {
-      mod?.destroy()
+    const reply = await runCompilerJob<WatReply>({ kind: 'wat', entry, text, debug: ctx.options.debug },
+      { timeoutMs: ctx.timeoutMs, signal: ctx.signal, what: 'the WAT compiler (wabt)' })
+    if (!reply.ok) {
+      const diagnostics = parseDiagnostics(reply.message.replace(/^(parseWat|validate|resolveNames) failed:\n/, ''))
+      throw new CompileError(summarize(diagnostics, `${entry}: ${reply.message.split('\n')[0]}`), diagnostics)
     }
+    const module = new Uint8Array(reply.module)
+    if (!WebAssembly.validate(module)) throw new CompileError(`${entry}: wabt produced a module this engine rejects (a feature it does not support?)`)
+    return { kind: 'wasm', module, diagnostics: [] }
   },
 }

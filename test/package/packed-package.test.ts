@@ -43,7 +43,7 @@ describe('the packed package', () => {
   it('ships only what it needs, with declarations for every export', () => {
     const listing = npm(['pack', '--ignore-scripts', '--dry-run', '--json'], root)
     const files = (JSON.parse(listing) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path)
-    for (const f of ['dist/index.js', 'dist/wasi-host.js', 'dist/node.js', 'dist/worker.js', 'dist/cli.js', 'bin/caplet.js',
+    for (const f of ['dist/index.js', 'dist/wasi-host.js', 'dist/node.js', 'dist/worker.js', 'dist/cli.js', 'dist/compiler-worker.js', 'bin/caplet.js',
       'dist/types/runtime/index.d.ts', 'dist/types/wasi-host/index.d.ts', 'dist/types/wasi-host/node/index.d.ts']) {
       expect(files).toContain(f)
     }
@@ -61,4 +61,17 @@ describe('the packed package', () => {
     const ran = execFileSync(process.execPath, [join(dir, 'out/consumer.js'), join(root, 'samples/hello.wasm'), join(root, 'samples/cat.wasm')], { cwd: dir, encoding: 'utf8' })
     expect(ran).toBe('cat: /d/missing: No such file or directory\nexit 1 trap none lowlevel 0\n')
   }, 120_000)
+
+  it('compiles WAT and type-checks TypeScript from the installed package (its compiler worker and typescript ship)', () => {
+    writeFileSync(join(dir, 'compile.mjs'), `import { compile, run } from 'caplet'
+const w = await compile({ language: 'wat', files: { 'a.wat': '(module (func (export "_start")))' }, options: { cache: false } })
+let typeError = ''
+try { await compile({ language: 'typescript', files: { 'm.ts': 'const n: number = "x"\\n' }, options: { cache: false } }) } catch (e) { typeError = e.message }
+const s = await compile({ language: 'typescript', files: { 'm.ts': 'console.log(args.length * 2)\\n' }, options: { cache: false } })
+const r = await run(s.program, { args: ['m', 'a'], stdout: 'capture' })
+console.log(w.kind, typeError, new TextDecoder().decode(r.stdout).trim())
+`)
+    const out = execFileSync(process.execPath, ['compile.mjs'], { cwd: dir, encoding: 'utf8' })
+    expect(out).toBe("wasm [caplet] m.ts:1:7: error: Type 'string' is not assignable to type 'number'. (TS2322) 2\n")
+  }, 180_000)
 })

@@ -60,7 +60,8 @@ afterAll(() => {
 async function attempt(language: string, files: Record<string, string>, options: Record<string, unknown> = {}): Promise<{ ok: boolean; said: string; module?: Uint8Array; error?: unknown }> {
   try {
     const r = await compile({ language, files, options: { cache: false, ...options } })
-    return { ok: true, said: formatDiagnostics(r.diagnostics) + text(r.module), module: r.module }
+    const module = r.kind === 'wasm' ? r.module : new TextEncoder().encode(JSON.stringify(r.program))
+    return { ok: true, said: formatDiagnostics(r.diagnostics) + text(module), module }
   } catch (e) {
     const diags = e instanceof CompileError ? formatDiagnostics(e.diagnostics) : ''
     return { ok: false, said: `${(e as Error).message}\n${diags}`, error: e }
