@@ -31,6 +31,19 @@ export class Admission {
   }
 
   /**
+   * Who may read `/metrics`: the metrics token when one is configured, else any API token;
+   * anyone when neither is (a loopback-only server). @throws ApiError 401
+   */
+  authenticateMetrics(header: string | undefined): void {
+    const want = this.config.metricsTokenSha256
+    if (want === undefined) { this.authenticate(header); return }
+    const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header)
+    if (!m || sha256Hex(m[1]!) !== want) {
+      throw new ApiError(401, 'unauthorized', header === undefined ? '/metrics needs an Authorization: Bearer token (the metrics token)' : 'the bearer token is not the metrics token')
+    }
+  }
+
+  /**
    * Takes `n` runs from the token's rate and concurrency; `release` gives each run's slot back
    * when it ends. @throws ApiError 429
    */

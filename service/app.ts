@@ -9,6 +9,7 @@ import type { Logger } from 'pino'
 import type { TokenPolicy } from './config.js'
 import { Admission } from './admission.js'
 import type { ServiceConfig } from './config.js'
+import { cacheCompiles } from './compile-source.js'
 import { ApiError } from './errors.js'
 import type { ServiceMetrics } from './metrics.js'
 import type { CompileSource } from './modules.js'
@@ -38,7 +39,7 @@ function parseJson(text: string): unknown {
 export function createApp(deps: AppDeps): Hono<Env> {
   const { config, backend, metrics, log } = deps
   const admission = new Admission(config)
-  const compiled = new Map<string, string>()
+  const compile = deps.compile ? cacheCompiles(deps.compile) : undefined
   const app = new Hono<Env>()
 
   const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => { throw new ApiError(413, code, `the body is larger than this server's ${max} bytes`) }
@@ -65,7 +66,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const h = await backend.health()
     return c.json({ ok: h.ok, mode: backend.mode, detail: h.detail, ...backend.depth() }, h.ok ? 200 : 503)
   })
-  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }))
+  app.get('/metrics', async (c) => {
+    admission.authenticateMetrics(c.req.header('authorization'))
+    return c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType })
+  })
   const doc = JSON.stringify(openApiDocument())
   app.get('/openapi.json', (c) => c.body(doc, 200, { 'Content-Type': 'application/json' }))
 
@@ -84,14 +88,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return ref.id
     }
     if ('bytes' in ref) return (await backend.modules.put(ref.bytes)).id
-    if (!deps.compile) throw new ApiError(501, 'source-unsupported', 'this server cannot compile source; send a module')
-    const key = JSON.stringify([ref.source.language, Object.entries(ref.source.files).sort()])
-    const known = compiled.get(key)
-    if (known && await backend.modules.get(known)) return known
-    const id = (await backend.modules.put(await deps.compile(ref.source))).id
-    if (compiled.size >= 1024) compiled.delete(compiled.keys().next().value!)
-    compiled.set(key, id)
-    return id
+    if (!compile) throw new ApiError(501, 'source-unsupported', 'this server cannot compile source; send a module')
+    return (await backend.modules.put(await compile(ref.source))).id
   }
 
   const deliver = (view: RunView, url: string) => {

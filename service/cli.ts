@@ -3,7 +3,7 @@
  * and signal handling (SIGTERM/SIGINT drain the runs in flight, then exit).
  */
 import { PolicyError } from '../runtime/errors.js'
-import { DEFAULT_CONFIG, readConfigFile, type ServiceConfig } from './config.js'
+import { DEFAULT_CONFIG, readConfigFile, sha256Hex, type ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
 
 export interface ServiceIo { out: (s: string) => void; err: (s: string) => void }
@@ -21,12 +21,16 @@ Usage:
   --queue-name NAME   Queue and key prefix in Redis (default caplet).
   --concurrency N     worker: runs at once (default: the number of cores, at least 2).
   --lock-duration MS  worker: a dead worker's runs are retried after about this (default 30000).
+  --metrics-token T   serve: the bearer token GET /metrics takes (at least 16 characters; a
+                      config file's metricsToken keeps it out of process listings). Without
+                      it, /metrics takes any API token when tokens are configured.
+  --no-compile        serve: refuse source (501) instead of compiling it with the toolchain.
   --insecure-no-auth  Serve a non-loopback address without tokens.
   --log-level LEVEL   fatal, error, warn, info (default), debug, silent.
 `
 
 function parseFlags(argv: readonly string[]) {
-  const f = { port: 8080, host: '127.0.0.1', config: undefined as string | undefined, queue: undefined as string | undefined, queueName: undefined as string | undefined, concurrency: undefined as number | undefined, lockDuration: 30_000, insecure: false, logLevel: 'info', help: false }
+  const f = { port: 8080, host: '127.0.0.1', config: undefined as string | undefined, queue: undefined as string | undefined, queueName: undefined as string | undefined, concurrency: undefined as number | undefined, lockDuration: 30_000, metricsToken: undefined as string | undefined, compile: true, insecure: false, logLevel: 'info', help: false }
   const rest = [...argv]
   const next = (flag: string) => {
     const v = rest.shift()
@@ -48,6 +52,8 @@ function parseFlags(argv: readonly string[]) {
       case '--queue-name': f.queueName = next(flag); break
       case '--concurrency': f.concurrency = int(flag, next(flag), 1); break
       case '--lock-duration': f.lockDuration = int(flag, next(flag), 100); break
+      case '--metrics-token': f.metricsToken = next(flag); if (f.metricsToken.length < 16) throw new PolicyError(['--metrics-token: must be at least 16 characters']); break
+      case '--no-compile': f.compile = false; break
       case '--insecure-no-auth': f.insecure = true; break
       case '--log-level': f.logLevel = next(flag); break
       case '-h': case '--help': f.help = true; break
@@ -73,6 +79,7 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
     f = parseFlags(argv.slice(1))
     if (f.help) { io.out(SERVICE_HELP); return 0 }
     config = f.config ? readConfigFile(f.config) : DEFAULT_CONFIG
+    if (f.metricsToken !== undefined) config = { ...config, metricsTokenSha256: sha256Hex(f.metricsToken) }
     if (command === 'worker' && f.queue === undefined) throw new PolicyError(['caplet worker needs --queue redis://HOST:PORT'])
   } catch (e) {
     if (e instanceof PolicyError) { io.err(`caplet: ${e.problems.join('; ')}\n`); return 125 }
@@ -91,7 +98,9 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
       return 0
     }
     const { startServer } = await import('./server.js')
-    const s = await startServer({ config, host: f.host, port: f.port, log, insecureNoAuth: f.insecure, ...(f.queue ? { queue: f.queue } : {}), ...(f.queueName ? { queueName: f.queueName } : {}) })
+    const { toolchainCompiler } = await import('./compile-source.js')
+    const compile = f.compile ? toolchainCompiler({ maxModuleBytes: config.maxModuleBytes }) : undefined
+    const s = await startServer({ config, host: f.host, port: f.port, log, insecureNoAuth: f.insecure, ...(compile ? { compile } : {}), ...(f.queue ? { queue: f.queue } : {}), ...(f.queueName ? { queueName: f.queueName } : {}) })
     io.err(`caplet serve: listening on ${s.url}\n`)
     const sig = await stopSignal()
     log.info({ signal: sig }, 'draining')

@@ -54,6 +54,8 @@ export interface ServiceConfig {
   callbackOrigins: string[]
   /** Time allowed to receive a whole request (headers and body), ms: bounds slow clients. */
   requestTimeoutMs: number
+  /** sha256 (hex) of the token `GET /metrics` takes; unset: any API token (none when there are none). */
+  metricsTokenSha256?: string
 }
 
 export const DEFAULT_CONFIG: ServiceConfig = {
@@ -112,7 +114,9 @@ const fileSchema = z.object({
   maxStdinBytes: size.optional(),
   callbackOrigins: z.array(z.string().url()).optional(),
   requestTimeout: duration.optional(),
-}).strict()
+  metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  metricsTokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
+}).strict().refine((f) => f.metricsToken === undefined || f.metricsTokenSha256 === undefined, { message: 'give metricsToken or metricsTokenSha256, not both', path: ['metricsToken'] })
 
 export type ServiceConfigFile = z.input<typeof fileSchema>
 
@@ -166,8 +170,11 @@ export function resolveConfig(file: unknown, base: ServiceConfig = DEFAULT_CONFI
     maxStdinBytes: f.maxStdinBytes ?? base.maxStdinBytes,
     callbackOrigins: (f.callbackOrigins ?? base.callbackOrigins).map((u) => new URL(u).origin),
     requestTimeoutMs: f.requestTimeout ?? base.requestTimeoutMs,
+    ...metricsToken(f.metricsToken !== undefined ? sha256Hex(f.metricsToken) : f.metricsTokenSha256 ?? base.metricsTokenSha256),
   }
 }
+
+const metricsToken = (sha256: string | undefined) => (sha256 !== undefined ? { metricsTokenSha256: sha256 } : {})
 
 /** Reads `--config FILE.json`. @throws PolicyError with a one-line reason */
 export function readConfigFile(path: string): ServiceConfig {

@@ -7,7 +7,7 @@ export type ApiErrorCode =
   | 'bad-json' | 'invalid-request' | 'unauthorized' | 'not-found' | 'unknown-module'
   | 'body-too-large' | 'module-too-large' | 'limit-above-maximum' | 'invalid-module'
   | 'rate-limited' | 'too-many-runs' | 'queue-full' | 'callback-not-allowed'
-  | 'source-unsupported' | 'unavailable' | 'internal'
+  | 'source-unsupported' | 'compile-error' | 'unavailable' | 'internal'
 
 export class ApiError extends Error {
   constructor(
@@ -17,12 +17,14 @@ export class ApiError extends Error {
     readonly problems?: string[],
     /** Seconds, for `Retry-After` (429, 503). */
     readonly retryAfter?: number,
+    /** More fields of the JSON reply (a compile error's structured diagnostics). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message)
     this.name = 'ApiError'
   }
 
   toJSON(): Record<string, unknown> {
-    return { error: this.code, message: this.message, ...(this.problems ? { problems: this.problems } : {}), ...(this.retryAfter !== undefined ? { retryAfter: this.retryAfter } : {}) }
+    return { ...this.extra, error: this.code, message: this.message, ...(this.problems ? { problems: this.problems } : {}), ...(this.retryAfter !== undefined ? { retryAfter: this.retryAfter } : {}) }
   }
 }

@@ -112,5 +112,8 @@ export class RedisModuleStore implements ModuleStore {
   }
 }
 
-/** Compiles `source: { language, files }` to a module (the toolchain's `compile()`, when a server has one). */
-export type CompileSource = (source: { language: string; files: Record<string, string> }) => Promise<Uint8Array>
+/** `source` in a run request. */
+export interface SourceRequest { language: string; files: Record<string, string> }
+
+/** Compiles `source: { language, files }` to a module (see compile-source.ts). @throws ApiError */
+export type CompileSource = (source: SourceRequest) => Promise<Uint8Array>

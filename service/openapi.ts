@@ -74,7 +74,7 @@ export function openApiDocument(): Record<string, unknown> {
         },
       },
       '/healthz': { get: { security: [], summary: 'Liveness and the backend\'s state', responses: { 200: { description: 'healthy' }, 503: { description: 'not healthy' } } } },
-      '/metrics': { get: { security: [], summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics: the metrics token (--metrics-token) when one is set, else any API token; open when neither is configured', responses: { 200: { description: 'text exposition format' }, ...errors(401) } } },
       '/openapi.json': { get: { security: [], summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
     },
   }

@@ -19,6 +19,8 @@ import { failedView, type RunBackend, type RunRecord, type RunView } from './run
 export const DEFAULT_QUEUE_NAME = 'caplet'
 /** Times a run is submitted again after Redis lost it. */
 const MAX_RESUBMITS = 2
+/** Times adding a run to the queue may fail (Redis unreachable) before the run is answered failed. */
+const MAX_ADD_FAILURES = 5
 
 export const resultKey = (name: string, id: string) => `${name}:result:${id}`
 const jobKey = (name: string, id: string) => `bull:${name}:${id}`
@@ -35,7 +37,16 @@ export function redisClient(url: string, log?: Logger): Redis {
 
 const queueConnections = new WeakMap<Queue, Redis[]>()
 
-interface Pending { job: RunJob; resolve: (v: RunView) => void; added: boolean; lastCheck: number; resubmits: number }
+interface Pending {
+  job: RunJob
+  resolve: (v: RunView) => void
+  /** In the queue (as far as this server knows); false while being added or waiting to be added again. */
+  added: boolean
+  adding: boolean
+  lastCheck: number
+  resubmits: number
+  addFailures: number
+}
 
 export class QueueBackend implements RunBackend {
   readonly mode = 'queue'
@@ -55,11 +66,9 @@ export class QueueBackend implements RunBackend {
     readonly log: Logger,
     readonly name: string,
   ) {
-    events.on('completed', ({ jobId }) => { void this.#collect(jobId) })
-    events.on('failed', ({ jobId, failedReason }) => {
-      const p = this.#pending.get(jobId)
-      if (p) this.#finish(p, failedView(p.job, 'worker-failed', `the run failed in a worker: ${String(failedReason).slice(0, 300)}`, p.resubmits || undefined))
-    })
+    events.on('completed', ({ jobId }) => { void this.#collect(jobId).catch((e) => this.#quiet(e)) })
+    // A job that failed after its worker stored the result (Redis restarted under it) still has a result.
+    events.on('failed', ({ jobId, failedReason }) => { void this.#failed(jobId, String(failedReason)).catch((e) => this.#quiet(e)) })
     // Redis came back: check every run at once rather than at the next sweep.
     redis.on('close', () => this.#confirmed.clear())
     redis.on('ready', () => { this.#confirmed.clear(); for (const p of this.#pending.values()) p.lastCheck = 0; void this.#reconcile() })
@@ -89,13 +98,23 @@ export class QueueBackend implements RunBackend {
 
   start(job: RunJob): Promise<RunView> {
     return new Promise<RunView>((resolve) => {
-      const p: Pending = { job, resolve, added: false, lastCheck: Date.now(), resubmits: 0 }
+      const p: Pending = { job, resolve, added: false, adding: false, lastCheck: Date.now(), resubmits: 0, addFailures: 0 }
       this.#pending.set(job.id, p)
       void this.#add(p)
     })
   }
 
+  #quiet(e: unknown): void { this.log.debug({ err: (e as Error)?.message }, 'queue bookkeeping failed') }
+
+  async #failed(id: string, reason: string): Promise<void> {
+    const p = this.#pending.get(id)
+    if (!p || await this.#collect(id)) return
+    this.#finish(p, failedView(p.job, 'worker-failed', `the run failed in a worker: ${reason.slice(0, 300)}`, p.resubmits || undefined))
+  }
+
   async #add(p: Pending): Promise<void> {
+    if (p.adding || this.#pending.get(p.job.id) !== p) return
+    p.adding = true
     try {
       if (!this.#confirmed.has(p.job.moduleId)) {
         if (!await this.modules.restore(p.job.moduleId)) {
@@ -106,10 +125,14 @@ export class QueueBackend implements RunBackend {
       }
       await this.queue.add('run', p.job, { jobId: p.job.id, attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(this.config.resultTtlMs / 1000) } })
       p.added = true
-      p.lastCheck = Date.now()
     } catch (e) {
-      this.log.warn({ run: p.job.id, err: (e as Error).message }, 'could not queue a run')
-      this.#finish(p, failedView(p.job, 'queue-unavailable', 'the run could not be queued'))
+      // Redis went away while the run was being added: the sweep adds it again once Redis is back.
+      p.addFailures++
+      this.log.warn({ run: p.job.id, err: (e as Error).message, failures: p.addFailures }, 'could not queue a run')
+      if (p.addFailures >= MAX_ADD_FAILURES || this.#closing) this.#finish(p, failedView(p.job, 'queue-unavailable', 'the run could not be queued', p.resubmits || undefined))
+    } finally {
+      p.adding = false
+      p.lastCheck = Date.now()
     }
   }
 
@@ -136,39 +159,48 @@ export class QueueBackend implements RunBackend {
     return true
   }
 
-  /** Finds runs whose job is gone without a result, and submits them again or fails them. */
+  /**
+   * Finds runs whose job is gone without a result, and submits them again or fails them; adds
+   * again runs whose adding failed; finishes runs whose job failed while no event reached us.
+   * The job is looked at before the result: a worker stores the result before it completes
+   * (and so removes) the job, so "no job, then no result" means the run was lost.
+   */
   async #reconcile(): Promise<void> {
     if (this.#reconciling || this.redis.status !== 'ready') return
     this.#reconciling = true
     try {
       const now = Date.now()
+      for (const p of this.#pending.values()) if (!p.added && !p.adding && now - p.lastCheck > 1000) void this.#add(p)
       const due = [...this.#pending.values()].filter((p) => p.added && now - p.lastCheck > 2000).slice(0, 500)
       if (due.length === 0) return
       const pipe = this.redis.pipeline()
-      for (const p of due) pipe.exists(resultKey(this.name, p.job.id)).exists(jobKey(this.name, p.job.id))
+      for (const p of due) pipe.hmget(jobKey(this.name, p.job.id), 'finishedOn', 'failedReason').exists(jobKey(this.name, p.job.id)).exists(resultKey(this.name, p.job.id))
       const replies = (await pipe.exec()) ?? []
       for (let i = 0; i < due.length; i++) {
         const p = due[i]!
         p.lastCheck = Date.now()
-        const hasResult = replies[2 * i]?.[1] === 1
-        const hasJob = replies[2 * i + 1]?.[1] === 1
+        const job = (replies[3 * i]?.[1] ?? [null, null]) as [string | null, string | null]
+        const hasJob = replies[3 * i + 1]?.[1] === 1
+        const hasResult = replies[3 * i + 2]?.[1] === 1
+        if (this.#pending.get(p.job.id) !== p || !p.added) continue
         if (hasResult) { await this.#collect(p.job.id); continue }
-        if (hasJob || this.#pending.get(p.job.id) !== p) continue
-        if (p.resubmits >= MAX_RESUBMITS) {
-          this.#finish(p, failedView(p.job, 'lost', 'the queue lost this run more than once', p.resubmits))
+        if (hasJob) {
+          if (job[0] !== null && job[1] !== null) await this.#failed(p.job.id, job[1])
           continue
         }
-        if (!await this.modules.restore(p.job.moduleId)) {
-          this.#finish(p, failedView(p.job, 'lost', 'the queue lost this run and its module', p.resubmits))
+        if (p.resubmits >= MAX_RESUBMITS) {
+          this.#finish(p, failedView(p.job, 'lost', 'the queue lost this run more than once', p.resubmits))
           continue
         }
         p.resubmits++
         p.added = false
         this.log.warn({ run: p.job.id, resubmits: p.resubmits }, 'run lost by the queue; submitting it again')
+        // The module may be gone with the rest of Redis: #add puts it back, or fails the run.
+        this.#confirmed.delete(p.job.moduleId)
         void this.#add(p)
       }
     } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'reconcile failed')
+      this.#quiet(e)
     } finally {
       this.#reconciling = false
     }

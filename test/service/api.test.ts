@@ -47,7 +47,7 @@ afterAll(async () => {
 const run = (body: unknown, h = A) => call(s.url, 'POST', '/v1/runs', body, h)
 
 describe('caplet serve: endpoints', () => {
-  it('GET /healthz, /openapi.json and /metrics answer without a token', async () => {
+  it('GET /healthz and /openapi.json answer without a token; /metrics needs one when tokens are configured', async () => {
     const h = await call(s.url, 'GET', '/healthz')
     expect(h.status).toBe(200)
     expect(h.body).toMatchObject({ ok: true, mode: 'local' })
@@ -56,7 +56,12 @@ describe('caplet serve: endpoints', () => {
     expect(doc.body.openapi).toBe('3.1.0')
     expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/modules', '/v1/runs', '/v1/runs/batch', '/v1/runs/{id}']))
     expect(doc.body.components.schemas.RunRequest.properties).toHaveProperty('limits')
-    const m = await call(s.url, 'GET', '/metrics')
+    const anon = await call(s.url, 'GET', '/metrics')
+    expect(anon.status).toBe(401)
+    expect(anon.body.error).toBe('unauthorized')
+    expect(anon.headers.get('www-authenticate')).toBe('Bearer')
+    expect((await call(s.url, 'GET', '/metrics', undefined, { authorization: 'Bearer wrong-0123456789abcdef' })).status).toBe(401)
+    const m = await call(s.url, 'GET', '/metrics', undefined, A)
     expect(m.status).toBe(200)
     expect(m.body).toContain('caplet_queue_depth')
     expect(m.body).toContain('caplet_run_duration_seconds')
@@ -228,7 +233,7 @@ describe('caplet serve: guests that misbehave', () => {
     expect(fuel.body.result).toMatchObject({ exitCode: 124, limit: 'fuel' })
     const after = await run({ module: ID, args: ['g', 'echo', 'still'] })
     expect(after.body.result.stdout).toContain('arg:still')
-    const m = await call(s.url, 'GET', '/metrics')
+    const m = await call(s.url, 'GET', '/metrics', undefined, A)
     expect(m.body).toMatch(/caplet_runs_total\{outcome="trap"\} [1-9]/)
     expect(m.body).toMatch(/caplet_runs_total\{outcome="limit"\} [1-9]/)
   })

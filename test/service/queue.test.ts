@@ -6,17 +6,18 @@
  * so emptied) mid-load leaves no run unanswered.
  */
 import { createHash } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningServer } from '../../service/server.js'
 import { call, GUEST, serve, startRedis, startWorker, type RedisInstance, type WorkerProcess, type Json } from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 /**
- * Runs in the load test. The issue asks for 1,000; on this shared 2-core machine (load ~20 while
- * eight other suites run) 1,000 takes well over the ~30 s a test may take, so `npm test` runs
- * 200 and `CAPLET_QUEUE_RUNS=1000 npx vitest run test/service/queue.test.ts` runs the full count.
+ * Runs in the load test. The issue asks for 1,000 (`npm run test:queue-1000`: 9.4 s for the
+ * 1,000 on an idle 2-core machine); `npm test` runs 300, which takes a few seconds even while
+ * other suites load the machine.
  */
-const MANY = Number(process.env.CAPLET_QUEUE_RUNS ?? 200)
+const MANY = Number(process.env.CAPLET_QUEUE_RUNS ?? 300)
 /** Worker lock: a SIGKILLed worker's runs are retried after about this; long enough that a busy machine does not stall a live worker. */
 const LOCK = ['--concurrency', '4', '--lock-duration', '5000']
 
@@ -150,27 +151,43 @@ describe('caplet serve --queue with 3 workers', () => {
 
   it('Redis restarted mid-load: every run is answered, done (maybe retried) or failed, none dropped', async () => {
     const seen = workers.reduce((n, w) => n + startedIn(w).length, 0)
-    const pending = Array.from({ length: 60 }, (_, i) => run({ args: ['g', 'sleep', '200', String(i)] }))
-    // Kill it once runs are flowing, so most are still waiting in Redis and are lost with it.
-    await until(() => workers.reduce((n, w) => n + startedIn(w).length, 0) > seen)
+    // One batch, so the 60 are queued at once even on a loaded machine; 12 run at a time.
+    const batch = call(server.url, 'POST', '/v1/runs/batch', { runs: Array.from({ length: 60 }, (_, i) => ({ module: ID, args: ['g', 'sleep', '1000', String(i)] })) })
+    // Kill it once runs are flowing *and* at least 20 wait in Redis: those are lost with it.
+    const probe = new Redis(redis.url, { maxRetriesPerRequest: 1 })
+    let waiting: string[] = []
+    try {
+      const end = Date.now() + 30_000
+      while (Date.now() < end) {
+        waiting = await probe.lrange('bull:caplet:wait', 0, -1)
+        if (waiting.length >= 20 && workers.reduce((n, w) => n + startedIn(w).length, 0) > seen) break
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    } finally { probe.disconnect() }
+    expect(waiting.length).toBeGreaterThanOrEqual(20)
     await redis.kill()
     await new Promise((r) => setTimeout(r, 500))
     await redis.restart()
-    const replies = await Promise.all(pending)
+    const reply = await batch
+    expect(reply.status).toBe(200)
+    const replies = (reply.body.runs as Json[]).map((body) => ({ body }))
+    expect(replies).toHaveLength(60)
     let retried = 0
     let failed = 0
     for (const r of replies) {
-      expect([200, 503]).toContain(r.status)
       if (r.body.status === 'done') {
         expect(r.body.result.stdout).toBe('slept\n')
         if (r.body.retried) retried++
       } else {
         expect(r.body.status).toBe('failed')
-        expect(r.body.error.code).toMatch(/^(lost|worker-failed)$/)
+        expect(r.body.error.code).toMatch(/^(lost|worker-failed|queue-unavailable)$/)
         failed++
       }
     }
-    expect(retried + failed).toBeGreaterThan(0)
+    // At most 12 of the waiting runs can have been taken by a worker before the kill; the others were lost and answered so.
+    const lost = replies.filter((r) => waiting.includes(r.body.id) && (r.body.retried || r.body.status === 'failed'))
+    expect(lost.length).toBeGreaterThanOrEqual(waiting.length - 12)
+    expect(retried + failed).toBeGreaterThanOrEqual(lost.length)
     // And the service goes on: the module is back (from the server's copy) and new runs work.
     const after = await run({ args: ['g', 'echo', 'again'] })
     expect(after.body.result.stdout).toContain('arg:again')
