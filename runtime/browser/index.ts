@@ -237,7 +237,7 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
       if (m.type === 'chunk') {
         if (m.stream === 'stdout') { out.add(m.bytes); sinks.stdout?.(m.bytes) } else { err.add(m.bytes); sinks.stderr?.(m.bytes) }
       } else if (m.type === 'trace') {
-        for (const line of m.lines) sinks.trace?.(line)
+        sinks.trace?.(m.line)
       } else if (m.type === 'ran') {
         if (timer !== undefined) clearTimeout(timer)
         timer = undefined

@@ -61,8 +61,8 @@ export interface BrowserRunOptions extends BrowserRunInput {
   /**
    * Trace every host call, as `strace` does: a function receiving each line, or `{ sink, format }`
    * (`text` or `json`); `{ summary: true }` only counts calls, errors and time per function
-   * (`result.traceSummary`). Lines are posted from the guest's worker in batches; a run that is
-   * killed loses at most the last 64 lines.
+   * (`result.traceSummary`). Each line is posted from the guest's worker as its call returns, so a
+   * run that is killed has delivered the lines of every call it made.
    */
   trace?: TraceSink | { sink?: TraceSink; format?: 'text' | 'json'; summary?: boolean }
   /** The guest worker's script (default: `browser-worker.js` beside this module). */

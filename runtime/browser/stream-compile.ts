@@ -54,6 +54,7 @@ function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
  */
 export async function readModuleResponse(response: Response, options: InstrumentOptions): Promise<ReadModule> {
   if (!response.ok) throw new ModuleError(`cannot fetch module ${response.url || '(response)'}: HTTP ${response.status}`)
+  if (response.bodyUsed) throw new ModuleError('cannot read module response: its body was already read')
   const body = response.body
   const canStream = body !== null && typeof WebAssembly.compileStreaming === 'function' && !options.fuel
   if (!canStream) {

@@ -23,23 +23,13 @@ const FIXED_NOW = () => 946_684_800_000_000_000n
 /** What a mount's copy may hold when the policy gives it no size. */
 const UNBOUNDED = Number.MAX_SAFE_INTEGER
 
-/** Trace lines not yet posted: sent 64 at a time, before each output chunk and when the guest stops. */
-class TraceBatch {
-  #lines: string[] = []
-  readonly add = (line: string): void => {
-    this.#lines.push(line)
-    if (this.#lines.length >= 64) this.flush()
-  }
-
-  flush(): void {
-    if (this.#lines.length === 0) return
-    post({ v: V, type: 'trace', lines: this.#lines })
-    this.#lines = []
-  }
+function chunkSink(stream: 'stdout' | 'stderr'): Sink {
+  return (chunk) => post({ v: V, type: 'chunk', stream, bytes: chunk.slice() })
 }
 
-function chunkSink(stream: 'stdout' | 'stderr', trace: TraceBatch): Sink {
-  return (chunk) => { trace.flush(); post({ v: V, type: 'chunk', stream, bytes: chunk.slice() }) }
+/** Each trace line is posted as the call returns, so a run killed while it spins has delivered the lines of every call it made. */
+function traceSink(line: string): void {
+  post({ v: V, type: 'trace', line })
 }
 
 async function serve(job: BrowserJob): Promise<void> {
@@ -73,13 +63,11 @@ async function serve(job: BrowserJob): Promise<void> {
     return fs
   })
   const limits = job.policy.limits
-  const trace = new TraceBatch()
   const outcome = executeGuest(job, {
-    stdout: limitedSink(chunkSink('stdout', trace), limits.stdoutBytes, 'stdout'),
-    stderr: limitedSink(chunkSink('stderr', trace), limits.stderrBytes, 'stderr'),
-    ...(job.policy.trace?.callback === true ? { trace: trace.add } : {}),
+    stdout: limitedSink(chunkSink('stdout'), limits.stdoutBytes, 'stdout'),
+    stderr: limitedSink(chunkSink('stderr'), limits.stderrBytes, 'stderr'),
+    ...(job.policy.trace?.callback === true ? { trace: traceSink } : {}),
   }, given)
-  trace.flush()
   post({ v: V, type: 'ran' })
   const trees: (FileEntry[] | undefined)[] = []
   let writeBackError: string | undefined
