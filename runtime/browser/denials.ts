@@ -10,7 +10,7 @@ import { denialLines, type Denial } from '../denials.js'
 export type { Denial }
 
 /** What an escape's line advises in a page. */
-const BROWSER_MOUNT_ADVICE = 'give it a mount with what it needs (mounts: [{ guest, tmp | tree | opfs | volume }])'
+const BROWSER_MOUNT_ADVICE = 'mount what it needs with mounts: [{ guest, tree | opfs | volume }]'
 
 const LIMIT_OPTIONS: Readonly<Record<string, string>> = {
   '--memory': 'limits.memory', '--timeout': 'limits.timeout', '--fuel': 'limits.fuel',
