@@ -2,11 +2,11 @@
  * @module Denials in the page (runtime/browser/denials.ts), in Node: each CLI grant becomes the
  * `caplet/browser` option that would give it, a grant a page has no option for is dropped, and
  * `explainDenials` never advises a CLI flag. (The same rewriting on a real run in Chromium is in
- * runtime.test.ts.)
+ * test/browser/page-api.test.ts.)
  */
 import { describe, expect, it } from 'vitest'
-import { browserDenials, explainDenials } from '../../runtime/browser/denials.js'
-import type { Denial } from '../../runtime/denials.js'
+import { browserDenials, explainDenials } from '../../../runtime/browser/denials.js'
+import type { Denial } from '../../../runtime/denials.js'
 
 const d = (kind: string, grant?: string, extra: Partial<Denial> = {}): Denial => ({ call: 'path_open', kind, reason: 'r', ...(grant !== undefined ? { grant } : {}), ...extra })
 
