@@ -4,7 +4,9 @@
 // Node runs in a worker with its default tier (`auto`: the looping start functions compiled
 // optimised up front) and with `baseline` (V8's own tiering), which is what a page gets: a web
 // page cannot set V8's compilation-hints flag. Prints ratios (Chromium / Node) and writes
-// bench/results/browser.md.
+// bench/results/browser.md. Also: a first prepare() of the kernels' module from a URL on a
+// fresh page, streamed (compileStreaming, bytes the pipeline leaves unchanged) against read whole,
+// rewritten and compiled in a worker.
 //
 //   node bench/browser.bench.mjs [--rounds N]     (npm run bench:browser; about a minute)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -21,6 +23,12 @@ const HELLO_RUNS = 30
 
 if (!existsSync(join(ROOT, 'dist/browser.js'))) throw new Error('run `npm run build` first')
 const built = await buildWorkloads(['cpu'], (m) => console.error(m))
+// The kernels' module with the default caps already written in (so the pipeline leaves it unchanged and it streams).
+const { build } = await import('esbuild')
+const pipeline = await build({ entryPoints: [join(ROOT, 'runtime/module-pipeline.ts')], bundle: true, format: 'esm', platform: 'node', write: false, logLevel: 'error' })
+const { instrumentModule } = await import(`data:text/javascript;base64,${Buffer.from(pipeline.outputFiles[0].text).toString('base64')}`)
+const DEFAULT_MEMORY_PAGES = 16384 // the default memory limit, 1 GiB (checked below: the page must report 'stream')
+const cappedCpu = instrumentModule(readFileSync(built.cpu.wasm), { memoryPages: DEFAULT_MEMORY_PAGES })
 const { prepare: prepareNode } = await import(join(ROOT, 'dist/index.js'))
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
@@ -34,6 +42,7 @@ const resultMs = (stderr) => {
 const server = createServer((req, res) => {
   const path = new URL(req.url, 'http://x').pathname
   const file = path === '/' ? null : path.startsWith('/dist/') ? normalize(join(ROOT, path)) : path.startsWith('/w/') ? normalize(join(BUILD, path.slice(3))) : null
+  if (path === '/w/cpu-capped.wasm') { res.writeHead(200, { 'content-type': 'application/wasm' }).end(cappedCpu); return }
   if (file === null && path === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>bench</title><script type=module>import * as c from "/dist/browser.js"; window.caplet = c</script>'); return }
   if (!file || !(file.startsWith(join(ROOT, 'dist')) || file.startsWith(BUILD)) || !existsSync(file)) { res.writeHead(404).end(); return }
   res.writeHead(200, { 'content-type': file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript' }).end(readFileSync(file))
@@ -49,6 +58,7 @@ await page.waitForFunction(() => window.caplet !== undefined)
 const cpuWasm = readFileSync(built.cpu.wasm)
 const helloWasm = readFileSync(built.hello.wasm)
 const rows = []
+const loads = {}
 try {
   const nodeAuto = await prepareNode(cpuWasm, { tier: 'auto' })
   const nodeBase = await prepareNode(cpuWasm, { tier: 'baseline' })
@@ -79,6 +89,21 @@ try {
     return out
   }, HELLO_RUNS)
   rows.push({ name: 'hello, warm prepared run()', unit: 'ms', chromium: median(pageTimes), auto: median(nodeTimes), baseline: undefined })
+  // First prepare() from a URL on a fresh page (no module cached): streamed, and rewritten in a worker.
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [kind, url] of [['stream', '/w/cpu-capped.wasm'], ['worker', '/w/cpu.wasm']]) {
+      await page.reload()
+      await page.waitForFunction(() => window.caplet !== undefined)
+      const got = await page.evaluate(async (url) => {
+        await (await window.caplet.prepare('/w/hello.wasm')).run() // a warm worker, as in a page that ran something before
+        const t0 = performance.now()
+        const p = await window.caplet.prepare(url)
+        return { ms: performance.now() - t0, from: p.compiledFrom }
+      }, url)
+      if (got.from !== kind) throw new Error(`${url}: compiled from ${got.from}, expected ${kind}`)
+      ;(loads[kind] ??= []).push(got.ms)
+    }
+  }
 } finally {
   await browser.close()
   server.close()
@@ -100,5 +125,6 @@ const lines = [
 const cpuRows = rows.filter((r) => r.name.startsWith('cpu'))
 const geo = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length)
 lines.push(`Geometric mean over the kernels: Chromium / Node auto ${geo(cpuRows.map((r) => r.chromium / r.auto)).toFixed(2)}×, Chromium / Node baseline ${geo(cpuRows.map((r) => r.chromium / r.baseline)).toFixed(2)}×.`, '')
+lines.push(`First \`prepare()\` of the kernels' module (${(cappedCpu.byteLength / 1024).toFixed(0)} KiB) from a URL on a fresh page, median of ${ROUNDS}: ${f(median(loads.stream))} ms streamed (\`compiledFrom: 'stream'\`, the bytes already capped), ${f(median(loads.worker))} ms read whole, rewritten and compiled in a worker (\`'worker'\`); ${(median(loads.stream) / median(loads.worker)).toFixed(2)}×. Served from 127.0.0.1, so this measures the compile path, not the network.`, '')
 writeFileSync(join(RESULTS, 'browser.md'), lines.join('\n'))
 console.log(lines.join('\n'))

@@ -84,8 +84,11 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
   return d
 }
 
+/** What an escape's line advises: how to give the guest what it reached for (the CLI's flag by default). */
+export const CLI_MOUNT_ADVICE = 'mount what it needs with --dir HOST:GUEST'
+
 /** One line per distinct denial (same call, path, reason and grant), with a count when repeated. */
-export function denialLines(report: DenialReport): string[] {
+export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUNT_ADVICE): string[] {
   const seen = new Map<string, { d: Denial; n: number }>()
   for (const d of report.denials) {
     const key = `${d.call}\0${d.path ?? ''}\0${d.reason}\0${d.grant ?? ''}`
@@ -98,7 +101,7 @@ export function denialLines(report: DenialReport): string[] {
       : d.kind === 'denied-import' ? `the guest called ${esc(d.call)}`
       : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : VERBS[d.call] ?? esc(d.call)} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
     const how = d.grant !== undefined ? `grant with ${esc(d.grant)}`
-      : d.kind === 'escape' ? 'nothing outside a mount is reachable; mount what it needs with --dir HOST:GUEST'
+      : d.kind === 'escape' ? `nothing outside a mount is reachable; ${mountAdvice}`
       : 'no flag grants it'
     return `caplet: ${what}: ${d.reason} (${how})${n > 1 ? ` [${n} times]` : ''}`
   })

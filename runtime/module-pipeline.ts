@@ -20,11 +20,16 @@ export interface InstrumentOptions {
   fuel?: boolean | undefined
 }
 
-/** @throws ModuleError when `bytes` are not a valid WebAssembly module, with the engine's reason */
-export function checkModuleBytes(bytes: Uint8Array): void {
-  if (bytes.byteLength < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+/** @throws ModuleError when `head` (a module's first bytes, at least 8 of them) is not a WebAssembly header */
+export function checkModuleHeader(head: Uint8Array): void {
+  if (head.byteLength < 8 || head[0] !== 0 || head[1] !== 0x61 || head[2] !== 0x73 || head[3] !== 0x6d) {
     throw new ModuleError('not a WebAssembly module (no "\\0asm" header); compile it for wasm32-wasi first')
   }
+}
+
+/** @throws ModuleError when `bytes` are not a valid WebAssembly module, with the engine's reason */
+export function checkModuleBytes(bytes: Uint8Array): void {
+  checkModuleHeader(bytes)
   if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
     try {
       new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>)

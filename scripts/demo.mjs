@@ -13,7 +13,7 @@ const out = join(root, 'samples/web/dist')
 /** The modules the page offers, from where they are built. */
 export const DEMO_MODULES = {
   'hello.wasm': 'samples/hello.wasm', 'cat.wasm': 'samples/cat.wasm', 'ls.wasm': 'samples/ls.wasm', 'tee.wasm': 'samples/tee.wasm',
-  'fuel_spin.wasm': 'test/fixtures/wasm/fuel_spin.wasm', 'rt_grow.wasm': 'test/fixtures/wasm/rt_grow.wasm', 'escape.wasm': 'test/fixtures/wasm/escape.wasm',
+  'fuel_spin.wasm': 'test/fixtures/wasm/fuel_spin.wasm', 'rt_grow.wasm': 'test/fixtures/wasm/rt_grow.wasm', 'escape.wasm': 'test/fixtures/wasm/escape.wasm', 'deny_probe.wasm': 'test/fixtures/wasm/deny_probe.wasm',
 }
 
 export async function demoContext() {

@@ -10,20 +10,22 @@
  */
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
-import { preparePolicy, resolveRunInput, type PreparedPolicy } from '../policy.js'
+import { preparePolicy, resolveRunInput, type PreparedPolicy, type TraceSink } from '../policy.js'
 import { importedFunctions } from '../module-pipeline.js'
 import type { TrapInfo } from '../trap.js'
-import { argv0Of, loadBrowserModule, type BrowserModuleSource } from './load-module.js'
+import type { TraceSummaryRow } from '../trace-output.js'
+import { argv0Of, loadBrowserModule, type BrowserModuleSource, type CompiledFrom } from './load-module.js'
+import { browserDenials, explainDenials, type Denial } from './denials.js'
 import { isVolume, readVolume, writeBackVolume, type VolumeLike } from './memfs-volume.js'
 import { browserProblems, refuse, RUN_INPUT_KEYS, toRunOptions, type BrowserMountSpec, type BrowserRunInput, type BrowserRunOptions, type BrowserTree } from './options.js'
 import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage, type CompileJob, type MountJob, type MountSource } from './protocol.js'
-import { entriesFromTree, type FileEntry } from './snapshot.js'
+import { entriesFromTree, entryComponents, type FileEntry } from './snapshot.js'
 import { BrowserWorkerPool } from './worker-pool.js'
 
-export type { BrowserModuleSource, BrowserMountSpec, BrowserRunInput, BrowserRunOptions, BrowserTree, FileEntry, LimitKind, RunStats, TrapInfo, VolumeLike }
+export type { BrowserModuleSource, BrowserMountSpec, CompiledFrom, Denial, TraceSummaryRow, BrowserRunInput, BrowserRunOptions, BrowserTree, FileEntry, LimitKind, RunStats, TrapInfo, VolumeLike }
 export { ModuleError, PolicyError, SandboxError } from '../errors.js'
 export { parseDuration, parseSize } from '../units.js'
-export { LIMIT_EXIT_CODE, TRAP_EXIT_CODE }
+export { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, explainDenials }
 
 export interface BrowserRunResult {
   /** The guest's exit code; 134 after a trap, 124 when a limit stopped it. */
@@ -34,6 +36,12 @@ export interface BrowserRunResult {
   /** The limit that stopped the guest (`timeout` and `aborted` terminate its worker). */
   limit?: LimitKind
   warnings?: string[]
+  /** Calls the policy refused (capped at 64), each with the option that would grant it; `explainDenials(result)` words them. */
+  denials?: Denial[]
+  /** How many calls the policy refused in all (present with `denials`). */
+  denialCount?: number
+  /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
+  traceSummary?: TraceSummaryRow[]
   stats: RunStats
   /** The final tree of each mount with `keep: true`, by guest path. */
   files?: Record<string, FileEntry[]>
@@ -41,6 +49,8 @@ export interface BrowserRunResult {
 
 /** A module prepared under a policy, to be run many times (each run: fresh worker state, mounts, instance). */
 export interface BrowserProgram {
+  /** How the module was compiled (`stream`: by `compileStreaming` as it arrived). */
+  readonly compiledFrom: CompiledFrom
   run(input?: BrowserRunInput): Promise<BrowserRunResult>
 }
 
@@ -69,7 +79,9 @@ async function entriesFromFiles(files: FileList | readonly File[]): Promise<File
   const dirs = new Set<string>()
   for (const f of Array.from(files as ArrayLike<File>)) {
     const rel = ((f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name).replace(/^\/+/, '')
-    const parts = rel.split('/')
+    // SECURITY: a name is the user's (or a drag source's) string: one beneath the mount, or refused here.
+    let parts: string[]
+    try { parts = entryComponents(rel) } catch { throw new TypeError(`${JSON.stringify(rel)} is not a relative path beneath the mount`) }
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/')
       if (!dirs.has(d)) { dirs.add(d); out.push({ path: d, kind: 'dir' }) }
@@ -92,6 +104,7 @@ class PreparedBrowserProgram implements BrowserProgram {
     readonly pool: BrowserWorkerPool,
     readonly onStdout: ((c: Uint8Array) => void) | undefined,
     readonly onStderr: ((c: Uint8Array) => void) | undefined,
+    readonly compiledFrom: CompiledFrom,
   ) {}
 
   async run(input: BrowserRunInput = {}): Promise<BrowserRunResult> {
@@ -126,10 +139,11 @@ class PreparedBrowserProgram implements BrowserProgram {
       }
     })
     const job: BrowserJob = { v: V, type: 'run', module: this.module, functions: this.functions, policy: r.policy, argv0: this.argv0, mounts: jobs }
-    let result = await dispatch(this.pool, job, r.signal, onStdout ?? this.onStdout, onStderr ?? this.onStderr)
+    const sinks: OutputSinks = { stdout: onStdout ?? this.onStdout, stderr: onStderr ?? this.onStderr, trace: this.prepared.traceSink }
+    let result = await dispatch(this.pool, job, r.signal, sinks)
     // A worker whose address space is still held by dead instances cannot reserve a new memory;
     // the guest never started, so it runs again, once, on a fresh worker.
-    if (result.starved) result = await dispatch(this.pool, job, r.signal, onStdout ?? this.onStdout, onStderr ?? this.onStderr)
+    if (result.starved) result = await dispatch(this.pool, job, r.signal, sinks)
     const trees = result.trees
     const files: Record<string, FileEntry[]> = {}
     this.mounts.forEach((m, i) => {
@@ -145,6 +159,7 @@ class PreparedBrowserProgram implements BrowserProgram {
       }
     })
     const out: BrowserRunResult = { ...result.outcome, stdout: result.stdout, stderr: result.stderr }
+    if (out.denials !== undefined) out.denials = browserDenials(out.denials, this.mounts.map((m) => m.spec.guest))
     if (Object.keys(files).length > 0) out.files = files
     return out
   }
@@ -179,8 +194,15 @@ class Collector {
   }
 }
 
+/** Where a run's output and trace lines go as they arrive. */
+interface OutputSinks {
+  stdout: ((c: Uint8Array) => void) | undefined
+  stderr: ((c: Uint8Array) => void) | undefined
+  trace: TraceSink | undefined
+}
+
 /** Runs one job on a pooled worker; the time limit and the signal terminate it. */
-async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortSignal | undefined, onStdout?: (c: Uint8Array) => void, onStderr?: (c: Uint8Array) => void): Promise<Dispatched> {
+async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortSignal | undefined, sinks: OutputSinks): Promise<Dispatched> {
   const worker = await pool.acquire()
   if (signal?.aborted) { pool.release(worker); signal.throwIfAborted() }
   const out = new Collector()
@@ -213,7 +235,9 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
     worker.onmessage = (e: MessageEvent<BrowserWorkerMessage>) => {
       const m = e.data
       if (m.type === 'chunk') {
-        if (m.stream === 'stdout') { out.add(m.bytes); onStdout?.(m.bytes) } else { err.add(m.bytes); onStderr?.(m.bytes) }
+        if (m.stream === 'stdout') { out.add(m.bytes); sinks.stdout?.(m.bytes) } else { err.add(m.bytes); sinks.stderr?.(m.bytes) }
+      } else if (m.type === 'trace') {
+        sinks.trace?.(m.line)
       } else if (m.type === 'ran') {
         if (timer !== undefined) clearTimeout(timer)
         timer = undefined
@@ -267,7 +291,7 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
   const pool = poolFor(workerUrl)
   const policy = prepared.policy
   const explicit = policy.limits.memoryExplicit
-  const mod = await loadBrowserModule(module, {
+  const loaded = await loadBrowserModule(module, {
     memoryPages: module instanceof WebAssembly.Module && !explicit ? undefined : policy.limits.memoryPages,
     fuel: policy.limits.fuel !== undefined,
     syscalls: policy.syscalls,
@@ -284,7 +308,8 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
     }
     mounts.push(m)
   }
-  return new PreparedBrowserProgram(mod, importedFunctions(mod), argv0Of(module), prepared, mounts, pool, options.onStdout, options.onStderr)
+  const mod = loaded.module
+  return new PreparedBrowserProgram(mod, importedFunctions(mod), argv0Of(module), prepared, mounts, pool, options.onStdout, options.onStderr, loaded.compiledFrom)
 }
 
 /**

@@ -3,16 +3,14 @@
  * string, fetched) or a compiled `WebAssembly.Module`, runs the shared pipeline
  * (`module-pipeline.ts`: validation, table and memory caps, fuel, import checks) and compiles
  * asynchronously in a guest worker (`compileInWorker`), so neither the rewriting nor the compile of
- * a large module holds up the page's thread; only the import check runs here.
- * Compiled modules are cached per page by the SHA-256 of the bytes and the instrumentation where
- * `crypto.subtle` exists (secure contexts); elsewhere every prepare compiles.
- *
- * NOTE: `WebAssembly.compileStreaming` would compile while the bytes arrive, but only bytes
- * that reach the engine unchanged can stream, and caplet always rewrites a module (tables are
- * always capped, memory capped by default), so a `Response` is read whole and then compiled.
+ * a large module holds up the page's thread; only the import check runs here. A `Response` or URL
+ * the pipeline leaves unchanged is compiled with `compileStreaming` as it arrives
+ * (`stream-compile.ts`). Compiled modules are cached per page by the SHA-256 of the bytes and the
+ * instrumentation where `crypto.subtle` exists (secure contexts); elsewhere every prepare compiles.
  */
 import { ModuleError } from '../errors.js'
 import { checkImports, isCommand, type InstrumentOptions } from '../module-pipeline.js'
+import { readModuleResponse } from './stream-compile.js'
 
 /** Where module bytes come from (a compiled module is handled apart). */
 export type BrowserModuleBytes = Uint8Array | ArrayBuffer | Response | URL | string
@@ -21,26 +19,21 @@ export type BrowserModuleSource = BrowserModuleBytes | WebAssembly.Module
 const cache = new Map<string, WebAssembly.Module>()
 const CACHE_MAX = 32
 
-async function bytesOf(source: BrowserModuleBytes): Promise<Uint8Array> {
-  if (source instanceof Uint8Array) return source.slice()
-  if (source instanceof ArrayBuffer) {
-    try { return new Uint8Array(source.slice(0)) } catch (e) { throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e }) }
-  }
-  let response: Response
-  if (typeof Response !== 'undefined' && source instanceof Response) response = source
-  else {
-    const url = typeof source === 'string' ? new URL(source, globalThis.location?.href) : source as URL
-    try {
-      response = await fetch(url)
-    } catch (e) {
-      throw new ModuleError(`cannot fetch module ${url.href}: ${(e as Error).message}`, { cause: e })
-    }
-  }
-  if (!response.ok) throw new ModuleError(`cannot fetch module ${response.url || '(response)'}: HTTP ${response.status}`)
+/**
+ * How a program's module was compiled: `stream` by `compileStreaming` as the response arrived (the
+ * pipeline left the bytes unchanged), `worker` rewritten by the pipeline and compiled in a worker,
+ * `cache` compiled earlier on this page from the same bytes and instrumentation, `module` the
+ * caller's own `WebAssembly.Module`.
+ */
+export type CompiledFrom = 'stream' | 'worker' | 'cache' | 'module'
+
+async function responseOf(source: Response | URL | string): Promise<Response> {
+  if (typeof Response !== 'undefined' && source instanceof Response) return source
+  const url = typeof source === 'string' ? new URL(source, globalThis.location?.href) : source as URL
   try {
-    return new Uint8Array(await response.arrayBuffer())
+    return await fetch(url)
   } catch (e) {
-    throw new ModuleError(`cannot read module response: ${(e as Error).message}`, { cause: e })
+    throw new ModuleError(`cannot fetch module ${url.href}: ${(e as Error).message}`, { cause: e })
   }
 }
 
@@ -57,34 +50,52 @@ export interface BrowserLoadOptions extends InstrumentOptions {
   compile: (bytes: Uint8Array, options: InstrumentOptions) => Promise<WebAssembly.Module>
 }
 
+/** A loaded module and how it was compiled. */
+export interface LoadedModule {
+  module: WebAssembly.Module
+  compiledFrom: CompiledFrom
+}
+
 /** Loads a WASI command module for the browser. @throws ModuleError */
-export async function loadBrowserModule(source: BrowserModuleSource, options: BrowserLoadOptions): Promise<WebAssembly.Module> {
+export async function loadBrowserModule(source: BrowserModuleSource, options: BrowserLoadOptions): Promise<LoadedModule> {
   let mod: WebAssembly.Module
+  let compiledFrom: CompiledFrom
   if (source instanceof WebAssembly.Module) {
     if (options.memoryPages !== undefined || options.fuel) {
       throw new ModuleError('memory and fuel limits need the module bytes, not a compiled WebAssembly.Module')
     }
     mod = source
+    compiledFrom = 'module'
   } else {
     if (source === null || !['object', 'string'].includes(typeof source)) throw new ModuleError('module must be bytes, an ArrayBuffer, a Response, a URL or a WebAssembly.Module')
-    const bytes = await bytesOf(source as BrowserModuleBytes)
+    const instrument: InstrumentOptions = { memoryPages: options.memoryPages, fuel: options.fuel }
+    let bytes: Uint8Array
+    let streamed: Promise<WebAssembly.Module | undefined> | undefined
+    if (source instanceof Uint8Array) bytes = source.slice()
+    else if (source instanceof ArrayBuffer) {
+      try { bytes = new Uint8Array(source.slice(0)) } catch (e) { throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e }) }
+    } else {
+      const read = await readModuleResponse(await responseOf(source as Response | URL | string), instrument)
+      bytes = read.bytes
+      streamed = read.streamed
+    }
     const d = await digest(bytes)
     const key = d === undefined ? undefined : `${d}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
     const hit = key === undefined ? undefined : cache.get(key)
-    if (hit !== undefined) mod = hit
-    else {
-      mod = await options.compile(bytes, { memoryPages: options.memoryPages, fuel: options.fuel })
-      if (key !== undefined) {
-        if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
-        cache.set(key, mod)
-      }
+    const fromStream = hit === undefined ? await streamed : undefined
+    if (hit !== undefined) { mod = hit; compiledFrom = 'cache' }
+    else if (fromStream !== undefined) { mod = fromStream; compiledFrom = 'stream' }
+    else { mod = await options.compile(bytes, instrument); compiledFrom = 'worker' }
+    if (key !== undefined && hit === undefined) {
+      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
+      cache.set(key, mod)
     }
   }
   checkImports(mod, { syscalls: options.syscalls })
   if (!isCommand(mod)) {
     throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
   }
-  return mod
+  return { module: mod, compiledFrom }
 }
 
 /** argv[0] for a module: the file name of a URL, else `main.wasm`. */

@@ -6,7 +6,7 @@
  * by field, with a `PolicyError`. It must never let a field through that it does not translate.
  */
 import { PolicyError } from '../errors.js'
-import type { Limits, RunOptions, Size, Duration } from '../policy.js'
+import type { Limits, RunOptions, Size, Duration, TraceSink } from '../policy.js'
 import type { VolumeLike } from './memfs-volume.js'
 
 export type { Size, Duration }
@@ -58,11 +58,18 @@ export interface BrowserRunOptions extends BrowserRunInput {
   seed?: number
   clocks?: RunOptions['clocks']
   syscalls?: readonly string[]
+  /**
+   * Trace every host call, as `strace` does: a function receiving each line, or `{ sink, format }`
+   * (`text` or `json`); `{ summary: true }` only counts calls, errors and time per function
+   * (`result.traceSummary`). Each line is posted from the guest's worker as its call returns, so a
+   * run that is killed has delivered the lines of every call it made.
+   */
+  trace?: TraceSink | { sink?: TraceSink; format?: 'text' | 'json'; summary?: boolean }
   /** The guest worker's script (default: `browser-worker.js` beside this module). */
   workerUrl?: string | URL
 }
 
-const BROWSER_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr', 'mounts', 'limits', 'deterministic', 'seed', 'clocks', 'syscalls', 'workerUrl'])
+const BROWSER_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr', 'mounts', 'limits', 'deterministic', 'seed', 'clocks', 'syscalls', 'trace', 'workerUrl'])
 export const RUN_INPUT_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr'])
 const NOT_IN_BROWSER: Record<string, string> = {
   isolation: 'the browser runs every guest in its own Web Worker',
@@ -93,6 +100,11 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
   if (o.stdin === 'inherit') problems.push('stdin: a page has no stdin to inherit; pass a string or bytes')
   else if (typeof o.stdin === 'object' && o.stdin !== null && !(o.stdin instanceof Uint8Array)) problems.push('stdin: a page has no host files; pass a string or bytes')
   for (const k of ['onStdout', 'onStderr']) if (o[k] !== undefined && typeof o[k] !== 'function') problems.push(`${k}: must be a function`)
+  const trace = o.trace as Record<string, unknown> | undefined
+  if (typeof trace === 'object' && trace !== null) {
+    if (trace.file !== undefined) problems.push('trace.file: a page has no files; pass a function (trace: (line) => ...) or { sink }')
+    else if (trace.sink === undefined && trace.summary !== true) problems.push('trace: needs a sink function, or summary: true')
+  }
   if (o.workerUrl !== undefined && typeof o.workerUrl !== 'string' && !(o.workerUrl instanceof URL)) problems.push('workerUrl: must be a string or a URL')
   const mounts = o.mounts
   if (Array.isArray(mounts)) {
@@ -121,7 +133,7 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
 /** The shared `RunOptions` for the browser's options: every mount an in-memory one (its contents are supplied to the worker). */
 export function toRunOptions(o: BrowserRunOptions): RunOptions {
   const out: Record<string, unknown> = {}
-  for (const k of ['args', 'env', 'stdin', 'signal', 'limits', 'deterministic', 'seed', 'clocks', 'syscalls'] as const) {
+  for (const k of ['args', 'env', 'stdin', 'signal', 'limits', 'deterministic', 'seed', 'clocks', 'syscalls', 'trace'] as const) {
     if (o[k] !== undefined) out[k] = o[k]
   }
   if (o.mounts !== undefined) {

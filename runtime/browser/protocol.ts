@@ -50,6 +50,8 @@ export type BrowserWorkerMessage =
   /** The bytes are not a module caplet can run: the ModuleError's message (without its prefix). */
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'refused'; message: string }
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'chunk'; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
+  /** One trace line, posted as the call returns. */
+  | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'trace'; line: string }
   /** The guest stopped; write-back follows (the run's time limit no longer applies). */
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'ran' }
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'done'; outcome: ExecutionOutcome; trees: (FileEntry[] | undefined)[]; writeBackError?: string }

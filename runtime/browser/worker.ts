@@ -27,6 +27,11 @@ function chunkSink(stream: 'stdout' | 'stderr'): Sink {
   return (chunk) => post({ v: V, type: 'chunk', stream, bytes: chunk.slice() })
 }
 
+/** Each trace line is posted as the call returns, so a run killed while it spins has delivered the lines of every call it made. */
+function traceSink(line: string): void {
+  post({ v: V, type: 'trace', line })
+}
+
 async function serve(job: BrowserJob): Promise<void> {
   if (job?.v !== V || job.type !== 'run') {
     post({ v: V, type: 'failed', message: `worker protocol mismatch: got ${String(job?.v)}` })
@@ -61,6 +66,7 @@ async function serve(job: BrowserJob): Promise<void> {
   const outcome = executeGuest(job, {
     stdout: limitedSink(chunkSink('stdout'), limits.stdoutBytes, 'stdout'),
     stderr: limitedSink(chunkSink('stderr'), limits.stderrBytes, 'stderr'),
+    ...(job.policy.trace?.callback === true ? { trace: traceSink } : {}),
   }, given)
   post({ v: V, type: 'ran' })
   const trees: (FileEntry[] | undefined)[] = []

@@ -1,13 +1,14 @@
 /**
  * @module The demo page: pick a sample or drop a `.wasm`, set arguments, stdin, mounts and
  * limits, run it with `caplet/browser`, watch the output stream in, read how it ended in words,
- * and download the files it wrote. Everything it needs (the worker script, the sample modules)
+ * download the files it wrote, see the calls the policy denied (with the option that would
+ * grant each) and, if asked, a trace of every host call. Everything it needs (the worker script, the sample modules)
  * is fetched once at load, so runs work offline afterwards. It grants the guest only the mounts
  * shown on the page.
  */
-import { prepare, type BrowserMountSpec, type BrowserRunResult, type FileEntry } from '../../runtime/browser/index.js'
+import { explainDenials, prepare, type BrowserMountSpec, type BrowserRunResult, type FileEntry } from '../../runtime/browser/index.js'
 
-interface Sample { name: string; file: string; args: string; stdin: string; about: string; files?: Record<string, string> }
+interface Sample { name: string; file: string; args: string; stdin: string; about: string; files?: Record<string, string>; data?: Record<string, string> }
 
 const SAMPLES: Sample[] = [
   { name: 'hello', file: 'hello.wasm', args: '', stdin: '', about: 'Prints a greeting.' },
@@ -16,6 +17,7 @@ const SAMPLES: Sample[] = [
   { name: 'ls', file: 'ls.wasm', args: '/tmp', stdin: '', about: 'Lists a directory.', files: { 'a.txt': 'a\n', 'b.txt': 'b\n' } },
   { name: 'spin forever', file: 'fuel_spin.wasm', args: 'forever', stdin: '', about: 'An infinite loop: the timeout (or Stop) ends it; the page stays responsive.' },
   { name: 'memory bomb', file: 'rt_grow.wasm', args: '100 1024 16384 65536', stdin: '', about: 'Grows memory to each page count (64 KiB pages): growth past the memory limit fails.' },
+  { name: 'denied calls', file: 'deny_probe.wasm', args: 'ro-write escape ro-write', stdin: '', about: 'Writes under /data (a read-only mount) and opens /data/../../etc/passwd: both are refused and listed under "Denied calls", the first with the option that would grant it.', data: { 'in.txt': 'read-only input\n' } },
   { name: 'escape attempts', file: 'escape.wasm', args: 'dotdot', stdin: '', about: 'Tries to leave its directories with "..": every attempt is refused (PERM).' },
 ]
 
@@ -33,6 +35,12 @@ const stopBtn = $<HTMLButtonElement>('stop')
 const statusEl = $<HTMLParagraphElement>('status')
 const outEl = $<HTMLPreElement>('output-text')
 const writtenEl = $<HTMLUListElement>('written')
+const denialsEl = $<HTMLUListElement>('denials')
+const traceBox = $<HTMLInputElement>('trace')
+const traceEl = $<HTMLPreElement>('trace-text')
+const traceCount = $<HTMLSpanElement>('trace-count')
+/** Lines shown in the trace panel; the rest are counted. */
+const TRACE_SHOWN = 2000
 
 const modules = new Map<string, ArrayBuffer>()
 let workerUrl: string | undefined
@@ -121,6 +129,30 @@ function showFiles(files: Record<string, FileEntry[]> | undefined): void {
   writtenEl.replaceChildren(...items)
 }
 
+function showDenials(r: BrowserRunResult): void {
+  const lines = explainDenials(r).map((l) => l.replace(/^caplet: /, ''))
+  if (lines.length === 0) lines.push('(none)')
+  denialsEl.replaceChildren(...lines.map((l) => Object.assign(document.createElement('li'), { textContent: l })))
+}
+
+/** Collects trace lines and shows them once per frame (a guest may make many calls). */
+function traceView(): { add: (line: string) => void; finish: () => void } {
+  let pending: string[] = []
+  let seen = 0
+  let scheduled = false
+  const flush = () => {
+    scheduled = false
+    const room = Math.max(0, TRACE_SHOWN - (seen - pending.length))
+    if (room > 0) traceEl.append(pending.slice(0, room).join('\n') + '\n')
+    pending = []
+    traceCount.textContent = `(${seen} host call${seen === 1 ? '' : 's'}${seen > TRACE_SHOWN ? `, the first ${TRACE_SHOWN} shown` : ''})`
+  }
+  return {
+    add: (line) => { seen++; pending.push(line); if (!scheduled) { scheduled = true; requestAnimationFrame(flush) } },
+    finish: flush,
+  }
+}
+
 async function run(): Promise<void> {
   const sample = SAMPLES[Number(sampleSel.value)]!
   const name = ownModule?.name ?? sample.file
@@ -128,9 +160,13 @@ async function run(): Promise<void> {
   if (!bytes) { statusEl.textContent = `The module ${name} is not loaded.`; return }
   outEl.replaceChildren()
   writtenEl.replaceChildren()
+  denialsEl.replaceChildren()
+  traceEl.replaceChildren()
+  traceCount.textContent = traceBox.checked ? '' : '(tick "Trace every host call" to see them)'
   statusEl.className = ''
   statusEl.textContent = `Running ${name}…`
   const mounts: BrowserMountSpec[] = [{ guest: '/tmp', tree: dropped, keep: true }]
+  if (!ownModule && sample.data) mounts.push({ guest: '/data', tree: sample.data, mode: 'ro' })
   if (opfsBox.checked) mounts.push({ guest: '/persist', opfs: 'caplet-demo', keep: true })
   const v = (id: string) => $<HTMLInputElement>(id).value.trim()
   const limits = {
@@ -142,9 +178,10 @@ async function run(): Promise<void> {
   running = new AbortController()
   runBtn.disabled = true
   stopBtn.disabled = false
+  const trace = traceBox.checked ? traceView() : undefined
   try {
     const program = await prepare(new Uint8Array(bytes), {
-      mounts, limits, ...(workerUrl ? { workerUrl } : {}),
+      mounts, limits, ...(workerUrl ? { workerUrl } : {}), ...(trace ? { trace: trace.add } : {}),
       onStdout: (c) => append(c, false), onStderr: (c) => append(c, true),
     })
     const r = await program.run({ args: [name.replace(/\.wasm$/, ''), ...splitArgs(argsIn.value)], stdin: stdinIn.value, signal: running.signal })
@@ -152,6 +189,8 @@ async function run(): Promise<void> {
     statusEl.textContent = d.text
     statusEl.className = d.ok ? 'ok' : 'bad'
     showFiles(r.files)
+    showDenials(r)
+    trace?.finish()
   } catch (e) {
     statusEl.textContent = `Not run: ${e instanceof Error ? e.message.replace(/^\[caplet\] /, '') : String(e)}`
     statusEl.className = 'bad'

@@ -1,8 +1,9 @@
 /**
  * @module The demo page (samples/web/) end to end in headless Chromium: it loads, a sample is
  * picked and run with a file dropped into /tmp, the output streams in, the status says how the
- * run ended in words, a file the guest wrote downloads with the right bytes, the timeout stops an
- * infinite loop, runs keep working offline once the page loaded, and every control has a label.
+ * run ended in words, a file the guest wrote downloads with the right bytes, denied calls are
+ * listed with the option that would grant them, the trace panel shows each host call, the timeout
+ * stops an infinite loop, runs keep working offline once the page loaded, and every control has a label.
  * `CAPLET_SCREENSHOT=1` rewrites the committed screenshot (samples/web/screenshot.png).
  */
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -58,12 +59,35 @@ describe.skipIf(!hasChromium)('the demo page', () => {
     const written = await page.textContent('#written')
     expect(written).toContain('/tmp/out.txt')
     expect(written).toContain('/tmp/dropped.txt')
-    const shot = await page.screenshot({ fullPage: true })
-    expect(shot.byteLength).toBeGreaterThan(10_000)
-    if (process.env.CAPLET_SCREENSHOT === '1') writeFileSync(join(repoRoot, 'samples/web/screenshot.png'), shot)
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#written a:text("/tmp/out.txt")')])
     expect(download.suggestedFilename()).toBe('out.txt')
     expect(readFileSync(await download.path())).toEqual(Buffer.from('from the demo test\n'))
+  }, 60_000)
+
+  it('lists the denied calls with the option that would grant them, and traces every host call', async () => {
+    await page.selectOption('#sample', { label: 'denied calls' })
+    await page.check('#trace')
+    await page.click('#run')
+    await page.waitForSelector('#status.ok', { timeout: 20_000 })
+    const denials = await page.$$eval('#denials li', (lis) => lis.map((li) => li.textContent))
+    expect(denials).toEqual([
+      "the guest tried to write /data/out.txt: mount /data is read-only (grant with mounts[1].mode: 'rw') [2 times]",
+      expect.stringMatching(/^the guest tried to open \/data\/\.\.\/\.\.\/etc\/passwd: .*mount what it needs with mounts: \[/),
+    ])
+    const trace = await page.textContent('#trace-text')
+    expect(trace).toMatch(/path_open\(.*"out\.txt".*\) = (ROFS|EROFS)/)
+    expect(trace).toMatch(/fd_write\(1, /)
+    expect(await page.textContent('#trace-count')).toMatch(/^\(\d+ host calls\)$/)
+    const shot = await page.screenshot({ fullPage: true })
+    expect(shot.byteLength).toBeGreaterThan(10_000)
+    if (process.env.CAPLET_SCREENSHOT === '1') writeFileSync(join(repoRoot, 'samples/web/screenshot.png'), shot)
+    // Unticked: no trace, and a run without denials lists none.
+    await page.uncheck('#trace')
+    await page.selectOption('#sample', { label: 'hello' })
+    await page.click('#run')
+    await page.waitForSelector('#status.ok', { timeout: 20_000 })
+    expect(await page.textContent('#trace-text')).toBe('')
+    expect(await page.$$eval('#denials li', (lis) => lis.map((li) => li.textContent))).toEqual(['(none)'])
   }, 60_000)
 
   it('stops an infinite loop at the timeout and says so', async () => {
