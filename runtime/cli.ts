@@ -21,6 +21,9 @@ import type { OverlayReport } from './mounts.js'
 import type { MountSpec, RunOptions } from './policy.js'
 import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.js'
 import type { ScriptProgram } from '../toolchain/js/index.js'
+import { defaultCacheDir } from '../toolchain/cache.js'
+import { useModuleCache } from './module-cache.js'
+import { CAPLET_VERSION } from './version.js'
 
 export const ExitCode = {
   /** A limit stopped the guest (timeout, fuel, output). */
@@ -35,7 +38,6 @@ export const ExitCode = {
   COMPILE: COMPILE_EXIT_CODE,
 } as const
 
-const VERSION = '0.1.0'
 
 export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a capability sandbox
 
@@ -105,11 +107,15 @@ Other:
   --overlay-apply            After the run, apply each overlay's changes to its host directory.
   --deterministic            Virtual clocks and seeded random: identical output every run.
   --seed N                   Seed for --deterministic (default 0; only with --deterministic).
+  --no-cache                 Neither read nor write caplet's on-disk caches (compiled sources,
+                             big modules' analysis); also CAPLET_NO_CACHE=1. The caches live in
+                             CAPLET_CACHE_DIR, else $XDG_CACHE_HOME/caplet or ~/.cache/caplet.
   --in-process               Run on caplet's own thread (faster start; --timeout unavailable).
   --tier auto|optimized|baseline
                              Engine tier (default auto: optimise up front the looping
                              functions that run once, e.g. main; baseline: V8's own tiering,
-                             fastest start; optimized: everything, slow start for big modules).
+                             fastest start, the default for modules with over 2 MiB of code;
+                             optimized: everything, slow start for big modules).
   --json                     Print the result (exit code, trap, limit, stats, output) as JSON.
   --verbose                  Longer messages (every import a refused module lacks).
   --trace[=FILE|=summary]    Print every host call with its decoded arguments and result
@@ -496,7 +502,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     throw e
   }
   if (inv === 'help') { io.out(HELP); return 0 }
-  if (inv === 'version') { io.out(`caplet ${VERSION}\n`); return 0 }
+  if (inv === 'version') { io.out(`caplet ${CAPLET_VERSION}\n`); return 0 }
+  if (io.env.CAPLET_NO_CACHE !== undefined && io.env.CAPLET_NO_CACHE !== '' && io.env.CAPLET_NO_CACHE !== '0') inv.build.noCache = true
+  useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)

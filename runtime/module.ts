@@ -13,10 +13,11 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { ModuleError } from './errors.js'
-import { addTierHints, type Tier } from './instrument/index.js'
+import { insertTierHints, tierHints, type Tier } from './instrument/index.js'
+import { cachedTierHints } from './module-cache.js'
 import type { ImportPlan, ImportPolicy } from './link/imports.js'
 import { findSection, parseSections, SectionId } from './instrument/sections.js'
-import { checkImports, checkModuleBytes, instrumentModule } from './module-pipeline.js'
+import { checkImports, checkModuleHeader, instrumentModule, invalidModule } from './module-pipeline.js'
 
 export { checkImports, importedFunctions, isCommand } from './module-pipeline.js'
 
@@ -50,10 +51,27 @@ export interface LoadOptions extends ImportPolicy {
 export type { Tier }
 export const TIERS: readonly Tier[] = ['auto', 'optimized', 'baseline']
 
-/** The tier used when none is given: `CAPLET_TIER` in the environment, else `auto`. */
-export function defaultTier(): Tier {
+/** Modules with more code than this start on the engine's own tiering (see `defaultTier`). */
+export const BASELINE_CODE_BYTES = 2 * 1024 * 1024
+
+/**
+ * The tier used when none is given: `CAPLET_TIER` in the environment, else `baseline` for a
+ * module with more than `BASELINE_CODE_BYTES` of code (the analysis and TurboFan's up-front
+ * compiles cost big modules more at start than they save), else `auto`.
+ */
+export function defaultTier(bytes?: Uint8Array): Tier {
   const env = typeof process !== 'undefined' ? process.env.CAPLET_TIER : undefined
-  return env !== undefined && (TIERS as readonly string[]).includes(env) ? env as Tier : 'auto'
+  if (env !== undefined && (TIERS as readonly string[]).includes(env)) return env as Tier
+  return bytes !== undefined && codeBytes(bytes) > BASELINE_CODE_BYTES ? 'baseline' : 'auto'
+}
+
+/** The size of the code section's payload (0 when the module cannot be parsed). */
+function codeBytes(bytes: Uint8Array): number {
+  try {
+    return findSection(parseSections(bytes), SectionId.Code)?.payload.length ?? 0
+  } catch {
+    return 0
+  }
 }
 
 /**
@@ -77,16 +95,24 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     return { module: source, plan: checkImports(source, options) }
   }
   const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
-  const tier = options.tier ?? defaultTier()
-  const key = `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}:${tier}`
+  checkModuleHeader(bytes)
+  const tier = options.tier ?? defaultTier(bytes)
+  const identity = `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
+  const key = `${identity}:${tier}`
   let mod = cache.get(key)
   if (mod === undefined) {
-    checkModuleBytes(bytes)
-    const code = withTierHints(instrumentModule(bytes, options), tier)
+    // No separate validation pass: compiling validates. Only on a failure are the caller's own
+    // bytes validated, so the message names their fault, not one in caplet's rewrite of them.
+    let code: Uint8Array
+    try {
+      code = withTierHints(instrumentModule(bytes, options), tier, identity)
+    } catch (e) {
+      throw invalidModule(bytes) ?? e
+    }
     try {
       mod = new WebAssembly.Module(code as Uint8Array<ArrayBuffer>)
     } catch (e) {
-      throw new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
+      throw (code !== bytes ? invalidModule(bytes) : undefined) ?? new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
     }
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
     cache.set(key, mod)
@@ -193,7 +219,10 @@ export function compilationHintsSupported(): boolean {
  * `code` with a compilation-hints section for `tier` (`addTierHints`), or unchanged when the
  * tier needs none or the engine ignores hints.
  */
-export function withTierHints(code: Uint8Array, tier: Tier): Uint8Array {
+export function withTierHints(code: Uint8Array, tier: Tier, identity?: string): Uint8Array {
   if (tier === 'baseline' || !compilationHintsSupported()) return code
-  return addTierHints(code, tier)
+  // Keyed by the identity of the bytes `code` was made from, so only a loader that knows it
+  // (loadLinked) uses the on-disk cache.
+  const hints = identity !== undefined ? cachedTierHints(code, identity, tier) : tierHints(code, tier)
+  return hints === undefined ? code : insertTierHints(code, hints)
 }

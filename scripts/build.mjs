@@ -15,6 +15,10 @@ const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig
 
 // The service's server libraries (caplet serve/worker) stay in node_modules, loaded only by those commands.
 const SERVICE_PACKAGES = ['hono', '@hono/node-server', 'bullmq', 'ioredis', 'pino', 'prom-client']
+// Full `zod` (the service's schemas) stays in node_modules too: bundled, its 70 locales would share
+// a chunk with the policy's `zod/mini` and every `caplet run` would parse them. Only the bare
+// specifier: esbuild's `external` would also take `zod/mini`.
+const fullZodExternal = { name: 'full-zod-external', setup(b) { b.onResolve({ filter: /^zod$/ }, () => ({ path: 'zod', external: true })) } }
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 // Compilers stay in node_modules, loaded only when a source is compiled: esbuild (the JS/TS guest
 // compiler) ships a native binary; wabt and AssemblyScript are large.
@@ -25,7 +29,7 @@ await Promise.all([
   // of each class (a `WasiError` thrown by a `caplet/wasi-host` backend is the host's `WasiError`).
   // The `wasi-host` entry reaches no Node module (a test bundles it for the browser).
   build({
-    ...common, platform: 'node', outdir: 'dist', splitting: true, external: [...nodeExternal, ...SERVICE_PACKAGES],
+    ...common, platform: 'node', outdir: 'dist', splitting: true, external: [...nodeExternal, ...SERVICE_PACKAGES], plugins: [fullZodExternal],
     entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
   }),
   // The compiler worker (WAT, AssemblyScript, the TypeScript check) under a time limit and heap cap.

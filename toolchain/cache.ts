@@ -103,6 +103,24 @@ export class CompileCache {
 
   /** The entry for `key`, or undefined when absent, unreadable or failing its checks (then deleted). */
   get(key: string): CachedCompile | undefined {
+    return this.#load(key, decodeEntry)
+  }
+
+  /**
+   * Raw bytes stored by `putBytes` under `key` (any other caplet cache, e.g. the module analysis
+   * cache), or undefined when absent or failing the digest check (then deleted). The digest
+   * catches corruption, not a forger: the caller still checks that what it reads makes sense.
+   */
+  getBytes(key: string): Uint8Array | undefined {
+    return this.#load(key, decodeBytes)
+  }
+
+  /** Stores raw bytes under `key` (see `getBytes`), atomically, then evicts past `maxBytes`. */
+  putBytes(key: string, value: Uint8Array): void {
+    this.#store(key, () => encodeBytes(value))
+  }
+
+  #load<T>(key: string, decode: (bytes: Buffer) => T | undefined): T | undefined {
     if (!this.#ready()) return undefined
     const file = this.#path(key)
     let fd: number
@@ -128,19 +146,23 @@ export class CompileCache {
     } finally {
       closeSync(fd)
     }
-    const entry = decodeEntry(bytes)
-    if (!entry) { this.#drop(file); return undefined }
+    const entry = decode(bytes)
+    if (entry === undefined) { this.#drop(file); return undefined }
     try { const now = new Date(); utimesSync(file, now, now) } catch { /* LRU order is a hint */ }
     return entry
   }
 
   /** Stores an entry atomically, then evicts past `maxBytes`. Failures are ignored (a cache). */
   put(key: string, value: CachedCompile): void {
+    this.#store(key, () => encodeEntry(value))
+  }
+
+  #store(key: string, encode: () => Buffer): void {
     if (!this.#ready()) return
     const file = this.#path(key)
     const tmp = join(this.dir, `.tmp-${randomBytes(8).toString('hex')}`)
     try {
-      writeFileSync(tmp, encodeEntry(value), { flag: 'wx', mode: 0o600 })
+      writeFileSync(tmp, encode(), { flag: 'wx', mode: 0o600 })
       renameSync(tmp, file)
     } catch {
       try { unlinkSync(tmp) } catch { /* not created */ }
@@ -173,6 +195,23 @@ export class CompileCache {
       total -= e.size
     }
   }
+}
+
+const BYTES_MAGIC = 'caplet-bytes-v1\n'
+
+/** BYTES_MAGIC, sha256(payload) as 64 hex digits and '\n', then the payload. */
+function encodeBytes(value: Uint8Array): Buffer {
+  const digest = createHash('sha256').update(value).digest('hex')
+  return Buffer.concat([Buffer.from(`${BYTES_MAGIC}${digest}\n`, 'latin1'), value])
+}
+
+function decodeBytes(bytes: Buffer): Uint8Array | undefined {
+  const head = BYTES_MAGIC.length + 65
+  if (bytes.length < head || bytes.subarray(0, BYTES_MAGIC.length).toString('latin1') !== BYTES_MAGIC) return undefined
+  if (bytes[head - 1] !== 0x0a) return undefined
+  const payload = bytes.subarray(head)
+  if (createHash('sha256').update(payload).digest('hex') !== bytes.subarray(BYTES_MAGIC.length, head - 1).toString('latin1')) return undefined
+  return new Uint8Array(payload)
 }
 
 /** MAGIC, sha256(payload) as 64 hex digits and '\n', then payload = u32 json length, json, module. */

@@ -28,7 +28,17 @@ export const HINTS_SECTION = 'compilationHints'
 export function addTierHints(code: Uint8Array, tier: Tier): Uint8Array {
   if (tier === 'baseline') return code
   const hints = tierHints(code, tier)
-  if (hints === undefined) return code
+  return hints === undefined ? code : insertTierHints(code, hints)
+}
+
+/** Per-function hint bytes, and where the code section (the hints go before it) starts. */
+export interface TierHints {
+  hints: Uint8Array
+  codeSectionAt: number
+}
+
+/** `code` with the hints section inserted before its code section (one copy). */
+export function insertTierHints(code: Uint8Array, hints: TierHints): Uint8Array {
   const name = new TextEncoder().encode(HINTS_SECTION)
   const count = encodeU32(hints.hints.length)
   const payload = [...encodeU32(name.length), ...name, ...count]
@@ -43,10 +53,30 @@ export function addTierHints(code: Uint8Array, tier: Tier): Uint8Array {
 }
 
 /**
+ * Whether `hints` (from a cache, not trusted) fit `code`: the code section starts at
+ * `codeSectionAt`, there is one hint per defined function, each a value `tierHints` writes, and
+ * `code` has no hints of its own. Hints that fit can change only which tier compiles a function,
+ * never what the module does.
+ */
+export function tierHintsFit(code: Uint8Array, hints: TierHints): boolean {
+  try {
+    const mod = parseSections(code)
+    if (mod.sections.some((s) => s.id === SectionId.Custom && s.name === HINTS_SECTION)) return false
+    const codeSection = findSection(mod, SectionId.Code)
+    if (codeSection === undefined) return false
+    if (codeSection.offset - (codeSection.raw!.length - codeSection.payload.length) !== hints.codeSectionAt) return false
+    if (readU32(codeSection.payload, 0).value !== hints.hints.length) return false
+    return hints.hints.every((h) => h === HINT_OPTIMIZED || h === HINT_DEFAULT)
+  } catch {
+    return false
+  }
+}
+
+/**
  * Per-function hint bytes and where the code section starts; undefined to leave the module as
  * it is. `optimized`: every function. `auto`: the looping functions of the start spine.
  */
-export function tierHints(code: Uint8Array, tier: Tier): { hints: Uint8Array; codeSectionAt: number } | undefined {
+export function tierHints(code: Uint8Array, tier: Tier): TierHints | undefined {
   try {
     const mod = parseSections(code)
     if (mod.sections.some((s) => s.id === SectionId.Custom && s.name === HINTS_SECTION)) return undefined // its own
