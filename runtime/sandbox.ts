@@ -9,6 +9,7 @@
  */
 import { basename } from 'node:path'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
+import { withLimitDenial } from './denials.js'
 import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
 import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
@@ -49,18 +50,16 @@ class PreparedProgram implements Program {
   async run(input?: RunInput): Promise<RunResult> {
     const r = resolveRunInput(this.#prepared, input)
     r.signal?.throwIfAborted()
-    if (r.policy.sockets.length > 0) {
-      return r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r)
-    }
-    if (r.policy.isolation === 'in-process') return runInProcess(this.#command, r)
-    return runInWorker(this.#command, r)
+    const result = r.policy.sockets.length > 0
+      ? await (r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r))
+      : await (r.policy.isolation === 'in-process' ? runInProcess(this.#command, r) : runInWorker(this.#command, r))
+    return withLimitDenial(result, r.policy)
   }
 
   runSync(input?: RunInput): RunResult {
     const r = resolveRunInput(this.#inProcess ??= inProcess(this.#prepared), input)
     r.signal?.throwIfAborted()
-    if (r.policy.sockets.length > 0) return runSyncWithSockets(this.#command, r)
-    return runInProcess(this.#command, r)
+    return withLimitDenial(r.policy.sockets.length > 0 ? runSyncWithSockets(this.#command, r) : runInProcess(this.#command, r), r.policy)
   }
 }
 
