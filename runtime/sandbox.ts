@@ -10,9 +10,8 @@
 import { basename } from 'node:path'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
 import { withLimitDenial } from './denials.js'
-import { ModuleError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
-import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
+import { codeShift, loadLinked, type ModuleSource } from './module.js'
 import { runInProcessWithSockets, runInWorkerWithSockets, runSyncWithSockets } from './socket-runs.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
@@ -98,12 +97,8 @@ export function runSync(module: ModuleSource, options: RunOptions = {}): RunResu
 function loadCommand(module: ModuleSource, policy: ResolvedPolicy): ReturnType<typeof loadLinked> {
   const linked = loadLinked(module, {
     memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
-    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports,
+    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports, command: true,
   })
-  const mod = linked.module
-  if (!isCommand(mod)) {
-    throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
-  }
   return linked
 }
 
