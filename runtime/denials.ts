@@ -87,6 +87,31 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
 /** What an escape's line advises: how to give the guest what it reached for (the CLI's flag by default). */
 export const CLI_MOUNT_ADVICE = 'mount what it needs with --dir HOST:GUEST'
 
+const LIMIT_WORDS: Readonly<Record<string, string>> = {
+  timeout: 'the run reached its time limit', fuel: 'the run used up its fuel', memory: 'the guest reached its memory limit',
+  stdout: 'stdout reached its byte limit', stderr: 'stderr reached its byte limit',
+}
+
+/**
+ * A run a limit stopped carries that limit as a denial, with the flag that raises it, when no host
+ * call recorded it already (time, fuel and memory stop the guest outside any host call).
+ */
+export function withLimitDenial<R extends { limit?: string; denials?: Denial[]; denialCount?: number }>(result: R, policy: ResolvedPolicy): R {
+  const limit = result.limit
+  if (limit === undefined || LIMIT_WORDS[limit] === undefined || result.denials?.some((d) => d.kind === 'limit')) return result
+  const d: Denial = { call: limit, kind: 'limit', reason: limitReason(limit, policy) }
+  if (LIMIT_FLAGS[limit] !== undefined) d.grant = LIMIT_FLAGS[limit]
+  return { ...result, denials: [...(result.denials ?? []), d], denialCount: (result.denialCount ?? 0) + 1 }
+}
+
+function limitReason(limit: string, policy: ResolvedPolicy): string {
+  const l = policy.limits
+  const at = limit === 'timeout' && l.timeoutMs !== undefined ? ` (${l.timeoutMs} ms)`
+    : limit === 'fuel' && l.fuel !== undefined ? ` (${l.fuel})`
+    : limit === 'memory' ? ` (${l.memoryPages * 64} KiB)` : ''
+  return `${LIMIT_WORDS[limit]!}${at}`
+}
+
 /** One line per distinct denial (same call, path, reason and grant), with a count when repeated. */
 export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUNT_ADVICE): string[] {
   const seen = new Map<string, { d: Denial; n: number }>()
@@ -97,7 +122,7 @@ export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUN
     else seen.set(key, { d, n: 1 })
   }
   const lines = [...seen.values()].map(({ d, n }) => {
-    const what = d.kind === 'limit' ? `the guest hit a limit in ${d.call}`
+    const what = d.kind === 'limit' ? (LIMIT_WORDS[d.call] !== undefined ? 'the guest was stopped' : `the guest hit a limit in ${d.call}`)
       : d.kind === 'denied-import' ? `the guest called ${esc(d.call)}`
       : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : VERBS[d.call] ?? esc(d.call)} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
     const how = d.grant !== undefined ? `grant with ${esc(d.grant)}`

@@ -107,6 +107,17 @@ function moduleShape(mod: WebAssembly.Module): ModuleShape {
   return shape
 }
 
+/**
+ * Why a module cannot be run as a program, in one line with the way forward: a reactor (it
+ * exports `_initialize`, like CRuby's `ruby.wasm`) or another library is loaded with `plugin()`
+ * and its exports called.
+ */
+export function notCommandMessage(exports: readonly { name: string }[]): string {
+  const reactor = exports.some((e) => e.name === '_initialize')
+  return `${reactor ? 'module is a WASI reactor (it exports _initialize, not _start)' : 'module has no "_start" export: it is not a WASI command'}: `
+    + 'a library to call, not a program to run; load it with plugin() from \'caplet\' and call its exports (caplet inspect MODULE lists them)'
+}
+
 /** Whether the module is a WASI command (exports a `_start` function). */
 export function isCommand(mod: WebAssembly.Module): boolean {
   return moduleShape(mod).exportsStart

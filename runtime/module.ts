@@ -16,8 +16,8 @@ import { ModuleError } from './errors.js'
 import { insertTierHints, tierHints, type Tier } from './instrument/index.js'
 import { cachedTierHints } from './module-cache.js'
 import type { ImportPlan, ImportPolicy } from './link/imports.js'
-import { findSection, parseSections, SectionId } from './instrument/sections.js'
-import { checkImports, checkModuleHeader, instrumentModule, invalidModule } from './module-pipeline.js'
+import { ExternalKind, findSection, parseSections, readExports, SectionId, type Export } from './instrument/sections.js'
+import { checkImports, checkModuleHeader, instrumentModule, invalidModule, isCommand, notCommandMessage } from './module-pipeline.js'
 
 export { checkImports, importedFunctions, isCommand } from './module-pipeline.js'
 
@@ -46,6 +46,8 @@ export interface LoadOptions extends ImportPolicy {
   syscalls?: readonly string[] | undefined
   /** Which engine tier compiles which function (see the module comment). Default `auto`. */
   tier?: Tier | undefined
+  /** Refuse a module that is not a WASI command (before its imports are checked: no import flag makes a library runnable). */
+  command?: boolean
 }
 
 export type { Tier }
@@ -92,6 +94,7 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     if (options.memoryPages !== undefined || options.fuel) {
       throw new ModuleError('memory and fuel limits need the module bytes, not a compiled WebAssembly.Module')
     }
+    if (options.command && !isCommand(source)) throw new ModuleError(notCommandMessage(WebAssembly.Module.exports(source)))
     return { module: source, plan: checkImports(source, options) }
   }
   const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
@@ -101,6 +104,7 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
   const key = `${identity}:${tier}`
   let mod = cache.get(key)
   if (mod === undefined) {
+    if (options.command) refuseLibrary(bytes)
     // No separate validation pass: compiling validates. Only on a failure are the caller's own
     // bytes validated, so the message names their fault, not one in caplet's rewrite of them.
     let code: Uint8Array
@@ -120,7 +124,20 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     // module (sections caplet inserted), unless metering rewrote the bodies themselves.
     if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))
   }
+  if (options.command && !isCommand(mod)) throw new ModuleError(notCommandMessage(WebAssembly.Module.exports(mod)))
   return { module: mod, plan: checkImports(mod, options, bytes) }
+}
+
+/** Refuses a module without a `_start` function from its export section, before compiling it (a 30 MB reactor costs seconds to compile). */
+function refuseLibrary(bytes: Uint8Array): void {
+  let exports: Export[]
+  try {
+    exports = readExports(findSection(parseSections(bytes), SectionId.Export))
+  } catch {
+    return // malformed: the compiler says how
+  }
+  const fn = exports.filter((e) => e.kind === ExternalKind.Function)
+  if (!fn.some((e) => e.name === '_start')) throw new ModuleError(notCommandMessage(fn))
 }
 
 const codeShifts = new WeakMap<WebAssembly.Module, number>()

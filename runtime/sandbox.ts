@@ -9,9 +9,9 @@
  */
 import { basename } from 'node:path'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './execute.js'
-import { ModuleError } from './errors.js'
+import { withLimitDenial } from './denials.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
-import { codeShift, isCommand, loadLinked, type ModuleSource } from './module.js'
+import { codeShift, loadLinked, type ModuleSource } from './module.js'
 import { runInProcessWithSockets, runInWorkerWithSockets, runSyncWithSockets } from './socket-runs.js'
 import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
 import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
@@ -49,18 +49,16 @@ class PreparedProgram implements Program {
   async run(input?: RunInput): Promise<RunResult> {
     const r = resolveRunInput(this.#prepared, input)
     r.signal?.throwIfAborted()
-    if (r.policy.sockets.length > 0) {
-      return r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r)
-    }
-    if (r.policy.isolation === 'in-process') return runInProcess(this.#command, r)
-    return runInWorker(this.#command, r)
+    const result = r.policy.sockets.length > 0
+      ? await (r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r))
+      : await (r.policy.isolation === 'in-process' ? runInProcess(this.#command, r) : runInWorker(this.#command, r))
+    return withLimitDenial(result, r.policy)
   }
 
   runSync(input?: RunInput): RunResult {
     const r = resolveRunInput(this.#inProcess ??= inProcess(this.#prepared), input)
     r.signal?.throwIfAborted()
-    if (r.policy.sockets.length > 0) return runSyncWithSockets(this.#command, r)
-    return runInProcess(this.#command, r)
+    return withLimitDenial(r.policy.sockets.length > 0 ? runSyncWithSockets(this.#command, r) : runInProcess(this.#command, r), r.policy)
   }
 }
 
@@ -99,12 +97,8 @@ export function runSync(module: ModuleSource, options: RunOptions = {}): RunResu
 function loadCommand(module: ModuleSource, policy: ResolvedPolicy): ReturnType<typeof loadLinked> {
   const linked = loadLinked(module, {
     memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
-    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports,
+    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports, command: true,
   })
-  const mod = linked.module
-  if (!isCommand(mod)) {
-    throw new ModuleError('module has no "_start" export: it is not a WASI command (a library or reactor module cannot be run)')
-  }
   return linked
 }
 

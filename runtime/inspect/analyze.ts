@@ -11,7 +11,7 @@
  * spells them: callers that print them escape them (`escapeControlCharacters`).
  */
 import { ModuleError } from '../errors.js'
-import { walkCode } from '../instrument/code-walker.js'
+import { walkCode } from '../instrument/code-decoder.js'
 import { InstrumentError, malformed } from '../instrument/errors.js'
 import { readU32, skipLeb } from '../instrument/leb128.js'
 import {

@@ -5,7 +5,7 @@
  * added once and the passes cannot disagree on where an instruction ends. It must never guess:
  * an opcode it does not know is reported, since a wrong length would desynchronise every pass.
  */
-import { malformed } from './errors.js'
+import { InstrumentError, malformed } from './errors.js'
 import { leb, readU32, skipLeb, u32At } from './leb128.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm } from './opcodes.js'
 import { skipBlockType, skipValType } from './sections.js'
@@ -147,5 +147,142 @@ function skipControl(p: Uint8Array, pos: number, op: number): number {
       return skipLeb(p, skipLeb(p, pos, 5), 5)
     default: // unreachable nop else end return
       return pos
+  }
+}
+
+/** What `walkCode` reports; every callback is optional. Offsets are in the whole module. */
+export interface CodeVisitor {
+  /** Every instruction: its opcode and, for the 0xFC/0xFD/0xFE prefixes, its sub-opcode (else -1). */
+  op?(op: number, sub: number, offset: number): void
+  /** `call` / `return_call` (tail) of function `index` (imports counted). */
+  call?(index: number, offset: number, tail: boolean): void
+  /** `call_indirect` / `return_call_indirect` through table `table`. */
+  callIndirect?(typeIndex: number, table: number, offset: number): void
+  /** `ref.func index`: the function's reference escapes into a value. */
+  refFunc?(index: number, offset: number): void
+  /** A memory access or memory instruction naming memory `index` (multi-memory when > 0). */
+  memory?(index: number, offset: number): void
+}
+
+/** A body holds instructions the decoder does not decode (GC, typed references in types): analysis of it is partial. */
+export class WalkIncomplete extends Error {
+  constructor(readonly offset: number, readonly what: string) {
+    super(`${what} at byte ${offset}`)
+    this.name = 'WalkIncomplete'
+  }
+}
+
+/**
+ * A read-only walk over the code section for analyses (inspect): every instruction is stepped
+ * with `skipImmediates`, and the instructions metering refuses (exception handling, tail calls,
+ * typed function references) are decoded too, since an inventory must describe any valid module.
+ * `onBody(i, start, end)` precedes defined function `i`; a body holding what cannot be decoded
+ * (GC, typed-reference types) throws `WalkIncomplete` unless `onIncomplete` takes it.
+ * `base` is the payload's offset in the module; every offset reported is in the module.
+ * @throws InstrumentError MALFORMED on bytes that are not a valid body, naming the module offset
+ */
+export function walkCode(
+  payload: Uint8Array, base: number, visitor: CodeVisitor,
+  onBody?: (index: number, start: number, end: number) => void,
+  onIncomplete?: (index: number, e: WalkIncomplete) => void,
+): void {
+  const bodies = rebased(base, () => readBodies(payload, undefined, 0))
+  for (let f = 0; f < bodies.starts.length; f++) {
+    const start = bodies.starts[f]!
+    const end = bodies.ends[f]!
+    onBody?.(f, base + start, base + end)
+    try {
+      rebased(base, () => walkBody(payload, start, end, base, visitor))
+    } catch (e) {
+      if (e instanceof WalkIncomplete && onIncomplete) onIncomplete(f, e)
+      else throw e
+    }
+  }
+}
+
+/** Runs `fn`, moving the offset of a decoding error from the payload to the module; typed-reference types become `WalkIncomplete`. */
+function rebased<T>(base: number, fn: () => T): T {
+  try {
+    return fn()
+  } catch (e) {
+    if (!(e instanceof InstrumentError) || e.details.offset === undefined) throw e
+    const at = base + e.details.offset
+    if (e.code === 'UNSUPPORTED_FEATURE') throw new WalkIncomplete(at, e.reason)
+    throw new InstrumentError(e.code, e.reason.replace(/at byte \d+/, `at byte ${at}`), { ...e.details, offset: at })
+  }
+}
+
+function walkBody(p: Uint8Array, start: number, end: number, base: number, v: CodeVisitor): void {
+  let pos = readLocals(p, start).next
+  while (pos < end) {
+    const at = pos
+    const op = p[pos++]!
+    const kind = BASE_IMM[op]
+    if (kind === Imm.Prefix) {
+      const sub = readU32(p, pos)
+      v.op?.(op, sub.value, base + at)
+      if (v.memory) prefixedMemory(p, sub.next, op, sub.value, base + at, v.memory)
+      pos = skipShape(p, sub.next, prefixedKind(op, sub.value))
+    } else {
+      v.op?.(op, -1, base + at)
+      if (op === 0x10 || op === 0x12) v.call?.(readU32(p, pos).value, base + at, op === 0x12)
+      else if (op === 0x11 || op === 0x13) {
+        const t = readU32(p, pos)
+        v.callIndirect?.(t.value, readU32(p, t.next).value, base + at)
+      } else if (op === 0xd2) v.refFunc?.(readU32(p, pos).value, base + at)
+      else if (op === 0x3f || op === 0x40) v.memory?.(readU32(p, pos).value, base + at)
+      else if (kind === Imm.MemArg) v.memory?.(memArgIndex(p, pos), base + at)
+      pos = kind === Imm.Unsupported ? skipProposal(p, pos, op) : skipImmediates(p, pos, op)
+    }
+    if (pos === UNDECODABLE) {
+      if (op === 0xfb) throw new WalkIncomplete(base + at, 'a GC instruction (0xFB prefix)')
+      throw malformed(`unknown opcode 0x${op.toString(16)}`, at)
+    }
+    if (pos > end) throw malformed('instruction runs past the end of its function body', at)
+  }
+}
+
+/** The memory index a memarg at `pos` names (bit 6 of the alignment: an index follows). */
+function memArgIndex(p: Uint8Array, pos: number): number {
+  const align = readU32(p, pos)
+  return (align.value & 0x40) !== 0 ? readU32(p, align.next).value : 0
+}
+
+function prefixedMemory(p: Uint8Array, pos: number, op: number, sub: number, at: number, memory: (index: number, offset: number) => void): void {
+  const kind = prefixedKind(op, sub)
+  if (kind === Imm.MemArg || kind === Imm.MemArgLane) memory(memArgIndex(p, pos), at)
+  else if (op === 0xfc && sub === 11) memory(readU32(p, pos).value, at) // memory.fill mem
+  else if (op === 0xfc && sub === 8) memory(readU32(p, readU32(p, pos).next).value, at) // memory.init data mem
+  else if (op === 0xfc && sub === 10) { // memory.copy dst src
+    const a = readU32(p, pos)
+    memory(a.value, at)
+    memory(readU32(p, a.next).value, at)
+  }
+}
+
+/**
+ * The immediates of the instructions `opcodes.ts` marks Unsupported (metering refuses them):
+ * exception handling (legacy and `try_table`) and typed function references; GC stays undecodable.
+ */
+function skipProposal(p: Uint8Array, pos: number, op: number): number {
+  switch (op) {
+    case 0x06: return skipBlockType(p, pos) // try
+    case 0x07: case 0x08: case 0x09: case 0x18: // catch throw rethrow delegate
+    case 0x14: case 0x15: case 0xd5: case 0xd6: // call_ref return_call_ref br_on_null br_on_non_null
+      return skipLeb(p, pos, 5)
+    case 0x0a: case 0x19: case 0xd3: case 0xd4: return pos // throw_ref catch_all ref.eq ref.as_non_null
+    case 0x1f: { // try_table bt vec(catch)
+      pos = skipBlockType(p, pos)
+      const n = readU32(p, pos)
+      pos = n.next
+      for (let i = 0; i < n.value; i++) {
+        const k = p[pos++]
+        if (k === 0 || k === 1) pos = skipLeb(p, skipLeb(p, pos, 5), 5) // tag label
+        else if (k === 2 || k === 3) pos = skipLeb(p, pos, 5) // label
+        else throw malformed(`unknown try_table catch kind ${k}`, pos - 1)
+      }
+      return pos
+    }
+    default: return UNDECODABLE // 0xfb GC
   }
 }

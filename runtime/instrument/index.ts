@@ -24,5 +24,5 @@ export { FUEL_EXPORT, MAX_FUEL, meterFuel, remainingFuel, setFuel } from './fuel
 export type { FuelMeterResult, FuelOptions } from './fuel.js'
 export { addTierHints, insertTierHints, tierHints, tierHintsFit } from './tier-hints.js'
 export type { Tier, TierHints } from './tier-hints.js'
-export { prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, UNDECODABLE } from './code-decoder.js'
-export type { CodeBodies, Locals } from './code-decoder.js'
+export { prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, UNDECODABLE, walkCode, WalkIncomplete } from './code-decoder.js'
+export type { CodeBodies, CodeVisitor, Locals } from './code-decoder.js'

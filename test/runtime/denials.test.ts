@@ -63,6 +63,41 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(r.denials).toMatchObject([{ call: 'fd_write', kind: 'limit', grant: '--max-output SIZE' }])
   })
 
+  it('a right the guest dropped itself: no flag grants it back', () => {
+    const r = probeRun(['dropped'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
+    expect(new TextDecoder().decode(r.stdout)).toBe('dropped: Bad file descriptor\n') // wasi-libc reads NOTCAPABLE as EBADF
+    expect(r.denials).toMatchObject([{ call: 'fd_read', kind: 'missing-right', fd: 4 }])
+    expect(r.denials![0]!.grant).toBeUndefined()
+    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toMatch(/^caplet: the guest tried to read fd 4: descriptor 4 lacks the right .*\(no flag grants it\)$/)
+  })
+
+  it('a rename across mounts says why, and that no flag grants it', () => {
+    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }] })
+    expect(r.denials![0]!.grant).toBeUndefined()
+    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toBe('caplet: the guest tried to rename /tmp/a.txt: it moves a file from one mount to another (no flag grants it)')
+  })
+
+  it('a denied import stubbed with ENOSYS names --allow-syscalls', () => {
+    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }], denySyscalls: ['path_rename'], deniedSyscalls: 'enosys' })
+    expect(new TextDecoder().decode(r.stdout)).toBe('cross: Function not implemented\n')
+    expect(r.denials).toEqual([{ call: 'path_rename', kind: 'denied-import', reason: expect.stringMatching(/allow-list/) as string, grant: '--allow-syscalls path_rename' }])
+  })
+
+  it('fuel and time limits, which stop the guest outside any host call, name --fuel and --timeout', () => {
+    const spin = join(ROOT, 'test/fixtures/wasm/fuel_spin.wasm')
+    const fuel = runSync(spin, { args: ['fuel_spin', 'forever'], limits: { fuel: 100_000 } })
+    expect(fuel.limit).toBe('fuel')
+    expect(fuel.denials).toEqual([{ call: 'fuel', kind: 'limit', reason: 'the run used up its fuel (100000)', grant: '--fuel N' }])
+    expect(denialLines({ denials: fuel.denials!, count: 1 })).toEqual(['caplet: the guest was stopped: the run used up its fuel (100000) (grant with --fuel N)'])
+  })
+
+  it('the CLI explains a timeout with --timeout', () => {
+    const spin = join(ROOT, 'test/fixtures/wasm/fuel_spin.wasm')
+    const r = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--timeout', '300ms', spin, 'forever'], { encoding: 'utf8' })
+    expect(r.status).toBe(124)
+    expect(r.stderr).toContain('caplet: the guest was stopped: the run reached its time limit (300 ms) (grant with --timeout DURATION)')
+  })
+
   it('a missing file in a granted directory is an ordinary error, not a denial', () => {
     const r = probeRun(['missing'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
     expect(r.exitCode).toBe(0)
@@ -77,6 +112,18 @@ describe('denials: each kind, with the flag that grants it', () => {
     const lines = explained.stderr.trimEnd().split('\n')
     expect(lines).toHaveLength(2)
     expect(lines[0]).toBe(`caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw) [2 times]`)
+  })
+
+  it('a hostile file name from a real guest comes out escaped in the result\'s line, the CLI and the trace', () => {
+    const r = probeRun(['hostile'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
+    expect(r.denials![0]!.path).toBe('/data/\x1b[2J\u202eevil\u200b.txt')
+    const cli = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--trace', '--dir', `${data}:/data:ro`, probe, 'hostile'], { encoding: 'utf8' })
+    const lines = cli.stderr.split('\n').filter((l) => l.includes('evil'))
+    expect(lines.length).toBeGreaterThanOrEqual(2)
+    for (const l of lines) {
+      expect(l).not.toMatch(/[\x00-\x1f\u200b\u202e]/)
+      expect(l).toContain('\\x1b[2J\\u{202e}evil\\u{200b}.txt')
+    }
   })
 
   it('hostile guest paths are escaped in denial lines', () => {

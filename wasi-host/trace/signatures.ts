@@ -8,12 +8,13 @@
  * `fd`: a descriptor number. `path`: a (ptr, len) pair naming a guest path (consumes two
  * parameters). `iovs` / `buf`: a (ptr, len) pair of buffers. `u32`/`u64`/`s64`: numbers.
  * `x64`: an i64 the call ignores. Flag kinds print their names. `out-*`: a pointer the call
- * writes its result to, read back after success. `ptr`: a pointer to a struct, shown as is.
+ * writes its result to, read back after success (the structs as their telling fields: a
+ * descriptor's type, flags and rights; a file's type and size; a preopen's name length). `ptr`: a pointer to a struct, shown as is.
  */
 export type ArgKind =
   | 'fd' | 'path' | 'iovs' | 'buf' | 'u32' | 'u64' | 's64' | 'x64' | 'ptr'
   | 'oflags' | 'fdflags' | 'lookupflags' | 'fstflags' | 'rights' | 'whence' | 'clockid' | 'advice' | 'exitcode' | 'signal'
-  | 'out-fd' | 'out-size' | 'out-u64' | 'out-name'
+  | 'out-fd' | 'out-size' | 'out-u64' | 'out-name' | 'out-fdstat' | 'out-filestat' | 'out-prestat'
 
 export type ArgSpec = readonly [name: string, kind: ArgKind]
 
@@ -34,14 +35,14 @@ export const TRACE_SIGNATURES: Readonly<Record<string, readonly ArgSpec[]>> = {
   fd_allocate: [fd, ['offset', 'u64'], ['len', 'u64']],
   fd_close: [fd],
   fd_datasync: [fd],
-  fd_fdstat_get: [fd, ['stat', 'ptr']],
+  fd_fdstat_get: [fd, ['stat', 'out-fdstat']],
   fd_fdstat_set_flags: [fd, ['flags', 'fdflags']],
   fd_fdstat_set_rights: [fd, ['base', 'rights'], ['inheriting', 'rights']],
-  fd_filestat_get: [fd, ['stat', 'ptr']],
+  fd_filestat_get: [fd, ['stat', 'out-filestat']],
   fd_filestat_set_size: [fd, ['size', 'u64']],
   fd_filestat_set_times: [fd, ['atim', 'u64'], ['mtim', 'u64'], ['flags', 'fstflags']],
   fd_pread: [fd, iovs, ['offset', 'u64'], nOut],
-  fd_prestat_get: [fd, ['prestat', 'ptr']],
+  fd_prestat_get: [fd, ['prestat', 'out-prestat']],
   fd_prestat_dir_name: [fd, ['name', 'out-name']],
   fd_pwrite: [fd, iovs, ['offset', 'u64'], nOut],
   fd_read: [fd, iovs, nOut],
@@ -52,7 +53,7 @@ export const TRACE_SIGNATURES: Readonly<Record<string, readonly ArgSpec[]>> = {
   fd_tell: [fd, ['pos', 'out-u64']],
   fd_write: [fd, iovs, nOut],
   path_create_directory: [fd, path],
-  path_filestat_get: [fd, ['flags', 'lookupflags'], path, ['stat', 'ptr']],
+  path_filestat_get: [fd, ['flags', 'lookupflags'], path, ['stat', 'out-filestat']],
   path_filestat_set_times: [fd, ['flags', 'lookupflags'], path, ['atim', 'u64'], ['mtim', 'u64'], ['fst', 'fstflags']],
   path_link: [fd, ['flags', 'lookupflags'], path, ['to_fd', 'fd'], ['to', 'path']],
   path_open: [fd, ['dirflags', 'lookupflags'], path, ['oflags', 'oflags'], ['rights', 'rights'], ['inheriting', 'rights'], ['fdflags', 'fdflags'], ['opened', 'out-fd']],

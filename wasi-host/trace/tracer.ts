@@ -9,7 +9,7 @@
  * Guest strings are escaped when formatted (`escape.ts`); host paths never appear (the host
  * gives the tracer only guest-visible values).
  */
-import { Advice, Clockid, errnoName, Fdflags, Fstflags, Lookupflags, Oflags, Rights, Whence } from '../abi/constants.js'
+import { Advice, Clockid, errnoName, Fdflags, Filetype, Fstflags, Lookupflags, Oflags, Rights, Whence } from '../abi/constants.js'
 import type { WasiHost } from '../host.js'
 import { escapeControlCharacters, quoteGuestString } from './escape.js'
 import { PAIRED, TRACE_SIGNATURES, type ArgKind } from './signatures.js'
@@ -38,6 +38,8 @@ const MAX_STRING = 256
 
 interface Reader {
   string(ptr: number, len: number): string | undefined
+  u8(ptr: number): number | undefined
+  u16(ptr: number): number | undefined
   u32(ptr: number): number | undefined
   u64(ptr: number): bigint | undefined
   iovs(ptr: number, n: number): { iovs: number; bytes: number } | undefined
@@ -56,6 +58,8 @@ function reader(host: WasiHost): Reader {
       const s = utf8.decode(host.memory.bytes.slice(ptr, ptr + Math.min(len, MAX_STRING)))
       return len > MAX_STRING ? `${s}…(${len} bytes)` : s
     },
+    u8: (ptr) => (inRange(ptr, 1) ? host.memory.dataView.getUint8(ptr) : undefined),
+    u16: (ptr) => (inRange(ptr, 2) ? host.memory.dataView.getUint16(ptr, true) : undefined),
     u32: (ptr) => (inRange(ptr, 4) ? host.memory.dataView.getUint32(ptr, true) : undefined),
     u64: (ptr) => (inRange(ptr, 8) ? host.memory.dataView.getBigUint64(ptr, true) : undefined),
     iovs: (ptr, n) => {
@@ -70,7 +74,7 @@ function reader(host: WasiHost): Reader {
 type Table = readonly (readonly [string, number])[]
 const table = (t: Readonly<Record<string, number>>): Table => Object.freeze(Object.entries(t))
 const OFLAGS = table(Oflags), FDFLAGS = table(Fdflags), LOOKUPFLAGS = table(Lookupflags), FSTFLAGS = table(Fstflags)
-const WHENCE = table(Whence), CLOCKID = table(Clockid), ADVICE = table(Advice)
+const WHENCE = table(Whence), CLOCKID = table(Clockid), ADVICE = table(Advice), FILETYPE = table(Filetype)
 
 function flagNames(v: number, t: Table): string {
   if (v === 0) return '0'
@@ -168,6 +172,7 @@ export function traceImports(
         const o: Record<string, TraceValue> = {}
         for (const [argName, kind, a, b] of outs) {
           const p = typeof a === 'number' ? a >>> 0 : 0
+          if (kind === 'out-fdstat' || kind === 'out-filestat' || kind === 'out-prestat') { readStruct(kind, p, r, o); continue }
           const v = kind === 'out-u64' ? r.u64(p) : kind === 'out-name' ? r.string(p, typeof b === 'number' ? b >>> 0 : 0) : r.u32(p)
           if (v !== undefined) o[argName] = v
         }
@@ -181,7 +186,25 @@ export function traceImports(
   return out
 }
 
-/** The denial the call caused, if the host counted one (past the log's cap, only its kind is unknown). */
+/** The telling fields of a struct the call wrote: fdstat (type, flags, rights), filestat (type, size), prestat (name length). */
+function readStruct(kind: 'out-fdstat' | 'out-filestat' | 'out-prestat', p: number, r: Reader, o: Record<string, TraceValue>): void {
+  if (kind === 'out-prestat') {
+    const len = r.u32(p + 4)
+    if (len !== undefined) o.name_len = len
+    return
+  }
+  const type = r.u8(kind === 'out-fdstat' ? p : p + 16)
+  if (type !== undefined) o.type = enumName(type, FILETYPE)
+  if (kind === 'out-fdstat') {
+    const flags = r.u16(p + 2), rights = r.u64(p + 8)
+    if (flags !== undefined) o.flags = flagNames(flags, FDFLAGS)
+    if (rights !== undefined) o.rights = rightsSummary(rights)
+  } else {
+    const size = r.u64(p + 32)
+    if (size !== undefined) o.size = size
+  }
+}
+
 /** Microseconds since `t0`, to 0.01. */
 function micros(t0: number): number {
   return Math.round((performance.now() - t0) * 100_000) / 100

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  InstrumentError, prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, tierHints, UNDECODABLE,
+  InstrumentError, prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, tierHints, UNDECODABLE, walkCode, WalkIncomplete,
 } from '../../../runtime/instrument/index.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm } from '../../../runtime/instrument/opcodes.js'
 import { buildModule, I32, I64, op, u32, V128 } from './wasm.js'
@@ -191,5 +191,36 @@ describe('tier hints, through the decoder', () => {
   it('gives up (no hints) on a body the decoder cannot read', () => {
     expect(tierHints(mod([0xfd, ...u32(0x9a), 0x1a]), 'auto')).toBeUndefined() // a SIMD gap
     expect(tierHints(mod([0x06]), 'auto')).toBeUndefined() // try: refused
+  })
+})
+
+describe('walkCode: the read-only walk inspect uses, on the same decoder', () => {
+  const BASE = 1000
+  /** Two bodies: 0 calls, tail-calls, ref.func, call_indirect, memory 1, legacy try and try_table; 1 holds a GC instruction. */
+  const body0 = [0, 0x10, 0, 0x12, 1, 0xd2, 2, 0x1a, 0x41, 0, 0x11, 0, 1, 0x41, 0, 0x28, 0x42, 1, 0, 0x1a,
+    0x06, 0x40, 0x07, 0, 0x0b, 0x1f, 0x40, 1, 2, 0, 0x0b, 0x0b]
+  const body1 = [0, 0xfb, 0, 0x0b]
+  const payload = new Uint8Array([2, body0.length, ...body0, body1.length, ...body1])
+
+  it('reports calls, indirect calls, ref.func and memory indices at their module offsets, and decodes what metering refuses', () => {
+    const seen: string[] = []
+    const incomplete: [number, number][] = []
+    walkCode(payload, BASE, {
+      call: (f, at, tail) => seen.push(`call ${f}${tail ? ' tail' : ''} @${at - BASE}`),
+      callIndirect: (t, table, at) => seen.push(`indirect ${t}/${table} @${at - BASE}`),
+      refFunc: (f, at) => seen.push(`ref.func ${f} @${at - BASE}`),
+      memory: (m, at) => seen.push(`memory ${m} @${at - BASE}`),
+    }, undefined, (f, e) => incomplete.push([f, e.offset - BASE]))
+    // payload: [count, size0, locals0, call...]: the first instruction is at 3.
+    expect(seen).toEqual(['call 0 @3', 'call 1 tail @5', 'ref.func 2 @7', 'indirect 0/1 @12', 'memory 1 @17'])
+    expect(incomplete).toEqual([[1, 2 + body0.length + 2]])
+  })
+
+  it('throws WalkIncomplete without a taker, and MALFORMED naming the module offset of an unknown opcode', () => {
+    expect(() => walkCode(payload, BASE, {})).toThrow(WalkIncomplete)
+    const bad = new Uint8Array([1, 3, 0, 0xff, 0x0b])
+    expect(() => walkCode(bad, BASE, {})).toThrow(`at byte ${BASE + 3}`)
+    const truncated = new Uint8Array([1, 3, 0, 0x10, 0x80])
+    expect(() => walkCode(truncated, BASE, {})).toThrow(new RegExp(`at byte ${BASE + 4}`))
   })
 })

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -166,6 +167,17 @@ describe('CRuby (@ruby/3.4-wasm-wasi) with trapping unknown imports', () => {
     expect(r.out).toBe('2\n')
     expect(r.error).toBeInstanceOf(UnknownImportCalled)
     expect((r.error as UnknownImportCalled).importName).toBe('canonical_abi.resource_new_rb-abi-value')
+  }, 60_000)
+
+  it('from the CLI, the reactor is refused in one line that points to plugin(), whatever the import flags', () => {
+    const bin = join(ROOT, 'bin/caplet.js')
+    for (const flags of [['--trap-unknown-imports'], []]) {
+      const r = spawnSync(process.execPath, [bin, 'run', ...flags, join(ROOT, 'node_modules/@ruby/3.4-wasm-wasi/dist/ruby+stdlib.wasm'), '-e', 'puts 1+1'], { encoding: 'utf8' })
+      expect(r.status).toBe(126)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toBe('caplet: module is a WASI reactor (it exports _initialize, not _start): a library to call, not a program to run; '
+        + 'load it with plugin() from \'caplet\' and call its exports (caplet inspect MODULE lists them)\n')
+    }
   }, 60_000)
 
   it('with default imports the same script completes', () => {
