@@ -17,6 +17,7 @@ import { Errno, WasiError } from '../../wasi-host/index.js'
 import { createNodeClocks } from '../../wasi-host/node/clocks.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from '../guest-clocks.js'
 import { FUEL_EXPORT } from '../instrument/index.js'
+import { stubFunctions } from '../link/imports.js'
 import { openMounts, type OpenedMounts } from '../mounts.js'
 import type { ResolvedPolicy } from '../policy.js'
 import { classifyTrap, type TrapInfo } from '../trap.js'
@@ -39,6 +40,8 @@ export interface EngineConfig {
   policy: ResolvedPolicy
   state: 'fresh' | 'keep'
   reset: 'snapshot' | 'instantiate'
+  /** An export run once after `_initialize`, before the snapshot. */
+  initialize: string | undefined
   config: [string, string][]
   varBytes: number
   blockBytes: number
@@ -161,6 +164,11 @@ export class PluginEngine {
       })
     }
     if (p.wasiFunctions.length > 0) imports.wasi_snapshot_preview1 = wasi
+    // Denied syscalls (ENOSYS) and unknown imports (trap or zeros): they reach nothing.
+    for (const [module, fns] of Object.entries(stubFunctions(p.stubs, () => {}, () => {}))) {
+      const group = (imports[module] ??= {})
+      for (const [field, fn] of Object.entries(fns)) group[field] = this.#latched(fn)
+    }
     if (this.#kernel !== undefined) {
       const env: Record<string, unknown> = {}
       for (const [name, fn] of Object.entries(this.#kernel.imports(p.extismFunctions))) env[name] = this.#latched(fn)
@@ -304,17 +312,26 @@ export class PluginEngine {
     this.#gm.bind(memory)
     this.#host.memory.bind(memory)
     this.#fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined
-    if (this.#cfg.plugin.kind === 'reactor') {
+    // `_initialize` (a reactor's), then the embedder's `initialize` export: the state after them is the snapshot.
+    const inits = [...(this.#cfg.plugin.kind === 'reactor' ? ['_initialize'] : []), ...(this.#cfg.initialize !== undefined ? [this.#cfg.initialize] : [])]
+    for (const init of inits) {
       if (this.#fuel) this.#fuel.value = BigInt(this.#cfg.policy.limits.fuel ?? Number.MAX_SAFE_INTEGER)
       this.#beginIo(new Uint8Array(0), undefined)
       try {
-        ;(instance.exports._initialize as () => void)()
+        this.#kernel?.beginCall(new Uint8Array(0))
+        ;(instance.exports[init] as () => void)()
         if (this.#ended !== undefined) throw this.#ended
       } catch (e) {
         const end = this.#ended ?? e
-        throw new Error(`plugin initialisation failed: ${describe(end, this.#host)}`, { cause: end })
+        // A command's `_start` ends in exit(0): initialised.
+        if (!(end instanceof ProcExit && end.code === 0)) {
+          throw new Error(`plugin initialisation failed${init === '_initialize' ? '' : ` (${init})`}: ${describe(end, this.#host)}`, { cause: end })
+        }
       }
+      this.#ended = undefined
     }
+    this.#out = []
+    this.#err = []
     this.#snapshot = {
       memory: new Uint8Array(memory.buffer).slice(),
       globals: this.#cfg.plugin.globals.map((n) => {

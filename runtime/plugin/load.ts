@@ -17,6 +17,7 @@ import { withTierHints, type ModuleSource } from '../module.js'
 import type { ResolvedPolicy } from '../policy.js'
 import { formatSize } from '../units.js'
 import { EXTISM_FUNCTIONS } from './extism-kernel.js'
+import type { ImportStub } from '../link/imports.js'
 
 export const EXTISM_ENV = 'extism:host/env'
 export const EXTISM_USER = 'extism:host/user'
@@ -48,6 +49,8 @@ export interface LoadedPlugin {
   hostImports: HostImport[]
   /** Exports `call` accepts (no parameters; no result or one i32). */
   callable: string[]
+  /** Imports linked to stubs: denied syscalls (`deniedSyscalls: 'enosys'`) and unknown imports (`unknownImports`). */
+  stubs: ImportStub[]
   /** `reactor`: runs `_initialize` at load; `command`: exports `_start`; `library`: neither. */
   kind: 'reactor' | 'command' | 'library'
   /** Passive data or element segments: state a snapshot cannot restore (fresh calls re-instantiate). */
@@ -102,17 +105,29 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
   const hostImports: HostImport[] = []
   const provided = new Set(WASI_PREVIEW1_FUNCTIONS)
   const allow = policy.syscalls ? new Set(policy.syscalls) : undefined
+  const deny = new Set(policy.denySyscalls ?? [])
+  const stubs: ImportStub[] = []
+  /** An import nobody grants: refused, or a stub per `unknownImports` (as for `run`). */
+  const unknown = (imp: WebAssembly.ModuleImportDescriptor, sig: FunctionSignature, why: string) => {
+    const mode = policy.unknownImports
+    if (mode === 'reject') refused.push(`${imp.module}.${imp.name} (${why})`)
+    // A v128 cannot cross into JS: such an import can only trap.
+    else if (mode === 'trap' || sig.results.includes('v128')) stubs.push({ module: imp.module, name: imp.name, action: 'trap', results: [] })
+    else stubs.push({ module: imp.module, name: imp.name, action: 'default', results: [...sig.results] })
+  }
   for (const imp of WebAssembly.Module.imports(probe)) {
     const name = `${imp.module}.${imp.name}`
     if (imp.kind !== 'function') { refused.push(`${name} (${imp.kind}: plugins import functions only)`); continue }
     const sig = sigs.imports.get(name)!
     if (imp.module === 'wasi_snapshot_preview1') {
-      if (!provided.has(imp.name)) refused.push(`${name} (not a WASI preview1 function)`)
-      else if (allow && !allow.has(imp.name)) refused.push(`${name} (not in the policy's syscalls)`)
-      else wasiFunctions.push(imp.name)
+      if (!provided.has(imp.name)) unknown(imp, sig, 'not a WASI preview1 function')
+      else if ((allow && !allow.has(imp.name)) || deny.has(imp.name)) {
+        if (policy.deniedSyscalls === 'enosys') stubs.push({ module: imp.module, name: imp.name, action: 'enosys', results: ['i32'] })
+        else refused.push(`${name} (${deny.has(imp.name) ? "in the policy's denySyscalls" : "not in the policy's syscalls"})`)
+      } else wasiFunctions.push(imp.name)
     } else if (imp.module === EXTISM_ENV) {
       const want = Object.hasOwn(EXTISM_FUNCTIONS, imp.name) ? EXTISM_FUNCTIONS[imp.name] : undefined
-      if (want === undefined) refused.push(`${name} (not an Extism function caplet provides)`)
+      if (want === undefined) unknown(imp, sig, 'not an Extism function caplet provides')
       else if (!sameSig(sig, want)) refused.push(`${name} (declared ${show(sig)}, Extism's is ${show(want as FunctionSignature)})`)
       else extismFunctions.push(imp.name)
     } else if (granted.has(name) || (name === HTTP_FUNCTION && options.http)) {
@@ -126,9 +141,9 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
         refused.push(`${name} (declared ${show(sig)}; a host function takes (i32 ptr, i32 len, i32 out_ptr, i32 out_cap) -> i32)`)
       }
     } else if (name === HTTP_FUNCTION) {
-      refused.push(`${name} (HTTP is not granted: set http.allowedHosts)`)
+      unknown(imp, sig, 'HTTP is not granted: set http.allowedHosts')
     } else {
-      refused.push(`${name} (not granted: add it to the plugin's host functions)`)
+      unknown(imp, sig, "not granted: add it to the plugin's host functions")
     }
   }
   if (refused.length > 0) throw new ModuleError(`plugin imports what was not granted: ${refused.join(', ')}`)
@@ -169,7 +184,7 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
   const kind = exported.has('_initialize') ? 'reactor' : exported.has('_start') ? 'command' : 'library'
   const argv0 = typeof source === 'string' ? source.split('/').pop()! : source instanceof URL ? source.pathname.split('/').pop()! : 'plugin.wasm'
   return {
-    module, globals, tables, wasiFunctions, extismFunctions, hostImports, callable, kind, passiveSegments, argv0,
+    module, globals, tables, wasiFunctions, extismFunctions, hostImports, stubs, callable, kind, passiveSegments, argv0,
     digest: createHash('sha256').update(original).digest('hex'),
   }
 }

@@ -5,24 +5,24 @@
  * terminated worker is replaced at the next call (a `keep` plugin becomes unusable instead: its
  * state died with it). The bridge server is closed with its worker, so no host call outlives it.
  */
-import { Worker } from 'node:worker_threads'
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads'
 import { ModuleError } from '../errors.js'
 import { BridgeServer, createBridge, type ServedService } from '../worker/bridge.js'
 import { builtScript } from '../worker/built-script.js'
+import { CallSender, createCallBuffer } from './call-channel.js'
 import type { CallOutcome, CallRequest, EngineConfig } from './engine.js'
 
 export type ToPluginWorker =
-  | { type: 'init'; cfg: EngineConfig; channel: import('../worker/bridge.js').BridgeChannel; log: boolean }
-  | { type: 'call'; id: number; req: CallRequest }
+  | { type: 'init'; cfg: EngineConfig; channel: import('../worker/bridge.js').BridgeChannel; log: boolean; calls: SharedArrayBuffer; port: MessagePort }
 
 export type FromPluginWorker =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
-  | { type: 'result'; id: number; outcome: CallOutcome }
 
 interface Live {
   worker: Worker
   server: BridgeServer
+  calls: CallSender
   /** Settles the call in flight, if any, when the worker dies (or the plugin is closed under it). */
   onDeath: ((why: string, closed?: boolean) => void) | undefined
   onResult: ((m: FromPluginWorker) => void) | undefined
@@ -36,7 +36,6 @@ export class PluginWorker {
   #live: Live | undefined
   #unusable: string | undefined
   #closed = false
-  #nextId = 1
 
   constructor(cfg: EngineConfig, services: () => Record<string, ServedService>, options: { capacity: number; keep: boolean; log: boolean }) {
     this.#cfg = cfg
@@ -52,12 +51,15 @@ export class PluginWorker {
       resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 512 },
       stdout: false, stderr: false,
     })
-    const live: Live = { worker, server, onDeath: undefined, onResult: undefined, dead: false }
+    const calls = createCallBuffer()
+    const { port1, port2 } = new MessageChannel()
+    const live: Live = { worker, server, calls: new CallSender(calls, port1), onDeath: undefined, onResult: undefined, dead: false }
     const die = (why: string) => {
       if (live.dead) return
       live.dead = true
       // A keep plugin's state died with its worker, in a call or between calls.
       if (this.#options.keep) this.#unusable ??= `the plugin (state: 'keep') is unusable: ${why}`
+      live.calls.gone()
       void server.close().catch(() => {})
       void worker.terminate()
       live.onDeath?.(why)
@@ -73,7 +75,7 @@ export class PluginWorker {
         if (m.type === 'ready') resolve()
         else if (m.type === 'failed') { die(m.message); reject(new ModuleError(m.message)) }
       }
-      worker.postMessage({ type: 'init', cfg: this.#cfg, channel, log: this.#options.log } satisfies ToPluginWorker)
+      worker.postMessage({ type: 'init', cfg: this.#cfg, channel, log: this.#options.log, calls, port: port2 } satisfies ToPluginWorker, [port2])
     }).finally(() => {
       live.onDeath = undefined
       live.onResult = undefined
@@ -87,7 +89,6 @@ export class PluginWorker {
     if (this.#unusable !== undefined) return { ok: false, failure: 'unusable', message: this.#unusable }
     if (this.#live === undefined || this.#live.dead) await this.start()
     const live = this.#live!
-    const id = this.#nextId++
     live.worker.ref()
     try {
       return await new Promise<CallOutcome>((resolve, reject) => {
@@ -107,12 +108,6 @@ export class PluginWorker {
           kill('a call was aborted')
           reject(signal!.reason)
         }
-        live.onResult = (m) => {
-          if (m.type !== 'result' || m.id !== id) return
-          done()
-          if (!m.outcome.ok && m.outcome.unusable) this.#unusable = m.outcome.message
-          resolve(m.outcome)
-        }
         live.onDeath = (why, closed) => {
           done()
           if (closed) { resolve({ ok: false, failure: 'unusable', message: why }); return }
@@ -126,7 +121,13 @@ export class PluginWorker {
           }, timeoutMs)
         }
         signal?.addEventListener('abort', onAbort, { once: true })
-        live.worker.postMessage({ type: 'call', id, req } satisfies ToPluginWorker, [req.input.buffer as ArrayBuffer])
+        void live.calls.call(req).then((outcome) => {
+          // undefined: the worker went away; its death (or the timeout, or the abort) settles the call.
+          if (outcome === undefined || live.dead) return
+          done()
+          if (!outcome.ok && outcome.unusable) this.#unusable = outcome.message
+          resolve(outcome)
+        }, (e: unknown) => { done(); reject(e) })
       })
     } finally {
       if (!live.dead) live.worker.unref()
@@ -137,6 +138,7 @@ export class PluginWorker {
     if (live.dead) return
     live.dead = true
     live.onDeath = undefined
+    live.calls.gone()
     void live.server.close().catch(() => {})
     void live.worker.terminate()
   }
@@ -148,6 +150,7 @@ export class PluginWorker {
     const inFlight = live.onDeath
     live.dead = true
     live.onDeath = undefined
+    live.calls.gone()
     inFlight?.('the plugin was closed during the call', true)
     await live.server.close().catch(() => {})
     await live.worker.terminate()

@@ -23,7 +23,7 @@ import { loadPlugin, type LoadedPlugin } from './load.js'
 import { PluginWorker } from './plugin-worker.js'
 import type { CallOptions, HostFunction, Plugin, PluginOptions } from './types.js'
 
-const PLUGIN_KEYS = ['host', 'state', 'config', 'http', 'log', 'maxVarBytes', 'reset'] as const
+const PLUGIN_KEYS = ['host', 'state', 'config', 'http', 'log', 'maxVarBytes', 'reset', 'initialize'] as const
 const DEFAULT_VAR_BYTES = 1 << 20
 const MAX_BLOCK_BYTES = 256 * 1024 * 1024
 
@@ -34,6 +34,7 @@ export interface PreparedPlugin {
   host: ReadonlyMap<string, HostFunction>
   state: 'fresh' | 'keep'
   reset: 'snapshot' | 'instantiate'
+  initialize: string | undefined
   config: [string, string][]
   varBytes: number
   http: ResolvedHttp | undefined
@@ -98,9 +99,14 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   const { problems: httpProblems, http } = resolveHttp(options.http)
   problems.push(...httpProblems)
   if (options.log !== undefined && typeof options.log !== 'function') problems.push('log: must be a function')
+  const initialize = options.initialize
+  if (initialize !== undefined && (typeof initialize !== 'string' || initialize === '_initialize')) problems.push('initialize: must name an export other than _initialize (which runs anyway)')
   if (problems.length > 0) throw new PolicyError(problems)
   const loaded = loadPlugin(module, policy!, new Set(host.keys()), { fuel: policy!.limits.fuel !== undefined, http: http !== undefined })
-  return { loaded, policy: policy!, host, state, reset, config, varBytes, http, log: options.log }
+  if (initialize !== undefined && !loaded.callable.includes(initialize)) {
+    throw new PolicyError([`initialize: the plugin has no export ${JSON.stringify(initialize)} taking no arguments (callable: ${loaded.callable.join(', ') || 'none'})`])
+  }
+  return { loaded, policy: policy!, host, state, reset, initialize, config, varBytes, http, log: options.log }
 }
 
 export function engineConfig(p: PreparedPlugin, isolation: 'worker' | 'in-process'): EngineConfig {
@@ -109,6 +115,7 @@ export function engineConfig(p: PreparedPlugin, isolation: 'worker' | 'in-proces
     policy: { ...p.policy, isolation },
     state: p.state,
     reset: p.reset,
+    initialize: p.initialize,
     config: p.config,
     varBytes: p.varBytes,
     blockBytes: Math.min(p.policy.limits.memoryPages * 65536, MAX_BLOCK_BYTES),

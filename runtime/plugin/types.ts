@@ -54,6 +54,12 @@ export interface PluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'st
    * (slower: for comparison, or for a module whose state caplet cannot restore in place).
    */
   reset?: 'snapshot' | 'instantiate'
+  /**
+   * An export run once at load, after `_initialize`, whose resulting state every `fresh` call
+   * starts from: e.g. `'_start'` for a module whose runtime starts there (AssemblyScript's WASI
+   * shim, a command that sets up tables). Its output is discarded; exit code 0 counts as done.
+   */
+  initialize?: string
   /** Bounds on Extism variables (`var_set`): total bytes of keys and values (default 1 MiB). */
   maxVarBytes?: Size
 }

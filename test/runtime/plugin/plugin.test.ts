@@ -85,6 +85,28 @@ describe('plugin: calls', () => {
     }
   })
 
+  it('worker: 1,000 calls with different inputs, and inputs and outputs past the call channel (2 MiB), each correct', async () => {
+    const p = track(await plugin(STDIO, { limits: { fuel: 1e9, memory: '64MiB' } }))
+    let seed = 777
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0)
+    for (let i = 0; i < 1_000; i++) {
+      const input = new Uint8Array(rand() % 200)
+      for (let k = 0; k < input.length; k++) input[k] = 32 + (rand() % 95)
+      const out = await p.call('transform', input, i % 2 === 0 ? { fuel: 1e7 } : undefined)
+      if (text(out) !== expectedTransform(input)) expect(text(out)).toBe(expectedTransform(input))
+    }
+    const cat = track(await plugin(new URL('../../../samples/cat.wasm', import.meta.url), { limits: { memory: '64MiB' } }))
+    for (const n of [256 * 1024 - 7, 256 * 1024, 2 << 20]) {
+      const big = new Uint8Array(n)
+      for (let k = 0; k < n; k++) big[k] = 97 + (k % 26)
+      expect(Buffer.from(await cat.call('_start', big)).equals(big)).toBe(true)
+    }
+    // A per-call fuel above 2^32 crosses intact; a tiny one runs out.
+    expect(text(await p.call('transform', 'abc', { fuel: 2 ** 33 + 5 }))).toBe(expectedTransform(new TextEncoder().encode('abc')))
+    const e = await failure(p.call('transform', 'abc', { fuel: 1 }))
+    expect([e.failure, e.limit]).toEqual(['limit', 'fuel'])
+  })
+
   it('runs the Extism ABI: input, output, config, status, error_set', async () => {
     const p = track(await plugin(EXTISM, { isolation: 'in-process', config: { greeting: 'hello' } }))
     expect(text(await p.call('shift', 'abc'))).toBe('bcd#3')
