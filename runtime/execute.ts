@@ -239,6 +239,8 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       bytesWritten: host.stats.bytesWritten,
     }
     if (sockets !== undefined) {
+      // Write-behind sends and closes the guest left queued reach the service before the counts.
+      sockets.backend.settle()
       try {
         stats.sockets = sockets.backend.stats()
       } catch { /* the service is gone (the run is ending): the embedder has its own count */ }

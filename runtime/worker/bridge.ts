@@ -3,8 +3,10 @@
  * (sockets, async host functions, browser storage). The guest side writes one request into a
  * SharedArrayBuffer and blocks on `Atomics.wait`; the serving side (the embedder's thread, or a
  * helper thread for in-process runs) wakes through `Atomics.waitAsync`, runs the handler, writes
- * one reply back and notifies. One request at a time per channel; every request and reply is
- * bounded by the channel's capacity. Platform-neutral: no `node:` import (the browser reuses it).
+ * one reply back and notifies. Requests the caller need not wait for (`post`) are batched and go
+ * with the next message; the server answers them in order. Every message is bounded by the
+ * channel's capacity. Platform-neutral: no `node:` import (the browser reuses it). Wire format
+ * and states: docs/internals.md, "The synchronous bridge".
  * It must never let a handler's failure or a closed server leave the caller blocked or a reply
  * larger than the buffer.
  */
@@ -30,7 +32,10 @@ export interface BridgeReply {
   bytes?: Uint8Array
 }
 
-/** A service: method name -> handler, sync or async. */
+/**
+ * A service: method name -> handler, sync or async. A handler's `bytes` are its own copy (never
+ * a view of the shared buffer): it may keep them past its return.
+ */
 export interface BridgeService {
   // Handlers validate their own arguments: they come from the guest's thread.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -78,10 +83,16 @@ const JSON_LEN = 2
 const BYTES_LEN = 3
 const HEADER_BYTES = 16
 
+/** The guest side owns the buffer (and may be filling it with posted requests). */
 const IDLE = 0
+/** A batch whose last entry wants a reply: the server answers it with REPLY. */
 const REQUEST = 1
 const REPLY = 2
 const CLOSED = 3
+/** A batch of posted requests only: the server copies it out, sets SERVING, and answers nothing. */
+const POSTED = 4
+/** The server is working through a posted batch it copied out; the buffer is the guest's again. */
+const SERVING = 5
 
 /** AUX values: whether a helper thread has built its services. */
 export const HELPER_STARTING = 0
@@ -105,78 +116,226 @@ export function createBridge(options: { capacity?: number } = {}): BridgeChannel
   return { sab: new SharedArrayBuffer(HEADER_BYTES + capacity), capacity }
 }
 
-/** Writes one message (JSON header + raw bytes); false when it does not fit. */
-function writeMessage(channel: BridgeChannel, header: Int32Array, json: Uint8Array, bytes: Uint8Array | undefined): boolean {
-  const n = bytes?.byteLength ?? 0
-  if (json.byteLength + n > channel.capacity) return false
+/**
+ * Writes one message: raw bytes first (from offset 0, where posted requests' bytes already sit),
+ * then the JSON header after them. `bytes` undefined with `bytesLen` > 0: the bytes are in place.
+ */
+function writeMessage(channel: BridgeChannel, header: Int32Array, json: Uint8Array, bytes: Uint8Array | undefined, bytesLen = bytes?.byteLength ?? 0): boolean {
+  if (json.byteLength + bytesLen > channel.capacity) return false
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
-  data.set(json, 0)
-  if (bytes) data.set(bytes, json.byteLength)
+  if (bytes) data.set(bytes, 0)
+  data.set(json, bytesLen)
   header[JSON_LEN] = json.byteLength
-  header[BYTES_LEN] = bytes ? n : -1
+  header[BYTES_LEN] = bytesLen
   return true
 }
 
 /** Reads one message back, copying out of shared memory (decoders refuse shared views). */
-function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknown; bytes: Uint8Array | undefined } {
+function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknown; bytes: Uint8Array } {
   const jsonLen = header[JSON_LEN]!
   const bytesLen = header[BYTES_LEN]!
-  if (jsonLen < 0 || jsonLen > channel.capacity || bytesLen > channel.capacity - jsonLen) {
+  if (jsonLen < 0 || bytesLen < 0 || jsonLen > channel.capacity || bytesLen > channel.capacity - jsonLen) {
     throw new BridgeCallError('malformed bridge message')
   }
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
-  const json = JSON.parse(decoder.decode(data.slice(0, jsonLen))) as unknown
-  const bytes = bytesLen < 0 ? undefined : data.slice(jsonLen, jsonLen + bytesLen)
+  const json = JSON.parse(decoder.decode(data.slice(bytesLen, bytesLen + jsonLen))) as unknown
+  // One copy of every entry's bytes; entries get views of it (never of the shared buffer).
+  const bytes = data.slice(0, bytesLen)
   return { json, bytes }
 }
+
+/** How a posted request's outcome comes back (with the next reply): its value, or its failure. */
+export type PostedOutcome = (value: unknown, error: BridgeCallError | undefined) => void
+
+/** A failure or value of posted requests, as the server reports it: `[seq, value]` or `[seq, null, error]`. */
+type PostedResult = [number, unknown] | [number, null, { name: string; message: string; errno?: number }]
+
+/** Room kept for the batch's JSON framing beside its entries. */
+const FRAME_ROOM = 32
 
 /** The guest side: blocking calls. Use it only on a thread that may block (a worker). */
 export class BridgeClient {
   readonly #channel: BridgeChannel
   readonly #header: Int32Array
+  readonly #data: Uint8Array
   /** The largest `bytes` payload that fits beside a small args object. */
   readonly maxBytes: number
+  /** Posted entries not yet handed over (their bytes already at the start of the buffer). */
+  #entries: string[] = []
+  #entriesLen = 0
+  #bytesAt = 0
+  #seq = 0
+  /** Outcome callbacks of posted requests, by sequence number, until the server reports them. */
+  readonly #outcomes = new Map<number, PostedOutcome>()
+  /** Posted requests handed over since the last reply: `settle` has something to wait for. */
+  #inFlight = false
+  /** Failures of posted requests nobody asked about: thrown by the next `call` or `settle`. */
+  #unclaimed: BridgeCallError | undefined
 
   constructor(channel: BridgeChannel) {
     this.#channel = channel
     this.#header = new Int32Array(channel.sab, 0, 4)
+    this.#data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
     this.maxBytes = channel.capacity - 256
   }
 
   /**
-   * Sends one request and blocks until the reply.
-   * @throws BridgeCallError when the handler failed (with its errno, if any) or the request does
-   *   not fit; BridgeClosedError when the serving side closed.
+   * Sends one request and blocks until the reply. Requests posted before it go first, in the
+   * same round trip, and the server answers them in order.
+   * @throws BridgeCallError when the handler failed (with its errno, if any), the request does
+   *   not fit, or a posted request without an outcome callback failed; BridgeClosedError when
+   *   the serving side closed.
    */
   call(service: string, method: string, args?: unknown, bytes?: Uint8Array): { value: unknown; bytes: Uint8Array | undefined } {
-    const h = this.#header
-    if (Atomics.load(h, STATE) === CLOSED) throw new BridgeClosedError()
-    const json = encoder.encode(JSON.stringify([service, method, args ?? null]))
-    if (!writeMessage(this.#channel, h, json, bytes)) {
-      throw new BridgeCallError(`payload too large: ${json.byteLength + (bytes?.byteLength ?? 0)} bytes, the bridge carries ${this.#channel.capacity}`)
+    const entry = JSON.stringify([service, method, args ?? null, bytes ? bytes.byteLength : -1, -1])
+    const n = bytes?.byteLength ?? 0
+    if (!this.#fits(entry, n)) {
+      this.#handOver(true)
+      if (!this.#fits(entry, n)) {
+        throw new BridgeCallError(`payload too large: ${entry.length + n} bytes, the bridge carries ${this.#channel.capacity}`)
+      }
     }
-    // A server closing between our check and this store must not be overwritten.
-    if (Atomics.compareExchange(h, STATE, IDLE, REQUEST) !== IDLE) throw new BridgeClosedError()
+    this.#append(entry, bytes)
+    const reply = this.#handOver(true)!
+    const body = reply.json as { v?: unknown; e?: { name?: unknown; message?: unknown; errno?: unknown } } | null
+    const last = reply.last
+    if (body && typeof body === 'object' && body.e) {
+      const { name, message, errno } = body.e
+      this.#unclaimed = undefined
+      throw new BridgeCallError(String(message), typeof errno === 'number' ? errno : undefined, String(name))
+    }
+    this.#throwUnclaimed()
+    return { value: body?.v, bytes: last }
+  }
+
+  /**
+   * Queues a request whose answer the caller does not wait for; it travels with the next
+   * `call`, `flush` or `settle` (or at once when the batch is full) and runs before them, in
+   * order. `outcome`, if given, learns its value (when it has one) or failure when the next
+   * reply arrives;
+   * without it, a failure is thrown by the next `call` or `settle`.
+   * @throws BridgeCallError when the request alone does not fit; BridgeClosedError when closed.
+   */
+  post(service: string, method: string, args?: unknown, bytes?: Uint8Array, outcome?: PostedOutcome): void {
+    const seq = this.#seq++
+    const entry = JSON.stringify([service, method, args ?? null, bytes ? bytes.byteLength : -1, seq, outcome ? 1 : 0])
+    const n = bytes?.byteLength ?? 0
+    if (!this.#fits(entry, n)) {
+      // A full batch goes over as a round trip: its failures come back now, and a service that
+      // waits (back-pressure) holds the guest here rather than growing a queue.
+      this.#handOver(true)
+      if (!this.#fits(entry, n)) {
+        throw new BridgeCallError(`payload too large: ${entry.length + n} bytes, the bridge carries ${this.#channel.capacity}`)
+      }
+    }
+    if (outcome) this.#outcomes.set(seq, outcome)
+    this.#append(entry, bytes)
+  }
+
+  /** Hands the posted requests to the server without waiting for them (it serves them meanwhile). */
+  flush(): void {
+    if (this.#entries.length > 0) this.#handOver(false)
+  }
+
+  /**
+   * Waits until every posted request has run; reports their outcomes.
+   * @throws BridgeCallError when a posted request without an outcome callback failed.
+   */
+  settle(): void {
+    if (this.#entries.length > 0 || this.#inFlight) this.#handOver(true)
+    this.#throwUnclaimed()
+  }
+
+  #throwUnclaimed(): void {
+    const e = this.#unclaimed
+    if (e !== undefined) {
+      this.#unclaimed = undefined
+      throw e
+    }
+  }
+
+  #fits(entry: string, n: number): boolean {
+    // UTF-16 length bounds the UTF-8 length only for ASCII; args are small, 3x covers the rest.
+    return this.#bytesAt + n + (this.#entriesLen + entry.length + 1) * 3 + FRAME_ROOM <= this.#channel.capacity
+  }
+
+  #append(entry: string, bytes: Uint8Array | undefined): void {
+    // The buffer is ours while the server is idle or serving an earlier batch it copied out.
+    this.#awaitOwnership()
+    if (bytes) {
+      this.#data.set(bytes, this.#bytesAt)
+      this.#bytesAt += bytes.byteLength
+    }
+    this.#entries.push(entry)
+    this.#entriesLen += entry.length + 1
+  }
+
+  /** Blocks while the server still has to copy out an earlier batch. */
+  #awaitOwnership(): void {
+    const h = this.#header
+    let state: number
+    while ((state = Atomics.load(h, STATE)) === POSTED) Atomics.wait(h, STATE, POSTED)
+    if (state === CLOSED) throw new BridgeClosedError()
+  }
+
+  /**
+   * Sends the pending batch: as a REQUEST (wait for the reply) or POSTED (return at once).
+   * An empty REQUEST is answered with the outcomes of posted requests only.
+   */
+  #handOver(wait: boolean): { json: unknown; last: Uint8Array | undefined } | undefined {
+    const h = this.#header
+    this.#awaitOwnership()
+    const json = encoder.encode(`{"r":${wait ? 1 : 0},"q":[${this.#entries.join(',')}]}`)
+    if (!writeMessage(this.#channel, h, json, undefined, this.#bytesAt)) {
+      throw new BridgeCallError(`batch too large for the bridge (${this.#channel.capacity} bytes)`)
+    }
+    this.#entries = []
+    this.#entriesLen = 0
+    this.#bytesAt = 0
+    const to = wait ? REQUEST : POSTED
+    // The server may move SERVING to IDLE meanwhile; a CLOSED server must not be overwritten.
+    for (;;) {
+      const state = Atomics.load(h, STATE)
+      if (state !== IDLE && state !== SERVING) throw new BridgeClosedError()
+      if (Atomics.compareExchange(h, STATE, state, to) === state) break
+    }
     Atomics.notify(h, STATE)
+    if (!wait) {
+      this.#inFlight = true
+      return undefined
+    }
     let state: number
     while ((state = Atomics.load(h, STATE)) === REQUEST) Atomics.wait(h, STATE, REQUEST)
     if (state !== REPLY) throw new BridgeClosedError()
-    let reply: { json: unknown; bytes: Uint8Array | undefined }
+    let reply: { json: unknown; bytes: Uint8Array }
     try {
       reply = readMessage(this.#channel, h)
     } finally {
       if (Atomics.compareExchange(h, STATE, REPLY, IDLE) === REPLY) Atomics.notify(h, STATE)
     }
-    const body = reply.json as { v?: unknown; e?: { name?: unknown; message?: unknown; errno?: unknown } } | null
-    if (body && typeof body === 'object' && body.e) {
-      const { name, message, errno } = body.e
-      throw new BridgeCallError(String(message), typeof errno === 'number' ? errno : undefined, String(name))
+    this.#inFlight = false
+    const body = reply.json as { p?: unknown; n?: unknown } | null
+    if (body && typeof body === 'object' && Array.isArray(body.p)) this.#report(body.p as PostedResult[])
+    const n = body && typeof body === 'object' && typeof body.n === 'number' ? body.n : -1
+    return { json: reply.json, last: n < 0 ? undefined : reply.bytes.subarray(0, n) }
+  }
+
+  #report(results: PostedResult[]): void {
+    for (const r of results) {
+      if (!Array.isArray(r) || typeof r[0] !== 'number') continue
+      const cb = this.#outcomes.get(r[0])
+      this.#outcomes.delete(r[0])
+      const e = r.length > 2 ? r[2] as { name?: unknown; message?: unknown; errno?: unknown } | null : null
+      const error = e ? new BridgeCallError(String(e.message), typeof e.errno === 'number' ? e.errno : undefined, String(e.name)) : undefined
+      if (cb) cb(error ? undefined : r[1], error)
+      else if (error) this.#unclaimed ??= error
     }
-    return { value: body?.v, bytes: reply.bytes }
+    // Entries that ran without a report (succeeded, no callback asked for a value) are done too.
+    if (this.#entries.length === 0) this.#outcomes.clear()
   }
 }
 
-/** The serving side: answers one request at a time until closed. */
+/** The serving side: answers requests in order until closed. */
 export class BridgeServer {
   readonly #channel: BridgeChannel
   readonly #header: Int32Array
@@ -184,6 +343,8 @@ export class BridgeServer {
   #closed = false
   #serving: Promise<void> | undefined
   #closing: Promise<void> | undefined
+  /** Outcomes of posted requests to report with the next reply. */
+  #posted: PostedResult[] = []
 
   constructor(channel: BridgeChannel, services: Record<string, ServedService>) {
     this.#channel = channel
@@ -201,8 +362,8 @@ export class BridgeServer {
     while (!this.#closed) {
       const state = Atomics.load(h, STATE)
       if (state === CLOSED) return
-      if (state === REQUEST) {
-        await this.#answer()
+      if (state === REQUEST || state === POSTED) {
+        await this.#answer(state === REQUEST)
         continue
       }
       const wait = waitAsync(h, STATE, state)
@@ -210,37 +371,79 @@ export class BridgeServer {
     }
   }
 
-  async #answer(): Promise<void> {
-    let reply: BridgeReply | void = undefined
-    let error: { name: string; message: string; errno?: number } | undefined
+  /** Runs one handler; its reply, or its failure as the wire carries it. */
+  async #run(entry: unknown, bytes: Uint8Array, at: number): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
+    let used = 0
     try {
-      const { json, bytes } = readMessage(this.#channel, this.#header)
-      if (!Array.isArray(json) || json.length !== 3 || typeof json[0] !== 'string' || typeof json[1] !== 'string') {
+      if (!Array.isArray(entry) || entry.length < 5 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string' || typeof entry[3] !== 'number') {
         throw new BridgeFault('malformed bridge request')
       }
-      const [service, method, args] = json as [string, string, unknown]
+      const [service, method, args, len] = entry as [string, string, unknown, number]
+      if (len > bytes.byteLength - at) throw new BridgeFault('malformed bridge request')
+      used = len < 0 ? 0 : len
       const target = Object.hasOwn(this.#services, service) ? this.#services[service] : undefined
       const handler = target && method !== 'dispose' && Object.hasOwn(target, method) ? target[method] : undefined
       if (typeof handler !== 'function') throw new BridgeFault(`no such bridge method: ${service}.${method}`)
-      reply = await handler.call(target, args, bytes)
+      return { reply: await handler.call(target, args, len < 0 ? undefined : bytes.subarray(at, at + len)), used }
     } catch (e) {
-      error = e instanceof Error
+      const error = e instanceof Error
         ? { name: e.name, message: e.message, ...(e instanceof BridgeFault && e.errno !== undefined ? { errno: e.errno } : {}) }
         : { name: 'Error', message: String(e) }
+      return { error, used }
+    }
+  }
+
+  async #answer(wantsReply: boolean): Promise<void> {
+    const h = this.#header
+    let batch: unknown[] = []
+    let bytes: Uint8Array = new Uint8Array(0)
+    let failure: { name: string; message: string } | undefined
+    try {
+      const m = readMessage(this.#channel, h)
+      const json = m.json as { r?: unknown; q?: unknown } | null
+      if (!json || typeof json !== 'object' || !Array.isArray(json.q)) throw new BridgeFault('malformed bridge request')
+      batch = json.q
+      bytes = m.bytes
+    } catch (e) {
+      failure = { name: 'BridgeFault', message: e instanceof Error ? e.message : String(e) }
+    }
+    // Copied out: the guest may fill the buffer again while the batch runs.
+    if (!wantsReply && Atomics.compareExchange(h, STATE, POSTED, SERVING) === POSTED) Atomics.notify(h, STATE)
+    let last: { reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number } } | undefined
+    let at = 0
+    for (let i = 0; i < batch.length && failure === undefined; i++) {
+      const entry = batch[i]
+      const isCall = wantsReply && i === batch.length - 1 && Array.isArray(entry) && entry[4] === -1
+      const r = await this.#run(entry, bytes, at)
+      at += r.used
+      if (this.#closed) return
+      if (isCall) last = r
+      else {
+        const seq = Array.isArray(entry) && typeof entry[4] === 'number' ? entry[4] : -1
+        if (r.error) this.#posted.push([seq, null, r.error])
+        else if (Array.isArray(entry) && entry[5] === 1 && r.reply && r.reply.value !== undefined) this.#posted.push([seq, r.reply.value])
+      }
     }
     if (this.#closed) return
-    const h = this.#header
-    let json: Uint8Array
-    let bytes: Uint8Array | undefined
-    try {
-      json = encoder.encode(JSON.stringify(error ? { e: error } : { v: reply ? reply.value : undefined }))
-      bytes = error ? undefined : reply ? reply.bytes : undefined
-    } catch (e) {
-      json = encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply not serialisable: ${e instanceof Error ? e.message : String(e)}` } }))
-      bytes = undefined
+    if (!wantsReply) {
+      if (Atomics.compareExchange(h, STATE, SERVING, IDLE) === SERVING) Atomics.notify(h, STATE)
+      return
     }
-    if (!writeMessage(this.#channel, h, json, bytes)) {
-      writeMessage(this.#channel, h, encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply too large for the bridge (${this.#channel.capacity} bytes)` } })), undefined)
+    const p = this.#posted
+    this.#posted = []
+    let json: Uint8Array
+    let out: Uint8Array | undefined
+    const error = failure ?? last?.error
+    try {
+      const reply = last?.reply
+      out = error ? undefined : reply ? reply.bytes : undefined
+      json = encoder.encode(JSON.stringify({ ...(error ? { e: error } : { v: reply ? reply.value : undefined }), ...(p.length > 0 ? { p } : {}), n: out ? out.byteLength : -1 }))
+    } catch (e) {
+      json = encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply not serialisable: ${e instanceof Error ? e.message : String(e)}` }, p, n: -1 }))
+      out = undefined
+    }
+    if (!writeMessage(this.#channel, h, json, out)) {
+      writeMessage(this.#channel, h, encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply too large for the bridge (${this.#channel.capacity} bytes)` }, p, n: -1 })), undefined)
     }
     if (Atomics.compareExchange(h, STATE, REQUEST, REPLY) === REQUEST) Atomics.notify(h, STATE)
   }

@@ -20,6 +20,15 @@ export interface SyncChannel {
   call(service: string, method: string, args?: unknown, bytes?: Uint8Array): { value: unknown; bytes: Uint8Array | undefined }
   /** The largest `bytes` payload one request can carry. */
   readonly maxBytes: number
+  /**
+   * Queues a request that runs before the next `call`, in order, without waiting for it;
+   * `outcome` learns its value or failure with the next reply. Without it, sends block.
+   */
+  post?(service: string, method: string, args?: unknown, bytes?: Uint8Array, outcome?: (value: unknown, error: unknown) => void): void
+  /** Hands queued requests over without waiting. */
+  flush?(): void
+  /** Waits until every queued request has run. */
+  settle?(): void
 }
 
 /**
@@ -28,6 +37,7 @@ export interface SyncChannel {
  *  - `accept { id, nb }` → `{ id }` (a new connection) | `{ e }`
  *  - `recv { id, max, peek, all, nb }` → bytes (none: EOF) | `{ e }`
  *  - `send { id, nb }` + bytes → `{ n }` | `{ e }`
+ *  - `write { id }` + bytes → nothing | `{ e }`: a posted (write-behind) send of all the bytes
  *  - `shutdown { id, how }` → `{}` | `{ e }`;  `close { id }` → `{}`
  *  - `poll { q: [id, write 0|1][], t: ms | -1, pf: bytes }` → `{ r: [ready 0|1, nbytes, hangup 0|1, errno, prefetched?][] }`
  *    + the prefetched bytes of readable connections, in order (taken from the service's queue;
@@ -99,9 +109,37 @@ export class RemoteSockets implements SocketBackend {
    */
   release(id: number): void {
     this.#ahead.delete(id)
+    this.#failed.delete(id)
     try {
-      this.#channel.call(NET_SERVICE, 'close', { id })
+      // Posted: it runs after the sends queued before it, and nothing waits for it.
+      if (this.#channel.post) this.#channel.post(NET_SERVICE, 'close', { id }, undefined, ignore)
+      else this.#channel.call(NET_SERVICE, 'close', { id })
     } catch { /* the service is gone, and its sockets with it */ }
+  }
+
+  /** Hands queued sends to the service without waiting (the guest is about to sleep). */
+  flush(): void {
+    try {
+      this.#channel.flush?.()
+    } catch { /* a closed channel: the next call reports it */ }
+  }
+
+  /** Waits until every queued send has reached the service (the end of a run). Never throws. */
+  settle(): void {
+    try {
+      this.#channel.settle?.()
+    } catch { /* the service is gone, and its sockets with it */ }
+  }
+
+  /** Errnos of write-behind sends that failed, by connection: the next call on it reports one. */
+  readonly #failed = new Map<number, number>()
+
+  #takeFailure(id: number, recv: boolean): void {
+    const e = this.#failed.get(id)
+    // A broken pipe is about sending; a reset ends both directions.
+    if (e === undefined || (recv && e !== Errno.CONNRESET)) return
+    this.#failed.delete(id)
+    throw new WasiError(e as Errno, `send: ${e}`)
   }
 
   /** Asks the service for the granted sockets (blocks until they are listening / connected). */
@@ -200,6 +238,7 @@ export class RemoteSockets implements SocketBackend {
           if (!o.peek) sockets.bytesIn += ahead.byteLength
           return ahead
         }
+        sockets.#takeFailure(id, true)
         const { bytes } = sockets.call('recv', { id, max: want, peek: o.peek, all: o.waitAll, nb: o.nonblock })
         if (bytes === undefined) return EMPTY
         // SECURITY: never more than asked, whatever the other side sent.
@@ -211,6 +250,22 @@ export class RemoteSockets implements SocketBackend {
         if (closed) throw new WasiError(Errno.BADF, 'closed')
         if (sockets.bytesOut + data.byteLength > sockets.#maxOut) {
           throw new LimitExceeded('network', 'the guest sent more than its limit of bytes out')
+        }
+        sockets.#takeFailure(id, false)
+        const post = sockets.#channel.post
+        if (!nonblock && post !== undefined) {
+          // Write-behind: the bytes are queued (copied) and the call returns; the service sends
+          // them in order and holds the guest at its next call while the peer is behind by more
+          // than the per-socket cap. A failure is reported by the next call on this socket.
+          const failed = (value: unknown, error: unknown) => {
+            const e = errnoOf(value) ?? (error === undefined ? undefined : Errno.PIPE)
+            if (e !== undefined && !sockets.#failed.has(id)) sockets.#failed.set(id, e)
+          }
+          for (let at = 0; at < data.byteLength; at += sockets.#chunk) {
+            post.call(sockets.#channel, NET_SERVICE, 'write', { id }, data.subarray(at, at + sockets.#chunk), failed)
+          }
+          sockets.bytesOut += data.byteLength
+          return data.byteLength
         }
         let sent = 0
         while (sent < data.byteLength) {
@@ -231,6 +286,7 @@ export class RemoteSockets implements SocketBackend {
       },
       shutdown(how: number): void {
         if (closed) throw new WasiError(Errno.BADF, 'closed')
+        sockets.#takeFailure(id, false)
         sockets.call('shutdown', { id, how })
         if ((how & 1) !== 0) sockets.#ahead.delete(id)
       },
@@ -245,6 +301,7 @@ export class RemoteSockets implements SocketBackend {
 }
 
 const EMPTY = new Uint8Array(0)
+const ignore = (): void => {}
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.byteLength + b.byteLength)

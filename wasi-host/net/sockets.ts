@@ -37,6 +37,8 @@ export interface SocketBackend {
    * `0n`: do not wait), and returns one readiness per interest, in order.
    */
   poll(interests: readonly SocketInterest[], timeoutNs: bigint | undefined): SocketReadiness[]
+  /** Hands on what the backend holds back (write-behind sends) before the guest sleeps. */
+  flush?(): void
 }
 
 export interface ListenerSocket {

@@ -104,6 +104,10 @@ function fail(errno: number): Reply {
   return { value: { e: errno } }
 }
 
+function errnoIn(r: Reply): boolean {
+  return typeof r.value === 'object' && r.value !== null && 'e' in r.value
+}
+
 export class NetService {
   readonly #config: Required<Omit<NetServiceConfig, 'idleTimeoutMs'>> & { idleTimeoutMs: number | undefined }
   readonly #objects = new Map<number, Connection | Listener>()
@@ -270,6 +274,13 @@ export class NetService {
 
   #take(c: Connection, max: number, peek: boolean): Uint8Array {
     const n = Math.min(max, c.buffered)
+    const first = c.chunks[0]
+    if (first !== undefined && first.byteLength - c.head >= n) {
+      // Within one chunk: a view, no copy (Node never reuses a chunk it emitted).
+      const out = first.subarray(c.head, c.head + n)
+      if (!peek) this.#consumed(c, first.byteLength - c.head === n ? 1 : 0, first.byteLength - c.head === n ? 0 : c.head + n, n)
+      return out
+    }
     const out = new Uint8Array(n)
     let at = 0
     let i = 0
@@ -282,16 +293,18 @@ export class NetService {
       head += k
       if (head === b.byteLength) { i++; head = 0 }
     }
-    if (!peek) {
-      c.chunks.splice(0, i)
-      c.head = head
-      c.buffered -= n
-      if (c.paused && c.buffered < this.#config.bufferBytes) {
-        c.paused = false
-        c.socket.resume()
-      }
-    }
+    if (!peek) this.#consumed(c, i, head, n)
     return out
+  }
+
+  #consumed(c: Connection, chunks: number, head: number, n: number): void {
+    if (chunks > 0) c.chunks.splice(0, chunks)
+    c.head = head
+    c.buffered -= n
+    if (c.paused && c.buffered < this.#config.bufferBytes) {
+      c.paused = false
+      c.socket.resume()
+    }
   }
 
   // ---- the bridge methods (see NET_PROTOCOL in remote-sockets.ts) ---------------------------
@@ -345,14 +358,21 @@ export class NetService {
     if (c.writeShut || s.destroyed || !s.writable) return fail(Errno.PIPE)
     if (n === 0) return { value: { n: 0 } }
     if (args.nb === true && s.writableLength >= cap) return fail(Errno.AGAIN)
-    // Copied: the request's bytes may be a view of a buffer the next request reuses.
-    s.write(Buffer.from(bytes!))
+    // Not copied again: the bridge hands every request's bytes as a fresh copy, never a view
+    // of its shared buffer, so the socket may keep them until they are written.
+    s.write(Buffer.from(bytes!.buffer, bytes!.byteOffset, n))
     this.#stats.bytesOut += n
     // Back-pressure: a peer that does not read makes the guest wait here, not the host buffer.
     while (args.nb !== true && s.writableLength >= cap && c.errno === 0 && !s.destroyed && !this.#disposed) {
       await this.#waitAny([c], -1)
     }
     return { value: { n } }
+  }
+
+  /** A posted send (write-behind): all of `bytes`, waiting for room; nothing back unless it failed. */
+  async write(args: { id?: unknown }, bytes: Uint8Array | undefined): Promise<Reply> {
+    const r = await this.send({ id: args?.id, nb: false }, bytes)
+    return errnoIn(r) ? r : {}
   }
 
   shutdown(args: { id?: unknown; how?: unknown }): Reply {
@@ -452,6 +472,7 @@ export class NetService {
         r[i]![4] = bytes.byteLength
       })
       if (total === 0) return { value: { r } }
+      if (taken.length === 1) return { value: { r }, bytes: taken[0]! }
       const out = new Uint8Array(total)
       let at = 0
       for (const b of taken) { out.set(b, at); at += b.byteLength }
@@ -492,7 +513,7 @@ export type NetBridgeService = Record<(typeof NET_METHODS)[number], (args: any, 
   dispose(): Promise<void>
 }
 
-const NET_METHODS = ['open', 'accept', 'recv', 'send', 'shutdown', 'close', 'poll', 'stats'] as const
+const NET_METHODS = ['open', 'accept', 'recv', 'send', 'write', 'shutdown', 'close', 'poll', 'stats'] as const
 
 /** `service` as a bridge service exposing exactly the wire methods (nothing else is callable). */
 export function asBridgeService(service: NetService): NetBridgeService {

@@ -116,7 +116,11 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
     let earliest = clocks[0]!.deadline
     for (const c of clocks) if (c.deadline < earliest) earliest = c.deadline
     const wait = earliest - h.clocks.monotonic()
-    if (wait > 0n) h.clocks.sleep(wait)
+    // Sends held back for batching go out before the guest sleeps, not after.
+    if (wait > 0n) {
+      h.net?.flush?.()
+      h.clocks.sleep(wait)
+    }
     const after = h.clocks.monotonic()
     for (const c of clocks) {
       if (c.deadline <= after) ready.push({ userdata: c.userdata, error: Errno.SUCCESS, type: Eventtype.CLOCK, nbytes: 0n })

@@ -199,3 +199,127 @@ describe('the bridge helper thread (in-process runs)', () => {
     expect(() => startBridgeHelperSync([{ name: 'x', factory: 'no-such-service' }])).toThrow('unknown bridge service factory: no-such-service')
   })
 })
+
+describe('posted requests (fire-and-forget, batched, answered in order)', () => {
+  function recorder(log: unknown[]): ServedService {
+    return {
+      note: (args, bytes) => { log.push([args, bytes ? [...bytes] : null]) },
+      value: (args: { n: number }) => ({ value: args.n * 2 }),
+      slow: (args: { ms: number; n: number }) => new Promise<void>((r) => setTimeout(() => { log.push(['slow', args.n]); r() }, args.ms)),
+      refuse: (args: { n: number }) => { throw new BridgeFault(`refused ${args.n}`, 64) },
+      count: () => ({ value: log.length }),
+    }
+  }
+
+  it('runs posted requests before the next call, in order, bytes intact, in one round trip', async () => {
+    const channel = createBridge({ capacity: 4096 })
+    const log: unknown[] = []
+    const server = new BridgeServer(channel, { svc: recorder(log) })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      for (let i = 0; i < 20; i++) client.post('svc', 'note', i, new Uint8Array([i, 255 - i]))
+      // Nothing has crossed yet: posting does not wake the server.
+      const sab = new Int32Array(new SharedArrayBuffer(4))
+      Atomics.wait(sab, 0, 0, 50)
+      const before = client.call('svc', 'count').value
+      return { before }
+    `)
+    // The call's own count sees all twenty posted notes: they ran first, in order.
+    expect(await result).toEqual({ before: 20 })
+    expect(log).toEqual(Array.from({ length: 20 }, (_, i) => [i, [i, 255 - i]]))
+    await server.close()
+  })
+
+  it('flush hands posted requests over without waiting; settle waits for them', async () => {
+    const channel = createBridge()
+    const log: unknown[] = []
+    const server = new BridgeServer(channel, { svc: recorder(log) })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      client.post('svc', 'slow', { ms: 150, n: 1 })
+      client.flush()
+      const t0 = Date.now()
+      client.post('svc', 'note', 'after')
+      const posted = Date.now() - t0
+      client.settle()
+      return { postedQuickly: posted < 100 }
+    `)
+    expect(await result).toEqual({ postedQuickly: true })
+    expect(log).toEqual([['slow', 1], ['after', null]])
+    await server.close()
+  })
+
+  it('reports a posted failure: to its outcome callback, else thrown by the next call or settle', async () => {
+    const channel = createBridge()
+    const log: unknown[] = []
+    const server = new BridgeServer(channel, { svc: recorder(log) })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      const out = []
+      client.post('svc', 'refuse', { n: 1 }, undefined, (v, e) => out.push(['cb', v ?? null, e?.name, e?.message, e?.errno]))
+      client.post('svc', 'value', { n: 21 }, undefined, (v, e) => out.push(['value', v, e ?? null]))
+      client.post('svc', 'note', 'ok', undefined, () => out.push(['unexpected']))
+      out.push(['call', client.call('svc', 'count').value])
+      client.post('svc', 'refuse', { n: 2 })
+      try { client.call('svc', 'count'); out.push('no throw') } catch (e) { out.push(['thrown', e.name, e.message, e.errno]) }
+      client.post('svc', 'refuse', { n: 3 })
+      client.flush()
+      try { client.settle(); out.push('no throw') } catch (e) { out.push(['settle', e.message]) }
+      client.settle()
+      out.push(['after', client.call('svc', 'count').value])
+      return out
+    `)
+    expect(await result).toEqual([
+      ['cb', null, 'BridgeCallError', 'refused 1', 64],
+      ['value', 42, null],
+      ['call', 1],
+      ['thrown', 'BridgeCallError', 'refused 2', 64],
+      ['settle', 'refused 3'],
+      ['after', 1],
+    ])
+    await server.close()
+  })
+
+  it('holds the guest when posted work piles up past the channel (back-pressure), losing nothing', async () => {
+    const channel = createBridge({ capacity: 1024 })
+    const log: unknown[] = []
+    const server = new BridgeServer(channel, { svc: recorder(log) })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      const t0 = Date.now()
+      // Each request carries 600 bytes: two cannot share one batch, so each post after the
+      // first waits for the one before it to be served (20 ms each).
+      for (let i = 0; i < 5; i++) { client.post('svc', 'slow', { ms: 20, n: i }, new Uint8Array(600)) }
+      const held = Date.now() - t0
+      client.settle()
+      return { held: held >= 60 }
+    `)
+    expect(await result).toEqual({ held: true })
+    expect(log).toEqual([0, 1, 2, 3, 4].map((n) => ['slow', n]))
+    await server.close()
+  })
+
+  it('ends cleanly when the server closes with posted work queued or running', async () => {
+    const channel = createBridge()
+    const log: unknown[] = []
+    let started!: () => void
+    const running = new Promise<void>((r) => { started = r })
+    const server = new BridgeServer(channel, { svc: { ...recorder(log), hang: () => { started(); return new Promise<void>(() => {}) } } })
+    void server.serve()
+    const { result } = guestThread(channel, `
+      client.post('svc', 'hang')
+      client.flush()
+      // Closed at any point from here on, the guest gets BridgeClosedError, never a hang.
+      try { client.post('svc', 'note', 'queued'); client.settle(); return 'settled' } catch (e) {
+        let again
+        try { client.post('svc', 'note', 'x'); client.flush() } catch (e2) { again = e2.name }
+        return [e.name, again]
+      }
+    `)
+    await running
+    await new Promise((r) => setTimeout(r, 50))
+    await server.close()
+    expect(await result).toEqual(['BridgeClosedError', 'BridgeClosedError'])
+    expect(log).toEqual([])
+  })
+})
