@@ -3,7 +3,7 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type StdinSource } from '../wasi-host/index.js'
+import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type HeldOutput, type StdinSource } from '../wasi-host/index.js'
 import { createNodeClocks } from '../wasi-host/node/index.js'
 import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
@@ -78,6 +78,8 @@ export interface Sinks {
   stderr: (chunk: Uint8Array) => void
   /** Trace lines, when the caller traces into a function. */
   trace?: (line: string) => void
+  /** What `stdout`/`stderr` hold back, for the host to flush before every other call (`output-hold.ts`). */
+  held?: HeldOutput
 }
 
 /** One guest to run: what a worker receives, and what an in-process run passes directly. */
@@ -163,6 +165,7 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       stdin,
       stdout: sinks.stdout,
       stderr: sinks.stderr,
+      ...(sinks.held !== undefined ? { heldOutput: sinks.held } : {}),
       ttys: policy.ttys,
       clocks,
       ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),

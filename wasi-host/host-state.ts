@@ -20,6 +20,17 @@ export interface ClockSource {
   sleep(ns: bigint): void
 }
 
+/**
+ * Standard-stream bytes the embedder holds back (e.g. `runtime/output-hold.ts`). The dispatcher
+ * calls `flush()` before every call but a write to a stream and at the end of the run, so what
+ * the guest wrote is out before anything else it does can be observed.
+ */
+export interface HeldOutput {
+  /** Whether any bytes are held (all the dispatcher checks on the hot path). */
+  readonly pending: boolean
+  flush(): void
+}
+
 export interface HostLimits extends ResolverLimits {
   /** Open descriptors, stdio and preopens included (`MFILE`). */
   maxFds: number
@@ -58,6 +69,8 @@ export interface HostState {
   readonly chargeWork: (bytes: number) => void
   /** Small file writes held back; flushed by the dispatcher before every other call. */
   readonly writeBehind: WriteBehind
+  /** Held standard-stream bytes, if the embedder holds any (flushed before every other call). */
+  readonly heldOutput: HeldOutput | undefined
   /** The backend of the granted sockets, if any (`poll_oneoff` waits on it). */
   readonly net: SocketBackend | undefined
 }

@@ -121,6 +121,7 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
     m.check(nwrittenPtr, 4, 4)
     // Held file bytes first, as for a stream: whoever reads the socket may look at the file.
     if (h.writeBehind.pending !== null) h.writeBehind.flush()
+    if (h.heldOutput?.pending === true) h.heldOutput.flush()
     m.setU32(nwrittenPtr, writeSocket(h, d, iovs, iovsLen))
     return Errno.SUCCESS
   }
@@ -143,12 +144,16 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
       }
     }
     total = length
-  } else if (wb.hold(m, d as FileDescriptor, iovs, iovsLen, length)) {
-    total = length
   } else {
-    wb.flush()
-    reportDeferredError(h, d as FileDescriptor)
-    total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+    // Held stdio bytes go out before a file write: whoever reads the file may look at stdout.
+    if (h.heldOutput?.pending === true) h.heldOutput.flush()
+    if (wb.hold(m, d as FileDescriptor, iovs, iovsLen, length)) {
+      total = length
+    } else {
+      wb.flush()
+      reportDeferredError(h, d as FileDescriptor)
+      total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+    }
   }
   h.stats.bytesWritten += total
   if (total >= 64) h.chargeWork(total)
