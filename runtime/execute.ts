@@ -253,6 +253,11 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     const overlays = mounts.finish()
     // host.close() above wrote out held file writes, before mounts close and before the result.
     const warnings = [...mounts.warnings, ...host.writeFailures()]
+    // A guest that ends as if all went well after its writes were refused left files cut short.
+    if (exitCode === 0 && trap === undefined && limit === undefined && host.denials.quota > 0) {
+      const n = host.denials.quota
+      warnings.push(`the guest exited 0, but ${n} of its writes ${n === 1 ? 'was' : 'were'} refused by a quota (EDQUOT: --disk, --max-files, --tmp SIZE): files it wrote may be incomplete`)
+    }
     // Built field by field, in the order results have always listed them (`--json` prints it).
     const outcome = { exitCode } as ExecutionOutcome
     if (trap) outcome.trap = trap

@@ -7,6 +7,7 @@ import type { FdTable } from './fd-table.js'
 import type { ResolverLimits } from './fs/path-resolver.js'
 import type { SocketBackend } from './net/sockets.js'
 import type { WriteBehind } from './write-behind.js'
+import type { DenialLog } from './denials.js'
 
 /** Clocks as the guest sees them; all values in nanoseconds. */
 export interface ClockSource {
@@ -71,6 +72,8 @@ export interface HostState {
   readonly writeBehind: WriteBehind
   /** Held standard-stream bytes, if the embedder holds any (flushed before every other call). */
   readonly heldOutput: HeldOutput | undefined
+  /** Every call the policy refused; a call that reports part of its work records a refusal it swallowed here. */
+  readonly denials: DenialLog
   /** The backend of the granted sockets, if any (`poll_oneoff` waits on it). */
   readonly net: SocketBackend | undefined
 }

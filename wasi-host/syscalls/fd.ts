@@ -7,7 +7,7 @@
  * half-done work (bun#34468 class).
  */
 import {
-  Advice, Errno, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
+  Advice, Errno, errnoName, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
 } from '../abi/constants.js'
 import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
 import { encodeUtf8 } from '../abi/guest-memory.js'
@@ -83,8 +83,11 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
       n = d.handle.write(bytes.subarray(p, p + l), pos)
     } catch (e) {
       // POSIX: once some bytes are written, a later failure (a quota, a full disk) makes a
-      // short write; the guest learns of the error at its next call.
-      if (total > 0 && e instanceof WasiError) break
+      // short write; the guest learns of the error at its next call. A refusal is still one.
+      if (total > 0 && e instanceof WasiError) {
+        if (e.denial !== undefined) h.denials.record({ call: at === undefined ? 'fd_write' : 'fd_pwrite', kind: e.denial, errno: errnoName(e.errno), detail: `${e.detail ?? e.message} (a short write)`, mount: d.mount.guestPath, mode: d.mount.mode })
+        break
+      }
       throw e
     }
     pos += BigInt(n)
