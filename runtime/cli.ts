@@ -480,6 +480,7 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
     ...(result.limit ? { limit: result.limit } : {}),
     ...(result.overlays ? { overlays: result.overlays } : {}),
     ...(result.denials ? { denials: result.denials, denialCount: result.denialCount } : {}),
+    ...(result.warnings ? { warnings: result.warnings } : {}),
     ...(encoding === 'base64' ? { encoding } : {}),
     stdout: spell(result.stdout),
     stderr: spell(result.stderr),

@@ -3,7 +3,7 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type StdinSource } from '../wasi-host/index.js'
+import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type HeldOutput, type StdinSource } from '../wasi-host/index.js'
 import { createNodeClocks } from '../wasi-host/node/index.js'
 import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
@@ -78,6 +78,8 @@ export interface Sinks {
   stderr: (chunk: Uint8Array) => void
   /** Trace lines, when the caller traces into a function. */
   trace?: (line: string) => void
+  /** What `stdout`/`stderr` hold back, for the host to flush before every other call (`output-hold.ts`). */
+  held?: HeldOutput
 }
 
 /** One guest to run: what a worker receives, and what an in-process run passes directly. */
@@ -163,6 +165,7 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       stdin,
       stdout: sinks.stdout,
       stderr: sinks.stderr,
+      ...(sinks.held !== undefined ? { heldOutput: sinks.held } : {}),
       ttys: policy.ttys,
       clocks,
       ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
@@ -252,6 +255,11 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     const overlays = mounts.finish()
     // host.close() above wrote out held file writes, before mounts close and before the result.
     const warnings = [...mounts.warnings, ...host.writeFailures()]
+    // A guest that ends as if all went well after its writes were refused left files cut short.
+    if (exitCode === 0 && trap === undefined && limit === undefined && host.denials.quota > 0) {
+      const n = host.denials.quota
+      warnings.push(`the guest exited 0, but ${n} of its writes ${n === 1 ? 'was' : 'were'} refused by a quota (EDQUOT: --disk, --max-files, --tmp SIZE): files it wrote may be incomplete`)
+    }
     // Built field by field, in the order results have always listed them (`--json` prints it).
     const outcome = { exitCode } as ExecutionOutcome
     if (trap) outcome.trap = trap

@@ -6,6 +6,7 @@
 import { executeGuest, type OpenedSockets, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type Guest, type LimitKind, type RunStats } from './execute.js'
 import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
+import { OutputHold } from './output-hold.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import type { Denial } from './denials.js'
@@ -60,14 +61,24 @@ class Collector {
 }
 
 /** The sink for one stream of an in-process run, with its byte limit; `capture` also returns its collector. */
-function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdout' | 'stderr'): { sink: Sink; capture: Collector | undefined } {
+function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdout' | 'stderr', hold: OutputHold | undefined): { sink: Sink; capture: Collector | undefined } {
   let capture: Collector | undefined
   let base: Sink
   if (typeof opt === 'function') base = opt
   else if (opt === 'inherit') base = fdSink(stream === 'stdout' ? 1 : 2)
   else if (opt === 'discard') base = discardSink
   else base = (capture = new Collector()).sink
-  return { sink: limitedSink(base, limit, stream), capture }
+  // The limit is checked as the guest writes, before the bytes are held.
+  return { sink: limitedSink(hold !== undefined && base !== discardSink ? hold.sink(base) : base, limit, stream), capture }
+}
+
+/**
+ * Whether an in-process run holds its output back (`output-hold.ts`): not for a caller's
+ * function (it sees each write), nor for a terminal (a person reads it as it comes).
+ */
+function holdsOutput(run: PreparedPolicy): boolean {
+  const holdable = (opt: OutputOption, tty: boolean) => opt === 'capture' || opt === 'discard' || (opt === 'inherit' && !tty)
+  return holdable(run.stdout, run.policy.ttys.stdout) && holdable(run.stderr, run.policy.ttys.stderr)
 }
 
 /**
@@ -76,10 +87,11 @@ function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdou
  */
 export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets): RunResult {
   const limits = run.policy.limits
-  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout')
-  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr')
+  const hold = holdsOutput(run) ? new OutputHold() : undefined
+  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout', hold)
+  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr', hold)
   const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy: run.policy, argv0: command.argv0, script: command.script }
-  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs, sockets)
+  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(hold !== undefined ? { held: hold } : {}), ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs, sockets)
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 

@@ -35,9 +35,12 @@ export class DenialLog {
   readonly events: DenialEvent[] = []
   /** Every denial, including those past the cap. */
   count = 0
+  /** Writes a quota refused (`--disk`, `--max-files`), including those past the cap. */
+  quota = 0
 
   record(e: DenialEvent): void {
     this.count++
+    if (e.kind === 'quota') this.quota++
     if (this.events.length < MAX_DENIAL_EVENTS) this.events.push(e)
   }
 }

@@ -7,6 +7,7 @@ import type { FdTable } from './fd-table.js'
 import type { ResolverLimits } from './fs/path-resolver.js'
 import type { SocketBackend } from './net/sockets.js'
 import type { WriteBehind } from './write-behind.js'
+import type { DenialLog } from './denials.js'
 
 /** Clocks as the guest sees them; all values in nanoseconds. */
 export interface ClockSource {
@@ -18,6 +19,17 @@ export interface ClockSource {
   resolution: { realtime: bigint; monotonic: bigint; processCputime: bigint; threadCputime: bigint }
   /** Blocks the calling thread for `ns` without spinning. @throws WasiError NOTSUP where blocking is impossible */
   sleep(ns: bigint): void
+}
+
+/**
+ * Standard-stream bytes the embedder holds back (e.g. `runtime/output-hold.ts`). The dispatcher
+ * calls `flush()` before every call but a write to a stream and at the end of the run, so what
+ * the guest wrote is out before anything else it does can be observed.
+ */
+export interface HeldOutput {
+  /** Whether any bytes are held (all the dispatcher checks on the hot path). */
+  readonly pending: boolean
+  flush(): void
 }
 
 export interface HostLimits extends ResolverLimits {
@@ -58,6 +70,10 @@ export interface HostState {
   readonly chargeWork: (bytes: number) => void
   /** Small file writes held back; flushed by the dispatcher before every other call. */
   readonly writeBehind: WriteBehind
+  /** Held standard-stream bytes, if the embedder holds any (flushed before every other call). */
+  readonly heldOutput: HeldOutput | undefined
+  /** Every call the policy refused; a call that reports part of its work records a refusal it swallowed here. */
+  readonly denials: DenialLog
   /** The backend of the granted sockets, if any (`poll_oneoff` waits on it). */
   readonly net: SocketBackend | undefined
 }

@@ -20,7 +20,7 @@ import type { SocketBackend, SocketGrant } from './net/sockets.js'
 import type { Filesystem } from './fs/filesystem.js'
 import { readOnly } from './fs/read-only.js'
 import { DEFAULT_RESOLVER_LIMITS } from './fs/path-resolver.js'
-import { DEFAULT_HOST_LIMITS, type ClockSource, type HostLimits, type HostState, type HostStats } from './host-state.js'
+import { DEFAULT_HOST_LIMITS, type ClockSource, type HeldOutput, type HostLimits, type HostState, type HostStats } from './host-state.js'
 import {
   CONNECTION_RIGHTS, denial, denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, LISTENER_RIGHTS, missingRightDenial,
   STDIN_RIGHTS, STDOUT_RIGHTS, SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
@@ -64,6 +64,11 @@ export interface WasiHostOptions {
   /** Receives a view of guest memory valid only during the call; copy what you keep. Default: discard. */
   stdout?: StreamWriter
   stderr?: StreamWriter
+  /**
+   * Bytes `stdout`/`stderr` hold back, flushed by the dispatcher before every call but a stream
+   * write, after `_start` returns and in `close()`. Default: none (every write goes out at once).
+   */
+  heldOutput?: HeldOutput
   /**
    * Which standard streams are terminals. A terminal is a character device; anything else
    * (a pipe, a buffer, a capture) is reported as `UNKNOWN`, so the guest's `isatty()` tells the
@@ -304,6 +309,7 @@ export class WasiHost implements HostState {
   readonly stats = new SyscallStats()
   readonly chargeWork: (bytes: number) => void
   readonly writeBehind = new WriteBehind()
+  readonly heldOutput: HeldOutput | undefined
   /** Every call the policy refused (capped; `count` has them all). Cold path: only refusals touch it. */
   readonly denials = new DenialLog()
   readonly net: SocketBackend | undefined
@@ -333,6 +339,7 @@ export class WasiHost implements HostState {
     this.clocks = options.clocks ?? createPortableClocks()
     this.randomFill = options.randomFill ?? platformRandomFill
     this.chargeWork = options.chargeWork ?? noCharge
+    this.heldOutput = options.heldOutput
     this.#installStdio(options)
     let dev = 1n
     for (const p of options.preopens ?? []) this.#preopen(p, dev++)
@@ -373,6 +380,8 @@ export class WasiHost implements HostState {
     this.#running = true
     try {
       _start()
+      // Inside the try: a failure writing held output out ends the run as the write would have.
+      if (this.heldOutput?.pending === true) this.heldOutput.flush()
       // The guest caught what ended its run (see #ended) and returned: the run still ends so.
       if (this.#ended !== undefined) throw this.#ended
       return 0
@@ -401,6 +410,15 @@ export class WasiHost implements HostState {
    * `writeFailures()`. Whoever drives the imports without `start` calls this at the end.
    */
   close(): void {
+    const held = this.heldOutput
+    if (held?.pending === true) {
+      try {
+        held.flush()
+      } catch (e) {
+        // The run has ended (a trap, a limit): nothing can report this to the guest any more.
+        this.writeBehind.lost(`host fault while writing out held output: ${e instanceof Error ? e.message : String(e)}`)
+      }
+    }
     const wb = this.writeBehind
     try {
       wb.flush()
@@ -478,6 +496,8 @@ export class WasiHost implements HostState {
     const writeBehind = this.writeBehind
     // Every call but fd_write sees held bytes in place (fd_write itself flushes unless it appends).
     const flushes = c.name !== 'fd_write'
+    // Held stdio bytes go out before any other call, so nothing the guest does next overtakes them.
+    const held = flushes ? this.heldOutput : undefined
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     type A = any
     return ((a0: A, a1: A, a2: A, a3: A, a4: A, a5: A, a6: A, a7: A, a8: A): number => {
@@ -488,6 +508,7 @@ export class WasiHost implements HostState {
       if (this.#recentCount < RECENT) this.#recentCount++
       if (this.#ended !== undefined) throw this.#ended
       try {
+        if (held !== undefined && held.pending) held.flush()
         if (flushes && writeBehind.pending !== null) writeBehind.flush()
         if (narrow !== 0) {
           if ((narrow & 1) !== 0) a0 >>>= 0

@@ -7,7 +7,7 @@ export type { PreopenSpec, StdinSource, WasiHostOptions, WasiImports } from './h
 /** A stdout/stderr writer that drops the bytes (and lets `fd_write` skip reading them). */
 export { discardWriter } from './syscalls/fd.js'
 export type { StreamReader, StreamWriter } from './fd-table.js'
-export type { ClockSource, HostLimits, HostStats } from './host-state.js'
+export type { ClockSource, HeldOutput, HostLimits, HostStats } from './host-state.js'
 export { createPortableClocks, platformRandomFill } from './clocks.js'
 export { Errno, errnoName, Filetype, Rights } from './abi/constants.js'
 export { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiError } from './errors.js'

@@ -63,7 +63,7 @@ export async function buildWorkloads(groups, logger = () => {}) {
   mkdirSync(BUILD, { recursive: true })
   const out = {}
   const jobs = []
-  for (const name of ['cpu', 'sys', 'hello']) {
+  for (const name of ['cpu', 'sys', 'hello', 'walk']) {
     const src = join(WORKLOADS, `${name}.c`)
     const inputs = [src, join(WORKLOADS, 'common.h')]
     out[name] = { native: join(BUILD, name), wasm: join(BUILD, `${name}.wasm`) }

@@ -196,6 +196,19 @@ describe('path-resolver', () => {
       expect(look(f, 'sub/dot/dot/deeper/c.txt', false)).toMatchObject({ name: 'c.txt', depth: 2 })
     })
 
+    it('mid-path, a directory is opened at once; a symlink or a file there is refused by that open and decided by the lookup', () => {
+      const f = fixture()
+      f.run('sub/deeper/c.txt', false).release()
+      expect(f.log).toEqual(['openDir(sub)', 'openDir(deeper)', 'statChild(c.txt)'])
+      f.log.length = 0
+      f.run('sl/b.txt', false).release()
+      expect(f.log).toEqual(['openDir(sl)', 'statChild(sl)', 'readlink(sl)', 'openDir(sub)', 'statChild(b.txt)'])
+      expect(f.fail('a.txt/x')).toBe('NOTDIR')
+      expect(f.fail('nope/x')).toBe('NOENT')
+      expect(f.fail('up/a.txt')).toBe('PERM')
+      expect(f.fail('abs/x')).toBe('PERM')
+    })
+
     it('follows a chain of links, resolving ".." in targets against where the link lives', () => {
       const f = fixture()
       // chain1 -> chain2 -> sub/deeper/../back -> (in sub) ../a.txt
@@ -339,8 +352,9 @@ describe('path-resolver', () => {
       const { calls, r } = probed(f, 'sub/b.txt', () => true)
       expect(calls).toEqual(['sub:b.txt'])
       expect(r).toMatchObject({ name: 'b.txt', stat: undefined, probed: true, depth: 1 })
-      // The directories on the way were still walked one component at a time; the name was never looked up.
-      expect(f.log).toEqual(['statChild(sub)', 'openDir(sub)'])
+      // The directories on the way were still walked one component at a time (each opened at
+      // once, no follow); the name was never looked up.
+      expect(f.log).toEqual(['openDir(sub)'])
       r.release()
       expect(f.counter.open).toBe(1)
     })

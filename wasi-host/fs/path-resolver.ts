@@ -186,6 +186,23 @@ export function resolve(
         walk.probed = true
         return walk.found(base, component, undefined, stack.length)
       }
+      if (!last) {
+        // Mid-path, almost every component is a plain directory: open it at once (no follow, so
+        // a symlink fails here), one backend call instead of a stat and an open. Any refusal falls
+        // through to the lookup below, which decides as before (a symlink, NOTDIR, NOENT).
+        let next: DirHandle | undefined
+        try {
+          next = base.openDir(component)
+        } catch (e) {
+          if (!(e instanceof WasiError)) throw e
+        }
+        if (next !== undefined) {
+          ;(walk.opened ??= []).push(next)
+          stack.push(base)
+          base = next
+          continue
+        }
+      }
       let stat: NodeStat
       try {
         stat = base.statChild(component)

@@ -7,7 +7,7 @@
  * half-done work (bun#34468 class).
  */
 import {
-  Advice, Errno, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
+  Advice, Errno, errnoName, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
 } from '../abi/constants.js'
 import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
 import { encodeUtf8 } from '../abi/guest-memory.js'
@@ -83,8 +83,11 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
       n = d.handle.write(bytes.subarray(p, p + l), pos)
     } catch (e) {
       // POSIX: once some bytes are written, a later failure (a quota, a full disk) makes a
-      // short write; the guest learns of the error at its next call.
-      if (total > 0 && e instanceof WasiError) break
+      // short write; the guest learns of the error at its next call. A refusal is still one.
+      if (total > 0 && e instanceof WasiError) {
+        if (e.denial !== undefined) h.denials.record({ call: at === undefined ? 'fd_write' : 'fd_pwrite', kind: e.denial, errno: errnoName(e.errno), detail: `${e.detail ?? e.message} (a short write)`, mount: d.mount.guestPath, mode: d.mount.mode })
+        break
+      }
       throw e
     }
     pos += BigInt(n)
@@ -121,6 +124,7 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
     m.check(nwrittenPtr, 4, 4)
     // Held file bytes first, as for a stream: whoever reads the socket may look at the file.
     if (h.writeBehind.pending !== null) h.writeBehind.flush()
+    if (h.heldOutput?.pending === true) h.heldOutput.flush()
     m.setU32(nwrittenPtr, writeSocket(h, d, iovs, iovsLen))
     return Errno.SUCCESS
   }
@@ -143,12 +147,16 @@ export function fd_write(h: HostState, d: Descriptor, iovs: number, iovsLen: num
       }
     }
     total = length
-  } else if (wb.hold(m, d as FileDescriptor, iovs, iovsLen, length)) {
-    total = length
   } else {
-    wb.flush()
-    reportDeferredError(h, d as FileDescriptor)
-    total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+    // Held stdio bytes go out before a file write: whoever reads the file may look at stdout.
+    if (h.heldOutput?.pending === true) h.heldOutput.flush()
+    if (wb.hold(m, d as FileDescriptor, iovs, iovsLen, length)) {
+      total = length
+    } else {
+      wb.flush()
+      reportDeferredError(h, d as FileDescriptor)
+      total = writeFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+    }
   }
   h.stats.bytesWritten += total
   if (total >= 64) h.chargeWork(total)
