@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compile, CompileError, run } from '../../runtime/index.js'
 import { formatDiagnostics } from '../../toolchain/index.js'
 import { CompileCache } from '../../toolchain/cache.js'
+import { runCompilerJob } from '../../toolchain/compiler-worker.js'
 import { repoRoot, text } from '../support/guest.js'
 
 const T = 240_000
@@ -101,6 +102,16 @@ describe('the compiler worker stops compile-time bombs', () => {
     expect(['timeout', 'memory']).toContain(e.limit)
     expect(e.message).toMatch(/^\[caplet\] compilation stopped: /)
     expect(Date.now() - started).toBeLessThan(30_000)
+  }, T)
+
+  it('a compiler past its heap cap is stopped with the memory limit, and the host survives', async () => {
+    // The TypeScript compiler alone needs far more than 16 MiB of heap.
+    const job = { kind: 'typecheck' as const, files: [['main.ts', 'console.log(1)\n']] as Array<[string, string]>, entry: 'main.ts' }
+    const e = await failure(runCompilerJob(job, { timeoutMs: 120_000, heapMb: 16, what: 'the TypeScript type check' }))
+    expect(e.limit).toBe('memory')
+    expect(e.message).toBe('[caplet] compilation stopped: the TypeScript type check ran out of memory (16 MiB heap)')
+    const ok = await compile({ language: 'wat', files: { 'a.wat': '(module (func (export "_start")))' }, options: { cache: false } })
+    expect(ok.kind).toBe('wasm')
   }, T)
 
   it('WAT compiles in the worker under the same time limit', async () => {
