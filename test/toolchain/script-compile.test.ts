@@ -139,5 +139,9 @@ describe('caplet run x.ts', () => {
     expect(bad.stderr).toBe("typed.ts:1:7: error: Type 'string' is not assignable to type 'number'. (TS2322)\n" +
       `caplet: ${file}: the script did not type-check (--no-check runs it without the check)\n`)
     expect(cli('run', '--no-check', file)).toMatchObject({ status: 0, stdout: 'seven\n', stderr: '' })
+
+    const build = cli('build', file)
+    expect(build.status).toBe(125)
+    expect(build.stderr).toMatch(/^caplet: .*typed\.ts: TypeScript and JavaScript run inside caplet's JS engine, not as a \.wasm of their own; run it with caplet run\n$/)
   }, T)
 })
