@@ -60,8 +60,11 @@ export function runCompilerJob<R extends CompilerReply>(job: CompilerJob, limits
     if (limits.signal?.aborted) onAbort()
     else limits.signal?.addEventListener('abort', onAbort, { once: true })
     worker.on('message', (reply: R | { crashed: string }) => finish(() => {
-      if ('crashed' in reply) reject(new CompileError(`${limits.what} failed: ${reply.crashed.split('\n')[0]}`))
-      else resolve(reply)
+      if (!('crashed' in reply)) resolve(reply)
+      // V8's own size caps (a type-level string doubling, an array past 2^32) are the memory limit too.
+      else if (/^(Invalid string length|Invalid array length|Array buffer allocation failed)/.test(reply.crashed)) {
+        reject(new CompileError(`compilation stopped: ${limits.what} ran out of memory (${reply.crashed.split('\n')[0]})`, [], { limit: 'memory' }))
+      } else reject(new CompileError(`${limits.what} failed: ${reply.crashed.split('\n')[0]}`))
     }))
     worker.on('error', (e) => finish(() => {
       const oom = (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' || /heap|out of memory/i.test(e.message)
