@@ -122,6 +122,22 @@ describe('the echo sample in a worker', () => {
     expect(r.trap).toBeUndefined()
   }, 60_000)
 
+  it('reports a reset under write-behind sends on a later send (EPIPE or ECONNRESET)', async () => {
+    for (let round = 0; round < 2; round++) {
+      const { port, result } = await serve(PROBE, { args: ['probe', 'flood'] })
+      const s = connect({ port, host: '127.0.0.1' })
+      let got = 0
+      await new Promise<void>((r) => s.on('data', (d: Buffer) => { got += d.byteLength; if (got > 200_000) r() }))
+      s.resetAndDestroy()
+      const r = await result
+      expect(r.trap).toBeUndefined()
+      expect(r.exitCode).toBe(0)
+      expect(text(r.stdout)).toMatch(/^send failed: (EPIPE|ECONNRESET) after some blocks; again: (EPIPE|ECONNRESET)\n$/)
+      // Sends are queued, not buffered without bound: the host sent at most what the socket took.
+      expect(r.stats.sockets!.bytesOut).toBeLessThan(64 << 20)
+    }
+  }, 60_000)
+
   it('keeps sending after the client half-closes', async () => {
     const { port, result } = await serve(ECHO, { args: ['echo', '1'] })
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
