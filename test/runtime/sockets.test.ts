@@ -169,6 +169,25 @@ describe('the echo sample in a worker', () => {
     await closed
     expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
   }, 30_000)
+
+  it('releases every host socket when --timeout stops a guest held by back-pressure under write-behind sends', async () => {
+    await run(PROBE, { args: ['probe', 'probe'] })
+    const before = await openFds()
+    // The probe sends without end to a client that never reads: its posted sends fill the
+    // socket's cap, and the guest waits at the next batch until the timeout ends the run.
+    const { port, result } = await serve(PROBE, { args: ['probe', 'flood'], limits: { timeout: '1s' } })
+    const s = connect({ port, host: '127.0.0.1' })
+    await new Promise((r) => s.once('connect', r))
+    s.pause()
+    const closed = new Promise((r) => s.once('close', r))
+    s.on('error', () => {})
+    const r = await result
+    expect(r.limit).toBe('timeout')
+    expect(r.stdout.byteLength).toBe(0)
+    s.destroy()
+    await closed
+    expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
+  }, 30_000)
 })
 
 describe('the HTTP sample', () => {
