@@ -122,6 +122,22 @@ describe('the echo sample in a worker', () => {
     expect(r.trap).toBeUndefined()
   }, 60_000)
 
+  it('reports a reset under write-behind sends on a later send (EPIPE or ECONNRESET)', async () => {
+    for (let round = 0; round < 2; round++) {
+      const { port, result } = await serve(PROBE, { args: ['probe', 'flood'] })
+      const s = connect({ port, host: '127.0.0.1' })
+      let got = 0
+      await new Promise<void>((r) => s.on('data', (d: Buffer) => { got += d.byteLength; if (got > 200_000) r() }))
+      s.resetAndDestroy()
+      const r = await result
+      expect(r.trap).toBeUndefined()
+      expect(r.exitCode).toBe(0)
+      expect(text(r.stdout)).toMatch(/^send failed: (EPIPE|ECONNRESET) after some blocks; again: (EPIPE|ECONNRESET)\n$/)
+      // Sends are queued, not buffered without bound: the host sent at most what the socket took.
+      expect(r.stats.sockets!.bytesOut).toBeLessThan(64 << 20)
+    }
+  }, 60_000)
+
   it('keeps sending after the client half-closes', async () => {
     const { port, result } = await serve(ECHO, { args: ['echo', '1'] })
     const s = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
@@ -150,6 +166,25 @@ describe('the echo sample in a worker', () => {
     expect(r.limit).toBe('timeout')
     expect(r.stats.sockets!.connections).toBe(1)
     expect(r.stats.sockets!.bytesIn).toBe(0)
+    await closed
+    expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
+  }, 30_000)
+
+  it('releases every host socket when --timeout stops a guest held by back-pressure under write-behind sends', async () => {
+    await run(PROBE, { args: ['probe', 'probe'] })
+    const before = await openFds()
+    // The probe sends without end to a client that never reads: its posted sends fill the
+    // socket's cap, and the guest waits at the next batch until the timeout ends the run.
+    const { port, result } = await serve(PROBE, { args: ['probe', 'flood'], limits: { timeout: '1s' } })
+    const s = connect({ port, host: '127.0.0.1' })
+    await new Promise((r) => s.once('connect', r))
+    s.pause()
+    const closed = new Promise((r) => s.once('close', r))
+    s.on('error', () => {})
+    const r = await result
+    expect(r.limit).toBe('timeout')
+    expect(r.stdout.byteLength).toBe(0)
+    s.destroy()
     await closed
     expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
   }, 30_000)

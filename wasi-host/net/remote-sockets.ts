@@ -136,9 +136,10 @@ export class RemoteSockets implements SocketBackend {
 
   #takeFailure(id: number, recv: boolean): void {
     const e = this.#failed.get(id)
-    // A broken pipe is about sending; a reset ends both directions.
+    // A broken pipe is about sending; a reset ends both directions. Once reported, every later
+    // send is a broken pipe (as POSIX has it), and a receive asks the service.
     if (e === undefined || (recv && e !== Errno.CONNRESET)) return
-    this.#failed.delete(id)
+    this.#failed.set(id, Errno.PIPE)
     throw new WasiError(e as Errno, `send: ${e}`)
   }
 
