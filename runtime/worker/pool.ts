@@ -7,10 +7,10 @@
  * are not recovered).
  */
 import { availableParallelism } from 'node:os'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { DEFAULT_CAPTURE_BYTES } from '../policy.js'
 import { createOutputRing, resetOutputRing } from '../output-ring.js'
-import { builtScript } from './built-script.js'
+import { spawnSandboxWorker, takeEarlyWorker } from './spawn.js'
 import { CAPTURE_HEADER, type WorkerJob, type WorkerMessage } from './protocol.js'
 
 export interface JobHandlers {
@@ -109,11 +109,7 @@ export class WorkerPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(builtScript('worker.js'), {
-      // A guest's call stack lives on this thread's stack: a bounded one makes deep recursion trap cleanly.
-      resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
-      stdout: false, stderr: false,
-    })
+    const worker = takeEarlyWorker() ?? spawnSandboxWorker()
     const slot: Slot = { worker, handlers: undefined, buffers: {}, ring: undefined }
     worker.on('message', (m: WorkerMessage) => slot.handlers?.message(m))
     worker.on('error', (e) => {
