@@ -1,19 +1,12 @@
 /**
- * @module The JavaScript engine a script runs in: QuickJS-NG compiled to a WASI preview1 reactor
- * (`quickjs-wasi`), instantiated from a module caplet's pipeline loaded (memory cap, fuel), its
- * six WASI imports served by the run's own `WasiHost` and its six `env.host_*` hooks by this
- * file. One engine per compiled module per thread.
+ * @module The JavaScript engine a script runs in: QuickJS-NG built as a WASI reactor
+ * (`quickjs-wasi`), loaded through caplet's pipeline (memory cap, fuel); its six WASI imports are
+ * served by the run's own `WasiHost`, its six `env.host_*` hooks by this file. Initialised once
+ * and snapshotted; each run gets that snapshot (see docs/internals.md, "Script engine snapshots").
  *
- * Fresh VM per run, cheaply: the engine is initialised once (runtime, context, the prelude's
- * globals) and its whole state (linear memory and `__stack_pointer`, its one mutable global)
- * snapshotted. Each run gets an instance whose memory is exactly that snapshot: a new instance
- * with the snapshot copied in, or the instance of an earlier run *that ended cleanly*, reset by
- * copying the snapshot over its memory (a memcpy, ~0.05 ms, where a new instance costs ~5 ms).
- * SECURITY: an instance is reused only if its memory did not grow (same size as the snapshot,
- * so the copy covers every byte) and its function table did not grow (nothing in the engine
- * writes it); after a trap, a limit, a
- * host fault or anything unexpected it is discarded, never reused. Nothing of a run survives
- * in the engine's memory, globals or table, and the host side keeps no per-run state here.
+ * SECURITY: an instance is reused only if it ended cleanly and neither its memory nor its table
+ * grew (so the snapshot copy covers every byte); after a trap, a limit or a host fault it is
+ * discarded. Nothing of a run survives in the engine, and the host keeps no per-run state here.
  */
 import { QuickJS, JSValueHandle } from 'quickjs-wasi'
 import { ProcExit, WasiHost } from '../wasi-host/index.js'

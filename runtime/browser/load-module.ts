@@ -1,12 +1,9 @@
 /**
- * @module The browser's module loader: takes bytes, an `ArrayBuffer`, a `Response`, a URL (or URL
- * string, fetched) or a compiled `WebAssembly.Module`, runs the shared pipeline
- * (`module-pipeline.ts`: validation, table and memory caps, fuel, import checks) and compiles
- * asynchronously in a guest worker (`compileInWorker`), so neither the rewriting nor the compile of
- * a large module holds up the page's thread; only the import check runs here. A `Response` or URL
- * the pipeline leaves unchanged is compiled with `compileStreaming` as it arrives
- * (`stream-compile.ts`). Compiled modules are cached per page by the SHA-256 of the bytes and the
- * instrumentation where `crypto.subtle` exists (secure contexts); elsewhere every prepare compiles.
+ * @module The browser's module loader: bytes, `ArrayBuffer`, `Response`, URL or compiled module,
+ * through the shared pipeline (`module-pipeline.ts`), compiled asynchronously in a guest worker so
+ * the page's thread only runs the import check. A `Response` or URL the pipeline leaves unchanged
+ * is compiled with `compileStreaming` (`stream-compile.ts`). Compiled modules are cached per page
+ * by SHA-256 of bytes and instrumentation where `crypto.subtle` exists (secure contexts).
  */
 import { ModuleError } from '../errors.js'
 import { checkImports, isCommand, type InstrumentOptions } from '../module-pipeline.js'

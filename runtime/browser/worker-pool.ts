@@ -1,15 +1,10 @@
 /**
- * @module A pool of guest Web Workers. Starting a module worker costs tens of milliseconds, more
- * than a small guest's run, so a worker whose run ended normally is kept and reused (every run
- * still gets a fresh host, mounts and instance; guests never see JavaScript state). A worker that
- * was terminated (timeout, abort) or that failed is discarded, never reused. At most `max` run at
- * once; further runs wait their turn (their time limit starts when they are dispatched).
- *
- * A worker is also retired after `MAX_RUNS_PER_WORKER` runs: each run's linear memory reserves
- * gigabytes of address space (a 1 GiB memory plus V8's guard regions) that is given back only when
- * the garbage collector frees the dead instance, and Chromium refuses a new instance once a
- * renderer's reservations run out ("Cannot allocate Wasm memory"), which a long-lived worker
- * running hundreds of guests reached. A fresh worker gives it all back at once.
+ * @module A pool of guest Web Workers: a worker whose run ended normally is reused (each run still
+ * gets a fresh host, mounts and instance); one terminated (timeout, abort) or failed is discarded.
+ * At most `max` run at once; a queued run's time limit starts when it is dispatched. A worker is
+ * retired after `MAX_RUNS_PER_WORKER` runs, since Chromium frees each run's reserved wasm address
+ * space only at GC and refuses new instances once it runs out (docs/internals.md, "Browser
+ * worker pool").
  */
 
 /** Runs a worker serves before it is replaced. */

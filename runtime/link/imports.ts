@@ -1,15 +1,12 @@
 /**
- * @module How a module's imports are linked under a policy, decided once before anything runs:
- * each import is a WASI function the host provides, a WASI function the policy denies (refused,
- * or stubbed to return `ENOSYS`), or an import caplet does not provide (refused, or stubbed to
- * trap when called, or to return zeros, as wasmtime's `--trap-unknown-imports` and
- * `--default-unknown-imports`). The plan is plain data (it crosses into a worker); the stub
- * functions are made on the guest's thread by `stubFunctions`.
+ * @module How a module's imports link under a policy, decided before anything runs: a WASI function
+ * provided, one the policy denies (refused or stubbed `ENOSYS`), or an unknown import (refused, or
+ * stubbed to trap or return zeros, as wasmtime's `--trap-unknown-imports`). The plan is plain data
+ * (it crosses into a worker); `stubFunctions` makes the stubs on the guest's thread.
  *
- * SECURITY: a stub does nothing but record the call and trap or return a constant: it reads and
- * writes no guest memory and reaches nothing. Non-function imports (memory, table, global, tag)
- * are never stubbed. Refusals happen before instantiation, so no guest code (not even a start
- * function) runs for a refused module.
+ * SECURITY: a stub only records the call and traps or returns a constant; it touches no guest
+ * memory. Non-function imports are never stubbed. Refusals happen before instantiation, so no
+ * guest code (not even a start function) runs for a refused module.
  */
 import { escapeControlCharacters } from '../../wasi-host/trace/escape.js'
 import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/index.js'

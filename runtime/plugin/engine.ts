@@ -1,15 +1,12 @@
 /**
- * @module One loaded plugin instance, driven synchronously on the thread it lives on (the
- * embedder's, in-process; a worker's, isolated): instantiates and initialises the module once,
- * snapshots its state (linear memory, mutable globals, tables), and runs calls: input in (stdin,
- * and Extism's input), output out (stdout, or Extism's `output_set`), per-call fuel and output
- * limits. With `fresh` state the snapshot is restored after every call (re-instantiating only
- * when memory or a table grew, which cannot be undone in place), so no call sees another's data.
+ * @module One loaded plugin instance, driven synchronously on its thread (the embedder's or a
+ * worker's): instantiates and initialises once, snapshots memory, mutable globals and tables, and
+ * runs calls (input in, output out, per-call fuel and output limits), restoring the snapshot after
+ * each `fresh` call (re-instantiating only when memory or a table grew).
  *
- * SECURITY: every import goes through a latch: once a call threw to end the call (a trap, a
- * limit, `proc_exit`, a host function's error), every later import throws the same, so a guest
- * catching it (exception handling) cannot carry on calling out. Host functions only ever see
- * copies of checked bytes (`HostInput`). Never throws out of `call`: every failure is an outcome.
+ * SECURITY: once a call threw to end it (trap, limit, `proc_exit`, host error), every later import
+ * throws the same, so a guest catching it cannot carry on calling out. Host functions see only
+ * copies of checked bytes (`HostInput`). `call` never throws: every failure is an outcome.
  */
 import { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiHost, type ClockSource } from '../../wasi-host/index.js'
 import { GuestMemory } from '../../wasi-host/abi/guest-memory.js'

@@ -1,16 +1,11 @@
 /**
- * @module The `net` bridge service: the real sockets a run was granted, on `node:net`. It lives
- * on the thread that does the run's async work (the embedder's, for a worker run; the bridge
- * helper thread, for an in-process run) and answers the guest side (`net/remote-sockets.ts`)
- * one request at a time; the wire format is described there.
+ * @module The `net` bridge service: a run's granted sockets on `node:net`, on the thread that does
+ * the run's async work, answering `net/remote-sockets.ts` (wire format there).
  *
- * SECURITY: it opens exactly the listeners and connections of its config (literal addresses,
- * no DNS) and nothing a request asks for; a request names sockets only by the ids it handed
- * out. Every resource is bounded: pending connections (`backlog`), live connections
- * (`maxConnections`, beyond which a new one is closed at once), bytes buffered per socket each
- * way (`bufferBytes`: reading pauses, `send` waits for the peer), idle connections
- * (`idleTimeoutMs`). `dispose()` destroys every socket and server, however the run ended.
- * It must never throw a peer's failure at the guest: resets and broken pipes are errnos.
+ * SECURITY: opens exactly the listeners and connections of its config (literal addresses, no DNS),
+ * names sockets only by ids it handed out, and bounds everything: backlog, `maxConnections`,
+ * `bufferBytes` per socket each way, `idleTimeoutMs`. `dispose()` destroys every socket however
+ * the run ended. A peer's failure is an errno (reset, broken pipe), never a throw at the guest.
  */
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { Errno } from '../abi/constants.js'
