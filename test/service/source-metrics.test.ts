@@ -52,6 +52,16 @@ describe('caplet serve: source compiled by the toolchain', () => {
     expect(compiles).toBe(2)
   }, 60_000)
 
+  it('a C program compiles in the jailed clang and runs; a C include of a host file is a 422, never its content', async () => {
+    const ok = await run({ source: { language: 'c', files: { 'main.c': '#include <stdio.h>\nint main(void){puts("hi from C");return 0;}\n' } } })
+    expect(ok.status).toBe(200)
+    expect(ok.body.result).toMatchObject({ exitCode: 0, stdout: 'hi from C\n' })
+    const esc = await run({ source: { language: 'c', files: { 'main.c': '#include "/etc/passwd"\nint main(void){return 0;}\n' } } })
+    expect(esc.status).toBe(422)
+    expect(esc.body.error).toBe('compile-error')
+    expect(JSON.stringify(esc.body)).not.toContain('root:')
+  }, 120_000)
+
   it('a compile error is 422 with the diagnostics (file, line, column), in one reply without a stack', async () => {
     const r = await run({ source: { language: 'wat', files: { 'p.wat': '(module\n  (func $f\n    (i32.bogus)))\n' } } })
     expect(r.status).toBe(422)
