@@ -18,9 +18,17 @@ const noExportAll = {
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'bench/.build/', 'bench/results/', 'test/fixtures/', 'tmp/', '**/*.d.ts',
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'bench/.build/',
+      'bench/results/',
+      'test/fixtures/',
+      'tmp/',
+      '**/*.d.ts',
       // AssemblyScript plugins: AssemblyScript's types and built-ins, not TypeScript's.
-      'samples/plugins/*.as.ts'],
+      'samples/plugins/*.as.ts',
+    ],
   },
   {
     linterOptions: { reportUnusedDisableDirectives: 'error' },
@@ -38,13 +46,16 @@ export default tseslint.config(
     files: ['wasi-host/**/*.ts'],
     ignores: ['wasi-host/node/**'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        paths: NODE_BUILTINS.map((name) => ({ name, message: noNode })),
-        patterns: [
-          { group: ['node:*'], message: noNode },
-          { group: ['**/runtime', '**/runtime/**'], message: oneWay },
-        ],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: NODE_BUILTINS.map((name) => ({ name, message: noNode })),
+          patterns: [
+            { group: ['node:*'], message: noNode },
+            { group: ['**/runtime', '**/runtime/**'], message: oneWay },
+          ],
+        },
+      ],
       'no-restricted-syntax': ['error', ...noNodeSyntax],
     },
   },
@@ -57,12 +68,17 @@ export default tseslint.config(
   {
     files: ['runtime/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', {
-        patterns: [{
-          group: ['**/wasi-host/syscalls', '**/wasi-host/syscalls/**'],
-          message: 'the runtime uses the host through its public surface (wasi-host/index.ts), not the syscall implementations',
-        }],
-      }],
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/wasi-host/syscalls', '**/wasi-host/syscalls/**'],
+              message: 'the runtime uses the host through its public surface (wasi-host/index.ts), not the syscall implementations',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -11,7 +11,10 @@ import { buildWorkloads } from './lib/build-workloads.mjs'
 import { CACHE, ROOT } from './lib/paths.mjs'
 
 const argv = process.argv.slice(2)
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i < 0 ? dflt : argv[i + 1] }
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i < 0 ? dflt : argv[i + 1]
+}
 const rounds = Number(opt('--rounds', 3))
 const only = opt('--only', undefined)?.split(',')
 
@@ -41,19 +44,22 @@ function walkTree() {
 }
 
 const NODE_WASI = join(work, 'node-wasi.mjs')
-writeFileSync(NODE_WASI, `import { readFileSync } from 'node:fs'
+writeFileSync(
+  NODE_WASI,
+  `import { readFileSync } from 'node:fs'
 import { WASI } from 'node:wasi'
 const [file, dir, ...args] = process.argv.slice(2)
 const wasi = new WASI({ version: 'preview1', args: [file, ...args], preopens: dir === '-' ? {} : { [dir.split(':')[1]]: dir.split(':')[0] } })
 const mod = new WebAssembly.Module(readFileSync(file))
 const inst = new WebAssembly.Instance(mod, wasi.getImportObject())
 process.exitCode = wasi.start(inst)
-`)
+`,
+)
 const CAPLET = join(ROOT, 'bin/caplet.js')
 
 const hosts = {
   'node:wasi': (wasm, mount, args) => ['--no-warnings', NODE_WASI, wasm, mount?.split(':').slice(0, 2).join(':') ?? '-', ...args],
-  'caplet': (wasm, mount, args) => [CAPLET, 'run', ...(mount ? ['--dir', mount] : []), wasm, ...args],
+  caplet: (wasm, mount, args) => [CAPLET, 'run', ...(mount ? ['--dir', mount] : []), wasm, ...args],
   'caplet --in-process': (wasm, mount, args) => [CAPLET, 'run', '--in-process', ...(mount ? ['--dir', mount] : []), wasm, ...args],
 }
 
@@ -78,7 +84,9 @@ function once(host, row) {
     const t = performance.now()
     const child = spawn(process.execPath, args, { stdio: ['ignore', stdout, 'pipe'] })
     let err = ''
-    child.stderr.setEncoding('utf8').on('data', (s) => { err += s })
+    child.stderr.setEncoding('utf8').on('data', (s) => {
+      err += s
+    })
     child.stdout?.on('data', () => {})
     child.on('error', reject)
     child.on('close', (code) => {
@@ -92,7 +100,10 @@ function once(host, row) {
   })
 }
 
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
 const names = Object.keys(hosts)
 const samples = {}
 if (rows.some((r) => r.tree)) walkTree()
@@ -109,8 +120,16 @@ for (const row of rows) {
 rmSync(work, { recursive: true, force: true })
 
 const fmt = (x) => x.toFixed(x < 10 ? 2 : 0)
-const lines = [`whole processes, ${rounds} rounds, medians; ratio = host / node:wasi (whole process; in brackets: the guest's own timing of its loop)`, '']
-lines.push(`| row | ${names.map((h) => `${h} ms`).join(' | ')} | ${names.slice(1).map((h) => `${h} ratio`).join(' | ')} |`)
+const lines = [
+  `whole processes, ${rounds} rounds, medians; ratio = host / node:wasi (whole process; in brackets: the guest's own timing of its loop)`,
+  '',
+]
+lines.push(
+  `| row | ${names.map((h) => `${h} ms`).join(' | ')} | ${names
+    .slice(1)
+    .map((h) => `${h} ratio`)
+    .join(' | ')} |`,
+)
 lines.push(`|${' --- |'.repeat(names.length * 2)}`)
 for (const row of rows) {
   const s = samples[row.name]
@@ -118,7 +137,14 @@ for (const row of rows) {
   const keys = Object.keys(s[names[0]][0].guest)
   const guest = (h) => keys.map((k) => median(s[h].map((x) => x.guest[k])))
   const cell = (h) => `${fmt(wall[h])}${keys.length ? ` [${guest(h).map(fmt).join(' / ')}]` : ''}`
-  const ratio = (h) => `${(wall[h] / wall['node:wasi']).toFixed(2)}×${keys.length ? ` [${guest(h).map((g, i) => (g / guest('node:wasi')[i]).toFixed(2) + '×').join(' / ')}]` : ''}`
+  const ratio = (h) =>
+    `${(wall[h] / wall['node:wasi']).toFixed(2)}×${
+      keys.length
+        ? ` [${guest(h)
+            .map((g, i) => (g / guest('node:wasi')[i]).toFixed(2) + '×')
+            .join(' / ')}]`
+        : ''
+    }`
   lines.push(`| ${row.name} | ${names.map(cell).join(' | ')} | ${names.slice(1).map(ratio).join(' | ')} |`)
 }
 console.log(lines.join('\n'))

@@ -34,8 +34,15 @@ const samples = [
   ['typescript', 'json-transform.ts', { typeCheck: false }],
 ].filter(([language]) => only === undefined || only.includes(language))
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-async function time(f) { const t = performance.now(); await f(); return performance.now() - t }
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+async function time(f) {
+  const t = performance.now()
+  await f()
+  return performance.now() - t
+}
 
 const cacheDir = mkdtempSync(join(tmpdir(), 'caplet-compile-bench-'))
 const rows = []
@@ -47,12 +54,19 @@ try {
     await compile({ language, files, options: { ...extra, cache: { dir: cacheDir } } })
     const cached = []
     for (let i = 0; i < ROUNDS * 3; i++) {
-      cached.push(await time(async () => {
-        const r = await compile({ language, files, options: { ...extra, cache: { dir: cacheDir } } })
-        if (!r.cached) throw new Error(`${file}: expected a cache hit`)
-      }))
+      cached.push(
+        await time(async () => {
+          const r = await compile({ language, files, options: { ...extra, cache: { dir: cacheDir } } })
+          if (!r.cached) throw new Error(`${file}: expected a cache hit`)
+        }),
+      )
     }
-    rows.push({ sample: file, language: extra.typeCheck === false ? `${language} (no check)` : language, coldMs: median(cold), cachedMs: median(cached) })
+    rows.push({
+      sample: file,
+      language: extra.typeCheck === false ? `${language} (no check)` : language,
+      coldMs: median(cold),
+      cachedMs: median(cached),
+    })
   }
   const files = { 'wordcount.c': readFileSync(join(root, 'samples', 'wordcount.c'), 'utf8') }
   const jailed = []
@@ -66,9 +80,14 @@ try {
   console.log('| sample | language | cold ms | cached ms | cold / cached |')
   console.log('| --- | --- | ---: | ---: | ---: |')
   for (const r of rows) {
-    console.log(`| ${r.sample} | ${r.language} | ${r.coldMs.toFixed(0)} | ${r.cachedMs.toFixed(2)} | ${(r.coldMs / r.cachedMs).toFixed(0)}x |`)
+    console.log(
+      `| ${r.sample} | ${r.language} | ${r.coldMs.toFixed(0)} | ${r.cachedMs.toFixed(2)} | ${(r.coldMs / r.cachedMs).toFixed(0)}x |`,
+    )
   }
-  if (jailed.length > 0) console.log(`\nbubblewrap jail: C compile jailed ${median(jailed).toFixed(0)} ms vs unjailed ${median(bare).toFixed(0)} ms = ${(median(jailed) / median(bare)).toFixed(2)}x`)
+  if (jailed.length > 0)
+    console.log(
+      `\nbubblewrap jail: C compile jailed ${median(jailed).toFixed(0)} ms vs unjailed ${median(bare).toFixed(0)} ms = ${(median(jailed) / median(bare)).toFixed(2)}x`,
+    )
 } finally {
   rmSync(cacheDir, { recursive: true, force: true })
 }

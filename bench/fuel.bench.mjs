@@ -28,9 +28,14 @@ const extra = args.filter((a, i) => a.endsWith('.wasm') && args[i - 1] !== '--ro
 const bundled = await build({
   stdin: {
     contents: `export * from './runtime/instrument/index.ts'; export { WasiHost } from './wasi-host/index.ts'`,
-    resolveDir: root, loader: 'ts',
+    resolveDir: root,
+    loader: 'ts',
   },
-  bundle: true, format: 'esm', platform: 'neutral', write: false, logLevel: 'warning',
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  write: false,
+  logLevel: 'warning',
 })
 const lib = await import(`data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString('base64')}`)
 const { meterFuel, capMemory, setFuel, remainingFuel, WasiHost } = lib
@@ -40,7 +45,12 @@ const decoder = new TextDecoder()
 
 function runOnce(module, argv, metered) {
   let out = ''
-  const host = new WasiHost({ args: argv, stdout: (c) => { out += decoder.decode(c) } })
+  const host = new WasiHost({
+    args: argv,
+    stdout: (c) => {
+      out += decoder.decode(c)
+    },
+  })
   const c0 = process.cpuUsage()
   const t0 = performance.now()
   const instance = new WebAssembly.Instance(module, host.imports)
@@ -66,8 +76,19 @@ const fixtures = join(root, 'test/fixtures/wasm')
  */
 function syntheticModule(target) {
   const bytes = []
-  const u32 = (out, n) => { do { let b = n & 0x7f; n >>>= 7; if (n) b |= 0x80; out.push(b) } while (n) }
-  const section = (id, payload) => { bytes.push(id); u32(bytes, payload.length); for (const b of payload) bytes.push(b) }
+  const u32 = (out, n) => {
+    do {
+      let b = n & 0x7f
+      n >>>= 7
+      if (n) b |= 0x80
+      out.push(b)
+    } while (n)
+  }
+  const section = (id, payload) => {
+    bytes.push(id)
+    u32(bytes, payload.length)
+    for (const b of payload) bytes.push(b)
+  }
   const chunk = (self) => {
     const c = []
     c.push(0x02, 0x40) // block
@@ -76,7 +97,11 @@ function syntheticModule(target) {
     c.push(0x20, 0x00, 0x41, 0x01, 0x6b, 0x22, 0x00, 0x0d, 0x00) // l0 -= 1; br_if loop
     c.push(0x0b) //   end
     c.push(0x20, 0x01, 0x41, 0xff, 0x00, 0x71, 0x04, 0x40) // if (l1 & 127)
-    if (self > 0) { c.push(0x20, 0x00, 0x20, 0x01, 0x10); u32(c, self - 1); c.push(0x1a) } // call f(self-1); drop
+    if (self > 0) {
+      c.push(0x20, 0x00, 0x20, 0x01, 0x10)
+      u32(c, self - 1)
+      c.push(0x1a)
+    } // call f(self-1); drop
     c.push(0x05, 0x42, 0xb9, 0x60, 0x21, 0x02) // else l2 = i64 12345
     c.push(0x0b) // end
     c.push(0x20, 0x02, 0x42, 0x03, 0x7e, 0x42, 0x07, 0x7c, 0x21, 0x02) // l2 = l2 * 3 + 7
@@ -89,7 +114,9 @@ function syntheticModule(target) {
   const funcs = Math.max(1, Math.ceil(target / (chunk(1000).length * perFunction + 8)))
   bytes.push(0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00)
   section(1, [0x01, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f]) // (i32 i32) -> i32
-  const fsec = []; u32(fsec, funcs); for (let i = 0; i < funcs; i++) fsec.push(0x00)
+  const fsec = []
+  u32(fsec, funcs)
+  for (let i = 0; i < funcs; i++) fsec.push(0x00)
   section(3, fsec)
   section(5, [0x01, 0x00, 0x01]) // one page
   const code = []
@@ -118,7 +145,10 @@ function timeIt(fn, minMs = 300) {
 
 const modules = []
 for (const dir of [fixtures, join(root, 'samples')]) {
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.wasm')).sort()) modules.push([f, readFileSync(join(dir, f))])
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith('.wasm'))
+    .sort())
+    modules.push([f, readFileSync(join(dir, f))])
 }
 for (const path of extra) modules.push([path, readFileSync(path)])
 const synthetic = syntheticModule(quick ? 1_000_000 : 5_000_000)
@@ -152,7 +182,9 @@ for (const [name, bytes] of modules) {
     )
   }
 }
-console.log(`all ${modules.length} modules: ${(totalBytes / 1e6).toFixed(2)} MB in ${totalMs.toFixed(1)} ms = ${(totalMs / (totalBytes / 1e6)).toFixed(1)} ms per MB`)
+console.log(
+  `all ${modules.length} modules: ${(totalBytes / 1e6).toFixed(2)} MB in ${totalMs.toFixed(1)} ms = ${(totalMs / (totalBytes / 1e6)).toFixed(1)} ms per MB`,
+)
 
 const kernelsBytes = readFileSync(join(fixtures, 'fuel_kernels.wasm'))
 const spinBytes = readFileSync(join(fixtures, 'fuel_spin.wasm'))
@@ -185,7 +217,8 @@ for (const [name, bytes, argv] of workloads) {
   for (let r = 0; r < ROUNDS; r++) {
     const ra = runOnce(plain, argv, false)
     const rb = runOnce(metered, argv, true)
-    if (ra.out !== rb.out || ra.code !== rb.code) throw new Error(`${name}: metered output differs: ${JSON.stringify(ra.out)} vs ${JSON.stringify(rb.out)}`)
+    if (ra.out !== rb.out || ra.code !== rb.code)
+      throw new Error(`${name}: metered output differs: ${JSON.stringify(ra.out)} vs ${JSON.stringify(rb.out)}`)
     if (fuel !== undefined && fuel !== rb.fuel) throw new Error(`${name}: fuel differs between runs: ${fuel} vs ${rb.fuel}`)
     fuel = rb.fuel
     a.push(ra.ms)
@@ -198,4 +231,3 @@ for (const [name, bytes, argv] of workloads) {
     `${name.padEnd(9)} ${ma.toFixed(1).padStart(12)} ${mb.toFixed(1).padStart(12)} ${(mb / ma).toFixed(3).padStart(7)}x | ${mca.toFixed(1).padStart(13)} ${mcb.toFixed(1).padStart(12)} ${(mcb / mca).toFixed(3).padStart(7)}x | ${String(fuel).padStart(10)} ${(Number(fuel) / (mcb * 1e6)).toFixed(2).padStart(8)}`,
   )
 }
-

@@ -22,7 +22,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
 const roundsAt = args.indexOf('--rounds')
 const ROUNDS = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 5
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
 const fmt = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(1)} ms`)
 
 // The engine internals are TypeScript: bundle them beside the bench (so `quickjs-wasi` resolves from node_modules).
@@ -31,9 +34,15 @@ mkdirSync(outDir, { recursive: true })
 await build({
   stdin: {
     contents: `export { ScriptEngine, EngineSlot, engineBytes, ENGINE_HOST_IMPORTS } from './runtime/script-engine.ts'; export { loadModule } from './runtime/module.ts'`,
-    resolveDir: root, loader: 'ts',
+    resolveDir: root,
+    loader: 'ts',
   },
-  bundle: true, format: 'esm', platform: 'node', outfile: join(outDir, 'js-engine.mjs'), external: ['esbuild'], logLevel: 'warning',
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  outfile: join(outDir, 'js-engine.mjs'),
+  external: ['esbuild'],
+  logLevel: 'warning',
 })
 const t0 = performance.now()
 const internals = await import(pathToFileURL(join(outDir, 'js-engine.mjs')).href)
@@ -121,7 +130,16 @@ for (const [name, src] of Object.entries(workloads)) {
     let out = ''
     // Wrapped in a function, as the bundle's top level is module scope in QuickJS (a vm context's
     // global lookups go through interceptors and would make V8 look slower than it is).
-    vm.runInNewContext(`(function () {\n${program.code}\n})()`, { console: { log: (s) => { out += s } }, performance, JSON, Uint8Array })
+    vm.runInNewContext(`(function () {\n${program.code}\n})()`, {
+      console: {
+        log: (s) => {
+          out += s
+        },
+      },
+      performance,
+      JSON,
+      Uint8Array,
+    })
     return JSON.parse(out)
   }
   const inCaplet = async () => {
@@ -129,13 +147,16 @@ for (const [name, src] of Object.entries(workloads)) {
     if (r.exitCode !== 0) throw new Error(`${name}: ${text(r.stderr)}`)
     return JSON.parse(text(r.stdout))
   }
-  await inCaplet(); inV8() // warm-up
-  const q = [], v = []
+  await inCaplet()
+  inV8() // warm-up
+  const q = [],
+    v = []
   for (let i = 0; i < ROUNDS; i++) {
     const a = await inCaplet()
     const b = inV8()
     if (a.check !== b.check) throw new Error(`${name}: checksums differ (${a.check} vs ${b.check})`)
-    q.push(a.ms); v.push(b.ms)
+    q.push(a.ms)
+    v.push(b.ms)
   }
   cpu[name] = { quickjs: median(q), v8: median(v) }
 }

@@ -34,8 +34,12 @@ function check(out) {
   const { count } = JSON.parse(new TextDecoder().decode(out))
   if (count !== EXPECT) throw new Error(`wrong answer: ${count}`)
 }
-function sync(p) { return { call: () => p.callSync('count_vowels', input), close: () => p.close(), sync: true } }
-function asyncCall(p) { return { call: () => p.call('count_vowels', input), close: () => p.close(), sync: false } }
+function sync(p) {
+  return { call: () => p.callSync('count_vowels', input), close: () => p.close(), sync: true }
+}
+function asyncCall(p) {
+  return { call: () => p.call('count_vowels', input), close: () => p.close(), sync: false }
+}
 async function extism(runInWorker) {
   const p = await createPlugin({ wasm: [{ data: wasm }] }, { useWasi: true, runInWorker })
   return { call: async () => (await p.call('count_vowels', input)).bytes(), close: () => p.close(), sync: false }
@@ -65,10 +69,15 @@ for (const c of made.values()) await c.close()
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const us = new Map([...results].map(([k, v]) => [k, median(v)]))
 const base = us.get('extism foreground (keeps state)')
-console.log(`plugin calls (${ROUNDS} rounds, median; Node ${process.versions.node}): ${wasm.byteLength}-byte module, count_vowels on ${input.byteLength} bytes`)
+console.log(
+  `plugin calls (${ROUNDS} rounds, median; Node ${process.versions.node}): ${wasm.byteLength}-byte module, count_vowels on ${input.byteLength} bytes`,
+)
 console.log('| contender | µs/call | calls/s | × extism foreground |')
 console.log('| --- | ---: | ---: | ---: |')
-for (const [name, v] of us) console.log(`| ${name} | ${v.toFixed(1)} | ${Math.round(1e6 / v).toLocaleString('en')} | ${(v / base).toFixed(2)} |`)
+for (const [name, v] of us)
+  console.log(`| ${name} | ${v.toFixed(1)} | ${Math.round(1e6 / v).toLocaleString('en')} | ${(v / base).toFixed(2)} |`)
 const reset = us.get('caplet in-process fresh') - us.get('caplet in-process keep')
 const reinst = us.get('caplet in-process re-instantiate') - us.get('caplet in-process keep')
-console.log(`\nreset by snapshot: ${reset.toFixed(1)} µs per call; by re-instantiation: ${reinst.toFixed(1)} µs per call (${(reinst / Math.max(reset, 0.1)).toFixed(1)}×)`)
+console.log(
+  `\nreset by snapshot: ${reset.toFixed(1)} µs per call; by re-instantiation: ${reinst.toFixed(1)} µs per call (${(reinst / Math.max(reset, 0.1)).toFixed(1)}×)`,
+)

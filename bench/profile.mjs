@@ -13,7 +13,10 @@ import { buildWorkloads } from './lib/build-workloads.mjs'
 import { BENCH } from './lib/paths.mjs'
 
 const argv = process.argv.slice(2)
-const opt = (name, d) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : d }
+const opt = (name, d) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : d
+}
 const TOP = Number(opt('--top', 12))
 const HOST = opt('--host', 'caplet')
 const COUNTS = { write16: 2e6, filewrite16: 1e6, clock: 3e6, stat: 2e5, openclose: 1e5, readdir: 5000, random: 262144, fileio: 512 }
@@ -37,7 +40,10 @@ function summarise(file) {
     self.set(key, (self.get(key) ?? 0) + c)
     total += c
   }
-  return [...self].sort((a, b) => b[1] - a[1]).slice(0, TOP).map(([k, c]) => `${(100 * c / total).toFixed(1).padStart(5)}%  ${k}`)
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, TOP)
+    .map(([k, c]) => `${((100 * c) / total).toFixed(1).padStart(5)}%  ${k}`)
 }
 
 for (const op of ops.length ? ops : Object.keys(COUNTS)) {
@@ -45,10 +51,18 @@ for (const op of ops.length ? ops : Object.keys(COUNTS)) {
   const profDir = mkdtempSync(join(tmpdir(), 'caplet-cpuprof-'))
   const count = String(opt('--count', COUNTS[op]))
   const spec = { host: HOST, wasm: built.sys.wasm, args: ['sys', op, count, '/data'], dir, caplet }
-  const r = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100', join(BENCH, 'lib/host-run.mjs'), JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 26 })
+  const r = spawnSync(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${profDir}`, '--cpu-prof-interval=100', join(BENCH, 'lib/host-run.mjs'), JSON.stringify(spec)],
+    { encoding: 'utf8', maxBuffer: 1 << 26 },
+  )
   const line = r.stdout.split('\n').find((l) => l.startsWith('@@RESULT '))
   const res = line ? JSON.parse(line.slice(9)) : { ok: false, error: r.stderr.slice(-300) }
-  const figures = res.ok ? Object.entries(res.results).map(([k, v]) => `${k} ${(v.ns / v.ops / 1000).toFixed(3)} µs/op`).join(', ') : res.error
+  const figures = res.ok
+    ? Object.entries(res.results)
+        .map(([k, v]) => `${k} ${(v.ns / v.ops / 1000).toFixed(3)} µs/op`)
+        .join(', ')
+    : res.error
   console.log(`\n== ${op} on ${HOST}: ${figures}`)
   const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
   if (file) for (const l of summarise(join(profDir, file))) console.log(l)

@@ -14,10 +14,18 @@ const mod = new WebAssembly.Module(bytes)
 const program = prepareSync(bytes, { stdout: 'discard', isolation: 'in-process' })
 const workerProgram = await prepare(bytes, { stdout: 'discard' })
 const hosts = {
-  'caplet worker': async () => { await run(bytes, { stdout: 'discard' }) },
-  'caplet worker prepared': async () => { await workerProgram.run() },
-  'caplet in-process': async () => { runSync(bytes, { stdout: 'discard' }) },
-  'caplet prepared': async () => { program.runSync() },
+  'caplet worker': async () => {
+    await run(bytes, { stdout: 'discard' })
+  },
+  'caplet worker prepared': async () => {
+    await workerProgram.run()
+  },
+  'caplet in-process': async () => {
+    runSync(bytes, { stdout: 'discard' })
+  },
+  'caplet prepared': async () => {
+    program.runSync()
+  },
   'node:wasi in-process': async () => {
     const wasi = new WASI({ version: 'preview1', args: ['hello'], returnOnExit: true, stdout: 2 })
     // node:wasi writes straight to an fd; /dev/null keeps the terminal quiet.
@@ -35,9 +43,14 @@ for (let r = 0; r < rounds; r++) {
     samples[name].push(performance.now() - t)
   }
 }
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)] }
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y)
+  return s[Math.floor(s.length / 2)]
+}
 const base = median(samples['node:wasi in-process'])
 console.log(`hello, ${rounds} rounds, ms per run (median, min–max), ratio to node:wasi`)
 for (const [name, s] of Object.entries(samples)) {
-  console.log(`${name.padEnd(24)} ${median(s).toFixed(3).padStart(8)}  (${Math.min(...s).toFixed(3)}–${Math.max(...s).toFixed(3)})  ${(median(s) / base).toFixed(2)}×`)
+  console.log(
+    `${name.padEnd(24)} ${median(s).toFixed(3).padStart(8)}  (${Math.min(...s).toFixed(3)}–${Math.max(...s).toFixed(3)})  ${(median(s) / base).toFixed(2)}×`,
+  )
 }

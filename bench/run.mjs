@@ -21,7 +21,10 @@ import { writeReport } from './lib/report.mjs'
 
 const argv = process.argv.slice(2)
 const flag = (name) => argv.includes(name)
-const opt = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined }
+const opt = (name) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
 const QUICK = flag('--quick')
 const ROUNDS = Number(opt('--rounds') ?? (QUICK ? 2 : 3))
 const ALL_GROUPS = QUICK ? ['cpu', 'sys', 'startup'] : ['cpu', 'sys', 'startup', 'sqlite', 'ruby']
@@ -55,20 +58,49 @@ const HOSTS = {
 
 // ---- workloads ---------------------------------------------------------------------------------
 const S = QUICK ? 0.15 : 1
-const cpuHosts = QUICK ? ['native', 'caplet', 'caplet-baseline', 'node-wasi', 'node-wasi-nofast']
-  : ['native', 'caplet', 'caplet-baseline', 'caplet-optimized', 'caplet-fuel', 'caplet-worker', 'node-wasi', 'node-wasi-nofast', 'bjorn3', 'wasmer']
-const sysHosts = QUICK ? ['native', 'caplet', 'node-wasi', 'bjorn3']
+const cpuHosts = QUICK
+  ? ['native', 'caplet', 'caplet-baseline', 'node-wasi', 'node-wasi-nofast']
+  : [
+      'native',
+      'caplet',
+      'caplet-baseline',
+      'caplet-optimized',
+      'caplet-fuel',
+      'caplet-worker',
+      'node-wasi',
+      'node-wasi-nofast',
+      'bjorn3',
+      'wasmer',
+    ]
+const sysHosts = QUICK
+  ? ['native', 'caplet', 'node-wasi', 'bjorn3']
   : ['native', 'caplet', 'caplet-memfs', 'node-wasi', 'node-wasi-nofast', 'bjorn3', 'wasmer']
 const n = (x) => String(Math.max(1, Math.round(x * S)))
 
 function workloads(built) {
   const list = []
-  const cpu = [['nbody', 5_000_000], ['fannkuch', QUICK ? 9 : 10], ['spectral', Math.round(1500 * (QUICK ? 0.4 : 1))],
-    ['hash', QUICK ? 2 : 10], ['matmul', QUICK ? 220 : 400], ['sort', 10_000_000]]
+  const cpu = [
+    ['nbody', 5_000_000],
+    ['fannkuch', QUICK ? 9 : 10],
+    ['spectral', Math.round(1500 * (QUICK ? 0.4 : 1))],
+    ['hash', QUICK ? 2 : 10],
+    ['matmul', QUICK ? 220 : 400],
+    ['sort', 10_000_000],
+  ]
   if (GROUPS.includes('cpu')) {
     for (const [k, size] of cpu) {
       const arg = k === 'fannkuch' || k === 'spectral' || k === 'matmul' || k === 'hash' ? String(size) : n(size)
-      list.push({ group: 'cpu', id: `cpu:${k}`, title: k, bin: built.cpu, args: [k, arg], result: k, unit: 'ms', hosts: cpuHosts, ref: 'native' })
+      list.push({
+        group: 'cpu',
+        id: `cpu:${k}`,
+        title: k,
+        bin: built.cpu,
+        args: [k, arg],
+        result: k,
+        unit: 'ms',
+        hosts: cpuHosts,
+        ref: 'native',
+      })
     }
   }
   if (GROUPS.includes('sys')) {
@@ -84,34 +116,122 @@ function workloads(built) {
     ]
     for (const [op, count, title, fs] of ops) {
       const nocheck = op === 'clock' || op === 'random' // readings differ from run to run
-      const c = op === 'readdir' ? (QUICK ? '2000' : '10000') : op === 'fileio' ? (QUICK ? '32' : '256') : op === 'random' ? (QUICK ? '8192' : '65536') : n(count)
+      const c =
+        op === 'readdir'
+          ? QUICK
+            ? '2000'
+            : '10000'
+          : op === 'fileio'
+            ? QUICK
+              ? '32'
+              : '256'
+            : op === 'random'
+              ? QUICK
+                ? '8192'
+                : '65536'
+              : n(count)
       const hosts = sysHosts.filter((h) => fs || h !== 'caplet-memfs')
       const base = { group: 'sys', bin: built.sys, fs, hosts, ref: 'native', nocheck }
       if (op === 'fileio') {
-        list.push({ ...base, id: 'sys:filewrite64k', title: '64 KiB writes', args: [op, c], result: 'filewrite64k', also: 'fileread64k', unit: 'MB/s', perOpBytes: 65536 })
+        list.push({
+          ...base,
+          id: 'sys:filewrite64k',
+          title: '64 KiB writes',
+          args: [op, c],
+          result: 'filewrite64k',
+          also: 'fileread64k',
+          unit: 'MB/s',
+          perOpBytes: 65536,
+        })
       } else {
         list.push({ ...base, id: `sys:${op}`, title, args: [op, c], result: op, unit: op === 'random' ? 'µs/64 KiB' : 'µs/call' })
       }
     }
   }
   if (GROUPS.includes('startup')) {
-    list.push({ group: 'startup', id: 'startup:cold', title: 'cold process: hello', bin: built.hello, kind: 'cold', unit: 'ms',
-      hosts: QUICK ? ['native', 'caplet', 'node-wasi'] : ['native', 'caplet', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'node-wasi' })
+    list.push({
+      group: 'startup',
+      id: 'startup:cold',
+      title: 'cold process: hello',
+      bin: built.hello,
+      kind: 'cold',
+      unit: 'ms',
+      hosts: QUICK ? ['native', 'caplet', 'node-wasi'] : ['native', 'caplet', 'node-wasi', 'bjorn3', 'wasmer'],
+      ref: 'node-wasi',
+    })
     // caplet: runSync(bytes, options) per run; caplet prepared: prepareSync once, program.runSync() per run.
-    list.push({ group: 'startup', id: 'startup:warm', title: 'warm in-process: hello', bin: built.hello, kind: 'warm', unit: 'ms',
-      hosts: QUICK ? ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3'] : ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'node-wasi', repeat: QUICK ? 100 : 300 })
-    list.push({ group: 'startup', id: 'startup:worker', title: 'warm worker: hello', bin: built.hello, kind: 'warm', unit: 'ms',
-      hosts: ['caplet-worker', 'caplet-worker-prepared'], ref: 'caplet-worker', repeat: QUICK ? 30 : 100 })
+    list.push({
+      group: 'startup',
+      id: 'startup:warm',
+      title: 'warm in-process: hello',
+      bin: built.hello,
+      kind: 'warm',
+      unit: 'ms',
+      hosts: QUICK ? ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3'] : ['caplet', 'caplet-prepared', 'node-wasi', 'bjorn3', 'wasmer'],
+      ref: 'node-wasi',
+      repeat: QUICK ? 100 : 300,
+    })
+    list.push({
+      group: 'startup',
+      id: 'startup:worker',
+      title: 'warm worker: hello',
+      bin: built.hello,
+      kind: 'warm',
+      unit: 'ms',
+      hosts: ['caplet-worker', 'caplet-worker-prepared'],
+      ref: 'caplet-worker',
+      repeat: QUICK ? 30 : 100,
+    })
   }
   if (GROUPS.includes('sqlite') && built.sqlite) {
-    list.push({ group: 'sqlite', id: 'sqlite:short', title: 'SQLite, 20 k rows (short run)', bin: built.sqlite, args: ['20000'], dirArg: true, result: 'sqlite', unit: 'ms', fs: true,
-      hosts: ['native', 'caplet', 'caplet-baseline', 'caplet-optimized', 'caplet-memfs', 'node-wasi', 'node-wasi-nofast', 'bjorn3', 'wasmer'], ref: 'native' })
-    list.push({ group: 'sqlite', id: 'sqlite:long', title: 'SQLite, 200 k rows', bin: built.sqlite, args: ['200000'], dirArg: true, result: 'sqlite', unit: 'ms', fs: true,
-      hosts: ['native', 'caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi', 'bjorn3', 'wasmer'], ref: 'native' })
+    list.push({
+      group: 'sqlite',
+      id: 'sqlite:short',
+      title: 'SQLite, 20 k rows (short run)',
+      bin: built.sqlite,
+      args: ['20000'],
+      dirArg: true,
+      result: 'sqlite',
+      unit: 'ms',
+      fs: true,
+      hosts: [
+        'native',
+        'caplet',
+        'caplet-baseline',
+        'caplet-optimized',
+        'caplet-memfs',
+        'node-wasi',
+        'node-wasi-nofast',
+        'bjorn3',
+        'wasmer',
+      ],
+      ref: 'native',
+    })
+    list.push({
+      group: 'sqlite',
+      id: 'sqlite:long',
+      title: 'SQLite, 200 k rows',
+      bin: built.sqlite,
+      args: ['200000'],
+      dirArg: true,
+      result: 'sqlite',
+      unit: 'ms',
+      fs: true,
+      hosts: ['native', 'caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi', 'bjorn3', 'wasmer'],
+      ref: 'native',
+    })
   }
   if (GROUPS.includes('ruby') && built.ruby) {
-    list.push({ group: 'ruby', id: 'ruby:start', title: 'CRuby 3.3 start + require "json"', bin: built.ruby, kind: 'ruby', unit: 'ms',
-      hosts: ['caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi', 'node-wasi-nofast'], ref: 'node-wasi' })
+    list.push({
+      group: 'ruby',
+      id: 'ruby:start',
+      title: 'CRuby 3.3 start + require "json"',
+      bin: built.ruby,
+      kind: 'ruby',
+      unit: 'ms',
+      hosts: ['caplet', 'caplet-baseline', 'caplet-optimized', 'node-wasi', 'node-wasi-nofast'],
+      ref: 'node-wasi',
+    })
   }
   return list
 }
@@ -122,9 +242,14 @@ function spawnCollect(cmd, args, env, timeoutMs, { discardStdout = false } = {})
     const t0 = performance.now()
     // A native guest's stdout goes to /dev/null, as the JS hosts discard theirs.
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', discardStdout ? 'ignore' : 'pipe', 'pipe'] })
-    let stdout = '', stderr = ''
-    child.stdout?.on('data', (d) => { if (stdout.length < 1 << 20) stdout += d })
-    child.stderr.on('data', (d) => { if (stderr.length < 1 << 20) stderr += d })
+    let stdout = '',
+      stderr = ''
+    child.stdout?.on('data', (d) => {
+      if (stdout.length < 1 << 20) stdout += d
+    })
+    child.stderr.on('data', (d) => {
+      if (stderr.length < 1 << 20) stderr += d
+    })
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.on('close', (code, signal) => {
       clearTimeout(timer)
@@ -156,8 +281,19 @@ async function sample(w, hostId, caplet) {
       script = join(BENCH, 'lib/ruby-start.mjs')
       spec = { host: host.runner === 'node-wasi' ? 'node-wasi' : 'caplet', tier: host.env?.CAPLET_TIER ?? 'auto', wasm: w.bin.wasm, caplet }
     } else {
-      const args = w.kind === 'cold' || w.kind === 'warm' ? ['hello'] : [w.bin.wasm.split('/').pop(), ...w.args, ...(guestDir ? [guestDir] : w.group === 'sys' ? ['.'] : [])]
-      spec = { host: host.runner, wasm: w.bin.wasm, args, dir, caplet, kind: w.kind === 'cold' ? 'guest' : w.kind ?? 'guest', repeat: w.repeat }
+      const args =
+        w.kind === 'cold' || w.kind === 'warm'
+          ? ['hello']
+          : [w.bin.wasm.split('/').pop(), ...w.args, ...(guestDir ? [guestDir] : w.group === 'sys' ? ['.'] : [])]
+      spec = {
+        host: host.runner,
+        wasm: w.bin.wasm,
+        args,
+        dir,
+        caplet,
+        kind: w.kind === 'cold' ? 'guest' : (w.kind ?? 'guest'),
+        repeat: w.repeat,
+      }
     }
     const r = await spawnCollect(process.execPath, [...(host.nodeFlags ?? []), script, JSON.stringify(spec)], host.env ?? {}, timeoutOf(w))
     if (r.timedOut) return { error: 'timeout' }
@@ -168,7 +304,8 @@ async function sample(w, hostId, caplet) {
     if (!out.ok) return { error: out.error }
     if (w.kind === 'cold') return { value: r.wallMs, raw: r.wallMs }
     if (w.kind === 'warm') return { value: out.results.warm.ns / 1e6, raw: out.results.warm.ns / 1e6 }
-    if (w.kind === 'ruby') return { value: out.results['ruby-start'].ns / 1e6, raw: out.results['ruby-start'].ns / 1e6, extra: { compileMs: out.compileMs } }
+    if (w.kind === 'ruby')
+      return { value: out.results['ruby-start'].ns / 1e6, raw: out.results['ruby-start'].ns / 1e6, extra: { compileMs: out.compileMs } }
     return fromResults(w, out.results)
   } finally {
     if (dir) rmSync(dir, { recursive: true, force: true })
@@ -185,7 +322,7 @@ function parse(text) {
 function fromResults(w, results) {
   const r = results[w.result]
   if (!r) return { error: `no RESULT ${w.result}` }
-  const value = (x) => w.unit === 'ms' ? x.ns / 1e6 : w.unit === 'MB/s' ? (x.ops * w.perOpBytes / 1e6) / (x.ns / 1e9) : x.ns / x.ops / 1e3
+  const value = (x) => (w.unit === 'ms' ? x.ns / 1e6 : w.unit === 'MB/s' ? (x.ops * w.perOpBytes) / 1e6 / (x.ns / 1e9) : x.ns / x.ops / 1e3)
   const out = { value: value(r), check: r.check }
   if (w.also && results[w.also]) out.also = value(results[w.also])
   return out
@@ -231,14 +368,26 @@ async function main() {
     const ref = samples[w.id].native?.find((s) => s.check !== undefined)?.check
     if (ref === undefined) continue
     for (const h of w.hosts) {
-      if (samples[w.id][h].some((s) => s.check !== undefined && s.check !== ref)) notes[`${w.id}|${h}`] = 'WRONG RESULT (checksum differs from native)'
+      if (samples[w.id][h].some((s) => s.check !== undefined && s.check !== ref))
+        notes[`${w.id}|${h}`] = 'WRONG RESULT (checksum differs from native)'
     }
   }
   const meta = {
-    date: new Date().toISOString(), quick: QUICK, rounds: ROUNDS, node: process.version, v8: process.versions.v8,
-    cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memGiB: Math.round(totalmem() / 2 ** 30), load: loadavg().map((x) => x.toFixed(2)).join(' '),
-    platform: `${process.platform} ${process.arch}`, elapsedS: Math.round((Date.now() - started) / 1000),
-    sqlite: SQLITE_PACKAGE, ruby: RUBY_PACKAGE,
+    date: new Date().toISOString(),
+    quick: QUICK,
+    rounds: ROUNDS,
+    node: process.version,
+    v8: process.versions.v8,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    load: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+    platform: `${process.platform} ${process.arch}`,
+    elapsedS: Math.round((Date.now() - started) / 1000),
+    sqlite: SQLITE_PACKAGE,
+    ruby: RUBY_PACKAGE,
   }
   mkdirSync(OUT, { recursive: true })
   const files = writeReport(OUT, { meta, list, samples, notes, hosts: HOSTS })

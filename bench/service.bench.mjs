@@ -14,31 +14,64 @@ import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 
 const root = resolve(import.meta.dirname, '..')
-const arg = (name, d) => { const i = process.argv.indexOf(name); return i > 0 ? Number(process.argv[i + 1]) : d }
+const arg = (name, d) => {
+  const i = process.argv.indexOf(name)
+  return i > 0 ? Number(process.argv[i + 1]) : d
+}
 const DURATION = arg('--duration', 5)
 const CONNECTIONS = arg('--connections', 16)
 const HELLO = join(root, 'samples/hello.wasm')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-const freePort = () => new Promise((res) => { const s = netServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)) }) })
+const freePort = () =>
+  new Promise((res) => {
+    const s = netServer()
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port
+      s.close(() => res(p))
+    })
+  })
 
 function child(args, ready) {
   const p = spawn(process.execPath, [join(root, 'bin/caplet.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  p.stdout.on('data', (d) => { out += d })
-  p.stderr.on('data', (d) => { out += d })
+  p.stdout.on('data', (d) => {
+    out += d
+  })
+  p.stderr.on('data', (d) => {
+    out += d
+  })
   return new Promise((res, rej) => {
     const t = setInterval(() => {
       const m = ready.exec(out)
-      if (m) { clearInterval(t); res({ p, match: m, log: () => out }) }
-      if (p.exitCode !== null) { clearInterval(t); rej(new Error(out)) }
+      if (m) {
+        clearInterval(t)
+        res({ p, match: m, log: () => out })
+      }
+      if (p.exitCode !== null) {
+        clearInterval(t)
+        rej(new Error(out))
+      }
     }, 20)
   })
 }
-const stop = (p) => new Promise((r) => { if (p.exitCode !== null) return r(); p.once('exit', r); p.kill('SIGTERM') })
+const stop = (p) =>
+  new Promise((r) => {
+    if (p.exitCode !== null) return r()
+    p.once('exit', r)
+    p.kill('SIGTERM')
+  })
 
 async function load(url, body, opts = {}) {
-  const r = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'application/json' }, connections: CONNECTIONS, duration: DURATION, ...opts })
+  const r = await autocannon({
+    url,
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+    connections: CONNECTIONS,
+    duration: DURATION,
+    ...opts,
+  })
   const bad = r.non2xx + r.errors + r.timeouts
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, bad }
 }
@@ -64,15 +97,29 @@ WebAssembly.instantiate(fs.readFileSync(process.argv[1]), wasi.getImportObject()
     req.on('end', () => {
       const p = spawn(process.execPath, ['--no-warnings', '-e', script, HELLO], { stdio: ['ignore', 'pipe', 'ignore'] })
       let out = ''
-      p.stdout.on('data', (d) => { out += d })
-      p.on('exit', (code) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify({ exitCode: code, stdout: out })) })
+      p.stdout.on('data', (d) => {
+        out += d
+      })
+      p.on('exit', (code) => {
+        res.setHeader('content-type', 'application/json')
+        res.end(JSON.stringify({ exitCode: code, stdout: out }))
+      })
     })
   })
-  return new Promise((r) => server.listen(0, '127.0.0.1', () => r({ url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((c) => server.close(c)) })))
+  return new Promise((r) =>
+    server.listen(0, '127.0.0.1', () =>
+      r({ url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((c) => server.close(c)) }),
+    ),
+  )
 }
 
 const rows = []
-const report = (name, m) => { rows.push({ name, ...m }); console.log(`${name.padEnd(44)} ${m.rps.toFixed(1).padStart(8)} runs/s  p50 ${String(m.p50).padStart(5)} ms  p99 ${String(m.p99).padStart(5)} ms  (${m.total} runs, ${m.bad} failed)`) }
+const report = (name, m) => {
+  rows.push({ name, ...m })
+  console.log(
+    `${name.padEnd(44)} ${m.rps.toFixed(1).padStart(8)} runs/s  p50 ${String(m.p50).padStart(5)} ms  p99 ${String(m.p99).padStart(5)} ms  (${m.total} runs, ${m.bad} failed)`,
+  )
+}
 
 console.log(`caplet serve load test: hello, ${CONNECTIONS} connections, ${DURATION} s each\n`)
 const base = await baseline()
@@ -89,7 +136,9 @@ await local.stop()
 
 const dir = mkdtempSync(join(tmpdir(), 'caplet-bench-redis-'))
 const port = await freePort()
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
+const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+  stdio: 'ignore',
+})
 await sleep(300)
 const queue = `redis://127.0.0.1:${port}`
 try {

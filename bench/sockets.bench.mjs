@@ -22,7 +22,10 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const args = process.argv.slice(2)
-const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt }
+const opt = (name, dflt) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? args[i + 1] : dflt
+}
 const ROUNDS = Number(opt('--rounds', '3'))
 const SECONDS = Number(opt('--seconds', '1.5'))
 const ONLY = opt('--only', 'echo,http').split(',')
@@ -58,21 +61,42 @@ const SERVERS = {
   echo: {
     native: () => start(join(build, 'echo-server'), []),
     'caplet (worker)': () => start(process.execPath, [caplet, 'run', '--listen', '127.0.0.1:0', join(ROOT, 'samples/echo-server.wasm')]),
-    'caplet (in-process)': () => start(process.execPath, [caplet, 'run', '--in-process', '--listen', '127.0.0.1:0', join(ROOT, 'samples/echo-server.wasm')]),
+    'caplet (in-process)': () =>
+      start(process.execPath, [caplet, 'run', '--in-process', '--listen', '127.0.0.1:0', join(ROOT, 'samples/echo-server.wasm')]),
   },
   http: {
     native: () => start(join(build, 'http-server'), [site]),
-    'caplet (worker)': () => start(process.execPath, [caplet, 'run', '--listen', '127.0.0.1:0', '--dir', `${site}:/www:ro`, join(ROOT, 'samples/http-server.wasm')]),
-    'caplet (in-process)': () => start(process.execPath, [caplet, 'run', '--in-process', '--listen', '127.0.0.1:0', '--dir', `${site}:/www:ro`, join(ROOT, 'samples/http-server.wasm')]),
+    'caplet (worker)': () =>
+      start(process.execPath, [
+        caplet,
+        'run',
+        '--listen',
+        '127.0.0.1:0',
+        '--dir',
+        `${site}:/www:ro`,
+        join(ROOT, 'samples/http-server.wasm'),
+      ]),
+    'caplet (in-process)': () =>
+      start(process.execPath, [
+        caplet,
+        'run',
+        '--in-process',
+        '--listen',
+        '127.0.0.1:0',
+        '--dir',
+        `${site}:/www:ro`,
+        join(ROOT, 'samples/http-server.wasm'),
+      ]),
   },
 }
 
 // ---- load generators -----------------------------------------------------------------------
 
-const open = (port) => new Promise((resolve, reject) => {
-  const s = connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s))
-  s.once('error', reject)
-})
+const open = (port) =>
+  new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', noDelay: true }, () => resolve(s))
+    s.once('error', reject)
+  })
 
 /** `conns` connections ping-pong `size`-byte messages for SECONDS; returns requests/s. */
 async function echoPingPong(port, size, conns) {
@@ -106,7 +130,8 @@ async function echoPingPong(port, size, conns) {
 async function echoStream(port) {
   const s = await open(port)
   const chunk = Buffer.alloc(1 << 20, 0x62)
-  let sent = 0, got = 0
+  let sent = 0,
+    got = 0
   const t0 = performance.now()
   const end = t0 + SECONDS * 1000
   await new Promise((resolve, reject) => {
@@ -119,7 +144,10 @@ async function echoStream(port) {
     const pump = () => {
       while (performance.now() < end) {
         sent += chunk.byteLength
-        if (!s.write(chunk)) { s.once('drain', pump); return }
+        if (!s.write(chunk)) {
+          s.once('drain', pump)
+          return
+        }
       }
     }
     pump()
@@ -132,7 +160,8 @@ async function echoStream(port) {
 async function httpGets(port, path, conns, expectLength) {
   const req = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: bench\r\n\r\n`)
   const end = performance.now() + SECONDS * 1000
-  let count = 0, bytes = 0
+  let count = 0,
+    bytes = 0
   const one = async () => {
     const s = await open(port)
     await new Promise((resolve, reject) => {
@@ -143,15 +172,24 @@ async function httpGets(port, path, conns, expectLength) {
           const h = buf.indexOf('\r\n\r\n')
           if (h < 0) return
           const m = /Content-Length: (\d+)/i.exec(buf.subarray(0, h).toString())
-          if (!m || !buf.subarray(0, 15).toString().startsWith('HTTP/1.1 200')) { reject(new Error(`http: bad reply ${buf.subarray(0, 40)}`)); return }
+          if (!m || !buf.subarray(0, 15).toString().startsWith('HTTP/1.1 200')) {
+            reject(new Error(`http: bad reply ${buf.subarray(0, 40)}`))
+            return
+          }
           const len = Number(m[1])
-          if (len !== expectLength) { reject(new Error('http: wrong length')); return }
+          if (len !== expectLength) {
+            reject(new Error('http: wrong length'))
+            return
+          }
           if (buf.byteLength < h + 4 + len) return
           buf = buf.subarray(h + 4 + len)
           count++
           bytes += len
           if (performance.now() < end) s.write(req)
-          else { resolve(); return }
+          else {
+            resolve()
+            return
+          }
         }
       })
       s.on('error', reject)
@@ -175,7 +213,10 @@ const WORKLOADS = [
 
 // ---- rounds --------------------------------------------------------------------------------
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
 const results = {} // workload -> server -> [values]
 try {
   for (const kind of ['echo', 'http']) {
@@ -190,7 +231,7 @@ try {
         const order = names.map((_, i) => names[(i + r) % names.length])
         for (const w of WORKLOADS.filter((x) => x.kind === kind)) {
           for (const n of order) {
-            ((results[w.name] ??= {})[n] ??= []).push(await w.run(running[n].port))
+            ;((results[w.name] ??= {})[n] ??= []).push(await w.run(running[n].port))
           }
         }
       }
@@ -213,4 +254,9 @@ for (const [w, by] of Object.entries(results)) {
   ])
 }
 console.log(`sockets bench: ${ROUNDS} rounds of ${SECONDS}s per cell, loopback, ${new Date().toISOString()}`)
-console.log(rows.map((r) => `| ${r.join(' | ')} |`).join('\n').replace(/\n/, `\n|${' --- |'.repeat(rows[0].length)}\n`))
+console.log(
+  rows
+    .map((r) => `| ${r.join(' | ')} |`)
+    .join('\n')
+    .replace(/\n/, `\n|${' --- |'.repeat(rows[0].length)}\n`),
+)

@@ -12,7 +12,10 @@ import { join } from 'node:path'
 import { ROOT } from './lib/paths.mjs'
 
 const argv = process.argv.slice(2)
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : dflt }
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : dflt
+}
 const rounds = Number(opt('--rounds', '5'))
 const only = opt('--only', 'hello,yosys').split(',')
 const CLI = join(ROOT, 'bin/caplet.js')
@@ -21,14 +24,19 @@ const HELLO = join(ROOT, 'samples/hello.wasm')
 if (!existsSync(join(ROOT, 'dist/cli.js'))) spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs')], { stdio: 'inherit' })
 
 let yosys
-try { yosys = join(createRequire(import.meta.url).resolve('@yowasp/yosys'), '../gen/yosys.core.wasm') } catch { /* not installed */ }
+try {
+  yosys = join(createRequire(import.meta.url).resolve('@yowasp/yosys'), '../gen/yosys.core.wasm')
+} catch {
+  /* not installed */
+}
 
 const timeFile = join(tmpdir(), `caplet-startup-time-${process.pid}`)
 /** One fresh process: { wall, cpu } in ms, or throws when it fails. */
 function sample(args, env = {}) {
   const t0 = performance.now()
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, process.execPath, '--no-warnings', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   })
   const wall = performance.now() - t0
   if (r.status !== 0) throw new Error(`${args.join(' ')}: exit ${r.status}: ${r.stderr}`)
@@ -38,8 +46,14 @@ function sample(args, env = {}) {
 
 const rows = []
 const cacheDirs = []
-const freshCache = () => { const d = mkdtempSync(join(tmpdir(), 'caplet-startup-cache-')); cacheDirs.push(d); return d }
-function row(group, name, run, reference = false) { rows.push({ group, name, run, reference, wall: [], cpu: [] }) }
+const freshCache = () => {
+  const d = mkdtempSync(join(tmpdir(), 'caplet-startup-cache-'))
+  cacheDirs.push(d)
+  return d
+}
+function row(group, name, run, reference = false) {
+  rows.push({ group, name, run, reference, wall: [], cpu: [] })
+}
 
 if (only.includes('hello')) {
   row('hello', 'node:wasi', () => sample([NODE_WASI, HELLO]), true)
@@ -57,9 +71,15 @@ if (only.includes('yosys')) {
     row('yosys -V', 'caplet run (default tier), cold', () => sample([CLI, 'run', yosys, '-V'], { CAPLET_CACHE_DIR: freshCache() }))
     row('yosys -V', 'caplet run (default tier), warm', () => sample([CLI, 'run', yosys, '-V'], { CAPLET_CACHE_DIR: warm.default }))
     row('yosys -V', 'caplet run --tier baseline', () => sample([CLI, 'run', '--tier', 'baseline', '--no-cache', yosys, '-V']))
-    row('yosys -V', 'caplet run --tier auto, cold', () => sample([CLI, 'run', '--tier', 'auto', yosys, '-V'], { CAPLET_CACHE_DIR: freshCache() }))
-    row('yosys -V', 'caplet run --tier auto, warm', () => sample([CLI, 'run', '--tier', 'auto', yosys, '-V'], { CAPLET_CACHE_DIR: warm.auto }))
-    row('yosys -V', 'caplet run --in-process (default tier)', () => sample([CLI, 'run', '--in-process', yosys, '-V'], { CAPLET_CACHE_DIR: warm.default }))
+    row('yosys -V', 'caplet run --tier auto, cold', () =>
+      sample([CLI, 'run', '--tier', 'auto', yosys, '-V'], { CAPLET_CACHE_DIR: freshCache() }),
+    )
+    row('yosys -V', 'caplet run --tier auto, warm', () =>
+      sample([CLI, 'run', '--tier', 'auto', yosys, '-V'], { CAPLET_CACHE_DIR: warm.auto }),
+    )
+    row('yosys -V', 'caplet run --in-process (default tier)', () =>
+      sample([CLI, 'run', '--in-process', yosys, '-V'], { CAPLET_CACHE_DIR: warm.default }),
+    )
   }
 }
 
@@ -78,13 +98,21 @@ try {
   rmSync(timeFile, { force: true })
 }
 
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
 const load = (await import('node:os')).loadavg()[0].toFixed(1)
-console.log(`start-up, whole process, median of ${rounds} alternating rounds (load average ${load}, ${(await import('node:os')).cpus().length} cores)\n`)
+console.log(
+  `start-up, whole process, median of ${rounds} alternating rounds (load average ${load}, ${(await import('node:os')).cpus().length} cores)\n`,
+)
 console.log('| workload | host | wall ms | × node:wasi | CPU ms | × node:wasi |')
 console.log('| --- | --- | ---: | ---: | ---: | ---: |')
 for (const x of rows) {
   const ref = rows.find((y) => y.group === x.group && y.reference)
-  const w = median(x.wall), c = median(x.cpu)
-  console.log(`| ${x.group} | ${x.name} | ${w.toFixed(0)} | ${(w / median(ref.wall)).toFixed(2)} | ${c.toFixed(0)} | ${(c / median(ref.cpu)).toFixed(2)} |`)
+  const w = median(x.wall),
+    c = median(x.cpu)
+  console.log(
+    `| ${x.group} | ${x.name} | ${w.toFixed(0)} | ${(w / median(ref.wall)).toFixed(2)} | ${c.toFixed(0)} | ${(c / median(ref.cpu)).toFixed(2)} |`,
+  )
 }

@@ -11,14 +11,25 @@ import { buildCaplet } from './lib/build-caplet.mjs'
 import { BENCH, BUILD, ROOT } from './lib/paths.mjs'
 
 const argv = process.argv.slice(2)
-const opt = (name, dflt) => { const i = argv.indexOf(name); return i >= 0 ? Number(argv[i + 1]) : dflt }
+const opt = (name, dflt) => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? Number(argv[i + 1]) : dflt
+}
 const ROUNDS = opt('--rounds', 5)
 const CALLS = opt('--calls', 100000)
 
 const out = join(BUILD, 'trace')
 mkdirSync(out, { recursive: true })
 const wasm = join(out, 'sys.wasm')
-execFileSync(process.env.CLANG ?? 'clang-19', ['--target=wasm32-wasi', `--sysroot=${process.env.WASI_SYSROOT ?? '/usr'}`, '-O2', '-Wl,--strip-debug', '-o', wasm, join(BENCH, 'workloads/sys.c')])
+execFileSync(process.env.CLANG ?? 'clang-19', [
+  '--target=wasm32-wasi',
+  `--sysroot=${process.env.WASI_SYSROOT ?? '/usr'}`,
+  '-O2',
+  '-Wl,--strip-debug',
+  '-o',
+  wasm,
+  join(BENCH, 'workloads/sys.c'),
+])
 
 const current = await import(await buildCaplet('caplet-trace'))
 let baseline
@@ -27,7 +38,16 @@ try {
   rmSync(src, { recursive: true, force: true })
   mkdirSync(src, { recursive: true })
   execFileSync('sh', ['-c', `git -C "${ROOT}" archive main runtime wasi-host | tar -x -C "${src}"`])
-  await build({ entryPoints: [join(src, 'runtime/index.ts')], outfile: join(out, 'caplet-main.js'), bundle: true, format: 'esm', platform: 'node', target: 'node20', logLevel: 'warning', nodePaths: [join(ROOT, 'node_modules')] })
+  await build({
+    entryPoints: [join(src, 'runtime/index.ts')],
+    outfile: join(out, 'caplet-main.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'warning',
+    nodePaths: [join(ROOT, 'node_modules')],
+  })
   baseline = await import(join(out, 'caplet-main.js'))
 } catch (e) {
   console.log(`(no baseline from main: ${e.message.split('\n')[0]})`)
@@ -44,7 +64,12 @@ const ops = ['write16', 'clock']
 const dec = new TextDecoder()
 /** ns per call for one run, from the workload's own RESULT line. */
 function once(api, op, trace) {
-  const r = api.runSync(wasm, { args: ['sys', op, String(CALLS), '/tmp'], stdout: 'discard', stderr: 'capture', ...(trace ? { trace } : {}) })
+  const r = api.runSync(wasm, {
+    args: ['sys', op, String(CALLS), '/tmp'],
+    stdout: 'discard',
+    stderr: 'capture',
+    ...(trace ? { trace } : {}),
+  })
   const m = /RESULT \S+ ns=(\d+) ops=(\d+)/.exec(dec.decode(r.stderr))
   if (!m) throw new Error(`no RESULT line: ${dec.decode(r.stderr).slice(0, 200)}`)
   return Number(m[1]) / Number(m[2])
@@ -61,5 +86,6 @@ console.log(`tracing cost: ${CALLS} calls per run, median of ${ROUNDS} interleav
 for (const op of ops) {
   const base = results[op].off
   console.log(`  ${op}`)
-  for (const [name] of configs) console.log(`    ${name.padEnd(24)} ${results[op][name].toFixed(1).padStart(9)} ns  ${(results[op][name] / base).toFixed(2)}x`)
+  for (const [name] of configs)
+    console.log(`    ${name.padEnd(24)} ${results[op][name].toFixed(1).padStart(9)} ns  ${(results[op][name] / base).toFixed(2)}x`)
 }

@@ -9,7 +9,15 @@
 import { closeSync, fstatSync, openSync, readSync, renameSync, unlinkSync, writeFileSync, constants as fsc } from 'node:fs'
 import { basename, dirname, relative, resolve, sep } from 'node:path'
 import { CompileError, ToolchainError } from './errors.js'
-import { compile, formatDiagnostics, languageByName, languageForFile, LANGUAGES, type CompileOptions, type CompileResult } from '../toolchain/index.js'
+import {
+  compile,
+  formatDiagnostics,
+  languageByName,
+  languageForFile,
+  LANGUAGES,
+  type CompileOptions,
+  type CompileResult,
+} from '../toolchain/index.js'
 import { MAX_SOURCE_FILE_BYTES, nameProblem } from '../toolchain/source-files.js'
 import { compileScript, formatDiagnostics as formatScriptDiagnostics, type ScriptProgram } from '../toolchain/js/index.js'
 import { isScriptPath, scriptFromDisk } from '../toolchain/js/local-files.js'
@@ -49,8 +57,14 @@ export function newBuildFlags(): BuildFlags {
  */
 export function parseBuildFlag(b: BuildFlags, arg: string, flag: string, next: () => string): boolean {
   const m = /^-O([0-3])$/.exec(arg)
-  if (m) { b.optimize = Number(m[1]) as 0 | 1 | 2 | 3; return true }
-  if (arg === '-g') { b.debug = true; return true }
+  if (m) {
+    b.optimize = Number(m[1]) as 0 | 1 | 2 | 3
+    return true
+  }
+  if (arg === '-g') {
+    b.debug = true
+    return true
+  }
   if (arg === '-D' || (arg.startsWith('-D') && !arg.startsWith('--'))) {
     const v = arg === '-D' ? next() : arg.slice(2)
     const eq = v.indexOf('=')
@@ -59,22 +73,41 @@ export function parseBuildFlag(b: BuildFlags, arg: string, flag: string, next: (
     b.defines[name] = eq < 0 ? true : v.slice(eq + 1)
     return true
   }
-  if (arg.startsWith('-std=')) { b.std = arg.slice(5); return true }
+  if (arg.startsWith('-std=')) {
+    b.std = arg.slice(5)
+    return true
+  }
   switch (flag) {
-    case '--std': b.std = next(); return true
+    case '--std':
+      b.std = next()
+      return true
     case '--lang': {
       const l = next()
       if (!languageByName(l)) throw new BuildUsageError(`--lang ${l}: unknown language (known: ${LANGUAGES.map((x) => x.name).join(', ')})`)
       b.lang = l
       return true
     }
-    case '--src': b.extra.push(next()); return true
-    case '--trust-source': b.trustSource = true; return true
-    case '--quiet': case '-q': b.quiet = true; return true
-    case '--no-cache': b.noCache = true; return true
-    case '--no-check': b.noCheck = true; return true
-    case '--compile-timeout': b.timeout = next(); return true
-    default: return false
+    case '--src':
+      b.extra.push(next())
+      return true
+    case '--trust-source':
+      b.trustSource = true
+      return true
+    case '--quiet':
+    case '-q':
+      b.quiet = true
+      return true
+    case '--no-cache':
+      b.noCache = true
+      return true
+    case '--no-check':
+      b.noCheck = true
+      return true
+    case '--compile-timeout':
+      b.timeout = next()
+      return true
+    default:
+      return false
   }
 }
 
@@ -99,7 +132,8 @@ function readSource(path: string): Uint8Array {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    if (code === 'ELOOP') throw new BuildUsageError(`${path}: is a symbolic link; caplet compiles only regular files (copy the file instead)`)
+    if (code === 'ELOOP')
+      throw new BuildUsageError(`${path}: is a symbolic link; caplet compiles only regular files (copy the file instead)`)
     throw new BuildUsageError(`${path}: cannot read it (${code ?? e})`)
   }
   try {
@@ -124,7 +158,7 @@ export function readSources(paths: readonly string[]): { files: Record<string, U
   const abs = paths.map((p) => resolve(p))
   let common = dirname(abs[0]!)
   for (const p of abs) {
-    while (common !== dirname(common) && !(p.startsWith(common + sep))) common = dirname(common)
+    while (common !== dirname(common) && !p.startsWith(common + sep)) common = dirname(common)
   }
   const files: Record<string, Uint8Array> = {}
   const names: string[] = []
@@ -151,9 +185,14 @@ async function withSpinner<T>(io: CompileIo, b: BuildFlags, text: string, work: 
   let spinner: { stop(): unknown } | undefined
   let done = false
   const timer = setTimeout(() => {
-    void import('yocto-spinner').then(({ default: yoctoSpinner }) => {
-      if (!done) spinner = yoctoSpinner({ text, stream: process.stderr }).start()
-    }, () => { /* no spinner, no harm */ })
+    void import('yocto-spinner').then(
+      ({ default: yoctoSpinner }) => {
+        if (!done) spinner = yoctoSpinner({ text, stream: process.stderr }).start()
+      },
+      () => {
+        /* no spinner, no harm */
+      },
+    )
   }, SPINNER_DELAY_MS)
   try {
     return await work
@@ -180,11 +219,14 @@ export async function compileScriptForCli(path: string, language: string, b: Bui
     const source = scriptFromDisk(path)
     const read = source.files as (name: string) => string | undefined
     entry = source.entry
-    const probe = await compileScript({ entry, files: (name) => {
-      const t = read(name)
-      if (t !== undefined) seen[name] = t
-      return t
-    } })
+    const probe = await compileScript({
+      entry,
+      files: (name) => {
+        const t = read(name)
+        if (t !== undefined) seen[name] = t
+        return t
+      },
+    })
     if (probe.program === undefined) {
       io.err(`${formatScriptDiagnostics(probe.diagnostics)}\ncaplet: ${path}: the script did not compile\n`)
       return SCRIPT_COMPILE_EXIT_CODE
@@ -194,23 +236,37 @@ export async function compileScriptForCli(path: string, language: string, b: Bui
     return SCRIPT_COMPILE_EXIT_CODE
   }
   const options: CompileOptions = {
-    env: io.env, typeCheck: !b.noCheck,
+    env: io.env,
+    typeCheck: !b.noCheck,
     ...(b.timeout !== undefined ? { timeout: b.timeout } : {}),
     ...(b.noCache ? { cache: false as const } : {}),
   }
   try {
     const check = language === 'typescript' && !b.noCheck
-    const result = await withSpinner(io, b, `${check ? 'type-checking' : 'compiling'} ${basename(path)}`, compile({ language, files: seen, entry, options }))
+    const result = await withSpinner(
+      io,
+      b,
+      `${check ? 'type-checking' : 'compiling'} ${basename(path)}`,
+      compile({ language, files: seen, entry, options }),
+    )
     if (!b.quiet && result.diagnostics.length > 0) io.err(formatDiagnostics(result.diagnostics))
     if (result.kind !== 'script') throw new BuildUsageError(`${path}: not a script`)
     return result.program
   } catch (e) {
-    if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
-    if (e instanceof ToolchainError) { io.err(`caplet: ${e.reason}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof BuildUsageError) {
+      io.err(`caplet: ${e.message}\n`)
+      return USAGE_EXIT_CODE
+    }
+    if (e instanceof ToolchainError) {
+      io.err(`caplet: ${e.reason}\n`)
+      return USAGE_EXIT_CODE
+    }
     if (e instanceof CompileError) {
       if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
       const typeErrors = e.limit === undefined && e.diagnostics.some((d) => d.severity === 'error' && /\(TS\d+\)$/.test(d.message))
-      io.err(`caplet: ${path}: ${typeErrors ? 'the script did not type-check (--no-check runs it without the check)' : e.reason.split('\n')[0]}\n`)
+      io.err(
+        `caplet: ${path}: ${typeErrors ? 'the script did not type-check (--no-check runs it without the check)' : e.reason.split('\n')[0]}\n`,
+      )
       return SCRIPT_COMPILE_EXIT_CODE
     }
     throw e
@@ -227,10 +283,14 @@ export async function compileForCli(sources: readonly string[], b: BuildFlags, i
     const entry = names[0]!
     const language = b.lang ?? languageForFile(entry)?.name
     if (language === undefined) {
-      throw new BuildUsageError(`${sources[0]}: unknown kind of source; name the language with --lang (${LANGUAGES.map((l) => l.name).join(', ')})`)
+      throw new BuildUsageError(
+        `${sources[0]}: unknown kind of source; name the language with --lang (${LANGUAGES.map((l) => l.name).join(', ')})`,
+      )
     }
     const options: CompileOptions = {
-      defines: b.defines, trustSource: b.trustSource, env: io.env,
+      defines: b.defines,
+      trustSource: b.trustSource,
+      env: io.env,
       ...(b.optimize !== undefined ? { optimize: b.optimize } : {}),
       ...(b.debug ? { debug: true } : {}),
       ...(b.std !== undefined ? { std: b.std } : {}),
@@ -241,8 +301,14 @@ export async function compileForCli(sources: readonly string[], b: BuildFlags, i
     if (!b.quiet && result.diagnostics.length > 0) io.err(formatDiagnostics(result.diagnostics))
     return result
   } catch (e) {
-    if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
-    if (e instanceof ToolchainError) { io.err(`caplet: ${e.reason}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof BuildUsageError) {
+      io.err(`caplet: ${e.message}\n`)
+      return USAGE_EXIT_CODE
+    }
+    if (e instanceof ToolchainError) {
+      io.err(`caplet: ${e.reason}\n`)
+      return USAGE_EXIT_CODE
+    }
     if (e instanceof CompileError) {
       if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
       io.err(`caplet: compile failed: ${e.reason.split('\n')[0]}\n`)
@@ -300,9 +366,18 @@ export async function buildMain(argv: readonly string[], io: CompileIo & { out: 
         if (v === undefined) throw new BuildUsageError(`${flag} needs a value (see caplet build --help)`)
         return v
       }
-      if (a === '-h' || a === '--help') { io.out(BUILD_HELP); return 0 }
-      if (a === '-o' || flag === '--output') { out = next(); continue }
-      if (a === '--') { sources.push(...rest.splice(0)); break }
+      if (a === '-h' || a === '--help') {
+        io.out(BUILD_HELP)
+        return 0
+      }
+      if (a === '-o' || flag === '--output') {
+        out = next()
+        continue
+      }
+      if (a === '--') {
+        sources.push(...rest.splice(0))
+        break
+      }
       if (a.startsWith('-') && a !== '-') {
         if (flag === '--src') throw new BuildUsageError('--src is for caplet run; caplet build takes every source as an argument')
         if (!parseBuildFlag(b, a, flag, next)) throw new BuildUsageError(`unknown flag ${a} (see caplet build --help)`)
@@ -312,23 +387,35 @@ export async function buildMain(argv: readonly string[], io: CompileIo & { out: 
     }
     if (sources.length === 0) throw new BuildUsageError('no source given: caplet build [FLAGS] SRC... -o OUT.wasm')
   } catch (e) {
-    if (e instanceof BuildUsageError) { io.err(`caplet: ${e.message}\n`); return USAGE_EXIT_CODE }
+    if (e instanceof BuildUsageError) {
+      io.err(`caplet: ${e.message}\n`)
+      return USAGE_EXIT_CODE
+    }
     throw e
   }
   if (scriptLanguage(sources[0]!, b) !== undefined) {
-    io.err(`caplet: ${sources[0]}: TypeScript and JavaScript run inside caplet's JS engine, not as a .wasm of their own; run it with caplet run\n`)
+    io.err(
+      `caplet: ${sources[0]}: TypeScript and JavaScript run inside caplet's JS engine, not as a .wasm of their own; run it with caplet run\n`,
+    )
     return USAGE_EXIT_CODE
   }
   const result = await compileForCli(sources, b, io)
   if (typeof result === 'number') return result
-  if (result.kind !== 'wasm') { io.err(`caplet: ${sources[0]}: not a WebAssembly language\n`); return USAGE_EXIT_CODE }
+  if (result.kind !== 'wasm') {
+    io.err(`caplet: ${sources[0]}: not a WebAssembly language\n`)
+    return USAGE_EXIT_CODE
+  }
   const target = out ?? `${basename(sources[0]!).replace(/(\.as)?\.[^.]+$/, '')}.wasm`
   const tmp = `${target}.caplet-${process.pid}.tmp`
   try {
     writeFileSync(tmp, result.module, { flag: 'wx', mode: 0o644 })
     renameSync(tmp, target)
   } catch (e) {
-    try { unlinkSync(tmp) } catch { /* not created */ }
+    try {
+      unlinkSync(tmp)
+    } catch {
+      /* not created */
+    }
     io.err(`caplet: cannot write ${target} (${(e as NodeJS.ErrnoException).code ?? e})\n`)
     return USAGE_EXIT_CODE
   }

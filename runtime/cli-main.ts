@@ -9,14 +9,23 @@ import { startEarlyWorker } from './worker/spawn.js'
 // A run on a worker: start it before loading the rest of caplet, so both boot at once.
 const argv = process.argv.slice(2)
 if ((argv[0] === 'run' || argv[0]?.endsWith('.wasm')) && !argv.includes('--in-process') && !argv.includes('--help')) {
-  try { startEarlyWorker() } catch { /* the pool starts one later, and reports why it cannot */ }
+  try {
+    startEarlyWorker()
+  } catch {
+    /* the pool starts one later, and reports why it cannot */
+  }
 }
 const { main } = await import('./cli.js')
-const write = (fd: number) => (s: string) => { writeSync(fd, s) }
+const write = (fd: number) => (s: string) => {
+  writeSync(fd, s)
+}
 try {
   process.exitCode = await main(argv, { out: write(1), err: write(2), env: process.env, stderrIsTTY: process.stderr.isTTY === true })
 } catch (e) {
   if (process.env.CAPLET_DEBUG) throw e
-  writeSync(2, `caplet: internal error: ${(e as Error)?.message ?? String(e)} (this is a bug in caplet; rerun with CAPLET_DEBUG=1 for details)\n`)
+  writeSync(
+    2,
+    `caplet: internal error: ${(e as Error)?.message ?? String(e)} (this is a bug in caplet; rerun with CAPLET_DEBUG=1 for details)\n`,
+  )
   process.exitCode = 70
 }

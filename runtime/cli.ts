@@ -5,7 +5,19 @@
  * Flags and `--policy FILE.json` are two spellings of one Policy (`policy.ts`).
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs'
-import { buildMain, BUILD_HELP, BuildUsageError, COMPILE_EXIT_CODE, compileForCli, compileScriptForCli, isSource, newBuildFlags, parseBuildFlag, scriptLanguage, type BuildFlags } from './cli-compile.js'
+import {
+  buildMain,
+  BUILD_HELP,
+  BuildUsageError,
+  COMPILE_EXIT_CODE,
+  compileForCli,
+  compileScriptForCli,
+  isSource,
+  newBuildFlags,
+  parseBuildFlag,
+  scriptLanguage,
+  type BuildFlags,
+} from './cli-compile.js'
 import { ModuleError, NetworkError, PolicyError, UnknownImportsError } from './errors.js'
 import { parseDuration, parseSize } from './units.js'
 import { unknownImportsMessage } from './link/imports.js'
@@ -37,7 +49,6 @@ export const ExitCode = {
   /** The source (hello.c, prog.wat, ...) did not compile. */
   COMPILE: COMPILE_EXIT_CODE,
 } as const
-
 
 export const HELP = `caplet — run untrusted WebAssembly (WASI preview1) in a capability sandbox
 
@@ -179,7 +190,10 @@ interface Invocation {
 }
 
 function syscallList(flag: string, v: string): string[] {
-  const names = v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
   if (names.length === 0) throw new UsageError(`${flag} needs a comma-separated list of WASI functions, e.g. ${flag} fd_write,proc_exit`)
   return names
 }
@@ -189,20 +203,27 @@ function parseDir(value: string, flag = '--dir'): MountSpec {
   let mode: 'ro' | 'rw' | 'overlay' = flag === '--overlay' ? 'overlay' : 'rw'
   const last = parts[parts.length - 1]
   if (flag === '--dir' && parts.length >= 3 && last !== undefined && !last.startsWith('/')) {
-    if (last !== 'ro' && last !== 'rw') throw new UsageError(`--dir ${value}: unknown mode ${JSON.stringify(last)}: expected ro or rw, e.g. --dir ./data:/data:ro`)
+    if (last !== 'ro' && last !== 'rw')
+      throw new UsageError(`--dir ${value}: unknown mode ${JSON.stringify(last)}: expected ro or rw, e.g. --dir ./data:/data:ro`)
     mode = parts.pop() as typeof mode
   }
   if (parts.length < 2) {
-    throw new UsageError(flag === '--dir'
-      ? `--dir ${value}: expected HOST:GUEST[:ro|:rw], e.g. --dir ./data:/data:ro`
-      : `${flag} ${value}: expected HOST:GUEST, e.g. ${flag} ./site:/www`)
+    throw new UsageError(
+      flag === '--dir'
+        ? `--dir ${value}: expected HOST:GUEST[:ro|:rw], e.g. --dir ./data:/data:ro`
+        : `${flag} ${value}: expected HOST:GUEST, e.g. ${flag} ./site:/www`,
+    )
   }
   const guest = parts.pop()!
   const host = parts.join(':')
   if (host === '') throw new UsageError(`${flag} ${value}: the host directory is empty`)
   if (!guest.startsWith('/')) throw new UsageError(`${flag} ${value}: the guest path must be absolute, e.g. /data`)
   let isDir = false
-  try { isDir = statSync(host).isDirectory() } catch { /* reported below */ }
+  try {
+    isDir = statSync(host).isDirectory()
+  } catch {
+    /* reported below */
+  }
   if (!isDir) throw new UsageError(`${flag} ${value}: ${JSON.stringify(host)} is not an existing directory on this machine`)
   return { host, guest, mode }
 }
@@ -226,14 +247,19 @@ function readPolicyFile(file: string): RunOptions {
 /** A positive whole number, also in `1e9` or `5_000` form. */
 function positiveInt(flag: string, v: string): number {
   const n = /^\d[\d_]*(\.\d+)?(e\d+)?$/i.test(v) ? Number(v.replace(/_/g, '')) : NaN
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} ${v}: expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, e.g. 1e9`)
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw new UsageError(`${flag} ${v}: expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, e.g. 1e9`)
   return n
 }
 
 /** A duration flag's value, checked here so the message names the flag. */
 function positiveDuration(flag: string, v: string): string {
   let ms: number
-  try { ms = parseDuration(v) } catch (e) { throw new UsageError(`${flag} ${v}: ${(e as Error).message}`) }
+  try {
+    ms = parseDuration(v)
+  } catch (e) {
+    throw new UsageError(`${flag} ${v}: ${(e as Error).message}`)
+  }
   if (!(ms > 0)) throw new UsageError(`${flag} ${v}: must be more than 0, e.g. 2s or 500ms`)
   return v
 }
@@ -241,7 +267,11 @@ function positiveDuration(flag: string, v: string): string {
 /** A size flag's value, at most `max` bytes. */
 function sizeAtMost(flag: string, v: string, max: number, why: string): string {
   let bytes: number
-  try { bytes = parseSize(v) } catch (e) { throw new UsageError(`${flag} ${v}: ${(e as Error).message}`) }
+  try {
+    bytes = parseSize(v)
+  } catch (e) {
+    throw new UsageError(`${flag} ${v}: ${(e as Error).message}`)
+  }
   if (bytes > max) throw new UsageError(`${flag} ${v}: at most ${why}`)
   return v
 }
@@ -279,19 +309,34 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     let flag = a
     let inline: string | undefined
     const eq = a.indexOf('=')
-    if (a.startsWith('--') && eq > 0) { flag = a.slice(0, eq); inline = a.slice(eq + 1) }
+    if (a.startsWith('--') && eq > 0) {
+      flag = a.slice(0, eq)
+      inline = a.slice(eq + 1)
+    }
     const next = () => inline ?? value(flag)
     if (flag === '--') {
       if (rest.length === 0) throw new UsageError('no module given after --')
       break
     }
     switch (flag) {
-      case '-h': case '--help': return 'help'
-      case '-V': case '--version': return 'version'
-      case '--dir': mounts.push(parseDir(next())); break
-      case '--overlay': mounts.push(parseDir(next(), '--overlay')); break
-      case '--overlay-out': overlayOut = next(); break
-      case '--overlay-apply': overlayApply = true; break
+      case '-h':
+      case '--help':
+        return 'help'
+      case '-V':
+      case '--version':
+        return 'version'
+      case '--dir':
+        mounts.push(parseDir(next()))
+        break
+      case '--overlay':
+        mounts.push(parseDir(next(), '--overlay'))
+        break
+      case '--overlay-out':
+        overlayOut = next()
+        break
+      case '--overlay-apply':
+        overlayApply = true
+        break
       case '--tmp': {
         const v = next()
         const i = v.lastIndexOf(':')
@@ -312,33 +357,75 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         }
         break
       }
-      case '--stdin': stdinFile = next(); break
-      case '--memory': limits.memory = sizeAtMost(flag, next(), 4 * 1024 ** 3, "4GiB (wasm32's address space)"); break
-      case '--timeout': limits.timeout = positiveDuration(flag, next()); break
-      case '--fuel': limits.fuel = positiveInt(flag, next()); break
-      case '--max-output': { const v = next(); limits.stdout = v; limits.stderr = v; break }
-      case '--max-fds': limits.fds = positiveInt(flag, next()); break
-      case '--disk': limits.disk = next(); break
-      case '--max-files': limits.inodes = positiveInt(flag, next()); break
-      case '--policy': options = { ...readPolicyFile(next()), ...options }; break
-      case '--deterministic': options.deterministic = true; break
-      case '--seed': seed = next(); break
-      case '--in-process': options.isolation = 'in-process'; break
+      case '--stdin':
+        stdinFile = next()
+        break
+      case '--memory':
+        limits.memory = sizeAtMost(flag, next(), 4 * 1024 ** 3, "4GiB (wasm32's address space)")
+        break
+      case '--timeout':
+        limits.timeout = positiveDuration(flag, next())
+        break
+      case '--fuel':
+        limits.fuel = positiveInt(flag, next())
+        break
+      case '--max-output': {
+        const v = next()
+        limits.stdout = v
+        limits.stderr = v
+        break
+      }
+      case '--max-fds':
+        limits.fds = positiveInt(flag, next())
+        break
+      case '--disk':
+        limits.disk = next()
+        break
+      case '--max-files':
+        limits.inodes = positiveInt(flag, next())
+        break
+      case '--policy':
+        options = { ...readPolicyFile(next()), ...options }
+        break
+      case '--deterministic':
+        options.deterministic = true
+        break
+      case '--seed':
+        seed = next()
+        break
+      case '--in-process':
+        options.isolation = 'in-process'
+        break
       case '--tier': {
         const t = next()
         if (t !== 'auto' && t !== 'optimized' && t !== 'baseline') throw new UsageError(`--tier ${t}: expected auto, optimized or baseline`)
         options.tier = t
         break
       }
-      case '--json': json = true; break
-      case '--verbose': verbose = true; break
-      case '--explain-denials': explainDenials = true; break
-      case '--explain': explain = true; break
-      case '--dry-run': dryRun = true; break
+      case '--json':
+        json = true
+        break
+      case '--verbose':
+        verbose = true
+        break
+      case '--explain-denials':
+        explainDenials = true
+        break
+      case '--explain':
+        explain = true
+        break
+      case '--dry-run':
+        dryRun = true
+        break
       case '--trace': {
         // --trace alone takes no value (the next word is the module); --trace=FILE or =summary.
         const prev = typeof options.trace === 'object' ? options.trace : {}
-        options.trace = inline === undefined ? { ...prev, file: undefined } : inline === 'summary' ? { ...prev, summary: true } : { ...prev, file: inline }
+        options.trace =
+          inline === undefined
+            ? { ...prev, file: undefined }
+            : inline === 'summary'
+              ? { ...prev, summary: true }
+              : { ...prev, file: inline }
         break
       }
       case '--trace-format': {
@@ -347,23 +434,45 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
         options.trace = { ...(typeof options.trace === 'object' ? options.trace : {}), format: f }
         break
       }
-      case '--trap-unknown-imports': options.unknownImports = 'trap'; break
-      case '--default-unknown-imports': options.unknownImports = 'default'; break
-      case '--allow-syscalls': options.syscalls = syscallList(flag, next()); break
-      case '--deny-syscalls': options.denySyscalls = syscallList(flag, next()); break
-      case '--stub-denied-syscalls': options.deniedSyscalls = 'enosys'; break
-      case '--listen': sockets.push({ listen: next() }); break
+      case '--trap-unknown-imports':
+        options.unknownImports = 'trap'
+        break
+      case '--default-unknown-imports':
+        options.unknownImports = 'default'
+        break
+      case '--allow-syscalls':
+        options.syscalls = syscallList(flag, next())
+        break
+      case '--deny-syscalls':
+        options.denySyscalls = syscallList(flag, next())
+        break
+      case '--stub-denied-syscalls':
+        options.deniedSyscalls = 'enosys'
+        break
+      case '--listen':
+        sockets.push({ listen: next() })
+        break
       case '--connect': {
         const v = next()
         const i = v.indexOf('=')
         sockets.push(i > 0 ? { connect: v.slice(i + 1), name: v.slice(0, i) } : { connect: v })
         break
       }
-      case '--listen-env': options.listenEnv = true; break
-      case '--max-connections': limits.connections = positiveInt(flag, next()); break
-      case '--max-bytes-in': limits.bytesIn = next(); break
-      case '--max-bytes-out': limits.bytesOut = next(); break
-      case '--idle-timeout': limits.idleTimeout = next(); break
+      case '--listen-env':
+        options.listenEnv = true
+        break
+      case '--max-connections':
+        limits.connections = positiveInt(flag, next())
+        break
+      case '--max-bytes-in':
+        limits.bytesIn = next()
+        break
+      case '--max-bytes-out':
+        limits.bytesOut = next()
+        break
+      case '--idle-timeout':
+        limits.idleTimeout = next()
+        break
       case '--output-encoding': {
         const e = next()
         if (e !== 'utf8' && e !== 'base64') throw new UsageError(`--output-encoding ${e}: expected utf8 or base64`)
@@ -383,7 +492,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   const module = rest.shift()!
   if (seed !== undefined) {
     if (!options.deterministic) throw new UsageError(`--seed ${seed}: applies only with --deterministic`)
-    if (!/^\d+$/.test(seed) || !Number.isSafeInteger(Number(seed))) throw new UsageError(`--seed ${seed}: expected a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+    if (!/^\d+$/.test(seed) || !Number.isSafeInteger(Number(seed)))
+      throw new UsageError(`--seed ${seed}: expected a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     options.seed = Number(seed)
   }
   if (encoding !== 'utf8' && !json) throw new UsageError('--output-encoding applies only with --json')
@@ -393,7 +503,8 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   }
   for (const m of overlays) {
     if (overlayApply) m.apply = true
-    if (overlayOut !== undefined) m.saveTo = overlays.length === 1 ? overlayOut : `${overlayOut}/${m.guest.replace(/^\/+/, '').replace(/\//g, '_') || 'root'}`
+    if (overlayOut !== undefined)
+      m.saveTo = overlays.length === 1 ? overlayOut : `${overlayOut}/${m.guest.replace(/^\/+/, '').replace(/\//g, '_') || 'root'}`
   }
   let stdin: RunOptions['stdin'] = options.stdin ?? 'inherit'
   if (stdinFile !== undefined) {
@@ -445,7 +556,10 @@ function describe(result: RunResult): string | undefined {
   if (result.trap) {
     const t = result.trap
     const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
-    const frames = (t.frames ?? []).slice(0, 8).map((f) => `\n  at ${formatFrame(f)}`).join('')
+    const frames = (t.frames ?? [])
+      .slice(0, 8)
+      .map((f) => `\n  at ${formatFrame(f)}`)
+      .join('')
     return `caplet: guest trapped: ${t.kind}: ${t.message}${recent}${frames}`
   }
   for (const o of result.overlays ?? []) {
@@ -453,8 +567,12 @@ function describe(result: RunResult): string | undefined {
   }
   if (result.limit) {
     const what: Record<string, string> = {
-      timeout: 'it ran past --timeout', fuel: 'it used all its --fuel', stdout: 'it wrote more than --max-output to stdout',
-      stderr: 'it wrote more than --max-output to stderr', memory: 'it needed more than --memory', aborted: 'the run was aborted',
+      timeout: 'it ran past --timeout',
+      fuel: 'it used all its --fuel',
+      stdout: 'it wrote more than --max-output to stdout',
+      stderr: 'it wrote more than --max-output to stderr',
+      memory: 'it needed more than --memory',
+      aborted: 'the run was aborted',
       network: 'it moved more than --max-bytes-in or --max-bytes-out over its sockets',
     }
     return `caplet: guest stopped: ${what[result.limit] ?? result.limit}`
@@ -465,52 +583,76 @@ function describe(result: RunResult): string | undefined {
 function overlaySummary(o: OverlayReport): string {
   const count = (k: string) => o.changes.filter((c) => c.kind === k).length
   const what = `${count('added')} added, ${count('modified')} modified, ${count('deleted')} deleted`
-  const fate = o.applied ? 'applied to the host directory'
-    : o.savedTo !== undefined ? `saved to ${o.savedTo}`
-    : 'discarded (keep them with --overlay-out DIR or --overlay-apply)'
+  const fate = o.applied
+    ? 'applied to the host directory'
+    : o.savedTo !== undefined
+      ? `saved to ${o.savedTo}`
+      : 'discarded (keep them with --overlay-out DIR or --overlay-apply)'
   return `caplet: overlay ${o.guest}: ${what}; ${fate}`
 }
 
 function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
   const dec = new TextDecoder()
-  const spell = (b: Uint8Array) => (encoding === 'base64' ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : dec.decode(b))
-  return JSON.stringify({
-    exitCode: result.exitCode,
-    ...(result.trap ? { trap: result.trap } : {}),
-    ...(result.limit ? { limit: result.limit } : {}),
-    ...(result.overlays ? { overlays: result.overlays } : {}),
-    ...(result.denials ? { denials: result.denials, denialCount: result.denialCount } : {}),
-    ...(result.warnings ? { warnings: result.warnings } : {}),
-    ...(encoding === 'base64' ? { encoding } : {}),
-    stdout: spell(result.stdout),
-    stderr: spell(result.stderr),
-    stats: result.stats,
-  }, null, 2) + '\n'
+  const spell = (b: Uint8Array) =>
+    encoding === 'base64' ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64') : dec.decode(b)
+  return (
+    JSON.stringify(
+      {
+        exitCode: result.exitCode,
+        ...(result.trap ? { trap: result.trap } : {}),
+        ...(result.limit ? { limit: result.limit } : {}),
+        ...(result.overlays ? { overlays: result.overlays } : {}),
+        ...(result.denials ? { denials: result.denials, denialCount: result.denialCount } : {}),
+        ...(result.warnings ? { warnings: result.warnings } : {}),
+        ...(encoding === 'base64' ? { encoding } : {}),
+        stdout: spell(result.stdout),
+        stderr: spell(result.stderr),
+        stats: result.stats,
+      },
+      null,
+      2,
+    ) + '\n'
+  )
 }
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
   if (argv[0] === 'build') return buildMain(argv.slice(1), io)
-  if (argv[0] === 'help' && argv[1] === 'build') { io.out(BUILD_HELP); return 0 }
+  if (argv[0] === 'help' && argv[1] === 'build') {
+    io.out(BUILD_HELP)
+    return 0
+  }
   // `caplet serve` / `caplet worker`: the HTTP service (service/), loaded only when asked for.
   if (argv[0] === 'serve' || argv[0] === 'worker') return (await import('../service/cli.js')).serviceMain(argv, io)
   let inv: ReturnType<typeof parseArgs>
   try {
     inv = parseArgs(argv, io.env)
   } catch (e) {
-    if (e instanceof UsageError) { io.err(`caplet: ${e.message}\n`); return ExitCode.USAGE }
+    if (e instanceof UsageError) {
+      io.err(`caplet: ${e.message}\n`)
+      return ExitCode.USAGE
+    }
     throw e
   }
-  if (inv === 'help') { io.out(HELP); return 0 }
-  if (inv === 'version') { io.out(`caplet ${CAPLET_VERSION}\n`); return 0 }
+  if (inv === 'help') {
+    io.out(HELP)
+    return 0
+  }
+  if (inv === 'version') {
+    io.out(`caplet ${CAPLET_VERSION}\n`)
+    return 0
+  }
   if (io.env.CAPLET_NO_CACHE !== undefined && io.env.CAPLET_NO_CACHE !== '' && io.env.CAPLET_NO_CACHE !== '0') inv.build.noCache = true
   useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
     if (typeof compiled === 'number') return compiled
-    if (compiled.kind !== 'wasm') { io.err(`caplet: ${inv.module}: not a WebAssembly language\n`); return ExitCode.USAGE }
+    if (compiled.kind !== 'wasm') {
+      io.err(`caplet: ${inv.module}: not a WebAssembly language\n`)
+      return ExitCode.USAGE
+    }
     module = compiled.module
   }
   // The worker boots on another core while this thread reads, checks and compiles the module.
@@ -536,7 +678,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       ...inv.options,
       // Tell the user where the guest listens (a port 0 resolved), before it starts.
       ...(inv.options.sockets !== undefined && !inv.json
-        ? { onListen: (ss) => { for (const s of ss) io.err(`caplet: ${s.role === 'listener' ? 'listening on' : 'connected to'} ${s.address} (fd ${s.fd}${s.name !== undefined ? `, ${s.name}` : ''})\n`) } }
+        ? {
+            onListen: (ss) => {
+              for (const s of ss)
+                io.err(
+                  `caplet: ${s.role === 'listener' ? 'listening on' : 'connected to'} ${s.address} (fd ${s.fd}${s.name !== undefined ? `, ${s.name}` : ''})\n`,
+                )
+            },
+          }
         : {}),
     })
     if (inv.json) io.out(toJson(result, inv.encoding))
@@ -552,10 +701,22 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff
   } catch (e) {
-    if (e instanceof PolicyError) { io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`); return ExitCode.USAGE }
-    if (e instanceof UnknownImportsError && inv.verbose) { io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`); return ExitCode.MODULE }
-    if (e instanceof ModuleError) { io.err(`caplet: ${e.reason}\n`); return ExitCode.MODULE }
-    if (e instanceof NetworkError) { io.err(`caplet: ${e.reason}\n`); return ExitCode.USAGE }
+    if (e instanceof PolicyError) {
+      io.err(`caplet: invalid policy: ${e.problems.join('; ')}\n`)
+      return ExitCode.USAGE
+    }
+    if (e instanceof UnknownImportsError && inv.verbose) {
+      io.err(`caplet: ${unknownImportsMessage(e.imports, true)}\n`)
+      return ExitCode.MODULE
+    }
+    if (e instanceof ModuleError) {
+      io.err(`caplet: ${e.reason}\n`)
+      return ExitCode.MODULE
+    }
+    if (e instanceof NetworkError) {
+      io.err(`caplet: ${e.reason}\n`)
+      return ExitCode.USAGE
+    }
     throw e
   }
 }

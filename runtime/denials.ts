@@ -29,15 +29,32 @@ export interface DenialReport {
 }
 
 const VERBS: Readonly<Record<string, string>> = {
-  path_open: 'open', path_create_directory: 'create the directory', path_unlink_file: 'delete',
-  path_remove_directory: 'remove the directory', path_rename: 'rename', path_link: 'hard-link',
-  path_symlink: 'create a symlink at', path_filestat_set_times: 'set the times of', path_filestat_get: 'stat',
-  path_readlink: 'read the link', fd_write: 'write to', fd_pwrite: 'write to', fd_read: 'read', fd_pread: 'read',
-  fd_filestat_set_size: 'resize', fd_allocate: 'extend', fd_filestat_set_times: 'set the times of', fd_readdir: 'list',
+  path_open: 'open',
+  path_create_directory: 'create the directory',
+  path_unlink_file: 'delete',
+  path_remove_directory: 'remove the directory',
+  path_rename: 'rename',
+  path_link: 'hard-link',
+  path_symlink: 'create a symlink at',
+  path_filestat_set_times: 'set the times of',
+  path_filestat_get: 'stat',
+  path_readlink: 'read the link',
+  fd_write: 'write to',
+  fd_pwrite: 'write to',
+  fd_read: 'read',
+  fd_pread: 'read',
+  fd_filestat_set_size: 'resize',
+  fd_allocate: 'extend',
+  fd_filestat_set_times: 'set the times of',
+  fd_readdir: 'list',
 }
 
 const LIMIT_FLAGS: Readonly<Record<string, string>> = {
-  stdout: '--max-output SIZE', stderr: '--max-output SIZE', memory: '--memory SIZE', timeout: '--timeout DURATION', fuel: '--fuel N',
+  stdout: '--max-output SIZE',
+  stderr: '--max-output SIZE',
+  memory: '--memory SIZE',
+  timeout: '--timeout DURATION',
+  fuel: '--fuel N',
 }
 
 /** Turns the host's events into the run's denials. */
@@ -88,15 +105,21 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
 export const CLI_MOUNT_ADVICE = 'mount what it needs with --dir HOST:GUEST'
 
 const LIMIT_WORDS: Readonly<Record<string, string>> = {
-  timeout: 'the run reached its time limit', fuel: 'the run used up its fuel', memory: 'the guest reached its memory limit',
-  stdout: 'stdout reached its byte limit', stderr: 'stderr reached its byte limit',
+  timeout: 'the run reached its time limit',
+  fuel: 'the run used up its fuel',
+  memory: 'the guest reached its memory limit',
+  stdout: 'stdout reached its byte limit',
+  stderr: 'stderr reached its byte limit',
 }
 
 /**
  * A run a limit stopped carries that limit as a denial, with the flag that raises it, when no host
  * call recorded it already (time, fuel and memory stop the guest outside any host call).
  */
-export function withLimitDenial<R extends { limit?: string; denials?: Denial[]; denialCount?: number }>(result: R, policy: ResolvedPolicy): R {
+export function withLimitDenial<R extends { limit?: string; denials?: Denial[]; denialCount?: number }>(
+  result: R,
+  policy: ResolvedPolicy,
+): R {
   const limit = result.limit
   if (limit === undefined || LIMIT_WORDS[limit] === undefined || result.denials?.some((d) => d.kind === 'limit')) return result
   const d: Denial = { call: limit, kind: 'limit', reason: limitReason(limit, policy) }
@@ -106,9 +129,14 @@ export function withLimitDenial<R extends { limit?: string; denials?: Denial[]; 
 
 function limitReason(limit: string, policy: ResolvedPolicy): string {
   const l = policy.limits
-  const at = limit === 'timeout' && l.timeoutMs !== undefined ? ` (${l.timeoutMs} ms)`
-    : limit === 'fuel' && l.fuel !== undefined ? ` (${l.fuel})`
-    : limit === 'memory' ? ` (${l.memoryPages * 64} KiB)` : ''
+  const at =
+    limit === 'timeout' && l.timeoutMs !== undefined
+      ? ` (${l.timeoutMs} ms)`
+      : limit === 'fuel' && l.fuel !== undefined
+        ? ` (${l.fuel})`
+        : limit === 'memory'
+          ? ` (${l.memoryPages * 64} KiB)`
+          : ''
   return `${LIMIT_WORDS[limit]!}${at}`
 }
 
@@ -122,12 +150,20 @@ export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUN
     else seen.set(key, { d, n: 1 })
   }
   const lines = [...seen.values()].map(({ d, n }) => {
-    const what = d.kind === 'limit' ? (LIMIT_WORDS[d.call] !== undefined ? 'the guest was stopped' : `the guest hit a limit in ${d.call}`)
-      : d.kind === 'denied-import' ? `the guest called ${esc(d.call)}`
-      : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : VERBS[d.call] ?? esc(d.call)} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
-    const how = d.grant !== undefined ? `grant with ${esc(d.grant)}`
-      : d.kind === 'escape' ? `nothing outside a mount is reachable; ${mountAdvice}`
-      : 'no flag grants it'
+    const what =
+      d.kind === 'limit'
+        ? LIMIT_WORDS[d.call] !== undefined
+          ? 'the guest was stopped'
+          : `the guest hit a limit in ${d.call}`
+        : d.kind === 'denied-import'
+          ? `the guest called ${esc(d.call)}`
+          : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : (VERBS[d.call] ?? esc(d.call))} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
+    const how =
+      d.grant !== undefined
+        ? `grant with ${esc(d.grant)}`
+        : d.kind === 'escape'
+          ? `nothing outside a mount is reachable; ${mountAdvice}`
+          : 'no flag grants it'
     return `caplet: ${what}: ${d.reason} (${how})${n > 1 ? ` [${n} times]` : ''}`
   })
   const shown = report.denials.length

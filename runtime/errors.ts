@@ -10,7 +10,11 @@ export class SandboxError extends Error {
   /** The message without its `[caplet]` prefix (what the CLI prints after `caplet: `). */
   readonly reason: string
 
-  constructor(readonly code: SandboxErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: SandboxErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(`[caplet] ${message}`, options)
     this.name = 'SandboxError'
     this.reason = message
@@ -19,7 +23,10 @@ export class SandboxError extends Error {
 
 /** The run's configuration cannot be honoured; `problems` lists every one, naming the field. */
 export class PolicyError extends SandboxError {
-  constructor(readonly problems: string[], options?: { cause?: unknown }) {
+  constructor(
+    readonly problems: string[],
+    options?: { cause?: unknown },
+  ) {
     super('POLICY', problems.join('; '), options)
     this.name = 'PolicyError'
   }
@@ -35,7 +42,10 @@ export class ModuleError extends SandboxError {
 
 /** The module imports functions caplet does not provide; `imports` lists every one (`module.name`). */
 export class UnknownImportsError extends ModuleError {
-  constructor(readonly imports: readonly string[], message: string) {
+  constructor(
+    readonly imports: readonly string[],
+    message: string,
+  ) {
     super(message)
     this.name = 'UnknownImportsError'
   }
@@ -48,7 +58,11 @@ export class UnknownImportsError extends ModuleError {
 export class CompileError extends SandboxError {
   /** Set when a limit stopped the compiler rather than an error in the source. */
   readonly limit: CompileLimit | undefined
-  constructor(message: string, readonly diagnostics: Diagnostic[] = [], options?: { cause?: unknown; limit?: CompileLimit }) {
+  constructor(
+    message: string,
+    readonly diagnostics: Diagnostic[] = [],
+    options?: { cause?: unknown; limit?: CompileLimit },
+  ) {
     super('COMPILE', message, options)
     this.name = 'CompileError'
     this.limit = options?.limit
@@ -112,9 +126,15 @@ export class PluginCallError extends SandboxError {
     this.name = 'PluginCallError'
   }
 
-  get trap() { return this.details.trap }
-  get limit() { return this.details.limit }
-  get status() { return this.details.status }
+  get trap() {
+    return this.details.trap
+  }
+  get limit() {
+    return this.details.limit
+  }
+  get status() {
+    return this.details.status
+  }
 }
 
 /** The plugin cannot be called any more: it was closed, or a `keep`-state plugin failed. */

@@ -3,7 +3,16 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import { Errno, LimitExceeded, WasiError, WasiHost, type ClockSource, type Filesystem, type HeldOutput, type StdinSource } from '../wasi-host/index.js'
+import {
+  Errno,
+  LimitExceeded,
+  WasiError,
+  WasiHost,
+  type ClockSource,
+  type Filesystem,
+  type HeldOutput,
+  type StdinSource,
+} from '../wasi-host/index.js'
 import { createNodeClocks } from '../wasi-host/node/index.js'
 import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
@@ -118,7 +127,12 @@ export function openSockets(channel: BridgeChannel, policy: ResolvedPolicy, firs
     ...(l.bytesOut !== undefined ? { maxBytesOut: l.bytesOut } : {}),
   })
   const { grants, opened } = backend.open()
-  const addresses = opened.map((o, i): ListeningSocket => ({ role: o.role, address: o.address, fd: firstFd + i, ...(o.name !== undefined ? { name: o.name } : {}) }))
+  const addresses = opened.map((o, i): ListeningSocket => ({
+    role: o.role,
+    address: o.address,
+    fd: firstFd + i,
+    ...(o.name !== undefined ? { name: o.name } : {}),
+  }))
   return { backend, grants, addresses }
 }
 
@@ -127,7 +141,12 @@ export function openSockets(channel: BridgeChannel, policy: ResolvedPolicy, firs
  * A run with sockets takes them already open (`sockets`, in-process) or opens them over
  * `guest.bridge` (in a worker).
  */
-export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (Filesystem | undefined)[] = [], sockets?: OpenedSockets): ExecutionOutcome {
+export function executeGuest(
+  guest: Guest,
+  sinks: Sinks,
+  extraFs: readonly (Filesystem | undefined)[] = [],
+  sockets?: OpenedSockets,
+): ExecutionOutcome {
   const { module, policy } = guest
   const closers: (() => void)[] = []
   const started = performance.now()
@@ -137,9 +156,8 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       : coarsenClocks(createNodeClocks(), policy.clocks.resolutionNs, policy.clocks.cputime)
     // In-process, a sleeping guest blocks the caller's own thread, and fuel does not count
     // sleep: bound the total a run may sleep there (a worker run is bounded by its timeout).
-    const clocks = policy.isolation === 'in-process' && !policy.deterministic
-      ? withSleepBudget(baseClocks, IN_PROCESS_SLEEP_BUDGET_NS)
-      : baseClocks
+    const clocks =
+      policy.isolation === 'in-process' && !policy.deterministic ? withSleepBudget(baseClocks, IN_PROCESS_SLEEP_BUDGET_NS) : baseClocks
     const mounts = openMounts(policy, extraFs, policy.deterministic ? clocks.realtime : undefined)
     closers.push(mounts.close)
     let stdin: StdinSource
@@ -154,9 +172,16 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       if (guest.bridge === undefined) throw new Error('a run with sockets needs a bridge to its net service')
       sockets = openSockets(guest.bridge, policy, firstSocketFd)
     }
-    const env = sockets !== undefined && policy.listenEnv
-      ? { ...policy.env, ...listenEnv(firstSocketFd, sockets.grants.map((g) => g.name)) }
-      : policy.env
+    const env =
+      sockets !== undefined && policy.listenEnv
+        ? {
+            ...policy.env,
+            ...listenEnv(
+              firstSocketFd,
+              sockets.grants.map((g) => g.name),
+            ),
+          }
+        : policy.env
     const host = new WasiHost({
       args: policy.args ?? [guest.argv0],
       env,
@@ -172,7 +197,13 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       limits: { maxFds: policy.limits.maxFds },
       // Host calls are charged one unit per 64 bytes moved, like bulk operations in the guest;
       // the guest reloads its counter from the global after every call.
-      ...(policy.limits.fuel !== undefined ? { chargeWork: (bytes: number) => { if (meter) meter.value = (meter.value as bigint) - BigInt(bytes >>> 6) } } : {}),
+      ...(policy.limits.fuel !== undefined
+        ? {
+            chargeWork: (bytes: number) => {
+              if (meter) meter.value = (meter.value as bigint) - BigInt(bytes >>> 6)
+            },
+          }
+        : {}),
       functions: guest.functions,
     })
     let exitCode = 0
@@ -183,19 +214,29 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     // A trap stub's exception, kept in case the guest catches it (exception handling): it still ends the run.
     let stubTrap: UnknownImportCalled | undefined
     // A null-prototype object: a module may name an import module "__proto__".
-    const imports: Record<string, Record<string, unknown>> = Object.assign(Object.create(null) as Record<string, Record<string, unknown>>, host.imports)
+    const imports: Record<string, Record<string, unknown>> = Object.assign(
+      Object.create(null) as Record<string, Record<string, unknown>>,
+      host.imports,
+    )
     if (guest.stubs !== undefined && guest.stubs.length > 0) {
       const onCall = (s: ImportStub) => {
-        if (s.action === 'enosys') host.denials.record({ call: s.name, kind: 'denied-import', errno: 'NOSYS', detail: 'denied by the policy' })
+        if (s.action === 'enosys')
+          host.denials.record({ call: s.name, kind: 'denied-import', errno: 'NOSYS', detail: 'denied by the policy' })
       }
-      for (const [m, fns] of Object.entries(stubFunctions(guest.stubs, onCall, (e) => { stubTrap ??= e }))) {
+      for (const [m, fns] of Object.entries(
+        stubFunctions(guest.stubs, onCall, (e) => {
+          stubTrap ??= e
+        }),
+      )) {
         imports[m] = { ...imports[m], ...fns }
       }
     }
     // NOTE: only a traced run wraps its imports; an untraced one calls the dispatcher directly.
     const trace = openTrace(policy, sinks.trace)
     if (trace !== undefined) {
-      closers.push(() => { trace.finish() })
+      closers.push(() => {
+        trace.finish()
+      })
       imports.wasi_snapshot_preview1 = trace.wrap(host, imports.wasi_snapshot_preview1 as Record<string, (...args: never[]) => number>)
     }
     let script: ScriptRun | undefined
@@ -223,7 +264,9 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
         // Anything else thrown while the guest ran (e.g. the engine refusing a host result for
         // an import declared with another signature) still ends in a result, never a throw.
         trap = classifyTrap(e, host.recentSyscalls(), guest.codeShift) ?? {
-          kind: 'host-fault', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: host.recentSyscalls(),
+          kind: 'host-fault',
+          message: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+          recentSyscalls: host.recentSyscalls(),
         }
         exitCode = TRAP_EXIT_CODE
       }
@@ -246,7 +289,9 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
       sockets.backend.settle()
       try {
         stats.sockets = sockets.backend.stats()
-      } catch { /* the service is gone (the run is ending): the embedder has its own count */ }
+      } catch {
+        /* the service is gone (the run is ending): the embedder has its own count */
+      }
     }
     if (fuel !== undefined) {
       const left = fuel.value as bigint
@@ -258,7 +303,9 @@ export function executeGuest(guest: Guest, sinks: Sinks, extraFs: readonly (File
     // A guest that ends as if all went well after its writes were refused left files cut short.
     if (exitCode === 0 && trap === undefined && limit === undefined && host.denials.quota > 0) {
       const n = host.denials.quota
-      warnings.push(`the guest exited 0, but ${n} of its writes ${n === 1 ? 'was' : 'were'} refused by a quota (EDQUOT: --disk, --max-files, --tmp SIZE): files it wrote may be incomplete`)
+      warnings.push(
+        `the guest exited 0, but ${n} of its writes ${n === 1 ? 'was' : 'were'} refused by a quota (EDQUOT: --disk, --max-files, --tmp SIZE): files it wrote may be incomplete`,
+      )
     }
     // Built field by field, in the order results have always listed them (`--json` prints it).
     const outcome = { exitCode } as ExecutionOutcome

@@ -8,7 +8,11 @@
 import type { ResolvedPolicy } from './policy.js'
 
 function size(bytes: number): string {
-  for (const [unit, n] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, n] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (bytes >= n) return `${+(bytes / n).toFixed(1)} ${unit}`
   }
   return `${bytes} B`
@@ -29,7 +33,10 @@ export function explainPolicy(p: ResolvedPolicy): string[] {
   for (const m of p.mounts) {
     const where = m.tmp ? 'in memory' : `host ${m.host ?? '(a backend object)'}`
     if (m.mode === 'ro') reads.push(`${m.guest} (${where}, read-only)`)
-    else if (m.mode === 'overlay') writes.push(`${m.guest} (${where}, copy-on-write: changes stay in memory${m.apply ? ', then applied to the host' : m.saveTo !== undefined ? `, then saved to ${m.saveTo}` : ', then discarded'})`)
+    else if (m.mode === 'overlay')
+      writes.push(
+        `${m.guest} (${where}, copy-on-write: changes stay in memory${m.apply ? ', then applied to the host' : m.saveTo !== undefined ? `, then saved to ${m.saveTo}` : ', then discarded'})`,
+      )
     else writes.push(`${m.guest} (${where}${m.bytes !== undefined ? `, at most ${size(m.bytes)}` : ''})`)
   }
   const l = p.limits
@@ -39,7 +46,16 @@ export function explainPolicy(p: ResolvedPolicy): string[] {
     'caplet: what this run grants the guest',
     `  reads      ${[...reads, ...writes.map((w) => w.replace(/ \(/, ' (read-write, '))].join('; ') || 'nothing: no directory is mounted'}`,
     `  writes     ${writes.join('; ') || 'no file: nothing writable is mounted'}`,
-    `  creates    ${writes.length === 0 ? 'nothing' : `files and directories in ${p.mounts.filter((m) => m.mode !== 'ro').map((m) => m.guest).join(', ')}; at most ${l.inodes !== undefined ? l.inodes : `${UNLIMITED} files`}${l.inodes !== undefined ? ' files' : ''}, ${l.diskBytes !== undefined ? size(l.diskBytes) : `${UNLIMITED} bytes`} across host mounts`}`,
+    `  creates    ${
+      writes.length === 0
+        ? 'nothing'
+        : `files and directories in ${p.mounts
+            .filter((m) => m.mode !== 'ro')
+            .map((m) => m.guest)
+            .join(
+              ', ',
+            )}; at most ${l.inodes !== undefined ? l.inodes : `${UNLIMITED} files`}${l.inodes !== undefined ? ' files' : ''}, ${l.diskBytes !== undefined ? size(l.diskBytes) : `${UNLIMITED} bytes`} across host mounts`
+    }`,
     '  network    none: no socket is granted',
     `  env        ${env.length === 0 ? 'none' : env.join(', ')}`,
     `  stdin      ${stdinOf(p.stdin)}`,
@@ -55,7 +71,9 @@ export function explainPolicy(p: ResolvedPolicy): string[] {
   const unlimited = [
     l.timeoutMs === undefined && l.fuel === undefined ? 'time (--timeout, --fuel)' : '',
     l.stdoutBytes === undefined || l.stderrBytes === undefined ? 'output (--max-output)' : '',
-    writes.length > 0 && l.diskBytes === undefined && p.mounts.some((m) => m.host !== undefined && m.mode === 'rw') ? 'disk (--disk, --max-files)' : '',
+    writes.length > 0 && l.diskBytes === undefined && p.mounts.some((m) => m.host !== undefined && m.mode === 'rw')
+      ? 'disk (--disk, --max-files)'
+      : '',
   ].filter(Boolean)
   if (unlimited.length > 0) lines.push(`  UNLIMITED: ${unlimited.join(', ')}`)
   return lines

@@ -34,8 +34,16 @@ export function coarsenClocks(source: ClockSource, resolutionNs: bigint, cputime
   const base = cputime === 'run' ? runCputimeClocks(source) : source
   const shown = cputime !== 'hidden'
   const r = resolutionNs
-  const coarse = (f: () => bigint) => (r <= 1n ? f : () => { const t = f(); return t - (t % r) })
-  const hidden = () => { throw new WasiError(Errno.NOTSUP, 'CPU-time clocks are not granted') }
+  const coarse = (f: () => bigint) =>
+    r <= 1n
+      ? f
+      : () => {
+          const t = f()
+          return t - (t % r)
+        }
+  const hidden = () => {
+    throw new WasiError(Errno.NOTSUP, 'CPU-time clocks are not granted')
+  }
   const max = (a: bigint) => (a > r ? a : r)
   return {
     realtime: coarse(base.realtime),
@@ -68,7 +76,9 @@ export function virtualClocks(stepNs: bigint): ClockSource {
     processCputime: tick,
     threadCputime: tick,
     resolution: { realtime: stepNs, monotonic: stepNs, processCputime: stepNs, threadCputime: stepNs },
-    sleep: (ns) => { now += ns },
+    sleep: (ns) => {
+      now += ns
+    },
   }
 }
 
@@ -85,7 +95,10 @@ export function seededRandomFill(seed: number): (dst: Uint8Array) => void {
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
     return (z ^ (z >>> 16)) >>> 0
   }
-  let a = splitmix(), b = splitmix(), c = splitmix(), d = splitmix()
+  let a = splitmix(),
+    b = splitmix(),
+    c = splitmix(),
+    d = splitmix()
   const next = () => {
     const t = (((a + b) | 0) + d) | 0
     d = (d + 1) | 0

@@ -6,7 +6,19 @@
 export { prepare, prepareSync, run, runSync, TRAP_EXIT_CODE, LIMIT_EXIT_CODE } from './sandbox.js'
 export type { Program, RunResult } from './sandbox.js'
 export type { RunStats, LimitKind } from './execute.js'
-export type { Duration, Limits, MountSpec, OutputOption, ResolvedMount, ResolvedPolicy, RunInput, RunOptions, Size, TraceOptions, TraceSink } from './policy.js'
+export type {
+  Duration,
+  Limits,
+  MountSpec,
+  OutputOption,
+  ResolvedMount,
+  ResolvedPolicy,
+  RunInput,
+  RunOptions,
+  Size,
+  TraceOptions,
+  TraceSink,
+} from './policy.js'
 export type { Denial } from './denials.js'
 export type { TraceSummaryRow } from './trace-output.js'
 /** `caplet inspect` as a function: what a module can ever ask of the host. */
@@ -22,7 +34,16 @@ export type { ListeningSocket, SocketSpec } from './socket-grants.js'
 export { PluginCallError, PluginUnusableError } from './errors.js'
 export type { PluginFailure } from './errors.js'
 export { HostInput, plugin, pluginSync, scriptPlugin } from './plugin/index.js'
-export type { CallOptions, HostFunction, HostFunctions, HostOutput, HttpOptions, Plugin, PluginOptions, ScriptPluginOptions } from './plugin/index.js'
+export type {
+  CallOptions,
+  HostFunction,
+  HostFunctions,
+  HostOutput,
+  HttpOptions,
+  Plugin,
+  PluginOptions,
+  ScriptPluginOptions,
+} from './plugin/index.js'
 export { parseDuration, parseSize } from './units.js'
 /** The backend type a `MountSpec.fs` takes, and what an overlay report lists. */
 export type { Filesystem, OverlayChange } from '../wasi-host/index.js'

@@ -3,7 +3,16 @@
  * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
  * policy already resolved for this run, and deliver the guest's output as the policy says.
  */
-import { executeGuest, type OpenedSockets, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type Guest, type LimitKind, type RunStats } from './execute.js'
+import {
+  executeGuest,
+  type OpenedSockets,
+  LIMIT_EXIT_CODE,
+  TRAP_EXIT_CODE,
+  type ExecutionOutcome,
+  type Guest,
+  type LimitKind,
+  type RunStats,
+} from './execute.js'
 import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import { OutputHold } from './output-hold.js'
@@ -47,7 +56,10 @@ const EMPTY = new Uint8Array(0)
 class Collector {
   readonly #chunks: Uint8Array[] = []
   #total = 0
-  readonly sink: Sink = (c) => { this.#chunks.push(c.slice()); this.#total += c.byteLength }
+  readonly sink: Sink = (c) => {
+    this.#chunks.push(c.slice())
+    this.#total += c.byteLength
+  }
 
   bytes(): Uint8Array {
     const chunks = this.#chunks
@@ -55,13 +67,21 @@ class Collector {
     if (chunks.length === 1) return chunks[0]!
     const out = new Uint8Array(this.#total)
     let at = 0
-    for (const c of chunks) { out.set(c, at); at += c.byteLength }
+    for (const c of chunks) {
+      out.set(c, at)
+      at += c.byteLength
+    }
     return out
   }
 }
 
 /** The sink for one stream of an in-process run, with its byte limit; `capture` also returns its collector. */
-function streamSink(opt: OutputOption, limit: number | undefined, stream: 'stdout' | 'stderr', hold: OutputHold | undefined): { sink: Sink; capture: Collector | undefined } {
+function streamSink(
+  opt: OutputOption,
+  limit: number | undefined,
+  stream: 'stdout' | 'stderr',
+  hold: OutputHold | undefined,
+): { sink: Sink; capture: Collector | undefined } {
   let capture: Collector | undefined
   let base: Sink
   if (typeof opt === 'function') base = opt
@@ -90,8 +110,26 @@ export function runInProcess(command: Command, run: PreparedPolicy, sockets?: Op
   const hold = holdsOutput(run) ? new OutputHold() : undefined
   const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout', hold)
   const err = streamSink(run.stderr, limits.stderrBytes, 'stderr', hold)
-  const guest: Guest = { module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy: run.policy, argv0: command.argv0, script: command.script }
-  const outcome = executeGuest(guest, { stdout: out.sink, stderr: err.sink, ...(hold !== undefined ? { held: hold } : {}), ...(run.traceSink ? { trace: run.traceSink } : {}) }, run.fs, sockets)
+  const guest: Guest = {
+    module: command.module,
+    functions: command.functions,
+    stubs: command.stubs,
+    codeShift: command.codeShift,
+    policy: run.policy,
+    argv0: command.argv0,
+    script: command.script,
+  }
+  const outcome = executeGuest(
+    guest,
+    {
+      stdout: out.sink,
+      stderr: err.sink,
+      ...(hold !== undefined ? { held: hold } : {}),
+      ...(run.traceSink ? { trace: run.traceSink } : {}),
+    },
+    run.fs,
+    sockets,
+  )
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 
@@ -121,9 +159,26 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       ring ??= new OutputRingReader(buffer)
       return { kind: 'ring', buffer }
     }
-    stdout = inherit(run.stdout, streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n)))
-    stderr = inherit(run.stderr, streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n)))
-    const job: WorkerJob = { v: PROTOCOL_VERSION, type: 'run', module: command.module, functions: command.functions, stubs: command.stubs, codeShift: command.codeShift, policy, argv0: command.argv0, stdout, stderr }
+    stdout = inherit(
+      run.stdout,
+      streamMode(run.stdout, policy.limits.stdoutBytes, (n) => buffers.get('stdout', n)),
+    )
+    stderr = inherit(
+      run.stderr,
+      streamMode(run.stderr, policy.limits.stderrBytes, (n) => buffers.get('stderr', n)),
+    )
+    const job: WorkerJob = {
+      v: PROTOCOL_VERSION,
+      type: 'run',
+      module: command.module,
+      functions: command.functions,
+      stubs: command.stubs,
+      codeShift: command.codeShift,
+      policy,
+      argv0: command.argv0,
+      stdout,
+      stderr,
+    }
     if (bridge) job.bridge = bridge
     if (command.script) job.script = command.script
     return job
@@ -165,24 +220,40 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     void server?.serve()
-    void defaultPool.submit(build, {
-      message: (m) => {
-        if (m.type === 'trace') run.traceSink?.(m.line)
-        else if (m.type === 'chunk') {
-          const cb = m.stream === 'stdout' ? run.stdout : run.stderr
-          if (typeof cb === 'function') cb(m.bytes)
-        } else if (m.type === 'done') finish(m.outcome, true)
-        else finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: m.message, recentSyscalls: [] }, stats: blankStats() }, false)
-      },
-      failed: (reason) => finish({ exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: reason, recentSyscalls: [] }, stats: blankStats() }, false),
-    }).then((job) => {
-      running = job
-      if (settled) { job.terminate(); return }
-      // The time limit counts from dispatch, not from the wait for a free worker.
-      started = performance.now()
-      if (policy.limits.timeoutMs !== undefined) {
-        timer = setTimeout(() => finish({ exitCode: LIMIT_EXIT_CODE, limit: 'timeout', stats: blankStats() }, false), policy.limits.timeoutMs)
-      }
-    })
+    void defaultPool
+      .submit(build, {
+        message: (m) => {
+          if (m.type === 'trace') run.traceSink?.(m.line)
+          else if (m.type === 'chunk') {
+            const cb = m.stream === 'stdout' ? run.stdout : run.stderr
+            if (typeof cb === 'function') cb(m.bytes)
+          } else if (m.type === 'done') finish(m.outcome, true)
+          else
+            finish(
+              { exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: m.message, recentSyscalls: [] }, stats: blankStats() },
+              false,
+            )
+        },
+        failed: (reason) =>
+          finish(
+            { exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: reason, recentSyscalls: [] }, stats: blankStats() },
+            false,
+          ),
+      })
+      .then((job) => {
+        running = job
+        if (settled) {
+          job.terminate()
+          return
+        }
+        // The time limit counts from dispatch, not from the wait for a free worker.
+        started = performance.now()
+        if (policy.limits.timeoutMs !== undefined) {
+          timer = setTimeout(
+            () => finish({ exitCode: LIMIT_EXIT_CODE, limit: 'timeout', stats: blankStats() }, false),
+            policy.limits.timeoutMs,
+          )
+        }
+      })
   })
 }

@@ -28,7 +28,7 @@ export const moduleCacheStats = { hits: 0, misses: 0, rejected: 0 }
 /** Turns the on-disk cache on (with its settings) or off (`false`, the default). */
 export function useModuleCache(settings: ModuleCacheSettings | false): void {
   store = settings === false ? undefined : new CompileCache(settings)
-  minBytes = settings === false ? MIN_CACHED_MODULE_BYTES : settings.minModuleBytes ?? MIN_CACHED_MODULE_BYTES
+  minBytes = settings === false ? MIN_CACHED_MODULE_BYTES : (settings.minModuleBytes ?? MIN_CACHED_MODULE_BYTES)
 }
 
 /**
@@ -41,8 +41,14 @@ export function cachedTierHints(code: Uint8Array, identity: string, tier: Tier):
   const raw = store.getBytes(key)
   if (raw !== undefined) {
     const entry = decodeHints(raw)
-    if (entry === 'none') { moduleCacheStats.hits++; return undefined }
-    if (entry !== undefined && tierHintsFit(code, entry)) { moduleCacheStats.hits++; return entry }
+    if (entry === 'none') {
+      moduleCacheStats.hits++
+      return undefined
+    }
+    if (entry !== undefined && tierHintsFit(code, entry)) {
+      moduleCacheStats.hits++
+      return entry
+    }
     moduleCacheStats.rejected++
   }
   moduleCacheStats.misses++

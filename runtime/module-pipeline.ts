@@ -60,14 +60,16 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
   } catch (e) {
     if (e instanceof InstrumentError && e.code === 'MEMORY_MIN_EXCEEDS_CAP') {
       const { minPages = 0, capPages = 0 } = e.details
-      throw new ModuleError(`the module needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory (--memory)`, { cause: e })
+      throw new ModuleError(
+        `the module needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory (--memory)`,
+        { cause: e },
+      )
     }
     if (e instanceof InstrumentError) throw new ModuleError(e.reason, { cause: e })
     throw e
   }
   return code
 }
-
 
 /**
  * How the module's imports link under the policy (`planImports`), once it exports its memory.
@@ -114,8 +116,10 @@ function moduleShape(mod: WebAssembly.Module): ModuleShape {
  */
 export function notCommandMessage(exports: readonly { name: string }[]): string {
   const reactor = exports.some((e) => e.name === '_initialize')
-  return `${reactor ? 'module is a WASI reactor (it exports _initialize, not _start)' : 'module has no "_start" export: it is not a WASI command'}: `
-    + 'a library to call, not a program to run; load it with plugin() from \'caplet\' and call its exports (caplet inspect MODULE lists them)'
+  return (
+    `${reactor ? 'module is a WASI reactor (it exports _initialize, not _start)' : 'module has no "_start" export: it is not a WASI command'}: ` +
+    "a library to call, not a program to run; load it with plugin() from 'caplet' and call its exports (caplet inspect MODULE lists them)"
+  )
 }
 
 /** Whether the module is a WASI command (exports a `_start` function). */
@@ -128,4 +132,3 @@ export function importedFunctions(mod: WebAssembly.Module): readonly string[] {
   const shape = moduleShape(mod)
   return (shape.names ??= shape.imports.map((i) => i.name))
 }
-

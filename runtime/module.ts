@@ -32,7 +32,14 @@ function readSource(source: string | URL): Uint8Array {
     return readFileSync(path)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : String(code ?? e)
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EISDIR'
+          ? 'it is a directory'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : String(code ?? e)
     throw new ModuleError(`cannot read module ${JSON.stringify(path)}: ${why}`, { cause: e })
   }
 }
@@ -116,7 +123,10 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     try {
       mod = new WebAssembly.Module(code as Uint8Array<ArrayBuffer>)
     } catch (e) {
-      throw (code !== bytes ? invalidModule(bytes) : undefined) ?? new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
+      throw (
+        (code !== bytes ? invalidModule(bytes) : undefined) ??
+        new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
+      )
     }
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
     cache.set(key, mod)
@@ -215,11 +225,37 @@ export function compilationHintsSupported(): boolean {
     setFlagsFromString('--experimental-wasm-compilation-hints')
     // (module (func)) with a hints section declaring 2 hints for its 1 function.
     const probe = new Uint8Array([
-      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-      1, 4, 1, 0x60, 0, 0, // type section: () -> ()
-      3, 2, 1, 0, // function section: one function of type 0
-      0, 20, 16, ...Array.from('compilationHints', (c) => c.charCodeAt(0)), 2, 0, 0,
-      10, 4, 1, 2, 0, 0x0b, // code section: one empty body
+      0,
+      0x61,
+      0x73,
+      0x6d,
+      1,
+      0,
+      0,
+      0,
+      1,
+      4,
+      1,
+      0x60,
+      0,
+      0, // type section: () -> ()
+      3,
+      2,
+      1,
+      0, // function section: one function of type 0
+      0,
+      20,
+      16,
+      ...Array.from('compilationHints', (c) => c.charCodeAt(0)),
+      2,
+      0,
+      0,
+      10,
+      4,
+      1,
+      2,
+      0,
+      0x0b, // code section: one empty body
     ])
     try {
       new WebAssembly.Module(probe)

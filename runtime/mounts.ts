@@ -5,8 +5,16 @@
  * their changes and are exported or applied if the policy asks.
  */
 import {
-  createMemFs, createOverlayFs, createQuotaUsage, readOnly, withQuota,
-  type Filesystem, type OverlayChange, type OverlayFs, type PreopenSpec, type QuotaUsage,
+  createMemFs,
+  createOverlayFs,
+  createQuotaUsage,
+  readOnly,
+  withQuota,
+  type Filesystem,
+  type OverlayChange,
+  type OverlayFs,
+  type PreopenSpec,
+  type QuotaUsage,
 } from '../wasi-host/index.js'
 import { applyOverlay, createHostDirFs, exportOverlay } from '../wasi-host/node/index.js'
 import type { ResolvedPolicy } from './policy.js'
@@ -64,18 +72,30 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
       const hostFs = createHostDirFs(m.host)
       closers.push(() => hostFs.close())
       if (hostFs.strategy === 'fallback' && m.mode !== 'ro') {
-        warnings.push(`${m.guest}: /proc/self/fd is unavailable, so lookups are checked rather than anchored; another host process renaming directories inside ${m.host} during the run could race them`)
+        warnings.push(
+          `${m.guest}: /proc/self/fd is unavailable, so lookups are checked rather than anchored; another host process renaming directories inside ${m.host} during the run could race them`,
+        )
       } else if (hostFs.strategy === 'fallback') {
-        warnings.push(`${m.guest}: /proc/self/fd is unavailable; lookups are checked rather than anchored (see the README's security model)`)
+        warnings.push(
+          `${m.guest}: /proc/self/fd is unavailable; lookups are checked rather than anchored (see the README's security model)`,
+        )
       }
       if (m.mode === 'overlay') {
         // SECURITY: the lower layer is read-only twice over: the overlay never writes it, and
         // the wrapper would refuse if it tried. Every byte the overlay stores (copy-ups and
         // scratch copies included) lands in a charged layer.
         const overlay = createOverlayFs(readOnly(hostFs), {
-          upper: charged(createMemFs(memOptions)), scratch: charged(createMemFs(memOptions)), ...(now ? { now } : {}),
+          upper: charged(createMemFs(memOptions)),
+          scratch: charged(createMemFs(memOptions)),
+          ...(now ? { now } : {}),
         })
-        overlays.push({ guest: m.guest, fs: overlay, host: m.host, ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}), ...(m.apply ? { apply: true } : {}) })
+        overlays.push({
+          guest: m.guest,
+          fs: overlay,
+          host: m.host,
+          ...(m.saveTo !== undefined ? { saveTo: m.saveTo } : {}),
+          ...(m.apply ? { apply: true } : {}),
+        })
         return { guestPath: m.guest, fs: overlay, mode: 'rw' }
       }
       fs = hostFs
@@ -85,17 +105,26 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
   return {
     preopens,
     warnings,
-    finish: () => overlays.map((o) => {
-      const report: OverlayReport = { guest: o.guest, changes: o.fs.changes() }
-      try {
-        if (o.saveTo !== undefined) { exportOverlay(o.fs, o.saveTo); report.savedTo = o.saveTo }
-        if (o.apply) { applyOverlay(o.fs, o.host); report.applied = true }
-      } catch (e) {
-        report.error = e instanceof Error ? e.message : String(e)
-      }
-      return report
-    }),
-    close: () => { for (const c of closers.reverse()) c() },
+    finish: () =>
+      overlays.map((o) => {
+        const report: OverlayReport = { guest: o.guest, changes: o.fs.changes() }
+        try {
+          if (o.saveTo !== undefined) {
+            exportOverlay(o.fs, o.saveTo)
+            report.savedTo = o.saveTo
+          }
+          if (o.apply) {
+            applyOverlay(o.fs, o.host)
+            report.applied = true
+          }
+        } catch (e) {
+          report.error = e instanceof Error ? e.message : String(e)
+        }
+        return report
+      }),
+    close: () => {
+      for (const c of closers.reverse()) c()
+    },
   }
 }
 

@@ -39,7 +39,7 @@ export function resetOutputRing(ring: SharedArrayBuffer): void {
   new Int32Array(ring, 0, HEADER / 4).fill(0)
 }
 
-const used = (h: Int32Array) => ((Atomics.load(h, WRITE) - Atomics.load(h, READ)) >>> 0)
+const used = (h: Int32Array) => (Atomics.load(h, WRITE) - Atomics.load(h, READ)) >>> 0
 
 /** The worker's side: a sink per stream, appending to the ring (blocking while it is full). */
 export function ringSink(ring: SharedArrayBuffer, stream: 'stdout' | 'stderr'): Sink {
@@ -138,14 +138,14 @@ export class OutputRingReader {
     let at = Atomics.load(h, READ)
     const word = (pos: number) => {
       let w = 0
-      for (let i = 0; i < RECORD; i++) w = (w * 256) + data[(pos + i) & mask]!
+      for (let i = 0; i < RECORD; i++) w = w * 256 + data[(pos + i) & mask]!
       return w
     }
-    while (((end - at) >>> 0) > 0) {
+    while ((end - at) >>> 0 > 0) {
       const stream = (word(at) & STDERR_BIT) !== 0 ? 'stderr' : 'stdout'
       const views: Uint8Array[] = []
       let next = at
-      while (((end - next) >>> 0) > 0 && views.length < MAX_IOVECS - 1) {
+      while ((end - next) >>> 0 > 0 && views.length < MAX_IOVECS - 1) {
         const w = word(next)
         if (!this.#oneFile && ((w & STDERR_BIT) !== 0 ? 'stderr' : 'stdout') !== stream) break
         const n = w & ~STDERR_BIT
@@ -173,17 +173,24 @@ export class OutputRingReader {
       let n: number
       try {
         n = await new Promise<number>((resolve, reject) =>
-          writevAsync(this.#fds[stream], rest, null, (err, written) => (err ? reject(err) : resolve(written))))
+          writevAsync(this.#fds[stream], rest, null, (err, written) => (err ? reject(err) : resolve(written))),
+        )
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code
-        if (code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 1)); continue }
+        if (code === 'EAGAIN') {
+          await new Promise((r) => setTimeout(r, 1))
+          continue
+        }
         // EPIPE and any other failure: this stream's reader is gone; the guest learns of it.
         Atomics.store(this.#h, broken, 1)
         if (this.#oneFile) Atomics.store(this.#h, broken === BROKEN_STDOUT ? BROKEN_STDERR : BROKEN_STDOUT, 1)
         return
       }
       // A short write: skip what went out, keep the rest.
-      while (rest.length > 0 && n >= rest[0]!.byteLength) { n -= rest[0]!.byteLength; rest = rest.slice(1) }
+      while (rest.length > 0 && n >= rest[0]!.byteLength) {
+        n -= rest[0]!.byteLength
+        rest = rest.slice(1)
+      }
       if (n > 0) rest = [rest[0]!.subarray(n), ...rest.slice(1)]
     }
   }

@@ -42,6 +42,9 @@ export function captureSink(buffer: SharedArrayBuffer): Sink {
   }
 }
 
-export const fdSink = (fd: number): Sink => (chunk) => writeAllSync(fd, chunk)
+export const fdSink =
+  (fd: number): Sink =>
+  (chunk) =>
+    writeAllSync(fd, chunk)
 /** The host's own discarding writer, which `fd_write` recognises and skips. */
 export const discardSink: Sink = discardWriter

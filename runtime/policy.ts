@@ -209,91 +209,136 @@ export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
 const MAX_PAGES = 65536
 
 // zod/mini: the same checks and issues as zod, at 1/30th of the bundle (start-up of every CLI run).
-const size = z.union([z.number(), z.string()]).check(z.superRefine((v, ctx) => {
-  try { parseSize(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v }) }
-}))
-const duration = z.union([z.number(), z.string()]).check(z.superRefine((v, ctx) => {
-  try { parseDuration(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v }) }
-}))
-const output = z.union([z.enum(['capture', 'inherit', 'discard']), z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function')])
-const guestPath = z.string().check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
+const size = z.union([z.number(), z.string()]).check(
+  z.superRefine((v, ctx) => {
+    try {
+      parseSize(v)
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
+    }
+  }),
+)
+const duration = z.union([z.number(), z.string()]).check(
+  z.superRefine((v, ctx) => {
+    try {
+      parseDuration(v)
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
+    }
+  }),
+)
+const output = z.union([
+  z.enum(['capture', 'inherit', 'discard']),
+  z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function'),
+])
+const guestPath = z
+  .string()
+  .check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
 const nonEmpty = () => z.string().check(z.minLength(1))
 const count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().check(z.gte(min), z.lte(max))
 
-const mountSchema = z.strictObject({
-  guest: guestPath,
-  host: z.optional(nonEmpty()),
-  tmp: z.optional(z.boolean()),
-  fs: z.optional(z.custom<Filesystem>((v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function', 'must be a Filesystem')),
-  mode: z.optional(z.enum(['ro', 'rw', 'overlay'])),
-  size: z.optional(size),
-  inodes: z.optional(count(0)),
-  saveTo: z.optional(nonEmpty()),
-  apply: z.optional(z.boolean()),
-}).check(
-  z.refine((m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1, 'needs exactly one of host, tmp or fs'),
-  z.refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory'),
-  z.refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"'),
-  z.refine((m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined), 'a read-only mount takes no size or inodes quota'),
-)
+const mountSchema = z
+  .strictObject({
+    guest: guestPath,
+    host: z.optional(nonEmpty()),
+    tmp: z.optional(z.boolean()),
+    fs: z.optional(
+      z.custom<Filesystem>(
+        (v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function',
+        'must be a Filesystem',
+      ),
+    ),
+    mode: z.optional(z.enum(['ro', 'rw', 'overlay'])),
+    size: z.optional(size),
+    inodes: z.optional(count(0)),
+    saveTo: z.optional(nonEmpty()),
+    apply: z.optional(z.boolean()),
+  })
+  .check(
+    z.refine(
+      (m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1,
+      'needs exactly one of host, tmp or fs',
+    ),
+    z.refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory'),
+    z.refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"'),
+    z.refine((m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined), 'a read-only mount takes no size or inodes quota'),
+  )
 
 /** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
 const runInputShape = {
   args: z.optional(z.array(z.string())),
-  env: z.optional(z.record(
-    z.string().check(z.regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL')),
-    z.string().check(z.refine((v) => !v.includes('\0'), 'must not contain NUL')),
-  )),
-  stdin: z.optional(z.union([
-    z.string(),
-    z.instanceof(Uint8Array),
-    z.strictObject({ file: nonEmpty().check(z.refine(readableFile, 'must name a readable regular file')) }),
-  ])),
+  env: z.optional(
+    z.record(
+      z.string().check(z.regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL')),
+      z.string().check(z.refine((v) => !v.includes('\0'), 'must not contain NUL')),
+    ),
+  ),
+  stdin: z.optional(
+    z.union([
+      z.string(),
+      z.instanceof(Uint8Array),
+      z.strictObject({ file: nonEmpty().check(z.refine(readableFile, 'must name a readable regular file')) }),
+    ]),
+  ),
   stdout: z.optional(output),
   stderr: z.optional(output),
-  signal: z.optional(z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal')),
+  signal: z.optional(
+    z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal'),
+  ),
 }
 
 const schema = z.strictObject({
   ...runInputShape,
   mounts: z.optional(z.array(mountSchema)),
-  limits: z.optional(z.strictObject({
-    memory: z.optional(size),
-    timeout: z.optional(duration),
-    fuel: z.optional(count(1)),
-    stdout: z.optional(size),
-    stderr: z.optional(size),
-    fds: z.optional(count(3, 1 << 20)),
-    disk: z.optional(size),
-    inodes: z.optional(count(0)),
-    connections: z.optional(count(1, 1 << 16)),
-    bytesIn: z.optional(size),
-    bytesOut: z.optional(size),
-    idleTimeout: z.optional(duration),
-  })),
-  sockets: z.optional(z.array(z.union([
-    z.strictObject({ listen: z.string(), name: z.optional(z.string()) }),
-    z.strictObject({ connect: z.string(), name: z.optional(z.string()) }),
-  ])).check(z.maxLength(256))),
+  limits: z.optional(
+    z.strictObject({
+      memory: z.optional(size),
+      timeout: z.optional(duration),
+      fuel: z.optional(count(1)),
+      stdout: z.optional(size),
+      stderr: z.optional(size),
+      fds: z.optional(count(3, 1 << 20)),
+      disk: z.optional(size),
+      inodes: z.optional(count(0)),
+      connections: z.optional(count(1, 1 << 16)),
+      bytesIn: z.optional(size),
+      bytesOut: z.optional(size),
+      idleTimeout: z.optional(duration),
+    }),
+  ),
+  sockets: z.optional(
+    z
+      .array(
+        z.union([
+          z.strictObject({ listen: z.string(), name: z.optional(z.string()) }),
+          z.strictObject({ connect: z.string(), name: z.optional(z.string()) }),
+        ]),
+      )
+      .check(z.maxLength(256)),
+  ),
   listenEnv: z.optional(z.boolean()),
   onListen: z.optional(z.custom<(s: ListeningSocket[]) => void>((v) => typeof v === 'function', 'must be a function')),
   isolation: z.optional(z.enum(['worker', 'in-process'])),
   deterministic: z.optional(z.boolean()),
   seed: z.optional(count(0)),
-  clocks: z.optional(z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) })),
+  clocks: z.optional(
+    z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) }),
+  ),
   syscalls: z.optional(z.array(z.string())),
   denySyscalls: z.optional(z.array(z.string())),
   deniedSyscalls: z.optional(z.enum(['refuse', 'enosys'])),
   unknownImports: z.optional(z.enum(['reject', 'trap', 'default'])),
-  trace: z.optional(z.union([
-    z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
-    z.strictObject({
-      sink: z.optional(z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function')),
-      file: z.optional(nonEmpty()),
-      format: z.optional(z.enum(['text', 'json'])),
-      summary: z.optional(z.boolean()),
-    }),
-  ])),
+  trace: z.optional(
+    z.union([
+      z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
+      z.strictObject({
+        sink: z.optional(z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function')),
+        file: z.optional(nonEmpty()),
+        format: z.optional(z.enum(['text', 'json'])),
+        summary: z.optional(z.boolean()),
+      }),
+    ]),
+  ),
   tier: z.optional(z.enum(['auto', 'optimized', 'baseline'])),
 })
 
@@ -319,7 +364,10 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) =>
     const scope = issue.code === 'unrecognized_keys' ? renameScope(issue.path) : undefined
     if (issue.code === 'unrecognized_keys' && scope !== undefined) {
       const renamed = RENAMED[scope]!
-      const where = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '')
+      const where = issue.path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '')
       const rest = issue.keys.filter((k) => {
         if (!Object.hasOwn(renamed, k)) return true
         problems.push(`${where}.${k}: renamed; use ${where}.${renamed[k]}`)
@@ -344,7 +392,13 @@ function problemsOf(issues: readonly z.core.$ZodIssue[], fixed: (key: string) =>
         continue
       }
     }
-    const where = issue.path.length > 0 ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(options)'
+    const where =
+      issue.path.length > 0
+        ? issue.path
+            .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+            .join('')
+            .replace(/^\./, '')
+        : '(options)'
     problems.push(`${where}: ${issue.message}`)
   }
   return problems
@@ -357,15 +411,23 @@ const DEFAULT_RESOLUTION_NS = 1000n
 
 const captured = (v: OutputOption | undefined) => v === undefined || v === 'capture'
 /** A stream's byte limit: the caller's, else the capture default (captured streams are host memory), else none. */
-const outputLimit = (explicit: number | undefined, mode: OutputOption | undefined) => explicit ?? (captured(mode) ? DEFAULT_CAPTURE_BYTES : undefined)
+const outputLimit = (explicit: number | undefined, mode: OutputOption | undefined) =>
+  explicit ?? (captured(mode) ? DEFAULT_CAPTURE_BYTES : undefined)
 /**
  * A run's stdin as it stands now: bytes are copied (`Buffer#slice` would be a view), since the
  * caller may refill its buffer before the run reads it (in-process, the guest reads as it goes;
  * a worker run may wait in the pool's queue).
  */
 const stdinBytes = (stdin: RunInput['stdin']): ResolvedPolicy['stdin'] =>
-  stdin === 'inherit' ? 'inherit' : typeof stdin === 'string' ? utf8.encode(stdin) : stdin === undefined ? NO_STDIN
-    : stdin instanceof Uint8Array ? new Uint8Array(stdin) : { file: stdin.file }
+  stdin === 'inherit'
+    ? 'inherit'
+    : typeof stdin === 'string'
+      ? utf8.encode(stdin)
+      : stdin === undefined
+        ? NO_STDIN
+        : stdin instanceof Uint8Array
+          ? new Uint8Array(stdin)
+          : { file: stdin.file }
 
 const ttysOf = (o: RunInput) => ({
   stdin: o.stdin === 'inherit' && isatty(0),
@@ -397,7 +459,9 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
       const pa = hostRealPath(writable[a]!.m.host!)
       const pb = hostRealPath(writable[b]!.m.host!)
       if (pa !== undefined && pb !== undefined && (within(pa, pb) || within(pb, pa))) {
-        problems.push(`mounts[${writable[b]!.i}].host: overlaps the writable mounts[${writable[a]!.i}].host; mount one tree once, or make one of them "ro"`)
+        problems.push(
+          `mounts[${writable[b]!.i}].host: overlaps the writable mounts[${writable[a]!.i}].host; mount one tree once, or make one of them "ro"`,
+        )
       }
     }
   }
@@ -418,13 +482,16 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
   const fdsNeeded = 3 + mounts.length + sockets.length
   if (typeof o.limits?.fds === 'number' && o.limits.fds < fdsNeeded && sockets.length > 0) {
-    problems.push(`limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`)
+    problems.push(
+      `limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`,
+    )
   }
   let memoryPages: number | undefined
   if (o.limits?.memory !== undefined && problems.length === 0) {
     memoryPages = Math.floor(parseSize(o.limits.memory) / WASM_PAGE)
     if (memoryPages < 1) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is less than one 64 KiB page`)
-    if (memoryPages > MAX_PAGES) problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is more than wasm32's 4 GiB address space`)
+    if (memoryPages > MAX_PAGES)
+      problems.push(`limits.memory: ${JSON.stringify(o.limits.memory)} is more than wasm32's 4 GiB address space`)
     memoryPages = Math.min(memoryPages, MAX_PAGES)
   }
   if (problems.length > 0) throw new PolicyError(problems)
@@ -433,7 +500,8 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     args: o.args ? [...o.args] : undefined,
     env: { ...o.env },
     mounts: mounts.map((m) => ({
-      guest: m.guest, mode: m.mode ?? 'rw',
+      guest: m.guest,
+      mode: m.mode ?? 'rw',
       ...(m.host !== undefined ? { host: m.host } : {}),
       ...(m.tmp ? { tmp: true } : {}),
       // In-memory layers (tmp mounts, overlays' changes) are host memory: they always have a size.
@@ -466,7 +534,10 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     deterministic: o.deterministic ?? false,
     seed: o.seed ?? 0,
     clocks: {
-      resolutionNs: o.clocks?.resolution === undefined ? DEFAULT_RESOLUTION_NS : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
+      resolutionNs:
+        o.clocks?.resolution === undefined
+          ? DEFAULT_RESOLUTION_NS
+          : BigInt(Math.max(1, Math.round(parseDuration(o.clocks.resolution) * 1e6))),
       cputime: o.clocks?.cputime === 'process' ? 'process' : o.clocks?.cputime === false ? 'hidden' : 'run',
     },
     syscalls: o.syscalls ? [...o.syscalls] : undefined,
@@ -485,7 +556,8 @@ function resolveTrace(t: RunOptions['trace']): ResolvedPolicy['trace'] {
   return { format: t.format ?? 'text', summary: t.summary ?? false, file: t.file, callback: t.sink !== undefined }
 }
 
-const IN_PROCESS_TIMEOUT = "limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)"
+const IN_PROCESS_TIMEOUT =
+  "limits.timeout: needs isolation 'worker' (an in-process guest cannot be stopped mid-instruction; use limits.fuel)"
 const DETERMINISTIC_STDIN = "stdin: 'inherit' is not deterministic; pass bytes or a string"
 
 // ---- Prepared programs: the policy resolved once, what varies per run checked per run ----------
@@ -537,7 +609,8 @@ export function inProcess(p: PreparedPolicy): PreparedPolicy {
 
 const RUN_INPUT_KEYS = new Set(Object.keys(runInputShape))
 const POLICY_KEYS = new Set(Object.keys(schema.shape))
-const fixedField = (key: string) => (POLICY_KEYS.has(key) && !RUN_INPUT_KEYS.has(key) ? 'is fixed when the program is prepared; pass it to prepare()' : undefined)
+const fixedField = (key: string) =>
+  POLICY_KEYS.has(key) && !RUN_INPUT_KEYS.has(key) ? 'is fixed when the program is prepared; pass it to prepare()' : undefined
 
 /**
  * One run's policy: the prepared one with what `input` changes, checked by the same schema as a
@@ -560,11 +633,16 @@ export function resolveRunInput(p: PreparedPolicy, input: RunInput | undefined):
   const outputs = i.stdout !== undefined || i.stderr !== undefined
   const policy: ResolvedPolicy = {
     ...base,
-    args: i.args !== undefined ? i.args as string[] : base.args,
-    env: i.env !== undefined ? i.env as Record<string, string> : base.env,
+    args: i.args !== undefined ? (i.args as string[]) : base.args,
+    env: i.env !== undefined ? (i.env as Record<string, string>) : base.env,
     stdin: i.stdin !== undefined ? stdinBytes(i.stdin) : base.stdin,
-    limits: outputs ? { ...base.limits, stdoutBytes: outputLimit(p.stdoutLimit, stdout), stderrBytes: outputLimit(p.stderrLimit, stderr) } : base.limits,
-    ttys: outputs || i.stdin !== undefined ? ttysOf({ stdin: i.stdin ?? (base.stdin === 'inherit' ? 'inherit' : undefined), stdout, stderr }) : base.ttys,
+    limits: outputs
+      ? { ...base.limits, stdoutBytes: outputLimit(p.stdoutLimit, stdout), stderrBytes: outputLimit(p.stderrLimit, stderr) }
+      : base.limits,
+    ttys:
+      outputs || i.stdin !== undefined
+        ? ttysOf({ stdin: i.stdin ?? (base.stdin === 'inherit' ? 'inherit' : undefined), stdout, stderr })
+        : base.ttys,
   }
   return { ...p, policy, stdout, stderr, signal: i.signal ?? p.signal }
 }

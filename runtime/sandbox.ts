@@ -13,7 +13,15 @@ import { withLimitDenial } from './denials.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
 import { codeShift, loadLinked, type ModuleSource } from './module.js'
 import { runInProcessWithSockets, runInWorkerWithSockets, runSyncWithSockets } from './socket-runs.js'
-import { inProcess, preparePolicy, resolveRunInput, type PreparedPolicy, type ResolvedPolicy, type RunInput, type RunOptions } from './policy.js'
+import {
+  inProcess,
+  preparePolicy,
+  resolveRunInput,
+  type PreparedPolicy,
+  type ResolvedPolicy,
+  type RunInput,
+  type RunOptions,
+} from './policy.js'
 import { isScriptProgram, runScript, type ScriptProgram } from './script.js'
 
 export type { RunResult }
@@ -49,14 +57,15 @@ class PreparedProgram implements Program {
   async run(input?: RunInput): Promise<RunResult> {
     const r = resolveRunInput(this.#prepared, input)
     r.signal?.throwIfAborted()
-    const result = r.policy.sockets.length > 0
-      ? await (r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r))
-      : await (r.policy.isolation === 'in-process' ? runInProcess(this.#command, r) : runInWorker(this.#command, r))
+    const result =
+      r.policy.sockets.length > 0
+        ? await (r.policy.isolation === 'in-process' ? runInProcessWithSockets(this.#command, r) : runInWorkerWithSockets(this.#command, r))
+        : await (r.policy.isolation === 'in-process' ? runInProcess(this.#command, r) : runInWorker(this.#command, r))
     return withLimitDenial(result, r.policy)
   }
 
   runSync(input?: RunInput): RunResult {
-    const r = resolveRunInput(this.#inProcess ??= inProcess(this.#prepared), input)
+    const r = resolveRunInput((this.#inProcess ??= inProcess(this.#prepared)), input)
     r.signal?.throwIfAborted()
     return withLimitDenial(r.policy.sockets.length > 0 ? runSyncWithSockets(this.#command, r) : runInProcess(this.#command, r), r.policy)
   }
@@ -96,8 +105,14 @@ export function runSync(module: ModuleSource, options: RunOptions = {}): RunResu
 /** Loads a WASI command: a module that exports `_start`. @throws ModuleError */
 function loadCommand(module: ModuleSource, policy: ResolvedPolicy): ReturnType<typeof loadLinked> {
   const linked = loadLinked(module, {
-    memoryPages: memoryCap(module, policy), fuel: policy.limits.fuel !== undefined, syscalls: policy.syscalls, tier: policy.tier,
-    denySyscalls: policy.denySyscalls, deniedSyscalls: policy.deniedSyscalls, unknownImports: policy.unknownImports, command: true,
+    memoryPages: memoryCap(module, policy),
+    fuel: policy.limits.fuel !== undefined,
+    syscalls: policy.syscalls,
+    tier: policy.tier,
+    denySyscalls: policy.denySyscalls,
+    deniedSyscalls: policy.deniedSyscalls,
+    unknownImports: policy.unknownImports,
+    command: true,
   })
   return linked
 }

@@ -28,13 +28,25 @@ export interface EngineMemory {
 type Syscall = (...args: never[]) => number
 
 const MESSAGES: Partial<Record<number, string>> = {
-  [Errno.NOENT]: 'no such file or directory', [Errno.PERM]: 'operation not permitted', [Errno.ACCES]: 'permission denied',
-  [Errno.NOTCAPABLE]: 'capabilities insufficient', [Errno.ROFS]: 'read-only file system', [Errno.ISDIR]: 'is a directory',
-  [Errno.NOTDIR]: 'not a directory', [Errno.EXIST]: 'file exists', [Errno.LOOP]: 'too many symbolic links',
-  [Errno.NOSYS]: 'function not implemented (not allowed by the policy)', [Errno.NOMEM]: 'not enough memory',
-  [Errno.DQUOT]: 'disk quota exceeded', [Errno.NOSPC]: 'no space left on device', [Errno.MFILE]: 'too many open files',
-  [Errno.NAMETOOLONG]: 'name too long', [Errno.ILSEQ]: 'illegal byte sequence', [Errno.INVAL]: 'invalid argument',
-  [Errno.BADF]: 'bad file descriptor', [Errno.FBIG]: 'file too large',
+  [Errno.NOENT]: 'no such file or directory',
+  [Errno.PERM]: 'operation not permitted',
+  [Errno.ACCES]: 'permission denied',
+  [Errno.NOTCAPABLE]: 'capabilities insufficient',
+  [Errno.ROFS]: 'read-only file system',
+  [Errno.ISDIR]: 'is a directory',
+  [Errno.NOTDIR]: 'not a directory',
+  [Errno.EXIST]: 'file exists',
+  [Errno.LOOP]: 'too many symbolic links',
+  [Errno.NOSYS]: 'function not implemented (not allowed by the policy)',
+  [Errno.NOMEM]: 'not enough memory',
+  [Errno.DQUOT]: 'disk quota exceeded',
+  [Errno.NOSPC]: 'no space left on device',
+  [Errno.MFILE]: 'too many open files',
+  [Errno.NAMETOOLONG]: 'name too long',
+  [Errno.ILSEQ]: 'illegal byte sequence',
+  [Errno.INVAL]: 'invalid argument',
+  [Errno.BADF]: 'bad file descriptor',
+  [Errno.FBIG]: 'file too large',
 }
 
 /** The script-visible shape of an errno: `{ err: 'ENOENT', errno: 44, msg }`. */
@@ -51,7 +63,10 @@ const DIRENT_HEADER = 24
 const FIRST_PREOPEN = 3
 const MAX_PREOPENS = 1024
 
-interface Preopen { fd: number; path: string }
+interface Preopen {
+  fd: number
+  path: string
+}
 
 const utf8 = new TextEncoder()
 const text = new TextDecoder()
@@ -94,8 +109,12 @@ export class ScriptApi {
     }
   }
 
-  #view(): DataView { return new DataView(this.#engine.memory.buffer) }
-  #bytes(): Uint8Array { return new Uint8Array(this.#engine.memory.buffer) }
+  #view(): DataView {
+    return new DataView(this.#engine.memory.buffer)
+  }
+  #bytes(): Uint8Array {
+    return new Uint8Array(this.#engine.memory.buffer)
+  }
 
   /** Writes all of `data` to `fd` (partial writes continue). */
   #writeAll(fd: number, data: Uint8Array): void {
@@ -135,7 +154,10 @@ export class ScriptApi {
     })
     const out = new Uint8Array(total)
     let at = 0
-    for (const c of chunks) { out.set(c, at); at += c.byteLength }
+    for (const c of chunks) {
+      out.set(c, at)
+      at += c.byteLength
+    }
     return out
   }
 
@@ -280,7 +302,10 @@ export class ScriptApi {
       const out: string[] = []
       let start = 0
       for (let i = 0; i < all.length && out.length < count; i++) {
-        if (all[i] === 0) { out.push(text.decode(all.subarray(start, i))); start = i + 1 }
+        if (all[i] === 0) {
+          out.push(text.decode(all.subarray(start, i)))
+          start = i + 1
+        }
       }
       return out
     })
@@ -304,6 +329,17 @@ export class ScriptApi {
 
 /** The preview1 functions the API calls (beside the engine's own imports). */
 export const SCRIPT_API_FUNCTIONS: readonly string[] = [
-  'fd_write', 'fd_read', 'fd_close', 'path_open', 'fd_readdir', 'fd_prestat_get', 'fd_prestat_dir_name',
-  'args_sizes_get', 'args_get', 'environ_sizes_get', 'environ_get', 'proc_exit', 'random_get',
+  'fd_write',
+  'fd_read',
+  'fd_close',
+  'path_open',
+  'fd_readdir',
+  'fd_prestat_get',
+  'fd_prestat_dir_name',
+  'args_sizes_get',
+  'args_get',
+  'environ_sizes_get',
+  'environ_get',
+  'proc_exit',
+  'random_get',
 ]

@@ -116,8 +116,12 @@ export class EngineSlot {
       },
       // Every import was bundled at compile time; anything asked for at run time (a dynamic
       // `import()`) names a module that is not there.
-      host_module_normalize: (_base: number, namePtr: number) => internals(vm).throwHostException(`cannot import ${JSON.stringify(readCString(this.memory, namePtr))}: scripts import only their own files, bundled when compiled`),
-      host_module_load: (namePtr: number) => internals(vm).throwHostException(`cannot import ${JSON.stringify(readCString(this.memory, namePtr))}`),
+      host_module_normalize: (_base: number, namePtr: number) =>
+        internals(vm).throwHostException(
+          `cannot import ${JSON.stringify(readCString(this.memory, namePtr))}: scripts import only their own files, bundled when compiled`,
+        ),
+      host_module_load: (namePtr: number) =>
+        internals(vm).throwHostException(`cannot import ${JSON.stringify(readCString(this.memory, namePtr))}`),
       // SECURITY: no host timezone leaks; scripts see UTC.
       host_get_timezone_offset: () => 0,
     }
@@ -125,11 +129,13 @@ export class EngineSlot {
     internals(vm).setInstance(this.instance)
     const ex = this.instance.exports
     this.memory = ex.memory as WebAssembly.Memory
-    this.fuel = ex[FUEL_EXPORT] instanceof WebAssembly.Global ? ex[FUEL_EXPORT] as WebAssembly.Global : undefined
-    this.table = ex.__indirect_function_table instanceof WebAssembly.Table ? ex.__indirect_function_table as WebAssembly.Table : undefined
+    this.fuel = ex[FUEL_EXPORT] instanceof WebAssembly.Global ? (ex[FUEL_EXPORT] as WebAssembly.Global) : undefined
+    this.table = ex.__indirect_function_table instanceof WebAssembly.Table ? (ex.__indirect_function_table as WebAssembly.Table) : undefined
   }
 
-  get stackPointer(): WebAssembly.Global { return this.instance.exports.__stack_pointer as WebAssembly.Global }
+  get stackPointer(): WebAssembly.Global {
+    return this.instance.exports.__stack_pointer as WebAssembly.Global
+  }
 }
 
 function readCString(memory: WebAssembly.Memory, ptr: number): string {
@@ -171,11 +177,13 @@ export class ScriptEngine {
   }
 
   /** Whether the snapshot exists (the first run on a thread builds it: the cold start). */
-  get warm(): boolean { return this.#snapshot !== undefined }
+  get warm(): boolean {
+    return this.#snapshot !== undefined
+  }
 
   /** An instance in the snapshot's state, ready for one run. */
   acquire(): EngineSlot {
-    const snap = this.#snapshot ??= this.#initialise()
+    const snap = (this.#snapshot ??= this.#initialise())
     const spare = this.#spare
     this.#spare = undefined
     if (spare !== undefined) {
@@ -193,7 +201,9 @@ export class ScriptEngine {
     internals(slot.vm).exports.qjs_set_runtime_and_context(snap.runtimePtr, snap.contextPtr)
     slot.internalsPtr = snap.internalsPtr
     const fields = slot.vm as unknown as Record<string, JSValueHandle>
-    SINGLETONS.forEach((f, i) => { fields[f] = new JSValueHandle(slot.vm, snap.singletons[i]!, true) })
+    SINGLETONS.forEach((f, i) => {
+      fields[f] = new JSValueHandle(slot.vm, snap.singletons[i]!, true)
+    })
     this.#registerHostFunction(slot)
     return slot
   }
@@ -202,7 +212,8 @@ export class ScriptEngine {
   release(slot: EngineSlot, clean: boolean): void {
     slot.binding = undefined
     const snap = this.#snapshot
-    if (!clean || snap === undefined || slot.memory.buffer.byteLength !== snap.bytes.byteLength || !sameTable(slot.table, snap.tableLength)) return
+    if (!clean || snap === undefined || slot.memory.buffer.byteLength !== snap.bytes.byteLength || !sameTable(slot.table, snap.tableLength))
+      return
     this.#spare = slot
   }
 
@@ -219,8 +230,19 @@ export class ScriptEngine {
     const slot = new EngineSlot(this.#module)
     // A host of its own: virtual clocks and a zero random source, so the snapshot is the same
     // on every thread (QuickJS seeds its own Math.random from the clock; the prelude replaces it).
-    const host = new WasiHost({ clocks: virtualClocks(1000n), randomFill: (d) => d.fill(0), functions: WebAssembly.Module.imports(this.#module).filter((i) => i.module === 'wasi_snapshot_preview1').map((i) => i.name) })
-    slot.binding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: () => slot.vm.undefined, abort: undefined, rejections: new Map() }
+    const host = new WasiHost({
+      clocks: virtualClocks(1000n),
+      randomFill: (d) => d.fill(0),
+      functions: WebAssembly.Module.imports(this.#module)
+        .filter((i) => i.module === 'wasi_snapshot_preview1')
+        .map((i) => i.name),
+    })
+    slot.binding = {
+      wasi: host.imports.wasi_snapshot_preview1,
+      hostFunction: () => slot.vm.undefined,
+      abort: undefined,
+      rejections: new Map(),
+    }
     if (slot.fuel) slot.fuel.value = INIT_FUEL
     host.initialize(slot.instance)
     const ex = internals(slot.vm).exports

@@ -43,7 +43,12 @@ export function scriptRunner(): StartScript {
 
 /** The `env` functions the engine imports (beside its WASI ones). */
 export const ENGINE_HOST_IMPORTS: readonly string[] = [
-  'host_call', 'host_interrupt', 'host_promise_rejection', 'host_module_normalize', 'host_module_load', 'host_get_timezone_offset',
+  'host_call',
+  'host_interrupt',
+  'host_promise_rejection',
+  'host_module_normalize',
+  'host_module_load',
+  'host_get_timezone_offset',
 ]
 
 let cachedBytes: Uint8Array | undefined

@@ -27,10 +27,21 @@ export function startScript(script: ScriptGuest, module: WebAssembly.Module, hos
   const engine = engineFor(script.engineKey, module)
   const slot = engine.acquire()
   const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
-  const api = new ScriptApi(host.imports.wasi_snapshot_preview1, {
-    memory: slot.memory, malloc: (n) => ex.wasm_malloc(n), free: (p) => ex.wasm_free(p),
-  }, maxBytes)
-  const binding: RunBinding = { wasi: host.imports.wasi_snapshot_preview1, hostFunction: (args) => hostFunction(slot, binding, api, args), abort: undefined, rejections: new Map() }
+  const api = new ScriptApi(
+    host.imports.wasi_snapshot_preview1,
+    {
+      memory: slot.memory,
+      malloc: (n) => ex.wasm_malloc(n),
+      free: (p) => ex.wasm_free(p),
+    },
+    maxBytes,
+  )
+  const binding: RunBinding = {
+    wasi: host.imports.wasi_snapshot_preview1,
+    hostFunction: (args) => hostFunction(slot, binding, api, args),
+    abort: undefined,
+    rejections: new Map(),
+  }
   slot.binding = binding
   host.memory.bind(slot.memory)
   // As for any reactor: the engine returns to this driver, with no last call to flush held writes at.
@@ -40,7 +51,7 @@ export function startScript(script: ScriptGuest, module: WebAssembly.Module, hos
     execute: () => execute(slot, binding, api, script.program),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
-      (slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
+      ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
       engine.release(slot, clean)
     },
   }
@@ -83,10 +94,14 @@ function dispatch(api: ScriptApi, op: unknown, a: unknown, b: unknown): unknown 
     case 'readdir':
       if (typeof a === 'string') return api.readdir(a)
       break
-    case 'stdin': return api.stdin()
-    case 'args': return api.args()
-    case 'env': return { ...api.env() }
-    case 'random': return api.random()
+    case 'stdin':
+      return api.stdin()
+    case 'args':
+      return api.args()
+    case 'env':
+      return { ...api.env() }
+    case 'random':
+      return api.random()
     case 'exit':
       if (typeof a === 'number' && Number.isInteger(a)) return api.exit(a)
       break
@@ -103,7 +118,8 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
     } catch (e) {
       if (e instanceof JSException) return uncaught(slot, api, program, e)
       // The wrapper could not allocate the source in the engine's memory.
-      if (e instanceof Error && e.message === 'wasm_malloc failed') throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
+      if (e instanceof Error && e.message === 'wasm_malloc failed')
+        throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
       throw e
     }
     try {
@@ -119,7 +135,7 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
       return uncaught(slot, api, program, reason)
     }
     if (state === 0) {
-      api.write(2, 'caplet: the script\'s top-level await never settled (nothing left to run)\n')
+      api.write(2, "caplet: the script's top-level await never settled (nothing left to run)\n")
       return 13
     }
     // As Node does: a promise rejected and never handled ends the run with 1.
@@ -148,7 +164,9 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
   const vm = slot.vm
   const value = e instanceof JSException ? e.handle : e
   // The engine's own out-of-memory error is uncatchable: only the allocator failing under the cap makes it.
-  if ((vm as unknown as { exports: { qjs_is_uncatchable_error(p: number): number } }).exports.qjs_is_uncatchable_error(handlePtr(value)) !== 0) {
+  if (
+    (vm as unknown as { exports: { qjs_is_uncatchable_error(p: number): number } }).exports.qjs_is_uncatchable_error(handlePtr(value)) !== 0
+  ) {
     throw new LimitExceeded('memory', 'the script ran out of memory under the memory limit')
   }
   let text: string
@@ -167,10 +185,12 @@ function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: J
   return 1
 }
 
-
 /** The engine could not allocate a value the host hands it (its own out-of-memory error, or the wrapper's malloc failing). */
 function outOfMemory(e: unknown): boolean {
-  return (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) || (e instanceof Error && e.message === 'wasm_malloc failed')
+  return (
+    (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) ||
+    (e instanceof Error && e.message === 'wasm_malloc failed')
+  )
 }
 
 /** quickjs-wasi's handle constructor and pointer are internal to it; this driver owns the engine instance. */

@@ -21,7 +21,6 @@ export { isScriptProgram }
 /** The least memory cap a script may run under: the engine's initialised heap and some room. */
 export const SCRIPT_MIN_MEMORY = 8 * 1024 * 1024
 
-
 let engineDigest: string | undefined
 
 /** The engine module under the policy's instrumentation, and its snapshot key. */
@@ -29,7 +28,13 @@ function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { modul
   const bytes = engineBytes()
   engineDigest ??= createHash('sha256').update(bytes).digest('hex').slice(0, 16)
   const fuel = policy.limits.fuel !== undefined
-  const module = loadModule(bytes, { memoryPages: policy.limits.memoryPages, fuel, syscalls: policy.syscalls, tier: policy.tier, hostImports: ENGINE_HOST_IMPORTS.map((n) => `env.${n}`) })
+  const module = loadModule(bytes, {
+    memoryPages: policy.limits.memoryPages,
+    fuel,
+    syscalls: policy.syscalls,
+    tier: policy.tier,
+    hostImports: ENGINE_HOST_IMPORTS.map((n) => `env.${n}`),
+  })
   return { module, key: `${engineDigest}:${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}` }
 }
 
@@ -39,15 +44,22 @@ function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { modul
  * bad policy (`PolicyError`) or program, or with the signal's reason when it aborts.
  */
 export async function runScript(program: ScriptProgram, options: RunOptions = {}, input?: RunInput): Promise<RunResult> {
-  if (!isScriptProgram(program)) throw new PolicyError(['program: not a compiled script (use compileScript from caplet\'s toolchain)'])
+  if (!isScriptProgram(program)) throw new PolicyError(["program: not a compiled script (use compileScript from caplet's toolchain)"])
   const prepared = preparePolicy(options)
   if (prepared.policy.limits.memoryPages * 65536 < SCRIPT_MIN_MEMORY) {
-    throw new PolicyError([`limits.memory: a JavaScript guest needs at least ${SCRIPT_MIN_MEMORY / 1024 / 1024} MiB (the engine itself takes about 4 MiB)`])
+    throw new PolicyError([
+      `limits.memory: a JavaScript guest needs at least ${SCRIPT_MIN_MEMORY / 1024 / 1024} MiB (the engine itself takes about 4 MiB)`,
+    ])
   }
   options.signal?.throwIfAborted()
   const { module, key } = loadEngine(prepared.policy)
   const allowed = prepared.policy.syscalls ? new Set(prepared.policy.syscalls) : undefined
-  const functions = [...new Set([...importedFunctions(module).filter((n) => !ENGINE_HOST_IMPORTS.includes(n)), ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n))])]
+  const functions = [
+    ...new Set([
+      ...importedFunctions(module).filter((n) => !ENGINE_HOST_IMPORTS.includes(n)),
+      ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n)),
+    ]),
+  ]
   const command: Command = { module, functions, argv0: program.entry, script: { program, engineKey: key } }
   const r = resolveRunInput(prepared, input)
   if (r.policy.isolation === 'in-process') {

@@ -15,7 +15,10 @@ export function writeAllSync(fd: number, chunk: Uint8Array): void {
       at += writeSync(fd, chunk, at, chunk.byteLength - at)
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
-      if (code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 1); continue }
+      if (code === 'EAGAIN') {
+        Atomics.wait(pause, 0, 0, 1)
+        continue
+      }
       // The reader went away (`| head`): the guest sees EPIPE, as a process would.
       if (code === 'EPIPE') throw new WasiError(Errno.PIPE, 'host output closed')
       throw e
@@ -42,7 +45,9 @@ export function openHostStdin(file?: string): { read: (dst: Uint8Array) => numbe
       // A fresh descriptor avoids the non-blocking mode Node may have set on fd 0.
       fd = openSync('/dev/stdin', 'r')
       owned = true
-    } catch { fd = 0 }
+    } catch {
+      fd = 0
+    }
   }
   let ended = false
   return {
@@ -55,12 +60,23 @@ export function openHostStdin(file?: string): { read: (dst: Uint8Array) => numbe
           return n
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code
-          if (code === 'EAGAIN') { Atomics.wait(pause, 0, 0, 5); continue }
-          if (code === 'EOF') { ended = true; return 0 }
+          if (code === 'EAGAIN') {
+            Atomics.wait(pause, 0, 0, 5)
+            continue
+          }
+          if (code === 'EOF') {
+            ended = true
+            return 0
+          }
           throw new WasiError(Errno.IO, `host stdin: ${code}`)
         }
       }
     },
-    close: () => { if (owned) { owned = false; closeSync(fd) } },
+    close: () => {
+      if (owned) {
+        owned = false
+        closeSync(fd)
+      }
+    },
   }
 }

@@ -54,7 +54,8 @@ export function wasmFrames(e: unknown): TrapFrame[] | undefined {
     let name = m[1]
     if (name !== undefined && module !== '' && name.startsWith(`${module}.`)) name = name.slice(module.length + 1)
     const frame: TrapFrame = { function: Number(m[3]), offset: parseInt(m[4]!, 16) }
-    if (name !== undefined && name !== '') frame.name = escapeControlCharacters(name.length > MAX_NAME ? `${name.slice(0, MAX_NAME)}…` : name)
+    if (name !== undefined && name !== '')
+      frame.name = escapeControlCharacters(name.length > MAX_NAME ? `${name.slice(0, MAX_NAME)}…` : name)
     frames.push(frame)
     if (frames.length === MAX_FRAMES) break
   }
@@ -82,7 +83,12 @@ function withFrames(info: TrapInfo, e: unknown, codeShift: number | undefined): 
 /** Returns a TrapInfo if `e` is a guest trap, or undefined if it is something else. */
 export function classifyTrap(e: unknown, recentSyscalls: string[], codeShift?: number): TrapInfo | undefined {
   if (e instanceof GuestFault) {
-    return { kind: 'memory-fault', message: `bad pointer passed to ${e.syscall ?? 'a syscall'}: ${e.message}`, syscall: e.syscall, recentSyscalls }
+    return {
+      kind: 'memory-fault',
+      message: `bad pointer passed to ${e.syscall ?? 'a syscall'}: ${e.message}`,
+      syscall: e.syscall,
+      recentSyscalls,
+    }
   }
   if (e instanceof UnknownImportCalled) {
     return { kind: 'unknown-import', message: e.message, syscall: e.importName, recentSyscalls }
@@ -95,12 +101,17 @@ export function classifyTrap(e: unknown, recentSyscalls: string[], codeShift?: n
   }
   if (e instanceof WebAssembly.RuntimeError) {
     const m = e.message
-    const kind: TrapKind = /unreachable/.test(m) ? 'unreachable'
-      : /out of bounds|out-of-bounds/.test(m) && !/table/.test(m) ? 'out-of-bounds'
-      : /divide by zero|divide result|integer overflow|float unrepresentable|invalid conversion/.test(m) ? 'arithmetic'
-      : /table|indirect|null function|signature mismatch|function signature/.test(m) ? 'indirect-call'
-      : /call stack/i.test(m) ? 'stack-overflow'
-      : 'runtime'
+    const kind: TrapKind = /unreachable/.test(m)
+      ? 'unreachable'
+      : /out of bounds|out-of-bounds/.test(m) && !/table/.test(m)
+        ? 'out-of-bounds'
+        : /divide by zero|divide result|integer overflow|float unrepresentable|invalid conversion/.test(m)
+          ? 'arithmetic'
+          : /table|indirect|null function|signature mismatch|function signature/.test(m)
+            ? 'indirect-call'
+            : /call stack/i.test(m)
+              ? 'stack-overflow'
+              : 'runtime'
     return withFrames({ kind, message: m, recentSyscalls }, e, codeShift)
   }
   return undefined

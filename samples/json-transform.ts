@@ -4,8 +4,18 @@
 //   caplet run samples/json-transform.ts < samples/orders.json
 // Reads a list of orders, totals them per customer, and prints a summary as JSON.
 
-interface Order { customer: string; item: string; quantity: number; price: number }
-interface Summary { customer: string; orders: number; items: number; total: number }
+interface Order {
+  customer: string
+  item: string
+  quantity: number
+  price: number
+}
+interface Summary {
+  customer: string
+  orders: number
+  items: number
+  total: number
+}
 
 function summarise(orders: readonly Order[]): Summary[] {
   const by = new Map<string, Summary>()
@@ -25,4 +35,10 @@ function summarise(orders: readonly Order[]): Summary[] {
 const input = args.length > 0 ? readFile(args[0]!) : stdin
 const orders = JSON.parse(input) as Order[]
 const summary = summarise(orders)
-console.log(JSON.stringify({ customers: summary.length, total: summary.reduce((t, s) => Math.round((t + s.total) * 100) / 100, 0), summary }, null, 2))
+console.log(
+  JSON.stringify(
+    { customers: summary.length, total: summary.reduce((t, s) => Math.round((t + s.total) * 100) / 100, 0), summary },
+    null,
+    2,
+  ),
+)

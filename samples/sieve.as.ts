@@ -9,7 +9,7 @@ let n: i32 = 1000000
 if (args.length > 1) {
   n = I32.parseInt(args[1])
   if (n < 2 || n > 100000000) {
-    console.error("sieve: N must be between 2 and 100000000")
+    console.error('sieve: N must be between 2 and 100000000')
     process.exit(2)
   }
 }
@@ -22,5 +22,5 @@ for (let i = 2; i < n; i++) {
   largest = i
   for (let j = <i64>i * i; j < n; j += i) composite[<i32>j] = 1
 }
-console.log("primes below " + n.toString() + ": " + count.toString())
-console.log("largest: " + largest.toString())
+console.log('primes below ' + n.toString() + ': ' + count.toString())
+console.log('largest: ' + largest.toString())

@@ -10,15 +10,21 @@ import { browserEntries, browserShims } from './browser-shims.mjs'
 rmSync('dist', { recursive: true, force: true })
 
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc')
-const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'])
-  .catch((e) => { throw new Error(`declarations: ${e.stdout || e.message}`) })
+const declarations = promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json']).catch((e) => {
+  throw new Error(`declarations: ${e.stdout || e.message}`)
+})
 
 // The service's server libraries (caplet serve/worker) stay in node_modules, loaded only by those commands.
 const SERVICE_PACKAGES = ['hono', '@hono/node-server', 'bullmq', 'ioredis', 'pino', 'prom-client']
 // Full `zod` (the service's schemas) stays in node_modules too: bundled, its 70 locales would share
 // a chunk with the policy's `zod/mini` and every `caplet run` would parse them. Only the bare
 // specifier: esbuild's `external` would also take `zod/mini`.
-const fullZodExternal = { name: 'full-zod-external', setup(b) { b.onResolve({ filter: /^zod$/ }, () => ({ path: 'zod', external: true })) } }
+const fullZodExternal = {
+  name: 'full-zod-external',
+  setup(b) {
+    b.onResolve({ filter: /^zod$/ }, () => ({ path: 'zod', external: true }))
+  },
+}
 const common = { bundle: true, format: 'esm', target: 'node20', sourcemap: true, logLevel: 'warning' }
 // Compilers stay in node_modules, loaded only when a source is compiled: esbuild (the JS/TS guest
 // compiler) ships a native binary; wabt and AssemblyScript are large.
@@ -29,13 +35,39 @@ await Promise.all([
   // of each class (a `WasiError` thrown by a `caplet/wasi-host` backend is the host's `WasiError`).
   // The `wasi-host` entry reaches no Node module (a test bundles it for the browser).
   build({
-    ...common, platform: 'node', outdir: 'dist', splitting: true, external: [...nodeExternal, ...SERVICE_PACKAGES], plugins: [fullZodExternal],
-    entryPoints: { cli: 'runtime/cli-main.ts', index: 'runtime/index.ts', node: 'wasi-host/node/index.ts', 'wasi-host': 'wasi-host/index.ts' },
+    ...common,
+    platform: 'node',
+    outdir: 'dist',
+    splitting: true,
+    external: [...nodeExternal, ...SERVICE_PACKAGES],
+    plugins: [fullZodExternal],
+    entryPoints: {
+      cli: 'runtime/cli-main.ts',
+      index: 'runtime/index.ts',
+      node: 'wasi-host/node/index.ts',
+      'wasi-host': 'wasi-host/index.ts',
+    },
   }),
   // The compiler worker (WAT, AssemblyScript, the TypeScript check) under a time limit and heap cap.
-  build({ ...common, platform: 'node', entryPoints: { 'compiler-worker': 'toolchain/compiler-worker-entry.ts' }, outdir: 'dist', external: toolchainExternal }),
+  build({
+    ...common,
+    platform: 'node',
+    entryPoints: { 'compiler-worker': 'toolchain/compiler-worker-entry.ts' },
+    outdir: 'dist',
+    external: toolchainExternal,
+  }),
   // The worker is its own bundle, so starting one loads only what running a guest needs.
-  build({ ...common, platform: 'node', external: nodeExternal, entryPoints: { worker: 'runtime/worker/entry.ts', 'bridge-helper': 'runtime/worker/bridge-helper-entry.ts', 'plugin-worker': 'runtime/plugin/worker-entry.ts' }, outdir: 'dist' }),
+  build({
+    ...common,
+    platform: 'node',
+    external: nodeExternal,
+    entryPoints: {
+      worker: 'runtime/worker/entry.ts',
+      'bridge-helper': 'runtime/worker/bridge-helper-entry.ts',
+      'plugin-worker': 'runtime/plugin/worker-entry.ts',
+    },
+    outdir: 'dist',
+  }),
   // caplet/browser: the page's API and the guest's Web Worker, Node-only modules swapped out.
   build({ ...common, platform: 'browser', target: 'es2022', entryPoints: browserEntries, outdir: 'dist', plugins: [browserShims] }),
   declarations,

@@ -7,9 +7,19 @@
 import { sha256Hex, type ServiceConfig, type TokenPolicy } from './config.js'
 import { ApiError } from './errors.js'
 
-export const ANONYMOUS: TokenPolicy = { name: 'anonymous', sha256: '', concurrency: Number.MAX_SAFE_INTEGER, ratePerSecond: Number.MAX_SAFE_INTEGER, burst: Number.MAX_SAFE_INTEGER }
+export const ANONYMOUS: TokenPolicy = {
+  name: 'anonymous',
+  sha256: '',
+  concurrency: Number.MAX_SAFE_INTEGER,
+  ratePerSecond: Number.MAX_SAFE_INTEGER,
+  burst: Number.MAX_SAFE_INTEGER,
+}
 
-interface Bucket { tokens: number; at: number; inFlight: number }
+interface Bucket {
+  tokens: number
+  at: number
+  inFlight: number
+}
 
 export class Admission {
   readonly #byHash = new Map<string, TokenPolicy>()
@@ -19,14 +29,21 @@ export class Admission {
     for (const t of config.tokens) this.#byHash.set(t.sha256, t)
   }
 
-  get open(): boolean { return this.config.tokens.length === 0 }
+  get open(): boolean {
+    return this.config.tokens.length === 0
+  }
 
   /** The caller's token policy. @throws ApiError 401 */
   authenticate(header: string | undefined): TokenPolicy {
     if (this.open) return ANONYMOUS
     const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header)
     const policy = m ? this.#byHash.get(sha256Hex(m[1]!)) : undefined
-    if (!policy) throw new ApiError(401, 'unauthorized', header === undefined ? 'an Authorization: Bearer token is required' : 'the bearer token is not valid')
+    if (!policy)
+      throw new ApiError(
+        401,
+        'unauthorized',
+        header === undefined ? 'an Authorization: Bearer token is required' : 'the bearer token is not valid',
+      )
     return policy
   }
 
@@ -36,10 +53,19 @@ export class Admission {
    */
   authenticateMetrics(header: string | undefined): void {
     const want = this.config.metricsTokenSha256
-    if (want === undefined) { this.authenticate(header); return }
+    if (want === undefined) {
+      this.authenticate(header)
+      return
+    }
     const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header)
     if (!m || sha256Hex(m[1]!) !== want) {
-      throw new ApiError(401, 'unauthorized', header === undefined ? '/metrics needs an Authorization: Bearer token (the metrics token)' : 'the bearer token is not the metrics token')
+      throw new ApiError(
+        401,
+        'unauthorized',
+        header === undefined
+          ? '/metrics needs an Authorization: Bearer token (the metrics token)'
+          : 'the bearer token is not the metrics token',
+      )
     }
   }
 
@@ -51,21 +77,33 @@ export class Admission {
     if (token === ANONYMOUS) return () => {}
     const now = Date.now()
     let b = this.#buckets.get(token.name)
-    if (!b) this.#buckets.set(token.name, b = { tokens: token.burst, at: now, inFlight: 0 })
+    if (!b) this.#buckets.set(token.name, (b = { tokens: token.burst, at: now, inFlight: 0 }))
     b.tokens = Math.min(token.burst, b.tokens + ((now - b.at) / 1000) * token.ratePerSecond)
     b.at = now
     if (b.inFlight + n > token.concurrency) {
-      throw new ApiError(429, 'too-many-runs', `this token may have ${token.concurrency} runs in flight; it has ${b.inFlight}`, undefined, 1)
+      throw new ApiError(
+        429,
+        'too-many-runs',
+        `this token may have ${token.concurrency} runs in flight; it has ${b.inFlight}`,
+        undefined,
+        1,
+      )
     }
     if (b.tokens < n) {
       const wait = n > token.burst ? Infinity : Math.ceil((n - b.tokens) / token.ratePerSecond)
-      if (wait === Infinity) throw new ApiError(429, 'rate-limited', `a batch of ${n} runs exceeds this token's burst of ${token.burst}`, undefined, 60)
+      if (wait === Infinity)
+        throw new ApiError(429, 'rate-limited', `a batch of ${n} runs exceeds this token's burst of ${token.burst}`, undefined, 60)
       throw new ApiError(429, 'rate-limited', `this token may start ${token.ratePerSecond} runs per second`, undefined, Math.max(1, wait))
     }
     b.tokens -= n
     b.inFlight += n
     let left = n
     const bucket = b
-    return () => { if (left > 0) { left--; bucket.inFlight-- } }
+    return () => {
+      if (left > 0) {
+        left--
+        bucket.inFlight--
+      }
+    }
   }
 }

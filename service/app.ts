@@ -31,7 +31,9 @@ type Env = { Variables: { token: TokenPolicy } }
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 function parseJson(text: string): unknown {
-  try { return JSON.parse(text) } catch (e) {
+  try {
+    return JSON.parse(text)
+  } catch (e) {
     throw new ApiError(400, 'bad-json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`)
   }
 }
@@ -42,7 +44,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const compile = deps.compile ? cacheCompiles(deps.compile) : undefined
   const app = new Hono<Env>()
 
-  const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => { throw new ApiError(413, code, `the body is larger than this server's ${max} bytes`) }
+  const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => {
+    throw new ApiError(413, code, `the body is larger than this server's ${max} bytes`)
+  }
   const auth = async (c: Context<Env>, next: () => Promise<void>) => {
     c.set('token', admission.authenticate(c.req.header('authorization')))
     await next()
@@ -73,18 +77,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const doc = JSON.stringify(openApiDocument())
   app.get('/openapi.json', (c) => c.body(doc, 200, { 'Content-Type': 'application/json' }))
 
-  app.put('/v1/modules', auth, bodyLimit({ maxSize: config.maxModuleBytes, onError: tooLarge(config.maxModuleBytes, 'module-too-large') }), async (c) => {
-    const bytes = new Uint8Array(await c.req.arrayBuffer())
-    if (bytes.byteLength === 0) throw new ApiError(400, 'invalid-request', 'the body is empty: send the module\'s bytes')
-    const r = await backend.modules.put(bytes)
-    log.info({ module: r.id, size: r.size, created: r.created, token: c.get('token').name }, 'module stored')
-    return c.json(r, r.created ? 201 : 200)
-  })
+  app.put(
+    '/v1/modules',
+    auth,
+    bodyLimit({ maxSize: config.maxModuleBytes, onError: tooLarge(config.maxModuleBytes, 'module-too-large') }),
+    async (c) => {
+      const bytes = new Uint8Array(await c.req.arrayBuffer())
+      if (bytes.byteLength === 0) throw new ApiError(400, 'invalid-request', "the body is empty: send the module's bytes")
+      const r = await backend.modules.put(bytes)
+      log.info({ module: r.id, size: r.size, created: r.created, token: c.get('token').name }, 'module stored')
+      return c.json(r, r.created ? 201 : 200)
+    },
+  )
 
   /** The module's id: an uploaded one (it must exist), inline bytes (stored now), or source (compiled). */
   const moduleIdOf = async (ref: ModuleRef): Promise<string> => {
     if ('id' in ref) {
-      if (!await backend.modules.get(ref.id)) throw new ApiError(404, 'unknown-module', `no module with id ${ref.id} (upload it with PUT /v1/modules)`)
+      if (!(await backend.modules.get(ref.id)))
+        throw new ApiError(404, 'unknown-module', `no module with id ${ref.id} (upload it with PUT /v1/modules)`)
       return ref.id
     }
     if ('bytes' in ref) return (await backend.modules.put(ref.bytes)).id
@@ -93,8 +103,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   const deliver = (view: RunView, url: string) => {
-    fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(view), redirect: 'manual', signal: AbortSignal.timeout(10_000) })
-      .then((r) => { if (!r.ok) log.warn({ run: view.id, status: r.status }, 'callback refused'); return r.body?.cancel() })
+    fetch(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(view),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(10_000),
+    })
+      .then((r) => {
+        if (!r.ok) log.warn({ run: view.id, status: r.status }, 'callback refused')
+        return r.body?.cancel()
+      })
       .catch((e) => log.warn({ run: view.id, err: (e as Error)?.message }, 'callback failed'))
   }
 
@@ -116,7 +135,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return backend.start(job).then((view) => {
         release()
         metrics.finished(view, t0)
-        log.info({ run: job.id, token: token.name, module: job.moduleId, status: view.status, exitCode: view.result?.exitCode, limit: view.result?.limit, trap: view.result?.trap?.kind, error: view.error?.code, retried: view.retried, wallMs: view.result?.stats.wallMs }, 'run finished')
+        log.info(
+          {
+            run: job.id,
+            token: token.name,
+            module: job.moduleId,
+            status: view.status,
+            exitCode: view.result?.exitCode,
+            limit: view.result?.limit,
+            trap: view.result?.trap?.kind,
+            error: view.error?.code,
+            retried: view.retried,
+            wallMs: view.result?.stats.wallMs,
+          },
+          'run finished',
+        )
         if (job.callbackUrl) deliver(view, job.callbackUrl)
         return view
       })
@@ -141,20 +174,32 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/v1/runs/batch', auth, bodyCap, async (c) => {
     const token = c.get('token')
     const parsed = batchRequestSchema.safeParse(parseJson(await c.req.text()))
-    if (!parsed.success) throw new ApiError(400, 'invalid-request', 'the batch is invalid', parsed.error.issues.map((i) => `${i.path.join('.') || '(batch)'}: ${i.message}`))
-    if (parsed.data.runs.length > config.maxBatch) throw new ApiError(400, 'invalid-request', `a batch holds at most ${config.maxBatch} runs`, [`runs: ${parsed.data.runs.length} runs, above ${config.maxBatch}`])
+    if (!parsed.success)
+      throw new ApiError(
+        400,
+        'invalid-request',
+        'the batch is invalid',
+        parsed.error.issues.map((i) => `${i.path.join('.') || '(batch)'}: ${i.message}`),
+      )
+    if (parsed.data.runs.length > config.maxBatch)
+      throw new ApiError(400, 'invalid-request', `a batch holds at most ${config.maxBatch} runs`, [
+        `runs: ${parsed.data.runs.length} runs, above ${config.maxBatch}`,
+      ])
     // Every run is validated before any starts; the problems of all of them are reported.
     const runs: ResolvedRun[] = []
     let worst: ApiError | undefined
     const problems: string[] = []
     parsed.data.runs.forEach((r, i) => {
-      try { runs.push(resolveRunRequest(r, config, token.name, `runs[${i}]`)) } catch (e) {
+      try {
+        runs.push(resolveRunRequest(r, config, token.name, `runs[${i}]`))
+      } catch (e) {
         if (!(e instanceof ApiError)) throw e
         if (!worst || e.status > worst.status) worst = e
         problems.push(...(e.problems ?? [e.message]))
       }
     })
-    if (worst) throw new ApiError(worst.status, worst.code, `${problems.length} problem${problems.length > 1 ? 's' : ''} in the batch`, problems)
+    if (worst)
+      throw new ApiError(worst.status, worst.code, `${problems.length} problem${problems.length > 1 ? 's' : ''} in the batch`, problems)
     const done = await startRuns(token, runs)
     if (parsed.data.wait === false) return c.json({ runs: runs.map((r) => ({ id: r.job.id, status: 'queued' })) }, 202)
     return c.json({ runs: await Promise.all(done) }, 200)
@@ -163,7 +208,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/v1/runs/:id', auth, async (c) => {
     const id = c.req.param('id') ?? ''
     const view = RUN_ID.test(id) ? await backend.get(id, c.get('token').name) : undefined
-    if (!view) throw new ApiError(404, 'not-found', `no run ${JSON.stringify(id.slice(0, 80))} for this token (results are kept ${Math.round(config.resultTtlMs / 1000)} s)`)
+    if (!view)
+      throw new ApiError(
+        404,
+        'not-found',
+        `no run ${JSON.stringify(id.slice(0, 80))} for this token (results are kept ${Math.round(config.resultTtlMs / 1000)} s)`,
+      )
     return c.json(view, 200)
   })
 

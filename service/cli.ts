@@ -6,7 +6,10 @@ import { PolicyError } from '../runtime/errors.js'
 import { DEFAULT_CONFIG, readConfigFile, sha256Hex, type ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
 
-export interface ServiceIo { out: (s: string) => void; err: (s: string) => void }
+export interface ServiceIo {
+  out: (s: string) => void
+  err: (s: string) => void
+}
 
 export const SERVICE_HELP = `caplet serve — an HTTP API that runs WebAssembly in caplet's sandbox
 
@@ -30,7 +33,20 @@ Usage:
 `
 
 function parseFlags(argv: readonly string[]) {
-  const f = { port: 8080, host: '127.0.0.1', config: undefined as string | undefined, queue: undefined as string | undefined, queueName: undefined as string | undefined, concurrency: undefined as number | undefined, lockDuration: 30_000, metricsToken: undefined as string | undefined, compile: true, insecure: false, logLevel: 'info', help: false }
+  const f = {
+    port: 8080,
+    host: '127.0.0.1',
+    config: undefined as string | undefined,
+    queue: undefined as string | undefined,
+    queueName: undefined as string | undefined,
+    concurrency: undefined as number | undefined,
+    lockDuration: 30_000,
+    metricsToken: undefined as string | undefined,
+    compile: true,
+    insecure: false,
+    logLevel: 'info',
+    help: false,
+  }
   const rest = [...argv]
   const next = (flag: string) => {
     const v = rest.shift()
@@ -45,31 +61,62 @@ function parseFlags(argv: readonly string[]) {
   while (rest.length > 0) {
     const flag = rest.shift()!
     switch (flag) {
-      case '--port': f.port = int(flag, next(flag), 0); if (f.port > 65535) throw new PolicyError([`--port ${f.port}: above 65535`]); break
-      case '--host': f.host = next(flag); break
-      case '--config': f.config = next(flag); break
-      case '--queue': f.queue = next(flag); break
-      case '--queue-name': f.queueName = next(flag); break
-      case '--concurrency': f.concurrency = int(flag, next(flag), 1); break
-      case '--lock-duration': f.lockDuration = int(flag, next(flag), 100); break
-      case '--metrics-token': f.metricsToken = next(flag); if (f.metricsToken.length < 16) throw new PolicyError(['--metrics-token: must be at least 16 characters']); break
-      case '--no-compile': f.compile = false; break
-      case '--insecure-no-auth': f.insecure = true; break
-      case '--log-level': f.logLevel = next(flag); break
-      case '-h': case '--help': f.help = true; break
-      default: throw new PolicyError([`unknown flag ${flag} (see caplet serve --help)`])
+      case '--port':
+        f.port = int(flag, next(flag), 0)
+        if (f.port > 65535) throw new PolicyError([`--port ${f.port}: above 65535`])
+        break
+      case '--host':
+        f.host = next(flag)
+        break
+      case '--config':
+        f.config = next(flag)
+        break
+      case '--queue':
+        f.queue = next(flag)
+        break
+      case '--queue-name':
+        f.queueName = next(flag)
+        break
+      case '--concurrency':
+        f.concurrency = int(flag, next(flag), 1)
+        break
+      case '--lock-duration':
+        f.lockDuration = int(flag, next(flag), 100)
+        break
+      case '--metrics-token':
+        f.metricsToken = next(flag)
+        if (f.metricsToken.length < 16) throw new PolicyError(['--metrics-token: must be at least 16 characters'])
+        break
+      case '--no-compile':
+        f.compile = false
+        break
+      case '--insecure-no-auth':
+        f.insecure = true
+        break
+      case '--log-level':
+        f.logLevel = next(flag)
+        break
+      case '-h':
+      case '--help':
+        f.help = true
+        break
+      default:
+        throw new PolicyError([`unknown flag ${flag} (see caplet serve --help)`])
     }
   }
   return f
 }
 
 /** After a drain, nothing of ours is left running; a library's stray handle must not keep the process. */
-const exitSoon = () => { setTimeout(() => process.exit(), 2000).unref() }
+const exitSoon = () => {
+  setTimeout(() => process.exit(), 2000).unref()
+}
 
 /** Resolves when a signal asked to stop. */
-const stopSignal = () => new Promise<string>((resolve) => {
-  for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
-})
+const stopSignal = () =>
+  new Promise<string>((resolve) => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) process.once(s, () => resolve(s))
+  })
 
 export async function serviceMain(argv: readonly string[], io: ServiceIo): Promise<number> {
   const command = argv[0]
@@ -77,12 +124,18 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
   let config: ServiceConfig
   try {
     f = parseFlags(argv.slice(1))
-    if (f.help) { io.out(SERVICE_HELP); return 0 }
+    if (f.help) {
+      io.out(SERVICE_HELP)
+      return 0
+    }
     config = f.config ? readConfigFile(f.config) : DEFAULT_CONFIG
     if (f.metricsToken !== undefined) config = { ...config, metricsTokenSha256: sha256Hex(f.metricsToken) }
     if (command === 'worker' && f.queue === undefined) throw new PolicyError(['caplet worker needs --queue redis://HOST:PORT'])
   } catch (e) {
-    if (e instanceof PolicyError) { io.err(`caplet: ${e.problems.join('; ')}\n`); return 125 }
+    if (e instanceof PolicyError) {
+      io.err(`caplet: ${e.problems.join('; ')}\n`)
+      return 125
+    }
     throw e
   }
   const { pino } = await import('pino')
@@ -90,7 +143,14 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
   try {
     if (command === 'worker') {
       const { startQueueWorker } = await import('./queue-worker.js')
-      const w = await startQueueWorker({ queue: f.queue!, ...(f.concurrency ? { concurrency: f.concurrency } : {}), config, lockDurationMs: f.lockDuration, log, ...(f.queueName ? { queueName: f.queueName } : {}) })
+      const w = await startQueueWorker({
+        queue: f.queue!,
+        ...(f.concurrency ? { concurrency: f.concurrency } : {}),
+        config,
+        lockDurationMs: f.lockDuration,
+        log,
+        ...(f.queueName ? { queueName: f.queueName } : {}),
+      })
       const sig = await stopSignal()
       log.info({ signal: sig }, 'draining')
       await w.close()
@@ -100,7 +160,16 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
     const { startServer } = await import('./server.js')
     const { toolchainCompiler } = await import('./compile-source.js')
     const compile = f.compile ? toolchainCompiler({ maxModuleBytes: config.maxModuleBytes }) : undefined
-    const s = await startServer({ config, host: f.host, port: f.port, log, insecureNoAuth: f.insecure, ...(compile ? { compile } : {}), ...(f.queue ? { queue: f.queue } : {}), ...(f.queueName ? { queueName: f.queueName } : {}) })
+    const s = await startServer({
+      config,
+      host: f.host,
+      port: f.port,
+      log,
+      insecureNoAuth: f.insecure,
+      ...(compile ? { compile } : {}),
+      ...(f.queue ? { queue: f.queue } : {}),
+      ...(f.queueName ? { queueName: f.queueName } : {}),
+    })
     io.err(`caplet serve: listening on ${s.url}\n`)
     const sig = await stopSignal()
     log.info({ signal: sig }, 'draining')
@@ -108,10 +177,19 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
     exitSoon()
     return 0
   } catch (e) {
-    if (e instanceof PolicyError) { io.err(`caplet: ${e.problems.join('; ')}\n`); return 125 }
-    if (e instanceof ApiError) { io.err(`caplet: ${e.message}\n`); return 125 }
+    if (e instanceof PolicyError) {
+      io.err(`caplet: ${e.problems.join('; ')}\n`)
+      return 125
+    }
+    if (e instanceof ApiError) {
+      io.err(`caplet: ${e.message}\n`)
+      return 125
+    }
     const code = (e as NodeJS.ErrnoException)?.code
-    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') { io.err(`caplet: cannot listen on ${f.host}:${f.port}: ${code}\n`); return 125 }
+    if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+      io.err(`caplet: cannot listen on ${f.host}:${f.port}: ${code}\n`)
+      return 125
+    }
     throw e
   }
 }

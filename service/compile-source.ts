@@ -27,15 +27,26 @@ export function toolchainCompiler(o: ToolchainCompilerOptions): CompileSource {
     const tc = await import('../toolchain/index.js')
     let result: unknown
     try {
-      result = await tc.compile({ language: source.language, files: source.files, options: { timeout: o.timeoutMs ?? 30_000, maxOutput: o.maxModuleBytes, ...(o.diskCache === false ? { cache: false } : {}) } })
+      result = await tc.compile({
+        language: source.language,
+        files: source.files,
+        options: { timeout: o.timeoutMs ?? 30_000, maxOutput: o.maxModuleBytes, ...(o.diskCache === false ? { cache: false } : {}) },
+      })
     } catch (e) {
       if (e instanceof tc.CompileError) {
         const diagnostics = e.diagnostics.slice(0, MAX_DIAGNOSTICS)
         const problems = diagnostics.map((d) => tc.formatDiagnostic(d))
-        const message = e.limit ? `compilation stopped by its limit (${e.limit})` : `the source did not compile: ${e.reason.split('\n')[0]!.slice(0, 300)}`
+        const message = e.limit
+          ? `compilation stopped by its limit (${e.limit})`
+          : `the source did not compile: ${e.reason.split('\n')[0]!.slice(0, 300)}`
         throw new ApiError(422, 'compile-error', message, problems.length > 0 ? problems : undefined, undefined, { diagnostics })
       }
-      if (e instanceof tc.ToolchainError) throw new ApiError(501, 'source-unsupported', `this server cannot compile ${source.language}: ${e.reason.split('\n')[0]!.slice(0, 300)}`)
+      if (e instanceof tc.ToolchainError)
+        throw new ApiError(
+          501,
+          'source-unsupported',
+          `this server cannot compile ${source.language}: ${e.reason.split('\n')[0]!.slice(0, 300)}`,
+        )
       throw e
     }
     return moduleOf(result, source.language)
@@ -49,7 +60,11 @@ export function toolchainCompiler(o: ToolchainCompilerOptions): CompileSource {
 export function moduleOf(result: unknown, language: string): Uint8Array {
   const r = (typeof result === 'object' && result !== null ? result : {}) as { kind?: unknown; module?: unknown }
   if (r.kind !== undefined && r.kind !== 'wasm') {
-    throw new ApiError(422, 'source-unsupported', `${language} compiles to a ${String(r.kind).slice(0, 32)}, not a WebAssembly module; this server runs modules only`)
+    throw new ApiError(
+      422,
+      'source-unsupported',
+      `${language} compiles to a ${String(r.kind).slice(0, 32)}, not a WebAssembly module; this server runs modules only`,
+    )
   }
   if (!(r.module instanceof Uint8Array)) throw new ApiError(422, 'source-unsupported', `compiling ${language} gave no WebAssembly module`)
   return r.module
@@ -70,21 +85,27 @@ export function cacheCompiles(compile: CompileSource, maxBytes = 64 * 2 ** 20): 
   return (source) => {
     const key = sourceHash(source)
     const hit = done.get(key)
-    if (hit) { done.delete(key); done.set(key, hit); return Promise.resolve(hit) }
+    if (hit) {
+      done.delete(key)
+      done.set(key, hit)
+      return Promise.resolve(hit)
+    }
     let p = inFlight.get(key)
     if (!p) {
-      p = compile(source).then((m) => {
-        if (m.byteLength <= maxBytes) {
-          while (bytes + m.byteLength > maxBytes && done.size > 0) {
-            const [k, v] = done.entries().next().value as [string, Uint8Array]
-            done.delete(k)
-            bytes -= v.byteLength
+      p = compile(source)
+        .then((m) => {
+          if (m.byteLength <= maxBytes) {
+            while (bytes + m.byteLength > maxBytes && done.size > 0) {
+              const [k, v] = done.entries().next().value as [string, Uint8Array]
+              done.delete(k)
+              bytes -= v.byteLength
+            }
+            done.set(key, m)
+            bytes += m.byteLength
           }
-          done.set(key, m)
-          bytes += m.byteLength
-        }
-        return m
-      }).finally(() => inFlight.delete(key))
+          return m
+        })
+        .finally(() => inFlight.delete(key))
       inFlight.set(key, p)
     }
     return p

@@ -80,43 +80,68 @@ export const DEFAULT_CONFIG: ServiceConfig = {
 }
 
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  try { return parseSize(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER }
+  try {
+    return parseSize(v)
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message })
+    return z.NEVER
+  }
 })
 const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
-  try { return parseDuration(v) } catch (e) { ctx.addIssue({ code: 'custom', message: (e as Error).message }); return z.NEVER }
+  try {
+    return parseDuration(v)
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message })
+    return z.NEVER
+  }
 })
 const count = z.number().int().positive()
 
-const tokenSchema = z.object({
-  name: z.string().min(1).max(64),
-  token: z.string().min(16, 'must be at least 16 characters').optional(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
-  concurrency: count.optional(),
-  ratePerSecond: z.number().positive().optional(),
-  burst: count.optional(),
-}).strict().refine((t) => (t.token === undefined) !== (t.sha256 === undefined), 'needs exactly one of token or sha256')
+const tokenSchema = z
+  .object({
+    name: z.string().min(1).max(64),
+    token: z.string().min(16, 'must be at least 16 characters').optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+      .optional(),
+    concurrency: count.optional(),
+    ratePerSecond: z.number().positive().optional(),
+    burst: count.optional(),
+  })
+  .strict()
+  .refine((t) => (t.token === undefined) !== (t.sha256 === undefined), 'needs exactly one of token or sha256')
 
-const fileSchema = z.object({
-  limits: z.object({ max: z.unknown().optional(), defaults: z.unknown().optional() }).strict().optional(),
-  tokens: z.array(tokenSchema).max(10_000).optional(),
-  maxBodyBytes: size.optional(),
-  maxModuleBytes: size.optional(),
-  maxStoredModuleBytes: size.optional(),
-  moduleTtl: duration.optional(),
-  maxConcurrent: count.optional(),
-  maxQueued: count.optional(),
-  resultTtl: duration.optional(),
-  maxBatch: count.optional(),
-  maxArgs: count.optional(),
-  maxEnv: count.optional(),
-  maxFiles: count.optional(),
-  maxFileBytes: size.optional(),
-  maxStdinBytes: size.optional(),
-  callbackOrigins: z.array(z.string().url()).optional(),
-  requestTimeout: duration.optional(),
-  metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
-  metricsTokenSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits').optional(),
-}).strict().refine((f) => f.metricsToken === undefined || f.metricsTokenSha256 === undefined, { message: 'give metricsToken or metricsTokenSha256, not both', path: ['metricsToken'] })
+const fileSchema = z
+  .object({
+    limits: z.object({ max: z.unknown().optional(), defaults: z.unknown().optional() }).strict().optional(),
+    tokens: z.array(tokenSchema).max(10_000).optional(),
+    maxBodyBytes: size.optional(),
+    maxModuleBytes: size.optional(),
+    maxStoredModuleBytes: size.optional(),
+    moduleTtl: duration.optional(),
+    maxConcurrent: count.optional(),
+    maxQueued: count.optional(),
+    resultTtl: duration.optional(),
+    maxBatch: count.optional(),
+    maxArgs: count.optional(),
+    maxEnv: count.optional(),
+    maxFiles: count.optional(),
+    maxFileBytes: size.optional(),
+    maxStdinBytes: size.optional(),
+    callbackOrigins: z.array(z.string().url()).optional(),
+    requestTimeout: duration.optional(),
+    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    metricsTokenSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits')
+      .optional(),
+  })
+  .strict()
+  .refine((f) => f.metricsToken === undefined || f.metricsTokenSha256 === undefined, {
+    message: 'give metricsToken or metricsTokenSha256, not both',
+    path: ['metricsToken'],
+  })
 
 export type ServiceConfigFile = z.input<typeof fileSchema>
 
@@ -149,7 +174,13 @@ export function resolveConfig(file: unknown, base: ServiceConfig = DEFAULT_CONFI
     if (names.has(t.name)) problems.push(`tokens[${i}].name: ${JSON.stringify(t.name)} is used twice`)
     names.add(t.name)
     const rate = t.ratePerSecond ?? 50
-    return { name: t.name, sha256: t.sha256 ?? sha256Hex(t.token!), concurrency: t.concurrency ?? 16, ratePerSecond: rate, burst: t.burst ?? Math.max(1, Math.ceil(rate * 2)) }
+    return {
+      name: t.name,
+      sha256: t.sha256 ?? sha256Hex(t.token!),
+      concurrency: t.concurrency ?? 16,
+      ratePerSecond: rate,
+      burst: t.burst ?? Math.max(1, Math.ceil(rate * 2)),
+    }
   })
   if (problems.length > 0) throw new PolicyError(problems)
   return {
@@ -170,7 +201,7 @@ export function resolveConfig(file: unknown, base: ServiceConfig = DEFAULT_CONFI
     maxStdinBytes: f.maxStdinBytes ?? base.maxStdinBytes,
     callbackOrigins: (f.callbackOrigins ?? base.callbackOrigins).map((u) => new URL(u).origin),
     requestTimeoutMs: f.requestTimeout ?? base.requestTimeoutMs,
-    ...metricsToken(f.metricsToken !== undefined ? sha256Hex(f.metricsToken) : f.metricsTokenSha256 ?? base.metricsTokenSha256),
+    ...metricsToken(f.metricsToken !== undefined ? sha256Hex(f.metricsToken) : (f.metricsTokenSha256 ?? base.metricsTokenSha256)),
   }
 }
 
@@ -179,8 +210,16 @@ const metricsToken = (sha256: string | undefined) => (sha256 !== undefined ? { m
 /** Reads `--config FILE.json`. @throws PolicyError with a one-line reason */
 export function readConfigFile(path: string): ServiceConfig {
   let text: string
-  try { text = readFileSync(path, 'utf8') } catch (e) { throw new PolicyError([`--config ${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`]) }
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (e) {
+    throw new PolicyError([`--config ${path}: ${(e as NodeJS.ErrnoException).code ?? 'unreadable'}`])
+  }
   let json: unknown
-  try { json = JSON.parse(text) } catch (e) { throw new PolicyError([`--config ${path}: not JSON (${(e as Error).message})`]) }
+  try {
+    json = JSON.parse(text)
+  } catch (e) {
+    throw new PolicyError([`--config ${path}: not JSON (${(e as Error).message})`])
+  }
   return resolveConfig(json)
 }

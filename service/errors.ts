@@ -4,10 +4,23 @@
  */
 
 export type ApiErrorCode =
-  | 'bad-json' | 'invalid-request' | 'unauthorized' | 'not-found' | 'unknown-module'
-  | 'body-too-large' | 'module-too-large' | 'limit-above-maximum' | 'invalid-module'
-  | 'rate-limited' | 'too-many-runs' | 'queue-full' | 'callback-not-allowed'
-  | 'source-unsupported' | 'compile-error' | 'unavailable' | 'internal'
+  | 'bad-json'
+  | 'invalid-request'
+  | 'unauthorized'
+  | 'not-found'
+  | 'unknown-module'
+  | 'body-too-large'
+  | 'module-too-large'
+  | 'limit-above-maximum'
+  | 'invalid-module'
+  | 'rate-limited'
+  | 'too-many-runs'
+  | 'queue-full'
+  | 'callback-not-allowed'
+  | 'source-unsupported'
+  | 'compile-error'
+  | 'unavailable'
+  | 'internal'
 
 export class ApiError extends Error {
   constructor(
@@ -25,6 +38,12 @@ export class ApiError extends Error {
   }
 
   toJSON(): Record<string, unknown> {
-    return { ...this.extra, error: this.code, message: this.message, ...(this.problems ? { problems: this.problems } : {}), ...(this.retryAfter !== undefined ? { retryAfter: this.retryAfter } : {}) }
+    return {
+      ...this.extra,
+      error: this.code,
+      message: this.message,
+      ...(this.problems ? { problems: this.problems } : {}),
+      ...(this.retryAfter !== undefined ? { retryAfter: this.retryAfter } : {}),
+    }
   }
 }

@@ -34,7 +34,11 @@ const strict = new TextDecoder('utf-8', { fatal: true })
 const lossy = new TextDecoder()
 
 function text(bytes: Uint8Array): { text: string; base64?: string } {
-  try { return { text: strict.decode(bytes) } } catch { return { text: lossy.decode(bytes), base64: Buffer.from(bytes).toString('base64') } }
+  try {
+    return { text: strict.decode(bytes) }
+  } catch {
+    return { text: lossy.decode(bytes), base64: Buffer.from(bytes).toString('base64') }
+  }
 }
 
 export function toResultJson(r: RunResult, files?: RunResultJson['files']): RunResultJson {
@@ -42,17 +46,27 @@ export function toResultJson(r: RunResult, files?: RunResultJson['files']): RunR
   const err = text(r.stderr)
   return {
     exitCode: r.exitCode,
-    stdout: out.text, stderr: err.text,
+    stdout: out.text,
+    stderr: err.text,
     ...(out.base64 !== undefined ? { stdoutBase64: out.base64 } : {}),
     ...(err.base64 !== undefined ? { stderrBase64: err.base64 } : {}),
     // A host fault is caplet's bug, not the client's business: its details stay in the log.
-    ...(r.trap ? { trap: r.trap.kind === 'host-fault' ? { kind: 'host-fault', message: 'the host failed while serving the guest' } : { kind: r.trap.kind, message: r.trap.message, ...(r.trap.syscall ? { syscall: r.trap.syscall } : {}) } } : {}),
+    ...(r.trap
+      ? {
+          trap:
+            r.trap.kind === 'host-fault'
+              ? { kind: 'host-fault', message: 'the host failed while serving the guest' }
+              : { kind: r.trap.kind, message: r.trap.message, ...(r.trap.syscall ? { syscall: r.trap.syscall } : {}) },
+        }
+      : {}),
     ...(r.limit ? { limit: r.limit } : {}),
     ...(files ? { files } : {}),
     stats: {
       wallMs: Math.round(r.stats.wallMs * 1000) / 1000,
       ...(r.stats.fuelUsed !== undefined ? { fuelUsed: r.stats.fuelUsed } : {}),
-      peakMemory: r.stats.peakMemory, bytesRead: r.stats.bytesRead, bytesWritten: r.stats.bytesWritten,
+      peakMemory: r.stats.peakMemory,
+      bytesRead: r.stats.bytesRead,
+      bytesWritten: r.stats.bytesWritten,
       syscalls: Object.values(r.stats.syscalls).reduce((a, b) => a + b, 0),
     },
   }
@@ -66,7 +80,11 @@ export class ProgramCache {
   get(moduleId: string, bytes: () => Promise<Uint8Array | undefined>, job: RunJob): Promise<Program> {
     const key = `${moduleId}|${JSON.stringify(job.limits)}`
     let p = this.#map.get(key)
-    if (p) { this.#map.delete(key); this.#map.set(key, p); return p }
+    if (p) {
+      this.#map.delete(key)
+      this.#map.set(key, p)
+      return p
+    }
     p = (async () => prepare(await required(bytes, moduleId), { limits: policyLimits(job.limits) }))()
     p.catch(() => this.#map.delete(key))
     this.#map.set(key, p)
@@ -82,7 +100,11 @@ async function required(bytes: () => Promise<Uint8Array | undefined>, id: string
 }
 
 /** Reads what the guest left under `dir`: regular files only, never following a link. */
-async function collectOutput(dir: string, rel = '', out: Record<string, string | { base64: string }> = {}): Promise<Record<string, string | { base64: string }>> {
+async function collectOutput(
+  dir: string,
+  rel = '',
+  out: Record<string, string | { base64: string }> = {},
+): Promise<Record<string, string | { base64: string }>> {
   for (const name of await readdir(dir)) {
     const path = join(dir, name)
     const st = await lstat(path)
@@ -100,7 +122,11 @@ async function collectOutput(dir: string, rel = '', out: Record<string, string |
  * Runs one job. @throws ApiError (unknown module 404, module refused 422); a guest's own failure
  * (trap, limit, exit code) is a result, not an error.
  */
-export async function executeRun(job: RunJob, bytes: () => Promise<Uint8Array | undefined>, programs: ProgramCache): Promise<RunResultJson> {
+export async function executeRun(
+  job: RunJob,
+  bytes: () => Promise<Uint8Array | undefined>,
+  programs: ProgramCache,
+): Promise<RunResultJson> {
   const input = { args: job.args, env: job.env, stdin: Buffer.from(job.stdin, 'base64') }
   try {
     if (job.files === undefined && !job.output) {

@@ -38,7 +38,7 @@ export interface AppliedLimits {
 }
 
 export const LIMIT_NAMES = ['memory', 'timeout', 'fuel', 'stdout', 'stderr', 'fds', 'disk', 'inodes'] as const
-export type LimitName = typeof LIMIT_NAMES[number]
+export type LimitName = (typeof LIMIT_NAMES)[number]
 
 /** The service's limits are the policy's, field for field. */
 function toPolicyLimits(spec: LimitsSpec): Limits {
@@ -54,7 +54,10 @@ export function parseLimits(spec: unknown, where = 'limits'): Partial<AppliedLim
   if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new PolicyError([`${where}: must be an object`])
   const s = spec as Record<string, unknown>
   const unknown = Object.keys(s).filter((k) => !(LIMIT_NAMES as readonly string[]).includes(k))
-  if (unknown.length > 0) throw new PolicyError([`${where}: unknown limit${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${LIMIT_NAMES.join(', ')})`])
+  if (unknown.length > 0)
+    throw new PolicyError([
+      `${where}: unknown limit${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')} (known: ${LIMIT_NAMES.join(', ')})`,
+    ])
   let resolved
   try {
     resolved = resolvePolicy({ limits: toPolicyLimits(s as LimitsSpec) }).limits
@@ -116,5 +119,14 @@ export class LimitAboveMaximum extends PolicyError {}
 
 /** Applied limits as the policy's `limits`. */
 export function policyLimits(a: AppliedLimits): Limits {
-  return toPolicyLimits({ memory: a.memory, timeout: a.timeout, fuel: a.fuel, stdout: a.stdout, stderr: a.stderr, fds: a.fds, disk: a.disk, inodes: a.inodes })
+  return toPolicyLimits({
+    memory: a.memory,
+    timeout: a.timeout,
+    fuel: a.fuel,
+    stdout: a.stdout,
+    stderr: a.stderr,
+    fds: a.fds,
+    disk: a.disk,
+    inodes: a.inodes,
+  })
 }

@@ -23,7 +23,11 @@ export class LocalBackend implements RunBackend {
   #idle: (() => void) | undefined
   readonly #sweep: ReturnType<typeof setInterval>
 
-  constructor(readonly modules: ModuleStore, readonly config: ServiceConfig, readonly log: Logger) {
+  constructor(
+    readonly modules: ModuleStore,
+    readonly config: ServiceConfig,
+    readonly log: Logger,
+  ) {
     this.#sweep = setInterval(() => this.#expire(), 10_000).unref()
   }
 
@@ -70,9 +74,13 @@ export class LocalBackend implements RunBackend {
     return r.view
   }
 
-  depth() { return { queued: this.#waiting.length + this.#reserved, running: this.#running, capacity: this.config.maxConcurrent } }
+  depth() {
+    return { queued: this.#waiting.length + this.#reserved, running: this.#running, capacity: this.config.maxConcurrent }
+  }
 
-  async health() { return { ok: !this.#closing, detail: this.#closing ? 'shutting down' : 'local pool' } }
+  async health() {
+    return { ok: !this.#closing, detail: this.#closing ? 'shutting down' : 'local pool' }
+  }
 
   #expire(force = false): void {
     const now = Date.now()
@@ -86,7 +94,12 @@ export class LocalBackend implements RunBackend {
     this.#closing = true
     clearInterval(this.#sweep)
     if (this.#running > 0 || this.#waiting.length > 0) {
-      await Promise.race([new Promise<void>((r) => { this.#idle = r }), new Promise((r) => setTimeout(r, graceMs).unref())])
+      await Promise.race([
+        new Promise<void>((r) => {
+          this.#idle = r
+        }),
+        new Promise((r) => setTimeout(r, graceMs).unref()),
+      ])
     }
   }
 }

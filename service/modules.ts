@@ -18,12 +18,17 @@ export interface ModuleStore {
 
 /** Checks that `bytes` are a WebAssembly command. @throws ApiError 413/422 */
 export async function checkModule(bytes: Uint8Array, maxBytes: number): Promise<void> {
-  if (bytes.byteLength > maxBytes) throw new ApiError(413, 'module-too-large', `the module is ${bytes.byteLength} bytes, above this server's ${maxBytes}`)
+  if (bytes.byteLength > maxBytes)
+    throw new ApiError(413, 'module-too-large', `the module is ${bytes.byteLength} bytes, above this server's ${maxBytes}`)
   let mod: WebAssembly.Module
   try {
     mod = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>)
   } catch (e) {
-    throw new ApiError(422, 'invalid-module', `not a valid WebAssembly module: ${String((e as Error).message).replace(/^WebAssembly\.compile\(\): /, '')}`)
+    throw new ApiError(
+      422,
+      'invalid-module',
+      `not a valid WebAssembly module: ${String((e as Error).message).replace(/^WebAssembly\.compile\(\): /, '')}`,
+    )
   }
   if (!WebAssembly.Module.exports(mod).some((e) => e.name === '_start' && e.kind === 'function')) {
     throw new ApiError(422, 'invalid-module', 'the module has no "_start" export: it is not a WASI command')
@@ -37,11 +42,17 @@ class ByteLru {
   constructor(readonly maxBytes: number) {}
   get(id: string): Uint8Array | undefined {
     const v = this.#map.get(id)
-    if (v) { this.#map.delete(id); this.#map.set(id, v) }
+    if (v) {
+      this.#map.delete(id)
+      this.#map.set(id, v)
+    }
     return v
   }
   set(id: string, v: Uint8Array): void {
-    if (this.#map.has(id)) { this.get(id); return }
+    if (this.#map.has(id)) {
+      this.get(id)
+      return
+    }
     while (this.#bytes + v.byteLength > this.maxBytes && this.#map.size > 0) {
       const [oldest, ob] = this.#map.entries().next().value as [string, Uint8Array]
       this.#map.delete(oldest)
@@ -54,7 +65,12 @@ class ByteLru {
 
 export class MemoryModuleStore implements ModuleStore {
   readonly #lru: ByteLru
-  constructor(readonly maxModuleBytes: number, maxStoredBytes: number) { this.#lru = new ByteLru(maxStoredBytes) }
+  constructor(
+    readonly maxModuleBytes: number,
+    maxStoredBytes: number,
+  ) {
+    this.#lru = new ByteLru(maxStoredBytes)
+  }
 
   async put(bytes: Uint8Array) {
     const id = sha256Hex(bytes)
@@ -64,7 +80,9 @@ export class MemoryModuleStore implements ModuleStore {
     return { id, created: true, size: bytes.byteLength }
   }
 
-  async get(id: string) { return this.#lru.get(id) }
+  async get(id: string) {
+    return this.#lru.get(id)
+  }
 }
 
 export const moduleKey = (prefix: string, id: string) => `${prefix}:module:${id}`
@@ -76,7 +94,13 @@ export const moduleKey = (prefix: string, id: string) => `${prefix}:module:${id}
  */
 export class RedisModuleStore implements ModuleStore {
   readonly #local: ByteLru
-  constructor(readonly redis: Redis, readonly prefix: string, readonly maxModuleBytes: number, readonly ttlMs: number, localBytes = 64 * 2 ** 20) {
+  constructor(
+    readonly redis: Redis,
+    readonly prefix: string,
+    readonly maxModuleBytes: number,
+    readonly ttlMs: number,
+    localBytes = 64 * 2 ** 20,
+  ) {
     this.#local = new ByteLru(localBytes)
   }
 
@@ -113,7 +137,10 @@ export class RedisModuleStore implements ModuleStore {
 }
 
 /** `source` in a run request. */
-export interface SourceRequest { language: string; files: Record<string, string> }
+export interface SourceRequest {
+  language: string
+  files: Record<string, string>
+}
 
 /** Compiles `source: { language, files }` to a module (see compile-source.ts). @throws ApiError */
 export type CompileSource = (source: SourceRequest) => Promise<Uint8Array>

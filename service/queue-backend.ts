@@ -28,8 +28,13 @@ const jobKey = (name: string, id: string) => `bull:${name}:${id}`
 /** An ioredis client for `redis://HOST:PORT[/DB]` that waits through reconnects (BullMQ needs that). */
 export function redisClient(url: string, log?: Logger): Redis {
   let parsed: URL
-  try { parsed = new URL(url) } catch { throw new ApiError(400, 'invalid-request', `--queue ${url}: not a redis:// URL`) }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') throw new ApiError(400, 'invalid-request', `--queue ${url}: expected redis://HOST:PORT`)
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new ApiError(400, 'invalid-request', `--queue ${url}: not a redis:// URL`)
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:')
+    throw new ApiError(400, 'invalid-request', `--queue ${url}: expected redis://HOST:PORT`)
   const r = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy: (n) => Math.min(50 * n, 1000) })
   r.on('error', (e) => log?.debug({ err: e.message }, 'redis connection error'))
   return r
@@ -66,13 +71,23 @@ export class QueueBackend implements RunBackend {
     readonly log: Logger,
     readonly name: string,
   ) {
-    events.on('completed', ({ jobId }) => { void this.#collect(jobId).catch((e) => this.#quiet(e)) })
+    events.on('completed', ({ jobId }) => {
+      void this.#collect(jobId).catch((e) => this.#quiet(e))
+    })
     // A job that failed after its worker stored the result (Redis restarted under it) still has a result.
-    events.on('failed', ({ jobId, failedReason }) => { void this.#failed(jobId, String(failedReason)).catch((e) => this.#quiet(e)) })
+    events.on('failed', ({ jobId, failedReason }) => {
+      void this.#failed(jobId, String(failedReason)).catch((e) => this.#quiet(e))
+    })
     // Redis came back: check every run at once rather than at the next sweep.
     redis.on('close', () => this.#confirmed.clear())
-    redis.on('ready', () => { this.#confirmed.clear(); for (const p of this.#pending.values()) p.lastCheck = 0; void this.#reconcile() })
-    this.#timer = setInterval(() => { void this.#reconcile() }, 1000)
+    redis.on('ready', () => {
+      this.#confirmed.clear()
+      for (const p of this.#pending.values()) p.lastCheck = 0
+      void this.#reconcile()
+    })
+    this.#timer = setInterval(() => {
+      void this.#reconcile()
+    }, 1000)
     this.#timer.unref()
   }
 
@@ -86,13 +101,27 @@ export class QueueBackend implements RunBackend {
     queue.on('error', (e) => log.debug({ err: e.message }, 'queue error'))
     events.on('error', (e) => log.debug({ err: e.message }, 'queue events error'))
     await Promise.all([redis.ping(), queue.waitUntilReady(), events.waitUntilReady()])
-    return new QueueBackend(redis, queue, events, new RedisModuleStore(redis, name, config.maxModuleBytes, config.moduleTtlMs), config, log, name)
+    return new QueueBackend(
+      redis,
+      queue,
+      events,
+      new RedisModuleStore(redis, name, config.maxModuleBytes, config.moduleTtlMs),
+      config,
+      log,
+      name,
+    )
   }
 
   admit(n: number): void {
     if (this.#closing) throw new ApiError(503, 'unavailable', 'the server is shutting down', undefined, 5)
     if (this.#pending.size + n > this.config.maxQueued) {
-      throw new ApiError(429, 'queue-full', `the run queue is full (${this.config.maxQueued} runs waiting on this server); retry later`, undefined, 1)
+      throw new ApiError(
+        429,
+        'queue-full',
+        `the run queue is full (${this.config.maxQueued} runs waiting on this server); retry later`,
+        undefined,
+        1,
+      )
     }
   }
 
@@ -104,11 +133,13 @@ export class QueueBackend implements RunBackend {
     })
   }
 
-  #quiet(e: unknown): void { this.log.debug({ err: (e as Error)?.message }, 'queue bookkeeping failed') }
+  #quiet(e: unknown): void {
+    this.log.debug({ err: (e as Error)?.message }, 'queue bookkeeping failed')
+  }
 
   async #failed(id: string, reason: string): Promise<void> {
     const p = this.#pending.get(id)
-    if (!p || await this.#collect(id)) return
+    if (!p || (await this.#collect(id))) return
     this.#finish(p, failedView(p.job, 'worker-failed', `the run failed in a worker: ${reason.slice(0, 300)}`, p.resubmits || undefined))
   }
 
@@ -117,19 +148,25 @@ export class QueueBackend implements RunBackend {
     p.adding = true
     try {
       if (!this.#confirmed.has(p.job.moduleId)) {
-        if (!await this.modules.restore(p.job.moduleId)) {
-          this.#finish(p, failedView(p.job, 'lost', 'the queue lost this run\'s module', p.resubmits || undefined))
+        if (!(await this.modules.restore(p.job.moduleId))) {
+          this.#finish(p, failedView(p.job, 'lost', "the queue lost this run's module", p.resubmits || undefined))
           return
         }
         this.#confirmed.add(p.job.moduleId)
       }
-      await this.queue.add('run', p.job, { jobId: p.job.id, attempts: 1, removeOnComplete: true, removeOnFail: { age: Math.ceil(this.config.resultTtlMs / 1000) } })
+      await this.queue.add('run', p.job, {
+        jobId: p.job.id,
+        attempts: 1,
+        removeOnComplete: true,
+        removeOnFail: { age: Math.ceil(this.config.resultTtlMs / 1000) },
+      })
       p.added = true
     } catch (e) {
       // Redis went away while the run was being added: the sweep adds it again once Redis is back.
       p.addFailures++
       this.log.warn({ run: p.job.id, err: (e as Error).message, failures: p.addFailures }, 'could not queue a run')
-      if (p.addFailures >= MAX_ADD_FAILURES || this.#closing) this.#finish(p, failedView(p.job, 'queue-unavailable', 'the run could not be queued', p.resubmits || undefined))
+      if (p.addFailures >= MAX_ADD_FAILURES || this.#closing)
+        this.#finish(p, failedView(p.job, 'queue-unavailable', 'the run could not be queued', p.resubmits || undefined))
     } finally {
       p.adding = false
       p.lastCheck = Date.now()
@@ -174,7 +211,11 @@ export class QueueBackend implements RunBackend {
       const due = [...this.#pending.values()].filter((p) => p.added && now - p.lastCheck > 2000).slice(0, 500)
       if (due.length === 0) return
       const pipe = this.redis.pipeline()
-      for (const p of due) pipe.hmget(jobKey(this.name, p.job.id), 'finishedOn', 'failedReason').exists(jobKey(this.name, p.job.id)).exists(resultKey(this.name, p.job.id))
+      for (const p of due)
+        pipe
+          .hmget(jobKey(this.name, p.job.id), 'finishedOn', 'failedReason')
+          .exists(jobKey(this.name, p.job.id))
+          .exists(resultKey(this.name, p.job.id))
       const replies = (await pipe.exec()) ?? []
       for (let i = 0; i < due.length; i++) {
         const p = due[i]!
@@ -183,7 +224,10 @@ export class QueueBackend implements RunBackend {
         const hasJob = replies[3 * i + 1]?.[1] === 1
         const hasResult = replies[3 * i + 2]?.[1] === 1
         if (this.#pending.get(p.job.id) !== p || !p.added) continue
-        if (hasResult) { await this.#collect(p.job.id); continue }
+        if (hasResult) {
+          await this.#collect(p.job.id)
+          continue
+        }
         if (hasJob) {
           if (job[0] !== null && job[1] !== null) await this.#failed(p.job.id, job[1])
           continue
@@ -218,10 +262,17 @@ export class QueueBackend implements RunBackend {
     const job = await this.queue.getJob(id)
     if (!job || (job.data as RunJob).owner !== owner) return undefined
     const state = await job.getState()
-    return { id, status: state === 'active' ? 'running' : 'queued', module: (job.data as RunJob).moduleId, limits: (job.data as RunJob).limits }
+    return {
+      id,
+      status: state === 'active' ? 'running' : 'queued',
+      module: (job.data as RunJob).moduleId,
+      limits: (job.data as RunJob).limits,
+    }
   }
 
-  depth() { return { queued: this.#pending.size, running: 0, capacity: 0 } }
+  depth() {
+    return { queued: this.#pending.size, running: 0, capacity: 0 }
+  }
 
   async health() {
     const ok = this.redis.status === 'ready' && !this.#closing
@@ -233,7 +284,8 @@ export class QueueBackend implements RunBackend {
     const deadline = Date.now() + graceMs
     while (this.#pending.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     clearInterval(this.#timer)
-    for (const p of [...this.#pending.values()]) this.#finish(p, failedView(p.job, 'unavailable', 'the server shut down before the run finished'))
+    for (const p of [...this.#pending.values()])
+      this.#finish(p, failedView(p.job, 'unavailable', 'the server shut down before the run finished'))
     await Promise.allSettled([this.events.close(), this.queue.close()])
     for (const c of queueConnections.get(this.queue) ?? []) c.disconnect()
     this.redis.disconnect()

@@ -58,7 +58,10 @@ export async function startQueueWorker(o: WorkerOptions): Promise<RunningWorker>
     }
     const record: RunRecord = { view, owner: data.owner, expiresAt: 0 }
     await redis.set(resultKey(name, data.id), JSON.stringify(record), 'PX', config.resultTtlMs)
-    log.info({ run: data.id, module: data.moduleId, status: view.status, exitCode: view.result?.exitCode, limit: view.result?.limit, retried }, 'run finished')
+    log.info(
+      { run: data.id, module: data.moduleId, status: view.status, exitCode: view.result?.exitCode, limit: view.result?.limit, retried },
+      'run finished',
+    )
     return 'stored'
   }
 
@@ -77,11 +80,11 @@ export async function startQueueWorker(o: WorkerOptions): Promise<RunningWorker>
   let closing: Promise<void> | undefined
   return {
     close() {
-      return closing ??= (async () => {
+      return (closing ??= (async () => {
         await worker.close()
         connection.disconnect()
         redis.disconnect()
-      })()
+      })())
     },
   }
 }

@@ -17,25 +17,35 @@ export const MODULE_ID = /^[0-9a-f]{64}$/
 
 const fileContent = z.union([z.string(), z.object({ base64: z.string() }).strict()])
 
-export const runRequestSchema = z.object({
-  module: z.string().min(1).optional().describe('a module id (64 hex digits, from PUT /v1/modules) or the module itself in base64'),
-  source: z.object({ language: z.string().min(1).max(64), files: z.record(z.string(), z.string()) }).strict().optional()
-    .describe('source to compile first (needs a server with a compiler)'),
-  args: z.array(z.string()).optional().describe('argv, including argv[0]'),
-  env: z.record(z.string(), z.string()).optional(),
-  stdin: z.string().optional().describe('stdin as UTF-8 text'),
-  stdinBase64: z.string().optional().describe('stdin as base64 bytes'),
-  files: z.record(z.string(), fileContent).optional().describe('files shown read-only under /input: relative path -> text or {base64}'),
-  output: z.boolean().optional().describe('mount an empty writable /output and return what the guest wrote there'),
-  limits: z.record(z.string(), z.unknown()).optional().describe('memory, timeout, fuel, stdout, stderr, fds, disk, inodes: each at most the server maximum'),
-  wait: z.boolean().optional().describe('true (default): answer with the result; false: answer 202 with the run id at once'),
-  callbackUrl: z.string().optional().describe('POSTed the finished run; its origin must be on the server allow-list'),
-}).strict()
+export const runRequestSchema = z
+  .object({
+    module: z.string().min(1).optional().describe('a module id (64 hex digits, from PUT /v1/modules) or the module itself in base64'),
+    source: z
+      .object({ language: z.string().min(1).max(64), files: z.record(z.string(), z.string()) })
+      .strict()
+      .optional()
+      .describe('source to compile first (needs a server with a compiler)'),
+    args: z.array(z.string()).optional().describe('argv, including argv[0]'),
+    env: z.record(z.string(), z.string()).optional(),
+    stdin: z.string().optional().describe('stdin as UTF-8 text'),
+    stdinBase64: z.string().optional().describe('stdin as base64 bytes'),
+    files: z.record(z.string(), fileContent).optional().describe('files shown read-only under /input: relative path -> text or {base64}'),
+    output: z.boolean().optional().describe('mount an empty writable /output and return what the guest wrote there'),
+    limits: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('memory, timeout, fuel, stdout, stderr, fds, disk, inodes: each at most the server maximum'),
+    wait: z.boolean().optional().describe('true (default): answer with the result; false: answer 202 with the run id at once'),
+    callbackUrl: z.string().optional().describe('POSTed the finished run; its origin must be on the server allow-list'),
+  })
+  .strict()
 
-export const batchRequestSchema = z.object({
-  runs: z.array(z.unknown()).min(1),
-  wait: z.boolean().optional(),
-}).strict()
+export const batchRequestSchema = z
+  .object({
+    runs: z.array(z.unknown()).min(1),
+    wait: z.boolean().optional(),
+  })
+  .strict()
 
 export type RunRequest = z.infer<typeof runRequestSchema>
 
@@ -117,31 +127,55 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
       const dirs = new Set<string>()
       for (const [path, content] of entries) {
         const bad = checkInputPath(path)
-        if (bad) { problems.push(`${at('files')}[${JSON.stringify(path)}]: ${bad}`); continue }
+        if (bad) {
+          problems.push(`${at('files')}[${JSON.stringify(path)}]: ${bad}`)
+          continue
+        }
         let bytes: Uint8Array
         if (typeof content === 'string') bytes = Buffer.from(content, 'utf8')
         else {
-          try { bytes = decodeBase64(content.base64, 'base64') } catch { problems.push(`${at('files')}[${JSON.stringify(path)}].base64: not base64`); continue }
+          try {
+            bytes = decodeBase64(content.base64, 'base64')
+          } catch {
+            problems.push(`${at('files')}[${JSON.stringify(path)}].base64: not base64`)
+            continue
+          }
         }
         total += bytes.byteLength
         files[path] = Buffer.from(bytes).toString('base64')
         const parts = path.split('/')
         for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'))
       }
-      for (const d of dirs) if (files[d] !== undefined) problems.push(`${at('files')}[${JSON.stringify(d)}]: is both a file and a directory`)
+      for (const d of dirs)
+        if (files[d] !== undefined) problems.push(`${at('files')}[${JSON.stringify(d)}]: is both a file and a directory`)
       if (total > config.maxFileBytes) problems.push(`${at('files')}: ${total} bytes in all, above this server's ${config.maxFileBytes}`)
     }
   }
   let stdin: Uint8Array = new Uint8Array(0)
   if (r.stdinBase64 !== undefined) {
-    try { stdin = decodeBase64(r.stdinBase64, at('stdinBase64')) } catch { problems.push(`${at('stdinBase64')}: not base64`) }
+    try {
+      stdin = decodeBase64(r.stdinBase64, at('stdinBase64'))
+    } catch {
+      problems.push(`${at('stdinBase64')}: not base64`)
+    }
   } else if (r.stdin !== undefined) stdin = Buffer.from(r.stdin, 'utf8')
-  if (stdin.byteLength > config.maxStdinBytes) problems.push(`${at('stdin')}: ${stdin.byteLength} bytes, above this server's ${config.maxStdinBytes}`)
+  if (stdin.byteLength > config.maxStdinBytes)
+    problems.push(`${at('stdin')}: ${stdin.byteLength} bytes, above this server's ${config.maxStdinBytes}`)
   let callbackUrl: string | undefined
   if (r.callbackUrl !== undefined) {
     let url: URL | undefined
-    try { url = new URL(r.callbackUrl) } catch { problems.push(`${at('callbackUrl')}: not a URL`) }
-    if (url && (!(url.protocol === 'http:' || url.protocol === 'https:') || url.username || url.password || !config.callbackOrigins.includes(url.origin))) {
+    try {
+      url = new URL(r.callbackUrl)
+    } catch {
+      problems.push(`${at('callbackUrl')}: not a URL`)
+    }
+    if (
+      url &&
+      (!(url.protocol === 'http:' || url.protocol === 'https:') ||
+        url.username ||
+        url.password ||
+        !config.callbackOrigins.includes(url.origin))
+    ) {
       throw new ApiError(422, 'callback-not-allowed', `${at('callbackUrl')}: ${url.origin} is not on this server's callback allow-list`)
     }
     callbackUrl = url?.href
@@ -151,8 +185,14 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
     // The client's own object, not zod's copy (which drops keys such as "__proto__" instead of refusing them).
     limits = applyLimits((body as { limits?: unknown }).limits, config.limits)
   } catch (e) {
-    if (e instanceof LimitAboveMaximum) throw new ApiError(422, 'limit-above-maximum', 'a limit is above this server\'s maximum', e.problems.map((p) => where ? `${where}.${p}` : p))
-    if (e instanceof PolicyError) problems.push(...e.problems.map((p) => where ? `${where}.${p}` : p))
+    if (e instanceof LimitAboveMaximum)
+      throw new ApiError(
+        422,
+        'limit-above-maximum',
+        "a limit is above this server's maximum",
+        e.problems.map((p) => (where ? `${where}.${p}` : p)),
+      )
+    if (e instanceof PolicyError) problems.push(...e.problems.map((p) => (where ? `${where}.${p}` : p)))
     else throw e
   }
   // Arguments, environment and limits through the policy resolver: the rules `caplet run` has.
@@ -160,7 +200,7 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
     try {
       resolvePolicy({ args: r.args, env: r.env, limits: policyLimits(limits) })
     } catch (e) {
-      if (e instanceof PolicyError) problems.push(...e.problems.map((p) => where ? `${where}.${p}` : p))
+      if (e instanceof PolicyError) problems.push(...e.problems.map((p) => (where ? `${where}.${p}` : p)))
       else throw e
     }
   }
@@ -173,7 +213,8 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
     module,
     wait: r.wait ?? true,
     job: {
-      id: randomUUID(), owner,
+      id: randomUUID(),
+      owner,
       ...(r.args !== undefined ? { args: r.args } : {}),
       env: r.env ?? {},
       stdin: Buffer.from(stdin).toString('base64'),

@@ -24,9 +24,17 @@ export interface RunView {
 }
 
 /** A run as kept until its result expires. */
-export interface RunRecord { view: RunView; owner: string; expiresAt: number }
+export interface RunRecord {
+  view: RunView
+  owner: string
+  expiresAt: number
+}
 
-export interface BackendDepth { queued: number; running: number; capacity: number }
+export interface BackendDepth {
+  queued: number
+  running: number
+  capacity: number
+}
 
 export interface RunBackend {
   readonly mode: 'local' | 'queue'

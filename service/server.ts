@@ -45,7 +45,9 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const host = options.host ?? '127.0.0.1'
   const log = options.log ?? pino({ name: 'caplet-serve' })
   if (config.tokens.length === 0 && !LOOPBACK.test(host) && !options.insecureNoAuth) {
-    throw new PolicyError([`--host ${host}: no tokens are configured, so only a loopback address may be served (add tokens to --config, or pass --insecure-no-auth)`])
+    throw new PolicyError([
+      `--host ${host}: no tokens are configured, so only a loopback address may be served (add tokens to --config, or pass --insecure-no-auth)`,
+    ])
   }
   let backend: RunBackend
   if (options.queue !== undefined) {
@@ -69,22 +71,27 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port ?? 8080, host, () => { server.off('error', reject); resolve() })
+    server.listen(options.port ?? 8080, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
   })
   const port = (server.address() as AddressInfo).port
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   log.info({ url, mode: backend.mode, auth: config.tokens.length > 0 }, 'caplet serve listening')
   let closing: Promise<void> | undefined
   return {
-    url, port, backend,
+    url,
+    port,
+    backend,
     close(graceMs = 30_000) {
-      return closing ??= (async () => {
+      return (closing ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()))
         ;(server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.()
         await backend.close(graceMs)
         ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
         await stopped
-      })()
+      })())
     },
   }
 }

@@ -20,10 +20,14 @@ export interface AscJob {
   maxOutputBytes: number
 }
 
-export interface AscDiagnostic { category: number; message: string; file?: string; start?: number }
+export interface AscDiagnostic {
+  category: number
+  message: string
+  file?: string
+  start?: number
+}
 export type AscReply =
-  | { ok: true; module: Uint8Array; diagnostics: AscDiagnostic[] }
-  | { ok: false; diagnostics: AscDiagnostic[]; message: string }
+  { ok: true; module: Uint8Array; diagnostics: AscDiagnostic[] } | { ok: false; diagnostics: AscDiagnostic[]; message: string }
 
 const SRC = '/src'
 const SHIM = '/shim'
@@ -45,29 +49,45 @@ export async function runAsc(job: AscJob): Promise<AscReply> {
     return null
   }
   const stderr = asc.createMemoryStream()
-  const result = await asc.main([
-    job.entry, '--baseDir', SRC, '--outFile', 'module.wasm', '--noColors',
-    '--lib', SHIM, ...job.use.flatMap((u) => ['--use', u]), '--exportStart', '_start',
-    `-O${job.optimize}`, ...(job.debug ? ['--debug'] : []),
-  ], {
-    stdout: asc.createMemoryStream(),
-    stderr,
-    readFile: lookup,
-    listFiles: (dirname, baseDir) => {
-      const full = posix.resolve(SRC, baseDir, dirname)
-      return full === SHIM ? [...shim.keys()].filter((n) => !n.includes('/')) : []
+  const result = await asc.main(
+    [
+      job.entry,
+      '--baseDir',
+      SRC,
+      '--outFile',
+      'module.wasm',
+      '--noColors',
+      '--lib',
+      SHIM,
+      ...job.use.flatMap((u) => ['--use', u]),
+      '--exportStart',
+      '_start',
+      `-O${job.optimize}`,
+      ...(job.debug ? ['--debug'] : []),
+    ],
+    {
+      stdout: asc.createMemoryStream(),
+      stderr,
+      readFile: lookup,
+      listFiles: (dirname, baseDir) => {
+        const full = posix.resolve(SRC, baseDir, dirname)
+        return full === SHIM ? [...shim.keys()].filter((n) => !n.includes('/')) : []
+      },
+      writeFile: (filename, contents) => {
+        if (posix.basename(filename) !== 'module.wasm' || typeof contents === 'string') return
+        if (contents.byteLength > job.maxOutputBytes) {
+          tooLarge = true
+          return
+        }
+        output = contents.slice()
+      },
+      reportDiagnostic: (d) => {
+        if (diagnostics.length >= 200) return
+        const source = d.range?.source?.normalizedPath
+        diagnostics.push({ category: d.category, message: d.message, ...(source ? { file: source, start: d.range!.start } : {}) })
+      },
     },
-    writeFile: (filename, contents) => {
-      if (posix.basename(filename) !== 'module.wasm' || typeof contents === 'string') return
-      if (contents.byteLength > job.maxOutputBytes) { tooLarge = true; return }
-      output = contents.slice()
-    },
-    reportDiagnostic: (d) => {
-      if (diagnostics.length >= 200) return
-      const source = d.range?.source?.normalizedPath
-      diagnostics.push({ category: d.category, message: d.message, ...(source ? { file: source, start: d.range!.start } : {}) })
-    },
-  })
+  )
   if (tooLarge) return { ok: false, diagnostics, message: `output-too-large` }
   if (result.error || !output) {
     return { ok: false, diagnostics, message: result.error?.message ?? (stderr.toString().split('\n')[0] || 'no output') }

@@ -19,11 +19,17 @@ const require = createRequire(import.meta.url)
 /** The compiler's JS heap (binaryen's own memory is wasm32, so bounded at 4 GiB by construction). */
 const HEAP_MB = 1024
 
-interface Shim { files: Array<[string, string]>; use: string[]; version: string }
+interface Shim {
+  files: Array<[string, string]>
+  use: string[]
+  version: string
+}
 let shimCache: Shim | undefined
 
 function packageDir(name: string): string {
-  try { return dirname(require.resolve(`${name}/package.json`)) } catch {
+  try {
+    return dirname(require.resolve(`${name}/package.json`))
+  } catch {
     throw new ToolchainError(`the npm package ${name} is not installed (npm install ${name})`)
   }
 }
@@ -55,25 +61,33 @@ function pickEntry(ctx: CompileContext): string {
   }
   const entries = [...ctx.files.keys()].filter((n) => hasExtension(n, ['.ts']))
   if (entries.length === 1) return entries[0]!
-  throw new CompileError(entries.length === 0 ? 'no .ts file among the sources' : `several .ts files (${entries.slice(0, 5).join(', ')}): name the entry`)
+  throw new CompileError(
+    entries.length === 0 ? 'no .ts file among the sources' : `several .ts files (${entries.slice(0, 5).join(', ')}): name the entry`,
+  )
 }
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1
   let last = -1
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) { line++; last = i }
+  for (let i = 0; i < offset && i < text.length; i++)
+    if (text.charCodeAt(i) === 10) {
+      line++
+      last = i
+    }
   return { line, column: offset - last }
 }
 
 function toDiagnostics(ctx: CompileContext, raw: AscDiagnostic[]): Diagnostic[] {
   const dec = new TextDecoder()
-  return bound(raw.map((d) => {
-    const severity = d.category === 3 ? 'error' : d.category === 2 ? 'warning' : 'note'
-    const bytes = d.file !== undefined ? ctx.files.get(d.file) : undefined
-    if (d.file === undefined) return { severity, message: d.message }
-    if (!bytes || d.start === undefined) return { severity, message: d.message, file: d.file }
-    return { severity, message: d.message, file: d.file, ...lineColumn(dec.decode(bytes), d.start) }
-  }))
+  return bound(
+    raw.map((d) => {
+      const severity = d.category === 3 ? 'error' : d.category === 2 ? 'warning' : 'note'
+      const bytes = d.file !== undefined ? ctx.files.get(d.file) : undefined
+      if (d.file === undefined) return { severity, message: d.message }
+      if (!bytes || d.start === undefined) return { severity, message: d.message, file: d.file }
+      return { severity, message: d.message, file: d.file, ...lineColumn(dec.decode(bytes), d.start) }
+    }),
+  )
 }
 
 export const assemblyScriptCompiler: LanguageCompiler = {
@@ -85,10 +99,21 @@ export const assemblyScriptCompiler: LanguageCompiler = {
     const entry = pickEntry(ctx)
     const shim = loadShim()
     const job: AscJob = {
-      kind: 'asc', files: [...ctx.files], entry, shim: shim.files, use: shim.use,
-      optimize: ctx.options.optimize, debug: ctx.options.debug, maxOutputBytes: ctx.maxOutputBytes,
+      kind: 'asc',
+      files: [...ctx.files],
+      entry,
+      shim: shim.files,
+      use: shim.use,
+      optimize: ctx.options.optimize,
+      debug: ctx.options.debug,
+      maxOutputBytes: ctx.maxOutputBytes,
     }
-    const reply = await runCompilerJob<AscReply>(job, { timeoutMs: ctx.timeoutMs, heapMb: HEAP_MB, signal: ctx.signal, what: 'the AssemblyScript compiler' })
+    const reply = await runCompilerJob<AscReply>(job, {
+      timeoutMs: ctx.timeoutMs,
+      heapMb: HEAP_MB,
+      signal: ctx.signal,
+      what: 'the AssemblyScript compiler',
+    })
     const diagnostics = toDiagnostics(ctx, reply.diagnostics)
     if (reply.ok) {
       const module = new Uint8Array(reply.module)
@@ -96,7 +121,9 @@ export const assemblyScriptCompiler: LanguageCompiler = {
       return { kind: 'wasm', module, diagnostics }
     }
     if (reply.message === 'output-too-large') {
-      throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, { limit: 'output' })
+      throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, {
+        limit: 'output',
+      })
     }
     throw new CompileError(summarize(diagnostics, `AssemblyScript: ${reply.message}`), diagnostics)
   },

@@ -11,7 +11,21 @@
  * Location: `CAPLET_CACHE_DIR`, else `$XDG_CACHE_HOME/caplet`, else `~/.cache/caplet`.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync, constants as fsc } from 'node:fs'
+import {
+  closeSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  constants as fsc,
+} from 'node:fs'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
 import type { Diagnostic } from './diagnostics.js'
@@ -42,7 +56,13 @@ export function defaultCacheDir(env: Readonly<Record<string, string | undefined>
 }
 
 /** sha256 over a canonical encoding of everything that determines the compile's output. */
-export function cacheKey(parts: { language: string; compiler: string; options: unknown; entry: string | undefined; files: ReadonlyMap<string, Uint8Array> }): string {
+export function cacheKey(parts: {
+  language: string
+  compiler: string
+  options: unknown
+  entry: string | undefined
+  files: ReadonlyMap<string, Uint8Array>
+}): string {
   const h = createHash('sha256')
   const field = (s: string | Uint8Array) => {
     const b = typeof s === 'string' ? Buffer.from(s, 'utf8') : s
@@ -66,8 +86,11 @@ export function cacheKey(parts: { language: string; compiler: string; options: u
 function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`
   if (v !== null && typeof v === 'object') {
-    return `{${Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`
+    return `{${Object.keys(v)
+      .sort()
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`
   }
   return JSON.stringify(v) ?? 'null'
 }
@@ -132,7 +155,10 @@ export class CompileCache {
     let bytes: Buffer
     try {
       const st = fstatSync(fd)
-      if (!st.isFile() || st.size > MAX_ENTRY_BYTES) { this.#drop(file); return undefined }
+      if (!st.isFile() || st.size > MAX_ENTRY_BYTES) {
+        this.#drop(file)
+        return undefined
+      }
       bytes = Buffer.alloc(st.size)
       let off = 0
       while (off < bytes.length) {
@@ -140,15 +166,26 @@ export class CompileCache {
         if (n === 0) break
         off += n
       }
-      if (off !== bytes.length) { this.#drop(file); return undefined }
+      if (off !== bytes.length) {
+        this.#drop(file)
+        return undefined
+      }
     } catch {
       return undefined
     } finally {
       closeSync(fd)
     }
     const entry = decode(bytes)
-    if (entry === undefined) { this.#drop(file); return undefined }
-    try { const now = new Date(); utimesSync(file, now, now) } catch { /* LRU order is a hint */ }
+    if (entry === undefined) {
+      this.#drop(file)
+      return undefined
+    }
+    try {
+      const now = new Date()
+      utimesSync(file, now, now)
+    } catch {
+      /* LRU order is a hint */
+    }
     return entry
   }
 
@@ -165,23 +202,38 @@ export class CompileCache {
       writeFileSync(tmp, encode(), { flag: 'wx', mode: 0o600 })
       renameSync(tmp, file)
     } catch {
-      try { unlinkSync(tmp) } catch { /* not created */ }
+      try {
+        unlinkSync(tmp)
+      } catch {
+        /* not created */
+      }
       return
     }
     this.#evict(file)
   }
 
   #drop(file: string): void {
-    try { unlinkSync(file) } catch { /* gone already */ }
+    try {
+      unlinkSync(file)
+    } catch {
+      /* gone already */
+    }
   }
 
   #evict(keep: string): void {
     let entries: { file: string; size: number; used: number }[]
     try {
-      entries = readdirSync(this.dir).filter((n) => ENTRY.test(n)).flatMap((n) => {
-        const file = join(this.dir, n)
-        try { const st = statSync(file); return [{ file, size: st.size, used: st.mtimeMs }] } catch { return [] }
-      })
+      entries = readdirSync(this.dir)
+        .filter((n) => ENTRY.test(n))
+        .flatMap((n) => {
+          const file = join(this.dir, n)
+          try {
+            const st = statSync(file)
+            return [{ file, size: st.size, used: st.mtimeMs }]
+          } catch {
+            return []
+          }
+        })
     } catch {
       return
     }
@@ -210,7 +262,8 @@ function decodeBytes(bytes: Buffer): Uint8Array | undefined {
   if (bytes.length < head || bytes.subarray(0, BYTES_MAGIC.length).toString('latin1') !== BYTES_MAGIC) return undefined
   if (bytes[head - 1] !== 0x0a) return undefined
   const payload = bytes.subarray(head)
-  if (createHash('sha256').update(payload).digest('hex') !== bytes.subarray(BYTES_MAGIC.length, head - 1).toString('latin1')) return undefined
+  if (createHash('sha256').update(payload).digest('hex') !== bytes.subarray(BYTES_MAGIC.length, head - 1).toString('latin1'))
+    return undefined
   return new Uint8Array(payload)
 }
 
@@ -251,7 +304,11 @@ function decodeEntry(bytes: Buffer): CachedCompile | undefined {
 function isDiagnostic(d: unknown): d is Diagnostic {
   if (typeof d !== 'object' || d === null) return false
   const o = d as Record<string, unknown>
-  return (o.severity === 'error' || o.severity === 'warning' || o.severity === 'note') && typeof o.message === 'string'
-    && (o.file === undefined || typeof o.file === 'string')
-    && (o.line === undefined || Number.isSafeInteger(o.line)) && (o.column === undefined || Number.isSafeInteger(o.column))
+  return (
+    (o.severity === 'error' || o.severity === 'warning' || o.severity === 'note') &&
+    typeof o.message === 'string' &&
+    (o.file === undefined || typeof o.file === 'string') &&
+    (o.line === undefined || Number.isSafeInteger(o.line)) &&
+    (o.column === undefined || Number.isSafeInteger(o.column))
+  )
 }

@@ -31,17 +31,26 @@ const CXX_SOURCES = ['.cpp', '.cc', '.cxx', '.c++', '.c']
 function sourcesOf(ctx: CompileContext, exts: readonly string[]): string[] {
   const units = [...ctx.files.keys()].filter((n) => hasExtension(n, exts))
   if (units.length === 0) throw new CompileError(`no ${exts.join('/')} file to compile among the sources`)
-  if (ctx.entry !== undefined && !ctx.files.has(ctx.entry)) throw new CompileError(`the entry ${JSON.stringify(ctx.entry)} is not among the sources`)
+  if (ctx.entry !== undefined && !ctx.files.has(ctx.entry))
+    throw new CompileError(`the entry ${JSON.stringify(ctx.entry)} is not among the sources`)
   return units
 }
 
 function flags(ctx: CompileContext, cxx: boolean, install: ClangInstall, sysroot: string): string[] {
   const o = ctx.options
   const f = [
-    '--target=wasm32-wasi', `--sysroot=${sysroot}`, `-O${o.optimize}`,
-    '-fno-color-diagnostics', '-fno-crash-diagnostics', '-ferror-limit=50',
-    '-fmacro-backtrace-limit=8', '-ftemplate-backtrace-limit=8',
-    `-ffile-prefix-map=${JAIL_SRC}/=`, '-fdebug-compilation-dir=.', '-iquote', '.',
+    '--target=wasm32-wasi',
+    `--sysroot=${sysroot}`,
+    `-O${o.optimize}`,
+    '-fno-color-diagnostics',
+    '-fno-crash-diagnostics',
+    '-ferror-limit=50',
+    '-fmacro-backtrace-limit=8',
+    '-ftemplate-backtrace-limit=8',
+    `-ffile-prefix-map=${JAIL_SRC}/=`,
+    '-fdebug-compilation-dir=.',
+    '-iquote',
+    '.',
   ]
   if (cxx) {
     f.unshift('--driver-mode=g++')
@@ -58,7 +67,11 @@ function flags(ctx: CompileContext, cxx: boolean, install: ClangInstall, sysroot
 
 function readOutput(file: string, max: number): Uint8Array<ArrayBuffer> | 'missing' | 'too-large' {
   let fd: number
-  try { fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW) } catch { return 'missing' }
+  try {
+    fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW)
+  } catch {
+    return 'missing'
+  }
   try {
     const st = fstatSync(fd)
     if (!st.isFile()) return 'missing'
@@ -90,7 +103,9 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
   const units = sourcesOf(ctx, cxx ? CXX_SOURCES : C_SOURCES)
   const bwrap = findBubblewrap(ctx.env)
   if (bwrap === undefined && !ctx.trustSource) {
-    throw new ToolchainError('bubblewrap (bwrap) is not installed, so the C/C++ compiler cannot be jailed: install the Debian package bubblewrap, or compile only source you trust (--trust-source, or trustSource: true)')
+    throw new ToolchainError(
+      'bubblewrap (bwrap) is not installed, so the C/C++ compiler cannot be jailed: install the Debian package bubblewrap, or compile only source you trust (--trust-source, or trustSource: true)',
+    )
   }
   const work = mkdtempSync(join(tmpdir(), 'caplet-cc-'))
   try {
@@ -116,19 +131,34 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
     const command = jailed
       ? [...limits, bwrap, ...bubblewrapArgs(install, { src, out, tmpBytes: JAIL_TMP_BYTES }), install.clang, ...clangArgs]
       : [...limits, install.clang, ...clangArgs]
-    const env: Record<string, string> = jailed ? {} : {
-      PATH: dirname(install.linker), LC_ALL: 'C', TMPDIR: tmp, SOURCE_DATE_EPOCH: '0',
-    }
+    const env: Record<string, string> = jailed
+      ? {}
+      : {
+          PATH: dirname(install.linker),
+          LC_ALL: 'C',
+          TMPDIR: tmp,
+          SOURCE_DATE_EPOCH: '0',
+        }
     const r = await spawnLimited(command[0]!, command.slice(1), {
-      env, cwd: src, timeoutMs: ctx.timeoutMs, maxPrintBytes: MAX_PRINT_BYTES, signal: ctx.signal,
+      env,
+      cwd: src,
+      timeoutMs: ctx.timeoutMs,
+      maxPrintBytes: MAX_PRINT_BYTES,
+      signal: ctx.signal,
     })
     const redact: Array<[string, string]> = [
-      [`${src}/`, ''], [`${out}/`, ''], [`${tmp}/`, ''], [work, '<build>'],
-      [`${JAIL_SRC}/`, ''], [`${JAIL_OUT}/`, ''],
+      [`${src}/`, ''],
+      [`${out}/`, ''],
+      [`${tmp}/`, ''],
+      [work, '<build>'],
+      [`${JAIL_SRC}/`, ''],
+      [`${JAIL_OUT}/`, ''],
     ]
-    const raw = withoutCrashDump(redactPaths(`${r.stderr}${r.stdout}`, redact)
-      // clang's temporary objects: /tmp/main-1a2b3c.o -> main.o
-      .replace(new RegExp(`(?:${JAIL_TMP}/)?([\\w.+-]+?)-[0-9a-f]{6}\\.o\\b`, 'g'), '$1.o'))
+    const raw = withoutCrashDump(
+      redactPaths(`${r.stderr}${r.stdout}`, redact)
+        // clang's temporary objects: /tmp/main-1a2b3c.o -> main.o
+        .replace(new RegExp(`(?:${JAIL_TMP}/)?([\\w.+-]+?)-[0-9a-f]{6}\\.o\\b`, 'g'), '$1.o'),
+    )
     let diagnostics: Diagnostic[] = parseDiagnostics(raw.text)
     if (r.truncated) diagnostics = bound([...diagnostics, { severity: 'note', message: 'the compiler printed more; the rest was dropped' }])
     if (r.spawnError !== undefined) {
@@ -140,14 +170,26 @@ async function compileClang(ctx: CompileContext, cxx: boolean): Promise<Compiled
     }
     if (jailed && r.code !== 0 && /^bwrap: /m.test(r.stderr) && diagnostics.every((d) => d.file === undefined)) {
       const line = r.stderr.split('\n').find((l) => l.startsWith('bwrap: ')) ?? 'bwrap failed'
-      throw new ToolchainError(`the compiler's jail could not start (${line}); on hosts without unprivileged user namespaces, compile only trusted source with --trust-source`)
+      throw new ToolchainError(
+        `the compiler's jail could not start (${line}); on hosts without unprivileged user namespaces, compile only trusted source with --trust-source`,
+      )
     }
     const output = readOutput(join(out, outName), ctx.maxOutputBytes)
-    if (output === 'too-large' || r.signal === 'SIGXFSZ' || (r.code !== 0 && /^\S+: error: unable to execute command: File size limit exceeded/m.test(raw.text))) {
-      throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, { limit: 'output' })
+    if (
+      output === 'too-large' ||
+      r.signal === 'SIGXFSZ' ||
+      (r.code !== 0 && /^\S+: error: unable to execute command: File size limit exceeded/m.test(raw.text))
+    ) {
+      throw new CompileError(`compilation stopped: the output grew past the limit of ${ctx.maxOutputBytes} bytes`, diagnostics, {
+        limit: 'output',
+      })
     }
     if (r.code !== 0 && (raw.crashed || /^LLVM ERROR: out of memory|std::bad_alloc/m.test(r.stderr))) {
-      throw new CompileError(`compilation stopped: the compiler ran out of memory (limit ${COMPILER_ADDRESS_SPACE / 1024 ** 3} GiB) or crashed`, diagnostics, { limit: 'memory' })
+      throw new CompileError(
+        `compilation stopped: the compiler ran out of memory (limit ${COMPILER_ADDRESS_SPACE / 1024 ** 3} GiB) or crashed`,
+        diagnostics,
+        { limit: 'memory' },
+      )
     }
     if (r.code !== 0 || output === 'missing') {
       throw new CompileError(summarize(diagnostics, `the compiler failed (exit ${r.code ?? r.signal})`), diagnostics)

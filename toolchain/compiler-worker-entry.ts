@@ -14,9 +14,12 @@ export type CompilerReply = AscReply | WatReply | TypecheckReply
 
 async function handle(job: CompilerJob): Promise<CompilerReply> {
   switch (job.kind) {
-    case 'asc': return (await import('./assemblyscript-worker.js')).runAsc(job)
-    case 'wat': return (await import('./wat-worker.js')).runWat(job)
-    case 'typecheck': return (await import('./js/typecheck-worker.js')).runTypecheck(job)
+    case 'asc':
+      return (await import('./assemblyscript-worker.js')).runAsc(job)
+    case 'wat':
+      return (await import('./wat-worker.js')).runWat(job)
+    case 'typecheck':
+      return (await import('./js/typecheck-worker.js')).runTypecheck(job)
   }
 }
 

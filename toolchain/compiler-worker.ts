@@ -29,7 +29,7 @@ function workerScript(): URL {
   for (const candidate of [new URL('./compiler-worker.js', import.meta.url), new URL('../dist/compiler-worker.js', import.meta.url)]) {
     if (existsSync(fileURLToPath(candidate))) return candidate
   }
-  throw new ToolchainError('caplet\'s compiler worker bundle (dist/compiler-worker.js) is missing; run `npm run build`')
+  throw new ToolchainError("caplet's compiler worker bundle (dist/compiler-worker.js) is missing; run `npm run build`")
 }
 
 /**
@@ -41,7 +41,9 @@ export function runCompilerJob<R extends CompilerReply>(job: CompilerJob, limits
   const script = workerScript()
   return new Promise<R>((resolve, reject) => {
     const worker = new Worker(script, {
-      workerData: job, stdout: true, stderr: true,
+      workerData: job,
+      stdout: true,
+      stderr: true,
       resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, heapMb >> 4)) },
     })
     worker.stdout.resume()
@@ -55,23 +57,37 @@ export function runCompilerJob<R extends CompilerReply>(job: CompilerJob, limits
       void worker.terminate()
       f()
     }
-    const timer = setTimeout(() => finish(() => reject(new CompileError(`compilation stopped: it took longer than ${limits.timeoutMs} ms`, [], { limit: 'timeout' }))), limits.timeoutMs)
+    const timer = setTimeout(
+      () =>
+        finish(() => reject(new CompileError(`compilation stopped: it took longer than ${limits.timeoutMs} ms`, [], { limit: 'timeout' }))),
+      limits.timeoutMs,
+    )
     const onAbort = () => finish(() => reject(new CompileError('compilation aborted', [], { limit: 'aborted' })))
     if (limits.signal?.aborted) onAbort()
     else limits.signal?.addEventListener('abort', onAbort, { once: true })
-    worker.on('message', (reply: R | { crashed: string }) => finish(() => {
-      if (!('crashed' in reply)) resolve(reply)
-      // V8's own size caps (a type-level string doubling, an array past 2^32) are the memory limit too.
-      else if (/^(Invalid string length|Invalid array length|Array buffer allocation failed)/.test(reply.crashed)) {
-        reject(new CompileError(`compilation stopped: ${limits.what} ran out of memory (${reply.crashed.split('\n')[0]})`, [], { limit: 'memory' }))
-      } else reject(new CompileError(`${limits.what} failed: ${reply.crashed.split('\n')[0]}`))
-    }))
-    worker.on('error', (e) => finish(() => {
-      const oom = (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' || /heap|out of memory/i.test(e.message)
-      reject(oom
-        ? new CompileError(`compilation stopped: ${limits.what} ran out of memory (${heapMb} MiB heap)`, [], { limit: 'memory' })
-        : new CompileError(`${limits.what} crashed`))
-    }))
+    worker.on('message', (reply: R | { crashed: string }) =>
+      finish(() => {
+        if (!('crashed' in reply)) resolve(reply)
+        // V8's own size caps (a type-level string doubling, an array past 2^32) are the memory limit too.
+        else if (/^(Invalid string length|Invalid array length|Array buffer allocation failed)/.test(reply.crashed)) {
+          reject(
+            new CompileError(`compilation stopped: ${limits.what} ran out of memory (${reply.crashed.split('\n')[0]})`, [], {
+              limit: 'memory',
+            }),
+          )
+        } else reject(new CompileError(`${limits.what} failed: ${reply.crashed.split('\n')[0]}`))
+      }),
+    )
+    worker.on('error', (e) =>
+      finish(() => {
+        const oom = (e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' || /heap|out of memory/i.test(e.message)
+        reject(
+          oom
+            ? new CompileError(`compilation stopped: ${limits.what} ran out of memory (${heapMb} MiB heap)`, [], { limit: 'memory' })
+            : new CompileError(`${limits.what} crashed`),
+        )
+      }),
+    )
     worker.on('exit', () => finish(() => reject(new CompileError(`${limits.what} crashed`))))
   })
 }

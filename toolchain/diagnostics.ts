@@ -53,7 +53,10 @@ export function parseDiagnostics(text: string): Diagnostic[] {
   let context: string[] = []
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '')
-    if (INCLUDED.test(line)) { context.push(line.trim()); continue }
+    if (INCLUDED.test(line)) {
+      context.push(line.trim())
+      continue
+    }
     const m = LOCATED.exec(line)
     if (m) {
       const message = context.length > 0 ? `${m[5]!}\n${context.join('\n')}` : m[5]!
@@ -76,8 +79,9 @@ export function parseDiagnostics(text: string): Diagnostic[] {
 
 /** Caps the count and the size of each message. */
 export function bound(diagnostics: Diagnostic[]): Diagnostic[] {
-  const kept = diagnostics.slice(0, MAX_DIAGNOSTICS).map((d) => d.message.length > MAX_MESSAGE_CHARS
-    ? { ...d, message: `${d.message.slice(0, MAX_MESSAGE_CHARS)} [...]` } : d)
+  const kept = diagnostics
+    .slice(0, MAX_DIAGNOSTICS)
+    .map((d) => (d.message.length > MAX_MESSAGE_CHARS ? { ...d, message: `${d.message.slice(0, MAX_MESSAGE_CHARS)} [...]` } : d))
   if (diagnostics.length > MAX_DIAGNOSTICS) {
     kept.push({ severity: 'note', message: `${diagnostics.length - MAX_DIAGNOSTICS} more diagnostics not shown` })
   }
@@ -86,9 +90,8 @@ export function bound(diagnostics: Diagnostic[]): Diagnostic[] {
 
 /** One diagnostic as the compiler would print it (`main.c:3:5: error: ...`). */
 export function formatDiagnostic(d: Diagnostic): string {
-  const where = d.file !== undefined
-    ? `${d.file}${d.line !== undefined ? `:${d.line}${d.column !== undefined ? `:${d.column}` : ''}` : ''}: `
-    : ''
+  const where =
+    d.file !== undefined ? `${d.file}${d.line !== undefined ? `:${d.line}${d.column !== undefined ? `:${d.column}` : ''}` : ''}: ` : ''
   return `${where}${d.severity}: ${d.message}`
 }
 

@@ -105,20 +105,27 @@ export function buildOptions(language: Language, o: CompileOptions): BuildOption
   let std: string | undefined
   if (o.std !== undefined) {
     if (!language.standards.includes(o.std)) {
-      problems.push(language.standards.length === 0 ? `${language.name} takes no std option`
-        : `std ${quoteName(o.std)} is not one of ${language.standards.join(', ')}`)
+      problems.push(
+        language.standards.length === 0
+          ? `${language.name} takes no std option`
+          : `std ${quoteName(o.std)} is not one of ${language.standards.join(', ')}`,
+      )
     } else std = o.std
   }
   const defines: Array<[string, string | null]> = []
   if (o.defines !== undefined) {
-    if (typeof o.defines !== 'object' || o.defines === null || Array.isArray(o.defines)) problems.push('defines must be an object of NAME: VALUE')
+    if (typeof o.defines !== 'object' || o.defines === null || Array.isArray(o.defines))
+      problems.push('defines must be an object of NAME: VALUE')
     else {
       if (!language.defines && Object.keys(o.defines).length > 0) problems.push(`${language.name} takes no defines`)
       const names = Object.keys(o.defines).sort()
       if (names.length > 64) problems.push('at most 64 defines')
       for (const name of names.slice(0, 64)) {
         const value = o.defines[name]
-        if (!DEFINE_NAME.test(name)) { problems.push(`define ${quoteName(name)}: the name must be an identifier (letters, digits, _)`); continue }
+        if (!DEFINE_NAME.test(name)) {
+          problems.push(`define ${quoteName(name)}: the name must be an identifier (letters, digits, _)`)
+          continue
+        }
         if (value === true) defines.push([name, null])
         else if (typeof value === 'string' && DEFINE_VALUE.test(value)) defines.push([name, value])
         else problems.push(`define ${name}: the value must be printable ASCII, at most 256 characters`)
@@ -161,8 +168,14 @@ export async function compile(request: CompileRequest): Promise<CompileResult> {
   }
   if (!(timeoutMs > 0) || !(maxOutputBytes > 0)) throw new CompileError('compile limits must be positive')
   const ctx: CompileContext = {
-    files, entry, options, timeoutMs, maxOutputBytes,
-    trustSource: o.trustSource === true, signal: o.signal, env: o.env ?? process.env,
+    files,
+    entry,
+    options,
+    timeoutMs,
+    maxOutputBytes,
+    trustSource: o.trustSource === true,
+    signal: o.signal,
+    env: o.env ?? process.env,
     typeCheck: o.typeCheck !== false,
   }
   const compiler = await language.load()
@@ -181,7 +194,9 @@ export async function compile(request: CompileRequest): Promise<CompileResult> {
   const result = await compiler.compile(ctx)
   const bytes = result.kind === 'wasm' ? result.module : new TextEncoder().encode(JSON.stringify(result.program))
   if (bytes.byteLength > maxOutputBytes) {
-    throw new CompileError(`compilation stopped: the output grew past the limit of ${maxOutputBytes} bytes`, result.diagnostics, { limit: 'output' })
+    throw new CompileError(`compilation stopped: the output grew past the limit of ${maxOutputBytes} bytes`, result.diagnostics, {
+      limit: 'output',
+    })
   }
   if (cache && key) cache.put(key, { module: bytes, diagnostics: result.diagnostics })
   return result.kind === 'wasm'
@@ -190,7 +205,10 @@ export async function compile(request: CompileRequest): Promise<CompileResult> {
 }
 
 /** A cached entry's payload as the language's output, or undefined when it is not one (then recompiled). */
-function fromCache(language: Language, bytes: Uint8Array<ArrayBuffer>): { kind: 'wasm'; module: Uint8Array<ArrayBuffer> } | { kind: 'script'; program: ScriptProgram } | undefined {
+function fromCache(
+  language: Language,
+  bytes: Uint8Array<ArrayBuffer>,
+): { kind: 'wasm'; module: Uint8Array<ArrayBuffer> } | { kind: 'script'; program: ScriptProgram } | undefined {
   if (language.output === 'wasm') return WebAssembly.validate(bytes) ? { kind: 'wasm', module: bytes } : undefined
   try {
     const program = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown

@@ -66,33 +66,63 @@ export interface Language {
 
 export const LANGUAGES: readonly Language[] = [
   {
-    name: 'c', output: 'wasm', aliases: ['C'], extensions: ['.c'], description: 'C (clang, wasm32-wasi, wasi-libc)',
-    standards: ['c89', 'c99', 'c11', 'c17', 'c23', 'gnu89', 'gnu99', 'gnu11', 'gnu17', 'gnu23'], defines: true,
+    name: 'c',
+    output: 'wasm',
+    aliases: ['C'],
+    extensions: ['.c'],
+    description: 'C (clang, wasm32-wasi, wasi-libc)',
+    standards: ['c89', 'c99', 'c11', 'c17', 'c23', 'gnu89', 'gnu99', 'gnu11', 'gnu17', 'gnu23'],
+    defines: true,
     load: async () => (await import('./clang.js')).cCompiler,
   },
   {
-    name: 'cpp', output: 'wasm', aliases: ['c++', 'cxx', 'C++'], extensions: ['.cpp', '.cc', '.cxx', '.c++'], description: 'C++ (clang, libc++, no exceptions)',
-    standards: ['c++11', 'c++14', 'c++17', 'c++20', 'c++23', 'gnu++11', 'gnu++14', 'gnu++17', 'gnu++20', 'gnu++23'], defines: true,
+    name: 'cpp',
+    output: 'wasm',
+    aliases: ['c++', 'cxx', 'C++'],
+    extensions: ['.cpp', '.cc', '.cxx', '.c++'],
+    description: 'C++ (clang, libc++, no exceptions)',
+    standards: ['c++11', 'c++14', 'c++17', 'c++20', 'c++23', 'gnu++11', 'gnu++14', 'gnu++17', 'gnu++20', 'gnu++23'],
+    defines: true,
     load: async () => (await import('./clang.js')).cppCompiler,
   },
   {
-    name: 'wat', output: 'wasm', aliases: ['wast'], extensions: ['.wat'], description: 'WebAssembly text (wabt)',
-    standards: [], defines: false,
+    name: 'wat',
+    output: 'wasm',
+    aliases: ['wast'],
+    extensions: ['.wat'],
+    description: 'WebAssembly text (wabt)',
+    standards: [],
+    defines: false,
     load: async () => (await import('./wat.js')).watCompiler,
   },
   {
-    name: 'as', output: 'wasm', aliases: ['assemblyscript'], extensions: ['.as.ts', '.as'], description: 'AssemblyScript (asc + wasi-shim)',
-    standards: [], defines: false,
+    name: 'as',
+    output: 'wasm',
+    aliases: ['assemblyscript'],
+    extensions: ['.as.ts', '.as'],
+    description: 'AssemblyScript (asc + wasi-shim)',
+    standards: [],
+    defines: false,
     load: async () => (await import('./assemblyscript.js')).assemblyScriptCompiler,
   },
   {
-    name: 'typescript', output: 'script', aliases: ['ts'], extensions: ['.ts', '.mts', '.cts'], description: 'TypeScript (type-checked, bundled by esbuild, run in QuickJS)',
-    standards: [], defines: false,
+    name: 'typescript',
+    output: 'script',
+    aliases: ['ts'],
+    extensions: ['.ts', '.mts', '.cts'],
+    description: 'TypeScript (type-checked, bundled by esbuild, run in QuickJS)',
+    standards: [],
+    defines: false,
     load: async () => (await import('./script.js')).typeScriptCompiler,
   },
   {
-    name: 'javascript', output: 'script', aliases: ['js'], extensions: ['.js', '.mjs', '.cjs'], description: 'JavaScript (bundled by esbuild, run in QuickJS)',
-    standards: [], defines: false,
+    name: 'javascript',
+    output: 'script',
+    aliases: ['js'],
+    extensions: ['.js', '.mjs', '.cjs'],
+    description: 'JavaScript (bundled by esbuild, run in QuickJS)',
+    standards: [],
+    defines: false,
     load: async () => (await import('./script.js')).javaScriptCompiler,
   },
 ]
@@ -108,7 +138,10 @@ export function languageForFile(file: string): Language | undefined {
   let bestLen = 0
   for (const l of LANGUAGES) {
     for (const ext of l.extensions) {
-      if (lower.endsWith(ext) && ext.length > bestLen) { best = l; bestLen = ext.length }
+      if (lower.endsWith(ext) && ext.length > bestLen) {
+        best = l
+        bestLen = ext.length
+      }
     }
   }
   return best

@@ -19,7 +19,11 @@ function pickEntry(ctx: CompileContext, exts: readonly string[], what: string): 
   if (ctx.entry !== undefined) return ctx.entry
   const entries = [...ctx.files.keys()].filter((n) => hasExtension(n, exts) && !/\.d\.[mc]?ts$/.test(n))
   if (entries.length === 1) return entries[0]!
-  throw new CompileError(entries.length === 0 ? `no ${what} file among the sources` : `several ${what} files (${entries.slice(0, 5).join(', ')}): name the entry`)
+  throw new CompileError(
+    entries.length === 0
+      ? `no ${what} file among the sources`
+      : `several ${what} files (${entries.slice(0, 5).join(', ')}): name the entry`,
+  )
 }
 
 function texts(ctx: CompileContext): Map<string, string> {

@@ -58,11 +58,17 @@ export function validateSources(files: unknown): SourceFiles {
   let total = 0
   for (const name of names.sort()) {
     const problem = nameProblem(name)
-    if (problem) { problems.push(`file name ${quoteName(name)} ${problem}`); continue }
+    if (problem) {
+      problems.push(`file name ${quoteName(name)} ${problem}`)
+      continue
+    }
     const value = (files as Record<string, unknown>)[name]
     let bytes: Uint8Array
     if (typeof value === 'string') {
-      if (value.length > MAX_SOURCE_FILE_BYTES) { problems.push(`${quoteName(name)} is larger than ${MAX_SOURCE_FILE_BYTES} bytes`); continue }
+      if (value.length > MAX_SOURCE_FILE_BYTES) {
+        problems.push(`${quoteName(name)} is larger than ${MAX_SOURCE_FILE_BYTES} bytes`)
+        continue
+      }
       bytes = enc.encode(value)
     } else if (value instanceof Uint8Array) {
       bytes = value.slice()
@@ -70,7 +76,10 @@ export function validateSources(files: unknown): SourceFiles {
       problems.push(`${quoteName(name)}: contents must be a string or a Uint8Array`)
       continue
     }
-    if (bytes.byteLength > MAX_SOURCE_FILE_BYTES) { problems.push(`${quoteName(name)} is larger than ${MAX_SOURCE_FILE_BYTES} bytes`); continue }
+    if (bytes.byteLength > MAX_SOURCE_FILE_BYTES) {
+      problems.push(`${quoteName(name)} is larger than ${MAX_SOURCE_FILE_BYTES} bytes`)
+      continue
+    }
     total += bytes.byteLength
     out.set(name, bytes)
   }
@@ -83,7 +92,10 @@ export function validateSources(files: unknown): SourceFiles {
       if (out.has(dir)) problems.push(`${quoteName(dir)} is both a file and the directory of ${quoteName(name)}`)
     }
   }
-  if (problems.length > 0) throw new CompileError(`invalid sources: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? `; and ${problems.length - 10} more` : ''}`)
+  if (problems.length > 0)
+    throw new CompileError(
+      `invalid sources: ${problems.slice(0, 10).join('; ')}${problems.length > 10 ? `; and ${problems.length - 10} more` : ''}`,
+    )
   return out
 }
 

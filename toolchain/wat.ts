@@ -32,14 +32,17 @@ export const watCompiler: LanguageCompiler = {
     } catch {
       throw new CompileError(`${entry}: not valid UTF-8`)
     }
-    const reply = await runCompilerJob<WatReply>({ kind: 'wat', entry, text, debug: ctx.options.debug },
-      { timeoutMs: ctx.timeoutMs, signal: ctx.signal, what: 'the WAT compiler (wabt)' })
+    const reply = await runCompilerJob<WatReply>(
+      { kind: 'wat', entry, text, debug: ctx.options.debug },
+      { timeoutMs: ctx.timeoutMs, signal: ctx.signal, what: 'the WAT compiler (wabt)' },
+    )
     if (!reply.ok) {
       const diagnostics = parseDiagnostics(reply.message.replace(/^(parseWat|validate|resolveNames) failed:\n/, ''))
       throw new CompileError(summarize(diagnostics, `${entry}: ${reply.message.split('\n')[0]}`), diagnostics)
     }
     const module = new Uint8Array(reply.module)
-    if (!WebAssembly.validate(module)) throw new CompileError(`${entry}: wabt produced a module this engine rejects (a feature it does not support?)`)
+    if (!WebAssembly.validate(module))
+      throw new CompileError(`${entry}: wabt produced a module this engine rejects (a feature it does not support?)`)
     return { kind: 'wasm', module, diagnostics: [] }
   },
 }

@@ -31,7 +31,6 @@ let stacksMutable = true
 /** `Error` with V8's `stackTraceLimit`, which other engines may not have (no Node types here). */
 const V8Error: ErrorConstructor & { stackTraceLimit?: number } = Error
 
-
 export function restoreStacks(limit: number | undefined): void {
   if (limit !== undefined) V8Error.stackTraceLimit = limit
 }
@@ -89,5 +88,8 @@ export class ProcExit {
 
 /** Thrown through the guest when a limit of the policy (output, descriptors…) is exceeded. */
 export class LimitExceeded {
-  constructor(readonly limit: string, readonly detail: string) {}
+  constructor(
+    readonly limit: string,
+    readonly detail: string,
+  ) {}
 }

@@ -94,7 +94,10 @@ export class FdTable {
    *   bound, a guest holding many descriptors on a big directory makes the host keep
    *   (descriptors × entries) in memory, which the guest's own quotas never charge.
    */
-  constructor(readonly maxFds: number, readonly maxListedEntries = 100_000) {}
+  constructor(
+    readonly maxFds: number,
+    readonly maxListedEntries = 100_000,
+  ) {}
 
   /**
    * Keeps `listing` on `d` for later cookies, evicting the oldest other listings while the total

@@ -22,8 +22,19 @@ import { readOnly } from './fs/read-only.js'
 import { DEFAULT_RESOLVER_LIMITS } from './fs/path-resolver.js'
 import { DEFAULT_HOST_LIMITS, type ClockSource, type HeldOutput, type HostLimits, type HostState, type HostStats } from './host-state.js'
 import {
-  CONNECTION_RIGHTS, denial, denialErrno, DIRECTORY_RIGHTS, domainRights, FILE_RIGHTS, LISTENER_RIGHTS, missingRightDenial,
-  STDIN_RIGHTS, STDOUT_RIGHTS, SYSCALL_RIGHTS, TARGET_RIGHTS, type MountMode,
+  CONNECTION_RIGHTS,
+  denial,
+  denialErrno,
+  DIRECTORY_RIGHTS,
+  domainRights,
+  FILE_RIGHTS,
+  LISTENER_RIGHTS,
+  missingRightDenial,
+  STDIN_RIGHTS,
+  STDOUT_RIGHTS,
+  SYSCALL_RIGHTS,
+  TARGET_RIGHTS,
+  type MountMode,
 } from './rights.js'
 import * as argsEnv from './syscalls/args-env.js'
 import * as clockRandom from './syscalls/clock-random.js'
@@ -111,7 +122,10 @@ interface SyscallSpec {
   impl: (h: HostState, ...args: any[]) => number
 }
 
-const u32 = 'u32', u64 = 'u64', s64 = 's64', x64 = 'x64'
+const u32 = 'u32',
+  u64 = 'u64',
+  s64 = 's64',
+  x64 = 'x64'
 const FILE: readonly DescriptorKind[] = ['file']
 const DIR: readonly DescriptorKind[] = ['dir']
 const FILE_OR_DIR: readonly DescriptorKind[] = ['file', 'dir']
@@ -152,7 +166,13 @@ const SYSCALLS = {
   fd_write: { args: [u32, u32, u32, u32], fd: 0, on: IO_OR_SOCKET, impl: fd.fd_write },
   path_create_directory: { args: [u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_create_directory },
   path_filestat_get: { args: [u32, u32, u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_filestat_get },
-  path_filestat_set_times: { args: [u32, u32, u32, u32, u64, u64, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_filestat_set_times },
+  path_filestat_set_times: {
+    args: [u32, u32, u32, u32, u64, u64, u32],
+    fd: 0,
+    on: DIR,
+    wrongKind: Errno.NOTDIR,
+    impl: path.path_filestat_set_times,
+  },
   path_link: { args: [u32, u32, u32, u32, u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, fd2: 4, impl: path.path_link },
   path_open: { args: [u32, u32, u32, u32, u32, u64, u64, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_open },
   path_readlink: { args: [u32, u32, u32, u32, u32, u32], fd: 0, on: DIR, wrongKind: Errno.NOTDIR, impl: path.path_readlink },
@@ -210,7 +230,8 @@ interface Dispatch {
 
 const DISPATCH: readonly Dispatch[] = SYSCALL_NAMES.map((name) => {
   const spec: SyscallSpec = SYSCALLS[name]
-  let u64s = 0, s64s = 0
+  let u64s = 0,
+    s64s = 0
   spec.args.forEach((k, i) => {
     if (k === 'u64') u64s |= 1 << i
     else if (k === 's64') s64s |= 1 << i
@@ -225,7 +246,13 @@ const DISPATCH: readonly Dispatch[] = SYSCALL_NAMES.map((name) => {
   // Fail closed: a two-handle call without its target's rights is a host bug, refused at load.
   if (need2 === undefined) throw new HostInvariantError(`${name}: no rights named for its second descriptor`)
   return {
-    name, narrow: ((1 << spec.args.length) - 1) & ~wide & ~ignored, wide, u64s, fdAt, fd2At, on: spec.on,
+    name,
+    narrow: ((1 << spec.args.length) - 1) & ~wide & ~ignored,
+    wide,
+    u64s,
+    fdAt,
+    fd2At,
+    on: spec.on,
     wrongKinds: typeof spec.wrongKind === 'object' ? spec.wrongKind : undefined,
     wrongKind: typeof spec.wrongKind === 'number' ? spec.wrongKind : Errno.BADF,
     need: SYSCALL_RIGHTS[name],
@@ -335,7 +362,7 @@ export class WasiHost implements HostState {
     this.fds = new FdTable(this.limits.maxFds)
     this.args = (options.args ?? []).map(encodeUtf8)
     const env = options.env ?? []
-    this.env = (Array.isArray(env) ? env as readonly string[] : Object.entries(env).map(([k, v]) => `${k}=${v}`)).map(encodeUtf8)
+    this.env = (Array.isArray(env) ? (env as readonly string[]) : Object.entries(env).map(([k, v]) => `${k}=${v}`)).map(encodeUtf8)
     this.clocks = options.clocks ?? createPortableClocks()
     this.randomFill = options.randomFill ?? platformRandomFill
     this.chargeWork = options.chargeWork ?? noCharge
@@ -436,10 +463,22 @@ export class WasiHost implements HostState {
   }
 
   #installStdio(options: WasiHostOptions): void {
-    const stream = (name: 'stdin' | 'stdout' | 'stderr', read: StreamReader | undefined, write: StreamWriter | undefined, rights: number) => {
+    const stream = (
+      name: 'stdin' | 'stdout' | 'stderr',
+      read: StreamReader | undefined,
+      write: StreamWriter | undefined,
+      rights: number,
+    ) => {
       this.fds.insert({
-        kind: 'stream', name, read, write, filetype: options.ttys?.[name] ? Filetype.CHARACTER_DEVICE : Filetype.UNKNOWN,
-        rightsAtOpen: rights, rightsBase: rights, rightsInheriting: 0, fdflags: 0,
+        kind: 'stream',
+        name,
+        read,
+        write,
+        filetype: options.ttys?.[name] ? Filetype.CHARACTER_DEVICE : Filetype.UNKNOWN,
+        rightsAtOpen: rights,
+        rightsBase: rights,
+        rightsInheriting: 0,
+        fdflags: 0,
       })
     }
     stream('stdin', stdinReader(options.stdin), undefined, STDIN_RIGHTS)
@@ -452,13 +491,23 @@ export class WasiHost implements HostState {
     if (!p.guestPath.startsWith('/') && p.guestPath !== '.') throw new TypeError(`preopen guest path must be absolute: ${p.guestPath}`)
     const fs = mode === 'ro' ? readOnly(p.fs) : p.fs
     const mount: Mount = {
-      fs, mode, dev, guestPath: p.guestPath, hostVisible: p.hostVisible ?? p.fs.caps.hostVisible === true,
+      fs,
+      mode,
+      dev,
+      guestPath: p.guestPath,
+      hostVisible: p.hostVisible ?? p.fs.caps.hostVisible === true,
       // `fs`, not `p.fs`: a read-only view never writes, and does not pass the flag on.
       writeBehind: fs.caps.writeBehind === true,
     }
     const d: DirDescriptor = {
-      kind: 'dir', filetype: Filetype.DIRECTORY, dir: { handle: fs.root(), refs: 1 }, mount,
-      preopenPath: p.guestPath, listing: undefined, depth: 0, fdflags: 0,
+      kind: 'dir',
+      filetype: Filetype.DIRECTORY,
+      dir: { handle: fs.root(), refs: 1 },
+      mount,
+      preopenPath: p.guestPath,
+      listing: undefined,
+      depth: 0,
+      fdflags: 0,
       rightsAtOpen: DIRECTORY_RIGHTS & domainRights(mode),
       rightsBase: DIRECTORY_RIGHTS & domainRights(mode),
       // Generous inheriting rights; the mode is enforced at open (docs/decisions.md, 4).
@@ -472,8 +521,13 @@ export class WasiHost implements HostState {
     const listener = g.socket.role === 'listener'
     const base = listener ? LISTENER_RIGHTS : CONNECTION_RIGHTS
     this.fds.insert({
-      kind: 'socket', socket: g.socket, filetype: Filetype.SOCKET_STREAM, fdflags: 0,
-      rightsAtOpen: base, rightsBase: base, rightsInheriting: listener ? CONNECTION_RIGHTS : 0,
+      kind: 'socket',
+      socket: g.socket,
+      filetype: Filetype.SOCKET_STREAM,
+      fdflags: 0,
+      rightsAtOpen: base,
+      rightsBase: base,
+      rightsInheriting: listener ? CONNECTION_RIGHTS : 0,
     })
   }
 
@@ -612,19 +666,29 @@ export class WasiHost implements HostState {
 /** A failed rights check, thrown so the dispatcher's one `catch` reports it (a cold path). */
 function missingRightErrno(d: Descriptor, need: number): never {
   const missing = need & ~d.rightsBase
-  throw denial(missingRightDenial(need, d.rightsBase, d.rightsAtOpen, (d.kind === 'file' || d.kind === 'dir') && d.mount.mode === 'ro'), `needs ${rightNames(missing)}`)
+  throw denial(
+    missingRightDenial(need, d.rightsBase, d.rightsAtOpen, (d.kind === 'file' || d.kind === 'dir') && d.mount.mode === 'ro'),
+    `needs ${rightNames(missing)}`,
+  )
 }
 
 /** Where each path-taking call has its directory descriptor and its (first) path pointer and length. */
 const PATH_ARGS: Readonly<Record<string, readonly [fd: number, ptr: number]>> = {
-  path_create_directory: [0, 1], path_filestat_get: [0, 2], path_filestat_set_times: [0, 2], path_link: [0, 2],
-  path_open: [0, 2], path_readlink: [0, 1], path_remove_directory: [0, 1], path_rename: [0, 1], path_symlink: [2, 3],
+  path_create_directory: [0, 1],
+  path_filestat_get: [0, 2],
+  path_filestat_set_times: [0, 2],
+  path_link: [0, 2],
+  path_open: [0, 2],
+  path_readlink: [0, 1],
+  path_remove_directory: [0, 1],
+  path_rename: [0, 1],
+  path_symlink: [2, 3],
   path_unlink_file: [0, 1],
 }
 
 function stdinReader(src: StdinSource): StreamReader | undefined {
   if (typeof src === 'function') return src
-  const bytes = typeof src === 'string' ? encodeUtf8(src) : src ?? new Uint8Array(0)
+  const bytes = typeof src === 'string' ? encodeUtf8(src) : (src ?? new Uint8Array(0))
   let at = 0
   return (dst) => {
     const n = Math.min(dst.byteLength, bytes.byteLength - at)
@@ -633,8 +697,6 @@ function stdinReader(src: StdinSource): StreamReader | undefined {
     return n
   }
 }
-
-
 
 /** The default `chargeWork`: unmetered runs charge nothing. */
 function noCharge(): void {}

@@ -23,4 +23,13 @@ export { escapeControlCharacters, quoteGuestString } from './trace/escape.js'
 export { formatTraceJson, formatTraceSummary, formatTraceText, traceImports, TraceSummary } from './trace/tracer.js'
 export type { TraceEmit, TraceEvent, TraceValue } from './trace/tracer.js'
 export type { DenialEvent, DenialEventKind } from './denials.js'
-export type { ConnectionSocket, ListenerSocket, RecvOptions, SocketBackend, SocketGrant, SocketHandle, SocketInterest, SocketReadiness } from './net/sockets.js'
+export type {
+  ConnectionSocket,
+  ListenerSocket,
+  RecvOptions,
+  SocketBackend,
+  SocketGrant,
+  SocketHandle,
+  SocketInterest,
+  SocketReadiness,
+} from './net/sockets.js'

@@ -13,33 +13,69 @@ import type { Preview1Function } from './abi/preview1.js'
 
 /** Every right that changes the filesystem. A read-only mount holds none of them. */
 export const MUTATING_RIGHTS =
-  R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE | R.FD_FILESTAT_SET_TIMES |
-  R.PATH_CREATE_DIRECTORY | R.PATH_CREATE_FILE | R.PATH_LINK_SOURCE | R.PATH_LINK_TARGET |
-  R.PATH_RENAME_SOURCE | R.PATH_RENAME_TARGET | R.PATH_SYMLINK | R.PATH_UNLINK_FILE |
-  R.PATH_REMOVE_DIRECTORY | R.PATH_FILESTAT_SET_SIZE | R.PATH_FILESTAT_SET_TIMES
+  R.FD_WRITE |
+  R.FD_ALLOCATE |
+  R.FD_FILESTAT_SET_SIZE |
+  R.FD_FILESTAT_SET_TIMES |
+  R.PATH_CREATE_DIRECTORY |
+  R.PATH_CREATE_FILE |
+  R.PATH_LINK_SOURCE |
+  R.PATH_LINK_TARGET |
+  R.PATH_RENAME_SOURCE |
+  R.PATH_RENAME_TARGET |
+  R.PATH_SYMLINK |
+  R.PATH_UNLINK_FILE |
+  R.PATH_REMOVE_DIRECTORY |
+  R.PATH_FILESTAT_SET_SIZE |
+  R.PATH_FILESTAT_SET_TIMES
 
 /** Rights that only make sense on a regular file (or a stream). */
 export const FILE_RIGHTS =
-  R.FD_DATASYNC | R.FD_READ | R.FD_SEEK | R.FD_FDSTAT_SET_FLAGS | R.FD_SYNC | R.FD_TELL |
-  R.FD_WRITE | R.FD_ADVISE | R.FD_ALLOCATE | R.FD_FILESTAT_GET | R.FD_FILESTAT_SET_SIZE |
-  R.FD_FILESTAT_SET_TIMES | R.POLL_FD_READWRITE
+  R.FD_DATASYNC |
+  R.FD_READ |
+  R.FD_SEEK |
+  R.FD_FDSTAT_SET_FLAGS |
+  R.FD_SYNC |
+  R.FD_TELL |
+  R.FD_WRITE |
+  R.FD_ADVISE |
+  R.FD_ALLOCATE |
+  R.FD_FILESTAT_GET |
+  R.FD_FILESTAT_SET_SIZE |
+  R.FD_FILESTAT_SET_TIMES |
+  R.POLL_FD_READWRITE
 
 /** Rights that only make sense on a directory. */
 export const DIRECTORY_RIGHTS =
-  R.FD_FDSTAT_SET_FLAGS | R.FD_SYNC | R.FD_DATASYNC | R.FD_ADVISE |
-  R.PATH_CREATE_DIRECTORY | R.PATH_CREATE_FILE | R.PATH_LINK_SOURCE | R.PATH_LINK_TARGET |
-  R.PATH_OPEN | R.FD_READDIR | R.PATH_READLINK | R.PATH_RENAME_SOURCE | R.PATH_RENAME_TARGET |
-  R.PATH_FILESTAT_GET | R.PATH_FILESTAT_SET_SIZE | R.PATH_FILESTAT_SET_TIMES |
-  R.FD_FILESTAT_GET | R.FD_FILESTAT_SET_TIMES | R.PATH_SYMLINK | R.PATH_REMOVE_DIRECTORY |
-  R.PATH_UNLINK_FILE | R.POLL_FD_READWRITE
+  R.FD_FDSTAT_SET_FLAGS |
+  R.FD_SYNC |
+  R.FD_DATASYNC |
+  R.FD_ADVISE |
+  R.PATH_CREATE_DIRECTORY |
+  R.PATH_CREATE_FILE |
+  R.PATH_LINK_SOURCE |
+  R.PATH_LINK_TARGET |
+  R.PATH_OPEN |
+  R.FD_READDIR |
+  R.PATH_READLINK |
+  R.PATH_RENAME_SOURCE |
+  R.PATH_RENAME_TARGET |
+  R.PATH_FILESTAT_GET |
+  R.PATH_FILESTAT_SET_SIZE |
+  R.PATH_FILESTAT_SET_TIMES |
+  R.FD_FILESTAT_GET |
+  R.FD_FILESTAT_SET_TIMES |
+  R.PATH_SYMLINK |
+  R.PATH_REMOVE_DIRECTORY |
+  R.PATH_UNLINK_FILE |
+  R.POLL_FD_READWRITE
 
 /** Rights of the standard streams: no seeking, no metadata changes. */
 export const STDIN_RIGHTS = R.FD_READ | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
 export const STDOUT_RIGHTS = R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
 
 /** A connection socket: read, write, shut down, poll; no seeking, no metadata changes. */
-export const CONNECTION_RIGHTS =
-  R.FD_READ | R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE | R.SOCK_SHUTDOWN
+export const CONNECTION_RIGHTS = R.FD_READ | R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE | R.SOCK_SHUTDOWN
 
 /**
  * A listening socket: accept and poll, nothing else. Its inheriting rights are what an accepted
@@ -143,14 +179,21 @@ const DENIAL_ERRNO: Record<DenialKind, Errno> = {
   // POSIX: read or write on a descriptor not opened for it is EBADF (node:wasi and wasmtime agree).
   'not-open-for-io': Errno.BADF,
   'descriptor-limit': Errno.MFILE,
-  'quota': Errno.DQUOT,
+  quota: Errno.DQUOT,
 }
 
 /**
  * Denials the run reports (`WasiHost.denials`): refusals the policy caused. Wrong descriptor
  * kinds, free numbers and I/O on a descriptor not opened for it are the guest's own errors.
  */
-const REPORTED: ReadonlySet<DenialKind> = new Set<DenialKind>(['missing-right', 'escape', 'read-only', 'cross-domain', 'descriptor-limit', 'quota'])
+const REPORTED: ReadonlySet<DenialKind> = new Set<DenialKind>([
+  'missing-right',
+  'escape',
+  'read-only',
+  'cross-domain',
+  'descriptor-limit',
+  'quota',
+])
 
 /**
  * The error for a denial: its errno from the one table, and the kind, so the host can report
@@ -165,9 +208,7 @@ export function denial(kind: DenialKind, detail: string): WasiError {
  * "not open for reading/writing"; a change refused on a read-only mount reads as `ROFS`; any
  * other missing right (including one the guest dropped itself) is `NOTCAPABLE`.
  */
-export function missingRightDenial(
-  need: number, held: number, atOpen: number, readOnlyMount: boolean,
-): DenialKind {
+export function missingRightDenial(need: number, held: number, atOpen: number, readOnlyMount: boolean): DenialKind {
   const missing = need & ~held
   if ((missing & ~atOpen & (R.FD_READ | R.FD_WRITE)) !== 0) return 'not-open-for-io'
   if (readOnlyMount && (missing & MUTATING_RIGHTS) === missing) return 'read-only'

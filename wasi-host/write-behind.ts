@@ -76,7 +76,7 @@ export class WriteBehind {
     }
     const dv = m.dataView
     const src = m.bytes
-    const buf = this.#buf ??= new Uint8Array(WRITE_BEHIND_CAP)
+    const buf = (this.#buf ??= new Uint8Array(WRITE_BEHIND_CAP))
     let at = this.#len
     for (let i = 0; i < iovsLen; i++) {
       const p = dv.getUint32(iovs + i * 8, true)

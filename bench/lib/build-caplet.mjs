@@ -13,15 +13,20 @@ import { ROOT, BUILD } from './paths.mjs'
 export async function buildCaplet(name = 'caplet', overrides = {}) {
   const outdir = join(BUILD, name)
   mkdirSync(outdir, { recursive: true })
-  const plugins = Object.keys(overrides).length === 0 ? [] : [{
-    name: 'overrides',
-    setup(b) {
-      b.onLoad({ filter: /\.ts$/ }, (args) => {
-        const rel = relative(ROOT, args.path)
-        return rel in overrides ? { contents: overrides[rel], loader: 'ts' } : undefined
-      })
-    },
-  }]
+  const plugins =
+    Object.keys(overrides).length === 0
+      ? []
+      : [
+          {
+            name: 'overrides',
+            setup(b) {
+              b.onLoad({ filter: /\.ts$/ }, (args) => {
+                const rel = relative(ROOT, args.path)
+                return rel in overrides ? { contents: overrides[rel], loader: 'ts' } : undefined
+              })
+            },
+          },
+        ]
   const common = { bundle: true, format: 'esm', target: 'node20', platform: 'node', logLevel: 'warning', absWorkingDir: ROOT, plugins }
   await Promise.all([
     build({
@@ -34,7 +39,9 @@ export async function buildCaplet(name = 'caplet', overrides = {}) {
           "export { tierHints } from './runtime/instrument/index.ts'",
           "export { meterFuel, setFuel, remainingFuel } from './runtime/instrument/index.ts'",
         ].join('\n'),
-        resolveDir: ROOT, loader: 'ts', sourcefile: 'bench-entry.ts',
+        resolveDir: ROOT,
+        loader: 'ts',
+        sourcefile: 'bench-entry.ts',
       },
       outfile: join(outdir, 'index.js'),
     }),

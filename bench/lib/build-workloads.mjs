@@ -29,7 +29,13 @@ function hashOf(words, files) {
 
 // npm puts node_modules/.bin on PATH, where binaryen (an AssemblyScript dependency) installs a
 // wasm-opt, and clang runs any wasm-opt it finds on PATH: builds must not depend on that.
-const buildEnv = { ...process.env, PATH: (process.env.PATH ?? '').split(':').filter((d) => !d.endsWith('/node_modules/.bin')).join(':') }
+const buildEnv = {
+  ...process.env,
+  PATH: (process.env.PATH ?? '')
+    .split(':')
+    .filter((d) => !d.endsWith('/node_modules/.bin'))
+    .join(':'),
+}
 
 /** Runs `cmd args` unless `out` was built from the same inputs (a stamp file beside it). */
 let log = () => {}
@@ -86,7 +92,16 @@ export async function buildWorkloads(groups, logger = () => {}) {
     out.sqlite = { native: join(BUILD, 'sqlite'), wasm: join(BUILD, 'sqlite.wasm') }
     await Promise.all([
       cached(out.sqlite.native, inputs, NATIVE[0], [...NATIVE[1], `-I${inc}`, '-o', out.sqlite.native, src, nativeObj, '-lm']),
-      cached(out.sqlite.wasm, inputs, WASM[0], [...WASM[1], `-I${inc}`, '-o', out.sqlite.wasm, src, wasmObj, '-lwasi-emulated-mman', '-lwasi-emulated-getpid']),
+      cached(out.sqlite.wasm, inputs, WASM[0], [
+        ...WASM[1],
+        `-I${inc}`,
+        '-o',
+        out.sqlite.wasm,
+        src,
+        wasmObj,
+        '-lwasi-emulated-mman',
+        '-lwasi-emulated-getpid',
+      ]),
     ])
   }
   if (groups.includes('ruby')) {

@@ -29,30 +29,53 @@ function parseResults(text) {
   return { results: out, fail: fail?.[0] }
 }
 
-const median = (a) => { const s = [...a].sort((x, y) => x - y); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2 }
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
 
 // ---- hosts: each returns { stderr: string, exitCode } for one run of the module ------------
 
 async function hostFactory(name) {
   switch (name) {
-    case 'caplet': case 'caplet-memfs': case 'caplet-fuel': case 'caplet-worker': case 'caplet-prepared': case 'caplet-worker-prepared': {
+    case 'caplet':
+    case 'caplet-memfs':
+    case 'caplet-fuel':
+    case 'caplet-worker':
+    case 'caplet-prepared':
+    case 'caplet-worker-prepared': {
       const caplet = await import(spec.caplet)
       const worker = name === 'caplet-worker' || name === 'caplet-worker-prepared'
       const options = {
-        args, stdout: 'discard', stderr: 'capture',
-        mounts: spec.dir === undefined ? [] : name === 'caplet-memfs'
-          ? [{ guest: '/data', fs: caplet.createMemFs() }]
-          : [{ guest: '/data', host: spec.dir, mode: 'rw' }],
+        args,
+        stdout: 'discard',
+        stderr: 'capture',
+        mounts:
+          spec.dir === undefined
+            ? []
+            : name === 'caplet-memfs'
+              ? [{ guest: '/data', fs: caplet.createMemFs() }]
+              : [{ guest: '/data', host: spec.dir, mode: 'rw' }],
         ...(name === 'caplet-fuel' ? { limits: { fuel: 1e15 } } : {}),
         isolation: worker ? 'worker' : 'in-process',
       }
       // A prepared program validates the policy and loads the module here, once.
-      const program = name === 'caplet-prepared' ? caplet.prepareSync(bytes, options)
-        : name === 'caplet-worker-prepared' ? await caplet.prepare(bytes, options) : undefined
+      const program =
+        name === 'caplet-prepared'
+          ? caplet.prepareSync(bytes, options)
+          : name === 'caplet-worker-prepared'
+            ? await caplet.prepare(bytes, options)
+            : undefined
       return async (extraImports) => {
         if (extraImports) throw new Error('caplet runs WASI-only modules through run()')
-        const r = program !== undefined ? (worker ? await program.run() : program.runSync())
-          : worker ? await caplet.run(bytes, options) : caplet.runSync(bytes, options)
+        const r =
+          program !== undefined
+            ? worker
+              ? await program.run()
+              : program.runSync()
+            : worker
+              ? await caplet.run(bytes, options)
+              : caplet.runSync(bytes, options)
         if (r.trap) throw new Error(`trap: ${r.trap.message}`)
         if (r.limit) throw new Error(`limit: ${r.limit}`)
         return { stderr: decoder.decode(r.stderr), exitCode: r.exitCode }
@@ -68,9 +91,13 @@ async function hostFactory(name) {
         const errPath = join(errDir, 'stderr')
         const errFd = openSync(errPath, 'w')
         const wasi = new WASI({
-          version: 'preview1', args, env: {}, returnOnExit: true,
+          version: 'preview1',
+          args,
+          env: {},
+          returnOnExit: true,
           preopens: spec.dir === undefined ? {} : { '/data': spec.dir },
-          stdout: devnull, stderr: errFd,
+          stdout: devnull,
+          stderr: errFd,
         })
         const inst = new WebAssembly.Instance(mod, { ...wasi.getImportObject(), ...extraImports?.(inst) })
         let exitCode = 0
@@ -89,7 +116,9 @@ async function hostFactory(name) {
         const fds = [
           new shim.OpenFile(new shim.File([])),
           new shim.ConsoleStdout(() => {}),
-          new shim.ConsoleStdout((b) => { stderr += decoder.decode(b) }),
+          new shim.ConsoleStdout((b) => {
+            stderr += decoder.decode(b)
+          }),
           ...(spec.dir === undefined ? [] : [new shim.PreopenDirectory('/data', new Map())]),
         ]
         // debug: false, or this version logs every path to the console (its default is on).

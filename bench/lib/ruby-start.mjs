@@ -20,7 +20,15 @@ async function main() {
     mod = new WebAssembly.Module(code)
     compileMs = performance.now() - tc
     let out = ''
-    host = new caplet.WasiHost({ args: ['ruby'], stdout: (c) => { out += decoder.decode(c) }, stderr: (c) => { out += decoder.decode(c) } })
+    host = new caplet.WasiHost({
+      args: ['ruby'],
+      stdout: (c) => {
+        out += decoder.decode(c)
+      },
+      stderr: (c) => {
+        out += decoder.decode(c)
+      },
+    })
     host.output = () => out
     imports = host.imports
   } else {
@@ -35,9 +43,19 @@ async function main() {
     imports = wasi.getImportObject()
   }
   const handles = [0]
-  const stubs = new Proxy({}, { get: (_, name) => () => { throw new Error(`JS interop call ${String(name)}`) } })
+  const stubs = new Proxy(
+    {},
+    {
+      get: (_, name) => () => {
+        throw new Error(`JS interop call ${String(name)}`)
+      },
+    },
+  )
   const canonical = {
-    'resource_new_rb-abi-value': (raw) => { handles.push(raw); return handles.length - 1 },
+    'resource_new_rb-abi-value': (raw) => {
+      handles.push(raw)
+      return handles.length - 1
+    },
     'resource_get_rb-abi-value': (h) => handles[h],
     'resource_drop_js-abi-value': () => {},
   }
@@ -53,7 +71,10 @@ async function main() {
   }
   const argv = ['ruby', '-e_=0'].map(cstr)
   const arr = x.cabi_realloc(0, 0, 4, argv.length * 8)
-  argv.forEach(([p, l], i) => { view().setUint32(arr + i * 8, p, true); view().setUint32(arr + i * 8 + 4, l, true) })
+  argv.forEach(([p, l], i) => {
+    view().setUint32(arr + i * 8, p, true)
+    view().setUint32(arr + i * 8 + 4, l, true)
+  })
   x['ruby-init: func(args: list<string>) -> ()'](arr, argv.length)
   x['ruby-init-loadpath: func() -> ()']()
   const [sp, sl] = cstr(SCRIPT)
@@ -65,6 +86,10 @@ async function main() {
 }
 
 let out
-try { out = await main() } catch (e) { out = { ok: false, error: String(e?.stack ?? e).slice(0, 500) } }
+try {
+  out = await main()
+} catch (e) {
+  out = { ok: false, error: String(e?.stack ?? e).slice(0, 500) }
+}
 process.stdout.write(`\n@@RESULT ${JSON.stringify(out)}\n`)
 process.exit(0)

@@ -13,8 +13,13 @@ export type { Denial }
 const BROWSER_MOUNT_ADVICE = 'mount what it needs with mounts: [{ guest, tree | opfs | volume }]'
 
 const LIMIT_OPTIONS: Readonly<Record<string, string>> = {
-  '--memory': 'limits.memory', '--timeout': 'limits.timeout', '--fuel': 'limits.fuel',
-  '--max-output': 'limits.stdout (limits.stderr)', '--max-files': 'limits.inodes', '--disk': 'limits.disk', '--max-fds': 'limits.fds',
+  '--memory': 'limits.memory',
+  '--timeout': 'limits.timeout',
+  '--fuel': 'limits.fuel',
+  '--max-output': 'limits.stdout (limits.stderr)',
+  '--max-files': 'limits.inodes',
+  '--disk': 'limits.disk',
+  '--max-fds': 'limits.fds',
 }
 
 /** The browser option for a CLI grant, or undefined when a page has none. */

@@ -17,12 +17,42 @@ import type { TraceSummaryRow } from '../trace-output.js'
 import { argv0Of, loadBrowserModule, type BrowserModuleSource, type CompiledFrom } from './load-module.js'
 import { browserDenials, explainDenials, type Denial } from './denials.js'
 import { isVolume, readVolume, writeBackVolume, type VolumeLike } from './memfs-volume.js'
-import { browserProblems, refuse, RUN_INPUT_KEYS, toRunOptions, type BrowserMountSpec, type BrowserRunInput, type BrowserRunOptions, type BrowserTree } from './options.js'
-import { BROWSER_PROTOCOL_VERSION as V, type BrowserJob, type BrowserWorkerMessage, type CompileJob, type MountJob, type MountSource } from './protocol.js'
+import {
+  browserProblems,
+  refuse,
+  RUN_INPUT_KEYS,
+  toRunOptions,
+  type BrowserMountSpec,
+  type BrowserRunInput,
+  type BrowserRunOptions,
+  type BrowserTree,
+} from './options.js'
+import {
+  BROWSER_PROTOCOL_VERSION as V,
+  type BrowserJob,
+  type BrowserWorkerMessage,
+  type CompileJob,
+  type MountJob,
+  type MountSource,
+} from './protocol.js'
 import { entriesFromTree, entryComponents, type FileEntry } from './snapshot.js'
 import { BrowserWorkerPool } from './worker-pool.js'
 
-export type { BrowserModuleSource, BrowserMountSpec, CompiledFrom, Denial, TraceSummaryRow, BrowserRunInput, BrowserRunOptions, BrowserTree, FileEntry, LimitKind, RunStats, TrapInfo, VolumeLike }
+export type {
+  BrowserModuleSource,
+  BrowserMountSpec,
+  CompiledFrom,
+  Denial,
+  TraceSummaryRow,
+  BrowserRunInput,
+  BrowserRunOptions,
+  BrowserTree,
+  FileEntry,
+  LimitKind,
+  RunStats,
+  TrapInfo,
+  VolumeLike,
+}
 export { ModuleError, PolicyError, SandboxError } from '../errors.js'
 export { parseDuration, parseSize } from '../units.js'
 export { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, explainDenials }
@@ -81,10 +111,17 @@ async function entriesFromFiles(files: FileList | readonly File[]): Promise<File
     const rel = ((f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name).replace(/^\/+/, '')
     // SECURITY: a name is the user's (or a drag source's) string: one beneath the mount, or refused here.
     let parts: string[]
-    try { parts = entryComponents(rel) } catch { throw new TypeError(`${JSON.stringify(rel)} is not a relative path beneath the mount`) }
+    try {
+      parts = entryComponents(rel)
+    } catch {
+      throw new TypeError(`${JSON.stringify(rel)} is not a relative path beneath the mount`)
+    }
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/')
-      if (!dirs.has(d)) { dirs.add(d); out.push({ path: d, kind: 'dir' }) }
+      if (!dirs.has(d)) {
+        dirs.add(d)
+        out.push({ path: d, kind: 'dir' })
+      }
     }
     out.push({ path: rel, kind: 'file', data: new Uint8Array(await f.arrayBuffer()) })
   }
@@ -92,7 +129,8 @@ async function entriesFromFiles(files: FileList | readonly File[]): Promise<File
 }
 
 const isFileList = (t: unknown): t is FileList | readonly File[] =>
-  (typeof FileList !== 'undefined' && t instanceof FileList) || (Array.isArray(t) && t.every((f) => typeof File !== 'undefined' && f instanceof File))
+  (typeof FileList !== 'undefined' && t instanceof FileList) ||
+  (Array.isArray(t) && t.every((f) => typeof File !== 'undefined' && f instanceof File))
 
 class PreparedBrowserProgram implements BrowserProgram {
   constructor(
@@ -138,7 +176,15 @@ class PreparedBrowserProgram implements BrowserProgram {
         hostVisible: m.spec.volume !== undefined,
       }
     })
-    const job: BrowserJob = { v: V, type: 'run', module: this.module, functions: this.functions, policy: r.policy, argv0: this.argv0, mounts: jobs }
+    const job: BrowserJob = {
+      v: V,
+      type: 'run',
+      module: this.module,
+      functions: this.functions,
+      policy: r.policy,
+      argv0: this.argv0,
+      mounts: jobs,
+    }
     const sinks: OutputSinks = { stdout: onStdout ?? this.onStdout, stderr: onStderr ?? this.onStderr, trace: this.prepared.traceSink }
     let result = await dispatch(this.pool, job, r.signal, sinks)
     // A worker whose address space is still held by dead instances cannot reserve a new memory;
@@ -154,12 +200,18 @@ class PreparedBrowserProgram implements BrowserProgram {
         try {
           writeBackVolume(m.spec.volume, m.spec.path ?? '/', volumes[i] ?? [], after)
         } catch (e) {
-          (result.outcome.warnings ??= []).push(`${m.spec.guest}: writing back to the volume failed: ${e instanceof Error ? e.message : String(e)}`)
+          ;(result.outcome.warnings ??= []).push(
+            `${m.spec.guest}: writing back to the volume failed: ${e instanceof Error ? e.message : String(e)}`,
+          )
         }
       }
     })
     const out: BrowserRunResult = { ...result.outcome, stdout: result.stdout, stderr: result.stderr }
-    if (out.denials !== undefined) out.denials = browserDenials(out.denials, this.mounts.map((m) => m.spec.guest))
+    if (out.denials !== undefined)
+      out.denials = browserDenials(
+        out.denials,
+        this.mounts.map((m) => m.spec.guest),
+      )
     if (Object.keys(files).length > 0) out.files = files
     return out
   }
@@ -176,20 +228,29 @@ interface Dispatched {
 
 /** Whether a run failed for want of address space before the guest made any call or wrote anything. */
 function starvedOf(outcome: ExecutionOutcome): boolean {
-  return outcome.trap?.kind === 'host-fault' && /Cannot allocate Wasm memory/i.test(outcome.trap.message)
-    && Object.keys(outcome.stats.syscalls).length === 0
+  return (
+    outcome.trap?.kind === 'host-fault' &&
+    /Cannot allocate Wasm memory/i.test(outcome.trap.message) &&
+    Object.keys(outcome.stats.syscalls).length === 0
+  )
 }
 
 class Collector {
   readonly chunks: Uint8Array[] = []
   total = 0
-  add(c: Uint8Array): void { this.chunks.push(c); this.total += c.byteLength }
+  add(c: Uint8Array): void {
+    this.chunks.push(c)
+    this.total += c.byteLength
+  }
   bytes(): Uint8Array {
     if (this.chunks.length === 0) return EMPTY
     if (this.chunks.length === 1) return this.chunks[0]!
     const out = new Uint8Array(this.total)
     let at = 0
-    for (const c of this.chunks) { out.set(c, at); at += c.byteLength }
+    for (const c of this.chunks) {
+      out.set(c, at)
+      at += c.byteLength
+    }
     return out
   }
 }
@@ -202,9 +263,17 @@ interface OutputSinks {
 }
 
 /** Runs one job on a pooled worker; the time limit and the signal terminate it. */
-async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortSignal | undefined, sinks: OutputSinks): Promise<Dispatched> {
+async function dispatch(
+  pool: BrowserWorkerPool,
+  job: BrowserJob,
+  signal: AbortSignal | undefined,
+  sinks: OutputSinks,
+): Promise<Dispatched> {
   const worker = await pool.acquire()
-  if (signal?.aborted) { pool.release(worker); signal.throwIfAborted() }
+  if (signal?.aborted) {
+    pool.release(worker)
+    signal.throwIfAborted()
+  }
   const out = new Collector()
   const err = new Collector()
   const started = performance.now()
@@ -231,11 +300,21 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
     }
     const onAbort = () => stop('aborted')
     signal?.addEventListener('abort', onAbort, { once: true })
-    const fault = (message: string) => settle({ outcome: { exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message, recentSyscalls: [] }, stats: blankStats() } }, false)
+    const fault = (message: string) =>
+      settle(
+        { outcome: { exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message, recentSyscalls: [] }, stats: blankStats() } },
+        false,
+      )
     worker.onmessage = (e: MessageEvent<BrowserWorkerMessage>) => {
       const m = e.data
       if (m.type === 'chunk') {
-        if (m.stream === 'stdout') { out.add(m.bytes); sinks.stdout?.(m.bytes) } else { err.add(m.bytes); sinks.stderr?.(m.bytes) }
+        if (m.stream === 'stdout') {
+          out.add(m.bytes)
+          sinks.stdout?.(m.bytes)
+        } else {
+          err.add(m.bytes)
+          sinks.stderr?.(m.bytes)
+        }
       } else if (m.type === 'trace') {
         sinks.trace?.(m.line)
       } else if (m.type === 'ran') {
@@ -248,26 +327,51 @@ async function dispatch(pool: BrowserWorkerPool, job: BrowserJob, signal: AbortS
         settle({ outcome, trees: m.trees, ...(starved ? { starved } : {}) }, !starved)
       } else if (m.type === 'failed') fault(m.message)
     }
-    worker.onerror = (e: ErrorEvent) => { e.preventDefault(); fault(`the guest's worker failed: ${e.message || 'it could not start (is browser-worker.js served?)'}`) }
-    worker.onmessageerror = () => fault('a message from the guest\'s worker could not be read')
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault()
+      fault(`the guest's worker failed: ${e.message || 'it could not start (is browser-worker.js served?)'}`)
+    }
+    worker.onmessageerror = () => fault("a message from the guest's worker could not be read")
     if (job.policy.limits.timeoutMs !== undefined) timer = setTimeout(() => stop('timeout'), job.policy.limits.timeoutMs)
     worker.postMessage(job)
   })
 }
 
 /** Runs the shared module pipeline on a pooled worker and brings the compiled module back. @throws ModuleError */
-async function compileInWorker(pool: BrowserWorkerPool, bytes: Uint8Array, memoryPages: number | undefined, fuel: boolean): Promise<WebAssembly.Module> {
+async function compileInWorker(
+  pool: BrowserWorkerPool,
+  bytes: Uint8Array,
+  memoryPages: number | undefined,
+  fuel: boolean,
+): Promise<WebAssembly.Module> {
   const worker = await pool.acquire()
   return new Promise<WebAssembly.Module>((resolve, reject) => {
-    const done = (reuse: boolean) => { if (reuse) pool.release(worker); else pool.discard(worker) }
+    const done = (reuse: boolean) => {
+      if (reuse) pool.release(worker)
+      else pool.discard(worker)
+    }
     worker.onmessage = (e: MessageEvent<BrowserWorkerMessage>) => {
       const m = e.data
-      if (m.type === 'compiled') { done(true); resolve(m.module) }
-      else if (m.type === 'refused') { done(true); reject(new ModuleError(m.message)) }
-      else if (m.type === 'failed') { done(false); reject(new ModuleError(`cannot compile the module: ${m.message}`)) }
+      if (m.type === 'compiled') {
+        done(true)
+        resolve(m.module)
+      } else if (m.type === 'refused') {
+        done(true)
+        reject(new ModuleError(m.message))
+      } else if (m.type === 'failed') {
+        done(false)
+        reject(new ModuleError(`cannot compile the module: ${m.message}`))
+      }
     }
-    worker.onerror = (e: ErrorEvent) => { e.preventDefault(); done(false); reject(new ModuleError(`cannot compile the module: the worker failed (${e.message || 'is browser-worker.js served?'})`)) }
-    worker.onmessageerror = () => { done(false); reject(new ModuleError('cannot compile the module: the compiled module could not be received')) }
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault()
+      done(false)
+      reject(new ModuleError(`cannot compile the module: the worker failed (${e.message || 'is browser-worker.js served?'})`))
+    }
+    worker.onmessageerror = () => {
+      done(false)
+      reject(new ModuleError('cannot compile the module: the compiled module could not be received'))
+    }
     const job: CompileJob = { v: V, type: 'compile', bytes, memoryPages, fuel }
     worker.postMessage(job, [bytes.buffer])
   })
@@ -287,7 +391,10 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
     throw e
   }
   if (problems.length > 0) throw new PolicyError(problems)
-  const workerUrl = options.workerUrl !== undefined ? new URL(options.workerUrl, globalThis.location?.href) : new URL('./browser-worker.js', import.meta.url)
+  const workerUrl =
+    options.workerUrl !== undefined
+      ? new URL(options.workerUrl, globalThis.location?.href)
+      : new URL('./browser-worker.js', import.meta.url)
   const pool = poolFor(workerUrl)
   const policy = prepared.policy
   const explicit = policy.limits.memoryExplicit
@@ -301,15 +408,27 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
   for (const [i, spec] of (options.mounts ?? []).entries()) {
     const m: PreparedMount = { spec: { ...spec } }
     try {
-      if (spec.tree !== undefined) m.entries = isFileList(spec.tree) ? await entriesFromFiles(spec.tree) : entriesFromTree(spec.tree as BrowserTree)
-      if (spec.volume !== undefined && !isVolume(spec.volume)) throw new TypeError('must be a memfs volume (readdirSync, lstatSync, readFileSync, writeFileSync, mkdirSync, unlinkSync)')
+      if (spec.tree !== undefined)
+        m.entries = isFileList(spec.tree) ? await entriesFromFiles(spec.tree) : entriesFromTree(spec.tree as BrowserTree)
+      if (spec.volume !== undefined && !isVolume(spec.volume))
+        throw new TypeError('must be a memfs volume (readdirSync, lstatSync, readFileSync, writeFileSync, mkdirSync, unlinkSync)')
     } catch (e) {
       throw new PolicyError([`mounts[${i}].${spec.tree !== undefined ? 'tree' : 'volume'}: ${e instanceof Error ? e.message : String(e)}`])
     }
     mounts.push(m)
   }
   const mod = loaded.module
-  return new PreparedBrowserProgram(mod, importedFunctions(mod), argv0Of(module), prepared, mounts, pool, options.onStdout, options.onStderr, loaded.compiledFrom)
+  return new PreparedBrowserProgram(
+    mod,
+    importedFunctions(mod),
+    argv0Of(module),
+    prepared,
+    mounts,
+    pool,
+    options.onStdout,
+    options.onStderr,
+    loaded.compiledFrom,
+  )
 }
 
 /**

@@ -26,7 +26,7 @@ export type CompiledFrom = 'stream' | 'worker' | 'cache' | 'module'
 
 async function responseOf(source: Response | URL | string): Promise<Response> {
   if (typeof Response !== 'undefined' && source instanceof Response) return source
-  const url = typeof source === 'string' ? new URL(source, globalThis.location?.href) : source as URL
+  const url = typeof source === 'string' ? new URL(source, globalThis.location?.href) : (source as URL)
   try {
     return await fetch(url)
   } catch (e) {
@@ -64,13 +64,18 @@ export async function loadBrowserModule(source: BrowserModuleSource, options: Br
     mod = source
     compiledFrom = 'module'
   } else {
-    if (source === null || !['object', 'string'].includes(typeof source)) throw new ModuleError('module must be bytes, an ArrayBuffer, a Response, a URL or a WebAssembly.Module')
+    if (source === null || !['object', 'string'].includes(typeof source))
+      throw new ModuleError('module must be bytes, an ArrayBuffer, a Response, a URL or a WebAssembly.Module')
     const instrument: InstrumentOptions = { memoryPages: options.memoryPages, fuel: options.fuel }
     let bytes: Uint8Array
     let streamed: Promise<WebAssembly.Module | undefined> | undefined
     if (source instanceof Uint8Array) bytes = source.slice()
     else if (source instanceof ArrayBuffer) {
-      try { bytes = new Uint8Array(source.slice(0)) } catch (e) { throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e }) }
+      try {
+        bytes = new Uint8Array(source.slice(0))
+      } catch (e) {
+        throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e })
+      }
     } else {
       const read = await readModuleResponse(await responseOf(source as Response | URL | string), instrument)
       bytes = read.bytes
@@ -80,9 +85,16 @@ export async function loadBrowserModule(source: BrowserModuleSource, options: Br
     const key = d === undefined ? undefined : `${d}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
     const hit = key === undefined ? undefined : cache.get(key)
     const fromStream = hit === undefined ? await streamed : undefined
-    if (hit !== undefined) { mod = hit; compiledFrom = 'cache' }
-    else if (fromStream !== undefined) { mod = fromStream; compiledFrom = 'stream' }
-    else { mod = await options.compile(bytes, instrument); compiledFrom = 'worker' }
+    if (hit !== undefined) {
+      mod = hit
+      compiledFrom = 'cache'
+    } else if (fromStream !== undefined) {
+      mod = fromStream
+      compiledFrom = 'stream'
+    } else {
+      mod = await options.compile(bytes, instrument)
+      compiledFrom = 'worker'
+    }
     if (key !== undefined && hit === undefined) {
       if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
       cache.set(key, mod)
@@ -97,7 +109,14 @@ export async function loadBrowserModule(source: BrowserModuleSource, options: Br
 
 /** argv[0] for a module: the file name of a URL, else `main.wasm`. */
 export function argv0Of(source: BrowserModuleSource): string {
-  const url = typeof source === 'string' ? source : source instanceof URL ? source.pathname : typeof Response !== 'undefined' && source instanceof Response ? source.url : ''
+  const url =
+    typeof source === 'string'
+      ? source
+      : source instanceof URL
+        ? source.pathname
+        : typeof Response !== 'undefined' && source instanceof Response
+          ? source.url
+          : ''
   const name = url.split(/[?#]/)[0]!.split('/').pop()
   return name !== undefined && name !== '' ? decodeURIComponent(name) : 'main.wasm'
 }

@@ -10,7 +10,12 @@
  */
 import { diffEntries, entryComponents, type FileEntry } from './snapshot.js'
 
-interface Stats { isDirectory(): boolean; isSymbolicLink(): boolean; isFile(): boolean; size: number }
+interface Stats {
+  isDirectory(): boolean
+  isSymbolicLink(): boolean
+  isFile(): boolean
+  size: number
+}
 
 /** The synchronous part of the `fs` API a volume must offer. */
 export interface VolumeLike {
@@ -28,7 +33,11 @@ export interface VolumeLike {
 
 export function isVolume(v: unknown): v is VolumeLike {
   const o = v as Record<string, unknown> | null
-  return typeof o === 'object' && o !== null && ['readdirSync', 'lstatSync', 'readFileSync', 'writeFileSync', 'mkdirSync', 'unlinkSync'].every((k) => typeof o[k] === 'function')
+  return (
+    typeof o === 'object' &&
+    o !== null &&
+    ['readdirSync', 'lstatSync', 'readFileSync', 'writeFileSync', 'mkdirSync', 'unlinkSync'].every((k) => typeof o[k] === 'function')
+  )
 }
 
 const join = (base: string, rel: string) => (rel === '' ? base : `${base.replace(/\/+$/, '')}/${entryComponents(rel).join('/')}`)
@@ -44,8 +53,10 @@ export function readVolume(vol: VolumeLike, base: string, maxBytes: number): Fil
       const abs = join(base, path)
       const st = vol.lstatSync(abs)
       if (st.isSymbolicLink()) out.push({ path, kind: 'symlink', target: String(vol.readlinkSync(abs)) })
-      else if (st.isDirectory()) { out.push({ path, kind: 'dir' }); walk(path) }
-      else if (st.isFile()) {
+      else if (st.isDirectory()) {
+        out.push({ path, kind: 'dir' })
+        walk(path)
+      } else if (st.isFile()) {
         total += st.size
         if (total > maxBytes) throw new RangeError(`the volume at ${base} holds more than the mount's size (${maxBytes} bytes)`)
         const raw = vol.readFileSync(abs) as Uint8Array
@@ -65,13 +76,19 @@ export function writeBackVolume(vol: VolumeLike, base: string, before: readonly 
     try {
       if (e.kind === 'dir') vol.rmSync ? vol.rmSync(abs, { recursive: true, force: true }) : vol.rmdirSync(abs, { recursive: true })
       else vol.unlinkSync(abs)
-    } catch { /* already gone with its parent */ }
+    } catch {
+      /* already gone with its parent */
+    }
   }
   for (const e of written) {
     const abs = join(base, e.path)
     if (e.kind === 'dir') vol.mkdirSync(abs, { recursive: true })
     else if (e.kind === 'symlink') {
-      try { vol.unlinkSync(abs) } catch { /* new */ }
+      try {
+        vol.unlinkSync(abs)
+      } catch {
+        /* new */
+      }
       vol.symlinkSync(e.target ?? '', abs)
     } else vol.writeFileSync(abs, e.data ?? new Uint8Array(0))
   }

@@ -16,11 +16,15 @@ function wrapDir(inner: DirHandle): DirHandle {
     openFile: (n, o) => inner.openFile(n, o),
     readlink: (n) => inner.readlink(n),
     mkdir: (n) => inner.mkdir(n),
-    symlink: () => { throw new WasiError(Errno.NOTSUP, 'this mount cannot store symlinks') },
+    symlink: () => {
+      throw new WasiError(Errno.NOTSUP, 'this mount cannot store symlinks')
+    },
     unlink: (n) => inner.unlink(n),
     rmdir: (n) => inner.rmdir(n),
     rename: (n, to, toName) => inner.rename(n, unwrap(to), toName),
-    link: () => { throw new WasiError(Errno.NOTSUP, 'this mount cannot store hard links') },
+    link: () => {
+      throw new WasiError(Errno.NOTSUP, 'this mount cannot store hard links')
+    },
     setTimesChild: (n, a, m) => inner.setTimesChild(n, a, m),
     readdir: () => inner.readdir(),
     close: () => inner.close(),

@@ -47,7 +47,11 @@ export async function readOpfs(dir: FileSystemDirectoryHandle, maxBytes: number)
   return out
 }
 
-async function parentOf(root: FileSystemDirectoryHandle, path: string, create: boolean): Promise<{ dir: FileSystemDirectoryHandle; name: string }> {
+async function parentOf(
+  root: FileSystemDirectoryHandle,
+  path: string,
+  create: boolean,
+): Promise<{ dir: FileSystemDirectoryHandle; name: string }> {
   const parts = entryComponents(path)
   const name = parts.pop()!
   let dir = root
@@ -67,7 +71,9 @@ async function writeFile(dir: FileSystemDirectoryHandle, name: string, data: Uin
       let at = 0
       while (at < data.byteLength) at += h.write(data.subarray(at), { at })
       h.flush()
-    } finally { h.close() }
+    } finally {
+      h.close()
+    }
     return
   }
   const w = await fh.createWritable()
@@ -76,11 +82,18 @@ async function writeFile(dir: FileSystemDirectoryHandle, name: string, data: Uin
 }
 
 /** Writes the difference between `before` and `after` into `root`. */
-export async function writeBackOpfs(root: FileSystemDirectoryHandle, before: readonly FileEntry[], after: readonly FileEntry[]): Promise<void> {
+export async function writeBackOpfs(
+  root: FileSystemDirectoryHandle,
+  before: readonly FileEntry[],
+  after: readonly FileEntry[],
+): Promise<void> {
   const { removed, written } = diffEntries(before, after)
   for (const e of removed) {
     const { dir, name } = await parentOf(root, e.path, false).catch(() => ({ dir: undefined, name: '' }))
-    if (dir !== undefined) await dir.removeEntry(name, { recursive: true }).catch((err: unknown) => { if ((err as DOMException)?.name !== 'NotFoundError') throw err })
+    if (dir !== undefined)
+      await dir.removeEntry(name, { recursive: true }).catch((err: unknown) => {
+        if ((err as DOMException)?.name !== 'NotFoundError') throw err
+      })
   }
   for (const e of written) {
     const { dir, name } = await parentOf(root, e.path, true)

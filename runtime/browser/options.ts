@@ -69,7 +69,22 @@ export interface BrowserRunOptions extends BrowserRunInput {
   workerUrl?: string | URL
 }
 
-const BROWSER_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr', 'mounts', 'limits', 'deterministic', 'seed', 'clocks', 'syscalls', 'trace', 'workerUrl'])
+const BROWSER_KEYS = new Set([
+  'args',
+  'env',
+  'stdin',
+  'signal',
+  'onStdout',
+  'onStderr',
+  'mounts',
+  'limits',
+  'deterministic',
+  'seed',
+  'clocks',
+  'syscalls',
+  'trace',
+  'workerUrl',
+])
 export const RUN_INPUT_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr'])
 const NOT_IN_BROWSER: Record<string, string> = {
   isolation: 'the browser runs every guest in its own Web Worker',
@@ -83,7 +98,7 @@ const NOT_IN_BROWSER: Record<string, string> = {
 const MOUNT_KEYS = new Set(['guest', 'mode', 'tmp', 'tree', 'opfs', 'volume', 'path', 'size', 'inodes', 'files', 'keep'])
 const MOUNT_NOT_IN_BROWSER: Record<string, string> = {
   host: 'host directories are not available in the browser; use tmp, tree, opfs or volume',
-  fs: 'a Filesystem object cannot cross into the guest\'s worker; use tree, opfs or volume',
+  fs: "a Filesystem object cannot cross into the guest's worker; use tree, opfs or volume",
   saveTo: 'overlays are not available in the browser',
   apply: 'overlays are not available in the browser',
 }
@@ -98,14 +113,16 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
     problems.push(why !== undefined ? `${k}: ${why}` : `(options): Unrecognized key: ${JSON.stringify(k)}`)
   }
   if (o.stdin === 'inherit') problems.push('stdin: a page has no stdin to inherit; pass a string or bytes')
-  else if (typeof o.stdin === 'object' && o.stdin !== null && !(o.stdin instanceof Uint8Array)) problems.push('stdin: a page has no host files; pass a string or bytes')
+  else if (typeof o.stdin === 'object' && o.stdin !== null && !(o.stdin instanceof Uint8Array))
+    problems.push('stdin: a page has no host files; pass a string or bytes')
   for (const k of ['onStdout', 'onStderr']) if (o[k] !== undefined && typeof o[k] !== 'function') problems.push(`${k}: must be a function`)
   const trace = o.trace as Record<string, unknown> | undefined
   if (typeof trace === 'object' && trace !== null) {
     if (trace.file !== undefined) problems.push('trace.file: a page has no files; pass a function (trace: (line) => ...) or { sink }')
     else if (trace.sink === undefined && trace.summary !== true) problems.push('trace: needs a sink function, or summary: true')
   }
-  if (o.workerUrl !== undefined && typeof o.workerUrl !== 'string' && !(o.workerUrl instanceof URL)) problems.push('workerUrl: must be a string or a URL')
+  if (o.workerUrl !== undefined && typeof o.workerUrl !== 'string' && !(o.workerUrl instanceof URL))
+    problems.push('workerUrl: must be a string or a URL')
   const mounts = o.mounts
   if (Array.isArray(mounts)) {
     mounts.forEach((m: Record<string, unknown>, i) => {
@@ -117,13 +134,20 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
       }
       if (m.mode === 'overlay') problems.push(`mounts[${i}].mode: overlays are not available in the browser`)
       const sources = ['tmp', 'tree', 'opfs', 'volume'].filter((k) => (k === 'tmp' ? m.tmp === true : m[k] !== undefined))
-      if (sources.length !== 1 && m.host === undefined && m.fs === undefined) problems.push(`mounts[${i}]: needs exactly one of tmp, tree, opfs or volume`)
+      if (sources.length !== 1 && m.host === undefined && m.fs === undefined)
+        problems.push(`mounts[${i}]: needs exactly one of tmp, tree, opfs or volume`)
       if (m.path !== undefined && m.volume === undefined) problems.push(`mounts[${i}].path: is for volume mounts`)
-      if (m.path !== undefined && (typeof m.path !== 'string' || !m.path.startsWith('/'))) problems.push(`mounts[${i}].path: must be an absolute path in the volume`)
-      if (m.opfs !== undefined && typeof m.opfs !== 'string' && !(typeof FileSystemDirectoryHandle !== 'undefined' && m.opfs instanceof FileSystemDirectoryHandle)) {
+      if (m.path !== undefined && (typeof m.path !== 'string' || !m.path.startsWith('/')))
+        problems.push(`mounts[${i}].path: must be an absolute path in the volume`)
+      if (
+        m.opfs !== undefined &&
+        typeof m.opfs !== 'string' &&
+        !(typeof FileSystemDirectoryHandle !== 'undefined' && m.opfs instanceof FileSystemDirectoryHandle)
+      ) {
         problems.push(`mounts[${i}].opfs: must be a FileSystemDirectoryHandle or a path`)
       }
-      if (typeof m.opfs === 'string' && m.opfs.split('/').some((p) => p === '..' || p === '.')) problems.push(`mounts[${i}].opfs: must be a path without "." or ".."`)
+      if (typeof m.opfs === 'string' && m.opfs.split('/').some((p) => p === '..' || p === '.'))
+        problems.push(`mounts[${i}].opfs: must be a path without "." or ".."`)
       if (m.keep !== undefined && typeof m.keep !== 'boolean') problems.push(`mounts[${i}].keep: must be a boolean`)
     })
   }
@@ -138,9 +162,18 @@ export function toRunOptions(o: BrowserRunOptions): RunOptions {
   }
   if (o.mounts !== undefined) {
     out.mounts = Array.isArray(o.mounts)
-      ? o.mounts.map((m) => (typeof m === 'object' && m !== null
-        ? { guest: m.guest, tmp: true, ...(m.mode !== undefined ? { mode: m.mode } : {}), ...(m.size !== undefined ? { size: m.size } : {}), ...(m.inodes !== undefined ? { inodes: m.inodes } : {}), ...((m as { files?: unknown }).files !== undefined ? { files: (m as { files?: unknown }).files } : {}) }
-        : m))
+      ? o.mounts.map((m) =>
+          typeof m === 'object' && m !== null
+            ? {
+                guest: m.guest,
+                tmp: true,
+                ...(m.mode !== undefined ? { mode: m.mode } : {}),
+                ...(m.size !== undefined ? { size: m.size } : {}),
+                ...(m.inodes !== undefined ? { inodes: m.inodes } : {}),
+                ...((m as { files?: unknown }).files !== undefined ? { files: (m as { files?: unknown }).files } : {}),
+              }
+            : m,
+        )
       : o.mounts
   }
   out.isolation = 'worker'

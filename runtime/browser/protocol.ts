@@ -54,5 +54,11 @@ export type BrowserWorkerMessage =
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'trace'; line: string }
   /** The guest stopped; write-back follows (the run's time limit no longer applies). */
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'ran' }
-  | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'done'; outcome: ExecutionOutcome; trees: (FileEntry[] | undefined)[]; writeBackError?: string }
+  | {
+      v: typeof BROWSER_PROTOCOL_VERSION
+      type: 'done'
+      outcome: ExecutionOutcome
+      trees: (FileEntry[] | undefined)[]
+      writeBackError?: string
+    }
   | { v: typeof BROWSER_PROTOCOL_VERSION; type: 'failed'; message: string }

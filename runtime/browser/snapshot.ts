@@ -23,7 +23,8 @@ export interface FileEntry {
 export function entryComponents(path: string): string[] {
   const parts = path.split('/')
   for (const p of parts) {
-    if (p === '' || p === '.' || p === '..' || p.includes('\0')) throw new WasiError(Errno.INVAL, `not a relative path beneath the mount: ${JSON.stringify(path)}`)
+    if (p === '' || p === '.' || p === '..' || p.includes('\0'))
+      throw new WasiError(Errno.INVAL, `not a relative path beneath the mount: ${JSON.stringify(path)}`)
   }
   return parts
 }
@@ -51,7 +52,9 @@ export function writeEntries(root: DirHandle, entries: readonly FileEntry[]): vo
           const data = e.data ?? new Uint8Array(0)
           let at = 0
           while (at < data.byteLength) at += f.write(data.subarray(at), BigInt(at))
-        } finally { f.close() }
+        } finally {
+          f.close()
+        }
       }
     } finally {
       for (const d of dirs.reverse()) d.close()
@@ -81,7 +84,11 @@ export function readEntries(fs: Filesystem, maxBytes = Number.MAX_SAFE_INTEGER):
       if (d.filetype === Filetype.DIRECTORY) {
         out.push({ path, kind: 'dir' })
         const sub = dir.openDir(d.name)
-        try { walk(sub, path) } finally { sub.close() }
+        try {
+          walk(sub, path)
+        } finally {
+          sub.close()
+        }
       } else if (d.filetype === Filetype.SYMBOLIC_LINK) {
         out.push({ path, kind: 'symlink', target: dir.readlink(d.name) })
       } else {
@@ -98,12 +105,18 @@ export function readEntries(fs: Filesystem, maxBytes = Number.MAX_SAFE_INTEGER):
             at += n
           }
           out.push({ path, kind: 'file', data: at === size ? data : data.slice(0, at) })
-        } finally { f.close() }
+        } finally {
+          f.close()
+        }
       }
     }
   }
   const root = fs.root()
-  try { walk(root, '') } finally { root.close() }
+  try {
+    walk(root, '')
+  } finally {
+    root.close()
+  }
   return out
 }
 
@@ -118,7 +131,10 @@ export interface SnapshotDiff {
 export function diffEntries(before: readonly FileEntry[], after: readonly FileEntry[]): SnapshotDiff {
   const old = new Map(before.map((e) => [e.path, e]))
   const now = new Map(after.map((e) => [e.path, e]))
-  const removed = before.filter((e) => { const n = now.get(e.path); return n === undefined || n.kind !== e.kind })
+  const removed = before.filter((e) => {
+    const n = now.get(e.path)
+    return n === undefined || n.kind !== e.kind
+  })
   removed.sort((a, b) => b.path.split('/').length - a.path.split('/').length)
   const written = after.filter((e) => {
     const o = old.get(e.path)
@@ -147,7 +163,12 @@ export function entriesFromTree(tree: Readonly<Record<string, unknown>>, prefix 
     if (typeof v === 'string') out.push({ path, kind: 'file', data: new TextEncoder().encode(v) })
     else if (v instanceof Uint8Array) out.push({ path, kind: 'file', data: v.slice() })
     else if (v instanceof ArrayBuffer) out.push({ path, kind: 'file', data: new Uint8Array(v.slice(0)) })
-    else if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && typeof (v as { symlink?: unknown }).symlink === 'string') {
+    else if (
+      typeof v === 'object' &&
+      v !== null &&
+      Object.keys(v).length === 1 &&
+      typeof (v as { symlink?: unknown }).symlink === 'string'
+    ) {
       out.push({ path, kind: 'symlink', target: (v as { symlink: string }).symlink })
     } else if (typeof v === 'object' && v !== null) {
       out.push({ path, kind: 'dir' })

@@ -44,7 +44,10 @@ function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
   if (chunks.length === 1) return chunks[0]!
   const out = new Uint8Array(total)
   let at = 0
-  for (const c of chunks) { out.set(c, at); at += c.byteLength }
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
   return out
 }
 
@@ -68,12 +71,22 @@ export async function readModuleResponse(response: Response, options: Instrument
     }
   }
   let engine: ReadableStreamDefaultController<Uint8Array> | undefined
-  const toEngine = new ReadableStream<Uint8Array>({ start: (c) => { engine = c } })
-  const streamed: Promise<WebAssembly.Module | undefined> = WebAssembly.compileStreaming(new Response(toEngine, { headers: { 'content-type': 'application/wasm' } }))
-    .catch(() => undefined)
+  const toEngine = new ReadableStream<Uint8Array>({
+    start: (c) => {
+      engine = c
+    },
+  })
+  const streamed: Promise<WebAssembly.Module | undefined> = WebAssembly.compileStreaming(
+    new Response(toEngine, { headers: { 'content-type': 'application/wasm' } }),
+  ).catch(() => undefined)
   /** Stops the engine's compile: the bytes will be rewritten (or are not a module). */
   let streaming = true
-  const stopStreaming = () => { if (streaming) { streaming = false; engine?.error(new Error('not streamed')) } }
+  const stopStreaming = () => {
+    if (streaming) {
+      streaming = false
+      engine?.error(new Error('not streamed'))
+    }
+  }
   const reader = body.getReader()
   const chunks: Uint8Array[] = []
   let total = 0
@@ -100,7 +113,10 @@ export async function readModuleResponse(response: Response, options: Instrument
         const head = concat(chunks, total)
         checkModuleHeader(head)
         const end = earlyEnd(head)
-        if (end === -1) { decided = true; stopStreaming() } else if (end !== undefined) decide(head.subarray(0, end))
+        if (end === -1) {
+          decided = true
+          stopStreaming()
+        } else if (end !== undefined) decide(head.subarray(0, end))
       }
     }
     const bytes = concat(chunks, total)

@@ -20,7 +20,11 @@ export class BrowserWorkerPool {
   readonly #queue: ((w: Worker) => void)[] = []
   #busy = 0
 
-  constructor(readonly url: URL, readonly max: number, readonly keepIdle: number) {}
+  constructor(
+    readonly url: URL,
+    readonly max: number,
+    readonly keepIdle: number,
+  ) {}
 
   #spawn(): Worker {
     return new Worker(this.url, { type: 'module', name: 'caplet-guest' })
@@ -41,10 +45,16 @@ export class BrowserWorkerPool {
     w.onerror = null
     w.onmessageerror = null
     const runs = (this.#runs.get(w) ?? 0) + 1
-    if (runs >= MAX_RUNS_PER_WORKER) { this.discard(w); return }
+    if (runs >= MAX_RUNS_PER_WORKER) {
+      this.discard(w)
+      return
+    }
     this.#runs.set(w, runs)
     const next = this.#queue.shift()
-    if (next !== undefined) { next(w); return }
+    if (next !== undefined) {
+      next(w)
+      return
+    }
     this.#busy--
     if (this.#idle.length < this.keepIdle) this.#idle.push(w)
     else w.terminate()
@@ -54,7 +64,10 @@ export class BrowserWorkerPool {
   discard(w: Worker): void {
     w.terminate()
     const next = this.#queue.shift()
-    if (next !== undefined) { next(this.#spawn()); return }
+    if (next !== undefined) {
+      next(this.#spawn())
+      return
+    }
     this.#busy--
   }
 

@@ -52,22 +52,33 @@ async function serve(job: BrowserJob): Promise<void> {
     }
     const mem = createMemFs(memOptions)
     const root = mem.root()
-    try { writeEntries(root, entries) } finally { root.close() }
+    try {
+      writeEntries(root, entries)
+    } finally {
+      root.close()
+    }
     mems[i] = mem
     initial[i] = m.writeBack ? entries : undefined
   }
   const given = mems.map((mem, i) => {
     const m = job.mounts[i]!
     let fs: Filesystem = m.noLinks ? withoutLinks(mem) : mem
-    if (m.hostVisible) { const inner = fs; fs = { caps: Object.freeze({ ...inner.caps, hostVisible: true }), root: () => inner.root() } }
+    if (m.hostVisible) {
+      const inner = fs
+      fs = { caps: Object.freeze({ ...inner.caps, hostVisible: true }), root: () => inner.root() }
+    }
     return fs
   })
   const limits = job.policy.limits
-  const outcome = executeGuest(job, {
-    stdout: limitedSink(chunkSink('stdout'), limits.stdoutBytes, 'stdout'),
-    stderr: limitedSink(chunkSink('stderr'), limits.stderrBytes, 'stderr'),
-    ...(job.policy.trace?.callback === true ? { trace: traceSink } : {}),
-  }, given)
+  const outcome = executeGuest(
+    job,
+    {
+      stdout: limitedSink(chunkSink('stdout'), limits.stdoutBytes, 'stdout'),
+      stderr: limitedSink(chunkSink('stderr'), limits.stderrBytes, 'stderr'),
+      ...(job.policy.trace?.callback === true ? { trace: traceSink } : {}),
+    },
+    given,
+  )
   post({ v: V, type: 'ran' })
   const trees: (FileEntry[] | undefined)[] = []
   let writeBackError: string | undefined

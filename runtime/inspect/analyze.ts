@@ -15,8 +15,17 @@ import { walkCode } from '../instrument/code-decoder.js'
 import { InstrumentError, malformed } from '../instrument/errors.js'
 import { readU32, skipLeb } from '../instrument/leb128.js'
 import {
-  ExternalKind, findSection, parseSections, readExports, readImports, readLimits, readName, SectionId,
-  type Limits, type ParsedModule, type Section,
+  ExternalKind,
+  findSection,
+  parseSections,
+  readExports,
+  readImports,
+  readLimits,
+  readName,
+  SectionId,
+  type Limits,
+  type ParsedModule,
+  type Section,
 } from '../instrument/sections.js'
 import { WASI_FUNCTIONS, WASI_MODULE } from './wasi-functions.js'
 
@@ -152,7 +161,8 @@ function analyze(input: Uint8Array): ModuleReport {
     if (imp.kind === ExternalKind.Memory && imp.limits) memories.push(memoryReport(memories.length, true, imp.limits))
   }
   readTableImports(mod, tables)
-  for (const l of readVector(findSection(mod, SectionId.Memory), (p, pos) => readLimits(p, pos))) memories.push(memoryReport(memories.length, false, l))
+  for (const l of readVector(findSection(mod, SectionId.Memory), (p, pos) => readLimits(p, pos)))
+    memories.push(memoryReport(memories.length, false, l))
   readTables(findSection(mod, SectionId.Table), tables)
   if (memories.length > 1) features.add('multi-memory')
   for (const m of memories) {
@@ -176,27 +186,42 @@ function analyze(input: Uint8Array): ModuleReport {
   let caller = 0
   const code = findSection(mod, SectionId.Code)
   if (code !== undefined) {
-    if (vectorLength(code) !== nDefined) throw malformed(`the code section has ${vectorLength(code)} bodies for ${nDefined} functions`, code.offset)
-    walkCode(code.payload, code.offset, {
-      op: (op, sub) => noteFeature(op, sub, features),
-      call: (index, _at, tail) => {
-        if (tail) features.add('tail-calls')
-        if (index < nImported) {
-          sites[index]!++
-          const m = callers[index]!
-          m.set(caller, (m.get(caller) ?? 0) + 1)
-        }
+    if (vectorLength(code) !== nDefined)
+      throw malformed(`the code section has ${vectorLength(code)} bodies for ${nDefined} functions`, code.offset)
+    walkCode(
+      code.payload,
+      code.offset,
+      {
+        op: (op, sub) => noteFeature(op, sub, features),
+        call: (index, _at, tail) => {
+          if (tail) features.add('tail-calls')
+          if (index < nImported) {
+            sites[index]!++
+            const m = callers[index]!
+            m.set(caller, (m.get(caller) ?? 0) + 1)
+          }
+        },
+        callIndirect: (_t, table) => {
+          indirect++
+          if (table !== 0) features.add('reference-types')
+        },
+        refFunc: (index) => {
+          escaping.add(index)
+        },
+        memory: (index) => {
+          if (index !== 0) features.add('multi-memory')
+        },
       },
-      callIndirect: (_t, table) => {
-        indirect++
-        if (table !== 0) features.add('reference-types')
+      (f) => {
+        caller = nImported + f
       },
-      refFunc: (index) => { escaping.add(index) },
-      memory: (index) => { if (index !== 0) features.add('multi-memory') },
-    }, (f) => { caller = nImported + f }, (f, e) => {
-      features.add('gc')
-      notes.push(`function ${nImported + f}${nameOf(nImported + f) !== null ? ` (${nameOf(nImported + f)})` : ''} was not fully decoded: ${e.message}; its calls are not counted`)
-    })
+      (f, e) => {
+        features.add('gc')
+        notes.push(
+          `function ${nImported + f}${nameOf(nImported + f) !== null ? ` (${nameOf(nImported + f)})` : ''} was not fully decoded: ${e.message}; its calls are not counted`,
+        )
+      },
+    )
   }
 
   const groups = new Map<string, ImportGroup>()
@@ -208,15 +233,23 @@ function analyze(input: Uint8Array): ModuleReport {
     const provided = isFunc && imp.module === WASI_MODULE && Object.hasOwn(WASI_FUNCTIONS, imp.name)
     if (!provided) unknownImports.push(`${imp.module}.${imp.name}`)
     const report: ImportReport = {
-      module: imp.module, name: imp.name, kind: kindName(imp.kind), index: isFunc ? index : null, provided,
+      module: imp.module,
+      name: imp.name,
+      kind: kindName(imp.kind),
+      index: isFunc ? index : null,
+      provided,
       description: provided ? WASI_FUNCTIONS[imp.name]!.does : null,
       callSites: isFunc ? sites[index]! : 0,
-      callers: isFunc ? [...callers[index]!].map(([i, n]) => ({ index: i, name: nameOf(i), sites: n })).sort((a, b) => b.sites - a.sites || a.index - b.index) : [],
+      callers: isFunc
+        ? [...callers[index]!]
+            .map(([i, n]) => ({ index: i, name: nameOf(i), sites: n }))
+            .sort((a, b) => b.sites - a.sites || a.index - b.index)
+        : [],
       reachableViaTable: isFunc && (escaping.has(index) || exportedFuncs.has(index)),
       exported: isFunc && exportedFuncs.has(index),
     }
     let g = groups.get(imp.module)
-    if (g === undefined) groups.set(imp.module, g = { module: imp.module, wasi: imp.module === WASI_MODULE, imports: [] })
+    if (g === undefined) groups.set(imp.module, (g = { module: imp.module, wasi: imp.module === WASI_MODULE, imports: [] }))
     g.imports.push(report)
   }
 
@@ -231,7 +264,12 @@ function analyze(input: Uint8Array): ModuleReport {
     functions: { imported: nImported, defined: nDefined },
     imports: [...groups.values()],
     unknownImports,
-    exports: exports.map((e) => ({ name: e.name, kind: kindName(e.kind), index: e.index, function: e.kind === ExternalKind.Function ? nameOf(e.index) : null })),
+    exports: exports.map((e) => ({
+      name: e.name,
+      kind: kindName(e.kind),
+      index: e.index,
+      function: e.kind === ExternalKind.Function ? nameOf(e.index) : null,
+    })),
     memories,
     tables,
     start: startIndex === undefined ? null : { index: startIndex, name: nameOf(startIndex) },
@@ -302,7 +340,8 @@ function readTables(s: Section | undefined, tables: TableReport[]): void {
   const n = readU32(p, 0)
   let pos = n.next
   for (let i = 0; i < n.value; i++) {
-    if (p[pos] === 0x40) throw new InstrumentError('UNSUPPORTED_FEATURE', 'tables with initialiser expressions are not supported', { offset: s.offset + pos })
+    if (p[pos] === 0x40)
+      throw new InstrumentError('UNSUPPORTED_FEATURE', 'tables with initialiser expressions are not supported', { offset: s.offset + pos })
     const et = p[pos++]
     if (et === 0x63 || et === 0x64) pos = skipLeb(p, pos, 5)
     const l = readLimits(p, pos)
@@ -346,21 +385,42 @@ function constExpr(p: Uint8Array, pos: number, base: number, onRefFunc: (f: numb
     const at = pos
     const op = p[pos++]
     switch (op) {
-      case 0x0b: return pos
-      case 0x41: case 0x23: case 0xd0: pos = skipLeb(p, pos, 5); break
-      case 0x42: pos = skipLeb(p, pos, 10); break
-      case 0x43: pos += 4; break
-      case 0x44: pos += 8; break
+      case 0x0b:
+        return pos
+      case 0x41:
+      case 0x23:
+      case 0xd0:
+        pos = skipLeb(p, pos, 5)
+        break
+      case 0x42:
+        pos = skipLeb(p, pos, 10)
+        break
+      case 0x43:
+        pos += 4
+        break
+      case 0x44:
+        pos += 8
+        break
       case 0xd2: {
         const f = readU32(p, pos)
         onRefFunc(f.value)
         pos = f.next
         break
       }
-      case 0x6a: case 0x6b: case 0x6c: case 0x7c: case 0x7d: case 0x7e: break // extended constant expressions
-      case 0xfd: pos = skipLeb(p, pos, 5) + 16; break // v128.const
-      case undefined: throw malformed('constant expression runs past its section', base + at)
-      default: throw malformed(`opcode 0x${op.toString(16)} in a constant expression`, base + at)
+      case 0x6a:
+      case 0x6b:
+      case 0x6c:
+      case 0x7c:
+      case 0x7d:
+      case 0x7e:
+        break // extended constant expressions
+      case 0xfd:
+        pos = skipLeb(p, pos, 5) + 16
+        break // v128.const
+      case undefined:
+        throw malformed('constant expression runs past its section', base + at)
+      default:
+        throw malformed(`opcode 0x${op.toString(16)} in a constant expression`, base + at)
     }
   }
 }
@@ -370,7 +430,9 @@ function elementFunctions(s: Section | undefined, features: Set<string>): number
   if (s === undefined) return []
   const p = s.payload
   const out: number[] = []
-  const push = (f: number) => { out.push(f) }
+  const push = (f: number) => {
+    out.push(f)
+  }
   const n = readU32(p, 0)
   let pos = n.next
   const funcs = () => {
@@ -392,13 +454,38 @@ function elementFunctions(s: Section | undefined, features: Set<string>): number
     pos = flags.next
     if (flags.value !== 0) features.add(flags.value === 2 || flags.value === 6 ? 'reference-types' : 'bulk-memory')
     switch (flags.value) {
-      case 0: pos = constExpr(p, pos, s.offset, push); funcs(); break
-      case 1: case 3: pos++; funcs(); break
-      case 2: pos = skipLeb(p, pos, 5); pos = constExpr(p, pos, s.offset, push); pos++; funcs(); break
-      case 4: pos = constExpr(p, pos, s.offset, push); exprs(); break
-      case 5: case 7: pos++; exprs(); break
-      case 6: pos = skipLeb(p, pos, 5); pos = constExpr(p, pos, s.offset, push); pos++; exprs(); break
-      default: throw malformed(`element segment ${i} has unknown flags ${flags.value}`, s.offset + pos)
+      case 0:
+        pos = constExpr(p, pos, s.offset, push)
+        funcs()
+        break
+      case 1:
+      case 3:
+        pos++
+        funcs()
+        break
+      case 2:
+        pos = skipLeb(p, pos, 5)
+        pos = constExpr(p, pos, s.offset, push)
+        pos++
+        funcs()
+        break
+      case 4:
+        pos = constExpr(p, pos, s.offset, push)
+        exprs()
+        break
+      case 5:
+      case 7:
+        pos++
+        exprs()
+        break
+      case 6:
+        pos = skipLeb(p, pos, 5)
+        pos = constExpr(p, pos, s.offset, push)
+        pos++
+        exprs()
+        break
+      default:
+        throw malformed(`element segment ${i} has unknown flags ${flags.value}`, s.offset + pos)
     }
   }
   return out
@@ -479,4 +566,3 @@ function noteFeature(op: number, sub: number, features: Set<string>): void {
   else if (op === 0xd3 || op === 0xfb) features.add('gc')
   else if (op <= 0xd6) features.add('typed-function-references')
 }
-

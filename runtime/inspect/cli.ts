@@ -29,18 +29,30 @@ export function inspectMain(argv: readonly string[], io: InspectIo): number {
   let file: string | undefined
   for (const a of argv) {
     if (a === '--json') json = true
-    else if (a === '-h' || a === '--help') { io.out(INSPECT_HELP); return 0 }
-    else if (a.startsWith('-') && file === undefined) { io.err(`caplet: inspect: unknown flag ${a} (see caplet inspect --help)\n`); return 125 }
-    else if (file === undefined) file = a
-    else { io.err(`caplet: inspect takes one module (got ${JSON.stringify(a)} too)\n`); return 125 }
+    else if (a === '-h' || a === '--help') {
+      io.out(INSPECT_HELP)
+      return 0
+    } else if (a.startsWith('-') && file === undefined) {
+      io.err(`caplet: inspect: unknown flag ${a} (see caplet inspect --help)\n`)
+      return 125
+    } else if (file === undefined) file = a
+    else {
+      io.err(`caplet: inspect takes one module (got ${JSON.stringify(a)} too)\n`)
+      return 125
+    }
   }
-  if (file === undefined) { io.err('caplet: inspect needs a module: caplet inspect [--json] MODULE.wasm\n'); return 125 }
+  if (file === undefined) {
+    io.err('caplet: inspect needs a module: caplet inspect [--json] MODULE.wasm\n')
+    return 125
+  }
   let bytes: Uint8Array
   try {
     bytes = readFileSync(file)
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
-    io.err(`caplet: cannot read module ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? e)}\n`)
+    io.err(
+      `caplet: cannot read module ${JSON.stringify(file)}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? e)}\n`,
+    )
     return 126
   }
   try {
@@ -48,7 +60,10 @@ export function inspectMain(argv: readonly string[], io: InspectIo): number {
     io.out(json ? JSON.stringify(inspectJson(report), null, 2) + '\n' : inspectText(report, file))
     return 0
   } catch (e) {
-    if (e instanceof ModuleError) { io.err(`caplet: ${e.reason}\n`); return 126 }
+    if (e instanceof ModuleError) {
+      io.err(`caplet: ${e.reason}\n`)
+      return 126
+    }
     throw e
   }
 }

@@ -21,7 +21,11 @@ export function inspectJson(r: ModuleReport): InspectJson {
 
 /** A size for people, rounded: `1.2 MiB`, `812 B`. */
 function formatSize(bytes: number): string {
-  for (const [unit, n] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) {
+  for (const [unit, n] of [
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
     if (bytes >= n) return `${+(bytes / n).toFixed(1)} ${unit}`
   }
   return `${bytes} B`
@@ -57,9 +61,16 @@ function pages(n: number | null): string {
 /** The report for people. `file` is the path the user gave, printed as given (escaped). */
 export function inspectText(r: ModuleReport, file: string): string {
   const out: string[] = []
-  const kind = r.kind === 'command' ? 'command (exports _start)' : r.exports.some((e) => e.name === '_initialize') ? 'reactor (exports _initialize)' : 'reactor (no _start)'
+  const kind =
+    r.kind === 'command'
+      ? 'command (exports _start)'
+      : r.exports.some((e) => e.name === '_initialize')
+        ? 'reactor (exports _initialize)'
+        : 'reactor (no _start)'
   out.push(`module ${esc(file)}: ${formatSize(r.size)}, ${kind}`)
-  out.push(`functions: ${r.functions.imported} imported, ${r.functions.defined} defined; ${plural(r.indirectCallSites, 'indirect call site')}`)
+  out.push(
+    `functions: ${r.functions.imported} imported, ${r.functions.defined} defined; ${plural(r.indirectCallSites, 'indirect call site')}`,
+  )
   out.push('')
   const total = r.imports.reduce((n, g) => n + g.imports.length, 0)
   out.push(total === 0 ? 'imports: none (it cannot ask the host for anything)' : `imports (${total}):`)
@@ -78,13 +89,18 @@ export function inspectText(r: ModuleReport, file: string): string {
   if (r.memories.length === 0) out.push('memory: none')
   for (const m of r.memories) {
     const traits = [m.imported ? 'imported' : '', m.shared ? 'shared' : '', m.memory64 ? 'memory64' : ''].filter(Boolean)
-    out.push(`memory ${m.index}: min ${pages(m.min)} pages, max ${pages(m.max)}${traits.length > 0 ? `, ${traits.join(', ')}` : ''}; ${m.capped ? 'capped by caplet at --memory (default 1 GiB)' : 'not capped by caplet (imported)'}`)
+    out.push(
+      `memory ${m.index}: min ${pages(m.min)} pages, max ${pages(m.max)}${traits.length > 0 ? `, ${traits.join(', ')}` : ''}; ${m.capped ? 'capped by caplet at --memory (default 1 GiB)' : 'not capped by caplet (imported)'}`,
+    )
   }
   if (r.tables.length === 0) out.push('tables: none')
-  for (const t of r.tables) out.push(`table ${t.index}: ${t.elementType}, min ${t.min}, max ${t.max ?? 'none'}${t.imported ? ', imported' : ''}`)
+  for (const t of r.tables)
+    out.push(`table ${t.index}: ${t.elementType}, min ${t.min}, max ${t.max ?? 'none'}${t.imported ? ', imported' : ''}`)
   out.push(`start function: ${r.start === null ? 'none' : fnName(r.start.index, r.start.name)}`)
   out.push(`features: ${r.features.length === 0 ? 'MVP only' : r.features.join(', ')}`)
-  out.push(`custom sections: ${r.customSections.length === 0 ? 'none' : r.customSections.map((c) => `${esc(c.name)} (${formatSize(c.size)})`).join(', ')}`)
+  out.push(
+    `custom sections: ${r.customSections.length === 0 ? 'none' : r.customSections.map((c) => `${esc(c.name)} (${formatSize(c.size)})`).join(', ')}`,
+  )
   for (const n of r.notes) out.push(`note: ${esc(n)}`)
   out.push('')
   const p = suggestPolicy(r)

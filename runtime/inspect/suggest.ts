@@ -15,7 +15,15 @@ export interface PolicySuggestion {
   flags: string[]
 }
 
-const PATH_WRITES = ['path_create_directory', 'path_link', 'path_remove_directory', 'path_rename', 'path_symlink', 'path_unlink_file', 'path_filestat_set_times']
+const PATH_WRITES = [
+  'path_create_directory',
+  'path_link',
+  'path_remove_directory',
+  'path_rename',
+  'path_symlink',
+  'path_unlink_file',
+  'path_filestat_set_times',
+]
 
 export function suggestPolicy(r: ModuleReport): PolicySuggestion {
   const wasi = new Set<string>()
@@ -24,11 +32,18 @@ export function suggestPolicy(r: ModuleReport): PolicySuggestion {
   const advice: string[] = []
   const flags: string[] = []
   if (!has('path_open')) {
-    advice.push(has('fd_prestat_get') ? 'never imports path_open: it can list mounts but open nothing in them; needs no --dir' : 'never imports path_open: needs no mounts (no --dir, --tmp or --overlay)')
+    advice.push(
+      has('fd_prestat_get')
+        ? 'never imports path_open: it can list mounts but open nothing in them; needs no --dir'
+        : 'never imports path_open: needs no mounts (no --dir, --tmp or --overlay)',
+    )
   } else {
     const writes = PATH_WRITES.filter(has)
-    advice.push('imports path_open: can open files in the directories you mount, and only there; mount what it needs read-only (--dir HOST:GUEST:ro)')
-    if (writes.length > 0) advice.push(`can change a writable mount (${writes.join(', ')}): prefer --overlay HOST:GUEST or --tmp GUEST over a read-write --dir`)
+    advice.push(
+      'imports path_open: can open files in the directories you mount, and only there; mount what it needs read-only (--dir HOST:GUEST:ro)',
+    )
+    if (writes.length > 0)
+      advice.push(`can change a writable mount (${writes.join(', ')}): prefer --overlay HOST:GUEST or --tmp GUEST over a read-write --dir`)
     flags.push('--dir HOST:GUEST:ro')
   }
   const socks = [...wasi].filter((n) => n.startsWith('sock_'))
@@ -42,12 +57,18 @@ export function suggestPolicy(r: ModuleReport): PolicySuggestion {
   if (has('poll_oneoff')) advice.push('can sleep or wait (poll_oneoff): set --timeout')
   if (has('fd_read')) advice.push('can read stdin (fd_read): give it --stdin FILE or an empty one')
   if (r.unknownImports.length > 0) {
-    advice.push(`imports ${r.unknownImports.length} function${r.unknownImports.length === 1 ? '' : 's'} caplet does not provide: run it with --trap-unknown-imports (each traps if called) or --default-unknown-imports (each returns 0)`)
+    advice.push(
+      `imports ${r.unknownImports.length} function${r.unknownImports.length === 1 ? '' : 's'} caplet does not provide: run it with --trap-unknown-imports (each traps if called) or --default-unknown-imports (each returns 0)`,
+    )
     flags.push('--trap-unknown-imports')
   }
   if (r.memories.some((m) => m.capped)) {
     const maxPages = Math.max(...r.memories.map((m) => m.max ?? Infinity))
-    advice.push(maxPages === Infinity ? 'declares no memory maximum: caplet caps it at 1 GiB; set --memory to what it needs' : 'caplet caps its memory at --memory (default 1 GiB)')
+    advice.push(
+      maxPages === Infinity
+        ? 'declares no memory maximum: caplet caps it at 1 GiB; set --memory to what it needs'
+        : 'caplet caps its memory at --memory (default 1 GiB)',
+    )
   }
   advice.push('untrusted code: set --timeout and --fuel, and --max-output')
   const syscalls = [...wasi].sort()

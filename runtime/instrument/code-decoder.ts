@@ -88,7 +88,11 @@ export function skipImmediates(p: Uint8Array, pos: number, op: number): number {
   switch (BASE_IMM[op]) {
     case Imm.None:
       return pos
-    case Imm.U32: case Imm.Local: case Imm.Global: case Imm.I32Const: case Imm.RefNull:
+    case Imm.U32:
+    case Imm.Local:
+    case Imm.Global:
+    case Imm.I32Const:
+    case Imm.RefNull:
       return skipLeb(p, pos, 5)
     case Imm.U32x2:
       return skipLeb(p, skipLeb(p, pos, 5), 5)
@@ -120,30 +124,46 @@ export function skipImmediates(p: Uint8Array, pos: number, op: number): number {
 /** The immediates of a prefixed instruction, after its sub-opcode. */
 function skipShape(p: Uint8Array, pos: number, kind: number): number {
   switch (kind) {
-    case Imm.None: return pos
-    case Imm.U32: return skipLeb(p, pos, 5)
-    case Imm.U32x2: return skipLeb(p, skipLeb(p, pos, 5), 5)
-    case Imm.MemArg: return skipMemArg(p, pos)
-    case Imm.MemArgLane: return skipMemArg(p, pos) + 1
-    case Imm.Bytes16: return pos + 16
-    case Imm.Lane: case Imm.Byte: return pos + 1
-    default: return UNDECODABLE
+    case Imm.None:
+      return pos
+    case Imm.U32:
+      return skipLeb(p, pos, 5)
+    case Imm.U32x2:
+      return skipLeb(p, skipLeb(p, pos, 5), 5)
+    case Imm.MemArg:
+      return skipMemArg(p, pos)
+    case Imm.MemArgLane:
+      return skipMemArg(p, pos) + 1
+    case Imm.Bytes16:
+      return pos + 16
+    case Imm.Lane:
+    case Imm.Byte:
+      return pos + 1
+    default:
+      return UNDECODABLE
   }
 }
 
 function skipControl(p: Uint8Array, pos: number, op: number): number {
   switch (op) {
-    case 0x02: case 0x03: case 0x04: // block loop if
+    case 0x02:
+    case 0x03:
+    case 0x04: // block loop if
       return skipBlockType(p, pos)
-    case 0x0c: case 0x0d: case 0x10: case 0x12: // br br_if call return_call
+    case 0x0c:
+    case 0x0d:
+    case 0x10:
+    case 0x12: // br br_if call return_call
       return skipLeb(p, pos, 5)
-    case 0x0e: { // br_table: a vector of labels, then the default
+    case 0x0e: {
+      // br_table: a vector of labels, then the default
       const n = u32At(p, pos)
       pos = leb.next
       for (let k = 0; k <= n; k++) pos = skipLeb(p, pos, 5)
       return pos
     }
-    case 0x11: case 0x13: // call_indirect return_call_indirect: type, table
+    case 0x11:
+    case 0x13: // call_indirect return_call_indirect: type, table
       return skipLeb(p, skipLeb(p, pos, 5), 5)
     default: // unreachable nop else end return
       return pos
@@ -166,7 +186,10 @@ export interface CodeVisitor {
 
 /** A body holds instructions the decoder does not decode (GC, typed references in types): analysis of it is partial. */
 export class WalkIncomplete extends Error {
-  constructor(readonly offset: number, readonly what: string) {
+  constructor(
+    readonly offset: number,
+    readonly what: string,
+  ) {
     super(`${what} at byte ${offset}`)
     this.name = 'WalkIncomplete'
   }
@@ -182,7 +205,9 @@ export class WalkIncomplete extends Error {
  * @throws InstrumentError MALFORMED on bytes that are not a valid body, naming the module offset
  */
 export function walkCode(
-  payload: Uint8Array, base: number, visitor: CodeVisitor,
+  payload: Uint8Array,
+  base: number,
+  visitor: CodeVisitor,
   onBody?: (index: number, start: number, end: number) => void,
   onIncomplete?: (index: number, e: WalkIncomplete) => void,
 ): void {
@@ -248,12 +273,22 @@ function memArgIndex(p: Uint8Array, pos: number): number {
   return (align.value & 0x40) !== 0 ? readU32(p, align.next).value : 0
 }
 
-function prefixedMemory(p: Uint8Array, pos: number, op: number, sub: number, at: number, memory: (index: number, offset: number) => void): void {
+function prefixedMemory(
+  p: Uint8Array,
+  pos: number,
+  op: number,
+  sub: number,
+  at: number,
+  memory: (index: number, offset: number) => void,
+): void {
   const kind = prefixedKind(op, sub)
   if (kind === Imm.MemArg || kind === Imm.MemArgLane) memory(memArgIndex(p, pos), at)
-  else if (op === 0xfc && sub === 11) memory(readU32(p, pos).value, at) // memory.fill mem
-  else if (op === 0xfc && sub === 8) memory(readU32(p, readU32(p, pos).next).value, at) // memory.init data mem
-  else if (op === 0xfc && sub === 10) { // memory.copy dst src
+  else if (op === 0xfc && sub === 11)
+    memory(readU32(p, pos).value, at) // memory.fill mem
+  else if (op === 0xfc && sub === 8)
+    memory(readU32(p, readU32(p, pos).next).value, at) // memory.init data mem
+  else if (op === 0xfc && sub === 10) {
+    // memory.copy dst src
     const a = readU32(p, pos)
     memory(a.value, at)
     memory(readU32(p, a.next).value, at)
@@ -266,23 +301,38 @@ function prefixedMemory(p: Uint8Array, pos: number, op: number, sub: number, at:
  */
 function skipProposal(p: Uint8Array, pos: number, op: number): number {
   switch (op) {
-    case 0x06: return skipBlockType(p, pos) // try
-    case 0x07: case 0x08: case 0x09: case 0x18: // catch throw rethrow delegate
-    case 0x14: case 0x15: case 0xd5: case 0xd6: // call_ref return_call_ref br_on_null br_on_non_null
+    case 0x06:
+      return skipBlockType(p, pos) // try
+    case 0x07:
+    case 0x08:
+    case 0x09:
+    case 0x18: // catch throw rethrow delegate
+    case 0x14:
+    case 0x15:
+    case 0xd5:
+    case 0xd6: // call_ref return_call_ref br_on_null br_on_non_null
       return skipLeb(p, pos, 5)
-    case 0x0a: case 0x19: case 0xd3: case 0xd4: return pos // throw_ref catch_all ref.eq ref.as_non_null
-    case 0x1f: { // try_table bt vec(catch)
+    case 0x0a:
+    case 0x19:
+    case 0xd3:
+    case 0xd4:
+      return pos // throw_ref catch_all ref.eq ref.as_non_null
+    case 0x1f: {
+      // try_table bt vec(catch)
       pos = skipBlockType(p, pos)
       const n = readU32(p, pos)
       pos = n.next
       for (let i = 0; i < n.value; i++) {
         const k = p[pos++]
-        if (k === 0 || k === 1) pos = skipLeb(p, skipLeb(p, pos, 5), 5) // tag label
-        else if (k === 2 || k === 3) pos = skipLeb(p, pos, 5) // label
+        if (k === 0 || k === 1)
+          pos = skipLeb(p, skipLeb(p, pos, 5), 5) // tag label
+        else if (k === 2 || k === 3)
+          pos = skipLeb(p, pos, 5) // label
         else throw malformed(`unknown try_table catch kind ${k}`, pos - 1)
       }
       return pos
     }
-    default: return UNDECODABLE // 0xfb GC
+    default:
+      return UNDECODABLE // 0xfb GC
   }
 }

@@ -48,5 +48,9 @@ export class InstrumentError extends Error {
 }
 
 export function malformed(message: string, offset?: number): InstrumentError {
-  return new InstrumentError('MALFORMED', offset === undefined ? `malformed module: ${message}` : `malformed module at byte ${offset}: ${message}`, offset === undefined ? {} : { offset })
+  return new InstrumentError(
+    'MALFORMED',
+    offset === undefined ? `malformed module: ${message}` : `malformed module at byte ${offset}: ${message}`,
+    offset === undefined ? {} : { offset },
+  )
 }

@@ -8,8 +8,17 @@
 import { InstrumentError, malformed } from './errors.js'
 import { ByteWriter, readU32, skipLeb } from './leb128.js'
 import {
-  encodeSections, ExternalKind, findSection, parseSections, putSection, readExports, readFunctionTypes, readImports, readLimits,
-  SectionId, skipValType,
+  encodeSections,
+  ExternalKind,
+  findSection,
+  parseSections,
+  putSection,
+  readExports,
+  readFunctionTypes,
+  readImports,
+  readLimits,
+  SectionId,
+  skipValType,
 } from './sections.js'
 
 export const GLOBAL_EXPORT_PREFIX = 'caplet_global_'
@@ -29,23 +38,47 @@ function skipConstExpr(p: Uint8Array, pos: number): number {
   for (;;) {
     const op = p[pos++]
     switch (op) {
-      case 0x0b: return pos
-      case 0x41: pos = skipLeb(p, pos, 5); break // i32.const
-      case 0x42: pos = skipLeb(p, pos, 10); break // i64.const
-      case 0x43: pos += 4; break // f32.const
-      case 0x44: pos += 8; break // f64.const
-      case 0x23: pos = readU32(p, pos).next; break // global.get
-      case 0xd0: pos = skipLeb(p, pos, 5); break // ref.null heaptype
-      case 0xd2: pos = readU32(p, pos).next; break // ref.func
-      case 0x6a: case 0x6b: case 0x6c: case 0x7c: case 0x7d: case 0x7e: break // extended constants
+      case 0x0b:
+        return pos
+      case 0x41:
+        pos = skipLeb(p, pos, 5)
+        break // i32.const
+      case 0x42:
+        pos = skipLeb(p, pos, 10)
+        break // i64.const
+      case 0x43:
+        pos += 4
+        break // f32.const
+      case 0x44:
+        pos += 8
+        break // f64.const
+      case 0x23:
+        pos = readU32(p, pos).next
+        break // global.get
+      case 0xd0:
+        pos = skipLeb(p, pos, 5)
+        break // ref.null heaptype
+      case 0xd2:
+        pos = readU32(p, pos).next
+        break // ref.func
+      case 0x6a:
+      case 0x6b:
+      case 0x6c:
+      case 0x7c:
+      case 0x7d:
+      case 0x7e:
+        break // extended constants
       case 0xfd: {
         const sub = readU32(p, pos)
-        if (sub.value !== 12) throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0xfd ${sub.value}`, { offset: pos })
+        if (sub.value !== 12)
+          throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0xfd ${sub.value}`, { offset: pos })
         pos = sub.next + 16
         break
       }
-      case undefined: throw malformed('constant expression runs past its section', pos)
-      default: throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0x${op.toString(16)}`, { offset: pos - 1 })
+      case undefined:
+        throw malformed('constant expression runs past its section', pos)
+      default:
+        throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0x${op.toString(16)}`, { offset: pos - 1 })
     }
     if (pos > p.length) throw malformed('constant expression runs past its section', pos)
   }
@@ -136,7 +169,15 @@ export interface FunctionSignature {
   results: WasmValType[]
 }
 
-const VALTYPES: Record<number, WasmValType> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' }
+const VALTYPES: Record<number, WasmValType> = {
+  0x7f: 'i32',
+  0x7e: 'i64',
+  0x7d: 'f32',
+  0x7c: 'f64',
+  0x7b: 'v128',
+  0x70: 'funcref',
+  0x6f: 'externref',
+}
 
 function readValTypes(p: Uint8Array, pos: number): { types: WasmValType[]; next: number } {
   const n = readU32(p, pos)
@@ -152,7 +193,10 @@ function readValTypes(p: Uint8Array, pos: number): { types: WasmValType[]; next:
 }
 
 /** The signatures of the module's function imports (`module.name` -> signature) and of its exported functions. */
-export function functionSignatures(bytes: Uint8Array): { imports: Map<string, FunctionSignature>; exports: Map<string, FunctionSignature> } {
+export function functionSignatures(bytes: Uint8Array): {
+  imports: Map<string, FunctionSignature>
+  exports: Map<string, FunctionSignature>
+} {
   const mod = parseSections(bytes)
   const typeSection = findSection(mod, SectionId.Type)
   const types: FunctionSignature[] = []
@@ -161,7 +205,8 @@ export function functionSignatures(bytes: Uint8Array): { imports: Map<string, Fu
     const count = readU32(p, 0)
     let pos = count.next
     for (let i = 0; i < count.value; i++) {
-      if (p[pos] !== 0x60) throw new InstrumentError('UNSUPPORTED_FEATURE', `type ${i} is not a function type`, { offset: typeSection.offset + pos })
+      if (p[pos] !== 0x60)
+        throw new InstrumentError('UNSUPPORTED_FEATURE', `type ${i} is not a function type`, { offset: typeSection.offset + pos })
       const params = readValTypes(p, pos + 1)
       const results = readValTypes(p, params.next)
       types.push({ params: params.types, results: results.types })
@@ -187,7 +232,6 @@ export function functionSignatures(bytes: Uint8Array): { imports: Map<string, Fu
   }
   return { imports, exports }
 }
-
 
 /** Skips a vector of bytes (a data segment's contents). */
 function skipBytes(p: Uint8Array, pos: number): number {

@@ -11,8 +11,20 @@ import { prefixedKind, readBodies, readLocals, skipImmediates, UNDECODABLE } fro
 import { ByteWriter, leb, putSleb, putU32, readU32, skipLeb, u32At } from './leb128.js'
 import { BASE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
 import {
-  ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readExports, readFunctionTypes,
-  readImports, readLimits, readTypes, skipBlockType, vectorCount, type Section,
+  ExternalKind,
+  SectionId,
+  encodeSections,
+  findSection,
+  parseSections,
+  putSection,
+  readExports,
+  readFunctionTypes,
+  readImports,
+  readLimits,
+  readTypes,
+  skipBlockType,
+  vectorCount,
+  type Section,
 } from './sections.js'
 
 /** The default name of the exported fuel counter. */
@@ -83,10 +95,15 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
   const exports = readExports(exportSection)
   for (const e of exports) {
     if (e.name === exportName) {
-      throw new InstrumentError('EXPORT_NAME_TAKEN', `the module already exports ${JSON.stringify(exportName)}; choose another exportName for the fuel counter`, { exportName })
+      throw new InstrumentError(
+        'EXPORT_NAME_TAKEN',
+        `the module already exports ${JSON.stringify(exportName)}; choose another exportName for the fuel counter`,
+        { exportName },
+      )
     }
     // Would be invalid input, but becomes valid once the counter exists: never let it through.
-    if (e.kind === ExternalKind.Global && e.index >= globalIndex) throw malformed(`export ${JSON.stringify(e.name)} names global ${e.index}, which does not exist`)
+    if (e.kind === ExternalKind.Global && e.index >= globalIndex)
+      throw malformed(`export ${JSON.stringify(e.name)} names global ${e.index}, which does not exist`)
   }
 
   // The counter: (global (mut i64) (i64.const initialFuel)), appended.
@@ -120,7 +137,12 @@ export function meterFuel(bytes: Uint8Array, options: FuelOptions = {}): FuelMet
     }
     const memory64 = hasMemory64(findSection(module, SectionId.Memory), imports)
     const rewriter = new CodeRewriter(codeSection.payload, {
-      base: codeSection.offset, counterGlobal: globalIndex, globalCount: importedGlobals + definedGlobals, importedFuncs, paramCounts, memory64,
+      base: codeSection.offset,
+      counterGlobal: globalIndex,
+      globalCount: importedGlobals + definedGlobals,
+      importedFuncs,
+      paramCounts,
+      memory64,
     })
     putSection(module, SectionId.Code, rewriter.run())
     checks = rewriter.checks
@@ -163,7 +185,8 @@ export function setFuel(instance: WebAssembly.Instance, fuel: bigint, exportName
 
 function fuelGlobal(instance: WebAssembly.Instance, exportName: string): WebAssembly.Global {
   const g = instance.exports[exportName]
-  if (!(g instanceof WebAssembly.Global)) throw new InstrumentError('BAD_OPTION', `the instance has no fuel counter ${JSON.stringify(exportName)}: was the module metered?`)
+  if (!(g instanceof WebAssembly.Global))
+    throw new InstrumentError('BAD_OPTION', `the instance has no fuel counter ${JSON.stringify(exportName)}: was the module metered?`)
   return g
 }
 
@@ -318,8 +341,16 @@ class CodeRewriter {
       const op = p[pos++]!
       n++
       switch (BASE_IMM[op]) {
-        case Imm.None: case Imm.Local: case Imm.Global: case Imm.U32: case Imm.I32Const: case Imm.RefNull:
-        case Imm.I64Const: case Imm.F32Const: case Imm.F64Const: case Imm.MemArg:
+        case Imm.None:
+        case Imm.Local:
+        case Imm.Global:
+        case Imm.U32:
+        case Imm.I32Const:
+        case Imm.RefNull:
+        case Imm.I64Const:
+        case Imm.F32Const:
+        case Imm.F64Const:
+        case Imm.MemArg:
           pos = skipImmediates(p, pos, op)
           continue
         case Imm.Control:
@@ -348,7 +379,12 @@ class CodeRewriter {
   #fail(code: 'UNKNOWN_OPCODE' | 'UNSUPPORTED_FEATURE' | 'MALFORMED', what: string, func: number, at: number, opcode?: string): never {
     const offset = this.#base + at
     const details = opcode === undefined ? { functionIndex: func, offset } : { functionIndex: func, offset, opcode }
-    const prefix = code === 'UNKNOWN_OPCODE' ? 'cannot meter fuel: unknown instruction' : code === 'UNSUPPORTED_FEATURE' ? 'cannot meter fuel: unsupported instruction' : 'malformed module:'
+    const prefix =
+      code === 'UNKNOWN_OPCODE'
+        ? 'cannot meter fuel: unknown instruction'
+        : code === 'UNSUPPORTED_FEATURE'
+          ? 'cannot meter fuel: unsupported instruction'
+          : 'malformed module:'
     throw new InstrumentError(code, `${prefix} ${what} in function ${func} at byte ${offset}`, details)
   }
 
@@ -383,7 +419,8 @@ class CodeRewriter {
     const locals = this.#paramCounts[index]! + declared.count
     if (pos > end) this.#fail('MALFORMED', 'local declarations run past the body', func, start)
     // The JS API caps a function at 50,000 locals (params included); the counter needs one more.
-    if (locals + 1 >= MAX_LOCALS) this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
+    if (locals + 1 >= MAX_LOCALS)
+      this.#fail('UNSUPPORTED_FEATURE', `${locals} locals: no room for the fuel counter's (limit ${MAX_LOCALS})`, func, start)
     const localsEnd = pos
     const fuelLocal = locals
 
@@ -432,7 +469,8 @@ class CodeRewriter {
         case Imm.Prefix: {
           const sub = u32At(p, pos)
           if (op === 0xfc && BULK_OPS.has(sub)) {
-            if (this.#memory64 && sub <= 11) this.#fail('UNSUPPORTED_FEATURE', 'bulk memory operation on a module with 64-bit memory', func, opAt, hex(op, sub))
+            if (this.#memory64 && sub <= 11)
+              this.#fail('UNSUPPORTED_FEATURE', 'bulk memory operation on a module with 64-bit memory', func, opAt, hex(op, sub))
             this.#push(opAt, EV_BULK, 0)
             bulk = true
           }
@@ -455,7 +493,8 @@ class CodeRewriter {
       switch (op) {
         case 0x02: // block
         case 0x03: // loop
-        case 0x04: { // if
+        case 0x04: {
+          // if
           pos = skipBlockType(p, pos)
           if (++depth >= ctrlKind.length) {
             const k = new Uint8Array(ctrlKind.length * 2)
@@ -480,7 +519,8 @@ class CodeRewriter {
           }
           break
         }
-        case 0x05: { // else
+        case 0x05: {
+          // else
           if (depth === 0 || ctrlKind[depth] !== K_IF) this.#fail('MALFORMED', 'else outside an if', func, opAt)
           if (!dead) this.#settle(charge, acc)
           acc = 0
@@ -489,7 +529,8 @@ class CodeRewriter {
           charges++
           break
         }
-        case 0x0b: { // end
+        case 0x0b: {
+          // end
           if (depth === 0) {
             // The function's own end: write the counter back for the caller.
             this.#push(opAt, EV_FLUSH, 0)
@@ -511,7 +552,8 @@ class CodeRewriter {
           break
         }
         case 0x0c: // br
-        case 0x0d: { // br_if
+        case 0x0d: {
+          // br_if
           const l = u32At(p, pos)
           pos = leb.next
           const target = depth - l
@@ -529,7 +571,8 @@ class CodeRewriter {
           }
           break
         }
-        case 0x0e: { // br_table
+        case 0x0e: {
+          // br_table
           const n = u32At(p, pos)
           pos = leb.next
           let toFunction = false
@@ -555,12 +598,13 @@ class CodeRewriter {
           dead = true
           break
         case 0x10: // call
-        case 0x11: { // call_indirect
+        case 0x11: {
+          // call_indirect
           if (op === 0x10) {
             const immediate = pos
             const callee = u32At(p, pos) - this.#importedFuncs
             pos = leb.next
-            const cost = callee >= 0 ? this.#straightCost[callee] ?? -1 : -1
+            const cost = callee >= 0 ? (this.#straightCost[callee] ?? -1) : -1
             if (cost >= 0) {
               // Straight-line code in another function: it runs whole once entered, so it is
               // part of this segment, and the call goes to an unmetered clone of it (the original,
@@ -650,41 +694,53 @@ class CodeRewriter {
       }
       switch (kind) {
         case EV_ENTRY:
-          buf[o++] = OP_GLOBAL_GET; o = putU32(buf, o, G)
+          buf[o++] = OP_GLOBAL_GET
+          o = putU32(buf, o, G)
           if (leaf) {
             // local = global - cost
-            buf[o++] = OP_I64_CONST; o = putSleb(buf, o, cost)
+            buf[o++] = OP_I64_CONST
+            o = putSleb(buf, o, cost)
             buf[o++] = OP_I64_SUB
-            buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
+            buf[o++] = OP_LOCAL_SET
+            o = putU32(buf, o, L)
           } else {
             o = putCheck(buf, o, cost, L, G)
           }
           break
         case EV_CHECK:
-          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_GET
+          o = putU32(buf, o, L)
           o = putCheck(buf, o, cost, L, G)
           break
         case EV_CHARGE:
           if (cost === 0) break
-          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
-          buf[o++] = OP_I64_CONST; o = putSleb(buf, o, cost)
+          buf[o++] = OP_LOCAL_GET
+          o = putU32(buf, o, L)
+          buf[o++] = OP_I64_CONST
+          o = putSleb(buf, o, cost)
           buf[o++] = OP_I64_SUB
-          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_SET
+          o = putU32(buf, o, L)
           break
         case EV_FLUSH:
-          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
-          buf[o++] = OP_GLOBAL_SET; o = putU32(buf, o, G)
+          buf[o++] = OP_LOCAL_GET
+          o = putU32(buf, o, L)
+          buf[o++] = OP_GLOBAL_SET
+          o = putU32(buf, o, G)
           break
         case EV_RELOAD: {
-          buf[o++] = OP_GLOBAL_GET; o = putU32(buf, o, G)
+          buf[o++] = OP_GLOBAL_GET
+          o = putU32(buf, o, G)
           // Fused with the charge of the segment after the call: local = global - cost.
           const next = e + 1
           if (next < n && ev[next * 3] === at && ev[next * 3 + 1] === EV_CHARGE && ev[next * 3 + 2]! > 0) {
-            buf[o++] = OP_I64_CONST; o = putSleb(buf, o, ev[next * 3 + 2]!)
+            buf[o++] = OP_I64_CONST
+            o = putSleb(buf, o, ev[next * 3 + 2]!)
             buf[o++] = OP_I64_SUB
             e = next
           }
-          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_SET
+          o = putU32(buf, o, L)
           break
         }
         case EV_RETARGET:
@@ -693,14 +749,19 @@ class CodeRewriter {
           break
         case EV_BULK:
           // stack: ..., length  ->  local.tee S; L = L - (u64(S) >> BULK_SHIFT); stack unchanged
-          buf[o++] = OP_LOCAL_TEE; o = putU32(buf, o, S)
-          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, L)
-          buf[o++] = OP_LOCAL_GET; o = putU32(buf, o, S)
+          buf[o++] = OP_LOCAL_TEE
+          o = putU32(buf, o, S)
+          buf[o++] = OP_LOCAL_GET
+          o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_GET
+          o = putU32(buf, o, S)
           buf[o++] = OP_I64_EXTEND_I32_U
-          buf[o++] = OP_I64_CONST; o = putSleb(buf, o, BULK_SHIFT)
+          buf[o++] = OP_I64_CONST
+          o = putSleb(buf, o, BULK_SHIFT)
           buf[o++] = OP_I64_SHR_U
           buf[o++] = OP_I64_SUB
-          buf[o++] = OP_LOCAL_SET; o = putU32(buf, o, L)
+          buf[o++] = OP_LOCAL_SET
+          o = putU32(buf, o, L)
           break
       }
     }
@@ -731,14 +792,20 @@ function copy(dst: Uint8Array, at: number, src: Uint8Array, from: number, to: nu
 /** With the counter on the stack: `local = counter - cost; if (local < 0) { global = local; unreachable }`. */
 function putCheck(b: Uint8Array, at: number, cost: number, L: number, G: number): number {
   let o = at
-  b[o++] = OP_I64_CONST; o = putSleb(b, o, cost)
+  b[o++] = OP_I64_CONST
+  o = putSleb(b, o, cost)
   b[o++] = OP_I64_SUB
-  b[o++] = OP_LOCAL_TEE; o = putU32(b, o, L)
-  b[o++] = OP_I64_CONST; b[o++] = 0
+  b[o++] = OP_LOCAL_TEE
+  o = putU32(b, o, L)
+  b[o++] = OP_I64_CONST
+  b[o++] = 0
   b[o++] = OP_I64_LT_S
-  b[o++] = OP_IF; b[o++] = BLOCKTYPE_EMPTY
-  b[o++] = OP_LOCAL_GET; o = putU32(b, o, L)
-  b[o++] = OP_GLOBAL_SET; o = putU32(b, o, G)
+  b[o++] = OP_IF
+  b[o++] = BLOCKTYPE_EMPTY
+  b[o++] = OP_LOCAL_GET
+  o = putU32(b, o, L)
+  b[o++] = OP_GLOBAL_SET
+  o = putU32(b, o, G)
   b[o++] = OP_UNREACHABLE
   b[o++] = OP_END
   return o

@@ -10,9 +10,7 @@
  */
 export { InstrumentError } from './errors.js'
 export type { InstrumentErrorCode, InstrumentErrorDetails } from './errors.js'
-export {
-  ByteWriter, encodeS32, encodeS64, encodeU32, encodeU64, readS32, readS33, readS64, readU32, readU64, skipLeb,
-} from './leb128.js'
+export { ByteWriter, encodeS32, encodeS64, encodeU32, encodeU64, readS32, readS33, readS64, readU32, readU64, skipLeb } from './leb128.js'
 export type { Decoded } from './leb128.js'
 export { SectionId, encodeSections, findSection, parseSections, putSection } from './sections.js'
 export type { ParsedModule, Section } from './sections.js'

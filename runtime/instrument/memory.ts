@@ -6,7 +6,15 @@
 import { InstrumentError } from './errors.js'
 import { ByteWriter, readU32 } from './leb128.js'
 import {
-  ExternalKind, SectionId, encodeSections, findSection, parseSections, putSection, readImports, readLimits, writeLimits,
+  ExternalKind,
+  SectionId,
+  encodeSections,
+  findSection,
+  parseSections,
+  putSection,
+  readImports,
+  readLimits,
+  writeLimits,
   type Limits,
 } from './sections.js'
 
@@ -66,8 +74,11 @@ export function capMemory(bytes: Uint8Array, maxPages: number): MemoryCapResult 
   for (const imp of readImports(findSection(module, SectionId.Import))) {
     if (imp.kind !== ExternalKind.Memory) continue
     importedMemories.push({
-      index: importedMemories.length, module: imp.module, name: imp.name,
-      minPages: imp.limits!.min, maxPages: imp.limits!.max,
+      index: importedMemories.length,
+      module: imp.module,
+      name: imp.name,
+      minPages: imp.limits!.min,
+      maxPages: imp.limits!.max,
     })
   }
 
@@ -97,7 +108,8 @@ export function capMemory(bytes: Uint8Array, maxPages: number): MemoryCapResult 
     rewritten.push({ ...limits, max: newMax })
     memories.push({ index, minPages: limits.min, declaredMaxPages: limits.max, maxPages: newMax, is64: limits.is64, shared: limits.shared })
   }
-  if (pos !== p.length) throw new InstrumentError('MALFORMED', 'malformed module: memory section has trailing bytes', { offset: section.offset + pos })
+  if (pos !== p.length)
+    throw new InstrumentError('MALFORMED', 'malformed module: memory section has trailing bytes', { offset: section.offset + pos })
   if (!changed) return { bytes, changed, memories, importedMemories }
 
   const w = new ByteWriter(p.length + 8)

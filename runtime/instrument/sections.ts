@@ -122,7 +122,18 @@ export function encodeSections(module: ParsedModule): Uint8Array {
   let total = 8
   for (const s of module.sections) total += s.raw !== undefined ? s.raw.length : 1 + 5 + s.payload.length
   const w = new ByteWriter(total)
-  w.bytes(new Uint8Array([0x00, 0x61, 0x73, 0x6d, module.version & 0xff, (module.version >>> 8) & 0xff, (module.version >>> 16) & 0xff, module.version >>> 24]))
+  w.bytes(
+    new Uint8Array([
+      0x00,
+      0x61,
+      0x73,
+      0x6d,
+      module.version & 0xff,
+      (module.version >>> 8) & 0xff,
+      (module.version >>> 16) & 0xff,
+      module.version >>> 24,
+    ]),
+  )
   for (const s of module.sections) {
     if (s.raw !== undefined) {
       w.bytes(s.raw)
@@ -180,10 +191,19 @@ export const ValType = {
 export function skipValType(bytes: Uint8Array, pos: number): number {
   const b = bytes[pos]
   switch (b) {
-    case 0x7f: case 0x7e: case 0x7d: case 0x7c: case 0x7b: case 0x70: case 0x6f:
+    case 0x7f:
+    case 0x7e:
+    case 0x7d:
+    case 0x7c:
+    case 0x7b:
+    case 0x70:
+    case 0x6f:
       return pos + 1
-    case 0x63: case 0x64: // (ref null ht), (ref ht): typed function references / GC
-      throw new InstrumentError('UNSUPPORTED_FEATURE', `typed reference value types (0x${b.toString(16)}) are not supported`, { offset: pos })
+    case 0x63:
+    case 0x64: // (ref null ht), (ref ht): typed function references / GC
+      throw new InstrumentError('UNSUPPORTED_FEATURE', `typed reference value types (0x${b.toString(16)}) are not supported`, {
+        offset: pos,
+      })
     case undefined:
       throw malformed('unexpected end of input in a value type', pos)
     default:
@@ -245,7 +265,11 @@ export function readTypes(section: Section | undefined): FuncType[] {
   for (let i = 0; i < count.value; i++) {
     const form = p[pos]
     if (form !== 0x60) {
-      throw new InstrumentError('UNSUPPORTED_FEATURE', `type ${i} is not a function type (form 0x${(form ?? 0).toString(16)}): GC types are not supported`, { offset: section.offset + pos })
+      throw new InstrumentError(
+        'UNSUPPORTED_FEATURE',
+        `type ${i} is not a function type (form 0x${(form ?? 0).toString(16)}): GC types are not supported`,
+        { offset: section.offset + pos },
+      )
     }
     pos++
     const params = readU32(p, pos)
@@ -374,9 +398,17 @@ export function vectorCount(section: Section | undefined): number {
 export function skipBlockType(bytes: Uint8Array, pos: number): number {
   const b = bytes[pos]
   switch (b) {
-    case 0x40: case 0x7f: case 0x7e: case 0x7d: case 0x7c: case 0x7b: case 0x70: case 0x6f:
+    case 0x40:
+    case 0x7f:
+    case 0x7e:
+    case 0x7d:
+    case 0x7c:
+    case 0x7b:
+    case 0x70:
+    case 0x6f:
       return pos + 1
-    case 0x63: case 0x64:
+    case 0x63:
+    case 0x64:
       throw new InstrumentError('UNSUPPORTED_FEATURE', 'typed reference block types are not supported', { offset: pos })
     case undefined:
       throw malformed('unexpected end of input in a block type', pos)

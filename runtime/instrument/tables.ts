@@ -43,13 +43,20 @@ export function capTables(bytes: Uint8Array, cap: TableCap = DEFAULT_TABLE_CAP):
     const type = p[pos]
     if (type === undefined) throw malformed('unexpected end of input in a table type', section.offset + pos)
     if (!REF_TYPES.has(type)) {
-      throw new InstrumentError('UNSUPPORTED_FEATURE', `table ${i} has an unsupported element type or an initialiser (0x${type.toString(16)})`, { offset: section.offset + pos })
+      throw new InstrumentError(
+        'UNSUPPORTED_FEATURE',
+        `table ${i} has an unsupported element type or an initialiser (0x${type.toString(16)})`,
+        { offset: section.offset + pos },
+      )
     }
     const { value: limits, next } = readLimits(p, pos + 1)
     if (limits.is64) throw new InstrumentError('UNSUPPORTED_FEATURE', `table ${i} uses 64-bit indices`, { offset: section.offset + pos })
     pos = next
     if (limits.min > cap.maxEntries) {
-      throw new InstrumentError('TABLES_EXCEED_CAP', `table ${i} needs at least ${limits.min} entries; at most ${cap.maxEntries} are allowed`)
+      throw new InstrumentError(
+        'TABLES_EXCEED_CAP',
+        `table ${i} needs at least ${limits.min} entries; at most ${cap.maxEntries} are allowed`,
+      )
     }
     const max = limits.max === undefined ? cap.maxEntries : Math.min(limits.max, cap.maxEntries)
     if (max !== limits.max) changed = true

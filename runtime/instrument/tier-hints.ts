@@ -7,7 +7,16 @@
 import { readBodies, readLocals, skipImmediates, UNDECODABLE } from './code-decoder.js'
 import { encodeU32, leb, readU32, u32At } from './leb128.js'
 import { BASE_IMM, Imm } from './opcodes.js'
-import { ExternalKind, findSection, parseSections, readExports, readImports, SectionId, type ParsedModule, type Section } from './sections.js'
+import {
+  ExternalKind,
+  findSection,
+  parseSections,
+  readExports,
+  readImports,
+  SectionId,
+  type ParsedModule,
+  type Section,
+} from './sections.js'
 
 /**
  * `auto`: looping functions compiled optimised on first call, the rest baseline then tier-up.
@@ -209,13 +218,38 @@ function tableFunctions(section: Section | undefined): number[] {
     const flags = readU32(p, pos)
     pos = flags.next
     switch (flags.value) {
-      case 0: constExpr(); funcs(); break
-      case 1: case 3: pos++; funcs(); break
-      case 2: pos = skipU32(p, pos); constExpr(); pos++; funcs(); break
-      case 4: constExpr(); exprs(); break
-      case 5: case 7: pos++; exprs(); break
-      case 6: pos = skipU32(p, pos); constExpr(); pos++; exprs(); break
-      default: throw new Error(`element segment flags ${flags.value}`)
+      case 0:
+        constExpr()
+        funcs()
+        break
+      case 1:
+      case 3:
+        pos++
+        funcs()
+        break
+      case 2:
+        pos = skipU32(p, pos)
+        constExpr()
+        pos++
+        funcs()
+        break
+      case 4:
+        constExpr()
+        exprs()
+        break
+      case 5:
+      case 7:
+        pos++
+        exprs()
+        break
+      case 6:
+        pos = skipU32(p, pos)
+        constExpr()
+        pos++
+        exprs()
+        break
+      default:
+        throw new Error(`element segment flags ${flags.value}`)
     }
   }
   return out
@@ -238,25 +272,28 @@ function scanBody(code: Uint8Array, start: number, end: number, on: BodyEvent): 
     const op = code[pos++]!
     const kind = BASE_IMM[op]
     if (kind === Imm.None) continue
-    if (kind === Imm.Control || op === 0xd2) switch (op) {
-      case 0x03: // loop
-        on('loop', 0, loopDepth > 0)
-        blocks.push(1)
-        loopDepth++
-        break
-      case 0x02: case 0x04: // block, if
-        blocks.push(0)
-        break
-      case 0x0b: // end (the last one closes the body)
-        if (blocks.pop() === 1) loopDepth--
-        break
-      case 0x10: case 0x12: // call, return_call
-        on('call', u32At(code, pos), loopDepth > 0)
-        break
-      case 0xd2: // ref.func
-        on('ref', u32At(code, pos), loopDepth > 0)
-        break
-    }
+    if (kind === Imm.Control || op === 0xd2)
+      switch (op) {
+        case 0x03: // loop
+          on('loop', 0, loopDepth > 0)
+          blocks.push(1)
+          loopDepth++
+          break
+        case 0x02:
+        case 0x04: // block, if
+          blocks.push(0)
+          break
+        case 0x0b: // end (the last one closes the body)
+          if (blocks.pop() === 1) loopDepth--
+          break
+        case 0x10:
+        case 0x12: // call, return_call
+          on('call', u32At(code, pos), loopDepth > 0)
+          break
+        case 0xd2: // ref.func
+          on('ref', u32At(code, pos), loopDepth > 0)
+          break
+      }
     pos = skipImmediates(code, pos, op)
     // Unknown, or a proposal the opcode table refuses.
     if (pos === UNDECODABLE) throw new Error(`opcode 0x${op.toString(16)}`)

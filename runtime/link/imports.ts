@@ -89,38 +89,65 @@ export function planImports(mod: WebAssembly.Module, bytes: Uint8Array | undefin
       continue
     }
     if (isFunc && p.hostImports?.includes(`${imp.module}.${imp.name}`)) continue
-    if (!isFunc) { unstubbable.push(`${short(imp.module, imp.name)} (${imp.kind})`); continue }
-    if (unknownMode === 'reject') { unknown.push(`${imp.module}.${imp.name}`); continue }
-    if (unknownMode === 'trap') { stubs.push({ module: imp.module, name: imp.name, action: 'trap', results: [] }); continue }
+    if (!isFunc) {
+      unstubbable.push(`${short(imp.module, imp.name)} (${imp.kind})`)
+      continue
+    }
+    if (unknownMode === 'reject') {
+      unknown.push(`${imp.module}.${imp.name}`)
+      continue
+    }
+    if (unknownMode === 'trap') {
+      stubs.push({ module: imp.module, name: imp.name, action: 'trap', results: [] })
+      continue
+    }
     results ??= bytes ? importResults(bytes) : new Map()
     const r = results.get(`${imp.module}\0${imp.name}`)
     if (r === undefined) {
-      throw new ModuleError(`--default-unknown-imports needs the module's bytes to know what ${short(imp.module, imp.name)} returns; pass the bytes, not a compiled WebAssembly.Module`)
+      throw new ModuleError(
+        `--default-unknown-imports needs the module's bytes to know what ${short(imp.module, imp.name)} returns; pass the bytes, not a compiled WebAssembly.Module`,
+      )
     }
     // A v128 cannot cross into JS: such an import can only trap.
     stubs.push({ module: imp.module, name: imp.name, action: r.includes('v128') ? 'trap' : 'default', results: r })
   }
   if (unstubbable.length > 0) {
-    throw new ModuleError(`module imports ${unstubbable.length === 1 ? 'a non-function' : `${unstubbable.length} non-functions`} caplet does not provide: ${listed(unstubbable)} (only functions can be stubbed; caplet inspect lists them)`)
+    throw new ModuleError(
+      `module imports ${unstubbable.length === 1 ? 'a non-function' : `${unstubbable.length} non-functions`} caplet does not provide: ${listed(unstubbable)} (only functions can be stubbed; caplet inspect lists them)`,
+    )
   }
   if (unknown.length > 0) throw new UnknownImportsError(unknown, unknownImportsMessage(unknown, false))
   if (denied.length > 0) {
-    throw new ModuleError(`module imports WASI functions the policy denies: ${listed(denied)} (allow them with --allow-syscalls ${denied.join(',')}, or stub them to return ENOSYS with --stub-denied-syscalls)`)
+    throw new ModuleError(
+      `module imports WASI functions the policy denies: ${listed(denied)} (allow them with --allow-syscalls ${denied.join(',')}, or stub them to return ENOSYS with --stub-denied-syscalls)`,
+    )
   }
   return { functions, stubs }
 }
 
 /** The refusal of unprovided imports: short (count, a few names, the flags), or every name with `verbose`. */
 export function unknownImportsMessage(imports: readonly string[], verbose: boolean): string {
-  const list = verbose ? imports.map((n) => escapeControlCharacters(n)).join(', ') : listed(imports.map((n) => {
-    const dot = n.indexOf('.')
-    return short(n.slice(0, dot), n.slice(dot + 1))
-  }))
+  const list = verbose
+    ? imports.map((n) => escapeControlCharacters(n)).join(', ')
+    : listed(
+        imports.map((n) => {
+          const dot = n.indexOf('.')
+          return short(n.slice(0, dot), n.slice(dot + 1))
+        }),
+      )
   const n = imports.length
   return `module imports ${n} function${n === 1 ? '' : 's'} caplet does not provide: ${list}; run with --trap-unknown-imports (each traps if called) or --default-unknown-imports (each returns 0)${verbose ? '' : '; caplet inspect MODULE or --verbose lists them all'}`
 }
 
-const VALTYPES: Readonly<Record<number, string>> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64', 0x7b: 'v128', 0x70: 'funcref', 0x6f: 'externref' }
+const VALTYPES: Readonly<Record<number, string>> = {
+  0x7f: 'i32',
+  0x7e: 'i64',
+  0x7d: 'f32',
+  0x7c: 'f64',
+  0x7b: 'v128',
+  0x70: 'funcref',
+  0x6f: 'externref',
+}
 
 /** Result types of each function import, by `module\0name`; undefined for a type it cannot read. */
 function importResults(bytes: Uint8Array): Map<string, string[] | undefined> {
@@ -166,11 +193,13 @@ const ENOSYS = 52
  * `onTrap`, so a guest that catches it (exception handling) still ends as trapped.
  */
 export function stubFunctions(
-  stubs: readonly ImportStub[], onCall: (stub: ImportStub) => void, onTrap: (e: UnknownImportCalled) => void,
+  stubs: readonly ImportStub[],
+  onCall: (stub: ImportStub) => void,
+  onTrap: (e: UnknownImportCalled) => void,
 ): Record<string, Record<string, (...args: unknown[]) => unknown>> {
   const out: Record<string, Record<string, (...args: unknown[]) => unknown>> = Object.create(null)
   for (const s of stubs) {
-    const group = out[s.module] ??= Object.create(null) as Record<string, (...args: unknown[]) => unknown>
+    const group = (out[s.module] ??= Object.create(null) as Record<string, (...args: unknown[]) => unknown>)
     const label = `${s.module}.${s.name}`
     let fn: (...args: unknown[]) => unknown
     if (s.action === 'trap') {
@@ -181,11 +210,17 @@ export function stubFunctions(
         throw e
       }
     } else if (s.action === 'enosys') {
-      fn = () => { onCall(s); return ENOSYS }
+      fn = () => {
+        onCall(s)
+        return ENOSYS
+      }
     } else {
       const zeros = s.results.map((t) => (t === 'i64' ? 0n : t === 'funcref' || t === 'externref' ? null : 0))
       const value = zeros.length === 0 ? undefined : zeros.length === 1 ? zeros[0] : zeros
-      fn = () => { onCall(s); return Array.isArray(value) ? value.slice() : value }
+      fn = () => {
+        onCall(s)
+        return Array.isArray(value) ? value.slice() : value
+      }
     }
     group[s.name] = fn
   }

@@ -63,8 +63,15 @@ export class CallSender {
       this.#data.set(req.input, name.byteLength)
       h[NAME_LEN] = name.byteLength
       h[INPUT_LEN] = req.input.byteLength
-      if (req.fuel !== undefined) { flags |= F_FUEL; h[FUEL_LO] = req.fuel % 0x1_0000_0000; h[FUEL_HI] = Math.floor(req.fuel / 0x1_0000_0000) }
-      if (req.maxOutput !== undefined) { flags |= F_MAX_OUTPUT; h[MAX_OUTPUT] = Math.min(req.maxOutput, 0x7fffffff) }
+      if (req.fuel !== undefined) {
+        flags |= F_FUEL
+        h[FUEL_LO] = req.fuel % 0x1_0000_0000
+        h[FUEL_HI] = Math.floor(req.fuel / 0x1_0000_0000)
+      }
+      if (req.maxOutput !== undefined) {
+        flags |= F_MAX_OUTPUT
+        h[MAX_OUTPUT] = Math.min(req.maxOutput, 0x7fffffff)
+      }
     } else {
       flags = F_PORT
       this.#port.postMessage(req, [req.input.buffer as ArrayBuffer])

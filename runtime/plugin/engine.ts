@@ -54,24 +54,39 @@ export interface CallRequest {
 export type CallOutcome =
   | { ok: true; output: Uint8Array; fuelUsed?: number }
   | {
-    ok: false
-    failure: 'trap' | 'limit' | 'plugin' | 'host' | 'usage' | 'unusable'
-    message: string
-    trap?: TrapInfo
-    limit?: string
-    status?: number
-    stderr?: string
-    hostFunction?: string
-    cause?: unknown
-    /** The plugin cannot be called again (`keep` state after a failure). */
-    unusable?: boolean
-  }
+      ok: false
+      failure: 'trap' | 'limit' | 'plugin' | 'host' | 'usage' | 'unusable'
+      message: string
+      trap?: TrapInfo
+      limit?: string
+      status?: number
+      stderr?: string
+      hostFunction?: string
+      cause?: unknown
+      /** The plugin cannot be called again (`keep` state after a failure). */
+      unusable?: boolean
+    }
 
 /** WASI calls that leave nothing behind in the host between calls (no descriptor, no file). */
 const CLEAN = new Set([
-  'fd_write', 'fd_read', 'fd_fdstat_get', 'fd_filestat_get', 'fd_prestat_get', 'fd_prestat_dir_name', 'fd_seek', 'fd_tell',
-  'clock_res_get', 'clock_time_get', 'random_get', 'args_get', 'args_sizes_get', 'environ_get', 'environ_sizes_get',
-  'proc_exit', 'sched_yield', 'poll_oneoff',
+  'fd_write',
+  'fd_read',
+  'fd_fdstat_get',
+  'fd_filestat_get',
+  'fd_prestat_get',
+  'fd_prestat_dir_name',
+  'fd_seek',
+  'fd_tell',
+  'clock_res_get',
+  'clock_time_get',
+  'random_get',
+  'args_get',
+  'args_sizes_get',
+  'environ_get',
+  'environ_sizes_get',
+  'proc_exit',
+  'sched_yield',
+  'poll_oneoff',
 ])
 const STDERR_KEPT = 4096
 /** What an in-process call may sleep in all (it blocks the embedder's thread). */
@@ -155,14 +170,22 @@ export class PluginEngine {
     const wasi: Record<string, unknown> = {}
     for (const name of p.wasiFunctions) {
       const clean = CLEAN.has(name)
-      wasi[name] = this.#latched((a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
-        if (!clean) this.#hostDirty = true
-        return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
-      })
+      wasi[name] = this.#latched(
+        (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
+          if (!clean) this.#hostDirty = true
+          return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+        },
+      )
     }
     if (p.wasiFunctions.length > 0) imports.wasi_snapshot_preview1 = wasi
     // Denied syscalls (ENOSYS) and unknown imports (trap or zeros): they reach nothing.
-    for (const [module, fns] of Object.entries(stubFunctions(p.stubs, () => {}, () => {}))) {
+    for (const [module, fns] of Object.entries(
+      stubFunctions(
+        p.stubs,
+        () => {},
+        () => {},
+      ),
+    )) {
       const group = (imports[module] ??= {})
       for (const [field, fn] of Object.entries(fns)) group[field] = this.#latched(fn)
     }
@@ -185,7 +208,10 @@ export class PluginEngine {
   #bufferImport(name: string): (...a: never[]) => number {
     const gm = this.#gm
     return ((ptr: number, len: number, outPtr: number, outCap: number): number => {
-      ptr >>>= 0; len >>>= 0; outPtr >>>= 0; outCap >>>= 0
+      ptr >>>= 0
+      len >>>= 0
+      outPtr >>>= 0
+      outCap >>>= 0
       gm.refresh()
       try {
         gm.check(ptr, len)
@@ -270,7 +296,14 @@ export class PluginEngine {
       clocks,
       ...(policy.deterministic ? { randomFill: seededRandomFill(policy.seed) } : {}),
       limits: { maxFds: policy.limits.maxFds },
-      ...(policy.limits.fuel !== undefined ? { chargeWork: (bytes: number) => { const f = this.#fuel; if (f) f.value = (f.value as bigint) - BigInt(bytes >>> 6) } } : {}),
+      ...(policy.limits.fuel !== undefined
+        ? {
+            chargeWork: (bytes: number) => {
+              const f = this.#fuel
+              if (f) f.value = (f.value as bigint) - BigInt(bytes >>> 6)
+            },
+          }
+        : {}),
       functions: this.#cfg.plugin.wasiFunctions,
     })
     // A plugin's exports return to us with no last call at which held writes would go out.
@@ -310,7 +343,10 @@ export class PluginEngine {
     this.#host.memory.bind(memory)
     this.#fuel = instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined
     // `_initialize` (a reactor's), then the embedder's `initialize` export: the state after them is the snapshot.
-    const inits = [...(this.#cfg.plugin.kind === 'reactor' ? ['_initialize'] : []), ...(this.#cfg.initialize !== undefined ? [this.#cfg.initialize] : [])]
+    const inits = [
+      ...(this.#cfg.plugin.kind === 'reactor' ? ['_initialize'] : []),
+      ...(this.#cfg.initialize !== undefined ? [this.#cfg.initialize] : []),
+    ]
     for (const init of inits) {
       if (this.#fuel) this.#fuel.value = BigInt(this.#cfg.policy.limits.fuel ?? Number.MAX_SAFE_INTEGER)
       this.#beginIo(new Uint8Array(0), undefined)
@@ -322,7 +358,9 @@ export class PluginEngine {
         const end = this.#ended ?? e
         // A command's `_start` ends in exit(0): initialised.
         if (!(end instanceof ProcExit && end.code === 0)) {
-          throw new Error(`plugin initialisation failed${init === '_initialize' ? '' : ` (${init})`}: ${describe(end, this.#host)}`, { cause: end })
+          throw new Error(`plugin initialisation failed${init === '_initialize' ? '' : ` (${init})`}: ${describe(end, this.#host)}`, {
+            cause: end,
+          })
         }
       }
       this.#ended = undefined
@@ -386,7 +424,11 @@ export class PluginEngine {
     if (this.#unusable !== undefined) return { ok: false, failure: 'unusable', message: this.#unusable }
     const p = this.#cfg.plugin
     if (!p.callable.includes(req.name)) {
-      return { ok: false, failure: 'usage', message: `the plugin has no callable export ${JSON.stringify(req.name)} (callable: ${p.callable.join(', ') || 'none'})` }
+      return {
+        ok: false,
+        failure: 'usage',
+        message: `the plugin has no callable export ${JSON.stringify(req.name)} (callable: ${p.callable.join(', ') || 'none'})`,
+      }
     }
     const fn = this.#instance.exports[req.name] as () => number | undefined
     this.#beginIo(req.input, req.maxOutput)
@@ -410,7 +452,11 @@ export class PluginEngine {
       outcome.fuelUsed = budget - Number(left > 0n ? left : 0n)
     }
     if (this.#errSize > 0) {
-      try { this.#services.log('stderr', lossy.decode(concat(this.#err))) } catch { /* a logger's failure is not the call's */ }
+      try {
+        this.#services.log('stderr', lossy.decode(concat(this.#err)))
+      } catch {
+        /* a logger's failure is not the call's */
+      }
     }
     this.#ended = undefined
     this.#input = new Uint8Array(0)
@@ -438,7 +484,8 @@ export class PluginEngine {
 
   #success(status: number): CallOutcome {
     const k = this.#kernel
-    if (k !== undefined && k.error !== undefined) return { ok: false, failure: 'plugin', message: `plugin error: ${k.error}`, status, ...this.#stderr() }
+    if (k !== undefined && k.error !== undefined)
+      return { ok: false, failure: 'plugin', message: `plugin error: ${k.error}`, status, ...this.#stderr() }
     if (status !== 0) return { ok: false, failure: 'plugin', message: `the plugin returned status ${status}`, status, ...this.#stderr() }
     const output = k?.output ?? concat(this.#out)
     return { ok: true, output }
@@ -449,18 +496,24 @@ export class PluginEngine {
   }
 
   #failure(e: unknown): CallOutcome {
-    if (e instanceof ProcExit) return { ok: false, failure: 'plugin', message: `the plugin exited with code ${e.code}`, status: e.code, ...this.#stderr() }
+    if (e instanceof ProcExit)
+      return { ok: false, failure: 'plugin', message: `the plugin exited with code ${e.code}`, status: e.code, ...this.#stderr() }
     if (e instanceof PluginAbort) {
       return {
-        ok: false, failure: e.failure, message: e.message,
+        ok: false,
+        failure: e.failure,
+        message: e.message,
         ...(e.hostFunction !== undefined ? { hostFunction: e.hostFunction } : {}),
         ...(e.cause !== undefined ? { cause: e.cause } : {}),
       }
     }
     if (e instanceof LimitExceeded) return { ok: false, failure: 'limit', limit: e.limit, message: `limit exceeded: ${e.detail}` }
-    if (this.#fuel !== undefined && (this.#fuel.value as bigint) < 0n) return { ok: false, failure: 'limit', limit: 'fuel', message: 'limit exceeded: out of fuel' }
+    if (this.#fuel !== undefined && (this.#fuel.value as bigint) < 0n)
+      return { ok: false, failure: 'limit', limit: 'fuel', message: 'limit exceeded: out of fuel' }
     const trap = classifyTrap(e, this.#host.recentSyscalls()) ?? {
-      kind: 'host-fault' as const, message: e instanceof Error ? `${e.name}: ${e.message}` : String(e), recentSyscalls: this.#host.recentSyscalls(),
+      kind: 'host-fault' as const,
+      message: e instanceof Error ? `${e.name}: ${e.message}` : String(e),
+      recentSyscalls: this.#host.recentSyscalls(),
     }
     return { ok: false, failure: 'trap', trap, message: `the plugin trapped: ${trap.message}`, ...this.#stderr() }
   }
@@ -468,7 +521,11 @@ export class PluginEngine {
   /** Releases the host (descriptors, mounts). */
   close(): void {
     this.#unusable ??= 'the plugin is closed'
-    try { this.#host.close() } finally { this.#mounts?.close() }
+    try {
+      this.#host.close()
+    } finally {
+      this.#mounts?.close()
+    }
   }
 }
 
@@ -488,7 +545,9 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   for (const c of chunks) n += c.byteLength
   const out = new Uint8Array(n)
   let at = 0
-  for (const c of chunks) { out.set(c, at); at += c.byteLength }
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
   return out
 }
-

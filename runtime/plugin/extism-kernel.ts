@@ -12,7 +12,12 @@ import { HostInput } from './host-input.js'
 
 /** Unwinds the plugin with an error the embedder sees as the call's failure (not a trap). */
 export class PluginAbort {
-  constructor(readonly failure: 'plugin' | 'host', readonly message: string, readonly hostFunction?: string, readonly cause?: unknown) {}
+  constructor(
+    readonly failure: 'plugin' | 'host',
+    readonly message: string,
+    readonly hostFunction?: string,
+    readonly cause?: unknown,
+  ) {}
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -234,12 +239,14 @@ export class ExtismKernel {
       input_offset: () => BigInt(this.#inputOffset),
       input_load_u8: (i: bigint) => {
         const n = Number(i)
-        if (!(n >= 0 && n < this.#input.byteLength)) throw fault('input_load_u8', `index ${i} is past the input (${this.#input.byteLength} bytes)`)
+        if (!(n >= 0 && n < this.#input.byteLength))
+          throw fault('input_load_u8', `index ${i} is past the input (${this.#input.byteLength} bytes)`)
         return this.#input[n]!
       },
       input_load_u64: (i: bigint) => {
         const n = Number(i)
-        if (!(n >= 0 && n + 8 <= this.#input.byteLength)) throw fault('input_load_u64', `index ${i} (+8) is past the input (${this.#input.byteLength} bytes)`)
+        if (!(n >= 0 && n + 8 <= this.#input.byteLength))
+          throw fault('input_load_u64', `index ${i} (+8) is past the input (${this.#input.byteLength} bytes)`)
         return this.#inputDv.getBigInt64(n, true)
       },
       length: (off: bigint) => {
@@ -268,7 +275,9 @@ export class ExtismKernel {
       },
       load_u8: (off: bigint) => this.#buf[this.#range('load_u8', off, 1)]!,
       load_u64: (off: bigint) => this.#dv.getBigInt64(this.#range('load_u64', off, 8), true),
-      store_u8: (off: bigint, v: number) => { this.#buf[this.#range('store_u8', off, 1)] = v & 0xff },
+      store_u8: (off: bigint, v: number) => {
+        this.#buf[this.#range('store_u8', off, 1)] = v & 0xff
+      },
       store_u64: (off: bigint, v: bigint) => this.#dv.setBigInt64(this.#range('store_u64', off, 8), v, true),
       output_set: (off: bigint, len: bigint) => {
         if (len < 0n || len > BigInt(this.limits.outputBytes)) {
@@ -276,12 +285,18 @@ export class ExtismKernel {
           throw fault('output_set', `negative length ${len}`)
         }
         const n = Number(len)
-        if (n === 0) { this.#output = new Uint8Array(0); return }
+        if (n === 0) {
+          this.#output = new Uint8Array(0)
+          return
+        }
         const at = this.#range('output_set', off, n)
         this.#output = this.#buf.slice(at, at + n)
       },
       error_set: (off: bigint) => {
-        if (off === 0n) { this.#error = undefined; return }
+        if (off === 0n) {
+          this.#error = undefined
+          return
+        }
         const bytes = this.#block('error_set', off)
         let message: string
         try {
@@ -307,13 +322,19 @@ export class ExtismKernel {
         const old = this.vars.get(key)
         const oldSize = old === undefined ? 0 : keyBytes + old.byteLength
         if (voff === 0n) {
-          if (old !== undefined) { this.vars.delete(key); this.#varBytes -= oldSize }
+          if (old !== undefined) {
+            this.vars.delete(key)
+            this.#varBytes -= oldSize
+          }
           return
         }
         const value = this.#block('var_set', voff)
         const size = keyBytes + value.byteLength
         if (this.#varBytes - oldSize + size > this.limits.varBytes) {
-          throw new LimitExceeded('vars', `variables would hold ${this.#varBytes - oldSize + size} bytes, more than the limit of ${this.limits.varBytes}`)
+          throw new LimitExceeded(
+            'vars',
+            `variables would hold ${this.#varBytes - oldSize + size} bytes, more than the limit of ${this.limits.varBytes}`,
+          )
         }
         this.vars.set(key, value)
         this.#varBytes += size - oldSize
@@ -354,15 +375,19 @@ export function parseHttpRequest(text: string): HttpRequestSpec {
   } catch {
     throw new PluginAbort('plugin', 'http_request: the request is not JSON')
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new PluginAbort('plugin', 'http_request: the request must be a JSON object')
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new PluginAbort('plugin', 'http_request: the request must be a JSON object')
   const o = v as Record<string, unknown>
-  if (typeof o.url !== 'string' || o.url.length > 8192) throw new PluginAbort('plugin', 'http_request: "url" must be a string (at most 8 KiB)')
+  if (typeof o.url !== 'string' || o.url.length > 8192)
+    throw new PluginAbort('plugin', 'http_request: "url" must be a string (at most 8 KiB)')
   const method = o.method === undefined ? 'GET' : o.method
-  if (typeof method !== 'string' || !/^[A-Z]{1,16}$/.test(method.toUpperCase())) throw new PluginAbort('plugin', 'http_request: "method" must be an HTTP method name')
+  if (typeof method !== 'string' || !/^[A-Z]{1,16}$/.test(method.toUpperCase()))
+    throw new PluginAbort('plugin', 'http_request: "method" must be an HTTP method name')
   const headers: Record<string, string> = {}
   if (o.header !== undefined || o.headers !== undefined) {
     const h = o.headers ?? o.header
-    if (typeof h !== 'object' || h === null || Array.isArray(h)) throw new PluginAbort('plugin', 'http_request: "headers" must be an object of strings')
+    if (typeof h !== 'object' || h === null || Array.isArray(h))
+      throw new PluginAbort('plugin', 'http_request: "headers" must be an object of strings')
     const entries = Object.entries(h as Record<string, unknown>)
     if (entries.length > 64) throw new PluginAbort('plugin', 'http_request: at most 64 headers')
     for (const [k, val] of entries) {

@@ -58,7 +58,10 @@ export function hostOutputBytes(value: unknown): Uint8Array {
     if (json === undefined) throw new TypeError('host function returned a value JSON cannot represent')
     return encoder.encode(json)
   }
-  if (isThenable(value)) throw new TypeError('host function returned a Promise where only a synchronous result is possible (in-process plugins take synchronous host functions; use isolation "worker")')
+  if (isThenable(value))
+    throw new TypeError(
+      'host function returned a Promise where only a synchronous result is possible (in-process plugins take synchronous host functions; use isolation "worker")',
+    )
   throw new TypeError(`host function returned a ${typeof value}; return bytes, a string, a JSON-able value or nothing`)
 }
 

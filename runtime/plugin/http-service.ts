@@ -12,7 +12,8 @@ export function create(config: unknown): ServedService {
   return {
     request: async (args: { url?: unknown; method?: unknown; headers?: unknown }, bytes) => {
       // The arguments come from the guest's thread: checked again here.
-      if (typeof args !== 'object' || args === null || typeof args.url !== 'string' || typeof args.method !== 'string') throw new Error('malformed request')
+      if (typeof args !== 'object' || args === null || typeof args.url !== 'string' || typeof args.method !== 'string')
+        throw new Error('malformed request')
       const headers: Record<string, string> = {}
       if (typeof args.headers === 'object' && args.headers !== null) {
         for (const [k, v] of Object.entries(args.headers)) if (typeof v === 'string') headers[k] = v

@@ -46,15 +46,28 @@ export function resolveHttp(o: HttpOptions | undefined): { problems: string[]; h
   if (!Array.isArray(o.allowedHosts)) problems.push('http.allowedHosts: must be an array of "host:port" or "*.domain" strings')
   const hosts = Array.isArray(o.allowedHosts) ? o.allowedHosts : []
   hosts.forEach((h, i) => {
-    if (typeof h !== 'string' || !HOST_PATTERN.test(h)) problems.push(`http.allowedHosts[${i}]: ${JSON.stringify(h)} is not "host", "host:port" or "*.domain[:port]"`)
+    if (typeof h !== 'string' || !HOST_PATTERN.test(h))
+      problems.push(`http.allowedHosts[${i}]: ${JSON.stringify(h)} is not "host", "host:port" or "*.domain[:port]"`)
   })
   let maxResponseBytes = 1 << 20
   let timeoutMs = 10_000
-  try { if (o.maxResponseBytes !== undefined) maxResponseBytes = parseSize(o.maxResponseBytes) } catch (e) { problems.push(`http.maxResponseBytes: ${(e as Error).message}`) }
-  try { if (o.timeout !== undefined) timeoutMs = parseDuration(o.timeout) } catch (e) { problems.push(`http.timeout: ${(e as Error).message}`) }
+  try {
+    if (o.maxResponseBytes !== undefined) maxResponseBytes = parseSize(o.maxResponseBytes)
+  } catch (e) {
+    problems.push(`http.maxResponseBytes: ${(e as Error).message}`)
+  }
+  try {
+    if (o.timeout !== undefined) timeoutMs = parseDuration(o.timeout)
+  } catch (e) {
+    problems.push(`http.timeout: ${(e as Error).message}`)
+  }
   const maxRedirects = o.maxRedirects ?? 5
-  if (!Number.isInteger(maxRedirects) || maxRedirects < 0 || maxRedirects > 20) problems.push('http.maxRedirects: must be an integer from 0 to 20')
-  return { problems, http: problems.length > 0 ? undefined : { allowedHosts: hosts.map((h) => h.toLowerCase()), maxResponseBytes, timeoutMs, maxRedirects } }
+  if (!Number.isInteger(maxRedirects) || maxRedirects < 0 || maxRedirects > 20)
+    problems.push('http.maxRedirects: must be an integer from 0 to 20')
+  return {
+    problems,
+    http: problems.length > 0 ? undefined : { allowedHosts: hosts.map((h) => h.toLowerCase()), maxResponseBytes, timeoutMs, maxRedirects },
+  }
 }
 
 /** Whether `url` may be requested under the allow-list; the reason when not. */
@@ -108,42 +121,62 @@ export async function fetchAllowed(http: ResolvedHttp, call: HttpCall, body: Uin
   }
 }
 
-function once(url: URL, method: string, headers: Record<string, string>, body: Uint8Array | undefined, http: ResolvedHttp, deadline: number): Promise<HttpResult & { location?: string }> {
+function once(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: Uint8Array | undefined,
+  http: ResolvedHttp,
+  deadline: number,
+): Promise<HttpResult & { location?: string }> {
   return new Promise((resolve, reject) => {
     const left = deadline - Date.now()
-    if (left <= 0) { reject(new HttpDenied(`timed out after ${http.timeoutMs} ms`)); return }
+    if (left <= 0) {
+      reject(new HttpDenied(`timed out after ${http.timeoutMs} ms`))
+      return
+    }
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest
     let done = false
     const finish = (e: Error | undefined, r?: HttpResult & { location?: string }) => {
       if (done) return
       done = true
       clearTimeout(timer)
-      if (e) { req.destroy(); reject(e) } else resolve(r!)
+      if (e) {
+        req.destroy()
+        reject(e)
+      } else resolve(r!)
     }
-    const req = send(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.byteLength) } : {}) }, agent: false }, (res: IncomingMessage) => {
-      const chunks: Uint8Array[] = []
-      let size = 0
-      res.on('data', (c: Buffer) => {
-        size += c.byteLength
-        if (size > http.maxResponseBytes) {
-          res.destroy()
-          finish(new HttpDenied(`response larger than http.maxResponseBytes (${http.maxResponseBytes})`))
-          return
-        }
-        chunks.push(c)
-      })
-      res.on('error', (e) => finish(new HttpDenied(`response failed: ${e.message}`)))
-      res.on('end', () => {
-        const out = new Uint8Array(size)
-        let at = 0
-        for (const c of chunks) { out.set(c, at); at += c.byteLength }
-        const h: Record<string, string> = {}
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v
-        const r: HttpResult & { location?: string } = { status: res.statusCode ?? 0, headers: h, body: out }
-        if (typeof res.headers.location === 'string') r.location = res.headers.location
-        finish(undefined, r)
-      })
-    })
+    const req = send(
+      url,
+      { method, headers: { ...headers, ...(body ? { 'content-length': String(body.byteLength) } : {}) }, agent: false },
+      (res: IncomingMessage) => {
+        const chunks: Uint8Array[] = []
+        let size = 0
+        res.on('data', (c: Buffer) => {
+          size += c.byteLength
+          if (size > http.maxResponseBytes) {
+            res.destroy()
+            finish(new HttpDenied(`response larger than http.maxResponseBytes (${http.maxResponseBytes})`))
+            return
+          }
+          chunks.push(c)
+        })
+        res.on('error', (e) => finish(new HttpDenied(`response failed: ${e.message}`)))
+        res.on('end', () => {
+          const out = new Uint8Array(size)
+          let at = 0
+          for (const c of chunks) {
+            out.set(c, at)
+            at += c.byteLength
+          }
+          const h: Record<string, string> = {}
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v
+          const r: HttpResult & { location?: string } = { status: res.statusCode ?? 0, headers: h, body: out }
+          if (typeof res.headers.location === 'string') r.location = res.headers.location
+          finish(undefined, r)
+        })
+      },
+    )
     const timer = setTimeout(() => finish(new HttpDenied(`timed out after ${http.timeoutMs} ms`)), left)
     req.on('error', (e) => finish(new HttpDenied(`request failed: ${e.message}`)))
     req.end(body)

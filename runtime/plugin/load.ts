@@ -60,14 +60,19 @@ export interface LoadedPlugin {
 }
 
 function readBytes(source: ModuleSource): Uint8Array {
-  if (source instanceof WebAssembly.Module) throw new ModuleError('a plugin needs its module bytes (a path, URL or bytes), not a compiled WebAssembly.Module: caplet rewrites it to snapshot its state')
+  if (source instanceof WebAssembly.Module)
+    throw new ModuleError(
+      'a plugin needs its module bytes (a path, URL or bytes), not a compiled WebAssembly.Module: caplet rewrites it to snapshot its state',
+    )
   if (typeof source === 'string' || source instanceof URL) {
     const path = source instanceof URL ? fileURLToPath(source) : source
     try {
       return readFileSync(path)
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code
-      throw new ModuleError(`cannot read plugin ${JSON.stringify(path)}: ${code === 'ENOENT' ? 'no such file' : String(code ?? e)}`, { cause: e })
+      throw new ModuleError(`cannot read plugin ${JSON.stringify(path)}: ${code === 'ENOENT' ? 'no such file' : String(code ?? e)}`, {
+        cause: e,
+      })
     }
   }
   try {
@@ -78,8 +83,10 @@ function readBytes(source: ModuleSource): Uint8Array {
 }
 
 const sameSig = (s: FunctionSignature, want: { params: readonly string[]; results: readonly string[] }) =>
-  s.params.length === want.params.length && s.results.length === want.results.length &&
-  s.params.every((t, i) => t === want.params[i]) && s.results.every((t, i) => t === want.results[i])
+  s.params.length === want.params.length &&
+  s.results.length === want.results.length &&
+  s.params.every((t, i) => t === want.params[i]) &&
+  s.results.every((t, i) => t === want.results[i])
 const show = (s: FunctionSignature) => `(${s.params.join(', ')}) -> (${s.results.join(', ')})`
 
 /**
@@ -87,7 +94,12 @@ const show = (s: FunctionSignature) => `(${s.params.join(', ')}) -> (${s.results
  * @param granted the host functions granted, by `module.field`
  * @throws ModuleError naming what is wrong (an ungranted import first of all)
  */
-export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted: ReadonlySet<string>, options: { fuel: boolean; http: boolean }): LoadedPlugin {
+export function loadPlugin(
+  source: ModuleSource,
+  policy: ResolvedPolicy,
+  granted: ReadonlySet<string>,
+  options: { fuel: boolean; http: boolean },
+): LoadedPlugin {
   const original = readBytes(source)
   if (original.byteLength < 8 || original[0] !== 0 || original[1] !== 0x61 || original[2] !== 0x73 || original[3] !== 0x6d) {
     throw new ModuleError('not a WebAssembly module (no "\\0asm" header)')
@@ -112,12 +124,16 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
     const mode = policy.unknownImports
     if (mode === 'reject') refused.push(`${imp.module}.${imp.name} (${why})`)
     // A v128 cannot cross into JS: such an import can only trap.
-    else if (mode === 'trap' || sig.results.includes('v128')) stubs.push({ module: imp.module, name: imp.name, action: 'trap', results: [] })
+    else if (mode === 'trap' || sig.results.includes('v128'))
+      stubs.push({ module: imp.module, name: imp.name, action: 'trap', results: [] })
     else stubs.push({ module: imp.module, name: imp.name, action: 'default', results: [...sig.results] })
   }
   for (const imp of WebAssembly.Module.imports(probe)) {
     const name = `${imp.module}.${imp.name}`
-    if (imp.kind !== 'function') { refused.push(`${name} (${imp.kind}: plugins import functions only)`); continue }
+    if (imp.kind !== 'function') {
+      refused.push(`${name} (${imp.kind}: plugins import functions only)`)
+      continue
+    }
     const sig = sigs.imports.get(name)!
     if (imp.module === 'wasi_snapshot_preview1') {
       if (!provided.has(imp.name)) unknown(imp, sig, 'not a WASI preview1 function')
@@ -164,7 +180,10 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
   } catch (e) {
     if (e instanceof InstrumentError && e.code === 'MEMORY_MIN_EXCEEDS_CAP') {
       const { minPages = 0, capPages = 0 } = e.details
-      throw new ModuleError(`the plugin needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory`, { cause: e })
+      throw new ModuleError(
+        `the plugin needs ${formatSize(minPages * 65536)} of memory to start, more than the memory limit of ${formatSize(capPages * 65536)}; raise limits.memory`,
+        { cause: e },
+      )
     }
     if (e instanceof InstrumentError) throw new ModuleError(e.reason, { cause: e })
     throw e
@@ -176,15 +195,34 @@ export function loadPlugin(source: ModuleSource, policy: ResolvedPolicy, granted
     throw new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
   }
   const exports = WebAssembly.Module.exports(module)
-  if (!exports.some((e) => e.name === 'memory' && e.kind === 'memory')) throw new ModuleError('plugin does not export its memory as "memory"')
+  if (!exports.some((e) => e.name === 'memory' && e.kind === 'memory'))
+    throw new ModuleError('plugin does not export its memory as "memory"')
   const exported = new Set(exports.filter((e) => e.kind === 'function').map((e) => e.name))
   const callable = [...sigs.exports.entries()]
-    .filter(([n, s]) => exported.has(n) && n !== '_initialize' && !n.startsWith('caplet_') && s.params.length === 0 && (s.results.length === 0 || (s.results.length === 1 && s.results[0] === 'i32')))
+    .filter(
+      ([n, s]) =>
+        exported.has(n) &&
+        n !== '_initialize' &&
+        !n.startsWith('caplet_') &&
+        s.params.length === 0 &&
+        (s.results.length === 0 || (s.results.length === 1 && s.results[0] === 'i32')),
+    )
     .map(([n]) => n)
   const kind = exported.has('_initialize') ? 'reactor' : exported.has('_start') ? 'command' : 'library'
-  const argv0 = typeof source === 'string' ? source.split('/').pop()! : source instanceof URL ? source.pathname.split('/').pop()! : 'plugin.wasm'
+  const argv0 =
+    typeof source === 'string' ? source.split('/').pop()! : source instanceof URL ? source.pathname.split('/').pop()! : 'plugin.wasm'
   return {
-    module, globals, tables, wasiFunctions, extismFunctions, hostImports, stubs, callable, kind, passiveSegments, argv0,
+    module,
+    globals,
+    tables,
+    wasiFunctions,
+    extismFunctions,
+    hostImports,
+    stubs,
+    callable,
+    kind,
+    passiveSegments,
+    argv0,
     digest: createHash('sha256').update(original).digest('hex'),
   }
 }

@@ -12,12 +12,16 @@ import { builtScript } from '../worker/built-script.js'
 import { CallSender, createCallBuffer } from './call-channel.js'
 import type { CallOutcome, CallRequest, EngineConfig } from './engine.js'
 
-export type ToPluginWorker =
-  | { type: 'init'; cfg: EngineConfig; channel: import('../worker/bridge.js').BridgeChannel; log: boolean; calls: SharedArrayBuffer; port: MessagePort }
+export type ToPluginWorker = {
+  type: 'init'
+  cfg: EngineConfig
+  channel: import('../worker/bridge.js').BridgeChannel
+  log: boolean
+  calls: SharedArrayBuffer
+  port: MessagePort
+}
 
-export type FromPluginWorker =
-  | { type: 'ready' }
-  | { type: 'failed'; message: string }
+export type FromPluginWorker = { type: 'ready' } | { type: 'failed'; message: string }
 
 interface Live {
   worker: Worker
@@ -37,7 +41,11 @@ export class PluginWorker {
   #unusable: string | undefined
   #closed = false
 
-  constructor(cfg: EngineConfig, services: () => Record<string, ServedService>, options: { capacity: number; keep: boolean; log: boolean }) {
+  constructor(
+    cfg: EngineConfig,
+    services: () => Record<string, ServedService>,
+    options: { capacity: number; keep: boolean; log: boolean },
+  ) {
     this.#cfg = cfg
     this.#services = services
     this.#options = options
@@ -49,7 +57,8 @@ export class PluginWorker {
     const server = new BridgeServer(channel, this.#services())
     const worker = new Worker(builtScript('plugin-worker.js'), {
       resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 512 },
-      stdout: false, stderr: false,
+      stdout: false,
+      stderr: false,
     })
     const calls = createCallBuffer()
     const { port1, port2 } = new MessageChannel()
@@ -65,7 +74,9 @@ export class PluginWorker {
       live.onDeath?.(why)
     }
     worker.on('message', (m: FromPluginWorker) => live.onResult?.(m))
-    worker.on('error', (e) => die(`the plugin's worker failed: ${(e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out of memory' : e.message}`))
+    worker.on('error', (e) =>
+      die(`the plugin's worker failed: ${(e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'out of memory' : e.message}`),
+    )
     worker.on('exit', (code) => die(`the plugin's worker exited (code ${code})`))
     void server.serve()
     this.#live = live
@@ -73,9 +84,14 @@ export class PluginWorker {
       live.onDeath = (why) => reject(new ModuleError(why))
       live.onResult = (m) => {
         if (m.type === 'ready') resolve()
-        else if (m.type === 'failed') { die(m.message); reject(new ModuleError(m.message)) }
+        else if (m.type === 'failed') {
+          die(m.message)
+          reject(new ModuleError(m.message))
+        }
       }
-      worker.postMessage({ type: 'init', cfg: this.#cfg, channel, log: this.#options.log, calls, port: port2 } satisfies ToPluginWorker, [port2])
+      worker.postMessage({ type: 'init', cfg: this.#cfg, channel, log: this.#options.log, calls, port: port2 } satisfies ToPluginWorker, [
+        port2,
+      ])
     }).finally(() => {
       live.onDeath = undefined
       live.onResult = undefined
@@ -110,7 +126,10 @@ export class PluginWorker {
         }
         live.onDeath = (why, closed) => {
           done()
-          if (closed) { resolve({ ok: false, failure: 'unusable', message: why }); return }
+          if (closed) {
+            resolve({ ok: false, failure: 'unusable', message: why })
+            return
+          }
           if (this.#options.keep) this.#unusable = `the plugin (state: 'keep') is unusable: ${why}`
           resolve({ ok: false, failure: 'trap', message: why, trap: { kind: 'host-fault', message: why, recentSyscalls: [] } })
         }
@@ -121,13 +140,19 @@ export class PluginWorker {
           }, timeoutMs)
         }
         signal?.addEventListener('abort', onAbort, { once: true })
-        void live.calls.call(req).then((outcome) => {
-          // undefined: the worker went away; its death (or the timeout, or the abort) settles the call.
-          if (outcome === undefined || live.dead) return
-          done()
-          if (!outcome.ok && outcome.unusable) this.#unusable = outcome.message
-          resolve(outcome)
-        }, (e: unknown) => { done(); reject(e) })
+        void live.calls.call(req).then(
+          (outcome) => {
+            // undefined: the worker went away; its death (or the timeout, or the abort) settles the call.
+            if (outcome === undefined || live.dead) return
+            done()
+            if (!outcome.ok && outcome.unusable) this.#unusable = outcome.message
+            resolve(outcome)
+          },
+          (e: unknown) => {
+            done()
+            reject(e)
+          },
+        )
       })
     } finally {
       if (!live.dead) live.worker.unref()

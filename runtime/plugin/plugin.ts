@@ -83,28 +83,39 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   }
   if ((options.isolation ?? 'worker') === 'in-process') {
     for (const [name, fn] of host) {
-      if (isAsync(fn)) problems.push(`host.${name}: an async host function needs isolation "worker" (an in-process plugin runs on this thread, which cannot wait for a promise mid-call)`)
+      if (isAsync(fn))
+        problems.push(
+          `host.${name}: an async host function needs isolation "worker" (an in-process plugin runs on this thread, which cannot wait for a promise mid-call)`,
+        )
     }
   }
   const config: [string, string][] = []
   if (options.config !== undefined) {
     if (typeof options.config !== 'object' || options.config === null) problems.push('config: must be an object of strings')
-    else for (const [k, v] of Object.entries(options.config)) {
-      if (typeof v !== 'string') problems.push(`config.${k}: must be a string`)
-      else config.push([k, v])
-    }
+    else
+      for (const [k, v] of Object.entries(options.config)) {
+        if (typeof v !== 'string') problems.push(`config.${k}: must be a string`)
+        else config.push([k, v])
+      }
   }
   let varBytes = DEFAULT_VAR_BYTES
-  try { if (options.maxVarBytes !== undefined) varBytes = parseSize(options.maxVarBytes) } catch (e) { problems.push(`maxVarBytes: ${(e as Error).message}`) }
+  try {
+    if (options.maxVarBytes !== undefined) varBytes = parseSize(options.maxVarBytes)
+  } catch (e) {
+    problems.push(`maxVarBytes: ${(e as Error).message}`)
+  }
   const { problems: httpProblems, http } = resolveHttp(options.http)
   problems.push(...httpProblems)
   if (options.log !== undefined && typeof options.log !== 'function') problems.push('log: must be a function')
   const initialize = options.initialize
-  if (initialize !== undefined && (typeof initialize !== 'string' || initialize === '_initialize')) problems.push('initialize: must name an export other than _initialize (which runs anyway)')
+  if (initialize !== undefined && (typeof initialize !== 'string' || initialize === '_initialize'))
+    problems.push('initialize: must name an export other than _initialize (which runs anyway)')
   if (problems.length > 0) throw new PolicyError(problems)
   const loaded = loadPlugin(module, policy!, new Set(host.keys()), { fuel: policy!.limits.fuel !== undefined, http: http !== undefined })
   if (initialize !== undefined && !loaded.callable.includes(initialize)) {
-    throw new PolicyError([`initialize: the plugin has no export ${JSON.stringify(initialize)} taking no arguments (callable: ${loaded.callable.join(', ') || 'none'})`])
+    throw new PolicyError([
+      `initialize: the plugin has no export ${JSON.stringify(initialize)} taking no arguments (callable: ${loaded.callable.join(', ') || 'none'})`,
+    ])
   }
   return { loaded, policy: policy!, host, state, reset, initialize, config, varBytes, http, log: options.log }
 }
@@ -150,7 +161,11 @@ function inProcessServices(p: PreparedPlugin, helper: BridgeHelper | undefined):
       if (isThenable(r)) {
         // Nobody will wait for it: keep its rejection from becoming an unhandled one.
         Promise.resolve(r).catch(() => {})
-        throw new PluginAbort('host', `host function ${name} returned a Promise: in-process plugins take synchronous host functions (use isolation "worker")`, name)
+        throw new PluginAbort(
+          'host',
+          `host function ${name} returned a Promise: in-process plugins take synchronous host functions (use isolation "worker")`,
+          name,
+        )
       }
       return hostBytes(name, r)
     },
@@ -177,11 +192,20 @@ function planCall(p: PreparedPlugin, name: unknown, input: unknown, o: CallOptio
   if (o !== undefined) {
     if (o.fuel !== undefined) {
       if (!Number.isSafeInteger(o.fuel) || o.fuel <= 0) problems.push('fuel: must be a positive integer')
-      else if (p.policy.limits.fuel === undefined) problems.push('fuel: the plugin was loaded without limits.fuel, so its code is not metered; set limits.fuel when loading')
+      else if (p.policy.limits.fuel === undefined)
+        problems.push('fuel: the plugin was loaded without limits.fuel, so its code is not metered; set limits.fuel when loading')
       else req.fuel = o.fuel
     }
-    try { if (o.timeout !== undefined) timeoutMs = parseDuration(o.timeout) } catch (e) { problems.push(`timeout: ${(e as Error).message}`) }
-    try { if (o.maxOutput !== undefined) req.maxOutput = parseSize(o.maxOutput) } catch (e) { problems.push(`maxOutput: ${(e as Error).message}`) }
+    try {
+      if (o.timeout !== undefined) timeoutMs = parseDuration(o.timeout)
+    } catch (e) {
+      problems.push(`timeout: ${(e as Error).message}`)
+    }
+    try {
+      if (o.maxOutput !== undefined) req.maxOutput = parseSize(o.maxOutput)
+    } catch (e) {
+      problems.push(`maxOutput: ${(e as Error).message}`)
+    }
   }
   timeoutMs ??= p.policy.limits.timeoutMs
   if (problems.length > 0) throw new PolicyError(problems)
@@ -227,7 +251,8 @@ class PluginHandle implements Plugin {
   async call(name: string, input?: Uint8Array | string, options?: CallOptions): Promise<Uint8Array> {
     const plan = planCall(this.#p, name, input, options)
     if (this.#isolation === 'in-process') {
-      if (plan.timeoutMs !== undefined) throw new PolicyError(["timeout: needs isolation 'worker' (an in-process plugin cannot be stopped mid-instruction; use fuel)"])
+      if (plan.timeoutMs !== undefined)
+        throw new PolicyError(["timeout: needs isolation 'worker' (an in-process plugin cannot be stopped mid-instruction; use fuel)"])
       plan.signal?.throwIfAborted()
       return this.#callInProcess(plan)
     }
@@ -242,13 +267,24 @@ class PluginHandle implements Plugin {
 
   callSync(name: string, input?: Uint8Array | string, options?: CallOptions): Uint8Array {
     const plan = planCall(this.#p, name, input, options)
-    if (plan.timeoutMs !== undefined) throw new PolicyError(["timeout: callSync runs on this thread, which cannot be stopped mid-instruction; use call() with isolation 'worker', or fuel"])
+    if (plan.timeoutMs !== undefined)
+      throw new PolicyError([
+        "timeout: callSync runs on this thread, which cannot be stopped mid-instruction; use call() with isolation 'worker', or fuel",
+      ])
     plan.signal?.throwIfAborted()
     if (this.#isolation === 'worker' && this.#engine === undefined) {
-      if (this.#p.state === 'keep') throw new PolicyError(["state: a 'keep' plugin loaded with isolation 'worker' keeps its state in the worker; callSync would see another state (load it with isolation 'in-process')"])
+      if (this.#p.state === 'keep')
+        throw new PolicyError([
+          "state: a 'keep' plugin loaded with isolation 'worker' keeps its state in the worker; callSync would see another state (load it with isolation 'in-process')",
+        ])
       const async = [...this.#p.host].filter(([, fn]) => isAsync(fn)).map(([n]) => n)
-      if (async.length > 0) throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
-      if (this.#p.http !== undefined) this.#helper ??= startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: this.#p.http }], { capacity: bridgeCapacity(this.#p), unref: true })
+      if (async.length > 0)
+        throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
+      if (this.#p.http !== undefined)
+        this.#helper ??= startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: this.#p.http }], {
+          capacity: bridgeCapacity(this.#p),
+          unref: true,
+        })
       this.#engine = newEngine(this.#p, 'in-process', this.#helper)
     }
     return this.#callInProcess(plan)
@@ -312,8 +348,16 @@ export function embedderServices(p: PreparedPlugin): Record<string, ServedServic
     log: {
       write: (args: { level?: unknown; message?: unknown }) => {
         const level = args?.level
-        if (typeof level === 'string' && typeof args.message === 'string' && ['trace', 'debug', 'info', 'warn', 'error', 'stderr'].includes(level)) {
-          try { p.log?.(level as 'info', args.message) } catch { /* a logger's failure is not the call's */ }
+        if (
+          typeof level === 'string' &&
+          typeof args.message === 'string' &&
+          ['trace', 'debug', 'info', 'warn', 'error', 'stderr'].includes(level)
+        ) {
+          try {
+            p.log?.(level as 'info', args.message)
+          } catch {
+            /* a logger's failure is not the call's */
+          }
         }
       },
     },
@@ -331,7 +375,10 @@ export async function plugin(module: ModuleSource, options: PluginOptions = {}):
   const p = preparePlugin(module, options)
   const isolation = p.policy.isolation
   if (isolation === 'in-process') {
-    const helper = p.http !== undefined ? await startBridgeHelper([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true }) : undefined
+    const helper =
+      p.http !== undefined
+        ? await startBridgeHelper([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true })
+        : undefined
     try {
       return new PluginHandle(p, 'in-process', newEngine(p, 'in-process', helper), helper)
     } catch (e) {
@@ -339,7 +386,11 @@ export async function plugin(module: ModuleSource, options: PluginOptions = {}):
       throw e
     }
   }
-  const worker = new PluginWorker(engineConfig(p, 'worker'), () => embedderServices(p), { capacity: bridgeCapacity(p), keep: p.state === 'keep', log: p.log !== undefined })
+  const worker = new PluginWorker(engineConfig(p, 'worker'), () => embedderServices(p), {
+    capacity: bridgeCapacity(p),
+    keep: p.state === 'keep',
+    log: p.log !== undefined,
+  })
   await worker.start()
   return new PluginHandle(p, 'worker', undefined, undefined, worker)
 }
@@ -347,7 +398,10 @@ export async function plugin(module: ModuleSource, options: PluginOptions = {}):
 /** `plugin` on this thread, synchronously: isolation is forced to `in-process`. */
 export function pluginSync(module: ModuleSource, options: PluginOptions = {}): Plugin {
   const p = preparePlugin(module, { ...options, isolation: 'in-process' })
-  const helper = p.http !== undefined ? startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true }) : undefined
+  const helper =
+    p.http !== undefined
+      ? startBridgeHelperSync([{ name: 'http', factory: 'plugin-http', config: p.http }], { capacity: bridgeCapacity(p), unref: true })
+      : undefined
   try {
     return new PluginHandle(p, 'in-process', newEngine(p, 'in-process', helper), helper)
   } catch (e) {

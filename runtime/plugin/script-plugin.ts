@@ -38,8 +38,10 @@ class ScriptPlugin implements Plugin {
   async call(name: string, input?: Uint8Array | string, o?: CallOptions): Promise<Uint8Array> {
     if (this.#closed) throw new PluginUnusableError('the plugin is closed')
     const problems: string[] = []
-    if (typeof name !== 'string' || !this.#exports.includes(name)) problems.push(`name: the plugin has no callable export ${JSON.stringify(name)} (callable: ${this.#exports.join(', ')})`)
-    if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array)) problems.push('input: must be a string or a Uint8Array')
+    if (typeof name !== 'string' || !this.#exports.includes(name))
+      problems.push(`name: the plugin has no callable export ${JSON.stringify(name)} (callable: ${this.#exports.join(', ')})`)
+    if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array))
+      problems.push('input: must be a string or a Uint8Array')
     if (o?.fuel !== undefined && (!Number.isSafeInteger(o.fuel) || o.fuel <= 0)) problems.push('fuel: must be a positive integer')
     if (problems.length > 0) throw new PolicyError(problems)
     const limits = { ...this.#options.limits }
@@ -47,10 +49,12 @@ class ScriptPlugin implements Plugin {
     if (o?.timeout !== undefined) limits.timeout = o.timeout
     if (o?.maxOutput !== undefined) limits.stdout = o.maxOutput
     const r = await runScript(this.#program, {
-      ...this.#options, limits,
+      ...this.#options,
+      limits,
       args: [this.#program.entry, name],
-      stdin: typeof input === 'string' ? input : input?.slice() ?? new Uint8Array(0),
-      stdout: 'capture', stderr: 'capture',
+      stdin: typeof input === 'string' ? input : (input?.slice() ?? new Uint8Array(0)),
+      stdout: 'capture',
+      stderr: 'capture',
       ...(o?.signal !== undefined ? { signal: o.signal } : {}),
     })
     if (this.#closed) throw new PluginUnusableError('the plugin was closed during the call')
@@ -58,7 +62,7 @@ class ScriptPlugin implements Plugin {
   }
 
   callSync(): Uint8Array {
-    throw new PolicyError(['callSync: a JavaScript plugin runs in caplet\'s JavaScript engine, loaded asynchronously; use call()'])
+    throw new PolicyError(["callSync: a JavaScript plugin runs in caplet's JavaScript engine, loaded asynchronously; use call()"])
   }
 
   async close(): Promise<void> {
@@ -73,7 +77,10 @@ function outcome(r: RunResult): Uint8Array {
   if (r.trap !== undefined) throw new PluginCallError(`the plugin trapped: ${r.trap.message}`, 'trap', { trap: r.trap, ...extra })
   if (r.exitCode !== 0) {
     const first = stderr?.split('\n').find((l) => l.trim() !== '')
-    throw new PluginCallError(`the plugin exited with code ${r.exitCode}${first !== undefined ? `: ${first}` : ''}`, 'plugin', { status: r.exitCode, ...extra })
+    throw new PluginCallError(`the plugin exited with code ${r.exitCode}${first !== undefined ? `: ${first}` : ''}`, 'plugin', {
+      status: r.exitCode,
+      ...extra,
+    })
   }
   return r.stdout
 }
@@ -84,22 +91,27 @@ function outcome(r: RunResult): Uint8Array {
  */
 export async function scriptPlugin(program: ScriptProgram, options: ScriptPluginOptions = {}): Promise<Plugin> {
   const problems: string[] = []
-  if (!isScriptProgram(program)) problems.push('program: not a compiled script (use compileScript from caplet\'s toolchain)')
+  if (!isScriptProgram(program)) problems.push("program: not a compiled script (use compileScript from caplet's toolchain)")
   const run: Record<string, unknown> = { ...options }
   delete run.exports
   for (const k of ['host', 'http', 'config', 'initialize', 'reset']) {
     if (k in run) problems.push(`${k}: not offered to JavaScript plugins`)
     delete run[k]
   }
-  if (run.state !== undefined && run.state !== 'fresh') problems.push('state: JavaScript plugins start every call fresh ("keep" is not offered)')
+  if (run.state !== undefined && run.state !== 'fresh')
+    problems.push('state: JavaScript plugins start every call fresh ("keep" is not offered)')
   delete run.state
   for (const k of ['stdin', 'stdout', 'stderr', 'signal', 'args']) {
-    if (k in run) problems.push(`${k}: not a plugin option (a call's input is its stdin, the export's name its args[0], its output the result)`)
+    if (k in run)
+      problems.push(`${k}: not a plugin option (a call's input is its stdin, the export's name its args[0], its output the result)`)
     delete run[k]
   }
   const exports = options.exports ?? ['main']
   if (!Array.isArray(exports) || exports.length === 0) problems.push('exports: must be a non-empty list of names')
-  else for (const n of exports) if (typeof n !== 'string' || !NAME.test(n)) problems.push(`exports: ${JSON.stringify(n)} is not a name (letters, digits, _ $ . -; at most 128)`)
+  else
+    for (const n of exports)
+      if (typeof n !== 'string' || !NAME.test(n))
+        problems.push(`exports: ${JSON.stringify(n)} is not a name (letters, digits, _ $ . -; at most 128)`)
   if (problems.length > 0) throw new PolicyError(problems)
   return new ScriptPlugin(program, run as RunOptions, [...exports])
 }

@@ -24,5 +24,12 @@ parentPort!.once('message', (m: ToPluginWorker) => {
   post({ type: 'ready' })
   // The outcome goes out first and the reset follows, off the caller's path: the next call
   // is read only after it, so it still starts from the restored state.
-  setImmediate(() => serveCalls(m.calls, m.port, (req) => engine.call(req, true), () => engine.reset()))
+  setImmediate(() =>
+    serveCalls(
+      m.calls,
+      m.port,
+      (req) => engine.call(req, true),
+      () => engine.reset(),
+    ),
+  )
 })

@@ -27,7 +27,11 @@ async function main(): Promise<void> {
   }
   const server = new BridgeServer(channel, built)
   parentPort!.on('message', (m) => {
-    if (m === 'close') void server.close().catch(() => {}).finally(() => process.exit(0))
+    if (m === 'close')
+      void server
+        .close()
+        .catch(() => {})
+        .finally(() => process.exit(0))
   })
   reportHelperStart(channel)
   await server.serve()

@@ -31,24 +31,33 @@ export interface HelperData {
 const START_TIMEOUT_MS = 30_000
 const CLOSE_TIMEOUT_MS = 5_000
 
-function spawn(services: HelperServiceSpec[], capacity: number | undefined): { channel: BridgeChannel; worker: Worker; helper: BridgeHelper } {
+function spawn(
+  services: HelperServiceSpec[],
+  capacity: number | undefined,
+): { channel: BridgeChannel; worker: Worker; helper: BridgeHelper } {
   const channel = createBridge(capacity === undefined ? {} : { capacity })
   const data: HelperData = { channel, services }
   const worker = new Worker(builtScript('bridge-helper.js'), { workerData: data, stdout: false, stderr: false })
   let exited = false
-  const exit = new Promise<void>((resolve) => worker.once('exit', () => { exited = true; resolve() }))
+  const exit = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      exited = true
+      resolve()
+    }),
+  )
   // An error event after close is the thread's own business; it must not crash the embedder.
   worker.on('error', () => {})
   let closing: Promise<void> | undefined
   const helper: BridgeHelper = {
     channel,
-    close: () => (closing ??= (async () => {
-      if (exited) return
-      worker.postMessage('close')
-      const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS)
-      await exit
-      clearTimeout(timer)
-    })()),
+    close: () =>
+      (closing ??= (async () => {
+        if (exited) return
+        worker.postMessage('close')
+        const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS)
+        await exit
+        clearTimeout(timer)
+      })()),
   }
   return { channel, worker, helper }
 }
@@ -59,7 +68,10 @@ function failed(channel: BridgeChannel, worker: Worker, why: string): Error {
 }
 
 /** Starts a helper thread and waits (without blocking this thread) until its services are built. */
-export async function startBridgeHelper(services: HelperServiceSpec[], options: { capacity?: number; unref?: boolean } = {}): Promise<BridgeHelper> {
+export async function startBridgeHelper(
+  services: HelperServiceSpec[],
+  options: { capacity?: number; unref?: boolean } = {},
+): Promise<BridgeHelper> {
   const { channel, worker, helper } = spawn(services, options.capacity)
   // A helper that lives as long as an embedder's object (a plugin) must not hold the process open by itself.
   if (options.unref) worker.unref()

@@ -51,7 +51,10 @@ export type ServedService = BridgeService & BridgeServiceLifecycle
 
 /** Thrown by a handler to deliver an errno (and a host-side message) to the caller. */
 export class BridgeFault extends Error {
-  constructor(message: string, readonly errno?: number) {
+  constructor(
+    message: string,
+    readonly errno?: number,
+  ) {
     super(message)
     this.name = 'BridgeFault'
   }
@@ -59,7 +62,11 @@ export class BridgeFault extends Error {
 
 /** The caller's view of a failed handler: its name, message and errno, if it gave one. */
 export class BridgeCallError extends Error {
-  constructor(message: string, readonly errno?: number, readonly remoteName = 'Error') {
+  constructor(
+    message: string,
+    readonly errno?: number,
+    readonly remoteName = 'Error',
+  ) {
     super(message)
     this.name = 'BridgeCallError'
   }
@@ -100,9 +107,16 @@ export const HELPER_READY = 1
 export const HELPER_FAILED = 2
 
 /** `Atomics.waitAsync` (ES2024; in Node 20 and evergreen browsers), typed here since the project's lib is ES2022. */
-export const waitAsync = (Atomics as unknown as {
-  waitAsync(view: Int32Array, index: number, value: number, timeout?: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> }
-}).waitAsync
+export const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      view: Int32Array,
+      index: number,
+      value: number,
+      timeout?: number,
+    ): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> }
+  }
+).waitAsync
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
@@ -120,7 +134,13 @@ export function createBridge(options: { capacity?: number } = {}): BridgeChannel
  * Writes one message: raw bytes first (from offset 0, where posted requests' bytes already sit),
  * then the JSON header after them. `bytes` undefined with `bytesLen` > 0: the bytes are in place.
  */
-function writeMessage(channel: BridgeChannel, header: Int32Array, json: Uint8Array, bytes: Uint8Array | undefined, bytesLen = bytes?.byteLength ?? 0): boolean {
+function writeMessage(
+  channel: BridgeChannel,
+  header: Int32Array,
+  json: Uint8Array,
+  bytes: Uint8Array | undefined,
+  bytesLen = bytes?.byteLength ?? 0,
+): boolean {
   if (json.byteLength + bytesLen > channel.capacity) return false
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
   if (bytes) data.set(bytes, 0)
@@ -325,8 +345,10 @@ export class BridgeClient {
       if (!Array.isArray(r) || typeof r[0] !== 'number') continue
       const cb = this.#outcomes.get(r[0])
       this.#outcomes.delete(r[0])
-      const e = r.length > 2 ? r[2] as { name?: unknown; message?: unknown; errno?: unknown } | null : null
-      const error = e ? new BridgeCallError(String(e.message), typeof e.errno === 'number' ? e.errno : undefined, String(e.name)) : undefined
+      const e = r.length > 2 ? (r[2] as { name?: unknown; message?: unknown; errno?: unknown } | null) : null
+      const error = e
+        ? new BridgeCallError(String(e.message), typeof e.errno === 'number' ? e.errno : undefined, String(e.name))
+        : undefined
       if (cb) cb(error ? undefined : r[1], error)
       else if (error) this.#unclaimed ??= error
     }
@@ -372,10 +394,20 @@ export class BridgeServer {
   }
 
   /** Runs one handler; its reply, or its failure as the wire carries it. */
-  async #run(entry: unknown, bytes: Uint8Array, at: number): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
+  async #run(
+    entry: unknown,
+    bytes: Uint8Array,
+    at: number,
+  ): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
     let used = 0
     try {
-      if (!Array.isArray(entry) || entry.length < 5 || typeof entry[0] !== 'string' || typeof entry[1] !== 'string' || typeof entry[3] !== 'number') {
+      if (
+        !Array.isArray(entry) ||
+        entry.length < 5 ||
+        typeof entry[0] !== 'string' ||
+        typeof entry[1] !== 'string' ||
+        typeof entry[3] !== 'number'
+      ) {
         throw new BridgeFault('malformed bridge request')
       }
       const [service, method, args, len] = entry as [string, string, unknown, number]
@@ -386,9 +418,10 @@ export class BridgeServer {
       if (typeof handler !== 'function') throw new BridgeFault(`no such bridge method: ${service}.${method}`)
       return { reply: await handler.call(target, args, len < 0 ? undefined : bytes.subarray(at, at + len)), used }
     } catch (e) {
-      const error = e instanceof Error
-        ? { name: e.name, message: e.message, ...(e instanceof BridgeFault && e.errno !== undefined ? { errno: e.errno } : {}) }
-        : { name: 'Error', message: String(e) }
+      const error =
+        e instanceof Error
+          ? { name: e.name, message: e.message, ...(e instanceof BridgeFault && e.errno !== undefined ? { errno: e.errno } : {}) }
+          : { name: 'Error', message: String(e) }
       return { error, used }
     }
   }
@@ -437,13 +470,36 @@ export class BridgeServer {
     try {
       const reply = last?.reply
       out = error ? undefined : reply ? reply.bytes : undefined
-      json = encoder.encode(JSON.stringify({ ...(error ? { e: error } : { v: reply ? reply.value : undefined }), ...(p.length > 0 ? { p } : {}), n: out ? out.byteLength : -1 }))
+      json = encoder.encode(
+        JSON.stringify({
+          ...(error ? { e: error } : { v: reply ? reply.value : undefined }),
+          ...(p.length > 0 ? { p } : {}),
+          n: out ? out.byteLength : -1,
+        }),
+      )
     } catch (e) {
-      json = encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply not serialisable: ${e instanceof Error ? e.message : String(e)}` }, p, n: -1 }))
+      json = encoder.encode(
+        JSON.stringify({
+          e: { name: 'BridgeFault', message: `reply not serialisable: ${e instanceof Error ? e.message : String(e)}` },
+          p,
+          n: -1,
+        }),
+      )
       out = undefined
     }
     if (!writeMessage(this.#channel, h, json, out)) {
-      writeMessage(this.#channel, h, encoder.encode(JSON.stringify({ e: { name: 'BridgeFault', message: `reply too large for the bridge (${this.#channel.capacity} bytes)` }, p, n: -1 })), undefined)
+      writeMessage(
+        this.#channel,
+        h,
+        encoder.encode(
+          JSON.stringify({
+            e: { name: 'BridgeFault', message: `reply too large for the bridge (${this.#channel.capacity} bytes)` },
+            p,
+            n: -1,
+          }),
+        ),
+        undefined,
+      )
     }
     if (Atomics.compareExchange(h, STATE, REQUEST, REPLY) === REQUEST) Atomics.notify(h, STATE)
   }

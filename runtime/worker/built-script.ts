@@ -11,7 +11,11 @@ const found = new Map<string, URL>()
 export function builtScript(name: string): URL {
   const cached = found.get(name)
   if (cached) return cached
-  for (const candidate of [new URL(`./${name}`, import.meta.url), new URL(`../../dist/${name}`, import.meta.url), new URL(`../dist/${name}`, import.meta.url)]) {
+  for (const candidate of [
+    new URL(`./${name}`, import.meta.url),
+    new URL(`../../dist/${name}`, import.meta.url),
+    new URL(`../dist/${name}`, import.meta.url),
+  ]) {
     if (existsSync(fileURLToPath(candidate))) {
       found.set(name, candidate)
       return candidate

@@ -15,11 +15,16 @@ const post = (m: WorkerMessage) => parentPort!.postMessage(m)
 
 function sinkFor(mode: StreamMode, stream: 'stdout' | 'stderr', fd: number): Sink {
   switch (mode.kind) {
-    case 'inherit': return fdSink(fd)
-    case 'discard': return discardSink
-    case 'capture': return captureSink(mode.buffer)
-    case 'ring': return ringSink(mode.buffer, stream)
-    case 'callback': return (chunk) => post({ v: PROTOCOL_VERSION, type: 'chunk', stream, bytes: chunk.slice() })
+    case 'inherit':
+      return fdSink(fd)
+    case 'discard':
+      return discardSink
+    case 'capture':
+      return captureSink(mode.buffer)
+    case 'ring':
+      return ringSink(mode.buffer, stream)
+    case 'callback':
+      return (chunk) => post({ v: PROTOCOL_VERSION, type: 'chunk', stream, bytes: chunk.slice() })
   }
 }
 

@@ -64,20 +64,22 @@ export class WorkerPool {
         const slot = this.#idle.pop() ?? this.#spawn()
         slot.handlers = handlers
         slot.worker.ref()
-        slot.worker.postMessage(build({
-          get: (stream, capacity) => {
-            const size = CAPTURE_HEADER + capacity
-            if (capacity > this.captureBytes) return new SharedArrayBuffer(size)
-            const buffer = slot.buffers[stream] ??= new SharedArrayBuffer(CAPTURE_HEADER + this.captureBytes)
-            new Int32Array(buffer, 0, 1)[0] = 0
-            return buffer
-          },
-          ring: () => {
-            const ring = slot.ring ??= createOutputRing()
-            resetOutputRing(ring)
-            return ring
-          },
-        }))
+        slot.worker.postMessage(
+          build({
+            get: (stream, capacity) => {
+              const size = CAPTURE_HEADER + capacity
+              if (capacity > this.captureBytes) return new SharedArrayBuffer(size)
+              const buffer = (slot.buffers[stream] ??= new SharedArrayBuffer(CAPTURE_HEADER + this.captureBytes))
+              new Int32Array(buffer, 0, 1)[0] = 0
+              return buffer
+            },
+            ring: () => {
+              const ring = (slot.ring ??= createOutputRing())
+              resetOutputRing(ring)
+              return ring
+            },
+          }),
+        )
         let done = false
         const finish = (reuse: boolean) => {
           if (done) return
@@ -114,7 +116,9 @@ export class WorkerPool {
     worker.on('message', (m: WorkerMessage) => slot.handlers?.message(m))
     worker.on('error', (e) => {
       const code = (e as NodeJS.ErrnoException).code
-      slot.handlers?.failed(code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the host ran out of memory serving the guest' : `worker failed: ${e.message}`)
+      slot.handlers?.failed(
+        code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the host ran out of memory serving the guest' : `worker failed: ${e.message}`,
+      )
       this.#forget(slot)
     })
     worker.on('exit', (code) => {

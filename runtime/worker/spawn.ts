@@ -10,7 +10,8 @@ export function spawnSandboxWorker(): Worker {
   return new Worker(builtScript('worker.js'), {
     // A guest's call stack lives on this thread's stack: a bounded one makes deep recursion trap cleanly.
     resourceLimits: { stackSizeMb: 8, maxOldGenerationSizeMb: 256 },
-    stdout: false, stderr: false,
+    stdout: false,
+    stderr: false,
   })
 }
 
@@ -20,7 +21,9 @@ let early: { worker: Worker; failed: boolean } | undefined
 export function startEarlyWorker(): void {
   if (early !== undefined) return
   const e = { worker: spawnSandboxWorker(), failed: false }
-  const fail = () => { e.failed = true }
+  const fail = () => {
+    e.failed = true
+  }
   e.worker.on('error', fail).on('exit', fail)
   e.worker.unref()
   early = e

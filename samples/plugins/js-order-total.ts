@@ -6,8 +6,16 @@
 //   const program = (await compileScript({ files: { 'js-order-total.ts': src } })).program
 //   const p = await scriptPlugin(program, { exports: ['total', 'validate'], limits: { fuel: 1e8 } })
 //   await p.call('total', JSON.stringify(order))
-interface Line { item: string; quantity: number; price: number }
-interface Order { customer: string; lines: Line[]; coupon?: string }
+interface Line {
+  item: string
+  quantity: number
+  price: number
+}
+interface Order {
+  customer: string
+  lines: Line[]
+  coupon?: string
+}
 
 const COUPONS: Record<string, number> = { TENOFF: 0.1, HALF: 0.5 }
 const cents = (x: number) => Math.round(x * 100) / 100
@@ -16,10 +24,11 @@ function problems(o: Order): string[] {
   const out: string[] = []
   if (typeof o.customer !== 'string' || o.customer === '') out.push('customer: missing')
   if (!Array.isArray(o.lines) || o.lines.length === 0) out.push('lines: at least one')
-  else o.lines.forEach((l, i) => {
-    if (!Number.isInteger(l.quantity) || l.quantity <= 0) out.push(`lines[${i}].quantity: a positive integer`)
-    if (!Number.isFinite(l.price) || l.price < 0) out.push(`lines[${i}].price: a non-negative number`)
-  })
+  else
+    o.lines.forEach((l, i) => {
+      if (!Number.isInteger(l.quantity) || l.quantity <= 0) out.push(`lines[${i}].quantity: a positive integer`)
+      if (!Number.isFinite(l.price) || l.price < 0) out.push(`lines[${i}].price: a non-negative number`)
+    })
   if (o.coupon !== undefined && !(o.coupon in COUPONS)) out.push(`coupon: unknown ${JSON.stringify(o.coupon)}`)
   return out
 }

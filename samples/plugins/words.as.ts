@@ -6,7 +6,7 @@
 //   const p = await plugin(compiled, { initialize: '_start' })
 //   await p.call('count_words', 'the cat and the hat')
 const STOP = new Set<string>()
-const STOP_LIST = ["a", "an", "and", "the", "of", "to", "in", "is", "it", "on"]
+const STOP_LIST = ['a', 'an', 'and', 'the', 'of', 'to', 'in', 'is', 'it', 'on']
 for (let i = 0; i < STOP_LIST.length; i++) STOP.add(STOP_LIST[i])
 
 function readInput(): string {
@@ -36,8 +36,8 @@ function quote(s: string): string {
   let out = '"'
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
-    if (c == 34 || c == 92) out += "\\" + String.fromCharCode(c)
-    else if (c < 32) out += " "
+    if (c == 34 || c == 92) out += '\\' + String.fromCharCode(c)
+    else if (c < 32) out += ' '
     else out += String.fromCharCode(c)
   }
   return out + '"'
@@ -59,12 +59,25 @@ export function count_words(): void {
       counts.set(w, counts.has(w) ? counts.get(w) + 1 : 1)
     }
   }
-  let top = ""
+  let top = ''
   let topCount = 0
   const keys = counts.keys()
   for (let i = 0; i < keys.length; i++) {
     const c = counts.get(keys[i])
-    if (c > topCount || (c == topCount && keys[i] < top)) { top = keys[i]; topCount = c }
+    if (c > topCount || (c == topCount && keys[i] < top)) {
+      top = keys[i]
+      topCount = c
+    }
   }
-  process.stdout.write('{"words":' + words.toString() + ',"distinct":' + counts.size.toString() + ',"top":' + quote(top) + ',"topCount":' + topCount.toString() + "}")
+  process.stdout.write(
+    '{"words":' +
+      words.toString() +
+      ',"distinct":' +
+      counts.size.toString() +
+      ',"top":' +
+      quote(top) +
+      ',"topCount":' +
+      topCount.toString() +
+      '}',
+  )
 }

@@ -8,17 +8,64 @@
  */
 import { explainDenials, prepare, type BrowserMountSpec, type BrowserRunResult, type FileEntry } from '../../runtime/browser/index.js'
 
-interface Sample { name: string; file: string; args: string; stdin: string; about: string; files?: Record<string, string>; data?: Record<string, string> }
+interface Sample {
+  name: string
+  file: string
+  args: string
+  stdin: string
+  about: string
+  files?: Record<string, string>
+  data?: Record<string, string>
+}
 
 const SAMPLES: Sample[] = [
   { name: 'hello', file: 'hello.wasm', args: '', stdin: '', about: 'Prints a greeting.' },
-  { name: 'tee', file: 'tee.wasm', args: '/tmp/out.txt', stdin: 'written by the guest\n', about: 'Copies stdin to stdout and to each file named: the file appears under "Files after the run".' },
-  { name: 'cat', file: 'cat.wasm', args: '/tmp/hello.txt', stdin: '', about: 'Prints the files named (or stdin). Drop a file into /tmp and name it.', files: { 'hello.txt': 'a file put in /tmp by the page\n' } },
+  {
+    name: 'tee',
+    file: 'tee.wasm',
+    args: '/tmp/out.txt',
+    stdin: 'written by the guest\n',
+    about: 'Copies stdin to stdout and to each file named: the file appears under "Files after the run".',
+  },
+  {
+    name: 'cat',
+    file: 'cat.wasm',
+    args: '/tmp/hello.txt',
+    stdin: '',
+    about: 'Prints the files named (or stdin). Drop a file into /tmp and name it.',
+    files: { 'hello.txt': 'a file put in /tmp by the page\n' },
+  },
   { name: 'ls', file: 'ls.wasm', args: '/tmp', stdin: '', about: 'Lists a directory.', files: { 'a.txt': 'a\n', 'b.txt': 'b\n' } },
-  { name: 'spin forever', file: 'fuel_spin.wasm', args: 'forever', stdin: '', about: 'An infinite loop: the timeout (or Stop) ends it; the page stays responsive.' },
-  { name: 'memory bomb', file: 'rt_grow.wasm', args: '100 1024 16384 65536', stdin: '', about: 'Grows memory to each page count (64 KiB pages): growth past the memory limit fails.' },
-  { name: 'denied calls', file: 'deny_probe.wasm', args: 'ro-write escape ro-write', stdin: '', about: 'Writes under /data (a read-only mount) and opens /data/../../etc/passwd: both are refused and listed under "Denied calls", the first with the option that would grant it.', data: { 'in.txt': 'read-only input\n' } },
-  { name: 'escape attempts', file: 'escape.wasm', args: 'dotdot', stdin: '', about: 'Tries to leave its directories with "..": every attempt is refused (PERM).' },
+  {
+    name: 'spin forever',
+    file: 'fuel_spin.wasm',
+    args: 'forever',
+    stdin: '',
+    about: 'An infinite loop: the timeout (or Stop) ends it; the page stays responsive.',
+  },
+  {
+    name: 'memory bomb',
+    file: 'rt_grow.wasm',
+    args: '100 1024 16384 65536',
+    stdin: '',
+    about: 'Grows memory to each page count (64 KiB pages): growth past the memory limit fails.',
+  },
+  {
+    name: 'denied calls',
+    file: 'deny_probe.wasm',
+    args: 'ro-write escape ro-write',
+    stdin: '',
+    about:
+      'Writes under /data (a read-only mount) and opens /data/../../etc/passwd: both are refused and listed under "Denied calls", the first with the option that would grant it.',
+    data: { 'in.txt': 'read-only input\n' },
+  },
+  {
+    name: 'escape attempts',
+    file: 'escape.wasm',
+    args: 'dotdot',
+    stdin: '',
+    about: 'Tries to leave its directories with "..": every attempt is refused (PERM).',
+  },
 ]
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
@@ -67,7 +114,9 @@ function pickSample(): void {
 }
 
 function showDropped(): void {
-  dropList.replaceChildren(...dropped.map((f) => Object.assign(document.createElement('li'), { textContent: `/tmp/${f.name} (${f.size} bytes)` })))
+  dropList.replaceChildren(
+    ...dropped.map((f) => Object.assign(document.createElement('li'), { textContent: `/tmp/${f.name} (${f.size} bytes)` })),
+  )
 }
 
 function addFiles(list: FileList | null): void {
@@ -96,15 +145,20 @@ const TRAPS: Record<string, string> = {
   runtime: 'a runtime error',
 }
 const LIMITS: Record<string, string> = {
-  timeout: 'the time limit ran out', fuel: 'it ran out of fuel', stdout: 'it wrote more output than allowed',
-  stderr: 'it wrote more error output than allowed', memory: 'it needed more memory than allowed', aborted: 'you stopped it',
+  timeout: 'the time limit ran out',
+  fuel: 'it ran out of fuel',
+  stdout: 'it wrote more output than allowed',
+  stderr: 'it wrote more error output than allowed',
+  memory: 'it needed more memory than allowed',
+  aborted: 'you stopped it',
 }
 
 function describe(r: BrowserRunResult): { text: string; ok: boolean } {
   const s = r.stats
   const tail = ` (${s.wallMs.toFixed(0)} ms, ${(s.peakMemory / 1048576).toFixed(1)} MiB memory${s.fuelUsed !== undefined ? `, ${s.fuelUsed} fuel` : ''})`
   if (r.limit) return { text: `Stopped: ${LIMITS[r.limit] ?? r.limit}; exit status ${r.exitCode}.${tail}`, ok: false }
-  if (r.trap) return { text: `Crashed: ${TRAPS[r.trap.kind] ?? r.trap.kind}: ${r.trap.message}; exit status ${r.exitCode}.${tail}`, ok: false }
+  if (r.trap)
+    return { text: `Crashed: ${TRAPS[r.trap.kind] ?? r.trap.kind}: ${r.trap.message}; exit status ${r.exitCode}.${tail}`, ok: false }
   if (r.exitCode === 0) return { text: `Finished successfully (exit status 0).${tail}`, ok: true }
   return { text: `Finished with exit status ${r.exitCode} (a failure reported by the program).${tail}`, ok: false }
 }
@@ -148,7 +202,14 @@ function traceView(): { add: (line: string) => void; finish: () => void } {
     traceCount.textContent = `(${seen} host call${seen === 1 ? '' : 's'}${seen > TRACE_SHOWN ? `, the first ${TRACE_SHOWN} shown` : ''})`
   }
   return {
-    add: (line) => { seen++; pending.push(line); if (!scheduled) { scheduled = true; requestAnimationFrame(flush) } },
+    add: (line) => {
+      seen++
+      pending.push(line)
+      if (!scheduled) {
+        scheduled = true
+        requestAnimationFrame(flush)
+      }
+    },
     finish: flush,
   }
 }
@@ -157,7 +218,10 @@ async function run(): Promise<void> {
   const sample = SAMPLES[Number(sampleSel.value)]!
   const name = ownModule?.name ?? sample.file
   const bytes = ownModule?.bytes ?? modules.get(sample.file)
-  if (!bytes) { statusEl.textContent = `The module ${name} is not loaded.`; return }
+  if (!bytes) {
+    statusEl.textContent = `The module ${name} is not loaded.`
+    return
+  }
   outEl.replaceChildren()
   writtenEl.replaceChildren()
   denialsEl.replaceChildren()
@@ -181,10 +245,18 @@ async function run(): Promise<void> {
   const trace = traceBox.checked ? traceView() : undefined
   try {
     const program = await prepare(new Uint8Array(bytes), {
-      mounts, limits, ...(workerUrl ? { workerUrl } : {}), ...(trace ? { trace: trace.add } : {}),
-      onStdout: (c) => append(c, false), onStderr: (c) => append(c, true),
+      mounts,
+      limits,
+      ...(workerUrl ? { workerUrl } : {}),
+      ...(trace ? { trace: trace.add } : {}),
+      onStdout: (c) => append(c, false),
+      onStderr: (c) => append(c, true),
     })
-    const r = await program.run({ args: [name.replace(/\.wasm$/, ''), ...splitArgs(argsIn.value)], stdin: stdinIn.value, signal: running.signal })
+    const r = await program.run({
+      args: [name.replace(/\.wasm$/, ''), ...splitArgs(argsIn.value)],
+      stdin: stdinIn.value,
+      signal: running.signal,
+    })
     const d = describe(r)
     statusEl.textContent = d.text
     statusEl.className = d.ok ? 'ok' : 'bad'
@@ -207,24 +279,45 @@ async function init(): Promise<void> {
   pickSample()
   wasmFile.addEventListener('change', async () => {
     const f = wasmFile.files?.[0]
-    if (f) { ownModule = { name: f.name, bytes: await f.arrayBuffer() }; $<HTMLParagraphElement>('sample-about').textContent = `Your module: ${f.name}` }
+    if (f) {
+      ownModule = { name: f.name, bytes: await f.arrayBuffer() }
+      $<HTMLParagraphElement>('sample-about').textContent = `Your module: ${f.name}`
+    }
   })
   drop.addEventListener('click', () => tmpFiles.click())
-  drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); tmpFiles.click() } })
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over') })
+  drop.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault()
+      tmpFiles.click()
+    }
+  })
+  drop.addEventListener('dragover', (e) => {
+    e.preventDefault()
+    drop.classList.add('over')
+  })
   drop.addEventListener('dragleave', () => drop.classList.remove('over'))
-  drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); addFiles(e.dataTransfer?.files ?? null) })
+  drop.addEventListener('drop', (e) => {
+    e.preventDefault()
+    drop.classList.remove('over')
+    addFiles(e.dataTransfer?.files ?? null)
+  })
   tmpFiles.addEventListener('change', () => addFiles(tmpFiles.files))
-  $<HTMLFormElement>('form').addEventListener('submit', (e) => { e.preventDefault(); void run() })
+  $<HTMLFormElement>('form').addEventListener('submit', (e) => {
+    e.preventDefault()
+    void run()
+  })
   stopBtn.addEventListener('click', () => running?.abort())
   // Fetched once: afterwards the page runs guests without the network.
   const worker = await fetch(new URL('./browser-worker.js', import.meta.url))
   workerUrl = URL.createObjectURL(new Blob([await worker.text()], { type: 'text/javascript' }))
-  await Promise.all(SAMPLES.map(async (s) => {
-    const r = await fetch(new URL(`./wasm/${s.file}`, import.meta.url))
-    if (r.ok) modules.set(s.file, await r.arrayBuffer())
-  }))
-  $<HTMLParagraphElement>('env').textContent = `Ready. This page is ${crossOriginIsolated ? '' : 'not '}cross-origin isolated; caplet does not need it. Each run gets its own Web Worker.`
+  await Promise.all(
+    SAMPLES.map(async (s) => {
+      const r = await fetch(new URL(`./wasm/${s.file}`, import.meta.url))
+      if (r.ok) modules.set(s.file, await r.arrayBuffer())
+    }),
+  )
+  $<HTMLParagraphElement>('env').textContent =
+    `Ready. This page is ${crossOriginIsolated ? '' : 'not '}cross-origin isolated; caplet does not need it. Each run gets its own Web Worker.`
   document.body.dataset.ready = 'true'
 }
 

@@ -37,9 +37,13 @@ describe.skipIf(!hasChromium)('the demo page', () => {
   })
 
   it('labels every control', async () => {
-    const unlabelled = await page.evaluate(() => Array.from(document.querySelectorAll('input:not([hidden]), select, textarea'))
-      .filter((el) => !el.getAttribute('aria-label') && !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.closest('label'))
-      .map((el) => el.id || el.outerHTML))
+    const unlabelled = await page.evaluate(() =>
+      Array.from(document.querySelectorAll('input:not([hidden]), select, textarea'))
+        .filter(
+          (el) => !el.getAttribute('aria-label') && !(el.id && document.querySelector(`label[for="${el.id}"]`)) && !el.closest('label'),
+        )
+        .map((el) => el.id || el.outerHTML),
+    )
     expect(unlabelled).toEqual([])
     await expect(page.textContent('#env')).resolves.toContain('not cross-origin isolated')
   })

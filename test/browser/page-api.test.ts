@@ -26,11 +26,15 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
     server = await startServer()
     // Modules already capped as the default policy caps them: the pipeline leaves their bytes unchanged.
     const pages = preparePolicy({}).policy.limits.memoryPages
-    for (const [name, from] of [['capped-hello', 'samples/hello.wasm'], ['capped-grow', 'test/fixtures/wasm/rt_grow.wasm'], ['capped-cat', 'samples/cat.wasm']]) {
+    for (const [name, from] of [
+      ['capped-hello', 'samples/hello.wasm'],
+      ['capped-grow', 'test/fixtures/wasm/rt_grow.wasm'],
+      ['capped-cat', 'samples/cat.wasm'],
+    ]) {
       const capped = instrumentModule(readFileSync(join(repoRoot, from!)), { memoryPages: pages })
       server.files.set(`/${name}.wasm`, capped)
     }
-    server.files.set('/not-a-module.wasm', '<!doctype html><title>Not found</title><p>an app server\'s fallback page')
+    server.files.set('/not-a-module.wasm', "<!doctype html><title>Not found</title><p>an app server's fallback page")
     browser = await launchChromium()
     page = await browser.newPage()
     page.on('pageerror', (e) => console.log('PAGEERROR', e.message))
@@ -68,7 +72,11 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
     expect(r.response).toEqual({ from: 'stream', out: 'hello from caplet\n', exit: 0 })
     expect(r.againByUrl.from).toBe('cache')
     expect(r.url).toEqual({ from: 'stream', out: 'grow to 100 pages: ok\ngrow to 257 pages: ok\ngrow to 4096 pages: ok\n', exit: 0 })
-    expect(r.capped16).toEqual({ from: 'worker', out: 'grow to 100 pages: ok\ngrow to 257 pages: failed\ngrow to 4096 pages: failed\n', exit: 0 })
+    expect(r.capped16).toEqual({
+      from: 'worker',
+      out: 'grow to 100 pages: ok\ngrow to 257 pages: failed\ngrow to 4096 pages: failed\n',
+      exit: 0,
+    })
     expect(r.fuel.from).toBe('worker')
     expect(r.uncapped.from).toBe('worker')
     expect(r.uncapped.out).toContain('grow to 4096 pages: ok')
@@ -79,12 +87,23 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
   it('refuses a response that is not a module on its header, and a memory minimum over the cap before compiling', async () => {
     const r = await page.evaluate(async () => {
       const c = (window as any).caplet
-      const fail = async (f: () => Promise<unknown>) => { try { await f(); return 'resolved' } catch (e: any) { return `${e.name}: ${e.message}` } }
+      const fail = async (f: () => Promise<unknown>) => {
+        try {
+          await f()
+          return 'resolved'
+        } catch (e: any) {
+          return `${e.name}: ${e.message}`
+        }
+      }
       return [
         await fail(() => c.prepare('/not-a-module.wasm')),
         await fail(async () => c.prepare(await fetch('/not-a-module.wasm'))),
         await fail(() => c.prepare('/capped-hello.wasm', { limits: { memory: '64KiB' } })),
-        await fail(async () => { const res = await fetch('/capped-hello.wasm'); await res.arrayBuffer(); return c.prepare(res) }),
+        await fail(async () => {
+          const res = await fetch('/capped-hello.wasm')
+          await res.arrayBuffer()
+          return c.prepare(res)
+        }),
       ]
     })
     expect(r[0]).toMatch(/^ModuleError: .*not a WebAssembly module \(no "\\0asm" header\)/)
@@ -104,22 +123,43 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
       dt.items.add(new File(['from a list\n'], 'listed.txt'))
       dt.items.add(new File(['second\n'], 'two.txt'))
       const list: FileList = dt.files
-      const cat = await c.run('/samples/cat.wasm', { args: ['cat', '/in/a.txt', '/in/proj/src/n.txt'], mounts: [{ guest: '/in', tree: files, mode: 'ro' }] })
+      const cat = await c.run('/samples/cat.wasm', {
+        args: ['cat', '/in/a.txt', '/in/proj/src/n.txt'],
+        mounts: [{ guest: '/in', tree: files, mode: 'ro' }],
+      })
       const ls = await c.run('/samples/ls.wasm', { args: ['ls', '/in'], mounts: [{ guest: '/in', tree: files }] })
-      const fromList = await c.run('/samples/tee.wasm', { args: ['tee', '-a', '/in/listed.txt'], stdin: 'appended\n', mounts: [{ guest: '/in', tree: list, keep: true }] })
-      const ro = await c.run('/samples/tee.wasm', { args: ['tee', '/in/a.txt'], stdin: 'no\n', mounts: [{ guest: '/in', tree: files, mode: 'ro' }] })
-      const fail = async (f: File) => { try { await c.run('/samples/hello.wasm', { mounts: [{ guest: '/in', tree: [f] }] }); return 'resolved' } catch (e: any) { return `${e.name}: ${e.message}` } }
+      const fromList = await c.run('/samples/tee.wasm', {
+        args: ['tee', '-a', '/in/listed.txt'],
+        stdin: 'appended\n',
+        mounts: [{ guest: '/in', tree: list, keep: true }],
+      })
+      const ro = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/in/a.txt'],
+        stdin: 'no\n',
+        mounts: [{ guest: '/in', tree: files, mode: 'ro' }],
+      })
+      const fail = async (f: File) => {
+        try {
+          await c.run('/samples/hello.wasm', { mounts: [{ guest: '/in', tree: [f] }] })
+          return 'resolved'
+        } catch (e: any) {
+          return `${e.name}: ${e.message}`
+        }
+      }
       const climbing = new File(['x'], 'ok.txt')
       Object.defineProperty(climbing, 'webkitRelativePath', { value: 'proj/../../etc/passwd' })
       return {
         isList: list instanceof FileList,
-        cat: td.decode(cat.stdout), ls: td.decode(ls.stdout),
+        cat: td.decode(cat.stdout),
+        ls: td.decode(ls.stdout),
         kept: fromList.files['/in'].map((e: any) => `${e.path}=${e.kind === 'file' ? td.decode(e.data) : e.kind}`),
         roExit: ro.exitCode,
         dotdot: await fail(new File(['x'], '..')),
         climbing: await fail(climbing),
         // Files a caller changes after prepare do not change the mount (copied at prepare).
-        bin: Array.from((await c.run('/samples/cat.wasm', { args: ['cat', '/in/bin.dat'], mounts: [{ guest: '/in', tree: files }] })).stdout),
+        bin: Array.from(
+          (await c.run('/samples/cat.wasm', { args: ['cat', '/in/bin.dat'], mounts: [{ guest: '/in', tree: files }] })).stdout,
+        ),
       }
     })
     expect(r.isList).toBe(true)
@@ -138,13 +178,35 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
       const text: string[] = []
       const json: string[] = []
       await c.run('/samples/hello.wasm', { trace: (l: string) => text.push(l) })
-      await c.run('/samples/cat.wasm', { args: ['cat', '/d/f'], mounts: [{ guest: '/d', tree: { f: 'x\n' } }], trace: { sink: (l: string) => json.push(l), format: 'json' } })
+      await c.run('/samples/cat.wasm', {
+        args: ['cat', '/d/f'],
+        mounts: [{ guest: '/d', tree: { f: 'x\n' } }],
+        trace: { sink: (l: string) => json.push(l), format: 'json' },
+      })
       const summary = (await c.run('/samples/hello.wasm', { trace: { summary: true } })).traceSummary
-      const fail = async (o: unknown) => { try { await c.run('/samples/hello.wasm', { trace: o }); return 'resolved' } catch (e: any) { return `${e.name}: ${e.message}` } }
+      const fail = async (o: unknown) => {
+        try {
+          await c.run('/samples/hello.wasm', { trace: o })
+          return 'resolved'
+        } catch (e: any) {
+          return `${e.name}: ${e.message}`
+        }
+      }
       // Many calls, then a spin the timeout kills: the line of every call made arrives.
       const many: string[] = []
-      await c.run('/test/fixtures/wasm/talk_spin.wasm', { args: ['t', '300'], limits: { timeout: 300 }, trace: (l: string) => many.push(l) })
-      return { text, json, summary, file: await fail({ file: 'trace.txt' }), bare: await fail({ format: 'json' }), many: many.filter((l) => l.startsWith('fd_write')).length }
+      await c.run('/test/fixtures/wasm/talk_spin.wasm', {
+        args: ['t', '300'],
+        limits: { timeout: 300 },
+        trace: (l: string) => many.push(l),
+      })
+      return {
+        text,
+        json,
+        summary,
+        file: await fail({ file: 'trace.txt' }),
+        bare: await fail({ format: 'json' }),
+        many: many.filter((l) => l.startsWith('fd_write')).length,
+      }
     })
     expect(r.text.some((l) => l.startsWith('fd_write(1,'))).toBe(true)
     const calls = r.json.map((l) => JSON.parse(l) as { call?: string; fn?: string; name?: string })
@@ -159,20 +221,40 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
   it('reports denials with the page option that would grant them, and explains them without a CLI flag', async () => {
     const r = await page.evaluate(async () => {
       const c = (window as any).caplet
-      const mounts = [{ guest: '/tmp', tmp: true }, { guest: '/data', tree: { 'in.txt': 'x\n' }, mode: 'ro' }]
+      const mounts = [
+        { guest: '/tmp', tmp: true },
+        { guest: '/data', tree: { 'in.txt': 'x\n' }, mode: 'ro' },
+      ]
       const ro = await c.run('/test/fixtures/wasm/deny_probe.wasm', { args: ['deny_probe', 'ro-write', 'escape', 'ro-write'], mounts })
       const fds = await c.run('/test/fixtures/wasm/deny_probe.wasm', { args: ['deny_probe', 'fds'], mounts, limits: { fds: 6 } })
       const quota = await c.run('/test/fixtures/wasm/deny_probe.wasm', { args: ['deny_probe', 'quota'], mounts, limits: { disk: '16KiB' } })
       const none = await c.run('/test/fixtures/wasm/deny_probe.wasm', { args: ['deny_probe', 'missing'], mounts })
-      return { ro: ro.denials, roCount: ro.denialCount, lines: c.explainDenials(ro), fds: fds.denials[0], quota: quota.denials[0], none: none.denials, noneLines: c.explainDenials(none) }
+      return {
+        ro: ro.denials,
+        roCount: ro.denialCount,
+        lines: c.explainDenials(ro),
+        fds: fds.denials[0],
+        quota: quota.denials[0],
+        none: none.denials,
+        noneLines: c.explainDenials(none),
+      }
     })
-    expect(r.ro[0]).toEqual({ call: 'path_open', kind: 'read-only', path: '/data/out.txt', fd: 4, reason: 'mount /data is read-only', grant: "mounts[1].mode: 'rw'" })
+    expect(r.ro[0]).toEqual({
+      call: 'path_open',
+      kind: 'read-only',
+      path: '/data/out.txt',
+      fd: 4,
+      reason: 'mount /data is read-only',
+      grant: "mounts[1].mode: 'rw'",
+    })
     expect(r.ro[1]).toMatchObject({ call: 'path_open', kind: 'escape' })
     expect(r.ro[1]).not.toHaveProperty('grant')
     expect(r.roCount).toBe(3)
     expect(r.lines).toEqual([
       "caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with mounts[1].mode: 'rw') [2 times]",
-      expect.stringMatching(/^caplet: the guest tried to open \/data\/\.\.\/\.\.\/etc\/passwd: .*nothing outside a mount is reachable; mount what it needs with mounts: \[/),
+      expect.stringMatching(
+        /^caplet: the guest tried to open \/data\/\.\.\/\.\.\/etc\/passwd: .*nothing outside a mount is reachable; mount what it needs with mounts: \[/,
+      ),
     ])
     for (const l of r.lines) expect(l).not.toMatch(/--\w/)
     expect(r.fds).toMatchObject({ kind: 'descriptor-limit', grant: 'limits.fds: 12' })

@@ -19,15 +19,29 @@ import { DATA_TREE, GUEST_ENV, runWithLayout, text } from '../support/guest.js'
 import { bundleMemfs, hasChromium, launchChromium, repoRoot, startServer, type StaticServer } from './support.js'
 
 /** What both platforms are compared on. */
-interface Seen { exitCode: number; stdout: string; stderr: string; trap?: string; syscall?: string; limit?: string }
+interface Seen {
+  exitCode: number
+  stdout: string
+  stderr: string
+  trap?: string
+  syscall?: string
+  limit?: string
+}
 
 const seenNode = (r: RunResult): Seen => ({
-  exitCode: r.exitCode, stdout: text(r.stdout), stderr: text(r.stderr),
+  exitCode: r.exitCode,
+  stdout: text(r.stdout),
+  stderr: text(r.stderr),
   ...(r.trap ? { trap: r.trap.kind, ...(r.trap.syscall ? { syscall: r.trap.syscall } : {}) } : {}),
   ...(r.limit ? { limit: r.limit } : {}),
 })
 
-interface Case { wasm: string; args: string[]; stdin?: string; layout: 'fixture' | 'scratch' }
+interface Case {
+  wasm: string
+  args: string[]
+  stdin?: string
+  layout: 'fixture' | 'scratch'
+}
 
 let server: StaticServer
 let browser: Browser
@@ -40,27 +54,36 @@ async function openHarness(): Promise<void> {
 
 /** Runs cases in the page, one prepared program per module, with the fixture layout in memory. */
 function runInPage(cases: Case[], extra: Record<string, unknown> = {}): Promise<Seen[]> {
-  return page.evaluate(async ({ cases, env, data, extra }) => {
-    const c = (window as any).caplet
-    const td = new TextDecoder()
-    const out = []
-    const programs = new Map()
-    for (const k of cases) {
-      const mounts = k.layout === 'fixture'
-        ? [{ guest: '/sandbox', tmp: true }, { guest: '/data', tree: data, mode: 'ro' }]
-        : [{ guest: '/sandbox', tmp: true }]
-      const key = `${k.wasm}|${k.layout}`
-      if (!programs.has(key)) programs.set(key, await c.prepare(k.wasm, { env: k.layout === 'fixture' ? env : {}, mounts, ...extra }))
-      const r = await programs.get(key).run({ args: k.args, stdin: k.stdin ?? '' })
-      if (r.trap?.kind === 'host-fault') console.log('HOSTFAULT', r.trap.message)
-      out.push({
-        exitCode: r.exitCode, stdout: td.decode(r.stdout), stderr: td.decode(r.stderr),
-        ...(r.trap ? { trap: r.trap.kind, ...(r.trap.syscall ? { syscall: r.trap.syscall } : {}) } : {}),
-        ...(r.limit ? { limit: r.limit } : {}),
-      })
-    }
-    return out
-  }, { cases, env: GUEST_ENV, data: DATA_TREE, extra })
+  return page.evaluate(
+    async ({ cases, env, data, extra }) => {
+      const c = (window as any).caplet
+      const td = new TextDecoder()
+      const out = []
+      const programs = new Map()
+      for (const k of cases) {
+        const mounts =
+          k.layout === 'fixture'
+            ? [
+                { guest: '/sandbox', tmp: true },
+                { guest: '/data', tree: data, mode: 'ro' },
+              ]
+            : [{ guest: '/sandbox', tmp: true }]
+        const key = `${k.wasm}|${k.layout}`
+        if (!programs.has(key)) programs.set(key, await c.prepare(k.wasm, { env: k.layout === 'fixture' ? env : {}, mounts, ...extra }))
+        const r = await programs.get(key).run({ args: k.args, stdin: k.stdin ?? '' })
+        if (r.trap?.kind === 'host-fault') console.log('HOSTFAULT', r.trap.message)
+        out.push({
+          exitCode: r.exitCode,
+          stdout: td.decode(r.stdout),
+          stderr: td.decode(r.stderr),
+          ...(r.trap ? { trap: r.trap.kind, ...(r.trap.syscall ? { syscall: r.trap.syscall } : {}) } : {}),
+          ...(r.limit ? { limit: r.limit } : {}),
+        })
+      }
+      return out
+    },
+    { cases, env: GUEST_ENV, data: DATA_TREE, extra },
+  )
 }
 
 function runInNode(k: Case): Seen {
@@ -70,7 +93,9 @@ function runInNode(k: Case): Seen {
 }
 
 const scenarioList = (wasm: string, listArg: string[]): string[] =>
-  text(runSync(join(repoRoot, wasm), { args: ['x', ...listArg] }).stdout).split('\n').filter((l) => l.length > 0)
+  text(runSync(join(repoRoot, wasm), { args: ['x', ...listArg] }).stdout)
+    .split('\n')
+    .filter((l) => l.length > 0)
 
 describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
   beforeAll(async () => {
@@ -79,7 +104,9 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     server.files.set('/memfs.js', await bundleMemfs())
     browser = await launchChromium()
     page = await browser.newPage()
-    page.on('console', (m) => { if (m.text().includes('HOSTFAULT')) console.log(m.text()) })
+    page.on('console', (m) => {
+      if (m.text().includes('HOSTFAULT')) console.log(m.text())
+    })
     page.on('pageerror', (e) => console.log('PAGEERROR', e.message))
     await openHarness()
   }, 60_000)
@@ -99,12 +126,26 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
   })
 
   it('gives the differential fixtures the same results as Node, and as node:wasi recorded them', async () => {
-    const manifest = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/expected/manifest.json'), 'utf8')) as Record<string, { module?: string; wasm?: string; args: string[]; stdin?: string; exit: number; spec?: string; specExit?: number }>
+    const manifest = JSON.parse(readFileSync(join(repoRoot, 'test/fixtures/expected/manifest.json'), 'utf8')) as Record<
+      string,
+      { module?: string; wasm?: string; args: string[]; stdin?: string; exit: number; spec?: string; specExit?: number }
+    >
     const names = Object.keys(manifest).filter((n) => !n.startsWith('$'))
     const cases: Case[] = names.map((n) => {
       const m = manifest[n]!
       const wasm = m.wasm ?? `test/fixtures/wasm/${m.module ?? n}.wasm`
-      return { wasm, args: [wasm.split('/').pop()!.replace(/\.wasm$/, ''), ...m.args], layout: 'fixture', ...(m.stdin !== undefined ? { stdin: m.stdin } : {}) }
+      return {
+        wasm,
+        args: [
+          wasm
+            .split('/')
+            .pop()!
+            .replace(/\.wasm$/, ''),
+          ...m.args,
+        ],
+        layout: 'fixture',
+        ...(m.stdin !== undefined ? { stdin: m.stdin } : {}),
+      }
     })
     const inBrowser = await runInPage(cases.map((k) => ({ ...k, wasm: `/${k.wasm}` })))
     // diff_poll and diff_clock check sleeps against wall time; on a loaded machine a sleep can
@@ -120,16 +161,34 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       expect(inBrowser[i], n).toEqual(node)
       const want = readFileSync(join(repoRoot, 'test/fixtures/expected', m.spec ?? `${n}.txt`), 'utf8')
       expect(inBrowser[i]!.stdout, n).toBe(want)
-      expect(inBrowser[i]!.exitCode, n).toBe(m.spec ? m.specExit ?? m.exit : m.exit)
+      expect(inBrowser[i]!.exitCode, n).toBe(m.spec ? (m.specExit ?? m.exit) : m.exit)
     })
     expect(names.length).toBeGreaterThan(15)
   }, 120_000)
 
   it('passes every wasi-testsuite conformance scenario on an in-memory scratch directory as Node does', async () => {
-    const programs = ['conf_dirfd', 'conf_fdtable', 'conf_fileio', 'conf_misc', 'conf_path_open', 'conf_path_ops', 'conf_readdir', 'conf_rights', 'conf_symlink']
-    const cases: Case[] = programs.flatMap((p) => scenarioList(`test/fixtures/wasm/${p}.wasm`, ['--list']).map((s) => ({ wasm: `test/fixtures/wasm/${p}.wasm`, args: [p, s], layout: 'scratch' as const })))
+    const programs = [
+      'conf_dirfd',
+      'conf_fdtable',
+      'conf_fileio',
+      'conf_misc',
+      'conf_path_open',
+      'conf_path_ops',
+      'conf_readdir',
+      'conf_rights',
+      'conf_symlink',
+    ]
+    const cases: Case[] = programs.flatMap((p) =>
+      scenarioList(`test/fixtures/wasm/${p}.wasm`, ['--list']).map((s) => ({
+        wasm: `test/fixtures/wasm/${p}.wasm`,
+        args: [p, s],
+        layout: 'scratch' as const,
+      })),
+    )
     const inBrowser = await runInPage(cases.map((k) => ({ ...k, wasm: `/${k.wasm}` })))
-    const differing = cases.map((k, i) => ({ k, b: inBrowser[i]!, n: runInNode(k) })).filter(({ b, n }) => JSON.stringify(b) !== JSON.stringify(n))
+    const differing = cases
+      .map((k, i) => ({ k, b: inBrowser[i]!, n: runInNode(k) }))
+      .filter(({ b, n }) => JSON.stringify(b) !== JSON.stringify(n))
     expect(differing.map(({ k, b, n }) => `${k.args.join(' ')}\n browser: ${JSON.stringify(b)}\n node: ${JSON.stringify(n)}`)).toEqual([])
     expect(cases.length).toBeGreaterThan(40)
     expect(inBrowser.some((r) => r.stdout.includes('ok '))).toBe(true)
@@ -137,7 +196,10 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
 
   it('refuses the escape, rights and bad-pointer corpora as Node does (.., absolute, symlinks out, rights growth, bad pointers)', async () => {
     const usage = text(runSync(join(repoRoot, 'test/fixtures/wasm/memory.wasm'), { args: ['memory'] }).stdout)
-    const memory = usage.slice(usage.indexOf('scenarios:') + 'scenarios:'.length).trim().split(/\s+/)
+    const memory = usage
+      .slice(usage.indexOf('scenarios:') + 'scenarios:'.length)
+      .trim()
+      .split(/\s+/)
     const cases: Case[] = [
       { wasm: 'test/fixtures/wasm/escape.wasm', args: ['escape', 'all'], layout: 'fixture' },
       { wasm: 'test/fixtures/wasm/rights.wasm', args: ['rights', 'all'], layout: 'fixture' },
@@ -159,11 +221,14 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     await page.evaluate((limit) => {
       const w = window as any
       w.longest = 0
-      new PerformanceObserver((list) => { for (const e of list.getEntries()) w.longest = Math.max(w.longest, e.duration) }).observe({ type: 'longtask', buffered: false })
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) w.longest = Math.max(w.longest, e.duration)
+      }).observe({ type: 'longtask', buffered: false })
       w.finished = undefined
       const t0 = performance.now()
-      w.caplet.run('/test/fixtures/wasm/talk_spin.wasm', { args: ['talk_spin', '200'], limits: { timeout: limit } })
-        .then((r: any) => { w.finished = { ms: performance.now() - t0, exitCode: r.exitCode, limit: r.limit, stdout: new TextDecoder().decode(r.stdout) } })
+      w.caplet.run('/test/fixtures/wasm/talk_spin.wasm', { args: ['talk_spin', '200'], limits: { timeout: limit } }).then((r: any) => {
+        w.finished = { ms: performance.now() - t0, exitCode: r.exitCode, limit: r.limit, stdout: new TextDecoder().decode(r.stdout) }
+      })
     }, LIMIT)
     // The page answers while the guest spins.
     await new Promise((ok) => setTimeout(ok, 300))
@@ -186,8 +251,12 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       const seen: string[] = []
       // Aborted once all three lines were streamed (the guest then spins forever).
       const p = (window as any).caplet.run('/test/fixtures/wasm/talk_spin.wasm', {
-        args: ['talk_spin', '3'], signal: ac.signal,
-        onStdout: (c: Uint8Array) => { seen.push(new TextDecoder().decode(c)); if (seen.join('').endsWith('line 3\n')) setTimeout(() => ac.abort(), 50) },
+        args: ['talk_spin', '3'],
+        signal: ac.signal,
+        onStdout: (c: Uint8Array) => {
+          seen.push(new TextDecoder().decode(c))
+          if (seen.join('').endsWith('line 3\n')) setTimeout(() => ac.abort(), 50)
+        },
       })
       const res = await p
       return { exitCode: res.exitCode, limit: res.limit, stdout: new TextDecoder().decode(res.stdout), streamed: seen.join('') }
@@ -200,12 +269,23 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       { wasm: 'test/fixtures/wasm/rt_grow.wasm', args: ['rt_grow', '100', '256', '257', '4096', '65536'], layout: 'scratch' },
       { wasm: 'test/fixtures/wasm/flood.wasm', args: ['flood', 'alloc'], layout: 'fixture' },
     ]
-    const inBrowser = await runInPage(cases.map((k) => ({ ...k, wasm: `/${k.wasm}` })), { limits: { memory: '16MiB' } })
-    expect(inBrowser[0]).toMatchObject({ exitCode: 0, stdout: 'grow to 100 pages: ok\ngrow to 256 pages: ok\ngrow to 257 pages: failed\ngrow to 4096 pages: failed\ngrow to 65536 pages: failed\n' })
+    const inBrowser = await runInPage(
+      cases.map((k) => ({ ...k, wasm: `/${k.wasm}` })),
+      { limits: { memory: '16MiB' } },
+    )
+    expect(inBrowser[0]).toMatchObject({
+      exitCode: 0,
+      stdout:
+        'grow to 100 pages: ok\ngrow to 256 pages: ok\ngrow to 257 pages: failed\ngrow to 4096 pages: failed\ngrow to 65536 pages: failed\n',
+    })
     const node = seenNode(runWithLayout(join(repoRoot, cases[1]!.wasm), 'memory', { args: cases[1]!.args, limits: { memory: '16MiB' } }))
     expect(inBrowser[1]).toEqual(node)
     expect(inBrowser[1]!.exitCode).toBe(0)
-    const peak = await page.evaluate(async () => (await (window as any).caplet.run('/test/fixtures/wasm/flood.wasm', { args: ['flood', 'alloc'], limits: { memory: '16MiB' } })).stats.peakMemory)
+    const peak = await page.evaluate(
+      async () =>
+        (await (window as any).caplet.run('/test/fixtures/wasm/flood.wasm', { args: ['flood', 'alloc'], limits: { memory: '16MiB' } }))
+          .stats.peakMemory,
+    )
     expect(peak).toBeLessThanOrEqual(16 * 1024 * 1024)
   }, 60_000)
 
@@ -214,7 +294,11 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       const c = (window as any).caplet
       const root = await navigator.storage.getDirectory()
       await root.removeEntry('caplet-test', { recursive: true }).catch(() => {})
-      const r = await c.run('/samples/tee.wasm', { args: ['tee', '/p/notes/today.txt'], stdin: 'persisted line\n', mounts: [{ guest: '/p', opfs: 'caplet-test/persist' }] })
+      const r = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/p/notes/today.txt'],
+        stdin: 'persisted line\n',
+        mounts: [{ guest: '/p', opfs: 'caplet-test/persist' }],
+      })
       return { exitCode: r.exitCode, stderr: new TextDecoder().decode(r.stderr) }
     })
     expect(write.stderr).toContain('tee: /p/notes/today.txt')
@@ -224,7 +308,11 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       const dir = await (await navigator.storage.getDirectory()).getDirectoryHandle('caplet-test', { create: true })
       const p = await dir.getDirectoryHandle('persist', { create: true })
       await p.getDirectoryHandle('notes', { create: true })
-      const r = await c.run('/samples/tee.wasm', { args: ['tee', '/p/notes/today.txt'], stdin: 'persisted line\n', mounts: [{ guest: '/p', opfs: p }] })
+      const r = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/p/notes/today.txt'],
+        stdin: 'persisted line\n',
+        mounts: [{ guest: '/p', opfs: p }],
+      })
       return r.exitCode
     })
     expect(made).toBe(0)
@@ -233,28 +321,79 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     const after = await page.evaluate(async () => {
       const c = (window as any).caplet
       const td = new TextDecoder()
-      const cat = await c.run('/samples/cat.wasm', { args: ['cat', '/p/notes/today.txt'], mounts: [{ guest: '/p', opfs: 'caplet-test/persist', mode: 'ro' }] })
-      const ro = await c.run('/samples/tee.wasm', { args: ['tee', '/p/notes/today.txt'], stdin: 'overwritten\n', mounts: [{ guest: '/p', opfs: 'caplet-test/persist', mode: 'ro' }] })
-      const file = await (await (await (await (await navigator.storage.getDirectory()).getDirectoryHandle('caplet-test')).getDirectoryHandle('persist')).getDirectoryHandle('notes')).getFileHandle('today.txt')
-      return { cat: td.decode(cat.stdout), catExit: cat.exitCode, roExit: ro.exitCode, roErr: td.decode(ro.stderr), stored: await (await file.getFile()).text() }
+      const cat = await c.run('/samples/cat.wasm', {
+        args: ['cat', '/p/notes/today.txt'],
+        mounts: [{ guest: '/p', opfs: 'caplet-test/persist', mode: 'ro' }],
+      })
+      const ro = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/p/notes/today.txt'],
+        stdin: 'overwritten\n',
+        mounts: [{ guest: '/p', opfs: 'caplet-test/persist', mode: 'ro' }],
+      })
+      const file = await (
+        await (
+          await (await (await navigator.storage.getDirectory()).getDirectoryHandle('caplet-test')).getDirectoryHandle('persist')
+        ).getDirectoryHandle('notes')
+      ).getFileHandle('today.txt')
+      return {
+        cat: td.decode(cat.stdout),
+        catExit: cat.exitCode,
+        roExit: ro.exitCode,
+        roErr: td.decode(ro.stderr),
+        stored: await (await file.getFile()).text(),
+      }
     })
-    expect(after).toEqual({ cat: 'persisted line\n', catExit: 0, roExit: 1, roErr: expect.stringContaining('tee: /p/notes/today.txt'), stored: 'persisted line\n' })
+    expect(after).toEqual({
+      cat: 'persisted line\n',
+      catExit: 0,
+      roExit: 1,
+      roErr: expect.stringContaining('tee: /p/notes/today.txt'),
+      stored: 'persisted line\n',
+    })
   }, 60_000)
 
-  it('a memfs-volume mount sees the guest\'s changes; a read-only one and a killed run change nothing', async () => {
+  it("a memfs-volume mount sees the guest's changes; a read-only one and a killed run change nothing", async () => {
     const r = await page.evaluate(async () => {
       const { Volume } = (window as any).memfs
       const c = (window as any).caplet
       const td = new TextDecoder()
-      const vol = Volume.fromJSON({ '/proj/in.txt': 'from the volume\n', '/proj/src/main.c': 'int main;\n', '/other/secret.txt': 'not mounted\n' })
-      const cat = await c.run('/samples/cat.wasm', { args: ['cat', '/w/in.txt', '/w/src/main.c', '/w/../other/secret.txt'], mounts: [{ guest: '/w', volume: vol, path: '/proj' }] })
-      const tee = await c.run('/samples/tee.wasm', { args: ['tee', '/w/out/made.txt', '/w/in.txt'], stdin: 'written by the guest\n', mounts: [{ guest: '/w', volume: vol, path: '/proj' }] })
+      const vol = Volume.fromJSON({
+        '/proj/in.txt': 'from the volume\n',
+        '/proj/src/main.c': 'int main;\n',
+        '/other/secret.txt': 'not mounted\n',
+      })
+      const cat = await c.run('/samples/cat.wasm', {
+        args: ['cat', '/w/in.txt', '/w/src/main.c', '/w/../other/secret.txt'],
+        mounts: [{ guest: '/w', volume: vol, path: '/proj' }],
+      })
+      const tee = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/w/out/made.txt', '/w/in.txt'],
+        stdin: 'written by the guest\n',
+        mounts: [{ guest: '/w', volume: vol, path: '/proj' }],
+      })
       vol.mkdirSync('/proj/out')
-      const tee2 = await c.run('/samples/tee.wasm', { args: ['tee', '/w/out/made.txt', '/w/in.txt'], stdin: 'written by the guest\n', mounts: [{ guest: '/w', volume: vol, path: '/proj' }] })
-      const ro = await c.run('/samples/tee.wasm', { args: ['tee', '/w/in.txt'], stdin: 'refused\n', mounts: [{ guest: '/w', volume: vol, path: '/proj', mode: 'ro' }] })
-      const killed = await c.run('/test/fixtures/wasm/talk_spin.wasm', { args: ['t', '1'], limits: { timeout: 200 }, mounts: [{ guest: '/w', volume: vol, path: '/proj' }] })
+      const tee2 = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/w/out/made.txt', '/w/in.txt'],
+        stdin: 'written by the guest\n',
+        mounts: [{ guest: '/w', volume: vol, path: '/proj' }],
+      })
+      const ro = await c.run('/samples/tee.wasm', {
+        args: ['tee', '/w/in.txt'],
+        stdin: 'refused\n',
+        mounts: [{ guest: '/w', volume: vol, path: '/proj', mode: 'ro' }],
+      })
+      const killed = await c.run('/test/fixtures/wasm/talk_spin.wasm', {
+        args: ['t', '1'],
+        limits: { timeout: 200 },
+        mounts: [{ guest: '/w', volume: vol, path: '/proj' }],
+      })
       return {
-        cat: td.decode(cat.stdout), catErr: td.decode(cat.stderr), teeExit: tee.exitCode, tee2Exit: tee2.exitCode, roExit: ro.exitCode, killed: killed.limit,
+        cat: td.decode(cat.stdout),
+        catErr: td.decode(cat.stderr),
+        teeExit: tee.exitCode,
+        tee2Exit: tee2.exitCode,
+        roExit: ro.exitCode,
+        killed: killed.limit,
         files: vol.toJSON(),
       }
     })
@@ -265,7 +404,10 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
     expect(r.roExit).toBe(1)
     expect(r.killed).toBe('timeout')
     expect(r.files).toEqual({
-      '/proj/in.txt': 'written by the guest\n', '/proj/src/main.c': 'int main;\n', '/proj/out/made.txt': 'written by the guest\n', '/other/secret.txt': 'not mounted\n',
+      '/proj/in.txt': 'written by the guest\n',
+      '/proj/src/main.c': 'int main;\n',
+      '/proj/out/made.txt': 'written by the guest\n',
+      '/other/secret.txt': 'not mounted\n',
     })
   }, 60_000)
 
@@ -296,15 +438,39 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
       const td = new TextDecoder()
       const root = await navigator.storage.getDirectory()
       await root.removeEntry('caplet-links', { recursive: true }).catch(() => {})
-      const opfs = await c.run('/test/fixtures/wasm/escape.wasm', { args: ['escape', 'symlinks'], mounts: [{ guest: '/sandbox', opfs: 'caplet-links' }, { guest: '/data', tmp: true, mode: 'ro' }] })
+      const opfs = await c.run('/test/fixtures/wasm/escape.wasm', {
+        args: ['escape', 'symlinks'],
+        mounts: [
+          { guest: '/sandbox', opfs: 'caplet-links' },
+          { guest: '/data', tmp: true, mode: 'ro' },
+        ],
+      })
       const names: string[] = []
-      const walk = async (d: any, p: string) => { for await (const [n, h] of d.entries()) { names.push(`${p}${n}:${h.kind}`); if (h.kind === 'directory') await walk(h, `${p}${n}/`) } }
+      const walk = async (d: any, p: string) => {
+        for await (const [n, h] of d.entries()) {
+          names.push(`${p}${n}:${h.kind}`)
+          if (h.kind === 'directory') await walk(h, `${p}${n}/`)
+        }
+      }
       await walk(await root.getDirectoryHandle('caplet-links'), '')
       const vol = new (window as any).memfs.Volume()
       vol.mkdirSync('/proj')
-      const volRun = await c.run('/test/fixtures/wasm/escape.wasm', { args: ['escape', 'symlinks'], mounts: [{ guest: '/sandbox', volume: vol, path: '/proj' }, { guest: '/data', tmp: true, mode: 'ro' }] })
+      const volRun = await c.run('/test/fixtures/wasm/escape.wasm', {
+        args: ['escape', 'symlinks'],
+        mounts: [
+          { guest: '/sandbox', volume: vol, path: '/proj' },
+          { guest: '/data', tmp: true, mode: 'ro' },
+        ],
+      })
       const links: string[] = []
-      const vwalk = (p: string) => { for (const n of vol.readdirSync(p)) { const q = `${p}/${n}`; const st = vol.lstatSync(q); if (st.isSymbolicLink()) links.push(`${q} -> ${vol.readlinkSync(q)}`); else if (st.isDirectory()) vwalk(q) } }
+      const vwalk = (p: string) => {
+        for (const n of vol.readdirSync(p)) {
+          const q = `${p}/${n}`
+          const st = vol.lstatSync(q)
+          if (st.isSymbolicLink()) links.push(`${q} -> ${vol.readlinkSync(q)}`)
+          else if (st.isDirectory()) vwalk(q)
+        }
+      }
       vwalk('/proj')
       return { opfs: td.decode(opfs.stdout), opfsExit: opfs.exitCode, names, vol: td.decode(volRun.stdout), links }
     })
@@ -322,7 +488,14 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
   it('refuses what a page cannot have with a PolicyError naming the field, and bad modules with a ModuleError', async () => {
     const r = await page.evaluate(async () => {
       const c = (window as any).caplet
-      const fail = async (f: () => Promise<unknown>) => { try { await f(); return 'resolved' } catch (e: any) { return `${e.name}: ${e.message}` } }
+      const fail = async (f: () => Promise<unknown>) => {
+        try {
+          await f()
+          return 'resolved'
+        } catch (e: any) {
+          return `${e.name}: ${e.message}`
+        }
+      }
       return [
         await fail(() => c.run('/samples/hello.wasm', { mounts: [{ guest: '/h', host: '/etc' }] })),
         await fail(() => c.run('/samples/hello.wasm', { stdin: 'inherit' })),
@@ -334,7 +507,15 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
         await fail(() => c.run('/samples/missing.wasm')),
         await fail(() => c.run(new TextEncoder().encode('not wasm at all'))),
         await fail(() => c.run('/samples/hello.wasm', { limits: { memory: '64KiB' } })),
-        await fail(() => c.run(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0, 1, 4, 1, 0x60, 0, 0].slice(0, 8).concat([1, 4, 1, 0x60, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0])))),
+        await fail(() =>
+          c.run(
+            new Uint8Array(
+              [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0, 1, 4, 1, 0x60, 0, 0]
+                .slice(0, 8)
+                .concat([1, 4, 1, 0x60, 0, 0, 2, 11, 1, 3, 0x65, 0x6e, 0x76, 3, 0x66, 0x6f, 0x6f, 0, 0]),
+            ),
+          ),
+        ),
       ]
     })
     expect(r[0]).toMatch(/^PolicyError: .*mounts\[0\]\.host: host directories are not available in the browser/)
@@ -360,7 +541,10 @@ describe.skipIf(!hasChromium)('caplet/browser in headless Chromium', () => {
         const r = await p.run({ args: ['tee', '-a', '/t/log'], stdin: s })
         outs.push(r.files['/t'].map((e: any) => `${e.path}=${td.decode(e.data)}`).join())
       }
-      const bad = await p.run({ mounts: [] }).then(() => 'resolved', (e: any) => `${e.name}: ${e.message}`)
+      const bad = await p.run({ mounts: [] }).then(
+        () => 'resolved',
+        (e: any) => `${e.name}: ${e.message}`,
+      )
       return { outs, bad }
     })
     expect(r.outs).toEqual(['log=one\n', 'log=two\n', 'log=three\n'])

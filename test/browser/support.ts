@@ -17,9 +17,17 @@ export const CHROMIUM = '/usr/bin/chromium'
 export const hasChromium = existsSync(CHROMIUM)
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json', '.map': 'application/json',
-  '.c': 'text/plain; charset=utf-8', '.txt': 'text/plain; charset=utf-8', '.png': 'image/png', '.svg': 'image/svg+xml',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+  '.map': 'application/json',
+  '.c': 'text/plain; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 }
 /** Only these folders are served. */
 const SERVED = ['dist/', 'samples/', 'test/fixtures/wasm/', 'test/browser/pages/']
@@ -55,7 +63,11 @@ export async function startServer(): Promise<StaticServer> {
   return {
     origin: `http://127.0.0.1:${port}`,
     files,
-    close: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()) }),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections()
+        server.close(() => ok())
+      }),
   }
 }
 
@@ -67,10 +79,24 @@ export async function launchChromium(): Promise<Browser> {
 /** memfs bundled for the browser (with the usual polyfills), as an ES module exporting `Volume`. */
 export async function bundleMemfs(): Promise<string> {
   const { build } = await import('esbuild')
-  const alias = { 'node:buffer': 'buffer', 'node:events': 'events', 'node:path': 'path-browserify', 'node:stream': 'readable-stream', 'node:url': 'url', 'node:process': 'process/browser.js' }
+  const alias = {
+    'node:buffer': 'buffer',
+    'node:events': 'events',
+    'node:path': 'path-browserify',
+    'node:stream': 'readable-stream',
+    'node:url': 'url',
+    'node:process': 'process/browser.js',
+  }
   const r = await build({
-    entryPoints: [join(repoRoot, 'test/browser/pages/memfs-entry.mjs')], bundle: true, format: 'esm', platform: 'browser', write: false,
-    alias, inject: [join(repoRoot, 'test/browser/pages/node-globals.mjs')], define: { global: 'globalThis' }, logLevel: 'error',
+    entryPoints: [join(repoRoot, 'test/browser/pages/memfs-entry.mjs')],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    alias,
+    inject: [join(repoRoot, 'test/browser/pages/node-globals.mjs')],
+    define: { global: 'globalThis' },
+    logLevel: 'error',
   })
   return r.outputFiles[0]!.text
 }

@@ -47,7 +47,9 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b)
 function scenariosOf(program: string): string[] {
   const r = runSync(join(wasmDir, `${program}.wasm`), { args: [program, '--list'] })
   if (r.exitCode !== 0) throw new Error(`${program} --list exited ${r.exitCode}: ${text(r.stderr)}`)
-  return text(r.stdout).split('\n').filter((l) => l.length > 0)
+  return text(r.stdout)
+    .split('\n')
+    .filter((l) => l.length > 0)
 }
 
 function runScenario(program: string, scenario: string, backend: Backend): RunResult {
@@ -116,9 +118,11 @@ describe.each(BACKENDS)('wasi-testsuite conformance (%s scratch dir)', (backend)
     expect(duplicates, 'each check name must be printed once').toEqual([])
     const expected = skipsFor(program, scenario, backend)
     const unexpectedFailures = [...failed.entries()].filter(([name]) => !expected.has(name)).map(([, line]) => line)
-    const unexpectedPasses = [...expected.keys()].filter((name) => passed.has(name))
+    const unexpectedPasses = [...expected.keys()]
+      .filter((name) => passed.has(name))
       .map((name) => `${program}/${name} is in skip.json but passed: remove the entry`)
-    const notRun = [...expected.keys()].filter((name) => !passed.has(name) && !failed.has(name))
+    const notRun = [...expected.keys()]
+      .filter((name) => !passed.has(name) && !failed.has(name))
       .map((name) => `${program}/${name} is in skip.json but did not run: fix or remove the entry`)
     expect({ unexpectedFailures, unexpectedPasses, notRun }).toEqual({ unexpectedFailures: [], unexpectedPasses: [], notRun: [] })
     expect(r.exitCode, stdout).toBe(failed.size > 0 ? 1 : 0)

@@ -31,7 +31,8 @@ const CASES: Record<string, Case> = {
     wasm: fixtureWasm('diff_poll'),
     divergence: {
       reason: 'node:wasi (uvwasi) refuses poll subscriptions on regular files with EPERM; the spec says files are always ready',
-      lines: /^(poll|select)\(file|^regular file|^select reports the file|^file read event fired|poll_oneoff\(5 s clock \+ file read\)|event: userdata 2 type fd_read/,
+      lines:
+        /^(poll|select)\(file|^regular file|^select reports the file|^file read event fired|poll_oneoff\(5 s clock \+ file read\)|event: userdata 2 type fd_read/,
       caplet: /returned 1|: OK|ok, nevents 1|event: userdata 2 type fd_read error none/,
       // The program exits 1 when any of its checks fails, as they do under node:wasi.
       exitCode: 0,
@@ -45,7 +46,8 @@ const CASES: Record<string, Case> = {
 
 function runNodeWasi(c: Case) {
   const r = spawnSync(process.execPath, ['--no-warnings', join(repoRoot, 'test/fixtures/run-node-wasi.mjs'), c.wasm, ...(c.args ?? [])], {
-    input: c.stdin ?? '', encoding: 'utf8',
+    input: c.stdin ?? '',
+    encoding: 'utf8',
   })
   return { stdout: r.stdout, exitCode: r.status }
 }

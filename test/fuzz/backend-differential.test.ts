@@ -73,7 +73,8 @@ type Step = { at?: Base; at2?: Base } & (
 
 const pathArb: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: fc.constantFrom(...NAMES) },
-  fc.tuple(fc.array(fc.constantFrom(...COMPONENTS), { minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max: 5 }))
+  fc
+    .tuple(fc.array(fc.constantFrom(...COMPONENTS), { minLength: 1, maxLength: 3 }), fc.integer({ min: 0, max: 5 }))
     .map(([cs, slash]) => cs.join('/') + (slash === 0 ? '/' : '')),
 )
 
@@ -86,8 +87,12 @@ const opArb: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ op: fc.constant('closedir' as const), slot: slotArb }),
   fc.record({ op: fc.constant('mkdir' as const), p: pathArb }),
   fc.record({
-    op: fc.constant('write' as const), p: pathArb, data: fc.constantFrom('', 'x', 'hello', 'ABCDEFGH'),
-    trunc: fc.boolean(), excl: fc.boolean(), follow: fc.boolean(),
+    op: fc.constant('write' as const),
+    p: pathArb,
+    data: fc.constantFrom('', 'x', 'hello', 'ABCDEFGH'),
+    trunc: fc.boolean(),
+    excl: fc.boolean(),
+    follow: fc.boolean(),
   }),
   fc.record({ op: fc.constant('read' as const), p: pathArb, follow: fc.boolean() }),
   fc.record({ op: fc.constant('unlink' as const), p: pathArb }),
@@ -254,7 +259,10 @@ class Guest {
           v().setUint32(IOV_PTR, BUF_PTR, true)
           v().setUint32(IOV_PTR + 4, 256, true)
           const rc = this.wasi['fd_read']!(o.fd, IOV_PTR, 1, N_PTR)
-          return { errno: errnoName(rc), data: rc === Errno.SUCCESS ? dec.decode(this.#bytes(BUF_PTR, v().getUint32(N_PTR, true))) : undefined }
+          return {
+            errno: errnoName(rc),
+            data: rc === Errno.SUCCESS ? dec.decode(this.#bytes(BUF_PTR, v().getUint32(N_PTR, true))) : undefined,
+          }
         } finally {
           this.#close(o.fd)
         }
@@ -263,9 +271,10 @@ class Guest {
       case 'link': {
         const a = this.#put(PATH_PTR, step.p)
         const b = this.#put(PATH2_PTR, step.q)
-        const rc = step.op === 'rename'
-          ? this.wasi['path_rename']!(this.#base(at), PATH_PTR, a, this.#base(step.at2), PATH2_PTR, b)
-          : this.wasi['path_link']!(this.#base(at), step.follow ? LOOKUP_FOLLOW : 0, PATH_PTR, a, this.#base(step.at2), PATH2_PTR, b)
+        const rc =
+          step.op === 'rename'
+            ? this.wasi['path_rename']!(this.#base(at), PATH_PTR, a, this.#base(step.at2), PATH2_PTR, b)
+            : this.wasi['path_link']!(this.#base(at), step.follow ? LOOKUP_FOLLOW : 0, PATH_PTR, a, this.#base(step.at2), PATH2_PTR, b)
         return { errno: errnoName(rc) }
       }
       case 'symlink': {
@@ -320,7 +329,10 @@ class Guest {
       case 'readlink': {
         const len = this.#put(PATH_PTR, step.p)
         const rc = this.wasi['path_readlink']!(this.#base(at), PATH_PTR, len, BUF_PTR, 256, N_PTR)
-        return { errno: errnoName(rc), data: rc === Errno.SUCCESS ? dec.decode(this.#bytes(BUF_PTR, v().getUint32(N_PTR, true))) : undefined }
+        return {
+          errno: errnoName(rc),
+          data: rc === Errno.SUCCESS ? dec.decode(this.#bytes(BUF_PTR, v().getUint32(N_PTR, true))) : undefined,
+        }
       }
     }
   }
@@ -333,9 +345,7 @@ class Guest {
 // ---- the reference model ------------------------------------------------------------------------
 
 type RefNode =
-  | { t: 'dir'; entries: Map<string, RefNode> }
-  | { t: 'file'; content: string; nlink: number; id: string }
-  | { t: 'symlink'; target: string }
+  { t: 'dir'; entries: Map<string, RefNode> } | { t: 'file'; content: string; nlink: number; id: string } | { t: 'symlink'; target: string }
 
 /** A snapshot of a backend's tree, through its own API (files identified by `ino`). */
 function snapshot(fs: Filesystem): RefNode {
@@ -397,7 +407,10 @@ function refResolve(root: RefNode, p: string, follow: boolean): RefResult {
   const stack: RefNode[] = []
   let cur = root
   let slash = p.endsWith('/')
-  const work = p.split('/').filter((c) => c !== '').reverse()
+  const work = p
+    .split('/')
+    .filter((c) => c !== '')
+    .reverse()
   let links = 0
   while (work.length > 0) {
     const c = work.pop()!
@@ -420,7 +433,12 @@ function refResolve(root: RefNode, p: string, follow: boolean): RefResult {
       if (++links > 40) return { kind: 'error' }
       if (next.target.startsWith('/')) return { kind: 'escape' }
       if (last) slash = slash || next.target.endsWith('/')
-      work.push(...next.target.split('/').filter((x) => x !== '').reverse())
+      work.push(
+        ...next.target
+          .split('/')
+          .filter((x) => x !== '')
+          .reverse(),
+      )
       if (work.length === 0) return { kind: 'error' }
       continue
     }
@@ -437,11 +455,18 @@ function checkAgainstModel(before: RefNode, step: Step, got: Outcome): void {
   // The model walks from the mount's root; a held directory may have moved since it was opened.
   if (step.op === 'closedir' || (step.at ?? 0) !== 0 || ((step.op === 'rename' || step.op === 'link') && (step.at2 ?? 0) !== 0)) return
   const paths: [string, boolean][] =
-    step.op === 'read' || step.op === 'stat' ? [[step.p, step.follow]]
-    : step.op === 'readdir' || step.op === 'setSize' || step.op === 'opendir' ? [[step.p, true]]
-    : step.op === 'write' ? [[step.p, step.follow && !step.excl]]
-    : step.op === 'rename' || step.op === 'link' ? [[step.p, false], [step.q, false]]
-    : [[step.p, false]]
+    step.op === 'read' || step.op === 'stat'
+      ? [[step.p, step.follow]]
+      : step.op === 'readdir' || step.op === 'setSize' || step.op === 'opendir'
+        ? [[step.p, true]]
+        : step.op === 'write'
+          ? [[step.p, step.follow && !step.excl]]
+          : step.op === 'rename' || step.op === 'link'
+            ? [
+                [step.p, false],
+                [step.q, false],
+              ]
+            : [[step.p, false]]
   for (const [p, follow] of paths) {
     const ref = refResolve(before, p, follow)
     // SECURITY: a lookup the model sees leaving the mount must never succeed.
@@ -468,7 +493,12 @@ function checkAgainstModel(before: RefNode, step: Step, got: Outcome): void {
     const node = (ref as { node: RefNode }).node
     expect(node.t, JSON.stringify(step)).toBe('dir')
     const names = [...(node as { entries: Map<string, RefNode> }).entries.keys()]
-    expect((got.data as string[]).map((n) => n.slice(0, n.lastIndexOf(':'))).filter((n) => n !== '.' && n !== '..').sort()).toEqual(names.sort())
+    expect(
+      (got.data as string[])
+        .map((n) => n.slice(0, n.lastIndexOf(':')))
+        .filter((n) => n !== '.' && n !== '..')
+        .sort(),
+    ).toEqual(names.sort())
   }
 }
 
@@ -502,11 +532,14 @@ function hostMount(mode: 'auto' | 'fallback'): HostMount {
   for (const name of DECOYS) nodeFs.utimesSync(path.join(base, name), old, old)
   const fs = createHostDirFs(mountDir, { mode })
   // lstat only: reading or listing here would itself move the atimes this is meant to watch.
-  const fingerprint = (): string => DECOYS.concat('.').map((name) => {
-    const st = nodeFs.lstatSync(path.join(base, name), { bigint: true })
-    const atime = name === '.' ? '' : st.atimeNs // listing the base (below) reads it
-    return `${name} ${st.mode} ${st.size} ${atime} ${st.mtimeNs} ${st.ctimeNs} ${st.nlink} ${st.ino}`
-  }).join('\n')
+  const fingerprint = (): string =>
+    DECOYS.concat('.')
+      .map((name) => {
+        const st = nodeFs.lstatSync(path.join(base, name), { bigint: true })
+        const atime = name === '.' ? '' : st.atimeNs // listing the base (below) reads it
+        return `${name} ${st.mode} ${st.size} ${atime} ${st.mtimeNs} ${st.ctimeNs} ${st.nlink} ${st.ino}`
+      })
+      .join('\n')
   const contents = (): string[] => {
     const out: string[] = []
     const walk = (p: string, rel: string): void => {
@@ -540,13 +573,16 @@ function hostMount(mode: 'auto' | 'fallback'): HostMount {
  *   `EISDIR` (new is a directory, old is not) and `ENOTEMPTY` (new is a non-empty directory);
  *   Linux checks "target is an ancestor of source" first (`ENOTEMPTY`), MemFs the types (`EISDIR`).
  */
-const TOLERATED: { op: Step['op']; errnos: [string, string] }[] = [
-  { op: 'rename', errnos: ['ISDIR', 'NOTEMPTY'] },
-]
+const TOLERATED: { op: Step['op']; errnos: [string, string] }[] = [{ op: 'rename', errnos: ['ISDIR', 'NOTEMPTY'] }]
 
 function tolerated(step: Step, a: Outcome, b: Outcome): boolean {
-  return TOLERATED.some((t) => t.op === step.op && a.data === undefined && b.data === undefined &&
-    ((a.errno === t.errnos[0] && b.errno === t.errnos[1]) || (a.errno === t.errnos[1] && b.errno === t.errnos[0])))
+  return TOLERATED.some(
+    (t) =>
+      t.op === step.op &&
+      a.data === undefined &&
+      b.data === undefined &&
+      ((a.errno === t.errnos[0] && b.errno === t.errnos[1]) || (a.errno === t.errnos[1] && b.errno === t.errnos[0])),
+  )
 }
 
 /** Runs `plan` on every backend and fails (an `expect`) at the first disagreement. */
@@ -597,32 +633,57 @@ function runPlan(plan: readonly Step[]): void {
 }
 
 describe('backend differential (MemFs, host dir with both strategies, withQuota) through the WASI imports', () => {
-  it(`${RUNS} random plans agree step by step, with the reference model, and never touch the outside`, () => {
-    fc.assert(fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25, size: 'max' }), (plan) => runPlan(plan)), {
-      seed: SEED,
-      numRuns: RUNS,
-    })
-  }, TIMEOUT)
+  it(
+    `${RUNS} random plans agree step by step, with the reference model, and never touch the outside`,
+    () => {
+      fc.assert(
+        fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25, size: 'max' }), (plan) => runPlan(plan)),
+        {
+          seed: SEED,
+          numRuns: RUNS,
+        },
+      )
+    },
+    TIMEOUT,
+  )
 
   it('the grammar reaches the interesting cases (not a vacuous property)', () => {
     // Escapes, symlink-through lookups and successful mutations must all occur within the runs.
     const tally = new Map<string, number>()
-    fc.assert(fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25, size: 'max' }), (plan) => {
-      const fs = createMemFs()
-      const root = fs.root()
-      seedTree(root)
-      root.close()
-      const g = new Guest(fs)
-      for (const step of plan) {
-        const r = g.run(step)
-        const key = `${step.op} ${r.errno}`
-        tally.set(key, (tally.get(key) ?? 0) + 1)
-      }
-      g.close()
-    }), { seed: SEED, numRuns: 200 })
-    for (const key of ['opendir SUCCESS', 'read SUCCESS', 'read PERM', 'write SUCCESS', 'mkdir SUCCESS', 'rename SUCCESS', 'link SUCCESS',
-      'symlink SUCCESS', 'symlink PERM', 'unlink SUCCESS', 'rmdir SUCCESS', 'readdir SUCCESS', 'setSize SUCCESS',
-      'readlink SUCCESS', 'stat SUCCESS', 'stat PERM']) {
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 25, size: 'max' }), (plan) => {
+        const fs = createMemFs()
+        const root = fs.root()
+        seedTree(root)
+        root.close()
+        const g = new Guest(fs)
+        for (const step of plan) {
+          const r = g.run(step)
+          const key = `${step.op} ${r.errno}`
+          tally.set(key, (tally.get(key) ?? 0) + 1)
+        }
+        g.close()
+      }),
+      { seed: SEED, numRuns: 200 },
+    )
+    for (const key of [
+      'opendir SUCCESS',
+      'read SUCCESS',
+      'read PERM',
+      'write SUCCESS',
+      'mkdir SUCCESS',
+      'rename SUCCESS',
+      'link SUCCESS',
+      'symlink SUCCESS',
+      'symlink PERM',
+      'unlink SUCCESS',
+      'rmdir SUCCESS',
+      'readdir SUCCESS',
+      'setSize SUCCESS',
+      'readlink SUCCESS',
+      'stat SUCCESS',
+      'stat PERM',
+    ]) {
       expect(tally.get(key) ?? 0, key).toBeGreaterThan(3)
     }
   })

@@ -49,11 +49,27 @@ const sizeArb = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 0, max: 40 })
 const offsetArb = fc.integer({ min: 0, max: 6000 })
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 8, arbitrary: fc.record({ op: fc.constant('write' as const), slot: slotArb, sizes: fc.array(sizeArb, { minLength: 1, maxLength: 3 }), byte: fc.integer({ min: 65, max: 90 }) }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant('write' as const),
+      slot: slotArb,
+      sizes: fc.array(sizeArb, { minLength: 1, maxLength: 3 }),
+      byte: fc.integer({ min: 65, max: 90 }),
+    }),
+  },
   fc.record({ op: fc.constant('pwrite' as const), slot: slotArb, at: offsetArb, size: sizeArb, byte: fc.integer({ min: 97, max: 122 }) }),
   { weight: 2, arbitrary: fc.record({ op: fc.constant('read' as const), slot: slotArb, size: fc.integer({ min: 1, max: 5000 }) }) },
   fc.record({ op: fc.constant('pread' as const), slot: slotArb, at: offsetArb, size: fc.integer({ min: 1, max: 5000 }) }),
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('seek' as const), slot: slotArb, offset: fc.integer({ min: -50, max: 5000 }), whence: fc.constantFrom<0 | 1 | 2>(0, 1, 2) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('seek' as const),
+      slot: slotArb,
+      offset: fc.integer({ min: -50, max: 5000 }),
+      whence: fc.constantFrom<0 | 1 | 2>(0, 1, 2),
+    }),
+  },
   fc.record({ op: fc.constant('tell' as const), slot: slotArb }),
   fc.record({ op: fc.constant('fstat' as const), slot: slotArb }),
   fc.record({ op: fc.constant('pathstat' as const), slot: slotArb }),
@@ -77,7 +93,10 @@ const O_TRUNC = 8
 const ALL = BigInt(RIGHTS_ALL)
 
 type Wasi = Record<string, (...args: (number | bigint)[]) => number>
-interface Outcome { errno: string; data?: unknown }
+interface Outcome {
+  errno: string
+  data?: unknown
+}
 
 /** One guest over one backend, with three descriptors on two files. */
 class Guest {
@@ -113,7 +132,10 @@ class Guest {
   run(step: Step): Outcome {
     const v = this.#v()
     const fd = step.op === 'renumber' ? -1 : this.fds[step.slot]!
-    const result = (rc: number, data?: () => unknown): Outcome => ({ errno: errnoName(rc), ...(rc === Errno.SUCCESS && data ? { data: data() } : {}) })
+    const result = (rc: number, data?: () => unknown): Outcome => ({
+      errno: errnoName(rc),
+      ...(rc === Errno.SUCCESS && data ? { data: data() } : {}),
+    })
     switch (step.op) {
       case 'write': {
         let at = BUF_PTR
@@ -134,9 +156,8 @@ class Guest {
       case 'pread': {
         v.setUint32(IOV_PTR, BUF_PTR, true)
         v.setUint32(IOV_PTR + 4, step.size, true)
-        const rc = step.op === 'read'
-          ? this.wasi['fd_read']!(fd, IOV_PTR, 1, N_PTR)
-          : this.wasi['fd_pread']!(fd, IOV_PTR, 1, BigInt(step.at), N_PTR)
+        const rc =
+          step.op === 'read' ? this.wasi['fd_read']!(fd, IOV_PTR, 1, N_PTR) : this.wasi['fd_pread']!(fd, IOV_PTR, 1, BigInt(step.at), N_PTR)
         return result(rc, () => this.#bytes(v.getUint32(N_PTR, true)))
       }
       case 'seek':
@@ -148,7 +169,9 @@ class Guest {
       case 'pathstat': {
         const name = new TextEncoder().encode(FILE_OF[step.slot])
         new Uint8Array(this.mem.buffer).set(name, PATH_PTR)
-        return result(this.wasi['path_filestat_get']!(MOUNT_FD, 0, PATH_PTR, name.length, STAT_PTR), () => v.getBigUint64(STAT_PTR + 32, true))
+        return result(this.wasi['path_filestat_get']!(MOUNT_FD, 0, PATH_PTR, name.length, STAT_PTR), () =>
+          v.getBigUint64(STAT_PTR + 32, true),
+        )
       }
       case 'setSize':
         return result(this.wasi['fd_filestat_set_size']!(fd, BigInt(step.size)))
@@ -200,33 +223,36 @@ describe('write-behind: differential fuzz of descriptor I/O', () => {
   it('held writes are indistinguishable from written ones, step by step and at the end', { timeout: TIMEOUT }, () => {
     /** Successful writes that did not reach B's backend in their own call. */
     let held = 0
-    fc.assert(fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), (plan) => {
-      // A renumber onto a slot of the other file moves a descriptor between files: FILE_OF
-      // then no longer says which file a slot is on, but every backend agrees all the same.
-      const tmp = nodeFs.mkdtempSync(path.join(os.tmpdir(), 'caplet-wb-fuzz-'))
-      const hostFs = createHostDirFs(tmp)
-      try {
-        const plain = memFsFromTree({})
-        const logged = writeLogFs(memFsFromTree({}))
-        const backends: Filesystem[] = [plain, logged.fs, hostFs]
-        const guests = backends.map((fs) => new Guest(fs))
-        for (const step of plan) {
-          const before = logged.log.writes.length
-          const [a, ...rest] = guests.map((g) => g.run(step))
-          for (const b of rest) expect(b, JSON.stringify(step)).toEqual(a)
-          if (step.op === 'write' && a!.data !== 0 && logged.log.writes.length === before) held++
+    fc.assert(
+      fc.property(fc.array(stepArb, { minLength: 1, maxLength: 40 }), (plan) => {
+        // A renumber onto a slot of the other file moves a descriptor between files: FILE_OF
+        // then no longer says which file a slot is on, but every backend agrees all the same.
+        const tmp = nodeFs.mkdtempSync(path.join(os.tmpdir(), 'caplet-wb-fuzz-'))
+        const hostFs = createHostDirFs(tmp)
+        try {
+          const plain = memFsFromTree({})
+          const logged = writeLogFs(memFsFromTree({}))
+          const backends: Filesystem[] = [plain, logged.fs, hostFs]
+          const guests = backends.map((fs) => new Guest(fs))
+          for (const step of plan) {
+            const before = logged.log.writes.length
+            const [a, ...rest] = guests.map((g) => g.run(step))
+            for (const b of rest) expect(b, JSON.stringify(step)).toEqual(a)
+            if (step.op === 'write' && a!.data !== 0 && logged.log.writes.length === before) held++
+          }
+          for (const g of guests) {
+            g.host.close()
+            expect(g.host.writeFailures()).toEqual([])
+          }
+          const [want, ...got] = backends.map(contents)
+          for (const c of got) expect(c).toEqual(want)
+        } finally {
+          hostFs.close()
+          nodeFs.rmSync(tmp, { recursive: true, force: true })
         }
-        for (const g of guests) {
-          g.host.close()
-          expect(g.host.writeFailures()).toEqual([])
-        }
-        const [want, ...got] = backends.map(contents)
-        for (const c of got) expect(c).toEqual(want)
-      } finally {
-        hostFs.close()
-        nodeFs.rmSync(tmp, { recursive: true, force: true })
-      }
-    }), { numRuns: RUNS, seed: SEED })
+      }),
+      { numRuns: RUNS, seed: SEED },
+    )
     // The plans did exercise holding: fewer backend writes than guest writes.
     expect(held).toBeGreaterThan(0)
   })

@@ -10,7 +10,9 @@ import { beforeAll, describe, expect, it } from 'vitest'
 const root = resolve(import.meta.dirname, '../..')
 let eslint: ESLint
 
-beforeAll(() => { eslint = new ESLint({ cwd: root }) })
+beforeAll(() => {
+  eslint = new ESLint({ cwd: root })
+})
 
 /** The rule ids reported for `code` as if it lived at `file` (the message, for a problem without one). */
 async function ruleIds(file: string, code: string): Promise<string[]> {
@@ -47,13 +49,22 @@ describe('lint boundaries', () => {
 
   it('refuses `any`, and a disable comment that disables nothing', async () => {
     expect(await ruleIds('runtime/x.ts', 'export const f = (x: any) => x\n')).toEqual(['@typescript-eslint/no-explicit-any'])
-    expect(await ruleIds('runtime/x.ts', '// eslint-disable-next-line @typescript-eslint/no-explicit-any\nexport const f = (x: unknown) => x\n')).toEqual([expect.stringMatching(/^Unused eslint-disable directive/)])
+    expect(
+      await ruleIds('runtime/x.ts', '// eslint-disable-next-line @typescript-eslint/no-explicit-any\nexport const f = (x: unknown) => x\n'),
+    ).toEqual([expect.stringMatching(/^Unused eslint-disable directive/)])
   })
 
   it('allows what the boundaries permit', async () => {
     expect(await ruleIds('wasi-host/node/x.ts', "import { readFileSync } from 'node:fs'\nexport const f = readFileSync\n")).toEqual([])
-    expect(await ruleIds('runtime/x.ts', "import { readFileSync } from 'node:fs'\nimport { WasiHost } from '../wasi-host/index.js'\nexport const f = [readFileSync, WasiHost]\n")).toEqual([])
+    expect(
+      await ruleIds(
+        'runtime/x.ts',
+        "import { readFileSync } from 'node:fs'\nimport { WasiHost } from '../wasi-host/index.js'\nexport const f = [readFileSync, WasiHost]\n",
+      ),
+    ).toEqual([])
     expect(await ruleIds('wasi-host/fs/x.ts', "import { WasiError } from '../errors.js'\nexport const e = WasiError\n")).toEqual([])
-    expect(await ruleIds('test/x.test.ts', "import { discardWriter } from '../wasi-host/syscalls/fd.js'\nexport const d = discardWriter\n")).toEqual([])
+    expect(
+      await ruleIds('test/x.test.ts', "import { discardWriter } from '../wasi-host/syscalls/fd.js'\nexport const d = discardWriter\n"),
+    ).toEqual([])
   })
 })

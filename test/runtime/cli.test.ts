@@ -11,7 +11,9 @@ const fixture = (n: string) => join(root, 'test/fixtures/wasm', `${n}.wasm`)
 
 function caplet(args: string[], opts: { input?: string; cwd?: string; env?: Record<string, string> } = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], {
-    input: opts.input ?? '', cwd: opts.cwd ?? root, encoding: 'utf8',
+    input: opts.input ?? '',
+    cwd: opts.cwd ?? root,
+    encoding: 'utf8',
     env: { PATH: process.env.PATH ?? '', ...opts.env },
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
@@ -67,16 +69,26 @@ describe('caplet run', () => {
     for (let i = 0; i < 200; i++) writeFileSync(big, block, { flag: 'a' })
     // The CLI's own process, with its peak RSS reported on fd 3 when it exits.
     const wrapper = join(tmp, 'rss.mjs')
-    writeFileSync(wrapper, `import { writeSync } from 'node:fs'
+    writeFileSync(
+      wrapper,
+      `import { writeSync } from 'node:fs'
 process.on('exit', () => writeSync(3, String(process.resourceUsage().maxRSS)))
 process.argv.splice(1, 1)
 await import(${JSON.stringify(join(root, 'dist/cli.js'))})
-`)
-    const piped = spawnSync('bash', ['-c', '"$0" "$1" run --stdin "$2" "$3" 3>/dev/null | cksum', process.execPath, wrapper, big, sample('cat')], { encoding: 'utf8' })
+`,
+    )
+    const piped = spawnSync(
+      'bash',
+      ['-c', '"$0" "$1" run --stdin "$2" "$3" 3>/dev/null | cksum', process.execPath, wrapper, big, sample('cat')],
+      { encoding: 'utf8' },
+    )
     const cksum = spawnSync('bash', ['-c', 'cksum < "$0"', big], { encoding: 'utf8' }).stdout
     expect(piped.stdout.split(' ').slice(0, 2)).toEqual(cksum.split(' ').slice(0, 2))
     for (const mode of [[], ['--in-process']]) {
-      const rss = spawnSync(process.execPath, [wrapper, 'run', ...mode, '--stdin', big, sample('cat')], { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], encoding: 'utf8' })
+      const rss = spawnSync(process.execPath, [wrapper, 'run', ...mode, '--stdin', big, sample('cat')], {
+        stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      })
       expect(rss.status).toBe(0)
       const maxRssKiB = Number(rss.output[3])
       expect(maxRssKiB).toBeGreaterThan(0)
@@ -115,7 +127,9 @@ await import(${JSON.stringify(join(root, 'dist/cli.js'))})
   })
 
   it('passes only the environment it is given', () => {
-    const r = caplet(['run', '--env', 'CAPLET_TEST=1', '--env', 'A=1', '--env', 'FROM_HOST', fixture('diff_argsenv'), 'x'], { env: { FROM_HOST: 'yes', SECRET: 'no' } })
+    const r = caplet(['run', '--env', 'CAPLET_TEST=1', '--env', 'A=1', '--env', 'FROM_HOST', fixture('diff_argsenv'), 'x'], {
+      env: { FROM_HOST: 'yes', SECRET: 'no' },
+    })
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('A=1')
     expect(r.stdout).toContain('FROM_HOST=yes')
@@ -131,7 +145,16 @@ await import(${JSON.stringify(join(root, 'dist/cli.js'))})
     const site = join(tmp, 'site')
     mkdirSync(site, { recursive: true })
     writeFileSync(join(site, 'keep.txt'), 'keep')
-    const r = caplet(['run', '--overlay', `${site}:/sandbox`, '--dir', `${tmp}/fx:/data:ro`, '--overlay-out', join(tmp, 'saved'), fixture('diff_fileio')])
+    const r = caplet([
+      'run',
+      '--overlay',
+      `${site}:/sandbox`,
+      '--dir',
+      `${tmp}/fx:/data:ro`,
+      '--overlay-out',
+      join(tmp, 'saved'),
+      fixture('diff_fileio'),
+    ])
     expect(r.code).toBe(0)
     expect(readdirSync(site)).toEqual(['keep.txt'])
     expect(r.stderr).toMatch(/overlay \/sandbox: \d+ added, 0 modified, 0 deleted; saved to/)
@@ -139,9 +162,15 @@ await import(${JSON.stringify(join(root, 'dist/cli.js'))})
   })
 
   it('enforces --tmp GUEST:SIZE, --disk and --max-files with EDQUOT', () => {
-    expect(caplet(['run', '--tmp', '/sandbox:1MiB', '--tmp', '/data', fixture('flood'), 'big-write']).stdout).toMatch(/1048576 bytes.*DQUOT/)
-    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--disk', '2MiB', fixture('flood'), 'big-write']).stdout).toMatch(/2097152 bytes.*DQUOT/)
-    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--max-files', '5', fixture('flood'), 'files']).stdout).toBe('files: 5 DQUOT\n')
+    expect(caplet(['run', '--tmp', '/sandbox:1MiB', '--tmp', '/data', fixture('flood'), 'big-write']).stdout).toMatch(
+      /1048576 bytes.*DQUOT/,
+    )
+    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--disk', '2MiB', fixture('flood'), 'big-write']).stdout).toMatch(
+      /2097152 bytes.*DQUOT/,
+    )
+    expect(caplet(['run', '--tmp', '/sandbox', '--tmp', '/data', '--max-files', '5', fixture('flood'), 'files']).stdout).toBe(
+      'files: 5 DQUOT\n',
+    )
   })
 
   it('stops a runaway guest with --timeout and --fuel (exit 124), and traps with 134', () => {
@@ -174,7 +203,28 @@ await import(${JSON.stringify(join(root, 'dist/cli.js'))})
   it('prints help that names every flag and exit code', () => {
     const r = caplet(['--help'])
     expect(r.code).toBe(0)
-    for (const s of ['--dir', '--tmp', '--overlay', '--env', '--stdin', '--memory', '--timeout', '--fuel', '--max-output', '--max-fds', '--disk', '--max-files', '--json', '--policy', '--deterministic', '124', '125', '126', '134']) expect(r.stdout).toContain(s)
+    for (const s of [
+      '--dir',
+      '--tmp',
+      '--overlay',
+      '--env',
+      '--stdin',
+      '--memory',
+      '--timeout',
+      '--fuel',
+      '--max-output',
+      '--max-fds',
+      '--disk',
+      '--max-files',
+      '--json',
+      '--policy',
+      '--deterministic',
+      '124',
+      '125',
+      '126',
+      '134',
+    ])
+      expect(r.stdout).toContain(s)
   })
 
   it('takes numbers in 1e9 form, seeds with --deterministic, and keeps binary output exact with --output-encoding base64', () => {

@@ -29,7 +29,16 @@ function probeRun(args: string[], options: RunOptions) {
 describe('denials: each kind, with the flag that grants it', () => {
   it('a write on a read-only mount names --dir HOST:GUEST:rw', () => {
     const r = probeRun(['ro-write'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
-    expect(r.denials).toEqual([{ call: 'path_open', kind: 'read-only', path: '/data/out.txt', fd: 3, reason: 'mount /data is read-only', grant: `--dir ${data}:/data:rw` }])
+    expect(r.denials).toEqual([
+      {
+        call: 'path_open',
+        kind: 'read-only',
+        path: '/data/out.txt',
+        fd: 3,
+        reason: 'mount /data is read-only',
+        grant: `--dir ${data}:/data:rw`,
+      },
+    ])
     expect(denialLines({ denials: r.denials!, count: r.denialCount! })).toEqual([
       `caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw)`,
     ])
@@ -43,7 +52,12 @@ describe('denials: each kind, with the flag that grants it', () => {
   })
 
   it('a rename across mounts', () => {
-    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }] })
+    const r = probeRun(['cross'], {
+      mounts: [
+        { guest: '/tmp', tmp: true },
+        { guest: '/data2', host: data2 },
+      ],
+    })
     expect(r.denials).toMatchObject([{ call: 'path_rename', kind: 'cross-domain', path: '/tmp/a.txt' }])
   })
 
@@ -68,19 +82,42 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(new TextDecoder().decode(r.stdout)).toBe('dropped: Bad file descriptor\n') // wasi-libc reads NOTCAPABLE as EBADF
     expect(r.denials).toMatchObject([{ call: 'fd_read', kind: 'missing-right', fd: 4 }])
     expect(r.denials![0]!.grant).toBeUndefined()
-    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toMatch(/^caplet: the guest tried to read fd 4: descriptor 4 lacks the right .*\(no flag grants it\)$/)
+    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toMatch(
+      /^caplet: the guest tried to read fd 4: descriptor 4 lacks the right .*\(no flag grants it\)$/,
+    )
   })
 
   it('a rename across mounts says why, and that no flag grants it', () => {
-    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }] })
+    const r = probeRun(['cross'], {
+      mounts: [
+        { guest: '/tmp', tmp: true },
+        { guest: '/data2', host: data2 },
+      ],
+    })
     expect(r.denials![0]!.grant).toBeUndefined()
-    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toBe('caplet: the guest tried to rename /tmp/a.txt: it moves a file from one mount to another (no flag grants it)')
+    expect(denialLines({ denials: r.denials!, count: 1 })[0]).toBe(
+      'caplet: the guest tried to rename /tmp/a.txt: it moves a file from one mount to another (no flag grants it)',
+    )
   })
 
   it('a denied import stubbed with ENOSYS names --allow-syscalls', () => {
-    const r = probeRun(['cross'], { mounts: [{ guest: '/tmp', tmp: true }, { guest: '/data2', host: data2 }], denySyscalls: ['path_rename'], deniedSyscalls: 'enosys' })
+    const r = probeRun(['cross'], {
+      mounts: [
+        { guest: '/tmp', tmp: true },
+        { guest: '/data2', host: data2 },
+      ],
+      denySyscalls: ['path_rename'],
+      deniedSyscalls: 'enosys',
+    })
     expect(new TextDecoder().decode(r.stdout)).toBe('cross: Function not implemented\n')
-    expect(r.denials).toEqual([{ call: 'path_rename', kind: 'denied-import', reason: expect.stringMatching(/allow-list/) as string, grant: '--allow-syscalls path_rename' }])
+    expect(r.denials).toEqual([
+      {
+        call: 'path_rename',
+        kind: 'denied-import',
+        reason: expect.stringMatching(/allow-list/) as string,
+        grant: '--allow-syscalls path_rename',
+      },
+    ])
   })
 
   it('fuel and time limits, which stop the guest outside any host call, name --fuel and --timeout', () => {
@@ -88,7 +125,9 @@ describe('denials: each kind, with the flag that grants it', () => {
     const fuel = runSync(spin, { args: ['fuel_spin', 'forever'], limits: { fuel: 100_000 } })
     expect(fuel.limit).toBe('fuel')
     expect(fuel.denials).toEqual([{ call: 'fuel', kind: 'limit', reason: 'the run used up its fuel (100000)', grant: '--fuel N' }])
-    expect(denialLines({ denials: fuel.denials!, count: 1 })).toEqual(['caplet: the guest was stopped: the run used up its fuel (100000) (grant with --fuel N)'])
+    expect(denialLines({ denials: fuel.denials!, count: 1 })).toEqual([
+      'caplet: the guest was stopped: the run used up its fuel (100000) (grant with --fuel N)',
+    ])
   })
 
   it('the CLI explains a timeout with --timeout', () => {
@@ -111,13 +150,17 @@ describe('denials: each kind, with the flag that grants it', () => {
     const explained = spawnSync(process.execPath, [bin, args[0]!, '--explain-denials', ...args.slice(1)], { encoding: 'utf8' })
     const lines = explained.stderr.trimEnd().split('\n')
     expect(lines).toHaveLength(2)
-    expect(lines[0]).toBe(`caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw) [2 times]`)
+    expect(lines[0]).toBe(
+      `caplet: the guest tried to write /data/out.txt: mount /data is read-only (grant with --dir ${data}:/data:rw) [2 times]`,
+    )
   })
 
-  it('a hostile file name from a real guest comes out escaped in the result\'s line, the CLI and the trace', () => {
+  it("a hostile file name from a real guest comes out escaped in the result's line, the CLI and the trace", () => {
     const r = probeRun(['hostile'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
     expect(r.denials![0]!.path).toBe('/data/\x1b[2J\u202eevil\u200b.txt')
-    const cli = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--trace', '--dir', `${data}:/data:ro`, probe, 'hostile'], { encoding: 'utf8' })
+    const cli = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--trace', '--dir', `${data}:/data:ro`, probe, 'hostile'], {
+      encoding: 'utf8',
+    })
     const lines = cli.stderr.split('\n').filter((l) => l.includes('evil'))
     expect(lines.length).toBeGreaterThanOrEqual(2)
     for (const l of lines) {
@@ -127,7 +170,10 @@ describe('denials: each kind, with the flag that grants it', () => {
   })
 
   it('hostile guest paths are escaped in denial lines', () => {
-    const line = denialLines({ denials: [{ call: 'path_open', kind: 'escape', path: '/data/\x1b[2J\u202e../x', reason: 'r' }], count: 1 })[0]!
+    const line = denialLines({
+      denials: [{ call: 'path_open', kind: 'escape', path: '/data/\x1b[2J\u202e../x', reason: 'r' }],
+      count: 1,
+    })[0]!
     expect(line).not.toMatch(/[\x00-\x1f\u202e]/)
     expect(line).toContain('/data/\\x1b[2J\\u{202e}../x')
   })

@@ -18,20 +18,23 @@ import { buildModule, op } from './instrument/wasm.js'
 
 const LOOP = [op.loop, 0x40, op.end]
 /** `_start` calls 1 once (a spine function with a loop: hinted) and 2 twice (not hinted). */
-const looping = (salt = 0) => buildModule({
-  memory: [0x00, 1],
-  funcs: [
-    { body: [0x10, 1, 0x10, 2, 0x10, 2, ...LOOP], export: '_start' },
-    { body: [...LOOP, op.i32_const, salt, op.drop] },
-    { body: LOOP },
-  ],
-})
+const looping = (salt = 0) =>
+  buildModule({
+    memory: [0x00, 1],
+    funcs: [
+      { body: [0x10, 1, 0x10, 2, 0x10, 2, ...LOOP], export: '_start' },
+      { body: [...LOOP, op.i32_const, salt, op.drop] },
+      { body: LOOP },
+    ],
+  })
 
 let dir: string
 const entries = () => readdirSync(dir).filter((n) => n.endsWith('.entry'))
 const stats = () => ({ ...moduleCacheStats })
 const delta = (before: typeof moduleCacheStats) => ({
-  hits: moduleCacheStats.hits - before.hits, misses: moduleCacheStats.misses - before.misses, rejected: moduleCacheStats.rejected - before.rejected,
+  hits: moduleCacheStats.hits - before.hits,
+  misses: moduleCacheStats.misses - before.misses,
+  rejected: moduleCacheStats.rejected - before.rejected,
 })
 /** What a forger with write access to the cache directory writes: a well-formed entry. */
 function forge(file: string, payload: Uint8Array): void {
@@ -176,7 +179,12 @@ function withPadding(code: Uint8Array, n: number): Uint8Array {
   const size = name.length + n
   const leb: number[] = []
   let v = size
-  do { let b = v & 0x7f; v >>>= 7; if (v) b |= 0x80; leb.push(b) } while (v)
+  do {
+    let b = v & 0x7f
+    v >>>= 7
+    if (v) b |= 0x80
+    leb.push(b)
+  } while (v)
   const out = new Uint8Array(code.length + 1 + leb.length + size)
   out.set(code)
   out.set([0, ...leb, ...name], code.length)
@@ -195,13 +203,59 @@ describe('default tier', () => {
 
 /** A command whose `_start` body is `n` nops (a code section of about `n` bytes). */
 function bigCode(n: number): Uint8Array {
-  const leb = (v: number) => { const o: number[] = []; do { let b = v & 0x7f; v >>>= 7; if (v) b |= 0x80; o.push(b) } while (v); return o }
+  const leb = (v: number) => {
+    const o: number[] = []
+    do {
+      let b = v & 0x7f
+      v >>>= 7
+      if (v) b |= 0x80
+      o.push(b)
+    } while (v)
+    return o
+  }
   const body = n + 2 // locals count 0, nops, end
   const code = [...leb(1), ...leb(body)]
   const codeSize = code.length + body
-  const head = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 5, 3, 1, 0, 1,
-    7, 19, 2, 6, ...Array.from('_start', (c) => c.charCodeAt(0)), 0, 0, 6, ...Array.from('memory', (c) => c.charCodeAt(0)), 2, 0,
-    10, ...leb(codeSize), ...code, 0]
+  const head = [
+    0,
+    0x61,
+    0x73,
+    0x6d,
+    1,
+    0,
+    0,
+    0,
+    1,
+    4,
+    1,
+    0x60,
+    0,
+    0,
+    3,
+    2,
+    1,
+    0,
+    5,
+    3,
+    1,
+    0,
+    1,
+    7,
+    19,
+    2,
+    6,
+    ...Array.from('_start', (c) => c.charCodeAt(0)),
+    0,
+    0,
+    6,
+    ...Array.from('memory', (c) => c.charCodeAt(0)),
+    2,
+    0,
+    10,
+    ...leb(codeSize),
+    ...code,
+    0,
+  ]
   const out = new Uint8Array(head.length + n + 1).fill(op.nop)
   out.set(head)
   out[out.length - 1] = op.end

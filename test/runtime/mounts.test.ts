@@ -28,16 +28,20 @@ function treeHash(dir: string): string {
 }
 
 function listTree(dir: string, rel = ''): string[] {
-  return readdirSync(dir).sort().flatMap((name) => {
-    const p = join(dir, name)
-    const st = lstatSync(p)
-    if (st.isDirectory()) return [`${rel}${name}/`, ...listTree(p, `${rel}${name}/`)]
-    return [`${rel}${name}${st.isFile() ? `=${createHash('sha1').update(readFileSync(p)).digest('hex').slice(0, 8)}` : ''}`]
-  })
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const p = join(dir, name)
+      const st = lstatSync(p)
+      if (st.isDirectory()) return [`${rel}${name}/`, ...listTree(p, `${rel}${name}/`)]
+      return [`${rel}${name}${st.isFile() ? `=${createHash('sha1').update(readFileSync(p)).digest('hex').slice(0, 8)}` : ''}`]
+    })
 }
 
 const layouts: HostLayout[] = []
-afterEach(() => { for (const l of layouts.splice(0)) l.cleanup() })
+afterEach(() => {
+  for (const l of layouts.splice(0)) l.cleanup()
+})
 function layout(): HostLayout {
   const l = makeHostLayout()
   layouts.push(l)
@@ -53,7 +57,10 @@ describe('overlay mounts', () => {
     const before = treeHash(l.sandbox)
     const r = await run(fixtureWasm('diff_fileio'), {
       env: { CAPLET_TEST: '1' },
-      mounts: [{ guest: '/sandbox', host: l.sandbox, mode: 'overlay' }, { guest: '/data', host: l.data, mode: 'ro' }],
+      mounts: [
+        { guest: '/sandbox', host: l.sandbox, mode: 'overlay' },
+        { guest: '/data', host: l.data, mode: 'ro' },
+      ],
     })
     expect(r.exitCode).toBe(0)
     expect(treeHash(l.sandbox)).toBe(before)
@@ -69,7 +76,10 @@ describe('overlay mounts', () => {
     const plain = layout()
     const opts = (sandbox: string, data: string, mode: 'overlay' | 'rw') => ({
       env: { CAPLET_TEST: '1' },
-      mounts: [{ guest: '/sandbox', host: sandbox, mode, ...(mode === 'overlay' ? { apply: true } : {}) }, { guest: '/data', host: data, mode: 'ro' as const }],
+      mounts: [
+        { guest: '/sandbox', host: sandbox, mode, ...(mode === 'overlay' ? { apply: true } : {}) },
+        { guest: '/data', host: data, mode: 'ro' as const },
+      ],
     })
     const a = await run(fixtureWasm('diff_fileio'), opts(viaOverlay.sandbox, viaOverlay.data, 'overlay'))
     const b = await run(fixtureWasm('diff_fileio'), opts(plain.sandbox, plain.data, 'rw'))
@@ -84,7 +94,10 @@ describe('overlay mounts', () => {
     try {
       const r = await run(fixtureWasm('diff_fileio'), {
         env: { CAPLET_TEST: '1' },
-        mounts: [{ guest: '/sandbox', host: l.sandbox, mode: 'overlay', saveTo: out }, { guest: '/data', host: l.data, mode: 'ro' }],
+        mounts: [
+          { guest: '/sandbox', host: l.sandbox, mode: 'overlay', saveTo: out },
+          { guest: '/data', host: l.data, mode: 'ro' },
+        ],
       })
       expect(r.overlays?.[0]?.savedTo).toBe(out)
       const manifest = JSON.parse(readFileSync(join(out, '.caplet-overlay.json'), 'utf8')) as { changes: { path: string }[] }
@@ -98,7 +111,10 @@ describe('overlay mounts', () => {
 
   it('needs a host directory, and saveTo/apply need an overlay', async () => {
     const err = await run(fixtureWasm('diff_exit'), {
-      mounts: [{ guest: '/a', tmp: true, mode: 'overlay' }, { guest: '/b', tmp: true, saveTo: '/tmp/x' }],
+      mounts: [
+        { guest: '/a', tmp: true, mode: 'overlay' },
+        { guest: '/b', tmp: true, saveTo: '/tmp/x' },
+      ],
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     expect((err as PolicyError).problems.join('\n')).toMatch(/mounts\[0\].*overlay.*host/)
@@ -110,13 +126,19 @@ describe('overlapping mounts', () => {
   it('refuses two writable views of one host tree, and allows a read-only one', async () => {
     const l = layout()
     const err = await run(fixtureWasm('diff_exit'), {
-      mounts: [{ guest: '/a', host: l.sandbox }, { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'overlay' }],
+      mounts: [
+        { guest: '/a', host: l.sandbox },
+        { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'overlay' },
+      ],
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     expect((err as PolicyError).problems.join('\n')).toMatch(/mounts\[1\]\.host: overlaps the writable mounts\[0\]\.host/)
     const ok = await run(fixtureWasm('diff_exit'), {
       args: ['diff_exit', '0'],
-      mounts: [{ guest: '/a', host: l.sandbox }, { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'ro' }],
+      mounts: [
+        { guest: '/a', host: l.sandbox },
+        { guest: '/b', host: join(l.sandbox, 'olddir'), mode: 'ro' },
+      ],
     })
     expect(ok.exitCode).toBe(0)
   })
@@ -126,25 +148,40 @@ describe('quotas', () => {
   const big = (mounts: Parameters<typeof run>[1]) => run(fixtureWasm('flood'), { args: ['flood', 'big-write'], ...mounts })
 
   it('stop a guest filling an in-memory mount at its size, keeping what it wrote', async () => {
-    const r = await big({ mounts: [{ guest: '/sandbox', tmp: true, size: '1MiB' }, { guest: '/data', tmp: true }] })
+    const r = await big({
+      mounts: [
+        { guest: '/sandbox', tmp: true, size: '1MiB' },
+        { guest: '/data', tmp: true },
+      ],
+    })
     expect(text(r.stdout)).toBe('big-write: 1048576 bytes (1 MiB) DQUOT\nbig-write: file size 1048576\n')
   })
 
   it('stop a guest filling a host directory: the disk never holds more than the quota', async () => {
     const l = layout()
-    const r = await big({ mounts: [{ guest: '/sandbox', host: l.sandbox }, { guest: '/data', host: l.data, mode: 'ro' }], limits: { disk: '3MiB' } })
+    const r = await big({
+      mounts: [
+        { guest: '/sandbox', host: l.sandbox },
+        { guest: '/data', host: l.data, mode: 'ro' },
+      ],
+      limits: { disk: '3MiB' },
+    })
     expect(text(r.stdout)).toContain('DQUOT')
-    const size = (d: string): number => readdirSync(d).reduce((n, name) => {
-      const st = lstatSync(join(d, name))
-      return n + (st.isDirectory() ? size(join(d, name)) : st.size)
-    }, 0)
+    const size = (d: string): number =>
+      readdirSync(d).reduce((n, name) => {
+        const st = lstatSync(join(d, name))
+        return n + (st.isDirectory() ? size(join(d, name)) : st.size)
+      }, 0)
     expect(size(l.sandbox) - 'from the host\ninner\n'.length).toBeLessThanOrEqual(3 * 1024 * 1024)
   })
 
   it('share a total across mounts, and count files created', async () => {
     const r = await run(fixtureWasm('flood'), {
       args: ['flood', 'files'],
-      mounts: [{ guest: '/sandbox', tmp: true }, { guest: '/data', tmp: true }],
+      mounts: [
+        { guest: '/sandbox', tmp: true },
+        { guest: '/data', tmp: true },
+      ],
       limits: { inodes: 10 },
     })
     expect(text(r.stdout)).toBe('files: 10 DQUOT\n')
@@ -152,9 +189,13 @@ describe('quotas', () => {
 
   it('apply to overlays too: the private layer cannot grow past the quota', async () => {
     const l = layout()
-    const r = await big({ mounts: [{ guest: '/sandbox', host: l.sandbox, mode: 'overlay', size: '512KiB' }, { guest: '/data', tmp: true }] })
+    const r = await big({
+      mounts: [
+        { guest: '/sandbox', host: l.sandbox, mode: 'overlay', size: '512KiB' },
+        { guest: '/data', tmp: true },
+      ],
+    })
     expect(text(r.stdout)).toContain('big-write: 524288 bytes')
     expect(r.overlays?.[0]?.changes).toEqual([{ path: 'big', kind: 'added', type: 'file' }])
   })
 })
-

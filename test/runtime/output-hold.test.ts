@@ -15,7 +15,9 @@ const bytes = (s: string) => new TextEncoder().encode(s)
 /** A log of what reached each sink, in order, one entry per call. */
 function logged() {
   const calls: string[] = []
-  const sink = (name: string) => (c: Uint8Array) => { calls.push(`${name}:${text.decode(c)}`) }
+  const sink = (name: string) => (c: Uint8Array) => {
+    calls.push(`${name}:${text.decode(c)}`)
+  }
   return { calls, out: sink('out'), err: sink('err') }
 }
 
@@ -23,8 +25,13 @@ describe('OutputHold', () => {
   it('joins small writes, and keeps two streams in the order they were written', () => {
     const hold = new OutputHold()
     const log = logged()
-    const out = hold.sink(log.out), err = hold.sink(log.err)
-    out(bytes('a')); out(bytes('b')); err(bytes('c')); err(bytes('d')); out(bytes('e'))
+    const out = hold.sink(log.out),
+      err = hold.sink(log.err)
+    out(bytes('a'))
+    out(bytes('b'))
+    err(bytes('c'))
+    err(bytes('d'))
+    out(bytes('e'))
     expect(log.calls).toEqual(['out:ab', 'err:cd'])
     expect(hold.pending).toBe(true)
     hold.flush()
@@ -35,7 +42,9 @@ describe('OutputHold', () => {
   it('writes a large chunk straight through, after what it holds', () => {
     const hold = new OutputHold()
     const seen: number[] = []
-    const out = hold.sink((c) => { seen.push(c.byteLength) })
+    const out = hold.sink((c) => {
+      seen.push(c.byteLength)
+    })
     out(new Uint8Array(10))
     out(new Uint8Array(OUTPUT_HOLD_BYTES))
     expect(seen).toEqual([10, OUTPUT_HOLD_BYTES])
@@ -48,7 +57,9 @@ describe('OutputHold', () => {
   it('reports a failed flush (EPIPE) to the next write of that stream only', () => {
     const hold = new OutputHold()
     let broken = true
-    const out = hold.sink(() => { if (broken) throw new WasiError(Errno.PIPE, 'host output closed') })
+    const out = hold.sink(() => {
+      if (broken) throw new WasiError(Errno.PIPE, 'host output closed')
+    })
     const err = hold.sink(() => {})
     out(bytes('x'))
     expect(() => hold.flush()).not.toThrow()
@@ -74,7 +85,9 @@ describe('WasiHost with held output', () => {
     const hold = new OutputHold()
     const log = logged()
     const h = new WasiHost({
-      stdout: hold.sink(log.out), stderr: hold.sink(log.err), heldOutput: hold,
+      stdout: hold.sink(log.out),
+      stderr: hold.sink(log.err),
+      heldOutput: hold,
       preopens: [{ guestPath: '/sandbox', fs: createMemFs() }],
     })
     const memory = new WebAssembly.Memory({ initial: 1 })
@@ -133,9 +146,16 @@ describe('caplet run --in-process (held output)', () => {
   })
 
   it('keeps what fits under --max-output, and stops the guest at the write that overflows', () => {
-    const r = spawnSync(process.execPath, [bin, 'run', '--in-process', '--max-output', '1000', fixture('rt_interleave'), '3000'], { encoding: 'utf8' })
+    const r = spawnSync(process.execPath, [bin, 'run', '--in-process', '--max-output', '1000', fixture('rt_interleave'), '3000'], {
+      encoding: 'utf8',
+    })
     expect(r.status).toBe(124)
-    const lines = (tag: string) => expected(3000).split('\n').filter((l) => l.startsWith(tag)).map((l) => `${l}\n`).join('')
+    const lines = (tag: string) =>
+      expected(3000)
+        .split('\n')
+        .filter((l) => l.startsWith(tag))
+        .map((l) => `${l}\n`)
+        .join('')
     expect(r.stdout).toBe(lines('out').slice(0, 1000))
     const guestErr = r.stderr.slice(0, r.stderr.indexOf('caplet: '))
     expect(guestErr.length).toBeGreaterThan(900)

@@ -28,7 +28,10 @@ function writer(ring: SharedArrayBuffer, body: string): Promise<unknown> {
     try { ${body}; parentPort.postMessage('ok') } catch (e) { parentPort.postMessage(e.name + ' ' + e.errno) }
   `
   const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`), { workerData: { ring, ringUrl } })
-  return new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })
+  return new Promise((resolve, reject) => {
+    w.once('message', resolve)
+    w.once('error', reject)
+  })
 }
 
 describe('the output ring of inherited streams', () => {
@@ -41,7 +44,9 @@ describe('the output ring of inherited streams', () => {
       const ring = createOutputRing(64)
       const reader = new OutputRingReader(ring, { stdout: fa, stderr: fb })
       // Chunks from 1 byte to several times the ring's size.
-      expect(await writer(ring, `for (let i = 0; i < 300; i++) { (i % 3 ? out : err)(enc(String(i).padStart(1 + (i % 150), '.') + '|')) }`)).toBe('ok')
+      expect(
+        await writer(ring, `for (let i = 0; i < 300; i++) { (i % 3 ? out : err)(enc(String(i).padStart(1 + (i % 150), '.') + '|')) }`),
+      ).toBe('ok')
       await reader.close()
       closeSync(fa)
       if (!oneFile) closeSync(fb)

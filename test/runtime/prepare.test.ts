@@ -7,14 +7,24 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
-  ModuleError, PolicyError, prepare, prepareSync, run, runSync, type RunInput, type RunOptions, type RunResult,
+  ModuleError,
+  PolicyError,
+  prepare,
+  prepareSync,
+  run,
+  runSync,
+  type RunInput,
+  type RunOptions,
+  type RunResult,
 } from '../../runtime/index.js'
 import { createMemFs } from '../../wasi-host/index.js'
 import { fixtureWasm, makeHostLayout, sampleWasm, text, type HostLayout } from '../support/guest.js'
 import { buildModule, op, u32 } from './instrument/wasm.js'
 
 const layouts: HostLayout[] = []
-afterEach(() => { for (const l of layouts.splice(0)) l.cleanup() })
+afterEach(() => {
+  for (const l of layouts.splice(0)) l.cleanup()
+})
 function layout(): HostLayout {
   const l = makeHostLayout()
   layouts.push(l)
@@ -24,8 +34,13 @@ function layout(): HostLayout {
 /** What must agree between two runs of the same guest under the same policy and input. */
 function summary(r: RunResult) {
   return {
-    exitCode: r.exitCode, limit: r.limit, trap: r.trap?.kind, stdout: text(r.stdout), stderr: text(r.stderr),
-    fuelUsed: r.stats.fuelUsed, overlays: r.overlays?.map((o) => o.changes),
+    exitCode: r.exitCode,
+    limit: r.limit,
+    trap: r.trap?.kind,
+    stdout: text(r.stdout),
+    stderr: text(r.stderr),
+    fuelUsed: r.stats.fuelUsed,
+    overlays: r.overlays?.map((o) => o.changes),
   }
 }
 
@@ -35,14 +50,30 @@ const tableGrower = buildModule({
   types: [{ params: [0x7f], results: [] }],
   memory: [0x00, 1],
   table: [0x70, 0x00, ...u32(1)],
-  funcs: [{
-    export: '_start',
-    body: [
-      op.ref_null, 0x70, op.i32_const, ...u32(9_000_000), 0xfc, ...u32(15), 0, // table.grow 0
-      op.i32_const, 0x7f, op.i32_eq, // == -1
-      op.if, op.void, op.i32_const, 7, op.call, 0, op.end,
-    ],
-  }],
+  funcs: [
+    {
+      export: '_start',
+      body: [
+        op.ref_null,
+        0x70,
+        op.i32_const,
+        ...u32(9_000_000),
+        0xfc,
+        ...u32(15),
+        0, // table.grow 0
+        op.i32_const,
+        0x7f,
+        op.i32_eq, // == -1
+        op.if,
+        op.void,
+        op.i32_const,
+        7,
+        op.call,
+        0,
+        op.end,
+      ],
+    },
+  ],
 })
 
 interface LimitCase {
@@ -58,53 +89,104 @@ interface LimitCase {
 const flood = () => fixtureWasm('flood')
 const LIMITS: LimitCase[] = [
   {
-    name: 'memory', module: flood, options: () => ({ limits: { memory: '32MiB' } }), input: { args: ['flood', 'alloc'] },
-    check: (r) => { expect(text(r.stdout)).toMatch(/^alloc: 31 MiB/); expect(r.stats.peakMemory).toBeLessThanOrEqual(32 << 20) },
+    name: 'memory',
+    module: flood,
+    options: () => ({ limits: { memory: '32MiB' } }),
+    input: { args: ['flood', 'alloc'] },
+    check: (r) => {
+      expect(text(r.stdout)).toMatch(/^alloc: 31 MiB/)
+      expect(r.stats.peakMemory).toBeLessThanOrEqual(32 << 20)
+    },
   },
   {
-    name: 'tables', module: () => tableGrower, options: () => ({}),
+    name: 'tables',
+    module: () => tableGrower,
+    options: () => ({}),
     check: (r) => expect(r.exitCode).toBe(7),
   },
   {
-    name: 'fuel (stops a loop)', module: flood, options: () => ({ limits: { fuel: 10_000_000 } }), input: { args: ['flood', 'loop'] },
-    check: (r) => { expect(r.limit).toBe('fuel'); expect(r.exitCode).toBe(124) },
+    name: 'fuel (stops a loop)',
+    module: flood,
+    options: () => ({ limits: { fuel: 10_000_000 } }),
+    input: { args: ['flood', 'loop'] },
+    check: (r) => {
+      expect(r.limit).toBe('fuel')
+      expect(r.exitCode).toBe(124)
+    },
   },
   {
-    name: 'fuel (counts the same)', module: () => sampleWasm('cat'), options: () => ({ limits: { fuel: 1e9 } }), input: { stdin: 'some input\n'.repeat(100) },
-    check: (r) => { expect(r.exitCode).toBe(0); expect(r.stats.fuelUsed).toBeGreaterThan(0) },
+    name: 'fuel (counts the same)',
+    module: () => sampleWasm('cat'),
+    options: () => ({ limits: { fuel: 1e9 } }),
+    input: { stdin: 'some input\n'.repeat(100) },
+    check: (r) => {
+      expect(r.exitCode).toBe(0)
+      expect(r.stats.fuelUsed).toBeGreaterThan(0)
+    },
   },
   {
-    name: 'timeout', module: flood, options: () => ({ limits: { timeout: '1s' } }), input: { args: ['flood', 'loop'] }, workerOnly: true,
-    check: (r) => { expect(r.limit).toBe('timeout'); expect(text(r.stdout)).toContain('loop: start') },
+    name: 'timeout',
+    module: flood,
+    options: () => ({ limits: { timeout: '1s' } }),
+    input: { args: ['flood', 'loop'] },
+    workerOnly: true,
+    check: (r) => {
+      expect(r.limit).toBe('timeout')
+      expect(text(r.stdout)).toContain('loop: start')
+    },
   },
   {
-    name: 'output bytes', module: () => sampleWasm('cat'), options: () => ({ limits: { stdout: 100 } }), input: { stdin: 'x'.repeat(10_000) },
-    check: (r) => { expect(r.limit).toBe('stdout'); expect(r.stdout.byteLength).toBe(100) },
+    name: 'output bytes',
+    module: () => sampleWasm('cat'),
+    options: () => ({ limits: { stdout: 100 } }),
+    input: { stdin: 'x'.repeat(10_000) },
+    check: (r) => {
+      expect(r.limit).toBe('stdout')
+      expect(r.stdout.byteLength).toBe(100)
+    },
   },
   {
     name: 'descriptors',
     module: flood,
     options: () => {
       const l = layout()
-      return { limits: { fds: 16 }, mounts: [{ guest: '/sandbox', host: l.sandbox }, { guest: '/data', host: l.data, mode: 'ro' }] }
+      return {
+        limits: { fds: 16 },
+        mounts: [
+          { guest: '/sandbox', host: l.sandbox },
+          { guest: '/data', host: l.data, mode: 'ro' },
+        ],
+      }
     },
     input: { args: ['flood', 'fds'] },
     check: (r) => expect(text(r.stdout)).toBe('fds: 11 MFILE\n'),
   },
   {
-    name: 'disk quota', module: flood, options: () => ({ limits: { disk: '2MiB' }, mounts: [{ guest: '/sandbox', tmp: true }] }), input: { args: ['flood', 'big-write'] },
+    name: 'disk quota',
+    module: flood,
+    options: () => ({ limits: { disk: '2MiB' }, mounts: [{ guest: '/sandbox', tmp: true }] }),
+    input: { args: ['flood', 'big-write'] },
     check: (r) => expect(text(r.stdout)).toMatch(/^big-write: 2097152 bytes \(2 MiB\) DQUOT/),
   },
   {
-    name: 'mount size', module: flood, options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, size: '3MiB' }] }), input: { args: ['flood', 'big-write'] },
+    name: 'mount size',
+    module: flood,
+    options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, size: '3MiB' }] }),
+    input: { args: ['flood', 'big-write'] },
     check: (r) => expect(text(r.stdout)).toMatch(/^big-write: 3145728 bytes \(3 MiB\) DQUOT/),
   },
   {
-    name: 'inode quota', module: flood, options: () => ({ limits: { inodes: 5 }, mounts: [{ guest: '/sandbox', tmp: true }] }), input: { args: ['flood', 'files'] },
+    name: 'inode quota',
+    module: flood,
+    options: () => ({ limits: { inodes: 5 }, mounts: [{ guest: '/sandbox', tmp: true }] }),
+    input: { args: ['flood', 'files'] },
     check: (r) => expect(text(r.stdout)).toBe('files: 5 DQUOT\n'),
   },
   {
-    name: 'mount files', module: flood, options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, inodes: 7 }] }), input: { args: ['flood', 'files'] },
+    name: 'mount files',
+    module: flood,
+    options: () => ({ mounts: [{ guest: '/sandbox', tmp: true, inodes: 7 }] }),
+    input: { args: ['flood', 'files'] },
     check: (r) => expect(text(r.stdout)).toBe('files: 7 DQUOT\n'),
   },
 ]
@@ -137,7 +219,12 @@ describe('limits hold through a prepared program as through run()', () => {
   it('keeps an explicit output limit when a run delivers output elsewhere', async () => {
     const program = await prepare(sampleWasm('cat'), { limits: { stdout: 100 } })
     let seen = 0
-    const r = await program.run({ stdin: 'x'.repeat(10_000), stdout: (c) => { seen += c.byteLength } })
+    const r = await program.run({
+      stdin: 'x'.repeat(10_000),
+      stdout: (c) => {
+        seen += c.byteLength
+      },
+    })
     expect(r.limit).toBe('stdout')
     expect(seen).toBe(100)
     expect(program.runSync({ stdin: 'x'.repeat(10_000), stdout: 'discard' }).limit).toBe('stdout')
@@ -247,7 +334,10 @@ describe('mounts are opened afresh for every run of a prepared program', () => {
     it(`${isolation}: an overlay's changes stay in their run, and the host directory is untouched`, async () => {
       const l = layout()
       writeFileSync(join(l.sandbox, 'existing.txt'), 'from the host\n')
-      const program = await prepare(fixtureWasm('rt_state'), { isolation, mounts: [{ guest: '/sandbox', host: l.sandbox, mode: 'overlay' }] })
+      const program = await prepare(fixtureWasm('rt_state'), {
+        isolation,
+        mounts: [{ guest: '/sandbox', host: l.sandbox, mode: 'overlay' }],
+      })
       for (const name of ['one', 'two']) {
         const r = await program.run({ args: ['rt_state', '/sandbox', name, 'existing.txt'] })
         expect(text(r.stdout)).toBe(`/sandbox: existing.txt\ncreate ${name}: ok\nremove existing.txt: ok\n`)
@@ -258,7 +348,7 @@ describe('mounts are opened afresh for every run of a prepared program', () => {
     })
   }
 
-  it('a host directory is the host\'s: what one run writes there, the next run sees', async () => {
+  it("a host directory is the host's: what one run writes there, the next run sees", async () => {
     const l = layout()
     const program = await prepare(fixtureWasm('rt_state'), { mounts: [{ guest: '/sandbox', host: l.sandbox }] })
     await program.run({ args: ['rt_state', '/sandbox', 'one'] })
@@ -266,7 +356,7 @@ describe('mounts are opened afresh for every run of a prepared program', () => {
     expect(readFileSync(join(l.sandbox, 'one'), 'utf8')).toBe('left by an earlier run\n')
   })
 
-  it('a backend object passed as `fs` is the caller\'s, shared by every run', () => {
+  it("a backend object passed as `fs` is the caller's, shared by every run", () => {
     const program = prepareSync(fixtureWasm('rt_state'), { isolation: 'in-process', mounts: [{ guest: '/mem', fs: createMemFs() }] })
     program.runSync({ args: ['rt_state', '/mem', 'one'] })
     expect(text(program.runSync({ args: ['rt_state', '/mem', 'two'] }).stdout)).toBe('/mem: one\ncreate two: ok\n')

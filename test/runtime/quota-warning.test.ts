@@ -13,7 +13,11 @@ describe('a guest that ignores writes a quota refused', () => {
     expect(r.status).toBe(0)
     expect(r.stdout).toMatch(/2097152 bytes.*DQUOT/)
     const lines = r.stderr.split('\n').filter((l) => l !== '')
-    expect(lines).toEqual([expect.stringMatching(/^caplet: warning: the guest exited 0, but 1 of its writes was refused by a quota \(EDQUOT.*files it wrote may be incomplete$/)])
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^caplet: warning: the guest exited 0, but 1 of its writes was refused by a quota \(EDQUOT.*files it wrote may be incomplete$/,
+      ),
+    ])
   })
 
   it('names it in --json (warnings), and says nothing when no write was refused', () => {

@@ -67,8 +67,12 @@ describe('run() in a worker (the default)', () => {
     const layout = makeHostLayout()
     try {
       const r = await run(fixtureWasm('flood'), {
-        args: ['flood', 'fds'], limits: { fds: 16 },
-        mounts: [{ guest: '/sandbox', host: layout.sandbox }, { guest: '/data', host: layout.data, mode: 'ro' }],
+        args: ['flood', 'fds'],
+        limits: { fds: 16 },
+        mounts: [
+          { guest: '/sandbox', host: layout.sandbox },
+          { guest: '/data', host: layout.data, mode: 'ro' },
+        ],
       })
       expect(r.exitCode).toBe(0)
       // 16 descriptors: stdio, two mounts, then 11 opens.
@@ -94,9 +98,31 @@ describe('host faults', () => {
       caps: base.caps,
       root: () => {
         const h = base.root()
-        const forward = Object.fromEntries(['stat', 'setTimes', 'statChild', 'openDir', 'openFile', 'readlink', 'mkdir', 'symlink', 'unlink', 'rmdir', 'rename', 'link', 'setTimesChild', 'close']
-          .map((k) => [k, (...a: unknown[]) => (h as unknown as Record<string, (...x: unknown[]) => unknown>)[k]!(...a)]))
-        return { ...forward, kind: 'dir', readdir: () => { throw new TypeError('backend bug') } } as unknown as DirHandle
+        const forward = Object.fromEntries(
+          [
+            'stat',
+            'setTimes',
+            'statChild',
+            'openDir',
+            'openFile',
+            'readlink',
+            'mkdir',
+            'symlink',
+            'unlink',
+            'rmdir',
+            'rename',
+            'link',
+            'setTimesChild',
+            'close',
+          ].map((k) => [k, (...a: unknown[]) => (h as unknown as Record<string, (...x: unknown[]) => unknown>)[k]!(...a)]),
+        )
+        return {
+          ...forward,
+          kind: 'dir',
+          readdir: () => {
+            throw new TypeError('backend bug')
+          },
+        } as unknown as DirHandle
       },
     }
     const r = runSync(sampleWasm('ls'), { args: ['ls', '/d'], mounts: [{ guest: '/d', fs: broken }] })
@@ -121,7 +147,9 @@ describe('fuel and memory limits', () => {
   })
 
   it('uses the same fuel on every run of the same module and input', async () => {
-    const runs = await Promise.all([1, 2, 3].map(() => run(sampleWasm('cat'), { stdin: 'some input\n'.repeat(100), limits: { fuel: 1e9 } })))
+    const runs = await Promise.all(
+      [1, 2, 3].map(() => run(sampleWasm('cat'), { stdin: 'some input\n'.repeat(100), limits: { fuel: 1e9 } })),
+    )
     const used = runs.map((r) => r.stats.fuelUsed)
     expect(used[0]).toBeGreaterThan(0)
     expect(new Set(used).size).toBe(1)
@@ -149,7 +177,9 @@ describe('fuel and memory limits', () => {
   })
 
   it('refuses a module whose minimum memory is above the cap, saying so', async () => {
-    await expect(run(sampleWasm('hello'), { limits: { memory: '64KiB' } })).rejects.toThrow(/needs 128 KiB of memory to start.*limits\.memory/)
+    await expect(run(sampleWasm('hello'), { limits: { memory: '64KiB' } })).rejects.toThrow(
+      /needs 128 KiB of memory to start.*limits\.memory/,
+    )
   })
 })
 
@@ -221,7 +251,10 @@ describe('policy and module errors', () => {
   it('lists every problem with its field', async () => {
     const err = await run(sampleWasm('hello'), {
       limits: { memory: 'lots', timeout: '2 fortnights', fds: 1 },
-      mounts: [{ guest: 'data', tmp: true }, { guest: '/x', host: '/tmp', tmp: true }],
+      mounts: [
+        { guest: 'data', tmp: true },
+        { guest: '/x', host: '/tmp', tmp: true },
+      ],
     }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     const problems = (err as PolicyError).problems.join('\n')
@@ -232,7 +265,7 @@ describe('policy and module errors', () => {
     expect(problems).toMatch(/mounts\[1\]/)
   })
 
-  it('names the new field for a renamed one (limits.files -> fds, a mount\'s files -> inodes)', async () => {
+  it("names the new field for a renamed one (limits.files -> fds, a mount's files -> inodes)", async () => {
     const err = await run(sampleWasm('hello'), {
       limits: { files: 8, fuel: 1e6 },
       mounts: [{ guest: '/t', tmp: true, files: 3, bogus: 1 }],
@@ -249,11 +282,11 @@ describe('policy and module errors', () => {
     const err = await run(sampleWasm('hello'), { limits: { memory: '5GiB', timeout: 0 }, seed: 3 }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
     expect((err as PolicyError).problems).toEqual([
-      "limits.timeout: 0 must be more than 0",
+      'limits.timeout: 0 must be more than 0',
       'seed: applies only to deterministic runs; set deterministic: true',
     ])
     const mem = await run(sampleWasm('hello'), { limits: { memory: '5GiB' } }).catch((e: unknown) => e)
-    expect((mem as PolicyError).problems).toEqual(["limits.memory: \"5GiB\" is more than wasm32's 4 GiB address space"])
+    expect((mem as PolicyError).problems).toEqual(['limits.memory: "5GiB" is more than wasm32\'s 4 GiB address space'])
     expect((await run(sampleWasm('hello'), { limits: { memory: '4GiB' }, deterministic: true, seed: 3 })).exitCode).toBe(0)
   })
 
@@ -277,13 +310,26 @@ describe('policy and module errors', () => {
     await expect(run(new TextEncoder().encode('#!/bin/sh\necho hi\n'))).rejects.toBeInstanceOf(ModuleError)
   })
 
-  it('gives an error\'s reason without the [caplet] prefix its message carries (also for rewriter errors)', async () => {
-    const err = await run(new TextEncoder().encode('#!/bin/sh\n')).then(() => { throw new Error('ran') }, (e: ModuleError) => e)
+  it("gives an error's reason without the [caplet] prefix its message carries (also for rewriter errors)", async () => {
+    const err = await run(new TextEncoder().encode('#!/bin/sh\n')).then(
+      () => {
+        throw new Error('ran')
+      },
+      (e: ModuleError) => e,
+    )
     expect(err.message).toBe(`[caplet] ${err.reason}`)
     expect(err.reason).toMatch(/^not a WebAssembly module/)
     // (module (func (export "_start") (try))): valid for the engine, refused by fuel metering.
-    const eh = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 7, 10, 1, 6, 0x5f, 0x73, 0x74, 0x61, 0x72, 0x74, 0, 0, 10, 7, 1, 5, 0, 0x06, 0x40, 0x0b, 0x0b])
-    const refused = await run(eh, { limits: { fuel: 1000 } }).then(() => { throw new Error('ran') }, (e: ModuleError) => e)
+    const eh = new Uint8Array([
+      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 7, 10, 1, 6, 0x5f, 0x73, 0x74, 0x61, 0x72, 0x74, 0, 0, 10, 7, 1, 5,
+      0, 0x06, 0x40, 0x0b, 0x0b,
+    ])
+    const refused = await run(eh, { limits: { fuel: 1000 } }).then(
+      () => {
+        throw new Error('ran')
+      },
+      (e: ModuleError) => e,
+    )
     expect(refused).toBeInstanceOf(ModuleError)
     expect(refused.reason).toMatch(/^cannot meter fuel: unsupported instruction try \(exception handling\)/)
   })

@@ -42,13 +42,17 @@ describe('runScript', () => {
       expect(out).toMatchObject({ customers: 3, total: 115.99 })
       expect(out.summary[0]).toEqual({ customer: 'grace', orders: 2, items: 5, total: 104.99 })
     }
-    const viaMount = await run(program, { args: ['json-transform.ts', '/in/orders.json'], mounts: [{ guest: '/in', host: join(root, 'samples'), mode: 'ro' }] })
+    const viaMount = await run(program, {
+      args: ['json-transform.ts', '/in/orders.json'],
+      mounts: [{ guest: '/in', host: join(root, 'samples'), mode: 'ro' }],
+    })
     expect(JSON.parse(text(viaMount.stdout)).customers).toBe(3)
   })
 
   it('runs ES modules across files, with top-level await', async () => {
     const program = await compile({
-      'main.ts': 'import { greet } from "./lib/greet.ts"\nimport * as util from "./lib/util.js"\nconst v = await Promise.resolve(util.VERSION)\nconsole.log(greet("caplet"), v)\n',
+      'main.ts':
+        'import { greet } from "./lib/greet.ts"\nimport * as util from "./lib/util.js"\nconst v = await Promise.resolve(util.VERSION)\nconsole.log(greet("caplet"), v)\n',
       'lib/greet.ts': 'import { upper } from "./util.ts"\nexport const greet = (s: string): string => `hello ${upper(s)}`\n',
       'lib/util.ts': 'export const upper = (s: string) => s.toUpperCase()\nexport const VERSION = 2\n',
     })
@@ -56,21 +60,31 @@ describe('runScript', () => {
     expect(text(r.stdout)).toBe('hello CAPLET 2\n')
   })
 
-  it('an uncaught exception prints the script\'s own file:line:column and exits 1', async () => {
+  it("an uncaught exception prints the script's own file:line:column and exits 1", async () => {
     const program = await compile({
       'main.ts': 'import { parse } from "./parse.ts"\n\nparse("{bad")\n',
-      'parse.ts': 'interface Doc { a: number }\nexport function parse(s: string): Doc {\n  if (!s.startsWith("{\\"")) {\n    throw new SyntaxError(`not JSON: ${s}`)\n  }\n  return JSON.parse(s) as Doc\n}\n',
+      'parse.ts':
+        'interface Doc { a: number }\nexport function parse(s: string): Doc {\n  if (!s.startsWith("{\\"")) {\n    throw new SyntaxError(`not JSON: ${s}`)\n  }\n  return JSON.parse(s) as Doc\n}\n',
     })
     const r = await runScript(program, { isolation: 'in-process' })
     expect(r.exitCode).toBe(1)
-    expect(text(r.stderr)).toMatch(/^Uncaught SyntaxError: not JSON: {bad\n {4}at parse \(parse\.ts:4:\d+\)\n {4}at <anonymous> \(main\.ts:3:1\)\n$/)
+    expect(text(r.stderr)).toMatch(
+      /^Uncaught SyntaxError: not JSON: {bad\n {4}at parse \(parse\.ts:4:\d+\)\n {4}at <anonymous> \(main\.ts:3:1\)\n$/,
+    )
     const thrown = await runScript(await compile({ 'main.ts': 'const o: any = {}\no.missing.x = 1\n' }), { isolation: 'in-process' })
-    expect(text(thrown.stderr)).toMatch(/^Uncaught TypeError: cannot set property 'x' of undefined\n {4}at <anonymous> \(main\.ts:2:\d+\)\n$/)
-    const unhandled = await runScript(await compile({ 'main.ts': 'Promise.reject(new RangeError("lost"))\nconsole.log("went on")\n' }), { isolation: 'in-process' })
+    expect(text(thrown.stderr)).toMatch(
+      /^Uncaught TypeError: cannot set property 'x' of undefined\n {4}at <anonymous> \(main\.ts:2:\d+\)\n$/,
+    )
+    const unhandled = await runScript(await compile({ 'main.ts': 'Promise.reject(new RangeError("lost"))\nconsole.log("went on")\n' }), {
+      isolation: 'in-process',
+    })
     expect(unhandled).toMatchObject({ exitCode: 1 })
     expect(text(unhandled.stdout)).toBe('went on\n')
     expect(text(unhandled.stderr)).toMatch(/^Uncaught \(in promise\) RangeError: lost\n {4}at <anonymous> \(main\.ts:1:\d+\)\n$/)
-    const handled = await runScript(await compile({ 'main.ts': 'const p = Promise.reject(new Error("x"))\nawait null\np.catch(() => console.log("handled late"))\n' }), { isolation: 'in-process' })
+    const handled = await runScript(
+      await compile({ 'main.ts': 'const p = Promise.reject(new Error("x"))\nawait null\np.catch(() => console.log("handled late"))\n' }),
+      { isolation: 'in-process' },
+    )
     expect(handled).toMatchObject({ exitCode: 0 })
     expect(text(handled.stdout)).toBe('handled late\n')
     const value = await runScript(await compile({ 'main.ts': 'throw { code: 42 }' }), { isolation: 'in-process' })
@@ -93,15 +107,25 @@ describe('runScript', () => {
       `,
     })
     const out = createMemFs()
-    const r = await runScript(program, { isolation: 'in-process', mounts: [{ guest: '/data', host: join(tmp, 'data'), mode: 'ro' }, { guest: '/out', fs: out }] })
+    const r = await runScript(program, {
+      isolation: 'in-process',
+      mounts: [
+        { guest: '/data', host: join(tmp, 'data'), mode: 'ro' },
+        { guest: '/out', fs: out },
+      ],
+    })
     expect(text(r.stderr)).toBe('')
-    expect(text(r.stdout)).toBe([
-      'a.json,sub b.txt 3', 'sum=6 0:255:7',
-      "/data/nope ENOENT ENOENT: no such file or directory, read '/data/nope'",
-      "/data/a.json/x ENOTDIR ENOTDIR: not a directory, read '/data/a.json/x'",
-      "/nowhere/x ENOENT ENOENT: no such file or directory, read '/nowhere/x'",
-      'ro EROFS', '',
-    ].join('\n'))
+    expect(text(r.stdout)).toBe(
+      [
+        'a.json,sub b.txt 3',
+        'sum=6 0:255:7',
+        "/data/nope ENOENT ENOENT: no such file or directory, read '/data/nope'",
+        "/data/a.json/x ENOTDIR ENOTDIR: not a directory, read '/data/a.json/x'",
+        "/nowhere/x ENOENT ENOENT: no such file or directory, read '/nowhere/x'",
+        'ro EROFS',
+        '',
+      ].join('\n'),
+    )
   })
 
   it('gets args, env and stdin from the policy, and exit codes from exit()', async () => {
@@ -123,7 +147,7 @@ describe('runScript', () => {
     expect(text(d.stdout).split(' ')[0]).not.toBe(text(e.stdout).split(' ')[0])
   })
 
-  it('counts fuel and syscalls like any guest; a cap below the engine\'s needs is a PolicyError', async () => {
+  it("counts fuel and syscalls like any guest; a cap below the engine's needs is a PolicyError", async () => {
     const program = await compile({ 'main.ts': 'let s = 0; for (let i = 0; i < 1e5; i++) s += i; console.log(s)' })
     const r = await runScript(program, { isolation: 'in-process', limits: { fuel: 1e10 } })
     expect(text(r.stdout)).toBe('4999950000\n')
@@ -163,7 +187,7 @@ describe('caplet run SCRIPT.ts', () => {
     expect(bad.stderr).toMatch(/^bad\.ts:2:1: error: Unexpected end of file\ncaplet: .*bad\.ts: the script did not compile\n$/)
   })
 
-  it('does not follow a symlink out of the entry\'s directory when collecting imports', async () => {
+  it("does not follow a symlink out of the entry's directory when collecting imports", async () => {
     const dir = join(tmp, 'linked')
     mkdirSync(dir)
     symlinkSync(join(tmp, 'secret.ts'), join(dir, 'secret.ts'))

@@ -22,8 +22,7 @@ describe('soak', () => {
       const r = await run(hello)
       if (r.exitCode !== 0 || text(r.stdout) !== 'hello from caplet\n') throw new Error(`run ${i} went wrong: ${JSON.stringify(r)}`)
     }
-    const results = await Promise.all(Array.from({ length: 200 }, (_, i) =>
-      run(sampleWasm('cat'), { stdin: `input ${i}\n` })))
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => run(sampleWasm('cat'), { stdin: `input ${i}\n` })))
     results.forEach((r, i) => expect(text(r.stdout)).toBe(`input ${i}\n`))
     // Idle workers are kept for reuse; closing the pool must give every descriptor back.
     await defaultPool.close()

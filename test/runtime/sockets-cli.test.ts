@@ -14,8 +14,28 @@ const echo = join(root, 'samples/echo-server.wasm')
 
 describe('caplet run with sockets', () => {
   it('parses the socket flags into the policy, in the order given', () => {
-    const inv = parseArgs(['run', '--listen', '127.0.0.1:0', '--connect', 'db=10.0.0.5:5432', '--connect', '[::1]:80', '--listen-env',
-      '--max-connections', '8', '--max-bytes-in', '1MiB', '--max-bytes-out', '2MiB', '--idle-timeout', '5s', echo], {})
+    const inv = parseArgs(
+      [
+        'run',
+        '--listen',
+        '127.0.0.1:0',
+        '--connect',
+        'db=10.0.0.5:5432',
+        '--connect',
+        '[::1]:80',
+        '--listen-env',
+        '--max-connections',
+        '8',
+        '--max-bytes-in',
+        '1MiB',
+        '--max-bytes-out',
+        '2MiB',
+        '--idle-timeout',
+        '5s',
+        echo,
+      ],
+      {},
+    )
     if (typeof inv === 'string') throw new Error(inv)
     expect(inv.options.sockets).toEqual([{ listen: '127.0.0.1:0' }, { connect: '10.0.0.5:5432', name: 'db' }, { connect: '[::1]:80' }])
     expect(inv.options.listenEnv).toBe(true)
@@ -41,7 +61,10 @@ describe('caplet run with sockets', () => {
 
   it('refuses a name, a refused connection and a bad count with one clear line (exit 125)', () => {
     const cases: [string[], RegExp][] = [
-      [['--listen', 'localhost:8080'], /^caplet: invalid policy: sockets\[0\]\.listen: "localhost" is not a literal IP address \(names are not resolved: no DNS\)\n$/],
+      [
+        ['--listen', 'localhost:8080'],
+        /^caplet: invalid policy: sockets\[0\]\.listen: "localhost" is not a literal IP address \(names are not resolved: no DNS\)\n$/,
+      ],
       [['--connect', '127.0.0.1:1'], /^caplet: cannot open the granted socket: connect 127\.0\.0\.1:1: ECONNREFUSED\n$/],
       [['--max-connections', '0'], /^caplet: --max-connections 0: expected a whole number from 1\b.*\n$/],
     ]
@@ -54,7 +77,15 @@ describe('caplet run with sockets', () => {
 
   it('documents the flags and how a server finds its listener', () => {
     const r = spawnSync(process.execPath, [bin, '--help'], { encoding: 'utf8' })
-    for (const s of ['--listen ADDR', '--connect [NAME=]ADDR', '--listen-env', '--max-connections N', 'SOCK_ACCEPT', 'net.FileListener', 'TcpListener::from_raw_fd']) {
+    for (const s of [
+      '--listen ADDR',
+      '--connect [NAME=]ADDR',
+      '--listen-env',
+      '--max-connections N',
+      'SOCK_ACCEPT',
+      'net.FileListener',
+      'TcpListener::from_raw_fd',
+    ]) {
       expect(r.stdout).toContain(s)
     }
   })

@@ -24,11 +24,21 @@ writeFileSync(join(site, 'big.bin'), BIG)
 afterAll(() => rmSync(site, { recursive: true, force: true }))
 
 /** Starts a server run; resolves with its port once it listens, and the run's result. */
-async function serve(wasm: string, options: RunOptions = {}): Promise<{ port: number; address: string; fd: number; result: Promise<RunResult> }> {
+async function serve(
+  wasm: string,
+  options: RunOptions = {},
+): Promise<{ port: number; address: string; fd: number; result: Promise<RunResult> }> {
   let listening!: (s: { address: string; fd: number }) => void
-  const opened = new Promise<{ address: string; fd: number }>((r) => { listening = r })
+  const opened = new Promise<{ address: string; fd: number }>((r) => {
+    listening = r
+  })
   const result = run(wasm, { sockets: [{ listen: '127.0.0.1:0' }], onListen: (s) => listening(s[0]!), ...options })
-  const s = await Promise.race([opened, result.then((r) => { throw new Error(`run ended before listening: ${r.exitCode} ${text(r.stderr)}`) })])
+  const s = await Promise.race([
+    opened,
+    result.then((r) => {
+      throw new Error(`run ended before listening: ${r.exitCode} ${text(r.stderr)}`)
+    }),
+  ])
   return { port: Number(s.address.split(':').pop()), address: s.address, fd: s.fd, result }
 }
 
@@ -83,7 +93,10 @@ describe('the echo sample in a worker', () => {
           written += chunk.byteLength
           if (!s.write(chunk)) {
             const t = setTimeout(() => resolve(true), 1500)
-            s.once('drain', () => { clearTimeout(t); pump() })
+            s.once('drain', () => {
+              clearTimeout(t)
+              pump()
+            })
             return
           }
         }
@@ -127,7 +140,12 @@ describe('the echo sample in a worker', () => {
       const { port, result } = await serve(PROBE, { args: ['probe', 'flood'] })
       const s = connect({ port, host: '127.0.0.1' })
       let got = 0
-      await new Promise<void>((r) => s.on('data', (d: Buffer) => { got += d.byteLength; if (got > 200_000) r() }))
+      await new Promise<void>((r) =>
+        s.on('data', (d: Buffer) => {
+          got += d.byteLength
+          if (got > 200_000) r()
+        }),
+      )
       s.resetAndDestroy()
       const r = await result
       expect(r.trap).toBeUndefined()
@@ -191,15 +209,16 @@ describe('the echo sample in a worker', () => {
 })
 
 describe('the HTTP sample', () => {
-  const get = (port: number, path: string, agent: Agent) => new Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (d: Buffer) => chunks.push(d))
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), headers: res.headers }))
+  const get = (port: number, path: string, agent: Agent) =>
+    new Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (d: Buffer) => chunks.push(d))
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks), headers: res.headers }))
+      })
+      req.on('error', reject)
+      req.end()
     })
-    req.on('error', reject)
-    req.end()
-  })
 
   it('serves files from a read-only mount over one keep-alive connection', async () => {
     const { port, fd, result } = await serve(HTTP, { mounts: [{ guest: '/www', host: site, mode: 'ro' }], args: ['http', '/www', '1'] })
@@ -223,7 +242,9 @@ describe('the HTTP sample', () => {
 
   it('serves in-process too, its sockets on a helper thread', async () => {
     let port = 0
-    const client = clientThread(() => port, `
+    const client = clientThread(
+      () => port,
+      `
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
       const get = (path) => new Promise((resolve, reject) => {
         http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
@@ -236,11 +257,17 @@ describe('the HTTP sample', () => {
       const b = await get('/big.bin')
       agent.destroy()
       return { a: a.status + ' ' + a.body.toString(), big: b.body.length, sum: b.body.reduce((s, x) => (s + x) % 65521, 0) }
-    `)
+    `,
+    )
     const r = await run(HTTP, {
-      isolation: 'in-process', mounts: [{ guest: '/www', host: site, mode: 'ro' }], args: ['http', '/www', '1'],
+      isolation: 'in-process',
+      mounts: [{ guest: '/www', host: site, mode: 'ro' }],
+      args: ['http', '/www', '1'],
       sockets: [{ listen: '127.0.0.1:0' }],
-      onListen: (s) => { port = Number(s[0]!.address.split(':').pop()); client.start() },
+      onListen: (s) => {
+        port = Number(s[0]!.address.split(':').pop())
+        client.start()
+      },
     })
     expect(r.exitCode).toBe(0)
     expect(await client.result).toEqual({ a: '200 <h1>caplet</h1>\n', big: BIG.byteLength, sum: BIG.reduce((s, x) => (s + x) % 65521, 0) })
@@ -269,8 +296,12 @@ describe('the echo sample in-process', () => {
     `
     const client = clientThread(() => port, body)
     const r = runSync(ECHO, {
-      args: ['echo', '4'], sockets: [{ listen: '127.0.0.1:0' }],
-      onListen: (s) => { port = Number(s[0]!.address.split(':').pop()); client.start() },
+      args: ['echo', '4'],
+      sockets: [{ listen: '127.0.0.1:0' }],
+      onListen: (s) => {
+        port = Number(s[0]!.address.split(':').pop())
+        client.start()
+      },
     })
     expect(r.exitCode).toBe(0)
     expect(await client.result).toEqual([true, true, true, true])
@@ -294,7 +325,9 @@ describe('grants and limits', () => {
       const got = await new Promise<string>((resolve, reject) => {
         let acc = ''
         const s = connect({ path }, () => s.end('over unix'))
-        s.on('data', (d) => { acc += d })
+        s.on('data', (d) => {
+          acc += d
+        })
         s.on('end', () => resolve(acc))
         s.on('error', reject)
       })
@@ -309,14 +342,20 @@ describe('grants and limits', () => {
   it('hands the guest one connection to a granted address', async () => {
     const server: Server = createServer({ allowHalfOpen: true }, (s) => {
       let got = ''
-      s.on('data', (d) => { got += d })
+      s.on('data', (d) => {
+        got += d
+      })
       s.on('end', () => s.end(`server saw: ${got}`))
     })
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
     const port = (server.address() as { port: number }).port
     try {
       const seen: string[] = []
-      const r = await run(PROBE, { args: ['probe', 'client', 'hi from the guest'], sockets: [{ connect: `127.0.0.1:${port}`, name: 'db' }], onListen: (s) => seen.push(`${s[0]!.role} ${s[0]!.name} ${s[0]!.fd}`) })
+      const r = await run(PROBE, {
+        args: ['probe', 'client', 'hi from the guest'],
+        sockets: [{ connect: `127.0.0.1:${port}`, name: 'db' }],
+        onListen: (s) => seen.push(`${s[0]!.role} ${s[0]!.name} ${s[0]!.fd}`),
+      })
       expect(seen).toEqual(['connection db 3'])
       expect(text(r.stdout)).toBe('server saw: hi from the guest')
     } finally {
@@ -326,9 +365,13 @@ describe('grants and limits', () => {
 
   it('refuses names and bad addresses in the policy, and a deterministic run with sockets', async () => {
     const bad = async (o: RunOptions) => (await run(ECHO, o).catch((e: unknown) => e)) as PolicyError
-    const e = await bad({ sockets: [{ listen: 'localhost:80' }, { connect: '10.0.0.1:0' }, { listen: '1.2.3.4' }, { connect: 'x', name: 'a:b' }] })
+    const e = await bad({
+      sockets: [{ listen: 'localhost:80' }, { connect: '10.0.0.1:0' }, { listen: '1.2.3.4' }, { connect: 'x', name: 'a:b' }],
+    })
     expect(e).toBeInstanceOf(PolicyError)
-    expect(e.problems.join('\n')).toMatch(/sockets\[0\]\.listen: "localhost" is not a literal IP address.*\n.*sockets\[1\]\.connect: port 0 out of range.*\n.*sockets\[2\]\.listen: "1.2.3.4": expected IP:PORT.*\n.*sockets\[3\]\.connect: name "a:b"/)
+    expect(e.problems.join('\n')).toMatch(
+      /sockets\[0\]\.listen: "localhost" is not a literal IP address.*\n.*sockets\[1\]\.connect: port 0 out of range.*\n.*sockets\[2\]\.listen: "1.2.3.4": expected IP:PORT.*\n.*sockets\[3\]\.connect: name "a:b"/,
+    )
     expect(await bad({ deterministic: true, sockets: [{ listen: '127.0.0.1:0' }] })).toBeInstanceOf(PolicyError)
   })
 

@@ -10,7 +10,9 @@ const bin = join(ROOT, 'bin/caplet.js')
 const hello = join(ROOT, 'samples/hello.wasm')
 const caplet = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', input: '' })
 let tmp: string
-beforeAll(() => { tmp = mkdtempSync(join(tmpdir(), 'caplet-trace-')) })
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'caplet-trace-'))
+})
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
 
 describe('--trace', () => {
@@ -26,7 +28,10 @@ describe('--trace', () => {
     const r = caplet(['run', `--trace=${file}`, '--trace-format', 'json', hello])
     expect(r.status).toBe(0)
     expect(r.stderr).toBe('')
-    const events = readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { call: string; result: string })
+    const events = readFileSync(file, 'utf8')
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { call: string; result: string })
     expect(events.some((e) => e.call === 'fd_write' && e.result === 'SUCCESS')).toBe(true)
   })
 
@@ -57,7 +62,9 @@ describe('import flags on the command line', () => {
     expect(refused.stderr).toMatch(/denies: fd_write \(allow them with --allow-syscalls fd_write/)
     const stubbed = caplet(['run', '--deny-syscalls', 'fd_write', '--stub-denied-syscalls', '--explain-denials', hello])
     expect(stubbed.stdout).toBe('')
-    expect(stubbed.stderr).toMatch(/the guest called fd_write: fd_write is not in the policy's syscall allow-list \(it returned ENOSYS\) \(grant with --allow-syscalls fd_write\)/)
+    expect(stubbed.stderr).toMatch(
+      /the guest called fd_write: fd_write is not in the policy's syscall allow-list \(it returned ENOSYS\) \(grant with --allow-syscalls fd_write\)/,
+    )
   })
 
   it('--allow-syscalls with a name that is no WASI function is a usage error', () => {

@@ -45,16 +45,30 @@ function writer(ending: Ending): Uint8Array {
       { module: 'wasi_snapshot_preview1', name: 'proc_exit', desc: [0x00, 2] },
     ],
     memory: [0x00, 1],
-    funcs: [{
-      export: '_start',
-      body: [
-        // path_open(3, 0, "out", O_CREAT | O_TRUNC, FD_WRITE, 0, 0, &fd at 64)
-        ...i32(3), ...i32(0), ...i32(0), ...i32(3), ...i32(9),
-        op.i64_const, ...s32(Rights.FD_WRITE), op.i64_const, 0, ...i32(0), ...i32(64), op.call, 0, op.drop,
-        ...Array.from({ length: WRITES }, () => write).flat(),
-        ...end,
-      ],
-    }],
+    funcs: [
+      {
+        export: '_start',
+        body: [
+          // path_open(3, 0, "out", O_CREAT | O_TRUNC, FD_WRITE, 0, 0, &fd at 64)
+          ...i32(3),
+          ...i32(0),
+          ...i32(0),
+          ...i32(3),
+          ...i32(9),
+          op.i64_const,
+          ...s32(Rights.FD_WRITE),
+          op.i64_const,
+          0,
+          ...i32(0),
+          ...i32(64),
+          op.call,
+          0,
+          op.drop,
+          ...Array.from({ length: WRITES }, () => write).flat(),
+          ...end,
+        ],
+      },
+    ],
     data: [
       [0x00, ...i32(0), op.end, 3, ...new TextEncoder().encode('out')],
       // The iovec at 16: { buf 32, len 16 }, then the bytes at 32.
@@ -65,7 +79,9 @@ function writer(ending: Ending): Uint8Array {
 }
 
 let dir: string
-beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'caplet-wb-')) })
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'caplet-wb-'))
+})
 afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
 const stored = () => readFileSync(join(dir, 'out'), 'utf8')

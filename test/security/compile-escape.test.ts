@@ -57,7 +57,11 @@ afterAll(() => {
 })
 
 /** Everything a compile let out: the error text, its diagnostics and the module's bytes. */
-async function attempt(language: string, files: Record<string, string>, options: Record<string, unknown> = {}): Promise<{ ok: boolean; said: string; module?: Uint8Array; error?: unknown }> {
+async function attempt(
+  language: string,
+  files: Record<string, string>,
+  options: Record<string, unknown> = {},
+): Promise<{ ok: boolean; said: string; module?: Uint8Array; error?: unknown }> {
   try {
     const r = await compile({ language, files, options: { cache: false, ...options } })
     const module = r.kind === 'wasm' ? r.module : new TextEncoder().encode(JSON.stringify(r.program))
@@ -78,79 +82,136 @@ function expectNoLeak(said: string) {
 }
 
 describe('the compiler sees no host file', () => {
-  it('#include of /etc/passwd, /proc/self/environ, ../../x and the canary by absolute path all fail', async () => {
-    const results = await Promise.all([
-      attempt('c', { 'main.c': '#include "/etc/passwd"\nint main(void) { return 0; }\n' }),
-      attempt('c', { 'main.c': '#include "/proc/self/environ"\nint main(void) { return 0; }\n' }),
-      attempt('c', { 'sub/main.c': '#include "../../x"\n#include "../../../../etc/passwd"\nint main(void) { return 0; }\n' }),
-      attempt('c', { 'main.c': `#include "${canaryH}"\n#include <stdio.h>\nint main(void) { puts(SECRET); return 0; }\n` }),
-      attempt('c', { 'main.c': `#include <${canaryH}>\nint main(void) { return 0; }\n` }),
-    ])
-    for (const r of results) {
-      expect(r.ok).toBe(false)
-      expect(r.error).toBeInstanceOf(CompileError)
-      expect(r.said).toMatch(/file not found/)
-      expectNoLeak(r.said)
-    }
-  }, T)
+  it(
+    '#include of /etc/passwd, /proc/self/environ, ../../x and the canary by absolute path all fail',
+    async () => {
+      const results = await Promise.all([
+        attempt('c', { 'main.c': '#include "/etc/passwd"\nint main(void) { return 0; }\n' }),
+        attempt('c', { 'main.c': '#include "/proc/self/environ"\nint main(void) { return 0; }\n' }),
+        attempt('c', { 'sub/main.c': '#include "../../x"\n#include "../../../../etc/passwd"\nint main(void) { return 0; }\n' }),
+        attempt('c', { 'main.c': `#include "${canaryH}"\n#include <stdio.h>\nint main(void) { puts(SECRET); return 0; }\n` }),
+        attempt('c', { 'main.c': `#include <${canaryH}>\nint main(void) { return 0; }\n` }),
+      ])
+      for (const r of results) {
+        expect(r.ok).toBe(false)
+        expect(r.error).toBeInstanceOf(CompileError)
+        expect(r.said).toMatch(/file not found/)
+        expectNoLeak(r.said)
+      }
+    },
+    T,
+  )
 
-  it('__has_include finds nothing of the host: /etc, /proc, /home, /root, /tmp, the canary, the work dir', async () => {
-    const probes = ['/etc/passwd', '/etc/hostname', '/etc/ld.so.cache', '/proc/self/environ', '/proc/self/status', '/proc/1/cmdline',
-      '/root/.bashrc', '/root/.profile', '/dev/null', '/sys/kernel/hostname', canaryH, join(repoRoot, 'package.json'),
-      `${privateTmp}/x`, '/src/../etc/passwd', '../../../../../../etc/passwd']
-    const src = '#include <stdio.h>\nint main(void) {\n  int seen = 0;\n' +
-      probes.map((p) => `#if __has_include("${p}")\n  puts("visible: ${p}"); seen++;\n#endif\n`).join('') +
-      '  printf("%d visible\\n", seen);\n  return 0;\n}\n'
-    const { module } = await compile({ language: 'c', files: { 'probe.c': src }, options: { cache: false } })
-    const r = await run(module, { stdout: 'capture' })
-    expect(text(r.stdout)).toBe('0 visible\n')
-  }, T)
+  it(
+    '__has_include finds nothing of the host: /etc, /proc, /home, /root, /tmp, the canary, the work dir',
+    async () => {
+      const probes = [
+        '/etc/passwd',
+        '/etc/hostname',
+        '/etc/ld.so.cache',
+        '/proc/self/environ',
+        '/proc/self/status',
+        '/proc/1/cmdline',
+        '/root/.bashrc',
+        '/root/.profile',
+        '/dev/null',
+        '/sys/kernel/hostname',
+        canaryH,
+        join(repoRoot, 'package.json'),
+        `${privateTmp}/x`,
+        '/src/../etc/passwd',
+        '../../../../../../etc/passwd',
+      ]
+      const src =
+        '#include <stdio.h>\nint main(void) {\n  int seen = 0;\n' +
+        probes.map((p) => `#if __has_include("${p}")\n  puts("visible: ${p}"); seen++;\n#endif\n`).join('') +
+        '  printf("%d visible\\n", seen);\n  return 0;\n}\n'
+      const { module } = await compile({ language: 'c', files: { 'probe.c': src }, options: { cache: false } })
+      const r = await run(module, { stdout: 'capture' })
+      expect(text(r.stdout)).toBe('0 visible\n')
+    },
+    T,
+  )
 
-  it('#embed and .incbin of host files fail without revealing them', async () => {
-    const results = await Promise.all([
-      attempt('c', { 'e.c': 'static const char d[] = {\n#embed "/etc/passwd"\n, 0};\nint main(void) { return d[0]; }\n' }, { std: 'c23' }),
-      attempt('c', { 'e.c': `static const char d[] = {\n#embed "${canaryH}"\n, 0};\nint main(void) { return d[0]; }\n` }, { std: 'c23' }),
-      attempt('c', { 'i.c': '__asm__(".section .data.blob,\\"\\",@\\n.incbin \\"/etc/passwd\\"\\n");\nint main(void) { return 0; }\n' }),
-      attempt('c', { 'i.c': `__asm__(".section .data.blob,\\"\\",@\\n.incbin \\"${canaryH}\\"\\n");\nint main(void) { return 0; }\n` }),
-    ])
-    for (const r of results) {
-      expect(r.ok).toBe(false)
-      expectNoLeak(r.said)
-    }
-  }, T)
+  it(
+    '#embed and .incbin of host files fail without revealing them',
+    async () => {
+      const results = await Promise.all([
+        attempt(
+          'c',
+          { 'e.c': 'static const char d[] = {\n#embed "/etc/passwd"\n, 0};\nint main(void) { return d[0]; }\n' },
+          { std: 'c23' },
+        ),
+        attempt('c', { 'e.c': `static const char d[] = {\n#embed "${canaryH}"\n, 0};\nint main(void) { return d[0]; }\n` }, { std: 'c23' }),
+        attempt('c', { 'i.c': '__asm__(".section .data.blob,\\"\\",@\\n.incbin \\"/etc/passwd\\"\\n");\nint main(void) { return 0; }\n' }),
+        attempt('c', { 'i.c': `__asm__(".section .data.blob,\\"\\",@\\n.incbin \\"${canaryH}\\"\\n");\nint main(void) { return 0; }\n` }),
+      ])
+      for (const r of results) {
+        expect(r.ok).toBe(false)
+        expectNoLeak(r.said)
+      }
+    },
+    T,
+  )
 
-  it('__FILE__, debug info and diagnostics carry guest-relative names only', async () => {
-    const files = {
-      'src/main.c': '#include <stdio.h>\n#include "lib/where.h"\nint main(void) { puts(__FILE__); puts(__BASE_FILE__); puts(where()); return 0; }\n',
-      'src/lib/where.h': 'static const char *where(void) { return __FILE__; }\n#warning "a warning from a header"\n',
-    }
-    const r = await compile({ language: 'c', files, options: { cache: false, debug: true } })
-    expect(r.diagnostics[0]).toMatchObject({ severity: 'warning', file: 'src/lib/where.h', line: 2 })
-    const out = await run(r.module, { stdout: 'capture' })
-    expect(text(out.stdout)).toBe('src/main.c\nsrc/main.c\nsrc/lib/where.h\n')
-    const bytes = text(r.module)
-    expectNoLeak(bytes + formatDiagnostics(r.diagnostics))
-    expect(bytes).not.toContain('\0/src\0') // the jail's own directory is not the compilation dir
-  }, T)
+  it(
+    '__FILE__, debug info and diagnostics carry guest-relative names only',
+    async () => {
+      const files = {
+        'src/main.c':
+          '#include <stdio.h>\n#include "lib/where.h"\nint main(void) { puts(__FILE__); puts(__BASE_FILE__); puts(where()); return 0; }\n',
+        'src/lib/where.h': 'static const char *where(void) { return __FILE__; }\n#warning "a warning from a header"\n',
+      }
+      const r = await compile({ language: 'c', files, options: { cache: false, debug: true } })
+      expect(r.diagnostics[0]).toMatchObject({ severity: 'warning', file: 'src/lib/where.h', line: 2 })
+      const out = await run(r.module, { stdout: 'capture' })
+      expect(text(out.stdout)).toBe('src/main.c\nsrc/main.c\nsrc/lib/where.h\n')
+      const bytes = text(r.module)
+      expectNoLeak(bytes + formatDiagnostics(r.diagnostics))
+      expect(bytes).not.toContain('\0/src\0') // the jail's own directory is not the compilation dir
+    },
+    T,
+  )
 
-  it('AssemblyScript imports cannot reach host files', async () => {
-    const results = await Promise.all([
-      attempt('as', { 'main.as.ts': `import { SECRET } from "${canaryTs.replace(/\.ts$/, '')}"\nconsole.log(SECRET)\n` }),
-      attempt('as', { 'main.as.ts': `import { SECRET } from "../../../../../../..${canaryTs.replace(/\.ts$/, '')}"\nconsole.log(SECRET)\n` }),
-      // asconfig.json could name a transform (host JavaScript): a submitted one is never read
-      attempt('as', { 'main.as.ts': 'console.log("x")\n', 'asconfig.json': JSON.stringify({ options: { transform: [canaryTs] } }) }),
-    ])
-    expect(results[0]!.ok).toBe(false)
-    expect(results[1]!.ok).toBe(false)
-    expect(results[2]!.ok).toBe(true)
-    for (const r of results) expectNoLeak(r.said)
-  }, T)
+  it(
+    'AssemblyScript imports cannot reach host files',
+    async () => {
+      const results = await Promise.all([
+        attempt('as', { 'main.as.ts': `import { SECRET } from "${canaryTs.replace(/\.ts$/, '')}"\nconsole.log(SECRET)\n` }),
+        attempt('as', {
+          'main.as.ts': `import { SECRET } from "../../../../../../..${canaryTs.replace(/\.ts$/, '')}"\nconsole.log(SECRET)\n`,
+        }),
+        // asconfig.json could name a transform (host JavaScript): a submitted one is never read
+        attempt('as', { 'main.as.ts': 'console.log("x")\n', 'asconfig.json': JSON.stringify({ options: { transform: [canaryTs] } }) }),
+      ])
+      expect(results[0]!.ok).toBe(false)
+      expect(results[1]!.ok).toBe(false)
+      expect(results[2]!.ok).toBe(true)
+      for (const r of results) expectNoLeak(r.said)
+    },
+    T,
+  )
 })
 
 describe('submitted names and sizes are validated before anything is written', () => {
   it('refuses ../x, absolute, NUL, flag-like, hidden and empty-component names', async () => {
-    for (const name of ['../x.c', '/tmp/x.c', `${outside}/planted.c`, 'a/../../b.c', 'x\0.c', '-fplugin=/tmp/p.so', '--sysroot=/', '.hidden.c', 'a//b.c', 'a\\..\\b.c', 'sub/./x.c', '']) {
-      const e = await compile({ language: 'c', files: { [name]: 'int main(void) { return 0; }' }, options: { cache: false } }).catch((x: unknown) => x)
+    for (const name of [
+      '../x.c',
+      '/tmp/x.c',
+      `${outside}/planted.c`,
+      'a/../../b.c',
+      'x\0.c',
+      '-fplugin=/tmp/p.so',
+      '--sysroot=/',
+      '.hidden.c',
+      'a//b.c',
+      'a\\..\\b.c',
+      'sub/./x.c',
+      '',
+    ]) {
+      const e = await compile({ language: 'c', files: { [name]: 'int main(void) { return 0; }' }, options: { cache: false } }).catch(
+        (x: unknown) => x,
+      )
       expect(e, name).toBeInstanceOf(CompileError)
       expect((e as Error).message).toMatch(/invalid sources|no source files/)
     }
@@ -165,38 +226,59 @@ describe('submitted names and sizes are validated before anything is written', (
     await expect(compile({ language: 'c', files: many })).rejects.toThrow(/too many source files/)
   })
 
-  it('an output past the limit stops the compile', async () => {
-    const r = await attempt('c', { 'big.c': 'char big[8 << 20] = {1};\nint main(int argc, char **argv) { return big[argc * 4096]; }\n' }, { maxOutput: '1MiB' })
-    expect(r.ok).toBe(false)
-    expect((r.error as CompileError).limit).toBe('output')
-    expect(r.said).toMatch(/output grew past the limit/)
-  }, T)
+  it(
+    'an output past the limit stops the compile',
+    async () => {
+      const r = await attempt(
+        'c',
+        { 'big.c': 'char big[8 << 20] = {1};\nint main(int argc, char **argv) { return big[argc * 4096]; }\n' },
+        { maxOutput: '1MiB' },
+      )
+      expect(r.ok).toBe(false)
+      expect((r.error as CompileError).limit).toBe('output')
+      expect(r.said).toMatch(/output grew past the limit/)
+    },
+    T,
+  )
 })
 
 describe('the jail is required', () => {
-  it('without bubblewrap C is refused unless the source is trusted; trusted compiles still redact host paths', async () => {
-    const env = { ...process.env, CAPLET_BWRAP: join(outside, 'no-bwrap') }
-    const src = { 'main.c': 'int main(void) { return missing; }\n' }
-    const refused = await compile({ language: 'c', files: src, options: { cache: false, env } }).catch((e: unknown) => e)
-    expect(refused).toBeInstanceOf(ToolchainError)
-    expect((refused as Error).message).toMatch(/bubblewrap.*--trust-source/)
-    const trusted = await attempt('c', src, { env, trustSource: true })
-    expect(trusted.ok).toBe(false)
-    expect(trusted.said).toMatch(/main\.c:1:\d+: error: use of undeclared identifier 'missing'/)
-    expectNoLeak(trusted.said)
-  }, T)
+  it(
+    'without bubblewrap C is refused unless the source is trusted; trusted compiles still redact host paths',
+    async () => {
+      const env = { ...process.env, CAPLET_BWRAP: join(outside, 'no-bwrap') }
+      const src = { 'main.c': 'int main(void) { return missing; }\n' }
+      const refused = await compile({ language: 'c', files: src, options: { cache: false, env } }).catch((e: unknown) => e)
+      expect(refused).toBeInstanceOf(ToolchainError)
+      expect((refused as Error).message).toMatch(/bubblewrap.*--trust-source/)
+      const trusted = await attempt('c', src, { env, trustSource: true })
+      expect(trusted.ok).toBe(false)
+      expect(trusted.said).toMatch(/main\.c:1:\d+: error: use of undeclared identifier 'missing'/)
+      expectNoLeak(trusted.said)
+    },
+    T,
+  )
 
-  it('the CLI refuses to compile without bubblewrap unless --trust-source', () => {
-    const dir = mkdtempSync(join(outside, 'cli-'))
-    writeFileSync(join(dir, 'ok.c'), 'int main(void) { return 7; }\n')
-    const env = { PATH: process.env.PATH ?? '', CAPLET_BWRAP: join(outside, 'no-bwrap'), CAPLET_CACHE_DIR: join(dir, 'cache'), TMPDIR: privateTmp }
-    const refused = spawnSync(process.execPath, [bin, 'run', 'ok.c'], { cwd: dir, env, encoding: 'utf8' })
-    expect(refused.status).toBe(125)
-    expect(refused.stderr).toMatch(/^caplet: bubblewrap \(bwrap\) is not installed.*--trust-source/)
-    expect(refused.stderr.split('\n').filter(Boolean)).toHaveLength(1)
-    const trusted = spawnSync(process.execPath, [bin, 'run', '--trust-source', 'ok.c'], { cwd: dir, env, encoding: 'utf8', timeout: T })
-    expect(trusted.status).toBe(7)
-  }, T)
+  it(
+    'the CLI refuses to compile without bubblewrap unless --trust-source',
+    () => {
+      const dir = mkdtempSync(join(outside, 'cli-'))
+      writeFileSync(join(dir, 'ok.c'), 'int main(void) { return 7; }\n')
+      const env = {
+        PATH: process.env.PATH ?? '',
+        CAPLET_BWRAP: join(outside, 'no-bwrap'),
+        CAPLET_CACHE_DIR: join(dir, 'cache'),
+        TMPDIR: privateTmp,
+      }
+      const refused = spawnSync(process.execPath, [bin, 'run', 'ok.c'], { cwd: dir, env, encoding: 'utf8' })
+      expect(refused.status).toBe(125)
+      expect(refused.stderr).toMatch(/^caplet: bubblewrap \(bwrap\) is not installed.*--trust-source/)
+      expect(refused.stderr.split('\n').filter(Boolean)).toHaveLength(1)
+      const trusted = spawnSync(process.execPath, [bin, 'run', '--trust-source', 'ok.c'], { cwd: dir, env, encoding: 'utf8', timeout: T })
+      expect(trusted.status).toBe(7)
+    },
+    T,
+  )
 })
 
 describe('symlinks planted among the sources', () => {

@@ -20,8 +20,17 @@ import { describe, expect, it } from 'vitest'
 import { runSync } from '../../runtime/index.js'
 import { fixtureWasm, GUEST_ENV } from '../support/guest.js'
 import {
-  assertHostAlive, assertNoLeak, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, refusalsThatSucceeded,
-  runInMemory, transcriptMismatches, watchOutside, type Transcript,
+  assertHostAlive,
+  assertNoLeak,
+  fsDigest,
+  hostTreeDigest,
+  makeCanaryLayout,
+  openFdCount,
+  refusalsThatSucceeded,
+  runInMemory,
+  transcriptMismatches,
+  watchOutside,
+  type Transcript,
 } from '../support/security.js'
 
 const ESCAPE = 'PERM'
@@ -291,12 +300,19 @@ const EXPECTED: Record<string, Transcript> = {
 const HOST_VISIBLE: Record<string, Record<string, string>> = {
   symlinks: {
     'symlink dir/back -> ../secret': ESCAPE,
-    'dir/back: open follow': 'NOENT', 'dir/back: open nofollow': 'NOENT', 'dir/back: stat follow': 'NOENT',
-    'dir/back: stat nofollow': 'NOENT', 'dir/back: readlink': 'NOENT', 'unlink dir/back': 'NOENT',
+    'dir/back: open follow': 'NOENT',
+    'dir/back: open nofollow': 'NOENT',
+    'dir/back: stat follow': 'NOENT',
+    'dir/back: stat nofollow': 'NOENT',
+    'dir/back: readlink': 'NOENT',
+    'unlink dir/back': 'NOENT',
   },
   middle: {
-    'symlink mid/in -> ..': ESCAPE, 'symlink mid/inup -> in/..': ESCAPE,
-    'open mid/in/secret': 'NOENT', 'open mid/in/mid/in/secret': 'NOENT', 'open mid/in/../x': 'NOENT',
+    'symlink mid/in -> ..': ESCAPE,
+    'symlink mid/inup -> in/..': ESCAPE,
+    'open mid/in/secret': 'NOENT',
+    'open mid/in/mid/in/secret': 'NOENT',
+    'open mid/in/../x': 'NOENT',
     'open mid/inup/x (in/.. -> ..)': 'NOENT',
   },
 }
@@ -328,7 +344,10 @@ function runOnHost(args: string[]) {
     const r = runSync(wasm, { args: ['escape', ...args], env: GUEST_ENV, mounts: layout.mounts })
     outside.assertUnchanged(`escape ${args.join(' ')}`)
     expect(hostTreeDigest(layout.data), '/data changed').toEqual(data0)
-    expect(ABSOLUTE_TARGETS.map((p) => existsSync(p)), 'absolute host paths created').toEqual(absoluteBefore)
+    expect(
+      ABSOLUTE_TARGETS.map((p) => existsSync(p)),
+      'absolute host paths created',
+    ).toEqual(absoluteBefore)
     assertNoLeak(r, layout)
     return r
   } finally {

@@ -14,9 +14,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { run, runSync, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type RunOptions, type RunResult } from '../../runtime/index.js'
 import { fixtureWasm, GUEST_ENV, text } from '../support/guest.js'
-import {
-  assertHostAlive, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, runInMemory, watchOutside,
-} from '../support/security.js'
+import { assertHostAlive, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, runInMemory, watchOutside } from '../support/security.js'
 
 const wasm = fixtureWasm('flood')
 
@@ -58,25 +56,33 @@ describe.each(['host', 'memory'] as const)('flood.c on the %s backend (in-proces
 
   it('mkdir-deep: 200 nested directories and a 405-byte path, or NAMETOOLONG', () => {
     const r = flood(backend, ['mkdir-deep'])
-    expectClean(r, /^(mkdir-deep: 200 levels ok|mkdir depth \d+: NAMETOOLONG)\nopen 405-byte path: (ok|NAMETOOLONG)\nstat it: (ok|NAMETOOLONG|NOENT)\n$/)
+    expectClean(
+      r,
+      /^(mkdir-deep: 200 levels ok|mkdir depth \d+: NAMETOOLONG)\nopen 405-byte path: (ok|NAMETOOLONG)\nstat it: (ok|NAMETOOLONG|NOENT)\n$/,
+    )
     assertHostAlive()
   })
 
   it('long-path: 64 KiB paths and a 256-byte name are NAMETOOLONG, 255 bytes is fine', () => {
-    expectClean(flood(backend, ['long-path']), [
-      'open 64 KiB of ./: NAMETOOLONG',
-      'open a 64 KiB name: NAMETOOLONG',
-      'open a 256-byte name: NAMETOOLONG',
-      'open a 255-byte name: ok',
-      '',
-    ].join('\n'))
+    expectClean(
+      flood(backend, ['long-path']),
+      [
+        'open 64 KiB of ./: NAMETOOLONG',
+        'open a 64 KiB name: NAMETOOLONG',
+        'open a 256-byte name: NAMETOOLONG',
+        'open a 255-byte name: ok',
+        '',
+      ].join('\n'),
+    )
     assertHostAlive()
   })
 
   it('big-write: completes or stops with an errno (no quota yet)', () => {
     const mib = backend === 'host' ? 16 : 64
     let hostSize = -1
-    const r = flood(backend, ['big-write', String(mib)], {}, (sandbox) => { hostSize = statSync(join(sandbox, 'big')).size })
+    const r = flood(backend, ['big-write', String(mib)], {}, (sandbox) => {
+      hostSize = statSync(join(sandbox, 'big')).size
+    })
     expectClean(r, /^big-write: \d+ bytes \(\d+ MiB\) (ok|[A-Z0-9]+)\nbig-write: file size \d+\n$/)
     const [, written, , outcome] = /^big-write: (\d+) bytes \((\d+) MiB\) (\S+)/.exec(text(r.stdout))!
     const size = Number(/file size (\d+)/.exec(text(r.stdout))![1])
@@ -87,7 +93,10 @@ describe.each(['host', 'memory'] as const)('flood.c on the %s backend (in-proces
   })
 
   it('files and symlinks: hundreds created, counted exactly', () => {
-    expectClean(flood(backend, ['files', '300'], {}, (sb) => expect(readdirSync(sb)).toHaveLength(300)), 'files: 300 limit-reached\n')
+    expectClean(
+      flood(backend, ['files', '300'], {}, (sb) => expect(readdirSync(sb)).toHaveLength(300)),
+      'files: 300 limit-reached\n',
+    )
     expectClean(flood(backend, ['symlinks', '300']), 'symlinks: 300 limit-reached\n')
     assertHostAlive()
   })

@@ -30,7 +30,9 @@ parentPort.postMessage(rounds)
 
 describe.runIf(process.platform === 'linux')('a guest racing a host that swaps directories for symlinks', () => {
   let tmp: string | undefined
-  afterEach(() => { if (tmp) fs.rmSync(tmp, { recursive: true, force: true }) })
+  afterEach(() => {
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true })
+  })
 
   it('never reads through the swapped-in symlink', async () => {
     tmp = fs.mkdtempSync(join(os.tmpdir(), 'caplet-race-'))
@@ -46,7 +48,11 @@ describe.runIf(process.platform === 'linux')('a guest racing a host that swaps d
       eval: true,
       workerData: { sub: join(mount, 'sub'), parked: join(tmp, 'parked'), link: join(tmp, 'link'), stop },
     })
-    const rounds = new Promise<number>((resolve) => worker.on('message', (m) => { if (typeof m === 'number') resolve(m) }))
+    const rounds = new Promise<number>((resolve) =>
+      worker.on('message', (m) => {
+        if (typeof m === 'number') resolve(m)
+      }),
+    )
     await new Promise((resolve) => worker.once('message', resolve))
     let out: string
     try {

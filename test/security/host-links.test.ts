@@ -21,8 +21,21 @@ import { runSync, type Filesystem } from '../../runtime/index.js'
 import { createMemFs, memFsFromTree } from '../../wasi-host/index.js'
 import { DATA_TREE, fixtureWasm, GUEST_ENV, text } from '../support/guest.js'
 import {
-  assertHostAlive, assertNoLeak, CANARY_M, CANARY_OUTSIDE, CANARY_TOP, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, refusalsThatSucceeded,
-  transcriptMismatches, watchOutside, type CanaryLayout, type Outcome, type Transcript,
+  assertHostAlive,
+  assertNoLeak,
+  CANARY_M,
+  CANARY_OUTSIDE,
+  CANARY_TOP,
+  fsDigest,
+  hostTreeDigest,
+  makeCanaryLayout,
+  openFdCount,
+  refusalsThatSucceeded,
+  transcriptMismatches,
+  watchOutside,
+  type CanaryLayout,
+  type Outcome,
+  type Transcript,
 } from '../support/security.js'
 
 const wasm = fixtureWasm('sec_hostlinks')
@@ -53,8 +66,16 @@ const OUT_LINKS: readonly (readonly [string, string])[] = [
 
 /** Paths through the links rather than the links themselves. */
 const THROUGH = [
-  'rel-canary/.', 'outdir-rel/.', 'outdir-rel/secret.txt', 'outdir-abs/secret.txt', 'dotslash/secret.txt',
-  'root/etc/passwd', 'up/canary', 'upup/canary', 'updir/canary', 'link1/x',
+  'rel-canary/.',
+  'outdir-rel/.',
+  'outdir-rel/secret.txt',
+  'outdir-abs/secret.txt',
+  'dotslash/secret.txt',
+  'root/etc/passwd',
+  'up/canary',
+  'upup/canary',
+  'updir/canary',
+  'link1/x',
 ]
 /** A trailing slash on a link: resolving it means following it. */
 const TRAILING = ['rel-canary/', 'outdir-rel/', 'abs-canary/', 'emptyout/']
@@ -63,8 +84,24 @@ const TRAILING = ['rel-canary/', 'outdir-rel/', 'abs-canary/', 'emptyout/']
 const IN_LINKS: readonly (readonly [string, string])[] = [['inlink', 'inside.txt']]
 
 const OPS = [
-  'open', 'open-nofollow', 'readdir', 'stat', 'lstat', 'readlink', 'write', 'trunc', 'creat', 'times', 'mkdir-in',
-  'creat-in', 'symlink-in', 'link-follow', 'link-into', 'rename-into', 'rename-out', 'rmdir',
+  'open',
+  'open-nofollow',
+  'readdir',
+  'stat',
+  'lstat',
+  'readlink',
+  'write',
+  'trunc',
+  'creat',
+  'times',
+  'mkdir-in',
+  'creat-in',
+  'symlink-in',
+  'link-follow',
+  'link-into',
+  'rename-into',
+  'rename-out',
+  'rmdir',
 ] as const
 type Op = (typeof OPS)[number] | 'unlink'
 
@@ -73,15 +110,22 @@ const REFUSED = 'PERM'
 /** What each operation must give for an out-pointing link named as is. */
 function bareOutLink(name: string, op: Op): Outcome {
   switch (op) {
-    case 'open-nofollow': return 'LOOP' // O_NOFOLLOW on a symlink
-    case 'lstat': return 'ok symlink' // the link itself is inside
-    case 'readlink': return name === 'link1' ? 'ok "link2"' : REFUSED // one hop that stays inside is fine
+    case 'open-nofollow':
+      return 'LOOP' // O_NOFOLLOW on a symlink
+    case 'lstat':
+      return 'ok symlink' // the link itself is inside
+    case 'readlink':
+      return name === 'link1' ? 'ok "link2"' : REFUSED // one hop that stays inside is fine
     // Renames the link, not its target; on a host-visible mount a link whose target climbs or is
     // absolute may not be moved at all (moved elsewhere it could lead out, or reveal its target).
-    case 'rename-out': return name === 'link1' ? 'ok' : ['ok', REFUSED]
-    case 'rmdir': return 'NOTDIR' // a link is not a directory, whatever it points at
-    case 'unlink': return 'ok' // removes the link, never the target
-    default: return REFUSED
+    case 'rename-out':
+      return name === 'link1' ? 'ok' : ['ok', REFUSED]
+    case 'rmdir':
+      return 'NOTDIR' // a link is not a directory, whatever it points at
+    case 'unlink':
+      return 'ok' // removes the link, never the target
+    default:
+      return REFUSED
   }
 }
 
@@ -91,10 +135,25 @@ function trailingOutLink(op: Op): Outcome {
 }
 
 const INLINK: Record<Op, Outcome> = {
-  open: 'ok file "inside\\n"', 'open-nofollow': 'LOOP', readdir: 'NOTDIR', stat: 'ok file 7', lstat: 'ok symlink',
-  readlink: 'ok "inside.txt"', write: 'ok, fd_write ok', trunc: 'ok', creat: 'ok', times: 'ok', 'mkdir-in': 'NOTDIR',
-  'creat-in': 'NOTDIR', 'symlink-in': 'NOTDIR', 'link-follow': 'ok', 'link-into': 'NOTDIR', 'rename-into': 'NOTDIR',
-  'rename-out': 'ok', rmdir: 'NOTDIR', unlink: 'ok',
+  open: 'ok file "inside\\n"',
+  'open-nofollow': 'LOOP',
+  readdir: 'NOTDIR',
+  stat: 'ok file 7',
+  lstat: 'ok symlink',
+  readlink: 'ok "inside.txt"',
+  write: 'ok, fd_write ok',
+  trunc: 'ok',
+  creat: 'ok',
+  times: 'ok',
+  'mkdir-in': 'NOTDIR',
+  'creat-in': 'NOTDIR',
+  'symlink-in': 'NOTDIR',
+  'link-follow': 'ok',
+  'link-into': 'NOTDIR',
+  'rename-into': 'NOTDIR',
+  'rename-out': 'ok',
+  rmdir: 'NOTDIR',
+  unlink: 'ok',
 }
 
 /** The argv order: variants first, so that the unlink phase removes the bare links last. */
@@ -170,7 +229,11 @@ describe('host-made symlinks that point out of /sandbox', () => {
           root.symlink(targetOf(target, fakeHost), name)
         } else {
           const dir = root.openDir(name.slice(0, slash))
-          try { dir.symlink(targetOf(target, fakeHost), name.slice(slash + 1)) } finally { dir.close() }
+          try {
+            dir.symlink(targetOf(target, fakeHost), name.slice(slash + 1))
+          } finally {
+            dir.close()
+          }
         }
       }
     } finally {
@@ -179,8 +242,12 @@ describe('host-made symlinks that point out of /sandbox', () => {
     const data = memFsFromTree(DATA_TREE)
     const data0 = fsDigest(data)
     const r = runSync(wasm, {
-      args: ['sec_hostlinks', ...PATHS], env: GUEST_ENV,
-      mounts: [{ guest: '/sandbox', fs: sandbox }, { guest: '/data', fs: data, mode: 'ro' }],
+      args: ['sec_hostlinks', ...PATHS],
+      env: GUEST_ENV,
+      mounts: [
+        { guest: '/sandbox', fs: sandbox },
+        { guest: '/data', fs: data, mode: 'ro' },
+      ],
     })
     expect(r.exitCode).toBe(0)
     checkTranscript(r.stdout)
@@ -201,12 +268,25 @@ describe('host-made symlinks that point out of /sandbox', () => {
       expect(r.trap).toBeUndefined()
       expect(r.exitCode).toBe(0)
       const FIFO: Transcript = [
-        ['fifo: open', 'ok unknown'], ['fifo: open-nofollow', 'ok unknown'], ['fifo: readdir', 'NOTDIR'],
-        ['fifo: stat', 'ok unknown 0'], ['fifo: lstat', 'ok unknown'], ['fifo: readlink', 'INVAL'],
-        ['fifo: write', 'ok, fd_write SPIPE'], ['fifo: trunc', 'ok'], ['fifo: creat', 'ok'], ['fifo: times', 'ok'],
-        ['fifo: mkdir-in', 'NOTDIR'], ['fifo: creat-in', 'NOTDIR'], ['fifo: symlink-in', 'NOTDIR'],
-        ['fifo: link-follow', 'ok'], ['fifo: link-into', 'NOTDIR'], ['fifo: rename-into', 'NOTDIR'],
-        ['fifo: rename-out', 'ok'], ['fifo: rmdir', 'NOTDIR'], ['fifo: unlink', 'ok'],
+        ['fifo: open', 'ok unknown'],
+        ['fifo: open-nofollow', 'ok unknown'],
+        ['fifo: readdir', 'NOTDIR'],
+        ['fifo: stat', 'ok unknown 0'],
+        ['fifo: lstat', 'ok unknown'],
+        ['fifo: readlink', 'INVAL'],
+        ['fifo: write', 'ok, fd_write SPIPE'],
+        ['fifo: trunc', 'ok'],
+        ['fifo: creat', 'ok'],
+        ['fifo: times', 'ok'],
+        ['fifo: mkdir-in', 'NOTDIR'],
+        ['fifo: creat-in', 'NOTDIR'],
+        ['fifo: symlink-in', 'NOTDIR'],
+        ['fifo: link-follow', 'ok'],
+        ['fifo: link-into', 'NOTDIR'],
+        ['fifo: rename-into', 'NOTDIR'],
+        ['fifo: rename-out', 'ok'],
+        ['fifo: rmdir', 'NOTDIR'],
+        ['fifo: unlink', 'ok'],
       ]
       expect(transcriptMismatches('fifo', r.stdout, FIFO)).toEqual([])
     } finally {

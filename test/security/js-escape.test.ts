@@ -26,7 +26,7 @@ async function script(src: string, options: RunOptions = {}): Promise<RunResult 
 }
 
 describe('a script finds none of the host JavaScript world', () => {
-  it('has no process, require, module, fetch, host WebAssembly, timers or other hosts\' globals', async () => {
+  it("has no process, require, module, fetch, host WebAssembly, timers or other hosts' globals", async () => {
     const r = await script(`
       const names = ['process', 'require', 'module', 'exports', '__dirname', 'fetch', 'WebAssembly', 'setTimeout',
         'setInterval', 'XMLHttpRequest', 'Deno', 'Bun', 'std', 'os', 'Buffer', 'global', 'importScripts', 'navigator', '${'__caplet_host'}']
@@ -43,7 +43,10 @@ describe('a script finds none of the host JavaScript world', () => {
 
   it('cannot import host modules: bundling refuses them by name, and a run-time import() finds nothing', async () => {
     for (const spec of ['fs', 'node:fs', 'node:child_process', '/etc/passwd', '../outside.ts', 'https://example.com/x.js']) {
-      const r = await compileScript({ files: { 'main.ts': `import * as m from ${JSON.stringify(spec)}\nconsole.log(m)` }, entry: 'main.ts' })
+      const r = await compileScript({
+        files: { 'main.ts': `import * as m from ${JSON.stringify(spec)}\nconsole.log(m)` },
+        entry: 'main.ts',
+      })
       expect(r.program, spec).toBeUndefined()
       expect(r.diagnostics[0]?.message, spec).toContain(JSON.stringify(spec))
     }
@@ -59,7 +62,8 @@ describe('a script finds none of the host JavaScript world', () => {
   })
 
   it('a script cannot reach the host function the API is built on, nor crash it with odd arguments', async () => {
-    const r = await script(`
+    const r = await script(
+      `
       const odd: any[] = [{ toString() { return '/x' } }, 1, null, Symbol('s'), new Proxy({}, {}), 2n ** 70n]
       let refused = 0
       for (const a of odd) {
@@ -68,7 +72,9 @@ describe('a script finds none of the host JavaScript world', () => {
         }
       }
       console.log('refused', refused, typeof (globalThis as any).__caplet_host)
-    `, { mounts: [{ guest: '/t', tmp: true }] })
+    `,
+      { mounts: [{ guest: '/t', tmp: true }] },
+    )
     expect(r.trap).toBeUndefined()
     expect(r.out).toBe('refused 24 undefined\n')
   })
@@ -92,7 +98,8 @@ describe('files outside the mounts are unreachable', () => {
   it('by .., absolute paths and symlinks out; the read-only mount stays unchanged', async () => {
     writeFileSync(join(layout.sandbox, 'inside.txt'), 'inside\n')
     const watch = watchOutside(layout)
-    const r = await script(`
+    const r = await script(
+      `
       const tries: [string, () => unknown][] = [
         ['dotdot', () => readFile('/sandbox/../canary')],
         ['dotdot2', () => readFile('/sandbox/../../canary')],
@@ -113,20 +120,41 @@ describe('files outside the mounts are unreachable', () => {
       for (const [name, f] of tries) {
         try { console.log(name, 'ok', JSON.stringify(f())) } catch (e: any) { console.log(name, e.code) }
       }
-    `, { mounts: layout.mounts })
+    `,
+      { mounts: layout.mounts },
+    )
     watch.assertUnchanged('js guest')
     assertNoLeak(r, layout)
-    const outcome = Object.fromEntries(r.out.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]))
+    const outcome = Object.fromEntries(
+      r.out
+        .trim()
+        .split('\n')
+        .map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]),
+    )
     expect(outcome).toEqual({
-      dotdot: 'EPERM', dotdot2: 'EPERM', 'dotdot-dir': 'EPERM', 'deep-dotdot': 'EPERM', absolute: 'ENOENT', relative: 'ENOENT',
-      'link-out': 'EPERM', 'link-abs': 'EPERM', 'link-up': 'EPERM', 'write-ro': 'EROFS', 'create-ro': 'EROFS',
-      'write-out': 'EPERM', 'write-link': 'EPERM', inside: 'ok "inside\\n"', data: 'ok "alpha\\n"',
+      dotdot: 'EPERM',
+      dotdot2: 'EPERM',
+      'dotdot-dir': 'EPERM',
+      'deep-dotdot': 'EPERM',
+      absolute: 'ENOENT',
+      relative: 'ENOENT',
+      'link-out': 'EPERM',
+      'link-abs': 'EPERM',
+      'link-up': 'EPERM',
+      'write-ro': 'EROFS',
+      'create-ro': 'EROFS',
+      'write-out': 'EPERM',
+      'write-link': 'EPERM',
+      inside: 'ok "inside\\n"',
+      data: 'ok "alpha\\n"',
     })
     for (const m of CANARY_MARKERS) expect(r.out).not.toContain(m)
   })
 
   it('with nothing mounted, no path reaches anything', async () => {
-    const r = await script(`for (const p of ['/', '.', '/etc/passwd', '/proc/self/environ']) { try { console.log(readdir(p)) } catch (e: any) { console.log(p, e.code) } }`)
+    const r = await script(
+      `for (const p of ['/', '.', '/etc/passwd', '/proc/self/environ']) { try { console.log(readdir(p)) } catch (e: any) { console.log(p, e.code) } }`,
+    )
     expect(r.out).toBe('/ ENOENT\n. ENOENT\n/etc/passwd ENOENT\n/proc/self/environ ENOENT\n')
   })
 })
@@ -143,7 +171,9 @@ describe('limits stop a script and it cannot catch them', () => {
   })
 
   it('a 2 GiB allocation is stopped by the memory cap', async () => {
-    const r = await script('try { const b = new Uint8Array(2 ** 31 - 1); console.log(b.length) } catch (e) { console.log("caught", e) }', { limits: { memory: '64MiB' } })
+    const r = await script('try { const b = new Uint8Array(2 ** 31 - 1); console.log(b.length) } catch (e) { console.log("caught", e) }', {
+      limits: { memory: '64MiB' },
+    })
     expect(r).toMatchObject({ exitCode: 124, limit: 'memory', out: '' })
     expect(r.stats.peakMemory).toBeLessThanOrEqual(64 * 1024 * 1024)
   })
@@ -154,7 +184,10 @@ describe('limits stop a script and it cannot catch them', () => {
   })
 
   it('file contents the engine cannot hold end the run at the memory cap, not in a host fault', async () => {
-    const r = await script('writeFile("/t/big", "x".repeat(3e6)); const keep: string[] = []; for (;;) { try { keep.push(readFile("/t/big") as string) } catch (e) {} }', { limits: { memory: '16MiB' }, mounts: [{ guest: '/t', tmp: true }] })
+    const r = await script(
+      'writeFile("/t/big", "x".repeat(3e6)); const keep: string[] = []; for (;;) { try { keep.push(readFile("/t/big") as string) } catch (e) {} }',
+      { limits: { memory: '16MiB' }, mounts: [{ guest: '/t', tmp: true }] },
+    )
     expect(r).toMatchObject({ exitCode: 124, limit: 'memory' })
     expect(r.trap).toBeUndefined()
   })
@@ -178,7 +211,9 @@ describe('limits stop a script and it cannot catch them', () => {
   })
 
   it('deep recursion traps; the next run gets a clean engine', async () => {
-    const r = await script('(globalThis as any).dirty = 1\nfunction f(n: number): number { return f(n + 1) + 1 }\ntry { f(0) } catch (e) { console.log("caught") }')
+    const r = await script(
+      '(globalThis as any).dirty = 1\nfunction f(n: number): number { return f(n + 1) + 1 }\ntry { f(0) } catch (e) { console.log("caught") }',
+    )
     expect(r).toMatchObject({ exitCode: 134, out: '' })
     expect(r.trap?.kind).toBe('stack-overflow')
     const next = await script('console.log(typeof (globalThis as any).dirty, [1, 2, 3].map((x) => x * 2).join())')
@@ -187,9 +222,13 @@ describe('limits stop a script and it cannot catch them', () => {
   })
 
   it('a guest cannot leave state for the next run (globals, prototypes, builtins)', async () => {
-    const first = await script('(globalThis as any).leak = "secret"; (Array.prototype as any).evil = 1; JSON.stringify = () => "pwned"; (Math as any).random = () => 4')
+    const first = await script(
+      '(globalThis as any).leak = "secret"; (Array.prototype as any).evil = 1; JSON.stringify = () => "pwned"; (Math as any).random = () => 4',
+    )
     expect(first.exitCode).toBe(0)
-    const next = await script('console.log(typeof (globalThis as any).leak, typeof ([] as any).evil, JSON.stringify({ a: 1 }), Math.random() < 1)')
+    const next = await script(
+      'console.log(typeof (globalThis as any).leak, typeof ([] as any).evil, JSON.stringify({ a: 1 }), Math.random() < 1)',
+    )
     expect(next.out).toBe('undefined undefined {"a":1} true\n')
   })
 })

@@ -13,9 +13,7 @@ import { readdirSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { runSync, TRAP_EXIT_CODE, type RunResult } from '../../runtime/index.js'
 import { fixtureWasm, GUEST_ENV, text } from '../support/guest.js'
-import {
-  assertHostAlive, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, runInMemory, watchOutside,
-} from '../support/security.js'
+import { assertHostAlive, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, runInMemory, watchOutside } from '../support/security.js'
 
 /** Each trapping scenario and the syscall the trap must name. */
 const TRAPS: Record<string, string> = {
@@ -91,7 +89,11 @@ describe.each(['host', 'memory'] as const)('memory.c on the %s backend', (backen
     const { r, sandbox } = runScenario(backend, scenario)
     // one comparison, so a failure also shows what the guest printed instead of trapping
     expect({ trap: r.trap?.kind, syscall: r.trap?.syscall, exitCode: r.exitCode, limit: r.limit, stdout: text(r.stdout) }).toEqual({
-      trap: 'memory-fault', syscall, exitCode: TRAP_EXIT_CODE, limit: undefined, stdout: 'before\n',
+      trap: 'memory-fault',
+      syscall,
+      exitCode: TRAP_EXIT_CODE,
+      limit: undefined,
+      stdout: 'before\n',
     })
     expect(r.trap?.recentSyscalls.at(-1), 'the last syscall before the trap').toBe(syscall)
     // nothing after "before": no FIRST-IOVEC / NWRITTEN text, no partial write

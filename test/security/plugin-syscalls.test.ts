@@ -27,11 +27,13 @@ const opened: Plugin[] = []
 beforeAll(async () => {
   wasm = (await compile({ language: 'wat', files: { 'probe.wat': PROBE }, options: { cache: false } })).module
 })
-afterAll(async () => { await Promise.all(opened.map((p) => p.close())) })
+afterAll(async () => {
+  await Promise.all(opened.map((p) => p.close()))
+})
 
 const nonZero = (b: Uint8Array) => b.some((x) => x !== 0)
 
-describe('plugins obey the policy\'s syscall lists', () => {
+describe("plugins obey the policy's syscall lists", () => {
   it('a granted random_get fills the buffer (the probe works)', async () => {
     const p = await plugin(wasm, { isolation: 'in-process' })
     opened.push(p)
@@ -42,12 +44,16 @@ describe('plugins obey the policy\'s syscall lists', () => {
 
   it('denySyscalls refuses the plugin at load, naming the syscall', async () => {
     await expect(plugin(wasm, { isolation: 'in-process', denySyscalls: ['random_get'] })).rejects.toThrow(ModuleError)
-    await expect(plugin(wasm, { isolation: 'in-process', denySyscalls: ['random_get'] })).rejects.toThrow(/random_get \(in the policy's denySyscalls\)/)
+    await expect(plugin(wasm, { isolation: 'in-process', denySyscalls: ['random_get'] })).rejects.toThrow(
+      /random_get \(in the policy's denySyscalls\)/,
+    )
     await expect(plugin(wasm, { denySyscalls: ['random_get'] })).rejects.toThrow(/random_get/)
   })
 
   it('an allow-list without the syscall refuses it too', async () => {
-    await expect(plugin(wasm, { isolation: 'in-process', syscalls: ['fd_write'] })).rejects.toThrow(/random_get \(not in the policy's syscalls\)/)
+    await expect(plugin(wasm, { isolation: 'in-process', syscalls: ['fd_write'] })).rejects.toThrow(
+      /random_get \(not in the policy's syscalls\)/,
+    )
   })
 
   for (const isolation of ['in-process', 'worker'] as const) {

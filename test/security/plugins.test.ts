@@ -14,13 +14,22 @@ let p: Plugin
 const opened: Plugin[] = []
 
 beforeAll(async () => {
-  p = await plugin(new URL('plugin-extism.wasm', FIX), { isolation: 'in-process', limits: { memory: '8MiB', fuel: 1e9 }, maxVarBytes: '64KiB' })
+  p = await plugin(new URL('plugin-extism.wasm', FIX), {
+    isolation: 'in-process',
+    limits: { memory: '8MiB', fuel: 1e9 },
+    maxVarBytes: '64KiB',
+  })
   opened.push(p)
 })
-afterAll(async () => { await Promise.all(opened.map((x) => x.close())) })
+afterAll(async () => {
+  await Promise.all(opened.map((x) => x.close()))
+})
 
 async function fails(name: string, input = ''): Promise<PluginCallError> {
-  const e = await p.call(name, input).then(() => undefined, (x: unknown) => x)
+  const e = await p.call(name, input).then(
+    () => undefined,
+    (x: unknown) => x,
+  )
   expect(e, `${name} should fail`).toBeInstanceOf(PluginCallError)
   // And the plugin answers the next call correctly.
   expect(td.decode(await p.call('shift', 'ok'))).toBe('pl#2')
@@ -102,9 +111,23 @@ describe('host functions', () => {
     ['a function', () => () => 1],
     ['a symbol', () => Symbol('x')],
     ['a bigint', () => 10n],
-    ['a cyclic object', () => { const o: Record<string, unknown> = {}; o.self = o; return o }],
+    [
+      'a cyclic object',
+      () => {
+        const o: Record<string, unknown> = {}
+        o.self = o
+        return o
+      },
+    ],
     ['a Promise (in-process)', () => Promise.reject(new Error('never awaited'))],
-    ['an object whose toJSON throws', () => ({ toJSON() { throw new Error('no') } })],
+    [
+      'an object whose toJSON throws',
+      () => ({
+        toJSON() {
+          throw new Error('no')
+        },
+      }),
+    ],
   ]
   for (const [what, make] of garbage) {
     it(`returning ${what} fails the call, not the host`, async () => {
@@ -126,7 +149,16 @@ describe('host functions', () => {
 
   it('bad pointers and wrapping lengths passed to a host function trap before it runs', async () => {
     let called = 0
-    const h = await plugin(HOST, { isolation: 'in-process', http: { allowedHosts: [] }, host: { 'app.lookup': () => { called++; return 'x' } } })
+    const h = await plugin(HOST, {
+      isolation: 'in-process',
+      http: { allowedHosts: [] },
+      host: {
+        'app.lookup': () => {
+          called++
+          return 'x'
+        },
+      },
+    })
     opened.push(h)
     for (const name of ['lookup_bad_in', 'lookup_bad_out', 'lookup_wrap']) {
       const e = await h.call(name).catch((x: unknown) => x)
@@ -141,7 +173,17 @@ describe('host functions', () => {
 
   it('a host function gets a copy: changing it changes nothing in the plugin', async () => {
     let kept: Uint8Array | undefined
-    const h = await plugin(HOST, { isolation: 'in-process', http: { allowedHosts: [] }, host: { 'app.lookup': (i) => { kept = i.bytes; kept.fill(0); return i.text() } } })
+    const h = await plugin(HOST, {
+      isolation: 'in-process',
+      http: { allowedHosts: [] },
+      host: {
+        'app.lookup': (i) => {
+          kept = i.bytes
+          kept.fill(0)
+          return i.text()
+        },
+      },
+    })
     opened.push(h)
     expect(td.decode(await h.call('lookup', 'abc'))).toBe('abc')
     expect(kept).toEqual(new Uint8Array(3))
@@ -168,15 +210,23 @@ describe('modules that import what they may not', () => {
 
   it('refuses ungranted functions, unknown Extism functions, memories and globals, by name', async () => {
     await expect(plugin(moduleImporting('env', 'system', 'func'), { isolation: 'in-process' })).rejects.toThrow(/env\.system \(not granted/)
-    await expect(plugin(moduleImporting('extism:host/env', 'exec', 'func'), { isolation: 'in-process' })).rejects.toThrow(/extism:host\/env\.exec \(not an Extism function/)
-    await expect(plugin(moduleImporting('extism:host/env', 'alloc', 'func'), { isolation: 'in-process' })).rejects.toThrow(/declared \(\) -> \(\), Extism's is \(i64\) -> \(i64\)/)
+    await expect(plugin(moduleImporting('extism:host/env', 'exec', 'func'), { isolation: 'in-process' })).rejects.toThrow(
+      /extism:host\/env\.exec \(not an Extism function/,
+    )
+    await expect(plugin(moduleImporting('extism:host/env', 'alloc', 'func'), { isolation: 'in-process' })).rejects.toThrow(
+      /declared \(\) -> \(\), Extism's is \(i64\) -> \(i64\)/,
+    )
     await expect(plugin(moduleImporting('env', 'memory', 'memory'), { isolation: 'in-process' })).rejects.toThrow(ModuleError)
     await expect(plugin(moduleImporting('env', 'g', 'global'), { isolation: 'in-process' })).rejects.toThrow(/env\.g \(global/)
-    await expect(plugin(moduleImporting('app', 'lookup', 'func'), { isolation: 'in-process', host: { 'app.lookup': () => 1 } })).rejects.toThrow(/a host function takes \(i32 ptr/)
+    await expect(
+      plugin(moduleImporting('app', 'lookup', 'func'), { isolation: 'in-process', host: { 'app.lookup': () => 1 } }),
+    ).rejects.toThrow(/a host function takes \(i32 ptr/)
   })
 
   it('refuses bytes that are not a module, and a compiled module', async () => {
     await expect(plugin(new Uint8Array([1, 2, 3]), { isolation: 'in-process' })).rejects.toThrow(ModuleError)
-    await expect(plugin(new WebAssembly.Module(moduleImporting('env', 'x', 'func')) as never, { isolation: 'in-process' })).rejects.toThrow(/needs its module bytes/)
+    await expect(plugin(new WebAssembly.Module(moduleImporting('env', 'x', 'func')) as never, { isolation: 'in-process' })).rejects.toThrow(
+      /needs its module bytes/,
+    )
   })
 })

@@ -12,7 +12,17 @@ import { GuestFault, HostInvariantError, ProcExit } from '../../wasi-host/errors
 import { run, runSync, type RunResult } from '../../runtime/index.js'
 import { buildModule, F64, I32, I64, op, u32 } from '../runtime/instrument/wasm.js'
 import {
-  ALL_RIGHTS, Errno, errnoName, existsIn, harness, HIGH_PTR, NEG_PTR, O_CREAT, readIn, READ_RIGHTS, SANDBOX,
+  ALL_RIGHTS,
+  Errno,
+  errnoName,
+  existsIn,
+  harness,
+  HIGH_PTR,
+  NEG_PTR,
+  O_CREAT,
+  readIn,
+  READ_RIGHTS,
+  SANDBOX,
   type Harness,
 } from '../wasi-host/harness.js'
 
@@ -33,11 +43,17 @@ function outcome(fn: () => unknown): Outcome {
 function quietHarness(): { h: Harness; slept: bigint[] } {
   const slept: bigint[] = []
   const h = harness({
-    memoryPages: 1, maximumPages: 2,
+    memoryPages: 1,
+    maximumPages: 2,
     clocks: {
-      realtime: () => 1_700_000_000_000_000_000n, monotonic: () => 1_000n, processCputime: () => 0n, threadCputime: () => 0n,
+      realtime: () => 1_700_000_000_000_000_000n,
+      monotonic: () => 1_000n,
+      processCputime: () => 0n,
+      threadCputime: () => 0n,
       resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
-      sleep: (ns) => { slept.push(ns) },
+      sleep: (ns) => {
+        slept.push(ns)
+      },
     },
   })
   return { h, slept }
@@ -72,8 +88,20 @@ describe('redteam dispatcher: raw values at the edges of their types', () => {
       ['environ_get', () => w.environ_get(HIGH_PTR, HIGH_PTR)],
       ['fd_write-iovs', () => w.fd_write(1, NEG_PTR, 1, 16)],
       ['fd_write-len', () => w.fd_write(1, 16, -1, 32)],
-      ['fd_write-inner', () => { const iov = h.iovecs([[U32_MAX - 3, 8]]); return w.fd_write(1, iov, 1, 16) }],
-      ['fd_read-inner', () => { const iov = h.iovecs([[65530, 16]]); return w.fd_read(0, iov, 1, 16) }],
+      [
+        'fd_write-inner',
+        () => {
+          const iov = h.iovecs([[U32_MAX - 3, 8]])
+          return w.fd_write(1, iov, 1, 16)
+        },
+      ],
+      [
+        'fd_read-inner',
+        () => {
+          const iov = h.iovecs([[65530, 16]])
+          return w.fd_read(0, iov, 1, 16)
+        },
+      ],
       ['fd_filestat_get', () => w.fd_filestat_get(SANDBOX, 65536 - 32)],
       ['fd_fdstat_get-mis', () => w.fd_fdstat_get(SANDBOX, 1027)],
       ['clock_time_get', () => w.clock_time_get(0, 0n, 65536)],
@@ -85,8 +113,17 @@ describe('redteam dispatcher: raw values at the edges of their types', () => {
       ['readdir-buf', () => w.fd_readdir(SANDBOX, 60000, 10000, 0n, 16)],
       ['path_open-path', () => w.path_open(SANDBOX, 0, NEG_PTR, 8, 0, READ_RIGHTS, ALL_RIGHTS, 0, 16)],
       ['path_open-len', () => w.path_open(SANDBOX, 0, 1024, -1, 0, READ_RIGHTS, ALL_RIGHTS, 0, 16)],
-      ['path_open-fdptr', () => { const p = h.str('a.txt'); return w.path_open(SANDBOX, 0, p.ptr, p.len, 0, READ_RIGHTS, ALL_RIGHTS, 0, 65534) }],
-      ['path_open-nan', () => (w.path_open as (...a: unknown[]) => number)(SANDBOX, 0, Number.NaN, 5, 0, READ_RIGHTS, ALL_RIGHTS, 0, Number.NaN)],
+      [
+        'path_open-fdptr',
+        () => {
+          const p = h.str('a.txt')
+          return w.path_open(SANDBOX, 0, p.ptr, p.len, 0, READ_RIGHTS, ALL_RIGHTS, 0, 65534)
+        },
+      ],
+      [
+        'path_open-nan',
+        () => (w.path_open as (...a: unknown[]) => number)(SANDBOX, 0, Number.NaN, 5, 0, READ_RIGHTS, ALL_RIGHTS, 0, Number.NaN),
+      ],
     ]
     for (const [name, fn] of calls) {
       h.resetAlloc()
@@ -108,9 +145,27 @@ describe('redteam dispatcher: raw values at the edges of their types', () => {
       ['seek-min', () => w.fd_seek(f, I64_MIN, 0, h.alloc(8, 8))],
       ['seek-end-min', () => w.fd_seek(f, I64_MIN, 2, h.alloc(8, 8))],
       ['seek-max', () => w.fd_seek(f, (1n << 63n) - 1n, 1, h.alloc(8, 8))],
-      ['pread-neg', () => { const b = h.alloc(8); return w.fd_pread(f, h.iovecs([[b, 8]]), 1, -1n, h.alloc(4, 4)) }],
-      ['pwrite-neg', () => { const b = h.alloc(8); return w.fd_pwrite(f, h.iovecs([[b, 8]]), 1, -1n, h.alloc(4, 4)) }],
-      ['pwrite-2^63', () => { const b = h.alloc(8); return w.fd_pwrite(f, h.iovecs([[b, 8]]), 1, 1n << 63n, h.alloc(4, 4)) }],
+      [
+        'pread-neg',
+        () => {
+          const b = h.alloc(8)
+          return w.fd_pread(f, h.iovecs([[b, 8]]), 1, -1n, h.alloc(4, 4))
+        },
+      ],
+      [
+        'pwrite-neg',
+        () => {
+          const b = h.alloc(8)
+          return w.fd_pwrite(f, h.iovecs([[b, 8]]), 1, -1n, h.alloc(4, 4))
+        },
+      ],
+      [
+        'pwrite-2^63',
+        () => {
+          const b = h.alloc(8)
+          return w.fd_pwrite(f, h.iovecs([[b, 8]]), 1, 1n << 63n, h.alloc(4, 4))
+        },
+      ],
       ['set_size-neg', () => w.fd_filestat_set_size(f, -1n)],
       ['allocate-wrap', () => w.fd_allocate(f, (1n << 63n) - 1n, 2n)],
       ['allocate-neg', () => w.fd_allocate(f, -1n, -1n)],
@@ -118,7 +173,13 @@ describe('redteam dispatcher: raw values at the edges of their types', () => {
       ['times-max', () => w.fd_filestat_set_times(f, -1n, -1n, 1 | 4)],
       ['readdir-cookie', () => w.fd_readdir(SANDBOX, h.alloc(256, 8), 256, -1n, h.alloc(4, 4))],
       ['rights-unknown-bits', () => w.fd_fdstat_set_rights(f, -1n, -1n)],
-      ['open-rights-all-bits', () => { const p = h.str('a.txt'); return w.path_open(SANDBOX, 0, p.ptr, p.len, 0, -1n, -1n, 0, h.alloc(4, 4)) }],
+      [
+        'open-rights-all-bits',
+        () => {
+          const p = h.str('a.txt')
+          return w.path_open(SANDBOX, 0, p.ptr, p.len, 0, -1n, -1n, 0, h.alloc(4, 4))
+        },
+      ],
       ['clock-precision', () => w.clock_time_get(1, -1n, h.alloc(8, 8))],
       ['clock-bad-id', () => w.clock_time_get(-1, 0n, h.alloc(8, 8))],
     ]
@@ -184,7 +245,13 @@ describe('redteam dispatcher: raw values at the edges of their types', () => {
 })
 
 /** A command module importing one WASI function under `type`, calling it from `_start`. */
-function oddImport(fn: string, params: number[], results: number[], args: number[][], extra: Partial<Parameters<typeof buildModule>[0]> = {}): Uint8Array {
+function oddImport(
+  fn: string,
+  params: number[],
+  results: number[],
+  args: number[][],
+  extra: Partial<Parameters<typeof buildModule>[0]> = {},
+): Uint8Array {
   const call = [...args.flat(), op.call, 0, ...results.map(() => op.drop)]
   return buildModule({
     imports: [{ module: 'wasi_snapshot_preview1', name: fn, desc: [0x00, ...u32(0)] }],
@@ -197,14 +264,20 @@ function oddImport(fn: string, params: number[], results: number[], args: number
 
 const i32c = (v: number) => [op.i32_const, ...sleb(v)]
 const i64c = (v: number) => [op.i64_const, ...sleb(v)]
-const f64c = (v: number) => { const b = new Uint8Array(new Float64Array([v]).buffer); return [op.f64_const, ...b] }
+const f64c = (v: number) => {
+  const b = new Uint8Array(new Float64Array([v]).buffer)
+  return [op.f64_const, ...b]
+}
 function sleb(n: number): number[] {
   const out: number[] = []
   let v = BigInt(n)
   for (;;) {
     const b = Number(v & 0x7fn)
     v >>= 7n
-    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { out.push(b); return out }
+    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+      out.push(b)
+      return out
+    }
     out.push(b | 0x80)
   }
 }
@@ -217,7 +290,7 @@ function settles(fn: () => RunResult): { result?: RunResult; threw?: string } {
   }
 }
 
-describe('redteam dispatcher: WASI imports declared with a signature of the guest\'s choosing', () => {
+describe("redteam dispatcher: WASI imports declared with a signature of the guest's choosing", () => {
   it('i64 where the host expects i32, f64 where it expects i64: the run ends with a result', () => {
     const mods = [
       oddImport('proc_exit', [I64], [], [i64c(7)]),
@@ -262,7 +335,7 @@ describe('redteam dispatcher: start functions', () => {
       imports: [{ module: 'wasi_snapshot_preview1', name: 'proc_exit', desc: [0x00, ...u32(0)] }],
       types: [{ params: [I32], results: [] }],
       memory: [0x00, 1],
-      funcs: [{ body: [] , export: '_start' }, { body: [...i32c(5), op.call, 0] }],
+      funcs: [{ body: [], export: '_start' }, { body: [...i32c(5), op.call, 0] }],
       start: 2,
     })
     const s = settles(() => runSync(m))

@@ -12,8 +12,19 @@
  *     r.txt  d/
  */
 import {
-  existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync,
-  symlinkSync, writeFileSync, linkSync, realpathSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  linkSync,
+  realpathSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
@@ -23,7 +34,16 @@ import { createOverlayFs } from '../../wasi-host/fs/overlay.js'
 import { readOnly } from '../../wasi-host/fs/read-only.js'
 import { applyOverlay } from '../../wasi-host/node/overlay-apply.js'
 import {
-  ALL_RIGHTS, Errno, errnoName, harness, LOOKUP_FOLLOW, O_CREAT, O_DIRECTORY, O_TRUNC, READ_RIGHTS, Rights,
+  ALL_RIGHTS,
+  Errno,
+  errnoName,
+  harness,
+  LOOKUP_FOLLOW,
+  O_CREAT,
+  O_DIRECTORY,
+  O_TRUNC,
+  READ_RIGHTS,
+  Rights,
   type Harness,
 } from '../wasi-host/harness.js'
 
@@ -63,8 +83,10 @@ function snapshot(dir: string, skip: string[] = []): Record<string, string> {
       const st = lstatSync(p, { bigint: true })
       const rel = p.slice(dir.length + 1)
       if (st.isSymbolicLink()) out[rel] = `link ${readlinkSync(p)} ${st.mtimeNs}`
-      else if (st.isDirectory()) { out[rel] = `dir ${st.mtimeNs}`; walk(p) }
-      else out[rel] = `file ${st.size} ${st.mtimeNs} ${st.mode} ${readFileSync(p, 'latin1')}`
+      else if (st.isDirectory()) {
+        out[rel] = `dir ${st.mtimeNs}`
+        walk(p)
+      } else out[rel] = `file ${st.size} ${st.mtimeNs} ${st.mode} ${readFileSync(p, 'latin1')}`
     }
   }
   walk(dir)
@@ -84,7 +106,11 @@ function escapingLinks(dir: string): string[] {
       const st = lstatSync(p)
       if (st.isSymbolicLink()) {
         let target: string
-        try { target = realpathSync.native(p) } catch { target = resolve(dirname(p), readlinkSync(p)) }
+        try {
+          target = realpathSync.native(p)
+        } catch {
+          target = resolve(dirname(p), readlinkSync(p))
+        }
         const inside = (t: string, root: string) => t === root || t.startsWith(root + sep)
         if (!inside(target, real) && !inside(target, dir)) bad.push(`${p.slice(dir.length + 1)} -> ${readlinkSync(p)}`)
       } else if (st.isDirectory()) walk(p)
@@ -105,7 +131,8 @@ class HostGuest {
     this.roFs = createHostDirFs(layout.romount)
     expect(this.rwFs.strategy).toBe('proc-fd')
     this.h = harness({
-      memoryPages: 2, maximumPages: 4,
+      memoryPages: 2,
+      maximumPages: 4,
       extraPreopens: [
         { guestPath: '/m', fs: this.rwFs, mode: 'rw' },
         { guestPath: '/ro', fs: this.roFs, mode: 'ro' },
@@ -171,7 +198,10 @@ class HostGuest {
   }
 
   one(fn: (fd: number, p: number, l: number) => number, dirfd: number, path: string): string {
-    return this.call((h) => { const p = h.str(path); return fn(dirfd, p.ptr, p.len) })
+    return this.call((h) => {
+      const p = h.str(path)
+      return fn(dirfd, p.ptr, p.len)
+    })
   }
 }
 
@@ -197,9 +227,21 @@ function expectOutsideUnchanged(): void {
 describe('redteam host dir: lookups that would leave the mount', () => {
   it('every path that names something outside /m or /ro is refused, and nothing outside changes', () => {
     const escapes = [
-      '..', '../above.txt', '../beside/secret.txt', 'a/../../above.txt', 'a/b/c/../../../../above.txt',
-      '/etc/passwd', '//etc', 'hostlink', 'abslink', 'a/../hostlink', './hostlink/', 'f.txt/../../above.txt',
-      `..${'/..'.repeat(50)}/etc/passwd`, '../mount/f.txt', '../romount/r.txt',
+      '..',
+      '../above.txt',
+      '../beside/secret.txt',
+      'a/../../above.txt',
+      'a/b/c/../../../../above.txt',
+      '/etc/passwd',
+      '//etc',
+      'hostlink',
+      'abslink',
+      'a/../hostlink',
+      './hostlink/',
+      'f.txt/../../above.txt',
+      `..${'/..'.repeat(50)}/etc/passwd`,
+      '../mount/f.txt',
+      '../romount/r.txt',
     ]
     const results: Record<string, string[]> = {}
     for (const p of escapes) {
@@ -214,7 +256,12 @@ describe('redteam host dir: lookups that would leave the mount', () => {
       const ownLink = /^(a\/\.\.\/)?(hostlink|abslink)$/.test(p)
       if (!ownLink) r.push(`unlink:${g.one((fd, a, l) => g.h.wasi.path_unlink_file(fd, a, l), RW, p)}`)
       r.push(`rmdir:${g.one((fd, a, l) => g.h.wasi.path_remove_directory(fd, a, l), RW, p)}`)
-      r.push(`times:${g.call((h) => { const s = h.str(p); return h.wasi.path_filestat_set_times(RW, LOOKUP_FOLLOW, s.ptr, s.len, 1n, 1n, 1 | 4) })}`)
+      r.push(
+        `times:${g.call((h) => {
+          const s = h.str(p)
+          return h.wasi.path_filestat_set_times(RW, LOOKUP_FOLLOW, s.ptr, s.len, 1n, 1n, 1 | 4)
+        })}`,
+      )
       if (!ownLink) r.push(`rename-in:${g.rename(RW, p, RW, 'stolen')}`)
       r.push(`link-in:${g.link(RW, p, RW, 'stolen-link', LOOKUP_FOLLOW)}`)
       r.push(`rename-out:${g.rename(RW, 'f.txt', RW, `${p}/x`)}`)
@@ -374,23 +421,63 @@ describe('redteam host dir: the read-only mount changes in no way', () => {
     const r = g.open(RO, 'r.txt')
     // APPEND on a read-only fd is allowed (it grants nothing); the write after it must still fail.
     expect(g.call((h) => h.wasi.fd_fdstat_set_flags(r.fd, 1))).toBe('SUCCESS')
-    push('write', g.call((h) => h.writeFd(r.fd, 'x').errno))
-    push('pwrite', g.call((h) => { const b = h.str('x'); const iov = h.iovecs([[b.ptr, 1]]); return h.wasi.fd_pwrite(r.fd, iov, 1, 0n, h.alloc(4, 4)) }))
-    push('set_size', g.call((h) => h.wasi.fd_filestat_set_size(r.fd, 0n)))
-    push('allocate', g.call((h) => h.wasi.fd_allocate(r.fd, 0n, 100n)))
-    push('fd_times', g.call((h) => h.wasi.fd_filestat_set_times(r.fd, 1n, 1n, 1 | 4)))
-    push('widen', g.call((h) => h.wasi.fd_fdstat_set_rights(r.fd, ALL_RIGHTS, ALL_RIGHTS)))
+    push(
+      'write',
+      g.call((h) => h.writeFd(r.fd, 'x').errno),
+    )
+    push(
+      'pwrite',
+      g.call((h) => {
+        const b = h.str('x')
+        const iov = h.iovecs([[b.ptr, 1]])
+        return h.wasi.fd_pwrite(r.fd, iov, 1, 0n, h.alloc(4, 4))
+      }),
+    )
+    push(
+      'set_size',
+      g.call((h) => h.wasi.fd_filestat_set_size(r.fd, 0n)),
+    )
+    push(
+      'allocate',
+      g.call((h) => h.wasi.fd_allocate(r.fd, 0n, 100n)),
+    )
+    push(
+      'fd_times',
+      g.call((h) => h.wasi.fd_filestat_set_times(r.fd, 1n, 1n, 1 | 4)),
+    )
+    push(
+      'widen',
+      g.call((h) => h.wasi.fd_fdstat_set_rights(r.fd, ALL_RIGHTS, ALL_RIGHTS)),
+    )
     const dot = g.open(RO, '.', O_DIRECTORY, DIR_RIGHTS)
     push('dot-open', dot.errno === 'SUCCESS' ? 'SUCCESS-expected' : dot.errno)
     for (const dirfd of [RO, dot.fd]) {
-      push('mkdir', g.one((fd, p, l) => g.h.wasi.path_create_directory(fd, p, l), dirfd, 'nd'))
-      push('unlink', g.one((fd, p, l) => g.h.wasi.path_unlink_file(fd, p, l), dirfd, 'r.txt'))
-      push('rmdir', g.one((fd, p, l) => g.h.wasi.path_remove_directory(fd, p, l), dirfd, 'd'))
+      push(
+        'mkdir',
+        g.one((fd, p, l) => g.h.wasi.path_create_directory(fd, p, l), dirfd, 'nd'),
+      )
+      push(
+        'unlink',
+        g.one((fd, p, l) => g.h.wasi.path_unlink_file(fd, p, l), dirfd, 'r.txt'),
+      )
+      push(
+        'rmdir',
+        g.one((fd, p, l) => g.h.wasi.path_remove_directory(fd, p, l), dirfd, 'd'),
+      )
       push('symlink', g.symlink('r.txt', dirfd, 'sl'))
       push('rename', g.rename(dirfd, 'r.txt', dirfd, 'r2.txt'))
       push('link', g.link(dirfd, 'r.txt', dirfd, 'r3.txt'))
-      push('ptimes', g.call((h) => { const s = h.str('r.txt'); return h.wasi.path_filestat_set_times(dirfd, 0, s.ptr, s.len, 1n, 1n, 1 | 4) }))
-      push('dtimes', g.call((h) => h.wasi.fd_filestat_set_times(dirfd, 1n, 1n, 1 | 4)))
+      push(
+        'ptimes',
+        g.call((h) => {
+          const s = h.str('r.txt')
+          return h.wasi.path_filestat_set_times(dirfd, 0, s.ptr, s.len, 1n, 1n, 1 | 4)
+        }),
+      )
+      push(
+        'dtimes',
+        g.call((h) => h.wasi.fd_filestat_set_times(dirfd, 1n, 1n, 1 | 4)),
+      )
       push('creat-sub', g.open(dirfd, 'd/new', O_CREAT).errno)
       // Across mounts in both directions (ghsa-4ch3).
       push('rename-to-rw', g.rename(dirfd, 'r.txt', RW, 'took'))
@@ -412,7 +499,7 @@ describe('redteam host dir: the read-only mount changes in no way', () => {
 })
 
 describe('redteam host dir: no host detail reaches the guest (invariant 6)', () => {
-  it('inode and device numbers are the sandbox\'s own, never the host\'s', () => {
+  it("inode and device numbers are the sandbox's own, never the host's", () => {
     const hostIno = statSync(join(layout.mount, 'f.txt'), { bigint: true }).ino
     const hostDev = statSync(join(layout.mount, 'f.txt'), { bigint: true }).dev
     const st = g.pathStat(RW, 'f.txt')
@@ -438,18 +525,36 @@ describe('redteam host dir: overlay apply writes nothing outside the target', ()
     return {
       h,
       apply: () => applyOverlay(overlay, layout.mount) as unknown as void,
-      close: () => { h.host.close(); lowerFs.close() },
+      close: () => {
+        h.host.close()
+        lowerFs.close()
+      },
     }
   }
 
   it('a link moved up so that it leads out makes the whole apply refuse; a stale-depth link too', () => {
     const o = overlaySetup()
-    const call = (fn: () => number) => { o.h.resetAlloc(); return errnoName(fn()) }
+    const call = (fn: () => number) => {
+      o.h.resetAlloc()
+      return errnoName(fn())
+    }
     const s = (x: string) => o.h.str(x)
     // depth 2: ../../f.txt stays inside, but after moving a/b up to b it would lead out: an
     // overlay over a host directory refuses climbing targets at creation, so apply has nothing to refuse.
-    expect(call(() => { const t = s('../../f.txt'), n = s('a/b/l'); return o.h.wasi.path_symlink(t.ptr, t.len, RW, n.ptr, n.len) })).toBe('PERM')
-    expect(call(() => { const a = s('a/b'), b = s('b'); return o.h.wasi.path_rename(RW, a.ptr, a.len, RW, b.ptr, b.len) })).toBe('SUCCESS')
+    expect(
+      call(() => {
+        const t = s('../../f.txt'),
+          n = s('a/b/l')
+        return o.h.wasi.path_symlink(t.ptr, t.len, RW, n.ptr, n.len)
+      }),
+    ).toBe('PERM')
+    expect(
+      call(() => {
+        const a = s('a/b'),
+          b = s('b')
+        return o.h.wasi.path_rename(RW, a.ptr, a.len, RW, b.ptr, b.len)
+      }),
+    ).toBe('SUCCESS')
     expect(() => o.apply()).not.toThrow()
     o.close()
     expect(escapingLinks(layout.mount).filter((l) => !/^(hostlink|abslink) /.test(l))).toEqual([])
@@ -462,10 +567,12 @@ describe('redteam host dir: overlay apply writes nothing outside the target', ()
     const c = o.h.open('a/b/c', { dirfd: RW, oflags: O_DIRECTORY, base: DIR_RIGHTS })
     expect(errnoName(c.errno)).toBe('SUCCESS')
     o.h.resetAlloc()
-    const a = o.h.str('a/b/c'), b = o.h.str('c')
+    const a = o.h.str('a/b/c'),
+      b = o.h.str('c')
     expect(errnoName(o.h.wasi.path_rename(RW, a.ptr, a.len, RW, b.ptr, b.len))).toBe('SUCCESS')
     o.h.resetAlloc()
-    const t = o.h.str('../../beside/secret.txt'), n = o.h.str('evil')
+    const t = o.h.str('../../beside/secret.txt'),
+      n = o.h.str('evil')
     const rc = errnoName(o.h.wasi.path_symlink(t.ptr, t.len, c.fd, n.ptr, n.len))
     if (rc === 'SUCCESS') expect(() => o.apply()).toThrow(/leads out/)
     o.close()
@@ -479,14 +586,27 @@ describe('redteam host dir: overlay apply writes nothing outside the target', ()
   // into the host directory (the same for exportOverlay into --overlay-out).
   it('apply never writes a symlink that leads out of the target, even one composed with another link', () => {
     const o = overlaySetup()
-    const sym = (t: string, n: string) => { o.h.resetAlloc(); const a = o.h.str(t), b = o.h.str(n); return errnoName(o.h.wasi.path_symlink(a.ptr, a.len, RW, b.ptr, b.len)) }
+    const sym = (t: string, n: string) => {
+      o.h.resetAlloc()
+      const a = o.h.str(t),
+        b = o.h.str(n)
+      return errnoName(o.h.wasi.path_symlink(a.ptr, a.len, RW, b.ptr, b.len))
+    }
     expect(sym('.', 'dot')).toBe('SUCCESS')
     const rc = sym('dot/../beside/secret.txt', 'x')
     let applied = 'applied'
-    try { o.apply() } catch (e) { applied = (e as Error).message }
+    try {
+      o.apply()
+    } catch (e) {
+      applied = (e as Error).message
+    }
     o.close()
     const planted = escapingLinks(layout.mount).filter((l) => !/^(hostlink|abslink) /.test(l))
-    expect({ rc, applied: applied === 'applied' ? 'applied' : 'refused', planted }).toEqual({ rc: expect.any(String), applied: expect.any(String), planted: [] })
+    expect({ rc, applied: applied === 'applied' ? 'applied' : 'refused', planted }).toEqual({
+      rc: expect.any(String),
+      applied: expect.any(String),
+      planted: [],
+    })
     expectOutsideUnchanged()
   })
 
@@ -502,7 +622,8 @@ describe('redteam host dir: overlay apply writes nothing outside the target', ()
     expect(errnoName(o.h.writeFd(r.fd, 'guest bytes').errno)).toBe('SUCCESS')
     // And a guest link of it, and a delete of the escaping host link.
     o.h.resetAlloc()
-    const a = o.h.str('f.txt'), b = o.h.str('g.txt')
+    const a = o.h.str('f.txt'),
+      b = o.h.str('g.txt')
     expect(errnoName(o.h.wasi.path_link(RW, 0, a.ptr, a.len, RW, b.ptr, b.len))).toBe('SUCCESS')
     o.h.resetAlloc()
     const hl = o.h.str('hostlink')
@@ -530,7 +651,10 @@ describe('redteam host dir: descriptors', () => {
         x.open(RO, 'r.txt', O_TRUNC)
         x.open(RW, 'a/b/c/../../../../x')
         x.call((h) => h.wasi.path_open(RW, 1, -8, 4, 0, ALL_RIGHTS, ALL_RIGHTS, 0, 0))
-        x.call((h) => { const p = h.str('f.txt'); return h.wasi.path_open(RW, 1, p.ptr, p.len, 0, ALL_RIGHTS, ALL_RIGHTS, 0, -4) })
+        x.call((h) => {
+          const p = h.str('f.txt')
+          return h.wasi.path_open(RW, 1, p.ptr, p.len, 0, ALL_RIGHTS, ALL_RIGHTS, 0, -4)
+        })
       }
       x.close()
     }

@@ -22,8 +22,14 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
  */
 function chain(n: number): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
-  const section = (id: number, p: number[]) => { out.push(id, ...u32(p.length)); for (const b of p) out.push(b) }
-  const str = (s: string) => { const b = [...new TextEncoder().encode(s)]; return [...u32(b.length), ...b] }
+  const section = (id: number, p: number[]) => {
+    out.push(id, ...u32(p.length))
+    for (const b of p) out.push(b)
+  }
+  const str = (s: string) => {
+    const b = [...new TextEncoder().encode(s)]
+    return [...u32(b.length), ...b]
+  }
   section(1, [1, 0x60, 0, 0])
   const fsec = [...u32(n)]
   for (let i = 0; i < n; i++) fsec.push(0)
@@ -53,12 +59,15 @@ describe('redteam module pipeline', () => {
     const wasm = join(scratch, 'chain.wasm')
     writeFileSync(wasm, chain(60_000))
     const script = join(scratch, 'main.mjs')
-    writeFileSync(script, `
+    writeFileSync(
+      script,
+      `
       const caplet = await import(${JSON.stringify(pathToFileURL(join(repoRoot, 'dist/index.js')).href)})
       const r = await caplet.run(${JSON.stringify(wasm)}, { limits: { timeout: '1s' } })
       console.log(JSON.stringify({ exitCode: r.exitCode }))
       process.exit(0)
-    `)
+    `,
+    )
     const r = spawnSync(process.execPath, [script], { timeout: 3000, encoding: 'utf8', killSignal: 'SIGKILL' })
     expect({ killed: r.signal === 'SIGKILL', status: r.status }).toEqual({ killed: false, status: 0 })
   })

@@ -16,10 +16,13 @@ const CAT = sampleWasm('cat')
 const ARGSENV = fixtureWasm('diff_argsenv')
 const hello = new Uint8Array(readFileSync(sampleWasm('hello')))
 const GREETING = Buffer.from(hello).indexOf('hello from caplet')
-const argvOf = (stdout: Uint8Array) => text(stdout).split('\n').filter((l) => l.startsWith('argv[') && !l.startsWith('argv[argc]'))
+const argvOf = (stdout: Uint8Array) =>
+  text(stdout)
+    .split('\n')
+    .filter((l) => l.startsWith('argv[') && !l.startsWith('argv[argc]'))
 
 describe('findings', () => {
-  it('stdin bytes given to prepare() are the program\'s: changing the buffer afterwards changes no run', () => {
+  it("stdin bytes given to prepare() are the program's: changing the buffer afterwards changes no run", () => {
     const stdin = new TextEncoder().encode('prepared\n')
     const program = prepareSync(CAT, { stdin, isolation: 'in-process' })
     stdin.set(new TextEncoder().encode('changed!\n'))
@@ -62,7 +65,11 @@ describe('attacks that held: per-run input', () => {
   const program = prepareSync(ARGSENV, { isolation: 'in-process', env: { K: 'prepared' }, limits: { fuel: 1e8 } })
 
   it('policy fields on the input\'s prototype are not read; a JSON "__proto__" is refused', () => {
-    const inherited = Object.create({ limits: { fuel: 1e12 }, mounts: [{ guest: '/etc', host: '/etc' }], args: ['x', 'inherited'] }) as RunInput
+    const inherited = Object.create({
+      limits: { fuel: 1e12 },
+      mounts: [{ guest: '/etc', host: '/etc' }],
+      args: ['x', 'inherited'],
+    }) as RunInput
     const r = program.runSync(inherited)
     expect(argvOf(r.stdout)).toEqual(['argv[0]: "diff_argsenv.wasm" (17 bytes)'])
     expect(r.stats.fuelUsed).toBeLessThanOrEqual(1e8)
@@ -71,7 +78,11 @@ describe('attacks that held: per-run input', () => {
 
   it('a getter or a Proxy is read once: what was checked is what runs', () => {
     let reads = 0
-    const flipping = { get args() { return reads++ === 0 ? ['a', 'checked'] : ['a', 'NOT\0CHECKED'] } }
+    const flipping = {
+      get args() {
+        return reads++ === 0 ? ['a', 'checked'] : ['a', 'NOT\0CHECKED']
+      },
+    }
     expect(argvOf(program.runSync(flipping).stdout)).toEqual(['argv[0]: "a" (1 bytes)', 'argv[1]: "checked" (7 bytes)'])
     expect(reads).toBe(1)
     let gets = 0
@@ -93,7 +104,7 @@ describe('attacks that held: per-run input', () => {
 })
 
 describe('attacks that held: state between runs', () => {
-  it('a worker\'s reused capture buffer shows a run only its own output', async () => {
+  it("a worker's reused capture buffer shows a run only its own output", async () => {
     const program = await prepare(CAT)
     expect((await program.run({ stdin: 'x'.repeat(5000) })).stdout.byteLength).toBe(5000)
     for (let i = 0; i < 3; i++) expect(text((await program.run({ stdin: 'short\n' })).stdout)).toBe('short\n')
@@ -130,18 +141,21 @@ describe('attacks that held: module bytes', () => {
     expect(text(runSync(view).stdout)).toBe('jello from caplet\n')
   })
 
-  it('bytes in shared memory rewritten by another thread during runs: the cache never names one module by another\'s bytes', async () => {
+  it("bytes in shared memory rewritten by another thread during runs: the cache never names one module by another's bytes", async () => {
     const sab = new SharedArrayBuffer(hello.length)
     const shared = new Uint8Array(sab)
     shared.set(hello)
     const stop = new Int32Array(new SharedArrayBuffer(4))
-    const racer = new Worker(`
+    const racer = new Worker(
+      `
       const { workerData, parentPort } = require('node:worker_threads')
       const b = new Uint8Array(workerData.sab)
       const stop = new Int32Array(workerData.stop)
       parentPort.postMessage('go')
       for (let i = 0; Atomics.load(stop, 0) === 0; i++) b[workerData.at] = (i & 1) ? 0x6a : 0x68
-    `, { eval: true, workerData: { sab, stop: stop.buffer, at: GREETING } })
+    `,
+      { eval: true, workerData: { sab, stop: stop.buffer, at: GREETING } },
+    )
     await new Promise((resolve) => racer.once('message', resolve))
     const seen = new Set<string>()
     try {

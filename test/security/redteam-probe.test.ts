@@ -144,8 +144,10 @@ function snapshot(dir: string): Record<string, string> {
       const st = fs.lstatSync(p)
       const rel = p.slice(dir.length + 1)
       if (st.isSymbolicLink()) out[rel] = `L${fs.readlinkSync(p)}`
-      else if (st.isDirectory()) { out[rel] = 'D'; walk(p) }
-      else if (st.isFile()) out[rel] = `F${fs.readFileSync(p, 'latin1')}`
+      else if (st.isDirectory()) {
+        out[rel] = 'D'
+        walk(p)
+      } else if (st.isFile()) out[rel] = `F${fs.readFileSync(p, 'latin1')}`
       else out[rel] = 'S'
     }
   }
@@ -166,8 +168,15 @@ describe.runIf(process.platform === 'linux')('redteam probe: path_open on a real
     fs.mkdirSync(join(m, 'd'))
     fs.writeFileSync(join(m, 'd', 'g'), 'g')
     const links: Record<string, string> = {
-      lf: 'f', ld: 'd', lds: 'd/', dangle: 'nothere', dangles: 'nothere/', loop: 'loop',
-      labs: join(outside, 'canary.txt'), lup: '../outside/canary.txt', lupnew: '../outside/new.txt',
+      lf: 'f',
+      ld: 'd',
+      lds: 'd/',
+      dangle: 'nothere',
+      dangles: 'nothere/',
+      loop: 'loop',
+      labs: join(outside, 'canary.txt'),
+      lup: '../outside/canary.txt',
+      lupnew: '../outside/new.txt',
     }
     for (const [n, t] of Object.entries(links)) fs.symlinkSync(t, join(m, n))
   }
@@ -195,20 +204,23 @@ describe.runIf(process.platform === 'linux')('redteam probe: path_open on a real
   // CREAT|TRUNC, DIRECTORY, CREAT|DIRECTORY, EXCL; in each, (no follow, follow) x (read, write).
   // `ok<filetype>`, then what changed in the mount: `+created`, `~modified`.
   const TABLE: Record<string, string> = {
-    'f': 'ok4 ok4 ok4 ok4 ok4 ok4 ok4 ok4 EXIST EXIST EXIST EXIST ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR ok4 ok4 ok4 ok4',
-    'd': 'ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR EXIST EXIST EXIST EXIST ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR',
-    'lf': 'LOOP LOOP ok4 ok4 LOOP LOOP ok4 ok4 EXIST EXIST EXIST EXIST LOOP LOOP ok4~f ok4~f LOOP LOOP ok4~f ok4~f NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP ok4 ok4',
-    'ld': 'LOOP LOOP ok3 ISDIR LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP ISDIR ISDIR LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR ok3 ISDIR NOTDIR NOTDIR ISDIR ISDIR LOOP LOOP ok3 ISDIR',
-    'lds': 'LOOP LOOP ok3 ISDIR LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP ISDIR ISDIR LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR ok3 ISDIR NOTDIR NOTDIR ISDIR ISDIR LOOP LOOP ok3 ISDIR',
-    'dangle': 'LOOP LOOP NOENT NOENT LOOP LOOP ok4+nothere ok4+nothere EXIST EXIST EXIST EXIST LOOP LOOP NOENT NOENT LOOP LOOP ok4+nothere ok4+nothere NOTDIR NOTDIR NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP NOENT NOENT',
-    'dangles': 'LOOP LOOP NOENT NOENT LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP NOENT NOENT LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP NOENT NOENT',
-    'loop': 'LOOP LOOP LOOP LOOP LOOP LOOP LOOP LOOP EXIST EXIST EXIST EXIST LOOP LOOP LOOP LOOP LOOP LOOP LOOP LOOP NOTDIR NOTDIR LOOP LOOP NOTDIR NOTDIR LOOP LOOP LOOP LOOP LOOP LOOP',
-    'labs': 'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
-    'lup': 'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
-    'lupnew': 'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
-    'fifo': 'ok0 ok0 ok0 ok0 ok0 ok0 ok0 ok0 EXIST EXIST EXIST EXIST ok0 ok0 ok0 ok0 ok0 ok0 ok0 ok0 NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR ok0 ok0 ok0 ok0',
-    'sock': 'NXIO NXIO NXIO NXIO NXIO NXIO NXIO NXIO EXIST EXIST EXIST EXIST NXIO NXIO NXIO NXIO NXIO NXIO NXIO NXIO NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NXIO NXIO NXIO NXIO',
-    'nx': 'NOENT NOENT NOENT NOENT ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx NOENT NOENT NOENT NOENT ok4+nx ok4+nx ok4+nx ok4+nx NOENT NOENT NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR NOENT NOENT NOENT NOENT',
+    f: 'ok4 ok4 ok4 ok4 ok4 ok4 ok4 ok4 EXIST EXIST EXIST EXIST ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f ok4~f NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR ok4 ok4 ok4 ok4',
+    d: 'ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR EXIST EXIST EXIST EXIST ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR',
+    lf: 'LOOP LOOP ok4 ok4 LOOP LOOP ok4 ok4 EXIST EXIST EXIST EXIST LOOP LOOP ok4~f ok4~f LOOP LOOP ok4~f ok4~f NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP ok4 ok4',
+    ld: 'LOOP LOOP ok3 ISDIR LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP ISDIR ISDIR LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR ok3 ISDIR NOTDIR NOTDIR ISDIR ISDIR LOOP LOOP ok3 ISDIR',
+    lds: 'LOOP LOOP ok3 ISDIR LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP ISDIR ISDIR LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR ok3 ISDIR NOTDIR NOTDIR ISDIR ISDIR LOOP LOOP ok3 ISDIR',
+    dangle:
+      'LOOP LOOP NOENT NOENT LOOP LOOP ok4+nothere ok4+nothere EXIST EXIST EXIST EXIST LOOP LOOP NOENT NOENT LOOP LOOP ok4+nothere ok4+nothere NOTDIR NOTDIR NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP NOENT NOENT',
+    dangles:
+      'LOOP LOOP NOENT NOENT LOOP LOOP ISDIR ISDIR EXIST EXIST EXIST EXIST LOOP LOOP NOENT NOENT LOOP LOOP ISDIR ISDIR NOTDIR NOTDIR NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR LOOP LOOP NOENT NOENT',
+    loop: 'LOOP LOOP LOOP LOOP LOOP LOOP LOOP LOOP EXIST EXIST EXIST EXIST LOOP LOOP LOOP LOOP LOOP LOOP LOOP LOOP NOTDIR NOTDIR LOOP LOOP NOTDIR NOTDIR LOOP LOOP LOOP LOOP LOOP LOOP',
+    labs: 'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
+    lup: 'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
+    lupnew:
+      'LOOP LOOP PERM PERM LOOP LOOP PERM PERM EXIST EXIST EXIST EXIST LOOP LOOP PERM PERM LOOP LOOP PERM PERM NOTDIR NOTDIR PERM PERM NOTDIR NOTDIR PERM PERM LOOP LOOP PERM PERM',
+    fifo: 'ok0 ok0 ok0 ok0 ok0 ok0 ok0 ok0 EXIST EXIST EXIST EXIST ok0 ok0 ok0 ok0 ok0 ok0 ok0 ok0 NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR ok0 ok0 ok0 ok0',
+    sock: 'NXIO NXIO NXIO NXIO NXIO NXIO NXIO NXIO EXIST EXIST EXIST EXIST NXIO NXIO NXIO NXIO NXIO NXIO NXIO NXIO NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NXIO NXIO NXIO NXIO',
+    nx: 'NOENT NOENT NOENT NOENT ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx ok4+nx NOENT NOENT NOENT NOENT ok4+nx ok4+nx ok4+nx ok4+nx NOENT NOENT NOENT NOENT NOTDIR NOTDIR NOTDIR NOTDIR NOENT NOENT NOENT NOENT',
     'f/': 'NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR NOTDIR',
     'd/': 'ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR EXIST EXIST EXIST EXIST ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR ISDIR ISDIR ISDIR ISDIR ok3 ISDIR ok3 ISDIR',
   }
@@ -232,7 +244,9 @@ describe.runIf(process.platform === 'linux')('redteam probe: path_open on a real
                 let cell = fd < 0 ? errnoName(-fd) : `ok${g.filetype(fd)}`
                 if (fd >= 0) g.wasi.fd_close!(fd)
                 const now = snapshot(m)
-                for (const k of Object.keys(now)) if (!(k in base)) cell += `+${k}`; else if (now[k] !== base[k]) cell += `~${k}`
+                for (const k of Object.keys(now))
+                  if (!(k in base)) cell += `+${k}`
+                  else if (now[k] !== base[k]) cell += `~${k}`
                 for (const k of Object.keys(base)) if (!(k in now)) cell += `-${k}`
                 expect(snapshot(outside), `${name} oflags=${oflags} lookup=${lookup}`).toEqual(outside0)
                 if (/[+~-]/.test(cell)) restore()
@@ -326,7 +340,9 @@ describe.runIf(process.platform === 'linux')('redteam probe: a host thread swapp
       const stop = new SharedArrayBuffer(4)
       worker = new Worker(SWAPPER, { eval: true, workerData: { pool, x: join(m, 'x'), names, stop } })
       const rounds = new Promise<number>((resolve, reject) => {
-        worker!.on('message', (msg) => { if (typeof msg === 'number') resolve(msg) })
+        worker!.on('message', (msg) => {
+          if (typeof msg === 'number') resolve(msg)
+        })
         worker!.on('error', reject)
       })
       await new Promise((resolve) => worker!.once('message', resolve))
@@ -336,7 +352,16 @@ describe.runIf(process.platform === 'linux')('redteam probe: a host thread swapp
       const reads = new Map<string, number>()
       const outcomes = new Set<string>()
       // oflags, lookup, rights: read, no-follow read, truncate, create, create+truncate, create+excl, directory.
-      const ways: [number, number, bigint][] = [[0, 1, READ], [0, 0, READ], [8, 1, WRITE], [1, 1, WRITE], [9, 1, WRITE], [5, 1, WRITE], [2, 1, READ], [1, 0, WRITE]]
+      const ways: [number, number, bigint][] = [
+        [0, 1, READ],
+        [0, 0, READ],
+        [8, 1, WRITE],
+        [1, 1, WRITE],
+        [9, 1, WRITE],
+        [5, 1, WRITE],
+        [2, 1, READ],
+        [1, 0, WRITE],
+      ]
       try {
         const until = Date.now() + 700
         while (Date.now() < until) {
@@ -466,10 +491,14 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
       calls++
       try {
         g.wasi.path_open!(MOUNT_FD, 0, PATH, missing, 0, READ, ALL, 0, FD_OUT)
-      } catch { /* a stack overflow inside the call becomes a host fault: fine */ }
+      } catch {
+        /* a stack overflow inside the call becomes a host fault: fine */
+      }
       try {
         g.wasi.path_remove_directory!(MOUNT_FD, PATH + 64, full) // NOTEMPTY from the host's rmdir
-      } catch { /* idem */ }
+      } catch {
+        /* idem */
+      }
       if (Error.stackTraceLimit !== limit) {
         leftMuted++
         Error.stackTraceLimit = limit
@@ -479,7 +508,9 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
     const recursions = [0, 1, 3, 6].map((locals) => {
       const decl = Array.from({ length: locals }, (_, i) => `let v${i} = d + ${i};`).join('')
       const sum = Array.from({ length: locals }, (_, i) => `v${i}`).join(' + ') || '0'
-      return new Function('target', `return function r(d) { ${decl} try { r(d + 1 + ((${sum}) & 0)) } catch {} target() }`)(target) as (d: number) => void
+      return new Function('target', `return function r(d) { ${decl} try { r(d + 1 + ((${sum}) & 0)) } catch {} target() }`)(target) as (
+        d: number,
+      ) => void
     })
     for (const r of recursions) r(0)
     expect(calls).toBeGreaterThan(1000)
@@ -493,7 +524,9 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
   it('a host bug inside a muted host call still reaches the host fault with the stack of its call site', () => {
     const nodeFs = (fs as unknown as { default: typeof fs }).default
     const original = nodeFs.readlinkSync
-    nodeFs.readlinkSync = (() => { throw new TypeError('injected host bug') }) as unknown as typeof fs.readlinkSync
+    nodeFs.readlinkSync = (() => {
+      throw new TypeError('injected host bug')
+    }) as unknown as typeof fs.readlinkSync
     syncBuiltinESMExports()
     let fault: unknown
     try {
@@ -512,7 +545,7 @@ describe.runIf(process.platform === 'linux')('redteam probe: stackless errors (E
     expect(Error.stackTraceLimit).toBeGreaterThan(0)
   })
 
-  it('after an errno answer, the embedder\'s own errors keep their stacks', () => {
+  it("after an errno answer, the embedder's own errors keep their stacks", () => {
     const len = g.put(enc.encode('missing'), PATH)
     expect(g.wasi.path_readlink!(MOUNT_FD, PATH, len, SCRATCH, 64, SCRATCH + 64)).toBe(Errno.NOENT)
     expect(new Error('embedder').stack).toMatch(/\n\s+at /)
@@ -530,14 +563,32 @@ describe('redteam probe: fd_readdir over MemFs frozen listings', () => {
     const DIRS = ['p', 'q']
     try {
       for (const d of DIRS) expect(g.wasi.path_create_directory!(MOUNT_FD, PATH, g.put(enc.encode(d)))).toBe(Errno.SUCCESS)
-      const dirRights = BigInt(Rights.FD_READDIR | Rights.PATH_OPEN | Rights.PATH_CREATE_FILE | Rights.PATH_UNLINK_FILE |
-        Rights.PATH_RENAME_SOURCE | Rights.PATH_RENAME_TARGET | Rights.PATH_LINK_SOURCE | Rights.PATH_LINK_TARGET |
-        Rights.PATH_FILESTAT_GET | Rights.PATH_CREATE_DIRECTORY | Rights.PATH_REMOVE_DIRECTORY)
+      const dirRights = BigInt(
+        Rights.FD_READDIR |
+          Rights.PATH_OPEN |
+          Rights.PATH_CREATE_FILE |
+          Rights.PATH_UNLINK_FILE |
+          Rights.PATH_RENAME_SOURCE |
+          Rights.PATH_RENAME_TARGET |
+          Rights.PATH_LINK_SOURCE |
+          Rights.PATH_LINK_TARGET |
+          Rights.PATH_FILESTAT_GET |
+          Rights.PATH_CREATE_DIRECTORY |
+          Rights.PATH_REMOVE_DIRECTORY,
+      )
       // Two descriptors on p, one on q, and the preopen: changes go through any of them.
-      const fds: [number, string][] = [[g.open('p', 2, dirRights), 'p'], [g.open('p', 2, dirRights), 'p'], [g.open('q', 2, dirRights), 'q'], [MOUNT_FD, '']]
+      const fds: [number, string][] = [
+        [g.open('p', 2, dirRights), 'p'],
+        [g.open('p', 2, dirRights), 'p'],
+        [g.open('q', 2, dirRights), 'q'],
+        [MOUNT_FD, ''],
+      ]
       for (const [fd] of fds) expect(fd).toBeGreaterThan(0)
       let seed = 7
-      const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n }
+      const rand = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) >>> 0
+        return seed % n
+      }
       const where = (): [number, string] => {
         const [fd, dir] = fds[rand(fds.length)]!
         const d = dir === '' ? `${DIRS[rand(2)]}/` : ''
@@ -614,7 +665,9 @@ describe.runIf(process.platform === 'linux')('redteam probe: host access never b
         if (fs.readlinkSync(`/proc/self/fd/${n}`) !== path) continue
         const flags = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/self/fdinfo/${n}`, 'utf8'))![1]!
         modes.push(parseInt(flags, 8) & 3)
-      } catch { /* closed meanwhile */ }
+      } catch {
+        /* closed meanwhile */
+      }
     }
     return modes
   }
@@ -631,7 +684,10 @@ describe.runIf(process.platform === 'linux')('redteam probe: host access never b
     const direct = createHostDirFs(root)
     const lower = createHostDirFs(root)
     const overlay = createOverlayFs(lower)
-    const mounts: [string, Filesystem][] = [['host dir', direct], ['overlay', overlay]]
+    const mounts: [string, Filesystem][] = [
+      ['host dir', direct],
+      ['overlay', overlay],
+    ]
     try {
       for (const [what, mount] of mounts) {
         const g = new Guest(mount)

@@ -29,7 +29,11 @@ function reachableBytes(fs: Filesystem): number {
     for (const e of d.readdir()) {
       if (e.filetype === Filetype.DIRECTORY) {
         const sub = d.openDir(e.name)
-        try { walk(sub) } finally { sub.close() }
+        try {
+          walk(sub)
+        } finally {
+          sub.close()
+        }
       } else if (!seen.has(e.ino)) {
         seen.add(e.ino)
         total += Number(d.statChild(e.name).size)
@@ -37,29 +41,66 @@ function reachableBytes(fs: Filesystem): number {
     }
   }
   const root = fs.root()
-  try { walk(root) } finally { root.close() }
+  try {
+    walk(root)
+  } finally {
+    root.close()
+  }
   return total
 }
 
 function ops(h: Harness) {
-  const call = (fn: () => number) => { h.resetAlloc(); return errnoName(fn()) }
-  const open = (path: string, oflags = 0) => { h.resetAlloc(); const r = h.open(path, { dirfd: Q, oflags, base: ALL_RIGHTS }); return { errno: errnoName(r.errno), fd: r.fd } }
-  const big = (() => { const p = h.alloc(MiB, 8); return p })()
+  const call = (fn: () => number) => {
+    h.resetAlloc()
+    return errnoName(fn())
+  }
+  const open = (path: string, oflags = 0) => {
+    h.resetAlloc()
+    const r = h.open(path, { dirfd: Q, oflags, base: ALL_RIGHTS })
+    return { errno: errnoName(r.errno), fd: r.fd }
+  }
+  const big = (() => {
+    const p = h.alloc(MiB, 8)
+    return p
+  })()
   h.resetAlloc()
   // Keep the 1 MiB source buffer out of the scratch area: bump the allocator past it.
   const base = big + MiB
   const at = (n: number) => base + n
   const pwrite = (fd: number, offset: bigint, len: number) => {
     const iov = at(0)
-    h.setU32(iov, big); h.setU32(iov + 4, len)
+    h.setU32(iov, big)
+    h.setU32(iov + 4, len)
     return errnoName(h.wasi.fd_pwrite(fd, iov, 1, offset, at(16)))
   }
   const wrote = () => h.u32(at(16))
-  const path = (s: string) => { const b = new TextEncoder().encode(s); new Uint8Array(h.mem.buffer).set(b, at(64)); return { ptr: at(64), len: b.length } }
-  const unlink = (s: string) => { const p = path(s); return errnoName(h.wasi.path_unlink_file(Q, p.ptr, p.len)) }
-  const link = (a: string, b: string) => { const p = path(a); const bb = new TextEncoder().encode(b); new Uint8Array(h.mem.buffer).set(bb, at(512)); return errnoName(h.wasi.path_link(Q, 0, p.ptr, p.len, Q, at(512), bb.length)) }
-  const rename = (a: string, b: string) => { const p = path(a); const bb = new TextEncoder().encode(b); new Uint8Array(h.mem.buffer).set(bb, at(512)); return errnoName(h.wasi.path_rename(Q, p.ptr, p.len, Q, at(512), bb.length)) }
-  const symlink = (t: string, n: string) => { const tb = new TextEncoder().encode(t); new Uint8Array(h.mem.buffer).set(tb, at(1024)); const p = path(n); return errnoName(h.wasi.path_symlink(at(1024), tb.length, Q, p.ptr, p.len)) }
+  const path = (s: string) => {
+    const b = new TextEncoder().encode(s)
+    new Uint8Array(h.mem.buffer).set(b, at(64))
+    return { ptr: at(64), len: b.length }
+  }
+  const unlink = (s: string) => {
+    const p = path(s)
+    return errnoName(h.wasi.path_unlink_file(Q, p.ptr, p.len))
+  }
+  const link = (a: string, b: string) => {
+    const p = path(a)
+    const bb = new TextEncoder().encode(b)
+    new Uint8Array(h.mem.buffer).set(bb, at(512))
+    return errnoName(h.wasi.path_link(Q, 0, p.ptr, p.len, Q, at(512), bb.length))
+  }
+  const rename = (a: string, b: string) => {
+    const p = path(a)
+    const bb = new TextEncoder().encode(b)
+    new Uint8Array(h.mem.buffer).set(bb, at(512))
+    return errnoName(h.wasi.path_rename(Q, p.ptr, p.len, Q, at(512), bb.length))
+  }
+  const symlink = (t: string, n: string) => {
+    const tb = new TextEncoder().encode(t)
+    new Uint8Array(h.mem.buffer).set(tb, at(1024))
+    const p = path(n)
+    return errnoName(h.wasi.path_symlink(at(1024), tb.length, Q, p.ptr, p.len))
+  }
   return { call, open, pwrite, wrote, unlink, link, rename, symlink }
 }
 

@@ -25,8 +25,16 @@ const DIST = pathToFileURL(join(repoRoot, 'dist/index.js')).href
  * Runs `body` (an async function body with `caplet` = the built API and `wasm` = the module
  * path) in a child node; returns its exit status, signal, output and whether it was killed.
  */
-function inChild(wasm: Uint8Array | string, body: string, opts: { timeoutMs: number; heapMb?: number; extraFiles?: Record<string, Uint8Array> }): {
-  status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; killed: boolean
+function inChild(
+  wasm: Uint8Array | string,
+  body: string,
+  opts: { timeoutMs: number; heapMb?: number; extraFiles?: Record<string, Uint8Array> },
+): {
+  status: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+  killed: boolean
 } {
   const dir = mkdtempSync(join(scratch, 'child-'))
   const wasmPath = typeof wasm === 'string' ? wasm : join(dir, 'm.wasm')
@@ -46,7 +54,10 @@ function rawModule(sections: [number, number[]][]): Uint8Array {
   return new Uint8Array(out)
 }
 const vec = (items: number[][]) => [...u32(items.length), ...items.flat()]
-const str = (s: string) => { const b = [...new TextEncoder().encode(s)]; return [...u32(b.length), ...b] }
+const str = (s: string) => {
+  const b = [...new TextEncoder().encode(s)]
+  return [...u32(b.length), ...b]
+}
 
 /** (module (memory (export "memory") 1) (table × n, min `size` funcref) (func (export "_start"))) */
 function manyTables(n: number, size: number): Uint8Array {
@@ -55,7 +66,13 @@ function manyTables(n: number, size: number): Uint8Array {
     [3, vec([[0]])],
     [4, vec(Array.from({ length: n }, () => [FUNCREF, 0x00, ...u32(size)]))],
     [5, vec([[0x00, 1]])],
-    [7, vec([[...str('memory'), 0x02, 0], [...str('_start'), 0x00, 0]])],
+    [
+      7,
+      vec([
+        [...str('memory'), 0x02, 0],
+        [...str('_start'), 0x00, 0],
+      ]),
+    ],
     [10, vec([[2, 0, op.end]])],
   ])
 }
@@ -66,10 +83,14 @@ describe('redteam runtime: the host process survives (invariant 8)', () => {
   // the caller's thread for as long as the guest asks (blockingSleep, Atomics.wait), an hour
   // here, 2^64 ns at most. The host thread is wedged; fuel never runs out.
   it('in-process with a fuel budget: a guest cannot block the host thread in poll_oneoff', () => {
-    const c = inChild(RED_AMP, `
+    const c = inChild(
+      RED_AMP,
+      `
       const r = caplet.runSync(wasm, { args: ['red_amp', 'sleep', '3600'], limits: { fuel: 100000 } })
       console.log(JSON.stringify({ exitCode: r.exitCode, limit: r.limit, out: new TextDecoder().decode(r.stdout) }))
-    `, { timeoutMs: 3000 })
+    `,
+      { timeoutMs: 3000 },
+    )
     expect({ killed: c.killed, status: c.status }).toEqual({ killed: false, status: 0 })
   })
 
@@ -89,32 +110,50 @@ describe('redteam runtime: the host process survives (invariant 8)', () => {
   // limit inside the table allocation and calls FatalProcessOutOfMemory, which aborts the whole
   // host process (SIGABRT), every other run with it. Any guest, default policy.
   it('in a worker (the default): a module declaring huge tables cannot kill the host process', () => {
-    const c = inChild(manyTables(2, 10_000_000), `
+    const c = inChild(
+      manyTables(2, 10_000_000),
+      `
       const r = await caplet.run(wasm, { limits: { memory: '64KiB', timeout: '20s' } })
         .catch((e) => ({ refused: e.name, tables: /table/.test(e.message) }))
       const next = await caplet.run(wasm.replace(/m\.wasm$/, 'ok.wasm'), { limits: { timeout: '5s' } }).catch((e) => ({ exitCode: String(e) }))
       console.log(JSON.stringify({ ...(r.refused ? r : { exitCode: r.exitCode, trap: r.trap?.kind }), next: next.exitCode }))
       process.exit(0)
-    `, { timeoutMs: 25_000, extraFiles: { 'ok.wasm': manyTables(1, 1) } })
-    expect({ signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) })
-      .toEqual({ signal: null, status: 0, fatal: false })
+    `,
+      { timeoutMs: 25_000, extraFiles: { 'ok.wasm': manyTables(1, 1) } },
+    )
+    expect({ signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) }).toEqual({
+      signal: null,
+      status: 0,
+      fatal: false,
+    })
     // Refused before it runs (the table cap), or at worst a host-fault result; never a dead host.
-    expect([{ refused: 'ModuleError', tables: true, next: 0 }, { exitCode: 134, trap: 'host-fault', next: 0 }]).toContainEqual(JSON.parse(c.stdout))
+    expect([
+      { refused: 'ModuleError', tables: true, next: 0 },
+      { exitCode: 134, trap: 'host-fault', next: 0 },
+    ]).toContainEqual(JSON.parse(c.stdout))
   }, 30_000)
 
   // Same attack, in-process: the host's own heap (here 256 MB, 3 tables; with the default heap
   // about 30 tables, still a 200-byte module).
   it('in-process: tables cannot exhaust the host heap (the process survives with a result)', () => {
-    const c = inChild(manyTables(3, 10_000_000), `
+    const c = inChild(
+      manyTables(3, 10_000_000),
+      `
       let out
       try {
         const r = caplet.runSync(wasm, { limits: { memory: '64KiB' } })
         out = { exitCode: r.exitCode, trap: r.trap?.kind }
       } catch (e) { out = { rejected: String(e) } }
       console.log(JSON.stringify(out))
-    `, { timeoutMs: 20_000, heapMb: 256 })
-    expect({ killed: c.killed, signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) })
-      .toEqual({ killed: false, signal: null, status: 0, fatal: false })
+    `,
+      { timeoutMs: 20_000, heapMb: 256 },
+    )
+    expect({ killed: c.killed, signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) }).toEqual({
+      killed: false,
+      signal: null,
+      status: 0,
+      fatal: false,
+    })
   }, 30_000)
 
   // fd_readdir snapshots the whole listing per descriptor at cookie 0 and keeps it while the
@@ -124,26 +163,38 @@ describe('redteam runtime: the host process survives (invariant 8)', () => {
   // With the listing budget (FdTable.maxListedEntries) the run now completes; before it, the
   // worker's heap limit turned it into a host-fault result. Either way the host survives.
   it('in a worker: filling the heap with directory listings ends the run with a result', () => {
-    const c = inChild(RED_AMP, `
+    const c = inChild(
+      RED_AMP,
+      `
       const r = await caplet.run(wasm, { args: ['red_amp', 'listings', '20000', '400'], mounts: [{ guest: '/t', tmp: true }], limits: { timeout: '60s' } })
       console.log(JSON.stringify({ exitCode: r.exitCode, trap: r.trap?.kind }))
       process.exit(0)
-    `, { timeoutMs: 25_000 })
+    `,
+      { timeoutMs: 25_000 },
+    )
     expect({ signal: c.signal, status: c.status }).toEqual({ signal: null, status: 0 })
     expect([{ exitCode: 0 }, { exitCode: 134, trap: 'host-fault' }]).toContainEqual(JSON.parse(c.stdout))
   }, 30_000)
 
   it('in-process: directory listings held per descriptor cannot exhaust the host heap', () => {
-    const c = inChild(RED_AMP, `
+    const c = inChild(
+      RED_AMP,
+      `
       let out
       try {
         const r = caplet.runSync(wasm, { args: ['red_amp', 'listings', '12000', '300'], mounts: [{ guest: '/t', tmp: true }], limits: { fuel: 1e10 } })
         out = { exitCode: r.exitCode, stdout: new TextDecoder().decode(r.stdout) }
       } catch (e) { out = { rejected: String(e) } }
       console.log(JSON.stringify(out))
-    `, { timeoutMs: 25_000, heapMb: 128 })
-    expect({ killed: c.killed, signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) })
-      .toEqual({ killed: false, signal: null, status: 0, fatal: false })
+    `,
+      { timeoutMs: 25_000, heapMb: 128 },
+    )
+    expect({ killed: c.killed, signal: c.signal, status: c.status, fatal: /FATAL|heap out of memory/.test(c.stderr) }).toEqual({
+      killed: false,
+      signal: null,
+      status: 0,
+      fatal: false,
+    })
   }, 30_000)
 
   it('pooled workers: a guest that leaves descriptors open leaks no host fd into the next run', async () => {
@@ -170,9 +221,19 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
   // untrusted code sets limits.timeout / fuel / stdout (README). Memory, tables and every
   // in-memory layer are bounded by default, because they are the host's own memory.
   it('the default policy bounds memory and in-memory mount bytes (tmp and overlay layers)', () => {
-    const p = resolvePolicy({ mounts: [{ guest: '/t', tmp: true }, { guest: '/o', host: '.', mode: 'overlay' }], stdout: 'inherit', stderr: 'inherit' })
-    expect({ memory: p.limits.memoryPages, tmp: p.mounts[0]!.bytes, overlay: p.mounts[1]!.bytes })
-      .toEqual({ memory: (1 << 30) / 65536, tmp: 256 << 20, overlay: 256 << 20 })
+    const p = resolvePolicy({
+      mounts: [
+        { guest: '/t', tmp: true },
+        { guest: '/o', host: '.', mode: 'overlay' },
+      ],
+      stdout: 'inherit',
+      stderr: 'inherit',
+    })
+    expect({ memory: p.limits.memoryPages, tmp: p.mounts[0]!.bytes, overlay: p.mounts[1]!.bytes }).toEqual({
+      memory: (1 << 30) / 65536,
+      tmp: 256 << 20,
+      overlay: 256 << 20,
+    })
   })
 
   // FINDING (design): one unit of fuel per instruction "whatever it does" lets memory.fill /
@@ -185,16 +246,38 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
     // (memory 1024) (func _start (local i32) (loop (memory.fill 0 0x55 64MiB) (br_if 0 (i32.lt_s (local.tee 0 (i32.add (local.get 0) 1)) 40))))
     const m = buildModule({
       memory: [0x00, ...u32(1024)],
-      funcs: [{
-        locals: [I32],
-        body: [
-          op.loop, op.void,
-          op.i32_const, 0, op.i32_const, ...sleb(0x55), op.i32_const, ...sleb(64 << 20), 0xfc, ...u32(11), 0x00,
-          op.local_get, 0, op.i32_const, 1, op.i32_add, op.local_tee, 0, op.i32_const, 40, op.i32_lt_s, op.br_if, 0,
-          op.end,
-        ],
-        export: '_start',
-      }],
+      funcs: [
+        {
+          locals: [I32],
+          body: [
+            op.loop,
+            op.void,
+            op.i32_const,
+            0,
+            op.i32_const,
+            ...sleb(0x55),
+            op.i32_const,
+            ...sleb(64 << 20),
+            0xfc,
+            ...u32(11),
+            0x00,
+            op.local_get,
+            0,
+            op.i32_const,
+            1,
+            op.i32_add,
+            op.local_tee,
+            0,
+            op.i32_const,
+            40,
+            op.i32_lt_s,
+            op.br_if,
+            0,
+            op.end,
+          ],
+          export: '_start',
+        },
+      ],
     })
     const r = runSync(m, { limits: { fuel: 2000 } })
     expect({ limit: r.limit, fuelUsed: r.stats.fuelUsed }).toMatchObject({ limit: 'fuel' })
@@ -211,7 +294,10 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
       args: ['red_amp', 'alias-write', '512'],
       mounts: [{ guest: '/t', tmp: true }],
       limits: { memory: '256KiB' },
-      stdout: (c) => { peak = process.memoryUsage().arrayBuffers - before; out += text(c) },
+      stdout: (c) => {
+        peak = process.memoryUsage().arrayBuffers - before
+        out += text(c)
+      },
     })
     const written = Number(/alias-write: (\d+)/.exec(out)?.[1] ?? 'NaN')
     expect(Number.isNaN(written)).toBe(false)
@@ -226,7 +312,9 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
       args: ['red_amp', 'alias-write', '512'],
       mounts: [{ guest: '/t', tmp: true, size: '100MiB' }],
       limits: { memory: '256KiB' },
-      stdout: (c) => { out += text(c) },
+      stdout: (c) => {
+        out += text(c)
+      },
     })
     // 100 MiB land in the file; the call that crosses the quota reports DQUOT for the whole call
     // (the partial count is lost), so the guest may only have seen 64.
@@ -243,7 +331,9 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
       args: ['red_amp', 'empties', '5000', '240'],
       mounts: [{ guest: '/t', tmp: true }],
       limits: { disk: '64KiB' },
-      stdout: (c) => { out += text(c) },
+      stdout: (c) => {
+        out += text(c)
+      },
     })
     expect(out).not.toBe('empties: 5000 ok\n')
   })
@@ -263,7 +353,10 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
       args: ['red_amp', 'scratch', 'big.bin', '40'],
       mounts: [{ guest: '/o', host: lower, mode: 'overlay' }],
       limits: { disk: '1MiB' },
-      stdout: (c) => { peak = Math.max(peak, process.memoryUsage().arrayBuffers - before); out += text(c) },
+      stdout: (c) => {
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers - before)
+        out += text(c)
+      },
     })
     expect(out).toMatch(/^scratch: \d+/)
     // Up to 40 x 8 MiB = 320 MiB held for a guest allowed 1 MiB (observed: ~190-320 MiB).
@@ -278,7 +371,9 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
       args: ['red_amp', 'copyup', 'f0.bin', 'f1.bin', 'f2.bin', 'f3.bin'],
       mounts: [{ guest: '/o', host: lower, mode: 'overlay' }],
       limits: { disk: '1MiB' },
-      stdout: (c) => { out += text(c) },
+      stdout: (c) => {
+        out += text(c)
+      },
     })
     // 16 MiB copied into host memory with a 1 MiB budget.
     expect(out).not.toBe('copyup: 4 ok\n')
@@ -288,16 +383,52 @@ describe('redteam runtime: limits that a guest can exceed (invariant 7)', () => 
 describe('redteam runtime: module features the limits must cover', () => {
   it('multiple memories, memory64, and imported memory/table/global are refused', () => {
     const twoMem = rawModule([
-      [1, vec([[0x60, 0, 0]])], [3, vec([[0]])], [5, vec([[0x00, 1], [0x00, 1]])],
-      [7, vec([[...str('memory'), 0x02, 0], [...str('_start'), 0x00, 0]])], [10, vec([[2, 0, op.end]])],
+      [1, vec([[0x60, 0, 0]])],
+      [3, vec([[0]])],
+      [
+        5,
+        vec([
+          [0x00, 1],
+          [0x00, 1],
+        ]),
+      ],
+      [
+        7,
+        vec([
+          [...str('memory'), 0x02, 0],
+          [...str('_start'), 0x00, 0],
+        ]),
+      ],
+      [10, vec([[2, 0, op.end]])],
     ])
     const mem64 = rawModule([
-      [1, vec([[0x60, 0, 0]])], [3, vec([[0]])], [5, vec([[0x04, 1]])],
-      [7, vec([[...str('memory'), 0x02, 0], [...str('_start'), 0x00, 0]])], [10, vec([[2, 0, op.end]])],
+      [1, vec([[0x60, 0, 0]])],
+      [3, vec([[0]])],
+      [5, vec([[0x04, 1]])],
+      [
+        7,
+        vec([
+          [...str('memory'), 0x02, 0],
+          [...str('_start'), 0x00, 0],
+        ]),
+      ],
+      [10, vec([[2, 0, op.end]])],
     ])
-    const importMem = buildModule({ imports: [{ module: 'wasi_snapshot_preview1', name: 'memory', desc: [0x02, 0x00, 1] }], funcs: [{ body: [], export: '_start' }], exports: [{ name: 'memory', kind: 2, index: 0 }] })
-    const importGlobal = buildModule({ imports: [{ module: 'wasi_snapshot_preview1', name: 'g', desc: [0x03, I64, 0x01] }], memory: [0x00, 1], funcs: [{ body: [], export: '_start' }] })
-    const importTable = buildModule({ imports: [{ module: 'wasi_snapshot_preview1', name: 't', desc: [0x01, FUNCREF, 0x00, 1] }], memory: [0x00, 1], funcs: [{ body: [], export: '_start' }] })
+    const importMem = buildModule({
+      imports: [{ module: 'wasi_snapshot_preview1', name: 'memory', desc: [0x02, 0x00, 1] }],
+      funcs: [{ body: [], export: '_start' }],
+      exports: [{ name: 'memory', kind: 2, index: 0 }],
+    })
+    const importGlobal = buildModule({
+      imports: [{ module: 'wasi_snapshot_preview1', name: 'g', desc: [0x03, I64, 0x01] }],
+      memory: [0x00, 1],
+      funcs: [{ body: [], export: '_start' }],
+    })
+    const importTable = buildModule({
+      imports: [{ module: 'wasi_snapshot_preview1', name: 't', desc: [0x01, FUNCREF, 0x00, 1] }],
+      memory: [0x00, 1],
+      funcs: [{ body: [], export: '_start' }],
+    })
     for (const [name, m] of Object.entries({ twoMem, mem64, importMem, importGlobal, importTable })) {
       expect(() => runSync(m, { limits: { memory: '64KiB' } }), name).toThrow(ModuleError)
     }
@@ -328,10 +459,18 @@ describe('redteam runtime: module features the limits must cover', () => {
     expect(r1.limit === 'fuel' || r1.trap?.kind === 'stack-overflow').toBe(true)
     const tail = buildModule({ memory: [0x00, 1], funcs: [{ body: [op.return_call, 0], export: '_start' }] })
     expect(runSync(tail, { limits: { fuel: 100000 } }).limit).toBe('fuel')
-    const ownName = buildModule({ memory: [0x00, 1], globals: [[I64, 0x01, op.i64_const, 0, op.end]], exports: [{ name: 'caplet_fuel', kind: 3, index: 0 }], funcs: [{ body: [], export: '_start' }] })
+    const ownName = buildModule({
+      memory: [0x00, 1],
+      globals: [[I64, 0x01, op.i64_const, 0, op.end]],
+      exports: [{ name: 'caplet_fuel', kind: 3, index: 0 }],
+      funcs: [{ body: [], export: '_start' }],
+    })
     expect(() => runSync(ownName, { limits: { fuel: 10 } })).toThrow(ModuleError)
     // global.set of the index the counter will take: invalid before metering, refused.
-    const poke = buildModule({ memory: [0x00, 1], funcs: [{ body: [op.i64_const, ...sleb(1 << 30), op.global_set, 0, op.loop, op.void, op.br, 0, op.end], export: '_start' }] })
+    const poke = buildModule({
+      memory: [0x00, 1],
+      funcs: [{ body: [op.i64_const, ...sleb(1 << 30), op.global_set, 0, op.loop, op.void, op.br, 0, op.end], export: '_start' }],
+    })
     expect(() => runSync(poke, { limits: { fuel: 10 } })).toThrow(ModuleError)
   })
 })
@@ -342,7 +481,14 @@ describe('redteam runtime: policy and CLI surface', () => {
     expect(() => resolvePolicy({ mounts: [{ guest: 'rel', tmp: true }] })).toThrow(PolicyError)
     expect(() => resolvePolicy({ mounts: [{ guest: '/a', host: '' }] })).toThrow(PolicyError)
     expect(() => resolvePolicy({ mounts: [{ guest: '/a', tmp: true, mode: 'overlay' }] })).toThrow(PolicyError)
-    expect(() => resolvePolicy({ mounts: [{ guest: '/a', tmp: true }, { guest: '/a/', tmp: true }] })).toThrow(PolicyError)
+    expect(() =>
+      resolvePolicy({
+        mounts: [
+          { guest: '/a', tmp: true },
+          { guest: '/a/', tmp: true },
+        ],
+      }),
+    ).toThrow(PolicyError)
     expect(() => parseArgs(['run', '--dir', `${scratch}:data`, 'x.wasm'], {})).toThrow(/absolute/)
     expect(() => parseArgs(['run', '--dir', `${join(scratch, 'nope')}:/d`, 'x.wasm'], {})).toThrow(/not an existing directory/)
     expect(() => parseArgs(['run', '--dir', `${scratch}:/d:ro:rw`, 'x.wasm'], {})).toThrow(/absolute/)
@@ -359,9 +505,32 @@ describe('redteam runtime: policy and CLI surface', () => {
   it('two writable mounts of overlapping trees are refused, the host root included', () => {
     const inner = join(scratch, 'inner')
     mkdirSync(inner, { recursive: true })
-    expect(() => resolvePolicy({ mounts: [{ guest: '/a', host: scratch }, { guest: '/b', host: inner }] })).toThrow(PolicyError)
-    expect(() => resolvePolicy({ mounts: [{ guest: '/a', host: inner }, { guest: '/b', host: scratch }] })).toThrow(PolicyError)
-    expect(() => resolvePolicy({ mounts: [{ guest: '/a', host: '/' }, { guest: '/b', host: inner }] }), 'host "/" with a writable mount inside it').toThrow(PolicyError)
+    expect(() =>
+      resolvePolicy({
+        mounts: [
+          { guest: '/a', host: scratch },
+          { guest: '/b', host: inner },
+        ],
+      }),
+    ).toThrow(PolicyError)
+    expect(() =>
+      resolvePolicy({
+        mounts: [
+          { guest: '/a', host: inner },
+          { guest: '/b', host: scratch },
+        ],
+      }),
+    ).toThrow(PolicyError)
+    expect(
+      () =>
+        resolvePolicy({
+          mounts: [
+            { guest: '/a', host: '/' },
+            { guest: '/b', host: inner },
+          ],
+        }),
+      'host "/" with a writable mount inside it',
+    ).toThrow(PolicyError)
   })
 })
 
@@ -371,7 +540,10 @@ function sleb(n: number): number[] {
   for (;;) {
     const b = Number(v & 0x7fn)
     v >>= 7n
-    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) { out.push(b); return out }
+    if ((v === 0n && (b & 0x40) === 0) || (v === -1n && (b & 0x40) !== 0)) {
+      out.push(b)
+      return out
+    }
     out.push(b | 0x80)
   }
 }

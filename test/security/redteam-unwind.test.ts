@@ -36,10 +36,24 @@ function catcher(attempt: Attempt): Uint8Array {
     fault: write(i32(1), 0xfffc),
     'host-fault': [
       // path_open(3, 0, "out", O_CREAT, FD_WRITE, 0, 0, &fd at 96)
-      ...i32(3), ...i32(0), ...i32(0), ...i32(3), ...i32(1),
-      op.i64_const, ...s32(Rights.FD_WRITE), op.i64_const, 0, ...i32(0), ...i32(96), op.call, 0, op.drop,
+      ...i32(3),
+      ...i32(0),
+      ...i32(0),
+      ...i32(3),
+      ...i32(1),
+      op.i64_const,
+      ...s32(Rights.FD_WRITE),
+      op.i64_const,
+      0,
+      ...i32(0),
+      ...i32(96),
+      op.call,
+      0,
+      op.drop,
       ...write([...i32(96), op.i32_load, 2, 0], 16),
-      op.call, 3, op.drop,
+      op.call,
+      3,
+      op.drop,
     ],
   }[attempt]
   return buildModule({
@@ -68,7 +82,7 @@ function catcher(attempt: Attempt): Uint8Array {
 }
 
 describe('a guest cannot catch the end of its run (exception handling)', () => {
-  it('the engine does run such a module: without the host\'s guard its handler would go on', () => {
+  it("the engine does run such a module: without the host's guard its handler would go on", () => {
     // Nothing thrown: the handler is never entered and the guest writes after it.
     const m = catcher('stdout')
     const r = runSync(m, { isolation: 'in-process' })

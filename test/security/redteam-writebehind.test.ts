@@ -47,8 +47,17 @@ afterEach(() => {
 function hostHarness(): Harness {
   const rw = createHostDirFs(mount)
   const ro = createHostDirFs(mount)
-  const h = harness({ extraPreopens: [{ guestPath: '/m', fs: rw }, { guestPath: '/r', fs: ro, mode: 'ro' }] })
-  closers.push(() => { h.host.close(); rw.close(); ro.close() })
+  const h = harness({
+    extraPreopens: [
+      { guestPath: '/m', fs: rw },
+      { guestPath: '/r', fs: ro, mode: 'ro' },
+    ],
+  })
+  closers.push(() => {
+    h.host.close()
+    rw.close()
+    ro.close()
+  })
   return h
 }
 
@@ -62,8 +71,20 @@ const i32 = (n: number) => [op.i32_const, ...s32(n)]
 const u32le = (n: number) => [n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, n >>> 24]
 /** path_open(3, 0, "out", O_CREAT | O_TRUNC, FD_WRITE, 0, 0, &fd at 96), import 0. */
 const OPEN_OUT = [
-  ...i32(3), ...i32(0), ...i32(0), ...i32(3), ...i32(9),
-  op.i64_const, ...s32(Rights.FD_WRITE), op.i64_const, 0, ...i32(0), ...i32(96), op.call, 0, op.drop,
+  ...i32(3),
+  ...i32(0),
+  ...i32(0),
+  ...i32(3),
+  ...i32(9),
+  op.i64_const,
+  ...s32(Rights.FD_WRITE),
+  op.i64_const,
+  0,
+  ...i32(0),
+  ...i32(96),
+  op.call,
+  0,
+  op.drop,
 ]
 /** fd_write(fd at 96, the iovec at 16 = CHUNK, 1, &n at 80), import 1. */
 const WRITE_CHUNK = [...i32(96), op.i32_load, 2, 0, ...i32(16), ...i32(1), ...i32(80), op.call, 1, op.drop]
@@ -76,7 +97,7 @@ const DATA = [
 ]
 
 describe('findings', () => {
-  it('a reactor\'s held write reaches the file before its export returns to the embedder', () => {
+  it("a reactor's held write reaches the file before its export returns to the embedder", () => {
     // (module (func (export "_initialize") <open out>) (func (export "log") <write CHUNK>))
     const reactor = buildModule({
       types: [OPEN_TYPE, WRITE_TYPE],
@@ -85,13 +106,22 @@ describe('findings', () => {
         { module: 'wasi_snapshot_preview1', name: 'fd_write', desc: [0x00, 1] },
       ],
       memory: [0x00, 1],
-      funcs: [{ export: '_initialize', body: OPEN_OUT }, { export: 'log', body: WRITE_CHUNK }],
+      funcs: [
+        { export: '_initialize', body: OPEN_OUT },
+        { export: 'log', body: WRITE_CHUNK },
+      ],
       data: DATA,
     })
     const fs = createHostDirFs(mount)
     const host = new WasiHost({ preopens: [{ guestPath: '/m', fs }] })
-    closers.push(() => { host.close(); fs.close() })
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(reactor as Uint8Array<ArrayBuffer>), host.imports as unknown as WebAssembly.Imports)
+    closers.push(() => {
+      host.close()
+      fs.close()
+    })
+    const instance = new WebAssembly.Instance(
+      new WebAssembly.Module(reactor as Uint8Array<ArrayBuffer>),
+      host.imports as unknown as WebAssembly.Imports,
+    )
     host.initialize(instance)
     const log = instance.exports['log'] as () => void
     log()
@@ -160,10 +190,13 @@ describe('findings', () => {
     host.close()
   })
 
-  it('a shared memory: a thread flipping an iovec\'s length during writes causes no host fault, and the file holds what the writes reported', async () => {
+  it("a shared memory: a thread flipping an iovec's length during writes causes no host fault, and the file holds what the writes reported", async () => {
     const fs = createHostDirFs(mount)
     const host = new WasiHost({ preopens: [{ guestPath: '/m', fs }] })
-    closers.push(() => { host.close(); fs.close() })
+    closers.push(() => {
+      host.close()
+      fs.close()
+    })
     const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })
     host.memory.bind(mem)
     const w = host.imports.wasi_snapshot_preview1 as unknown as Record<string, (...a: (number | bigint)[]) => number>
@@ -175,13 +208,16 @@ describe('findings', () => {
     dv.setUint32(300, 1000, true)
     dv.setUint32(304, 1, true)
     const stop = new Int32Array(new SharedArrayBuffer(4))
-    const racer = new Worker(`
+    const racer = new Worker(
+      `
       const { workerData, parentPort } = require('node:worker_threads')
       const dv = new DataView(workerData.memory)
       const stop = new Int32Array(workerData.stop)
       parentPort.postMessage('go')
       for (let i = 0; Atomics.load(stop, 0) === 0; i++) dv.setUint32(304, (i & 1) ? 900 : 1, true)
-    `, { eval: true, workerData: { memory: mem.buffer, stop: stop.buffer } })
+    `,
+      { eval: true, workerData: { memory: mem.buffer, stop: stop.buffer } },
+    )
     await new Promise((resolve) => racer.once('message', resolve))
     let reported = 0
     let faults = 0
@@ -255,7 +291,8 @@ describe('attacks that held', () => {
   it('a quota of the policy sees every write when it happens: a host directory with a size is never held past it', () => {
     for (const options of [{ size: 40 }, { disk: 40 }]) {
       const policy = resolvePolicy({
-        isolation: 'in-process', mounts: [{ guest: '/q', host: mount, ...('size' in options ? { size: options.size } : {}) }],
+        isolation: 'in-process',
+        mounts: [{ guest: '/q', host: mount, ...('size' in options ? { size: options.size } : {}) }],
         ...('disk' in options ? { limits: { disk: options.disk } } : {}),
       })
       const mounts = openMounts(policy, [])

@@ -17,8 +17,16 @@ import { describe, expect, it } from 'vitest'
 import { runSync } from '../../runtime/index.js'
 import { fixtureWasm, GUEST_ENV, text } from '../support/guest.js'
 import {
-  assertHostAlive, fsDigest, hostTreeDigest, makeCanaryLayout, openFdCount, refusalsThatSucceeded, runInMemory,
-  transcriptMismatches, watchOutside, type Transcript,
+  assertHostAlive,
+  fsDigest,
+  hostTreeDigest,
+  makeCanaryLayout,
+  openFdCount,
+  refusalsThatSucceeded,
+  runInMemory,
+  transcriptMismatches,
+  watchOutside,
+  type Transcript,
 } from '../support/security.js'
 
 const NOTCAPABLE = 'NOTCAPABLE'
@@ -37,7 +45,10 @@ const EXPECTED: Record<string, Transcript> = {
     ['fdstat 3 (/sandbox)', 'ok dir flags=0x0 base=0xfbffe99 inheriting=0xfffffff'],
     ['fdstat 4 (/data)', 'ok dir flags=0x0 base=0x824e099 inheriting=0xfffffff'],
     ['/data base write rights', 'fd_datasync'],
-    ['/data inheriting write rights', 'fd_datasync,fd_write,fd_allocate,path_create_directory,path_create_file,path_link_target,path_rename_source,path_rename_target,path_filestat_set_size,path_filestat_set_times,fd_filestat_set_size,fd_filestat_set_times,path_symlink,path_remove_directory,path_unlink_file'],
+    [
+      '/data inheriting write rights',
+      'fd_datasync,fd_write,fd_allocate,path_create_directory,path_create_file,path_link_target,path_rename_source,path_rename_target,path_filestat_set_size,path_filestat_set_times,fd_filestat_set_size,fd_filestat_set_times,path_symlink,path_remove_directory,path_unlink_file',
+    ],
     ['fdstat /data/a.txt opened with R_READ', 'ok file flags=0x0 base=0x200026 inheriting=0x0'],
     ['  write rights', 'none'],
     ['fdstat /sandbox/w.txt opened with R_WRITE', 'ok file flags=0x0 base=0x200066 inheriting=0x0'],
@@ -238,7 +249,11 @@ function checkTranscript(scenario: string, stdout: Uint8Array) {
 /** What the renumber scenario writes to fd 2 once its attempt to replace stderr has failed. */
 const STDERR: Record<string, string> = { renumber: 'rights: stderr line\n' }
 
-interface HostRun { r: ReturnType<typeof runSync>; sandboxHas(path: string): boolean; data: string }
+interface HostRun {
+  r: ReturnType<typeof runSync>
+  sandboxHas(path: string): boolean
+  data: string
+}
 
 /** One run on a fresh host layout; checks that /data and everything outside are unchanged. */
 function runOnHost(wasm: string, args: string[], inspect?: (run: HostRun) => void) {
@@ -332,14 +347,15 @@ describe('ghsa-4ch3: link and rename between /data and /sandbox', () => {
 
   it.each(['host', 'memory'] as const)('%s: refused both ways, and /data/a.txt stays read-only', (backend) => {
     const args = ['escape', 'crossdomain']
-    const r = backend === 'host'
-      ? runOnHost(escapeWasm, args, ({ data, sandboxHas }) => {
-        for (const p of ['stolen', 'stolen2', 'moved', 'subdir', 'todata']) expect(sandboxHas(p), p).toBe(false)
-        expect(sandboxHas('own.txt')).toBe(true)
-        expect(statSync(join(data, 'a.txt')).nlink).toBe(1)
-        expect(existsSync(join(data, 'own.txt')) || existsSync(join(data, 'own'))).toBe(false)
-      })
-      : runOnMemory(escapeWasm, args)
+    const r =
+      backend === 'host'
+        ? runOnHost(escapeWasm, args, ({ data, sandboxHas }) => {
+            for (const p of ['stolen', 'stolen2', 'moved', 'subdir', 'todata']) expect(sandboxHas(p), p).toBe(false)
+            expect(sandboxHas('own.txt')).toBe(true)
+            expect(statSync(join(data, 'a.txt')).nlink).toBe(1)
+            expect(existsSync(join(data, 'own.txt')) || existsSync(join(data, 'own'))).toBe(false)
+          })
+        : runOnMemory(escapeWasm, args)
     expect(r.exitCode).toBe(0)
     expect(refusalsThatSucceeded('crossdomain', r.stdout, CROSSDOMAIN), 'SECURITY').toEqual([])
     expect(transcriptMismatches('crossdomain', r.stdout, CROSSDOMAIN)).toEqual([])
@@ -377,13 +393,14 @@ describe('fd_renumber onto preopens and stdio (sec_renumber.c)', () => {
   ]
   const wasm = fixtureWasm('sec_renumber')
 
-  it.each(['host', 'memory'] as const)('%s: a descriptor moves with its rights and its mount\'s mode', (backend) => {
+  it.each(['host', 'memory'] as const)("%s: a descriptor moves with its rights and its mount's mode", (backend) => {
     const args = ['sec_renumber']
-    const r = backend === 'host'
-      ? runOnHost(wasm, args, ({ sandboxHas }) => {
-        for (const p of ['x', 'pwned.txt', 'd']) expect(sandboxHas(p), p).toBe(false)
-      })
-      : runOnMemory(wasm, args)
+    const r =
+      backend === 'host'
+        ? runOnHost(wasm, args, ({ sandboxHas }) => {
+            for (const p of ['x', 'pwned.txt', 'd']) expect(sandboxHas(p), p).toBe(false)
+          })
+        : runOnMemory(wasm, args)
     expect(r.exitCode).toBe(0)
     expect(refusalsThatSucceeded('sec_renumber', r.stdout, STDOUT), 'SECURITY').toEqual([])
     expect(transcriptMismatches('sec_renumber', r.stdout, STDOUT)).toEqual([])

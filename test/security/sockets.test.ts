@@ -17,20 +17,44 @@ const hex = (n: number) => `0x${n.toString(16)}`
 
 async function serve(wasm: string, options: RunOptions): Promise<{ port: number; result: Promise<RunResult> }> {
   let listening!: (p: number) => void
-  const port = new Promise<number>((r) => { listening = r })
-  const result = run(wasm, { sockets: [{ listen: '127.0.0.1:0' }], onListen: (s) => listening(Number(s[0]!.address.split(':').pop())), ...options })
-  return { port: await Promise.race([port, result.then((r) => { throw new Error(`ended early: ${text(r.stderr)}`) })]), result }
+  const port = new Promise<number>((r) => {
+    listening = r
+  })
+  const result = run(wasm, {
+    sockets: [{ listen: '127.0.0.1:0' }],
+    onListen: (s) => listening(Number(s[0]!.address.split(':').pop())),
+    ...options,
+  })
+  return {
+    port: await Promise.race([
+      port,
+      result.then((r) => {
+        throw new Error(`ended early: ${text(r.stderr)}`)
+      }),
+    ]),
+    result,
+  }
 }
 
 /** Opens a connection and resolves once the host ends it (or `ms` pass): whether it was closed. */
 function closedByHost(port: number, send?: string, ms = 20_000): Promise<{ closed: boolean; data: string }> {
   return new Promise((resolve) => {
     let data = ''
-    const s = connect({ port, host: '127.0.0.1' }, () => { if (send !== undefined) s.write(send) })
-    const t = setTimeout(() => { s.destroy(); resolve({ closed: false, data }) }, ms)
-    s.on('data', (d) => { data += d })
+    const s = connect({ port, host: '127.0.0.1' }, () => {
+      if (send !== undefined) s.write(send)
+    })
+    const t = setTimeout(() => {
+      s.destroy()
+      resolve({ closed: false, data })
+    }, ms)
+    s.on('data', (d) => {
+      data += d
+    })
     s.on('error', () => {})
-    s.on('close', () => { clearTimeout(t); resolve({ closed: true, data }) })
+    s.on('close', () => {
+      clearTimeout(t)
+      resolve({ closed: true, data })
+    })
   })
 }
 
@@ -96,16 +120,26 @@ describe('exhaustion', () => {
     const heap = process.memoryUsage().heapUsed
     const stop = new AbortController()
     const { port, result } = await serve(ECHO, { limits: { connections: 8 }, args: ['echo', '0'], signal: stop.signal })
-    const settled = result.then(() => 'resolved', (e: unknown) => e)
+    const settled = result.then(
+      () => 'resolved',
+      (e: unknown) => e,
+    )
     let echoed = 0
     let refused = 0
-    const attempt = () => new Promise<void>((resolve) => {
-      let data = ''
-      const s = connect({ port, host: '127.0.0.1' }, () => s.end('flood'))
-      s.on('data', (d) => { data += d })
-      s.on('error', () => {})
-      s.on('close', () => { if (data === 'flood') echoed++; else refused++; resolve() })
-    })
+    const attempt = () =>
+      new Promise<void>((resolve) => {
+        let data = ''
+        const s = connect({ port, host: '127.0.0.1' }, () => s.end('flood'))
+        s.on('data', (d) => {
+          data += d
+        })
+        s.on('error', () => {})
+        s.on('close', () => {
+          if (data === 'flood') echoed++
+          else refused++
+          resolve()
+        })
+      })
     // 2,000 attempts, 100 at a time.
     for (let i = 0; i < 20; i++) await Promise.all(Array.from({ length: 100 }, attempt))
     expect(echoed + refused).toBe(2000)

@@ -24,8 +24,13 @@ const delivered: Json[] = []
 beforeAll(async () => {
   hook = createServer((req, res) => {
     let body = ''
-    req.on('data', (d) => { body += d })
-    req.on('end', () => { delivered.push(JSON.parse(body)); res.end('ok') })
+    req.on('data', (d) => {
+      body += d
+    })
+    req.on('end', () => {
+      delivered.push(JSON.parse(body))
+      res.end('ok')
+    })
   })
   await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()))
   hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}`
@@ -34,7 +39,9 @@ beforeAll(async () => {
       { name: 'a', token: 'token-a-0123456789abcdef', concurrency: 8, ratePerSecond: 1000 },
       { name: 'b', token: 'token-b-0123456789abcdef', concurrency: 8, ratePerSecond: 1000 },
     ],
-    maxModuleBytes: 64 * 1024, maxBodyBytes: 256 * 1024, maxBatch: 5,
+    maxModuleBytes: 64 * 1024,
+    maxBodyBytes: 256 * 1024,
+    maxBatch: 5,
     limits: { max: { timeout: '5s', stdout: '64KiB', memory: '32MiB' }, defaults: { timeout: '2s', stdout: '16KiB', memory: '16MiB' } },
     callbackOrigins: [hookUrl],
   })
@@ -93,7 +100,13 @@ describe('caplet serve: endpoints', () => {
   })
 
   it('POST /v1/runs runs with args, env and stdin, and reports the limits that applied', async () => {
-    const r = await run({ module: ID, args: ['g', 'echo', 'one', 'two'], env: { GREETING: 'hello' }, stdin: 'from stdin', limits: { timeout: '4s', memory: '8MiB' } })
+    const r = await run({
+      module: ID,
+      args: ['g', 'echo', 'one', 'two'],
+      env: { GREETING: 'hello' },
+      stdin: 'from stdin',
+      limits: { timeout: '4s', memory: '8MiB' },
+    })
     expect(r.status).toBe(200)
     expect(r.body.status).toBe('done')
     expect(r.body.result.exitCode).toBe(0)
@@ -107,11 +120,17 @@ describe('caplet serve: endpoints', () => {
     expect(r.status).toBe(200)
     expect(r.body.module).toBe(ID)
     // Not UTF-8: the exact bytes come back as base64 too.
-    expect(Buffer.from(r.body.result.stdoutBase64, 'base64')).toEqual(Buffer.concat([Buffer.from('env:(unset)\nstdin:'), Buffer.from([0xff, 0x41])]))
+    expect(Buffer.from(r.body.result.stdoutBase64, 'base64')).toEqual(
+      Buffer.concat([Buffer.from('env:(unset)\nstdin:'), Buffer.from([0xff, 0x41])]),
+    )
   })
 
   it('shows files under /input read-only and returns what the guest wrote to /output', async () => {
-    const read = await run({ module: ID, args: ['g', 'cat', '/input/dir/in.txt'], files: { 'dir/in.txt': 'input text', 'bin.dat': { base64: 'AAEC' } } })
+    const read = await run({
+      module: ID,
+      args: ['g', 'cat', '/input/dir/in.txt'],
+      files: { 'dir/in.txt': 'input text', 'bin.dat': { base64: 'AAEC' } },
+    })
     expect(read.body.result.stdout).toBe('input text')
     const ro = await run({ module: ID, args: ['g', 'write', '/input/dir/in.txt', 'x'], files: { 'dir/in.txt': 'input text' } })
     expect(ro.body.result.exitCode).toBe(1)
@@ -142,7 +161,13 @@ describe('caplet serve: endpoints', () => {
   })
 
   it('POST /v1/runs/batch runs all, in order; one bad run refuses the whole batch naming it', async () => {
-    const ok = await call(s.url, 'POST', '/v1/runs/batch', { runs: [1, 2, 3].map((i) => ({ module: ID, args: ['g', 'echo', String(i)] })) }, A)
+    const ok = await call(
+      s.url,
+      'POST',
+      '/v1/runs/batch',
+      { runs: [1, 2, 3].map((i) => ({ module: ID, args: ['g', 'echo', String(i)] })) },
+      A,
+    )
     expect(ok.status).toBe(200)
     expect(ok.body.runs.map((v: Json) => v.result.stdout.split('\n')[0])).toEqual(['arg:1', 'arg:2', 'arg:3'])
     const bad = await call(s.url, 'POST', '/v1/runs/batch', { runs: [{ module: ID }, { module: ID, args: 'x' }] }, A)
@@ -251,14 +276,18 @@ describe('caplet serve: admission', () => {
       expect(third.status).toBe(429)
       expect(third.body.error).toBe('queue-full')
       expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0)
-    } finally { await q.close(5000) }
+    } finally {
+      await q.close(5000)
+    }
   })
 
   it('per-token concurrency and rate: 429 with Retry-After', async () => {
-    const q = await serve({ tokens: [
-      { name: 'slow', token: 'slow-token-0123456789', concurrency: 1, ratePerSecond: 100 },
-      { name: 'rare', token: 'rare-token-0123456789', concurrency: 10, ratePerSecond: 0.01, burst: 1 },
-    ] })
+    const q = await serve({
+      tokens: [
+        { name: 'slow', token: 'slow-token-0123456789', concurrency: 1, ratePerSecond: 100 },
+        { name: 'rare', token: 'rare-token-0123456789', concurrency: 10, ratePerSecond: 0.01, burst: 1 },
+      ],
+    })
     try {
       const slow = { authorization: 'Bearer slow-token-0123456789' }
       const first = await call(q.url, 'POST', '/v1/runs', { module: GUEST_B64, args: ['g', 'sleep', '300'], wait: false }, slow)
@@ -272,12 +301,15 @@ describe('caplet serve: admission', () => {
       expect(limited.status).toBe(429)
       expect(limited.body.error).toBe('rate-limited')
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
-    } finally { await q.close(5000) }
+    } finally {
+      await q.close(5000)
+    }
   })
 })
 
 describe('caplet serve: the command', () => {
-  const cli = (...args: string[]) => spawnSync(process.execPath, [join(repoRoot, 'bin/caplet.js'), ...args], { encoding: 'utf8', timeout: 20_000 })
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(repoRoot, 'bin/caplet.js'), ...args], { encoding: 'utf8', timeout: 20_000 })
 
   it('refuses a public address without tokens, and a worker without a queue, in one line', () => {
     const pub = cli('serve', '--host', '0.0.0.0', '--port', '0')
@@ -315,6 +347,8 @@ describe('caplet serve: the source hook', () => {
       expect(seen).toEqual(['c'])
       const both = await call(q.url, 'POST', '/v1/runs', { source, module: ID })
       expect(both.status).toBe(400)
-    } finally { await q.close(5000) }
+    } finally {
+      await q.close(5000)
+    }
   })
 })

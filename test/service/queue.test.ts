@@ -27,7 +27,7 @@ const workers: WorkerProcess[] = []
 
 beforeAll(async () => {
   redis = await startRedis()
-  workers.push(...await Promise.all([0, 1, 2].map(() => startWorker(redis.url, LOCK))))
+  workers.push(...(await Promise.all([0, 1, 2].map(() => startWorker(redis.url, LOCK)))))
   // Generous time: on a machine this loaded a run's first instantiation in a fresh thread can take seconds.
   server = await serve({ maxQueued: 5000, limits: { max: { timeout: '30s' }, defaults: { timeout: '20s' } } }, { queue: redis.url })
   expect((await call(server.url, 'PUT', '/v1/modules', GUEST)).body.id).toBe(ID)
@@ -40,8 +40,18 @@ afterAll(async () => {
 })
 
 const run = (body: Record<string, unknown>) => call(server.url, 'POST', '/v1/runs', { module: ID, ...body })
-const startedIn = (w: WorkerProcess, id?: string) => w.log().split('\n').filter((l) => l.includes('"run started"') && (id === undefined || l.includes(id)))
-const finishedLines = () => workers.flatMap((w) => w.log().split('\n').filter((l) => l.includes('"run finished"')))
+const startedIn = (w: WorkerProcess, id?: string) =>
+  w
+    .log()
+    .split('\n')
+    .filter((l) => l.includes('"run started"') && (id === undefined || l.includes(id)))
+const finishedLines = () =>
+  workers.flatMap((w) =>
+    w
+      .log()
+      .split('\n')
+      .filter((l) => l.includes('"run finished"')),
+  )
 const until = async (what: () => boolean, ms = 20_000) => {
   const end = Date.now() + ms
   while (!what()) {
@@ -59,10 +69,17 @@ describe('caplet serve --queue with 3 workers', () => {
   it(`${MANY} runs queued at once (batches of 100 in parallel) all complete once, each with its own output`, async () => {
     const before = finishedLines().length
     const batches = Math.ceil(MANY / 100)
-    const sent = await Promise.all(Array.from({ length: batches }, (_, b) => call(server.url, 'POST', '/v1/runs/batch', {
-      runs: Array.from({ length: Math.min(100, MANY - b * 100) }, (_, i) => ({ module: ID, args: ['g', 'echo', `n${b * 100 + i}`] })),
-    })))
-    const views = sent.flatMap((r) => { expect(r.status).toBe(200); return r.body.runs as Json[] })
+    const sent = await Promise.all(
+      Array.from({ length: batches }, (_, b) =>
+        call(server.url, 'POST', '/v1/runs/batch', {
+          runs: Array.from({ length: Math.min(100, MANY - b * 100) }, (_, i) => ({ module: ID, args: ['g', 'echo', `n${b * 100 + i}`] })),
+        }),
+      ),
+    )
+    const views = sent.flatMap((r) => {
+      expect(r.status).toBe(200)
+      return r.body.runs as Json[]
+    })
     expect(views).toHaveLength(MANY)
     const ids = new Set<string>()
     views.forEach((v, i) => {
@@ -75,7 +92,13 @@ describe('caplet serve --queue with 3 workers', () => {
     const lines = finishedLines().slice(before)
     expect(lines).toHaveLength(MANY)
     expect(new Set(lines.map((l) => JSON.parse(l).run))).toEqual(ids)
-    const perWorker = workers.map((w) => w.log().split('\n').filter((l) => l.includes('"run finished"')).length)
+    const perWorker = workers.map(
+      (w) =>
+        w
+          .log()
+          .split('\n')
+          .filter((l) => l.includes('"run finished"')).length,
+    )
     expect(perWorker.filter((n) => n > 0).length).toBeGreaterThan(1)
   }, 180_000)
 
@@ -112,7 +135,11 @@ describe('caplet serve --queue with 3 workers', () => {
     const seen = startedIn(victim).length
     const pending = Array.from({ length: 12 }, (_, i) => run({ args: ['g', 'sleep', '1500', String(i)] }))
     await until(() => startedIn(victim).length > seen)
-    const victimRuns = new Set(startedIn(victim).slice(seen).map((l) => JSON.parse(l).run))
+    const victimRuns = new Set(
+      startedIn(victim)
+        .slice(seen)
+        .map((l) => JSON.parse(l).run),
+    )
     expect(await victim.stop('SIGKILL')).toBe('SIGKILL')
     const replies = await Promise.all(pending)
     for (const r of replies) {
@@ -136,7 +163,9 @@ describe('caplet serve --queue with 3 workers', () => {
     const seen = startedIn(w).length
     const pending = Array.from({ length: 12 }, () => run({ args: ['g', 'sleep', '1000'] }))
     await until(() => startedIn(w).length > seen)
-    const mine = startedIn(w).slice(seen).map((l) => JSON.parse(l).run as string)
+    const mine = startedIn(w)
+      .slice(seen)
+      .map((l) => JSON.parse(l).run as string)
     const code = await w.stop('SIGTERM')
     expect(code).toBe(0)
     // What it had started, it finished itself before exiting.
@@ -152,7 +181,9 @@ describe('caplet serve --queue with 3 workers', () => {
   it('Redis restarted mid-load: every run is answered, done (maybe retried) or failed, none dropped', async () => {
     const seen = workers.reduce((n, w) => n + startedIn(w).length, 0)
     // One batch, so the 60 are queued at once even on a loaded machine; 12 run at a time.
-    const batch = call(server.url, 'POST', '/v1/runs/batch', { runs: Array.from({ length: 60 }, (_, i) => ({ module: ID, args: ['g', 'sleep', '1000', String(i)] })) })
+    const batch = call(server.url, 'POST', '/v1/runs/batch', {
+      runs: Array.from({ length: 60 }, (_, i) => ({ module: ID, args: ['g', 'sleep', '1000', String(i)] })),
+    })
     // Kill it once runs are flowing *and* at least 20 wait in Redis: those are lost with it.
     const probe = new Redis(redis.url, { maxRetriesPerRequest: 1 })
     let waiting: string[] = []
@@ -163,7 +194,9 @@ describe('caplet serve --queue with 3 workers', () => {
         if (waiting.length >= 20 && workers.reduce((n, w) => n + startedIn(w).length, 0) > seen) break
         await new Promise((r) => setTimeout(r, 10))
       }
-    } finally { probe.disconnect() }
+    } finally {
+      probe.disconnect()
+    }
     expect(waiting.length).toBeGreaterThanOrEqual(20)
     await redis.kill()
     await new Promise((r) => setTimeout(r, 500))

@@ -26,12 +26,22 @@ beforeAll(async () => {
   const { resolveConfig } = await import('../../service/config.js')
   const real = toolchainCompiler({ maxModuleBytes: 1 << 20, diskCache: false })
   s = await startServer({
-    config: resolveConfig({ tokens: [{ name: 'a', token: 'token-a-0123456789abcdef', ratePerSecond: 1000 }], metricsToken: METRICS, maxModuleBytes: 1 << 20 }),
-    port: 0, log: silent,
-    compile: async (src) => { compiles++; return real(src) },
+    config: resolveConfig({
+      tokens: [{ name: 'a', token: 'token-a-0123456789abcdef', ratePerSecond: 1000 }],
+      metricsToken: METRICS,
+      maxModuleBytes: 1 << 20,
+    }),
+    port: 0,
+    log: silent,
+    compile: async (src) => {
+      compiles++
+      return real(src)
+    },
   })
 }, 60_000)
-afterAll(async () => { await s?.close(5000) })
+afterAll(async () => {
+  await s?.close(5000)
+})
 
 const run = (body: unknown) => call(s.url, 'POST', '/v1/runs', body, TOKEN)
 
@@ -53,7 +63,9 @@ describe('caplet serve: source compiled by the toolchain', () => {
   }, 60_000)
 
   it('a C program compiles in the jailed clang and runs; a C include of a host file is a 422, never its content', async () => {
-    const ok = await run({ source: { language: 'c', files: { 'main.c': '#include <stdio.h>\nint main(void){puts("hi from C");return 0;}\n' } } })
+    const ok = await run({
+      source: { language: 'c', files: { 'main.c': '#include <stdio.h>\nint main(void){puts("hi from C");return 0;}\n' } },
+    })
     expect(ok.status).toBe(200)
     expect(ok.body.result).toMatchObject({ exitCode: 0, stdout: 'hi from C\n' })
     const esc = await run({ source: { language: 'c', files: { 'main.c': '#include "/etc/passwd"\nint main(void){return 0;}\n' } } })
@@ -96,7 +108,11 @@ describe('caplet serve: source compiled by the toolchain', () => {
     expect(moduleOf({ kind: 'wasm', module: bytes }, 'wat')).toBe(bytes)
     for (const bad of [{ kind: 'script', script: 'print(1)' }, { kind: 'script', module: bytes }, { kind: 'wasm' }, null]) {
       let e: unknown
-      try { moduleOf(bad, 'js') } catch (x) { e = x }
+      try {
+        moduleOf(bad, 'js')
+      } catch (x) {
+        e = x
+      }
       expect(e).toBeInstanceOf(ApiError)
       expect((e as ApiError).status).toBe(422)
     }
@@ -123,11 +139,16 @@ describe('caplet serve: /metrics access', () => {
     const open = await serve()
     try {
       expect((await call(open.url, 'GET', '/metrics')).status).toBe(200)
-    } finally { await open.close(5000) }
+    } finally {
+      await open.close(5000)
+    }
   })
 
   it('caplet serve --metrics-token refuses a short token in one line', () => {
-    const r = spawnSync(process.execPath, [join(repoRoot, 'bin/caplet.js'), 'serve', '--port', '0', '--metrics-token', 'short'], { encoding: 'utf8', timeout: 20_000 })
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin/caplet.js'), 'serve', '--port', '0', '--metrics-token', 'short'], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    })
     expect(r.status).toBe(125)
     expect(r.stderr.trim().split('\n')).toHaveLength(1)
     expect(r.stderr).toContain('--metrics-token')

@@ -9,5 +9,7 @@ import { join } from 'node:path'
 export default function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), 'caplet-test-cache-'))
   process.env.CAPLET_CACHE_DIR = dir
-  return () => { rmSync(dir, { recursive: true, force: true }) }
+  return () => {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -5,8 +5,12 @@ export function create(config) {
   return {
     echo: (args, bytes) => ({ value: { got: args, prefix }, bytes }),
     later: (args) => new Promise((resolve) => setTimeout(() => resolve({ value: args }), args?.ms ?? 5)),
-    fail: () => { throw new Error('refused by the service') },
+    fail: () => {
+      throw new Error('refused by the service')
+    },
     disposedYet: () => ({ value: disposed }),
-    dispose() { disposed = true },
+    dispose() {
+      disposed = true
+    },
   }
 }

@@ -42,12 +42,18 @@ export type Backend = 'host' | 'memory'
 /** Runs a guest with /sandbox (rw) and /data (ro) on the chosen backend. */
 export function runWithLayout(wasm: string, backend: Backend, options: RunOptions = {}): RunResult & { layout?: HostLayout } {
   if (backend === 'memory') {
-    const mounts: MountSpec[] = [{ guest: '/sandbox', tmp: true }, { guest: '/data', fs: memFsFromTree(DATA_TREE), mode: 'ro' }]
+    const mounts: MountSpec[] = [
+      { guest: '/sandbox', tmp: true },
+      { guest: '/data', fs: memFsFromTree(DATA_TREE), mode: 'ro' },
+    ]
     return runSync(wasm, { env: GUEST_ENV, ...options, mounts })
   }
   const layout = makeHostLayout()
   try {
-    const mounts: MountSpec[] = [{ guest: '/sandbox', host: layout.sandbox }, { guest: '/data', host: layout.data, mode: 'ro' }]
+    const mounts: MountSpec[] = [
+      { guest: '/sandbox', host: layout.sandbox },
+      { guest: '/data', host: layout.data, mode: 'ro' },
+    ]
     return runSync(wasm, { env: GUEST_ENV, ...options, mounts })
   } finally {
     layout.cleanup()

@@ -15,10 +15,20 @@ export function echoRoundTrip(port: number, payload: Uint8Array, host = '127.0.0
     const s: Socket = connect({ port, host }, () => {
       s.end(payload)
     })
-    const timer = setTimeout(() => { s.destroy(); reject(new Error('echo client: deadline passed')) }, DEADLINE_MS)
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new Error('echo client: deadline passed'))
+    }, DEADLINE_MS)
     s.on('data', (d: Buffer) => chunks.push(d))
-    s.on('end', () => { clearTimeout(timer); s.destroy(); resolve(Buffer.concat(chunks)) })
-    s.on('error', (e) => { clearTimeout(timer); reject(e) })
+    s.on('end', () => {
+      clearTimeout(timer)
+      s.destroy()
+      resolve(Buffer.concat(chunks))
+    })
+    s.on('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
   })
 }
 
@@ -36,7 +46,9 @@ export function pattern(n: number, seed = 0): Uint8Array {
 export function clientThread(port: () => number, body: string): { result: Promise<unknown>; start(): void } {
   let worker: Worker | undefined
   let settle: { resolve(v: unknown): void; reject(e: unknown): void } | undefined
-  const result = new Promise<unknown>((resolve, reject) => { settle = { resolve, reject } })
+  const result = new Promise<unknown>((resolve, reject) => {
+    settle = { resolve, reject }
+  })
   return {
     result,
     start() {

@@ -11,22 +11,42 @@ function serve(name, handler) {
     stats[name].requests.push(`${req.method} ${req.url} ${req.headers['x-test'] ?? ''}`)
     handler(req.url ?? '', res)
   })
-  server.on('connection', () => { stats[name].connections++ })
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => { ports[name] = server.address().port; resolve(server) }))
+  server.on('connection', () => {
+    stats[name].connections++
+  })
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => {
+      ports[name] = server.address().port
+      resolve(server)
+    }),
+  )
 }
 const forbidden = await serve('forbidden', (_u, res) => res.end('secret'))
 const allowed = await serve('allowed', (url, res) => {
   if (url === '/hello') res.end('hi there')
   else if (url === '/big') res.end('x'.repeat(300_000))
-  else if (url === '/hang') { /* never answers */ }
-  else if (url === '/redirect-in') { res.statusCode = 302; res.setHeader('location', '/hello'); res.end() }
-  else if (url === '/redirect-out') { res.statusCode = 302; res.setHeader('location', `http://127.0.0.1:${ports.forbidden}/`); res.end() }
-  else { res.statusCode = 404; res.end('nope') }
+  else if (url === '/hang') {
+    /* never answers */
+  } else if (url === '/redirect-in') {
+    res.statusCode = 302
+    res.setHeader('location', '/hello')
+    res.end()
+  } else if (url === '/redirect-out') {
+    res.statusCode = 302
+    res.setHeader('location', `http://127.0.0.1:${ports.forbidden}/`)
+    res.end()
+  } else {
+    res.statusCode = 404
+    res.end('nope')
+  }
 })
 parentPort.on('message', (m) => {
   if (m === 'stats') parentPort.postMessage({ type: 'stats', stats })
   if (m === 'close') {
-    for (const s of [allowed, forbidden]) { s.closeAllConnections(); s.close() }
+    for (const s of [allowed, forbidden]) {
+      s.closeAllConnections()
+      s.close()
+    }
     parentPort.close()
   }
 })

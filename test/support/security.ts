@@ -7,8 +7,19 @@
  * Nothing here grants a guest anything: the tests pass these layouts as explicit mounts.
  */
 import {
-  closeSync, constants as fsc, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readlinkSync,
-  readSync, rmSync, utimesSync, writeFileSync, lutimesSync,
+  closeSync,
+  constants as fsc,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  lutimesSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative, sep } from 'node:path'
@@ -56,8 +67,14 @@ export function makeCanaryLayout(): CanaryLayout {
   writeFileSync(join(m, 'outside', 'secret.txt'), CANARY_OUTSIDE)
   mkdirSync(join(m, 'emptyout'))
   return {
-    root, m, sandbox, data,
-    mounts: [{ guest: '/sandbox', host: sandbox }, { guest: '/data', host: data, mode: 'ro' }],
+    root,
+    m,
+    sandbox,
+    data,
+    mounts: [
+      { guest: '/sandbox', host: sandbox },
+      { guest: '/data', host: data, mode: 'ro' },
+    ],
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   }
 }
@@ -85,7 +102,11 @@ function readQuietly(path: string): Buffer {
   }
 }
 
-interface TypedStat { isSymbolicLink(): boolean; isDirectory(): boolean; isFile(): boolean }
+interface TypedStat {
+  isSymbolicLink(): boolean
+  isDirectory(): boolean
+  isFile(): boolean
+}
 
 function typeOf(st: TypedStat): string {
   return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other'
@@ -142,9 +163,10 @@ export function hostMeta(paths: readonly string[]): Record<string, string> {
       out[p] = 'missing'
       continue
     }
-    out[p] = typeOf(st)
-      + ` mode=${st.mode.toString(8)} size=${st.size} nlink=${st.nlink} ino=${st.ino}`
-      + ` atime=${st.atimeNs} mtime=${st.mtimeNs} ctime=${st.ctimeNs}`
+    out[p] =
+      typeOf(st) +
+      ` mode=${st.mode.toString(8)} size=${st.size} nlink=${st.nlink} ino=${st.ino}` +
+      ` atime=${st.atimeNs} mtime=${st.mtimeNs} ctime=${st.ctimeNs}`
   }
   return out
 }
@@ -158,8 +180,7 @@ export function hostMeta(paths: readonly string[]): Record<string, string> {
 export function watchOutside(layout: CanaryLayout): { assertUnchanged(what: string): void } {
   const opaque = [layout.sandbox, layout.data]
   const content0 = hostContent(layout.root, opaque)
-  const outsidePaths = [layout.root, ...Object.keys(content0).map((k) => join(layout.root, k))]
-    .filter((p) => !opaque.includes(p))
+  const outsidePaths = [layout.root, ...Object.keys(content0).map((k) => join(layout.root, k))].filter((p) => !opaque.includes(p))
   // Old times on every outside entry: under relatime the next read or readdir moves atime.
   for (const p of outsidePaths) {
     if (lstatSync(p).isSymbolicLink()) lutimesSync(p, PAST, PAST)
@@ -199,7 +220,11 @@ export function fsDigest(fs: Filesystem): Record<string, string> {
       const st = dir.statChild(e.name)
       if (st.filetype === Filetype.DIRECTORY) {
         const sub = dir.openDir(e.name)
-        try { walk(sub, path) } finally { sub.close() }
+        try {
+          walk(sub, path)
+        } finally {
+          sub.close()
+        }
       } else if (st.filetype === Filetype.SYMBOLIC_LINK) {
         out[path] = `symlink -> ${dir.readlink(e.name)}`
       } else {
@@ -219,18 +244,30 @@ export function fsDigest(fs: Filesystem): Record<string, string> {
       }
     }
   }
-  try { walk(root, '') } finally { root.close() }
+  try {
+    walk(root, '')
+  } finally {
+    root.close()
+  }
   return out
 }
 
 /** Runs a guest on an in-memory layout whose /data backend the test keeps, to inspect afterwards. */
-export function runInMemory(wasm: string, options: RunOptions = {}): RunResult & {
-  sandbox: Filesystem; data: Filesystem; dataBefore: Record<string, string>
+export function runInMemory(
+  wasm: string,
+  options: RunOptions = {},
+): RunResult & {
+  sandbox: Filesystem
+  data: Filesystem
+  dataBefore: Record<string, string>
 } {
   const sandbox = createMemFs()
   const data = memFsFromTree(DATA_TREE)
   const dataBefore = fsDigest(data)
-  const mounts: MountSpec[] = [{ guest: '/sandbox', fs: sandbox }, { guest: '/data', fs: data, mode: 'ro' }]
+  const mounts: MountSpec[] = [
+    { guest: '/sandbox', fs: sandbox },
+    { guest: '/data', fs: data, mode: 'ro' },
+  ]
   return { ...runSync(wasm, { env: GUEST_ENV, ...options, mounts }), sandbox, data, dataBefore }
 }
 

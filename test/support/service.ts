@@ -49,9 +49,15 @@ export async function startRedis(): Promise<RedisInstance> {
   const port = await freePort()
   let proc: ChildProcess
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    proc = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
     let out = ''
-    proc.stdout!.on('data', (d) => { out += d })
+    proc.stdout!.on('data', (d) => {
+      out += d
+    })
     for (let i = 0; i < 200; i++) {
       if (out.includes('Ready to accept connections')) return
       if (proc.exitCode !== null) throw new Error(`redis-server exited: ${out.slice(-500)}`)
@@ -61,10 +67,20 @@ export async function startRedis(): Promise<RedisInstance> {
   }
   await launch()
   return {
-    url: `redis://127.0.0.1:${port}`, port,
-    async kill() { proc.kill('SIGKILL'); await exited(proc) },
-    async restart() { await launch() },
-    async stop() { proc.kill('SIGKILL'); await exited(proc); rmSync(dir, { recursive: true, force: true }) },
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    async kill() {
+      proc.kill('SIGKILL')
+      await exited(proc)
+    },
+    async restart() {
+      await launch()
+    },
+    async stop() {
+      proc.kill('SIGKILL')
+      await exited(proc)
+      rmSync(dir, { recursive: true, force: true })
+    },
   }
 }
 
@@ -77,17 +93,24 @@ export interface WorkerProcess {
 
 /** A `caplet worker` process (from dist/: `npm run build` first, as `npm test` does). */
 export async function startWorker(queue: string, args: string[] = []): Promise<WorkerProcess> {
-  const proc = spawn(process.execPath, [join(repoRoot, 'bin/caplet.js'), 'worker', '--queue', queue, '--log-level', 'info', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [join(repoRoot, 'bin/caplet.js'), 'worker', '--queue', queue, '--log-level', 'info', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let out = ''
-  proc.stdout!.on('data', (d) => { out += d })
-  proc.stderr!.on('data', (d) => { out += d })
+  proc.stdout!.on('data', (d) => {
+    out += d
+  })
+  proc.stderr!.on('data', (d) => {
+    out += d
+  })
   for (let i = 0; i < 2400 && !out.includes('caplet worker ready'); i++) {
     if (proc.exitCode !== null) throw new Error(`worker exited: ${out}`)
     await sleep(25)
   }
   if (!out.includes('caplet worker ready')) throw new Error(`worker did not start: ${out}`)
   return {
-    proc, log: () => out,
+    proc,
+    log: () => out,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal)
       await exited(proc)
@@ -103,17 +126,34 @@ export async function serve(config: ServiceConfigFile = {}, extra: { queue?: str
 /** A reply's JSON as `JSON.parse` types it: the tests read replies loosely. */
 export type Json = ReturnType<typeof JSON.parse>
 
-export interface Reply { status: number; headers: Headers; body: Json }
+export interface Reply {
+  status: number
+  headers: Headers
+  body: Json
+}
 
-export async function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   const init: RequestInit = { method, headers: { ...headers } }
   if (body instanceof Uint8Array) init.body = body as Uint8Array<ArrayBuffer>
   else if (typeof body === 'string') init.body = body
-  else if (body !== undefined) { init.body = JSON.stringify(body); (init.headers as Record<string, string>)['content-type'] = 'application/json' }
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body)
+    ;(init.headers as Record<string, string>)['content-type'] = 'application/json'
+  }
   const r = await fetch(base + path, init)
   const text = await r.text()
   let parsed: unknown = text
-  try { parsed = JSON.parse(text) } catch { /* text */ }
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    /* text */
+  }
   return { status: r.status, headers: r.headers, body: parsed }
 }
 

@@ -24,13 +24,21 @@ export function writeLogFs(inner: Filesystem = createMemFs(), filetype?: Filetyp
     const v: unknown = Reflect.get(t, k, t)
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v
   }
-  const wrapFile = (f: FileHandle): FileHandle => new Proxy(f, {
-    get: (t, k) => filetype !== undefined && k === 'filetype' ? filetype : k === 'stat' && filetype !== undefined ? () => ({ ...t.stat(), filetype }) : k !== 'write' ? bound(t, k) : (src: Uint8Array, at: bigint) => {
-      log.writes.push({ at, text: dec.decode(src) })
-      if (log.failWith !== undefined) throw log.failWith
-      return t.write(src, at)
-    },
-  })
+  const wrapFile = (f: FileHandle): FileHandle =>
+    new Proxy(f, {
+      get: (t, k) =>
+        filetype !== undefined && k === 'filetype'
+          ? filetype
+          : k === 'stat' && filetype !== undefined
+            ? () => ({ ...t.stat(), filetype })
+            : k !== 'write'
+              ? bound(t, k)
+              : (src: Uint8Array, at: bigint) => {
+                  log.writes.push({ at, text: dec.decode(src) })
+                  if (log.failWith !== undefined) throw log.failWith
+                  return t.write(src, at)
+                },
+    })
   const wrapDir = (d: DirHandle): DirHandle => {
     const w = new Proxy(d, {
       get: (t, k) => {

@@ -6,7 +6,8 @@ describe('compileScript', () => {
   it('bundles ES modules across the submitted files, strips types, and maps positions back', async () => {
     const r = await compileScript({
       files: {
-        'main.ts': 'import { twice } from "./lib/math.js"\nimport data from "./data.json"\nconst n: number = twice(data.n)\nconsole.log(n)\n',
+        'main.ts':
+          'import { twice } from "./lib/math.js"\nimport data from "./data.json"\nconst n: number = twice(data.n)\nconsole.log(n)\n',
         'lib/math.ts': 'export function twice(k: number): number {\n  return k * 2\n}\n',
         'data.json': '{ "n": 21 }',
         'unused.ts': 'this is not even valid',
@@ -56,9 +57,13 @@ describe('compileScript', () => {
       expect(r.program, JSON.stringify(name)).toBeUndefined()
     }
     expect((await compileScript({ files: { 'main.ts': '1' }, entry: '../main.ts' })).program).toBeUndefined()
-    expect(formatDiagnostics((await compileScript({ files: { 'main.ts': '1' }, entry: 'other.ts' })).diagnostics)).toMatch(/entry file "other\.ts"/)
+    expect(formatDiagnostics((await compileScript({ files: { 'main.ts': '1' }, entry: 'other.ts' })).diagnostics)).toMatch(
+      /entry file "other\.ts"/,
+    )
     const big = 'x'.repeat(SCRIPT_LIMITS.fileBytes + 1)
-    expect(formatDiagnostics((await compileScript({ files: { 'main.ts': 'import "./big.ts"', 'big.ts': big }, entry: 'main.ts' })).diagnostics)).toMatch(/larger than/)
+    expect(
+      formatDiagnostics((await compileScript({ files: { 'main.ts': 'import "./big.ts"', 'big.ts': big }, entry: 'main.ts' })).diagnostics),
+    ).toMatch(/larger than/)
   })
 })
 

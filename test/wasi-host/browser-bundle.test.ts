@@ -35,8 +35,15 @@ describe('wasi-host bundles for the browser', () => {
   it('bundles with esbuild for platform browser, and the bundle runs a guest with only web globals', async () => {
     const result = await build({
       entryPoints: [join(root, 'wasi-host/index.ts')],
-      bundle: true, write: false, platform: 'browser', format: 'iife', globalName: 'caplet',
-      target: 'es2022', plugins: [refuseNode], logLevel: 'silent', metafile: true,
+      bundle: true,
+      write: false,
+      platform: 'browser',
+      format: 'iife',
+      globalName: 'caplet',
+      target: 'es2022',
+      plugins: [refuseNode],
+      logLevel: 'silent',
+      metafile: true,
     })
     expect(result.errors).toEqual([])
     const inputs = Object.keys(result.metafile!.inputs)
@@ -45,13 +52,20 @@ describe('wasi-host bundles for the browser', () => {
     // A context with web platform globals only: no process, no require, no Buffer.
     const out: string[] = []
     const context = {
-      WebAssembly, TextEncoder, TextDecoder, crypto: globalThis.crypto, performance,
-      SharedArrayBuffer, Atomics, console,
+      WebAssembly,
+      TextEncoder,
+      TextDecoder,
+      crypto: globalThis.crypto,
+      performance,
+      SharedArrayBuffer,
+      Atomics,
+      console,
       wasmBytes: readFileSync(join(root, 'samples/hello.wasm')),
       report: (s: string) => out.push(s),
     }
     const code = new TextDecoder().decode(result.outputFiles[0]!.contents)
-    const exitCode = runInNewContext(`${code}
+    const exitCode = runInNewContext(
+      `${code}
       ;(() => {
         if (typeof process !== 'undefined' || typeof require !== 'undefined') throw new Error('node globals leaked')
         const dec = new TextDecoder()
@@ -61,7 +75,9 @@ describe('wasi-host bundles for the browser', () => {
         })
         const inst = new WebAssembly.Instance(new WebAssembly.Module(wasmBytes), host.imports)
         return host.start(inst)
-      })()`, context)
+      })()`,
+      context,
+    )
     expect(exitCode).toBe(0)
     expect(out.join('')).toBe('hello from caplet\n')
   })

@@ -49,9 +49,14 @@ function prng(seed: number): () => number {
 function virtualClock(): ClockSource {
   let now = 1n
   return {
-    realtime: () => now, monotonic: () => now, processCputime: () => now, threadCputime: () => now,
+    realtime: () => now,
+    monotonic: () => now,
+    processCputime: () => now,
+    threadCputime: () => now,
     resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
-    sleep: (ns) => { now += ns },
+    sleep: (ns) => {
+      now += ns
+    },
   }
 }
 
@@ -99,27 +104,65 @@ describe('exhaustive: the preview1 import object', () => {
 
   describe('arbitrary raw arguments never crash the host', () => {
     const interestingI32 = (size: number): number[] => [
-      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 24, 99, 255, 256, 1024, 4096, 4097, -1, -2, -8, 0x7fffffff, 0x80000000 | 0,
-      size - 1, size, size - 4, size - 8, size - 24, size - 48, size + 8,
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8,
+      9,
+      16,
+      24,
+      99,
+      255,
+      256,
+      1024,
+      4096,
+      4097,
+      -1,
+      -2,
+      -8,
+      0x7fffffff,
+      0x80000000 | 0,
+      size - 1,
+      size,
+      size - 4,
+      size - 8,
+      size - 24,
+      size - 48,
+      size + 8,
     ]
     const interestingI64 = [0n, 1n, 2n, 3n, 8n, 20n, 255n, -1n, -2n, 1n << 32n, (1n << 63n) - 1n, -(1n << 63n), 1n << 62n]
 
     /** Memory patterns: small numbers (plausible pointers, lengths, fds), any pointer, any word, and text. */
-    const patterns = (random: () => number, size: number): Uint8Array[] => Array.from({ length: 4 }, () => {
-      const buf = new Uint8Array(size)
-      const dv = new DataView(buf.buffer)
-      for (let p = 0; p < size; p += 4) {
-        const r = random()
-        dv.setUint32(p, r < 0.5 ? Math.floor(random() * 64) : r < 0.8 ? Math.floor(random() * size) : Math.floor(random() * 2 ** 32), true)
-      }
-      buf.set(new TextEncoder().encode('sub/b.txt\0link/../a.txt\0..\0/x\0up2\0'), 0x400)
-      return buf
-    })
+    const patterns = (random: () => number, size: number): Uint8Array[] =>
+      Array.from({ length: 4 }, () => {
+        const buf = new Uint8Array(size)
+        const dv = new DataView(buf.buffer)
+        for (let p = 0; p < size; p += 4) {
+          const r = random()
+          dv.setUint32(
+            p,
+            r < 0.5 ? Math.floor(random() * 64) : r < 0.8 ? Math.floor(random() * size) : Math.floor(random() * 2 ** 32),
+            true,
+          )
+        }
+        buf.set(new TextEncoder().encode('sub/b.txt\0link/../a.txt\0..\0/x\0up2\0'), 0x400)
+        return buf
+      })
 
-    const fresh = () => harness({
-      sandbox: PATH_TREE, clocks: virtualClock(), stdin: 'input', args: ['a', 'b'], env: ['K=v'],
-      fsOptions: { maxFileSize: 1 << 20 },
-    })
+    const fresh = () =>
+      harness({
+        sandbox: PATH_TREE,
+        clocks: virtualClock(),
+        stdin: 'input',
+        args: ['a', 'b'],
+        env: ['K=v'],
+        fsOptions: { maxFileSize: 1 << 20 },
+      })
 
     const argsFor = (name: Preview1Name, random: () => number, size: number): RawArg[] => {
       const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!
@@ -136,10 +179,14 @@ describe('exhaustive: the preview1 import object', () => {
       } catch (e) {
         outcome = e
       }
-      const ok = (typeof outcome === 'number' && Number.isInteger(outcome) && outcome >= 0 && outcome <= 76) ||
-        outcome instanceof GuestFault || (name === 'proc_exit' && outcome instanceof ProcExit)
+      const ok =
+        (typeof outcome === 'number' && Number.isInteger(outcome) && outcome >= 0 && outcome <= 76) ||
+        outcome instanceof GuestFault ||
+        (name === 'proc_exit' && outcome instanceof ProcExit)
       if (!ok) {
-        throw new Error(`${name}(${args.map(String).join(', ')}) gave ${outcome instanceof Error ? `${outcome.name}: ${outcome.message}` : String(outcome)}`)
+        throw new Error(
+          `${name}(${args.map(String).join(', ')}) gave ${outcome instanceof Error ? `${outcome.name}: ${outcome.message}` : String(outcome)}`,
+        )
       }
     }
 

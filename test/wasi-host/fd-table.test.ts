@@ -11,8 +11,16 @@ import { countingFs, DATA, expectErrno, harness, O_DIRECTORY, SANDBOX, STDOUT } 
 
 function stream(tag: string): Descriptor {
   return {
-    kind: 'stream', name: 'stdout', read: undefined, write: undefined, filetype: Filetype.CHARACTER_DEVICE,
-    rightsAtOpen: 0, rightsBase: 0, rightsInheriting: 0, fdflags: 0, [Symbol.for('tag')]: tag,
+    kind: 'stream',
+    name: 'stdout',
+    read: undefined,
+    write: undefined,
+    filetype: Filetype.CHARACTER_DEVICE,
+    rightsAtOpen: 0,
+    rightsBase: 0,
+    rightsInheriting: 0,
+    fdflags: 0,
+    [Symbol.for('tag')]: tag,
   } as Descriptor
 }
 const tagOf = (d: Descriptor | undefined): unknown => (d as unknown as Record<symbol, unknown> | undefined)?.[Symbol.for('tag')]
@@ -111,8 +119,17 @@ describe('fd-table', () => {
     const mount: Mount = { fs, mode: 'rw', dev: 1n, guestPath: '/x', hostVisible: false, writeBehind: false }
     const dir = { handle, refs: 2 }
     const mk = (): DirDescriptor => ({
-      kind: 'dir', filetype: Filetype.DIRECTORY, dir, mount, preopenPath: undefined, depth: 0, listing: undefined,
-      rightsAtOpen: 0, rightsBase: 0, rightsInheriting: 0, fdflags: 0,
+      kind: 'dir',
+      filetype: Filetype.DIRECTORY,
+      dir,
+      mount,
+      preopenPath: undefined,
+      depth: 0,
+      listing: undefined,
+      rightsAtOpen: 0,
+      rightsBase: 0,
+      rightsInheriting: 0,
+      fdflags: 0,
     })
     releaseDescriptor(mk())
     expect(counter.open).toBe(1)

@@ -188,7 +188,13 @@ describe('GuestMemory', () => {
     it('is strict: invalid UTF-8 is ILSEQ, never replaced', () => {
       const { m } = bound()
       const cases = [
-        [0xff], [0x80], [0xc3], [0xc0, 0xaf], [0xe0, 0x80, 0xaf], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80],
+        [0xff],
+        [0x80],
+        [0xc3],
+        [0xc0, 0xaf],
+        [0xe0, 0x80, 0xaf],
+        [0xed, 0xa0, 0x80],
+        [0xf4, 0x90, 0x80, 0x80],
         [0x61, 0xe6, 0x97, 0x62],
       ]
       for (const c of cases) {
@@ -234,11 +240,23 @@ describe('GuestMemory', () => {
       expect(encodeUtf8('🎉').byteLength).toBe(4)
     })
 
-    it('encodeUtf8 gives exactly TextEncoder\'s bytes, on its ASCII fast path and off it', () => {
+    it("encodeUtf8 gives exactly TextEncoder's bytes, on its ASCII fast path and off it", () => {
       const encoder = new TextEncoder()
       const ascii = Array.from({ length: 128 }, (_, i) => String.fromCharCode(i)).join('')
-      for (const s of ['', 'a', 'hello', ascii.slice(0, 64), ascii.slice(0, 65), ascii, 'x'.repeat(63) + 'é', 'é' + 'x'.repeat(70),
-        '\u007f\u0080', 'lone \ud800 surrogate', '\udfff', '🎉'.repeat(20)]) {
+      for (const s of [
+        '',
+        'a',
+        'hello',
+        ascii.slice(0, 64),
+        ascii.slice(0, 65),
+        ascii,
+        'x'.repeat(63) + 'é',
+        'é' + 'x'.repeat(70),
+        '\u007f\u0080',
+        'lone \ud800 surrogate',
+        '\udfff',
+        '🎉'.repeat(20),
+      ]) {
         expect([...encodeUtf8(s)]).toEqual([...encoder.encode(s)])
       }
     })

@@ -12,7 +12,11 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fixtureWasm, repoRoot, runWithLayout, text, type Backend } from '../support/guest.js'
 
-const GOLDEN = [['syscalls', ['all']], ['rights', ['all']], ['escape', ['all']]] as const
+const GOLDEN = [
+  ['syscalls', ['all']],
+  ['rights', ['all']],
+  ['escape', ['all']],
+] as const
 
 describe.each(['memory', 'host'] as Backend[])('guest transcripts on the %s backend', (backend) => {
   it.each(GOLDEN)('%s %j matches its golden transcript', (name, args) => {

@@ -14,9 +14,7 @@
 import { expect } from 'vitest'
 import { Errno, errnoName, Rights, RIGHTS_ALL } from '../../wasi-host/abi/constants.js'
 import { GuestFault } from '../../wasi-host/errors.js'
-import type {
-  DirEntry, DirHandle, FileHandle, Filesystem, NodeStat, OpenFileOptions, TimeSpec,
-} from '../../wasi-host/fs/filesystem.js'
+import type { DirEntry, DirHandle, FileHandle, Filesystem, NodeStat, OpenFileOptions, TimeSpec } from '../../wasi-host/fs/filesystem.js'
 import { memFsFromTree, type MemFsOptions, type TreeSpec } from '../../wasi-host/fs/mem-fs.js'
 import { WasiHost, type PreopenSpec, type WasiHostOptions } from '../../wasi-host/host.js'
 
@@ -24,14 +22,52 @@ export { Errno, errnoName, Rights, RIGHTS_ALL }
 
 /** The 46 functions of `wasi_snapshot_preview1`, as the witx (`typenames.witx`/`wasi_snapshot_preview1.witx`) lists them. */
 export const WITX_PREVIEW1 = [
-  'args_get', 'args_sizes_get', 'environ_get', 'environ_sizes_get', 'clock_res_get', 'clock_time_get',
-  'fd_advise', 'fd_allocate', 'fd_close', 'fd_datasync', 'fd_fdstat_get', 'fd_fdstat_set_flags',
-  'fd_fdstat_set_rights', 'fd_filestat_get', 'fd_filestat_set_size', 'fd_filestat_set_times', 'fd_pread',
-  'fd_prestat_get', 'fd_prestat_dir_name', 'fd_pwrite', 'fd_read', 'fd_readdir', 'fd_renumber', 'fd_seek',
-  'fd_sync', 'fd_tell', 'fd_write', 'path_create_directory', 'path_filestat_get', 'path_filestat_set_times',
-  'path_link', 'path_open', 'path_readlink', 'path_remove_directory', 'path_rename', 'path_symlink',
-  'path_unlink_file', 'poll_oneoff', 'proc_exit', 'proc_raise', 'sched_yield', 'random_get',
-  'sock_accept', 'sock_recv', 'sock_send', 'sock_shutdown',
+  'args_get',
+  'args_sizes_get',
+  'environ_get',
+  'environ_sizes_get',
+  'clock_res_get',
+  'clock_time_get',
+  'fd_advise',
+  'fd_allocate',
+  'fd_close',
+  'fd_datasync',
+  'fd_fdstat_get',
+  'fd_fdstat_set_flags',
+  'fd_fdstat_set_rights',
+  'fd_filestat_get',
+  'fd_filestat_set_size',
+  'fd_filestat_set_times',
+  'fd_pread',
+  'fd_prestat_get',
+  'fd_prestat_dir_name',
+  'fd_pwrite',
+  'fd_read',
+  'fd_readdir',
+  'fd_renumber',
+  'fd_seek',
+  'fd_sync',
+  'fd_tell',
+  'fd_write',
+  'path_create_directory',
+  'path_filestat_get',
+  'path_filestat_set_times',
+  'path_link',
+  'path_open',
+  'path_readlink',
+  'path_remove_directory',
+  'path_rename',
+  'path_symlink',
+  'path_unlink_file',
+  'poll_oneoff',
+  'proc_exit',
+  'proc_raise',
+  'sched_yield',
+  'random_get',
+  'sock_accept',
+  'sock_recv',
+  'sock_send',
+  'sock_shutdown',
 ] as const
 export type Preview1Name = (typeof WITX_PREVIEW1)[number]
 
@@ -107,9 +143,7 @@ export const O_TRUNC = 8
 export const FDFLAG_APPEND = 1
 
 /** What wasi-libc asks for on `open(O_RDONLY)`: everything except the writing rights. */
-export const READ_RIGHTS = BigInt(
-  RIGHTS_ALL & ~(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_DATASYNC),
-)
+export const READ_RIGHTS = BigInt(RIGHTS_ALL & ~(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_DATASYNC))
 /** Every defined right (`open(O_RDWR)` in wasi-libc terms). */
 export const ALL_RIGHTS = BigInt(RIGHTS_ALL)
 
@@ -172,17 +206,23 @@ export class Harness {
     const sandbox = countingFs(this.sandboxFs)
     const data = countingFs(this.dataFs)
     this.counters.push(sandbox.counter, data.counter)
-    const preopens: PreopenSpec[] = options.noPreopens ? [] : [
-      { guestPath: '/sandbox', fs: sandbox.fs, mode: 'rw' },
-      { guestPath: '/data', fs: data.fs, mode: 'ro' },
-      ...(options.extraPreopens ?? []),
-    ]
+    const preopens: PreopenSpec[] = options.noPreopens
+      ? []
+      : [
+          { guestPath: '/sandbox', fs: sandbox.fs, mode: 'rw' },
+          { guestPath: '/data', fs: data.fs, mode: 'ro' },
+          ...(options.extraPreopens ?? []),
+        ]
     const { sandbox: _s, data: _d, extraPreopens: _e, noPreopens: _n, memoryPages, maximumPages, fsOptions: _f, ...rest } = options
     this.host = new WasiHost({
       ...rest,
       preopens,
-      stdout: (chunk) => { this.stdoutChunks.push(chunk.slice()) },
-      stderr: (chunk) => { this.stderrChunks.push(chunk.slice()) },
+      stdout: (chunk) => {
+        this.stdoutChunks.push(chunk.slice())
+      },
+      stderr: (chunk) => {
+        this.stderrChunks.push(chunk.slice())
+      },
     })
     this.mem = new WebAssembly.Memory({ initial: memoryPages ?? 1, maximum: maximumPages ?? 16 })
     this.host.memory.bind(this.mem)
@@ -288,8 +328,15 @@ export class Harness {
     const fdPtr = this.alloc(4, 4)
     this.setU32(fdPtr, 0xdeadbeef)
     const errno = this.wasi.path_open(
-      o.dirfd ?? SANDBOX, o.lookup ?? LOOKUP_FOLLOW, p.ptr, p.len, o.oflags ?? 0,
-      o.base ?? READ_RIGHTS, o.inheriting ?? ALL_RIGHTS, o.fdflags ?? 0, fdPtr,
+      o.dirfd ?? SANDBOX,
+      o.lookup ?? LOOKUP_FOLLOW,
+      p.ptr,
+      p.len,
+      o.oflags ?? 0,
+      o.base ?? READ_RIGHTS,
+      o.inheriting ?? ALL_RIGHTS,
+      o.fdflags ?? 0,
+      fdPtr,
     )
     return { errno, fd: errno === Errno.SUCCESS ? this.u32(fdPtr) : -1 }
   }
@@ -330,9 +377,7 @@ export class Harness {
   restrict(fd: number, dropBase: number, dropInheriting = 0): void {
     const st = this.fdstat(fd)
     expectErrno(st.errno, 'SUCCESS')
-    expectErrno(this.wasi.fd_fdstat_set_rights(
-      fd, st.base & ~BigInt(dropBase), st.inheriting & ~BigInt(dropInheriting),
-    ), 'SUCCESS')
+    expectErrno(this.wasi.fd_fdstat_set_rights(fd, st.base & ~BigInt(dropBase), st.inheriting & ~BigInt(dropInheriting)), 'SUCCESS')
   }
 
   pathStat(path: string, dirfd = SANDBOX, lookup = LOOKUP_FOLLOW): { errno: number; stat: Filestat } {
@@ -350,8 +395,14 @@ export class Harness {
 
   filestatAt(ptr: number): Filestat {
     return {
-      dev: this.u64(ptr), ino: this.u64(ptr + 8), filetype: this.u8(ptr + 16), nlink: this.u64(ptr + 24),
-      size: this.u64(ptr + 32), atim: this.u64(ptr + 40), mtim: this.u64(ptr + 48), ctim: this.u64(ptr + 56),
+      dev: this.u64(ptr),
+      ino: this.u64(ptr + 8),
+      filetype: this.u8(ptr + 16),
+      nlink: this.u64(ptr + 24),
+      size: this.u64(ptr + 32),
+      atim: this.u64(ptr + 40),
+      mtim: this.u64(ptr + 48),
+      ctim: this.u64(ptr + 56),
     }
   }
 
@@ -434,7 +485,9 @@ export function expectTrap(fn: () => unknown, syscall?: string): GuestFault {
     thrown = e
   }
   if (thrown === undefined) {
-    throw new Error(`expected a trap (GuestFault), but the call returned ${typeof returned === 'number' ? errnoName(returned) : String(returned)}`)
+    throw new Error(
+      `expected a trap (GuestFault), but the call returned ${typeof returned === 'number' ? errnoName(returned) : String(returned)}`,
+    )
   }
   expect(thrown).toBeInstanceOf(GuestFault)
   if (syscall !== undefined) expect((thrown as GuestFault).syscall).toBe(syscall)
@@ -503,7 +556,10 @@ export function listIn(fs: Filesystem, path = ''): string[] {
       dir = dir.openDir(p)
       opened.push(dir)
     }
-    return dir.readdir().map((e) => e.name).sort()
+    return dir
+      .readdir()
+      .map((e) => e.name)
+      .sort()
   } finally {
     closeAll(opened)
   }
@@ -557,7 +613,9 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
     const done = track()
     return {
       kind: 'file',
-      get filetype() { return f.filetype },
+      get filetype() {
+        return f.filetype
+      },
       stat: () => f.stat(),
       read: (dst, pos) => f.read(dst, pos),
       write: (src, pos) => f.write(src, pos),
@@ -575,15 +633,29 @@ export function countingFs(inner: Filesystem, log?: string[]): { fs: Filesystem;
   const wrapDir = (d: DirHandle): DirHandle => {
     const done = track()
     const unwrap = (h: DirHandle): DirHandle => innerOf.get(h) ?? h
-    const note = (op: string, name: string): void => { log?.push(`${op}(${name})`) }
+    const note = (op: string, name: string): void => {
+      log?.push(`${op}(${name})`)
+    }
     const w: DirHandle = {
       kind: 'dir',
       stat: () => d.stat(),
       setTimes: (a, m) => d.setTimes(a, m),
-      statChild: (n) => { note('statChild', n); return d.statChild(n) },
-      openDir: (n) => { note('openDir', n); return wrapDir(d.openDir(n)) },
-      openFile: (n, o: OpenFileOptions) => { note('openFile', n); return wrapFile(d.openFile(n, o)) },
-      readlink: (n) => { note('readlink', n); return d.readlink(n) },
+      statChild: (n) => {
+        note('statChild', n)
+        return d.statChild(n)
+      },
+      openDir: (n) => {
+        note('openDir', n)
+        return wrapDir(d.openDir(n))
+      },
+      openFile: (n, o: OpenFileOptions) => {
+        note('openFile', n)
+        return wrapFile(d.openFile(n, o))
+      },
+      readlink: (n) => {
+        note('readlink', n)
+        return d.readlink(n)
+      },
       mkdir: (n) => d.mkdir(n),
       symlink: (t, n) => d.symlink(t, n),
       unlink: (n) => d.unlink(n),

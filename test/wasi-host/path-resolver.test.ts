@@ -8,9 +8,7 @@ import { Errno, Filetype } from '../../wasi-host/abi/constants.js'
 import { WasiError } from '../../wasi-host/errors.js'
 import type { DirHandle } from '../../wasi-host/fs/filesystem.js'
 import { memFsFromTree, type TreeSpec } from '../../wasi-host/fs/mem-fs.js'
-import {
-  DEFAULT_RESOLVER_LIMITS, resolve, validatePath, type Resolution, type ResolverLimits,
-} from '../../wasi-host/fs/path-resolver.js'
+import { DEFAULT_RESOLVER_LIMITS, resolve, validatePath, type Resolution, type ResolverLimits } from '../../wasi-host/fs/path-resolver.js'
 import { countingFs, errnoName, type HandleCounter } from './harness.js'
 
 const TREE: TreeSpec = {
@@ -65,11 +63,19 @@ function fixture(tree: TreeSpec = TREE): Fixture {
 }
 
 /** Resolves, checks and releases; returns what a caller would use. */
-function look(f: Fixture, path: string, follow = true): { name: string | undefined; type: number | undefined; depth: number; trailingSlash: boolean; dirIsStart: boolean } {
+function look(
+  f: Fixture,
+  path: string,
+  follow = true,
+): { name: string | undefined; type: number | undefined; depth: number; trailingSlash: boolean; dirIsStart: boolean } {
   const before = f.counter.open
   const r = f.run(path, follow)
   const out = {
-    name: r.name, type: r.stat?.filetype, depth: r.depth, trailingSlash: r.trailingSlash, dirIsStart: r.dir === f.start,
+    name: r.name,
+    type: r.stat?.filetype,
+    depth: r.depth,
+    trailingSlash: r.trailingSlash,
+    dirIsStart: r.dir === f.start,
   }
   r.release()
   expect(f.counter.open).toBe(before)
@@ -174,7 +180,9 @@ describe('path-resolver', () => {
       for (const p of ['sub/./deeper/../b.txt', 'sl/deeper/c.txt', 'chain1', 'sub/dot/dot/b.txt', 'x/../y']) {
         try {
           f.run(p).release()
-        } catch { /* errors are fine here */ }
+        } catch {
+          /* errors are fine here */
+        }
       }
       for (const l of f.log) {
         const name = l.slice(l.indexOf('(') + 1, -1)
@@ -398,8 +406,14 @@ describe('path-resolver', () => {
 
     it('a probe that throws ends the walk with its error and releases every handle', () => {
       const f = fixture()
-      expect(() => resolve(f.start, 'sub/deeper/c.txt', { follow: true, probe: () => { throw new WasiError(Errno.ACCES) } }))
-        .toThrow(WasiError)
+      expect(() =>
+        resolve(f.start, 'sub/deeper/c.txt', {
+          follow: true,
+          probe: () => {
+            throw new WasiError(Errno.ACCES)
+          },
+        }),
+      ).toThrow(WasiError)
       expect(f.counter.open).toBe(1)
     })
   })

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { expectErrno, expectTrap, harness, HIGH_PTR, NEG_PTR, type Harness } from './harness.js'
 
 const ARGS = ['prog', 'héllo', '日本', '']
-const ENV = { HOME: '/sandbox', 'NAME': 'zoë' }
+const ENV = { HOME: '/sandbox', NAME: 'zoë' }
 
 function sizes(h: Harness, fn: 'args_sizes_get' | 'environ_sizes_get'): { count: number; size: number } {
   const c = h.alloc(4, 4)

@@ -40,7 +40,10 @@ describe('clock_res_get', () => {
 
 describe('clock_time_get', () => {
   const fixed = {
-    realtime: () => 42n, monotonic: () => 7n, processCputime: () => 1n, threadCputime: () => 2n,
+    realtime: () => 42n,
+    monotonic: () => 7n,
+    processCputime: () => 1n,
+    threadCputime: () => 2n,
     resolution: { realtime: 1n, monotonic: 1n, processCputime: 1n, threadCputime: 1n },
     sleep: () => {},
   }
@@ -146,7 +149,11 @@ describe('random_get', () => {
 
   it('traps past the end of memory or on wrap, filling nothing', () => {
     let calls = 0
-    const h = harness({ randomFill: () => { calls++ } })
+    const h = harness({
+      randomFill: () => {
+        calls++
+      },
+    })
     expectTrap(() => h.wasi.random_get(h.size - 4, 5), 'random_get')
     expectTrap(() => h.wasi.random_get(h.size + 1, 0))
     expectTrap(() => h.wasi.random_get(NEG_PTR, 4))

@@ -6,8 +6,25 @@
 import { describe, expect, it } from 'vitest'
 import { Filetype, Rights } from '../../wasi-host/abi/constants.js'
 import {
-  ALL_RIGHTS, BAD_FD, DATA, errnoName, expectErrno, expectTrap, FDFLAG_APPEND, harness, HIGH_PTR, NEG_PTR, O_CREAT,
-  O_DIRECTORY, O_TRUNC, readIn, SANDBOX, STDERR, STDIN, STDOUT, type Harness,
+  ALL_RIGHTS,
+  BAD_FD,
+  DATA,
+  errnoName,
+  expectErrno,
+  expectTrap,
+  FDFLAG_APPEND,
+  harness,
+  HIGH_PTR,
+  NEG_PTR,
+  O_CREAT,
+  O_DIRECTORY,
+  O_TRUNC,
+  readIn,
+  SANDBOX,
+  STDERR,
+  STDIN,
+  STDOUT,
+  type Harness,
 } from './harness.js'
 
 const MAX_OFFSET = (1n << 63n) - 1n
@@ -28,7 +45,10 @@ describe('fd_read', () => {
     const fd = h.openOk('a.txt')
     const a = h.alloc(3, 1)
     const b = h.alloc(10, 1)
-    const iov = h.iovecs([[a, 3], [b, 10]])
+    const iov = h.iovecs([
+      [a, 3],
+      [b, 10],
+    ])
     const n = h.alloc(4, 4)
     expectErrno(h.wasi.fd_read(fd, iov, 2, n), 'SUCCESS')
     expect(h.u32(n)).toBe(6)
@@ -53,7 +73,10 @@ describe('fd_read', () => {
     expectErrno(h.wasi.fd_read(STDIN, h.size, 0, n), 'SUCCESS')
     expect(h.u32(n)).toBe(0)
     const buf = h.alloc(2, 1)
-    const iov = h.iovecs([[h.size, 0], [buf, 2]])
+    const iov = h.iovecs([
+      [h.size, 0],
+      [buf, 2],
+    ])
     expectErrno(h.wasi.fd_read(STDIN, iov, 2, n), 'SUCCESS')
     expect(h.readString(buf, h.u32(n))).toBe('ab')
   })
@@ -93,7 +116,12 @@ describe('fd_read', () => {
     const h = harness({ stdin: 'keep me' })
     const a = h.alloc(4, 1)
     const n = h.alloc(4, 4)
-    for (const bad of [[h.size - 2, 4], [NEG_PTR, 4], [HIGH_PTR, 1], [8, -1]] as const) {
+    for (const bad of [
+      [h.size - 2, 4],
+      [NEG_PTR, 4],
+      [HIGH_PTR, 1],
+      [8, -1],
+    ] as const) {
       const iov = h.iovecs([[a, 4], bad, [a, 4]])
       expectTrap(() => h.wasi.fd_read(STDIN, iov, 3, n), 'fd_read')
     }
@@ -104,7 +132,10 @@ describe('fd_read', () => {
     const h = harness()
     const fd = h.openOk('a.txt')
     const a = h.alloc(4, 1)
-    const iov = h.iovecs([[a, 2], [h.size, 1]])
+    const iov = h.iovecs([
+      [a, 2],
+      [h.size, 1],
+    ])
     expectTrap(() => h.wasi.fd_read(fd, iov, 2, h.alloc(4, 4)))
     expect(tell(h, fd)).toBe(0n)
     expect(h.readFd(fd).text).toBe('alpha\n')
@@ -163,7 +194,10 @@ describe('fd_write', () => {
     const h = harness()
     const a = h.str('hello, ')
     const b = h.str('wörld\n')
-    const iov = h.iovecs([[a.ptr, a.len], [b.ptr, b.len]])
+    const iov = h.iovecs([
+      [a.ptr, a.len],
+      [b.ptr, b.len],
+    ])
     const n = h.alloc(4, 4)
     expectErrno(h.wasi.fd_write(STDOUT, iov, 2, n), 'SUCCESS')
     expect(h.u32(n)).toBe(a.len + b.len)
@@ -221,12 +255,19 @@ describe('fd_write', () => {
     const h = harness()
     const s = h.str('visible')
     const n = h.alloc(4, 4)
-    for (const bad of [[h.size - 1, 2], [NEG_PTR, 1], [HIGH_PTR, 0x7fffffff]] as const) {
+    for (const bad of [
+      [h.size - 1, 2],
+      [NEG_PTR, 1],
+      [HIGH_PTR, 0x7fffffff],
+    ] as const) {
       const iov = h.iovecs([[s.ptr, s.len], bad])
       expectTrap(() => h.wasi.fd_write(STDOUT, iov, 2, n), 'fd_write')
     }
     const fd = rw(h)
-    const iov = h.iovecs([[s.ptr, s.len], [h.size, 1]])
+    const iov = h.iovecs([
+      [s.ptr, s.len],
+      [h.size, 1],
+    ])
     expectTrap(() => h.wasi.fd_write(fd, iov, 2, n))
     expect(h.stdoutText()).toBe('')
     expect(readIn(h.sandboxFs, 'a.txt')).toBe('alpha\n')
@@ -325,7 +366,20 @@ describe('fd_pread', () => {
     const h = harness()
     const fd = h.openOk('a.txt')
     const buf = h.alloc(4, 1)
-    expectTrap(() => h.wasi.fd_pread(fd, h.iovecs([[buf, 4], [h.size, 1]]), 2, 0n, h.alloc(4, 4)), 'fd_pread')
+    expectTrap(
+      () =>
+        h.wasi.fd_pread(
+          fd,
+          h.iovecs([
+            [buf, 4],
+            [h.size, 1],
+          ]),
+          2,
+          0n,
+          h.alloc(4, 4),
+        ),
+      'fd_pread',
+    )
     expectTrap(() => h.wasi.fd_pread(fd, h.iovecs([[buf, 4]]), 1, 0n, NEG_PTR))
     expectTrap(() => h.wasi.fd_pread(fd, h.iovecs([[buf, 4]]), 1, 0n, h.alloc(8, 4) + 1))
   })
@@ -382,7 +436,20 @@ describe('fd_pwrite', () => {
     const h = harness()
     const fd = rw(h)
     const s = h.str('zz')
-    expectTrap(() => h.wasi.fd_pwrite(fd, h.iovecs([[s.ptr, s.len], [NEG_PTR, 8]]), 2, 0n, h.alloc(4, 4)), 'fd_pwrite')
+    expectTrap(
+      () =>
+        h.wasi.fd_pwrite(
+          fd,
+          h.iovecs([
+            [s.ptr, s.len],
+            [NEG_PTR, 8],
+          ]),
+          2,
+          0n,
+          h.alloc(4, 4),
+        ),
+      'fd_pwrite',
+    )
     expectTrap(() => h.wasi.fd_pwrite(fd, h.iovecs([[s.ptr, s.len]]), 1, 0n, h.size))
     expect(readIn(h.sandboxFs, 'a.txt')).toBe('alpha\n')
   })
@@ -587,7 +654,12 @@ describe('fd_readdir', () => {
     const h = harness()
     const sub = h.openOk('sub', { oflags: O_DIRECTORY })
     expect(h.readdir(sub).entries.map((e) => e.name)).toEqual(['.', '..', 'b.txt', 'deeper'])
-    expect(h.readdir(DATA).entries.map((e) => e.name).sort()).toEqual(['.', '..', 'dir', 'r.txt', 'rlink'])
+    expect(
+      h
+        .readdir(DATA)
+        .entries.map((e) => e.name)
+        .sort(),
+    ).toEqual(['.', '..', 'dir', 'r.txt', 'rlink'])
   })
 
   it('lists an unchanged directory the same way again, and a change at the next cookie 0, through any descriptor', () => {

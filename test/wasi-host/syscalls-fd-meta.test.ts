@@ -7,11 +7,32 @@ import { describe, expect, it } from 'vitest'
 import { Filetype, Rights } from '../../wasi-host/abi/constants.js'
 import { DIRECTORY_RIGHTS, FILE_RIGHTS, MUTATING_RIGHTS, STDIN_RIGHTS, STDOUT_RIGHTS } from '../../wasi-host/rights.js'
 import {
-  ALL_RIGHTS, BAD_FD, DATA, errnoName, expectErrno, expectTrap, harness, HIGH_PTR, NEG_PTR, O_CREAT, O_DIRECTORY, readIn,
-  READ_RIGHTS, RIGHTS_ALL, SANDBOX, statIn, STDERR, STDIN, STDOUT, type Harness,
+  ALL_RIGHTS,
+  BAD_FD,
+  DATA,
+  errnoName,
+  expectErrno,
+  expectTrap,
+  harness,
+  HIGH_PTR,
+  NEG_PTR,
+  O_CREAT,
+  O_DIRECTORY,
+  readIn,
+  READ_RIGHTS,
+  RIGHTS_ALL,
+  SANDBOX,
+  statIn,
+  STDERR,
+  STDIN,
+  STDOUT,
+  type Harness,
 } from './harness.js'
 
-const ATIM = 1, ATIM_NOW = 2, MTIM = 4, MTIM_NOW = 8
+const ATIM = 1,
+  ATIM_NOW = 2,
+  MTIM = 4,
+  MTIM_NOW = 8
 
 function rw(h: Harness, path = 'a.txt'): number {
   return h.openOk(path, { base: ALL_RIGHTS })
@@ -627,7 +648,10 @@ describe('fd_renumber', () => {
     const opened: number[] = []
     for (;;) {
       const r = h.open('a.txt')
-      if (r.errno !== 0) { expectErrno(r.errno, 'MFILE'); break }
+      if (r.errno !== 0) {
+        expectErrno(r.errno, 'MFILE')
+        break
+      }
       opened.push(r.fd)
     }
     expect(opened.length + 5).toBe(8)

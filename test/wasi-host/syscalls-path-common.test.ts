@@ -9,8 +9,21 @@ import { describe, expect, it } from 'vitest'
 import { errnoName, Rights } from '../../wasi-host/abi/constants.js'
 import { SYSCALL_RIGHTS } from '../../wasi-host/rights.js'
 import {
-  ALL_RIGHTS, BAD_FD, DATA, expectErrno, expectTrap, harness, HIGH_PTR, LOOKUP_FOLLOW, NEG_PTR,
-  PATH_TREE, READ_RIGHTS, SANDBOX, STDOUT, listIn, type Harness,
+  ALL_RIGHTS,
+  BAD_FD,
+  DATA,
+  expectErrno,
+  expectTrap,
+  harness,
+  HIGH_PTR,
+  LOOKUP_FOLLOW,
+  NEG_PTR,
+  PATH_TREE,
+  READ_RIGHTS,
+  SANDBOX,
+  STDOUT,
+  listIn,
+  type Harness,
 } from './harness.js'
 
 type Path = { ptr: number; len: number }
@@ -222,7 +235,8 @@ describe.each(NAMES)('%s: shared path checks', (name) => {
     const reads = ['path_filestat_get', 'path_open', 'path_readlink']
     noSideEffect(h, () => {
       const rc = call(h, DATA, p)
-      if (name === 'path_readlink') expectErrno(rc, 'INVAL') // r.txt is not a symlink
+      if (name === 'path_readlink')
+        expectErrno(rc, 'INVAL') // r.txt is not a symlink
       else if (name === 'path_open') {
         expectErrno(rc, 'SUCCESS')
         h.wasi.fd_close(h.host.fds.numbers().at(-1)!)
@@ -265,8 +279,17 @@ describe('path_* calls never leak a backend handle', () => {
     const h = harness({ sandbox: { ...PATH_TREE, d1: { d2: { d3: { f: 'x', l: { symlink: '../../../sub' } } } } } })
     const base = h.openHandles()
     const paths = [
-      'd1/d2/d3/f', 'd1/d2/d3/l/b.txt', 'd1/d2/d3/l/../a.txt', 'd1/d2/d3/missing', 'd1/d2/d3/f/x', 'd1/../../x',
-      'd1/d2/../d2/d3/./f', 'up/x', 'link', 'sub/deeper/', 'a.txt/',
+      'd1/d2/d3/f',
+      'd1/d2/d3/l/b.txt',
+      'd1/d2/d3/l/../a.txt',
+      'd1/d2/d3/missing',
+      'd1/d2/d3/f/x',
+      'd1/../../x',
+      'd1/d2/../d2/d3/./f',
+      'up/x',
+      'link',
+      'sub/deeper/',
+      'a.txt/',
     ]
     for (const name of NAMES) {
       for (const p of paths) {

@@ -13,8 +13,27 @@ import { memFsFromTree } from '../../wasi-host/fs/mem-fs.js'
 import { createHostDirFs } from '../../wasi-host/node/host-dir-fs.js'
 import { FILE_RIGHTS, MUTATING_RIGHTS } from '../../wasi-host/rights.js'
 import {
-  ALL_RIGHTS, countingFs, DATA, errnoName, existsIn, expectErrno, expectTrap, FDFLAG_APPEND, harness, HIGH_PTR, NEG_PTR, O_CREAT,
-  O_DIRECTORY, O_EXCL, O_TRUNC, PATH_TREE, readIn, READ_RIGHTS, SANDBOX, statIn, type Harness,
+  ALL_RIGHTS,
+  countingFs,
+  DATA,
+  errnoName,
+  existsIn,
+  expectErrno,
+  expectTrap,
+  FDFLAG_APPEND,
+  harness,
+  HIGH_PTR,
+  NEG_PTR,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_TRUNC,
+  PATH_TREE,
+  readIn,
+  READ_RIGHTS,
+  SANDBOX,
+  statIn,
+  type Harness,
 } from './harness.js'
 
 const WRITE = BigInt(Rights.FD_WRITE)
@@ -365,7 +384,8 @@ describe('path_open', () => {
 describe('path_open: the final name is opened before any lookup', () => {
   const SPY = 5
   const backends = {
-    memory: () => memFsFromTree({ 'a.txt': 'alpha\n', sub: { 'b.txt': 'bravo\n' }, link: { symlink: 'a.txt' }, dangling: { symlink: 'new.txt' } }),
+    memory: () =>
+      memFsFromTree({ 'a.txt': 'alpha\n', sub: { 'b.txt': 'bravo\n' }, link: { symlink: 'a.txt' }, dangling: { symlink: 'new.txt' } }),
     host: () => {
       const dir = mkdtempSync(join(tmpdir(), 'caplet-probe-'))
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
@@ -380,7 +400,9 @@ describe('path_open: the final name is opened before any lookup', () => {
     },
   }
   const cleanups: (() => void)[] = []
-  afterEach(() => { for (const c of cleanups.splice(0)) c() })
+  afterEach(() => {
+    for (const c of cleanups.splice(0)) c()
+  })
 
   /** A harness with the backend at fd 5, behind a wrapper logging what the backend is asked. */
   function spied(backend: keyof typeof backends): { h: Harness; log: string[]; fs: Filesystem } {
@@ -399,19 +421,30 @@ describe('path_open: the final name is opened before any lookup', () => {
     let stats = 0
     const plain = (f: FileHandle): FileHandle => ({
       kind: 'file',
-      stat: () => { stats++; return f.stat() },
-      read: (dst, pos) => f.read(dst, pos), write: (src, pos) => f.write(src, pos), setSize: (n) => f.setSize(n),
-      setTimes: (a, m) => f.setTimes(a, m), allocate: (o, l) => f.allocate(o, l), sync: () => f.sync(),
-      datasync: () => f.datasync(), close: () => f.close(),
+      stat: () => {
+        stats++
+        return f.stat()
+      },
+      read: (dst, pos) => f.read(dst, pos),
+      write: (src, pos) => f.write(src, pos),
+      setSize: (n) => f.setSize(n),
+      setTimes: (a, m) => f.setTimes(a, m),
+      allocate: (o, l) => f.allocate(o, l),
+      sync: () => f.sync(),
+      datasync: () => f.datasync(),
+      close: () => f.close(),
     })
     const fs: Filesystem = {
       caps: inner.caps,
       root: () => {
         const d = inner.root()
         return new Proxy(d, {
-          get: (t, k) => k === 'openFile'
-            ? (n: string, o: OpenFileOptions) => plain(t.openFile(n, o))
-            : typeof Reflect.get(t, k) === 'function' ? (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, k),
+          get: (t, k) =>
+            k === 'openFile'
+              ? (n: string, o: OpenFileOptions) => plain(t.openFile(n, o))
+              : typeof Reflect.get(t, k) === 'function'
+                ? (Reflect.get(t, k) as (...a: unknown[]) => unknown).bind(t)
+                : Reflect.get(t, k),
         })
       },
     }

@@ -7,11 +7,30 @@ import { describe, expect, it } from 'vitest'
 import { Filetype, Rights } from '../../wasi-host/abi/constants.js'
 import { memFsFromTree } from '../../wasi-host/fs/mem-fs.js'
 import {
-  ALL_RIGHTS, BAD_FD, DATA, errnoName, existsIn, expectErrno, expectTrap, harness, LOOKUP_FOLLOW, NEG_PTR, O_DIRECTORY,
-  PATH_TREE, readIn, readlinkIn, SANDBOX, statIn, STDOUT, type Harness,
+  ALL_RIGHTS,
+  BAD_FD,
+  DATA,
+  errnoName,
+  existsIn,
+  expectErrno,
+  expectTrap,
+  harness,
+  LOOKUP_FOLLOW,
+  NEG_PTR,
+  O_DIRECTORY,
+  PATH_TREE,
+  readIn,
+  readlinkIn,
+  SANDBOX,
+  statIn,
+  STDOUT,
+  type Harness,
 } from './harness.js'
 
-const ATIM = 1, ATIM_NOW = 2, MTIM = 4, MTIM_NOW = 8
+const ATIM = 1,
+  ATIM_NOW = 2,
+  MTIM = 4,
+  MTIM_NOW = 8
 
 function mkdir(h: Harness, path: string, fd = SANDBOX): number {
   const p = h.str(path)
@@ -353,7 +372,7 @@ describe('path_remove_directory', () => {
   })
 
   it('is NOTDIR for a file and for a symlink (even to a directory)', () => {
-    const h = harness({ sandbox: { 'f': 'x', d: {}, ld: { symlink: 'd' } } })
+    const h = harness({ sandbox: { f: 'x', d: {}, ld: { symlink: 'd' } } })
     expectErrno(rmdir(h, 'f'), 'NOTDIR')
     expectErrno(rmdir(h, 'ld'), 'NOTDIR')
     expect(existsIn(h.sandboxFs, 'd')).toBe(true)
@@ -483,7 +502,14 @@ describe('path_symlink', () => {
 
   it('refuses a target that can only lead out of the mount with PERM, creating nothing', () => {
     const h = harness()
-    for (const [target, at] of [['/x', 'l1'], ['/', 'l2'], ['..', 'l3'], ['../..', 'l4'], ['sub/../../x', 'l5'], ['../../a.txt', 'sub/l6']]) {
+    for (const [target, at] of [
+      ['/x', 'l1'],
+      ['/', 'l2'],
+      ['..', 'l3'],
+      ['../..', 'l4'],
+      ['sub/../../x', 'l5'],
+      ['../../a.txt', 'sub/l6'],
+    ]) {
       expectErrno(symlink(h, target!, at!), 'PERM')
     }
     expect(['l1', 'l2', 'l3', 'l4', 'l5'].some((n) => existsIn(h.sandboxFs, n))).toBe(false)
@@ -596,7 +622,10 @@ describe('path_unlink_file', () => {
 
   it('works through a directory opened with all rights on the writable mount', () => {
     const h = harness()
-    const sub = h.openOk('sub', { oflags: O_DIRECTORY, base: ALL_RIGHTS & ~BigInt(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE) })
+    const sub = h.openOk('sub', {
+      oflags: O_DIRECTORY,
+      base: ALL_RIGHTS & ~BigInt(Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE),
+    })
     expectErrno(unlink(h, 'b.txt', sub), 'SUCCESS')
     expect(existsIn(h.sandboxFs, 'sub/b.txt')).toBe(false)
   })

@@ -4,12 +4,13 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { ClockSource } from '../../wasi-host/host-state.js'
-import {
-  BAD_FD, DATA, errnoName, expectErrno, expectTrap, harness, NEG_PTR, SANDBOX, STDIN, STDOUT, type Harness,
-} from './harness.js'
+import { BAD_FD, DATA, errnoName, expectErrno, expectTrap, harness, NEG_PTR, SANDBOX, STDIN, STDOUT, type Harness } from './harness.js'
 
-const CLOCK = 0, FD_READ = 1, FD_WRITE = 2
-const REALTIME = 0, MONOTONIC = 1
+const CLOCK = 0,
+  FD_READ = 1,
+  FD_WRITE = 2
+const REALTIME = 0,
+  MONOTONIC = 1
 const ABSTIME = 1
 const MS = 1_000_000n
 
@@ -18,7 +19,13 @@ type Sub =
   | { userdata: bigint; fd: number; tag: typeof FD_READ | typeof FD_WRITE }
   | { userdata: bigint; tag: number }
 
-interface Event { userdata: bigint; error: number; type: number; nbytes: bigint; flags: number }
+interface Event {
+  userdata: bigint
+  error: number
+  type: number
+  nbytes: bigint
+  flags: number
+}
 
 function writeSubs(h: Harness, subs: readonly Sub[], at?: number): number {
   const ptr = at ?? h.alloc(subs.length * 48, 8)
@@ -147,7 +154,10 @@ describe('poll_oneoff', () => {
 
   it('reports clock id 9 and unknown subclockflags as INVAL', () => {
     const h = harness({ clocks: virtualClock() })
-    for (const clock of [{ id: 9, timeout: 0n }, { id: MONOTONIC, timeout: 0n, flags: 2 }]) {
+    for (const clock of [
+      { id: 9, timeout: 0n },
+      { id: MONOTONIC, timeout: 0n, flags: 2 },
+    ]) {
       const r = poll(h, [{ userdata: 5n, clock }])
       if (r.errno !== 0) expectErrno(r.errno, 'INVAL')
       else expect(r.events.map((e) => [e.userdata, errnoName(e.error)])).toEqual([[5n, 'INVAL']])
@@ -171,8 +181,14 @@ describe('poll_oneoff', () => {
 
   it('stdin is ready to read and stdout to write', () => {
     const h = harness({ stdin: 'x' })
-    const r = poll(h, [{ userdata: 1n, fd: STDIN, tag: FD_READ }, { userdata: 2n, fd: STDOUT, tag: FD_WRITE }])
-    expect(r.events.map((e) => [e.userdata, e.error, e.type])).toEqual([[1n, 0, FD_READ], [2n, 0, FD_WRITE]])
+    const r = poll(h, [
+      { userdata: 1n, fd: STDIN, tag: FD_READ },
+      { userdata: 2n, fd: STDOUT, tag: FD_WRITE },
+    ])
+    expect(r.events.map((e) => [e.userdata, e.error, e.type])).toEqual([
+      [1n, 0, FD_READ],
+      [2n, 0, FD_WRITE],
+    ])
   })
 
   it('a ready descriptor is reported without waiting for a clock', () => {

@@ -3,9 +3,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { ProcExit } from '../../wasi-host/errors.js'
-import {
-  BAD_FD, DATA, expectErrno, harness, NEG_PTR, SANDBOX, STDERR, STDIN, STDOUT,
-} from './harness.js'
+import { BAD_FD, DATA, expectErrno, harness, NEG_PTR, SANDBOX, STDERR, STDIN, STDOUT } from './harness.js'
 
 describe('proc_exit', () => {
   it('unwinds with a ProcExit carrying the code, which is not an Error', () => {
@@ -23,7 +21,11 @@ describe('proc_exit', () => {
 
   it('passes code 0 and large codes through (u32)', () => {
     const h = harness()
-    for (const [raw, code] of [[0, 0], [255, 255], [-1, 0xffffffff]] as const) {
+    for (const [raw, code] of [
+      [0, 0],
+      [255, 255],
+      [-1, 0xffffffff],
+    ] as const) {
       try {
         h.wasi.proc_exit(raw)
         expect.unreachable()

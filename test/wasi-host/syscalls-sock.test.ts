@@ -18,7 +18,12 @@ function setup(pages = 1) {
   const net = new ScriptedSockets()
   const listener = new ScriptedListener()
   const conn = new ScriptedConnection()
-  const h = harness({ net, sockets: [{ socket: listener }, { socket: conn, name: 'db' }], memoryPages: pages, maximumPages: Math.max(16, pages) })
+  const h = harness({
+    net,
+    sockets: [{ socket: listener }, { socket: conn, name: 'db' }],
+    memoryPages: pages,
+    maximumPages: Math.max(16, pages),
+  })
   const accept = (flags = 0) => {
     const p = h.alloc(4, 4)
     const rc = h.wasi.sock_accept(LISTENER, flags, p)
@@ -34,11 +39,19 @@ function setup(pages = 1) {
     const got = h.u32(n)
     const all = new Uint8Array(lens.reduce((a, b) => a + b, 0))
     let at = 0
-    bufs.forEach((b, i) => { all.set(h.read(b, lens[i]!), at); at += lens[i]! })
+    bufs.forEach((b, i) => {
+      all.set(h.read(b, lens[i]!), at)
+      at += lens[i]!
+    })
     return { rc, n: got, roflags: h.u16(ro), text: new TextDecoder().decode(all.subarray(0, got)) }
   }
   const send = (fd: number, parts: string[], flags = 0) => {
-    const iovs = h.iovecs(parts.map((s) => { const b = h.str(s); return [b.ptr, b.len] as const }))
+    const iovs = h.iovecs(
+      parts.map((s) => {
+        const b = h.str(s)
+        return [b.ptr, b.len] as const
+      }),
+    )
     const n = h.alloc(4, 4)
     const rc = h.wasi.sock_send(fd, iovs, parts.length, flags, n)
     return { rc, n: h.u32(n) }
@@ -282,7 +295,11 @@ describe('poll_oneoff over sockets', () => {
     listener.pending.push(new ScriptedConnection())
     const r = poll(h, [{ fd: LISTENER }, { fd: CONN }, { fd: CONN, write: true }, { clockNs: 5_000_000_000n }])
     expectErrno(r.rc, 'SUCCESS')
-    expect(r.events.map((e) => [e.userdata, e.nbytes])).toEqual([[1, 1], [2, 5], [3, 65536]])
+    expect(r.events.map((e) => [e.userdata, e.nbytes])).toEqual([
+      [1, 1],
+      [2, 5],
+      [3, 65536],
+    ])
     // Sockets ready: the backend was asked not to wait... only for the clock's time.
     expect(net.polls.at(-1)!.timeoutNs! > 4_000_000_000n).toBe(true)
   })

@@ -14,9 +14,7 @@ import { withQuota } from '../../wasi-host/fs/quota.js'
 import { readOnly } from '../../wasi-host/fs/read-only.js'
 import { WRITE_BEHIND_CAP, WRITE_BEHIND_MAX_WRITE } from '../../wasi-host/write-behind.js'
 import { writeLogFs } from '../support/write-log-fs.js'
-import {
-  ALL_RIGHTS, expectErrno, harness, O_CREAT, readIn, SIGNATURES, STDOUT, WITX_PREVIEW1, type Harness,
-} from './harness.js'
+import { ALL_RIGHTS, expectErrno, harness, O_CREAT, readIn, SIGNATURES, STDOUT, WITX_PREVIEW1, type Harness } from './harness.js'
 
 /** The write-behind mount's preopen, after `/sandbox` (3) and `/data` (4). */
 const WB = 5
@@ -69,8 +67,13 @@ describe('write-behind: holding', () => {
   it('gathers every buffer of an iovec array, skipping empty ones', () => {
     const { h, log, stored } = setup()
     const fd = openWb(h)
-    const a = h.str('abc'), b = h.str('defgh'.repeat(10))
-    const iov = h.iovecs([[a.ptr, a.len], [a.ptr, 0], [b.ptr, b.len]])
+    const a = h.str('abc'),
+      b = h.str('defgh'.repeat(10))
+    const iov = h.iovecs([
+      [a.ptr, a.len],
+      [a.ptr, 0],
+      [b.ptr, b.len],
+    ])
     const n = h.alloc(4, 4)
     expectErrno(h.wasi.fd_write(fd, iov, 3, n), 'SUCCESS')
     expect(h.u32(n)).toBe(53)
@@ -88,7 +91,10 @@ describe('write-behind: holding', () => {
     for (let i = 0; i < 300; i++) expectErrno(h.wasi.fd_write(fd, iov, 1, n), 'SUCCESS')
     expect(log.writes.map((w) => [w.at, w.text.length])).toEqual([[0n, WRITE_BEHIND_CAP]])
     expect(tell(h, fd)).toBe(4800n)
-    expect(log.writes.map((w) => [w.at, w.text.length])).toEqual([[0n, WRITE_BEHIND_CAP], [4096n, 4800 - WRITE_BEHIND_CAP]])
+    expect(log.writes.map((w) => [w.at, w.text.length])).toEqual([
+      [0n, WRITE_BEHIND_CAP],
+      [4096n, 4800 - WRITE_BEHIND_CAP],
+    ])
     expect(stored()).toBe('0123456789abcdef'.repeat(300))
   })
 
@@ -99,13 +105,17 @@ describe('write-behind: holding', () => {
     expect(log.writes).toEqual([])
     write(h, fd, 'y'.repeat(WRITE_BEHIND_MAX_WRITE))
     expect(log.writes.map((w) => [w.at, w.text[0], w.text.length])).toEqual([
-      [0n, 'x', WRITE_BEHIND_MAX_WRITE - 1], [BigInt(WRITE_BEHIND_MAX_WRITE - 1), 'y', WRITE_BEHIND_MAX_WRITE],
+      [0n, 'x', WRITE_BEHIND_MAX_WRITE - 1],
+      [BigInt(WRITE_BEHIND_MAX_WRITE - 1), 'y', WRITE_BEHIND_MAX_WRITE],
     ])
     expect(stored()).toBe('x'.repeat(WRITE_BEHIND_MAX_WRITE - 1) + 'y'.repeat(WRITE_BEHIND_MAX_WRITE))
   })
 
   it.each([
-    ['APPEND', Fdflags.APPEND], ['SYNC', Fdflags.SYNC], ['DSYNC', Fdflags.DSYNC], ['RSYNC', Fdflags.RSYNC],
+    ['APPEND', Fdflags.APPEND],
+    ['SYNC', Fdflags.SYNC],
+    ['DSYNC', Fdflags.DSYNC],
+    ['RSYNC', Fdflags.RSYNC],
   ])('never holds a write with %s', (_name, flag) => {
     const { h, log, stored } = setup({ 'f.txt': 'start-' })
     const fd = openWb(h, 'f.txt', flag)

@@ -55,7 +55,15 @@ export const SCRIPT_LIMITS = { files: 1000, fileBytes: 8 * 1024 * 1024, totalByt
 
 const BUNDLE_NAME = 'script.js'
 const NAMESPACE = 'caplet-script'
-const LOADERS: Record<string, 'ts' | 'js' | 'json'> = { '.ts': 'ts', '.mts': 'ts', '.cts': 'ts', '.js': 'js', '.mjs': 'js', '.cjs': 'js', '.json': 'json' }
+const LOADERS: Record<string, 'ts' | 'js' | 'json'> = {
+  '.ts': 'ts',
+  '.mts': 'ts',
+  '.cts': 'ts',
+  '.js': 'js',
+  '.mjs': 'js',
+  '.cjs': 'js',
+  '.json': 'json',
+}
 /** Suffixes tried, in order, for an import without a known extension (as TypeScript resolves). */
 const PROBES = ['', '.ts', '.mts', '.js', '.mjs', '.json', '/index.ts', '/index.js', '/index.mjs']
 
@@ -63,8 +71,14 @@ const PROBES = ['', '.ts', '.mts', '.js', '.mjs', '.json', '/index.ts', '/index.
 export function isScriptProgram(v: unknown): v is ScriptProgram {
   if (typeof v !== 'object' || v === null) return false
   const p = v as Record<string, unknown>
-  return p.kind === 'caplet.script' && p.version === 1 && typeof p.code === 'string' && typeof p.sourceMap === 'string'
-    && typeof p.entry === 'string' && typeof p.filename === 'string'
+  return (
+    p.kind === 'caplet.script' &&
+    p.version === 1 &&
+    typeof p.code === 'string' &&
+    typeof p.sourceMap === 'string' &&
+    typeof p.entry === 'string' &&
+    typeof p.filename === 'string'
+  )
 }
 
 /**
@@ -99,7 +113,7 @@ function extensionOf(name: string): string {
 }
 
 class SourceSet {
-  readonly #files: ((name: string) => string | undefined)
+  readonly #files: (name: string) => string | undefined
   readonly #cache = new Map<string, string | undefined>()
   #total = 0
   problems: Diagnostic[] = []
@@ -108,9 +122,14 @@ class SourceSet {
     if (typeof files === 'function') this.#files = files
     else {
       const names = Object.keys(files)
-      if (names.length > SCRIPT_LIMITS.files) this.problems.push({ severity: 'error', message: `too many files: ${names.length} (at most ${SCRIPT_LIMITS.files})` })
+      if (names.length > SCRIPT_LIMITS.files)
+        this.problems.push({ severity: 'error', message: `too many files: ${names.length} (at most ${SCRIPT_LIMITS.files})` })
       for (const n of names) {
-        if (canonicalName(n) === undefined) this.problems.push({ severity: 'error', message: `file name ${JSON.stringify(n)} is not a plain relative name (no "/" at the start, no "." or ".." parts)` })
+        if (canonicalName(n) === undefined)
+          this.problems.push({
+            severity: 'error',
+            message: `file name ${JSON.stringify(n)} is not a plain relative name (no "/" at the start, no "." or ".." parts)`,
+          })
       }
       const own = new Map(Object.entries(files).filter(([n]) => canonicalName(n) !== undefined))
       this.#files = (name) => own.get(name)
@@ -160,7 +179,13 @@ function inMemory(sources: SourceSet, entry: string): Plugin {
         const spec = args.path
         const from = args.importer
         if (!spec.startsWith('./') && !spec.startsWith('../')) {
-          return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from}: only the submitted files can be imported, by a relative path such as "./lib.ts" (no packages, no node: modules, no absolute paths or URLs)` }] }
+          return {
+            errors: [
+              {
+                text: `import of ${JSON.stringify(spec)} from ${from}: only the submitted files can be imported, by a relative path such as "./lib.ts" (no packages, no node: modules, no absolute paths or URLs)`,
+              },
+            ],
+          }
         }
         const joined = joinRelative(from, spec)
         if (joined === undefined) return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from} leaves the submitted files` }] }
@@ -170,7 +195,8 @@ function inMemory(sources: SourceSet, entry: string): Plugin {
         } catch (e) {
           return { errors: [{ text: (e as Error).message }] }
         }
-        if (name === undefined) return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from}: no submitted file ${JSON.stringify(joined)}` }] }
+        if (name === undefined)
+          return { errors: [{ text: `import of ${JSON.stringify(spec)} from ${from}: no submitted file ${JSON.stringify(joined)}` }] }
         return { path: name, namespace: NAMESPACE }
       })
       b.onLoad({ filter: /.*/, namespace: NAMESPACE }, (args) => {
@@ -200,7 +226,9 @@ function diagnostic(severity: Diagnostic['severity'], m: Message): Diagnostic {
 
 /** One line per diagnostic, `file:line:column: error: message`. */
 export function formatDiagnostics(diagnostics: readonly Diagnostic[]): string {
-  return diagnostics.map((d) => `${d.file !== undefined ? `${d.file}:${d.line ?? 0}:${d.column ?? 0}: ` : ''}${d.severity}: ${d.message}`).join('\n')
+  return diagnostics
+    .map((d) => `${d.file !== undefined ? `${d.file}:${d.line ?? 0}:${d.column ?? 0}: ` : ''}${d.severity}: ${d.message}`)
+    .join('\n')
 }
 
 /**
@@ -210,7 +238,8 @@ export function formatDiagnostics(diagnostics: readonly Diagnostic[]): string {
 export async function compileScript(source: ScriptSource): Promise<CompileScriptResult> {
   const sources = new SourceSet(source.files)
   const entry = canonicalName(source.entry)
-  if (entry === undefined) sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
+  if (entry === undefined)
+    sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
   if (sources.problems.length > 0) return { program: undefined, diagnostics: sources.problems }
   try {
     // Loaded on first use: importing caplet to run a .wasm must not pay for the bundler.
@@ -248,9 +277,15 @@ export async function compileScript(source: ScriptSource): Promise<CompileScript
   } catch (e) {
     const f = e as BuildFailure
     if (Array.isArray(f.errors)) {
-      return { program: undefined, diagnostics: [...f.errors.map((m) => diagnostic('error', m)), ...(f.warnings ?? []).map((m) => diagnostic('warning', m))] }
+      return {
+        program: undefined,
+        diagnostics: [...f.errors.map((m) => diagnostic('error', m)), ...(f.warnings ?? []).map((m) => diagnostic('warning', m))],
+      }
     }
-    return { program: undefined, diagnostics: [{ severity: 'error', message: `the bundler failed: ${e instanceof Error ? e.message : String(e)}` }] }
+    return {
+      program: undefined,
+      diagnostics: [{ severity: 'error', message: `the bundler failed: ${e instanceof Error ? e.message : String(e)}` }],
+    }
   }
 }
 

@@ -54,7 +54,10 @@ export class SourceMap {
     let found = -1
     while (lo <= hi) {
       const mid = (lo + hi) >> 1
-      if (segs[mid]![0] <= col) { found = mid; lo = mid + 1 } else hi = mid - 1
+      if (segs[mid]![0] <= col) {
+        found = mid
+        lo = mid + 1
+      } else hi = mid - 1
     }
     const seg = segs[found === -1 ? 0 : found]!
     if (seg[1] < 0) return undefined
@@ -67,7 +70,9 @@ export class SourceMap {
 function decodeMappings(mappings: string): Segment[][] {
   const lines: Segment[][] = []
   let line: Segment[] = []
-  let src = 0, srcLine = 0, srcCol = 0
+  let src = 0,
+    srcLine = 0,
+    srcCol = 0
   let genCol = 0
   let i = 0
   const fields: number[] = []
@@ -98,7 +103,7 @@ function decodeMappings(mappings: string): Segment[][] {
     let value = 0
     let shift = 0
     for (;;) {
-      const d = i < n ? BASE64[mappings.charCodeAt(i) & 127] ?? -1 : -1
+      const d = i < n ? (BASE64[mappings.charCodeAt(i) & 127] ?? -1) : -1
       if (d < 0 || shift > 30) return lines // malformed: keep what decoded
       i++
       value += (d & 31) * 2 ** shift

@@ -16,8 +16,17 @@ export interface TypecheckJob {
   entry: string
 }
 
-export interface TypecheckDiagnostic { severity: 'error' | 'warning' | 'note'; message: string; file?: string; line?: number; column?: number }
-export interface TypecheckReply { ok: true; diagnostics: TypecheckDiagnostic[] }
+export interface TypecheckDiagnostic {
+  severity: 'error' | 'warning' | 'note'
+  message: string
+  file?: string
+  line?: number
+  column?: number
+}
+export interface TypecheckReply {
+  ok: true
+  diagnostics: TypecheckDiagnostic[]
+}
 
 const SRC = '/src/'
 const LIB_NAME = /^lib\.[a-z0-9.]+\.d\.ts$/
@@ -28,15 +37,31 @@ export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
   const sources = new Map<string, string>(job.files.map(([n, t]) => [SRC + n, t]))
   sources.set(SRC + SCRIPT_GLOBALS_FILE, SCRIPT_GLOBALS_DTS)
   const options: import('typescript').CompilerOptions = {
-    target: ts.ScriptTarget.ES2023, module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler,
-    moduleDetection: ts.ModuleDetectionKind.Force, lib: ['lib.es2023.d.ts'], types: [], strict: true,
-    noEmit: true, allowJs: true, checkJs: false, resolveJsonModule: true, allowImportingTsExtensions: true,
-    isolatedModules: true, skipLibCheck: true, noResolve: false, esModuleInterop: true,
+    target: ts.ScriptTarget.ES2023,
+    module: ts.ModuleKind.ESNext,
+    moduleResolution: ts.ModuleResolutionKind.Bundler,
+    moduleDetection: ts.ModuleDetectionKind.Force,
+    lib: ['lib.es2023.d.ts'],
+    types: [],
+    strict: true,
+    noEmit: true,
+    allowJs: true,
+    checkJs: false,
+    resolveJsonModule: true,
+    allowImportingTsExtensions: true,
+    isolatedModules: true,
+    skipLibCheck: true,
+    noResolve: false,
+    esModuleInterop: true,
   }
   const libDir = dirname(ts.getDefaultLibFilePath(options))
   const libText = (name: string): string | undefined => {
     if (!LIB_NAME.test(name)) return undefined
-    try { return readFileSync(join(libDir, name), 'utf8') } catch { return undefined }
+    try {
+      return readFileSync(join(libDir, name), 'utf8')
+    } catch {
+      return undefined
+    }
   }
   const text = (path: string): string | undefined => {
     if (sources.has(path)) return sources.get(path)
@@ -50,7 +75,9 @@ export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
     },
     getDefaultLibFileName: (o) => `/lib/${ts.getDefaultLibFileName(o)}`,
     getDefaultLibLocation: () => '/lib',
-    writeFile: () => { /* noEmit */ },
+    writeFile: () => {
+      /* noEmit */
+    },
     getCurrentDirectory: () => SRC,
     getCanonicalFileName: (f) => f,
     useCaseSensitiveFileNames: () => true,
@@ -68,7 +95,8 @@ export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
   const diagnostics: TypecheckDiagnostic[] = []
   for (const d of ts.getPreEmitDiagnostics(program)) {
     if (diagnostics.length >= MAX_DIAGNOSTICS) break
-    const severity = d.category === ts.DiagnosticCategory.Error ? 'error' : d.category === ts.DiagnosticCategory.Warning ? 'warning' : 'note'
+    const severity =
+      d.category === ts.DiagnosticCategory.Error ? 'error' : d.category === ts.DiagnosticCategory.Warning ? 'warning' : 'note'
     const message = `${ts.flattenDiagnosticMessageText(d.messageText, '\n')} (TS${d.code})`
     if (d.file && d.start !== undefined && d.file.fileName.startsWith(SRC)) {
       const { line, character } = d.file.getLineAndCharacterOfPosition(d.start)

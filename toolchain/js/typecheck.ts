@@ -21,7 +21,9 @@ export interface TypecheckRequest {
 
 /** The checker's diagnostics (errors, warnings); rejects with CompileError only when a limit stops it. */
 export async function typecheckScript(r: TypecheckRequest): Promise<Diagnostic[]> {
-  const reply = await runCompilerJob<TypecheckReply>({ kind: 'typecheck', files: [...r.files], entry: r.entry },
-    { timeoutMs: r.timeoutMs, heapMb: TYPECHECK_HEAP_MB, signal: r.signal, what: 'the TypeScript type check' })
+  const reply = await runCompilerJob<TypecheckReply>(
+    { kind: 'typecheck', files: [...r.files], entry: r.entry },
+    { timeoutMs: r.timeoutMs, heapMb: TYPECHECK_HEAP_MB, signal: r.signal, what: 'the TypeScript type check' },
+  )
   return reply.diagnostics
 }

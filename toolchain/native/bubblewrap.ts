@@ -29,12 +29,27 @@ function under(path: string, dir: string): boolean {
 /** bwrap arguments up to (not including) the command. */
 export function bubblewrapArgs(install: ClangInstall, layout: JailLayout): string[] {
   const args = [
-    '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL', '--clearenv',
-    '--setenv', 'PATH', dirname(install.linker),
-    '--setenv', 'LC_ALL', 'C',
-    '--setenv', 'TMPDIR', JAIL_TMP,
-    '--setenv', 'SOURCE_DATE_EPOCH', '0',
-    '--ro-bind', install.root, install.root,
+    '--unshare-all',
+    '--die-with-parent',
+    '--new-session',
+    '--cap-drop',
+    'ALL',
+    '--clearenv',
+    '--setenv',
+    'PATH',
+    dirname(install.linker),
+    '--setenv',
+    'LC_ALL',
+    'C',
+    '--setenv',
+    'TMPDIR',
+    JAIL_TMP,
+    '--setenv',
+    'SOURCE_DATE_EPOCH',
+    '0',
+    '--ro-bind',
+    install.root,
+    install.root,
   ]
   const bound = [install.root]
   const bind = (src: string, dest: string) => {
@@ -48,11 +63,20 @@ export function bubblewrapArgs(install: ClangInstall, layout: JailLayout): strin
   bind(install.resourceDir, install.resourceDir)
   for (const dir of install.sysrootDirs) bind(dir, dir)
   args.push(
-    '--size', String(layout.tmpBytes), '--tmpfs', JAIL_TMP,
-    '--ro-bind', layout.src, JAIL_SRC,
-    '--bind', layout.out, JAIL_OUT,
-    '--remount-ro', '/',
-    '--chdir', JAIL_SRC,
+    '--size',
+    String(layout.tmpBytes),
+    '--tmpfs',
+    JAIL_TMP,
+    '--ro-bind',
+    layout.src,
+    JAIL_SRC,
+    '--bind',
+    layout.out,
+    JAIL_OUT,
+    '--remount-ro',
+    '/',
+    '--chdir',
+    JAIL_SRC,
   )
   return args
 }

@@ -41,7 +41,11 @@ function onPath(name: string, env: Readonly<Record<string, string | undefined>>)
   for (const dir of (env.PATH ?? '').split(delimiter)) {
     if (dir === '') continue
     const p = join(dir, name)
-    try { if (statSync(p).isFile()) return p } catch { /* next */ }
+    try {
+      if (statSync(p).isFile()) return p
+    } catch {
+      /* next */
+    }
   }
   return undefined
 }
@@ -55,26 +59,41 @@ export function findClang(env: Readonly<Record<string, string | undefined>> = pr
   }
   const found = onPath('clang-19', env) ?? onPath('clang', env)
   if (found === undefined) {
-    throw new ToolchainError(`no C compiler for wasm32-wasi found: install the Debian packages ${CLANG_PACKAGES} (and ${CLANGXX_PACKAGES} for C++), or name a clang with CAPLET_CLANG`)
+    throw new ToolchainError(
+      `no C compiler for wasm32-wasi found: install the Debian packages ${CLANG_PACKAGES} (and ${CLANGXX_PACKAGES} for C++), or name a clang with CAPLET_CLANG`,
+    )
   }
   return found
 }
 
 function run(file: string, args: string[]): string {
-  return execFileSync(file, args, { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+  return execFileSync(file, args, {
+    encoding: 'utf8',
+    env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 30_000,
+  })
 }
 
 /** Shared libraries `binary` loads, as `ldd` reports them (the loader's own path included). */
 function sharedLibraries(binary: string): string[] {
   let text: string
-  try { text = run('ldd', [binary]) } catch { return [] }
+  try {
+    text = run('ldd', [binary])
+  } catch {
+    return []
+  }
   const libs: string[] = []
   for (const line of text.split('\n')) {
     const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line)
     if (!m) continue
     // Both the name the loader looks up and the file a symlink there leads to must be visible.
     libs.push(normalize(m[1]!))
-    try { libs.push(realpathSync(m[1]!)) } catch { /* reported by the loader in the jail */ }
+    try {
+      libs.push(realpathSync(m[1]!))
+    } catch {
+      /* reported by the loader in the jail */
+    }
   }
   return libs
 }
@@ -84,7 +103,11 @@ export function probeClang(env: Readonly<Record<string, string | undefined>> = p
   const cached = memo.get(given)
   if (cached) return cached
   let clang: string
-  try { clang = realpathSync(given) } catch { throw new ToolchainError(`${given}: cannot resolve the compiler's path`) }
+  try {
+    clang = realpathSync(given)
+  } catch {
+    throw new ToolchainError(`${given}: cannot resolve the compiler's path`)
+  }
   let version: string
   try {
     version = run(clang, ['--version']).split('\n')[0]!.trim()
@@ -100,8 +123,13 @@ export function probeClang(env: Readonly<Record<string, string | undefined>> = p
   let plan: ReturnType<typeof spawnSync>
   try {
     writeFileSync(join(scratch, 'x.o'), '')
-    plan = spawnSync(clang, ['--target=wasm32-wasi', `--sysroot=${sysroot}`, '-###', 'x.o', '-o', 'x.wasm'],
-      { cwd: scratch, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' }, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+    plan = spawnSync(clang, ['--target=wasm32-wasi', `--sysroot=${sysroot}`, '-###', 'x.o', '-o', 'x.wasm'], {
+      cwd: scratch,
+      encoding: 'utf8',
+      env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 30_000,
+    })
   } finally {
     rmSync(scratch, { recursive: true, force: true })
   }
@@ -122,7 +150,15 @@ export function probeClang(env: Readonly<Record<string, string | undefined>> = p
   const libraries = [...new Set([...sharedLibraries(clang), ...sharedLibraries(linkerReal)])]
   const libDir = sysrootDirs.length === 2 ? lib : join(sysroot, 'lib')
   const install: ClangInstall = {
-    clang, root, version, resourceDir, linker, linkerReal, libraries, sysroot, sysrootDirs,
+    clang,
+    root,
+    version,
+    resourceDir,
+    linker,
+    linkerReal,
+    libraries,
+    sysroot,
+    sysrootDirs,
     hasLibcxx: existsSync(join(libDir, 'libc++.a')) || existsSync(join(libDir, 'wasm32-wasi', 'libc++.a')),
     hasUnwind: existsSync(join(libDir, 'libunwind.a')) || existsSync(join(libDir, 'wasm32-wasi', 'libunwind.a')),
   }
@@ -139,7 +175,12 @@ export function clangFingerprint(env: Readonly<Record<string, string | undefined
   const given = findClang(env)
   const sysroot = env.CAPLET_WASI_SYSROOT || '/usr'
   const parts: string[] = []
-  for (const p of [given, join(sysroot, 'lib', 'wasm32-wasi', 'libc.a'), join(sysroot, 'lib', 'wasm32-wasi', 'libc++.a'), join(sysroot, 'lib', 'wasm32-wasi', 'libunwind.a')]) {
+  for (const p of [
+    given,
+    join(sysroot, 'lib', 'wasm32-wasi', 'libc.a'),
+    join(sysroot, 'lib', 'wasm32-wasi', 'libc++.a'),
+    join(sysroot, 'lib', 'wasm32-wasi', 'libunwind.a'),
+  ]) {
     try {
       const real = realpathSync(p)
       const st = statSync(real)

@@ -48,10 +48,24 @@ export function spawnLimited(command: string, args: readonly string[], options: 
     }
     const killGroup = () => {
       if (child.pid === undefined) return
-      try { process.kill(-child.pid, 'SIGKILL') } catch { try { child.kill('SIGKILL') } catch { /* gone */ } }
+      try {
+        process.kill(-child.pid, 'SIGKILL')
+      } catch {
+        try {
+          child.kill('SIGKILL')
+        } catch {
+          /* gone */
+        }
+      }
     }
-    const timer = setTimeout(() => { result.timedOut = true; killGroup() }, options.timeoutMs)
-    const onAbort = () => { result.aborted = true; killGroup() }
+    const timer = setTimeout(() => {
+      result.timedOut = true
+      killGroup()
+    }, options.timeoutMs)
+    const onAbort = () => {
+      result.aborted = true
+      killGroup()
+    }
     if (options.signal?.aborted) onAbort()
     else options.signal?.addEventListener('abort', onAbort, { once: true })
     const collect = (which: 'stdout' | 'stderr') => {
@@ -59,9 +73,15 @@ export function spawnLimited(command: string, args: readonly string[], options: 
       let size = 0
       const stream = child[which]!
       stream.on('data', (chunk: Buffer) => {
-        if (size >= options.maxPrintBytes) { result.truncated = true; return }
+        if (size >= options.maxPrintBytes) {
+          result.truncated = true
+          return
+        }
         const room = options.maxPrintBytes - size
-        if (chunk.length > room) { result.truncated = true; chunk = chunk.subarray(0, room) }
+        if (chunk.length > room) {
+          result.truncated = true
+          chunk = chunk.subarray(0, room)
+        }
         chunks.push(chunk)
         size += chunk.length
       })
@@ -69,7 +89,9 @@ export function spawnLimited(command: string, args: readonly string[], options: 
     }
     const out = collect('stdout')
     const err = collect('stderr')
-    child.on('error', (e: NodeJS.ErrnoException) => { result.spawnError = e.code ?? e.message })
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      result.spawnError = e.code ?? e.message
+    })
     child.on('close', (code, signal) => {
       clearTimeout(timer)
       options.signal?.removeEventListener('abort', onAbort)

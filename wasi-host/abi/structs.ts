@@ -24,9 +24,7 @@ export function writeFilestat(m: GuestMemory, ptr: number, dev: bigint, st: Node
   dv.setBigUint64(ptr + 56, st.ctim, true)
 }
 
-export function writeFdstat(
-  m: GuestMemory, ptr: number, filetype: number, fdflags: number, base: number, inheriting: number,
-): void {
+export function writeFdstat(m: GuestMemory, ptr: number, filetype: number, fdflags: number, base: number, inheriting: number): void {
   m.check(ptr, 24, 8)
   const dv = m.dataView
   dv.setUint8(ptr, filetype)
@@ -40,8 +38,8 @@ export function writeFdstat(
 /** Decodes `fstflags` into the two times to set. @throws WasiError INVAL for contradictory or unknown flags */
 export function decodeFstflags(flags: number, atim: bigint, mtim: bigint): [TimeSpec, TimeSpec] {
   if ((flags & ~FSTFLAGS_ALL) !== 0) throw new WasiError(Errno.INVAL, 'unknown fstflags')
-  if ((flags & Fstflags.ATIM) && (flags & Fstflags.ATIM_NOW)) throw new WasiError(Errno.INVAL, 'ATIM with ATIM_NOW')
-  if ((flags & Fstflags.MTIM) && (flags & Fstflags.MTIM_NOW)) throw new WasiError(Errno.INVAL, 'MTIM with MTIM_NOW')
+  if (flags & Fstflags.ATIM && flags & Fstflags.ATIM_NOW) throw new WasiError(Errno.INVAL, 'ATIM with ATIM_NOW')
+  if (flags & Fstflags.MTIM && flags & Fstflags.MTIM_NOW) throw new WasiError(Errno.INVAL, 'MTIM with MTIM_NOW')
   const a: TimeSpec = flags & Fstflags.ATIM_NOW ? 'now' : flags & Fstflags.ATIM ? atim : undefined
   const t: TimeSpec = flags & Fstflags.MTIM_NOW ? 'now' : flags & Fstflags.MTIM ? mtim : undefined
   return [a, t]

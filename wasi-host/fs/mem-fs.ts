@@ -88,7 +88,12 @@ class FileNode {
    */
   data: Uint8Array = new Uint8Array(0)
   size = 0
-  constructor(readonly ino: bigint, public atim: bigint, public mtim: bigint, public ctim: bigint) {}
+  constructor(
+    readonly ino: bigint,
+    public atim: bigint,
+    public mtim: bigint,
+    public ctim: bigint,
+  ) {}
 }
 
 class SymlinkNode {
@@ -115,7 +120,13 @@ class DirNode {
   parent: DirNode | null
   subdirs = 0
   removed = false
-  constructor(readonly ino: bigint, parent: DirNode | null, public atim: bigint, public mtim: bigint, public ctim: bigint) {
+  constructor(
+    readonly ino: bigint,
+    parent: DirNode | null,
+    public atim: bigint,
+    public mtim: bigint,
+    public ctim: bigint,
+  ) {
     this.parent = parent
   }
 
@@ -138,8 +149,10 @@ class DirNode {
   listing(): readonly DirEntry[] {
     if (this.#listing !== undefined) return this.#listing
     const out: DirEntry[] = []
-    this.#entries.forEach((node, name) => { out.push({ name, filetype: node.filetype, ino: node.ino }) })
-    return this.#listing = Object.freeze(out)
+    this.#entries.forEach((node, name) => {
+      out.push({ name, filetype: node.filetype, ino: node.ino })
+    })
+    return (this.#listing = Object.freeze(out))
   }
 }
 

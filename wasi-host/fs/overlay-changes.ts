@@ -97,7 +97,8 @@ function diffDir(dir: LayeredDir, lower: DirHandle | undefined, path: string, ou
       added(dir, u, p, out)
     } else if (u.filetype === Filetype.DIRECTORY) {
       const child = dir.upperChild(name)
-      if (child === undefined || child.upper === undefined) throw new HostInvariantError(`[overlay] invariant: upper directory ${p} has no merged node`)
+      if (child === undefined || child.upper === undefined)
+        throw new HostInvariantError(`[overlay] invariant: upper directory ${p} has no merged node`)
       const lowerChild = lower!.openDir(name)
       try {
         diffDir(child, lowerChild, p, out)

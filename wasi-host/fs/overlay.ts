@@ -267,7 +267,8 @@ class OverlayState {
     if (dir.removed) throw new WasiError(Errno.NOENT, 'directory has been removed')
     if (dir.upper !== undefined) return dir.upper
     const lowerStat = dir.lowerStat
-    if (lowerStat === undefined) throw new HostInvariantError('[overlay] invariant: a directory without an upper directory has no lower one')
+    if (lowerStat === undefined)
+      throw new HostInvariantError('[overlay] invariant: a directory without an upper directory has no lower one')
     let upper: DirHandle
     if (dir.parent === null) {
       upper = this.upper.root()
@@ -280,17 +281,22 @@ class OverlayState {
     } else {
       const parentUpper = this.copyUpDir(dir.parent)
       const name = dir.name
-      upper = this.#invisibly(parentUpper, name, () => {
-        parentUpper.mkdir(name)
-        const h = parentUpper.openDir(name)
-        try {
-          h.setTimes(lowerStat.atim, lowerStat.mtim)
-        } catch (err) {
-          h.close()
-          throw err
-        }
-        return h
-      }, () => parentUpper.rmdir(name))
+      upper = this.#invisibly(
+        parentUpper,
+        name,
+        () => {
+          parentUpper.mkdir(name)
+          const h = parentUpper.openDir(name)
+          try {
+            h.setTimes(lowerStat.atim, lowerStat.mtim)
+          } catch (err) {
+            h.close()
+            throw err
+          }
+          return h
+        },
+        () => parentUpper.rmdir(name),
+      )
     }
     this.#keepIno(upper.stat().ino, dir.ino)
     dir.upper = upper
@@ -303,16 +309,21 @@ class OverlayState {
    */
   copyUpFile(dir: MergedDir, name: string, src: FileHandle, st: NodeStat, withContent: boolean): void {
     const parentUpper = this.copyUpDir(dir)
-    this.#invisibly(parentUpper, name, () => {
-      const dst = parentUpper.openFile(name, UPPER_NEW)
-      try {
-        if (withContent) copyContent(src, dst, st.size)
-        dst.setTimes(st.atim, st.mtim)
-        if (st.nlink <= 1n) this.#keepIno(dst.stat().ino, this.lowerIno(st.ino))
-      } finally {
-        dst.close()
-      }
-    }, () => parentUpper.unlink(name))
+    this.#invisibly(
+      parentUpper,
+      name,
+      () => {
+        const dst = parentUpper.openFile(name, UPPER_NEW)
+        try {
+          if (withContent) copyContent(src, dst, st.size)
+          dst.setTimes(st.atim, st.mtim)
+          if (st.nlink <= 1n) this.#keepIno(dst.stat().ino, this.lowerIno(st.ino))
+        } finally {
+          dst.close()
+        }
+      },
+      () => parentUpper.unlink(name),
+    )
     const readers = this.#readers.get(st.ino)
     if (readers !== undefined) for (const f of [...readers]) OverlayFile.retarget(f, dir, name, parentUpper)
   }
@@ -322,11 +333,16 @@ class OverlayState {
     const target = lowerDir.readlink(name)
     const st = lowerDir.statChild(name)
     const parentUpper = this.copyUpDir(dir)
-    this.#invisibly(parentUpper, name, () => {
-      parentUpper.symlink(target, name)
-      parentUpper.setTimesChild(name, st.atim, st.mtim)
-      if (st.nlink <= 1n) this.#keepIno(parentUpper.statChild(name).ino, this.lowerIno(st.ino))
-    }, () => parentUpper.unlink(name))
+    this.#invisibly(
+      parentUpper,
+      name,
+      () => {
+        parentUpper.symlink(target, name)
+        parentUpper.setTimesChild(name, st.atim, st.mtim)
+        if (st.nlink <= 1n) this.#keepIno(parentUpper.statChild(name).ino, this.lowerIno(st.ino))
+      },
+      () => parentUpper.unlink(name),
+    )
   }
 
   /** Copies everything of `dir` that shows through from `lowerDir` up, recursively; `dir` becomes opaque. */
@@ -474,7 +490,14 @@ class OverlayFile implements FileHandle {
   #inPlace: InPlace | undefined
   #closed = false
 
-  private constructor(state: OverlayState, inner: FileHandle, readable: boolean, writable: boolean, ino: bigint, inPlace: InPlace | undefined) {
+  private constructor(
+    state: OverlayState,
+    inner: FileHandle,
+    readable: boolean,
+    writable: boolean,
+    ino: bigint,
+    inPlace: InPlace | undefined,
+  ) {
     this.#state = state
     this.#inner = inner
     this.#readable = readable

@@ -84,7 +84,11 @@ class NodeRecord {
   /** Its last name is gone; the charges come back when `handles` reaches 0. */
   unlinked = false
 
-  constructor(readonly ino: bigint, readonly filetype: Filetype, public created: boolean) {}
+  constructor(
+    readonly ino: bigint,
+    readonly filetype: Filetype,
+    public created: boolean,
+  ) {}
 
   /** Records that the node's real size is `size` now, and re-decides trust from it. */
   observe(size: number): void {
@@ -465,8 +469,11 @@ class QuotaDir implements DirHandle {
     const inner = this.#inner
     // A fresh options object: the caller's cannot change between the checks and the call.
     const o: OpenFileOptions = {
-      read: options.read, write: options.write, create: options.create,
-      exclusive: options.exclusive, truncate: options.truncate,
+      read: options.read,
+      write: options.write,
+      create: options.create,
+      exclusive: options.exclusive,
+      truncate: options.truncate,
     }
     let before: NodeStat | undefined
     let creating = false

@@ -12,7 +12,13 @@
 import { Errno } from '../abi/constants.js'
 import { LimitExceeded, WasiError } from '../errors.js'
 import type {
-  ConnectionSocket, ListenerSocket, RecvOptions, SocketBackend, SocketGrant, SocketInterest, SocketReadiness,
+  ConnectionSocket,
+  ListenerSocket,
+  RecvOptions,
+  SocketBackend,
+  SocketGrant,
+  SocketInterest,
+  SocketReadiness,
 } from './sockets.js'
 
 /** What this backend needs of a channel: `BridgeClient` has this shape. */
@@ -114,21 +120,27 @@ export class RemoteSockets implements SocketBackend {
       // Posted: it runs after the sends queued before it, and nothing waits for it.
       if (this.#channel.post) this.#channel.post(NET_SERVICE, 'close', { id }, undefined, ignore)
       else this.#channel.call(NET_SERVICE, 'close', { id })
-    } catch { /* the service is gone, and its sockets with it */ }
+    } catch {
+      /* the service is gone, and its sockets with it */
+    }
   }
 
   /** Hands queued sends to the service without waiting (the guest is about to sleep). */
   flush(): void {
     try {
       this.#channel.flush?.()
-    } catch { /* a closed channel: the next call reports it */ }
+    } catch {
+      /* a closed channel: the next call reports it */
+    }
   }
 
   /** Waits until every queued send has reached the service (the end of a run). Never throws. */
   settle(): void {
     try {
       this.#channel.settle?.()
-    } catch { /* the service is gone, and its sockets with it */ }
+    } catch {
+      /* the service is gone, and its sockets with it */
+    }
   }
 
   /** Errnos of write-behind sends that failed, by connection: the next call on it reports one. */
@@ -161,7 +173,7 @@ export class RemoteSockets implements SocketBackend {
   poll(interests: readonly SocketInterest[], timeoutNs: bigint | undefined): SocketReadiness[] {
     const q = interests.map((i) => [idOf(i.socket), i.write ? 1 : 0])
     // Bytes already here make their socket readable: look at the others, but do not wait.
-    const local = interests.map((i) => (!i.write ? this.#ahead.get(idOf(i.socket))?.byteLength ?? 0 : 0))
+    const local = interests.map((i) => (!i.write ? (this.#ahead.get(idOf(i.socket))?.byteLength ?? 0) : 0))
     const anyLocal = local.some((n) => n > 0)
     // Milliseconds, rounded up: a wait never ends before the guest's deadline.
     const t = anyLocal ? 0 : timeoutNs === undefined ? -1 : Number((timeoutNs + 999_999n) / 1_000_000n)
@@ -182,8 +194,10 @@ export class RemoteSockets implements SocketBackend {
       }
       const here = local[i]! + pre
       return {
-        ready: a[0] === 1 || here > 0, nbytes: Math.max(here, Math.min((a[1] ?? 0) >>> 0, 0x7fffffff)),
-        hangup: a[2] === 1, errno: (a[3] ?? 0) >>> 0,
+        ready: a[0] === 1 || here > 0,
+        nbytes: Math.max(here, Math.min((a[1] ?? 0) >>> 0, 0x7fffffff)),
+        hangup: a[2] === 1,
+        errno: (a[3] ?? 0) >>> 0,
       }
     })
   }

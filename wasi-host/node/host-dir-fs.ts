@@ -122,8 +122,7 @@ function closeQuietly(fd: number): void {
  */
 function assertHostComponent(name: string): void {
   assertComponent(name)
-  if (process.platform === 'win32' &&
-      (/[\\:]/.test(name) || /[. ]$/.test(name) || /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i.test(name))) {
+  if (process.platform === 'win32' && (/[\\:]/.test(name) || /[. ]$/.test(name) || /^(con|prn|aux|nul|com\d|lpt\d)(\.|$)/i.test(name))) {
     throw new WasiError(Errno.INVAL, `not a portable component on Windows: ${JSON.stringify(name)}`)
   }
 }
@@ -362,7 +361,12 @@ class HostFile implements FileHandle {
     // Node cannot pass UTIME_OMIT: an unchanged time is re-set to its current value.
     const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
     host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
-    this.#mount.rememberTimes(cur, host(() => fs.fstatSync(fd, BIG)), atim, mtim)
+    this.#mount.rememberTimes(
+      cur,
+      host(() => fs.fstatSync(fd, BIG)),
+      atim,
+      mtim,
+    )
   }
 
   allocate(offset: bigint, len: bigint): void {
@@ -521,7 +525,12 @@ abstract class HostDir implements DirHandle {
     if (atim === undefined && mtim === undefined) return
     // lutimes: utimensat(AT_SYMLINK_NOFOLLOW), so a symlink's own times change, never its target's.
     host(() => fs.lutimesSync(p, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
-    this.mount.rememberTimes(cur, host(() => fs.lstatSync(p, BIG)), atim, mtim)
+    this.mount.rememberTimes(
+      cur,
+      host(() => fs.lstatSync(p, BIG)),
+      atim,
+      mtim,
+    )
   }
 
   readdir(): DirEntry[] {
@@ -641,7 +650,12 @@ class ProcDir extends HostDir {
     const fd = this.#fd
     const cur = atim === undefined || mtim === undefined ? host(() => fs.fstatSync(fd, BIG)) : undefined
     host(() => fs.futimesSync(fd, hostTime(atim, cur?.atimeNs ?? 0n), hostTime(mtim, cur?.mtimeNs ?? 0n)))
-    this.mount.rememberTimes(cur, host(() => fs.fstatSync(fd, BIG)), atim, mtim)
+    this.mount.rememberTimes(
+      cur,
+      host(() => fs.fstatSync(fd, BIG)),
+      atim,
+      mtim,
+    )
   }
 
   openDir(name: string): DirHandle {
@@ -786,7 +800,12 @@ class FallbackDir extends HostDir {
     // lutimes: if the path was swapped for a symlink since the check, its target is untouched.
     const path = this.#where.path
     host(() => fs.lutimesSync(path, hostTime(atim, cur.atimeNs), hostTime(mtim, cur.mtimeNs)))
-    this.mount.rememberTimes(cur, host(() => fs.lstatSync(path, BIG)), atim, mtim)
+    this.mount.rememberTimes(
+      cur,
+      host(() => fs.lstatSync(path, BIG)),
+      atim,
+      mtim,
+    )
   }
 
   openDir(name: string): DirHandle {
@@ -906,7 +925,11 @@ export function createHostDirFs(hostPath: string, options: HostDirFsOptions = {}
           // Re-opening the magic link (without O_NOFOLLOW, which would refuse it) yields a new
           // fd on the very directory the root fd holds: each handle owns and closes its own.
           const own = fd
-          return new ProcDir(mount, base, host(() => fs.openSync(`${base}${own}`, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)))
+          return new ProcDir(
+            mount,
+            base,
+            host(() => fs.openSync(`${base}${own}`, C.O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
+          )
         },
         close(): void {
           if (fd < 0) return

@@ -72,13 +72,23 @@ class Connection extends Waitable {
   paused = false
   /** Counted against `maxConnections` (accepted from a listener, not closed by the guest). */
   counted = false
-  constructor(readonly id: number, readonly socket: Socket) { super() }
+  constructor(
+    readonly id: number,
+    readonly socket: Socket,
+  ) {
+    super()
+  }
 }
 
 class Listener extends Waitable {
   readonly pending: Connection[] = []
   closed = false
-  constructor(readonly id: number, readonly server: Server) { super() }
+  constructor(
+    readonly id: number,
+    readonly server: Server,
+  ) {
+    super()
+  }
 }
 
 function errnoOfNodeError(e: unknown): number {
@@ -154,7 +164,10 @@ export class NetService {
 
   #listen(g: Extract<NetGrantSpec, { kind: 'listen' }>, _where: string): Promise<OpenedSocket> {
     return new Promise((resolve, reject) => {
-      if (this.#disposed) { reject(new Error('closed')); return }
+      if (this.#disposed) {
+        reject(new Error('closed'))
+        return
+      }
       const server = createServer({ allowHalfOpen: true, noDelay: true })
       this.#servers.push(server)
       const l = new Listener(this.#nextId++, server)
@@ -175,16 +188,25 @@ export class NetService {
 
   #connect(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<OpenedSocket> {
     return new Promise((resolve, reject) => {
-      if (this.#disposed) { reject(new Error('closed')); return }
-      const s = 'path' in g
-        ? createConnection({ path: g.path, allowHalfOpen: true })
-        : createConnection({ host: g.host, port: g.port, allowHalfOpen: true, noDelay: true })
+      if (this.#disposed) {
+        reject(new Error('closed'))
+        return
+      }
+      const s =
+        'path' in g
+          ? createConnection({ path: g.path, allowHalfOpen: true })
+          : createConnection({ host: g.host, port: g.port, allowHalfOpen: true, noDelay: true })
       this.#sockets.add(s)
       s.once('error', reject)
       s.once('connect', () => {
         s.off('error', reject)
         const c = this.#adopt(s)
-        const address = 'path' in g ? `unix:${g.path}` : s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`
+        const address =
+          'path' in g
+            ? `unix:${g.path}`
+            : s.remoteFamily === 'IPv6'
+              ? `[${s.remoteAddress}]:${s.remotePort}`
+              : `${s.remoteAddress}:${s.remotePort}`
         resolve({ id: c.id, role: 'connection', ...(g.name !== undefined ? { name: g.name } : {}), address })
       })
     })
@@ -225,8 +247,14 @@ export class NetService {
       }
       c.notify()
     })
-    s.on('end', () => { c.eof = true; c.notify() })
-    s.on('error', (e) => { if (c.errno === 0) c.errno = errnoOfNodeError(e); c.notify() })
+    s.on('end', () => {
+      c.eof = true
+      c.notify()
+    })
+    s.on('error', (e) => {
+      if (c.errno === 0) c.errno = errnoOfNodeError(e)
+      c.notify()
+    })
     s.on('drain', () => c.notify())
     s.on('close', () => {
       this.#sockets.delete(s)
@@ -250,7 +278,10 @@ export class NetService {
       let timer: ReturnType<typeof setTimeout> | undefined
       const wake = () => {
         for (const o of objs) o.unwait(wake)
-        if (timer !== undefined) { clearTimeout(timer); this.#timers.delete(timer) }
+        if (timer !== undefined) {
+          clearTimeout(timer)
+          this.#timers.delete(timer)
+        }
         resolve()
       }
       for (const o of objs) o.wait(wake)
@@ -286,7 +317,10 @@ export class NetService {
       out.set(b.subarray(head, head + k), at)
       at += k
       head += k
-      if (head === b.byteLength) { i++; head = 0 }
+      if (head === b.byteLength) {
+        i++
+        head = 0
+      }
     }
     if (!peek) this.#consumed(c, i, head, n)
     return out
@@ -381,7 +415,10 @@ export class NetService {
       c.buffered = 0
       c.head = 0
       // Keep reading (and discarding), so the peer is never stuck on a full window.
-      if (c.paused) { c.paused = false; c.socket.resume() }
+      if (c.paused) {
+        c.paused = false
+        c.socket.resume()
+      }
       c.notify()
     }
     if ((how & 2) !== 0 && !c.writeShut) {
@@ -407,7 +444,10 @@ export class NetService {
   /** The guest let go of `c`: what it sent still goes out (then the socket closes), unless the peer never takes it. */
   #release(c: Connection): void {
     this.#objects.delete(c.id)
-    if (c.counted) { c.counted = false; this.#live-- }
+    if (c.counted) {
+      c.counted = false
+      this.#live--
+    }
     const s = c.socket
     c.readShut = true
     c.chunks.length = 0
@@ -415,7 +455,10 @@ export class NetService {
     c.notify()
     if (s.destroyed) return
     if (c.paused) s.resume()
-    if (s.writableLength === 0 || c.errno !== 0) { s.destroy(); return }
+    if (s.writableLength === 0 || c.errno !== 0) {
+      s.destroy()
+      return
+    }
     s.end()
     s.once('finish', () => s.destroy())
     const t = setTimeout(() => s.destroy(), LINGER_MS)
@@ -430,7 +473,7 @@ export class NetService {
    * `recv` then needs no request of its own (one round trip per request instead of two).
    */
   async poll(args: { q?: unknown; t?: unknown; pf?: unknown }): Promise<Reply> {
-    const q = Array.isArray(args?.q) ? args.q as unknown[] : []
+    const q = Array.isArray(args?.q) ? (args.q as unknown[]) : []
     const t = typeof args?.t === 'number' ? args.t : 0
     let budget = typeof args?.pf === 'number' && args.pf > 0 ? Math.min(args.pf, 64 << 20) : 0
     const deadline = t >= 0 ? performance.now() + t : Infinity
@@ -438,9 +481,12 @@ export class NetService {
       const objs: Waitable[] = []
       let any = false
       const r: number[][] = q.map((e) => {
-        const [id, w] = Array.isArray(e) ? e as [unknown, unknown] : [undefined, undefined]
+        const [id, w] = Array.isArray(e) ? (e as [unknown, unknown]) : [undefined, undefined]
         const o = typeof id === 'number' ? this.#objects.get(id) : undefined
-        if (o === undefined) { any = true; return [0, 0, 0, Errno.BADF] }
+        if (o === undefined) {
+          any = true
+          return [0, 0, 0, Errno.BADF]
+        }
         objs.push(o)
         const a = this.#readiness(o, w === 1)
         if (a[0] === 1) any = true
@@ -456,7 +502,7 @@ export class NetService {
       let total = 0
       const seen = new Set<Connection>()
       q.forEach((e, i) => {
-        const [id, w] = Array.isArray(e) ? e as [unknown, unknown] : [undefined, undefined]
+        const [id, w] = Array.isArray(e) ? (e as [unknown, unknown]) : [undefined, undefined]
         const c = this.#connection(id)
         if (c === undefined || w === 1 || c.readShut || c.buffered === 0 || budget === 0 || seen.has(c)) return
         seen.add(c)
@@ -470,7 +516,10 @@ export class NetService {
       if (taken.length === 1) return { value: { r }, bytes: taken[0]! }
       const out = new Uint8Array(total)
       let at = 0
-      for (const b of taken) { out.set(b, at); at += b.byteLength }
+      for (const b of taken) {
+        out.set(b, at)
+        at += b.byteLength
+      }
       return { value: { r }, bytes: out }
     }
   }
@@ -503,8 +552,11 @@ export class NetService {
 }
 
 /** A bridge service: method name → handler (the wire methods only), and `dispose`. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type NetBridgeService = Record<(typeof NET_METHODS)[number], (args: any, bytes: Uint8Array | undefined) => Reply | Promise<Reply>> & {
+export type NetBridgeService = Record<
+  (typeof NET_METHODS)[number],
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  (args: any, bytes: Uint8Array | undefined) => Reply | Promise<Reply>
+> & {
   dispose(): Promise<void>
 }
 
@@ -513,7 +565,9 @@ const NET_METHODS = ['open', 'accept', 'recv', 'send', 'write', 'shutdown', 'clo
 /** `service` as a bridge service exposing exactly the wire methods (nothing else is callable). */
 export function asBridgeService(service: NetService): NetBridgeService {
   const out = Object.create(null) as Record<string, unknown>
-  for (const m of NET_METHODS) out[m] = (args: never, bytes: Uint8Array | undefined) => (service[m] as (a: never, b?: Uint8Array) => Reply | Promise<Reply>)(args, bytes)
+  for (const m of NET_METHODS)
+    out[m] = (args: never, bytes: Uint8Array | undefined) =>
+      (service[m] as (a: never, b?: Uint8Array) => Reply | Promise<Reply>)(args, bytes)
   out.dispose = () => service.dispose()
   return out as NetBridgeService
 }
@@ -522,6 +576,8 @@ export function asBridgeService(service: NetService): NetBridgeService {
 export function create(config: unknown): NetBridgeService {
   const service = new NetService(config as NetServiceConfig)
   // Listen and connect at once: connections queue (bounded) before the guest asks for them.
-  service.start().catch(() => { /* reported to the guest side by `open` */ })
+  service.start().catch(() => {
+    /* reported to the guest side by `open` */
+  })
   return asBridgeService(service)
 }

@@ -11,7 +11,15 @@
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
-import { assertComponent, CREATE_NEW, READ_ONLY, type DirHandle, type FileHandle, type NodeStat, type OpenFileOptions } from '../fs/filesystem.js'
+import {
+  assertComponent,
+  CREATE_NEW,
+  READ_ONLY,
+  type DirHandle,
+  type FileHandle,
+  type NodeStat,
+  type OpenFileOptions,
+} from '../fs/filesystem.js'
 import type { OverlayChange, OverlayFs } from '../fs/overlay.js'
 import { createHostDirFs } from './host-dir-fs.js'
 
@@ -226,7 +234,8 @@ function assertContainedTarget(path: string, depth: number, target: string): voi
   for (const c of target.split('/')) {
     if (c === '' || c === '.') continue
     if (c === '..') {
-      if (--level < 0) throw new OverlayApplyError(`symlink ${JSON.stringify(path)} -> ${JSON.stringify(target)} leads out of the directory`)
+      if (--level < 0)
+        throw new OverlayApplyError(`symlink ${JSON.stringify(path)} -> ${JSON.stringify(target)} leads out of the directory`)
     } else {
       level++
     }

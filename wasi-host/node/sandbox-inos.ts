@@ -42,7 +42,7 @@ export class SandboxInos {
     let inos = this.#lastInos
     if (dev !== this.#lastDev || inos === undefined) {
       inos = this.#inos.get(dev)
-      if (inos === undefined) this.#inos.set(dev, inos = new Map())
+      if (inos === undefined) this.#inos.set(dev, (inos = new Map()))
       this.#lastDev = dev
       this.#lastInos = inos
     }

@@ -8,22 +8,32 @@ import type { ClockSource, HostState } from '../host-state.js'
 /** Reads clock `id`. @throws WasiError INVAL for an unknown clock */
 export function readClock(clocks: ClockSource, id: number): bigint {
   switch (id) {
-    case Clockid.REALTIME: return clocks.realtime()
-    case Clockid.MONOTONIC: return clocks.monotonic()
-    case Clockid.PROCESS_CPUTIME_ID: return clocks.processCputime()
-    case Clockid.THREAD_CPUTIME_ID: return clocks.threadCputime()
-    default: throw new WasiError(Errno.INVAL, `unknown clock ${id}`)
+    case Clockid.REALTIME:
+      return clocks.realtime()
+    case Clockid.MONOTONIC:
+      return clocks.monotonic()
+    case Clockid.PROCESS_CPUTIME_ID:
+      return clocks.processCputime()
+    case Clockid.THREAD_CPUTIME_ID:
+      return clocks.threadCputime()
+    default:
+      throw new WasiError(Errno.INVAL, `unknown clock ${id}`)
   }
 }
 
 function clockResolution(clocks: ClockSource, id: number): bigint {
   const r = clocks.resolution
   switch (id) {
-    case Clockid.REALTIME: return r.realtime
-    case Clockid.MONOTONIC: return r.monotonic
-    case Clockid.PROCESS_CPUTIME_ID: return r.processCputime
-    case Clockid.THREAD_CPUTIME_ID: return r.threadCputime
-    default: throw new WasiError(Errno.INVAL, `unknown clock ${id}`)
+    case Clockid.REALTIME:
+      return r.realtime
+    case Clockid.MONOTONIC:
+      return r.monotonic
+    case Clockid.PROCESS_CPUTIME_ID:
+      return r.processCputime
+    case Clockid.THREAD_CPUTIME_ID:
+      return r.threadCputime
+    default:
+      throw new WasiError(Errno.INVAL, `unknown clock ${id}`)
   }
 }
 

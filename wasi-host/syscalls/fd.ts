@@ -6,15 +6,11 @@
  * NOTE: every output pointer is checked before the first side effect, so a fault never leaves
  * half-done work (bun#34468 class).
  */
-import {
-  Advice, Errno, errnoName, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi,
-} from '../abi/constants.js'
+import { Advice, Errno, errnoName, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, Whence, rightsFromAbi } from '../abi/constants.js'
 import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
 import { encodeUtf8 } from '../abi/guest-memory.js'
 import { WasiError } from '../errors.js'
-import {
-  releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter,
-} from '../fd-table.js'
+import { releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter } from '../fd-table.js'
 import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 import { readSocket, writeSocket } from './sock.js'
@@ -29,7 +25,13 @@ const MAX_FILE_OFFSET = (1n << 63n) - 1n
 const MAX_IO_TOTAL = 0x7fffffff
 
 const STREAM_STAT: NodeStat = Object.freeze({
-  filetype: Filetype.CHARACTER_DEVICE, ino: 0n, nlink: 1n, size: 0n, atim: 0n, mtim: 0n, ctim: 0n,
+  filetype: Filetype.CHARACTER_DEVICE,
+  ino: 0n,
+  nlink: 1n,
+  size: 0n,
+  atim: 0n,
+  mtim: 0n,
+  ctim: 0n,
 })
 
 /** The descriptor's metadata, whatever its kind. */
@@ -85,7 +87,15 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
       // POSIX: once some bytes are written, a later failure (a quota, a full disk) makes a
       // short write; the guest learns of the error at its next call. A refusal is still one.
       if (total > 0 && e instanceof WasiError) {
-        if (e.denial !== undefined) h.denials.record({ call: at === undefined ? 'fd_write' : 'fd_pwrite', kind: e.denial, errno: errnoName(e.errno), detail: `${e.detail ?? e.message} (a short write)`, mount: d.mount.guestPath, mode: d.mount.mode })
+        if (e.denial !== undefined)
+          h.denials.record({
+            call: at === undefined ? 'fd_write' : 'fd_pwrite',
+            kind: e.denial,
+            errno: errnoName(e.errno),
+            detail: `${e.detail ?? e.message} (a short write)`,
+            mount: d.mount.guestPath,
+            mode: d.mount.mode,
+          })
         break
       }
       throw e
@@ -200,9 +210,7 @@ export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: numb
   return Errno.SUCCESS
 }
 
-export function fd_pwrite(
-  h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nwrittenPtr: number,
-): number {
+export function fd_pwrite(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nwrittenPtr: number): number {
   checkIovecs(h, iovs, iovsLen)
   h.memory.check(nwrittenPtr, 4, 4)
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
@@ -213,9 +221,7 @@ export function fd_pwrite(
   return Errno.SUCCESS
 }
 
-export function fd_pread(
-  h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number,
-): number {
+export function fd_pread(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number): number {
   checkIovecs(h, iovs, iovsLen)
   h.memory.check(nreadPtr, 4, 4)
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
@@ -230,10 +236,17 @@ export function fd_seek(h: HostState, d: FileDescriptor, offset: bigint, whence:
   h.memory.check(newOffsetPtr, 8, 8)
   let base: bigint
   switch (whence) {
-    case Whence.SET: base = 0n; break
-    case Whence.CUR: base = d.position; break
-    case Whence.END: base = d.handle.stat().size; break
-    default: throw new WasiError(Errno.INVAL, 'bad whence')
+    case Whence.SET:
+      base = 0n
+      break
+    case Whence.CUR:
+      base = d.position
+      break
+    case Whence.END:
+      base = d.handle.stat().size
+      break
+    default:
+      throw new WasiError(Errno.INVAL, 'bad whence')
   }
   const next = base + offset
   if (next < 0n) throw new WasiError(Errno.INVAL, 'negative offset')
@@ -254,7 +267,7 @@ export function fd_close(h: HostState, fd: number): number {
   if (d === undefined) return Errno.BADF
   releaseDescriptor(d)
   // Closed all the same, as on Linux, where close reports a write-back error too.
-  return d.kind === 'file' ? h.writeBehind.takeError(d)?.errno ?? Errno.SUCCESS : Errno.SUCCESS
+  return d.kind === 'file' ? (h.writeBehind.takeError(d)?.errno ?? Errno.SUCCESS) : Errno.SUCCESS
 }
 
 export function fd_renumber(h: HostState, from: number, to: number): number {
@@ -310,9 +323,7 @@ export function fd_filestat_set_size(_h: HostState, d: FileDescriptor, size: big
   return Errno.SUCCESS
 }
 
-export function fd_filestat_set_times(
-  _h: HostState, d: FileDescriptor | DirDescriptor, atim: bigint, mtim: bigint, flags: number,
-): number {
+export function fd_filestat_set_times(_h: HostState, d: FileDescriptor | DirDescriptor, atim: bigint, mtim: bigint, flags: number): number {
   const [a, m] = decodeFstflags(flags, atim, mtim)
   if (d.kind === 'file') d.handle.setTimes(a, m)
   else d.dir.handle.setTimes(a, m)
@@ -372,9 +383,7 @@ export function fd_prestat_dir_name(h: HostState, d: Descriptor, pathPtr: number
  * descriptor, laid out as dirents (`layoutDirents`), so cookies stay stable while the guest
  * deletes what it has read (`rm -r`), and a call costs one copy rather than a re-listing.
  */
-export function fd_readdir(
-  h: HostState, d: DirDescriptor, bufPtr: number, bufLen: number, cookie: bigint, bufusedPtr: number,
-): number {
+export function fd_readdir(h: HostState, d: DirDescriptor, bufPtr: number, bufLen: number, cookie: bigint, bufusedPtr: number): number {
   const m = h.memory
   m.check(bufPtr, bufLen)
   m.check(bufusedPtr, 4, 4)
@@ -400,6 +409,6 @@ const layouts = new WeakMap<readonly DirEntry[], DirentListing>()
 function layoutOf(entries: readonly DirEntry[]): DirentListing {
   if (!Object.isFrozen(entries)) return layoutDirents(entries)
   let listing = layouts.get(entries)
-  if (listing === undefined) layouts.set(entries, listing = layoutDirents(entries))
+  if (listing === undefined) layouts.set(entries, (listing = layoutDirents(entries)))
   return listing
 }

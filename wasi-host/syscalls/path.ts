@@ -8,9 +8,7 @@
  * a writable one (wasmtime ghsa-4ch3). The preopen's root has no name in any directory the
  * guest can reach, so it cannot be removed, renamed or replaced.
  */
-import {
-  Errno, Fdflags, FDFLAGS_ALL, Filetype, Lookupflags, Oflags, OFLAGS_ALL, Rights as R, rightsFromAbi,
-} from '../abi/constants.js'
+import { Errno, Fdflags, FDFLAGS_ALL, Filetype, Lookupflags, Oflags, OFLAGS_ALL, Rights as R, rightsFromAbi } from '../abi/constants.js'
 import { decodeFstflags, writeFilestat } from '../abi/structs.js'
 import { WasiError } from '../errors.js'
 import type { Descriptor, DirDescriptor } from '../fd-table.js'
@@ -33,7 +31,11 @@ function checkLookupflags(flags: number): boolean {
 
 /** `'entry'`: act on the final entry itself, never following it, even with a trailing slash. */
 function withResolution<T>(
-  h: HostState, d: DirDescriptor, path: string, follow: boolean | 'entry', fn: (r: Resolution) => T,
+  h: HostState,
+  d: DirDescriptor,
+  path: string,
+  follow: boolean | 'entry',
+  fn: (r: Resolution) => T,
   probe?: (dir: DirHandle, name: string) => boolean,
 ): T {
   const r = resolve(d.dir.handle, path, { follow: follow === true, keepLinkWithSlash: follow === 'entry', probe }, h.limits)
@@ -73,8 +75,16 @@ function refuseMovingClimbingLink(d: DirDescriptor, r: Resolution): void {
 }
 
 export function path_open(
-  h: HostState, d: DirDescriptor, dirflags: number, pathPtr: number, pathLen: number, oflags: number,
-  rightsBase: bigint, rightsInheriting: bigint, fdflags: number, fdPtr: number,
+  h: HostState,
+  d: DirDescriptor,
+  dirflags: number,
+  pathPtr: number,
+  pathLen: number,
+  oflags: number,
+  rightsBase: bigint,
+  rightsInheriting: bigint,
+  fdflags: number,
+  fdPtr: number,
 ): number {
   const follow = checkLookupflags(dirflags)
   if ((oflags & ~OFLAGS_ALL) !== 0) throw new WasiError(Errno.INVAL, 'unknown oflags')
@@ -88,15 +98,14 @@ export function path_open(
   const truncate = (oflags & Oflags.TRUNC) !== 0
   const wantDir = (oflags & Oflags.DIRECTORY) !== 0
   // Effects, not requested bits, decide what is needed (GHSA-2r75).
-  const writes = (requested & (R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE)) !== 0 ||
-    (fdflags & Fdflags.APPEND) !== 0
+  const writes = (requested & (R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE)) !== 0 || (fdflags & Fdflags.APPEND) !== 0
   const mutates = create || truncate || writes
   const mount = d.mount
   if (mutates && mount.mode === 'ro') throw denial('read-only', 'write open on a read-only mount')
   if (create && (d.rightsBase & R.PATH_CREATE_FILE) === 0) throw denial('missing-right', 'CREAT needs PATH_CREATE_FILE')
   if (truncate && (d.rightsBase & R.PATH_FILESTAT_SET_SIZE) === 0) throw denial('missing-right', 'TRUNC needs PATH_FILESTAT_SET_SIZE')
   if ((requested & ~d.rightsInheriting & (R.FD_WRITE | R.FD_READ)) !== 0) {
-    throw denial('missing-right', 'requested read/write beyond the directory\'s inheriting rights')
+    throw denial('missing-right', "requested read/write beyond the directory's inheriting rights")
   }
   const domain = domainRights(mount.mode)
   // A descriptor slot must exist before any effect (a create or a truncate) happens.
@@ -109,12 +118,18 @@ export function path_open(
     // rights) must not leave a writable host fd, a copy-up or a broken lease behind a read-only
     // descriptor. (`writes`, from the request, still decides the read-only-mount refusal.)
     write: (fileBase & (R.FD_WRITE | R.FD_ALLOCATE | R.FD_FILESTAT_SET_SIZE)) !== 0,
-    create, exclusive, truncate,
+    create,
+    exclusive,
+    truncate,
   }
   const fileDescriptor = (handle: FileHandle): number => {
     const filetype = handle.filetype ?? handle.stat().filetype
     const child: Descriptor = {
-      kind: 'file', filetype, handle, mount, position: 0n,
+      kind: 'file',
+      filetype,
+      handle,
+      mount,
+      position: 0n,
       rightsAtOpen: fileBase & maxRightsFor(filetype),
       rightsBase: fileBase & maxRightsFor(filetype),
       rightsInheriting: requestedInheriting & d.rightsInheriting & domain,
@@ -131,58 +146,78 @@ export function path_open(
   // nothing there without O_CREAT is NOENT, something there with O_CREAT|O_EXCL is EXIST.
   // (Such an answer is kept and thrown once, below, rather than rethrown through the walk.)
   let probed: FileHandle | WasiError | undefined
-  const probe = wantDir ? undefined : (dir: DirHandle, name: string): boolean => {
-    try {
-      probed = dir.openFile(name, fileOptions)
-      return true
-    } catch (e) {
-      if (!(e instanceof WasiError)) throw e
-      if ((e.errno === Errno.NOENT && !create) || (e.errno === Errno.EXIST && create && exclusive)) {
-        probed = e
-        return true
+  const probe = wantDir
+    ? undefined
+    : (dir: DirHandle, name: string): boolean => {
+        try {
+          probed = dir.openFile(name, fileOptions)
+          return true
+        } catch (e) {
+          if (!(e instanceof WasiError)) throw e
+          if ((e.errno === Errno.NOENT && !create) || (e.errno === Errno.EXIST && create && exclusive)) {
+            probed = e
+            return true
+          }
+          return false
+        }
       }
-      return false
-    }
-  }
 
   // POSIX: O_CREAT|O_EXCL never follows a symlink in the last component, dangling or not.
-  return withResolution(h, d, path, follow && !(create && exclusive), (r) => {
-    if (r.probed) {
-      if (probed instanceof WasiError) throw probed
-      return fileDescriptor(probed!)
-    }
-    const st = r.stat
-    if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
-      // The target is a directory.
-      if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
-      if (writes || truncate || create) throw new WasiError(Errno.ISDIR, 'is a directory')
-      const handle = r.name === undefined ? r.dir : r.dir.openDir(r.name)
-      const shared = r.name === undefined
-      const dirRef = shared && handle === d.dir.handle ? d.dir : { handle, refs: 0 }
-      if (shared && handle !== d.dir.handle) r.keep(handle)
-      const child: DirDescriptor = {
-        kind: 'dir', filetype: Filetype.DIRECTORY, dir: dirRef, mount, preopenPath: undefined, listing: undefined,
-        depth: d.depth + r.depth + (r.name === undefined ? 0 : 1),
-        rightsAtOpen: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
-        rightsBase: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
-        // Directories pass on generous inheriting rights; the mode is enforced at open
-        // (docs/decisions.md, 4), so a write-open fails early with ROFS.
-        rightsInheriting: requestedInheriting & d.rightsInheriting,
-        fdflags,
+  return withResolution(
+    h,
+    d,
+    path,
+    follow && !(create && exclusive),
+    (r) => {
+      if (r.probed) {
+        if (probed instanceof WasiError) throw probed
+        return fileDescriptor(probed!)
       }
-      return insertChild(h, child, fdPtr, () => { if (dirRef.refs === 0) handle.close() })
-    }
-    const name = r.name
-    if (st !== undefined && st.filetype === Filetype.SYMBOLIC_LINK) {
-      if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
-      throw new WasiError(wantDir ? Errno.NOTDIR : Errno.LOOP, 'symlink not followed')
-    }
-    if (wantDir) throw new WasiError(st === undefined && !create ? Errno.NOENT : Errno.NOTDIR, 'not a directory')
-    if (r.trailingSlash) throw new WasiError(st === undefined && create ? Errno.ISDIR : st === undefined ? Errno.NOENT : Errno.NOTDIR, 'trailing slash on a non-directory')
-    if (st === undefined && !create) throw new WasiError(Errno.NOENT, 'no such file')
-    if (st !== undefined && create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
-    return fileDescriptor(r.dir.openFile(name, fileOptions))
-  }, probe)
+      const st = r.stat
+      if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
+        // The target is a directory.
+        if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+        if (writes || truncate || create) throw new WasiError(Errno.ISDIR, 'is a directory')
+        const handle = r.name === undefined ? r.dir : r.dir.openDir(r.name)
+        const shared = r.name === undefined
+        const dirRef = shared && handle === d.dir.handle ? d.dir : { handle, refs: 0 }
+        if (shared && handle !== d.dir.handle) r.keep(handle)
+        const child: DirDescriptor = {
+          kind: 'dir',
+          filetype: Filetype.DIRECTORY,
+          dir: dirRef,
+          mount,
+          preopenPath: undefined,
+          listing: undefined,
+          depth: d.depth + r.depth + (r.name === undefined ? 0 : 1),
+          rightsAtOpen: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
+          rightsBase: requested & d.rightsInheriting & maxRightsFor(Filetype.DIRECTORY) & domain,
+          // Directories pass on generous inheriting rights; the mode is enforced at open
+          // (docs/decisions.md, 4), so a write-open fails early with ROFS.
+          rightsInheriting: requestedInheriting & d.rightsInheriting,
+          fdflags,
+        }
+        return insertChild(h, child, fdPtr, () => {
+          if (dirRef.refs === 0) handle.close()
+        })
+      }
+      const name = r.name
+      if (st !== undefined && st.filetype === Filetype.SYMBOLIC_LINK) {
+        if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+        throw new WasiError(wantDir ? Errno.NOTDIR : Errno.LOOP, 'symlink not followed')
+      }
+      if (wantDir) throw new WasiError(st === undefined && !create ? Errno.NOENT : Errno.NOTDIR, 'not a directory')
+      if (r.trailingSlash)
+        throw new WasiError(
+          st === undefined && create ? Errno.ISDIR : st === undefined ? Errno.NOENT : Errno.NOTDIR,
+          'trailing slash on a non-directory',
+        )
+      if (st === undefined && !create) throw new WasiError(Errno.NOENT, 'no such file')
+      if (st !== undefined && create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
+      return fileDescriptor(r.dir.openFile(name, fileOptions))
+    },
+    probe,
+  )
 }
 
 function insertChild(h: HostState, child: Descriptor, fdPtr: number, undo: () => void): number {
@@ -198,9 +233,7 @@ function insertChild(h: HostState, child: Descriptor, fdPtr: number, undo: () =>
   return Errno.SUCCESS
 }
 
-export function path_filestat_get(
-  h: HostState, d: DirDescriptor, flags: number, pathPtr: number, pathLen: number, bufPtr: number,
-): number {
+export function path_filestat_get(h: HostState, d: DirDescriptor, flags: number, pathPtr: number, pathLen: number, bufPtr: number): number {
   const follow = checkLookupflags(flags)
   const path = readPath(h, pathPtr, pathLen)
   h.memory.check(bufPtr, 64, 8)
@@ -209,8 +242,8 @@ export function path_filestat_get(
     if (r.trailingSlash && r.stat.filetype !== Filetype.DIRECTORY) throw new WasiError(Errno.NOTDIR, 'not a directory')
     // SECURITY: a link's size is its target's length; for a (host-made) link leading out of the
     // mount, whose target readlink refuses to show, even the length is not the guest's to know.
-    if (r.stat.filetype === Filetype.SYMBOLIC_LINK && r.name !== undefined &&
-      escapesLexically(r.dir.readlink(r.name), d.depth + r.depth)) return { ...r.stat, size: 0n }
+    if (r.stat.filetype === Filetype.SYMBOLIC_LINK && r.name !== undefined && escapesLexically(r.dir.readlink(r.name), d.depth + r.depth))
+      return { ...r.stat, size: 0n }
     return r.stat
   })
   writeFilestat(h.memory, bufPtr, d.mount.dev, st)
@@ -218,8 +251,14 @@ export function path_filestat_get(
 }
 
 export function path_filestat_set_times(
-  h: HostState, d: DirDescriptor, flags: number, pathPtr: number, pathLen: number,
-  atim: bigint, mtim: bigint, fstflags: number,
+  h: HostState,
+  d: DirDescriptor,
+  flags: number,
+  pathPtr: number,
+  pathLen: number,
+  atim: bigint,
+  mtim: bigint,
+  fstflags: number,
 ): number {
   const follow = checkLookupflags(flags)
   const [a, m] = decodeFstflags(fstflags, atim, mtim)
@@ -267,7 +306,13 @@ export function path_unlink_file(h: HostState, d: DirDescriptor, pathPtr: number
 }
 
 export function path_readlink(
-  h: HostState, d: DirDescriptor, pathPtr: number, pathLen: number, bufPtr: number, bufLen: number, bufusedPtr: number,
+  h: HostState,
+  d: DirDescriptor,
+  pathPtr: number,
+  pathLen: number,
+  bufPtr: number,
+  bufLen: number,
+  bufusedPtr: number,
 ): number {
   const path = readPath(h, pathPtr, pathLen)
   h.memory.check(bufPtr, bufLen)
@@ -289,7 +334,12 @@ export function path_readlink(
 }
 
 export function path_symlink(
-  h: HostState, oldPathPtr: number, oldPathLen: number, d: DirDescriptor, newPathPtr: number, newPathLen: number,
+  h: HostState,
+  oldPathPtr: number,
+  oldPathLen: number,
+  d: DirDescriptor,
+  newPathPtr: number,
+  newPathLen: number,
 ): number {
   const target = readPath(h, oldPathPtr, oldPathLen)
   const path = readPath(h, newPathPtr, newPathLen)
@@ -317,8 +367,14 @@ function twoHandleCheck(a: DirDescriptor, b: Descriptor): DirDescriptor {
 }
 
 export function path_link(
-  h: HostState, d: DirDescriptor, oldFlags: number, oldPathPtr: number, oldPathLen: number,
-  target: Descriptor, newPathPtr: number, newPathLen: number,
+  h: HostState,
+  d: DirDescriptor,
+  oldFlags: number,
+  oldPathPtr: number,
+  oldPathLen: number,
+  target: Descriptor,
+  newPathPtr: number,
+  newPathLen: number,
 ): number {
   const follow = checkLookupflags(oldFlags)
   const oldPath = readPath(h, oldPathPtr, oldPathLen)
@@ -340,8 +396,13 @@ export function path_link(
 }
 
 export function path_rename(
-  h: HostState, d: DirDescriptor, oldPathPtr: number, oldPathLen: number,
-  target: Descriptor, newPathPtr: number, newPathLen: number,
+  h: HostState,
+  d: DirDescriptor,
+  oldPathPtr: number,
+  oldPathLen: number,
+  target: Descriptor,
+  newPathPtr: number,
+  newPathLen: number,
 ): number {
   const oldPath = readPath(h, oldPathPtr, oldPathLen)
   const newPath = readPath(h, newPathPtr, newPathLen)

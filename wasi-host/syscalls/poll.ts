@@ -96,7 +96,10 @@ export function poll_oneoff(h: HostState, inPtr: number, outPtr: number, nsubs: 
       const a = answers[i]!
       if (!a.ready && a.errno === 0) continue
       ready.push({
-        userdata: sockets[i]!.userdata, error: a.errno, type: sockets[i]!.type, nbytes: BigInt(a.nbytes),
+        userdata: sockets[i]!.userdata,
+        error: a.errno,
+        type: sockets[i]!.type,
+        nbytes: BigInt(a.nbytes),
         flags: a.hangup ? Eventrwflags.HANGUP : 0,
       })
     }

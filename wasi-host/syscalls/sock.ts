@@ -52,7 +52,10 @@ function scatter(h: HostState, iovs: number, iovsLen: number, skip: number, src:
   for (let i = 0; i < iovsLen && at < src.byteLength; i++) {
     const p = dv.getUint32(iovs + i * 8, true)
     const l = dv.getUint32(iovs + i * 8 + 4, true)
-    if (pos + l <= skip) { pos += l; continue }
+    if (pos + l <= skip) {
+      pos += l
+      continue
+    }
     const from = skip > pos ? skip - pos : 0
     const n = Math.min(l - from, src.byteLength - at)
     bytes.set(src.subarray(at, at + n), p + from)
@@ -108,7 +111,8 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
       piece = bytes.subarray(p + sent, p + sent + Math.min(total - sent, CHUNK))
     } else {
       let filled = 0
-      let ii = i, w = within
+      let ii = i,
+        w = within
       while (filled < staging.byteLength && ii < iovsLen) {
         const p = dv.getUint32(iovs + ii * 8, true)
         const l = dv.getUint32(iovs + ii * 8 + 4, true)
@@ -116,7 +120,10 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
         staging.set(bytes.subarray(p + w, p + w + n), filled)
         filled += n
         w += n
-        if (w === l) { ii++; w = 0 }
+        if (w === l) {
+          ii++
+          w = 0
+        }
       }
       piece = staging.subarray(0, filled)
     }
@@ -136,7 +143,10 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
         const k = Math.min(l - within, left)
         within += k
         left -= k
-        if (within === l) { i++; within = 0 }
+        if (within === l) {
+          i++
+          within = 0
+        }
       }
     }
     if (n < piece.byteLength) break
@@ -167,8 +177,13 @@ export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fd
   let fd: number
   try {
     fd = h.fds.insert({
-      kind: 'socket', socket: conn, filetype: Filetype.SOCKET_STREAM, fdflags: flags,
-      rightsAtOpen: rights, rightsBase: rights, rightsInheriting: 0,
+      kind: 'socket',
+      socket: conn,
+      filetype: Filetype.SOCKET_STREAM,
+      fdflags: flags,
+      rightsAtOpen: rights,
+      rightsBase: rights,
+      rightsInheriting: 0,
     })
   } catch (e) {
     conn.close()
@@ -179,7 +194,13 @@ export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fd
 }
 
 export function sock_recv(
-  h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, riflags: number, nPtr: number, roflagsPtr: number,
+  h: HostState,
+  d: SocketDescriptor,
+  iovs: number,
+  iovsLen: number,
+  riflags: number,
+  nPtr: number,
+  roflagsPtr: number,
 ): number {
   const total = iovecTotal(h, iovs, iovsLen)
   const m = h.memory

@@ -12,9 +12,32 @@
  * descriptor's type, flags and rights; a file's type and size; a preopen's name length). `ptr`: a pointer to a struct, shown as is.
  */
 export type ArgKind =
-  | 'fd' | 'path' | 'iovs' | 'buf' | 'u32' | 'u64' | 's64' | 'x64' | 'ptr'
-  | 'oflags' | 'fdflags' | 'lookupflags' | 'fstflags' | 'rights' | 'whence' | 'clockid' | 'advice' | 'exitcode' | 'signal'
-  | 'out-fd' | 'out-size' | 'out-u64' | 'out-name' | 'out-fdstat' | 'out-filestat' | 'out-prestat'
+  | 'fd'
+  | 'path'
+  | 'iovs'
+  | 'buf'
+  | 'u32'
+  | 'u64'
+  | 's64'
+  | 'x64'
+  | 'ptr'
+  | 'oflags'
+  | 'fdflags'
+  | 'lookupflags'
+  | 'fstflags'
+  | 'rights'
+  | 'whence'
+  | 'clockid'
+  | 'advice'
+  | 'exitcode'
+  | 'signal'
+  | 'out-fd'
+  | 'out-size'
+  | 'out-u64'
+  | 'out-name'
+  | 'out-fdstat'
+  | 'out-filestat'
+  | 'out-prestat'
 
 export type ArgSpec = readonly [name: string, kind: ArgKind]
 
@@ -25,12 +48,31 @@ const nOut: ArgSpec = ['n', 'out-size']
 
 /** Every preview1 function: its parameters in order (pairs such as `path` stand for two). */
 export const TRACE_SIGNATURES: Readonly<Record<string, readonly ArgSpec[]>> = {
-  args_get: [['argv', 'ptr'], ['argv_buf', 'ptr']],
-  args_sizes_get: [['argc', 'out-size'], ['argv_buf_size', 'out-size']],
-  environ_get: [['environ', 'ptr'], ['environ_buf', 'ptr']],
-  environ_sizes_get: [['count', 'out-size'], ['buf_size', 'out-size']],
-  clock_res_get: [['clock', 'clockid'], ['resolution', 'out-u64']],
-  clock_time_get: [['clock', 'clockid'], ['precision', 'x64'], ['time', 'out-u64']],
+  args_get: [
+    ['argv', 'ptr'],
+    ['argv_buf', 'ptr'],
+  ],
+  args_sizes_get: [
+    ['argc', 'out-size'],
+    ['argv_buf_size', 'out-size'],
+  ],
+  environ_get: [
+    ['environ', 'ptr'],
+    ['environ_buf', 'ptr'],
+  ],
+  environ_sizes_get: [
+    ['count', 'out-size'],
+    ['buf_size', 'out-size'],
+  ],
+  clock_res_get: [
+    ['clock', 'clockid'],
+    ['resolution', 'out-u64'],
+  ],
+  clock_time_get: [
+    ['clock', 'clockid'],
+    ['precision', 'x64'],
+    ['time', 'out-u64'],
+  ],
   fd_advise: [fd, ['offset', 'u64'], ['len', 'u64'], ['advice', 'advice']],
   fd_allocate: [fd, ['offset', 'u64'], ['len', 'u64']],
   fd_close: [fd],
@@ -56,13 +98,27 @@ export const TRACE_SIGNATURES: Readonly<Record<string, readonly ArgSpec[]>> = {
   path_filestat_get: [fd, ['flags', 'lookupflags'], path, ['stat', 'out-filestat']],
   path_filestat_set_times: [fd, ['flags', 'lookupflags'], path, ['atim', 'u64'], ['mtim', 'u64'], ['fst', 'fstflags']],
   path_link: [fd, ['flags', 'lookupflags'], path, ['to_fd', 'fd'], ['to', 'path']],
-  path_open: [fd, ['dirflags', 'lookupflags'], path, ['oflags', 'oflags'], ['rights', 'rights'], ['inheriting', 'rights'], ['fdflags', 'fdflags'], ['opened', 'out-fd']],
+  path_open: [
+    fd,
+    ['dirflags', 'lookupflags'],
+    path,
+    ['oflags', 'oflags'],
+    ['rights', 'rights'],
+    ['inheriting', 'rights'],
+    ['fdflags', 'fdflags'],
+    ['opened', 'out-fd'],
+  ],
   path_readlink: [fd, path, ['buf', 'buf'], nOut],
   path_remove_directory: [fd, path],
   path_rename: [fd, path, ['to_fd', 'fd'], ['to', 'path']],
   path_symlink: [['target', 'path'], fd, path],
   path_unlink_file: [fd, path],
-  poll_oneoff: [['in', 'ptr'], ['out', 'ptr'], ['nsubs', 'u32'], ['nevents', 'out-size']],
+  poll_oneoff: [
+    ['in', 'ptr'],
+    ['out', 'ptr'],
+    ['nsubs', 'u32'],
+    ['nevents', 'out-size'],
+  ],
   proc_exit: [['code', 'exitcode']],
   proc_raise: [['signal', 'signal']],
   sched_yield: [],

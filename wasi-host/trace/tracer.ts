@@ -73,8 +73,14 @@ function reader(host: WasiHost): Reader {
 
 type Table = readonly (readonly [string, number])[]
 const table = (t: Readonly<Record<string, number>>): Table => Object.freeze(Object.entries(t))
-const OFLAGS = table(Oflags), FDFLAGS = table(Fdflags), LOOKUPFLAGS = table(Lookupflags), FSTFLAGS = table(Fstflags)
-const WHENCE = table(Whence), CLOCKID = table(Clockid), ADVICE = table(Advice), FILETYPE = table(Filetype)
+const OFLAGS = table(Oflags),
+  FDFLAGS = table(Fdflags),
+  LOOKUPFLAGS = table(Lookupflags),
+  FSTFLAGS = table(Fstflags)
+const WHENCE = table(Whence),
+  CLOCKID = table(Clockid),
+  ADVICE = table(Advice),
+  FILETYPE = table(Filetype)
 
 function flagNames(v: number, t: Table): string {
   if (v === 0) return '0'
@@ -112,20 +118,38 @@ function decodeArg(kind: ArgKind, a: unknown, b: unknown, r: Reader): TraceValue
       const s = r.string(n, typeof b === 'number' ? b >>> 0 : 0)
       return s ?? `<bad pointer 0x${n.toString(16)}>`
     }
-    case 'iovs': return r.iovs(n, typeof b === 'number' ? b >>> 0 : 0) ?? { iovs: typeof b === 'number' ? b >>> 0 : 0, bytes: -1 }
-    case 'buf': return { len: typeof b === 'number' ? b >>> 0 : 0 }
-    case 'u64': return typeof a === 'bigint' ? BigInt.asUintN(64, a) : BigInt(n)
-    case 's64': return typeof a === 'bigint' ? a : BigInt(n)
-    case 'oflags': return flagNames(n, OFLAGS)
-    case 'fdflags': return flagNames(n, FDFLAGS)
-    case 'lookupflags': return flagNames(n, LOOKUPFLAGS)
-    case 'fstflags': return flagNames(n, FSTFLAGS)
-    case 'rights': return rightsSummary(typeof a === 'bigint' ? a : BigInt(n))
-    case 'whence': return enumName(n, WHENCE)
-    case 'clockid': return enumName(n, CLOCKID)
-    case 'advice': return enumName(n, ADVICE)
-    case 'ptr': return `0x${n.toString(16)}`
-    default: return kind === 'exitcode' || kind === 'signal' || kind === 'fd' || kind === 'u32' ? (typeof a === 'number' ? a >>> 0 : String(a)) : String(a)
+    case 'iovs':
+      return r.iovs(n, typeof b === 'number' ? b >>> 0 : 0) ?? { iovs: typeof b === 'number' ? b >>> 0 : 0, bytes: -1 }
+    case 'buf':
+      return { len: typeof b === 'number' ? b >>> 0 : 0 }
+    case 'u64':
+      return typeof a === 'bigint' ? BigInt.asUintN(64, a) : BigInt(n)
+    case 's64':
+      return typeof a === 'bigint' ? a : BigInt(n)
+    case 'oflags':
+      return flagNames(n, OFLAGS)
+    case 'fdflags':
+      return flagNames(n, FDFLAGS)
+    case 'lookupflags':
+      return flagNames(n, LOOKUPFLAGS)
+    case 'fstflags':
+      return flagNames(n, FSTFLAGS)
+    case 'rights':
+      return rightsSummary(typeof a === 'bigint' ? a : BigInt(n))
+    case 'whence':
+      return enumName(n, WHENCE)
+    case 'clockid':
+      return enumName(n, CLOCKID)
+    case 'advice':
+      return enumName(n, ADVICE)
+    case 'ptr':
+      return `0x${n.toString(16)}`
+    default:
+      return kind === 'exitcode' || kind === 'signal' || kind === 'fd' || kind === 'u32'
+        ? typeof a === 'number'
+          ? a >>> 0
+          : String(a)
+        : String(a)
   }
 }
 
@@ -134,22 +158,31 @@ function decodeArg(kind: ArgKind, a: unknown, b: unknown, r: Reader): TraceValue
  * `host` is read for its memory and its denial log only.
  */
 export function traceImports(
-  host: WasiHost, imports: Record<string, (...args: never[]) => number>, emit: TraceEmit,
+  host: WasiHost,
+  imports: Record<string, (...args: never[]) => number>,
+  emit: TraceEmit,
 ): Record<string, (...args: never[]) => number> {
   const r = reader(host)
   const out: Record<string, (...args: never[]) => number> = {}
   for (const [name, fn] of Object.entries(imports)) {
     const sig = TRACE_SIGNATURES[name]
-    if (sig === undefined) { out[name] = fn; continue }
+    if (sig === undefined) {
+      out[name] = fn
+      continue
+    }
     const call = fn as (...a: unknown[]) => number
     out[name] = ((...raw: unknown[]) => {
       const args: Record<string, TraceValue> = {}
       const outs: [string, ArgKind, unknown, unknown][] = []
       let i = 0
       for (const [argName, kind] of sig) {
-        const a = raw[i], b = raw[i + 1]
+        const a = raw[i],
+          b = raw[i + 1]
         i += PAIRED.has(kind) ? 2 : 1
-        if (kind.startsWith('out-')) { outs.push([argName, kind, a, b]); continue }
+        if (kind.startsWith('out-')) {
+          outs.push([argName, kind, a, b])
+          continue
+        }
         if (kind === 'x64') continue
         args[argName] = decodeArg(kind, a, b, r)
       }
@@ -172,7 +205,10 @@ export function traceImports(
         const o: Record<string, TraceValue> = {}
         for (const [argName, kind, a, b] of outs) {
           const p = typeof a === 'number' ? a >>> 0 : 0
-          if (kind === 'out-fdstat' || kind === 'out-filestat' || kind === 'out-prestat') { readStruct(kind, p, r, o); continue }
+          if (kind === 'out-fdstat' || kind === 'out-filestat' || kind === 'out-prestat') {
+            readStruct(kind, p, r, o)
+            continue
+          }
           const v = kind === 'out-u64' ? r.u64(p) : kind === 'out-name' ? r.string(p, typeof b === 'number' ? b >>> 0 : 0) : r.u32(p)
           if (v !== undefined) o[argName] = v
         }
@@ -196,7 +232,8 @@ function readStruct(kind: 'out-fdstat' | 'out-filestat' | 'out-prestat', p: numb
   const type = r.u8(kind === 'out-fdstat' ? p : p + 16)
   if (type !== undefined) o.type = enumName(type, FILETYPE)
   if (kind === 'out-fdstat') {
-    const flags = r.u16(p + 2), rights = r.u64(p + 8)
+    const flags = r.u16(p + 2),
+      rights = r.u64(p + 8)
     if (flags !== undefined) o.flags = flagNames(flags, FDFLAGS)
     if (rights !== undefined) o.rights = rightsSummary(rights)
   } else {
@@ -222,13 +259,20 @@ function addDenial(host: WasiHost, before: number, kept: number, ev: TraceEvent)
 
 function formatValue(kind: ArgKind | undefined, v: TraceValue): string {
   if (typeof v === 'string') return kind === 'path' || kind === 'out-name' ? quoteGuestString(v) : escapeControlCharacters(v)
-  if (typeof v === 'object') return 'iovs' in v ? `${v.iovs} iov${v.iovs === 1 ? '' : 's'}${v.bytes >= 0 ? ` ${v.bytes} bytes` : ''}` : `${v.len} bytes`
+  if (typeof v === 'object')
+    return 'iovs' in v ? `${v.iovs} iov${v.iovs === 1 ? '' : 's'}${v.bytes >= 0 ? ` ${v.bytes} bytes` : ''}` : `${v.len} bytes`
   return String(v)
 }
 
 const DENIAL_WORDS: Readonly<Record<string, string>> = {
-  escape: 'escapes', 'read-only': 'read-only', 'missing-right': 'missing right', 'cross-domain': 'across mounts',
-  'descriptor-limit': 'descriptor limit', quota: 'quota', limit: 'limit', 'denied-import': 'denied',
+  escape: 'escapes',
+  'read-only': 'read-only',
+  'missing-right': 'missing right',
+  'cross-domain': 'across mounts',
+  'descriptor-limit': 'descriptor limit',
+  quota: 'quota',
+  limit: 'limit',
+  'denied-import': 'denied',
 }
 
 /** One line for people: `path_open(3, "../x", oflags=CREAT, rights=READ) = PERM [escapes /data]`. */
@@ -246,7 +290,9 @@ export function formatTraceText(e: TraceEvent): string {
   })
   let line = `${e.call}(${parts.join(', ')}) = ${e.result === 'SUCCESS' ? '0' : e.result}`
   if (e.out !== undefined && Object.keys(e.out).length > 0) {
-    line += ` (${Object.entries(e.out).map(([k, v]) => `${k}=${formatValue(kinds.get(k), v)}`).join(', ')})`
+    line += ` (${Object.entries(e.out)
+      .map(([k, v]) => `${k}=${formatValue(kinds.get(k), v)}`)
+      .join(', ')})`
   }
   if (e.denial !== undefined) {
     const word = DENIAL_WORDS[e.denial.kind] ?? escapeControlCharacters(e.denial.kind)
@@ -270,7 +316,7 @@ export class TraceSummary {
 
   add(e: TraceEvent): void {
     let row = this.#rows.get(e.call)
-    if (row === undefined) this.#rows.set(e.call, row = { calls: 0, errors: 0, us: 0 })
+    if (row === undefined) this.#rows.set(e.call, (row = { calls: 0, errors: 0, us: 0 }))
     row.calls++
     if (e.result !== 'SUCCESS' && e.result !== 'exit') row.errors++
     row.us += e.us
@@ -289,12 +335,17 @@ export class TraceSummary {
 export function formatTraceSummary(rows: readonly { call: string; calls: number; errors: number; us: number }[]): string {
   {
     const total = rows.reduce((t, r) => t + r.us, 0)
-    const lines = ['% time     total us   us/call    calls   errors syscall', '------ ------------ --------- -------- -------- ----------------']
+    const lines = [
+      '% time     total us   us/call    calls   errors syscall',
+      '------ ------------ --------- -------- -------- ----------------',
+    ]
     const fmt = (r: { call: string; calls: number; errors: number; us: number }) =>
       `${(total > 0 ? (100 * r.us) / total : 0).toFixed(2).padStart(6)} ${r.us.toFixed(0).padStart(12)} ${(r.us / r.calls).toFixed(2).padStart(9)} ${String(r.calls).padStart(8)} ${(r.errors > 0 ? String(r.errors) : '').padStart(8)} ${r.call}`
     for (const r of rows) lines.push(fmt(r))
     lines.push('------ ------------ --------- -------- -------- ----------------')
-    lines.push(fmt({ call: 'total', calls: rows.reduce((t, r) => t + r.calls, 0), errors: rows.reduce((t, r) => t + r.errors, 0), us: total }))
+    lines.push(
+      fmt({ call: 'total', calls: rows.reduce((t, r) => t + r.calls, 0), errors: rows.reduce((t, r) => t + r.errors, 0), us: total }),
+    )
     return lines.join('\n') + '\n'
   }
 }

@@ -11,7 +11,9 @@ import type { ClockSource } from '../../../wasi-host/index.js'
 
 function spinSleep(ns: bigint): void {
   const end = performance.now() + Number(ns) / 1e6
-  while (performance.now() < end) { /* a worker without SharedArrayBuffer cannot block */ }
+  while (performance.now() < end) {
+    /* a worker without SharedArrayBuffer cannot block */
+  }
 }
 
 export function createNodeClocks(): ClockSource {

@@ -8,19 +8,43 @@ import { describe, expect, it } from 'vitest'
 import { browserDenials, explainDenials } from '../../../runtime/browser/denials.js'
 import type { Denial } from '../../../runtime/denials.js'
 
-const d = (kind: string, grant?: string, extra: Partial<Denial> = {}): Denial => ({ call: 'path_open', kind, reason: 'r', ...(grant !== undefined ? { grant } : {}), ...extra })
+const d = (kind: string, grant?: string, extra: Partial<Denial> = {}): Denial => ({
+  call: 'path_open',
+  kind,
+  reason: 'r',
+  ...(grant !== undefined ? { grant } : {}),
+  ...extra,
+})
 
 describe('browser denials', () => {
   it('rewrites each CLI grant as the browser option that gives it', () => {
     const mounts = ['/tmp', '/data']
-    const out = browserDenials([
-      d('read-only', '--dir HOST:/data:rw'), d('descriptor-limit', '--max-fds 12'), d('quota', '--disk SIZE'), d('quota', '--max-files N'),
-      d('limit', '--memory SIZE'), d('limit', '--timeout DURATION'), d('limit', '--fuel N'), d('limit', '--max-output SIZE'),
-      d('denied-import', '--allow-syscalls sock_accept'), d('escape'),
-    ], mounts)
+    const out = browserDenials(
+      [
+        d('read-only', '--dir HOST:/data:rw'),
+        d('descriptor-limit', '--max-fds 12'),
+        d('quota', '--disk SIZE'),
+        d('quota', '--max-files N'),
+        d('limit', '--memory SIZE'),
+        d('limit', '--timeout DURATION'),
+        d('limit', '--fuel N'),
+        d('limit', '--max-output SIZE'),
+        d('denied-import', '--allow-syscalls sock_accept'),
+        d('escape'),
+      ],
+      mounts,
+    )
     expect(out.map((x) => x.grant)).toEqual([
-      "mounts[1].mode: 'rw'", 'limits.fds: 12', 'limits.disk', 'limits.inodes', 'limits.memory', 'limits.timeout', 'limits.fuel',
-      'limits.stdout (limits.stderr)', "syscalls: [..., 'sock_accept']", undefined,
+      "mounts[1].mode: 'rw'",
+      'limits.fds: 12',
+      'limits.disk',
+      'limits.inodes',
+      'limits.memory',
+      'limits.timeout',
+      'limits.fuel',
+      'limits.stdout (limits.stderr)',
+      "syscalls: [..., 'sock_accept']",
+      undefined,
     ])
     expect(out[9]).not.toHaveProperty('grant')
   })
@@ -33,7 +57,13 @@ describe('browser denials', () => {
   it('explains denials without a CLI flag; none for a run without denials', () => {
     expect(explainDenials({})).toEqual([])
     const lines = explainDenials({
-      denials: browserDenials([d('read-only', '--dir HOST:/data:rw', { path: '/data/x', reason: 'mount /data is read-only' }), d('escape', undefined, { path: '/data/../../etc/passwd', reason: 'out' })], ['/data']),
+      denials: browserDenials(
+        [
+          d('read-only', '--dir HOST:/data:rw', { path: '/data/x', reason: 'mount /data is read-only' }),
+          d('escape', undefined, { path: '/data/../../etc/passwd', reason: 'out' }),
+        ],
+        ['/data'],
+      ),
       denialCount: 3,
     })
     expect(lines).toEqual([

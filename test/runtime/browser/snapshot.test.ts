@@ -8,7 +8,14 @@ import { describe, expect, it } from 'vitest'
 import { createMemFs, Errno, WasiError } from '../../../wasi-host/index.js'
 import { withoutLinks } from '../../../runtime/browser/no-links.js'
 import { browserProblems, toRunOptions } from '../../../runtime/browser/options.js'
-import { diffEntries, entriesFromTree, entryComponents, readEntries, writeEntries, type FileEntry } from '../../../runtime/browser/snapshot.js'
+import {
+  diffEntries,
+  entriesFromTree,
+  entryComponents,
+  readEntries,
+  writeEntries,
+  type FileEntry,
+} from '../../../runtime/browser/snapshot.js'
 
 const te = new TextEncoder()
 
@@ -27,7 +34,11 @@ describe('browser mount snapshots', () => {
   })
 
   it('round-trips a tree through MemFs (files, bytes, directories, symlinks) in a stable order', () => {
-    const entries = entriesFromTree({ 'b.txt': 'bee', a: { 'x.bin': new Uint8Array([0, 255, 7]), empty: {} }, link: { symlink: 'a/x.bin' } })
+    const entries = entriesFromTree({
+      'b.txt': 'bee',
+      a: { 'x.bin': new Uint8Array([0, 255, 7]), empty: {} },
+      link: { symlink: 'a/x.bin' },
+    })
     const fs = createMemFs()
     const root = fs.root()
     writeEntries(root, entries)
@@ -44,12 +55,17 @@ describe('browser mount snapshots', () => {
 
   it('diffs: removals deepest first, then only new or changed entries, parents first', () => {
     const before: FileEntry[] = [
-      { path: 'd', kind: 'dir' }, { path: 'd/e', kind: 'dir' }, { path: 'd/e/f', kind: 'file', data: te.encode('1') },
-      { path: 'same', kind: 'file', data: te.encode('s') }, { path: 'changed', kind: 'file', data: te.encode('old') },
+      { path: 'd', kind: 'dir' },
+      { path: 'd/e', kind: 'dir' },
+      { path: 'd/e/f', kind: 'file', data: te.encode('1') },
+      { path: 'same', kind: 'file', data: te.encode('s') },
+      { path: 'changed', kind: 'file', data: te.encode('old') },
       { path: 'kind', kind: 'file', data: te.encode('was a file') },
     ]
     const after: FileEntry[] = [
-      { path: 'changed', kind: 'file', data: te.encode('new') }, { path: 'kind', kind: 'dir' }, { path: 'kind/in', kind: 'file', data: te.encode('i') },
+      { path: 'changed', kind: 'file', data: te.encode('new') },
+      { path: 'kind', kind: 'dir' },
+      { path: 'kind/in', kind: 'file', data: te.encode('i') },
       { path: 'same', kind: 'file', data: te.encode('s') },
     ]
     const { removed, written } = diffEntries(before, after)
@@ -65,12 +81,24 @@ describe('browser mount snapshots', () => {
     const d = root.openDir('d')
     const f = d.openFile('f', { read: false, write: true, create: true, exclusive: false, truncate: false })
     f.close()
-    const errno = (fn: () => void) => { try { fn(); return 'ok' } catch (e) { return e instanceof WasiError ? e.errno : e } }
+    const errno = (fn: () => void) => {
+      try {
+        fn()
+        return 'ok'
+      } catch (e) {
+        return e instanceof WasiError ? e.errno : e
+      }
+    }
     expect(errno(() => root.symlink('d/f', 'ln'))).toBe(Errno.NOTSUP)
     expect(errno(() => d.symlink('f', 'ln'))).toBe(Errno.NOTSUP)
     expect(errno(() => d.link('f', root, 'hard'))).toBe(Errno.NOTSUP)
     expect(errno(() => d.rename('f', root, 'moved'))).toBe('ok')
-    expect(root.readdir().map((e) => e.name).sort()).toEqual(['d', 'moved'])
+    expect(
+      root
+        .readdir()
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(['d', 'moved'])
     d.close()
     root.close()
   })
@@ -79,8 +107,18 @@ describe('browser mount snapshots', () => {
 describe('browser options', () => {
   it('names each field a page cannot have, and passes the rest to the shared policy', () => {
     const problems = browserProblems({
-      isolation: 'in-process', stdout: 'inherit', listen: ['x'], bogus: 1, stdin: 'inherit',
-      mounts: [{ guest: '/h', host: '/etc' }, { guest: '/o', tmp: true, mode: 'overlay' }, { guest: '/two', tmp: true, opfs: 'x' }, { guest: '/p', tmp: true, path: '/x' }, { guest: '/f', fs: {} }],
+      isolation: 'in-process',
+      stdout: 'inherit',
+      listen: ['x'],
+      bogus: 1,
+      stdin: 'inherit',
+      mounts: [
+        { guest: '/h', host: '/etc' },
+        { guest: '/o', tmp: true, mode: 'overlay' },
+        { guest: '/two', tmp: true, opfs: 'x' },
+        { guest: '/p', tmp: true, path: '/x' },
+        { guest: '/f', fs: {} },
+      ],
     })
     expect(problems).toEqual([
       'isolation: the browser runs every guest in its own Web Worker',
@@ -92,12 +130,26 @@ describe('browser options', () => {
       'mounts[1].mode: overlays are not available in the browser',
       'mounts[2]: needs exactly one of tmp, tree, opfs or volume',
       'mounts[3].path: is for volume mounts',
-      'mounts[4].fs: a Filesystem object cannot cross into the guest\'s worker; use tree, opfs or volume',
+      "mounts[4].fs: a Filesystem object cannot cross into the guest's worker; use tree, opfs or volume",
     ])
     expect(browserProblems({ stdin: { file: '/etc/passwd' } })).toEqual(['stdin: a page has no host files; pass a string or bytes'])
-    expect(toRunOptions({ args: ['a'], limits: { memory: '1MiB' }, mounts: [{ guest: '/t', opfs: 'x', mode: 'ro' }, { guest: '/u', tmp: true, size: '1MiB', inodes: 3 }] })).toEqual({
-      args: ['a'], limits: { memory: '1MiB' }, isolation: 'worker',
-      mounts: [{ guest: '/t', tmp: true, mode: 'ro' }, { guest: '/u', tmp: true, size: '1MiB', inodes: 3 }],
+    expect(
+      toRunOptions({
+        args: ['a'],
+        limits: { memory: '1MiB' },
+        mounts: [
+          { guest: '/t', opfs: 'x', mode: 'ro' },
+          { guest: '/u', tmp: true, size: '1MiB', inodes: 3 },
+        ],
+      }),
+    ).toEqual({
+      args: ['a'],
+      limits: { memory: '1MiB' },
+      isolation: 'worker',
+      mounts: [
+        { guest: '/t', tmp: true, mode: 'ro' },
+        { guest: '/u', tmp: true, size: '1MiB', inodes: 3 },
+      ],
     })
   })
 })

@@ -19,7 +19,10 @@ function chunked(bytes: Uint8Array, size: number): Response {
   let at = 0
   const body = new ReadableStream<Uint8Array>({
     pull(c) {
-      if (at >= bytes.byteLength) { c.close(); return }
+      if (at >= bytes.byteLength) {
+        c.close()
+        return
+      }
       c.enqueue(bytes.slice(at, at + size))
       at += size
     },
@@ -40,7 +43,11 @@ describe('readModuleResponse', () => {
   })
 
   it('never streams bytes the pipeline would rewrite (a lower memory cap, no maximum, fuel)', async () => {
-    for (const [bytes, options] of [[capped, { memoryPages: 16 }], [hello, { memoryPages: 256 }], [capped, { memoryPages: 256, fuel: true }]] as const) {
+    for (const [bytes, options] of [
+      [capped, { memoryPages: 16 }],
+      [hello, { memoryPages: 256 }],
+      [capped, { memoryPages: 256, fuel: true }],
+    ] as const) {
       for (const size of [1, 64, 1 << 20]) {
         const r = await readModuleResponse(chunked(bytes, size), options)
         expect(r.streamed).toBeUndefined()

@@ -37,7 +37,11 @@ describe('caplet inspect: golden output', () => {
     const bytes = fixture('libc_program')
     const cut = bytes.subarray(0, 2000)
     let err: unknown
-    try { inspectModule(cut) } catch (e) { err = e }
+    try {
+      inspectModule(cut)
+    } catch (e) {
+      err = e
+    }
     expect(err).toBeInstanceOf(ModuleError)
     golden('malformed.txt', (err as Error).message + '\n')
     expect((err as Error).message).toMatch(/at byte \d+/)
@@ -68,17 +72,17 @@ describe('caplet inspect: what it finds', () => {
     const bytes = buildModule({
       imports: [{ module: 'wasi_snapshot_preview1', name: 'sched_yield', desc: [0x00, 0x00] }],
       types: [{ params: [], results: [I32] }],
-      funcs: [
-        { body: [op.call, 0, op.call, 0, op.call, 0], export: 'three' },
-        { body: [op.ref_func, 0, op.drop, op.return_call, 0] },
-      ],
+      funcs: [{ body: [op.call, 0, op.call, 0, op.call, 0], export: 'three' }, { body: [op.ref_func, 0, op.drop, op.return_call, 0] }],
       exports: [{ name: 'again', kind: 0, index: 0 }],
     })
     // ref.func needs the function declared: add a declarative element segment (flags 3).
     const r = inspectModule(withDeclaredElem(bytes))
     const y = r.imports[0]!.imports[0]!
     expect(y.callSites).toBe(4)
-    expect(y.callers).toEqual([{ index: 1, name: null, sites: 3 }, { index: 2, name: null, sites: 1 }])
+    expect(y.callers).toEqual([
+      { index: 1, name: null, sites: 3 },
+      { index: 2, name: null, sites: 1 },
+    ])
     expect(y).toMatchObject({ exported: true, reachableViaTable: true })
     expect(r.features).toContain('tail-calls')
     expect(r.features).toContain('reference-types')
@@ -99,7 +103,11 @@ describe('caplet inspect: what it finds', () => {
     expect(inspectModule(shared).features).toContain('threads')
     const m64 = buildModule({ memory: [0x04, 1] })
     expect(inspectModule(m64)).toMatchObject({ features: ['memory64'], memories: [{ memory64: true, capped: true }] })
-    const imported = buildModule({ imports: [{ module: 'env', name: 'mem', desc: [0x02, 0x00, 1] }], memory: [0x00, 1], exportMemory: false })
+    const imported = buildModule({
+      imports: [{ module: 'env', name: 'mem', desc: [0x02, 0x00, 1] }],
+      memory: [0x00, 1],
+      exportMemory: false,
+    })
     const r = inspectModule(imported)
     expect(r.memories).toEqual([
       { index: 0, imported: true, min: 1, max: null, shared: false, memory64: false, capped: false },
@@ -187,8 +195,15 @@ function withDeclaredElem(bytes: Uint8Array): Uint8Array {
   // Insert before the code section (id 10).
   let pos = 8
   while (pos < bytes.length && bytes[pos] !== 10) {
-    let size = 0, shift = 0, p = pos + 1
-    for (;;) { const b = bytes[p++]!; size |= (b & 0x7f) << shift; shift += 7; if ((b & 0x80) === 0) break }
+    let size = 0,
+      shift = 0,
+      p = pos + 1
+    for (;;) {
+      const b = bytes[p++]!
+      size |= (b & 0x7f) << shift
+      shift += 7
+      if ((b & 0x80) === 0) break
+    }
     pos = p + size
   }
   return new Uint8Array([...bytes.subarray(0, pos), ...elem, ...bytes.subarray(pos)])

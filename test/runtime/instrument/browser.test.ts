@@ -19,12 +19,21 @@ describe('runtime/instrument in a browser', () => {
   it('bundles for platform browser and meters a module with only web globals', async () => {
     const result = await build({
       entryPoints: [join(ROOT, 'runtime/instrument/index.ts')],
-      bundle: true, write: false, platform: 'browser', format: 'iife', globalName: 'instrument',
-      target: 'es2022', plugins: [refuseNode], logLevel: 'silent',
+      bundle: true,
+      write: false,
+      platform: 'browser',
+      format: 'iife',
+      globalName: 'instrument',
+      target: 'es2022',
+      plugins: [refuseNode],
+      logLevel: 'silent',
     })
     expect(result.errors).toEqual([])
     const context: Record<string, unknown> = {
-      WebAssembly, TextEncoder, TextDecoder, Uint8Array,
+      WebAssembly,
+      TextEncoder,
+      TextDecoder,
+      Uint8Array,
       input: new Uint8Array(readFileSync(join(ROOT, 'samples/hello.wasm'))),
     }
     runInNewContext(`${result.outputFiles[0]!.text}\nvar out = instrument.meterFuel(instrument.capMemory(input, 16).bytes).bytes`, context)

@@ -7,7 +7,16 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  InstrumentError, prefixedKind, readBodies, readLocals, skipImmediates, skipMemArg, tierHints, UNDECODABLE, walkCode, WalkIncomplete,
+  InstrumentError,
+  prefixedKind,
+  readBodies,
+  readLocals,
+  skipImmediates,
+  skipMemArg,
+  tierHints,
+  UNDECODABLE,
+  walkCode,
+  WalkIncomplete,
 } from '../../../runtime/instrument/index.js'
 import { BASE_IMM, FC_IMM, FD_IMM, FE_IMM, Imm } from '../../../runtime/instrument/opcodes.js'
 import { buildModule, I32, I64, op, u32, V128 } from './wasm.js'
@@ -90,7 +99,8 @@ describe('skipImmediates: every base opcode class', () => {
 
   it('reports unknown and refused opcodes instead of guessing a length', () => {
     for (const o of [0x06, 0x08, 0x14, 0x1f, 0xd3, 0xd5, 0xfb]) expect(skipImmediates(new Uint8Array([o, 0, 0]), 1, o)).toBe(UNDECODABLE)
-    for (const o of [0x16, 0x17, 0x1d, 0x1e, 0x27, 0xc5, 0xcf, 0xd7, 0xff]) expect(skipImmediates(new Uint8Array([o, 0, 0]), 1, o)).toBe(UNDECODABLE)
+    for (const o of [0x16, 0x17, 0x1d, 0x1e, 0x27, 0xc5, 0xcf, 0xd7, 0xff])
+      expect(skipImmediates(new Uint8Array([o, 0, 0]), 1, o)).toBe(UNDECODABLE)
   })
 
   it('refuses a truncated or over-long immediate as MALFORMED', () => {
@@ -170,16 +180,17 @@ describe('readBodies and readLocals', () => {
 describe('tier hints, through the decoder', () => {
   const LOOP = [op.loop, 0x40, op.end]
   /** Defined functions: 0 `_start` (calls 1 once, 2 twice), 1 loops, 2 loops (called twice), 3 loops but is exported, 4 loops inside SIMD code. */
-  const mod = (extra: number[] = []) => buildModule({
-    memory: [0x00, 1],
-    funcs: [
-      { body: [0x10, 1, 0x10, 2, 0x10, 2, 0x10, 3, 0x10, 4, ...LOOP], export: '_start' },
-      { body: [...LOOP, ...extra] },
-      { body: LOOP },
-      { body: LOOP, export: 'other' },
-      { body: [0xfd, 12, ...Array<number>(16).fill(0), 0x1a, ...LOOP] }, // v128.const, drop
-    ],
-  })
+  const mod = (extra: number[] = []) =>
+    buildModule({
+      memory: [0x00, 1],
+      funcs: [
+        { body: [0x10, 1, 0x10, 2, 0x10, 2, 0x10, 3, 0x10, 4, ...LOOP], export: '_start' },
+        { body: [...LOOP, ...extra] },
+        { body: LOOP },
+        { body: LOOP, export: 'other' },
+        { body: [0xfd, 12, ...Array<number>(16).fill(0), 0x1a, ...LOOP] }, // v128.const, drop
+      ],
+    })
 
   it('hints the looping functions of the start spine only', () => {
     const h = tierHints(mod(), 'auto')!
@@ -197,20 +208,28 @@ describe('tier hints, through the decoder', () => {
 describe('walkCode: the read-only walk inspect uses, on the same decoder', () => {
   const BASE = 1000
   /** Two bodies: 0 calls, tail-calls, ref.func, call_indirect, memory 1, legacy try and try_table; 1 holds a GC instruction. */
-  const body0 = [0, 0x10, 0, 0x12, 1, 0xd2, 2, 0x1a, 0x41, 0, 0x11, 0, 1, 0x41, 0, 0x28, 0x42, 1, 0, 0x1a,
-    0x06, 0x40, 0x07, 0, 0x0b, 0x1f, 0x40, 1, 2, 0, 0x0b, 0x0b]
+  const body0 = [
+    0, 0x10, 0, 0x12, 1, 0xd2, 2, 0x1a, 0x41, 0, 0x11, 0, 1, 0x41, 0, 0x28, 0x42, 1, 0, 0x1a, 0x06, 0x40, 0x07, 0, 0x0b, 0x1f, 0x40, 1, 2,
+    0, 0x0b, 0x0b,
+  ]
   const body1 = [0, 0xfb, 0, 0x0b]
   const payload = new Uint8Array([2, body0.length, ...body0, body1.length, ...body1])
 
   it('reports calls, indirect calls, ref.func and memory indices at their module offsets, and decodes what metering refuses', () => {
     const seen: string[] = []
     const incomplete: [number, number][] = []
-    walkCode(payload, BASE, {
-      call: (f, at, tail) => seen.push(`call ${f}${tail ? ' tail' : ''} @${at - BASE}`),
-      callIndirect: (t, table, at) => seen.push(`indirect ${t}/${table} @${at - BASE}`),
-      refFunc: (f, at) => seen.push(`ref.func ${f} @${at - BASE}`),
-      memory: (m, at) => seen.push(`memory ${m} @${at - BASE}`),
-    }, undefined, (f, e) => incomplete.push([f, e.offset - BASE]))
+    walkCode(
+      payload,
+      BASE,
+      {
+        call: (f, at, tail) => seen.push(`call ${f}${tail ? ' tail' : ''} @${at - BASE}`),
+        callIndirect: (t, table, at) => seen.push(`indirect ${t}/${table} @${at - BASE}`),
+        refFunc: (f, at) => seen.push(`ref.func ${f} @${at - BASE}`),
+        memory: (m, at) => seen.push(`memory ${m} @${at - BASE}`),
+      },
+      undefined,
+      (f, e) => incomplete.push([f, e.offset - BASE]),
+    )
     // payload: [count, size0, locals0, call...]: the first instruction is at 3.
     expect(seen).toEqual(['call 0 @3', 'call 1 tail @5', 'ref.func 2 @7', 'indirect 0/1 @12', 'memory 1 @17'])
     expect(incomplete).toEqual([[1, 2 + body0.length + 2]])

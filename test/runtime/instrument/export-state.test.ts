@@ -25,10 +25,34 @@ describe('exportState', () => {
   it('refuses when the export name it needs is taken', () => {
     // (global (mut i32) (i32.const 0)) and an export of function-less name "caplet_global_0" for a memory.
     const mod = new Uint8Array([
-      0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
-      5, 3, 1, 0, 1, // memory 1
-      6, 6, 1, 0x7f, 1, 0x41, 0, 0x0b, // global (mut i32) i32.const 0
-      7, 19, 1, 15, ...new TextEncoder().encode('caplet_global_0'), 2, 0, // export "caplet_global_0" (memory 0)
+      0,
+      0x61,
+      0x73,
+      0x6d,
+      1,
+      0,
+      0,
+      0,
+      5,
+      3,
+      1,
+      0,
+      1, // memory 1
+      6,
+      6,
+      1,
+      0x7f,
+      1,
+      0x41,
+      0,
+      0x0b, // global (mut i32) i32.const 0
+      7,
+      19,
+      1,
+      15,
+      ...new TextEncoder().encode('caplet_global_0'),
+      2,
+      0, // export "caplet_global_0" (memory 0)
     ])
     expect(() => exportState(mod)).toThrow(InstrumentError)
   })

@@ -22,7 +22,9 @@ type Node =
   | { k: 'return'; dead: Node[] }
   | { k: 'call'; func: number; into: number }
 
-interface Func { body: Node[] }
+interface Func {
+  body: Node[]
+}
 
 /** A small deterministic PRNG (mulberry32). */
 function rng(seed: number): (n: number) => number {
@@ -32,7 +34,7 @@ function rng(seed: number): (n: number) => number {
     let t = a
     t = Math.imul(t ^ (t >>> 15), t | 1)
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (((t ^ (t >>> 14)) >>> 0) % n)
+    return ((t ^ (t >>> 14)) >>> 0) % n
   }
 }
 
@@ -53,17 +55,45 @@ function generate(seed: number, nFuncs: number): Func[] {
         const k = r(50) - 10
         if (choice <= 2) {
           const kind = r(3)
-          if (kind === 0) out.push({ k: 'ops', bytes: [op.i32_const, ...s32(k), op.local_set, x], n: 2, run: (l) => { l[x] = k } })
+          if (kind === 0)
+            out.push({
+              k: 'ops',
+              bytes: [op.i32_const, ...s32(k), op.local_set, x],
+              n: 2,
+              run: (l) => {
+                l[x] = k
+              },
+            })
           else if (kind === 1) {
-            out.push({ k: 'ops', bytes: [op.local_get, x, op.i32_const, ...s32(k), op.i32_add, op.local_set, x], n: 4, run: (l) => { l[x] = (l[x]! + k) | 0 } })
+            out.push({
+              k: 'ops',
+              bytes: [op.local_get, x, op.i32_const, ...s32(k), op.i32_add, op.local_set, x],
+              n: 4,
+              run: (l) => {
+                l[x] = (l[x]! + k) | 0
+              },
+            })
           } else {
             const y = r(4)
-            out.push({ k: 'ops', bytes: [op.local_get, x, op.local_get, y, op.i32_sub, op.local_tee, y, op.drop, op.nop], n: 6, run: (l) => { l[y] = (l[x]! - l[y]!) | 0 } })
+            out.push({
+              k: 'ops',
+              bytes: [op.local_get, x, op.local_get, y, op.i32_sub, op.local_tee, y, op.drop, op.nop],
+              n: 6,
+              run: (l) => {
+                l[y] = (l[x]! - l[y]!) | 0
+              },
+            })
           }
         } else if (choice === 3 && labels.length < 6) {
           out.push({ k: 'block', body: gen([...labels, 'b'], loops, r(5), inDead) })
         } else if (choice === 4 && labels.length < 6) {
-          out.push({ k: 'if', local: x, limit: k, then: gen([...labels, 'i'], loops, r(4), inDead), ...(r(2) ? { else: gen([...labels, 'i'], loops, r(4), inDead) } : {}) })
+          out.push({
+            k: 'if',
+            local: x,
+            limit: k,
+            then: gen([...labels, 'i'], loops, r(4), inDead),
+            ...(r(2) ? { else: gen([...labels, 'i'], loops, r(4), inDead) } : {}),
+          })
         } else if (choice === 5 && !inDead && callSites < 2 && f + 1 < nFuncs) {
           callSites++
           out.push({ k: 'call', func: f + 1 + r(nFuncs - f - 1), into: x })
@@ -81,7 +111,12 @@ function generate(seed: number, nFuncs: number): Func[] {
         } else if (choice === 10) {
           const targets = labels.map((kind, i) => ({ kind, depth: labels.length - 1 - i })).filter((t) => t.kind !== 'l' && t.kind !== 'f')
           if (targets.length > 0) {
-            out.push({ k: 'br_table', local: x, targets: [0, 1, 2].map(() => targets[r(targets.length)]!.depth), dead: gen(labels, loops, r(3), true) })
+            out.push({
+              k: 'br_table',
+              local: x,
+              targets: [0, 1, 2].map(() => targets[r(targets.length)]!.depth),
+              dead: gen(labels, loops, r(3), true),
+            })
             return out
           }
         } else if (choice === 11 && r(4) === 0) {
@@ -99,8 +134,14 @@ function generate(seed: number, nFuncs: number): Func[] {
 function emit(nodes: Node[], out: number[], labelsAbove: number): void {
   for (const n of nodes) {
     switch (n.k) {
-      case 'ops': out.push(...n.bytes); break
-      case 'block': out.push(op.block, op.void); emit(n.body, out, labelsAbove + 1); out.push(op.end); break
+      case 'ops':
+        out.push(...n.bytes)
+        break
+      case 'block':
+        out.push(op.block, op.void)
+        emit(n.body, out, labelsAbove + 1)
+        out.push(op.end)
+        break
       case 'loop':
         out.push(op.i32_const, n.times, op.local_set, n.counter, op.loop, op.void)
         emit(n.body, out, labelsAbove + 1)
@@ -109,7 +150,10 @@ function emit(nodes: Node[], out: number[], labelsAbove: number): void {
       case 'if':
         out.push(op.local_get, n.local, op.i32_const, ...s32(n.limit), op.i32_lt_s, op.if, op.void)
         emit(n.then, out, labelsAbove + 1)
-        if (n.else) { out.push(op.else); emit(n.else, out, labelsAbove + 1) }
+        if (n.else) {
+          out.push(op.else)
+          emit(n.else, out, labelsAbove + 1)
+        }
         out.push(op.end)
         break
       case 'br':
@@ -122,8 +166,13 @@ function emit(nodes: Node[], out: number[], labelsAbove: number): void {
         out.push(op.local_get, n.local, op.i32_const, 3, 0x70 /* i32.rem_u */, op.br_table, 2, n.targets[0]!, n.targets[1]!, n.targets[2]!)
         emit(n.dead, out, labelsAbove)
         break
-      case 'return': out.push(op.local_get, 0, op.return); emit(n.dead, out, labelsAbove); break
-      case 'call': out.push(op.call, n.func, op.local_set, n.into); break
+      case 'return':
+        out.push(op.local_get, 0, op.return)
+        emit(n.dead, out, labelsAbove)
+        break
+      case 'call':
+        out.push(op.call, n.func, op.local_set, n.into)
+        break
     }
   }
 }
@@ -134,11 +183,15 @@ function interpret(funcs: Func[], f: number, counter: { n: number }): number {
   const run = (nodes: Node[]): number | null => {
     for (const n of nodes) {
       switch (n.k) {
-        case 'ops': counter.n += n.n; n.run(l); break
+        case 'ops':
+          counter.n += n.n
+          n.run(l)
+          break
         case 'block': {
           counter.n += 1
           const s = run(n.body)
-          if (s === null) counter.n += 1 // end
+          if (s === null)
+            counter.n += 1 // end
           else if (s !== 0) return s < 0 ? s : s - 1
           break
         }
@@ -159,11 +212,13 @@ function interpret(funcs: Func[], f: number, counter: { n: number }): number {
           counter.n += 4 // local.get, i32.const, i32.lt_s, if
           if (l[n.local]! < n.limit) {
             const s = run(n.then)
-            if (s === null) counter.n += 1 // else (jumps to after end) or end
+            if (s === null)
+              counter.n += 1 // else (jumps to after end) or end
             else if (s !== 0) return s < 0 ? s : s - 1
           } else if (n.else) {
             const s = run(n.else)
-            if (s === null) counter.n += 1 // end
+            if (s === null)
+              counter.n += 1 // end
             else if (s !== 0) return s < 0 ? s : s - 1
           }
           break
@@ -182,8 +237,13 @@ function interpret(funcs: Func[], f: number, counter: { n: number }): number {
           counter.n += 4
           return n.targets[(l[n.local]! >>> 0) % 3]!
         }
-        case 'return': counter.n += 2; return -1
-        case 'call': counter.n += 2; l[n.into] = interpret(funcs, n.func, counter); break
+        case 'return':
+          counter.n += 2
+          return -1
+        case 'call':
+          counter.n += 2
+          l[n.into] = interpret(funcs, n.func, counter)
+          break
       }
     }
     return null

@@ -26,19 +26,34 @@ function refusal(fn: () => unknown): InstrumentError {
 
 /** countdown(n): block loop (br_if 1 when n == 0) n -= 1; br 0 end end. */
 const countdown = buildModule({
-  funcs: [{
-    params: [I32],
-    body: [
-      op.block, op.void,
-      op.loop, op.void,
-      op.local_get, 0, op.i32_eqz, op.br_if, 1,
-      op.local_get, 0, op.i32_const, 1, op.i32_sub, op.local_set, 0,
-      op.br, 0,
-      op.end,
-      op.end,
-    ],
-    export: 'countdown',
-  }],
+  funcs: [
+    {
+      params: [I32],
+      body: [
+        op.block,
+        op.void,
+        op.loop,
+        op.void,
+        op.local_get,
+        0,
+        op.i32_eqz,
+        op.br_if,
+        1,
+        op.local_get,
+        0,
+        op.i32_const,
+        1,
+        op.i32_sub,
+        op.local_set,
+        0,
+        op.br,
+        0,
+        op.end,
+        op.end,
+      ],
+      export: 'countdown',
+    },
+  ],
 })
 
 describe('meterFuel: what one unit of fuel is', () => {
@@ -58,11 +73,14 @@ describe('meterFuel: what one unit of fuel is', () => {
   it('charges both arms of an if/else by what they run', () => {
     // local.get, if | i32.const, else | i32.const, end | i32.const, i32.add, end
     const bytes = buildModule({
-      funcs: [{
-        params: [I32], results: [I32],
-        body: [op.local_get, 0, op.if, I32, op.i32_const, 10, op.else, op.i32_const, 20, op.end, op.i32_const, 1, op.i32_add],
-        export: 'pick',
-      }],
+      funcs: [
+        {
+          params: [I32],
+          results: [I32],
+          body: [op.local_get, 0, op.if, I32, op.i32_const, 10, op.else, op.i32_const, 20, op.end, op.i32_const, 1, op.i32_add],
+          export: 'pick',
+        },
+      ],
     })
     const { exports, used } = metered(bytes)
     expect(exports.pick!(1)).toBe(11)
@@ -113,15 +131,33 @@ describe('meterFuel: what one unit of fuel is', () => {
     // r(n) = n ? r(n - 1) + 1 : 0. Per level: local.get, if (2) | local.get, i32.const, i32.sub,
     // call (4) | i32.const, i32.add, else (3) | end (1) = 10; r(0) = 2 + i32.const, end (2) + 1 = 5.
     const bytes = buildModule({
-      funcs: [{
-        params: [I32], results: [I32],
-        body: [
-          op.local_get, 0, op.if, I32,
-          op.local_get, 0, op.i32_const, 1, op.i32_sub, op.call, 0, op.i32_const, 1, op.i32_add,
-          op.else, op.i32_const, 0, op.end,
-        ],
-        export: 'r',
-      }],
+      funcs: [
+        {
+          params: [I32],
+          results: [I32],
+          body: [
+            op.local_get,
+            0,
+            op.if,
+            I32,
+            op.local_get,
+            0,
+            op.i32_const,
+            1,
+            op.i32_sub,
+            op.call,
+            0,
+            op.i32_const,
+            1,
+            op.i32_add,
+            op.else,
+            op.i32_const,
+            0,
+            op.end,
+          ],
+          export: 'r',
+        },
+      ],
     })
     const { exports, used } = metered(bytes)
     let before = 0n
@@ -166,7 +202,13 @@ describe('meterFuel: what one unit of fuel is', () => {
       types: [{ params: [I32], results: [] }],
       funcs: [{ body: [op.i32_const, 7, op.call, 0], export: 'f' }],
     })
-    const m = metered(bytes, { host: { probe: () => { seen = remainingFuel(instance!) } } })
+    const m = metered(bytes, {
+      host: {
+        probe: () => {
+          seen = remainingFuel(instance!)
+        },
+      },
+    })
     instance = m.instance
     m.exports.f!()
     expect(BUDGET - seen).toBe(2n)
@@ -263,44 +305,211 @@ describe('meterFuel: module surgery', () => {
 
 describe('meterFuel: the opcode table', () => {
   it('decodes every proposal it claims (SIMD, bulk memory, reference types, atomics, tail calls, multi-value)', () => {
-    const v128 = (...lanes: number[]) => [0xfd, 0x0c, ...lanes.flatMap((l) => [l & 0xff, (l >> 8) & 0xff, (l >> 16) & 0xff, (l >>> 24) & 0xff])]
+    const v128 = (...lanes: number[]) => [
+      0xfd,
+      0x0c,
+      ...lanes.flatMap((l) => [l & 0xff, (l >> 8) & 0xff, (l >> 16) & 0xff, (l >>> 24) & 0xff]),
+    ]
     const f32 = (x: number) => [op.f32_const, ...new Uint8Array(new Float32Array([x]).buffer)]
     const f64 = (x: number) => [op.f64_const, ...new Uint8Array(new Float64Array([x]).buffer)]
     const body = [
       // bulk memory (0xFC 8-11) on a passive data segment
-      op.i32_const, 0, op.i32_const, 0, op.i32_const, 4, 0xfc, 8, 0, 0,
-      0xfc, 9, 0,
-      op.i32_const, 16, op.i32_const, 7, op.i32_const, 4, 0xfc, 11, 0,
-      op.i32_const, 32, op.i32_const, 0, op.i32_const, 4, 0xfc, 10, 0, 0,
+      op.i32_const,
+      0,
+      op.i32_const,
+      0,
+      op.i32_const,
+      4,
+      0xfc,
+      8,
+      0,
+      0,
+      0xfc,
+      9,
+      0,
+      op.i32_const,
+      16,
+      op.i32_const,
+      7,
+      op.i32_const,
+      4,
+      0xfc,
+      11,
+      0,
+      op.i32_const,
+      32,
+      op.i32_const,
+      0,
+      op.i32_const,
+      4,
+      0xfc,
+      10,
+      0,
+      0,
       // non-trapping float-to-int, sign extension
-      ...f32(1.5), 0xfc, 0, op.drop,
-      op.i32_const, ...s32(200), op.i32_extend8_s, op.drop,
+      ...f32(1.5),
+      0xfc,
+      0,
+      op.drop,
+      op.i32_const,
+      ...s32(200),
+      op.i32_extend8_s,
+      op.drop,
       // multi-value block type (type index 0: [] -> [i32 i32])
-      op.block, 0x00, op.i32_const, 1, op.i32_const, 2, op.end, op.i32_add, op.drop,
+      op.block,
+      0x00,
+      op.i32_const,
+      1,
+      op.i32_const,
+      2,
+      op.end,
+      op.i32_add,
+      op.drop,
       // reference types and tables
-      op.ref_null, FUNCREF, op.ref_is_null, op.drop,
-      op.ref_func, 1, op.drop,
-      op.i32_const, 0, op.table_get, 0, op.drop,
-      0xfc, 16, 0, op.drop, // table.size
-      op.i32_const, 1, op.i32_const, 2, op.i32_const, 0, op.select_t, 1, I32, op.drop,
+      op.ref_null,
+      FUNCREF,
+      op.ref_is_null,
+      op.drop,
+      op.ref_func,
+      1,
+      op.drop,
+      op.i32_const,
+      0,
+      op.table_get,
+      0,
+      op.drop,
+      0xfc,
+      16,
+      0,
+      op.drop, // table.size
+      op.i32_const,
+      1,
+      op.i32_const,
+      2,
+      op.i32_const,
+      0,
+      op.select_t,
+      1,
+      I32,
+      op.drop,
       // SIMD: v128.const, shuffle, lanes, loads with memargs, a two-byte sub-opcode (i32x4.add = 0xae)
-      ...v128(1, 2, 3, 4), ...v128(5, 6, 7, 8), 0xfd, 0x0d, 0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23,
-      0xfd, 0x1b, 1, op.drop, // i32x4.extract_lane 1
-      ...v128(1, 1, 1, 1), ...v128(2, 2, 2, 2), 0xfd, 0xae, 0x01, 0xfd, 0x1b, 3, op.drop,
-      op.i32_const, 0, op.i32_const, 0, 0xfd, 0x00, 4, 0, 0xfd, 0x56, 2, 0, 2, 0xfd, 0x1b, 2, op.drop, // load, load32_lane
-      op.i32_const, 48, op.i32_const, 5, 0xfd, 0x11, 0xfd, 0x0b, 4, 0, // i32x4.splat, v128.store
+      ...v128(1, 2, 3, 4),
+      ...v128(5, 6, 7, 8),
+      0xfd,
+      0x0d,
+      0,
+      1,
+      2,
+      3,
+      16,
+      17,
+      18,
+      19,
+      4,
+      5,
+      6,
+      7,
+      20,
+      21,
+      22,
+      23,
+      0xfd,
+      0x1b,
+      1,
+      op.drop, // i32x4.extract_lane 1
+      ...v128(1, 1, 1, 1),
+      ...v128(2, 2, 2, 2),
+      0xfd,
+      0xae,
+      0x01,
+      0xfd,
+      0x1b,
+      3,
+      op.drop,
+      op.i32_const,
+      0,
+      op.i32_const,
+      0,
+      0xfd,
+      0x00,
+      4,
+      0,
+      0xfd,
+      0x56,
+      2,
+      0,
+      2,
+      0xfd,
+      0x1b,
+      2,
+      op.drop, // load, load32_lane
+      op.i32_const,
+      48,
+      op.i32_const,
+      5,
+      0xfd,
+      0x11,
+      0xfd,
+      0x0b,
+      4,
+      0, // i32x4.splat, v128.store
       // atomics
-      op.i32_const, 0, 0xfe, 0x10, 2, 0, op.drop, 0xfe, 0x03, 0x00,
+      op.i32_const,
+      0,
+      0xfe,
+      0x10,
+      2,
+      0,
+      op.drop,
+      0xfe,
+      0x03,
+      0x00,
       // memory.size/grow, i64/f64 consts, br_table, call_indirect
-      op.memory_size, 0, op.drop, op.i32_const, 0, op.memory_grow, 0, op.drop,
-      op.i64_const, 0x7f, op.i64_const, 2, op.i64_add, op.drop, ...f64(2.5), op.drop,
-      op.block, op.void, op.i32_const, 1, op.br_table, 2, 0, 0, 0, op.end,
-      op.i32_const, 0, op.call_indirect, 1, 0,
-      op.i32_const, 48, op.i32_load, 2, 0, op.i32_add,
-      op.return_call, 1,
+      op.memory_size,
+      0,
+      op.drop,
+      op.i32_const,
+      0,
+      op.memory_grow,
+      0,
+      op.drop,
+      op.i64_const,
+      0x7f,
+      op.i64_const,
+      2,
+      op.i64_add,
+      op.drop,
+      ...f64(2.5),
+      op.drop,
+      op.block,
+      op.void,
+      op.i32_const,
+      1,
+      op.br_table,
+      2,
+      0,
+      0,
+      0,
+      op.end,
+      op.i32_const,
+      0,
+      op.call_indirect,
+      1,
+      0,
+      op.i32_const,
+      48,
+      op.i32_load,
+      2,
+      0,
+      op.i32_add,
+      op.return_call,
+      1,
     ]
     const spec = {
-      types: [{ params: [], results: [I32, I32] }, { params: [], results: [I32] }],
+      types: [
+        { params: [], results: [I32, I32] },
+        { params: [], results: [I32] },
+      ],
       memory: [0x01, 1, 2],
       table: [FUNCREF, 0x00, 1],
       elements: [[0x00, op.i32_const, 0, op.end, ...u32(1), 1]], // table[0] = function 1
@@ -328,11 +537,15 @@ describe('meterFuel: the opcode table', () => {
 
   it('keeps i64 and v128 locals and their indices intact', () => {
     const bytes = buildModule({
-      funcs: [{
-        params: [I32, I64], results: [I64], locals: [I64, V128, I32],
-        body: [op.local_get, 1, op.local_set, 2, op.local_get, 0, op.local_set, 4, op.local_get, 2, op.local_get, 4, 0xac, op.i64_add],
-        export: 'f',
-      }],
+      funcs: [
+        {
+          params: [I32, I64],
+          results: [I64],
+          locals: [I64, V128, I32],
+          body: [op.local_get, 1, op.local_set, 2, op.local_get, 0, op.local_set, 4, op.local_get, 2, op.local_get, 4, 0xac, op.i64_add],
+          export: 'f',
+        },
+      ],
     })
     const { instance } = metered(bytes)
     expect((instance.exports.f as (a: number, b: bigint) => bigint)(3, 4n)).toBe(7n)
@@ -341,10 +554,13 @@ describe('meterFuel: the opcode table', () => {
 
 describe('bulk operations are charged by length', () => {
   /** (func (export "run") (param i32) (memory.fill (i32.const 0) (i32.const 7) (local.get 0))) */
-  const fillModule = () => meterFuel(buildModule({
-    memory: [0x00, 2],
-    funcs: [{ params: [I32], body: [op.i32_const, 0, op.i32_const, 7, op.local_get, 0, 0xfc, ...u32(11), 0x00], export: 'run' }],
-  })).bytes
+  const fillModule = () =>
+    meterFuel(
+      buildModule({
+        memory: [0x00, 2],
+        funcs: [{ params: [I32], body: [op.i32_const, 0, op.i32_const, 7, op.local_get, 0, 0xfc, ...u32(11), 0x00], export: 'run' }],
+      }),
+    ).bytes
 
   const fuelFor = (length: number): bigint => {
     const inst = instantiate(fillModule())

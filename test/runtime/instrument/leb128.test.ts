@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest'
 import {
-  ByteWriter, InstrumentError, encodeS32, encodeS64, encodeU32, encodeU64, readS32, readS33, readS64, readU32, readU64, skipLeb,
+  ByteWriter,
+  InstrumentError,
+  encodeS32,
+  encodeS64,
+  encodeU32,
+  encodeU64,
+  readS32,
+  readS33,
+  readS64,
+  readU32,
+  readU64,
+  skipLeb,
 } from '../../../runtime/instrument/index.js'
 
 const b = (...xs: number[]) => new Uint8Array(xs)
@@ -17,8 +28,14 @@ function malformed(fn: () => unknown): void {
 describe('LEB128', () => {
   it('reads and writes u32 at the byte boundaries', () => {
     for (const [n, bytes] of [
-      [0, [0x00]], [1, [0x01]], [127, [0x7f]], [128, [0x80, 0x01]], [16383, [0xff, 0x7f]], [16384, [0x80, 0x80, 0x01]],
-      [0xffffffff, [0xff, 0xff, 0xff, 0xff, 0x0f]], [0x80000000, [0x80, 0x80, 0x80, 0x80, 0x08]],
+      [0, [0x00]],
+      [1, [0x01]],
+      [127, [0x7f]],
+      [128, [0x80, 0x01]],
+      [16383, [0xff, 0x7f]],
+      [16384, [0x80, 0x80, 0x01]],
+      [0xffffffff, [0xff, 0xff, 0xff, 0xff, 0x0f]],
+      [0x80000000, [0x80, 0x80, 0x80, 0x80, 0x08]],
     ] as const) {
       expect([...encodeU32(n)]).toEqual(bytes)
       expect(readU32(b(...bytes, 0xaa), 0)).toEqual({ value: n, next: bytes.length })
@@ -47,8 +64,14 @@ describe('LEB128', () => {
 
   it('reads and writes signed 32-bit values at the edges', () => {
     for (const [n, bytes] of [
-      [0, [0x00]], [-1, [0x7f]], [63, [0x3f]], [64, [0xc0, 0x00]], [-64, [0x40]], [-65, [0xbf, 0x7f]],
-      [0x7fffffff, [0xff, 0xff, 0xff, 0xff, 0x07]], [-0x80000000, [0x80, 0x80, 0x80, 0x80, 0x78]],
+      [0, [0x00]],
+      [-1, [0x7f]],
+      [63, [0x3f]],
+      [64, [0xc0, 0x00]],
+      [-64, [0x40]],
+      [-65, [0xbf, 0x7f]],
+      [0x7fffffff, [0xff, 0xff, 0xff, 0xff, 0x07]],
+      [-0x80000000, [0x80, 0x80, 0x80, 0x80, 0x78]],
     ] as const) {
       expect([...encodeS32(n)]).toEqual(bytes)
       expect(readS32(b(...bytes), 0)).toEqual({ value: n, next: bytes.length })

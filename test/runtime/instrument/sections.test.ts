@@ -35,7 +35,11 @@ describe('section reader and writer', () => {
   })
 
   it('refuses what is not a module', () => {
-    for (const bad of [new Uint8Array([]), new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 0, 0, 0]), new TextEncoder().encode('hello world!')]) {
+    for (const bad of [
+      new Uint8Array([]),
+      new Uint8Array([0x7f, 0x45, 0x4c, 0x46, 1, 0, 0, 0]),
+      new TextEncoder().encode('hello world!'),
+    ]) {
       expect(() => parseSections(bad)).toThrow(InstrumentError)
     }
     const truncated = buildModule({ funcs: [{ body: [op.nop] }] }).subarray(0, -2)

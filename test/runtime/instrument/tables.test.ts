@@ -8,7 +8,11 @@ const withTables = (tables: number[][]) => new Uint8Array([...HEADER, ...section
 
 /** The same module with table 0 exported as "t", so JS can probe how far it grows. */
 function exportingTable(tables: number[][]): Uint8Array {
-  return new Uint8Array([...HEADER, ...section(4, [...u32(tables.length), ...tables.flat()]), ...section(7, [...u32(1), ...name('t'), 1, ...u32(0)])])
+  return new Uint8Array([
+    ...HEADER,
+    ...section(4, [...u32(tables.length), ...tables.flat()]),
+    ...section(7, [...u32(1), ...name('t'), 1, ...u32(0)]),
+  ])
 }
 
 describe('capTables', () => {
@@ -21,7 +25,10 @@ describe('capTables', () => {
 
   it('adds a maximum to an unbounded table and lowers one above the cap, so table.grow stops there', () => {
     const cap = { maxTables: 8, maxEntries: 100 }
-    for (const limits of [[0x00, ...u32(1)], [0x01, ...u32(1), ...u32(5_000_000)]]) {
+    for (const limits of [
+      [0x00, ...u32(1)],
+      [0x01, ...u32(1), ...u32(5_000_000)],
+    ]) {
       const capped = capTables(exportingTable([[FUNCREF, ...limits]]), cap)
       const t = new WebAssembly.Instance(new WebAssembly.Module(capped as Uint8Array<ArrayBuffer>)).exports.t as WebAssembly.Table
       expect(t.grow(99)).toBe(1)

@@ -20,14 +20,52 @@ export const FUNCREF = 0x70
 export const EXTERNREF = 0x6f
 
 export const op = {
-  unreachable: 0x00, nop: 0x01, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b,
-  br: 0x0c, br_if: 0x0d, br_table: 0x0e, return: 0x0f, call: 0x10, call_indirect: 0x11,
-  return_call: 0x12, return_call_indirect: 0x13, drop: 0x1a, select: 0x1b, select_t: 0x1c,
-  local_get: 0x20, local_set: 0x21, local_tee: 0x22, global_get: 0x23, global_set: 0x24,
-  table_get: 0x25, table_set: 0x26, i32_load: 0x28, i64_load: 0x29, i32_store: 0x36, i32_store8: 0x3a,
-  memory_size: 0x3f, memory_grow: 0x40, i32_const: 0x41, i64_const: 0x42, f32_const: 0x43, f64_const: 0x44,
-  i32_eqz: 0x45, i32_eq: 0x46, i32_lt_s: 0x48, i32_add: 0x6a, i32_sub: 0x6b, i32_mul: 0x6c, i64_add: 0x7c,
-  i32_extend8_s: 0xc0, ref_null: 0xd0, ref_is_null: 0xd1, ref_func: 0xd2,
+  unreachable: 0x00,
+  nop: 0x01,
+  block: 0x02,
+  loop: 0x03,
+  if: 0x04,
+  else: 0x05,
+  end: 0x0b,
+  br: 0x0c,
+  br_if: 0x0d,
+  br_table: 0x0e,
+  return: 0x0f,
+  call: 0x10,
+  call_indirect: 0x11,
+  return_call: 0x12,
+  return_call_indirect: 0x13,
+  drop: 0x1a,
+  select: 0x1b,
+  select_t: 0x1c,
+  local_get: 0x20,
+  local_set: 0x21,
+  local_tee: 0x22,
+  global_get: 0x23,
+  global_set: 0x24,
+  table_get: 0x25,
+  table_set: 0x26,
+  i32_load: 0x28,
+  i64_load: 0x29,
+  i32_store: 0x36,
+  i32_store8: 0x3a,
+  memory_size: 0x3f,
+  memory_grow: 0x40,
+  i32_const: 0x41,
+  i64_const: 0x42,
+  f32_const: 0x43,
+  f64_const: 0x44,
+  i32_eqz: 0x45,
+  i32_eq: 0x46,
+  i32_lt_s: 0x48,
+  i32_add: 0x6a,
+  i32_sub: 0x6b,
+  i32_mul: 0x6c,
+  i64_add: 0x7c,
+  i32_extend8_s: 0xc0,
+  ref_null: 0xd0,
+  ref_is_null: 0xd1,
+  ref_func: 0xd2,
   void: 0x40,
 } as const
 
@@ -125,7 +163,9 @@ export function buildModule(spec: ModuleSpec): Uint8Array {
   if (spec.memory) out.push(...section(5, vec([spec.memory])))
   if (spec.globals?.length) out.push(...section(6, vec(spec.globals)))
   const exports: number[][] = []
-  funcs.forEach((f, i) => { if (f.export !== undefined) exports.push([...name(f.export), 0x00, ...u32(importedFuncs + i)]) })
+  funcs.forEach((f, i) => {
+    if (f.export !== undefined) exports.push([...name(f.export), 0x00, ...u32(importedFuncs + i)])
+  })
   if (spec.memory && spec.exportMemory !== false) exports.push([...name('memory'), 0x02, 0x00])
   for (const e of spec.exports ?? []) exports.push([...name(e.name), e.kind, ...u32(e.index)])
   if (exports.length) out.push(...section(7, vec(exports)))
@@ -133,11 +173,18 @@ export function buildModule(spec: ModuleSpec): Uint8Array {
   if (spec.elements?.length) out.push(...section(9, vec(spec.elements)))
   if (spec.datacount !== undefined) out.push(...section(12, u32(spec.datacount)))
   if (funcs.length) {
-    out.push(...section(10, vec(funcs.map((f) => {
-      const locals = f.locals ?? []
-      const body = [...vec(locals.map((t) => [1, t])), ...f.body, op.end]
-      return [...u32(body.length), ...body]
-    }))))
+    out.push(
+      ...section(
+        10,
+        vec(
+          funcs.map((f) => {
+            const locals = f.locals ?? []
+            const body = [...vec(locals.map((t) => [1, t])), ...f.body, op.end]
+            return [...u32(body.length), ...body]
+          }),
+        ),
+      ),
+    )
   }
   if (spec.data?.length) out.push(...section(11, vec(spec.data)))
   for (const c of spec.custom ?? []) out.push(...section(0, [...name(c.name), ...c.bytes]))
@@ -159,7 +206,10 @@ export function instantiate(bytes: Uint8Array, imports: WebAssembly.Imports = {}
 export function allGuests(): { name: string; path: string }[] {
   const out: { name: string; path: string }[] = []
   for (const dir of ['test/fixtures/wasm', 'samples']) {
-    for (const f of readdirSync(join(ROOT, dir)).filter((n) => n.endsWith('.wasm')).sort()) out.push({ name: `${dir}/${f}`, path: join(ROOT, dir, f) })
+    for (const f of readdirSync(join(ROOT, dir))
+      .filter((n) => n.endsWith('.wasm'))
+      .sort())
+      out.push({ name: `${dir}/${f}`, path: join(ROOT, dir, f) })
   }
   return out
 }
@@ -184,7 +234,15 @@ export function runGuest(bytes: Uint8Array, args: string[], fuel?: bigint): Gues
   let stdout = ''
   let stderr = ''
   const decoder = new TextDecoder()
-  const host = new WasiHost({ args, stdout: (c) => { stdout += decoder.decode(c) }, stderr: (c) => { stderr += decoder.decode(c) } })
+  const host = new WasiHost({
+    args,
+    stdout: (c) => {
+      stdout += decoder.decode(c)
+    },
+    stderr: (c) => {
+      stderr += decoder.decode(c)
+    },
+  })
   const instance = instantiate(bytes, host.imports as unknown as WebAssembly.Imports)
   if (fuel !== undefined) setFuel(instance, fuel)
   let exitCode: number | undefined

@@ -36,11 +36,35 @@ function command(callMissing: boolean, withStartWrite = false): Uint8Array {
       { body, export: '_start' },
       // start: fd_write(1, iov@16 -> "started" @0, 1, nwritten@32)
       {
-        body: withStartWrite ? [
-          op.i32_const, 16, op.i32_const, 0, op.i32_store, 2, 0,
-          op.i32_const, 20, op.i32_const, 7, op.i32_store, 2, 0,
-          op.i32_const, 1, op.i32_const, 16, op.i32_const, 1, op.i32_const, 32, op.call, 1, op.drop,
-        ] : [],
+        body: withStartWrite
+          ? [
+              op.i32_const,
+              16,
+              op.i32_const,
+              0,
+              op.i32_store,
+              2,
+              0,
+              op.i32_const,
+              20,
+              op.i32_const,
+              7,
+              op.i32_store,
+              2,
+              0,
+              op.i32_const,
+              1,
+              op.i32_const,
+              16,
+              op.i32_const,
+              1,
+              op.i32_const,
+              32,
+              op.call,
+              1,
+              op.drop,
+            ]
+          : [],
       },
     ],
     ...(withStartWrite ? { start: 4, data: [[0x00, op.i32_const, 0, op.end, 7, ...new TextEncoder().encode('started')]] } : {}),
@@ -77,7 +101,10 @@ describe('unknown imports', () => {
   })
 
   it('a refusal message stays short: count, three names, the flags; every name in the error', () => {
-    const names = Array.from({ length: 24 }, (_, i) => `rb-js-abi-host.f${i}: func(value: handle<js-abi-value>) -> variant { success(handle<js-abi-value>) }`)
+    const names = Array.from(
+      { length: 24 },
+      (_, i) => `rb-js-abi-host.f${i}: func(value: handle<js-abi-value>) -> variant { success(handle<js-abi-value>) }`,
+    )
     const short = unknownImportsMessage(names, false)
     expect(short.length).toBeLessThan(400)
     expect(short).toMatch(/^module imports 24 functions caplet does not provide: .* and 21 more; run with --trap-unknown-imports/)
@@ -88,28 +115,47 @@ describe('unknown imports', () => {
   })
 
   it('non-function imports are never stubbed', () => {
-    const bytes = buildModule({ imports: [{ module: 'env', name: 'g', desc: [0x03, I32, 0x00] }], memory: [0x00, 1], funcs: [{ body: [], export: '_start' }] })
+    const bytes = buildModule({
+      imports: [{ module: 'env', name: 'g', desc: [0x03, I32, 0x00] }],
+      memory: [0x00, 1],
+      funcs: [{ body: [], export: '_start' }],
+    })
     expect(() => runSync(bytes, { unknownImports: 'default' })).toThrow(/non-function caplet does not provide: env\.g \(global\)/)
   })
 
   it('a guest that catches the trap (exception handling) still ends trapped', () => {
     let trapped: UnknownImportCalled | undefined
-    const stubs = stubFunctions([{ module: 'env', name: 'x', action: 'trap', results: [] }], () => {}, (e) => { trapped = e })
+    const stubs = stubFunctions(
+      [{ module: 'env', name: 'x', action: 'trap', results: [] }],
+      () => {},
+      (e) => {
+        trapped = e
+      },
+    )
     expect(() => stubs.env!.x!()).toThrow(UnknownImportCalled)
     expect(trapped?.importName).toBe('env.x')
   })
 })
 
 describe('syscall allow-list and deny-list', () => {
-  const rnd = () => buildModule({
-    types: [{ params: [I32], results: [] }, { params: [I32, I32], results: [I32] }],
-    imports: [{ module: WASI, name: 'proc_exit', desc: [0x00, 0x00] }, { module: WASI, name: 'random_get', desc: [0x00, 0x01] }],
-    memory: [0x00, 1],
-    funcs: [{ body: [op.i32_const, 0, op.i32_const, 8, op.call, 1, op.call, 0], export: '_start' }],
-  })
+  const rnd = () =>
+    buildModule({
+      types: [
+        { params: [I32], results: [] },
+        { params: [I32, I32], results: [I32] },
+      ],
+      imports: [
+        { module: WASI, name: 'proc_exit', desc: [0x00, 0x00] },
+        { module: WASI, name: 'random_get', desc: [0x00, 0x01] },
+      ],
+      memory: [0x00, 1],
+      funcs: [{ body: [op.i32_const, 0, op.i32_const, 8, op.call, 1, op.call, 0], export: '_start' }],
+    })
 
   it('a denied WASI import refuses the module, naming the flag that allows it', () => {
-    expect(() => runSync(rnd(), { denySyscalls: ['random_get'] })).toThrow(/denies: random_get \(allow them with --allow-syscalls random_get, or stub them to return ENOSYS with --stub-denied-syscalls\)/)
+    expect(() => runSync(rnd(), { denySyscalls: ['random_get'] })).toThrow(
+      /denies: random_get \(allow them with --allow-syscalls random_get, or stub them to return ENOSYS with --stub-denied-syscalls\)/,
+    )
     expect(() => runSync(rnd(), { syscalls: ['proc_exit'] })).toThrow(ModuleError)
   })
 
@@ -133,9 +179,23 @@ describe('CRuby (@ruby/3.4-wasm-wasi) with trapping unknown imports', () => {
     expect(plan.stubs.length).toBe(24)
     let out = ''
     const dec = new TextDecoder()
-    const host = new WasiHost({ args: ['ruby'], stdout: (c) => { out += dec.decode(c) }, stderr: () => {} , functions: plan.functions })
+    const host = new WasiHost({
+      args: ['ruby'],
+      stdout: (c) => {
+        out += dec.decode(c)
+      },
+      stderr: () => {},
+      functions: plan.functions,
+    })
     const imports: Record<string, Record<string, unknown>> = { ...host.imports }
-    for (const [m, f] of Object.entries(stubFunctions(plan.stubs, () => {}, () => {}))) imports[m] = { ...imports[m], ...f }
+    for (const [m, f] of Object.entries(
+      stubFunctions(
+        plan.stubs,
+        () => {},
+        () => {},
+      ),
+    ))
+      imports[m] = { ...imports[m], ...f }
     const inst = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
     host.initialize(inst)
     const x = inst.exports as Record<string, (...a: number[]) => number> & { memory: WebAssembly.Memory }
@@ -148,7 +208,10 @@ describe('CRuby (@ruby/3.4-wasm-wasi) with trapping unknown imports', () => {
     const argv = ['ruby', '-e_=0'].map(str)
     const arr = x.cabi_realloc!(0, 0, 4, argv.length * 8)
     const view = new DataView(x.memory.buffer)
-    argv.forEach(([p, l], i) => { view.setUint32(arr + i * 8, p, true); view.setUint32(arr + i * 8 + 4, l, true) })
+    argv.forEach(([p, l], i) => {
+      view.setUint32(arr + i * 8, p, true)
+      view.setUint32(arr + i * 8 + 4, l, true)
+    })
     x['ruby-init: func(args: list<string>) -> ()']!(arr, argv.length)
     x['ruby-init-loadpath: func() -> ()']!()
     const [sp, sl] = str(script)
@@ -172,11 +235,17 @@ describe('CRuby (@ruby/3.4-wasm-wasi) with trapping unknown imports', () => {
   it('from the CLI, the reactor is refused in one line that points to plugin(), whatever the import flags', () => {
     const bin = join(ROOT, 'bin/caplet.js')
     for (const flags of [['--trap-unknown-imports'], []]) {
-      const r = spawnSync(process.execPath, [bin, 'run', ...flags, join(ROOT, 'node_modules/@ruby/3.4-wasm-wasi/dist/ruby+stdlib.wasm'), '-e', 'puts 1+1'], { encoding: 'utf8' })
+      const r = spawnSync(
+        process.execPath,
+        [bin, 'run', ...flags, join(ROOT, 'node_modules/@ruby/3.4-wasm-wasi/dist/ruby+stdlib.wasm'), '-e', 'puts 1+1'],
+        { encoding: 'utf8' },
+      )
       expect(r.status).toBe(126)
       expect(r.stdout).toBe('')
-      expect(r.stderr).toBe('caplet: module is a WASI reactor (it exports _initialize, not _start): a library to call, not a program to run; '
-        + 'load it with plugin() from \'caplet\' and call its exports (caplet inspect MODULE lists them)\n')
+      expect(r.stderr).toBe(
+        'caplet: module is a WASI reactor (it exports _initialize, not _start): a library to call, not a program to run; ' +
+          "load it with plugin() from 'caplet' and call its exports (caplet inspect MODULE lists them)\n",
+      )
     }
   }, 60_000)
 

@@ -14,12 +14,21 @@ let servers: Worker
 let ports: { allowed: number; forbidden: number }
 const plugins: Plugin[] = []
 type Stats = Record<'allowed' | 'forbidden', { connections: number; requests: string[] }>
-const stats = () => new Promise<Stats>((resolve) => {
-  servers.once('message', (m: { type: string; stats: Stats }) => resolve(m.stats))
-  servers.postMessage('stats')
-})
-const allowed = { get port() { return ports.allowed } }
-const forbidden = { get port() { return ports.forbidden } }
+const stats = () =>
+  new Promise<Stats>((resolve) => {
+    servers.once('message', (m: { type: string; stats: Stats }) => resolve(m.stats))
+    servers.postMessage('stats')
+  })
+const allowed = {
+  get port() {
+    return ports.allowed
+  },
+}
+const forbidden = {
+  get port() {
+    return ports.forbidden
+  },
+}
 
 beforeAll(async () => {
   servers = new Worker(new URL('../../support/plugin-http-servers.mjs', import.meta.url))

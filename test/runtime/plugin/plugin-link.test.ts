@@ -36,9 +36,16 @@ const td = new TextDecoder()
 let unknown: Uint8Array
 let init: Uint8Array
 const opened: Plugin[] = []
-const track = (p: Plugin) => { opened.push(p); return p }
-beforeAll(async () => { [unknown, init] = await Promise.all([wat(UNKNOWN), wat(INIT)]) })
-afterAll(async () => { await Promise.all(opened.map((p) => p.close())) })
+const track = (p: Plugin) => {
+  opened.push(p)
+  return p
+}
+beforeAll(async () => {
+  ;[unknown, init] = await Promise.all([wat(UNKNOWN), wat(INIT)])
+})
+afterAll(async () => {
+  await Promise.all(opened.map((p) => p.close()))
+})
 
 describe('plugin: unknown imports', () => {
   it('reject (default): refused at load with every name', async () => {
@@ -51,7 +58,7 @@ describe('plugin: unknown imports', () => {
     it(`${isolation}, trap: loads; calling one traps naming it; the plugin answers the next call`, async () => {
       const p = track(await plugin(unknown, { isolation, unknownImports: 'trap' }))
       expect(td.decode(await p.call('ok'))).toBe('o')
-      const e = await p.call('call_escape').catch((x: unknown) => x) as PluginCallError
+      const e = (await p.call('call_escape').catch((x: unknown) => x)) as PluginCallError
       expect(e).toBeInstanceOf(PluginCallError)
       expect(e.failure).toBe('trap')
       expect(e.trap?.kind).toBe('unknown-import')
@@ -87,7 +94,9 @@ describe('plugin: initialize', () => {
 
   it('an initialize that is not a callable export is a PolicyError naming it', async () => {
     await expect(plugin(init, { isolation: 'in-process', initialize: 'nope' })).rejects.toThrow(PolicyError)
-    await expect(plugin(init, { isolation: 'in-process', initialize: 'nope' })).rejects.toThrow(/initialize: the plugin has no export "nope"/)
+    await expect(plugin(init, { isolation: 'in-process', initialize: 'nope' })).rejects.toThrow(
+      /initialize: the plugin has no export "nope"/,
+    )
     await expect(plugin(init, { isolation: 'in-process', initialize: 3 as never })).rejects.toThrow(/initialize: must name an export/)
   })
 

@@ -12,8 +12,13 @@ const td = new TextDecoder()
 const text = (b: Uint8Array) => td.decode(b)
 
 const open: Plugin[] = []
-const track = <T extends Plugin>(p: T): T => { open.push(p); return p }
-afterAll(async () => { await Promise.all(open.map((p) => p.close())) })
+const track = <T extends Plugin>(p: T): T => {
+  open.push(p)
+  return p
+}
+afterAll(async () => {
+  await Promise.all(open.map((p) => p.close()))
+})
 
 /** The stdio fixture's `transform`: the input reversed, ":" and the sum of its bytes. */
 function expectedTransform(input: Uint8Array): string {
@@ -53,11 +58,18 @@ describe('plugin: loading', () => {
     await expect(plugin(HOST, { isolation: 'in-process' })).rejects.toThrow(ModuleError)
     await expect(plugin(HOST, { isolation: 'in-process' })).rejects.toThrow(/app\.lookup \(not granted/)
     // Granting app.lookup is not enough: caplet:http.request needs the HTTP grant.
-    await expect(plugin(HOST, { isolation: 'in-process', host: { 'app.lookup': () => 'x' } })).rejects.toThrow(/caplet:http\.request \(HTTP is not granted/)
+    await expect(plugin(HOST, { isolation: 'in-process', host: { 'app.lookup': () => 'x' } })).rejects.toThrow(
+      /caplet:http\.request \(HTTP is not granted/,
+    )
   })
 
   it('refuses bad options with every problem named', async () => {
-    const e = await plugin(STDIO, { state: 'sometimes' as never, host: { nodot: () => 1 } as never, config: { a: 1 as never }, limits: { fuel: -1 } }).catch((x) => x)
+    const e = await plugin(STDIO, {
+      state: 'sometimes' as never,
+      host: { nodot: () => 1 } as never,
+      config: { a: 1 as never },
+      limits: { fuel: -1 },
+    }).catch((x) => x)
     expect(e).toBeInstanceOf(PolicyError)
     expect((e as PolicyError).problems.join('\n')).toMatch(/state/)
     expect((e as PolicyError).problems.join('\n')).toMatch(/host\.nodot/)
@@ -66,9 +78,13 @@ describe('plugin: loading', () => {
   })
 
   it('refuses an async host function in-process with a PolicyError', async () => {
-    await expect(plugin(HOST, {
-      isolation: 'in-process', host: { app: { lookup: async () => 'x' } }, http: { allowedHosts: [] },
-    })).rejects.toThrow(/async host function needs isolation "worker"/)
+    await expect(
+      plugin(HOST, {
+        isolation: 'in-process',
+        host: { app: { lookup: async () => 'x' } },
+        http: { allowedHosts: [] },
+      }),
+    ).rejects.toThrow(/async host function needs isolation "worker"/)
   })
 })
 
@@ -118,7 +134,13 @@ describe('plugin: calls', () => {
     expect(e.failure).toBe('plugin')
     expect(e.message).toMatch(/the rule rejected the order/)
     expect((await failure(p.call('status3'))).status).toBe(3)
-    for (let i = 0; i < 200; i++) expect(text(p.callSync('shift', `x${i}`))).toBe(`y${String(i).split('').map((c) => String.fromCharCode(c.charCodeAt(0) + 1)).join('')}#${1 + String(i).length}`)
+    for (let i = 0; i < 200; i++)
+      expect(text(p.callSync('shift', `x${i}`))).toBe(
+        `y${String(i)
+          .split('')
+          .map((c) => String.fromCharCode(c.charCodeAt(0) + 1))
+          .join('')}#${1 + String(i).length}`,
+      )
   })
 
   it('runs the samples: stdio upper-casing and Extism vowel counting', async () => {
@@ -256,7 +278,10 @@ describe('plugin: failures leave the plugin usable', () => {
 
   it('closing a worker plugin during a call ends that call with PluginUnusableError', async () => {
     const p = track(await plugin(STDIO))
-    const call = p.call('spin').then(() => undefined, (e: unknown) => e)
+    const call = p.call('spin').then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     await new Promise((r) => setTimeout(r, 100))
     await p.close()
     expect(await call).toBeInstanceOf(PluginUnusableError)
@@ -276,16 +301,18 @@ describe('plugin: host functions', () => {
     it(`receive checked copies of the plugin's bytes and return bytes (${isolation})`, async () => {
       const seen: unknown[] = []
       const prices: Record<string, number> = { apple: 3, pear: 5 }
-      const p = track(await plugin(HOST, {
-        isolation,
-        http: { allowedHosts: [] },
-        host: {
-          'app.lookup': (sku: HostInput) => {
-            seen.push(sku instanceof HostInput, sku.length)
-            return { sku: sku.text(), price: prices[sku.text()] ?? null }
+      const p = track(
+        await plugin(HOST, {
+          isolation,
+          http: { allowedHosts: [] },
+          host: {
+            'app.lookup': (sku: HostInput) => {
+              seen.push(sku instanceof HostInput, sku.length)
+              return { sku: sku.text(), price: prices[sku.text()] ?? null }
+            },
           },
-        },
-      }))
+        }),
+      )
       expect(JSON.parse(text(await p.call('lookup', 'pear')))).toEqual({ sku: 'pear', price: 5 })
       expect(JSON.parse(text(await p.call('lookup', 'kiwi')))).toEqual({ sku: 'kiwi', price: null })
       expect(seen).toEqual([true, 4, true, 4])
@@ -302,26 +329,56 @@ describe('plugin: host functions', () => {
 
   it('a host function that throws fails the call with its error, not the host', async () => {
     const boom = new Error('pricing service down')
-    const p = track(await plugin(HOST, { isolation: 'in-process', http: { allowedHosts: [] }, host: { 'app.lookup': () => { throw boom } } }))
+    const p = track(
+      await plugin(HOST, {
+        isolation: 'in-process',
+        http: { allowedHosts: [] },
+        host: {
+          'app.lookup': () => {
+            throw boom
+          },
+        },
+      }),
+    )
     const e = await failure(p.call('lookup', 'x'))
     expect(e.failure).toBe('host')
     expect(e.message).toMatch(/host function app\.lookup failed: pricing service down/)
     expect(e.cause).toBe(boom)
-    const w = track(await plugin(HOST, { http: { allowedHosts: [] }, host: { 'app.lookup': async () => { throw boom } } }))
+    const w = track(
+      await plugin(HOST, {
+        http: { allowedHosts: [] },
+        host: {
+          'app.lookup': async () => {
+            throw boom
+          },
+        },
+      }),
+    )
     expect((await failure(w.call('lookup', 'x'))).message).toMatch(/pricing service down/)
   })
 
   it('async host functions run on the embedder thread for worker plugins', async () => {
-    const p = track(await plugin(HOST, {
-      http: { allowedHosts: [] },
-      host: { app: { lookup: async (k: HostInput) => { await new Promise((r) => setTimeout(r, 5)); return `async:${k.text()}` } } },
-    }))
+    const p = track(
+      await plugin(HOST, {
+        http: { allowedHosts: [] },
+        host: {
+          app: {
+            lookup: async (k: HostInput) => {
+              await new Promise((r) => setTimeout(r, 5))
+              return `async:${k.text()}`
+            },
+          },
+        },
+      }),
+    )
     for (let i = 0; i < 20; i++) expect(text(await p.call('lookup', `k${i}`))).toBe(`async:k${i}`)
   })
 
   it('Extism host functions (extism:host/user) take and return blocks', async () => {
     for (const isolation of ['in-process', 'worker'] as const) {
-      const p = track(await plugin(EXTISM_HOST, { isolation, host: { 'extism:host/user.lookup': (k: HostInput) => k.text().toUpperCase() } }))
+      const p = track(
+        await plugin(EXTISM_HOST, { isolation, host: { 'extism:host/user.lookup': (k: HostInput) => k.text().toUpperCase() } }),
+      )
       expect(text(await p.call('lookup', 'sku-1'))).toBe('SKU-1')
       const bad = await failure(p.call('lookup_garbage'))
       expect(bad.trap?.kind).toBe('memory-fault')

@@ -6,7 +6,14 @@ import { Worker } from 'node:worker_threads'
 import { build } from 'esbuild'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
-  BridgeCallError, BridgeClient, BridgeClosedError, BridgeFault, BridgeServer, createBridge, type BridgeChannel, type ServedService,
+  BridgeCallError,
+  BridgeClient,
+  BridgeClosedError,
+  BridgeFault,
+  BridgeServer,
+  createBridge,
+  type BridgeChannel,
+  type ServedService,
 } from '../../../runtime/worker/bridge.js'
 import { startBridgeHelper, startBridgeHelperSync } from '../../../runtime/worker/bridge-helper.js'
 
@@ -17,7 +24,14 @@ let bridgeUrl: string
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'caplet-bridge-'))
   const out = join(dir, 'bridge.mjs')
-  await build({ entryPoints: ['runtime/worker/bridge.ts'], bundle: true, format: 'esm', platform: 'neutral', outfile: out, logLevel: 'silent' })
+  await build({
+    entryPoints: ['runtime/worker/bridge.ts'],
+    bundle: true,
+    format: 'esm',
+    platform: 'neutral',
+    outfile: out,
+    logLevel: 'silent',
+  })
   bridgeUrl = pathToFileURL(out).href
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -44,11 +58,21 @@ function echoService(log: string[] = []): ServedService {
   return {
     echo: (args, bytes) => ({ value: { got: args }, bytes }),
     later: (args: { ms: number; n: number }) => new Promise((r) => setTimeout(() => r({ value: args.n }), args.ms)),
-    refuse: () => { throw new BridgeFault('connection reset by peer', 54) },
-    crash: () => { throw new TypeError('host bug') },
+    refuse: () => {
+      throw new BridgeFault('connection reset by peer', 54)
+    },
+    crash: () => {
+      throw new TypeError('host bug')
+    },
     big: (args: { n: number }) => ({ bytes: new Uint8Array(args.n) }),
-    cyclic: () => { const o: Record<string, unknown> = {}; o.self = o; return { value: o } },
-    dispose: () => { log.push('disposed') },
+    cyclic: () => {
+      const o: Record<string, unknown> = {}
+      o.self = o
+      return { value: o }
+    },
+    dispose: () => {
+      log.push('disposed')
+    },
   }
 }
 
@@ -57,7 +81,9 @@ describe('the synchronous bridge between a guest thread and an async service', (
     const channel = createBridge({ capacity: 4096 })
     const server = new BridgeServer(channel, { svc: echoService() })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       let sum = 0
       for (let i = 0; i < 2000; i++) {
         const bytes = new Uint8Array([i & 255, (i >> 8) & 255, 7])
@@ -67,7 +93,8 @@ describe('the synchronous bridge between a guest thread and an async service', (
       }
       const none = client.call('svc', 'echo')
       return { sum, noneBytes: none.bytes === undefined, noneArgs: none.value.got }
-    `)
+    `,
+    )
     expect(await result).toEqual({ sum: (1999 * 2000) / 2, noneBytes: true, noneArgs: null })
     await server.close()
   })
@@ -76,11 +103,14 @@ describe('the synchronous bridge between a guest thread and an async service', (
     const channel = createBridge()
     const server = new BridgeServer(channel, { svc: echoService() })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       const t0 = Date.now()
       const r = client.call('svc', 'later', { ms: 50, n: 42 })
       return { n: r.value, waited: Date.now() - t0 >= 40 }
-    `)
+    `,
+    )
     expect(await result).toEqual({ n: 42, waited: true })
     await server.close()
   })
@@ -89,7 +119,9 @@ describe('the synchronous bridge between a guest thread and an async service', (
     const channel = createBridge()
     const server = new BridgeServer(channel, { svc: echoService() })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       const out = []
       for (const m of ['refuse', 'crash', 'cyclic', 'nope', '__proto__', 'constructor', 'hasOwnProperty', 'dispose']) {
         try { client.call('svc', m); out.push([m, 'returned']) } catch (e) { out.push([m, e.name, e.message, e.errno ?? null]) }
@@ -97,7 +129,8 @@ describe('the synchronous bridge between a guest thread and an async service', (
       try { client.call('toString', 'call') } catch (e) { out.push(['toString', e.message]) }
       out.push(client.call('svc', 'echo', 1).value.got)
       return out
-    `)
+    `,
+    )
     expect(await result).toEqual([
       ['refuse', 'BridgeCallError', 'connection reset by peer', 54],
       ['crash', 'BridgeCallError', 'host bug', null],
@@ -117,14 +150,17 @@ describe('the synchronous bridge between a guest thread and an async service', (
     const channel = createBridge({ capacity: 1024 })
     const server = new BridgeServer(channel, { svc: echoService() })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       const out = { maxBytes: client.maxBytes }
       try { client.call('svc', 'echo', null, new Uint8Array(2000)) } catch (e) { out.request = e.message }
       out.fits = client.call('svc', 'echo', null, new Uint8Array(client.maxBytes)).bytes.length
       try { client.call('svc', 'big', { n: 5000 }) } catch (e) { out.reply = e.message }
       out.after = client.call('svc', 'big', { n: 100 }).bytes.length
       return out
-    `)
+    `,
+    )
     expect(await result).toEqual({
       maxBytes: 768,
       request: expect.stringMatching(/^payload too large/),
@@ -138,15 +174,25 @@ describe('the synchronous bridge between a guest thread and an async service', (
   it('wakes a caller blocked in a call when the server closes, and disposes every service', async () => {
     const channel = createBridge()
     const log: string[] = []
-    const server = new BridgeServer(channel, { svc: echoService(log), other: { dispose: () => { log.push('other') } } })
+    const server = new BridgeServer(channel, {
+      svc: echoService(log),
+      other: {
+        dispose: () => {
+          log.push('other')
+        },
+      },
+    })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       try { client.call('svc', 'later', { ms: 60_000, n: 1 }); return 'returned' } catch (e) {
         let again
         try { client.call('svc', 'echo') } catch (e2) { again = e2.name }
         return [e.name, again]
       }
-    `)
+    `,
+    )
     await new Promise((r) => setTimeout(r, 100))
     await server.close()
     expect(await result).toEqual(['BridgeClosedError', 'BridgeClosedError'])
@@ -196,17 +242,29 @@ describe('the bridge helper thread (in-process runs)', () => {
     expect(new BridgeClient(helper.channel).call('svc', 'echo', 5).value).toEqual({ got: 5, prefix: '' })
     await helper.close()
     await expect(startBridgeHelper([{ name: 'x', factory: brokenFactory }])).rejects.toThrow('cannot open the listener')
-    expect(() => startBridgeHelperSync([{ name: 'x', factory: 'no-such-service' }])).toThrow('unknown bridge service factory: no-such-service')
+    expect(() => startBridgeHelperSync([{ name: 'x', factory: 'no-such-service' }])).toThrow(
+      'unknown bridge service factory: no-such-service',
+    )
   })
 })
 
 describe('posted requests (fire-and-forget, batched, answered in order)', () => {
   function recorder(log: unknown[]): ServedService {
     return {
-      note: (args, bytes) => { log.push([args, bytes ? [...bytes] : null]) },
+      note: (args, bytes) => {
+        log.push([args, bytes ? [...bytes] : null])
+      },
       value: (args: { n: number }) => ({ value: args.n * 2 }),
-      slow: (args: { ms: number; n: number }) => new Promise<void>((r) => setTimeout(() => { log.push(['slow', args.n]); r() }, args.ms)),
-      refuse: (args: { n: number }) => { throw new BridgeFault(`refused ${args.n}`, 64) },
+      slow: (args: { ms: number; n: number }) =>
+        new Promise<void>((r) =>
+          setTimeout(() => {
+            log.push(['slow', args.n])
+            r()
+          }, args.ms),
+        ),
+      refuse: (args: { n: number }) => {
+        throw new BridgeFault(`refused ${args.n}`, 64)
+      },
       count: () => ({ value: log.length }),
     }
   }
@@ -216,14 +274,17 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     const log: unknown[] = []
     const server = new BridgeServer(channel, { svc: recorder(log) })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       for (let i = 0; i < 20; i++) client.post('svc', 'note', i, new Uint8Array([i, 255 - i]))
       // Nothing has crossed yet: posting does not wake the server.
       const sab = new Int32Array(new SharedArrayBuffer(4))
       Atomics.wait(sab, 0, 0, 50)
       const before = client.call('svc', 'count').value
       return { before }
-    `)
+    `,
+    )
     // The call's own count sees all twenty posted notes: they ran first, in order.
     expect(await result).toEqual({ before: 20 })
     expect(log).toEqual(Array.from({ length: 20 }, (_, i) => [i, [i, 255 - i]]))
@@ -235,7 +296,9 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     const log: unknown[] = []
     const server = new BridgeServer(channel, { svc: recorder(log) })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       client.post('svc', 'slow', { ms: 150, n: 1 })
       client.flush()
       const t0 = Date.now()
@@ -243,9 +306,13 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
       const posted = Date.now() - t0
       client.settle()
       return { postedQuickly: posted < 100 }
-    `)
+    `,
+    )
     expect(await result).toEqual({ postedQuickly: true })
-    expect(log).toEqual([['slow', 1], ['after', null]])
+    expect(log).toEqual([
+      ['slow', 1],
+      ['after', null],
+    ])
     await server.close()
   })
 
@@ -254,7 +321,9 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     const log: unknown[] = []
     const server = new BridgeServer(channel, { svc: recorder(log) })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       const out = []
       client.post('svc', 'refuse', { n: 1 }, undefined, (v, e) => out.push(['cb', v ?? null, e?.name, e?.message, e?.errno]))
       client.post('svc', 'value', { n: 21 }, undefined, (v, e) => out.push(['value', v, e ?? null]))
@@ -268,7 +337,8 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
       client.settle()
       out.push(['after', client.call('svc', 'count').value])
       return out
-    `)
+    `,
+    )
     expect(await result).toEqual([
       ['cb', null, 'BridgeCallError', 'refused 1', 64],
       ['value', 42, null],
@@ -285,7 +355,9 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     const log: unknown[] = []
     const server = new BridgeServer(channel, { svc: recorder(log) })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       const t0 = Date.now()
       // Each request carries 600 bytes: two cannot share one batch, so each post after the
       // first waits for the one before it to be served (20 ms each).
@@ -293,7 +365,8 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
       const held = Date.now() - t0
       client.settle()
       return { held: held >= 60 }
-    `)
+    `,
+    )
     expect(await result).toEqual({ held: true })
     expect(log).toEqual([0, 1, 2, 3, 4].map((n) => ['slow', n]))
     await server.close()
@@ -303,10 +376,22 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     const channel = createBridge()
     const log: unknown[] = []
     let started!: () => void
-    const running = new Promise<void>((r) => { started = r })
-    const server = new BridgeServer(channel, { svc: { ...recorder(log), hang: () => { started(); return new Promise<void>(() => {}) } } })
+    const running = new Promise<void>((r) => {
+      started = r
+    })
+    const server = new BridgeServer(channel, {
+      svc: {
+        ...recorder(log),
+        hang: () => {
+          started()
+          return new Promise<void>(() => {})
+        },
+      },
+    })
     void server.serve()
-    const { result } = guestThread(channel, `
+    const { result } = guestThread(
+      channel,
+      `
       client.post('svc', 'hang')
       client.flush()
       // Closed at any point from here on, the guest gets BridgeClosedError, never a hang.
@@ -315,7 +400,8 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
         try { client.post('svc', 'note', 'x'); client.flush() } catch (e2) { again = e2.name }
         return [e.name, again]
       }
-    `)
+    `,
+    )
     await running
     await new Promise((r) => setTimeout(r, 50))
     await server.close()

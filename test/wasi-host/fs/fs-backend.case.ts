@@ -12,13 +12,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { Errno, Filetype, errnoName } from '../../../wasi-host/abi/constants.js'
 import { WasiError } from '../../../wasi-host/errors.js'
-import type {
-  DirHandle,
-  FileHandle,
-  Filesystem,
-  FilesystemCaps,
-  OpenFileOptions,
-} from '../../../wasi-host/fs/filesystem.js'
+import type { DirHandle, FileHandle, Filesystem, FilesystemCaps, OpenFileOptions } from '../../../wasi-host/fs/filesystem.js'
 
 export interface BackendUnderTest {
   fs: Filesystem
@@ -128,7 +122,10 @@ function readFile(dir: DirHandle, name: string): string {
 }
 
 function names(dir: DirHandle): string[] {
-  return dir.readdir().map((e) => e.name).sort()
+  return dir
+    .readdir()
+    .map((e) => e.name)
+    .sort()
 }
 
 /** Runs `fn` and returns the errno of the `WasiError` it throws; fails if it throws anything else. */
@@ -287,12 +284,16 @@ export function runBackendSuite(
         expect(root.statChild('sub').filetype).toBe(Filetype.DIRECTORY)
       })
 
-      read('statChild of a symlink describes the link itself (lstat)', () => {
-        const st = root.statChild('link')
-        expect(st.filetype).toBe(Filetype.SYMBOLIC_LINK)
-        expect(st.size).toBe(BigInt('hello.txt'.length))
-        expect(root.statChild('dangling').filetype).toBe(Filetype.SYMBOLIC_LINK)
-      }, ['symlinks'])
+      read(
+        'statChild of a symlink describes the link itself (lstat)',
+        () => {
+          const st = root.statChild('link')
+          expect(st.filetype).toBe(Filetype.SYMBOLIC_LINK)
+          expect(st.size).toBe(BigInt('hello.txt'.length))
+          expect(root.statChild('dangling').filetype).toBe(Filetype.SYMBOLIC_LINK)
+        },
+        ['symlinks'],
+      )
 
       read('statChild of a missing name is NOENT', () => {
         expectAbsent(root, 'nope')
@@ -326,7 +327,11 @@ export function runBackendSuite(
         root.statChild('hello.txt')
         readFile(root, 'hello.txt')
         expect(root.readdir().map((e) => e.name)).toEqual(first)
-        expect(track(backend.fs.root()).readdir().map((e) => e.name)).toEqual(first)
+        expect(
+          track(backend.fs.root())
+            .readdir()
+            .map((e) => e.name),
+        ).toEqual(first)
       })
 
       read('readdir of an empty directory is empty', () => {
@@ -345,10 +350,14 @@ export function runBackendSuite(
         expectErrno(() => root.openDir('hello.txt'), Errno.NOTDIR)
       })
 
-      read('openDir on a symlink is NOTDIR (never followed)', () => {
-        expectErrno(() => root.openDir('link'), Errno.NOTDIR)
-        expectErrno(() => root.openDir('dangling'), Errno.NOTDIR)
-      }, ['symlinks'])
+      read(
+        'openDir on a symlink is NOTDIR (never followed)',
+        () => {
+          expectErrno(() => root.openDir('link'), Errno.NOTDIR)
+          expectErrno(() => root.openDir('dangling'), Errno.NOTDIR)
+        },
+        ['symlinks'],
+      )
 
       read('openDir on a missing name is NOENT', () => {
         expectErrno(() => root.openDir('nope'), Errno.NOENT)
@@ -406,10 +415,14 @@ export function runBackendSuite(
         expectErrno(() => root.openFile('sub', READ), Errno.ISDIR)
       })
 
-      read('openFile on a symlink is LOOP (O_NOFOLLOW)', () => {
-        expectErrno(() => root.openFile('link', READ), Errno.LOOP)
-        expectErrno(() => root.openFile('dangling', READ), Errno.LOOP)
-      }, ['symlinks'])
+      read(
+        'openFile on a symlink is LOOP (O_NOFOLLOW)',
+        () => {
+          expectErrno(() => root.openFile('link', READ), Errno.LOOP)
+          expectErrno(() => root.openFile('dangling', READ), Errno.LOOP)
+        },
+        ['symlinks'],
+      )
 
       read('openFile on a missing name without create is NOENT', () => {
         expectErrno(() => root.openFile('nope', READ), Errno.NOENT)
@@ -423,11 +436,15 @@ export function runBackendSuite(
         expect(st.ino).toBe(root.statChild('hello.txt').ino)
       })
 
-      read('readlink returns the target as stored, never resolved', () => {
-        expect(root.readlink('link')).toBe('hello.txt')
-        expect(root.readlink('dangling')).toBe('missing')
-        expect(root.readlink('escape')).toBe('../../outside')
-      }, ['symlinks'])
+      read(
+        'readlink returns the target as stored, never resolved',
+        () => {
+          expect(root.readlink('link')).toBe('hello.txt')
+          expect(root.readlink('dangling')).toBe('missing')
+          expect(root.readlink('escape')).toBe('../../outside')
+        },
+        ['symlinks'],
+      )
 
       read('readlink on a file or directory is INVAL', () => {
         expectErrno(() => root.readlink('hello.txt'), Errno.INVAL)
@@ -454,10 +471,22 @@ export function runBackendSuite(
       read('every name-taking lookup rejects a non-component with INVAL', () => {
         for (const bad of BAD_NAMES) {
           const label = JSON.stringify(bad)
-          expect(errnoOf(() => root.statChild(bad)), `statChild ${label}`).toBe('INVAL')
-          expect(errnoOf(() => root.openDir(bad)), `openDir ${label}`).toBe('INVAL')
-          expect(errnoOf(() => root.openFile(bad, READ)), `openFile ${label}`).toBe('INVAL')
-          expect(errnoOf(() => root.readlink(bad)), `readlink ${label}`).toBe('INVAL')
+          expect(
+            errnoOf(() => root.statChild(bad)),
+            `statChild ${label}`,
+          ).toBe('INVAL')
+          expect(
+            errnoOf(() => root.openDir(bad)),
+            `openDir ${label}`,
+          ).toBe('INVAL')
+          expect(
+            errnoOf(() => root.openFile(bad, READ)),
+            `openFile ${label}`,
+          ).toBe('INVAL')
+          expect(
+            errnoOf(() => root.readlink(bad)),
+            `readlink ${label}`,
+          ).toBe('INVAL')
         }
       })
     })
@@ -475,7 +504,10 @@ export function runBackendSuite(
 
         read('openFile with write, create or truncate is ROFS', () => {
           for (const o of [WRITE, RW, CREATE, CREATE_EXCL, opts({ read: true, truncate: true }), opts({ read: true, create: true })]) {
-            expect(errnoOf(() => root.openFile('hello.txt', o)), JSON.stringify(o)).toBe('ROFS')
+            expect(
+              errnoOf(() => root.openFile('hello.txt', o)),
+              JSON.stringify(o),
+            ).toBe('ROFS')
             // Without create, a missing name may be reported before the mount's mode.
             expect(['ROFS', 'NOENT']).toContain(errnoOf(() => root.openFile('new-file', o)))
           }
@@ -537,19 +569,27 @@ export function runBackendSuite(
         expect(readFile(root, 'f')).toBe('x')
       })
 
-      write('openFile create+exclusive on a symlink is EXIST, even a dangling one', () => {
-        root.symlink('f', 'dangling')
-        writeFile(root, 'f', 'x')
-        root.symlink('f', 'live')
-        expectErrno(() => root.openFile('dangling', CREATE_EXCL), Errno.EXIST)
-        expectErrno(() => root.openFile('live', CREATE_EXCL), Errno.EXIST)
-      }, ['symlinks'])
+      write(
+        'openFile create+exclusive on a symlink is EXIST, even a dangling one',
+        () => {
+          root.symlink('f', 'dangling')
+          writeFile(root, 'f', 'x')
+          root.symlink('f', 'live')
+          expectErrno(() => root.openFile('dangling', CREATE_EXCL), Errno.EXIST)
+          expectErrno(() => root.openFile('live', CREATE_EXCL), Errno.EXIST)
+        },
+        ['symlinks'],
+      )
 
-      write('openFile create on a symlink is LOOP and creates nothing', () => {
-        root.symlink('target', 'dangling')
-        expectErrno(() => root.openFile('dangling', CREATE), Errno.LOOP)
-        expectAbsent(root, 'target')
-      }, ['symlinks'])
+      write(
+        'openFile create on a symlink is LOOP and creates nothing',
+        () => {
+          root.symlink('target', 'dangling')
+          expectErrno(() => root.openFile('dangling', CREATE), Errno.LOOP)
+          expectAbsent(root, 'target')
+        },
+        ['symlinks'],
+      )
 
       write('openFile for writing on a directory is ISDIR', () => {
         root.mkdir('d')
@@ -765,43 +805,63 @@ export function runBackendSuite(
         expect(root.statChild('f').filetype).toBe(Filetype.REGULAR_FILE)
       })
 
-      write('mkdir on an existing symlink is EXIST (not followed)', () => {
-        root.symlink('target', 'l')
-        expectErrno(() => root.mkdir('l'), Errno.EXIST)
-        expectAbsent(root, 'target')
-      }, ['symlinks'])
+      write(
+        'mkdir on an existing symlink is EXIST (not followed)',
+        () => {
+          root.symlink('target', 'l')
+          expectErrno(() => root.mkdir('l'), Errno.EXIST)
+          expectAbsent(root, 'target')
+        },
+        ['symlinks'],
+      )
 
-      write('symlink stores the target as given', () => {
-        const targets = ['a', '../x', '/abs/path', 'a/b/c', 'dir/', '..', 'ünï cödé']
-        targets.forEach((t, i) => root.symlink(t, `l${i}`))
-        targets.forEach((t, i) => {
-          expect(root.readlink(`l${i}`)).toBe(t)
-          const st = root.statChild(`l${i}`)
-          expect(st.filetype).toBe(Filetype.SYMBOLIC_LINK)
-          expect(st.size).toBe(BigInt(enc.encode(t).length))
-        })
-      }, ['symlinks'])
+      write(
+        'symlink stores the target as given',
+        () => {
+          const targets = ['a', '../x', '/abs/path', 'a/b/c', 'dir/', '..', 'ünï cödé']
+          targets.forEach((t, i) => root.symlink(t, `l${i}`))
+          targets.forEach((t, i) => {
+            expect(root.readlink(`l${i}`)).toBe(t)
+            const st = root.statChild(`l${i}`)
+            expect(st.filetype).toBe(Filetype.SYMBOLIC_LINK)
+            expect(st.size).toBe(BigInt(enc.encode(t).length))
+          })
+        },
+        ['symlinks'],
+      )
 
-      write('symlink on an existing name is EXIST', () => {
-        writeFile(root, 'f', 'x')
-        root.mkdir('d')
-        root.symlink('f', 'l')
-        expectErrno(() => root.symlink('other', 'f'), Errno.EXIST)
-        expectErrno(() => root.symlink('other', 'd'), Errno.EXIST)
-        expectErrno(() => root.symlink('other', 'l'), Errno.EXIST)
-        expect(root.readlink('l')).toBe('f')
-        expect(readFile(root, 'f')).toBe('x')
-      }, ['symlinks'])
+      write(
+        'symlink on an existing name is EXIST',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.mkdir('d')
+          root.symlink('f', 'l')
+          expectErrno(() => root.symlink('other', 'f'), Errno.EXIST)
+          expectErrno(() => root.symlink('other', 'd'), Errno.EXIST)
+          expectErrno(() => root.symlink('other', 'l'), Errno.EXIST)
+          expect(root.readlink('l')).toBe('f')
+          expect(readFile(root, 'f')).toBe('x')
+        },
+        ['symlinks'],
+      )
 
-      write('symlink with an empty target is NOENT or INVAL', () => {
-        expectErrno(() => root.symlink('', 'l'), [Errno.NOENT, Errno.INVAL])
-        expectAbsent(root, 'l')
-      }, ['symlinks'])
+      write(
+        'symlink with an empty target is NOENT or INVAL',
+        () => {
+          expectErrno(() => root.symlink('', 'l'), [Errno.NOENT, Errno.INVAL])
+          expectAbsent(root, 'l')
+        },
+        ['symlinks'],
+      )
 
-      write('readdir reports a symlink as a symlink', () => {
-        root.symlink('x', 'l')
-        expect(root.readdir()).toEqual([expect.objectContaining({ name: 'l', filetype: Filetype.SYMBOLIC_LINK })])
-      }, ['symlinks'])
+      write(
+        'readdir reports a symlink as a symlink',
+        () => {
+          root.symlink('x', 'l')
+          expect(root.readdir()).toEqual([expect.objectContaining({ name: 'l', filetype: Filetype.SYMBOLIC_LINK })])
+        },
+        ['symlinks'],
+      )
 
       write('unlink removes a file', () => {
         writeFile(root, 'f', 'x')
@@ -810,13 +870,17 @@ export function runBackendSuite(
         expect(root.readdir()).toEqual([])
       })
 
-      write('unlink removes a symlink, not its target', () => {
-        writeFile(root, 'f', 'x')
-        root.symlink('f', 'l')
-        root.unlink('l')
-        expectAbsent(root, 'l')
-        expect(readFile(root, 'f')).toBe('x')
-      }, ['symlinks'])
+      write(
+        'unlink removes a symlink, not its target',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.symlink('f', 'l')
+          root.unlink('l')
+          expectAbsent(root, 'l')
+          expect(readFile(root, 'f')).toBe('x')
+        },
+        ['symlinks'],
+      )
 
       write('unlink of a directory is ISDIR or PERM', () => {
         root.mkdir('d')
@@ -851,13 +915,17 @@ export function runBackendSuite(
         expect(readFile(root, 'f')).toBe('x')
       })
 
-      write('rmdir of a symlink to a directory is NOTDIR', () => {
-        root.mkdir('d')
-        root.symlink('d', 'l')
-        expectErrno(() => root.rmdir('l'), Errno.NOTDIR)
-        expect(root.statChild('d').filetype).toBe(Filetype.DIRECTORY)
-        expect(root.statChild('l').filetype).toBe(Filetype.SYMBOLIC_LINK)
-      }, ['symlinks'])
+      write(
+        'rmdir of a symlink to a directory is NOTDIR',
+        () => {
+          root.mkdir('d')
+          root.symlink('d', 'l')
+          expectErrno(() => root.rmdir('l'), Errno.NOTDIR)
+          expect(root.statChild('d').filetype).toBe(Filetype.DIRECTORY)
+          expect(root.statChild('l').filetype).toBe(Filetype.SYMBOLIC_LINK)
+        },
+        ['symlinks'],
+      )
 
       write('rmdir of a missing name is NOENT', () => {
         expectErrno(() => root.rmdir('nope'), Errno.NOENT)
@@ -914,12 +982,16 @@ export function runBackendSuite(
         expectAbsent(root, 'd')
       })
 
-      write('symlink inside a removed directory is NOENT', () => {
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        root.rmdir('d')
-        expectErrno(() => d.symlink('x', 'l'), Errno.NOENT)
-      }, ['symlinks'])
+      write(
+        'symlink inside a removed directory is NOENT',
+        () => {
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          root.rmdir('d')
+          expectErrno(() => d.symlink('x', 'l'), Errno.NOENT)
+        },
+        ['symlinks'],
+      )
     })
 
     writeGroup('rename', () => {
@@ -1053,37 +1125,49 @@ export function runBackendSuite(
         expect(names(root)).toEqual(['d', 'f'])
       })
 
-      write('rename between two hard links of one file does nothing', () => {
-        writeFile(root, 'a', 'x')
-        root.link('a', root, 'b')
-        root.rename('a', root, 'b')
-        expect(names(root)).toEqual(['a', 'b'])
-        expect(root.statChild('a').nlink).toBe(2n)
-      }, ['hardLinks'])
+      write(
+        'rename between two hard links of one file does nothing',
+        () => {
+          writeFile(root, 'a', 'x')
+          root.link('a', root, 'b')
+          root.rename('a', root, 'b')
+          expect(names(root)).toEqual(['a', 'b'])
+          expect(root.statChild('a').nlink).toBe(2n)
+        },
+        ['hardLinks'],
+      )
 
       write('rename of a missing name is NOENT', () => {
         expectErrno(() => root.rename('nope', root, 'x'), Errno.NOENT)
         expectAbsent(root, 'x')
       })
 
-      write('rename moves a symlink, not its target', () => {
-        writeFile(root, 'f', 'x')
-        root.symlink('f', 'l')
-        root.rename('l', root, 'm')
-        expect(root.readlink('m')).toBe('f')
-        expectAbsent(root, 'l')
-        expect(readFile(root, 'f')).toBe('x')
-      }, ['symlinks'])
+      write(
+        'rename moves a symlink, not its target',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.symlink('f', 'l')
+          root.rename('l', root, 'm')
+          expect(root.readlink('m')).toBe('f')
+          expectAbsent(root, 'l')
+          expect(readFile(root, 'f')).toBe('x')
+        },
+        ['symlinks'],
+      )
 
-      write('rename a file over a symlink replaces the link, not its target', () => {
-        writeFile(root, 'target', 'keep')
-        root.symlink('target', 'l')
-        writeFile(root, 'f', 'new')
-        root.rename('f', root, 'l')
-        expect(root.statChild('l').filetype).toBe(Filetype.REGULAR_FILE)
-        expect(readFile(root, 'l')).toBe('new')
-        expect(readFile(root, 'target')).toBe('keep')
-      }, ['symlinks'])
+      write(
+        'rename a file over a symlink replaces the link, not its target',
+        () => {
+          writeFile(root, 'target', 'keep')
+          root.symlink('target', 'l')
+          writeFile(root, 'f', 'new')
+          root.rename('f', root, 'l')
+          expect(root.statChild('l').filetype).toBe(Filetype.REGULAR_FILE)
+          expect(readFile(root, 'l')).toBe('new')
+          expect(readFile(root, 'target')).toBe('keep')
+        },
+        ['symlinks'],
+      )
 
       write('a directory handle stays valid after the directory is renamed', () => {
         root.mkdir('a')
@@ -1130,104 +1214,148 @@ export function runBackendSuite(
     })
 
     writeGroup('hard links', () => {
-      write('link creates a second name for the same inode', () => {
-        writeFile(root, 'a', 'shared')
-        root.link('a', root, 'b')
-        const sa = root.statChild('a')
-        const sb = root.statChild('b')
-        expect(sb.ino).toBe(sa.ino)
-        expect(sa.nlink).toBe(2n)
-        expect(sb.nlink).toBe(2n)
-        expect(readFile(root, 'b')).toBe('shared')
-      }, ['hardLinks'])
+      write(
+        'link creates a second name for the same inode',
+        () => {
+          writeFile(root, 'a', 'shared')
+          root.link('a', root, 'b')
+          const sa = root.statChild('a')
+          const sb = root.statChild('b')
+          expect(sb.ino).toBe(sa.ino)
+          expect(sa.nlink).toBe(2n)
+          expect(sb.nlink).toBe(2n)
+          expect(readFile(root, 'b')).toBe('shared')
+        },
+        ['hardLinks'],
+      )
 
-      write('writes through one hard link are seen through the other', () => {
-        writeFile(root, 'a', 'v1')
-        root.link('a', root, 'b')
-        const f = track(root.openFile('a', RW))
-        f.write(enc.encode('v2!'), 0n)
-        expect(readFile(root, 'b')).toBe('v2!')
-      }, ['hardLinks'])
+      write(
+        'writes through one hard link are seen through the other',
+        () => {
+          writeFile(root, 'a', 'v1')
+          root.link('a', root, 'b')
+          const f = track(root.openFile('a', RW))
+          f.write(enc.encode('v2!'), 0n)
+          expect(readFile(root, 'b')).toBe('v2!')
+        },
+        ['hardLinks'],
+      )
 
-      write('unlink of one hard link keeps the other', () => {
-        writeFile(root, 'a', 'x')
-        root.link('a', root, 'b')
-        root.unlink('a')
-        expectAbsent(root, 'a')
-        expect(readFile(root, 'b')).toBe('x')
-        expect(root.statChild('b').nlink).toBe(1n)
-      }, ['hardLinks'])
+      write(
+        'unlink of one hard link keeps the other',
+        () => {
+          writeFile(root, 'a', 'x')
+          root.link('a', root, 'b')
+          root.unlink('a')
+          expectAbsent(root, 'a')
+          expect(readFile(root, 'b')).toBe('x')
+          expect(root.statChild('b').nlink).toBe(1n)
+        },
+        ['hardLinks'],
+      )
 
-      write('nlink counts every link, unlink and rename over a link', () => {
-        writeFile(root, 'a', 'x')
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        root.link('a', root, 'b')
-        root.link('a', d, 'c')
-        expect(root.statChild('a').nlink).toBe(3n)
-        root.unlink('b')
-        expect(d.statChild('c').nlink).toBe(2n)
-        writeFile(root, 'other', 'y')
-        root.rename('other', d, 'c')
-        expect(root.statChild('a').nlink).toBe(1n)
-        expect(readFile(d, 'c')).toBe('y')
-      }, ['hardLinks'])
+      write(
+        'nlink counts every link, unlink and rename over a link',
+        () => {
+          writeFile(root, 'a', 'x')
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          root.link('a', root, 'b')
+          root.link('a', d, 'c')
+          expect(root.statChild('a').nlink).toBe(3n)
+          root.unlink('b')
+          expect(d.statChild('c').nlink).toBe(2n)
+          writeFile(root, 'other', 'y')
+          root.rename('other', d, 'c')
+          expect(root.statChild('a').nlink).toBe(1n)
+          expect(readFile(d, 'c')).toBe('y')
+        },
+        ['hardLinks'],
+      )
 
-      write('link into another directory', () => {
-        writeFile(root, 'a', 'x')
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        root.link('a', d, 'a')
-        expect(d.statChild('a').ino).toBe(root.statChild('a').ino)
-        expect(readFile(d, 'a')).toBe('x')
-      }, ['hardLinks'])
+      write(
+        'link into another directory',
+        () => {
+          writeFile(root, 'a', 'x')
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          root.link('a', d, 'a')
+          expect(d.statChild('a').ino).toBe(root.statChild('a').ino)
+          expect(readFile(d, 'a')).toBe('x')
+        },
+        ['hardLinks'],
+      )
 
-      write('link of a directory is PERM', () => {
-        root.mkdir('d')
-        expectErrno(() => root.link('d', root, 'e'), Errno.PERM)
-        expectAbsent(root, 'e')
-      }, ['hardLinks'])
+      write(
+        'link of a directory is PERM',
+        () => {
+          root.mkdir('d')
+          expectErrno(() => root.link('d', root, 'e'), Errno.PERM)
+          expectAbsent(root, 'e')
+        },
+        ['hardLinks'],
+      )
 
-      write('link onto an existing name is EXIST', () => {
-        writeFile(root, 'a', 'x')
-        writeFile(root, 'b', 'y')
-        root.mkdir('d')
-        expectErrno(() => root.link('a', root, 'b'), Errno.EXIST)
-        expectErrno(() => root.link('a', root, 'd'), Errno.EXIST)
-        expect(readFile(root, 'b')).toBe('y')
-        expect(root.statChild('a').nlink).toBe(1n)
-      }, ['hardLinks'])
+      write(
+        'link onto an existing name is EXIST',
+        () => {
+          writeFile(root, 'a', 'x')
+          writeFile(root, 'b', 'y')
+          root.mkdir('d')
+          expectErrno(() => root.link('a', root, 'b'), Errno.EXIST)
+          expectErrno(() => root.link('a', root, 'd'), Errno.EXIST)
+          expect(readFile(root, 'b')).toBe('y')
+          expect(root.statChild('a').nlink).toBe(1n)
+        },
+        ['hardLinks'],
+      )
 
-      write('link of a missing name is NOENT', () => {
-        expectErrno(() => root.link('nope', root, 'x'), Errno.NOENT)
-        expectAbsent(root, 'x')
-      }, ['hardLinks'])
+      write(
+        'link of a missing name is NOENT',
+        () => {
+          expectErrno(() => root.link('nope', root, 'x'), Errno.NOENT)
+          expectAbsent(root, 'x')
+        },
+        ['hardLinks'],
+      )
 
-      write('link of a symlink links the symlink itself (no follow)', () => {
-        writeFile(root, 'f', 'x')
-        root.symlink('f', 'l')
-        root.link('l', root, 'l2')
-        expect(root.statChild('l2').filetype).toBe(Filetype.SYMBOLIC_LINK)
-        expect(root.readlink('l2')).toBe('f')
-        expect(root.statChild('f').nlink).toBe(1n)
-      }, ['hardLinks', 'symlinks'])
+      write(
+        'link of a symlink links the symlink itself (no follow)',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.symlink('f', 'l')
+          root.link('l', root, 'l2')
+          expect(root.statChild('l2').filetype).toBe(Filetype.SYMBOLIC_LINK)
+          expect(root.readlink('l2')).toBe('f')
+          expect(root.statChild('f').nlink).toBe(1n)
+        },
+        ['hardLinks', 'symlinks'],
+      )
 
-      write('link into a directory of another filesystem instance is XDEV', async () => {
-        writeFile(root, 'f', 'x')
-        const other = await another()
-        expectErrno(() => root.link('f', other, 'f'), Errno.XDEV)
-        expect(other.readdir()).toEqual([])
-        expect(root.statChild('f').nlink).toBe(1n)
-      }, ['hardLinks'])
+      write(
+        'link into a directory of another filesystem instance is XDEV',
+        async () => {
+          writeFile(root, 'f', 'x')
+          const other = await another()
+          expectErrno(() => root.link('f', other, 'f'), Errno.XDEV)
+          expect(other.readdir()).toEqual([])
+          expect(root.statChild('f').nlink).toBe(1n)
+        },
+        ['hardLinks'],
+      )
 
-      write('link into a removed directory is NOENT', () => {
-        writeFile(root, 'f', 'x')
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        root.rmdir('d')
-        expectErrno(() => root.link('f', d, 'f'), Errno.NOENT)
-        expect(root.statChild('f').nlink).toBe(1n)
-      }, ['hardLinks'])
+      write(
+        'link into a removed directory is NOENT',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          root.rmdir('d')
+          expectErrno(() => root.link('f', d, 'f'), Errno.NOENT)
+          expect(root.statChild('f').nlink).toBe(1n)
+        },
+        ['hardLinks'],
+      )
     })
 
     writeGroup('unlink while open', () => {
@@ -1319,15 +1447,19 @@ export function runBackendSuite(
         expect(root.statChild('d').mtim).toBe(T1)
       })
 
-      write('setTimesChild on a symlink does not follow it', () => {
-        writeFile(root, 'f', 'x')
-        root.setTimesChild('f', T1, T1)
-        root.symlink('f', 'l')
-        root.setTimesChild('l', T2, T2)
-        expect(root.statChild('l').mtim).toBe(T2)
-        expect(root.statChild('f').mtim).toBe(T1)
-        expect(root.statChild('f').atim).toBe(T1)
-      }, ['symlinks'])
+      write(
+        'setTimesChild on a symlink does not follow it',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.setTimesChild('f', T1, T1)
+          root.symlink('f', 'l')
+          root.setTimesChild('l', T2, T2)
+          expect(root.statChild('l').mtim).toBe(T2)
+          expect(root.statChild('f').mtim).toBe(T1)
+          expect(root.statChild('f').atim).toBe(T1)
+        },
+        ['symlinks'],
+      )
 
       write('setTimesChild on a missing name is NOENT', () => {
         expectErrno(() => root.setTimesChild('nope', T1, T1), Errno.NOENT)
@@ -1366,13 +1498,17 @@ export function runBackendSuite(
         expect(d.stat().mtim).toBeGreaterThan(OLD)
       })
 
-      write('creating a symlink updates the directory mtim', () => {
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        d.setTimes(OLD, OLD)
-        d.symlink('x', 'l')
-        expect(d.stat().mtim).toBeGreaterThan(OLD)
-      }, ['symlinks'])
+      write(
+        'creating a symlink updates the directory mtim',
+        () => {
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          d.setTimes(OLD, OLD)
+          d.symlink('x', 'l')
+          expect(d.stat().mtim).toBeGreaterThan(OLD)
+        },
+        ['symlinks'],
+      )
 
       write('unlink and rmdir update the directory mtim', () => {
         root.mkdir('d')
@@ -1400,14 +1536,18 @@ export function runBackendSuite(
         expect(b.stat().mtim).toBeGreaterThan(OLD)
       })
 
-      write('link updates the target directory mtim', () => {
-        writeFile(root, 'f', 'x')
-        root.mkdir('d')
-        const d = track(root.openDir('d'))
-        d.setTimes(OLD, OLD)
-        root.link('f', d, 'f')
-        expect(d.stat().mtim).toBeGreaterThan(OLD)
-      }, ['hardLinks'])
+      write(
+        'link updates the target directory mtim',
+        () => {
+          writeFile(root, 'f', 'x')
+          root.mkdir('d')
+          const d = track(root.openDir('d'))
+          d.setTimes(OLD, OLD)
+          root.link('f', d, 'f')
+          expect(d.stat().mtim).toBeGreaterThan(OLD)
+        },
+        ['hardLinks'],
+      )
 
       write('reading does not change mtim', () => {
         writeFile(root, 'f', 'abc')
@@ -1436,17 +1576,25 @@ export function runBackendSuite(
           calls.push(['link to', (bad) => root.link('f', root, bad)])
         }
         for (const [label, call] of calls) {
-          for (const bad of BAD_NAMES) expect(errnoOf(() => call(bad)), `${label} ${JSON.stringify(bad)}`).toBe('INVAL')
+          for (const bad of BAD_NAMES)
+            expect(
+              errnoOf(() => call(bad)),
+              `${label} ${JSON.stringify(bad)}`,
+            ).toBe('INVAL')
         }
         expect(names(root)).toEqual(['d', 'f'])
         expect(readFile(root, 'f')).toBe('x')
         expect(root.statChild('f').mtim).not.toBe(T1)
       })
 
-      write('a symlink target is not a name: it may hold slashes and dots', () => {
-        root.symlink('a/../b/./c', 'l')
-        expect(root.readlink('l')).toBe('a/../b/./c')
-      }, ['symlinks'])
+      write(
+        'a symlink target is not a name: it may hold slashes and dots',
+        () => {
+          root.symlink('a/../b/./c', 'l')
+          expect(root.readlink('l')).toBe('a/../b/./c')
+        },
+        ['symlinks'],
+      )
     })
 
     it('skip list names only tests that exist', () => {

@@ -16,8 +16,6 @@ const dec = new TextDecoder()
 const CREATE: OpenFileOptions = { read: true, write: true, create: true, exclusive: false, truncate: false }
 const READ: OpenFileOptions = { read: true, write: false, create: false, exclusive: false, truncate: false }
 
-
-
 /** A clock the test moves by hand, so timestamps are exact. */
 function manualClock(start = 1_000n): { now: () => bigint; tick: (by?: bigint) => bigint } {
   let t = start
@@ -67,7 +65,10 @@ describe('memFsFromTree', () => {
 
   it('rejects names that are not single components', () => {
     for (const bad of ['', '.', '..', 'a/b', 'a\0b']) {
-      expect(errnoOf(() => memFsFromTree({ [bad]: 'x' })), JSON.stringify(bad)).toBe('INVAL')
+      expect(
+        errnoOf(() => memFsFromTree({ [bad]: 'x' })),
+        JSON.stringify(bad),
+      ).toBe('INVAL')
     }
     expect(errnoOf(() => memFsFromTree({ d: { '..': 'x' } }))).toBe('INVAL')
   })

@@ -65,11 +65,9 @@ runBackendSuite('Overlay over an empty MemFs: contract', () => ({ fs: createOver
 // lower (every lookup and read goes to the lower layer), and read-write after removing the whole
 // fixture through the overlay (every name the suite uses then sits on a whiteout, and every
 // directory it makes over one is opaque).
-runBackendSuite(
-  'Overlay over a seeded MemFs, read through: contract',
-  () => ({ fs: readOnly(createOverlayFs(readOnly(seededMemFs()))) }),
-  { readOnly: true },
-)
+runBackendSuite('Overlay over a seeded MemFs, read through: contract', () => ({ fs: readOnly(createOverlayFs(readOnly(seededMemFs()))) }), {
+  readOnly: true,
+})
 runBackendSuite('Overlay over a seeded MemFs, fixture whited out: contract', () => {
   const overlay = createOverlayFs(readOnly(seededMemFs()))
   const root = overlay.root()
@@ -121,7 +119,6 @@ runBackendSuite('Overlay over a seeded host dir, fixture whited out: contract', 
 // ---------------------------------------------------------------------------------------------
 // Helpers for the overlay's own tests
 
-
 function readAll(file: FileHandle): string {
   const size = Number(file.stat().size)
   const buf = new Uint8Array(size)
@@ -133,7 +130,6 @@ function readAll(file: FileHandle): string {
   }
   return dec.decode(buf.subarray(0, off))
 }
-
 
 function writeText(dir: DirHandle, name: string, text: string, o: OpenFileOptions = { ...CREATE, truncate: true }): void {
   const f = dir.openFile(name, o)
@@ -868,11 +864,13 @@ function runFuzzOp(w: World, op: FuzzOp): string {
       return errnoOr(() => w.dirs.push(openPath(w.root, op.path)))
     case 'timesHeld': {
       const f = w.files[op.i % Math.max(1, w.files.length)]
-      return f === undefined ? 'none' : errnoOr(() => {
-        f.setTimes(T1, T2)
-        const st = f.stat()
-        return `${st.atim === T1 && st.mtim === T2} ${st.size} x${st.nlink}`
-      })
+      return f === undefined
+        ? 'none'
+        : errnoOr(() => {
+            f.setTimes(T1, T2)
+            const st = f.stat()
+            return `${st.atim === T1 && st.mtim === T2} ${st.size} x${st.nlink}`
+          })
     }
     case 'writeHeld': {
       const f = w.files[op.i % Math.max(1, w.files.length)]

@@ -27,8 +27,6 @@ const dec = new TextDecoder()
 const NONE: OpenFileOptions = { read: false, write: false, create: false, exclusive: false, truncate: false }
 const READ: OpenFileOptions = { ...NONE, read: true }
 
-
-
 function setup(): { raw: Filesystem; ro: Filesystem; rawRoot: DirHandle; roRoot: DirHandle } {
   const raw = memFsFromTree({ 'a.txt': 'alpha', d: { 'b.txt': 'beta', e: {} }, l: { symlink: 'a.txt' } })
   const ro = readOnly(raw)
@@ -128,8 +126,14 @@ describe('readOnly wrapper', () => {
       { ...NONE, read: true, create: true },
       { ...NONE, read: true, create: true, exclusive: true },
     ]) {
-      expect(errnoOf(() => roRoot.openFile('a.txt', o)), JSON.stringify(o)).toBe('ROFS')
-      expect(errnoOf(() => roRoot.openFile('fresh', o)), JSON.stringify(o)).toBe('ROFS')
+      expect(
+        errnoOf(() => roRoot.openFile('a.txt', o)),
+        JSON.stringify(o),
+      ).toBe('ROFS')
+      expect(
+        errnoOf(() => roRoot.openFile('fresh', o)),
+        JSON.stringify(o),
+      ).toBe('ROFS')
     }
     expect(snapshot(rawRoot)).toEqual(before)
   })

@@ -32,7 +32,14 @@ const opts = { peek: false, waitAll: false, nonblock: false }
 
 function opened(handlers: Record<string, Handler>, options = {}) {
   const { ch, log } = channel({
-    open: () => ({ value: { sockets: [{ id: 1, role: 'listener', address: '127.0.0.1:9' }, { id: 2, role: 'connection', name: 'db', address: '10.0.0.5:5432' }] } }),
+    open: () => ({
+      value: {
+        sockets: [
+          { id: 1, role: 'listener', address: '127.0.0.1:9' },
+          { id: 2, role: 'connection', name: 'db', address: '10.0.0.5:5432' },
+        ],
+      },
+    }),
     ...handlers,
   })
   const net = new RemoteSockets(ch, options)
@@ -43,7 +50,10 @@ function opened(handlers: Record<string, Handler>, options = {}) {
 describe('RemoteSockets', () => {
   it('opens the grants in order, with their roles and names', () => {
     const { grants } = opened({})
-    expect(grants.map((g) => [g.socket.role, g.name])).toEqual([['listener', undefined], ['connection', 'db']])
+    expect(grants.map((g) => [g.socket.role, g.name])).toEqual([
+      ['listener', undefined],
+      ['connection', 'db'],
+    ])
   })
 
   it('serves recv from what a poll brought ahead: once, peeked without consuming', () => {
@@ -64,7 +74,10 @@ describe('RemoteSockets', () => {
   it('does not wait in poll while bytes are already here, and drops them on close', () => {
     const seen: unknown[] = []
     const { net, conn } = opened({
-      poll: (a) => { seen.push(a.t); return { value: { r: [[1, 4, 0, 0, 4]] }, bytes: enc('abcd') } },
+      poll: (a) => {
+        seen.push(a.t)
+        return { value: { r: [[1, 4, 0, 0, 4]] }, bytes: enc('abcd') }
+      },
       close: () => ({}),
     })
     net.poll([{ socket: conn, write: false }], undefined)
@@ -91,7 +104,10 @@ describe('RemoteSockets', () => {
     const sizes: number[] = []
     const { listener, conn } = opened({
       accept: () => ({ value: { e: Errno.AGAIN } }),
-      send: (_a, b) => { sizes.push(b!.byteLength); return { value: { n: b!.byteLength } } },
+      send: (_a, b) => {
+        sizes.push(b!.byteLength)
+        return { value: { n: b!.byteLength } }
+      },
       shutdown: () => ({ value: { e: Errno.NOTCONN } }),
     })
     expect(() => listener.accept(true)).toThrow(expect.objectContaining({ errno: Errno.AGAIN }))
@@ -102,7 +118,10 @@ describe('RemoteSockets', () => {
   })
 
   it('stops the run past its byte limits', () => {
-    const { conn } = opened({ recv: (a) => ({ bytes: new Uint8Array(a.max as number) }), send: (_a, b) => ({ value: { n: b!.byteLength } }) }, { maxBytesIn: 100, maxBytesOut: 50 })
+    const { conn } = opened(
+      { recv: (a) => ({ bytes: new Uint8Array(a.max as number) }), send: (_a, b) => ({ value: { n: b!.byteLength } }) },
+      { maxBytesIn: 100, maxBytesOut: 50 },
+    )
     expect(conn.recv(1000, opts).byteLength).toBe(100)
     expect(() => conn.recv(1, opts)).toThrow(LimitExceeded)
     expect(conn.send(new Uint8Array(50), false)).toBe(50)
@@ -110,7 +129,11 @@ describe('RemoteSockets', () => {
   })
 
   it('closing never throws, even when the channel is gone', () => {
-    const { conn, listener } = opened({ close: () => { throw new Error('bridge closed') } })
+    const { conn, listener } = opened({
+      close: () => {
+        throw new Error('bridge closed')
+      },
+    })
     expect(() => conn.close()).not.toThrow()
     expect(() => listener.close()).not.toThrow()
   })

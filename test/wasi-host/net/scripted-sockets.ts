@@ -7,7 +7,12 @@
 import { Errno } from '../../../wasi-host/abi/constants.js'
 import { WasiError } from '../../../wasi-host/errors.js'
 import type {
-  ConnectionSocket, ListenerSocket, RecvOptions, SocketBackend, SocketInterest, SocketReadiness,
+  ConnectionSocket,
+  ListenerSocket,
+  RecvOptions,
+  SocketBackend,
+  SocketInterest,
+  SocketReadiness,
 } from '../../../wasi-host/net/sockets.js'
 
 export class ScriptedConnection implements ConnectionSocket {

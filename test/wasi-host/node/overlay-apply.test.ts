@@ -21,7 +21,11 @@ import { readOnly } from '../../../wasi-host/fs/read-only.js'
 import { WasiHost } from '../../../wasi-host/host.js'
 import { createHostDirFs, type HostDirFs } from '../../../wasi-host/node/host-dir-fs.js'
 import {
-  applyOverlay, exportOverlay, OVERLAY_MANIFEST, OverlayApplyError, type OverlayManifest,
+  applyOverlay,
+  exportOverlay,
+  OVERLAY_MANIFEST,
+  OverlayApplyError,
+  type OverlayManifest,
 } from '../../../wasi-host/node/overlay-apply.js'
 import { fixtureWasm } from '../../support/guest.js'
 
@@ -196,7 +200,10 @@ function overlayOn(dir: string): { overlay: OverlayFs; root: DirHandle } {
 
 /** The canaries beside the target: their hash must never change. */
 function outsideHash(): string {
-  return createHash('sha256').update(fs.readFileSync(join(tmp, 'canary.txt'))).update(hashTree(outside)).digest('hex')
+  return createHash('sha256')
+    .update(fs.readFileSync(join(tmp, 'canary.txt')))
+    .update(hashTree(outside))
+    .digest('hex')
 }
 
 /** A scripted run touching every kind of change. */
@@ -369,13 +376,19 @@ function runOp(root: DirHandle, op: Op): void {
     const [parent, name] = splitPath(op.path)
     withDir(root, parent, (d) => {
       switch (op.op) {
-        case 'write': return writeText(d, name, op.data)
-        case 'mkdir': return d.mkdir(name)
-        case 'rmdir': return d.rmdir(name)
-        case 'unlink': return d.unlink(name)
-        case 'times': return d.setTimesChild(name, T1, T1)
+        case 'write':
+          return writeText(d, name, op.data)
+        case 'mkdir':
+          return d.mkdir(name)
+        case 'rmdir':
+          return d.rmdir(name)
+        case 'unlink':
+          return d.unlink(name)
+        case 'times':
+          return d.setTimesChild(name, T1, T1)
         // A target inside the directory the link is made in: it stays contained wherever it is.
-        case 'symlink': return d.symlink('a.txt', name)
+        case 'symlink':
+          return d.symlink('a.txt', name)
       }
     })
   } catch (e) {
@@ -464,8 +477,12 @@ function runGuest(sandbox: import('../../../wasi-host/fs/filesystem.js').Filesys
       { guestPath: '/sandbox', fs: sandbox },
       { guestPath: '/data', fs: memFsFromTree({ 'a.txt': 'alpha\n', sub: { 'b.txt': 'bravo bravo\n' }, empty: {} }), mode: 'ro' },
     ],
-    stdout: (c) => { chunks.push(c.slice()) },
-    stderr: (c) => { chunks.push(c.slice()) },
+    stdout: (c) => {
+      chunks.push(c.slice())
+    },
+    stderr: (c) => {
+      chunks.push(c.slice())
+    },
   })
   const instance = new WebAssembly.Instance(module, host.imports as unknown as WebAssembly.Imports)
   const exitCode = host.start(instance)

@@ -8,11 +8,18 @@ import { ALL_RIGHTS, DATA, Harness, O_CREAT, READ_RIGHTS, SANDBOX, WITX_PREVIEW1
 function traced() {
   const h = new Harness()
   const events: TraceEvent[] = []
-  const wasi = traceImports(h.host, h.host.imports.wasi_snapshot_preview1, (e) => events.push(e)) as unknown as Record<string, (...a: RawArg[]) => number>
+  const wasi = traceImports(h.host, h.host.imports.wasi_snapshot_preview1, (e) => events.push(e)) as unknown as Record<
+    string,
+    (...a: RawArg[]) => number
+  >
   const call = (name: string, ...args: RawArg[]) => {
     const before = events.length
     let thrown: unknown
-    try { wasi[name]!(...args) } catch (e) { thrown = e }
+    try {
+      wasi[name]!(...args)
+    } catch (e) {
+      thrown = e
+    }
     expect(events.length).toBe(before + 1)
     const e = events[events.length - 1]!
     return { e, line: formatTraceText(e), json: JSON.parse(formatTraceJson(e)) as Record<string, unknown>, thrown }
@@ -28,7 +35,10 @@ describe('the trace decodes every preview1 call', () => {
   const { h, call } = traced()
   const p = (s: string) => h.str(s)
   const out = () => h.alloc(64, 8)
-  const iov = (s: string) => { const b = h.str(s); return h.iovecs([[b.ptr, b.len]]) }
+  const iov = (s: string) => {
+    const b = h.str(s)
+    return h.iovecs([[b.ptr, b.len]])
+  }
 
   const cases: Record<string, () => { line: string; e: TraceEvent }> = {
     args_get: () => call('args_get', out(), out()),
@@ -49,7 +59,10 @@ describe('the trace decodes every preview1 call', () => {
     fd_filestat_set_times: () => call('fd_filestat_set_times', 99, 1n, 2n, 5),
     fd_pread: () => call('fd_pread', 99, iov('xx'), 1, 7n, out()),
     fd_prestat_get: () => call('fd_prestat_get', SANDBOX, out()),
-    fd_prestat_dir_name: () => { const b = h.alloc(16, 1); return call('fd_prestat_dir_name', SANDBOX, b, 8) },
+    fd_prestat_dir_name: () => {
+      const b = h.alloc(16, 1)
+      return call('fd_prestat_dir_name', SANDBOX, b, 8)
+    },
     fd_pwrite: () => call('fd_pwrite', 99, iov('xy'), 1, 3n, out()),
     fd_read: () => call('fd_read', 0, iov('abcd'), 1, out()),
     fd_readdir: () => call('fd_readdir', SANDBOX, h.alloc(128, 8), 128, 0n, out()),
@@ -58,16 +71,49 @@ describe('the trace decodes every preview1 call', () => {
     fd_sync: () => call('fd_sync', 99),
     fd_tell: () => call('fd_tell', 99, out()),
     fd_write: () => call('fd_write', 1, iov('hello'), 1, out()),
-    path_create_directory: () => { const s = p('newdir'); return call('path_create_directory', SANDBOX, s.ptr, s.len) },
-    path_filestat_get: () => { const s = p('a.txt'); return call('path_filestat_get', SANDBOX, 1, s.ptr, s.len, out()) },
-    path_filestat_set_times: () => { const s = p('a.txt'); return call('path_filestat_set_times', DATA, 0, s.ptr, s.len, 1n, 2n, 5) },
-    path_link: () => { const a = p('a.txt'), b = p('l.txt'); return call('path_link', SANDBOX, 0, a.ptr, a.len, SANDBOX, b.ptr, b.len) },
-    path_open: () => { const s = p('../x'); return call('path_open', SANDBOX, 1, s.ptr, s.len, 0, READ_RIGHTS, ALL_RIGHTS, 0, out()) },
-    path_readlink: () => { const s = p('link'); return call('path_readlink', SANDBOX, s.ptr, s.len, h.alloc(32, 1), 32, out()) },
-    path_remove_directory: () => { const s = p('empty'); return call('path_remove_directory', SANDBOX, s.ptr, s.len) },
-    path_rename: () => { const a = p('sub/b.txt'), b = p('b2.txt'); return call('path_rename', SANDBOX, a.ptr, a.len, SANDBOX, b.ptr, b.len) },
-    path_symlink: () => { const t = p('../../etc'), l = p('esc'); return call('path_symlink', t.ptr, t.len, SANDBOX, l.ptr, l.len) },
-    path_unlink_file: () => { const s = p('r.txt'); return call('path_unlink_file', DATA, s.ptr, s.len) },
+    path_create_directory: () => {
+      const s = p('newdir')
+      return call('path_create_directory', SANDBOX, s.ptr, s.len)
+    },
+    path_filestat_get: () => {
+      const s = p('a.txt')
+      return call('path_filestat_get', SANDBOX, 1, s.ptr, s.len, out())
+    },
+    path_filestat_set_times: () => {
+      const s = p('a.txt')
+      return call('path_filestat_set_times', DATA, 0, s.ptr, s.len, 1n, 2n, 5)
+    },
+    path_link: () => {
+      const a = p('a.txt'),
+        b = p('l.txt')
+      return call('path_link', SANDBOX, 0, a.ptr, a.len, SANDBOX, b.ptr, b.len)
+    },
+    path_open: () => {
+      const s = p('../x')
+      return call('path_open', SANDBOX, 1, s.ptr, s.len, 0, READ_RIGHTS, ALL_RIGHTS, 0, out())
+    },
+    path_readlink: () => {
+      const s = p('link')
+      return call('path_readlink', SANDBOX, s.ptr, s.len, h.alloc(32, 1), 32, out())
+    },
+    path_remove_directory: () => {
+      const s = p('empty')
+      return call('path_remove_directory', SANDBOX, s.ptr, s.len)
+    },
+    path_rename: () => {
+      const a = p('sub/b.txt'),
+        b = p('b2.txt')
+      return call('path_rename', SANDBOX, a.ptr, a.len, SANDBOX, b.ptr, b.len)
+    },
+    path_symlink: () => {
+      const t = p('../../etc'),
+        l = p('esc')
+      return call('path_symlink', t.ptr, t.len, SANDBOX, l.ptr, l.len)
+    },
+    path_unlink_file: () => {
+      const s = p('r.txt')
+      return call('path_unlink_file', DATA, s.ptr, s.len)
+    },
     poll_oneoff: () => call('poll_oneoff', out(), out(), 0, out()),
     proc_exit: () => call('proc_exit', 3),
     proc_raise: () => call('proc_raise', 9),
@@ -111,7 +157,8 @@ describe('the trace decodes every preview1 call', () => {
     path_filestat_get: /^path_filestat_get\(3, flags=SYMLINK_FOLLOW, "a\.txt"\) = 0 \(type=REGULAR_FILE, size=\d+\)$/,
     path_filestat_set_times: /^path_filestat_set_times\(4, flags=0, "a.txt", atim=1, mtim=2, fst=ATIM\|MTIM\) = ROFS \[read-only \/data\]$/,
     path_link: /^path_link\(3, flags=0, "a.txt", to_fd=3, to="l.txt"\) = 0$/,
-    path_open: /^path_open\(3, dirflags=SYMLINK_FOLLOW, "\.\.\/x", oflags=0, rights=READ\|\+\d+, inheriting=READ\|WRITE\|\+\d+, fdflags=0\) = PERM \[escapes \/sandbox\]$/,
+    path_open:
+      /^path_open\(3, dirflags=SYMLINK_FOLLOW, "\.\.\/x", oflags=0, rights=READ\|\+\d+, inheriting=READ\|WRITE\|\+\d+, fdflags=0\) = PERM \[escapes \/sandbox\]$/,
     path_readlink: /^path_readlink\(3, "link", buf=32 bytes\) = 0 \(n=5\)$/,
     path_remove_directory: /^path_remove_directory\(3, "empty"\) = 0$/,
     path_rename: /^path_rename\(3, "sub\/b\.txt", to_fd=3, to="b2\.txt"\) = 0$/,
@@ -160,20 +207,35 @@ describe('trace safety', () => {
 
   it('escapeControlCharacters keeps ordinary text and emoji, escapes C0, C1, bidi, zero-width and lone surrogates', () => {
     expect(escapeControlCharacters('héllo wörld 😀 /data/x')).toBe('héllo wörld 😀 /data/x')
-    expect(escapeControlCharacters('\x00\x07\t\n\x9b\u061c\u200d\u2066\ufeff\ud800')).toBe('\\x00\\x07\\t\\n\\x9b\\u{61c}\\u{200d}\\u{2066}\\u{feff}\\u{d800}')
+    expect(escapeControlCharacters('\x00\x07\t\n\x9b\u061c\u200d\u2066\ufeff\ud800')).toBe(
+      '\\x00\\x07\\t\\n\\x9b\\u{61c}\\u{200d}\\u{2066}\\u{feff}\\u{d800}',
+    )
   })
 
   it('summary counts calls, errors and time per function', () => {
     const { call, events } = traced()
-    call('fd_close', 99); call('fd_close', 98); call('sched_yield')
+    call('fd_close', 99)
+    call('fd_close', 98)
+    call('sched_yield')
     const s = new TraceSummary()
     for (const e of events) s.add(e)
-    expect(s.rows().map((r) => [r.call, r.calls, r.errors]).sort()).toEqual([['fd_close', 2, 2], ['sched_yield', 1, 0]])
+    expect(
+      s
+        .rows()
+        .map((r) => [r.call, r.calls, r.errors])
+        .sort(),
+    ).toEqual([
+      ['fd_close', 2, 2],
+      ['sched_yield', 1, 0],
+    ])
     const s2 = new TraceSummary()
     s2.add({ call: 'fd_close', args: {}, result: 'BADF', us: 2 })
     s2.add({ call: 'fd_close', args: {}, result: 'SUCCESS', us: 4 })
     s2.add({ call: 'sched_yield', args: {}, result: 'SUCCESS', us: 1 })
-    expect(s2.rows()).toEqual([{ call: 'fd_close', calls: 2, errors: 1, us: 6 }, { call: 'sched_yield', calls: 1, errors: 0, us: 1 }])
+    expect(s2.rows()).toEqual([
+      { call: 'fd_close', calls: 2, errors: 1, us: 6 },
+      { call: 'sched_yield', calls: 1, errors: 0, us: 1 },
+    ])
     expect(s2.format()).toMatch(/85\.71 +6 +3\.00 +2 +1 fd_close/)
   })
 
