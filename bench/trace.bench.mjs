@@ -1,7 +1,7 @@
 // Tracing cost on syscall-heavy guests: the same workload with tracing off, on (lines written to
 // /dev/null), and in summary mode, as ratios against "off" in the same run; and "off" against
 // caplet as it is on main (`git archive main`), to show that the feature costs nothing when off.
-//   node bench/trace.bench.mjs [--rounds N] [--calls N]
+//   node bench/trace.bench.mjs [--rounds N] [--calls N] [--base REV]
 // Builds bench/workloads/sys.c to wasm and bundles both caplets into bench/.build/. Seconds, not minutes.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync } from 'node:fs'
@@ -17,6 +17,8 @@ const opt = (name, dflt) => {
 }
 const ROUNDS = opt('--rounds', 5)
 const CALLS = opt('--calls', 100000)
+// The revision to compare "off" with (a commit without the feature being measured; default main).
+const BASE = argv.includes('--base') ? argv[argv.indexOf('--base') + 1] : 'main'
 
 const out = join(BUILD, 'trace')
 mkdirSync(out, { recursive: true })
@@ -37,7 +39,7 @@ try {
   const src = join(out, 'main-src')
   rmSync(src, { recursive: true, force: true })
   mkdirSync(src, { recursive: true })
-  execFileSync('sh', ['-c', `git -C "${ROOT}" archive main runtime wasi-host | tar -x -C "${src}"`])
+  execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${BASE} runtime wasi-host toolchain | tar -x -C "${src}"`])
   await build({
     entryPoints: [join(src, 'runtime/index.ts')],
     outfile: join(out, 'caplet-main.js'),
@@ -50,11 +52,11 @@ try {
   })
   baseline = await import(join(out, 'caplet-main.js'))
 } catch (e) {
-  console.log(`(no baseline from main: ${e.message.split('\n')[0]})`)
+  console.log(`(no baseline from ${BASE}: ${e.message.split('\n')[0]})`)
 }
 
 const configs = [
-  ...(baseline ? [['main, no tracing', baseline, undefined]] : []),
+  ...(baseline ? [[`${BASE}, no tracing`, baseline, undefined]] : []),
   ['off', current, undefined],
   ['on, to /dev/null', current, { file: '/dev/null' }],
   ['on, json to /dev/null', current, { file: '/dev/null', format: 'json' }],
