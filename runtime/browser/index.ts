@@ -10,6 +10,7 @@
  */
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
+import { parseSize } from '../units.js'
 import { preparePolicy, resolveRunInput, type PreparedPolicy, type TraceSink } from '../policy.js'
 import { importedFunctions } from '../module-pipeline.js'
 import type { TrapInfo } from '../trap.js'
@@ -402,6 +403,7 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
     memoryPages: module instanceof WebAssembly.Module && !explicit ? undefined : policy.limits.memoryPages,
     fuel: policy.limits.fuel !== undefined,
     syscalls: policy.syscalls,
+    maxModuleBytes: options.maxModuleBytes !== undefined ? parseSize(options.maxModuleBytes) : undefined,
     compile: (bytes, o) => compileInWorker(pool, bytes, o.memoryPages, o.fuel === true),
   })
   const mounts: PreparedMount[] = []
