@@ -10,6 +10,7 @@
  */
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
+import { parseSize } from '../units.js'
 import { preparePolicy, resolveRunInput, type PreparedPolicy, type TraceSink } from '../policy.js'
 import { importedFunctions } from '../module-pipeline.js'
 import type { TrapInfo } from '../trap.js'
@@ -278,6 +279,19 @@ async function dispatch(
   const err = new Collector()
   const started = performance.now()
   const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
+  // A callback of the embedder's that throws must not break the page's message handler: the run
+  // goes on (the output is still captured) and the result warns, once per callback.
+  const threw = new Map<string, { message: string; count: number }>()
+  const deliver = <T>(name: string, fn: ((v: T) => void) | undefined, v: T) => {
+    if (fn === undefined) return
+    try {
+      fn(v)
+    } catch (e) {
+      const seen = threw.get(name)
+      if (seen !== undefined) seen.count++
+      else threw.set(name, { message: e instanceof Error ? e.message : String(e), count: 1 })
+    }
+  }
   return new Promise<Dispatched>((resolve) => {
     let settled = false
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -288,6 +302,10 @@ async function dispatch(
       signal?.removeEventListener('abort', onAbort)
       if (reuse) pool.release(worker)
       else pool.discard(worker)
+      for (const [name, { message, count }] of threw)
+        (d.outcome.warnings ??= []).push(
+          `${name} threw ${count === 1 ? 'once' : `${count} times`} (first: ${message}); the run went on and the result holds all the output`,
+        )
       resolve({ ...d, stdout: out.bytes(), stderr: err.bytes() })
     }
     const stop = (limit: LimitKind) => {
@@ -310,13 +328,13 @@ async function dispatch(
       if (m.type === 'chunk') {
         if (m.stream === 'stdout') {
           out.add(m.bytes)
-          sinks.stdout?.(m.bytes)
+          deliver('onStdout', sinks.stdout, m.bytes)
         } else {
           err.add(m.bytes)
-          sinks.stderr?.(m.bytes)
+          deliver('onStderr', sinks.stderr, m.bytes)
         }
       } else if (m.type === 'trace') {
-        sinks.trace?.(m.line)
+        deliver('trace', sinks.trace, m.line)
       } else if (m.type === 'ran') {
         if (timer !== undefined) clearTimeout(timer)
         timer = undefined
@@ -402,6 +420,7 @@ export async function prepare(module: BrowserModuleSource, options: BrowserRunOp
     memoryPages: module instanceof WebAssembly.Module && !explicit ? undefined : policy.limits.memoryPages,
     fuel: policy.limits.fuel !== undefined,
     syscalls: policy.syscalls,
+    maxModuleBytes: options.maxModuleBytes !== undefined ? parseSize(options.maxModuleBytes) : undefined,
     compile: (bytes, o) => compileInWorker(pool, bytes, o.memoryPages, o.fuel === true),
   })
   const mounts: PreparedMount[] = []

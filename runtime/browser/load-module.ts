@@ -43,6 +43,8 @@ async function digest(bytes: Uint8Array): Promise<string | undefined> {
 
 export interface BrowserLoadOptions extends InstrumentOptions {
   syscalls?: readonly string[] | undefined
+  /** The most bytes a `Response` or URL may have (default 256 MiB). */
+  maxModuleBytes?: number | undefined
   /** Validates, rewrites and compiles the bytes (the shared pipeline), elsewhere. @throws ModuleError */
   compile: (bytes: Uint8Array, options: InstrumentOptions) => Promise<WebAssembly.Module>
 }
@@ -77,7 +79,7 @@ export async function loadBrowserModule(source: BrowserModuleSource, options: Br
         throw new ModuleError(`cannot read the module bytes: ${(e as Error).message}`, { cause: e })
       }
     } else {
-      const read = await readModuleResponse(await responseOf(source as Response | URL | string), instrument)
+      const read = await readModuleResponse(await responseOf(source as Response | URL | string), instrument, options.maxModuleBytes)
       bytes = read.bytes
       streamed = read.streamed
     }

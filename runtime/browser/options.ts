@@ -6,6 +6,7 @@
  * by field, with a `PolicyError`. It must never let a field through that it does not translate.
  */
 import { PolicyError } from '../errors.js'
+import { parseSize } from '../units.js'
 import type { Limits, RunOptions, Size, Duration, TraceSink } from '../policy.js'
 import type { VolumeLike } from './memfs-volume.js'
 
@@ -67,6 +68,8 @@ export interface BrowserRunOptions extends BrowserRunInput {
   trace?: TraceSink | { sink?: TraceSink; format?: 'text' | 'json'; summary?: boolean }
   /** The guest worker's script (default: `browser-worker.js` beside this module). */
   workerUrl?: string | URL
+  /** The most bytes a module given as a `Response` or URL may have (default 256 MiB); more is a `ModuleError`. */
+  maxModuleBytes?: Size
 }
 
 const BROWSER_KEYS = new Set([
@@ -84,6 +87,7 @@ const BROWSER_KEYS = new Set([
   'syscalls',
   'trace',
   'workerUrl',
+  'maxModuleBytes',
 ])
 export const RUN_INPUT_KEYS = new Set(['args', 'env', 'stdin', 'signal', 'onStdout', 'onStderr'])
 const NOT_IN_BROWSER: Record<string, string> = {
@@ -123,6 +127,13 @@ export function browserProblems(o: Record<string, unknown>, keys: Set<string> = 
   }
   if (o.workerUrl !== undefined && typeof o.workerUrl !== 'string' && !(o.workerUrl instanceof URL))
     problems.push('workerUrl: must be a string or a URL')
+  if (o.maxModuleBytes !== undefined) {
+    try {
+      if (parseSize(o.maxModuleBytes as Size) === 0) problems.push('maxModuleBytes: must be more than 0')
+    } catch (e) {
+      problems.push(`maxModuleBytes: ${(e as Error).message}`)
+    }
+  }
   const mounts = o.mounts
   if (Array.isArray(mounts)) {
     mounts.forEach((m: Record<string, unknown>, i) => {

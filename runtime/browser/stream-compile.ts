@@ -9,6 +9,14 @@
  */
 import { ModuleError } from '../errors.js'
 import { checkModuleHeader, instrumentModule, type InstrumentOptions } from '../module-pipeline.js'
+import { formatSize } from '../units.js'
+
+/** The most bytes a module's response may have unless `maxModuleBytes` says otherwise. */
+export const DEFAULT_MAX_MODULE_BYTES = 256 * 1024 * 1024
+
+function tooLarge(what: string, max: number): ModuleError {
+  return new ModuleError(`module response is ${what}, over the limit of ${formatSize(max)} (maxModuleBytes)`)
+}
 
 export interface ReadModule {
   /** The whole body. */
@@ -53,14 +61,25 @@ function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
 
 /**
  * Reads a module's response, streaming it into the engine while the early sections say the
- * pipeline will not rewrite it. @throws ModuleError (HTTP error, not a module, over a limit)
+ * pipeline will not rewrite it. No more than `maxBytes` are read: a `Content-Length` over it is
+ * refused before the body, a body that grows past it as it arrives. @throws ModuleError (HTTP
+ * error, not a module, over a limit)
  */
-export async function readModuleResponse(response: Response, options: InstrumentOptions): Promise<ReadModule> {
+export async function readModuleResponse(
+  response: Response,
+  options: InstrumentOptions,
+  maxBytes: number = DEFAULT_MAX_MODULE_BYTES,
+): Promise<ReadModule> {
   if (!response.ok) throw new ModuleError(`cannot fetch module ${response.url || '(response)'}: HTTP ${response.status}`)
   if (response.bodyUsed) throw new ModuleError('cannot read module response: its body was already read')
+  const declared = Number(response.headers.get('content-length') ?? NaN)
+  if (declared > maxBytes) {
+    await response.body?.cancel().catch(() => {})
+    throw tooLarge(`${formatSize(declared)} (Content-Length)`, maxBytes)
+  }
   const body = response.body
-  const canStream = body !== null && typeof WebAssembly.compileStreaming === 'function' && !options.fuel
-  if (!canStream) {
+  const canStream = typeof WebAssembly.compileStreaming === 'function' && !options.fuel
+  if (body === null) {
     try {
       const bytes = new Uint8Array(await response.arrayBuffer())
       checkModuleHeader(bytes)
@@ -71,16 +90,20 @@ export async function readModuleResponse(response: Response, options: Instrument
     }
   }
   let engine: ReadableStreamDefaultController<Uint8Array> | undefined
-  const toEngine = new ReadableStream<Uint8Array>({
-    start: (c) => {
-      engine = c
-    },
-  })
-  const streamed: Promise<WebAssembly.Module | undefined> = WebAssembly.compileStreaming(
-    new Response(toEngine, { headers: { 'content-type': 'application/wasm' } }),
-  ).catch(() => undefined)
+  const streamed: Promise<WebAssembly.Module | undefined> | undefined = canStream
+    ? WebAssembly.compileStreaming(
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start: (c) => {
+              engine = c
+            },
+          }),
+          { headers: { 'content-type': 'application/wasm' } },
+        ),
+      ).catch(() => undefined)
+    : undefined
   /** Stops the engine's compile: the bytes will be rewritten (or are not a module). */
-  let streaming = true
+  let streaming = canStream
   const stopStreaming = () => {
     if (streaming) {
       streaming = false
@@ -90,7 +113,8 @@ export async function readModuleResponse(response: Response, options: Instrument
   const reader = body.getReader()
   const chunks: Uint8Array[] = []
   let total = 0
-  let decided = false
+  // Without streaming there is nothing to decide: the caller compiles the pipeline's bytes.
+  let decided = !canStream
   const decide = (prefix: Uint8Array) => {
     decided = true
     // Throws the pipeline's ModuleError (a memory minimum over the cap, too many tables) early.
@@ -106,8 +130,9 @@ export async function readModuleResponse(response: Response, options: Instrument
       }
       if (r.done) break
       const chunk = r.value
-      chunks.push(chunk)
       total += chunk.byteLength
+      if (total > maxBytes) throw tooLarge(`more than ${formatSize(maxBytes)}`, maxBytes)
+      chunks.push(chunk)
       if (streaming) engine!.enqueue(chunk)
       if (!decided && total >= 8) {
         const head = concat(chunks, total)

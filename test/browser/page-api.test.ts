@@ -262,4 +262,63 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
     expect(r.none).toBeUndefined()
     expect(r.noneLines).toEqual([])
   }, 30_000)
+
+  it('a throwing onStdout, onStderr or trace callback does not break the run: the output is kept and the result warns', async () => {
+    const pageErrors: string[] = []
+    const onError = (e: Error) => pageErrors.push(e.message)
+    page.on('pageerror', onError)
+    const r = await page.evaluate(async () => {
+      const c = (window as any).caplet
+      const td = new TextDecoder()
+      const boom = () => {
+        throw new Error('embedder bug')
+      }
+      const a = await c.run('/samples/hello.wasm', { onStdout: boom, trace: boom })
+      const p = await c.prepare('/samples/cat.wasm', { onStderr: boom })
+      const b = await p.run({ args: ['cat', '/missing'] })
+      const again = await c.run('/samples/hello.wasm')
+      return {
+        a: { exit: a.exitCode, out: td.decode(a.stdout), warnings: a.warnings },
+        b: { exit: b.exitCode, err: td.decode(b.stderr), warnings: b.warnings },
+        again: { exit: again.exitCode, out: td.decode(again.stdout), warnings: again.warnings },
+      }
+    })
+    page.off('pageerror', onError)
+    expect(r.a.exit).toBe(0)
+    expect(r.a.out).toBe('hello from caplet\n')
+    expect(r.a.warnings).toHaveLength(2)
+    expect(r.a.warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^onStdout threw (once|\d+ times) \(first: embedder bug\); the run went on/),
+        expect.stringMatching(/^trace threw \d+ times \(first: embedder bug\); the run went on/),
+      ]),
+    )
+    expect(r.b.exit).not.toBe(0)
+    expect(r.b.err).toMatch(/missing/)
+    expect(r.b.warnings).toEqual([expect.stringMatching(/^onStderr threw (once|\d+ times) \(first: embedder bug\)/)])
+    expect(r.again).toEqual({ exit: 0, out: 'hello from caplet\n', warnings: undefined })
+    expect(pageErrors).toEqual([])
+  }, 30_000)
+
+  it('refuses a module URL over maxModuleBytes, naming the size and the option', async () => {
+    const r = await page.evaluate(async () => {
+      const c = (window as any).caplet
+      const fail = async (m: unknown, o: unknown) => {
+        try {
+          await c.run(m, o)
+          return 'resolved'
+        } catch (e: any) {
+          return `${e.name}: ${e.message}`
+        }
+      }
+      return {
+        url: await fail('/samples/hello.wasm', { maxModuleBytes: 1000 }),
+        bad: await fail('/samples/hello.wasm', { maxModuleBytes: 'lots' }),
+        ok: (await c.run('/samples/hello.wasm', { maxModuleBytes: '1MiB' })).exitCode,
+      }
+    })
+    expect(r.url).toMatch(/^ModuleError: .*module response is .*, over the limit of 1000 B \(maxModuleBytes\)$/)
+    expect(r.bad).toMatch(/^PolicyError: .*maxModuleBytes: not a size/)
+    expect(r.ok).toBe(0)
+  }, 30_000)
 })

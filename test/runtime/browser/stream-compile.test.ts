@@ -69,4 +69,37 @@ describe('readModuleResponse', () => {
     const r = await readModuleResponse(chunked(capped.slice(0, Math.floor(capped.byteLength / 2)), 50), { memoryPages: 256 })
     expect(await r.streamed).toBeUndefined()
   })
+
+  it('refuses a body over maxModuleBytes: on Content-Length before reading, else as it streams', async () => {
+    const cap = 1024
+    // An endless body: the reader must stop at the cap, not buffer what the server keeps sending.
+    const endless = (contentLength?: number) => {
+      let sent = 0
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          c.enqueue(sent === 0 ? capped.slice(0, 100) : new Uint8Array(100))
+          sent += 100
+        },
+      })
+      const headers: Record<string, string> = contentLength !== undefined ? { 'content-length': String(contentLength) } : {}
+      return { response: new Response(body, { headers }), sent: () => sent }
+    }
+    for (const fuel of [false, true]) {
+      const a = endless()
+      await expect(readModuleResponse(a.response, { memoryPages: 256, fuel }, cap)).rejects.toThrow(
+        /^\[caplet\] module response is more than 1 KiB, over the limit of 1 KiB \(maxModuleBytes\)$/,
+      )
+      expect(a.sent()).toBeLessThanOrEqual(cap + 300)
+      const b = endless(5 * 1024 ** 3)
+      await expect(readModuleResponse(b.response, { fuel }, cap)).rejects.toThrow(
+        /^\[caplet\] module response is 5 GiB \(Content-Length\), over the limit of 1 KiB \(maxModuleBytes\)$/,
+      )
+      expect(b.sent()).toBeLessThanOrEqual(300)
+    }
+    // The default is 256 MiB; a module under the cap, exactly at it, still loads.
+    await expect(readModuleResponse(chunked(capped, 1000), {}, capped.byteLength)).resolves.toMatchObject({ bytes: capped })
+    await expect(readModuleResponse(chunked(capped, 1000), {}, capped.byteLength - 1)).rejects.toThrow(/maxModuleBytes/)
+    const dflt = endless(300 * 1024 ** 2)
+    await expect(readModuleResponse(dflt.response, {})).rejects.toThrow(/300 MiB \(Content-Length\), over the limit of 256 MiB/)
+  })
 })
