@@ -3,6 +3,7 @@
  * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
  * policy already resolved for this run, and deliver the guest's output as the policy says.
  */
+import { CallbackFaults } from './callback-faults.js'
 import {
   executeGuest,
   type OpenedSockets,
@@ -81,10 +82,11 @@ function streamSink(
   limit: number | undefined,
   stream: 'stdout' | 'stderr',
   hold: OutputHold | undefined,
+  faults: CallbackFaults,
 ): { sink: Sink; capture: Collector | undefined } {
   let capture: Collector | undefined
   let base: Sink
-  if (typeof opt === 'function') base = opt
+  if (typeof opt === 'function') base = (chunk) => faults.deliver(`the ${stream} callback`, opt, chunk)
   else if (opt === 'inherit') base = fdSink(stream === 'stdout' ? 1 : 2)
   else if (opt === 'discard') base = discardSink
   else base = (capture = new Collector()).sink
@@ -108,8 +110,10 @@ function holdsOutput(run: PreparedPolicy): boolean {
 export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets): RunResult {
   const limits = run.policy.limits
   const hold = holdsOutput(run) ? new OutputHold() : undefined
-  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout', hold)
-  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr', hold)
+  const faults = new CallbackFaults()
+  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout', hold, faults)
+  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr', hold, faults)
+  const traceSink = run.traceSink
   const guest: Guest = {
     module: command.module,
     functions: command.functions,
@@ -125,11 +129,13 @@ export function runInProcess(command: Command, run: PreparedPolicy, sockets?: Op
       stdout: out.sink,
       stderr: err.sink,
       ...(hold !== undefined ? { held: hold } : {}),
-      ...(run.traceSink ? { trace: run.traceSink } : {}),
+      ...(traceSink ? { trace: (line: string) => faults.deliver('the trace callback', traceSink, line) } : {}),
     },
     run.fs,
     sockets,
   )
+  const warnings = faults.warnings()
+  if (warnings.length > 0) outcome.warnings = [...(outcome.warnings ?? []), ...warnings]
   return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
 }
 
@@ -183,6 +189,8 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     if (command.script) job.script = command.script
     return job
   }
+  // A callback of the embedder's that throws must not escape the message handler (callback-faults.ts).
+  const faults = new CallbackFaults()
   return new Promise<RunResult>((resolve, reject) => {
     let settled = false
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -211,7 +219,15 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
       const out = bytes(stdout)
       const err = bytes(stderr)
-      void settle(reuse).then(() => resolve({ ...outcome, stdout: out, stderr: err }))
+      void settle(reuse).then(() => {
+        const warnings = faults.warnings()
+        resolve({
+          ...outcome,
+          ...(warnings.length > 0 ? { warnings: [...(outcome.warnings ?? []), ...warnings] } : {}),
+          stdout: out,
+          stderr: err,
+        })
+      })
     }
     const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
     const onAbort = () => {
@@ -223,10 +239,10 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     void defaultPool
       .submit(build, {
         message: (m) => {
-          if (m.type === 'trace') run.traceSink?.(m.line)
+          if (m.type === 'trace') faults.deliver('the trace callback', run.traceSink, m.line)
           else if (m.type === 'chunk') {
             const cb = m.stream === 'stdout' ? run.stdout : run.stderr
-            if (typeof cb === 'function') cb(m.bytes)
+            if (typeof cb === 'function') faults.deliver(`the ${m.stream} callback`, cb, m.bytes)
           } else if (m.type === 'done') finish(m.outcome, true)
           else
             finish(

@@ -8,6 +8,7 @@
  * copied in from a tree, dropped files, an OPFS directory or a memfs volume, and written back
  * (OPFS, volume) when the run ends. It must never grant what the options did not name.
  */
+import { CallbackFaults } from '../callback-faults.js'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
 import { parseSize } from '../units.js'
@@ -281,17 +282,8 @@ async function dispatch(
   const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
   // A callback of the embedder's that throws must not break the page's message handler: the run
   // goes on (the output is still captured) and the result warns, once per callback.
-  const threw = new Map<string, { message: string; count: number }>()
-  const deliver = <T>(name: string, fn: ((v: T) => void) | undefined, v: T) => {
-    if (fn === undefined) return
-    try {
-      fn(v)
-    } catch (e) {
-      const seen = threw.get(name)
-      if (seen !== undefined) seen.count++
-      else threw.set(name, { message: e instanceof Error ? e.message : String(e), count: 1 })
-    }
-  }
+  const faults = new CallbackFaults('the run went on and the result holds all the output')
+  const deliver = <T>(name: string, fn: ((v: T) => void) | undefined, v: T) => faults.deliver(name, fn, v)
   return new Promise<Dispatched>((resolve) => {
     let settled = false
     let timer: ReturnType<typeof setTimeout> | undefined
@@ -302,10 +294,8 @@ async function dispatch(
       signal?.removeEventListener('abort', onAbort)
       if (reuse) pool.release(worker)
       else pool.discard(worker)
-      for (const [name, { message, count }] of threw)
-        (d.outcome.warnings ??= []).push(
-          `${name} threw ${count === 1 ? 'once' : `${count} times`} (first: ${message}); the run went on and the result holds all the output`,
-        )
+      const warnings = faults.warnings()
+      if (warnings.length > 0) (d.outcome.warnings ??= []).push(...warnings)
       resolve({ ...d, stdout: out.bytes(), stderr: err.bytes() })
     }
     const stop = (limit: LimitKind) => {
