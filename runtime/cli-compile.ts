@@ -253,23 +253,10 @@ export async function compileScriptForCli(path: string, language: string, b: Bui
     if (result.kind !== 'script') throw new BuildUsageError(`${path}: not a script`)
     return result.program
   } catch (e) {
-    if (e instanceof BuildUsageError) {
-      io.err(`caplet: ${e.message}\n`)
-      return USAGE_EXIT_CODE
-    }
-    if (e instanceof ToolchainError) {
-      io.err(`caplet: ${e.reason}\n`)
-      return USAGE_EXIT_CODE
-    }
-    if (e instanceof CompileError) {
-      if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
-      const typeErrors = e.limit === undefined && e.diagnostics.some((d) => d.severity === 'error' && /\(TS\d+\)$/.test(d.message))
-      io.err(
-        `caplet: ${path}: ${typeErrors ? 'the script did not type-check (--no-check runs it without the check)' : e.reason.split('\n')[0]}\n`,
-      )
-      return SCRIPT_COMPILE_EXIT_CODE
-    }
-    throw e
+    return compileFailure(e, io, SCRIPT_COMPILE_EXIT_CODE, (c) => {
+      const typeErrors = c.limit === undefined && c.diagnostics.some((d) => d.severity === 'error' && /\(TS\d+\)$/.test(d.message))
+      return `${path}: ${typeErrors ? 'the script did not type-check (--no-check runs it without the check)' : c.reason.split('\n')[0]}`
+    })
   }
 }
 
@@ -301,21 +288,26 @@ export async function compileForCli(sources: readonly string[], b: BuildFlags, i
     if (!b.quiet && result.diagnostics.length > 0) io.err(formatDiagnostics(result.diagnostics))
     return result
   } catch (e) {
-    if (e instanceof BuildUsageError) {
-      io.err(`caplet: ${e.message}\n`)
-      return USAGE_EXIT_CODE
-    }
-    if (e instanceof ToolchainError) {
-      io.err(`caplet: ${e.reason}\n`)
-      return USAGE_EXIT_CODE
-    }
-    if (e instanceof CompileError) {
-      if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
-      io.err(`caplet: compile failed: ${e.reason.split('\n')[0]}\n`)
-      return COMPILE_EXIT_CODE
-    }
-    throw e
+    return compileFailure(e, io, COMPILE_EXIT_CODE, (c) => `compile failed: ${c.reason.split('\n')[0]}`)
   }
+}
+
+/**
+ * The CLI's answer to a compile that threw: a usage or toolchain problem is one line and exit
+ * 125; a `CompileError` prints its diagnostics, then `line(e)`, and exits `code`. Anything else
+ * is rethrown.
+ */
+function compileFailure(e: unknown, io: CompileIo, code: number, line: (e: CompileError) => string): number {
+  if (e instanceof BuildUsageError || e instanceof ToolchainError) {
+    io.err(`caplet: ${e instanceof BuildUsageError ? e.message : e.reason}\n`)
+    return USAGE_EXIT_CODE
+  }
+  if (e instanceof CompileError) {
+    if (e.diagnostics.length > 0) io.err(formatDiagnostics(e.diagnostics))
+    io.err(`caplet: ${line(e)}\n`)
+    return code
+  }
+  throw e
 }
 
 export const BUILD_HELP = `caplet build — compile source to a WASI module
