@@ -62,7 +62,7 @@ function spawn(
   return { channel, worker, helper }
 }
 
-function failed(channel: BridgeChannel, worker: Worker, why: string): Error {
+function failed(worker: Worker, why: string): Error {
   void worker.terminate()
   return new Error(`[caplet] the bridge helper thread did not start: ${why}`)
 }
@@ -77,8 +77,8 @@ export async function startBridgeHelper(
   if (options.unref) worker.unref()
   const state = helperState(channel)
   const wait = waitAsync(state, 0, HELPER_STARTING, START_TIMEOUT_MS)
-  if (wait.async && (await wait.value) === 'timed-out') throw failed(channel, worker, 'timed out')
-  if (Atomics.load(state, 0) === HELPER_FAILED) throw failed(channel, worker, helperFailure(channel))
+  if (wait.async && (await wait.value) === 'timed-out') throw failed(worker, 'timed out')
+  if (Atomics.load(state, 0) === HELPER_FAILED) throw failed(worker, helperFailure(channel))
   return helper
 }
 
@@ -88,7 +88,7 @@ export function startBridgeHelperSync(services: HelperServiceSpec[], options: { 
   // A helper that lives as long as an embedder's object (a plugin) must not hold the process open by itself.
   if (options.unref) worker.unref()
   const state = helperState(channel)
-  if (Atomics.wait(state, 0, HELPER_STARTING, START_TIMEOUT_MS) === 'timed-out') throw failed(channel, worker, 'timed out')
-  if (Atomics.load(state, 0) === HELPER_FAILED) throw failed(channel, worker, helperFailure(channel))
+  if (Atomics.wait(state, 0, HELPER_STARTING, START_TIMEOUT_MS) === 'timed-out') throw failed(worker, 'timed out')
+  if (Atomics.load(state, 0) === HELPER_FAILED) throw failed(worker, helperFailure(channel))
   return helper
 }

@@ -11,15 +11,7 @@
 import * as fs from 'node:fs'
 import { Errno, Filetype } from '../abi/constants.js'
 import { WasiError } from '../errors.js'
-import {
-  assertComponent,
-  CREATE_NEW,
-  READ_ONLY,
-  type DirHandle,
-  type FileHandle,
-  type NodeStat,
-  type OpenFileOptions,
-} from '../fs/filesystem.js'
+import { assertComponent, CREATE_NEW, READ_ONLY, type DirHandle, type FileHandle, type NodeStat } from '../fs/filesystem.js'
 import type { OverlayChange, OverlayFs } from '../fs/overlay.js'
 import { createHostDirFs } from './host-dir-fs.js'
 
