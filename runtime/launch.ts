@@ -3,6 +3,7 @@
  * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
  * policy already resolved for this run, and deliver the guest's output as the policy says.
  */
+import { concatBytes } from '../wasi-host/abi/bytes.js'
 import { CallbackFaults } from './callback-faults.js'
 import {
   executeGuest,
@@ -63,16 +64,7 @@ class Collector {
   }
 
   bytes(): Uint8Array {
-    const chunks = this.#chunks
-    if (chunks.length === 0) return EMPTY
-    if (chunks.length === 1) return chunks[0]!
-    const out = new Uint8Array(this.#total)
-    let at = 0
-    for (const c of chunks) {
-      out.set(c, at)
-      at += c.byteLength
-    }
-    return out
+    return concatBytes(this.#chunks, this.#total)
   }
 }
 

@@ -10,6 +10,7 @@
  * may accumulate on the host is capped by the run's memory limit); guest-visible failures are
  * errnos, never host messages; unwinds (`ProcExit`, `LimitExceeded`, traps) propagate.
  */
+import { concatBytes } from '../wasi-host/abi/bytes.js'
 import { Errno, errnoName, Rights } from '../wasi-host/index.js'
 import { Lookupflags, Oflags } from '../wasi-host/abi/constants.js'
 
@@ -152,13 +153,7 @@ export class ScriptApi {
         chunks.push(this.#bytes().slice(p + 16, p + 16 + n))
       }
     })
-    const out = new Uint8Array(total)
-    let at = 0
-    for (const c of chunks) {
-      out.set(c, at)
-      at += c.byteLength
-    }
-    return out
+    return concatBytes(chunks, total)
   }
 
   /** The preopened directories, as the guest sees them (`fd_prestat_get`, `fd_prestat_dir_name`). */

@@ -8,6 +8,7 @@
  * copied in from a tree, dropped files, an OPFS directory or a memfs volume, and written back
  * (OPFS, volume) when the run ends. It must never grant what the options did not name.
  */
+import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { CallbackFaults } from '../callback-faults.js'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
@@ -86,7 +87,6 @@ export interface BrowserProgram {
   run(input?: BrowserRunInput): Promise<BrowserRunResult>
 }
 
-const EMPTY = new Uint8Array(0)
 const pools = new Map<string, BrowserWorkerPool>()
 
 function poolFor(url: URL): BrowserWorkerPool {
@@ -245,15 +245,7 @@ class Collector {
     this.total += c.byteLength
   }
   bytes(): Uint8Array {
-    if (this.chunks.length === 0) return EMPTY
-    if (this.chunks.length === 1) return this.chunks[0]!
-    const out = new Uint8Array(this.total)
-    let at = 0
-    for (const c of this.chunks) {
-      out.set(c, at)
-      at += c.byteLength
-    }
-    return out
+    return concatBytes(this.chunks, this.total)
   }
 }
 

@@ -7,6 +7,7 @@
  * from bytes the pipeline would have rewritten: when they would be, the engine's stream is errored
  * and the bytes are compiled by the caller after the rewrite.
  */
+import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { ModuleError } from '../errors.js'
 import { checkModuleHeader, instrumentModule, type InstrumentOptions } from '../module-pipeline.js'
 import { formatSize } from '../units.js'
@@ -46,17 +47,6 @@ function earlyEnd(b: Uint8Array): number | undefined {
     }
     pos = at + size
   }
-}
-
-function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
 }
 
 /**
@@ -135,7 +125,7 @@ export async function readModuleResponse(
       chunks.push(chunk)
       if (streaming) engine!.enqueue(chunk)
       if (!decided && total >= 8) {
-        const head = concat(chunks, total)
+        const head = concatBytes(chunks, total)
         checkModuleHeader(head)
         const end = earlyEnd(head)
         if (end === -1) {
@@ -144,7 +134,7 @@ export async function readModuleResponse(
         } else if (end !== undefined) decide(head.subarray(0, end))
       }
     }
-    const bytes = concat(chunks, total)
+    const bytes = concatBytes(chunks, total)
     checkModuleHeader(bytes)
     if (!decided) decide(bytes)
     if (!streaming) return { bytes }

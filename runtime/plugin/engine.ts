@@ -8,6 +8,7 @@
  * throws the same, so a guest catching it cannot carry on calling out. Host functions see only
  * copies of checked bytes (`HostInput`). `call` never throws: every failure is an outcome.
  */
+import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { GuestFault, HostInvariantError, LimitExceeded, ProcExit, WasiHost, type ClockSource } from '../../wasi-host/index.js'
 import { GuestMemory } from '../../wasi-host/abi/guest-memory.js'
 import { Errno, WasiError } from '../../wasi-host/index.js'
@@ -453,7 +454,7 @@ export class PluginEngine {
     }
     if (this.#errSize > 0) {
       try {
-        this.#services.log('stderr', lossy.decode(concat(this.#err)))
+        this.#services.log('stderr', lossy.decode(concatBytes(this.#err)))
       } catch {
         /* a logger's failure is not the call's */
       }
@@ -487,12 +488,12 @@ export class PluginEngine {
     if (k !== undefined && k.error !== undefined)
       return { ok: false, failure: 'plugin', message: `plugin error: ${k.error}`, status, ...this.#stderr() }
     if (status !== 0) return { ok: false, failure: 'plugin', message: `the plugin returned status ${status}`, status, ...this.#stderr() }
-    const output = k?.output ?? concat(this.#out)
+    const output = k?.output ?? concatBytes(this.#out)
     return { ok: true, output }
   }
 
   #stderr(): { stderr?: string } {
-    return this.#errSize > 0 ? { stderr: lossy.decode(concat(this.#err)).slice(0, STDERR_KEPT) } : {}
+    return this.#errSize > 0 ? { stderr: lossy.decode(concatBytes(this.#err)).slice(0, STDERR_KEPT) } : {}
   }
 
   #failure(e: unknown): CallOutcome {
@@ -537,17 +538,4 @@ function describe(e: unknown, host: WasiHost): string {
   if (trap) return `${trap.kind}: ${trap.message}`
   if (e instanceof HostInvariantError) return e.message
   return e instanceof Error ? e.message : String(e)
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!
-  let n = 0
-  for (const c of chunks) n += c.byteLength
-  const out = new Uint8Array(n)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
 }

@@ -5,6 +5,7 @@
  * before any socket is opened, so a refused request never reaches the network; no proxy from
  * the environment is used; a redirect to an unlisted host fails the request.
  */
+import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { parseDuration, parseSize } from '../units.js'
@@ -163,12 +164,7 @@ function once(
         })
         res.on('error', (e) => finish(new HttpDenied(`response failed: ${e.message}`)))
         res.on('end', () => {
-          const out = new Uint8Array(size)
-          let at = 0
-          for (const c of chunks) {
-            out.set(c, at)
-            at += c.byteLength
-          }
+          const out = concatBytes(chunks, size)
           const h: Record<string, string> = {}
           for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v
           const r: HttpResult & { location?: string } = { status: res.statusCode ?? 0, headers: h, body: out }

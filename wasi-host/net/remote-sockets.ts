@@ -9,6 +9,7 @@
  * It must never: trust a count or length from the service beyond what was asked, or hold guest
  * data past the call.
  */
+import { concatBytes } from '../abi/bytes.js'
 import { Errno } from '../abi/constants.js'
 import { LimitExceeded, WasiError } from '../errors.js'
 import type {
@@ -190,7 +191,7 @@ export class RemoteSockets implements SocketBackend {
         const had = this.#ahead.get(id)
         const got = bytes!.subarray(at, at + pre)
         at += pre
-        this.#ahead.set(id, had === undefined ? got : concat(had, got))
+        this.#ahead.set(id, had === undefined ? got : concatBytes([had, got]))
       }
       const here = local[i]! + pre
       return {
@@ -318,12 +319,6 @@ export class RemoteSockets implements SocketBackend {
 const EMPTY = new Uint8Array(0)
 const ignore = (): void => {}
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength)
-  out.set(a)
-  out.set(b, a.byteLength)
-  return out
-}
 /** Symbol-keyed: the service's id for a handle this backend made; no guest can reach it. */
 const ID = Symbol('net.id')
 
