@@ -3,7 +3,6 @@
  * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
  * policy already resolved for this run, and deliver the guest's output as the policy says.
  */
-import { concatBytes } from '../wasi-host/abi/bytes.js'
 import { CallbackFaults } from './callback-faults.js'
 import {
   executeGuest,
@@ -17,6 +16,7 @@ import {
 } from './execute.js'
 import type { OverlayReport } from './mounts.js'
 import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
+import { OutputCollector } from './output-collector.js'
 import { OutputHold } from './output-hold.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
@@ -54,20 +54,6 @@ export type Command = Omit<Guest, 'policy'>
 
 const EMPTY = new Uint8Array(0)
 
-/** Collects a captured stream's chunks; `bytes()` joins them once, at the end. */
-class Collector {
-  readonly #chunks: Uint8Array[] = []
-  #total = 0
-  readonly sink: Sink = (c) => {
-    this.#chunks.push(c.slice())
-    this.#total += c.byteLength
-  }
-
-  bytes(): Uint8Array {
-    return concatBytes(this.#chunks, this.#total)
-  }
-}
-
 /** The sink for one stream of an in-process run, with its byte limit; `capture` also returns its collector. */
 function streamSink(
   opt: OutputOption,
@@ -75,13 +61,13 @@ function streamSink(
   stream: 'stdout' | 'stderr',
   hold: OutputHold | undefined,
   faults: CallbackFaults,
-): { sink: Sink; capture: Collector | undefined } {
-  let capture: Collector | undefined
+): { sink: Sink; capture: OutputCollector | undefined } {
+  let capture: OutputCollector | undefined
   let base: Sink
   if (typeof opt === 'function') base = (chunk) => faults.deliver(`the ${stream} callback`, opt, chunk)
   else if (opt === 'inherit') base = fdSink(stream === 'stdout' ? 1 : 2)
   else if (opt === 'discard') base = discardSink
-  else base = (capture = new Collector()).sink
+  else base = (capture = new OutputCollector()).sink
   // The limit is checked as the guest writes, before the bytes are held.
   return { sink: limitedSink(hold !== undefined && base !== discardSink ? hold.sink(base) : base, limit, stream), capture }
 }

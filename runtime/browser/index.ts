@@ -8,8 +8,8 @@
  * copied in from a tree, dropped files, an OPFS directory or a memfs volume, and written back
  * (OPFS, volume) when the run ends. It must never grant what the options did not name.
  */
-import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { CallbackFaults } from '../callback-faults.js'
+import { OutputCollector } from '../output-collector.js'
 import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type ExecutionOutcome, type LimitKind, type RunStats } from '../execute.js'
 import { ModuleError, PolicyError } from '../errors.js'
 import { parseSize } from '../units.js'
@@ -237,18 +237,6 @@ function starvedOf(outcome: ExecutionOutcome): boolean {
   )
 }
 
-class Collector {
-  readonly chunks: Uint8Array[] = []
-  total = 0
-  add(c: Uint8Array): void {
-    this.chunks.push(c)
-    this.total += c.byteLength
-  }
-  bytes(): Uint8Array {
-    return concatBytes(this.chunks, this.total)
-  }
-}
-
 /** Where a run's output and trace lines go as they arrive. */
 interface OutputSinks {
   stdout: ((c: Uint8Array) => void) | undefined
@@ -268,8 +256,8 @@ async function dispatch(
     pool.release(worker)
     signal.throwIfAborted()
   }
-  const out = new Collector()
-  const err = new Collector()
+  const out = new OutputCollector()
+  const err = new OutputCollector()
   const started = performance.now()
   const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
   // A callback of the embedder's that throws must not break the page's message handler: the run
@@ -309,10 +297,10 @@ async function dispatch(
       const m = e.data
       if (m.type === 'chunk') {
         if (m.stream === 'stdout') {
-          out.add(m.bytes)
+          out.keep(m.bytes)
           deliver('onStdout', sinks.stdout, m.bytes)
         } else {
-          err.add(m.bytes)
+          err.keep(m.bytes)
           deliver('onStderr', sinks.stderr, m.bytes)
         }
       } else if (m.type === 'trace') {
