@@ -221,6 +221,7 @@ export async function compileScriptForCli(path: string, language: string, b: Bui
     entry = source.entry
     const probe = await compileScript({
       entry,
+      loader: language === 'typescript' ? 'ts' : 'js',
       files: (name) => {
         const t = read(name)
         if (t !== undefined) seen[name] = t

@@ -7,7 +7,7 @@
  */
 import { CompileError } from '../runtime/errors.js'
 import { summarize, type Diagnostic } from './diagnostics.js'
-import { compileScript } from './js/index.js'
+import { compileScript, type ScriptLoader } from './js/index.js'
 import { typecheckScript } from './js/typecheck.js'
 import type { CompileContext, CompiledModule, LanguageCompiler } from './languages.js'
 import { hasExtension } from './source-files.js'
@@ -39,13 +39,20 @@ function texts(ctx: CompileContext): Map<string, string> {
   return out
 }
 
-async function compileWith(ctx: CompileContext, check: boolean, exts: readonly string[], what: string): Promise<CompiledModule> {
+/** Bundles (the entry read as `loader` says, whatever its extension), then type-checks if `check`. */
+async function compileWith(
+  ctx: CompileContext,
+  check: boolean,
+  loader: ScriptLoader,
+  exts: readonly string[],
+  what: string,
+): Promise<CompiledModule> {
   const entry = pickEntry(ctx, exts, what)
   const files = texts(ctx)
-  const bundled = await compileScript({ files: Object.fromEntries(files), entry })
+  const bundled = await compileScript({ files: Object.fromEntries(files), entry, loader })
   if (!bundled.program) throw new CompileError(summarize(bundled.diagnostics, `${entry}: the script did not compile`), bundled.diagnostics)
   const diagnostics: Diagnostic[] = [...bundled.diagnostics]
-  if (check && hasExtension(entry, TS)) {
+  if (check) {
     const checked = await typecheckScript({ files, entry, timeoutMs: ctx.timeoutMs, signal: ctx.signal })
     if (checked.some((d) => d.severity === 'error')) {
       throw new CompileError(summarize(checked, `${entry}: type errors`), checked)
@@ -64,10 +71,10 @@ async function identity(): Promise<string> {
 
 export const typeScriptCompiler: LanguageCompiler = {
   identity,
-  compile: (ctx) => compileWith(ctx, ctx.typeCheck, TS, 'TypeScript'),
+  compile: (ctx) => compileWith(ctx, ctx.typeCheck, 'ts', TS, 'TypeScript'),
 }
 
 export const javaScriptCompiler: LanguageCompiler = {
   identity,
-  compile: (ctx) => compileWith(ctx, false, JS, 'JavaScript'),
+  compile: (ctx) => compileWith(ctx, false, 'js', JS, 'JavaScript'),
 }

@@ -187,6 +187,24 @@ describe('caplet run SCRIPT.ts', () => {
     expect(bad.stderr).toMatch(/^bad\.ts:2:1: error: Unexpected end of file\ncaplet: .*bad\.ts: the script did not compile\n$/)
   })
 
+  it('--lang ts reads any entry as TypeScript (checked, errors under its own name); --lang js as JavaScript', () => {
+    const dir = join(tmp, 'lang')
+    mkdirSync(dir)
+    const cli = (...a: string[]) => spawnSync(process.execPath, [bin, ...a], { encoding: 'utf8', input: '' })
+    writeFileSync(join(dir, 'notes.txt'), 'import { k } from "./k.ts"\nconst n: number = k + 1\nconsole.log(`got ${n}`)\n')
+    writeFileSync(join(dir, 'k.ts'), 'export const k: number = 41\n')
+    expect(cli('run', '--lang', 'ts', join(dir, 'notes.txt'))).toMatchObject({ status: 0, stdout: 'got 42\n', stderr: '' })
+    writeFileSync(join(dir, 'typo.txt'), 'const n: number = "x"\nconsole.log(n)\n')
+    const typo = cli('run', '--lang', 'ts', join(dir, 'typo.txt'))
+    expect(typo.status).toBe(126)
+    expect(typo.stderr).toMatch(/^typo\.txt:1:7: error: Type 'string' is not assignable to type 'number'\./)
+    expect(cli('run', '--lang', 'ts', '--no-check', join(dir, 'typo.txt'))).toMatchObject({ status: 0, stdout: 'x\n' })
+    writeFileSync(join(dir, 'typed.ts'), 'const n: number = 1\nconsole.log(n)\n')
+    const js = cli('run', '--lang', 'js', join(dir, 'typed.ts'))
+    expect(js.status).toBe(126)
+    expect(js.stderr).toMatch(/^typed\.ts:1:8: error: Expected ";" but found ":"\n/)
+  })
+
   it("does not follow a symlink out of the entry's directory when collecting imports", async () => {
     const dir = join(tmp, 'linked')
     mkdirSync(dir)

@@ -67,6 +67,42 @@ describe('compileScript', () => {
   })
 })
 
+describe('compileScript with a named loader', () => {
+  const TS_SRC = 'const n: number = 41\nconsole.log(n + 1)\n'
+
+  it('loader ts reads the entry as TypeScript whatever its extension; js reads it as JavaScript', async () => {
+    for (const entry of ['notes.txt', 'script', 'main.js']) {
+      const r = await compileScript({ files: { [entry]: TS_SRC }, entry, loader: 'ts' })
+      expect(r.diagnostics, entry).toEqual([])
+      expect(r.program!.code, entry).not.toContain(': number')
+    }
+    const js = await compileScript({ files: { 'main.ts': TS_SRC }, entry: 'main.ts', loader: 'js' })
+    expect(js.program).toBeUndefined()
+    expect(js.diagnostics[0]).toMatchObject({ severity: 'error', file: 'main.ts', line: 1, column: 8 })
+    // Without a loader, a name with no script extension is not an entry at all.
+    expect(formatDiagnostics((await compileScript({ files: { 'notes.txt': TS_SRC }, entry: 'notes.txt' })).diagnostics)).toMatch(
+      /entry file "notes\.txt" is not among/,
+    )
+  })
+
+  it('only the entry: imports are read by their own extension, and a non-script name stays unimportable', async () => {
+    const files = { 'main.txt': 'import { k } from "./lib.js"\nconsole.log(k)\n', 'lib.js': 'export const k: number = 1\n' }
+    const r = await compileScript({ files, entry: 'main.txt', loader: 'ts' })
+    expect(r.program).toBeUndefined()
+    expect(r.diagnostics[0]).toMatchObject({ file: 'lib.js' })
+    const other = await compileScript({ files: { 'main.ts': 'import "./data.txt"\n', 'data.txt': '1' }, entry: 'main.ts', loader: 'ts' })
+    expect(formatDiagnostics(other.diagnostics)).toMatch(/no submitted file "data\.txt"/)
+  })
+
+  it('refuses any other loader (esbuild has ones that would read the entry as something else)', async () => {
+    for (const loader of ['file', 'binary', 'tsx', '']) {
+      const r = await compileScript({ files: { 'main.ts': TS_SRC }, entry: 'main.ts', loader: loader as 'ts' })
+      expect(r.program, loader).toBeUndefined()
+      expect(formatDiagnostics(r.diagnostics), loader).toMatch(/loader .* is not "ts" or "js"/)
+    }
+  })
+})
+
 describe('source maps', () => {
   it('maps QuickJS stack positions and leaves unmapped frames alone; a malformed map maps nothing', () => {
     const map = new SourceMap(JSON.stringify({ version: 3, sources: ['a.ts'], mappings: ';AAAA,IAAI;AACA' }))

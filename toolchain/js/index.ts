@@ -42,7 +42,15 @@ export interface ScriptSource {
   files: Readonly<Record<string, string>> | ((name: string) => string | undefined)
   /** The file to run (one of the names). */
   entry: string
+  /**
+   * How the entry is read whatever its name ends with (the language the caller named: `--lang
+   * ts notes.txt`); by default, by its extension. Imported files are read by their extension.
+   */
+  loader?: ScriptLoader
 }
+
+/** esbuild's loader for a TypeScript or a JavaScript file. */
+export type ScriptLoader = 'ts' | 'js'
 
 export interface CompileScriptResult {
   /** Undefined when the compile failed; `diagnostics` then has at least one error. */
@@ -166,14 +174,22 @@ class SourceSet {
   }
 }
 
-function inMemory(sources: SourceSet, entry: string): Plugin {
+function inMemory(sources: SourceSet, entry: string, loader: ScriptLoader | undefined): Plugin {
   return {
     name: 'caplet-submitted-files',
     setup(b) {
+      let entryName: string | undefined
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') {
-          const name = sources.resolve(entry)
+          let name: string | undefined
+          try {
+            // A named loader takes the entry by its own name, whatever its extension.
+            name = loader !== undefined && sources.get(entry) !== undefined ? entry : sources.resolve(entry)
+          } catch (e) {
+            return { errors: [{ text: (e as Error).message }] }
+          }
           if (name === undefined) return { errors: [{ text: `the entry file ${JSON.stringify(entry)} is not among the submitted files` }] }
+          entryName = name
           return { path: name, namespace: NAMESPACE }
         }
         const spec = args.path
@@ -208,7 +224,8 @@ function inMemory(sources: SourceSet, entry: string): Plugin {
         }
         if (text === undefined) return { errors: [{ text: `no submitted file ${JSON.stringify(args.path)}` }] }
         // No resolveDir: esbuild then has no directory to look in, so nothing reaches the disk.
-        return { contents: text, loader: LOADERS[extensionOf(args.path)] ?? 'js' }
+        const named = args.path === entryName ? loader : undefined
+        return { contents: text, loader: named ?? LOADERS[extensionOf(args.path)] ?? 'js' }
       })
     },
   }
@@ -240,13 +257,15 @@ export async function compileScript(source: ScriptSource): Promise<CompileScript
   const entry = canonicalName(source.entry)
   if (entry === undefined)
     sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
+  if (source.loader !== undefined && source.loader !== 'ts' && source.loader !== 'js')
+    sources.problems.push({ severity: 'error', message: `the loader ${JSON.stringify(source.loader)} is not "ts" or "js"` })
   if (sources.problems.length > 0) return { program: undefined, diagnostics: sources.problems }
   try {
     // Loaded on first use: importing caplet to run a .wasm must not pay for the bundler.
     const { build } = await import('esbuild')
     const out = await build({
       entryPoints: [entry!],
-      plugins: [inMemory(sources, entry!)],
+      plugins: [inMemory(sources, entry!, source.loader)],
       bundle: true,
       write: false,
       format: 'esm',

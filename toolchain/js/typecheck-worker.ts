@@ -35,6 +35,15 @@ const MAX_DIAGNOSTICS = 200
 export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
   const ts = ((await import('typescript')) as unknown as { default: typeof import('typescript') }).default
   const sources = new Map<string, string>(job.files.map(([n, t]) => [SRC + n, t]))
+  // An entry named otherwise (`--lang ts notes.txt`) is checked as TypeScript under a name of
+  // TypeScript's, beside it (its imports resolve the same); diagnostics give its own name back.
+  let checked = SRC + job.entry
+  if (!/\.[mc]?ts$/.test(job.entry)) {
+    while (sources.has(`${checked}.ts`)) checked += '_'
+    checked += '.ts'
+    sources.set(checked, sources.get(SRC + job.entry) ?? '')
+  }
+  const nameOf = (path: string) => (path === checked ? job.entry : path.slice(SRC.length))
   sources.set(SRC + SCRIPT_GLOBALS_FILE, SCRIPT_GLOBALS_DTS)
   const options: import('typescript').CompilerOptions = {
     target: ts.ScriptTarget.ES2023,
@@ -91,7 +100,7 @@ export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
     getDirectories: () => [],
     realpath: (p) => p,
   }
-  const program = ts.createProgram({ rootNames: [SRC + job.entry, SRC + SCRIPT_GLOBALS_FILE], options, host })
+  const program = ts.createProgram({ rootNames: [checked, SRC + SCRIPT_GLOBALS_FILE], options, host })
   const diagnostics: TypecheckDiagnostic[] = []
   for (const d of ts.getPreEmitDiagnostics(program)) {
     if (diagnostics.length >= MAX_DIAGNOSTICS) break
@@ -100,7 +109,7 @@ export async function runTypecheck(job: TypecheckJob): Promise<TypecheckReply> {
     const message = `${ts.flattenDiagnosticMessageText(d.messageText, '\n')} (TS${d.code})`
     if (d.file && d.start !== undefined && d.file.fileName.startsWith(SRC)) {
       const { line, character } = d.file.getLineAndCharacterOfPosition(d.start)
-      diagnostics.push({ severity, message, file: d.file.fileName.slice(SRC.length), line: line + 1, column: character + 1 })
+      diagnostics.push({ severity, message, file: nameOf(d.file.fileName), line: line + 1, column: character + 1 })
     } else if (!d.file) {
       diagnostics.push({ severity, message })
     }
