@@ -208,9 +208,10 @@ export const SCRIPT_COMPILE_EXIT_CODE = 126
 
 /**
  * Compiles a script given on the command line: the files it imports are found beside it
- * (`local-files.ts`: nothing outside its directory), then compiled through `compile()` (type
- * check unless --no-check, cache). Resolves with the program, or an exit code after printing
- * the diagnostics and one line.
+ * (`local-files.ts`: nothing outside its directory) by bundling it, then compiled through
+ * `compile()` (type check unless --no-check, cache), which takes that bundle rather than making
+ * it again (`compileScript`'s hand-off). Resolves with the program, or an exit code after
+ * printing the diagnostics and one line.
  */
 export async function compileScriptForCli(path: string, language: string, b: BuildFlags, io: CompileIo): Promise<ScriptProgram | number> {
   const seen: Record<string, string> = {}

@@ -159,6 +159,13 @@ class SourceSet {
     return text
   }
 
+  /** The files read so far that exist, by name (what the bundle depends on, with the names probed and absent). */
+  read(): Map<string, string> {
+    const out = new Map<string, string>()
+    for (const [name, text] of this.#cache) if (text !== undefined) out.set(name, text)
+    return out
+  }
+
   /** The submitted name an import resolves to, probing extensions; a `.js` import may name a `.ts` file. */
   resolve(base: string): string | undefined {
     for (const suffix of PROBES) {
@@ -249,10 +256,40 @@ export function formatDiagnostics(diagnostics: readonly Diagnostic[]): string {
 }
 
 /**
+ * The last bundle of files read through a function (the CLI: `caplet run main.ts` bundles once to
+ * learn which files the script reads, then hands exactly those to `compile()`, which bundles
+ * them for its cache and type check). A later call with those very files, entry and loader takes
+ * it instead of bundling again: it would read the same files, resolve the same names (a name
+ * probed and absent then is absent now: the files are the ones read) and give the same output.
+ * Taken once; a service's record of files is never remembered, so nothing large stays behind.
+ */
+let lastRead: { entry: string; loader: ScriptLoader | undefined; read: Map<string, string>; result: CompileScriptResult } | undefined
+
+function takeLastRead(source: ScriptSource): CompileScriptResult | undefined {
+  const last = lastRead
+  if (last === undefined || typeof source.files === 'function') return undefined
+  if (last.entry !== source.entry || last.loader !== source.loader) return undefined
+  const names = Object.keys(source.files)
+  if (names.length !== last.read.size) return undefined
+  for (const name of names) if (last.read.get(name) !== source.files[name]) return undefined
+  lastRead = undefined
+  return { program: last.result.program, diagnostics: [...last.result.diagnostics] }
+}
+
+/**
  * Bundles the submitted files into one ES module with its source map. Never throws for what the
  * source contains: failures come back as diagnostics.
  */
 export async function compileScript(source: ScriptSource): Promise<CompileScriptResult> {
+  const again = takeLastRead(source)
+  if (again !== undefined) return again
+  const result = await bundle(source)
+  if (typeof source.files === 'function' && result.sources !== undefined && result.program !== undefined)
+    lastRead = { entry: source.entry, loader: source.loader, read: result.sources.read(), result }
+  return { program: result.program, diagnostics: result.diagnostics }
+}
+
+async function bundle(source: ScriptSource): Promise<CompileScriptResult & { sources?: SourceSet }> {
   const sources = new SourceSet(source.files)
   const entry = canonicalName(source.entry)
   if (entry === undefined)
@@ -292,6 +329,7 @@ export async function compileScript(source: ScriptSource): Promise<CompileScript
     return {
       program: { kind: 'caplet.script', version: 1, entry: entry!, code, filename: BUNDLE_NAME, sourceMap: map },
       diagnostics: out.warnings.map((w) => diagnostic('warning', w)),
+      sources,
     }
   } catch (e) {
     const f = e as BuildFailure
