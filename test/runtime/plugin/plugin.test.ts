@@ -101,6 +101,19 @@ describe('plugin: calls', () => {
     }
   })
 
+  it('inputs past 64 KiB reach the stdio plugin whole (its buffer grows), in-process and in a worker, call after call', async () => {
+    const inProcess = track(await plugin(STDIO, { isolation: 'in-process', limits: { memory: '64MiB' } }))
+    const worker = track(await plugin(STDIO, { limits: { memory: '64MiB' } }))
+    // Growing, then smaller again (the kept buffer is larger than the input), then at the old edge.
+    for (const n of [64 * 1024 + 1, 300 * 1024 + 17, 1 << 20, 70_000, 64 * 1024]) {
+      const input = new Uint8Array(n)
+      for (let k = 0; k < n; k++) input[k] = 33 + ((k * 31 + (k >> 9)) % 90)
+      const want = expectedTransform(input)
+      expect(text(inProcess.callSync('transform', input)) === want, `${n} bytes in-process`).toBe(true)
+      expect(text(await worker.call('transform', input)) === want, `${n} bytes in a worker`).toBe(true)
+    }
+  })
+
   it('worker: 1,000 calls with different inputs, and inputs and outputs past the call channel (2 MiB), each correct', async () => {
     const p = track(await plugin(STDIO, { limits: { fuel: 1e9, memory: '64MiB' } }))
     let seed = 777
