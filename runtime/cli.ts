@@ -292,7 +292,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let explainDenials = false
   let explain = false
   let dryRun = false
-  const build = newBuildFlags()
+  const build = newBuildFlags(hostEnv)
   const sockets: NonNullable<RunOptions['sockets']>[number][] = []
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
@@ -643,7 +643,6 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     io.out(`caplet ${CAPLET_VERSION}\n`)
     return 0
   }
-  if (io.env.CAPLET_NO_CACHE !== undefined && io.env.CAPLET_NO_CACHE !== '' && io.env.CAPLET_NO_CACHE !== '0') inv.build.noCache = true
   useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
