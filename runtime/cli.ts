@@ -24,7 +24,6 @@ import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
 import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/index.js'
-import { inspectMain } from './inspect/cli.js'
 import { explainPolicy } from './explain.js'
 import { resolvePolicy } from './policy.js'
 import { prepare } from './sandbox.js'
@@ -617,7 +616,8 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
+  // `caplet inspect` (its analysis and rendering) is loaded only when asked for: a run never parses it.
+  if (argv[0] === 'inspect') return (await import('./inspect/cli.js')).inspectMain(argv.slice(1), io)
   if (argv[0] === 'build') return buildMain(argv.slice(1), io)
   if (argv[0] === 'help' && argv[1] === 'build') {
     io.out(BUILD_HELP)
