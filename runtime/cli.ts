@@ -34,6 +34,7 @@ import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { defaultCacheDir } from '../toolchain/cache.js'
 import { useModuleCache } from './module-cache.js'
+import { keepCompiledModules } from './module.js'
 import { CAPLET_VERSION } from './version.js'
 
 export const ExitCode = {
@@ -549,6 +550,8 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>
   /** Whether stderr is a terminal: denials are then explained at the end of a run, and a compile spinner may show. */
   stderrIsTTY?: boolean
+  /** The process exits after this command (`caplet` itself): compiled modules are not kept for later loads. */
+  oneShot?: boolean
 }
 
 function describe(result: RunResult): string | undefined {
@@ -644,6 +647,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     return 0
   }
   useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
+  if (io.oneShot) keepCompiledModules(false)
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
