@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { ROOT } from './lib/paths.mjs'
 
 const argv = process.argv.slice(2)
@@ -25,7 +25,8 @@ if (!existsSync(join(ROOT, 'dist/cli.js'))) spawnSync(process.execPath, [join(RO
 
 let yosys
 try {
-  yosys = join(createRequire(import.meta.url).resolve('@yowasp/yosys'), '../gen/yosys.core.wasm')
+  // The package's entry is gen/bundle.js; the core module sits beside it.
+  yosys = join(dirname(createRequire(import.meta.url).resolve('@yowasp/yosys')), 'yosys.core.wasm')
 } catch {
   /* not installed */
 }

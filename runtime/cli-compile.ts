@@ -47,8 +47,10 @@ export interface BuildFlags {
   timeout?: string
 }
 
-export function newBuildFlags(): BuildFlags {
-  return { defines: {}, extra: [], trustSource: false, quiet: false, noCache: false, noCheck: false }
+/** Fresh build flags; CAPLET_NO_CACHE (set, not empty, not `0`) turns the caches off as `--no-cache` does. */
+export function newBuildFlags(env: Readonly<Record<string, string | undefined>> = {}): BuildFlags {
+  const noCache = env.CAPLET_NO_CACHE !== undefined && env.CAPLET_NO_CACHE !== '' && env.CAPLET_NO_CACHE !== '0'
+  return { defines: {}, extra: [], trustSource: false, quiet: false, noCache, noCheck: false }
 }
 
 /**
@@ -344,7 +346,7 @@ Exit status: 0 built; ${COMPILE_EXIT_CODE} the source did not compile (diagnosti
 
 /** `caplet build [FLAGS] SRC... [-o OUT]`. */
 export async function buildMain(argv: readonly string[], io: CompileIo & { out: (s: string) => void }): Promise<number> {
-  const b = newBuildFlags()
+  const b = newBuildFlags(io.env)
   const sources: string[] = []
   let out: string | undefined
   try {

@@ -20,7 +20,13 @@ const write = (fd: number) => (s: string) => {
   writeSync(fd, s)
 }
 try {
-  process.exitCode = await main(argv, { out: write(1), err: write(2), env: process.env, stderrIsTTY: process.stderr.isTTY === true })
+  process.exitCode = await main(argv, {
+    out: write(1),
+    err: write(2),
+    env: process.env,
+    stderrIsTTY: process.stderr.isTTY === true,
+    oneShot: true,
+  })
 } catch (e) {
   if (process.env.CAPLET_DEBUG) throw e
   writeSync(

@@ -24,7 +24,6 @@ import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
 import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/index.js'
-import { inspectMain } from './inspect/cli.js'
 import { explainPolicy } from './explain.js'
 import { resolvePolicy } from './policy.js'
 import { prepare } from './sandbox.js'
@@ -35,6 +34,7 @@ import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { defaultCacheDir } from '../toolchain/cache.js'
 import { useModuleCache } from './module-cache.js'
+import { keepCompiledModules } from './module.js'
 import { CAPLET_VERSION } from './version.js'
 
 export const ExitCode = {
@@ -292,7 +292,7 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
   let explainDenials = false
   let explain = false
   let dryRun = false
-  const build = newBuildFlags()
+  const build = newBuildFlags(hostEnv)
   const sockets: NonNullable<RunOptions['sockets']>[number][] = []
   let seed: string | undefined
   let encoding: 'utf8' | 'base64' = 'utf8'
@@ -550,6 +550,8 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>
   /** Whether stderr is a terminal: denials are then explained at the end of a run, and a compile spinner may show. */
   stderrIsTTY?: boolean
+  /** The process exits after this command (`caplet` itself): compiled modules are not kept for later loads. */
+  oneShot?: boolean
 }
 
 function describe(result: RunResult): string | undefined {
@@ -617,7 +619,8 @@ function toJson(result: RunResult, encoding: 'utf8' | 'base64'): string {
 
 /** Runs the CLI; resolves with the process exit code. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv[0] === 'inspect') return inspectMain(argv.slice(1), io)
+  // `caplet inspect` (its analysis and rendering) is loaded only when asked for: a run never parses it.
+  if (argv[0] === 'inspect') return (await import('./inspect/cli.js')).inspectMain(argv.slice(1), io)
   if (argv[0] === 'build') return buildMain(argv.slice(1), io)
   if (argv[0] === 'help' && argv[1] === 'build') {
     io.out(BUILD_HELP)
@@ -643,8 +646,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     io.out(`caplet ${CAPLET_VERSION}\n`)
     return 0
   }
-  if (io.env.CAPLET_NO_CACHE !== undefined && io.env.CAPLET_NO_CACHE !== '' && io.env.CAPLET_NO_CACHE !== '0') inv.build.noCache = true
   useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
+  if (io.oneShot) keepCompiledModules(false)
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)

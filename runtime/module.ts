@@ -25,6 +25,17 @@ export type ModuleSource = string | URL | Uint8Array | ArrayBuffer | WebAssembly
 
 const cache = new Map<string, WebAssembly.Module>()
 const CACHE_MAX = 64
+let keepModules = true
+
+/**
+ * Whether compiled modules are kept for later loads in this process (the default). A process that
+ * loads one module and exits (the CLI) turns it off: a big module read from a path then costs no
+ * hash of its bytes (30 MB: ~25 ms) unless the disk cache needs its digest.
+ */
+export function keepCompiledModules(keep: boolean): void {
+  keepModules = keep
+  if (!keep) cache.clear()
+}
 
 function readSource(source: string | URL): Uint8Array {
   const path = source instanceof URL ? fileURLToPath(source) : source
@@ -104,12 +115,18 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     if (options.command && !isCommand(source)) throw new ModuleError(notCommandMessage(WebAssembly.Module.exports(source)))
     return { module: source, plan: checkImports(source, options) }
   }
-  const { bytes, digest } = typeof source === 'string' || source instanceof URL ? hashed(readSource(source)) : remembered(source)
+  let bytes: Uint8Array
+  let digest: string | undefined
+  if (typeof source === 'string' || source instanceof URL) bytes = readSource(source)
+  else ({ bytes, digest } = remembered(source))
   checkModuleHeader(bytes)
   const tier = options.tier ?? defaultTier(bytes)
-  const identity = `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
-  const key = `${identity}:${tier}`
-  let mod = cache.get(key)
+  // A module read from a path is hashed only when its digest serves: the process keeps compiled
+  // modules, or the tier's hints may come from the disk cache (`baseline` has none).
+  if (digest === undefined && (keepModules || tier !== 'baseline')) digest = hashed(bytes).digest
+  const identity = digest === undefined ? undefined : `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
+  const key = identity === undefined ? undefined : `${identity}:${tier}`
+  let mod = key === undefined ? undefined : cache.get(key)
   if (mod === undefined) {
     if (options.command) refuseLibrary(bytes)
     // No separate validation pass: compiling validates. Only on a failure are the caller's own
@@ -128,8 +145,10 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
         new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
       )
     }
-    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
-    cache.set(key, mod)
+    if (key !== undefined && keepModules) {
+      if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!)
+      cache.set(key, mod)
+    }
     // Trap offsets are in the compiled bytes: remember how far the code moved from the caller's
     // module (sections caplet inserted), unless metering rewrote the bodies themselves.
     if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))

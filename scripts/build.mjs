@@ -56,13 +56,22 @@ await Promise.all([
     outdir: 'dist',
     external: toolchainExternal,
   }),
-  // The worker is its own bundle, so starting one loads only what running a guest needs.
+  // The worker is its own bundle, so starting one loads only what running a guest needs; the
+  // JavaScript engine's driver is a chunk of its own, imported by the first script job.
+  build({
+    ...common,
+    platform: 'node',
+    external: nodeExternal,
+    splitting: true,
+    entryPoints: { worker: 'runtime/worker/entry.ts' },
+    outdir: 'dist',
+    chunkNames: 'worker-[name]-[hash]',
+  }),
   build({
     ...common,
     platform: 'node',
     external: nodeExternal,
     entryPoints: {
-      worker: 'runtime/worker/entry.ts',
       'bridge-helper': 'runtime/worker/bridge-helper-entry.ts',
       'plugin-worker': 'runtime/plugin/worker-entry.ts',
     },

@@ -10,7 +10,7 @@
  * memories, globals, exports); everything else stays opaque.
  */
 import { InstrumentError, malformed } from './errors.js'
-import { ByteWriter, readU32, readU64, readS33, type Decoded } from './leb128.js'
+import { ByteWriter, putU32, readU32, readU64, readS33, type Decoded } from './leb128.js'
 
 export const WASM_MAGIC = 0x6d736100 // "\0asm", little endian
 export const WASM_VERSION = 1
@@ -117,33 +117,42 @@ export function parseSections(input: Uint8Array): ParsedModule {
   return { version, sections }
 }
 
-/** The sections back into a module. Untouched sections are copied from their original bytes. */
+/**
+ * The sections back into a module. Untouched sections are copied from their original bytes,
+ * into one buffer of the exact size (a 30 MB module is copied once, not grown and trimmed).
+ */
 export function encodeSections(module: ParsedModule): Uint8Array {
   let total = 8
-  for (const s of module.sections) total += s.raw !== undefined ? s.raw.length : 1 + 5 + s.payload.length
-  const w = new ByteWriter(total)
-  w.bytes(
-    new Uint8Array([
-      0x00,
-      0x61,
-      0x73,
-      0x6d,
-      module.version & 0xff,
-      (module.version >>> 8) & 0xff,
-      (module.version >>> 16) & 0xff,
-      module.version >>> 24,
-    ]),
-  )
+  for (const s of module.sections) total += s.raw !== undefined ? s.raw.length : 1 + u32Size(s.payload.length) + s.payload.length
+  const out = new Uint8Array(total)
+  out.set([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    module.version & 0xff,
+    (module.version >>> 8) & 0xff,
+    (module.version >>> 16) & 0xff,
+    module.version >>> 24,
+  ])
+  let at = 8
   for (const s of module.sections) {
     if (s.raw !== undefined) {
-      w.bytes(s.raw)
+      out.set(s.raw, at)
+      at += s.raw.length
     } else {
-      w.u8(s.id)
-      w.u32(s.payload.length)
-      w.bytes(s.payload)
+      out[at++] = s.id
+      at = putU32(out, at, s.payload.length)
+      out.set(s.payload, at)
+      at += s.payload.length
     }
   }
-  return w.finish()
+  return out
+}
+
+/** How many bytes `n` (a u32) takes as LEB128. */
+function u32Size(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 }
 
 export function findSection(module: ParsedModule, id: SectionId): Section | undefined {

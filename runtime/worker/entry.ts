@@ -5,8 +5,6 @@
  */
 import { parentPort } from 'node:worker_threads'
 import { executeGuest } from '../execute.js'
-// The JavaScript engine's driver: a job may be a script (execute.ts finds it registered).
-import '../script-run.js'
 import { captureSink, discardSink, fdSink, limitedSink, type Sink } from '../output.js'
 import { ringSink } from '../output-ring.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob, type WorkerMessage } from './protocol.js'
@@ -28,11 +26,29 @@ function sinkFor(mode: StreamMode, stream: 'stdout' | 'stderr', fd: number): Sin
   }
 }
 
+/**
+ * The JavaScript engine's driver (QuickJS, a third of this bundle), loaded by the first script job
+ * only: a .wasm run never parses it. execute.ts finds it registered.
+ */
+let scriptDriver: Promise<unknown> | undefined
+
 function serve(input: WorkerJob): void {
   if (input?.v !== PROTOCOL_VERSION || input.type !== 'run') {
     post({ v: PROTOCOL_VERSION, type: 'failed', message: `worker protocol mismatch: got ${String(input?.v)}` })
     return
   }
+  if (input.script !== undefined && scriptDriver === undefined) {
+    scriptDriver = import('../script-run.js')
+    scriptDriver.then(
+      () => run(input),
+      (e: unknown) => post({ v: PROTOCOL_VERSION, type: 'failed', message: `cannot load the JavaScript engine: ${String(e)}` }),
+    )
+    return
+  }
+  run(input)
+}
+
+function run(input: WorkerJob): void {
   try {
     const limits = input.policy.limits
     const outcome = executeGuest(input, {

@@ -14,13 +14,13 @@ const bin = join(root, 'bin/caplet.js')
 const T = 240_000
 
 let tmp: string
-function caplet(args: string[], opts: { input?: string } = {}) {
+function caplet(args: string[], opts: { input?: string; env?: Record<string, string> } = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], {
     input: opts.input ?? '',
     cwd: tmp,
     encoding: 'utf8',
     timeout: T,
-    env: { PATH: process.env.PATH ?? '', CAPLET_CACHE_DIR: join(tmp, 'cache') },
+    env: { PATH: process.env.PATH ?? '', CAPLET_CACHE_DIR: join(tmp, 'cache'), ...opts.env },
   })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
@@ -106,6 +106,29 @@ describe('caplet build', () => {
       expect(q).toMatchObject({ code: 0, stderr: '' })
       expect(WebAssembly.validate(readFileSync(join(tmp, 'hello2.wasm')))).toBe(true)
       expect(caplet(['run', 'hello.wasm', 'x'])).toMatchObject({ code: 5, stdout: 'hello x nobody\n' })
+    },
+    T,
+  )
+
+  it(
+    'CAPLET_NO_CACHE keeps the build out of the cache, as --no-cache does; CAPLET_NO_CACHE=0 does not',
+    () => {
+      const cache = join(tmp, 'build-cache')
+      const entries = () => {
+        try {
+          return readdirSync(cache).filter((n) => n.endsWith('.entry')).length
+        } catch {
+          return 0
+        }
+      }
+      const build = (env: Record<string, string>, ...flags: string[]) =>
+        caplet(['build', '-q', ...flags, '--lang', 'wat', 'prog.txt', '-o', 'nocache.wasm'], { env: { CAPLET_CACHE_DIR: cache, ...env } })
+      expect(build({ CAPLET_NO_CACHE: '1' })).toMatchObject({ code: 0, stderr: '' })
+      expect(build({}, '--no-cache')).toMatchObject({ code: 0, stderr: '' })
+      expect(entries()).toBe(0)
+      expect(WebAssembly.validate(readFileSync(join(tmp, 'nocache.wasm')))).toBe(true)
+      expect(build({ CAPLET_NO_CACHE: '0' })).toMatchObject({ code: 0, stderr: '' })
+      expect(entries()).toBe(1)
     },
     T,
   )

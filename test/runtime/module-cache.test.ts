@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { tierHints } from '../../runtime/instrument/index.js'
 import { cachedTierHints, moduleCacheStats, useModuleCache } from '../../runtime/module-cache.js'
-import { BASELINE_CODE_BYTES, defaultTier, loadModule } from '../../runtime/module.js'
+import { BASELINE_CODE_BYTES, defaultTier, keepCompiledModules, loadModule } from '../../runtime/module.js'
 import { CAPLET_VERSION } from '../../runtime/version.js'
 import { main } from '../../runtime/cli.js'
 import { buildModule, op } from './instrument/wasm.js'
@@ -190,6 +190,33 @@ function withPadding(code: Uint8Array, n: number): Uint8Array {
   out.set([0, ...leb, ...name], code.length)
   return out
 }
+
+describe('a one-shot process (the CLI)', () => {
+  it('keeps no compiled module, still finds a hinted tier on disk, and compiles a changed file as what it now is', () => {
+    const file = join(dir, 'm.wasm')
+    writeFileSync(file, looping(3))
+    const kept = loadModule(file, { tier: 'baseline' })
+    expect(loadModule(file, { tier: 'baseline' })).toBe(kept) // the default: kept for the next load
+    keepCompiledModules(false)
+    try {
+      const first = loadModule(file, { tier: 'baseline' })
+      expect(first).not.toBe(kept)
+      expect(loadModule(file, { tier: 'baseline' })).not.toBe(first)
+      // A hinted tier is still keyed by the module's digest: the second load hits the disk cache.
+      const s = stats()
+      loadModule(file, { tier: 'auto' })
+      loadModule(file, { tier: 'auto' })
+      expect(delta(s)).toEqual({ hits: 1, misses: 1, rejected: 0 })
+      // Another module at the same path: nothing stale is served, on either tier.
+      writeFileSync(file, buildModule({ memory: [0x00, 1], funcs: [{ body: LOOP, export: 'other' }] }))
+      for (const tier of ['baseline', 'auto'] as const) {
+        expect(WebAssembly.Module.exports(loadModule(file, { tier })).map((e) => e.name)).toContain('other')
+      }
+    } finally {
+      keepCompiledModules(true)
+    }
+  })
+})
 
 describe('default tier', () => {
   it('is baseline for a module with more than 2 MiB of code, auto below', () => {

@@ -1,0 +1,51 @@
+/**
+ * The sandbox worker's bundle (dist/worker.js, built by scripts/build.mjs): a .wasm run's worker
+ * parses no JavaScript engine. QuickJS's driver is a chunk of its own that only a script job
+ * imports; a script still runs as a fresh worker's first job.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+const dist = resolve(import.meta.dirname, '../../../dist')
+
+/** A bundle file and every file it imports statically, transitively (esbuild's `from "./x.js"`). */
+function staticGraph(file: string, seen = new Map<string, string>()): Map<string, string> {
+  if (seen.has(file)) return seen
+  const text = readFileSync(join(dist, file), 'utf8')
+  seen.set(file, text)
+  for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s*"\.\/([^"]+)"|^import\s*"\.\/([^"]+)"/gms))
+    staticGraph(m[1] ?? m[2]!, seen)
+  return seen
+}
+
+describe('the sandbox worker bundle', () => {
+  it('loads the JavaScript engine only through a dynamic import', () => {
+    const graph = staticGraph('worker.js')
+    expect(graph.size).toBeGreaterThan(1) // the host code is a chunk the entry imports
+    for (const [file, text] of graph) expect(text.includes('quickjs-wasi'), file).toBe(false)
+    const lazy = /import\("\.\/(worker-script-run-[^"]+\.js)"\)/.exec(graph.get('worker.js')!)
+    expect(lazy).not.toBeNull()
+    expect(readFileSync(join(dist, lazy![1]!), 'utf8')).toContain('quickjs-wasi')
+  })
+
+  it('runs a script as the first job of a fresh worker (the driver loads on demand), and a .wasm', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'caplet-worker-bundle-'))
+    try {
+      writeFileSync(join(dir, 'a.js'), 'console.log("script", 6 * 7)\n')
+      const bin = resolve(import.meta.dirname, '../../../bin/caplet.js')
+      const env = { PATH: process.env.PATH ?? '', CAPLET_CACHE_DIR: join(dir, 'cache') }
+      const script = spawnSync(process.execPath, [bin, 'run', join(dir, 'a.js')], { encoding: 'utf8', env })
+      expect(script).toMatchObject({ status: 0, stdout: 'script 42\n' })
+      const wasm = spawnSync(process.execPath, [bin, 'run', resolve(import.meta.dirname, '../../../samples/hello.wasm')], {
+        encoding: 'utf8',
+        env,
+      })
+      expect(wasm).toMatchObject({ status: 0, stdout: 'hello from caplet\n' })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+})
