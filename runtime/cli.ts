@@ -689,13 +689,15 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         : {}),
     })
     if (inv.json) io.out(toJson(result, inv.encoding))
-    const message = describe(result)
+    const explain = !inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined
+    // A limit that stopped the run is a denial too: explained, its one line says what stopped it and the flag.
+    const message = explain && result.limit !== undefined && result.denials!.some((d) => d.kind === 'limit') ? undefined : describe(result)
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
     if (result.traceSummary !== undefined) io.err(formatTraceSummary(result.traceSummary))
-    if (!inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined) {
-      for (const line of denialLines({ denials: result.denials, count: result.denialCount ?? result.denials.length })) io.err(`${line}\n`)
+    if (explain) {
+      for (const line of denialLines({ denials: result.denials!, count: result.denialCount ?? result.denials!.length })) io.err(`${line}\n`)
     }
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT

@@ -150,14 +150,15 @@ export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUN
     else seen.set(key, { d, n: 1 })
   }
   const lines = [...seen.values()].map(({ d, n }) => {
+    // A limit ended the run: its line says so (the CLI prints no other line for the stop).
+    if (d.kind === 'limit') {
+      const where = LIMIT_WORDS[d.call] !== undefined ? '' : ` in ${esc(d.call)}`
+      return `caplet: guest stopped${where}: ${d.reason} (${d.grant !== undefined ? `raise it with ${esc(d.grant)}` : 'no flag raises it'})`
+    }
     const what =
-      d.kind === 'limit'
-        ? LIMIT_WORDS[d.call] !== undefined
-          ? 'the guest was stopped'
-          : `the guest hit a limit in ${d.call}`
-        : d.kind === 'denied-import'
-          ? `the guest called ${esc(d.call)}`
-          : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : (VERBS[d.call] ?? esc(d.call))} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
+      d.kind === 'denied-import'
+        ? `the guest called ${esc(d.call)}`
+        : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : (VERBS[d.call] ?? esc(d.call))} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
     const how =
       d.grant !== undefined
         ? `grant with ${esc(d.grant)}`

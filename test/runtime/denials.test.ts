@@ -126,7 +126,7 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(fuel.limit).toBe('fuel')
     expect(fuel.denials).toEqual([{ call: 'fuel', kind: 'limit', reason: 'the run used up its fuel (100000)', grant: '--fuel N' }])
     expect(denialLines({ denials: fuel.denials!, count: 1 })).toEqual([
-      'caplet: the guest was stopped: the run used up its fuel (100000) (grant with --fuel N)',
+      'caplet: guest stopped: the run used up its fuel (100000) (raise it with --fuel N)',
     ])
   })
 
@@ -134,7 +134,17 @@ describe('denials: each kind, with the flag that grants it', () => {
     const spin = join(ROOT, 'test/fixtures/wasm/fuel_spin.wasm')
     const r = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--timeout', '300ms', spin, 'forever'], { encoding: 'utf8' })
     expect(r.status).toBe(124)
-    expect(r.stderr).toContain('caplet: the guest was stopped: the run reached its time limit (300 ms) (grant with --timeout DURATION)')
+    // One line for the stop and its explanation, not two.
+    expect(r.stderr).toBe('caplet: guest stopped: the run reached its time limit (300 ms) (raise it with --timeout DURATION)\n')
+    const plain = spawnSync(process.execPath, [bin, 'run', '--timeout', '300ms', spin, 'forever'], { encoding: 'utf8' })
+    expect(plain.stderr).toBe('caplet: guest stopped: it ran past --timeout\n')
+  })
+
+  it('an output limit reached in a host call is one line naming the call and --max-output', () => {
+    const flood = join(ROOT, 'test/fixtures/wasm/flood.wasm')
+    const r = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--max-output', '100', flood, 'stdout'], { encoding: 'utf8' })
+    expect(r.status).toBe(124)
+    expect(r.stderr).toBe('caplet: guest stopped in fd_write: stdout exceeded 100 bytes (raise it with --max-output SIZE)\n')
   })
 
   it('a missing file in a granted directory is an ordinary error, not a denial', () => {
