@@ -147,6 +147,16 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(r.stderr).toBe('caplet: guest stopped in fd_write: stdout exceeded 100 bytes (raise it with --max-output SIZE)\n')
   })
 
+  it('a path under no mount never reaches the host (wasi-libc refuses it), so it cannot be a denial', () => {
+    // The documented limitation (README, denial reports): this pins the evidence. If a libc ever
+    // asks the host, this fails and the host can start reporting it.
+    const lines: string[] = []
+    const r = probeRun(['unmounted'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }], trace: (l) => lines.push(l) })
+    expect(new TextDecoder().decode(r.stdout)).toBe('unmounted: Capabilities insufficient, Capabilities insufficient\n')
+    expect(lines.filter((l) => l.startsWith('path_'))).toEqual([])
+    expect(r.denials).toBeUndefined()
+  })
+
   it('a missing file in a granted directory is an ordinary error, not a denial', () => {
     const r = probeRun(['missing'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }] })
     expect(r.exitCode).toBe(0)
