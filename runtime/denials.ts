@@ -87,7 +87,8 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
       break
     case 'quota':
       d.reason = e.detail
-      d.grant = /files/.test(e.detail) ? '--max-files N' : '--disk SIZE'
+      // The quota's own words (host-made, never the guest's) say which count ran out.
+      d.grant = /\binode\b/.test(e.detail) ? '--max-files N' : '--disk SIZE'
       break
     case 'limit':
       d.reason = e.detail

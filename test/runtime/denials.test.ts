@@ -71,6 +71,23 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(r.denials![0]).toMatchObject({ kind: 'quota', grant: '--disk SIZE' })
   })
 
+  it('the file-count quota names --max-files, for a file and for a directory', () => {
+    const flood = join(ROOT, 'test/fixtures/wasm/flood.wasm')
+    const options = { mounts: [{ guest: '/sandbox', tmp: true as const }], limits: { inodes: 5 } }
+    const files = runSync(flood, { args: ['flood', 'files', '10'], ...options })
+    expect(files.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: expect.stringMatching(/create a file/) as string,
+      grant: '--max-files N',
+    })
+    const dirs = runSync(flood, { args: ['flood', 'mkdir-deep'], ...options })
+    expect(dirs.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: expect.stringMatching(/for a directory/) as string,
+      grant: '--max-files N',
+    })
+  })
+
   it('an output limit names --max-output', () => {
     const r = probeRun(['stdout'], { limits: { stdout: 1024 } })
     expect(r.limit).toBe('stdout')
