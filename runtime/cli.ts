@@ -550,7 +550,22 @@ export interface CliIo {
   env: Readonly<Record<string, string | undefined>>
   /** Whether stderr is a terminal: denials are then explained at the end of a run, and a compile spinner may show. */
   stderrIsTTY?: boolean
+  /**
+   * Calls `stop` on the first SIGINT or SIGTERM instead of dying at once (the process's own
+   * default for any later one); returns the unsubscriber. `done(signal)` ends the process as that signal would.
+   */
+  interrupts?: { on(stop: (signal: string) => void): () => void; done(signal: string): void }
 }
+
+/** The reason a run stopped by SIGINT or SIGTERM was aborted with. */
+class Interrupted extends Error {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`)
+  }
+}
+
+const tracesToFileOption = (t: RunOptions['trace']): boolean =>
+  typeof t === 'object' && t.file !== undefined && t.summary !== true && t.sink === undefined
 
 function describe(result: RunResult): string | undefined {
   if (result.trap) {
@@ -674,8 +689,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return 0
       }
     }
+    // A trace file's tail is in a worker's buffer: Ctrl-C stops the run (the tail is written), then the process.
+    const stop = inv.options.isolation !== 'in-process' && tracesToFileOption(inv.options.trace) ? new AbortController() : undefined
+    const unsubscribe = stop !== undefined ? io.interrupts?.on((sig) => stop.abort(new Interrupted(sig))) : undefined
     const result = await run(program ?? module, {
       ...inv.options,
+      ...(stop !== undefined ? { signal: stop.signal } : {}),
       // Tell the user where the guest listens (a port 0 resolved), before it starts.
       ...(inv.options.sockets !== undefined && !inv.json
         ? {
@@ -688,6 +707,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           }
         : {}),
     })
+      .catch((e: unknown) => {
+        if (e instanceof Interrupted) return e
+        throw e
+      })
+      .finally(() => unsubscribe?.())
+    if (result instanceof Interrupted) {
+      io.err(`caplet: interrupted (${result.signal}); the trace is complete up to the interruption\n`)
+      io.interrupts?.done(result.signal)
+      return 128 + (result.signal === 'SIGINT' ? 2 : 15)
+    }
     if (inv.json) io.out(toJson(result, inv.encoding))
     const explain = !inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined
     // A limit that stopped the run is a denial too: explained, its one line says what stopped it and the flag.

@@ -102,6 +102,25 @@ describe('a trace file keeps its tail', () => {
     expect(clockLines(trapped)).toBe(N)
   })
 
+  it('Ctrl-C (SIGINT) on a looping guest: the tail is written, then caplet dies of the signal', async () => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const file = traceFile()
+      const child = spawn(process.execPath, [bin, 'run', `--trace=${file}`, mods.spin], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
+      // The first 64 KiB reach the file while the guest makes its calls; the rest waits in the buffer.
+      const deadline = Date.now() + 20_000
+      while (Date.now() < deadline && !(existsSync(file) && clockLines(file) > 0)) await new Promise((r) => setTimeout(r, 50))
+      await new Promise((r) => setTimeout(r, 300))
+      expect(clockLines(file), sig).toBeLessThan(N)
+      child.kill(sig)
+      expect(await exited, sig).toBe(sig)
+      expect(clockLines(file), sig).toBe(N)
+      expect(stderr, sig).toContain(`caplet: interrupted (${sig})`)
+    }
+  })
+
   it('a read of stdin that waits finds the trace so far written out', async () => {
     const file = traceFile()
     const child = spawn(process.execPath, [bin, 'run', `--trace=${file}`, mods.read], { stdio: ['pipe', 'ignore', 'ignore'] })
