@@ -94,21 +94,24 @@ function once(api, op, trace) {
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const results = {}
+// Ratios are taken within each round (against that round's "off"), then their median: a round
+// slowed by the machine's other load slows its "off" too.
+const ratios = {}
 for (const op of ops) {
   for (const [name, api, trace] of configs) once(api, op, trace) // warm
   const samples = Object.fromEntries(configs.map(([n]) => [n, []]))
   for (let r = 0; r < ROUNDS; r++) for (const [name, api, trace] of configs) samples[name].push(once(api, op, trace))
   results[op] = Object.fromEntries(configs.map(([n]) => [n, median(samples[n])]))
+  ratios[op] = Object.fromEntries(configs.map(([n]) => [n, median(samples[n].map((x, r) => x / samples.off[r]))]))
 }
 console.log(
   `load average: ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`,
 )
-console.log(`tracing cost: ${CALLS} calls per run, median of ${ROUNDS} interleaved rounds, ns per call (ratio to "off")`)
+console.log(`tracing cost: ${CALLS} calls per run, ${ROUNDS} interleaved rounds: median ns per call, median of the rounds' ratios to "off"`)
 for (const op of ops) {
-  const base = results[op].off
   console.log(`  ${op}`)
   for (const [name] of configs)
-    console.log(`    ${name.padEnd(24)} ${results[op][name].toFixed(1).padStart(9)} ns  ${(results[op][name] / base).toFixed(2)}x`)
+    console.log(`    ${name.padEnd(24)} ${results[op][name].toFixed(1).padStart(9)} ns  ${ratios[op][name].toFixed(2)}x`)
 }
