@@ -5,6 +5,7 @@
  * `escapeControlCharacters`; the only host paths shown are the user's own mount flags.
  */
 import type { DenialEvent } from '../wasi-host/denials.js'
+import { MOUNT_QUOTA } from '../wasi-host/fs/quota.js'
 import { escapeControlCharacters as esc } from '../wasi-host/trace/escape.js'
 import type { ResolvedPolicy } from './policy.js'
 
@@ -85,11 +86,15 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
       d.reason = `at most ${policy.limits.maxFds} descriptors may be open`
       d.grant = `--max-fds ${policy.limits.maxFds * 2}`
       break
-    case 'quota':
+    case 'quota': {
       d.reason = e.detail
-      // The quota's own words (host-made, never the guest's) say which count ran out.
-      d.grant = /\binode\b/.test(e.detail) ? '--max-files N' : '--disk SIZE'
+      // The quota's own words (host-made, never the guest's) say which count ran out, and whether
+      // it was the mount's own limit (a --tmp size; a policy's mounts[].size or inodes) or the run's.
+      const files = /\binode\b/.test(e.detail)
+      if (!e.detail.endsWith(`(${MOUNT_QUOTA})`)) d.grant = files ? '--max-files N' : '--disk SIZE'
+      else if (mount?.tmp === true && !files) d.grant = `--tmp ${e.mount}:SIZE`
       break
+    }
     case 'limit':
       d.reason = e.detail
       if (e.limit !== undefined && LIMIT_FLAGS[e.limit] !== undefined) d.grant = LIMIT_FLAGS[e.limit]

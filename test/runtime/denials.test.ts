@@ -71,6 +71,17 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(r.denials![0]).toMatchObject({ kind: 'quota', grant: '--disk SIZE' })
   })
 
+  it("a mount's own size names --tmp GUEST:SIZE; the run's total names --disk", () => {
+    const own = probeRun(['quota'], { mounts: [{ guest: '/tmp', tmp: true, size: '16KiB' }] })
+    expect(own.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: "disk quota exceeded: write (the mount's own limit)",
+      grant: '--tmp /tmp:SIZE',
+    })
+    const total = probeRun(['quota'], { mounts: [{ guest: '/tmp', tmp: true, size: '1MiB' }], limits: { disk: '16KiB' } })
+    expect(total.denials![0]).toMatchObject({ kind: 'quota', reason: 'disk quota exceeded: write', grant: '--disk SIZE' })
+  })
+
   it('the file-count quota names --max-files, for a file and for a directory', () => {
     const flood = join(ROOT, 'test/fixtures/wasm/flood.wasm')
     const options = { mounts: [{ guest: '/sandbox', tmp: true as const }], limits: { inodes: 5 } }
