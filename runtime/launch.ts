@@ -21,8 +21,7 @@ import { OutputHold } from './output-hold.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import type { Denial } from './denials.js'
-import { tracesToFile, type TraceSummaryRow } from './trace-output.js'
-import { recoverTraceTail, traceBufferMemory } from './trace-buffer.js'
+import { recoverTrace, sharedTraceMemory, type TraceSummaryRow } from './trace-output.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
@@ -151,8 +150,9 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
   let stderr: StreamMode = { kind: 'discard' }
   // Inherited streams share one ring, drained on this thread (`output-ring.ts`).
   let ring: OutputRingReader | undefined
-  // A trace file's buffer: what the worker had not written when it was terminated is written from here.
-  const traceBuffer = tracesToFile(policy.trace) ? (traceBufferMemory(true) as SharedArrayBuffer) : undefined
+  // A trace file's buffer or a summary's counts: what a terminated worker leaves is finished from here.
+  const traceBuffer = sharedTraceMemory(policy.trace)
+  let recovered: TraceSummaryRow[] | undefined
   const build = (buffers: CaptureBuffers): WorkerJob => {
     const inherit = (opt: OutputOption, mode: StreamMode): StreamMode => {
       if (opt !== 'inherit') return mode
@@ -207,7 +207,9 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       const stopped = reuse ? undefined : running?.terminate()
       const traced =
         stopped !== undefined && traceBuffer !== undefined
-          ? stopped.then(() => recoverTraceTail(traceBuffer, policy.trace!.file!))
+          ? stopped.then(() => {
+              recovered = recoverTrace(policy.trace, traceBuffer)
+            })
           : Promise.resolve()
       const drained = Promise.all([ring?.close(), traced]).then(() => {})
       // A reused worker goes back to the pool only once its ring is empty.
@@ -224,6 +226,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
         resolve({
           ...outcome,
           ...(warnings.length > 0 ? { warnings: [...(outcome.warnings ?? []), ...warnings] } : {}),
+          ...(outcome.traceSummary === undefined && recovered !== undefined ? { traceSummary: recovered } : {}),
           stdout: out,
           stderr: err,
         })
@@ -259,7 +262,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       .then((job) => {
         running = job
         if (settled) {
-          void job.terminate().then(() => traceBuffer && recoverTraceTail(traceBuffer, policy.trace!.file!))
+          void job.terminate().then(() => traceBuffer && recoverTrace(policy.trace, traceBuffer))
           return
         }
         // The time limit counts from dispatch, not from the wait for a free worker.

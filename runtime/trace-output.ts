@@ -4,10 +4,18 @@
  * (`--trace=summary`). Built only when the policy asks for a trace: an untraced run never wraps
  * its imports (see `wasi-host/trace/tracer.ts`).
  */
-import { formatTraceJson, formatTraceText, traceImports, TraceSummary, type TraceEvent, type WasiHost } from '../wasi-host/index.js'
+import {
+  formatTraceJson,
+  formatTraceText,
+  TRACE_SUMMARY_SLOTS,
+  traceImports,
+  TraceSummary,
+  type TraceEvent,
+  type WasiHost,
+} from '../wasi-host/index.js'
 import type { ResolvedPolicy } from './policy.js'
 import { writeAllSync } from './stdio.js'
-import { TraceFileBuffer, traceBufferMemory } from './trace-buffer.js'
+import { recoverTraceTail, TraceFileBuffer, traceBufferMemory } from './trace-buffer.js'
 
 export interface TraceSummaryRow {
   call: string
@@ -27,20 +35,22 @@ export interface ActiveTrace {
 /**
  * The trace of one run, or undefined when the policy asks for none. `lineSink` receives lines
  * when the caller gave a function (in a worker, one that posts them to the caller's thread).
- * A trace file is written through a buffer (`trace-buffer.ts`; `fileBuffer`, when a worker runs
- * the guest, is shared with the thread that may terminate it), written out before a call that
- * may wait (reading a stream, `poll_oneoff`, sockets, `proc_exit`) and at the end.
+ * A trace file is written through a buffer (`trace-buffer.ts`), written out before a call that
+ * may wait (reading a stream, `poll_oneoff`, sockets, `proc_exit`) and at the end. `shared`, when
+ * a worker runs the guest, holds that buffer or the summary's counts, for the thread that may
+ * terminate the worker (`sharedTraceMemory`).
  * @throws Error when the trace file cannot be opened (reported as the run's failure)
  */
 export function openTrace(
   policy: ResolvedPolicy,
   lineSink: ((line: string) => void) | undefined,
-  fileBuffer?: SharedArrayBuffer,
+  shared?: SharedArrayBuffer,
 ): ActiveTrace | undefined {
   const t = policy.trace
   if (t === undefined) return undefined
   if (t.summary) {
-    const summary = new TraceSummary()
+    // A worker's counts are in memory the embedder reads if it has to terminate the worker.
+    const summary = new TraceSummary(shared !== undefined ? new Float64Array(shared) : undefined)
     return {
       wrap: (host, wasi) => traceImports(host, wasi, (e) => summary.add(e)),
       finish: () => summary.rows(),
@@ -48,7 +58,7 @@ export function openTrace(
   }
   const format = t.format === 'json' ? formatTraceJson : formatTraceText
   if (t.file !== undefined && !(t.callback && lineSink !== undefined)) {
-    const buffer = new TraceFileBuffer(t.file, fileBuffer ?? traceBufferMemory(false))
+    const buffer = new TraceFileBuffer(t.file, shared ?? traceBufferMemory(false))
     return {
       wrap: (host, wasi) =>
         flushingBeforeWaits(
@@ -71,9 +81,24 @@ export function openTrace(
   }
 }
 
-/** Whether the trace goes to a file (a sink function, when given, takes the lines instead). */
-export function tracesToFile(t: ResolvedPolicy['trace']): t is NonNullable<ResolvedPolicy['trace']> & { file: string } {
-  return t !== undefined && !t.summary && t.file !== undefined && !t.callback
+/**
+ * The memory a worker's trace shares with the thread that runs it, or undefined when its trace
+ * has nothing to lose: a file's buffer, or a summary's counts.
+ */
+export function sharedTraceMemory(t: ResolvedPolicy['trace']): SharedArrayBuffer | undefined {
+  if (t === undefined) return undefined
+  if (t.summary) return new SharedArrayBuffer(TRACE_SUMMARY_SLOTS * 8)
+  return t.file !== undefined && !t.callback ? (traceBufferMemory(true) as SharedArrayBuffer) : undefined
+}
+
+/**
+ * After the worker that traced into `shared` was terminated: writes out the tail of its trace
+ * file, or returns its summary's rows.
+ */
+export function recoverTrace(t: ResolvedPolicy['trace'], shared: SharedArrayBuffer): TraceSummaryRow[] | undefined {
+  if (t?.summary) return new TraceSummary(new Float64Array(shared)).rows()
+  if (t?.file !== undefined) recoverTraceTail(shared, t.file)
+  return undefined
 }
 
 /** Calls that may wait (for input, a peer, time, or the end): the trace so far is written out first. */

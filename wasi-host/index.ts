@@ -20,7 +20,7 @@ export { createQuotaUsage, MOUNT_QUOTA, withQuota } from './fs/quota.js'
 export type { Quota, QuotaUsage } from './fs/quota.js'
 export type { MountMode } from './rights.js'
 export { escapeControlCharacters, quoteGuestString } from './trace/escape.js'
-export { formatTraceJson, formatTraceSummary, formatTraceText, traceImports, TraceSummary } from './trace/tracer.js'
+export { formatTraceJson, formatTraceSummary, formatTraceText, TRACE_SUMMARY_SLOTS, traceImports, TraceSummary } from './trace/tracer.js'
 export type { TraceEmit, TraceEvent, TraceValue } from './trace/tracer.js'
 export type { DenialEvent, DenialEventKind } from './denials.js'
 export type {

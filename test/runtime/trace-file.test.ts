@@ -2,6 +2,7 @@
  * A trace file is buffered, and its tail is never lost: a run stopped by --timeout while looping,
  * a trap, a limit, and an abort all leave every traced call in the file, in a worker and
  * in-process; a call that waits (a read of stdin) finds the trace so far already in the file.
+ * A summary survives a timeout too.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -100,6 +101,18 @@ describe('a trace file keeps its tail', () => {
     const trapped = traceFile()
     expect(runSync(mods.trap, { trace: { file: trapped } }).trap).toBeDefined()
     expect(clockLines(trapped)).toBe(N)
+  })
+
+  it('--trace=summary: a run stopped by --timeout still has its summary, counted to the last call', async () => {
+    const r = await run(mods.spin, { trace: { summary: true }, limits: { timeout: '500ms' } })
+    expect(r.limit).toBe('timeout')
+    expect(r.traceSummary).toEqual([expect.objectContaining({ call: 'clock_time_get', calls: N, errors: 0 })])
+    const cli = spawnSync(process.execPath, [bin, 'run', '--trace=summary', '--timeout', '500ms', mods.spin], {
+      encoding: 'utf8',
+      input: '',
+    })
+    expect(cli.status).toBe(124)
+    expect(cli.stderr).toMatch(new RegExp(` ${N} +clock_time_get\n`))
   })
 
   it('Ctrl-C (SIGINT) on a looping guest: the tail is written, then caplet dies of the signal', async () => {

@@ -314,20 +314,41 @@ export function formatTraceJson(e: TraceEvent): string {
   return text.replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
-/** `strace -c`: calls, errors and time per function. */
+/** The functions a summary counts, in the order of its store. */
+const SUMMARY_CALLS = Object.keys(TRACE_SIGNATURES)
+const SUMMARY_INDEX = new Map(SUMMARY_CALLS.map((c, i) => [c, i]))
+/** Float64 slots a summary's store needs: calls, errors and microseconds per function. */
+export const TRACE_SUMMARY_SLOTS = SUMMARY_CALLS.length * 3
+
+/**
+ * `strace -c`: calls, errors and time per function. Its counts live in `store` (a
+ * `TRACE_SUMMARY_SLOTS`-long view), which may be shared memory: the thread that terminated a
+ * worker reads the summary of its run from there.
+ */
 export class TraceSummary {
-  readonly #rows = new Map<string, { calls: number; errors: number; us: number }>()
+  readonly #store: Float64Array
+
+  constructor(store: Float64Array = new Float64Array(TRACE_SUMMARY_SLOTS)) {
+    if (store.length < TRACE_SUMMARY_SLOTS) throw new RangeError('trace summary store too small')
+    this.#store = store
+  }
 
   add(e: TraceEvent): void {
-    let row = this.#rows.get(e.call)
-    if (row === undefined) this.#rows.set(e.call, (row = { calls: 0, errors: 0, us: 0 }))
-    row.calls++
-    if (e.result !== 'SUCCESS' && e.result !== 'exit') row.errors++
-    row.us += e.us
+    const i = SUMMARY_INDEX.get(e.call)
+    if (i === undefined) return
+    const s = this.#store
+    s[i * 3]! += 1
+    if (e.result !== 'SUCCESS' && e.result !== 'exit') s[i * 3 + 1]! += 1
+    s[i * 3 + 2]! += e.us
   }
 
   rows(): { call: string; calls: number; errors: number; us: number }[] {
-    return [...this.#rows].map(([call, r]) => ({ call, ...r })).sort((a, b) => b.us - a.us || b.calls - a.calls)
+    const s = this.#store
+    const rows: { call: string; calls: number; errors: number; us: number }[] = []
+    SUMMARY_CALLS.forEach((call, i) => {
+      if (s[i * 3]! > 0) rows.push({ call, calls: s[i * 3]!, errors: s[i * 3 + 1]!, us: s[i * 3 + 2]! })
+    })
+    return rows.sort((a, b) => b.us - a.us || b.calls - a.calls)
   }
 
   format(): string {
