@@ -26,6 +26,23 @@ try {
     env: process.env,
     stderrIsTTY: process.stderr.isTTY === true,
     oneShot: true,
+    interrupts: {
+      on: (stop) => {
+        const first = (signal: NodeJS.Signals) => {
+          off()
+          stop(signal)
+        }
+        const off = () => {
+          process.off('SIGINT', first)
+          process.off('SIGTERM', first)
+        }
+        process.once('SIGINT', first)
+        process.once('SIGTERM', first)
+        return off
+      },
+      // The handler is gone: the signal now ends the process as it would have (a shell sees it).
+      done: (signal) => process.kill(process.pid, signal),
+    },
   })
 } catch (e) {
   if (process.env.CAPLET_DEBUG) throw e

@@ -552,7 +552,22 @@ export interface CliIo {
   stderrIsTTY?: boolean
   /** The process exits after this command (`caplet` itself): compiled modules are not kept for later loads. */
   oneShot?: boolean
+  /**
+   * Calls `stop` on the first SIGINT or SIGTERM instead of dying at once (the process's own
+   * default for any later one); returns the unsubscriber. `done(signal)` ends the process as that signal would.
+   */
+  interrupts?: { on(stop: (signal: string) => void): () => void; done(signal: string): void }
 }
+
+/** The reason a run stopped by SIGINT or SIGTERM was aborted with. */
+class Interrupted extends Error {
+  constructor(readonly signal: string) {
+    super(`interrupted by ${signal}`)
+  }
+}
+
+const tracesToFileOption = (t: RunOptions['trace']): boolean =>
+  typeof t === 'object' && t.file !== undefined && t.summary !== true && t.sink === undefined
 
 function describe(result: RunResult): string | undefined {
   if (result.trap) {
@@ -677,8 +692,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return 0
       }
     }
+    // A trace file's tail is in a worker's buffer: Ctrl-C stops the run (the tail is written), then the process.
+    const stop = inv.options.isolation !== 'in-process' && tracesToFileOption(inv.options.trace) ? new AbortController() : undefined
+    const unsubscribe = stop !== undefined ? io.interrupts?.on((sig) => stop.abort(new Interrupted(sig))) : undefined
     const result = await run(program ?? module, {
       ...inv.options,
+      ...(stop !== undefined ? { signal: stop.signal } : {}),
       // Tell the user where the guest listens (a port 0 resolved), before it starts.
       ...(inv.options.sockets !== undefined && !inv.json
         ? {
@@ -691,14 +710,26 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           }
         : {}),
     })
+      .catch((e: unknown) => {
+        if (e instanceof Interrupted) return e
+        throw e
+      })
+      .finally(() => unsubscribe?.())
+    if (result instanceof Interrupted) {
+      io.err(`caplet: interrupted (${result.signal}); the trace is complete up to the interruption\n`)
+      io.interrupts?.done(result.signal)
+      return 128 + (result.signal === 'SIGINT' ? 2 : 15)
+    }
     if (inv.json) io.out(toJson(result, inv.encoding))
-    const message = describe(result)
+    const explain = !inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined
+    // A limit that stopped the run is a denial too: explained, its one line says what stopped it and the flag.
+    const message = explain && result.limit !== undefined && result.denials!.some((d) => d.kind === 'limit') ? undefined : describe(result)
     if (message) io.err(`${message}\n`)
     if (!inv.json) for (const o of result.overlays ?? []) io.err(`${overlaySummary(o)}\n`)
     if (!inv.json) for (const w of result.warnings ?? []) io.err(`caplet: warning: ${w}\n`)
     if (result.traceSummary !== undefined) io.err(formatTraceSummary(result.traceSummary))
-    if (!inv.json && (inv.explainDenials || io.stderrIsTTY) && result.denials !== undefined) {
-      for (const line of denialLines({ denials: result.denials, count: result.denialCount ?? result.denials.length })) io.err(`${line}\n`)
+    if (explain) {
+      for (const line of denialLines({ denials: result.denials!, count: result.denialCount ?? result.denials!.length })) io.err(`${line}\n`)
     }
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT

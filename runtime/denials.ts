@@ -5,6 +5,7 @@
  * `escapeControlCharacters`; the only host paths shown are the user's own mount flags.
  */
 import type { DenialEvent } from '../wasi-host/denials.js'
+import { MOUNT_QUOTA } from '../wasi-host/fs/quota.js'
 import { escapeControlCharacters as esc } from '../wasi-host/trace/escape.js'
 import type { ResolvedPolicy } from './policy.js'
 
@@ -85,10 +86,15 @@ function describe(e: DenialEvent, policy: ResolvedPolicy): Denial {
       d.reason = `at most ${policy.limits.maxFds} descriptors may be open`
       d.grant = `--max-fds ${policy.limits.maxFds * 2}`
       break
-    case 'quota':
+    case 'quota': {
       d.reason = e.detail
-      d.grant = /files/.test(e.detail) ? '--max-files N' : '--disk SIZE'
+      // The quota's own words (host-made, never the guest's) say which count ran out, and whether
+      // it was the mount's own limit (a --tmp size; a policy's mounts[].size or inodes) or the run's.
+      const files = /\binode\b/.test(e.detail)
+      if (!e.detail.endsWith(`(${MOUNT_QUOTA})`)) d.grant = files ? '--max-files N' : '--disk SIZE'
+      else if (mount?.tmp === true && !files) d.grant = `--tmp ${e.mount}:SIZE`
       break
+    }
     case 'limit':
       d.reason = e.detail
       if (e.limit !== undefined && LIMIT_FLAGS[e.limit] !== undefined) d.grant = LIMIT_FLAGS[e.limit]
@@ -150,14 +156,15 @@ export function denialLines(report: DenialReport, mountAdvice: string = CLI_MOUN
     else seen.set(key, { d, n: 1 })
   }
   const lines = [...seen.values()].map(({ d, n }) => {
+    // A limit ended the run: its line says so (the CLI prints no other line for the stop).
+    if (d.kind === 'limit') {
+      const where = LIMIT_WORDS[d.call] !== undefined ? '' : ` in ${esc(d.call)}`
+      return `caplet: guest stopped${where}: ${d.reason} (${d.grant !== undefined ? `raise it with ${esc(d.grant)}` : 'no flag raises it'})`
+    }
     const what =
-      d.kind === 'limit'
-        ? LIMIT_WORDS[d.call] !== undefined
-          ? 'the guest was stopped'
-          : `the guest hit a limit in ${d.call}`
-        : d.kind === 'denied-import'
-          ? `the guest called ${esc(d.call)}`
-          : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : (VERBS[d.call] ?? esc(d.call))} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
+      d.kind === 'denied-import'
+        ? `the guest called ${esc(d.call)}`
+        : `the guest tried to ${d.kind === 'read-only' && d.call === 'path_open' ? 'write' : (VERBS[d.call] ?? esc(d.call))} ${d.path !== undefined ? esc(d.path) : d.fd !== undefined ? `fd ${d.fd}` : ''}`.trimEnd()
     const how =
       d.grant !== undefined
         ? `grant with ${esc(d.grant)}`

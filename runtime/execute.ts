@@ -87,6 +87,8 @@ export interface Sinks {
   stderr: (chunk: Uint8Array) => void
   /** Trace lines, when the caller traces into a function. */
   trace?: (line: string) => void
+  /** A trace file's buffer, shared with the thread that may terminate this one (`trace-buffer.ts`). */
+  traceBuffer?: SharedArrayBuffer
   /** What `stdout`/`stderr` hold back, for the host to flush before every other call (`output-hold.ts`). */
   held?: HeldOutput
 }
@@ -232,7 +234,7 @@ export function executeGuest(
       }
     }
     // NOTE: only a traced run wraps its imports; an untraced one calls the dispatcher directly.
-    const trace = openTrace(policy, sinks.trace)
+    const trace = openTrace(policy, sinks.trace, sinks.traceBuffer)
     if (trace !== undefined) {
       closers.push(() => {
         trace.finish()

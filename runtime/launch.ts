@@ -21,7 +21,7 @@ import { OutputHold } from './output-hold.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import type { Denial } from './denials.js'
-import type { TraceSummaryRow } from './trace-output.js'
+import { recoverTrace, sharedTraceMemory, type TraceSummaryRow } from './trace-output.js'
 import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool.js'
 import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
@@ -136,6 +136,9 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
   let stderr: StreamMode = { kind: 'discard' }
   // Inherited streams share one ring, drained on this thread (`output-ring.ts`).
   let ring: OutputRingReader | undefined
+  // A trace file's buffer or a summary's counts: what a terminated worker leaves is finished from here.
+  const traceBuffer = sharedTraceMemory(policy.trace)
+  let recovered: TraceSummaryRow[] | undefined
   const build = (buffers: CaptureBuffers): WorkerJob => {
     const inherit = (opt: OutputOption, mode: StreamMode): StreamMode => {
       if (opt !== 'inherit') return mode
@@ -165,6 +168,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     }
     if (bridge) job.bridge = bridge
     if (command.script) job.script = command.script
+    if (traceBuffer) job.traceBuffer = traceBuffer
     return job
   }
   // A callback of the embedder's that throws must not escape the message handler (callback-faults.ts).
@@ -185,9 +189,15 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       // NOTE: terminating stops the guest mid-instruction, before its host can write out the
       // file writes it still holds (wasi-host/write-behind.ts): those few bytes are lost, as the
       // README says; every other ending flushes them in executeGuest. Output in the ring is not
-      // lost: it is drained after the kill.
-      if (!reuse) running?.terminate()
-      const drained = ring?.close() ?? Promise.resolve()
+      // lost: it is drained after the kill, and so is the tail of a trace file.
+      const stopped = reuse ? undefined : running?.terminate()
+      const traced =
+        stopped !== undefined && traceBuffer !== undefined
+          ? stopped.then(() => {
+              recovered = recoverTrace(policy.trace, traceBuffer)
+            })
+          : Promise.resolve()
+      const drained = Promise.all([ring?.close(), traced]).then(() => {})
       // A reused worker goes back to the pool only once its ring is empty.
       if (reuse) void drained.then(() => running?.release())
       return drained
@@ -202,6 +212,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
         resolve({
           ...outcome,
           ...(warnings.length > 0 ? { warnings: [...(outcome.warnings ?? []), ...warnings] } : {}),
+          ...(outcome.traceSummary === undefined && recovered !== undefined ? { traceSummary: recovered } : {}),
           stdout: out,
           stderr: err,
         })
@@ -237,7 +248,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       .then((job) => {
         running = job
         if (settled) {
-          job.terminate()
+          void job.terminate().then(() => traceBuffer && recoverTrace(policy.trace, traceBuffer))
           return
         }
         // The time limit counts from dispatch, not from the wait for a free worker.

@@ -9,6 +9,7 @@ import {
   createOverlayFs,
   createQuotaUsage,
   readOnly,
+  MOUNT_QUOTA,
   withQuota,
   type Filesystem,
   type OverlayChange,
@@ -63,7 +64,8 @@ export function openMounts(policy: ResolvedPolicy, given: readonly (Filesystem |
     const perMount = createQuotaUsage()
     const charged = (fs: Filesystem): Filesystem => {
       let f = fs
-      if (bytes !== undefined || m.inodes !== undefined) f = withQuota(f, { ...limitsOf(bytes, m.inodes), usage: perMount })
+      if (bytes !== undefined || m.inodes !== undefined)
+        f = withQuota(f, { ...limitsOf(bytes, m.inodes), usage: perMount, scope: MOUNT_QUOTA })
       if (l.diskBytes !== undefined || l.inodes !== undefined) f = withQuota(f, { ...limitsOf(l.diskBytes, l.inodes), usage: total })
       return f
     }

@@ -29,6 +29,11 @@ function browserGrant(grant: string, mounts: readonly string[]): string | undefi
     const i = mounts.indexOf(dir[1]!)
     return i < 0 ? undefined : `mounts[${i}].mode: 'rw'`
   }
+  const tmp = /^--tmp (\/.*):SIZE$/.exec(grant)
+  if (tmp !== null) {
+    const i = mounts.indexOf(tmp[1]!)
+    return i < 0 ? undefined : `mounts[${i}].size`
+  }
   const sys = /^--allow-syscalls (\S+)$/.exec(grant)
   if (sys !== null) return `syscalls: [..., '${sys[1]}']`
   const [flag, value] = grant.split(' ')

@@ -14,6 +14,7 @@ import { ModuleError } from '../errors.js'
 import { walkCode } from '../instrument/code-decoder.js'
 import { InstrumentError, malformed } from '../instrument/errors.js'
 import { readU32, skipLeb } from '../instrument/leb128.js'
+import { readConstExpr, readElementSegments } from '../instrument/segments.js'
 import {
   ExternalKind,
   findSection,
@@ -379,114 +380,12 @@ function scanTypes(s: Section | undefined, features: Set<string>): void {
   }
 }
 
-/** A constant expression at `pos`; `onRefFunc` gets each `ref.func`. Returns the offset after `end`. */
-function constExpr(p: Uint8Array, pos: number, base: number, onRefFunc: (f: number) => void): number {
-  for (;;) {
-    const at = pos
-    const op = p[pos++]
-    switch (op) {
-      case 0x0b:
-        return pos
-      case 0x41:
-      case 0x23:
-      case 0xd0:
-        pos = skipLeb(p, pos, 5)
-        break
-      case 0x42:
-        pos = skipLeb(p, pos, 10)
-        break
-      case 0x43:
-        pos += 4
-        break
-      case 0x44:
-        pos += 8
-        break
-      case 0xd2: {
-        const f = readU32(p, pos)
-        onRefFunc(f.value)
-        pos = f.next
-        break
-      }
-      case 0x6a:
-      case 0x6b:
-      case 0x6c:
-      case 0x7c:
-      case 0x7d:
-      case 0x7e:
-        break // extended constant expressions
-      case 0xfd:
-        pos = skipLeb(p, pos, 5) + 16
-        break // v128.const
-      case undefined:
-        throw malformed('constant expression runs past its section', base + at)
-      default:
-        throw malformed(`opcode 0x${op.toString(16)} in a constant expression`, base + at)
-    }
-  }
-}
-
-/** Function indices placed in tables by element segments (all eight encodings). */
+/** Function indices placed in tables by element segments; notes the features their encodings need. */
 function elementFunctions(s: Section | undefined, features: Set<string>): number[] {
-  if (s === undefined) return []
-  const p = s.payload
   const out: number[] = []
-  const push = (f: number) => {
-    out.push(f)
-  }
-  const n = readU32(p, 0)
-  let pos = n.next
-  const funcs = () => {
-    const k = readU32(p, pos)
-    pos = k.next
-    for (let i = 0; i < k.value; i++) {
-      const f = readU32(p, pos)
-      out.push(f.value)
-      pos = f.next
-    }
-  }
-  const exprs = () => {
-    const k = readU32(p, pos)
-    pos = k.next
-    for (let i = 0; i < k.value; i++) pos = constExpr(p, pos, s.offset, push)
-  }
-  for (let i = 0; i < n.value; i++) {
-    const flags = readU32(p, pos)
-    pos = flags.next
-    if (flags.value !== 0) features.add(flags.value === 2 || flags.value === 6 ? 'reference-types' : 'bulk-memory')
-    switch (flags.value) {
-      case 0:
-        pos = constExpr(p, pos, s.offset, push)
-        funcs()
-        break
-      case 1:
-      case 3:
-        pos++
-        funcs()
-        break
-      case 2:
-        pos = skipLeb(p, pos, 5)
-        pos = constExpr(p, pos, s.offset, push)
-        pos++
-        funcs()
-        break
-      case 4:
-        pos = constExpr(p, pos, s.offset, push)
-        exprs()
-        break
-      case 5:
-      case 7:
-        pos++
-        exprs()
-        break
-      case 6:
-        pos = skipLeb(p, pos, 5)
-        pos = constExpr(p, pos, s.offset, push)
-        pos++
-        exprs()
-        break
-      default:
-        throw malformed(`element segment ${i} has unknown flags ${flags.value}`, s.offset + pos)
-    }
+  for (const seg of readElementSegments(s)) {
+    if (seg.flags !== 0) features.add(seg.flags === 2 || seg.flags === 6 ? 'reference-types' : 'bulk-memory')
+    out.push(...seg.functions)
   }
   return out
 }
@@ -501,7 +400,7 @@ function globalRefFuncs(s: Section | undefined): number[] {
     const t = p[pos++]
     if (t === 0x63 || t === 0x64) pos = skipLeb(p, pos, 5)
     pos++ // mutability
-    pos = constExpr(p, pos, s.offset, (f) => out.push(f))
+    pos = readConstExpr(p, pos, s.offset, (f) => out.push(f))
   }
   return out
 }

@@ -20,6 +20,7 @@ import {
   SectionId,
   skipValType,
 } from './sections.js'
+import { readConstExpr, readElementSegments } from './segments.js'
 
 export const GLOBAL_EXPORT_PREFIX = 'caplet_global_'
 export const TABLE_EXPORT_PREFIX = 'caplet_table_'
@@ -31,57 +32,6 @@ export interface StateExports {
   globals: string[]
   /** Export names of the defined tables. */
   tables: string[]
-}
-
-/** Skips a constant expression (global initialisers), up to and including its `end`. */
-function skipConstExpr(p: Uint8Array, pos: number): number {
-  for (;;) {
-    const op = p[pos++]
-    switch (op) {
-      case 0x0b:
-        return pos
-      case 0x41:
-        pos = skipLeb(p, pos, 5)
-        break // i32.const
-      case 0x42:
-        pos = skipLeb(p, pos, 10)
-        break // i64.const
-      case 0x43:
-        pos += 4
-        break // f32.const
-      case 0x44:
-        pos += 8
-        break // f64.const
-      case 0x23:
-        pos = readU32(p, pos).next
-        break // global.get
-      case 0xd0:
-        pos = skipLeb(p, pos, 5)
-        break // ref.null heaptype
-      case 0xd2:
-        pos = readU32(p, pos).next
-        break // ref.func
-      case 0x6a:
-      case 0x6b:
-      case 0x6c:
-      case 0x7c:
-      case 0x7d:
-      case 0x7e:
-        break // extended constants
-      case 0xfd: {
-        const sub = readU32(p, pos)
-        if (sub.value !== 12)
-          throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0xfd ${sub.value}`, { offset: pos })
-        pos = sub.next + 16
-        break
-      }
-      case undefined:
-        throw malformed('constant expression runs past its section', pos)
-      default:
-        throw new InstrumentError('UNSUPPORTED_FEATURE', `unsupported constant expression opcode 0x${op.toString(16)}`, { offset: pos - 1 })
-    }
-    if (pos > p.length) throw malformed('constant expression runs past its section', pos)
-  }
 }
 
 /**
@@ -116,7 +66,7 @@ export function exportState(bytes: Uint8Array): StateExports {
       pos = skipValType(p, pos)
       const mutable = p[pos++]
       if (mutable === undefined) throw malformed('global section runs past its end', g.offset + pos)
-      pos = skipConstExpr(p, pos)
+      pos = readConstExpr(p, pos, g.offset)
       if (mutable !== 1) continue
       const index = importedGlobals + i
       const own = exportedGlobal.get(index)
@@ -257,27 +207,8 @@ export function hasPassiveSegments(bytes: Uint8Array): boolean {
       if (flags.value === 1) return true
       if (flags.value === 2) pos = readU32(p, pos).next
       else if (flags.value !== 0) throw malformed(`data segment ${i} has unknown flags ${flags.value}`, data.offset + pos)
-      pos = skipBytes(p, skipConstExpr(p, pos))
+      pos = skipBytes(p, readConstExpr(p, pos, data.offset))
     }
   }
-  const elem = findSection(mod, SectionId.Element)
-  if (elem !== undefined) {
-    const p = elem.payload
-    const count = readU32(p, 0)
-    let pos = count.next
-    for (let i = 0; i < count.value; i++) {
-      const flags = readU32(p, pos)
-      pos = flags.next
-      const f = flags.value
-      if (f === 1 || f === 5) return true
-      if (f > 7) throw malformed(`element segment ${i} has unknown flags ${f}`, elem.offset + pos)
-      if (f === 2 || f === 6) pos = readU32(p, pos).next // table index
-      if ((f & 1) === 0) pos = skipConstExpr(p, pos) // active: offset
-      if (f !== 0 && f !== 4) pos = (f & 4) !== 0 ? skipValType(p, pos) : pos + 1 // reftype or elemkind
-      const n = readU32(p, pos)
-      pos = n.next
-      for (let k = 0; k < n.value; k++) pos = (f & 4) !== 0 ? skipConstExpr(p, pos) : readU32(p, pos).next
-    }
-  }
-  return false
+  return readElementSegments(findSection(mod, SectionId.Element)).some((e) => e.passive)
 }

@@ -7,6 +7,7 @@
 import { readBodies, readLocals, skipImmediates, UNDECODABLE } from './code-decoder.js'
 import { encodeU32, leb, readU32, u32At } from './leb128.js'
 import { BASE_IMM, Imm } from './opcodes.js'
+import { readElementSegments } from './segments.js'
 import {
   ExternalKind,
   findSection,
@@ -137,7 +138,8 @@ function startSpine(mod: ParsedModule, codeSection: Section): Uint8Array | undef
   const onceEdges: number[] = []
   const pinned = new Uint8Array(n) // exported, in a table, or referenced by ref.func
   for (const e of exports) if (e.index >= imported) pinned[e.index - imported] = 1
-  for (const f of tableFunctions(findSection(mod, SectionId.Element))) if (f >= imported) pinned[f - imported] = 1
+  for (const seg of readElementSegments(findSection(mod, SectionId.Element)))
+    for (const f of seg.functions) if (f >= imported) pinned[f - imported] = 1
   const { starts, ends } = readBodies(p, n)
   for (let f = 0; f < n; f++) {
     scanBody(p, starts[f]!, ends[f]!, (kind, index, inLoop) => {
@@ -177,82 +179,6 @@ function startSpine(mod: ParsedModule, codeSection: Section): Uint8Array | undef
   }
   for (let f = 0; f < n; f++) onSpine[f] = onSpine[f]! & loops[f]!
   return onSpine
-}
-
-/** Function indices named by element segments (all eight encodings). */
-function tableFunctions(section: Section | undefined): number[] {
-  if (section === undefined) return []
-  const p = section.payload
-  const out: number[] = []
-  const count = readU32(p, 0)
-  let pos = count.next
-  const constExpr = () => {
-    // Constant instructions (i32.const, global.get, ref.null, ref.func, …), then end (0x0b).
-    for (;;) {
-      const op = p[pos++]
-      if (op === undefined) throw new Error('constant expression runs past the section')
-      if (op === 0x0b) return
-      if (op === 0xd2) {
-        out.push(u32At(p, pos))
-        pos = leb.next
-      } else if (BASE_IMM[op] === Imm.Control || (pos = skipImmediates(p, pos, op)) === UNDECODABLE) {
-        throw new Error(`constant expression opcode 0x${op.toString(16)}`)
-      }
-    }
-  }
-  const funcs = () => {
-    const k = readU32(p, pos)
-    pos = k.next
-    for (let i = 0; i < k.value; i++) {
-      const f = readU32(p, pos)
-      out.push(f.value)
-      pos = f.next
-    }
-  }
-  const exprs = () => {
-    const k = readU32(p, pos)
-    pos = k.next
-    for (let i = 0; i < k.value; i++) constExpr()
-  }
-  for (let s = 0; s < count.value; s++) {
-    const flags = readU32(p, pos)
-    pos = flags.next
-    switch (flags.value) {
-      case 0:
-        constExpr()
-        funcs()
-        break
-      case 1:
-      case 3:
-        pos++
-        funcs()
-        break
-      case 2:
-        pos = skipU32(p, pos)
-        constExpr()
-        pos++
-        funcs()
-        break
-      case 4:
-        constExpr()
-        exprs()
-        break
-      case 5:
-      case 7:
-        pos++
-        exprs()
-        break
-      case 6:
-        pos = skipU32(p, pos)
-        constExpr()
-        pos++
-        exprs()
-        break
-      default:
-        throw new Error(`element segment flags ${flags.value}`)
-    }
-  }
-  return out
 }
 
 type BodyEvent = (kind: 'loop' | 'call' | 'ref', index: number, inLoop: boolean) => void

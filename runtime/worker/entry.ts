@@ -55,6 +55,7 @@ function run(input: WorkerJob): void {
       stdout: limitedSink(sinkFor(input.stdout, 'stdout', 1), limits.stdoutBytes, 'stdout'),
       stderr: limitedSink(sinkFor(input.stderr, 'stderr', 2), limits.stderrBytes, 'stderr'),
       ...(input.policy.trace?.callback ? { trace: (line: string) => post({ v: PROTOCOL_VERSION, type: 'trace', line }) } : {}),
+      ...(input.traceBuffer !== undefined ? { traceBuffer: input.traceBuffer } : {}),
     })
     post({ v: PROTOCOL_VERSION, type: 'done', outcome })
   } catch (e) {

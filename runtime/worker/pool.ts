@@ -20,8 +20,8 @@ export interface JobHandlers {
 }
 
 export interface RunningJob {
-  /** Stops the job at once; its worker is discarded. */
-  terminate(): void
+  /** Stops the job at once; its worker is discarded. Resolves once its thread has stopped. */
+  terminate(): Promise<void>
   /** Returns the worker to the pool after a normal completion. */
   release(): void
 }
@@ -80,19 +80,25 @@ export class WorkerPool {
             },
           }),
         )
-        let done = false
-        const finish = (reuse: boolean) => {
-          if (done) return
-          done = true
+        let done: Promise<void> | undefined
+        const finish = (reuse: boolean): Promise<void> => {
+          if (done !== undefined) return done
+          done = Promise.resolve()
           slot.handlers = undefined
           this.#busy--
           if (reuse && this.#idle.length < this.maxIdle) {
             slot.worker.unref()
             this.#idle.push(slot)
-          } else void slot.worker.terminate()
+          } else done = slot.worker.terminate().then(() => {})
           this.#queue.shift()?.()
+          return done
         }
-        resolve({ terminate: () => finish(false), release: () => finish(true) })
+        resolve({
+          terminate: () => finish(false),
+          release: () => {
+            void finish(true)
+          },
+        })
       }
       if (this.#busy < this.maxWorkers) start()
       else this.#queue.push(start)

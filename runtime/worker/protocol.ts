@@ -22,6 +22,8 @@ export interface WorkerJob extends Guest {
   type: 'run'
   stdout: StreamMode
   stderr: StreamMode
+  /** A trace file's buffer, written out by the embedder if the worker is terminated (`trace-buffer.ts`). */
+  traceBuffer?: SharedArrayBuffer
 }
 
 export type WorkerMessage =

@@ -71,6 +71,34 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(r.denials![0]).toMatchObject({ kind: 'quota', grant: '--disk SIZE' })
   })
 
+  it("a mount's own size names --tmp GUEST:SIZE; the run's total names --disk", () => {
+    const own = probeRun(['quota'], { mounts: [{ guest: '/tmp', tmp: true, size: '16KiB' }] })
+    expect(own.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: "disk quota exceeded: write (the mount's own limit)",
+      grant: '--tmp /tmp:SIZE',
+    })
+    const total = probeRun(['quota'], { mounts: [{ guest: '/tmp', tmp: true, size: '1MiB' }], limits: { disk: '16KiB' } })
+    expect(total.denials![0]).toMatchObject({ kind: 'quota', reason: 'disk quota exceeded: write', grant: '--disk SIZE' })
+  })
+
+  it('the file-count quota names --max-files, for a file and for a directory', () => {
+    const flood = join(ROOT, 'test/fixtures/wasm/flood.wasm')
+    const options = { mounts: [{ guest: '/sandbox', tmp: true as const }], limits: { inodes: 5 } }
+    const files = runSync(flood, { args: ['flood', 'files', '10'], ...options })
+    expect(files.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: expect.stringMatching(/create a file/) as string,
+      grant: '--max-files N',
+    })
+    const dirs = runSync(flood, { args: ['flood', 'mkdir-deep'], ...options })
+    expect(dirs.denials![0]).toMatchObject({
+      kind: 'quota',
+      reason: expect.stringMatching(/for a directory/) as string,
+      grant: '--max-files N',
+    })
+  })
+
   it('an output limit names --max-output', () => {
     const r = probeRun(['stdout'], { limits: { stdout: 1024 } })
     expect(r.limit).toBe('stdout')
@@ -126,7 +154,7 @@ describe('denials: each kind, with the flag that grants it', () => {
     expect(fuel.limit).toBe('fuel')
     expect(fuel.denials).toEqual([{ call: 'fuel', kind: 'limit', reason: 'the run used up its fuel (100000)', grant: '--fuel N' }])
     expect(denialLines({ denials: fuel.denials!, count: 1 })).toEqual([
-      'caplet: the guest was stopped: the run used up its fuel (100000) (grant with --fuel N)',
+      'caplet: guest stopped: the run used up its fuel (100000) (raise it with --fuel N)',
     ])
   })
 
@@ -134,7 +162,27 @@ describe('denials: each kind, with the flag that grants it', () => {
     const spin = join(ROOT, 'test/fixtures/wasm/fuel_spin.wasm')
     const r = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--timeout', '300ms', spin, 'forever'], { encoding: 'utf8' })
     expect(r.status).toBe(124)
-    expect(r.stderr).toContain('caplet: the guest was stopped: the run reached its time limit (300 ms) (grant with --timeout DURATION)')
+    // One line for the stop and its explanation, not two.
+    expect(r.stderr).toBe('caplet: guest stopped: the run reached its time limit (300 ms) (raise it with --timeout DURATION)\n')
+    const plain = spawnSync(process.execPath, [bin, 'run', '--timeout', '300ms', spin, 'forever'], { encoding: 'utf8' })
+    expect(plain.stderr).toBe('caplet: guest stopped: it ran past --timeout\n')
+  })
+
+  it('an output limit reached in a host call is one line naming the call and --max-output', () => {
+    const flood = join(ROOT, 'test/fixtures/wasm/flood.wasm')
+    const r = spawnSync(process.execPath, [bin, 'run', '--explain-denials', '--max-output', '100', flood, 'stdout'], { encoding: 'utf8' })
+    expect(r.status).toBe(124)
+    expect(r.stderr).toBe('caplet: guest stopped in fd_write: stdout exceeded 100 bytes (raise it with --max-output SIZE)\n')
+  })
+
+  it('a path under no mount never reaches the host (wasi-libc refuses it), so it cannot be a denial', () => {
+    // The documented limitation (README, denial reports): this pins the evidence. If a libc ever
+    // asks the host, this fails and the host can start reporting it.
+    const lines: string[] = []
+    const r = probeRun(['unmounted'], { mounts: [{ guest: '/data', host: data, mode: 'ro' }], trace: (l) => lines.push(l) })
+    expect(new TextDecoder().decode(r.stdout)).toBe('unmounted: Capabilities insufficient, Capabilities insufficient\n')
+    expect(lines.filter((l) => l.startsWith('path_'))).toEqual([])
+    expect(r.denials).toBeUndefined()
   })
 
   it('a missing file in a granted directory is an ordinary error, not a denial', () => {

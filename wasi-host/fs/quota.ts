@@ -36,7 +36,12 @@ export interface Quota {
   inodes?: number
   /** The counter to charge; pass one object to several mounts for a shared total. Default: a new one. */
   usage?: QuotaUsage
+  /** Named in a refusal's detail, to tell which of nested quotas refused (`MOUNT_QUOTA`). */
+  scope?: string
 }
+
+/** The scope of a quota on one mount alone (inside a run's total): its refusals end with it in parentheses. */
+export const MOUNT_QUOTA = "the mount's own limit"
 
 /** A quota-wrapped `Filesystem`, with its counter and limits for reporting. */
 export interface QuotaFilesystem extends Filesystem {
@@ -61,8 +66,8 @@ export function createQuotaUsage(): QuotaUsage {
   return { bytes: 0, inodes: 0 }
 }
 
-function quotaExceeded(what: string): WasiError {
-  return denial('quota', `disk quota exceeded: ${what}`)
+function quotaExceeded(state: QuotaState, what: string): WasiError {
+  return denial('quota', `disk quota exceeded: ${what}${state.scope !== undefined ? ` (${state.scope})` : ''}`)
 }
 
 function isNoent(e: unknown): boolean {
@@ -115,7 +120,12 @@ class QuotaState {
   readonly anonymous = new Set<Binding>()
   readonly encoder = new TextEncoder()
 
-  constructor(usage: QuotaUsage, maxBytes: number, maxInodes: number) {
+  constructor(
+    usage: QuotaUsage,
+    maxBytes: number,
+    maxInodes: number,
+    readonly scope: string | undefined,
+  ) {
     this.usage = usage
     this.maxBytes = maxBytes
     this.maxInodes = maxInodes
@@ -314,7 +324,7 @@ class QuotaFile implements FileHandle {
       const limit = size + state.byteRoom()
       if (end > limit) {
         // POSIX: write what fits (a short count); refuse only when nothing does.
-        if (pos >= limit) throw quotaExceeded('write')
+        if (pos >= limit) throw quotaExceeded(state, 'write')
         data = src.subarray(0, limit - pos)
         end = limit
       }
@@ -345,7 +355,7 @@ class QuotaFile implements FileHandle {
     const state = this.#state
     const target = Number(size)
     const current = this.#sizeOf(rec)
-    if (target > current && target - current > state.byteRoom()) throw quotaExceeded('setSize')
+    if (target > current && target - current > state.byteRoom()) throw quotaExceeded(state, 'setSize')
     try {
       inner.setSize(size)
     } catch (e) {
@@ -372,7 +382,7 @@ class QuotaFile implements FileHandle {
     const state = this.#state
     const end = Number(offset + len)
     const current = this.#sizeOf(rec)
-    if (end > current && end - current > state.byteRoom()) throw quotaExceeded('allocate')
+    if (end > current && end - current > state.byteRoom()) throw quotaExceeded(state, 'allocate')
     try {
       inner.allocate(offset, len)
     } catch (e) {
@@ -480,7 +490,7 @@ class QuotaDir implements DirHandle {
     if (o.create || o.truncate) {
       before = this.#lstat(inner, name)
       creating = before === undefined && o.create
-      if (creating && state.inodeRoom() < 1) throw quotaExceeded('no inode left to create a file')
+      if (creating && state.inodeRoom() < 1) throw quotaExceeded(state, 'no inode left to create a file')
     }
     const handle = inner.openFile(name, o)
     if (creating) state.usage.inodes++
@@ -517,7 +527,7 @@ class QuotaDir implements DirHandle {
     const state = this.#state
     if (state.inodeRoom() < 1) {
       if (this.#exists(name)) throw new WasiError(Errno.EXIST, 'entry exists')
-      throw quotaExceeded('no inode left for a directory')
+      throw quotaExceeded(state, 'no inode left for a directory')
     }
     this.#inner.mkdir(name)
     state.usage.inodes++
@@ -535,7 +545,7 @@ class QuotaDir implements DirHandle {
     const bytes = state.encoder.encode(target).byteLength
     if (state.inodeRoom() < 1 || state.byteRoom() < bytes) {
       if (this.#exists(name)) throw new WasiError(Errno.EXIST, 'entry exists')
-      throw quotaExceeded('no room for a symlink')
+      throw quotaExceeded(state, 'no room for a symlink')
     }
     this.#inner.symlink(target, name)
     state.usage.inodes++
@@ -585,7 +595,7 @@ class QuotaDir implements DirHandle {
       const src = inner.statChild(name)
       if (src.filetype === Filetype.DIRECTORY) throw new WasiError(Errno.PERM, 'cannot hard-link a directory')
       if (this.#lstat(to, toName) !== undefined) throw new WasiError(Errno.EXIST, 'entry exists')
-      throw quotaExceeded('no room for another name')
+      throw quotaExceeded(state, 'no room for another name')
     }
     inner.link(name, to, toName)
     state.usage.bytes += LINK_NAME_BYTES
@@ -633,7 +643,7 @@ export function withQuota(fs: Filesystem, quota: Quota): QuotaFilesystem {
   if (!Number.isSafeInteger(usage.bytes) || !Number.isSafeInteger(usage.inodes) || usage.bytes < 0 || usage.inodes < 0) {
     throw new RangeError('[quota] usage must hold non-negative integer bytes and inodes')
   }
-  const state = new QuotaState(usage, maxBytes, maxInodes)
+  const state = new QuotaState(usage, maxBytes, maxInodes, quota.scope)
   // NOTE: every write is charged when it happens: a write held back would fail late (writeBehind).
   const caps: FilesystemCaps = wrapperCaps(fs.caps)
   return {

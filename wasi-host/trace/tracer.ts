@@ -171,21 +171,17 @@ export function traceImports(
       continue
     }
     const call = fn as (...a: unknown[]) => number
+    // Where each argument starts in the raw parameters, worked out once per function.
+    const plan: { name: string; kind: ArgKind; at: number; out: boolean }[] = []
+    let at = 0
+    for (const [argName, kind] of sig) {
+      if (kind !== 'x64') plan.push({ name: argName, kind, at, out: kind.startsWith('out-') })
+      at += PAIRED.has(kind) ? 2 : 1
+    }
+    const hasOuts = plan.some((p) => p.out)
     out[name] = ((...raw: unknown[]) => {
       const args: Record<string, TraceValue> = {}
-      const outs: [string, ArgKind, unknown, unknown][] = []
-      let i = 0
-      for (const [argName, kind] of sig) {
-        const a = raw[i],
-          b = raw[i + 1]
-        i += PAIRED.has(kind) ? 2 : 1
-        if (kind.startsWith('out-')) {
-          outs.push([argName, kind, a, b])
-          continue
-        }
-        if (kind === 'x64') continue
-        args[argName] = decodeArg(kind, a, b, r)
-      }
+      for (const p of plan) if (!p.out) args[p.name] = decodeArg(p.kind, raw[p.at], raw[p.at + 1], r)
       const denials = host.denials.count
       const kept = host.denials.events.length
       const t0 = performance.now()
@@ -201,9 +197,12 @@ export function traceImports(
         throw e
       }
       const ev: TraceEvent = { call: name, args, result, us: micros(t0) }
-      if (value === 0 && outs.length > 0) {
+      if (value === 0 && hasOuts) {
         const o: Record<string, TraceValue> = {}
-        for (const [argName, kind, a, b] of outs) {
+        for (const { name: argName, kind, at: i, out: isOut } of plan) {
+          if (!isOut) continue
+          const a = raw[i],
+            b = raw[i + 1]
           const p = typeof a === 'number' ? a >>> 0 : 0
           if (kind === 'out-fdstat' || kind === 'out-filestat' || kind === 'out-prestat') {
             readStruct(kind, p, r, o)
@@ -283,16 +282,21 @@ const NO_KINDS: ReadonlyMap<string, ArgKind> = new Map()
 
 export function formatTraceText(e: TraceEvent): string {
   const kinds = KINDS[e.call] ?? NO_KINDS
-  const parts = Object.entries(e.args).map(([k, v]) => {
+  // NOTE: for…in and string building, not Object.entries/join: this runs once per traced call.
+  let line = `${e.call}(`
+  let first = true
+  for (const k in e.args) {
     const kind = kinds.get(k)
-    const shown = formatValue(kind, v)
-    return (kind === 'fd' && k === 'fd') || (kind === 'path' && k === 'path') || kind === 'iovs' ? shown : `${k}=${shown}`
-  })
-  let line = `${e.call}(${parts.join(', ')}) = ${e.result === 'SUCCESS' ? '0' : e.result}`
-  if (e.out !== undefined && Object.keys(e.out).length > 0) {
-    line += ` (${Object.entries(e.out)
-      .map(([k, v]) => `${k}=${formatValue(kinds.get(k), v)}`)
-      .join(', ')})`
+    const shown = formatValue(kind, e.args[k]!)
+    if (!first) line += ', '
+    first = false
+    line += (kind === 'fd' && k === 'fd') || (kind === 'path' && k === 'path') || kind === 'iovs' ? shown : `${k}=${shown}`
+  }
+  line += `) = ${e.result === 'SUCCESS' ? '0' : e.result}`
+  if (e.out !== undefined) {
+    let outs = ''
+    for (const k in e.out) outs += `${outs === '' ? '' : ', '}${k}=${formatValue(kinds.get(k), e.out[k]!)}`
+    if (outs !== '') line += ` (${outs})`
   }
   if (e.denial !== undefined) {
     const word = DENIAL_WORDS[e.denial.kind] ?? escapeControlCharacters(e.denial.kind)
@@ -310,20 +314,41 @@ export function formatTraceJson(e: TraceEvent): string {
   return text.replace(JSON_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
-/** `strace -c`: calls, errors and time per function. */
+/** The functions a summary counts, in the order of its store. */
+const SUMMARY_CALLS = Object.keys(TRACE_SIGNATURES)
+const SUMMARY_INDEX = new Map(SUMMARY_CALLS.map((c, i) => [c, i]))
+/** Float64 slots a summary's store needs: calls, errors and microseconds per function. */
+export const TRACE_SUMMARY_SLOTS = SUMMARY_CALLS.length * 3
+
+/**
+ * `strace -c`: calls, errors and time per function. Its counts live in `store` (a
+ * `TRACE_SUMMARY_SLOTS`-long view), which may be shared memory: the thread that terminated a
+ * worker reads the summary of its run from there.
+ */
 export class TraceSummary {
-  readonly #rows = new Map<string, { calls: number; errors: number; us: number }>()
+  readonly #store: Float64Array
+
+  constructor(store: Float64Array = new Float64Array(TRACE_SUMMARY_SLOTS)) {
+    if (store.length < TRACE_SUMMARY_SLOTS) throw new RangeError('trace summary store too small')
+    this.#store = store
+  }
 
   add(e: TraceEvent): void {
-    let row = this.#rows.get(e.call)
-    if (row === undefined) this.#rows.set(e.call, (row = { calls: 0, errors: 0, us: 0 }))
-    row.calls++
-    if (e.result !== 'SUCCESS' && e.result !== 'exit') row.errors++
-    row.us += e.us
+    const i = SUMMARY_INDEX.get(e.call)
+    if (i === undefined) return
+    const s = this.#store
+    s[i * 3]! += 1
+    if (e.result !== 'SUCCESS' && e.result !== 'exit') s[i * 3 + 1]! += 1
+    s[i * 3 + 2]! += e.us
   }
 
   rows(): { call: string; calls: number; errors: number; us: number }[] {
-    return [...this.#rows].map(([call, r]) => ({ call, ...r })).sort((a, b) => b.us - a.us || b.calls - a.calls)
+    const s = this.#store
+    const rows: { call: string; calls: number; errors: number; us: number }[] = []
+    SUMMARY_CALLS.forEach((call, i) => {
+      if (s[i * 3]! > 0) rows.push({ call, calls: s[i * 3]!, errors: s[i * 3 + 1]!, us: s[i * 3 + 2]! })
+    })
+    return rows.sort((a, b) => b.us - a.us || b.calls - a.calls)
   }
 
   format(): string {

@@ -25,6 +25,7 @@ describe('browser denials', () => {
         d('descriptor-limit', '--max-fds 12'),
         d('quota', '--disk SIZE'),
         d('quota', '--max-files N'),
+        d('quota', '--tmp /tmp:SIZE'),
         d('limit', '--memory SIZE'),
         d('limit', '--timeout DURATION'),
         d('limit', '--fuel N'),
@@ -39,6 +40,7 @@ describe('browser denials', () => {
       'limits.fds: 12',
       'limits.disk',
       'limits.inodes',
+      'mounts[0].size',
       'limits.memory',
       'limits.timeout',
       'limits.fuel',
@@ -46,11 +48,14 @@ describe('browser denials', () => {
       "syscalls: [..., 'sock_accept']",
       undefined,
     ])
-    expect(out[9]).not.toHaveProperty('grant')
+    expect(out[10]).not.toHaveProperty('grant')
   })
 
   it('drops a grant a page has no option for (a mount it does not have, an unknown flag)', () => {
-    const out = browserDenials([d('read-only', '--dir /h:/elsewhere:rw'), d('x', '--listen ADDR')], ['/tmp'])
+    const out = browserDenials(
+      [d('read-only', '--dir /h:/elsewhere:rw'), d('quota', '--tmp /elsewhere:SIZE'), d('x', '--listen ADDR')],
+      ['/tmp'],
+    )
     expect(out.every((x) => x.grant === undefined)).toBe(true)
   })
 
