@@ -274,13 +274,36 @@ describe('GuestMemory', () => {
       fault(() => m.check(2 * PAGE - 7, 8))
     })
 
-    it('before refresh(), the detached old view faults rather than reading stale memory', () => {
+    it('without refresh(), a check re-derives the views: the detached old view is never used', () => {
       const { m, mem } = bound(1)
+      const old = m.bytes
+      new Uint8Array(mem.buffer)[3] = 7
       mem.grow(1)
-      fault(() => m.u8(0))
-      fault(() => m.u32(PAGE + 4))
-      m.refresh()
-      expect(m.u8(0)).toBe(0)
+      expect(old.byteLength).toBe(0) // detached
+      // A check of the new region, then the unchecked views, as a call uses them.
+      m.check(PAGE + 4, 4, 4)
+      expect(m.bytes === old).toBe(false)
+      m.dataView.setUint32(PAGE + 4, 0xabcdef, true)
+      expect(new DataView(mem.buffer).getUint32(PAGE + 4, true)).toBe(0xabcdef)
+      expect(m.u8(3)).toBe(7)
+      // An empty access at 0 fits any view, even a detached one: it re-derives them too.
+      mem.grow(1)
+      m.check(0, 0)
+      expect(m.bytes.byteLength).toBe(3 * PAGE)
+      // Past the grown end is still a fault.
+      fault(() => m.check(3 * PAGE - 3, 4))
+      fault(() => m.u8(3 * PAGE))
+    })
+
+    it('a shared memory that grows is re-derived by the check of an access past its old end', () => {
+      const mem = new WebAssembly.Memory({ initial: 1, maximum: 3, shared: true })
+      const m = new GuestMemory()
+      m.bind(mem)
+      mem.grow(1)
+      m.setU8(PAGE + 1, 9)
+      expect(new Uint8Array(mem.buffer)[PAGE + 1]).toBe(9)
+      expect(m.size).toBe(2 * PAGE)
+      fault(() => m.check(2 * PAGE, 1))
     })
 
     it('refresh() is idempotent when nothing changed', () => {

@@ -92,6 +92,15 @@ describe('clock_time_get', () => {
     }
   })
 
+  it('writes into memory grown after binding, and traps past its new end', () => {
+    const h = harness({ clocks: fixed })
+    const old = h.size
+    h.mem.grow(1)
+    expectErrno(h.wasi.clock_time_get(1, 0n, old + 8), 'SUCCESS')
+    expect(h.u64(old + 8)).toBe(7n)
+    expectTrap(() => h.wasi.clock_time_get(1, 0n, h.size - 4), 'clock_time_get')
+  })
+
   it('refuses clock id 9 with INVAL and writes nothing', () => {
     const h = harness()
     const p = h.alloc(8, 8)

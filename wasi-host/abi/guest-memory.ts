@@ -3,8 +3,8 @@
  *
  * SECURITY: every guest pointer and length goes through here before any side effect.
  * Out-of-range, wrapping or misaligned accesses throw `GuestFault`, which the dispatcher turns
- * into a trap (witx: "an out-of-bounds pointer ... traps"). Views are re-derived whenever the
- * underlying buffer changes (`memory.grow` detaches the old `ArrayBuffer`).
+ * into a trap (witx: "an out-of-bounds pointer ... traps"). Views are re-derived whenever an
+ * access finds them stale (`memory.grow` detaches the old `ArrayBuffer`).
  * Pointers arrive here already normalised to unsigned by the dispatcher (`>>> 0`).
  */
 import { Errno } from './constants.js'
@@ -50,6 +50,7 @@ export class GuestMemory {
    * memory detaches its old buffer, and views of a detached buffer have length 0, so views
    * with a length are current and `memory.buffer` (a call into the engine) is not needed.
    * A shared memory's buffer is never detached; it is asked every time.
+   * `check` calls this itself whenever an access does not fit the views it has (see there).
    */
   refresh(): void {
     if (this.#u8.byteLength !== 0 && !this.#shared) return
@@ -64,6 +65,7 @@ export class GuestMemory {
   }
 
   get size(): number {
+    if (this.#memory !== undefined) this.refresh()
     return this.#u8.byteLength
   }
 
@@ -71,10 +73,23 @@ export class GuestMemory {
     return this.#shared
   }
 
-  /** Checks that `[ptr, ptr+len)` lies within memory and `ptr` is aligned to `align`. */
+  /**
+   * Checks that `[ptr, ptr+len)` lies within memory and `ptr` is aligned to `align`, and makes
+   * the views current for it: an access that does not fit the views held (the memory grew
+   * since: a detached view has length 0, a shared one the old length) re-derives them, then
+   * checks again. So the views (`bytes`, `dataView`) are current for whatever a call checked,
+   * and a call that touches no memory costs no refresh.
+   */
   check(ptr: number, len: number, align = 1): void {
     // Negative values can only come from a caller that skipped the dispatcher's `>>> 0`: refuse them too.
-    // Kept small so that the engine inlines it into every call; the message is built out of line.
+    // Kept small so that the engine inlines it into every call; the rest is out of line.
+    const size = this.#u8.byteLength
+    if (ptr + len > size || size === 0 || ptr < 0 || len < 0 || (align > 1 && ptr % align !== 0)) this.#recheck(ptr, len, align)
+  }
+
+  /** `check` after re-deriving the views; faults if the access still does not fit. */
+  #recheck(ptr: number, len: number, align: number): void {
+    if (this.#memory !== undefined) this.refresh()
     if (ptr + len > this.#u8.byteLength || ptr < 0 || len < 0 || (align > 1 && ptr % align !== 0)) this.#fault(ptr, len, align)
   }
 
