@@ -15,6 +15,7 @@ import { Errno, WasiError } from '../../wasi-host/index.js'
 import { createNodeClocks } from '../../wasi-host/node/clocks.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from '../guest-clocks.js'
 import { FUEL_EXPORT } from '../instrument/index.js'
+import { DIRTY_EXPORT, DIRTY_GRANULES, DIRTY_SHIFT_EXPORT, DIRTY_SPILL } from '../instrument/write-tracking.js'
 import { stubFunctions } from '../link/imports.js'
 import { openMounts, type OpenedMounts } from '../mounts.js'
 import type { ResolvedPolicy } from '../policy.js'
@@ -110,6 +111,11 @@ export class PluginEngine {
   #instance!: WebAssembly.Instance
   #memory!: WebAssembly.Memory
   #fuel: WebAssembly.Global | undefined
+  /** The granules of memory written since the snapshot (`trackWrites`), when the module records them. */
+  #dirty: WebAssembly.Global | undefined
+  #dirtyShift = 0
+  /** The host wrote guest memory (WASI results, a host function's output): the reset copies all of it. */
+  #hostWrote = false
   #snapshot!: Snapshot
   #host!: WasiHost
   #mounts: OpenedMounts | undefined
@@ -174,6 +180,7 @@ export class PluginEngine {
       wasi[name] = this.#latched(
         (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
           if (!clean) this.#hostDirty = true
+          this.#hostWrote = true
           return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
         },
       )
@@ -221,6 +228,7 @@ export class PluginEngine {
         if (e instanceof GuestFault) e.syscall = name
         throw e
       }
+      this.#hostWrote = true
       const input = new HostInput(gm.copyOut(ptr, len))
       const out = name === HTTP_FUNCTION ? this.#httpFunction(input) : this.#services.host(name, [input])
       if (out.byteLength > 0x7fffffff) throw new PluginAbort('host', `host function ${name} returned more than 2 GiB`, name)
@@ -381,6 +389,16 @@ export class PluginEngine {
         return { table, refs }
       }),
     }
+    this.#dirty = undefined
+    this.#hostWrote = false
+    if (this.#cfg.plugin.writeTracking) {
+      // Granules of 2^shift bytes, 64 of them covering memory as it is now (a grown one re-instantiates).
+      const bytes = memory.buffer.byteLength
+      this.#dirtyShift = Math.max(0, Math.ceil(Math.log2(Math.max(bytes, 1))) - Math.log2(DIRTY_GRANULES))
+      ;(instance.exports[DIRTY_SHIFT_EXPORT] as WebAssembly.Global).value = this.#dirtyShift
+      this.#dirty = instance.exports[DIRTY_EXPORT] as WebAssembly.Global
+      this.#dirty.value = 0n
+    }
   }
 
   /** Puts the instance back as it was after initialisation. @throws what re-initialisation threw */
@@ -391,7 +409,7 @@ export class PluginEngine {
       // Memory and tables cannot shrink, and a dropped segment cannot come back: a fresh instance is the only way back.
       this.#instantiate()
     } else {
-      new Uint8Array(this.#memory.buffer).set(s.memory)
+      this.#restoreMemory(s.memory)
       for (const g of s.globals) g.global.value = g.value
       for (const t of s.tables) {
         const refs = t.refs
@@ -400,6 +418,35 @@ export class PluginEngine {
     }
     this.#kernel?.resetVars()
     if (this.#hostDirty || this.#cfg.policy.deterministic) this.#buildHost()
+  }
+
+  /** Copies back the granules written since the snapshot (all of memory when that is unknown). */
+  #restoreMemory(snapshot: Uint8Array): void {
+    const dst = new Uint8Array(this.#memory.buffer)
+    const dirty = this.#dirty
+    const bits = dirty === undefined || this.#hostWrote ? -1n : (dirty.value as bigint)
+    this.#hostWrote = false
+    if (bits === 0n) return
+    if (bits === -1n) dst.set(snapshot)
+    else {
+      const lo = Number(BigInt.asUintN(32, bits))
+      const hi = Number(BigInt.asUintN(32, bits >> 32n))
+      const shift = this.#dirtyShift
+      let run = -1
+      for (let i = 0; i <= DIRTY_GRANULES; i++) {
+        const set = i < 32 ? (lo >>> i) & 1 : i < 64 ? (hi >>> (i - 32)) & 1 : 0
+        if (set === 1) {
+          if (run < 0) run = i
+        } else if (run >= 0) {
+          // A store marks the granule it starts in: the next few bytes may be written too.
+          const from = run * 2 ** shift
+          const to = Math.min(i * 2 ** shift + DIRTY_SPILL, snapshot.byteLength)
+          if (from < to) dst.set(snapshot.subarray(from, to), from)
+          run = -1
+        }
+      }
+    }
+    if (dirty !== undefined) dirty.value = 0n
   }
 
   #beginIo(input: Uint8Array, maxOutput: number | undefined): void {

@@ -111,7 +111,11 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   if (initialize !== undefined && (typeof initialize !== 'string' || initialize === '_initialize'))
     problems.push('initialize: must name an export other than _initialize (which runs anyway)')
   if (problems.length > 0) throw new PolicyError(problems)
-  const loaded = loadPlugin(module, policy!, new Set(host.keys()), { fuel: policy!.limits.fuel !== undefined, http: http !== undefined })
+  const loaded = loadPlugin(module, policy!, new Set(host.keys()), {
+    fuel: policy!.limits.fuel !== undefined,
+    http: http !== undefined,
+    trackWrites: state === 'fresh' && reset === 'snapshot',
+  })
   if (initialize !== undefined && !loaded.callable.includes(initialize)) {
     throw new PolicyError([
       `initialize: the plugin has no export ${JSON.stringify(initialize)} taking no arguments (callable: ${loaded.callable.join(', ') || 'none'})`,
