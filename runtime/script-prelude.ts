@@ -7,7 +7,8 @@
  *
  * Globals: `console.log/info/debug` (stdout), `console.error/warn` (stderr), `readFile(path,
  * 'utf8' | 'bytes')`, `writeFile(path, string | Uint8Array)`, `readdir(path)`, `args`, `env`,
- * `stdin` (all of standard input as text, read on first use), `exit(code)`. No timers, no
+ * `stdin` (all of standard input as text, read on first use), `exit(code)`, `callHost(name,
+ * input, 'utf8' | 'bytes')` (a plugin's host functions, granted by the embedder). No timers, no
  * network, no `process`, `require`, `fetch` or host `WebAssembly`.
  */
 
@@ -89,6 +90,13 @@ export const PRELUDE = String.raw`(() => {
   define('exit', function exit(code) {
     const n = code === undefined ? 0 : Number(code)
     call('exit', Number.isInteger(n) ? n : 1)
+  })
+  define('callHost', function callHost(name, input, encoding) {
+    if (typeof name !== 'string') throw new TypeError('callHost: the name must be a string')
+    const data = input === undefined ? '' : input
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new TypeError('callHost: the input must be a string or a Uint8Array')
+    if (encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8' && encoding !== 'bytes') throw new TypeError("callHost: encoding must be 'utf8' or 'bytes'")
+    return call(encoding === undefined || encoding === 'bytes' ? 'host' : 'hostText', name, data)
   })
   lazy('args', () => Object.freeze(call('args')))
   lazy('env', () => Object.freeze(call('env')))
