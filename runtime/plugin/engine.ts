@@ -116,6 +116,9 @@ export class PluginEngine {
   #dirtyShift = 0
   /** The host wrote guest memory (WASI results, a host function's output): the reset copies all of it. */
   #hostWrote = false
+  /** Granules the host wrote (WASI results), beside the module's own bitmap: bits 0-31, 32-63. */
+  #hostLo = 0
+  #hostHi = 0
   #snapshot!: Snapshot
   #host!: WasiHost
   #mounts: OpenedMounts | undefined
@@ -180,8 +183,17 @@ export class PluginEngine {
       wasi[name] = this.#latched(
         (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
           if (!clean) this.#hostDirty = true
-          this.#hostWrote = true
-          return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+          // What the host writes into guest memory is marked for the reset, as the guest's own stores are.
+          const iovecs = name === 'fd_read' ? this.#iovecs(b, c) : undefined
+          let done = false
+          try {
+            const r = this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+            done = true
+            return r
+          } finally {
+            if (!done) this.#hostWrote = true
+            else this.#markWasi(name, c, d, iovecs)
+          }
         },
       )
     }
@@ -391,6 +403,8 @@ export class PluginEngine {
     }
     this.#dirty = undefined
     this.#hostWrote = false
+    this.#hostLo = 0
+    this.#hostHi = 0
     if (this.#cfg.plugin.writeTracking) {
       // Granules of 2^shift bytes, 64 of them covering memory as it is now (a grown one re-instantiates).
       const bytes = memory.buffer.byteLength
@@ -420,12 +434,65 @@ export class PluginEngine {
     if (this.#hostDirty || this.#cfg.policy.deterministic) this.#buildHost()
   }
 
+  /** The (buffer, length) pairs of an iovec array, read before the call (the read may overwrite them); `undefined`: too many or out of bounds. */
+  #iovecs(ptr: unknown, count: unknown): number[] | undefined {
+    if (this.#dirty === undefined || typeof ptr !== 'number' || typeof count !== 'number') return undefined
+    const at = ptr >>> 0
+    const n = count >>> 0
+    const buffer = this.#memory.buffer
+    if (n > 16 || at + n * 8 > buffer.byteLength) return undefined
+    const v = new DataView(buffer)
+    const out: number[] = []
+    for (let k = 0; k < n; k++) out.push(v.getUint32(at + k * 8, true), v.getUint32(at + k * 8 + 4, true))
+    return out
+  }
+
+  /** Marks what a WASI call that returned wrote: its result pointer (and, for `fd_read`, the buffers); anything else marks all. */
+  #markWasi(name: string, c: unknown, d: unknown, iovecs: number[] | undefined): void {
+    if (this.#dirty === undefined || this.#hostWrote) return
+    switch (name) {
+      case 'fd_close':
+      case 'proc_exit':
+      case 'sched_yield':
+        return
+      case 'fd_write':
+        return this.#mark(d, 4)
+      case 'fd_seek':
+        return this.#mark(d, 8)
+      case 'clock_time_get':
+        return this.#mark(c, 8)
+      case 'fd_read':
+        if (iovecs === undefined) break
+        for (let k = 0; k < iovecs.length; k += 2) this.#mark(iovecs[k], iovecs[k + 1]!)
+        return this.#mark(d, 4)
+    }
+    this.#hostWrote = true
+  }
+
+  /** Marks the granules of \`len\` bytes at \`ptr\` (all of memory when they are not inside it). */
+  #mark(ptr: unknown, len: number): void {
+    if (len === 0) return
+    const from = typeof ptr === 'number' ? ptr >>> 0 : -1
+    if (from < 0 || from + len > this.#memory.buffer.byteLength) {
+      this.#hostWrote = true
+      return
+    }
+    const g = 2 ** this.#dirtyShift
+    for (let k = Math.floor(from / g), last = Math.floor((from + len - 1) / g); k <= last; k++) {
+      if (k < 32) this.#hostLo |= 1 << k
+      else this.#hostHi |= 1 << (k - 32)
+    }
+  }
+
   /** Copies back the granules written since the snapshot (all of memory when that is unknown). */
   #restoreMemory(snapshot: Uint8Array): void {
     const dst = new Uint8Array(this.#memory.buffer)
     const dirty = this.#dirty
-    const bits = dirty === undefined || this.#hostWrote ? -1n : (dirty.value as bigint)
+    let bits = dirty === undefined || this.#hostWrote ? -1n : (dirty.value as bigint)
+    if (bits !== -1n && (this.#hostLo | this.#hostHi) !== 0) bits |= (BigInt(this.#hostHi >>> 0) << 32n) | BigInt(this.#hostLo >>> 0)
     this.#hostWrote = false
+    this.#hostLo = 0
+    this.#hostHi = 0
     if (bits === 0n) return
     if (bits === -1n) dst.set(snapshot)
     else {

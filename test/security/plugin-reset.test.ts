@@ -76,6 +76,7 @@ const WAT = `(module
 /** Writes by the host: WASI's `fd_read` and a host function's output land in guest memory. */
 const HOST_WRITES = `(module
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "app" "fill" (func $fill (param i32 i32 i32 i32) (result i32)))
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
@@ -86,6 +87,21 @@ const HOST_WRITES = `(module
     (i32.store (i32.const 20) (i32.const 16))
     (drop (call $fd_read (i32.const 0) (i32.const 16) (i32.const 1) (i32.const 24)))
     (i32.const 0))
+  ;; The iovec lies at the start of the buffer it names, at the end of a granule (40952 = 10 x 4 KiB - 8):
+  ;; the read overwrites it (with a pointer elsewhere) and goes on into the next granule.
+  (func (export "read_over_iovec") (result i32)
+    (i32.store (i32.const 40952) (i32.const 40952))
+    (i32.store (i32.const 40956) (i32.const 4104))
+    (drop (call $fd_read (i32.const 0) (i32.const 40952) (i32.const 1) (i32.const 24)))
+    (i32.const 0))
+  (func (export "peek_over") (result i32) (call $peek (i32.const 40968)) (i32.const 0))
+  ;; fd_write's count lands at 60000, a granule the module itself never stores to.
+  (func (export "write_count") (result i32)
+    (i32.store (i32.const 16) (i32.const 1000))
+    (i32.store (i32.const 20) (i32.const 5))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 60000)))
+    (i32.const 0))
+  (func (export "peek_count") (result i32) (call $peek (i32.const 60000)) (i32.const 0))
   (func (export "fill") (result i32) (drop (call $fill (i32.const 0) (i32.const 0) (i32.const 50000) (i32.const 16))) (i32.const 0))
   (func $peek (param $at i32) (local $o i64)
     (local.set $o (call $alloc (i64.const 16)))
@@ -208,6 +224,14 @@ describe.each(['in-process', 'worker'] as const)('what the host wrote into a plu
     for (const p of [fresh, keep]) await p.call('read', 'customer-a-secret')
     expect(text(await fresh.call('peek_read'))).toBe('\0'.repeat(16))
     expect(text(await keep.call('peek_read'))).toBe('customer-a-secre')
+    // The new iovec names 100000 (one byte); the secret lands at 40968, in the next granule.
+    const over = new Uint8Array([0xa0, 0x86, 0x01, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ...new TextEncoder().encode('SECRET-SECRET-16')])
+    for (const p of [fresh, keep]) await p.call('read_over_iovec', over)
+    expect(text(await fresh.call('peek_over'))).toBe('\0'.repeat(16))
+    expect(text(await keep.call('peek_over'))).toBe('SECRET-SECRET-16')
+    for (const p of [fresh, keep]) await p.call('write_count')
+    expect(await fresh.call('peek_count')).toEqual(new Uint8Array(16))
+    expect((await keep.call('peek_count'))[0]).toBe(5)
     for (const p of [fresh, keep]) await p.call('fill')
     expect(text(await fresh.call('peek_fill'))).toBe('\0'.repeat(16))
     expect(text(await keep.call('peek_fill'))).toBe('SECRET-SECRET-16')
