@@ -29,7 +29,8 @@ export class HostFailure extends Error {
     readonly fn: string,
     readonly detail: string,
   ) {
-    super(`${fn}\n${detail}`)
+    // The message names the function ("host function NAME ..."): only the message crosses from a worker.
+    super(detail)
     this.name = HOST_FAILURE
   }
 }

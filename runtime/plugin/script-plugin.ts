@@ -128,11 +128,14 @@ function outcome(r: RunResult, host: ReadonlyMap<string, HostFunction>): Uint8Ar
       ? r.trap.message.slice(HOST_FAILURE.length + 2)
       : undefined
   if (failed !== undefined) {
-    // `name\nmessage`, as HostFailure wrote it; the name is reported only if it is one of ours.
-    const nl = failed.indexOf('\n')
-    const fn = failed.slice(0, nl)
-    const message = failed.slice(nl + 1)
-    throw new PluginCallError(message, 'host', { ...(host.has(fn) ? { hostFunction: fn } : {}), ...extra })
+    // The granted function the message names ("host function NAME failed: ..."), if any.
+    let fn: string | undefined
+    for (const n of host.keys()) {
+      const at = failed.indexOf(`host function ${n}`)
+      const after = failed[at + 14 + n.length]
+      if (at >= 0 && (after === undefined || after === ' ' || after === ':') && n.length > (fn?.length ?? -1)) fn = n
+    }
+    throw new PluginCallError(failed, 'host', { ...(fn !== undefined ? { hostFunction: fn } : {}), ...extra })
   }
   if (r.limit !== undefined) throw new PluginCallError(`limit exceeded: ${r.limit}`, 'limit', { limit: r.limit, ...extra })
   if (r.trap !== undefined) throw new PluginCallError(`the plugin trapped: ${r.trap.message}`, 'trap', { trap: r.trap, ...extra })
