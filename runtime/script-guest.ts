@@ -18,6 +18,14 @@ export interface ScriptGuest {
   engineKey: string
   /** The run may call the embedder's host functions (`callHost`): over the bridge, in a worker. */
   host?: boolean
+  /** A `keep` script plugin's engine instance, held across its calls (in-process only: not plain data). */
+  kept?: KeptEngine
+}
+
+/** The instance a `keep` script plugin's calls share; dropped (`lost`) after a run that did not end cleanly. */
+export interface KeptEngine {
+  slot: unknown
+  lost: boolean
 }
 
 /** Calls one of the embedder's host functions: the input's bytes in, the output's out. Throws `HostFailure`. */

@@ -15,7 +15,7 @@
 /** Name under which the host function is installed, removed by the prelude before any script runs. */
 export const HOST_FUNCTION = '__caplet_host'
 
-/** Evaluates to an object of internals the runner keeps: `{ report(e): string }`. */
+/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew() }`. */
 export const PRELUDE = String.raw`(() => {
   'use strict'
   const host = globalThis.${HOST_FUNCTION}
@@ -98,9 +98,14 @@ export const PRELUDE = String.raw`(() => {
     if (encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8' && encoding !== 'bytes') throw new TypeError("callHost: encoding must be 'utf8' or 'bytes'")
     return call(encoding === undefined || encoding === 'bytes' ? 'host' : 'hostText', name, data)
   })
-  lazy('args', () => Object.freeze(call('args')))
-  lazy('env', () => Object.freeze(call('env')))
-  lazy('stdin', () => call('stdin'))
+  const lazies = [
+    ['args', () => Object.freeze(call('args'))],
+    ['env', () => Object.freeze(call('env'))],
+    ['stdin', () => call('stdin')],
+  ]
+  // A run on an instance that keeps its state (a 'keep' script plugin) reads its own args and stdin.
+  const renew = () => { for (const [name, load] of lazies) { try { lazy(name, load) } catch (_) { /* the script made it its own */ } } }
+  renew()
   // Math.random is reseeded for every run from the host's random source (the policy's, so a
   // deterministic run repeats it); the engine's own seed is fixed in the snapshot.
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0, seeded = false
@@ -128,5 +133,5 @@ export const PRELUDE = String.raw`(() => {
       return 'Uncaught exception'
     }
   }
-  return { report }
+  return { report, renew }
 })()`

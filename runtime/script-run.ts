@@ -31,7 +31,10 @@ export function startScript(
   callHost: HostCaller | undefined,
 ): ScriptRun {
   const engine = engineFor(script.engineKey, module)
-  const slot = engine.acquire()
+  const kept = script.kept
+  const reused = kept?.slot as EngineSlot | undefined
+  const slot = reused ?? engine.acquire()
+  if (kept !== undefined) kept.slot = slot
   const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
   const api = new ScriptApi(
     host.imports.wasi_snapshot_preview1,
@@ -54,11 +57,19 @@ export function startScript(
   host.writeBehind.enabled = false
   return {
     instance: slot.instance,
-    execute: () => execute(slot, binding, api, script.program),
+    execute: () => execute(slot, binding, api, script.program, reused !== undefined),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
       ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
-      engine.release(slot, clean)
+      if (kept === undefined) engine.release(slot, clean)
+      else {
+        // SECURITY: the kept instance never goes back to the pool (its state is the plugin's); after a trap or a limit it is dropped.
+        slot.binding = undefined
+        if (!clean) {
+          kept.slot = undefined
+          kept.lost = true
+        }
+      }
     },
   }
 }
@@ -142,9 +153,10 @@ function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown,
   throw new ScriptErrno(Errno.INVAL) // a call the prelude never makes
 }
 
-function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram): number {
+function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean): number {
   const vm = slot.vm
   try {
+    if (renew) vm.callFunction(newHandle(vm, slot.internalsPtr, true).getProp('renew'), vm.undefined)
     let promise: JSValueHandle
     try {
       promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)

@@ -13,7 +13,7 @@ import { runInProcess, runInWorker, type Command, type RunResult } from './launc
 import { importedFunctions, loadModule } from './module.js'
 import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
 import { SCRIPT_API_FUNCTIONS } from './script-api.js'
-import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller } from './script-guest.js'
+import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller, type KeptEngine } from './script-guest.js'
 import type { ServedService } from './worker/bridge.js'
 
 export type { ScriptProgram }
@@ -45,8 +45,14 @@ export interface ScriptHost {
   service: ServedService
 }
 
+/** What a script plugin adds to a run: its host functions, and (`keep`, in-process) the instance its calls share. */
+export interface ScriptPluginRun {
+  host?: ScriptHost | undefined
+  kept?: KeptEngine | undefined
+}
+
 /** The engine command and the resolved run. @throws PolicyError */
-function prepareScript(program: ScriptProgram, options: RunOptions, input: RunInput | undefined, host: ScriptHost | undefined) {
+function prepareScript(program: ScriptProgram, options: RunOptions, input: RunInput | undefined, plugin: ScriptPluginRun) {
   if (!isScriptProgram(program)) throw new PolicyError(["program: not a compiled script (use compileScript from caplet's toolchain)"])
   const prepared = preparePolicy(options)
   if (prepared.policy.limits.memoryPages * 65536 < SCRIPT_MIN_MEMORY) {
@@ -63,7 +69,12 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
       ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n)),
     ]),
   ]
-  const script = { program, engineKey: key, ...(host !== undefined ? { host: true } : {}) }
+  const script = {
+    program,
+    engineKey: key,
+    ...(plugin.host !== undefined ? { host: true } : {}),
+    ...(plugin.kept ? { kept: plugin.kept } : {}),
+  }
   const command: Command = { module, functions, argv0: program.entry, script }
   return { command, run: resolveRunInput(prepared, input) }
 }
@@ -72,10 +83,17 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
  * Runs a compiled script under a policy (the `RunOptions` of `run()`): in a worker unless
  * `isolation: 'in-process'`. Resolves with a result whatever the script did; rejects for a
  * bad policy (`PolicyError`) or program, or with the signal's reason when it aborts.
- * `host`: the host functions \`callHost\` reaches (script plugins).
+ * `plugin`: the host functions `callHost` reaches, the instance a `keep` plugin's calls share.
  */
-export async function runScript(program: ScriptProgram, options: RunOptions = {}, input?: RunInput, host?: ScriptHost): Promise<RunResult> {
-  const { command, run } = prepareScript(program, options, input, host)
+export async function runScript(
+  program: ScriptProgram,
+  options: RunOptions = {},
+  input?: RunInput,
+  plugin: ScriptPluginRun = {},
+): Promise<RunResult> {
+  const { command, run } = prepareScript(program, options, input, plugin)
+  const host = plugin.host
+  if (plugin.kept !== undefined && run.policy.isolation !== 'in-process') throw new Error('a kept engine instance runs in-process only')
   if (run.policy.isolation === 'in-process') {
     // The engine driver (and QuickJS's wrapper) load on first use; a worker loads its own.
     await import('./script-run.js')
@@ -85,9 +103,9 @@ export async function runScript(program: ScriptProgram, options: RunOptions = {}
 }
 
 /** `runScript` on this thread, synchronously (the policy's isolation is ignored). Call `loadScriptDriver` once first. */
-export function runScriptSync(program: ScriptProgram, options: RunOptions, host?: ScriptHost): RunResult {
-  const { command, run } = prepareScript(program, { ...options, isolation: 'in-process' }, undefined, host)
-  return runInProcess(command, run, undefined, host?.call)
+export function runScriptSync(program: ScriptProgram, options: RunOptions, plugin: ScriptPluginRun = {}): RunResult {
+  const { command, run } = prepareScript(program, { ...options, isolation: 'in-process' }, undefined, plugin)
+  return runInProcess(command, run, undefined, plugin.host?.call)
 }
 
 /** Loads the engine driver on this thread (what `runScriptSync` needs). */

@@ -2,7 +2,8 @@
  * @module JavaScript/TypeScript plugins: a program compiled by `compileScript` called like a
  * plugin. Each call runs the program in caplet's QuickJS engine (`runScript`) under the plugin's
  * policy with the input as `stdin` and the export's name as `args[0]`; its stdout is the output.
- * Every call starts from the engine's initialised snapshot (fresh state; no `keep`). Host
+ * Every call starts from the engine's initialised snapshot, unless `state: 'keep'` (in-process):
+ * then the calls share one engine instance, and a trap or a limit leaves the plugin unusable. Host
  * functions are granted by name as for `plugin()` and reached with `callHost(name, input)`;
  * `callSync` runs the call on this thread. Never lets a call's failure reject anything but that call.
  */
@@ -10,7 +11,15 @@ import { PluginCallError, PluginUnusableError, PolicyError } from '../errors.js'
 import type { RunResult } from '../launch.js'
 import { parseDuration, parseSize } from '../units.js'
 import type { RunOptions } from '../policy.js'
-import { isScriptProgram, loadScriptDriver, runScript, runScriptSync, type ScriptHost, type ScriptProgram } from '../script.js'
+import {
+  isScriptProgram,
+  loadScriptDriver,
+  runScript,
+  runScriptSync,
+  type ScriptHost,
+  type ScriptPluginRun,
+  type ScriptProgram,
+} from '../script.js'
 import { HOST_FAILURE, HostFailure } from '../script-guest.js'
 import { PluginAbort } from './extism-kernel.js'
 import { HostInput } from './host-input.js'
@@ -22,6 +31,12 @@ export interface ScriptPluginOptions extends Omit<RunOptions, 'stdin' | 'stdout'
   exports?: readonly string[]
   /** Host functions the script may call with `callHost('module.field', input)`, as `plugin()`'s `host`. */
   host?: HostFunctions
+  /**
+   * `fresh` (default): every call starts from the engine's initialised state. `keep` (needs
+   * isolation 'in-process'): the calls share one engine instance (globals persist); a trap, a
+   * limit or a failed host function leaves the plugin unusable.
+   */
+  state?: 'fresh' | 'keep'
 }
 
 const STDERR_KEPT = 4096
@@ -34,8 +49,17 @@ class ScriptPlugin implements Plugin {
   readonly #hostFns: ReadonlyMap<string, HostFunction>
   readonly #host: ScriptHost | undefined
   #closed = false
+  #unusable: string | undefined
 
-  constructor(program: ScriptProgram, options: RunOptions, exports: readonly string[], host: ReadonlyMap<string, HostFunction>) {
+  readonly #run: ScriptPluginRun
+
+  constructor(
+    program: ScriptProgram,
+    options: RunOptions,
+    exports: readonly string[],
+    host: ReadonlyMap<string, HostFunction>,
+    keep: boolean,
+  ) {
     this.#program = program
     this.#options = options
     this.#exports = exports
@@ -53,6 +77,7 @@ class ScriptPlugin implements Plugin {
             },
             service: hostService(host),
           }
+    this.#run = { host: this.#host, ...(keep ? { kept: { slot: undefined, lost: false } } : {}) }
   }
 
   exports(): string[] {
@@ -62,6 +87,7 @@ class ScriptPlugin implements Plugin {
   /** The run's options for one call. @throws PolicyError */
   #plan(name: unknown, input: unknown, o: CallOptions | undefined): RunOptions {
     if (this.#closed) throw new PluginUnusableError('the plugin is closed')
+    if (this.#unusable !== undefined) throw new PluginUnusableError(this.#unusable)
     const problems: string[] = []
     if (typeof name !== 'string' || !this.#exports.includes(name))
       problems.push(`name: the plugin has no callable export ${JSON.stringify(name)} (callable: ${this.#exports.join(', ')})`)
@@ -96,9 +122,9 @@ class ScriptPlugin implements Plugin {
   }
 
   async call(name: string, input?: Uint8Array | string, o?: CallOptions): Promise<Uint8Array> {
-    const r = await runScript(this.#program, this.#plan(name, input, o), undefined, this.#host)
+    const r = await runScript(this.#program, this.#plan(name, input, o), undefined, this.#run)
     if (this.#closed) throw new PluginUnusableError('the plugin was closed during the call')
-    return outcome(r, this.#hostFns)
+    return this.#settle(r)
   }
 
   callSync(name: string, input?: Uint8Array | string, o?: CallOptions): Uint8Array {
@@ -112,11 +138,24 @@ class ScriptPlugin implements Plugin {
     if (async.length > 0)
       throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
     o?.signal?.throwIfAborted()
-    return outcome(runScriptSync(this.#program, options, this.#host), this.#hostFns)
+    return this.#settle(runScriptSync(this.#program, options, this.#run))
+  }
+
+  /** The call's output, or its failure; a kept instance lost to a trap or a limit makes the plugin unusable. */
+  #settle(r: RunResult): Uint8Array {
+    try {
+      return outcome(r, this.#hostFns)
+    } catch (e) {
+      if (this.#run.kept?.lost === true && this.#unusable === undefined && e instanceof PluginCallError)
+        this.#unusable = `the plugin (state: 'keep') is unusable after a failed call: ${e.reason}`
+      throw e
+    }
   }
 
   async close(): Promise<void> {
     this.#closed = true
+    // A kept instance is the plugin's alone: dropped, never returned to the pool.
+    if (this.#run.kept !== undefined) this.#run.kept.slot = undefined
   }
 }
 
@@ -151,7 +190,7 @@ function outcome(r: RunResult, host: ReadonlyMap<string, HostFunction>): Uint8Ar
 
 /**
  * Loads a JavaScript/TypeScript plugin (a `compileScript` program). Rejects with `PolicyError`
- * for options a script plugin cannot honour (`state: 'keep'`, HTTP, config), bad host functions
+ * for options a script plugin cannot honour (HTTP, config, `state: 'keep'` in a worker), bad host functions
  * (as `plugin()`), or a bad export name.
  */
 export async function scriptPlugin(program: ScriptProgram, options: ScriptPluginOptions = {}): Promise<Plugin> {
@@ -165,8 +204,10 @@ export async function scriptPlugin(program: ScriptProgram, options: ScriptPlugin
     if (k in run) problems.push(`${k}: not offered to JavaScript plugins`)
     delete run[k]
   }
-  if (run.state !== undefined && run.state !== 'fresh')
-    problems.push('state: JavaScript plugins start every call fresh ("keep" is not offered)')
+  const state = run.state ?? 'fresh'
+  if (state !== 'fresh' && state !== 'keep') problems.push('state: must be "fresh" or "keep"')
+  else if (state === 'keep' && (options.isolation ?? 'worker') !== 'in-process')
+    problems.push("state: a JavaScript plugin keeps its state in one engine instance on this thread: 'keep' needs isolation 'in-process'")
   delete run.state
   for (const k of ['stdin', 'stdout', 'stderr', 'signal', 'args']) {
     if (k in run)
@@ -182,5 +223,5 @@ export async function scriptPlugin(program: ScriptProgram, options: ScriptPlugin
   if (problems.length > 0) throw new PolicyError(problems)
   // callSync needs the engine's driver on this thread.
   await loadScriptDriver()
-  return new ScriptPlugin(program, run as RunOptions, [...exports], host)
+  return new ScriptPlugin(program, run as RunOptions, [...exports], host, state === 'keep')
 }

@@ -146,3 +146,46 @@ describe('scriptPlugin: the same refusals and limits as plugin()', () => {
     expect(text(p.callSync('remember', 'y'))).toBe('{"seen":null}\n')
   }, 60_000)
 })
+
+describe("scriptPlugin state: 'keep' (in-process)", () => {
+  it('calls share the instance: what one call left on globalThis, the next sees; each reads its own input', async () => {
+    const p = await load({ isolation: 'in-process', state: 'keep' })
+    expect(text(await p.call('remember', 'first'))).toBe('{"seen":null}\n')
+    expect(text(p.callSync('remember', 'second'))).toBe('{"seen":"first"}\n')
+    expect(text(await p.call('remember', 'third'))).toBe('{"seen":"second"}\n')
+    // A call of another export reads its own args.
+    const priced = await load({ isolation: 'in-process', state: 'keep', host })
+    expect(text(await priced.call('remember', 'pen'))).toBe('{"seen":null}\n')
+    expect(text(await priced.call('price', 'ink'))).toBe('price:4\n')
+    expect(text(await priced.call('remember', 'x'))).toBe('{"seen":"pen"}\n')
+  }, 60_000)
+
+  it('no other plugin sees a kept instance: two keep plugins, and fresh ones of the same program, stay apart', async () => {
+    const a = await load({ isolation: 'in-process', state: 'keep' })
+    const b = await load({ isolation: 'in-process', state: 'keep' })
+    const fresh = await load({ isolation: 'in-process' })
+    await a.call('remember', 'a-secret')
+    expect(text(await b.call('remember', 'b-secret'))).toBe('{"seen":null}\n')
+    for (let i = 0; i < 3; i++) expect(text(await fresh.call('remember', 'f'))).toBe('{"seen":null}\n')
+    expect(text(await a.call('remember', 'x'))).toBe('{"seen":"a-secret"}\n')
+    await a.close()
+    expect(text(await fresh.call('remember', 'f'))).toBe('{"seen":null}\n')
+  }, 60_000)
+
+  it('a limit leaves a keep plugin unusable, with a clear error; keep needs in-process', async () => {
+    const p = await load({ isolation: 'in-process', state: 'keep' })
+    await p.call('remember', 'state')
+    const e = await failure(p.call('spin', '', { fuel: 1_000_000 }))
+    expect([e.failure, e.limit]).toEqual(['limit', 'fuel'])
+    await expect(p.call('remember', 'x')).rejects.toThrow(/state: 'keep'\) is unusable after a failed call: limit exceeded: fuel/)
+    expect(() => p.callSync('remember', 'x')).toThrow(/is unusable/)
+    // A host failure unwinds the engine mid-call: its state cannot be trusted either.
+    const q = await load({ isolation: 'in-process', state: 'keep' })
+    expect((await failure(q.call('sneak'))).failure).toBe('host')
+    await expect(q.call('remember', 'x')).rejects.toThrow(/is unusable after a failed call: no host function app\.nope was granted/)
+    await expect(scriptPlugin(program, { exports: EXPORTS, state: 'keep' })).rejects.toThrow(/'keep' needs isolation 'in-process'/)
+    await expect(scriptPlugin(program, { exports: EXPORTS, state: 'sticky' as never, isolation: 'in-process' })).rejects.toThrow(
+      /state: must be "fresh" or "keep"/,
+    )
+  }, 60_000)
+})
