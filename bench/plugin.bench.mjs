@@ -4,10 +4,13 @@
 // in one run, as ratios to Extism's own calls (which keep state). Also caplet's reset cost
 // (fresh minus keep) against re-instantiating per call (`reset: 'instantiate'`).
 //
-//   npm run build && node bench/plugin.bench.mjs [--quick]
+//   npm run build && node --expose-gc bench/plugin.bench.mjs [--quick]
 //
 // Prints figures; asserts nothing. Rounds alternate the contenders; the median round counts.
+// Each contender's timing starts after a full collection, so none pays for another's garbage
+// (re-instantiating leaves a thousand memories behind per round).
 import { readFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import createPlugin from '@extism/extism'
 import { plugin } from '../dist/index.js'
 
@@ -58,6 +61,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const calls = quick ? Math.ceil(n / 4) : n
     check(await c.call())
     for (let i = 0; i < Math.min(500, calls); i++) await c.call() // warm-up
+    globalThis.gc?.()
     const t = performance.now()
     if (c.sync) for (let i = 0; i < calls; i++) c.call()
     else for (let i = 0; i < calls; i++) await c.call()
@@ -70,7 +74,9 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const us = new Map([...results].map(([k, v]) => [k, median(v)]))
 const base = us.get('extism foreground (keeps state)')
 console.log(
-  `plugin calls (${ROUNDS} rounds, median; Node ${process.versions.node}): ${wasm.byteLength}-byte module, count_vowels on ${input.byteLength} bytes`,
+  `plugin calls (${ROUNDS} rounds, median; Node ${process.versions.node}; load average ${loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}): ${wasm.byteLength}-byte module, count_vowels on ${input.byteLength} bytes`,
 )
 console.log('| contender | µs/call | calls/s | × extism foreground |')
 console.log('| --- | ---: | ---: | ---: |')

@@ -18,7 +18,7 @@ import { openMounts, type OverlayReport } from './mounts.js'
 import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
-import { scriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
+import { bridgedHostCaller, scriptRunner, type HostCaller, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { openHostStdin } from './stdio.js'
 import { BridgeClient, type BridgeChannel } from './worker/bridge.js'
 import { RemoteSockets, type NetStats } from '../wasi-host/net/remote-sockets.js'
@@ -148,6 +148,7 @@ export function executeGuest(
   sinks: Sinks,
   extraFs: readonly (Filesystem | undefined)[] = [],
   sockets?: OpenedSockets,
+  callHost?: HostCaller,
 ): ExecutionOutcome {
   const { module, policy } = guest
   const closers: (() => void)[] = []
@@ -244,7 +245,9 @@ export function executeGuest(
     let script: ScriptRun | undefined
     try {
       if (guest.script !== undefined) {
-        script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536)
+        const hostCaller =
+          callHost ?? (guest.script.host === true && guest.bridge !== undefined ? bridgedHostCaller(guest.bridge) : undefined)
+        script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536, hostCaller)
         instance = script.instance
       } else instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {

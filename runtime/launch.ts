@@ -26,6 +26,7 @@ import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool
 import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
+import type { HostCaller } from './script-guest.js'
 
 export interface RunResult {
   /** The guest's exit code; 134 after a trap, 124 when a limit stopped it. */
@@ -85,7 +86,7 @@ function holdsOutput(run: PreparedPolicy): boolean {
  * Runs on this thread, synchronously. `run.policy.isolation` must be `in-process`. A run with
  * sockets gets them already open (`socket-runs.ts`: served by a helper thread).
  */
-export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets): RunResult {
+export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets, callHost?: HostCaller): RunResult {
   const limits = run.policy.limits
   const hold = holdsOutput(run) ? new OutputHold() : undefined
   const faults = new CallbackFaults()
@@ -111,6 +112,7 @@ export function runInProcess(command: Command, run: PreparedPolicy, sockets?: Op
     },
     run.fs,
     sockets,
+    callHost,
   )
   const warnings = faults.warnings()
   if (warnings.length > 0) outcome.warnings = [...(outcome.warnings ?? []), ...warnings]

@@ -9,12 +9,54 @@ import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import type { WasiHost } from '../wasi-host/index.js'
 import type { ScriptProgram } from '../toolchain/js/index.js'
+import { BridgeCallError, BridgeClient, type BridgeChannel } from './worker/bridge.js'
 
 /** What a worker needs, beside the engine module, to run a script. Plain data. */
 export interface ScriptGuest {
   program: ScriptProgram
   /** Names the compiled engine module (engine digest and instrumentation): the per-thread snapshot's key. */
   engineKey: string
+  /** The run may call the embedder's host functions (`callHost`): over the bridge, in a worker. */
+  host?: boolean
+  /** A `keep` script plugin's engine instance, held across its calls (in-process only: not plain data). */
+  kept?: KeptEngine
+}
+
+/** The instance a `keep` script plugin's calls share; dropped (`lost`) after a run that did not end cleanly. */
+export interface KeptEngine {
+  slot: unknown
+  lost: boolean
+}
+
+/** Calls one of the embedder's host functions: the input's bytes in, the output's out. Throws `HostFailure`. */
+export type HostCaller = (name: string, input: Uint8Array) => Uint8Array
+
+/** A host function failed (or was not granted): ends the run; the plugin call fails with `failure: 'host'`. */
+export class HostFailure extends Error {
+  constructor(
+    readonly fn: string,
+    readonly detail: string,
+  ) {
+    // The message names the function ("host function NAME ..."): only the message crosses from a worker.
+    super(detail)
+    this.name = HOST_FAILURE
+  }
+}
+export const HOST_FAILURE = 'HostFailure'
+
+/** A run's host functions reached over its bridge (the `host` service a script plugin serves). */
+export function bridgedHostCaller(channel: BridgeChannel): HostCaller {
+  const client = new BridgeClient(channel)
+  return (name, input) => {
+    try {
+      return client.call('host', 'call', { name, lengths: [input.byteLength] }, input).bytes ?? new Uint8Array(0)
+    } catch (e) {
+      throw new HostFailure(
+        name,
+        e instanceof BridgeCallError ? e.message : `host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`,
+      )
+    }
+  }
 }
 
 /** One run of a script on a borrowed engine instance. */
@@ -26,7 +68,13 @@ export interface ScriptRun {
   release(clean: boolean): void
 }
 
-export type StartScript = (script: ScriptGuest, module: WebAssembly.Module, host: WasiHost, maxBytes: number) => ScriptRun
+export type StartScript = (
+  script: ScriptGuest,
+  module: WebAssembly.Module,
+  host: WasiHost,
+  maxBytes: number,
+  callHost: HostCaller | undefined,
+) => ScriptRun
 
 let starter: StartScript | undefined
 

@@ -7,14 +7,15 @@
  *
  * Globals: `console.log/info/debug` (stdout), `console.error/warn` (stderr), `readFile(path,
  * 'utf8' | 'bytes')`, `writeFile(path, string | Uint8Array)`, `readdir(path)`, `args`, `env`,
- * `stdin` (all of standard input as text, read on first use), `exit(code)`. No timers, no
+ * `stdin` (all of standard input as text, read on first use), `exit(code)`, `callHost(name,
+ * input, 'utf8' | 'bytes')` (a plugin's host functions, granted by the embedder). No timers, no
  * network, no `process`, `require`, `fetch` or host `WebAssembly`.
  */
 
 /** Name under which the host function is installed, removed by the prelude before any script runs. */
 export const HOST_FUNCTION = '__caplet_host'
 
-/** Evaluates to an object of internals the runner keeps: `{ report(e): string }`. */
+/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew() }`. */
 export const PRELUDE = String.raw`(() => {
   'use strict'
   const host = globalThis.${HOST_FUNCTION}
@@ -90,9 +91,21 @@ export const PRELUDE = String.raw`(() => {
     const n = code === undefined ? 0 : Number(code)
     call('exit', Number.isInteger(n) ? n : 1)
   })
-  lazy('args', () => Object.freeze(call('args')))
-  lazy('env', () => Object.freeze(call('env')))
-  lazy('stdin', () => call('stdin'))
+  define('callHost', function callHost(name, input, encoding) {
+    if (typeof name !== 'string') throw new TypeError('callHost: the name must be a string')
+    const data = input === undefined ? '' : input
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw new TypeError('callHost: the input must be a string or a Uint8Array')
+    if (encoding !== undefined && encoding !== 'utf8' && encoding !== 'utf-8' && encoding !== 'bytes') throw new TypeError("callHost: encoding must be 'utf8' or 'bytes'")
+    return call(encoding === undefined || encoding === 'bytes' ? 'host' : 'hostText', name, data)
+  })
+  const lazies = [
+    ['args', () => Object.freeze(call('args'))],
+    ['env', () => Object.freeze(call('env'))],
+    ['stdin', () => call('stdin')],
+  ]
+  // A run on an instance that keeps its state (a 'keep' script plugin) reads its own args and stdin.
+  const renew = () => { for (const [name, load] of lazies) { try { lazy(name, load) } catch (_) { /* the script made it its own */ } } }
+  renew()
   // Math.random is reseeded for every run from the host's random source (the policy's, so a
   // deterministic run repeats it); the engine's own seed is fixed in the snapshot.
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0, seeded = false
@@ -120,5 +133,5 @@ export const PRELUDE = String.raw`(() => {
       return 'Uncaught exception'
     }
   }
-  return { report }
+  return { report, renew }
 })()`

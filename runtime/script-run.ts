@@ -14,7 +14,7 @@ import { Errno, LimitExceeded, ProcExit, type WasiHost } from '../wasi-host/inde
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { mapStack, SourceMap } from '../toolchain/js/source-map.js'
 import { errnoAnswer, ScriptApi, ScriptErrno } from './script-api.js'
-import { registerScriptRunner, type ScriptGuest, type ScriptRun } from './script-guest.js'
+import { HostFailure, registerScriptRunner, type HostCaller, type ScriptGuest, type ScriptRun } from './script-guest.js'
 import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding } from './script-engine.js'
 
 const OOM = /^out of memory$/
@@ -23,9 +23,18 @@ const OOM = /^out of memory$/
  * Borrows an engine instance in its snapshot state and binds it to this run's host.
  * `maxBytes` bounds what one API call gathers on the host (the run's memory cap).
  */
-export function startScript(script: ScriptGuest, module: WebAssembly.Module, host: WasiHost, maxBytes: number): ScriptRun {
+export function startScript(
+  script: ScriptGuest,
+  module: WebAssembly.Module,
+  host: WasiHost,
+  maxBytes: number,
+  callHost: HostCaller | undefined,
+): ScriptRun {
   const engine = engineFor(script.engineKey, module)
-  const slot = engine.acquire()
+  const kept = script.kept
+  const reused = kept?.slot as EngineSlot | undefined
+  const slot = reused ?? engine.acquire()
+  if (kept !== undefined) kept.slot = slot
   const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
   const api = new ScriptApi(
     host.imports.wasi_snapshot_preview1,
@@ -38,7 +47,7 @@ export function startScript(script: ScriptGuest, module: WebAssembly.Module, hos
   )
   const binding: RunBinding = {
     wasi: host.imports.wasi_snapshot_preview1,
-    hostFunction: (args) => hostFunction(slot, binding, api, args),
+    hostFunction: (args) => hostFunction(slot, binding, api, args, (name, input) => callHostFunction(callHost, name, input, maxBytes)),
     abort: undefined,
     rejections: new Map(),
   }
@@ -48,17 +57,25 @@ export function startScript(script: ScriptGuest, module: WebAssembly.Module, hos
   host.writeBehind.enabled = false
   return {
     instance: slot.instance,
-    execute: () => execute(slot, binding, api, script.program),
+    execute: () => execute(slot, binding, api, script.program, reused !== undefined),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
       ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
-      engine.release(slot, clean)
+      if (kept === undefined) engine.release(slot, clean)
+      else {
+        // SECURITY: the kept instance never goes back to the pool (its state is the plugin's); after a trap or a limit it is dropped.
+        slot.binding = undefined
+        if (!clean) {
+          kept.slot = undefined
+          kept.lost = true
+        }
+      }
     },
   }
 }
 
 /** The one host function the prelude wraps: `(op, a, b)` → `{ ok }` or `{ err, errno, msg }`. */
-function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, args: JSValueHandle[]): JSValueHandle {
+function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, args: JSValueHandle[], callHost: HostCaller): JSValueHandle {
   const vm = slot.vm
   try {
     const op = args[0] === undefined ? undefined : vm.dump(args[0])
@@ -66,7 +83,7 @@ function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, arg
     const b = args[2] === undefined ? undefined : vm.dump(args[2])
     let ok: unknown
     try {
-      ok = dispatch(api, op, a, b)
+      ok = dispatch(api, callHost, op, a, b)
     } catch (e) {
       if (e instanceof ScriptErrno) return vm.hostToHandle(errnoAnswer(e.errno))
       throw e
@@ -80,8 +97,35 @@ function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, arg
   }
 }
 
-function dispatch(api: ScriptApi, op: unknown, a: unknown, b: unknown): unknown {
+/**
+ * One of the embedder's host functions. SECURITY: what comes back is bounded by the memory the
+ * engine could hold, and text must be valid UTF-8; a failure (or an ungranted name) ends the
+ * run, as it fails a wasm plugin's call: the script cannot catch it.
+ */
+function callHostFunction(callHost: HostCaller | undefined, name: string, input: Uint8Array, maxBytes: number): Uint8Array {
+  if (callHost === undefined) throw new HostFailure(name, `no host function ${name} was granted`)
+  const out = callHost(name, input)
+  if (out.byteLength > maxBytes) throw new HostFailure(name, `host function ${name} returned more than the plugin's memory limit`)
+  return out
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const utf8 = new TextEncoder()
+
+function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown, b: unknown): unknown {
   switch (op) {
+    case 'host':
+    case 'hostText':
+      if (typeof a === 'string' && (typeof b === 'string' || b instanceof Uint8Array)) {
+        const out = callHost(a, typeof b === 'string' ? utf8.encode(b) : b)
+        if (op === 'host') return out
+        try {
+          return strictUtf8.decode(out)
+        } catch {
+          throw new ScriptErrno(Errno.ILSEQ)
+        }
+      }
+      break
     case 'write':
       if ((a === 1 || a === 2) && typeof b === 'string') return api.write(a, b)
       break
@@ -109,9 +153,10 @@ function dispatch(api: ScriptApi, op: unknown, a: unknown, b: unknown): unknown 
   throw new ScriptErrno(Errno.INVAL) // a call the prelude never makes
 }
 
-function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram): number {
+function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean): number {
   const vm = slot.vm
   try {
+    if (renew) vm.callFunction(newHandle(vm, slot.internalsPtr, true).getProp('renew'), vm.undefined)
     let promise: JSValueHandle
     try {
       promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)

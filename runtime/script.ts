@@ -13,7 +13,8 @@ import { runInProcess, runInWorker, type Command, type RunResult } from './launc
 import { importedFunctions, loadModule } from './module.js'
 import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
 import { SCRIPT_API_FUNCTIONS } from './script-api.js'
-import { engineBytes, ENGINE_HOST_IMPORTS } from './script-guest.js'
+import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller, type KeptEngine } from './script-guest.js'
+import type { ServedService } from './worker/bridge.js'
 
 export type { ScriptProgram }
 export { isScriptProgram }
@@ -38,12 +39,20 @@ function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { modul
   return { module, key: `${engineDigest}:${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}` }
 }
 
-/**
- * Runs a compiled script under a policy (the `RunOptions` of `run()`): in a worker unless
- * `isolation: 'in-process'`. Resolves with a result whatever the script did; rejects for a
- * bad policy (`PolicyError`) or program, or with the signal's reason when it aborts.
- */
-export async function runScript(program: ScriptProgram, options: RunOptions = {}, input?: RunInput): Promise<RunResult> {
+/** A script plugin's host functions: called directly in-process, served over the bridge to a worker. */
+export interface ScriptHost {
+  call: HostCaller
+  service: ServedService
+}
+
+/** What a script plugin adds to a run: its host functions, and (`keep`, in-process) the instance its calls share. */
+export interface ScriptPluginRun {
+  host?: ScriptHost | undefined
+  kept?: KeptEngine | undefined
+}
+
+/** The engine command and the resolved run. @throws PolicyError */
+function prepareScript(program: ScriptProgram, options: RunOptions, input: RunInput | undefined, plugin: ScriptPluginRun) {
   if (!isScriptProgram(program)) throw new PolicyError(["program: not a compiled script (use compileScript from caplet's toolchain)"])
   const prepared = preparePolicy(options)
   if (prepared.policy.limits.memoryPages * 65536 < SCRIPT_MIN_MEMORY) {
@@ -60,12 +69,46 @@ export async function runScript(program: ScriptProgram, options: RunOptions = {}
       ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n)),
     ]),
   ]
-  const command: Command = { module, functions, argv0: program.entry, script: { program, engineKey: key } }
-  const r = resolveRunInput(prepared, input)
-  if (r.policy.isolation === 'in-process') {
+  const script = {
+    program,
+    engineKey: key,
+    ...(plugin.host !== undefined ? { host: true } : {}),
+    ...(plugin.kept ? { kept: plugin.kept } : {}),
+  }
+  const command: Command = { module, functions, argv0: program.entry, script }
+  return { command, run: resolveRunInput(prepared, input) }
+}
+
+/**
+ * Runs a compiled script under a policy (the `RunOptions` of `run()`): in a worker unless
+ * `isolation: 'in-process'`. Resolves with a result whatever the script did; rejects for a
+ * bad policy (`PolicyError`) or program, or with the signal's reason when it aborts.
+ * `plugin`: the host functions `callHost` reaches, the instance a `keep` plugin's calls share.
+ */
+export async function runScript(
+  program: ScriptProgram,
+  options: RunOptions = {},
+  input?: RunInput,
+  plugin: ScriptPluginRun = {},
+): Promise<RunResult> {
+  const { command, run } = prepareScript(program, options, input, plugin)
+  const host = plugin.host
+  if (plugin.kept !== undefined && run.policy.isolation !== 'in-process') throw new Error('a kept engine instance runs in-process only')
+  if (run.policy.isolation === 'in-process') {
     // The engine driver (and QuickJS's wrapper) load on first use; a worker loads its own.
     await import('./script-run.js')
-    return runInProcess(command, r)
+    return runInProcess(command, run, undefined, host?.call)
   }
-  return runInWorker(command, r)
+  return runInWorker(command, run, host !== undefined ? { host: host.service } : undefined)
+}
+
+/** `runScript` on this thread, synchronously (the policy's isolation is ignored). Call `loadScriptDriver` once first. */
+export function runScriptSync(program: ScriptProgram, options: RunOptions, plugin: ScriptPluginRun = {}): RunResult {
+  const { command, run } = prepareScript(program, { ...options, isolation: 'in-process' }, undefined, plugin)
+  return runInProcess(command, run, undefined, plugin.host?.call)
+}
+
+/** Loads the engine driver on this thread (what `runScriptSync` needs). */
+export async function loadScriptDriver(): Promise<void> {
+  await import('./script-run.js')
 }

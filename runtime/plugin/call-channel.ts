@@ -4,7 +4,8 @@
  * `Atomics.waitAsync`), cheaper per call than two structured-clone messages. A request or an
  * outcome that does not fit (a large input or output, any failure) travels on a MessagePort read
  * synchronously (`receiveMessageOnPort`). Never trusts a length read back: each is checked
- * against the buffer before use.
+ * against the buffer before use. Not the bridge (`worker/bridge.ts`): its caller blocks and its
+ * server awaits; here the embedder calls without blocking and the worker serves blocked.
  */
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads'
 import { waitAsync } from '../worker/bridge.js'

@@ -15,6 +15,7 @@ import { Errno, WasiError } from '../../wasi-host/index.js'
 import { createNodeClocks } from '../../wasi-host/node/clocks.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from '../guest-clocks.js'
 import { FUEL_EXPORT } from '../instrument/index.js'
+import { DIRTY_EXPORT, DIRTY_GRANULES, DIRTY_SHIFT_EXPORT, DIRTY_SPILL } from '../instrument/write-tracking.js'
 import { stubFunctions } from '../link/imports.js'
 import { openMounts, type OpenedMounts } from '../mounts.js'
 import type { ResolvedPolicy } from '../policy.js'
@@ -110,6 +111,14 @@ export class PluginEngine {
   #instance!: WebAssembly.Instance
   #memory!: WebAssembly.Memory
   #fuel: WebAssembly.Global | undefined
+  /** The granules of memory written since the snapshot (`trackWrites`), when the module records them. */
+  #dirty: WebAssembly.Global | undefined
+  #dirtyShift = 0
+  /** The host wrote guest memory (WASI results, a host function's output): the reset copies all of it. */
+  #hostWrote = false
+  /** Granules the host wrote (WASI results), beside the module's own bitmap: bits 0-31, 32-63. */
+  #hostLo = 0
+  #hostHi = 0
   #snapshot!: Snapshot
   #host!: WasiHost
   #mounts: OpenedMounts | undefined
@@ -174,7 +183,17 @@ export class PluginEngine {
       wasi[name] = this.#latched(
         (a: unknown, b: unknown, c: unknown, d: unknown, e: unknown, f: unknown, g: unknown, h: unknown, i: unknown) => {
           if (!clean) this.#hostDirty = true
-          return this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+          // What the host writes into guest memory is marked for the reset, as the guest's own stores are.
+          const iovecs = name === 'fd_read' ? this.#iovecs(b, c) : undefined
+          let done = false
+          try {
+            const r = this.#wasi[name]!(a, b, c, d, e, f, g, h, i)
+            done = true
+            return r
+          } finally {
+            if (!done) this.#hostWrote = true
+            else this.#markWasi(name, c, d, iovecs)
+          }
         },
       )
     }
@@ -221,6 +240,7 @@ export class PluginEngine {
         if (e instanceof GuestFault) e.syscall = name
         throw e
       }
+      this.#hostWrote = true
       const input = new HostInput(gm.copyOut(ptr, len))
       const out = name === HTTP_FUNCTION ? this.#httpFunction(input) : this.#services.host(name, [input])
       if (out.byteLength > 0x7fffffff) throw new PluginAbort('host', `host function ${name} returned more than 2 GiB`, name)
@@ -381,6 +401,18 @@ export class PluginEngine {
         return { table, refs }
       }),
     }
+    this.#dirty = undefined
+    this.#hostWrote = false
+    this.#hostLo = 0
+    this.#hostHi = 0
+    if (this.#cfg.plugin.writeTracking) {
+      // Granules of 2^shift bytes, 64 of them covering memory as it is now (a grown one re-instantiates).
+      const bytes = memory.buffer.byteLength
+      this.#dirtyShift = Math.max(0, Math.ceil(Math.log2(Math.max(bytes, 1))) - Math.log2(DIRTY_GRANULES))
+      ;(instance.exports[DIRTY_SHIFT_EXPORT] as WebAssembly.Global).value = this.#dirtyShift
+      this.#dirty = instance.exports[DIRTY_EXPORT] as WebAssembly.Global
+      this.#dirty.value = 0n
+    }
   }
 
   /** Puts the instance back as it was after initialisation. @throws what re-initialisation threw */
@@ -391,7 +423,7 @@ export class PluginEngine {
       // Memory and tables cannot shrink, and a dropped segment cannot come back: a fresh instance is the only way back.
       this.#instantiate()
     } else {
-      new Uint8Array(this.#memory.buffer).set(s.memory)
+      this.#restoreMemory(s.memory)
       for (const g of s.globals) g.global.value = g.value
       for (const t of s.tables) {
         const refs = t.refs
@@ -400,6 +432,88 @@ export class PluginEngine {
     }
     this.#kernel?.resetVars()
     if (this.#hostDirty || this.#cfg.policy.deterministic) this.#buildHost()
+  }
+
+  /** The (buffer, length) pairs of an iovec array, read before the call (the read may overwrite them); `undefined`: too many or out of bounds. */
+  #iovecs(ptr: unknown, count: unknown): number[] | undefined {
+    if (this.#dirty === undefined || typeof ptr !== 'number' || typeof count !== 'number') return undefined
+    const at = ptr >>> 0
+    const n = count >>> 0
+    const buffer = this.#memory.buffer
+    if (n > 16 || at + n * 8 > buffer.byteLength) return undefined
+    const v = new DataView(buffer)
+    const out: number[] = []
+    for (let k = 0; k < n; k++) out.push(v.getUint32(at + k * 8, true), v.getUint32(at + k * 8 + 4, true))
+    return out
+  }
+
+  /** Marks what a WASI call that returned wrote: its result pointer (and, for `fd_read`, the buffers); anything else marks all. */
+  #markWasi(name: string, c: unknown, d: unknown, iovecs: number[] | undefined): void {
+    if (this.#dirty === undefined || this.#hostWrote) return
+    switch (name) {
+      case 'fd_close':
+      case 'proc_exit':
+      case 'sched_yield':
+        return
+      case 'fd_write':
+        return this.#mark(d, 4)
+      case 'fd_seek':
+        return this.#mark(d, 8)
+      case 'clock_time_get':
+        return this.#mark(c, 8)
+      case 'fd_read':
+        if (iovecs === undefined) break
+        for (let k = 0; k < iovecs.length; k += 2) this.#mark(iovecs[k], iovecs[k + 1]!)
+        return this.#mark(d, 4)
+    }
+    this.#hostWrote = true
+  }
+
+  /** Marks the granules of \`len\` bytes at \`ptr\` (all of memory when they are not inside it). */
+  #mark(ptr: unknown, len: number): void {
+    if (len === 0) return
+    const from = typeof ptr === 'number' ? ptr >>> 0 : -1
+    if (from < 0 || from + len > this.#memory.buffer.byteLength) {
+      this.#hostWrote = true
+      return
+    }
+    const g = 2 ** this.#dirtyShift
+    for (let k = Math.floor(from / g), last = Math.floor((from + len - 1) / g); k <= last; k++) {
+      if (k < 32) this.#hostLo |= 1 << k
+      else this.#hostHi |= 1 << (k - 32)
+    }
+  }
+
+  /** Copies back the granules written since the snapshot (all of memory when that is unknown). */
+  #restoreMemory(snapshot: Uint8Array): void {
+    const dst = new Uint8Array(this.#memory.buffer)
+    const dirty = this.#dirty
+    let bits = dirty === undefined || this.#hostWrote ? -1n : (dirty.value as bigint)
+    if (bits !== -1n && (this.#hostLo | this.#hostHi) !== 0) bits |= (BigInt(this.#hostHi >>> 0) << 32n) | BigInt(this.#hostLo >>> 0)
+    this.#hostWrote = false
+    this.#hostLo = 0
+    this.#hostHi = 0
+    if (bits === 0n) return
+    if (bits === -1n) dst.set(snapshot)
+    else {
+      const lo = Number(BigInt.asUintN(32, bits))
+      const hi = Number(BigInt.asUintN(32, bits >> 32n))
+      const shift = this.#dirtyShift
+      let run = -1
+      for (let i = 0; i <= DIRTY_GRANULES; i++) {
+        const set = i < 32 ? (lo >>> i) & 1 : i < 64 ? (hi >>> (i - 32)) & 1 : 0
+        if (set === 1) {
+          if (run < 0) run = i
+        } else if (run >= 0) {
+          // A store marks the granule it starts in: the next few bytes may be written too.
+          const from = run * 2 ** shift
+          const to = Math.min(i * 2 ** shift + DIRTY_SPILL, snapshot.byteLength)
+          if (from < to) dst.set(snapshot.subarray(from, to), from)
+          run = -1
+        }
+      }
+    }
+    if (dirty !== undefined) dirty.value = 0n
   }
 
   #beginIo(input: Uint8Array, maxOutput: number | undefined): void {

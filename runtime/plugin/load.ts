@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/index.js'
 import { ModuleError } from '../errors.js'
 import { capMemory, capTables, FUEL_EXPORT, InstrumentError, meterFuel } from '../instrument/index.js'
+import { trackWrites } from '../instrument/write-tracking.js'
 import { exportState, functionSignatures, hasPassiveSegments, type FunctionSignature } from '../instrument/export-state.js'
 import { withTierHints, type ModuleSource } from '../module.js'
 import type { ResolvedPolicy } from '../policy.js'
@@ -55,6 +56,8 @@ export interface LoadedPlugin {
   kind: 'reactor' | 'command' | 'library'
   /** Passive data or element segments: state a snapshot cannot restore (fresh calls re-instantiate). */
   passiveSegments: boolean
+  /** The module records the memory it writes (`trackWrites`): a reset copies back only that. */
+  writeTracking: boolean
   argv0: string
   digest: string
 }
@@ -98,7 +101,7 @@ export function loadPlugin(
   source: ModuleSource,
   policy: ResolvedPolicy,
   granted: ReadonlySet<string>,
-  options: { fuel: boolean; http: boolean },
+  options: { fuel: boolean; http: boolean; trackWrites: boolean },
 ): LoadedPlugin {
   const original = readBytes(source)
   if (original.byteLength < 8 || original[0] !== 0 || original[1] !== 0x61 || original[2] !== 0x73 || original[3] !== 0x6d) {
@@ -168,6 +171,7 @@ export function loadPlugin(
   let globals: string[]
   let tables: string[]
   let passiveSegments: boolean
+  let writeTracking = false
   try {
     passiveSegments = hasPassiveSegments(original)
     code = capTables(code)
@@ -177,6 +181,10 @@ export function loadPlugin(
     code = state.bytes
     globals = state.globals.filter((g) => g !== FUEL_EXPORT)
     tables = state.tables
+    // Last, so its globals are neither metered nor snapshotted as the plugin's own.
+    const tracked = options.trackWrites && !passiveSegments ? trackWrites(code) : undefined
+    if (tracked !== undefined) code = tracked
+    writeTracking = tracked !== undefined
   } catch (e) {
     if (e instanceof InstrumentError && e.code === 'MEMORY_MIN_EXCEEDS_CAP') {
       const { minPages = 0, capPages = 0 } = e.details
@@ -222,6 +230,7 @@ export function loadPlugin(
     callable,
     kind,
     passiveSegments,
+    writeTracking,
     argv0,
     digest: createHash('sha256').update(original).digest('hex'),
   }

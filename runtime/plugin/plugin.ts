@@ -43,6 +43,45 @@ export interface PreparedPlugin {
 
 const isAsync = (f: unknown) => typeof f === 'function' && f.constructor?.name === 'AsyncFunction'
 
+/** The `host` option as `'module.field'` -> function; its problems go to `problems`. */
+export function parseHostFunctions(
+  option: PluginOptions['host'],
+  isolation: 'worker' | 'in-process',
+  problems: string[],
+): Map<string, HostFunction> {
+  const host = new Map<string, HostFunction>()
+  if (option !== undefined) {
+    if (typeof option !== 'object' || option === null) problems.push('host: must be an object of host functions')
+    else {
+      for (const [key, v] of Object.entries(option)) {
+        if (typeof v === 'function') {
+          if (!key.includes('.')) problems.push(`host.${key}: name it "module.field", or nest it as { module: { field: fn } }`)
+          else host.set(key, v)
+        } else if (typeof v === 'object' && v !== null) {
+          for (const [field, fn] of Object.entries(v)) {
+            if (typeof fn !== 'function') problems.push(`host.${key}.${field}: must be a function`)
+            else host.set(`${key}.${field}`, fn)
+          }
+        } else problems.push(`host.${key}: must be a function or an object of functions`)
+      }
+    }
+  }
+  if (isolation === 'in-process') {
+    for (const [name, fn] of host) {
+      if (isAsync(fn))
+        problems.push(
+          `host.${name}: an async host function needs isolation "worker" (an in-process plugin runs on this thread, which cannot wait for a promise mid-call)`,
+        )
+    }
+  }
+  return host
+}
+
+/** The names of the async host functions (which \`callSync\` cannot wait for). */
+export function asyncHostFunctions(host: ReadonlyMap<string, HostFunction>): string[] {
+  return [...host].filter(([, fn]) => isAsync(fn)).map(([n]) => n)
+}
+
 /** Validates the options and loads the module. @throws PolicyError listing every problem, ModuleError */
 export function preparePlugin(module: ModuleSource, options: PluginOptions): PreparedPlugin {
   const problems: string[] = []
@@ -64,31 +103,7 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   if (state !== 'fresh' && state !== 'keep') problems.push(`state: must be "fresh" or "keep"`)
   const reset = options.reset ?? 'snapshot'
   if (reset !== 'snapshot' && reset !== 'instantiate') problems.push(`reset: must be "snapshot" or "instantiate"`)
-  const host = new Map<string, HostFunction>()
-  if (options.host !== undefined) {
-    if (typeof options.host !== 'object' || options.host === null) problems.push('host: must be an object of host functions')
-    else {
-      for (const [key, v] of Object.entries(options.host)) {
-        if (typeof v === 'function') {
-          if (!key.includes('.')) problems.push(`host.${key}: name it "module.field", or nest it as { module: { field: fn } }`)
-          else host.set(key, v)
-        } else if (typeof v === 'object' && v !== null) {
-          for (const [field, fn] of Object.entries(v)) {
-            if (typeof fn !== 'function') problems.push(`host.${key}.${field}: must be a function`)
-            else host.set(`${key}.${field}`, fn)
-          }
-        } else problems.push(`host.${key}: must be a function or an object of functions`)
-      }
-    }
-  }
-  if ((options.isolation ?? 'worker') === 'in-process') {
-    for (const [name, fn] of host) {
-      if (isAsync(fn))
-        problems.push(
-          `host.${name}: an async host function needs isolation "worker" (an in-process plugin runs on this thread, which cannot wait for a promise mid-call)`,
-        )
-    }
-  }
+  const host = parseHostFunctions(options.host, options.isolation ?? 'worker', problems)
   const config: [string, string][] = []
   if (options.config !== undefined) {
     if (typeof options.config !== 'object' || options.config === null) problems.push('config: must be an object of strings')
@@ -111,7 +126,11 @@ export function preparePlugin(module: ModuleSource, options: PluginOptions): Pre
   if (initialize !== undefined && (typeof initialize !== 'string' || initialize === '_initialize'))
     problems.push('initialize: must name an export other than _initialize (which runs anyway)')
   if (problems.length > 0) throw new PolicyError(problems)
-  const loaded = loadPlugin(module, policy!, new Set(host.keys()), { fuel: policy!.limits.fuel !== undefined, http: http !== undefined })
+  const loaded = loadPlugin(module, policy!, new Set(host.keys()), {
+    fuel: policy!.limits.fuel !== undefined,
+    http: http !== undefined,
+    trackWrites: state === 'fresh' && reset === 'snapshot',
+  })
   if (initialize !== undefined && !loaded.callable.includes(initialize)) {
     throw new PolicyError([
       `initialize: the plugin has no export ${JSON.stringify(initialize)} taking no arguments (callable: ${loaded.callable.join(', ') || 'none'})`,
@@ -152,23 +171,26 @@ export function hostBytes(name: string, value: unknown): Uint8Array {
   }
 }
 
+/** Calls a granted host function on this thread. @throws PluginAbort when it fails, is not granted or returns a Promise */
+export function callHostSync(fns: ReadonlyMap<string, HostFunction>, name: string, inputs: HostInput[]): Uint8Array {
+  const r = invokeHost(fns, name, inputs)
+  if (isThenable(r)) {
+    // Nobody will wait for it: keep its rejection from becoming an unhandled one.
+    Promise.resolve(r).catch(() => {})
+    throw new PluginAbort(
+      'host',
+      `host function ${name} returned a Promise: in-process plugins take synchronous host functions (use isolation "worker")`,
+      name,
+    )
+  }
+  return hostBytes(name, r)
+}
+
 /** The in-process engine's services: host functions called directly, HTTP through a helper thread. */
 function inProcessServices(p: PreparedPlugin, helper: BridgeHelper | undefined): EngineServices {
   const client = helper ? new BridgeClient(helper.channel) : undefined
   return {
-    host: (name, inputs) => {
-      const r = invokeHost(p.host, name, inputs)
-      if (isThenable(r)) {
-        // Nobody will wait for it: keep its rejection from becoming an unhandled one.
-        Promise.resolve(r).catch(() => {})
-        throw new PluginAbort(
-          'host',
-          `host function ${name} returned a Promise: in-process plugins take synchronous host functions (use isolation "worker")`,
-          name,
-        )
-      }
-      return hostBytes(name, r)
-    },
+    host: (name, inputs) => callHostSync(p.host, name, inputs),
     http: (request, body) => httpOverBridge(client, request, body),
     log: (level, message) => p.log?.(level, message),
   }
@@ -277,7 +299,7 @@ class PluginHandle implements Plugin {
         throw new PolicyError([
           "state: a 'keep' plugin loaded with isolation 'worker' keeps its state in the worker; callSync would see another state (load it with isolation 'in-process')",
         ])
-      const async = [...this.#p.host].filter(([, fn]) => isAsync(fn)).map(([n]) => n)
+      const async = asyncHostFunctions(this.#p.host)
       if (async.length > 0)
         throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
       if (this.#p.http !== undefined)
@@ -315,36 +337,41 @@ function newEngine(p: PreparedPlugin, isolation: 'worker' | 'in-process', helper
   }
 }
 
+/** The bridge service through which a plugin in a worker calls the embedder's host functions. */
+export function hostService(fns: ReadonlyMap<string, HostFunction>): ServedService {
+  return {
+    call: async (args: { name?: unknown; lengths?: unknown }, bytes) => {
+      const name = args?.name
+      const lengths = args?.lengths
+      if (typeof name !== 'string' || !Array.isArray(lengths) || lengths.length > 64) throw new Error('malformed host call')
+      const all = bytes ?? new Uint8Array(0)
+      const inputs: HostInput[] = []
+      let at = 0
+      for (const n of lengths) {
+        if (!Number.isSafeInteger(n) || n < 0 || at + n > all.byteLength) throw new Error('malformed host call')
+        inputs.push(new HostInput(all.slice(at, at + n)))
+        at += n
+      }
+      let r: unknown
+      try {
+        r = await invokeHost(fns, name, inputs)
+      } catch (e) {
+        if (e instanceof PluginAbort) throw new Error(e.message)
+        throw new Error(`host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      try {
+        return { bytes: hostOutputBytes(r) }
+      } catch (e) {
+        throw new Error(`host function ${name}: ${(e as Error).message}`)
+      }
+    },
+  }
+}
+
 /** The embedder-side services a worker plugin reaches through the bridge. */
 export function embedderServices(p: PreparedPlugin): Record<string, ServedService> {
   const services: Record<string, ServedService> = {
-    host: {
-      call: async (args: { name?: unknown; lengths?: unknown }, bytes) => {
-        const name = args?.name
-        const lengths = args?.lengths
-        if (typeof name !== 'string' || !Array.isArray(lengths) || lengths.length > 64) throw new Error('malformed host call')
-        const all = bytes ?? new Uint8Array(0)
-        const inputs: HostInput[] = []
-        let at = 0
-        for (const n of lengths) {
-          if (!Number.isSafeInteger(n) || n < 0 || at + n > all.byteLength) throw new Error('malformed host call')
-          inputs.push(new HostInput(all.slice(at, at + n)))
-          at += n
-        }
-        let r: unknown
-        try {
-          r = await invokeHost(p.host, name, inputs)
-        } catch (e) {
-          if (e instanceof PluginAbort) throw new Error(e.message)
-          throw new Error(`host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`)
-        }
-        try {
-          return { bytes: hostOutputBytes(r) }
-        } catch (e) {
-          throw new Error(`host function ${name}: ${(e as Error).message}`)
-        }
-      },
-    },
+    host: hostService(p.host),
     log: {
       write: (args: { level?: unknown; message?: unknown }) => {
         const level = args?.level

@@ -2,18 +2,41 @@
  * @module JavaScript/TypeScript plugins: a program compiled by `compileScript` called like a
  * plugin. Each call runs the program in caplet's QuickJS engine (`runScript`) under the plugin's
  * policy with the input as `stdin` and the export's name as `args[0]`; its stdout is the output.
- * Every call starts from the engine's initialised snapshot (fresh state; no `keep`), and host
- * functions are not offered. Never lets a call's failure reject anything but that call.
+ * Every call starts from the engine's initialised snapshot, unless `state: 'keep'` (in-process):
+ * then the calls share one engine instance, and a trap or a limit leaves the plugin unusable. Host
+ * functions are granted by name as for `plugin()` and reached with `callHost(name, input)`;
+ * `callSync` runs the call on this thread. Never lets a call's failure reject anything but that call.
  */
 import { PluginCallError, PluginUnusableError, PolicyError } from '../errors.js'
 import type { RunResult } from '../launch.js'
+import { parseDuration, parseSize } from '../units.js'
 import type { RunOptions } from '../policy.js'
-import { isScriptProgram, runScript, type ScriptProgram } from '../script.js'
-import type { CallOptions, Plugin } from './types.js'
+import {
+  isScriptProgram,
+  loadScriptDriver,
+  runScript,
+  runScriptSync,
+  type ScriptHost,
+  type ScriptPluginRun,
+  type ScriptProgram,
+} from '../script.js'
+import { HOST_FAILURE, HostFailure } from '../script-guest.js'
+import { PluginAbort } from './extism-kernel.js'
+import { HostInput } from './host-input.js'
+import { asyncHostFunctions, callHostSync, hostService, parseHostFunctions } from './plugin.js'
+import type { CallOptions, HostFunction, HostFunctions, Plugin } from './types.js'
 
 export interface ScriptPluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'args'> {
   /** The names `call` accepts, passed to the program as `args[0]` (default `['main']`). */
   exports?: readonly string[]
+  /** Host functions the script may call with `callHost('module.field', input)`, as `plugin()`'s `host`. */
+  host?: HostFunctions
+  /**
+   * `fresh` (default): every call starts from the engine's initialised state. `keep` (needs
+   * isolation 'in-process'): the calls share one engine instance (globals persist); a trap, a
+   * limit or a failed host function leaves the plugin unusable.
+   */
+  state?: 'fresh' | 'keep'
 }
 
 const STDERR_KEPT = 4096
@@ -23,56 +46,136 @@ class ScriptPlugin implements Plugin {
   readonly #program: ScriptProgram
   readonly #options: RunOptions
   readonly #exports: readonly string[]
+  readonly #hostFns: ReadonlyMap<string, HostFunction>
+  readonly #host: ScriptHost | undefined
   #closed = false
+  #unusable: string | undefined
 
-  constructor(program: ScriptProgram, options: RunOptions, exports: readonly string[]) {
+  readonly #run: ScriptPluginRun
+
+  constructor(
+    program: ScriptProgram,
+    options: RunOptions,
+    exports: readonly string[],
+    host: ReadonlyMap<string, HostFunction>,
+    keep: boolean,
+  ) {
     this.#program = program
     this.#options = options
     this.#exports = exports
+    this.#hostFns = host
+    this.#host =
+      host.size === 0
+        ? undefined
+        : {
+            call: (name, input) => {
+              try {
+                return callHostSync(host, name, [new HostInput(input)])
+              } catch (e) {
+                throw new HostFailure(name, e instanceof PluginAbort ? e.message : `host function ${name} failed: ${String(e)}`)
+              }
+            },
+            service: hostService(host),
+          }
+    this.#run = { host: this.#host, ...(keep ? { kept: { slot: undefined, lost: false } } : {}) }
   }
 
   exports(): string[] {
     return [...this.#exports]
   }
 
-  async call(name: string, input?: Uint8Array | string, o?: CallOptions): Promise<Uint8Array> {
+  /** The run's options for one call. @throws PolicyError */
+  #plan(name: unknown, input: unknown, o: CallOptions | undefined): RunOptions {
     if (this.#closed) throw new PluginUnusableError('the plugin is closed')
+    if (this.#unusable !== undefined) throw new PluginUnusableError(this.#unusable)
     const problems: string[] = []
     if (typeof name !== 'string' || !this.#exports.includes(name))
       problems.push(`name: the plugin has no callable export ${JSON.stringify(name)} (callable: ${this.#exports.join(', ')})`)
     if (input !== undefined && typeof input !== 'string' && !(input instanceof Uint8Array))
       problems.push('input: must be a string or a Uint8Array')
     if (o?.fuel !== undefined && (!Number.isSafeInteger(o.fuel) || o.fuel <= 0)) problems.push('fuel: must be a positive integer')
+    // Checked here, as plugin() checks them, so a bad value is a PolicyError naming the call option.
+    for (const [k, check] of [
+      ['timeout', parseDuration],
+      ['maxOutput', parseSize],
+    ] as const) {
+      try {
+        if (o?.[k] !== undefined) check(o[k] as never)
+      } catch (e) {
+        problems.push(`${k}: ${(e as Error).message}`)
+      }
+    }
     if (problems.length > 0) throw new PolicyError(problems)
     const limits = { ...this.#options.limits }
     if (o?.fuel !== undefined) limits.fuel = o.fuel
     if (o?.timeout !== undefined) limits.timeout = o.timeout
     if (o?.maxOutput !== undefined) limits.stdout = o.maxOutput
-    const r = await runScript(this.#program, {
+    return {
       ...this.#options,
       limits,
-      args: [this.#program.entry, name],
-      stdin: typeof input === 'string' ? input : (input?.slice() ?? new Uint8Array(0)),
+      args: [this.#program.entry, name as string],
+      stdin: typeof input === 'string' ? input : ((input as Uint8Array | undefined)?.slice() ?? new Uint8Array(0)),
       stdout: 'capture',
       stderr: 'capture',
       ...(o?.signal !== undefined ? { signal: o.signal } : {}),
-    })
-    if (this.#closed) throw new PluginUnusableError('the plugin was closed during the call')
-    return outcome(r)
+    }
   }
 
-  callSync(): Uint8Array {
-    throw new PolicyError(["callSync: a JavaScript plugin runs in caplet's JavaScript engine, loaded asynchronously; use call()"])
+  async call(name: string, input?: Uint8Array | string, o?: CallOptions): Promise<Uint8Array> {
+    const r = await runScript(this.#program, this.#plan(name, input, o), undefined, this.#run)
+    if (this.#closed) throw new PluginUnusableError('the plugin was closed during the call')
+    return this.#settle(r)
+  }
+
+  callSync(name: string, input?: Uint8Array | string, o?: CallOptions): Uint8Array {
+    const options = this.#plan(name, input, o)
+    // The same refusals as plugin()'s callSync.
+    if (o?.timeout !== undefined || this.#options.limits?.timeout !== undefined)
+      throw new PolicyError([
+        "timeout: callSync runs on this thread, which cannot be stopped mid-instruction; use call() with isolation 'worker', or fuel",
+      ])
+    const async = asyncHostFunctions(this.#hostFns)
+    if (async.length > 0)
+      throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
+    o?.signal?.throwIfAborted()
+    return this.#settle(runScriptSync(this.#program, options, this.#run))
+  }
+
+  /** The call's output, or its failure; a kept instance lost to a trap or a limit makes the plugin unusable. */
+  #settle(r: RunResult): Uint8Array {
+    try {
+      return outcome(r, this.#hostFns)
+    } catch (e) {
+      if (this.#run.kept?.lost === true && this.#unusable === undefined && e instanceof PluginCallError)
+        this.#unusable = `the plugin (state: 'keep') is unusable after a failed call: ${e.reason}`
+      throw e
+    }
   }
 
   async close(): Promise<void> {
     this.#closed = true
+    // A kept instance is the plugin's alone: dropped, never returned to the pool.
+    if (this.#run.kept !== undefined) this.#run.kept.slot = undefined
   }
 }
 
-function outcome(r: RunResult): Uint8Array {
+function outcome(r: RunResult, host: ReadonlyMap<string, HostFunction>): Uint8Array {
   const stderr = r.stderr.byteLength > 0 ? new TextDecoder().decode(r.stderr.subarray(0, STDERR_KEPT)) : undefined
   const extra = stderr !== undefined ? { stderr } : {}
+  const failed =
+    r.trap?.kind === 'host-fault' && r.trap.message.startsWith(`${HOST_FAILURE}: `)
+      ? r.trap.message.slice(HOST_FAILURE.length + 2)
+      : undefined
+  if (failed !== undefined) {
+    // The granted function the message names ("host function NAME failed: ..."), if any.
+    let fn: string | undefined
+    for (const n of host.keys()) {
+      const at = failed.indexOf(`host function ${n}`)
+      const after = failed[at + 14 + n.length]
+      if (at >= 0 && (after === undefined || after === ' ' || after === ':') && n.length > (fn?.length ?? -1)) fn = n
+    }
+    throw new PluginCallError(failed, 'host', { ...(fn !== undefined ? { hostFunction: fn } : {}), ...extra })
+  }
   if (r.limit !== undefined) throw new PluginCallError(`limit exceeded: ${r.limit}`, 'limit', { limit: r.limit, ...extra })
   if (r.trap !== undefined) throw new PluginCallError(`the plugin trapped: ${r.trap.message}`, 'trap', { trap: r.trap, ...extra })
   if (r.exitCode !== 0) {
@@ -87,19 +190,24 @@ function outcome(r: RunResult): Uint8Array {
 
 /**
  * Loads a JavaScript/TypeScript plugin (a `compileScript` program). Rejects with `PolicyError`
- * for options a script plugin cannot honour (host functions, `state: 'keep'`, a bad export name).
+ * for options a script plugin cannot honour (HTTP, config, `state: 'keep'` in a worker), bad host functions
+ * (as `plugin()`), or a bad export name.
  */
 export async function scriptPlugin(program: ScriptProgram, options: ScriptPluginOptions = {}): Promise<Plugin> {
   const problems: string[] = []
   if (!isScriptProgram(program)) problems.push("program: not a compiled script (use compileScript from caplet's toolchain)")
   const run: Record<string, unknown> = { ...options }
   delete run.exports
-  for (const k of ['host', 'http', 'config', 'initialize', 'reset']) {
+  const host = parseHostFunctions(options.host, options.isolation ?? 'worker', problems)
+  delete run.host
+  for (const k of ['http', 'config', 'initialize', 'reset']) {
     if (k in run) problems.push(`${k}: not offered to JavaScript plugins`)
     delete run[k]
   }
-  if (run.state !== undefined && run.state !== 'fresh')
-    problems.push('state: JavaScript plugins start every call fresh ("keep" is not offered)')
+  const state = run.state ?? 'fresh'
+  if (state !== 'fresh' && state !== 'keep') problems.push('state: must be "fresh" or "keep"')
+  else if (state === 'keep' && (options.isolation ?? 'worker') !== 'in-process')
+    problems.push("state: a JavaScript plugin keeps its state in one engine instance on this thread: 'keep' needs isolation 'in-process'")
   delete run.state
   for (const k of ['stdin', 'stdout', 'stderr', 'signal', 'args']) {
     if (k in run)
@@ -113,5 +221,7 @@ export async function scriptPlugin(program: ScriptProgram, options: ScriptPlugin
       if (typeof n !== 'string' || !NAME.test(n))
         problems.push(`exports: ${JSON.stringify(n)} is not a name (letters, digits, _ $ . -; at most 128)`)
   if (problems.length > 0) throw new PolicyError(problems)
-  return new ScriptPlugin(program, run as RunOptions, [...exports])
+  // callSync needs the engine's driver on this thread.
+  await loadScriptDriver()
+  return new ScriptPlugin(program, run as RunOptions, [...exports], host, state === 'keep')
 }

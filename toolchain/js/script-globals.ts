@@ -25,6 +25,13 @@ declare function readFile(path: string, encoding: 'bytes'): Uint8Array
 declare function writeFile(path: string, data: string | Uint8Array): void
 /** The names in a directory of the mounts (default '.'). */
 declare function readdir(path?: string): string[]
+/**
+ * Calls a host function the embedder granted to this plugin (\`scriptPlugin(program, { host })\`)
+ * with \`input\`; returns its output as bytes, or as text with 'utf8'. An ungranted name or a
+ * failing host function ends the call (it cannot be caught).
+ */
+declare function callHost(name: string, input?: string | Uint8Array, encoding?: 'bytes'): Uint8Array
+declare function callHost(name: string, input: string | Uint8Array | undefined, encoding: 'utf8' | 'utf-8'): string
 /** Ends the run with this exit code (cannot be caught). */
 declare function exit(code?: number): never
 /** The arguments after the script's name. */

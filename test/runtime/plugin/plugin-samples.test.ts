@@ -113,9 +113,11 @@ describe('samples/plugins/js-order-total.ts (JavaScript, scriptPlugin)', () => {
   }, 60_000)
 
   it('refuses what a JavaScript plugin cannot honour, naming each', async () => {
-    const e = await scriptPlugin(orders, { host: {}, state: 'keep', stdin: 'x', exports: ['bad name'] } as never).catch((x: unknown) => x)
+    const e = await scriptPlugin(orders, { host: { app: 1 }, state: 'keep', stdin: 'x', exports: ['bad name'] } as never).catch(
+      (x: unknown) => x,
+    )
     expect(e).toBeInstanceOf(PolicyError)
-    expect((e as Error).message).toMatch(/host: not offered/)
+    expect((e as Error).message).toMatch(/host\.app: must be a function or an object of functions/)
     expect((e as Error).message).toMatch(/state:/)
     expect((e as Error).message).toMatch(/stdin: not a plugin option/)
     expect((e as Error).message).toMatch(/exports: "bad name" is not a name/)
