@@ -15,7 +15,7 @@ import type { ServiceMetrics } from './metrics.js'
 import type { CompileSource } from './modules.js'
 import { openApiDocument } from './openapi.js'
 import { batchRequestSchema, resolveRunRequest, type ModuleRef, type ResolvedRun, type RunJob } from './request.js'
-import type { RunBackend, RunView } from './runs.js'
+import type { RunBackend, RunTiming, RunView } from './runs.js'
 
 export interface AppDeps {
   config: ServiceConfig
@@ -36,6 +36,23 @@ function parseJson(text: string): unknown {
   } catch (e) {
     throw new ApiError(400, 'bad-json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`)
   }
+}
+
+const ms = (a: number, b: number) => `${Math.max(0, b - a).toFixed(2)}`
+
+/**
+ * Where a waited-for run's time went on this server (a `Server-Timing` header): reading and
+ * checking the request, admission (modules looked up), waiting for a free slot, the run in the
+ * pool (`guest`: its own wall time inside), metrics and the log line, serialising the result.
+ */
+function serverTiming(t0: number, t1: number, t2: number, t3: number, t4: number, t: RunTiming, view: RunView): string {
+  const parts = [`parse;dur=${ms(t0, t1)}`, `admit;dur=${ms(t1, t2)}`]
+  if (t.started !== undefined && t.ended !== undefined)
+    parts.push(`wait;dur=${ms(t2, t.started)}`, `run;dur=${ms(t.started, t.ended)}`, `finish;dur=${ms(t.ended, t3)}`)
+  else parts.push(`backend;dur=${ms(t2, t3)}`)
+  if (view.result) parts.push(`guest;dur=${view.result.stats.wallMs.toFixed(2)}`)
+  parts.push(`json;dur=${ms(t3, t4)}`, `total;dur=${ms(t0, t4)}`)
+  return parts.join(', ')
 }
 
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -118,7 +135,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   /** Admits, stores modules, and starts runs; each promise settles with the run's final view. */
-  const startRuns = async (token: TokenPolicy, runs: ResolvedRun[]): Promise<Promise<RunView>[]> => {
+  const startRuns = async (token: TokenPolicy, runs: ResolvedRun[], timing?: RunTiming): Promise<Promise<RunView>[]> => {
     backend.admit(runs.length)
     const release = admission.acquire(token, runs.length)
     const jobs: RunJob[] = []
@@ -132,7 +149,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     return jobs.map((job) => {
       const t0 = performance.now()
-      return backend.start(job).then((view) => {
+      return backend.start(job, timing).then((view) => {
         release()
         metrics.finished(view, t0)
         log.info(
@@ -159,16 +176,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const bodyCap = bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge(config.maxBodyBytes, 'body-too-large') })
 
   app.post('/v1/runs', auth, bodyCap, async (c) => {
+    const t0 = performance.now()
     const token = c.get('token')
     const run = resolveRunRequest(parseJson(await c.req.text()), config, token.name)
-    const [done] = await startRuns(token, [run])
+    const t1 = performance.now()
+    const timing: RunTiming = {}
+    const [done] = await startRuns(token, [run], timing)
+    const t2 = performance.now()
     if (!run.wait) {
       void done
       c.header('Location', `/v1/runs/${run.job.id}`)
       return c.json({ id: run.job.id, status: 'queued' }, 202)
     }
     const view = await done!
-    return c.json(view, view.status === 'failed' ? 503 : 200)
+    const t3 = performance.now()
+    const body = JSON.stringify(view)
+    c.header('Server-Timing', serverTiming(t0, t1, t2, t3, performance.now(), timing, view))
+    return c.body(body, view.status === 'failed' ? 503 : 200, { 'Content-Type': 'application/json' })
   })
 
   app.post('/v1/runs/batch', auth, bodyCap, async (c) => {

@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaultPool } from '../../runtime/worker/pool.js'
 import type { RunningServer } from '../../service/server.js'
 import { repoRoot } from '../support/guest.js'
 import { call, GUEST, GUEST_B64, serve, type Json } from '../support/service.js'
@@ -113,6 +114,17 @@ describe('caplet serve: endpoints', () => {
     expect(r.body.result.stdout).toBe('arg:one\narg:two\nenv:hello\nstdin:from stdin')
     expect(r.body.limits).toMatchObject({ timeout: 4000, memory: 8 * 2 ** 20, stdout: 16 * 1024 })
     expect(r.body.result.stats.wallMs).toBeGreaterThan(0)
+    // Where the time went in the server: each step, the guest's own time within the run, the whole.
+    const timing = Object.fromEntries(
+      (r.headers.get('server-timing') ?? '').split(', ').map((e) => {
+        const [name, dur] = e.split(';dur=')
+        return [name, Number(dur)]
+      }),
+    )
+    expect(Object.keys(timing)).toEqual(['parse', 'admit', 'wait', 'run', 'finish', 'guest', 'json', 'total'])
+    expect(Object.values(timing).every((v) => Number.isFinite(v) && (v as number) >= 0)).toBe(true)
+    expect(timing.run).toBeGreaterThanOrEqual(timing.guest! - 0.01)
+    expect(timing.total).toBeGreaterThanOrEqual(timing.run! - 0.01)
   })
 
   it('takes the module inline as base64, and stdin as base64', async () => {
@@ -256,6 +268,8 @@ describe('caplet serve: guests that misbehave', () => {
     expect(flood.body.result.stdout.length).toBeLessThanOrEqual(8 * 1024)
     const fuel = await run({ module: ID, args: ['g', 'loop'], limits: { fuel: 100000 } })
     expect(fuel.body.result).toMatchObject({ exitCode: 124, limit: 'fuel' })
+    // The worker the timeout killed was replaced in the background: the pool is back to its reserve.
+    expect(defaultPool.size).toBeGreaterThanOrEqual(s.backend.depth().capacity)
     const after = await run({ module: ID, args: ['g', 'echo', 'still'] })
     expect(after.body.result.stdout).toContain('arg:still')
     const m = await call(s.url, 'GET', '/metrics', undefined, A)
