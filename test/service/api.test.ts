@@ -219,6 +219,47 @@ describe('caplet serve: errors', () => {
     expect(route.body.error).toBe('not-found')
   })
 
+  it('every refusal, on every endpoint, is one JSON object with a code and a message, never a stack', async () => {
+    const garbage = new Uint8Array(4096).fill(0x41)
+    const cases: [string, string, unknown, Record<string, string>, number, string][] = [
+      ['POST', '/v1/runs', '{"module": ', A, 400, 'bad-json'],
+      ['POST', '/v1/runs', new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), A, 400, 'bad-json'],
+      ['POST', '/v1/runs', '[]', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', 'null', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', '{"__proto__": {"module": "x"}}', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', { module: Buffer.from(garbage).toString('base64') }, A, 422, 'invalid-module'],
+      ['POST', '/v1/runs', { module: ID, args: 'not a list' }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', '{"runs": [', A, 400, 'bad-json'],
+      ['POST', '/v1/runs/batch', { runs: 'x' }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', { runs: Array(6).fill({ module: ID }) }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', { runs: [{ module: ID }, { module: ID, limits: { timeout: '1h' } }] }, A, 422, 'limit-above-maximum'],
+      ['POST', '/v1/runs/batch', { runs: [{ module: ID }] }, {}, 401, 'unauthorized'],
+      ['PUT', '/v1/modules', garbage, A, 422, 'invalid-module'],
+      ['PUT', '/v1/modules', new Uint8Array(0), A, 400, 'invalid-request'],
+      ['PUT', '/v1/modules', new Uint8Array(65 * 1024), A, 413, 'module-too-large'],
+      ['PUT', '/v1/modules', GUEST, {}, 401, 'unauthorized'],
+      ['GET', '/v1/runs/not-a-run-id', undefined, A, 404, 'not-found'],
+      ['GET', `/v1/runs/${'../'.repeat(20)}etc/passwd`, undefined, A, 404, 'not-found'],
+      ['GET', '/v1/runs/00000000-0000-0000-0000-000000000000', undefined, {}, 401, 'unauthorized'],
+      ['DELETE', '/v1/runs', undefined, A, 404, 'not-found'],
+      ['GET', '/metrics', undefined, {}, 401, 'unauthorized'],
+    ]
+    for (const [method, path, body, headers, status, code] of cases) {
+      const r = await call(s.url, method, path, body, headers)
+      const what = `${method} ${path} ${typeof body === 'string' ? body : ''}`
+      expect(r.status, what).toBe(status)
+      expect(r.headers.get('content-type'), what).toMatch(/^application\/json/)
+      expect(r.body, what).toMatchObject({ error: code, message: expect.any(String) })
+      expect(
+        Object.keys(r.body).every((k) => ['error', 'message', 'problems'].includes(k)),
+        what,
+      ).toBe(true)
+      expect(JSON.stringify(r.body), what).not.toMatch(/\bat .*:\d+:\d+|node_modules|\.ts\b|\/work\//)
+    }
+    // After all that, the server still runs.
+    expect((await run({ module: GUEST_B64, args: ['g', 'echo', 'ok'] })).body.result.stdout).toContain('arg:ok')
+  })
+
   it('an oversized body: 413', async () => {
     const r = await run({ module: ID, stdin: 'x'.repeat(300 * 1024) })
     expect(r.status).toBe(413)
