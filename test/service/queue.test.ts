@@ -9,7 +9,17 @@ import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RunningServer } from '../../service/server.js'
-import { call, GUEST, serve, startRedis, startWorker, type RedisInstance, type WorkerProcess, type Json } from '../support/service.js'
+import {
+  call,
+  GUEST,
+  GUEST_B64,
+  serve,
+  startRedis,
+  startWorker,
+  type RedisInstance,
+  type WorkerProcess,
+  type Json,
+} from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 /**
@@ -119,6 +129,36 @@ describe('caplet serve --queue with 3 workers', () => {
       await new Promise((res) => setTimeout(res, 20))
     }
     expect(view.result.stdout).toContain('arg:later')
+  })
+
+  it('a full queue answers 429 with Retry-After; the runs it took are finished, not dropped, on close', async () => {
+    // A queue no worker takes from: its runs wait until the server shuts down.
+    const q = await serve({ maxQueued: 2 }, { queue: redis.url, queueName: 'caplet-full' })
+    try {
+      const body = { module: GUEST_B64, args: ['g', 'echo', 'x'], wait: false }
+      const taken = await Promise.all([0, 1].map(() => call(q.url, 'POST', '/v1/runs', body)))
+      expect(taken.map((r) => r.status)).toEqual([202, 202])
+      const full = await call(q.url, 'POST', '/v1/runs', body)
+      expect(full.status).toBe(429)
+      expect(full.body).toMatchObject({ error: 'queue-full', message: expect.any(String) })
+      expect(Number(full.headers.get('retry-after'))).toBeGreaterThan(0)
+      const batch = await call(q.url, 'POST', '/v1/runs/batch', { runs: [{ module: GUEST_B64 }] })
+      expect(batch.status).toBe(429)
+      await q.close(200)
+      // Closing answered them failed (kept in Redis for GET), none left without an answer.
+      const r = new Redis(redis.url)
+      try {
+        const kept = await Promise.all(taken.map((t) => r.get(`caplet-full:result:${t.body.id}`)))
+        expect(kept.map((k) => JSON.parse(k ?? '{}').view)).toMatchObject([
+          { status: 'failed', error: { code: 'unavailable' } },
+          { status: 'failed', error: { code: 'unavailable' } },
+        ])
+      } finally {
+        r.disconnect()
+      }
+    } finally {
+      await q.close(200)
+    }
   })
 
   it('a run stopped by its own limit is a result, not a retry', async () => {
