@@ -165,6 +165,8 @@ describe('caplet serve --queue with 3 workers', () => {
     const r = await run({ args: ['g', 'loop'], limits: { timeout: '300ms' } })
     expect(r.body.result).toMatchObject({ exitCode: 124, limit: 'timeout' })
     expect(r.body.retried).toBeUndefined()
+    // Through the queue, the server's timing has the whole trip to a worker and back as `backend`.
+    expect(r.headers.get('server-timing')).toMatch(/^parse;dur=[\d.]+, admit;dur=[\d.]+, backend;dur=[\d.]+, guest;dur=[\d.]+, json/)
     await until(() => finishedLines().some((l) => l.includes(r.body.id)))
     expect(finishedLines().filter((l) => l.includes(r.body.id))).toHaveLength(1)
   })
