@@ -264,6 +264,31 @@ describe('caplet serve: errors', () => {
     const r = await run({ module: ID, stdin: 'x'.repeat(300 * 1024) })
     expect(r.status).toBe(413)
     expect(r.body.error).toBe('body-too-large')
+    // Without a Content-Length (chunked), the cap counts the bytes as they arrive.
+    const chunked = (total: number) => {
+      let sent = 0
+      return new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          if (sent >= total) return ctl.close()
+          sent += 16 * 1024
+          ctl.enqueue(new TextEncoder().encode(' '.repeat(16 * 1024)))
+        },
+      })
+    }
+    const send = (path: string, body: ReadableStream<Uint8Array>) =>
+      fetch(s.url + path, { method: path === '/v1/modules' ? 'PUT' : 'POST', headers: A, body, duplex: 'half' } as RequestInit)
+    const big = await send('/v1/runs', chunked(300 * 1024))
+    expect(big.status).toBe(413)
+    expect(await big.json()).toMatchObject({ error: 'body-too-large' })
+    const bigModule = await send('/v1/modules', chunked(80 * 1024))
+    expect(bigModule.status).toBe(413)
+    expect(await bigModule.json()).toMatchObject({ error: 'module-too-large' })
+    // Under the cap, chunked is read like any body.
+    const json = JSON.stringify({ module: GUEST_B64, args: ['g', 'echo', 'chunked'] })
+    const small = await send('/v1/runs', new Blob([json]).stream())
+    const got = (await small.json()) as Json
+    expect(got, JSON.stringify(got)).toHaveProperty('result')
+    expect(got.result.stdout).toContain('arg:chunked')
   })
 
   it('limits above the maxima: 422 naming each; invalid limits: 400', async () => {
