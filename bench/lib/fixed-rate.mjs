@@ -66,8 +66,8 @@ export async function fixedRate(url, body, { rate, duration }) {
   const pending = []
   for (let i = 0; i < n; i++) {
     const due = t0 + (i * 1000) / rate
-    const wait = due - performance.now()
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    // A timer may fire a little early: wait again rather than send before the request is due.
+    for (let wait = due - performance.now(); wait > 0; wait = due - performance.now()) await new Promise((r) => setTimeout(r, wait))
     pending.push(one(due))
   }
   await Promise.all(pending)
