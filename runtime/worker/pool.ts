@@ -121,6 +121,7 @@ export class WorkerPool {
    * background, rather than by the next run inside its own time.
    */
   reserve(n: number): void {
+    this.#closed = false
     this.#reserved = Math.max(this.#reserved, n)
     this.maxWorkers = Math.max(this.maxWorkers, n)
     this.maxIdle = Math.max(this.maxIdle, n)
@@ -164,7 +165,7 @@ export class WorkerPool {
     this.#refill()
   }
 
-  /** Terminates idle workers (running jobs finish first). */
+  /** Terminates idle workers (running jobs finish first) and stops replacing workers until `reserve` again. */
   async close(): Promise<void> {
     this.#closed = true
     const idle = this.#idle.splice(0)
