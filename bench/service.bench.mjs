@@ -1,10 +1,11 @@
 // Load test of `caplet serve` with autocannon on loopback: hello runs per second and p50/p99
 // latency for (1) caplet serve on the local pool, (2) a baseline HTTP server that spawns one
 // `node` process running node:wasi per request (what a naive service does), (3) the queue path
-// (caplet serve --queue + 1 and 2 `caplet worker`s on a redis-server of our own). Then p99 at
-// 50% of caplet serve's peak rate. Prints ratios against the baseline measured in the same run.
+// (caplet serve --queue + 1 and 2 `caplet worker`s on a redis-server of our own), with the CPU
+// each process used. Then p50/p99 at 50% of the local peak, open loop at a fixed rate, rounds
+// alternating with a server that answers at once (the floor), with the server's Server-Timing.
 //
-//   node bench/service.bench.mjs [--duration S] [--connections N]      (npm run build first)
+//   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N]  (build first)
 import { spawn } from 'node:child_process'
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -12,6 +13,7 @@ import { createServer as netServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
+import { fixedRate } from './lib/fixed-rate.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const arg = (name, d) => {
@@ -32,8 +34,8 @@ const freePort = () =>
     })
   })
 
-function child(args, ready) {
-  const p = spawn(process.execPath, [join(root, 'bin/caplet.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+function child(args, ready, nodeFlags = []) {
+  const p = spawn(process.execPath, [...nodeFlags, join(root, 'bin/caplet.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   p.stdout.on('data', (d) => {
     out += d
@@ -84,7 +86,7 @@ async function caplet(extra = []) {
   const check = await fetch(`${url}/v1/runs`, { method: 'POST', body }).then((r) => r.json())
   if (check.result?.stdout !== 'hello from caplet\n') throw new Error(`unexpected: ${JSON.stringify(check)}`)
   await load(`${url}/v1/runs`, body, { duration: 1 }) // warm-up
-  return { url, body, stop: () => stop(s.p) }
+  return { url, body, pid: s.p.pid, stop: () => stop(s.p) }
 }
 
 /** The naive service: one `node` process with node:wasi per request. */
@@ -113,15 +115,67 @@ WebAssembly.instantiate(fs.readFileSync(process.argv[1]), wasi.getImportObject()
   )
 }
 
+/** A server that answers every POST with a fixed JSON body at once: the floor of HTTP, the loader and the machine. */
+function floorServer() {
+  const src = `const http = require('node:http'); const body = Buffer.from(process.argv[1]);
+http.createServer((q, r) => { q.resume(); q.on('end', () => { r.setHeader('content-type', 'application/json'); r.end(body) }) })
+  .listen(0, '127.0.0.1', function () { console.log('floor on http://127.0.0.1:' + this.address().port) })`
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, ['-e', src, ' '.repeat(620)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    p.stdout.once('data', (d) => {
+      const m = /on (http:\S+)/.exec(String(d))
+      if (m) res({ url: m[1], stop: () => stop(p) })
+      else rej(new Error(String(d)))
+    })
+  })
+}
+
+/** CPU seconds used so far by a process (all its threads), from /proc (Linux). */
+const cpuOf = (pid) => {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return NaN
+  }
+}
+const selfCpu = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1e6
+}
+/** Runs `fn` and reports the CPU each named process used during it, per 1,000 runs. */
+async function withCpu(procs, fn) {
+  const before = Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, cpuOf(pid)]))
+  const self0 = selfCpu()
+  const t0 = performance.now()
+  const r = await fn()
+  const wall = (performance.now() - t0) / 1000
+  const used = { loader: selfCpu() - self0 }
+  for (const [k, pid] of Object.entries(procs)) used[k] = cpuOf(pid) - before[k]
+  const total = Object.values(used).reduce((a, b) => a + b, 0)
+  const per1k = Object.entries(used)
+    .map(([k, v]) => `${k} ${((v * 1000) / r.total).toFixed(2)}`)
+    .join(', ')
+  console.log(`    CPU s per 1,000 runs: ${per1k}; all ${(total / wall).toFixed(2)} of 2 cores busy (${wall.toFixed(1)} s)`)
+  return r
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const rows = []
 const report = (name, m) => {
   rows.push({ name, ...m })
   console.log(
-    `${name.padEnd(44)} ${m.rps.toFixed(1).padStart(8)} runs/s  p50 ${String(m.p50).padStart(5)} ms  p99 ${String(m.p99).padStart(5)} ms  (${m.total} runs, ${m.bad} failed)`,
+    `${name.padEnd(52)} ${m.rps.toFixed(1).padStart(8)} runs/s  p50 ${m.p50.toFixed(1).padStart(6)} ms  p99 ${m.p99.toFixed(1).padStart(6)} ms  (${m.total} runs, ${m.bad} failed)`,
   )
 }
+const ROUNDS = arg('--rounds', 3)
 
-console.log(`caplet serve load test: hello, ${CONNECTIONS} connections, ${DURATION} s each\n`)
+console.log(
+  `caplet serve load test: hello, ${CONNECTIONS} connections, ${DURATION} s each; ${(await import('node:os'))
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} load\n`,
+)
 const base = await baseline()
 const b = await load(base.url, '{}', { connections: Math.min(CONNECTIONS, 4) })
 report('baseline: node:wasi process per request', b)
@@ -130,9 +184,32 @@ await base.stop()
 const local = await caplet()
 const peak = await load(`${local.url}/v1/runs`, local.body)
 report('caplet serve (local pool)', peak)
-const half = await load(`${local.url}/v1/runs`, local.body, { overallRate: Math.max(1, Math.floor(peak.rps / 2)) })
-report(`caplet serve at 50% of peak (${Math.floor(peak.rps / 2)}/s)`, half)
+// 50% of peak, open loop (bench/lib/fixed-rate.mjs), alternating with a server that answers at
+// once (the floor: loopback HTTP, this loader and whatever else the machine runs), rounds.
+const rate = Math.max(1, Math.floor(peak.rps / 2))
+const floor = await floorServer()
+const halves = []
+const floors = []
+for (let i = 0; i < ROUNDS; i++) {
+  const f = await fixedRate(floor.url, local.body, { rate, duration: DURATION })
+  report(`  floor: a server that answers at once (${rate}/s)`, f)
+  floors.push(f)
+  const h = await withCpu({ serve: local.pid }, () => fixedRate(`${local.url}/v1/runs`, local.body, { rate, duration: DURATION }))
+  report(`  caplet serve at 50% of peak (${rate}/s)`, h)
+  const t = Object.entries(h.server)
+    .map(([k, v]) => `${k} ${v.p50}/${v.p99}`)
+    .join(', ')
+  console.log(`    in the server, p50/p99 ms: ${t}; the loader sent late by p99 ${h.loaderLateP99.toFixed(1)} ms`)
+  halves.push(h)
+}
+await floor.stop()
+// What the first version of this bench reported: autocannon's overallRate sends each
+// connection's quota back to back at each second's tick, then idles (bursts at peak rate).
+const bursts = await load(`${local.url}/v1/runs`, local.body, { overallRate: rate })
+report(`  autocannon overallRate ${rate}/s (bursts each second)`, bursts)
 await local.stop()
+const half = { p50: median(halves.map((h) => h.p50)), p99: median(halves.map((h) => h.p99)) }
+const floorP99 = median(floors.map((h) => h.p99))
 
 const dir = mkdtempSync(join(tmpdir(), 'caplet-bench-redis-'))
 const port = await freePort()
@@ -141,12 +218,16 @@ const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.
 })
 await sleep(300)
 const queue = `redis://127.0.0.1:${port}`
+const queued = {}
 try {
   const workers = []
   for (const n of [1, 2]) {
     while (workers.length < n) workers.push(await child(['worker', '--queue', queue, '--log-level', 'info'], /caplet worker ready/))
     const q = await caplet(['--queue', queue])
-    report(`caplet serve --queue, ${n} worker${n > 1 ? 's' : ''}`, await load(`${q.url}/v1/runs`, q.body))
+    const procs = { serve: q.pid, redis: redis.pid, ...Object.fromEntries(workers.map((w, i) => [`worker${i + 1}`, w.p.pid])) }
+    const r = await withCpu(procs, () => load(`${q.url}/v1/runs`, q.body))
+    report(`caplet serve --queue, ${n} worker${n > 1 ? 's' : ''}`, r)
+    queued[n] = r.rps
     await q.stop()
   }
   for (const w of workers) await stop(w.p)
@@ -154,4 +235,11 @@ try {
   redis.kill('SIGKILL')
   rmSync(dir, { recursive: true, force: true })
 }
-console.log(`\ncaplet serve / baseline: ${(peak.rps / b.rps).toFixed(1)}x runs/s; p99 at 50% of peak: ${half.p99} ms`)
+console.log(
+  `\ncaplet serve / baseline: ${(peak.rps / b.rps).toFixed(1)}x runs/s; at 50% of peak (${ROUNDS} rounds, median): p50 ${half.p50.toFixed(1)} ms, p99 ${half.p99.toFixed(1)} ms (floor p99 ${floorP99.toFixed(1)} ms); queue 2 workers / 1: ${(queued[2] / queued[1]).toFixed(2)}x; load ${(
+    await import('node:os')
+  )
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+)

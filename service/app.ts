@@ -4,7 +4,7 @@
  * answered as a one-line 500, never with a stack. Guest output is never logged.
  */
 import { Hono, type Context } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import { concatBytes } from '../wasi-host/abi/bytes.js'
 import type { Logger } from 'pino'
 import type { TokenPolicy } from './config.js'
 import { Admission } from './admission.js'
@@ -15,7 +15,7 @@ import type { ServiceMetrics } from './metrics.js'
 import type { CompileSource } from './modules.js'
 import { openApiDocument } from './openapi.js'
 import { batchRequestSchema, resolveRunRequest, type ModuleRef, type ResolvedRun, type RunJob } from './request.js'
-import type { RunBackend, RunView } from './runs.js'
+import type { RunBackend, RunTiming, RunView } from './runs.js'
 
 export interface AppDeps {
   config: ServiceConfig
@@ -26,8 +26,9 @@ export interface AppDeps {
   compile?: CompileSource
 }
 
-type Env = { Variables: { token: TokenPolicy } }
+type Env = { Variables: { token: TokenPolicy; body: Uint8Array } }
 
+const utf8 = new TextDecoder()
 const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 function parseJson(text: string): unknown {
@@ -36,6 +37,23 @@ function parseJson(text: string): unknown {
   } catch (e) {
     throw new ApiError(400, 'bad-json', `the body is not valid JSON: ${(e as Error).message.slice(0, 200)}`)
   }
+}
+
+const ms = (a: number, b: number) => `${Math.max(0, b - a).toFixed(2)}`
+
+/**
+ * Where a waited-for run's time went on this server (a `Server-Timing` header): reading and
+ * checking the request, admission (modules looked up), waiting for a free slot, the run in the
+ * pool (`guest`: its own wall time inside), metrics and the log line, serialising the result.
+ */
+function serverTiming(t0: number, t1: number, t2: number, t3: number, t4: number, t: RunTiming, view: RunView): string {
+  const parts = [`parse;dur=${ms(t0, t1)}`, `admit;dur=${ms(t1, t2)}`]
+  if (t.started !== undefined && t.ended !== undefined)
+    parts.push(`wait;dur=${ms(t2, t.started)}`, `run;dur=${ms(t.started, t.ended)}`, `finish;dur=${ms(t.ended, t3)}`)
+  else parts.push(`backend;dur=${ms(t2, t3)}`)
+  if (view.result) parts.push(`guest;dur=${view.result.stats.wallMs.toFixed(2)}`)
+  parts.push(`json;dur=${ms(t3, t4)}`, `total;dur=${ms(t0, t4)}`)
+  return parts.join(', ')
 }
 
 export function createApp(deps: AppDeps): Hono<Env> {
@@ -47,6 +65,37 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => {
     throw new ApiError(413, code, `the body is larger than this server's ${max} bytes`)
   }
+  /**
+   * Reads the body, at most `max` bytes, into `c.get('body')`. With a Content-Length (which
+   * Node's parser holds the body to) the cap is a header check and the body is read on
+   * @hono/node-server's fast path; a chunked body is counted as it arrives. (Hono's `bodyLimit`
+   * read `req.raw.body`, which builds a whole Web Request for every request, and failed on
+   * chunked bodies with a 500.)
+   */
+  const cap = (max: number, code: 'body-too-large' | 'module-too-large') => async (c: Context<Env>, next: () => Promise<void>) => {
+    const length = c.req.header('content-length')
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      if (Number(length) > max) tooLarge(max, code)()
+      c.set('body', new Uint8Array(await c.req.arrayBuffer()))
+      return next()
+    }
+    const chunks: Uint8Array[] = []
+    let size = 0
+    const reader = c.req.raw.body?.getReader()
+    for (;;) {
+      const chunk = await reader?.read()
+      if (!chunk || chunk.done) break
+      size += chunk.value.byteLength
+      if (size > max) {
+        void reader!.cancel().catch(() => {})
+        tooLarge(max, code)()
+      }
+      chunks.push(chunk.value)
+    }
+    c.set('body', concatBytes(chunks))
+    return next()
+  }
+
   const auth = async (c: Context<Env>, next: () => Promise<void>) => {
     c.set('token', admission.authenticate(c.req.header('authorization')))
     await next()
@@ -77,18 +126,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const doc = JSON.stringify(openApiDocument())
   app.get('/openapi.json', (c) => c.body(doc, 200, { 'Content-Type': 'application/json' }))
 
-  app.put(
-    '/v1/modules',
-    auth,
-    bodyLimit({ maxSize: config.maxModuleBytes, onError: tooLarge(config.maxModuleBytes, 'module-too-large') }),
-    async (c) => {
-      const bytes = new Uint8Array(await c.req.arrayBuffer())
-      if (bytes.byteLength === 0) throw new ApiError(400, 'invalid-request', "the body is empty: send the module's bytes")
-      const r = await backend.modules.put(bytes)
-      log.info({ module: r.id, size: r.size, created: r.created, token: c.get('token').name }, 'module stored')
-      return c.json(r, r.created ? 201 : 200)
-    },
-  )
+  app.put('/v1/modules', auth, cap(config.maxModuleBytes, 'module-too-large'), async (c) => {
+    const bytes = c.get('body')
+    if (bytes.byteLength === 0) throw new ApiError(400, 'invalid-request', "the body is empty: send the module's bytes")
+    const r = await backend.modules.put(bytes)
+    log.info({ module: r.id, size: r.size, created: r.created, token: c.get('token').name }, 'module stored')
+    return c.json(r, r.created ? 201 : 200)
+  })
 
   /** The module's id: an uploaded one (it must exist), inline bytes (stored now), or source (compiled). */
   const moduleIdOf = async (ref: ModuleRef): Promise<string> => {
@@ -118,7 +162,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   /** Admits, stores modules, and starts runs; each promise settles with the run's final view. */
-  const startRuns = async (token: TokenPolicy, runs: ResolvedRun[]): Promise<Promise<RunView>[]> => {
+  const startRuns = async (token: TokenPolicy, runs: ResolvedRun[], timing?: RunTiming): Promise<Promise<RunView>[]> => {
     backend.admit(runs.length)
     const release = admission.acquire(token, runs.length)
     const jobs: RunJob[] = []
@@ -132,7 +176,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     return jobs.map((job) => {
       const t0 = performance.now()
-      return backend.start(job).then((view) => {
+      return backend.start(job, timing).then((view) => {
         release()
         metrics.finished(view, t0)
         log.info(
@@ -156,24 +200,31 @@ export function createApp(deps: AppDeps): Hono<Env> {
     })
   }
 
-  const bodyCap = bodyLimit({ maxSize: config.maxBodyBytes, onError: tooLarge(config.maxBodyBytes, 'body-too-large') })
+  const bodyCap = cap(config.maxBodyBytes, 'body-too-large')
 
   app.post('/v1/runs', auth, bodyCap, async (c) => {
+    const t0 = performance.now()
     const token = c.get('token')
-    const run = resolveRunRequest(parseJson(await c.req.text()), config, token.name)
-    const [done] = await startRuns(token, [run])
+    const run = resolveRunRequest(parseJson(utf8.decode(c.get('body'))), config, token.name)
+    const t1 = performance.now()
+    const timing: RunTiming = {}
+    const [done] = await startRuns(token, [run], timing)
+    const t2 = performance.now()
     if (!run.wait) {
       void done
       c.header('Location', `/v1/runs/${run.job.id}`)
       return c.json({ id: run.job.id, status: 'queued' }, 202)
     }
     const view = await done!
-    return c.json(view, view.status === 'failed' ? 503 : 200)
+    const t3 = performance.now()
+    const body = JSON.stringify(view)
+    c.header('Server-Timing', serverTiming(t0, t1, t2, t3, performance.now(), timing, view))
+    return c.body(body, view.status === 'failed' ? 503 : 200, { 'Content-Type': 'application/json' })
   })
 
   app.post('/v1/runs/batch', auth, bodyCap, async (c) => {
     const token = c.get('token')
-    const parsed = batchRequestSchema.safeParse(parseJson(await c.req.text()))
+    const parsed = batchRequestSchema.safeParse(parseJson(utf8.decode(c.get('body'))))
     if (!parsed.success)
       throw new ApiError(
         400,

@@ -7,7 +7,7 @@ import { ApiError } from './errors.js'
 import { executeRun, ProgramCache } from './execute-run.js'
 import type { ModuleStore } from './modules.js'
 import type { RunJob } from './request.js'
-import { failedView, viewOf, type RunBackend, type RunRecord, type RunView } from './runs.js'
+import { failedView, viewOf, type RunBackend, type RunRecord, type RunTiming, type RunView } from './runs.js'
 import type { Logger } from 'pino'
 
 const MAX_RECORDS = 100_000
@@ -38,7 +38,7 @@ export class LocalBackend implements RunBackend {
     }
   }
 
-  async start(job: RunJob): Promise<RunView> {
+  async start(job: RunJob, timing?: RunTiming): Promise<RunView> {
     const record: RunRecord = { view: viewOf(job, 'queued'), owner: job.owner, expiresAt: Infinity }
     this.#records.set(job.id, record)
     this.#reserved++
@@ -48,6 +48,7 @@ export class LocalBackend implements RunBackend {
       else this.#waiting.push(go)
     })
     this.#running++
+    if (timing) timing.started = performance.now()
     record.view = { ...record.view, status: 'running' }
     try {
       const result = await executeRun(job, () => this.modules.get(job.moduleId), this.#programs)
@@ -59,6 +60,7 @@ export class LocalBackend implements RunBackend {
         record.view = failedView(job, 'internal', 'the service failed to run this job')
       }
     } finally {
+      if (timing) timing.ended = performance.now()
       this.#running--
       record.expiresAt = Date.now() + this.config.resultTtlMs
       this.#waiting.shift()?.()

@@ -102,7 +102,17 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Run a module. With wait (default) the answer is the finished run; with wait: false, 202 and the run id.',
           requestBody: { content: json({ $ref: '#/components/schemas/RunRequest' }) },
           responses: {
-            200: { description: 'finished', content: json({ $ref: '#/components/schemas/Run' }) },
+            200: {
+              description: 'finished',
+              headers: {
+                'Server-Timing': {
+                  description:
+                    'Where the run spent its time in the server (ms): parse, admit, wait, run, guest, finish, json, total; backend in place of wait and run on a queue',
+                  schema: { type: 'string' },
+                },
+              },
+              content: json({ $ref: '#/components/schemas/Run' }),
+            },
             202: { description: 'accepted', content: json({ $ref: '#/components/schemas/Run' }) },
             503: { description: 'the service could not run it', content: json({ $ref: '#/components/schemas/Run' }) },
             ...errors(400, 401, 404, 413, 422, 429, 501),

@@ -286,6 +286,8 @@ export class QueueBackend implements RunBackend {
     clearInterval(this.#timer)
     for (const p of [...this.#pending.values()])
       this.#finish(p, failedView(p.job, 'unavailable', 'the server shut down before the run finished'))
+    // Their failed views were sent on this connection: a reply to a later command means they are stored.
+    await Promise.race([this.redis.ping().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())])
     await Promise.allSettled([this.events.close(), this.queue.close()])
     for (const c of queueConnections.get(this.queue) ?? []) c.disconnect()
     this.redis.disconnect()

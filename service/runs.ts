@@ -30,6 +30,12 @@ export interface RunRecord {
   expiresAt: number
 }
 
+/** When a run left this server's queue and when it ended (`performance.now()`), for `Server-Timing`. */
+export interface RunTiming {
+  started?: number
+  ended?: number
+}
+
 export interface BackendDepth {
   queued: number
   running: number
@@ -41,8 +47,8 @@ export interface RunBackend {
   readonly modules: ModuleStore
   /** @throws ApiError 429 when `n` more runs would overfill the queue */
   admit(n: number): void
-  /** Starts a run (admitted before); resolves with its final view, never rejects. */
-  start(job: RunJob): Promise<RunView>
+  /** Starts a run (admitted before); resolves with its final view, never rejects. Fills `timing` when it can. */
+  start(job: RunJob, timing?: RunTiming): Promise<RunView>
   /** The run's view, if it exists and belongs to `owner`. */
   get(id: string, owner: string): Promise<RunView | undefined>
   depth(): BackendDepth

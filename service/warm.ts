@@ -1,10 +1,11 @@
 /**
  * @module Warms the worker pool when a server or a queue worker starts: the first runs would
  * otherwise pay for starting worker threads (tens of ms, seconds on a loaded machine) inside
- * their own time limit. Runs a tiny command of our own making (an empty `_start`), once per
- * worker the pool keeps idle.
+ * their own time limit. Reserves `n` workers (kept idle between runs, replaced in the
+ * background when a run kills one) and runs a tiny command of ours (an empty `_start`) on each.
  */
 import { availableParallelism } from 'node:os'
+import { defaultPool } from '../runtime/worker/pool.js'
 import { prepare } from '../runtime/sandbox.js'
 
 /** `(module (memory (export "memory") 1) (func (export "_start")))`, written out by hand. */
@@ -14,10 +15,11 @@ const EMPTY_COMMAND = new Uint8Array([
   0x01, 0x02, 0x00, 0x0b,
 ])
 
-/** Runs that many at once on a warm pool without starting a thread (the pool keeps this many idle). */
+/** Runs at once by default: as many as the cores, at least 2. */
 export const WARM_WORKERS = Math.max(2, availableParallelism())
 
 export async function warmPool(n = WARM_WORKERS): Promise<void> {
+  defaultPool.reserve(n)
   const program = await prepare(EMPTY_COMMAND)
   await Promise.all(Array.from({ length: n }, () => program.run()))
 }

@@ -48,10 +48,13 @@ export class WorkerPool {
   readonly #idle: Slot[] = []
   readonly #queue: (() => void)[] = []
   #busy = 0
+  /** Workers kept ready (idle or busy) by `reserve`; 0 for a one-shot process. */
+  #reserved = 0
+  #closed = false
 
   constructor(
-    readonly maxWorkers = Math.max(4, availableParallelism() * 2),
-    readonly maxIdle = Math.max(2, availableParallelism()),
+    public maxWorkers = Math.max(4, availableParallelism() * 2),
+    public maxIdle = Math.max(2, availableParallelism()),
     /** Capacity of each worker's reusable capture buffers. */
     readonly captureBytes = DEFAULT_CAPTURE_BYTES,
   ) {}
@@ -91,6 +94,7 @@ export class WorkerPool {
             this.#idle.push(slot)
           } else done = slot.worker.terminate().then(() => {})
           this.#queue.shift()?.()
+          if (!reuse) this.#refill()
           return done
         }
         resolve({
@@ -116,6 +120,33 @@ export class WorkerPool {
     this.#idle.push(slot)
   }
 
+  /**
+   * For a long-running embedder (`caplet serve`, `caplet worker`) that runs up to `n` at once:
+   * `n` may run without waiting for each other, `n` stay idle between runs (none is ended and
+   * started again), and a worker discarded after a kill or a crash is replaced at once, in the
+   * background, rather than by the next run inside its own time.
+   */
+  reserve(n: number): void {
+    this.#closed = false
+    this.#reserved = Math.max(this.#reserved, n)
+    this.maxWorkers = Math.max(this.maxWorkers, n)
+    this.maxIdle = Math.max(this.maxIdle, n)
+    this.#refill()
+  }
+
+  /** Workers alive now: idle and busy (what `reserve` keeps up). */
+  get size(): number {
+    return this.#idle.length + this.#busy
+  }
+
+  #refill(): void {
+    while (!this.#closed && this.#idle.length + this.#busy < this.#reserved && this.#queue.length === 0) {
+      const slot = this.#spawn()
+      slot.worker.unref()
+      this.#idle.push(slot)
+    }
+  }
+
   #spawn(): Slot {
     const worker = takeEarlyWorker() ?? spawnSandboxWorker()
     const slot: Slot = { worker, handlers: undefined, buffers: {}, ring: undefined }
@@ -137,10 +168,12 @@ export class WorkerPool {
   #forget(slot: Slot): void {
     const i = this.#idle.indexOf(slot)
     if (i >= 0) this.#idle.splice(i, 1)
+    this.#refill()
   }
 
-  /** Terminates idle workers (running jobs finish first). */
+  /** Terminates idle workers (running jobs finish first) and stops replacing workers until `reserve` again. */
   async close(): Promise<void> {
+    this.#closed = true
     const idle = this.#idle.splice(0)
     await Promise.all(idle.map((s) => s.worker.terminate()))
   }

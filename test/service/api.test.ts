@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { defaultPool } from '../../runtime/worker/pool.js'
 import type { RunningServer } from '../../service/server.js'
 import { repoRoot } from '../support/guest.js'
 import { call, GUEST, GUEST_B64, serve, type Json } from '../support/service.js'
@@ -113,6 +114,17 @@ describe('caplet serve: endpoints', () => {
     expect(r.body.result.stdout).toBe('arg:one\narg:two\nenv:hello\nstdin:from stdin')
     expect(r.body.limits).toMatchObject({ timeout: 4000, memory: 8 * 2 ** 20, stdout: 16 * 1024 })
     expect(r.body.result.stats.wallMs).toBeGreaterThan(0)
+    // Where the time went in the server: each step, the guest's own time within the run, the whole.
+    const timing = Object.fromEntries(
+      (r.headers.get('server-timing') ?? '').split(', ').map((e) => {
+        const [name, dur] = e.split(';dur=')
+        return [name, Number(dur)]
+      }),
+    )
+    expect(Object.keys(timing)).toEqual(['parse', 'admit', 'wait', 'run', 'finish', 'guest', 'json', 'total'])
+    expect(Object.values(timing).every((v) => Number.isFinite(v) && (v as number) >= 0)).toBe(true)
+    expect(timing.run).toBeGreaterThanOrEqual(timing.guest! - 0.01)
+    expect(timing.total).toBeGreaterThanOrEqual(timing.run! - 0.01)
   })
 
   it('takes the module inline as base64, and stdin as base64', async () => {
@@ -207,10 +219,76 @@ describe('caplet serve: errors', () => {
     expect(route.body.error).toBe('not-found')
   })
 
+  it('every refusal, on every endpoint, is one JSON object with a code and a message, never a stack', async () => {
+    const garbage = new Uint8Array(4096).fill(0x41)
+    const cases: [string, string, unknown, Record<string, string>, number, string][] = [
+      ['POST', '/v1/runs', '{"module": ', A, 400, 'bad-json'],
+      ['POST', '/v1/runs', new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]), A, 400, 'bad-json'],
+      ['POST', '/v1/runs', '[]', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', 'null', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', '{"__proto__": {"module": "x"}}', A, 400, 'invalid-request'],
+      ['POST', '/v1/runs', { module: Buffer.from(garbage).toString('base64') }, A, 422, 'invalid-module'],
+      ['POST', '/v1/runs', { module: ID, args: 'not a list' }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', '{"runs": [', A, 400, 'bad-json'],
+      ['POST', '/v1/runs/batch', { runs: 'x' }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', { runs: Array(6).fill({ module: ID }) }, A, 400, 'invalid-request'],
+      ['POST', '/v1/runs/batch', { runs: [{ module: ID }, { module: ID, limits: { timeout: '1h' } }] }, A, 422, 'limit-above-maximum'],
+      ['POST', '/v1/runs/batch', { runs: [{ module: ID }] }, {}, 401, 'unauthorized'],
+      ['PUT', '/v1/modules', garbage, A, 422, 'invalid-module'],
+      ['PUT', '/v1/modules', new Uint8Array(0), A, 400, 'invalid-request'],
+      ['PUT', '/v1/modules', new Uint8Array(65 * 1024), A, 413, 'module-too-large'],
+      ['PUT', '/v1/modules', GUEST, {}, 401, 'unauthorized'],
+      ['GET', '/v1/runs/not-a-run-id', undefined, A, 404, 'not-found'],
+      ['GET', `/v1/runs/${'../'.repeat(20)}etc/passwd`, undefined, A, 404, 'not-found'],
+      ['GET', '/v1/runs/00000000-0000-0000-0000-000000000000', undefined, {}, 401, 'unauthorized'],
+      ['DELETE', '/v1/runs', undefined, A, 404, 'not-found'],
+      ['GET', '/metrics', undefined, {}, 401, 'unauthorized'],
+    ]
+    for (const [method, path, body, headers, status, code] of cases) {
+      const r = await call(s.url, method, path, body, headers)
+      const what = `${method} ${path} ${typeof body === 'string' ? body : ''}`
+      expect(r.status, what).toBe(status)
+      expect(r.headers.get('content-type'), what).toMatch(/^application\/json/)
+      expect(r.body, what).toMatchObject({ error: code, message: expect.any(String) })
+      expect(
+        Object.keys(r.body).every((k) => ['error', 'message', 'problems'].includes(k)),
+        what,
+      ).toBe(true)
+      expect(JSON.stringify(r.body), what).not.toMatch(/\bat .*:\d+:\d+|node_modules|\.ts\b|\/work\//)
+    }
+    // After all that, the server still runs.
+    expect((await run({ module: GUEST_B64, args: ['g', 'echo', 'ok'] })).body.result.stdout).toContain('arg:ok')
+  })
+
   it('an oversized body: 413', async () => {
     const r = await run({ module: ID, stdin: 'x'.repeat(300 * 1024) })
     expect(r.status).toBe(413)
     expect(r.body.error).toBe('body-too-large')
+    // Without a Content-Length (chunked), the cap counts the bytes as they arrive.
+    const chunked = (total: number) => {
+      let sent = 0
+      return new ReadableStream<Uint8Array>({
+        pull(ctl) {
+          if (sent >= total) return ctl.close()
+          sent += 16 * 1024
+          ctl.enqueue(new TextEncoder().encode(' '.repeat(16 * 1024)))
+        },
+      })
+    }
+    const send = (path: string, body: ReadableStream<Uint8Array>) =>
+      fetch(s.url + path, { method: path === '/v1/modules' ? 'PUT' : 'POST', headers: A, body, duplex: 'half' } as RequestInit)
+    const big = await send('/v1/runs', chunked(300 * 1024))
+    expect(big.status).toBe(413)
+    expect(await big.json()).toMatchObject({ error: 'body-too-large' })
+    const bigModule = await send('/v1/modules', chunked(80 * 1024))
+    expect(bigModule.status).toBe(413)
+    expect(await bigModule.json()).toMatchObject({ error: 'module-too-large' })
+    // Under the cap, chunked is read like any body.
+    const json = JSON.stringify({ module: GUEST_B64, args: ['g', 'echo', 'chunked'] })
+    const small = await send('/v1/runs', new Blob([json]).stream())
+    const got = (await small.json()) as Json
+    expect(got, JSON.stringify(got)).toHaveProperty('result')
+    expect(got.result.stdout).toContain('arg:chunked')
   })
 
   it('limits above the maxima: 422 naming each; invalid limits: 400', async () => {
@@ -256,6 +334,8 @@ describe('caplet serve: guests that misbehave', () => {
     expect(flood.body.result.stdout.length).toBeLessThanOrEqual(8 * 1024)
     const fuel = await run({ module: ID, args: ['g', 'loop'], limits: { fuel: 100000 } })
     expect(fuel.body.result).toMatchObject({ exitCode: 124, limit: 'fuel' })
+    // The worker the timeout killed was replaced in the background: the pool is back to its reserve.
+    expect(defaultPool.size).toBeGreaterThanOrEqual(s.backend.depth().capacity)
     const after = await run({ module: ID, args: ['g', 'echo', 'still'] })
     expect(after.body.result.stdout).toContain('arg:still')
     const m = await call(s.url, 'GET', '/metrics', undefined, A)
