@@ -331,7 +331,10 @@ export class BridgeClient {
     try {
       reply = readMessage(this.#channel, h)
     } finally {
-      if (Atomics.compareExchange(h, STATE, REPLY, IDLE) === REPLY) Atomics.notify(h, STATE)
+      // No notify: nobody needs this transition, and the server waiting on REPLY wakes with
+      // the next request's notify (a notify here would cost the serving thread a wake-up per
+      // round trip).
+      Atomics.compareExchange(h, STATE, REPLY, IDLE)
     }
     this.#inFlight = false
     const body = reply.json as { p?: unknown; n?: unknown } | null
