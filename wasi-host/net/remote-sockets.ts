@@ -42,6 +42,7 @@ export interface SyncChannel {
  * The `net` service's methods and the shapes they exchange (`args` → `value`; raw data in `bytes`):
  *  - `open {}` → `{ sockets: OpenedSocket[] }` (waits until every grant is listening / connected)
  *  - `accept { id, nb }` → `{ id }` (a new connection) | `{ e }`
+ *  - `redial { id }` → `{ id }` (a new connection to connection `id`'s granted address) | `{ e }`
  *  - `recv { id, max, peek, all, nb }` → bytes (none: EOF) | `{ e }`
  *  - `send { id, nb }` + bytes → `{ n }` | `{ e }`
  *  - `write { id }` + bytes → nothing | `{ e }`: a posted (write-behind) send of all the bytes
@@ -64,8 +65,10 @@ export interface OpenedSocket {
 export interface NetStats {
   /** Connections accepted from listeners (refused ones not included). */
   connections: number
-  /** Connections closed at once because `maxConnections` (or the backlog) was full. */
+  /** Connections closed at once (or redials refused, `EMFILE`) because `maxConnections` (or the backlog) was full. */
   refused: number
+  /** New connections to a connect grant's address (`sock_accept` on its descriptor). */
+  dialed: number
   /** Bytes received from peers and sent to them, as the network saw them. */
   bytesIn: number
   bytesOut: number
@@ -161,7 +164,7 @@ export class RemoteSockets implements SocketBackend {
     const { value } = this.call('open', {})
     const opened = (value as { sockets: OpenedSocket[] }).sockets
     const grants = opened.map((o) => ({
-      socket: o.role === 'listener' ? this.#listener(o.id) : this.#connection(o.id),
+      socket: o.role === 'listener' ? this.#listener(o.id) : this.#connection(o.id, true),
       ...(o.name !== undefined ? { name: o.name } : {}),
     }))
     return { grants, opened }
@@ -238,12 +241,22 @@ export class RemoteSockets implements SocketBackend {
     return l
   }
 
-  #connection(id: number): ConnectionSocket {
+  /** A connection; `redials`: a connect grant's, which can dial its address again. */
+  #connection(id: number, redials = false): ConnectionSocket {
     let closed = false
     const sockets = this
     const c: ConnectionSocket & { [ID]: number } = {
       role: 'connection',
       [ID]: id,
+      ...(redials
+        ? {
+            redial(): ConnectionSocket {
+              if (closed) throw new WasiError(Errno.BADF, 'closed')
+              const { value } = sockets.call('redial', { id })
+              return sockets.#connection((value as { id: number }).id)
+            },
+          }
+        : {}),
       recv(max: number, o: RecvOptions): Uint8Array {
         if (closed) throw new WasiError(Errno.BADF, 'closed')
         const left = sockets.#maxIn - sockets.bytesIn

@@ -77,6 +77,12 @@ export interface ConnectionSocket {
   /** `SHUT_RD`, `SHUT_WR` or both (`Sdflags` bits). @throws WasiError NOTCONN */
   shutdown(how: number): void
   close(): void
+  /**
+   * Present on a granted connection (a connect grant) only: a new connection to the same
+   * address, and never another (the guest names no address). Blocks until connected.
+   * @throws WasiError CONNREFUSED (or another connect errno), MFILE (connections limit), BADF
+   */
+  redial?(): ConnectionSocket
 }
 
 export type SocketHandle = ListenerSocket | ConnectionSocket

@@ -70,8 +70,10 @@ class Connection extends Waitable {
   readShut = false
   writeShut = false
   paused = false
-  /** Counted against `maxConnections` (accepted from a listener, not closed by the guest). */
+  /** Counted against `maxConnections` (accepted from a listener or redialed, not closed by the guest). */
   counted = false
+  /** A connect grant's connection: the one address `redial` may dial again. */
+  grant: Extract<NetGrantSpec, { kind: 'connect' }> | undefined
   constructor(
     readonly id: number,
     readonly socket: Socket,
@@ -122,7 +124,7 @@ export class NetService {
   #live = 0
   #disposed = false
   #started: Promise<OpenedSocket[]> | undefined
-  readonly #stats: NetStats = { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0 }
+  readonly #stats: NetStats = { connections: 0, refused: 0, dialed: 0, bytesIn: 0, bytesOut: 0 }
   /** Every pending wait's wake-up, so `dispose` can end them. */
   readonly #timers = new Set<ReturnType<typeof setTimeout>>()
 
@@ -186,7 +188,20 @@ export class NetService {
     })
   }
 
-  #connect(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<OpenedSocket> {
+  async #connect(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<OpenedSocket> {
+    const c = await this.#dial(g)
+    const s = c.socket
+    const address =
+      'path' in g
+        ? `unix:${g.path}`
+        : s.remoteFamily === 'IPv6'
+          ? `[${s.remoteAddress}]:${s.remotePort}`
+          : `${s.remoteAddress}:${s.remotePort}`
+    return { id: c.id, role: 'connection', ...(g.name !== undefined ? { name: g.name } : {}), address }
+  }
+
+  /** Connects to the grant's address (its literal address: nothing else is ever dialed). */
+  #dial(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<Connection> {
     return new Promise((resolve, reject) => {
       if (this.#disposed) {
         reject(new Error('closed'))
@@ -197,17 +212,21 @@ export class NetService {
           ? createConnection({ path: g.path, allowHalfOpen: true })
           : createConnection({ host: g.host, port: g.port, allowHalfOpen: true, noDelay: true })
       this.#sockets.add(s)
-      s.once('error', reject)
+      const failed = (e?: Error) => {
+        this.#sockets.delete(s)
+        s.destroy()
+        reject(e ?? new Error('closed'))
+      }
+      // Destroyed by `dispose` before it connected: no error event comes, only the close.
+      const closed = () => failed()
+      s.once('error', failed)
+      s.once('close', closed)
       s.once('connect', () => {
-        s.off('error', reject)
+        s.off('error', failed)
+        s.off('close', closed)
         const c = this.#adopt(s)
-        const address =
-          'path' in g
-            ? `unix:${g.path}`
-            : s.remoteFamily === 'IPv6'
-              ? `[${s.remoteAddress}]:${s.remotePort}`
-              : `${s.remoteAddress}:${s.remotePort}`
-        resolve({ id: c.id, role: 'connection', ...(g.name !== undefined ? { name: g.name } : {}), address })
+        c.grant = g
+        resolve(c)
       })
     })
   }
@@ -344,6 +363,39 @@ export class NetService {
 
   stats(): Reply {
     return { value: this.counters() }
+  }
+
+  /**
+   * A new connection to the address connection `id` was granted for (`sock_accept` on a connect
+   * grant): counted against `maxConnections` like an accepted one (`MFILE` when they are all in
+   * use). The guest names only its descriptor, never an address.
+   */
+  async redial(args: { id?: unknown }): Promise<Reply> {
+    const c = this.#connection(args?.id)
+    if (c === undefined || this.#disposed) return fail(Errno.BADF)
+    const g = c.grant
+    if (g === undefined) return fail(Errno.INVAL)
+    if (this.#live >= this.#config.maxConnections) {
+      this.#stats.refused++
+      return fail(Errno.MFILE)
+    }
+    // The slot is taken before the dial: dials in flight count too.
+    this.#live++
+    let fresh: Connection
+    try {
+      fresh = await this.#dial(g)
+    } catch (e) {
+      this.#live--
+      return fail(this.#disposed ? Errno.BADF : errnoOfNodeError(e))
+    }
+    if (this.#disposed) {
+      this.#live--
+      fresh.socket.destroy()
+      return fail(Errno.BADF)
+    }
+    fresh.counted = true
+    this.#stats.dialed++
+    return { value: { id: fresh.id } }
   }
 
   async accept(args: { id?: unknown; nb?: unknown }): Promise<Reply> {
@@ -560,7 +612,7 @@ export type NetBridgeService = Record<
   dispose(): Promise<void>
 }
 
-const NET_METHODS = ['open', 'accept', 'recv', 'send', 'write', 'shutdown', 'close', 'poll', 'stats'] as const
+const NET_METHODS = ['open', 'accept', 'redial', 'recv', 'send', 'write', 'shutdown', 'close', 'poll', 'stats'] as const
 
 /** `service` as a bridge service exposing exactly the wire methods (nothing else is callable). */
 export function asBridgeService(service: NetService): NetBridgeService {

@@ -16,6 +16,9 @@ import type { HostState } from '../host-state.js'
 import type { ConnectionSocket } from '../net/sockets.js'
 import { CONNECTION_RIGHTS } from '../rights.js'
 
+/** Fuel for dialing a connect grant's address again (as for moving 64 KiB): a loop of redials costs. */
+const REDIAL_WORK = 64 * 1024
+
 /** The most one backend call moves; larger reads and writes loop. */
 export const CHUNK = 1 << 20
 const MAX_IO_TOTAL = 0x7fffffff
@@ -168,10 +171,14 @@ export function writeSocket(h: HostState, d: SocketDescriptor, iovs: number, iov
 export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fdPtr: number): number {
   h.memory.check(fdPtr, 4, 4)
   if ((flags & ~Fdflags.NONBLOCK) !== 0) throw new WasiError(Errno.INVAL, 'sock_accept takes only NONBLOCK')
-  if (d.socket.role !== 'listener') throw new WasiError(Errno.INVAL, 'not a listening socket')
+  const s = d.socket
+  // A connect grant's descriptor "accepts" a new connection to its one address (it holds
+  // SOCK_ACCEPT, which the dispatcher checked); any other connection is not listening.
+  if (s.role !== 'listener' && s.redial === undefined) throw new WasiError(Errno.INVAL, 'not a listening socket')
   // Room first: a connection accepted with no number to give it would be lost.
   h.fds.assertRoom()
-  const conn = d.socket.accept((d.fdflags & Fdflags.NONBLOCK) !== 0)
+  if (s.role !== 'listener') h.chargeWork(REDIAL_WORK)
+  const conn = s.role === 'listener' ? s.accept((d.fdflags & Fdflags.NONBLOCK) !== 0) : s.redial!()
   // SECURITY: never more than the listener lets its connections have.
   const rights = d.rightsInheriting & CONNECTION_RIGHTS
   let fd: number
