@@ -26,10 +26,13 @@ export interface BridgeRequest {
   bytes: Uint8Array | undefined
 }
 
-/** What a service method returns (or resolves to). `bytes` travels raw, not through JSON. */
+/**
+ * What a service method returns (or resolves to). `bytes` travels raw, not through JSON; pieces
+ * (views of the service's own buffers) are copied into the channel back to back, with no join.
+ */
 export interface BridgeReply {
   value?: unknown
-  bytes?: Uint8Array
+  bytes?: Uint8Array | readonly Uint8Array[]
 }
 
 /**
@@ -138,20 +141,38 @@ function writeMessage(
   channel: BridgeChannel,
   header: Int32Array,
   json: Uint8Array,
-  bytes: Uint8Array | undefined,
-  bytesLen = bytes?.byteLength ?? 0,
+  bytes: Uint8Array | readonly Uint8Array[] | undefined,
+  bytesLen = byteLength(bytes),
 ): boolean {
   if (json.byteLength + bytesLen > channel.capacity) return false
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
-  if (bytes) data.set(bytes, 0)
+  if (bytes instanceof Uint8Array) data.set(bytes, 0)
+  else if (bytes) {
+    let at = 0
+    for (const b of bytes) {
+      data.set(b, at)
+      at += b.byteLength
+    }
+  }
   data.set(json, bytesLen)
   header[JSON_LEN] = json.byteLength
   header[BYTES_LEN] = bytesLen
   return true
 }
 
-/** Reads one message back, copying out of shared memory (decoders refuse shared views). */
-function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknown; bytes: Uint8Array } {
+function byteLength(bytes: Uint8Array | readonly Uint8Array[] | undefined): number {
+  if (bytes === undefined) return 0
+  if (bytes instanceof Uint8Array) return bytes.byteLength
+  let n = 0
+  for (const b of bytes) n += b.byteLength
+  return n
+}
+
+/**
+ * Reads one message back, copying out of shared memory (decoders refuse shared views); with
+ * `view`, the raw bytes stay where they are (the caller uses them before the buffer is reused).
+ */
+function readMessage(channel: BridgeChannel, header: Int32Array, view = false): { json: unknown; bytes: Uint8Array } {
   const jsonLen = header[JSON_LEN]!
   const bytesLen = header[BYTES_LEN]!
   if (jsonLen < 0 || bytesLen < 0 || jsonLen > channel.capacity || bytesLen > channel.capacity - jsonLen) {
@@ -160,7 +181,7 @@ function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknow
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
   const json = JSON.parse(decoder.decode(data.slice(bytesLen, bytesLen + jsonLen))) as unknown
   // One copy of every entry's bytes; entries get views of it (never of the shared buffer).
-  const bytes = data.slice(0, bytesLen)
+  const bytes = view ? data.subarray(0, bytesLen) : data.slice(0, bytesLen)
   return { json, bytes }
 }
 
@@ -201,12 +222,20 @@ export class BridgeClient {
 
   /**
    * Sends one request and blocks until the reply. Requests posted before it go first, in the
-   * same round trip, and the server answers them in order.
+   * same round trip, and the server answers them in order. With `view`, the reply's bytes are a
+   * view of the shared buffer, not a copy: valid only until this client's next `call`, `post`,
+   * `flush` or `settle` (one copy fewer for a caller that uses them at once).
    * @throws BridgeCallError when the handler failed (with its errno, if any), the request does
    *   not fit, or a posted request without an outcome callback failed; BridgeClosedError when
    *   the serving side closed.
    */
-  call(service: string, method: string, args?: unknown, bytes?: Uint8Array): { value: unknown; bytes: Uint8Array | undefined } {
+  call(
+    service: string,
+    method: string,
+    args?: unknown,
+    bytes?: Uint8Array,
+    view = false,
+  ): { value: unknown; bytes: Uint8Array | undefined } {
     const entry = JSON.stringify([service, method, args ?? null, bytes ? bytes.byteLength : -1, -1])
     const n = bytes?.byteLength ?? 0
     if (!this.#fits(entry, n)) {
@@ -216,7 +245,7 @@ export class BridgeClient {
       }
     }
     this.#append(entry, bytes)
-    const reply = this.#handOver(true)!
+    const reply = this.#handOver(true, view)!
     const body = reply.json as { v?: unknown; e?: { name?: unknown; message?: unknown; errno?: unknown } } | null
     const last = reply.last
     if (body && typeof body === 'object' && body.e) {
@@ -302,7 +331,7 @@ export class BridgeClient {
    * Sends the pending batch: as a REQUEST (wait for the reply) or POSTED (return at once).
    * An empty REQUEST is answered with the outcomes of posted requests only.
    */
-  #handOver(wait: boolean): { json: unknown; last: Uint8Array | undefined } | undefined {
+  #handOver(wait: boolean, view = false): { json: unknown; last: Uint8Array | undefined } | undefined {
     const h = this.#header
     this.#awaitOwnership()
     const json = encoder.encode(`{"r":${wait ? 1 : 0},"q":[${this.#entries.join(',')}]}`)
@@ -329,7 +358,7 @@ export class BridgeClient {
     if (state !== REPLY) throw new BridgeClosedError()
     let reply: { json: unknown; bytes: Uint8Array }
     try {
-      reply = readMessage(this.#channel, h)
+      reply = readMessage(this.#channel, h, view)
     } finally {
       // No notify: nobody needs this transition, and the server waiting on REPLY wakes with
       // the next request's notify (a notify here would cost the serving thread a wake-up per
@@ -468,7 +497,7 @@ export class BridgeServer {
     const p = this.#posted
     this.#posted = []
     let json: Uint8Array
-    let out: Uint8Array | undefined
+    let out: Uint8Array | readonly Uint8Array[] | undefined
     const error = failure ?? last?.error
     try {
       const reply = last?.reply
@@ -477,7 +506,7 @@ export class BridgeServer {
         JSON.stringify({
           ...(error ? { e: error } : { v: reply ? reply.value : undefined }),
           ...(p.length > 0 ? { p } : {}),
-          n: out ? out.byteLength : -1,
+          n: out ? byteLength(out) : -1,
         }),
       )
     } catch (e) {

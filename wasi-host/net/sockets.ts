@@ -64,7 +64,8 @@ export interface ConnectionSocket {
   readonly role: 'connection'
   /**
    * Receives up to `max` bytes; an empty result means the peer finished sending (EOF).
-   * Blocks until something arrives unless `nonblock`.
+   * Blocks until something arrives unless `nonblock`. The bytes may be a view of the backend's
+   * own buffer: copy them out before the next call on this backend.
    * @throws WasiError AGAIN (nonblock, nothing queued), CONNRESET, TIMEDOUT (idle), NOTCONN
    */
   recv(max: number, options: RecvOptions): Uint8Array

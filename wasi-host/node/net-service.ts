@@ -31,7 +31,7 @@ export interface NetServiceConfig {
   idleTimeoutMs?: number
 }
 
-type Reply = { value?: unknown; bytes?: Uint8Array }
+type Reply = { value?: unknown; bytes?: Uint8Array | readonly Uint8Array[] }
 
 const DEFAULT_MAX_CONNECTIONS = 64
 const DEFAULT_BUFFER = 256 * 1024
@@ -317,23 +317,20 @@ export class NetService {
     return o instanceof Connection ? o : undefined
   }
 
-  #take(c: Connection, max: number, peek: boolean): Uint8Array {
+  /**
+   * Up to `max` queued bytes, as views of the chunks Node emitted (no copy: Node never reuses
+   * one; the bridge copies them into its buffer back to back). Consumed unless `peek`.
+   */
+  #take(c: Connection, max: number, peek: boolean): Uint8Array[] {
     const n = Math.min(max, c.buffered)
-    const first = c.chunks[0]
-    if (first !== undefined && first.byteLength - c.head >= n) {
-      // Within one chunk: a view, no copy (Node never reuses a chunk it emitted).
-      const out = first.subarray(c.head, c.head + n)
-      if (!peek) this.#consumed(c, first.byteLength - c.head === n ? 1 : 0, first.byteLength - c.head === n ? 0 : c.head + n, n)
-      return out
-    }
-    const out = new Uint8Array(n)
+    const out: Uint8Array[] = []
     let at = 0
     let i = 0
     let head = c.head
     while (at < n) {
       const b = c.chunks[i]!
       const k = Math.min(b.byteLength - head, n - at)
-      out.set(b.subarray(head, head + k), at)
+      out.push(b.subarray(head, head + k))
       at += k
       head += k
       if (head === b.byteLength) {
@@ -558,21 +555,13 @@ export class NetService {
         const c = this.#connection(id)
         if (c === undefined || w === 1 || c.readShut || c.buffered === 0 || budget === 0 || seen.has(c)) return
         seen.add(c)
-        const bytes = this.#take(c, Math.min(PREFETCH, budget), false)
-        budget -= bytes.byteLength
-        total += bytes.byteLength
-        taken.push(bytes)
-        r[i]![4] = bytes.byteLength
+        const n = Math.min(PREFETCH, budget, c.buffered)
+        taken.push(...this.#take(c, n, false))
+        budget -= n
+        total += n
+        r[i]![4] = n
       })
-      if (total === 0) return { value: { r } }
-      if (taken.length === 1) return { value: { r }, bytes: taken[0]! }
-      const out = new Uint8Array(total)
-      let at = 0
-      for (const b of taken) {
-        out.set(b, at)
-        at += b.byteLength
-      }
-      return { value: { r }, bytes: out }
+      return total === 0 ? { value: { r } } : { value: { r }, bytes: taken }
     }
   }
 
