@@ -37,12 +37,24 @@ export interface BridgeReply {
 
 /**
  * A service: method name -> handler, sync or async. A handler's `bytes` are its own copy (never
- * a view of the shared buffer): it may keep them past its return.
+ * a view of the shared buffer): it may keep them past its return. Unless it is marked with
+ * `borrowsBytes(handler)`: then, in a batch the guest waits on (it cannot touch the buffer until
+ * the reply), it gets a view of the shared buffer, one copy fewer, and must be done with the
+ * bytes when it returns or resolves.
  */
 export interface BridgeService {
   // Handlers validate their own arguments: they come from the guest's thread.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [method: string]: ((args: any, bytes: Uint8Array | undefined) => BridgeReply | void | Promise<BridgeReply | void>) | undefined
+}
+
+/** Global (`Symbol.for`): a service outside this module (wasi-host/node) marks handlers without importing it. */
+export const BORROWS = Symbol.for('caplet.bridge.borrowsBytes')
+
+/** Marks `handler` as done with its `bytes` when it settles (see `BridgeService`); returns it. */
+export function borrowsBytes<F extends (...a: never[]) => unknown>(handler: F): F {
+  ;(handler as F & { [BORROWS]?: boolean })[BORROWS] = true
+  return handler
 }
 
 /** Cleanup when the run ends, however it ends: close sockets, cancel timers. */
@@ -430,6 +442,7 @@ export class BridgeServer {
     entry: unknown,
     bytes: Uint8Array,
     at: number,
+    shared: boolean,
   ): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
     let used = 0
     try {
@@ -448,7 +461,14 @@ export class BridgeServer {
       const target = Object.hasOwn(this.#services, service) ? this.#services[service] : undefined
       const handler = target && method !== 'dispose' && Object.hasOwn(target, method) ? target[method] : undefined
       if (typeof handler !== 'function') throw new BridgeFault(`no such bridge method: ${service}.${method}`)
-      return { reply: await handler.call(target, args, len < 0 ? undefined : bytes.subarray(at, at + len)), used }
+      // A view of the shared buffer only for a handler that lets go of it when it settles.
+      const own =
+        len < 0
+          ? undefined
+          : shared && (handler as { [BORROWS]?: boolean })[BORROWS] !== true
+            ? bytes.slice(at, at + len)
+            : bytes.subarray(at, at + len)
+      return { reply: await handler.call(target, args, own), used }
     } catch (e) {
       const error =
         e instanceof Error
@@ -464,7 +484,9 @@ export class BridgeServer {
     let bytes: Uint8Array = new Uint8Array(0)
     let failure: { name: string; message: string } | undefined
     try {
-      const m = readMessage(this.#channel, h)
+      // A batch the guest waits on leaves the buffer alone until the reply: its bytes are read
+      // in place (each handler gets a copy of its own unless it borrows them).
+      const m = readMessage(this.#channel, h, wantsReply)
       const json = m.json as { r?: unknown; q?: unknown } | null
       if (!json || typeof json !== 'object' || !Array.isArray(json.q)) throw new BridgeFault('malformed bridge request')
       batch = json.q
@@ -479,7 +501,7 @@ export class BridgeServer {
     for (let i = 0; i < batch.length && failure === undefined; i++) {
       const entry = batch[i]
       const isCall = wantsReply && i === batch.length - 1 && Array.isArray(entry) && entry[4] === -1
-      const r = await this.#run(entry, bytes, at)
+      const r = await this.#run(entry, bytes, at, wantsReply)
       at += r.used
       if (this.#closed) return
       if (isCall) last = r

@@ -447,10 +447,25 @@ export class NetService {
     return { value: { n } }
   }
 
-  /** A posted send (write-behind): all of `bytes`, waiting for room; nothing back unless it failed. */
+  /**
+   * A posted send (write-behind): all of `bytes`, resolving once Node handed them to the kernel
+   * (or the socket failed), so `bytes` may be a view the caller reuses afterwards (the bridge's
+   * shared buffer: `borrowsBytes`). Nothing back unless it failed. A peer that does not read
+   * holds the guest at its next call; nothing is buffered here beyond the kernel's own.
+   */
   async write(args: { id?: unknown }, bytes: Uint8Array | undefined): Promise<Reply> {
-    const r = await this.send({ id: args?.id, nb: false }, bytes)
-    return errnoIn(r) ? r : {}
+    const c = this.#connection(args?.id)
+    if (c === undefined) return fail(Errno.BADF)
+    const s = c.socket
+    if (c.errno !== 0) return fail(c.errno === Errno.TIMEDOUT ? Errno.PIPE : c.errno)
+    if (c.writeShut || s.destroyed || !s.writable) return fail(Errno.PIPE)
+    const n = bytes?.byteLength ?? 0
+    if (n === 0) return {}
+    this.#stats.bytesOut += n
+    await new Promise<void>((resolve) => {
+      s.write(Buffer.from(bytes!.buffer, bytes!.byteOffset, n), () => resolve())
+    })
+    return {}
   }
 
   shutdown(args: { id?: unknown; how?: unknown }): Reply {
@@ -609,6 +624,9 @@ export function asBridgeService(service: NetService): NetBridgeService {
   for (const m of NET_METHODS)
     out[m] = (args: never, bytes: Uint8Array | undefined) =>
       (service[m] as (a: never, b?: Uint8Array) => Reply | Promise<Reply>)(args, bytes)
+  // `write` is done with its bytes when it resolves: it may write straight from the bridge's
+  // buffer (`borrowsBytes` in runtime/worker/bridge.ts, which this layer does not import).
+  ;(out.write as Record<symbol, boolean>)[Symbol.for('caplet.bridge.borrowsBytes')] = true
   out.dispose = () => service.dispose()
   return out as NetBridgeService
 }
