@@ -111,10 +111,6 @@ function fail(errno: number): Reply {
   return { value: { e: errno } }
 }
 
-function errnoIn(r: Reply): boolean {
-  return typeof r.value === 'object' && r.value !== null && 'e' in r.value
-}
-
 export class NetService {
   readonly #config: Required<Omit<NetServiceConfig, 'idleTimeoutMs'>> & { idleTimeoutMs: number | undefined }
   readonly #objects = new Map<number, Connection | Listener>()
