@@ -6,7 +6,9 @@
 // Each server is its own process: `caplet run --listen 127.0.0.1:0 …` (a worker run, and
 // `--in-process`), and the native binary listening on 127.0.0.1:0. Every round measures every
 // server on every workload, in an order rotated from round to round; a cell is the median over
-// rounds, and the ratio is that median over native's. Workloads:
+// rounds, and the ratio is that median over native's. Beside each rate, the server process's CPU
+// time (all its threads, from /proc) per request or per MB: on a loaded machine a steadier
+// measure of cost than the rate. Workloads:
 //   echo 64B x1      one connection, ping-pong of 64-byte messages (latency-bound requests/s)
 //   echo 64B x8      eight connections doing the same at once
 //   echo 1MiB        one connection streaming 1 MiB writes, echo read back (MB/s each way)
@@ -14,7 +16,7 @@
 //   http 1MiB        one keep-alive connection, GET of a 1 MiB file (MB/s)
 // Not a test: it asserts only that every reply is what the server must send.
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -50,7 +52,7 @@ function start(cmd, argv, env = {}) {
     p.stderr.on('data', (d) => {
       err += d
       const m = /listening on 127\.0\.0\.1:(\d+)|^port (\d+)/m.exec(err)
-      if (m) resolve({ port: Number(m[1] ?? m[2]), stop: () => p.kill('SIGKILL') })
+      if (m) resolve({ port: Number(m[1] ?? m[2]), pid: p.pid, stop: () => p.kill('SIGKILL') })
     })
     p.once('exit', (c) => reject(new Error(`${cmd} exited (${c}): ${err}`)))
   })
@@ -217,7 +219,17 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
+/** CPU seconds (user + system, every thread) the process has used; NaN where /proc is not there. */
+function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100 // utime, stime (fields 14, 15) in clock ticks
+  } catch {
+    return NaN
+  }
+}
 const results = {} // workload -> server -> [values]
+const costs = {} // workload -> server -> [server CPU µs per request or per MB]
 try {
   for (const kind of ['echo', 'http']) {
     if (!ONLY.includes(kind)) continue
@@ -231,7 +243,12 @@ try {
         const order = names.map((_, i) => names[(i + r) % names.length])
         for (const w of WORKLOADS.filter((x) => x.kind === kind)) {
           for (const n of order) {
-            ;((results[w.name] ??= {})[n] ??= []).push(await w.run(running[n].port))
+            const c0 = cpuSeconds(running[n].pid)
+            const t0 = performance.now()
+            const v = await w.run(running[n].port)
+            const units = v * ((performance.now() - t0) / 1000)
+            ;((results[w.name] ??= {})[n] ??= []).push(v)
+            ;((costs[w.name] ??= {})[n] ??= []).push(((cpuSeconds(running[n].pid) - c0) * 1e6) / units)
           }
         }
       }
@@ -244,16 +261,29 @@ try {
 }
 
 const servers = ['native', 'caplet (worker)', 'caplet (in-process)']
-const rows = [['workload', ...servers.map((s) => `${s} median [min–max]`), ...servers.slice(1).map((s) => `${s} / native`)]]
+const rows = [
+  [
+    'workload',
+    ...servers.map((s) => `${s} median [min–max]`),
+    ...servers.slice(1).map((s) => `${s} / native`),
+    ...servers.map((s) => `${s} server CPU µs/unit`),
+  ],
+]
 for (const [w, by] of Object.entries(results)) {
   const med = Object.fromEntries(servers.map((s) => [s, median(by[s])]))
   rows.push([
     w,
     ...servers.map((s) => `${med[s].toFixed(0)} [${Math.min(...by[s]).toFixed(0)}–${Math.max(...by[s]).toFixed(0)}]`),
     ...servers.slice(1).map((s) => `${(med[s] / med.native).toFixed(2)}x`),
+    ...servers.map((s) => median(costs[w][s]).toFixed(1)),
   ])
 }
-console.log(`sockets bench: ${ROUNDS} rounds of ${SECONDS}s per cell, loopback, ${new Date().toISOString()}`)
+const { loadavg } = await import('node:os')
+console.log(
+  `sockets bench: ${ROUNDS} rounds of ${SECONDS}s per cell, loopback, ${new Date().toISOString()}, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+)
 console.log(
   rows
     .map((r) => `| ${r.join(' | ')} |`)

@@ -82,7 +82,8 @@ Grants (each may be repeated; flags go before MODULE):
 Sockets (literal addresses only, no DNS; nothing else of the network is reachable):
   --listen ADDR              A listening socket for the guest: IP:PORT ([IPv6]:PORT) or
                              unix:PATH. Port 0 picks a free port; caplet prints the address.
-  --connect [NAME=]ADDR      One connection to ADDR, made before the guest starts.
+  --connect [NAME=]ADDR      One connection to ADDR, made before the guest starts; sock_accept
+                             on it dials ADDR again (never another address) for a new one.
   --listen-env               Also set LISTEN_FDS, LISTEN_FDNAMES and LISTEN_FDS_START (systemd
                              socket activation) for the granted sockets.
   --max-connections N        At most N connections open at once (default 64); more are closed
@@ -92,8 +93,8 @@ Sockets (literal addresses only, no DNS; nothing else of the network is reachabl
   --idle-timeout DURATION    Close a connection idle this long (the guest sees ETIMEDOUT).
   Granted sockets are descriptors after the --dir/--tmp/--overlay directories, in the order
   given (fd 3 when nothing is mounted). A server finds its listener by probing descriptors
-  from 3 with fd_fdstat_get (filetype SOCKET_STREAM, right SOCK_ACCEPT), as with wasmtime's
-  --tcplisten, or through LISTEN_FDS_START. C: accept(fd, NULL, NULL); Rust:
+  from 3 with fd_fdstat_get (filetype SOCKET_STREAM, right SOCK_ACCEPT and not FD_READ), as
+  with wasmtime's --tcplisten, or through LISTEN_FDS_START. C: accept(fd, NULL, NULL); Rust:
   TcpListener::from_raw_fd(fd); Go (GOOS=wasip1): net.FileListener(os.NewFile(fd, "")).
 
 Limits (sizes take KiB/MiB/GiB, durations ms/s/m):

@@ -3,8 +3,8 @@
  * Under caplet (wasm32-wasi) granted sockets are descriptors after the preopened directories.
  * A server finds its listener as systemd socket activation does (LISTEN_FDS and
  * LISTEN_FDS_START, with --listen-env), or else by probing descriptors from 3 up: the first
- * socket that may accept (rights include SOCK_ACCEPT) is the listener, as wasmtime's
- * --tcplisten guests do. Built natively (for benchmarks), it listens itself on 127.0.0.1:$PORT
+ * socket that may accept and not read (SOCK_ACCEPT without FD_READ) is the listener, as
+ * wasmtime's --tcplisten guests do (a --connect grant has both: it redials). Built natively (for benchmarks), it listens itself on 127.0.0.1:$PORT
  * (0 by default) and prints "port N" on stderr. */
 #ifndef NET_COMMON_H
 #define NET_COMMON_H
@@ -23,7 +23,10 @@ static int find_listener(void) {
         __wasi_fdstat_t st;
         __wasi_errno_t e = __wasi_fd_fdstat_get(fd, &st);
         if (e == __WASI_ERRNO_BADF) break;
-        if (e == 0 && st.fs_filetype == __WASI_FILETYPE_SOCKET_STREAM && (st.fs_rights_base & __WASI_RIGHTS_SOCK_ACCEPT)) return fd;
+        /* A listener may accept and cannot read (a connect grant may accept too: it redials). */
+        if (e == 0 && st.fs_filetype == __WASI_FILETYPE_SOCKET_STREAM && (st.fs_rights_base & __WASI_RIGHTS_SOCK_ACCEPT) &&
+            !(st.fs_rights_base & __WASI_RIGHTS_FD_READ))
+            return fd;
     }
     return -1;
 }

@@ -31,6 +31,7 @@ import {
   FILE_RIGHTS,
   LISTENER_RIGHTS,
   missingRightDenial,
+  REDIAL_CONNECTION_RIGHTS,
   STDIN_RIGHTS,
   STDOUT_RIGHTS,
   SYSCALL_RIGHTS,
@@ -529,7 +530,10 @@ export class WasiHost implements HostState {
   #grantSocket(g: SocketGrant): void {
     if (this.net === undefined) throw new TypeError('a socket grant needs the socket backend it came from (options.net)')
     const listener = g.socket.role === 'listener'
-    const base = listener ? LISTENER_RIGHTS : CONNECTION_RIGHTS
+    // A connect grant may dial its one address again (`sock_accept` on it): SOCK_ACCEPT, and
+    // its new connections get CONNECTION_RIGHTS (without SOCK_ACCEPT: only the grant redials).
+    const redials = !listener && typeof g.socket.redial === 'function'
+    const base = listener ? LISTENER_RIGHTS : redials ? REDIAL_CONNECTION_RIGHTS : CONNECTION_RIGHTS
     this.fds.insert({
       kind: 'socket',
       socket: g.socket,
@@ -537,7 +541,7 @@ export class WasiHost implements HostState {
       fdflags: 0,
       rightsAtOpen: base,
       rightsBase: base,
-      rightsInheriting: listener ? CONNECTION_RIGHTS : 0,
+      rightsInheriting: listener || redials ? CONNECTION_RIGHTS : 0,
     })
   }
 

@@ -83,6 +83,12 @@ export const CONNECTION_RIGHTS = R.FD_READ | R.FD_WRITE | R.FD_FDSTAT_SET_FLAGS 
  */
 export const LISTENER_RIGHTS = R.SOCK_ACCEPT | R.FD_FDSTAT_SET_FLAGS | R.FD_FILESTAT_GET | R.POLL_FD_READWRITE
 
+/**
+ * A connect grant's connection: a connection that may also dial its one address again
+ * (`sock_accept` on it); the new connections get `CONNECTION_RIGHTS` (its inheriting rights).
+ */
+export const REDIAL_CONNECTION_RIGHTS = CONNECTION_RIGHTS | R.SOCK_ACCEPT
+
 export type MountMode = 'ro' | 'rw'
 
 /** The rights a mount's mode permits at all, for every descriptor beneath it. */

@@ -26,20 +26,35 @@ export interface BridgeRequest {
   bytes: Uint8Array | undefined
 }
 
-/** What a service method returns (or resolves to). `bytes` travels raw, not through JSON. */
+/**
+ * What a service method returns (or resolves to). `bytes` travels raw, not through JSON; pieces
+ * (views of the service's own buffers) are copied into the channel back to back, with no join.
+ */
 export interface BridgeReply {
   value?: unknown
-  bytes?: Uint8Array
+  bytes?: Uint8Array | readonly Uint8Array[]
 }
 
 /**
  * A service: method name -> handler, sync or async. A handler's `bytes` are its own copy (never
- * a view of the shared buffer): it may keep them past its return.
+ * a view of the shared buffer): it may keep them past its return. Unless it is marked with
+ * `borrowsBytes(handler)`: then, in a batch the guest waits on (it cannot touch the buffer until
+ * the reply), it gets a view of the shared buffer, one copy fewer, and must be done with the
+ * bytes when it returns or resolves.
  */
 export interface BridgeService {
   // Handlers validate their own arguments: they come from the guest's thread.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   [method: string]: ((args: any, bytes: Uint8Array | undefined) => BridgeReply | void | Promise<BridgeReply | void>) | undefined
+}
+
+/** Global (`Symbol.for`): a service outside this module (wasi-host/node) marks handlers without importing it. */
+export const BORROWS = Symbol.for('caplet.bridge.borrowsBytes')
+
+/** Marks `handler` as done with its `bytes` when it settles (see `BridgeService`); returns it. */
+export function borrowsBytes<F extends (...a: never[]) => unknown>(handler: F): F {
+  ;(handler as F & { [BORROWS]?: boolean })[BORROWS] = true
+  return handler
 }
 
 /** Cleanup when the run ends, however it ends: close sockets, cancel timers. */
@@ -138,20 +153,38 @@ function writeMessage(
   channel: BridgeChannel,
   header: Int32Array,
   json: Uint8Array,
-  bytes: Uint8Array | undefined,
-  bytesLen = bytes?.byteLength ?? 0,
+  bytes: Uint8Array | readonly Uint8Array[] | undefined,
+  bytesLen = byteLength(bytes),
 ): boolean {
   if (json.byteLength + bytesLen > channel.capacity) return false
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
-  if (bytes) data.set(bytes, 0)
+  if (bytes instanceof Uint8Array) data.set(bytes, 0)
+  else if (bytes) {
+    let at = 0
+    for (const b of bytes) {
+      data.set(b, at)
+      at += b.byteLength
+    }
+  }
   data.set(json, bytesLen)
   header[JSON_LEN] = json.byteLength
   header[BYTES_LEN] = bytesLen
   return true
 }
 
-/** Reads one message back, copying out of shared memory (decoders refuse shared views). */
-function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknown; bytes: Uint8Array } {
+function byteLength(bytes: Uint8Array | readonly Uint8Array[] | undefined): number {
+  if (bytes === undefined) return 0
+  if (bytes instanceof Uint8Array) return bytes.byteLength
+  let n = 0
+  for (const b of bytes) n += b.byteLength
+  return n
+}
+
+/**
+ * Reads one message back, copying out of shared memory (decoders refuse shared views); with
+ * `view`, the raw bytes stay where they are (the caller uses them before the buffer is reused).
+ */
+function readMessage(channel: BridgeChannel, header: Int32Array, view = false): { json: unknown; bytes: Uint8Array } {
   const jsonLen = header[JSON_LEN]!
   const bytesLen = header[BYTES_LEN]!
   if (jsonLen < 0 || bytesLen < 0 || jsonLen > channel.capacity || bytesLen > channel.capacity - jsonLen) {
@@ -160,7 +193,7 @@ function readMessage(channel: BridgeChannel, header: Int32Array): { json: unknow
   const data = new Uint8Array(channel.sab, HEADER_BYTES, channel.capacity)
   const json = JSON.parse(decoder.decode(data.slice(bytesLen, bytesLen + jsonLen))) as unknown
   // One copy of every entry's bytes; entries get views of it (never of the shared buffer).
-  const bytes = data.slice(0, bytesLen)
+  const bytes = view ? data.subarray(0, bytesLen) : data.slice(0, bytesLen)
   return { json, bytes }
 }
 
@@ -201,12 +234,20 @@ export class BridgeClient {
 
   /**
    * Sends one request and blocks until the reply. Requests posted before it go first, in the
-   * same round trip, and the server answers them in order.
+   * same round trip, and the server answers them in order. With `view`, the reply's bytes are a
+   * view of the shared buffer, not a copy: valid only until this client's next `call`, `post`,
+   * `flush` or `settle` (one copy fewer for a caller that uses them at once).
    * @throws BridgeCallError when the handler failed (with its errno, if any), the request does
    *   not fit, or a posted request without an outcome callback failed; BridgeClosedError when
    *   the serving side closed.
    */
-  call(service: string, method: string, args?: unknown, bytes?: Uint8Array): { value: unknown; bytes: Uint8Array | undefined } {
+  call(
+    service: string,
+    method: string,
+    args?: unknown,
+    bytes?: Uint8Array,
+    view = false,
+  ): { value: unknown; bytes: Uint8Array | undefined } {
     const entry = JSON.stringify([service, method, args ?? null, bytes ? bytes.byteLength : -1, -1])
     const n = bytes?.byteLength ?? 0
     if (!this.#fits(entry, n)) {
@@ -216,7 +257,7 @@ export class BridgeClient {
       }
     }
     this.#append(entry, bytes)
-    const reply = this.#handOver(true)!
+    const reply = this.#handOver(true, view)!
     const body = reply.json as { v?: unknown; e?: { name?: unknown; message?: unknown; errno?: unknown } } | null
     const last = reply.last
     if (body && typeof body === 'object' && body.e) {
@@ -302,7 +343,7 @@ export class BridgeClient {
    * Sends the pending batch: as a REQUEST (wait for the reply) or POSTED (return at once).
    * An empty REQUEST is answered with the outcomes of posted requests only.
    */
-  #handOver(wait: boolean): { json: unknown; last: Uint8Array | undefined } | undefined {
+  #handOver(wait: boolean, view = false): { json: unknown; last: Uint8Array | undefined } | undefined {
     const h = this.#header
     this.#awaitOwnership()
     const json = encoder.encode(`{"r":${wait ? 1 : 0},"q":[${this.#entries.join(',')}]}`)
@@ -329,9 +370,12 @@ export class BridgeClient {
     if (state !== REPLY) throw new BridgeClosedError()
     let reply: { json: unknown; bytes: Uint8Array }
     try {
-      reply = readMessage(this.#channel, h)
+      reply = readMessage(this.#channel, h, view)
     } finally {
-      if (Atomics.compareExchange(h, STATE, REPLY, IDLE) === REPLY) Atomics.notify(h, STATE)
+      // No notify: nobody needs this transition, and the server waiting on REPLY wakes with
+      // the next request's notify (a notify here would cost the serving thread a wake-up per
+      // round trip).
+      Atomics.compareExchange(h, STATE, REPLY, IDLE)
     }
     this.#inFlight = false
     const body = reply.json as { p?: unknown; n?: unknown } | null
@@ -398,6 +442,7 @@ export class BridgeServer {
     entry: unknown,
     bytes: Uint8Array,
     at: number,
+    shared: boolean,
   ): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
     let used = 0
     try {
@@ -416,7 +461,14 @@ export class BridgeServer {
       const target = Object.hasOwn(this.#services, service) ? this.#services[service] : undefined
       const handler = target && method !== 'dispose' && Object.hasOwn(target, method) ? target[method] : undefined
       if (typeof handler !== 'function') throw new BridgeFault(`no such bridge method: ${service}.${method}`)
-      return { reply: await handler.call(target, args, len < 0 ? undefined : bytes.subarray(at, at + len)), used }
+      // A view of the shared buffer only for a handler that lets go of it when it settles.
+      const own =
+        len < 0
+          ? undefined
+          : shared && (handler as { [BORROWS]?: boolean })[BORROWS] !== true
+            ? bytes.slice(at, at + len)
+            : bytes.subarray(at, at + len)
+      return { reply: await handler.call(target, args, own), used }
     } catch (e) {
       const error =
         e instanceof Error
@@ -432,7 +484,9 @@ export class BridgeServer {
     let bytes: Uint8Array = new Uint8Array(0)
     let failure: { name: string; message: string } | undefined
     try {
-      const m = readMessage(this.#channel, h)
+      // A batch the guest waits on leaves the buffer alone until the reply: its bytes are read
+      // in place (each handler gets a copy of its own unless it borrows them).
+      const m = readMessage(this.#channel, h, wantsReply)
       const json = m.json as { r?: unknown; q?: unknown } | null
       if (!json || typeof json !== 'object' || !Array.isArray(json.q)) throw new BridgeFault('malformed bridge request')
       batch = json.q
@@ -447,7 +501,7 @@ export class BridgeServer {
     for (let i = 0; i < batch.length && failure === undefined; i++) {
       const entry = batch[i]
       const isCall = wantsReply && i === batch.length - 1 && Array.isArray(entry) && entry[4] === -1
-      const r = await this.#run(entry, bytes, at)
+      const r = await this.#run(entry, bytes, at, wantsReply)
       at += r.used
       if (this.#closed) return
       if (isCall) last = r
@@ -465,7 +519,7 @@ export class BridgeServer {
     const p = this.#posted
     this.#posted = []
     let json: Uint8Array
-    let out: Uint8Array | undefined
+    let out: Uint8Array | readonly Uint8Array[] | undefined
     const error = failure ?? last?.error
     try {
       const reply = last?.reply
@@ -474,7 +528,7 @@ export class BridgeServer {
         JSON.stringify({
           ...(error ? { e: error } : { v: reply ? reply.value : undefined }),
           ...(p.length > 0 ? { p } : {}),
-          n: out ? out.byteLength : -1,
+          n: out ? byteLength(out) : -1,
         }),
       )
     } catch (e) {

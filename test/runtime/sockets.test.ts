@@ -9,13 +9,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { NetworkError, PolicyError, run, runSync, type RunOptions, type RunResult } from '../../runtime/index.js'
+import { CONNECTION_RIGHTS } from '../../wasi-host/rights.js'
 import { fixtureWasm, repoRoot } from '../support/guest.js'
-import { clientThread, echoRoundTrip, eventually, openFds, pattern } from '../support/net-clients.js'
+import { clientThread, echoRoundTrip, eventually, exchangeServerThread, openFds, pattern } from '../support/net-clients.js'
 
 const ECHO = join(repoRoot, 'samples/echo-server.wasm')
 const HTTP = join(repoRoot, 'samples/http-server.wasm')
 const PROBE = fixtureWasm('net_probe')
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
+const hex = (n: number) => `0x${n.toString(16)}`
 
 const site = mkdtempSync(join(tmpdir(), 'caplet-site-'))
 const BIG = pattern(3 * 1024 * 1024 + 17, 3)
@@ -56,7 +58,7 @@ describe('the echo sample in a worker', () => {
     expect(r.exitCode).toBe(0)
     expect(text(r.stderr)).toContain(`served ${sizes.length} connections`)
     const total = sizes.reduce((a, b) => a + b, 0)
-    expect(r.stats.sockets).toEqual({ connections: sizes.length, refused: 0, bytesIn: total, bytesOut: total })
+    expect(r.stats.sockets).toEqual({ connections: sizes.length, refused: 0, dialed: 0, bytesIn: total, bytesOut: total })
   }, 120_000)
 
   it('serves 1,000 sequential connections', async () => {
@@ -361,6 +363,29 @@ describe('grants and limits', () => {
     } finally {
       server.close()
     }
+  })
+
+  it.each(['worker', 'in-process'] as const)('reconnects to its connect grant after the server closed (%s)', async (isolation) => {
+    // The server closes each connection after one exchange; it runs on its own thread, since
+    // an in-process guest blocks this one.
+    const server = await exchangeServerThread()
+    let connections = -1
+    try {
+      const r = await run(PROBE, {
+        args: ['probe', 'reconnect', '3'],
+        sockets: [{ connect: `127.0.0.1:${server.port}`, name: 'db' }],
+        isolation,
+      })
+      const out = text(r.stdout)
+      for (let i = 0; i <= 3; i++) expect(out).toContain(`server saw: round ${i}\n`)
+      // The new connection reads, writes and shuts down; it cannot redial itself.
+      expect(out).toContain(`redialed fd 4: stream base=${hex(CONNECTION_RIGHTS)} inheriting=0 flags=0`)
+      expect(out).toContain('accept on it: NOTCAPABLE')
+      expect(r.stats.sockets).toMatchObject({ connections: 0, dialed: 3, refused: 0 })
+    } finally {
+      connections = await server.stop()
+    }
+    expect(connections).toBe(4)
   })
 
   it('refuses names and bad addresses in the policy, and a deterministic run with sockets', async () => {

@@ -3,9 +3,9 @@
  * forge them, fault the host through them, or make the host buffer or hold connections without
  * bound. Real guests (the net_probe fixture, the echo sample), real clients on 127.0.0.1.
  */
-import { connect } from 'node:net'
+import { connect, createServer, type Server } from 'node:net'
 import { describe, expect, it } from 'vitest'
-import { CONNECTION_RIGHTS, LISTENER_RIGHTS } from '../../wasi-host/rights.js'
+import { CONNECTION_RIGHTS, LISTENER_RIGHTS, REDIAL_CONNECTION_RIGHTS } from '../../wasi-host/rights.js'
 import { run, type RunOptions, type RunResult } from '../../runtime/index.js'
 import { fixtureWasm, repoRoot } from '../support/guest.js'
 import { echoRoundTrip, eventually, openFds } from '../support/net-clients.js'
@@ -87,6 +87,98 @@ describe('an accepted connection', () => {
     expect(out).toContain('widen inheriting: NOTCAPABLE')
     expect(out).toContain('accept on it: NOTCAPABLE')
   })
+})
+
+/** A server that answers one exchange per connection and counts them (at once, and in all). */
+async function countingServer(): Promise<{ server: Server; port: number; stats: { total: number; open: number; peak: number } }> {
+  const stats = { total: 0, open: 0, peak: 0 }
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    stats.total++
+    stats.peak = Math.max(stats.peak, ++stats.open)
+    s.on('close', () => stats.open--)
+    s.on('error', () => {})
+    s.on('data', () => {})
+    s.on('end', () => s.end('ok'))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return { server, port: (server.address() as { port: number }).port, stats }
+}
+
+describe('a connect grant', () => {
+  it('redials only its own address: another server sees nothing, a closed one is CONNREFUSED', async () => {
+    const granted = await countingServer()
+    const decoy = await countingServer()
+    try {
+      const r = await run(PROBE, { args: ['probe', 'reconnect', '2'], sockets: [{ connect: `127.0.0.1:${granted.port}` }] })
+      expect(text(r.stdout).match(/^ok$/gm)).toHaveLength(3)
+      expect(granted.stats.total).toBe(3)
+      expect(decoy.stats.total).toBe(0)
+      // The grant's address stops listening after one connection: the redial fails there,
+      // and goes nowhere else.
+      const once = await countingServer()
+      once.server.once('connection', () => once.server.close())
+      const out = text((await run(PROBE, { args: ['probe', 'reconnect', '1'], sockets: [{ connect: `127.0.0.1:${once.port}` }] })).stdout)
+      expect(out).toContain('redial 1: CONNREFUSED')
+      expect(once.stats.total).toBe(1)
+      expect(decoy.stats.total).toBe(0)
+    } finally {
+      granted.server.close()
+      decoy.server.close()
+    }
+  })
+
+  it('has exactly its rights; a flood of redials stops at --max-connections (EMFILE), and frees with close', async () => {
+    const peer = await countingServer()
+    const before = await openFds()
+    try {
+      // A mount at fd 3 (the probe's recv there would wait on a connection), the grant at 4.
+      const probed = await run(PROBE, {
+        args: ['probe', 'probe'],
+        mounts: [{ guest: '/tmp', tmp: true }],
+        sockets: [{ connect: `127.0.0.1:${peer.port}` }],
+      })
+      expect(text(probed.stdout)).toContain(
+        `socket fd 4: stream base=${hex(REDIAL_CONNECTION_RIGHTS)} inheriting=${hex(CONNECTION_RIGHTS)} flags=0`,
+      )
+      // Not a listener to a guest that probes for one (SOCK_ACCEPT without FD_READ).
+      expect(text(probed.stdout)).toContain('listener: -1')
+      expect(await eventually(() => peer.stats.open === 0)).toBe(true)
+      peer.stats.peak = 0
+      const r = await run(PROBE, {
+        args: ['probe', 'redial-flood'],
+        sockets: [{ connect: `127.0.0.1:${peer.port}` }],
+        limits: { connections: 8 },
+      })
+      const out = text(r.stdout)
+      expect(out).toContain('redialed 8, then MFILE')
+      expect(out).toContain('after closing: SUCCESS')
+      expect(out).toContain('ok')
+      // The grant's own connection, at most 8 redials, and the last one (dialed as the peer
+      // may still be seeing the 8 closed ones go) were ever open at once.
+      expect(peer.stats.peak).toBeLessThanOrEqual(10)
+      expect(r.stats.sockets).toMatchObject({ dialed: 9, refused: 1 })
+      expect(await eventually(async () => (await openFds()) <= before)).toBe(true)
+    } finally {
+      peer.server.close()
+    }
+  })
+
+  it('charges fuel per redial: an endless redial-and-close loop runs out', async () => {
+    const peer = await countingServer()
+    try {
+      const r = await run(PROBE, {
+        args: ['probe', 'reconnect', '100000'],
+        sockets: [{ connect: `127.0.0.1:${peer.port}` }],
+        limits: { fuel: 1_000_000 },
+      })
+      expect(r.limit).toBe('fuel')
+      // 1,024 units a redial: fewer than 1,000 of them fit in 1,000,000.
+      expect(peer.stats.total).toBeGreaterThan(10)
+      expect(peer.stats.total).toBeLessThan(1000)
+    } finally {
+      peer.server.close()
+    }
+  }, 60_000)
 })
 
 describe('bad pointers', () => {

@@ -70,6 +70,44 @@ export function clientThread(port: () => number, body: string): { result: Promis
   }
 }
 
+/**
+ * A server on a worker thread (it answers while an in-process guest blocks this thread): one
+ * exchange per connection, replying `server saw: <what came>` when the client ends its side.
+ * `stop()` closes it and resolves with the number of connections it took.
+ */
+export async function exchangeServerThread(): Promise<{ port: number; stop(): Promise<number> }> {
+  const src = `
+    const { parentPort } = require('node:worker_threads')
+    const net = require('node:net')
+    let connections = 0
+    const server = net.createServer({ allowHalfOpen: true }, (s) => {
+      connections++
+      let got = ''
+      s.on('data', (d) => { got += d })
+      s.on('error', () => {})
+      s.on('end', () => s.end('server saw: ' + got))
+    })
+    server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }))
+    parentPort.on('message', () => server.close(() => parentPort.postMessage({ connections })))
+  `
+  const worker = new Worker(src, { eval: true })
+  const port = await new Promise<number>((resolve, reject) => {
+    worker.once('message', (m: { port: number }) => resolve(m.port))
+    worker.once('error', reject)
+  })
+  return {
+    port,
+    stop: () =>
+      new Promise<number>((resolve) => {
+        worker.once('message', (m: { connections: number }) => {
+          void worker.terminate()
+          resolve(m.connections)
+        })
+        worker.postMessage('stop')
+      }),
+  }
+}
+
 /** Open descriptors of this process (Linux), to see that a run left no host socket behind. */
 export async function openFds(): Promise<number> {
   const { readdirSync } = await import('node:fs')

@@ -215,6 +215,27 @@ describe('sock_send', () => {
     expect(conn.text()).toBe('GET / HTTP/1.1\r\n\r\n')
   })
 
+  it('sends large buffers as they are and gathers the small ones between them, in order', () => {
+    const { h, conn, send } = setup(4)
+    const parts = ['h'.repeat(10), 'A'.repeat(40_000), 'b'.repeat(5), 'c'.repeat(7), 'D'.repeat(20_000)]
+    const calls: number[] = []
+    const real = conn.send.bind(conn)
+    conn.send = (data, nonblock) => {
+      calls.push(data.byteLength)
+      return real(data, nonblock)
+    }
+    const r = send(CONN, parts)
+    expect(r.n).toBe(40_022 + 20_000)
+    expect(conn.text()).toBe(parts.join(''))
+    expect(calls).toEqual([10, 40_000, 12, 20_000])
+    // Non-blocking, the peer taking part of the large one: the count stops there, exactly.
+    expectErrno(h.wasi.fd_fdstat_set_flags(CONN, NONBLOCK), 'SUCCESS')
+    conn.sent.length = 0
+    conn.room = 110
+    expect(send(CONN, parts).n).toBe(110)
+    expect(conn.text()).toBe(parts.join('').slice(0, 110))
+  })
+
   it('sends a short count non-blocking, then AGAIN; PIPE after SHUT_WR', () => {
     const { h, conn, send } = setup()
     expectErrno(h.wasi.fd_fdstat_set_flags(CONN, NONBLOCK), 'SUCCESS')

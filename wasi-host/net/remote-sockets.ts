@@ -24,7 +24,17 @@ import type {
 
 /** What this backend needs of a channel: `BridgeClient` has this shape. */
 export interface SyncChannel {
-  call(service: string, method: string, args?: unknown, bytes?: Uint8Array): { value: unknown; bytes: Uint8Array | undefined }
+  /**
+   * With `view`, the reply's bytes may be a view of the channel's own buffer, valid only until
+   * the next `call`, `post`, `flush` or `settle`.
+   */
+  call(
+    service: string,
+    method: string,
+    args?: unknown,
+    bytes?: Uint8Array,
+    view?: boolean,
+  ): { value: unknown; bytes: Uint8Array | undefined }
   /** The largest `bytes` payload one request can carry. */
   readonly maxBytes: number
   /**
@@ -42,6 +52,7 @@ export interface SyncChannel {
  * The `net` service's methods and the shapes they exchange (`args` → `value`; raw data in `bytes`):
  *  - `open {}` → `{ sockets: OpenedSocket[] }` (waits until every grant is listening / connected)
  *  - `accept { id, nb }` → `{ id }` (a new connection) | `{ e }`
+ *  - `redial { id }` → `{ id }` (a new connection to connection `id`'s granted address) | `{ e }`
  *  - `recv { id, max, peek, all, nb }` → bytes (none: EOF) | `{ e }`
  *  - `send { id, nb }` + bytes → `{ n }` | `{ e }`
  *  - `write { id }` + bytes → nothing | `{ e }`: a posted (write-behind) send of all the bytes
@@ -64,8 +75,10 @@ export interface OpenedSocket {
 export interface NetStats {
   /** Connections accepted from listeners (refused ones not included). */
   connections: number
-  /** Connections closed at once because `maxConnections` (or the backlog) was full. */
+  /** Connections closed at once (or redials refused, `EMFILE`) because `maxConnections` (or the backlog) was full. */
   refused: number
+  /** New connections to a connect grant's address (`sock_accept` on its descriptor). */
+  dialed: number
   /** Bytes received from peers and sent to them, as the network saw them. */
   bytesIn: number
   bytesOut: number
@@ -102,9 +115,13 @@ export class RemoteSockets implements SocketBackend {
     this.#chunk = Math.max(1, channel.maxBytes - ARGS_ROOM)
   }
 
-  /** Calls the service; an in-band errno becomes a `WasiError`. */
-  call(method: string, args?: unknown, bytes?: Uint8Array): Reply {
-    const r = this.#channel.call(NET_SERVICE, method, args, bytes)
+  /**
+   * Calls the service; an in-band errno becomes a `WasiError`. With `view`, the reply's bytes
+   * are valid until the next use of the channel (see `#keepAhead`).
+   */
+  call(method: string, args?: unknown, bytes?: Uint8Array, view = false): Reply {
+    this.#keepAhead()
+    const r = this.#channel.call(NET_SERVICE, method, args, bytes, view)
     const e = errnoOf(r.value)
     if (e !== undefined) throw new WasiError(e as Errno, `${method}: ${e}`)
     return r
@@ -117,6 +134,7 @@ export class RemoteSockets implements SocketBackend {
   release(id: number): void {
     this.#ahead.delete(id)
     this.#failed.delete(id)
+    this.#keepAhead()
     try {
       // Posted: it runs after the sends queued before it, and nothing waits for it.
       if (this.#channel.post) this.#channel.post(NET_SERVICE, 'close', { id }, undefined, ignore)
@@ -128,6 +146,7 @@ export class RemoteSockets implements SocketBackend {
 
   /** Hands queued sends to the service without waiting (the guest is about to sleep). */
   flush(): void {
+    this.#keepAhead()
     try {
       this.#channel.flush?.()
     } catch {
@@ -137,6 +156,7 @@ export class RemoteSockets implements SocketBackend {
 
   /** Waits until every queued send has reached the service (the end of a run). Never throws. */
   settle(): void {
+    this.#keepAhead()
     try {
       this.#channel.settle?.()
     } catch {
@@ -161,7 +181,7 @@ export class RemoteSockets implements SocketBackend {
     const { value } = this.call('open', {})
     const opened = (value as { sockets: OpenedSocket[] }).sockets
     const grants = opened.map((o) => ({
-      socket: o.role === 'listener' ? this.#listener(o.id) : this.#connection(o.id),
+      socket: o.role === 'listener' ? this.#listener(o.id) : this.#connection(o.id, true),
       ...(o.name !== undefined ? { name: o.name } : {}),
     }))
     return { grants, opened }
@@ -178,7 +198,7 @@ export class RemoteSockets implements SocketBackend {
     const anyLocal = local.some((n) => n > 0)
     // Milliseconds, rounded up: a wait never ends before the guest's deadline.
     const t = anyLocal ? 0 : timeoutNs === undefined ? -1 : Number((timeoutNs + 999_999n) / 1_000_000n)
-    const { value, bytes } = this.call('poll', { q, t, pf: this.#chunk })
+    const { value, bytes } = this.call('poll', { q, t, pf: this.#chunk }, undefined, true)
     const r = (value as { r: number[][] }).r
     let at = 0
     return interests.map((_, i) => {
@@ -192,6 +212,7 @@ export class RemoteSockets implements SocketBackend {
         const got = bytes!.subarray(at, at + pre)
         at += pre
         this.#ahead.set(id, had === undefined ? got : concatBytes([had, got]))
+        if (had === undefined) this.#aheadShared = true
       }
       const here = local[i]! + pre
       return {
@@ -205,6 +226,15 @@ export class RemoteSockets implements SocketBackend {
 
   /** Bytes `poll` brought for connection `id` ahead of its `recv`, by connection. */
   readonly #ahead = new Map<number, Uint8Array>()
+  /** Some of `#ahead` are views of the channel's buffer (the usual case: `recv` takes them at once). */
+  #aheadShared = false
+
+  /** Copies what is left of `#ahead` out of the channel's buffer before the channel is used again. */
+  #keepAhead(): void {
+    if (!this.#aheadShared) return
+    this.#aheadShared = false
+    for (const [id, a] of this.#ahead) this.#ahead.set(id, a.slice())
+  }
 
   /** Takes up to `max` bytes brought ahead for `id` (leaves them with `peek`). */
   #takeAhead(id: number, max: number, peek: boolean): Uint8Array | undefined {
@@ -238,12 +268,22 @@ export class RemoteSockets implements SocketBackend {
     return l
   }
 
-  #connection(id: number): ConnectionSocket {
+  /** A connection; `redials`: a connect grant's, which can dial its address again. */
+  #connection(id: number, redials = false): ConnectionSocket {
     let closed = false
     const sockets = this
     const c: ConnectionSocket & { [ID]: number } = {
       role: 'connection',
       [ID]: id,
+      ...(redials
+        ? {
+            redial(): ConnectionSocket {
+              if (closed) throw new WasiError(Errno.BADF, 'closed')
+              const { value } = sockets.call('redial', { id })
+              return sockets.#connection((value as { id: number }).id)
+            },
+          }
+        : {}),
       recv(max: number, o: RecvOptions): Uint8Array {
         if (closed) throw new WasiError(Errno.BADF, 'closed')
         const left = sockets.#maxIn - sockets.bytesIn
@@ -255,7 +295,8 @@ export class RemoteSockets implements SocketBackend {
           return ahead
         }
         sockets.#takeFailure(id, true)
-        const { bytes } = sockets.call('recv', { id, max: want, peek: o.peek, all: o.waitAll, nb: o.nonblock })
+        // A view of the channel's buffer: `receive` copies it into guest memory before its next call.
+        const { bytes } = sockets.call('recv', { id, max: want, peek: o.peek, all: o.waitAll, nb: o.nonblock }, undefined, true)
         if (bytes === undefined) return EMPTY
         // SECURITY: never more than asked, whatever the other side sent.
         const got = bytes.byteLength > want ? bytes.subarray(0, want) : bytes
@@ -277,6 +318,7 @@ export class RemoteSockets implements SocketBackend {
             const e = errnoOf(value) ?? (error === undefined ? undefined : Errno.PIPE)
             if (e !== undefined && !sockets.#failed.has(id)) sockets.#failed.set(id, e)
           }
+          sockets.#keepAhead()
           for (let at = 0; at < data.byteLength; at += sockets.#chunk) {
             post.call(sockets.#channel, NET_SERVICE, 'write', { id }, data.subarray(at, at + sockets.#chunk), failed)
           }

@@ -64,7 +64,8 @@ export interface ConnectionSocket {
   readonly role: 'connection'
   /**
    * Receives up to `max` bytes; an empty result means the peer finished sending (EOF).
-   * Blocks until something arrives unless `nonblock`.
+   * Blocks until something arrives unless `nonblock`. The bytes may be a view of the backend's
+   * own buffer: copy them out before the next call on this backend.
    * @throws WasiError AGAIN (nonblock, nothing queued), CONNRESET, TIMEDOUT (idle), NOTCONN
    */
   recv(max: number, options: RecvOptions): Uint8Array
@@ -77,6 +78,12 @@ export interface ConnectionSocket {
   /** `SHUT_RD`, `SHUT_WR` or both (`Sdflags` bits). @throws WasiError NOTCONN */
   shutdown(how: number): void
   close(): void
+  /**
+   * Present on a granted connection (a connect grant) only: a new connection to the same
+   * address, and never another (the guest names no address). Blocks until connected.
+   * @throws WasiError CONNREFUSED (or another connect errno), MFILE (connections limit), BADF
+   */
+  redial?(): ConnectionSocket
 }
 
 export type SocketHandle = ListenerSocket | ConnectionSocket

@@ -31,7 +31,7 @@ export interface NetServiceConfig {
   idleTimeoutMs?: number
 }
 
-type Reply = { value?: unknown; bytes?: Uint8Array }
+type Reply = { value?: unknown; bytes?: Uint8Array | readonly Uint8Array[] }
 
 const DEFAULT_MAX_CONNECTIONS = 64
 const DEFAULT_BUFFER = 256 * 1024
@@ -70,8 +70,10 @@ class Connection extends Waitable {
   readShut = false
   writeShut = false
   paused = false
-  /** Counted against `maxConnections` (accepted from a listener, not closed by the guest). */
+  /** Counted against `maxConnections` (accepted from a listener or redialed, not closed by the guest). */
   counted = false
+  /** A connect grant's connection: the one address `redial` may dial again. */
+  grant: Extract<NetGrantSpec, { kind: 'connect' }> | undefined
   constructor(
     readonly id: number,
     readonly socket: Socket,
@@ -109,10 +111,6 @@ function fail(errno: number): Reply {
   return { value: { e: errno } }
 }
 
-function errnoIn(r: Reply): boolean {
-  return typeof r.value === 'object' && r.value !== null && 'e' in r.value
-}
-
 export class NetService {
   readonly #config: Required<Omit<NetServiceConfig, 'idleTimeoutMs'>> & { idleTimeoutMs: number | undefined }
   readonly #objects = new Map<number, Connection | Listener>()
@@ -122,7 +120,7 @@ export class NetService {
   #live = 0
   #disposed = false
   #started: Promise<OpenedSocket[]> | undefined
-  readonly #stats: NetStats = { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0 }
+  readonly #stats: NetStats = { connections: 0, refused: 0, dialed: 0, bytesIn: 0, bytesOut: 0 }
   /** Every pending wait's wake-up, so `dispose` can end them. */
   readonly #timers = new Set<ReturnType<typeof setTimeout>>()
 
@@ -186,7 +184,20 @@ export class NetService {
     })
   }
 
-  #connect(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<OpenedSocket> {
+  async #connect(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<OpenedSocket> {
+    const c = await this.#dial(g)
+    const s = c.socket
+    const address =
+      'path' in g
+        ? `unix:${g.path}`
+        : s.remoteFamily === 'IPv6'
+          ? `[${s.remoteAddress}]:${s.remotePort}`
+          : `${s.remoteAddress}:${s.remotePort}`
+    return { id: c.id, role: 'connection', ...(g.name !== undefined ? { name: g.name } : {}), address }
+  }
+
+  /** Connects to the grant's address (its literal address: nothing else is ever dialed). */
+  #dial(g: Extract<NetGrantSpec, { kind: 'connect' }>): Promise<Connection> {
     return new Promise((resolve, reject) => {
       if (this.#disposed) {
         reject(new Error('closed'))
@@ -197,17 +208,21 @@ export class NetService {
           ? createConnection({ path: g.path, allowHalfOpen: true })
           : createConnection({ host: g.host, port: g.port, allowHalfOpen: true, noDelay: true })
       this.#sockets.add(s)
-      s.once('error', reject)
+      const failed = (e?: Error) => {
+        this.#sockets.delete(s)
+        s.destroy()
+        reject(e ?? new Error('closed'))
+      }
+      // Destroyed by `dispose` before it connected: no error event comes, only the close.
+      const closed = () => failed()
+      s.once('error', failed)
+      s.once('close', closed)
       s.once('connect', () => {
-        s.off('error', reject)
+        s.off('error', failed)
+        s.off('close', closed)
         const c = this.#adopt(s)
-        const address =
-          'path' in g
-            ? `unix:${g.path}`
-            : s.remoteFamily === 'IPv6'
-              ? `[${s.remoteAddress}]:${s.remotePort}`
-              : `${s.remoteAddress}:${s.remotePort}`
-        resolve({ id: c.id, role: 'connection', ...(g.name !== undefined ? { name: g.name } : {}), address })
+        c.grant = g
+        resolve(c)
       })
     })
   }
@@ -298,23 +313,20 @@ export class NetService {
     return o instanceof Connection ? o : undefined
   }
 
-  #take(c: Connection, max: number, peek: boolean): Uint8Array {
+  /**
+   * Up to `max` queued bytes, as views of the chunks Node emitted (no copy: Node never reuses
+   * one; the bridge copies them into its buffer back to back). Consumed unless `peek`.
+   */
+  #take(c: Connection, max: number, peek: boolean): Uint8Array[] {
     const n = Math.min(max, c.buffered)
-    const first = c.chunks[0]
-    if (first !== undefined && first.byteLength - c.head >= n) {
-      // Within one chunk: a view, no copy (Node never reuses a chunk it emitted).
-      const out = first.subarray(c.head, c.head + n)
-      if (!peek) this.#consumed(c, first.byteLength - c.head === n ? 1 : 0, first.byteLength - c.head === n ? 0 : c.head + n, n)
-      return out
-    }
-    const out = new Uint8Array(n)
+    const out: Uint8Array[] = []
     let at = 0
     let i = 0
     let head = c.head
     while (at < n) {
       const b = c.chunks[i]!
       const k = Math.min(b.byteLength - head, n - at)
-      out.set(b.subarray(head, head + k), at)
+      out.push(b.subarray(head, head + k))
       at += k
       head += k
       if (head === b.byteLength) {
@@ -344,6 +356,39 @@ export class NetService {
 
   stats(): Reply {
     return { value: this.counters() }
+  }
+
+  /**
+   * A new connection to the address connection `id` was granted for (`sock_accept` on a connect
+   * grant): counted against `maxConnections` like an accepted one (`MFILE` when they are all in
+   * use). The guest names only its descriptor, never an address.
+   */
+  async redial(args: { id?: unknown }): Promise<Reply> {
+    const c = this.#connection(args?.id)
+    if (c === undefined || this.#disposed) return fail(Errno.BADF)
+    const g = c.grant
+    if (g === undefined) return fail(Errno.INVAL)
+    if (this.#live >= this.#config.maxConnections) {
+      this.#stats.refused++
+      return fail(Errno.MFILE)
+    }
+    // The slot is taken before the dial: dials in flight count too.
+    this.#live++
+    let fresh: Connection
+    try {
+      fresh = await this.#dial(g)
+    } catch (e) {
+      this.#live--
+      return fail(this.#disposed ? Errno.BADF : errnoOfNodeError(e))
+    }
+    if (this.#disposed) {
+      this.#live--
+      fresh.socket.destroy()
+      return fail(Errno.BADF)
+    }
+    fresh.counted = true
+    this.#stats.dialed++
+    return { value: { id: fresh.id } }
   }
 
   async accept(args: { id?: unknown; nb?: unknown }): Promise<Reply> {
@@ -398,10 +443,25 @@ export class NetService {
     return { value: { n } }
   }
 
-  /** A posted send (write-behind): all of `bytes`, waiting for room; nothing back unless it failed. */
+  /**
+   * A posted send (write-behind): all of `bytes`, resolving once Node handed them to the kernel
+   * (or the socket failed), so `bytes` may be a view the caller reuses afterwards (the bridge's
+   * shared buffer: `borrowsBytes`). Nothing back unless it failed. A peer that does not read
+   * holds the guest at its next call; nothing is buffered here beyond the kernel's own.
+   */
   async write(args: { id?: unknown }, bytes: Uint8Array | undefined): Promise<Reply> {
-    const r = await this.send({ id: args?.id, nb: false }, bytes)
-    return errnoIn(r) ? r : {}
+    const c = this.#connection(args?.id)
+    if (c === undefined) return fail(Errno.BADF)
+    const s = c.socket
+    if (c.errno !== 0) return fail(c.errno === Errno.TIMEDOUT ? Errno.PIPE : c.errno)
+    if (c.writeShut || s.destroyed || !s.writable) return fail(Errno.PIPE)
+    const n = bytes?.byteLength ?? 0
+    if (n === 0) return {}
+    this.#stats.bytesOut += n
+    await new Promise<void>((resolve) => {
+      s.write(Buffer.from(bytes!.buffer, bytes!.byteOffset, n), () => resolve())
+    })
+    return {}
   }
 
   shutdown(args: { id?: unknown; how?: unknown }): Reply {
@@ -506,21 +566,13 @@ export class NetService {
         const c = this.#connection(id)
         if (c === undefined || w === 1 || c.readShut || c.buffered === 0 || budget === 0 || seen.has(c)) return
         seen.add(c)
-        const bytes = this.#take(c, Math.min(PREFETCH, budget), false)
-        budget -= bytes.byteLength
-        total += bytes.byteLength
-        taken.push(bytes)
-        r[i]![4] = bytes.byteLength
+        const n = Math.min(PREFETCH, budget, c.buffered)
+        taken.push(...this.#take(c, n, false))
+        budget -= n
+        total += n
+        r[i]![4] = n
       })
-      if (total === 0) return { value: { r } }
-      if (taken.length === 1) return { value: { r }, bytes: taken[0]! }
-      const out = new Uint8Array(total)
-      let at = 0
-      for (const b of taken) {
-        out.set(b, at)
-        at += b.byteLength
-      }
-      return { value: { r }, bytes: out }
+      return total === 0 ? { value: { r } } : { value: { r }, bytes: taken }
     }
   }
 
@@ -560,7 +612,7 @@ export type NetBridgeService = Record<
   dispose(): Promise<void>
 }
 
-const NET_METHODS = ['open', 'accept', 'recv', 'send', 'write', 'shutdown', 'close', 'poll', 'stats'] as const
+const NET_METHODS = ['open', 'accept', 'redial', 'recv', 'send', 'write', 'shutdown', 'close', 'poll', 'stats'] as const
 
 /** `service` as a bridge service exposing exactly the wire methods (nothing else is callable). */
 export function asBridgeService(service: NetService): NetBridgeService {
@@ -568,6 +620,9 @@ export function asBridgeService(service: NetService): NetBridgeService {
   for (const m of NET_METHODS)
     out[m] = (args: never, bytes: Uint8Array | undefined) =>
       (service[m] as (a: never, b?: Uint8Array) => Reply | Promise<Reply>)(args, bytes)
+  // `write` is done with its bytes when it resolves: it may write straight from the bridge's
+  // buffer (`borrowsBytes` in runtime/worker/bridge.ts, which this layer does not import).
+  ;(out.write as Record<symbol, boolean>)[Symbol.for('caplet.bridge.borrowsBytes')] = true
   out.dispose = () => service.dispose()
   return out as NetBridgeService
 }

@@ -16,8 +16,14 @@ import type { HostState } from '../host-state.js'
 import type { ConnectionSocket } from '../net/sockets.js'
 import { CONNECTION_RIGHTS } from '../rights.js'
 
+/** Fuel for dialing a connect grant's address again (as for moving 64 KiB): a loop of redials costs. */
+const REDIAL_WORK = 64 * 1024
+
 /** The most one backend call moves; larger reads and writes loop. */
 export const CHUNK = 1 << 20
+/** An iovec this large is sent as a view of guest memory; smaller ones are gathered (up to `GATHER`). */
+const DIRECT_SEND = 16 * 1024
+const GATHER = 64 * 1024
 const MAX_IO_TOTAL = 0x7fffffff
 
 /** Total length of a checked iovec array (every buffer in bounds), or a trap / INVAL. */
@@ -92,35 +98,49 @@ function receive(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numbe
   return got
 }
 
-/** Sends the iovecs (already checked, `total` bytes) in chunks; a short count only when non-blocking. */
+/**
+ * Sends the iovecs (already checked, `total` bytes) in order; a short count only when
+ * non-blocking. A large iovec goes as a view of guest memory (the backend copies what it
+ * keeps); runs of small ones (a header beside a body) are gathered into one piece first, so a
+ * writev costs no copy of its body and few backend calls.
+ */
 function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, total: number): number {
   const s = connectionOf(d)
   if (total === 0) return 0
   const nonblock = (d.fdflags & Fdflags.NONBLOCK) !== 0
   const dv = h.memory.dataView
   const bytes = h.memory.bytes
-  // One buffer: send views of guest memory directly (the backend copies what it keeps).
-  const staging = iovsLen === 1 ? undefined : new Uint8Array(Math.min(total, CHUNK))
+  let staging: Uint8Array | undefined
   let sent = 0
+  // The cursor: iovec `i`, `within` bytes into it.
   let i = 0
   let within = 0
   while (sent < total) {
+    const p = dv.getUint32(iovs + i * 8, true)
+    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    if (within === l) {
+      i++
+      within = 0
+      continue
+    }
     let piece: Uint8Array
-    if (staging === undefined) {
-      const p = dv.getUint32(iovs, true)
-      piece = bytes.subarray(p + sent, p + sent + Math.min(total - sent, CHUNK))
+    if (l - within >= DIRECT_SEND || iovsLen === 1) {
+      piece = bytes.subarray(p + within, p + within + Math.min(l - within, CHUNK))
     } else {
+      staging ??= new Uint8Array(Math.min(total, GATHER))
       let filled = 0
-      let ii = i,
-        w = within
+      let ii = i
+      let w = within
       while (filled < staging.byteLength && ii < iovsLen) {
-        const p = dv.getUint32(iovs + ii * 8, true)
-        const l = dv.getUint32(iovs + ii * 8 + 4, true)
-        const n = Math.min(l - w, staging.byteLength - filled)
-        staging.set(bytes.subarray(p + w, p + w + n), filled)
+        const pp = dv.getUint32(iovs + ii * 8, true)
+        const ll = dv.getUint32(iovs + ii * 8 + 4, true)
+        // A large iovec after small ones goes by itself (as a view), not through the copy.
+        if (filled > 0 && ll - w >= DIRECT_SEND) break
+        const n = Math.min(ll - w, staging.byteLength - filled)
+        staging.set(bytes.subarray(pp + w, pp + w + n), filled)
         filled += n
         w += n
-        if (w === l) {
+        if (w === ll) {
           ii++
           w = 0
         }
@@ -135,18 +155,16 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
       throw e
     }
     sent += n
-    // Advance the iovec cursor by what was taken.
-    if (staging !== undefined) {
-      let left = n
-      while (left > 0 && i < iovsLen) {
-        const l = dv.getUint32(iovs + i * 8 + 4, true)
-        const k = Math.min(l - within, left)
-        within += k
-        left -= k
-        if (within === l) {
-          i++
-          within = 0
-        }
+    // Advance the cursor by what was taken.
+    let left = n
+    while (left > 0 && i < iovsLen) {
+      const ll = dv.getUint32(iovs + i * 8 + 4, true)
+      const k = Math.min(ll - within, left)
+      within += k
+      left -= k
+      if (within === ll) {
+        i++
+        within = 0
       }
     }
     if (n < piece.byteLength) break
@@ -168,10 +186,14 @@ export function writeSocket(h: HostState, d: SocketDescriptor, iovs: number, iov
 export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fdPtr: number): number {
   h.memory.check(fdPtr, 4, 4)
   if ((flags & ~Fdflags.NONBLOCK) !== 0) throw new WasiError(Errno.INVAL, 'sock_accept takes only NONBLOCK')
-  if (d.socket.role !== 'listener') throw new WasiError(Errno.INVAL, 'not a listening socket')
+  const s = d.socket
+  // A connect grant's descriptor "accepts" a new connection to its one address (it holds
+  // SOCK_ACCEPT, which the dispatcher checked); any other connection is not listening.
+  if (s.role !== 'listener' && s.redial === undefined) throw new WasiError(Errno.INVAL, 'not a listening socket')
   // Room first: a connection accepted with no number to give it would be lost.
   h.fds.assertRoom()
-  const conn = d.socket.accept((d.fdflags & Fdflags.NONBLOCK) !== 0)
+  if (s.role !== 'listener') h.chargeWork(REDIAL_WORK)
+  const conn = s.role === 'listener' ? s.accept((d.fdflags & Fdflags.NONBLOCK) !== 0) : s.redial!()
   // SECURITY: never more than the listener lets its connections have.
   const rights = d.rightsInheriting & CONNECTION_RIGHTS
   let fd: number

@@ -11,6 +11,7 @@ import {
   BridgeClosedError,
   BridgeFault,
   BridgeServer,
+  borrowsBytes,
   createBridge,
   type BridgeChannel,
   type ServedService,
@@ -288,6 +289,43 @@ describe('posted requests (fire-and-forget, batched, answered in order)', () => 
     // The call's own count sees all twenty posted notes: they ran first, in order.
     expect(await result).toEqual({ before: 20 })
     expect(log).toEqual(Array.from({ length: 20 }, (_, i) => [i, [i, 255 - i]]))
+    await server.close()
+  })
+
+  it('lends the shared buffer only to a borrowing handler, only in a batch the guest waits on', async () => {
+    const channel = createBridge({ capacity: 4096 })
+    const seen: string[] = []
+    const kept: Uint8Array[] = []
+    const kind = (b: Uint8Array | undefined) => (b!.buffer instanceof SharedArrayBuffer ? 'view' : 'copy')
+    const svc: ServedService = {
+      lend: borrowsBytes((args: string, b: Uint8Array | undefined) => {
+        seen.push(`lend ${args} ${kind(b)} ${Array.from(b!).join(',')}`)
+      }),
+      keep: (args: string, b: Uint8Array | undefined) => {
+        seen.push(`keep ${args} ${kind(b)}`)
+        kept.push(b!)
+      },
+      done: () => ({ value: seen.length }),
+    }
+    const server = new BridgeServer(channel, { svc })
+    void server.serve()
+    const { result } = guestThread(
+      channel,
+      `
+      client.post('svc', 'lend', 'called', new Uint8Array([1, 2, 3]))
+      client.post('svc', 'keep', 'called', new Uint8Array([4, 5, 6]))
+      client.call('svc', 'done')
+      client.post('svc', 'lend', 'flushed', new Uint8Array([7, 8, 9]))
+      client.flush()
+      // The guest refills the buffer while the flushed batch may still be served.
+      client.post('svc', 'keep', 'overwrite', new Uint8Array(512).fill(0xee))
+      return client.call('svc', 'done').value
+    `,
+    )
+    expect(await result).toBe(4)
+    expect(seen).toEqual(['lend called view 1,2,3', 'keep called copy', 'lend flushed copy 7,8,9', 'keep overwrite copy'])
+    // What a handler kept is its own: the guest's later requests did not change it.
+    expect(Array.from(kept[0]!)).toEqual([4, 5, 6])
     await server.close()
   })
 
