@@ -1,0 +1,82 @@
+/**
+ * Red team, wave 2, `caplet serve`: file names that are distinct JSON strings but the same name
+ * on disk (lone UTF-16 surrogates all become U+FFFD), module ids spelled as paths or in the
+ * wrong case, and request headers past Node's limit. Each is refused with a JSON error naming
+ * nothing of the host, and the server keeps serving.
+ */
+import { createHash } from 'node:crypto'
+import { request } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { RunningServer } from '../../service/server.js'
+import { call, GUEST, serve, type Json } from '../support/service.js'
+
+const ID = createHash('sha256').update(GUEST).digest('hex')
+const SECRET = 'wave2-token-0123456789abcdef'
+const A = { authorization: `Bearer ${SECRET}` }
+let s: RunningServer
+
+beforeAll(async () => {
+  s = await serve({
+    tokens: [{ name: 'a', token: SECRET, concurrency: 16, ratePerSecond: 10_000 }],
+    maxBodyBytes: 256 * 1024,
+    maxFiles: 16,
+    requestTimeout: '2s',
+  })
+  expect((await call(s.url, 'PUT', '/v1/modules', GUEST, A)).body.id).toBe(ID)
+})
+afterAll(async () => {
+  await s?.close(5000)
+})
+
+const run = (body: unknown) => call(s.url, 'POST', '/v1/runs', body, A)
+function refused(r: { status: number; body: Json }, status: number) {
+  expect(r.status).toBe(status)
+  expect(JSON.stringify(r.body)).not.toMatch(/\n\s+at |\/work\/|node_modules|\/tmp\/|EEXIST|ENOTDIR/)
+}
+const stillServing = async () => {
+  const r = await run({ module: ID, args: ['g', 'echo', 'alive'] })
+  expect(r.body.result.stdout).toContain('arg:alive')
+}
+
+describe('service: file names that collide on disk', () => {
+  it('refuses lone surrogates in file names (two of them would be the same U+FFFD name on disk)', async () => {
+    refused(await run({ module: ID, files: { '\ud800': 'one', '\udc00': 'two' } }), 400)
+    refused(await run({ module: ID, files: { '\ud800': 'file', '\udbff/x': 'under it' } }), 400)
+    refused(await run({ module: ID, files: { 'ok/\udfff.txt': 'x' } }), 400)
+    // A proper surrogate pair is a real character and is fine.
+    const r = await run({ module: ID, args: ['g', 'cat', '/input/\u{1F600}.txt'], files: { '\u{1F600}.txt': 'smile' } })
+    expect(r.status).toBe(200)
+    expect(r.body.result.stdout).toContain('smile')
+    await stillServing()
+  })
+})
+
+describe('service: forged module ids', () => {
+  it('path-like, wrong-case, short and long ids are refused or unknown, never a host lookup', async () => {
+    for (const id of [`../../${ID.slice(6)}`, `${ID.slice(0, 63)}/`, '%2e%2e%2f'.repeat(8), `${ID}00`, ID.slice(0, 63)]) {
+      const r = await run({ module: id })
+      expect([400, 404, 422]).toContain(r.status)
+      refused(r, r.status)
+    }
+    const upper = await run({ module: ID.toUpperCase() })
+    expect([400, 404, 422]).toContain(upper.status)
+    refused(upper, upper.status)
+    await stillServing()
+  })
+})
+
+describe('service: oversized request headers', () => {
+  it('a 64 KiB header is refused by the HTTP layer and the server keeps serving', async () => {
+    const status = await new Promise<number>((resolve, reject) => {
+      const u = new URL('/v1/runs', s.url)
+      const req = request(u, { method: 'POST', headers: { ...A, 'x-pad': 'p'.repeat(64 * 1024) } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+      req.on('error', reject)
+      req.end('{}')
+    })
+    expect(status).toBe(431)
+    await stillServing()
+  })
+})
