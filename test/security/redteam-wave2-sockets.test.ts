@@ -1,0 +1,47 @@
+/**
+ * Red team, wave 2, sockets: a `sock_recv` with `RECV_WAITALL` whose buffer covers its own
+ * iovec array. The first chunk received rewrites the iovecs; the host must keep scattering into
+ * the iovecs it checked (as a kernel copies them in), not re-read forged ones from the bytes a
+ * network peer just wrote: those point past memory and made the host throw a RangeError (a
+ * "host fault" trap: a host invariant broken by guest-and-peer-controlled data).
+ */
+import { connect } from 'node:net'
+import { describe, expect, it } from 'vitest'
+import { run } from '../../runtime/index.js'
+import { compile } from '../../toolchain/index.js'
+
+// accept on fd 3; iovec at 0 = { buf: 0, len: 1.5 MiB } (covering itself); recv WAITALL;
+// exit with the errno, or 1 if fewer than 1.5 MiB arrived, or 0.
+const GUEST = `(module
+  (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 32)
+  (func (export "_start") (local $e i32)
+    (local.set $e (call $accept (i32.const 3) (i32.const 0) (i32.const 0x1ffff0)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (i32.store (i32.const 0) (i32.const 0))
+    (i32.store (i32.const 4) (i32.const 0x180000))
+    (local.set $e (call $recv (i32.load (i32.const 0x1ffff0)) (i32.const 0) (i32.const 1) (i32.const 2)
+      (i32.const 0x1ffff4) (i32.const 0x1ffff8)))
+    (if (local.get $e) (then (call $exit (local.get $e))))
+    (call $exit (i32.ne (i32.load (i32.const 0x1ffff4)) (i32.const 0x180000)))))`
+
+describe('sock_recv into a buffer that overlaps its own iovec array', () => {
+  it('scatters into the iovecs as checked: forged ones written by the peer are never followed', async () => {
+    const wasm = (await compile({ language: 'wat', files: { 'g.wat': GUEST }, options: { cache: false } })).module
+    // What the peer sends: 1.5 MiB whose first 8 bytes are an iovec { 0xffffff00, 2 MiB }.
+    const payload = Buffer.alloc(0x180000, 0x41)
+    payload.writeUInt32LE(0xffffff00, 0)
+    payload.writeUInt32LE(0x200000, 4)
+    const r = await run(wasm, {
+      sockets: [{ listen: '127.0.0.1:0' }],
+      onListen: (s) => {
+        const c = connect({ port: Number(s[0]!.address.split(':').pop()), host: '127.0.0.1' }, () => c.end(payload))
+        c.on('error', () => {})
+      },
+    })
+    expect(r.trap).toBeUndefined()
+    expect(r.exitCode).toBe(0)
+  }, 10_000)
+})
