@@ -7,6 +7,7 @@
  * way the plugin sees only its input, its policy and the host functions granted by name.
  * Never lets a plugin's failure, or a host function's, reject anything but that call.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { ModuleError, PluginCallError, PluginUnusableError, PolicyError } from '../errors.js'
 import type { ModuleSource } from '../module.js'
 import { resolvePolicy, type ResolvedPolicy, type RunOptions } from '../policy.js'
@@ -256,6 +257,11 @@ class PluginHandle implements Plugin {
       plan.signal?.throwIfAborted()
       return this.#callInProcess(plan)
     }
+    if (inHostFunction.getStore() === this.#p)
+      throw new PluginCallError(
+        'the plugin is already in a call: a host function cannot call back into it (it would wait on itself)',
+        'host',
+      )
     const run = this.#queue.then(async () => {
       if (this.#closed) throw new PluginUnusableError('the plugin is closed')
       plan.signal?.throwIfAborted()
@@ -303,6 +309,9 @@ class PluginHandle implements Plugin {
   }
 }
 
+/** The plugin whose host function is running here (isolation 'worker'): calling it from there would wait on itself. */
+const inHostFunction = new AsyncLocalStorage<PreparedPlugin>()
+
 function bridgeCapacity(p: PreparedPlugin): number {
   return Math.min(64 << 20, Math.max(4 << 20, (p.http?.maxResponseBytes ?? 0) + (64 << 10)))
 }
@@ -333,7 +342,7 @@ export function embedderServices(p: PreparedPlugin): Record<string, ServedServic
         }
         let r: unknown
         try {
-          r = await invokeHost(p.host, name, inputs)
+          r = await inHostFunction.run(p, () => invokeHost(p.host, name, inputs))
         } catch (e) {
           if (e instanceof PluginAbort) throw new Error(e.message)
           throw new Error(`host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`)

@@ -172,3 +172,65 @@ describe('fresh state: a call that rewrites its table, its exported global and g
     expect(seen(await p.call('probe'))).toEqual({ slot0: 2, counter: 8, pages: 2, byte: 0x55 })
   })
 })
+
+describe('a host function that calls back into the plugin it serves', () => {
+  // `outer` puts 0x2222 in a block, calls the host, then outputs the block; `inner` outputs 0x1111
+  // from a block of its own (at the same offset: the store is emptied per call).
+  const WAT = `(module ${ENV('alloc', 'i64', 'i64')} ${ENV('store_u64', 'i64 i64')} ${ENV('output_set', 'i64 i64')}
+    (import "app" "cb" (func $cb (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "inner") (result i32) (local $b i64)
+      (local.set $b (call $alloc (i64.const 8)))
+      (call $store_u64 (local.get $b) (i64.const 0x1111))
+      (call $output_set (local.get $b) (i64.const 8)) (i32.const 0))
+    (func (export "outer") (result i32) (local $b i64)
+      (local.set $b (call $alloc (i64.const 8)))
+      (call $store_u64 (local.get $b) (i64.const 0x2222))
+      (drop (call $cb (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)))
+      (call $output_set (local.get $b) (i64.const 8)) (i32.const 0)))`
+  const word = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true)
+
+  for (const state of ['fresh', 'keep'] as const) {
+    it(`in-process, ${state}: the re-entrant call is refused and the outer call keeps its own blocks`, async () => {
+      let inner: unknown
+      const p: Plugin = await load(WAT, {
+        state,
+        host: {
+          'app.cb': () => {
+            try {
+              inner = p.callSync('inner')
+            } catch (e) {
+              inner = e
+            }
+            return ''
+          },
+        },
+      })
+      expect(word(await p.call('outer'))).toBe(0x2222n)
+      expect(inner).toBeInstanceOf(PluginCallError)
+      expect((inner as Error).message).toMatch(/already in a call/)
+      expect(word(await p.call('inner'))).toBe(0x1111n)
+    })
+  }
+
+  it('worker: the re-entrant call is refused at once instead of waiting on itself forever', async () => {
+    let inner: unknown
+    const wasm = (await compile({ language: 'wat', files: { 'p.wat': WAT }, options: { cache: false } })).module
+    const p: Plugin = await plugin(wasm, {
+      isolation: 'worker',
+      host: {
+        'app.cb': async () => {
+          inner = await p.call('inner').then(
+            () => 'answered',
+            (e: unknown) => e,
+          )
+          return ''
+        },
+      },
+    })
+    opened.push(p)
+    expect(word(await p.call('outer', '', { timeout: '4s' }))).toBe(0x2222n)
+    expect(inner).toBeInstanceOf(PluginCallError)
+    expect(word(await p.call('inner'))).toBe(0x1111n)
+  })
+})
