@@ -4,6 +4,8 @@
  * message cut inside a character, and fresh-state reset against a plugin that rewrites its
  * table, its own exported global and grows its memory during a call.
  */
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, describe, expect, it } from 'vitest'
 import { PluginCallError } from '../../runtime/errors.js'
 import { plugin, type Plugin } from '../../runtime/plugin/index.js'
@@ -232,5 +234,47 @@ describe('a host function that calls back into the plugin it serves', () => {
     expect(word(await p.call('outer', '', { timeout: '4s' }))).toBe(0x2222n)
     expect(inner).toBeInstanceOf(PluginCallError)
     expect(word(await p.call('inner'))).toBe(0x1111n)
+  })
+})
+
+describe('plugin HTTP: headers that would re-route or re-frame a request to an allowed host', () => {
+  const HOST_WASM = new URL('../fixtures/plugins/plugin-host.wasm', import.meta.url)
+  it('Host, Content-Length, Transfer-Encoding, Connection and proxy headers are refused before any request', async () => {
+    const seen: string[] = []
+    const server = createServer((req, res) => {
+      seen.push(`${req.headers.host} ${req.headers['transfer-encoding'] ?? ''}`)
+      res.end('vhost')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    try {
+      const p = await plugin(HOST_WASM, {
+        isolation: 'worker',
+        host: { 'app.lookup': () => '' },
+        http: { allowedHosts: [`127.0.0.1:${port}`] },
+      })
+      opened.push(p)
+      const url = `http://127.0.0.1:${port}/`
+      // The probe works: a plain request gets through.
+      expect(td.decode(await p.call('http', JSON.stringify({ url, method: 'GET' })))).toContain('vhost')
+      for (const headers of [
+        { Host: 'admin.internal' },
+        { host: 'other-tenant.example' },
+        { 'Content-Length': '100' },
+        { 'transfer-encoding': 'chunked' },
+        { Connection: 'upgrade', Upgrade: 'websocket' },
+        { 'Proxy-Authorization': 'Basic eA==' },
+      ]) {
+        const e = await p.call('http', JSON.stringify({ url, method: 'GET', headers })).then(
+          () => undefined,
+          (x: unknown) => x,
+        )
+        expect(e, JSON.stringify(headers)).toBeInstanceOf(PluginCallError)
+        expect((e as Error).message).toMatch(/header/)
+      }
+      expect(seen).toEqual([`127.0.0.1:${port} `])
+    } finally {
+      server.close()
+    }
   })
 })
