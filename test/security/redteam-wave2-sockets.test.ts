@@ -1,5 +1,5 @@
 /**
- * Red team, wave 2, sockets: a `sock_recv` with `RECV_WAITALL` whose buffer covers its own
+ * Red team, wave 2, sockets: a `sock_recv` whose buffer covers its own
  * iovec array. The first chunk received rewrites the iovecs; the host must keep scattering into
  * the iovecs it checked (as a kernel copies them in), not re-read forged ones from the bytes a
  * network peer just wrote: those point past memory and made the host throw a RangeError (a
@@ -34,6 +34,39 @@ describe('sock_recv into a buffer that overlaps its own iovec array', () => {
     const payload = Buffer.alloc(0x180000, 0x41)
     payload.writeUInt32LE(0xffffff00, 0)
     payload.writeUInt32LE(0x200000, 4)
+    const r = await run(wasm, {
+      sockets: [{ listen: '127.0.0.1:0' }],
+      onListen: (s) => {
+        const c = connect({ port: Number(s[0]!.address.split(':').pop()), host: '127.0.0.1' }, () => c.end(payload))
+        c.on('error', () => {})
+      },
+    })
+    expect(r.trap).toBeUndefined()
+    expect(r.exitCode).toBe(0)
+  }, 10_000)
+
+  it('two iovecs, the first covering the second: the second is the one checked, not the bytes just received', async () => {
+    // iov[0] = { 0, 16 } covers iov[1] = { 0x1000, 16 } at bytes 8..16; the peer's bytes 8..16
+    // forge iov[1] as { 0xffffff00, 16 }. Exit 0 when 32 bytes arrived and byte 16 of them landed at 0x1000.
+    const two = `(module
+      (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "sock_recv" (func $recv (param i32 i32 i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (local $e i32)
+        (local.set $e (call $accept (i32.const 3) (i32.const 0) (i32.const 0x2000)))
+        (if (local.get $e) (then (call $exit (local.get $e))))
+        (i32.store (i32.const 0) (i32.const 0)) (i32.store (i32.const 4) (i32.const 16))
+        (i32.store (i32.const 8) (i32.const 0x1000)) (i32.store (i32.const 12) (i32.const 16))
+        (local.set $e (call $recv (i32.load (i32.const 0x2000)) (i32.const 0) (i32.const 2) (i32.const 2)
+          (i32.const 0x2004) (i32.const 0x2008)))
+        (if (local.get $e) (then (call $exit (local.get $e))))
+        (call $exit (i32.or (i32.ne (i32.load (i32.const 0x2004)) (i32.const 32))
+          (i32.ne (i32.load8_u (i32.const 0x1000)) (i32.const 0x42))))))`
+    const wasm = (await compile({ language: 'wat', files: { 'g.wat': two }, options: { cache: false } })).module
+    const payload = Buffer.alloc(32, 0x42)
+    payload.writeUInt32LE(0xffffff00, 8)
+    payload.writeUInt32LE(16, 12)
     const r = await run(wasm, {
       sockets: [{ listen: '127.0.0.1:0' }],
       onListen: (s) => {
