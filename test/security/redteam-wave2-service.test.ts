@@ -2,13 +2,17 @@
  * Red team, wave 2, `caplet serve`: file names that are distinct JSON strings but the same name
  * on disk (lone UTF-16 surrogates all become U+FFFD), module ids spelled as paths or in the
  * wrong case, and request headers past Node's limit. Each is refused with a JSON error naming
- * nothing of the host, and the server keeps serving.
+ * nothing of the host, and the server keeps serving. Finished results are bounded in bytes.
  */
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { resolveConfig } from '../../service/config.js'
+import { applyLimits } from '../../service/limits.js'
+import { LocalBackend } from '../../service/local-backend.js'
+import { MemoryModuleStore } from '../../service/modules.js'
 import type { RunningServer } from '../../service/server.js'
-import { call, GUEST, serve, type Json } from '../support/service.js'
+import { call, GUEST, serve, silent, type Json } from '../support/service.js'
 
 const ID = createHash('sha256').update(GUEST).digest('hex')
 const SECRET = 'wave2-token-0123456789abcdef'
@@ -79,4 +83,40 @@ describe('service: oversized request headers', () => {
     expect(status).toBe(431)
     await stillServing()
   })
+})
+
+describe('service: finished results are bounded in bytes, not only in count', () => {
+  it('past the budget the oldest results are dropped (failed: result-evicted); the newest is kept', async () => {
+    const config = resolveConfig({})
+    const store = new MemoryModuleStore(config.maxModuleBytes, config.maxStoredModuleBytes)
+    const { id } = await store.put(GUEST)
+    // A budget of 1 MiB; each run prints 256 KiB (the flood stops at its stdout limit).
+    const backend = new LocalBackend(store, config, silent, 1 << 20)
+    const limits = { ...applyLimits({ stdout: '256KiB' }, config.limits) }
+    const job = (n: number) => ({
+      id: `run-${n}`,
+      owner: 'a',
+      moduleId: id,
+      args: ['g', 'flood'],
+      env: {},
+      stdin: '',
+      output: false,
+      limits,
+      submittedAt: Date.now(),
+    })
+    try {
+      for (let i = 0; i < 8; i++) {
+        const view = await backend.start(job(i))
+        expect(view.result?.stdout.length).toBeGreaterThan(200_000)
+      }
+      const views = await Promise.all(Array.from({ length: 8 }, (_, i) => backend.get(`run-${i}`, 'a')))
+      const kept = views.filter((v) => v?.result !== undefined).length
+      expect(kept).toBeGreaterThanOrEqual(3)
+      expect(kept).toBeLessThanOrEqual(4)
+      expect(views[0]).toMatchObject({ status: 'failed', error: { code: 'result-evicted' } })
+      expect(views[7]?.result).toBeDefined()
+    } finally {
+      await backend.close(1000)
+    }
+  }, 15_000)
 })
