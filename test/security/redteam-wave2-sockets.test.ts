@@ -8,6 +8,8 @@
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { run } from '../../runtime/index.js'
+import { PolicyError } from '../../runtime/errors.js'
+import { resolvePolicy } from '../../runtime/policy.js'
 import { compile } from '../../toolchain/index.js'
 
 // accept on fd 3; iovec at 0 = { buf: 0, len: 1.5 MiB } (covering itself); recv WAITALL;
@@ -77,4 +79,26 @@ describe('sock_recv into a buffer that overlaps its own iovec array', () => {
     expect(r.trap).toBeUndefined()
     expect(r.exitCode).toBe(0)
   }, 10_000)
+})
+
+describe('socket grants and limits given badly', () => {
+  it('names, short IPv4 forms and out-of-range counts are refused, saying what is allowed', () => {
+    const problems = (o: Parameters<typeof resolvePolicy>[0]) => {
+      try {
+        resolvePolicy(o)
+      } catch (e) {
+        expect(e).toBeInstanceOf(PolicyError)
+        return (e as PolicyError).problems.join('\n')
+      }
+      throw new Error('accepted')
+    }
+    expect(problems({ sockets: [{ listen: 'localhost:8080' }] })).toMatch(/not a literal IP address/)
+    expect(problems({ sockets: [{ connect: '127.1:80' }] })).toMatch(/not a literal IP address/)
+    expect(problems({ sockets: [{ connect: '0177.0.0.1:80' }] })).toMatch(/not a literal IP address/)
+    expect(problems({ sockets: [{ connect: '127.0.0.1:0' }] })).toMatch(/out of range/)
+    expect(problems({ sockets: [{ listen: '127.0.0.1:0' }], limits: { connections: 1e9 } })).toMatch(
+      /limits.connections: must be a whole number from 1 to 65536/,
+    )
+    expect(problems({ limits: { fds: 2 } })).toMatch(/limits.fds: must be a whole number from 3/)
+  })
 })
