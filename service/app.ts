@@ -41,7 +41,7 @@ function parseJson(text: string): unknown {
 export function createApp(deps: AppDeps): Hono<Env> {
   const { config, backend, metrics, log } = deps
   const admission = new Admission(config)
-  const compile = deps.compile ? cacheCompiles(deps.compile) : undefined
+  const compile = deps.compile ? cacheCompiles(deps.compile, undefined, config.maxConcurrent) : undefined
   const app = new Hono<Env>()
 
   const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => {

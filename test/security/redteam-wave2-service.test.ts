@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { cacheCompiles } from '../../service/compile-source.js'
 import { resolveConfig } from '../../service/config.js'
 import { applyLimits } from '../../service/limits.js'
 import { LocalBackend } from '../../service/local-backend.js'
@@ -119,4 +120,30 @@ describe('service: finished results are bounded in bytes, not only in count', ()
       await backend.close(1000)
     }
   }, 15_000)
+})
+
+describe('service: compiles are bounded server-wide', () => {
+  it('twelve distinct sources at once run at most maxConcurrent compiles; a failing one frees its slot', async () => {
+    let running = 0
+    let peak = 0
+    const compile = cacheCompiles(
+      async (source) => {
+        running++
+        peak = Math.max(peak, running)
+        await new Promise((r) => setTimeout(r, 20))
+        running--
+        if (source.files['fail.c'] !== undefined) throw new Error('compile error')
+        return new Uint8Array([0, 97, 115, 109])
+      },
+      undefined,
+      3,
+    )
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => compile({ language: 'c', files: { [i % 4 === 0 ? 'fail.c' : 'main.c']: `int x${i};` } })),
+    )
+    expect(peak).toBe(3)
+    expect(results.filter((r) => r.status === 'rejected')).toHaveLength(3)
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(9)
+    expect(running).toBe(0)
+  })
 })
