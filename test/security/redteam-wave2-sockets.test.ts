@@ -5,12 +5,14 @@
  * network peer just wrote: those point past memory and made the host throw a RangeError (a
  * "host fault" trap: a host invariant broken by guest-and-peer-controlled data).
  */
+import { spawn } from 'node:child_process'
 import { connect } from 'node:net'
 import { describe, expect, it } from 'vitest'
 import { run } from '../../runtime/index.js'
 import { PolicyError } from '../../runtime/errors.js'
 import { resolvePolicy } from '../../runtime/policy.js'
 import { compile } from '../../toolchain/index.js'
+import { openFds } from '../support/net-clients.js'
 
 // accept on fd 3; iovec at 0 = { buf: 0, len: 1.5 MiB } (covering itself); recv WAITALL;
 // exit with the errno, or 1 if fewer than 1.5 MiB arrived, or 0.
@@ -101,4 +103,54 @@ describe('socket grants and limits given badly', () => {
     )
     expect(problems({ limits: { fds: 2 } })).toMatch(/limits.fds: must be a whole number from 3/)
   })
+})
+
+describe('connections the guest closed with bytes still queued', () => {
+  it('still count against --max-connections while they linger (clients that never read cannot pile them up)', async () => {
+    // Accept, send non-blocking until AGAIN (the peer never reads), close; forever.
+    const guest = `(module
+      (import "wasi_snapshot_preview1" "sock_accept" (func $accept (param i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "sock_send" (func $send (param i32 i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_fdstat_set_flags" (func $flags (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 32)
+      (func (export "_start") (local $fd i32) (local $e i32)
+        (i32.store (i32.const 0) (i32.const 0x10000)) (i32.store (i32.const 4) (i32.const 0x100000))
+        (loop $conns
+          (local.set $e (call $accept (i32.const 3) (i32.const 0) (i32.const 16)))
+          (if (local.get $e) (then (call $exit (local.get $e))))
+          (local.set $fd (i32.load (i32.const 16)))
+          (drop (call $flags (local.get $fd) (i32.const 4)))
+          (loop $fill (br_if $fill (i32.eqz (call $send (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 0) (i32.const 20)))))
+          (drop (call $close (local.get $fd)))
+          (br $conns))))`
+    const wasm = (await compile({ language: 'wat', files: { 'g.wat': guest }, options: { cache: false } })).module
+    const before = await openFds()
+    const stop = new AbortController()
+    let clients: ReturnType<typeof spawn> | undefined
+    const result = run(wasm, {
+      sockets: [{ listen: '127.0.0.1:0' }],
+      limits: { connections: 2 },
+      signal: stop.signal,
+      onListen: (s) => {
+        const port = Number(s[0]!.address.split(':').pop())
+        // Clients in another process (their sockets are not this process's descriptors): 20
+        // connections, 50 ms apart, none ever read.
+        const script = `const net = require('net'); let n = 0
+          const go = () => { if (n++ >= 20) return; const c = net.connect(${port}, '127.0.0.1'); c.pause(); c.on('error', () => {}); setTimeout(go, 50) }
+          go(); setTimeout(() => process.exit(0), 8000)`
+        clients = spawn(process.execPath, ['-e', script], { stdio: 'ignore' })
+      },
+    }).catch((e: unknown) => e)
+    try {
+      await new Promise((r) => setTimeout(r, 1600))
+      // The listener and at most two connections (plus slack for the run's own descriptors).
+      expect((await openFds()) - before).toBeLessThanOrEqual(5)
+    } finally {
+      clients?.kill()
+      stop.abort(new Error('enough'))
+      await result
+    }
+  }, 10_000)
 })
