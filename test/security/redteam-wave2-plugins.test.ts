@@ -2,7 +2,8 @@
  * Red team, wave 2, plugins: floods of tiny Extism variables and blocks that cost the host far
  * more than the bytes the limits count, u64 offsets that alias a block modulo 2^32, an error
  * message cut inside a character, and fresh-state reset against a plugin that rewrites its
- * table, its own exported global and grows its memory during a call.
+ * table, its own exported global and grows its memory during a call; host functions that call
+ * back into their plugin; HTTP headers that re-route; a timeout while an async host function runs.
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -276,5 +277,44 @@ describe('plugin HTTP: headers that would re-route or re-frame a request to an a
     } finally {
       server.close()
     }
+  })
+})
+
+describe('a worker plugin stopped by its timeout while an async host function is still running', () => {
+  it('the call fails as a limit, the late answer goes nowhere, and the next calls work', async () => {
+    const wasm = (
+      await compile({
+        language: 'wat',
+        files: {
+          'p.wat': `(module (import "app" "slow" (func $slow (param i32 i32 i32 i32) (result i32)))
+            (memory (export "memory") 1)
+            (func (export "outer") (result i32) (drop (call $slow (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))) (i32.const 0))
+            (func (export "ok") (result i32) (i32.const 0)))`,
+        },
+        options: { cache: false },
+      })
+    ).module
+    let settled = 0
+    const p = await plugin(wasm, {
+      isolation: 'worker',
+      host: {
+        'app.slow': async () => {
+          await new Promise((r) => setTimeout(r, 300))
+          settled++
+          return 'late'.repeat(256)
+        },
+      },
+    })
+    opened.push(p)
+    const e = await p.call('outer', '', { timeout: '100ms' }).then(
+      () => undefined,
+      (x: unknown) => x,
+    )
+    expect(e).toBeInstanceOf(PluginCallError)
+    expect((e as PluginCallError).limit).toBe('timeout')
+    expect(await p.call('ok')).toEqual(new Uint8Array(0))
+    await new Promise((r) => setTimeout(r, 400))
+    expect(settled).toBe(1)
+    expect(await p.call('ok')).toEqual(new Uint8Array(0))
   })
 })
