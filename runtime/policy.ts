@@ -235,7 +235,10 @@ const guestPath = z
   .string()
   .check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
 const nonEmpty = () => z.string().check(z.minLength(1))
-const count = (min: number, max = Number.MAX_SAFE_INTEGER) => z.int().check(z.gte(min), z.lte(max))
+const count = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const error = `must be a whole number from ${min} to ${max}`
+  return z.int({ error }).check(z.gte(min, { error }), z.lte(max, { error }))
+}
 
 const mountSchema = z
   .strictObject({

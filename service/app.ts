@@ -59,7 +59,7 @@ function serverTiming(t0: number, t1: number, t2: number, t3: number, t4: number
 export function createApp(deps: AppDeps): Hono<Env> {
   const { config, backend, metrics, log } = deps
   const admission = new Admission(config)
-  const compile = deps.compile ? cacheCompiles(deps.compile) : undefined
+  const compile = deps.compile ? cacheCompiles(deps.compile, undefined, config.maxConcurrent) : undefined
   const app = new Hono<Env>()
 
   const tooLarge = (max: number, code: 'body-too-large' | 'module-too-large') => () => {

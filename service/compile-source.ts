@@ -77,11 +77,27 @@ export const sourceHash = (s: SourceRequest) =>
 /**
  * Wraps a compiler with a cache by source hash, bounded in total bytes (oldest first), and
  * shares one compile among concurrent requests for the same source. Failures are not cached.
+ * At most `maxConcurrent` compiles run at once, server-wide (each is a worker with up to a
+ * GiB of heap, or a clang process); the rest wait their turn.
  */
-export function cacheCompiles(compile: CompileSource, maxBytes = 64 * 2 ** 20): CompileSource {
+export function cacheCompiles(compile: CompileSource, maxBytes = 64 * 2 ** 20, maxConcurrent = 2): CompileSource {
   const done = new Map<string, Uint8Array>()
   const inFlight = new Map<string, Promise<Uint8Array>>()
   let bytes = 0
+  let running = 0
+  const waiting: (() => void)[] = []
+  const limited = async (source: Parameters<CompileSource>[0]): Promise<Uint8Array> => {
+    if (running >= maxConcurrent) await new Promise<void>((go) => waiting.push(go))
+    else running++
+    try {
+      return await compile(source)
+    } finally {
+      // The slot passes straight to the next waiter (running stays counted), or is freed.
+      const next = waiting.shift()
+      if (next) next()
+      else running--
+    }
+  }
   return (source) => {
     const key = sourceHash(source)
     const hit = done.get(key)
@@ -92,7 +108,7 @@ export function cacheCompiles(compile: CompileSource, maxBytes = 64 * 2 ** 20): 
     }
     let p = inFlight.get(key)
     if (!p) {
-      p = compile(source)
+      p = limited(source)
         .then((m) => {
           if (m.byteLength <= maxBytes) {
             while (bytes + m.byteLength > maxBytes && done.size > 0) {

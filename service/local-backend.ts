@@ -1,16 +1,27 @@
 /**
  * @module Runs on this process's worker pool: at most `maxConcurrent` at once, at most
- * `maxQueued` waiting (then 429), results kept `resultTtlMs` (and at most a bounded number).
+ * `maxQueued` waiting (then 429), results kept `resultTtlMs` (at most a bounded number, and
+ * bounded in bytes: past the budget the oldest finished results are dropped).
  */
 import type { ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
-import { executeRun, ProgramCache } from './execute-run.js'
+import { executeRun, ProgramCache, type RunResultJson } from './execute-run.js'
 import type { ModuleStore } from './modules.js'
 import type { RunJob } from './request.js'
 import { failedView, viewOf, type RunBackend, type RunRecord, type RunTiming, type RunView } from './runs.js'
 import type { Logger } from 'pino'
 
 const MAX_RECORDS = 100_000
+/** Characters of output (stdout, stderr, files) kept in finished results at once. */
+export const MAX_KEPT_RESULT_CHARS = 256 * 2 ** 20
+
+/** The characters a result holds in memory (its outputs; the rest is small and bounded). */
+function resultChars(r: RunResultJson | undefined): number {
+  if (r === undefined) return 0
+  let n = r.stdout.length + r.stderr.length + (r.stdoutBase64?.length ?? 0) + (r.stderrBase64?.length ?? 0)
+  for (const [k, v] of Object.entries(r.files ?? {})) n += k.length + (typeof v === 'string' ? v.length : v.base64.length)
+  return n
+}
 
 export class LocalBackend implements RunBackend {
   readonly mode = 'local'
@@ -21,12 +32,16 @@ export class LocalBackend implements RunBackend {
   #reserved = 0
   #closing = false
   #idle: (() => void) | undefined
+  /** Characters held by finished results, by run id (insertion order: oldest first). */
+  readonly #kept = new Map<string, number>()
+  #keptChars = 0
   readonly #sweep: ReturnType<typeof setInterval>
 
   constructor(
     readonly modules: ModuleStore,
     readonly config: ServiceConfig,
     readonly log: Logger,
+    readonly maxKeptChars = MAX_KEPT_RESULT_CHARS,
   ) {
     this.#sweep = setInterval(() => this.#expire(), 10_000).unref()
   }
@@ -66,6 +81,12 @@ export class LocalBackend implements RunBackend {
       this.#waiting.shift()?.()
       if (this.#running === 0 && this.#waiting.length === 0) this.#idle?.()
     }
+    const chars = resultChars(record.view.result)
+    if (chars > 0) {
+      this.#kept.set(job.id, chars)
+      this.#keptChars += chars
+      this.#evictResults(job.id)
+    }
     if (this.#records.size > MAX_RECORDS) this.#expire(true)
     return record.view
   }
@@ -84,11 +105,41 @@ export class LocalBackend implements RunBackend {
     return { ok: !this.#closing, detail: this.#closing ? 'shutting down' : 'local pool' }
   }
 
+  /**
+   * Drops the oldest finished results (not `keep`, the one just made: its caller is waiting for
+   * it) while they hold more than the budget; their runs read as failed with `result-evicted`.
+   */
+  #evictResults(keep: string): void {
+    for (const id of [...this.#kept.keys()]) {
+      if (this.#keptChars <= this.maxKeptChars) break
+      if (id === keep) continue
+      this.#forget(id)
+      const r = this.#records.get(id)
+      if (r) {
+        const { result: _dropped, ...view } = r.view
+        r.view = {
+          ...view,
+          status: 'failed',
+          error: { code: 'result-evicted', message: 'the result was dropped to bound the memory results take; fetch results sooner' },
+        }
+      }
+    }
+  }
+
+  #forget(id: string): void {
+    const chars = this.#kept.get(id)
+    if (chars === undefined) return
+    this.#kept.delete(id)
+    this.#keptChars -= chars
+  }
+
   #expire(force = false): void {
     const now = Date.now()
     for (const [id, r] of this.#records) {
-      if (r.expiresAt < now) this.#records.delete(id)
-      else if (force && r.expiresAt !== Infinity && this.#records.size > MAX_RECORDS * 0.9) this.#records.delete(id)
+      if (r.expiresAt < now || (force && r.expiresAt !== Infinity && this.#records.size > MAX_RECORDS * 0.9)) {
+        this.#records.delete(id)
+        this.#forget(id)
+      }
     }
   }
 

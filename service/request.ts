@@ -82,11 +82,13 @@ const zodProblems = (issues: readonly z.core.$ZodIssue[], prefix: string) =>
     return `${prefix}${where}`.replace(/^\./, '') + `: ${i.message}`
   })
 
-/** A file's path under /input: relative, no empty, `.` or `..` component, no NUL or backslash. */
+/** A file's path under /input: relative, no empty, `.` or `..` component, no NUL, backslash or lone surrogate. */
 export function checkInputPath(path: string): string | undefined {
   if (path.length === 0 || path.length > 1024) return 'must be 1 to 1024 characters'
   if (path.startsWith('/')) return 'must be relative (it is placed under /input)'
   if (path.includes('\0') || path.includes('\\')) return 'must not contain NUL or backslash'
+  // A lone surrogate is written as U+FFFD: two different names would be one file on disk.
+  if (/\p{Cs}/u.test(path)) return 'must be well-formed Unicode (no lone surrogate)'
   const parts = path.split('/')
   if (parts.length > 16) return 'is nested more than 16 deep'
   for (const p of parts) {

@@ -136,6 +136,8 @@ export class PluginEngine {
   #errSize = 0
   #slept = 0n
   #resetPending = false
+  /** A call is running (on this thread's stack). */
+  #inCall = false
 
   /** @throws Error when the plugin's initialisation fails (the caller reports it as a ModuleError) */
   constructor(cfg: EngineConfig, services: EngineServices) {
@@ -535,6 +537,10 @@ export class PluginEngine {
    * else touches the engine; `call` runs it itself if it was not.
    */
   call(req: CallRequest, deferReset = false): CallOutcome {
+    // A host function calling back into this plugin would reset the kernel and memory under the
+    // running call (its blocks would then hold the inner call's data): refused.
+    if (this.#inCall)
+      return { ok: false, failure: 'host', message: 'the plugin is already in a call: a host function cannot call back into it' }
     if (this.#resetPending) this.reset()
     if (this.#unusable !== undefined) return { ok: false, failure: 'unusable', message: this.#unusable }
     const p = this.#cfg.plugin
@@ -552,6 +558,7 @@ export class PluginEngine {
     if (this.#fuel !== undefined) this.#fuel.value = BigInt(budget ?? Number.MAX_SAFE_INTEGER)
     let outcome: CallOutcome
     let exited = false
+    this.#inCall = true
     try {
       this.#kernel?.beginCall(req.input)
       const status = fn()
@@ -561,6 +568,8 @@ export class PluginEngine {
       const end = this.#ended ?? e
       exited = end instanceof ProcExit
       outcome = end instanceof ProcExit && end.code === 0 ? this.#success(0) : this.#failure(end)
+    } finally {
+      this.#inCall = false
     }
     if (outcome.ok && this.#fuel !== undefined && budget !== undefined) {
       const left = this.#fuel.value as bigint

@@ -76,6 +76,17 @@ export const EXTISM_FUNCTIONS: Readonly<Record<string, { params: string[]; resul
 }
 
 const MAX_U32 = 0xffffffffn
+/**
+ * What one variable costs the host beyond its key and value bytes (map entry, string, typed
+ * array: ~250 bytes measured). Charged against `varBytes`, so a flood of tiny variables is
+ * bounded by host memory as well as by bytes (without it, 1 MiB of 3-byte keys held ~80 MB).
+ */
+export const VAR_ENTRY_COST = 256
+/**
+ * The least a block costs against `blockBytes` (its bookkeeping: ~30 host bytes measured), so
+ * a flood of empty or 1-byte blocks cannot turn the limit into 30 times as much host memory.
+ */
+export const BLOCK_COST = 32
 
 /**
  * The block store and per-call state. Blocks are allocated upwards (a bump allocator: a call is
@@ -146,6 +157,7 @@ export class ExtismKernel {
     const at = this.#top
     const end = at + n
     if (n < 0 || end - BASE > this.limits.blockBytes) return 0
+    if (this.#starts.length >= this.limits.blockBytes / BLOCK_COST) return 0
     if (end - BASE > this.#buf.byteLength) {
       let cap = this.#buf.byteLength * 2
       while (cap < end - BASE) cap *= 2
@@ -299,8 +311,11 @@ export class ExtismKernel {
         }
         const bytes = this.#block('error_set', off)
         let message: string
+        // Cut at 4 KiB, backing off to a character boundary: a valid message stays valid.
+        let cut = Math.min(bytes.byteLength, 4096)
+        while (cut < bytes.byteLength && cut > 0 && (bytes[cut]! & 0xc0) === 0x80) cut--
         try {
-          message = utf8.decode(bytes.subarray(0, 4096))
+          message = utf8.decode(bytes.subarray(0, cut))
         } catch {
           message = `(the plugin's error message, ${bytes.byteLength} bytes, is not valid UTF-8)`
         }
@@ -320,7 +335,7 @@ export class ExtismKernel {
         const key = this.#text('var_set', koff)
         const keyBytes = this.#textBytes
         const old = this.vars.get(key)
-        const oldSize = old === undefined ? 0 : keyBytes + old.byteLength
+        const oldSize = old === undefined ? 0 : keyBytes + old.byteLength + VAR_ENTRY_COST
         if (voff === 0n) {
           if (old !== undefined) {
             this.vars.delete(key)
@@ -329,7 +344,7 @@ export class ExtismKernel {
           return
         }
         const value = this.#block('var_set', voff)
-        const size = keyBytes + value.byteLength
+        const size = keyBytes + value.byteLength + VAR_ENTRY_COST
         if (this.#varBytes - oldSize + size > this.limits.varBytes) {
           throw new LimitExceeded(
             'vars',

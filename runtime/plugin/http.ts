@@ -3,7 +3,8 @@
  * out only to a host the embedder listed (`host:port`, `host`, `*.example.com[:port]`), over
  * http or https, with a bounded response body and a time limit. SECURITY: the URL is checked
  * before any socket is opened, so a refused request never reaches the network; no proxy from
- * the environment is used; a redirect to an unlisted host fails the request.
+ * the environment is used; a redirect to an unlisted host fails the request; the plugin cannot set
+ * `Host` or the framing headers.
  */
 import { concatBytes } from '../../wasi-host/abi/bytes.js'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
@@ -90,8 +91,18 @@ export function allowedUrl(url: URL, allowed: readonly string[]): string | undef
   return `${host}:${port} is not in http.allowedHosts`
 }
 
+/**
+ * Headers a plugin may not set: `Host` would route the request to another virtual host behind an
+ * allowed address (another tenant of a shared front end), and the framing and hop-by-hop ones
+ * would let it re-frame the request (smuggling) or open a tunnel. The host sets them itself.
+ */
+const FORBIDDEN_HEADER = /^(host|content-length|transfer-encoding|connection|keep-alive|upgrade|te|trailer|expect|proxy-.*)$/i
+
 /** Sends one request, following allowed redirects. @throws HttpDenied */
 export async function fetchAllowed(http: ResolvedHttp, call: HttpCall, body: Uint8Array | undefined): Promise<HttpResult> {
+  const forbidden = Object.keys(call.headers).find((k) => FORBIDDEN_HEADER.test(k))
+  if (forbidden !== undefined)
+    throw new HttpDenied(`request refused: the header ${JSON.stringify(forbidden.slice(0, 64))} is set by the host`)
   let url: URL
   try {
     url = new URL(call.url)

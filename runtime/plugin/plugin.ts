@@ -7,6 +7,7 @@
  * way the plugin sees only its input, its policy and the host functions granted by name.
  * Never lets a plugin's failure, or a host function's, reject anything but that call.
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { ModuleError, PluginCallError, PluginUnusableError, PolicyError } from '../errors.js'
 import type { ModuleSource } from '../module.js'
 import { resolvePolicy, type ResolvedPolicy, type RunOptions } from '../policy.js'
@@ -278,6 +279,11 @@ class PluginHandle implements Plugin {
       plan.signal?.throwIfAborted()
       return this.#callInProcess(plan)
     }
+    if (inHostFunction.getStore() === this.#p)
+      throw new PluginCallError(
+        'the plugin is already in a call: a host function cannot call back into it (it would wait on itself)',
+        'host',
+      )
     const run = this.#queue.then(async () => {
       if (this.#closed) throw new PluginUnusableError('the plugin is closed')
       plan.signal?.throwIfAborted()
@@ -325,6 +331,9 @@ class PluginHandle implements Plugin {
   }
 }
 
+/** The plugin whose host function is running here (isolation 'worker'): calling it from there would wait on itself. */
+const inHostFunction = new AsyncLocalStorage<PreparedPlugin>()
+
 function bridgeCapacity(p: PreparedPlugin): number {
   return Math.min(64 << 20, Math.max(4 << 20, (p.http?.maxResponseBytes ?? 0) + (64 << 10)))
 }
@@ -337,8 +346,11 @@ function newEngine(p: PreparedPlugin, isolation: 'worker' | 'in-process', helper
   }
 }
 
-/** The bridge service through which a plugin in a worker calls the embedder's host functions. */
-export function hostService(fns: ReadonlyMap<string, HostFunction>): ServedService {
+/**
+ * The bridge service through which a plugin in a worker calls the embedder's host functions;
+ * `owner`: the plugin they serve (a call back into it from one of them is refused).
+ */
+export function hostService(fns: ReadonlyMap<string, HostFunction>, owner?: PreparedPlugin): ServedService {
   return {
     call: async (args: { name?: unknown; lengths?: unknown }, bytes) => {
       const name = args?.name
@@ -354,7 +366,7 @@ export function hostService(fns: ReadonlyMap<string, HostFunction>): ServedServi
       }
       let r: unknown
       try {
-        r = await invokeHost(fns, name, inputs)
+        r = await (owner === undefined ? invokeHost(fns, name, inputs) : inHostFunction.run(owner, () => invokeHost(fns, name, inputs)))
       } catch (e) {
         if (e instanceof PluginAbort) throw new Error(e.message)
         throw new Error(`host function ${name} failed: ${e instanceof Error ? e.message : String(e)}`)
@@ -371,7 +383,7 @@ export function hostService(fns: ReadonlyMap<string, HostFunction>): ServedServi
 /** The embedder-side services a worker plugin reaches through the bridge. */
 export function embedderServices(p: PreparedPlugin): Record<string, ServedService> {
   const services: Record<string, ServedService> = {
-    host: hostService(p.host),
+    host: hostService(p.host, p),
     log: {
       write: (args: { level?: unknown; message?: unknown }) => {
         const level = args?.level

@@ -60,7 +60,8 @@ export interface PluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'st
    * shim, a command that sets up tables). Its output is discarded; exit code 0 counts as done.
    */
   initialize?: string
-  /** Bounds on Extism variables (`var_set`): total bytes of keys and values (default 1 MiB). */
+  /** Bounds on Extism variables (`var_set`): total bytes of keys and values,
+   * plus 256 bytes of bookkeeping per variable (default 1 MiB). */
   maxVarBytes?: Size
 }
 

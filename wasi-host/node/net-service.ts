@@ -21,7 +21,7 @@ export type NetGrantSpec =
 
 export interface NetServiceConfig {
   grants: NetGrantSpec[]
-  /** Connections from listeners open at once, pending ones included (default 64). */
+  /** Connections from listeners open at once, pending and lingering (closed, still sending) ones included (default 64). */
   maxConnections?: number
   /** Connections a listener holds that the guest has not accepted yet (default: min(128, maxConnections)). */
   backlog?: number
@@ -504,21 +504,25 @@ export class NetService {
   /** The guest let go of `c`: what it sent still goes out (then the socket closes), unless the peer never takes it. */
   #release(c: Connection): void {
     this.#objects.delete(c.id)
-    if (c.counted) {
-      c.counted = false
-      this.#live--
+    const uncount = () => {
+      if (c.counted) {
+        c.counted = false
+        this.#live--
+      }
     }
     const s = c.socket
     c.readShut = true
     c.chunks.length = 0
     c.buffered = 0
     c.notify()
-    if (s.destroyed) return
+    if (s.destroyed) return uncount()
     if (c.paused) s.resume()
     if (s.writableLength === 0 || c.errno !== 0) {
       s.destroy()
-      return
+      return uncount()
     }
+    // Lingering, it still holds a host socket: it keeps its place under maxConnections until closed.
+    s.once('close', uncount)
     s.end()
     s.once('finish', () => s.destroy())
     const t = setTimeout(() => s.destroy(), LINGER_MS)

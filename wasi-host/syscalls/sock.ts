@@ -49,15 +49,23 @@ function connectionOf(d: SocketDescriptor): ConnectionSocket {
   return d.socket
 }
 
-/** Copies `src` into the iovecs from byte `skip` of their concatenation on. */
-function scatter(h: HostState, iovs: number, iovsLen: number, skip: number, src: Uint8Array): void {
-  const dv = h.memory.dataView
+/**
+ * The iovec array as checked, copied out of guest memory: data received may land on the array
+ * itself (a buffer covering it), and must not redirect the rest of the copy (a kernel copies
+ * the iovecs in first, too).
+ */
+function iovecSnapshot(h: HostState, iovs: number, iovsLen: number): DataView {
+  return new DataView(h.memory.bytes.slice(iovs, iovs + iovsLen * 8).buffer)
+}
+
+/** Copies `src` into the iovecs (a snapshot, at 0) from byte `skip` of their concatenation on. */
+function scatter(h: HostState, vecs: DataView, iovsLen: number, skip: number, src: Uint8Array): void {
   const bytes = h.memory.bytes
   let at = 0
   let pos = 0
   for (let i = 0; i < iovsLen && at < src.byteLength; i++) {
-    const p = dv.getUint32(iovs + i * 8, true)
-    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    const p = vecs.getUint32(i * 8, true)
+    const l = vecs.getUint32(i * 8 + 4, true)
     if (pos + l <= skip) {
       pos += l
       continue
@@ -81,6 +89,7 @@ function receive(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numbe
   const peek = (riflags & Riflags.RECV_PEEK) !== 0
   const waitAll = (riflags & Riflags.RECV_WAITALL) !== 0 && !peek
   const nonblock = (d.fdflags & Fdflags.NONBLOCK) !== 0
+  const vecs = iovecSnapshot(h, iovs, iovsLen)
   let got = 0
   do {
     let chunk: Uint8Array
@@ -91,7 +100,7 @@ function receive(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numbe
       throw e
     }
     if (chunk.byteLength === 0) break
-    scatter(h, iovs, iovsLen, got, chunk)
+    scatter(h, vecs, iovsLen, got, chunk)
     got += chunk.byteLength
   } while (waitAll && got < total)
   if (got >= 64) h.chargeWork(got)
