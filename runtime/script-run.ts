@@ -57,7 +57,7 @@ export function startScript(
   host.writeBehind.enabled = false
   return {
     instance: slot.instance,
-    execute: () => execute(slot, binding, api, script.program, reused !== undefined),
+    execute: () => execute(slot, binding, api, script.program, reused !== undefined, script.repeat === true),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
       ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
@@ -153,13 +153,53 @@ function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown,
   throw new ScriptErrno(Errno.INVAL) // a call the prelude never makes
 }
 
-function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean): number {
+/**
+ * A program's QuickJS bytecode, by filename and source, on this thread: compiled from the source
+ * by this engine only (SECURITY: QuickJS trusts the bytecode it reads, so none ever comes from
+ * outside), from nothing but the program, so it carries nothing of a run. `null`: the source does
+ * not compile (the run parses it, to report the error). Bounded by total size.
+ */
+const bytecodes = new Map<string, Uint8Array | null>()
+let bytecodeBytes = 0
+const MAX_BYTECODE_BYTES = 32 * 1024 * 1024
+
+/** The program's bytecode, compiled in this run's engine instance on first use (with the run's fuel and memory). */
+function bytecodeOf(vm: EngineSlot['vm'], program: ScriptProgram): Uint8Array | null {
+  const key = `${program.filename}\0${program.code}`
+  let bc = bytecodes.get(key)
+  if (bc !== undefined) {
+    // Most recently used last.
+    bytecodes.delete(key)
+    bytecodes.set(key, bc)
+    return bc
+  }
+  try {
+    bc = vm.compile(program.code, program.filename, EVAL_MODULE)
+  } catch (e) {
+    // A syntax error, or no room for the source: the run parses the source and reports it.
+    if (e instanceof Error && (e.message.startsWith('Compilation error') || e.message === 'wasm_malloc failed')) bc = null
+    else throw e
+  }
+  const size = (bc?.byteLength ?? 0) + key.length
+  if (size > MAX_BYTECODE_BYTES) return bc
+  while (bytecodeBytes + size > MAX_BYTECODE_BYTES) {
+    const [k, old] = bytecodes.entries().next().value!
+    bytecodes.delete(k)
+    bytecodeBytes -= (old?.byteLength ?? 0) + k.length
+  }
+  bytecodes.set(key, bc)
+  bytecodeBytes += size
+  return bc
+}
+
+function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean, repeat: boolean): number {
   const vm = slot.vm
   try {
     if (renew) vm.callFunction(newHandle(vm, slot.internalsPtr, true).getProp('renew'), vm.undefined)
     let promise: JSValueHandle
     try {
-      promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)
+      const bc = repeat ? bytecodeOf(vm, program) : null
+      promise = bc !== null ? vm.evalBytecode(bc) : vm.evalCode(program.code, program.filename, EVAL_MODULE)
     } catch (e) {
       if (e instanceof JSException) return uncaught(slot, api, program, e)
       // The wrapper could not allocate the source in the engine's memory.

@@ -49,6 +49,8 @@ export interface ScriptHost {
 export interface ScriptPluginRun {
   host?: ScriptHost | undefined
   kept?: KeptEngine | undefined
+  /** The program runs many times (a plugin's calls): parsed once per thread, then loaded from QuickJS bytecode. */
+  repeat?: boolean
 }
 
 /** The engine command and the resolved run. @throws PolicyError */
@@ -74,6 +76,7 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
     engineKey: key,
     ...(plugin.host !== undefined ? { host: true } : {}),
     ...(plugin.kept ? { kept: plugin.kept } : {}),
+    ...(plugin.repeat === true ? { repeat: true } : {}),
   }
   const command: Command = { module, functions, argv0: program.entry, script }
   return { command, run: resolveRunInput(prepared, input) }
