@@ -176,8 +176,10 @@ function bytecodeOf(vm: EngineSlot['vm'], program: ScriptProgram): Uint8Array | 
   try {
     bc = vm.compile(program.code, program.filename, EVAL_MODULE)
   } catch (e) {
-    // A syntax error, or no room for the source: the run parses the source and reports it.
-    if (e instanceof Error && (e.message.startsWith('Compilation error') || e.message === 'wasm_malloc failed')) bc = null
+    // No room for the source under this run's memory cap: this run parses it (and reports that); a later one compiles.
+    if (e instanceof Error && e.message === 'wasm_malloc failed') return null
+    // A syntax error: every run parses the source, to report it.
+    if (e instanceof Error && e.message.startsWith('Compilation error')) bc = null
     else throw e
   }
   const size = (bc?.byteLength ?? 0) + key.length
