@@ -135,6 +135,16 @@ describe.each(['in-process', 'worker'] as const)('scriptPlugin (%s)', (isolation
     }
   }, 60_000)
 
+  it('a program that does not parse (hand-made, not from compileScript) fails every call with its SyntaxError', async () => {
+    const p = await scriptPlugin({ ...program, code: 'const x = ;\nconsole.log(x)' }, { isolation })
+    opened.push(p)
+    for (let i = 0; i < 2; i++) {
+      const e = await failure(p.call('main', 'x'))
+      expect(e.failure).toBe('plugin')
+      expect(e.details.stderr).toMatch(/SyntaxError/)
+    }
+  }, 60_000)
+
   it('an ungranted host function fails the call (the script cannot catch it); the next call works', async () => {
     for (const p of [await load({ isolation, host }), await load({ isolation })]) {
       const e = await failure(p.call('sneak'))
