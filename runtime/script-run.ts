@@ -154,27 +154,28 @@ function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown,
 }
 
 /**
- * A program's QuickJS bytecode, by filename and source, on this thread: compiled from the source
+ * Programs' QuickJS bytecode on this thread, by source (then file name): compiled from the source
  * by this engine only (SECURITY: QuickJS trusts the bytecode it reads, so none ever comes from
  * outside), from nothing but the program, so it carries nothing of a run. `null`: the source does
- * not compile (the run parses it, to report the error). Bounded by total size.
+ * not compile (the run parses it, to report the error). Keyed by the source string itself, whose
+ * hash V8 keeps: no key is built per call. Bounded by total size, least recently used first out.
  */
-const bytecodes = new Map<string, Uint8Array | null>()
+const bytecodes = new Map<string, { filename: string; bc: Uint8Array | null }>()
 let bytecodeBytes = 0
 const MAX_BYTECODE_BYTES = 32 * 1024 * 1024
 
 /** The program's bytecode, compiled in this run's engine instance on first use (with the run's fuel and memory). */
 function bytecodeOf(vm: EngineSlot['vm'], program: ScriptProgram): Uint8Array | null {
-  const key = `${program.filename}\0${program.code}`
-  let bc = bytecodes.get(key)
-  if (bc !== undefined) {
-    // Most recently used last.
-    bytecodes.delete(key)
-    bytecodes.set(key, bc)
-    return bc
+  const { code, filename } = program
+  const known = bytecodes.get(code)
+  if (known !== undefined && known.filename === filename) {
+    bytecodes.delete(code)
+    bytecodes.set(code, known)
+    return known.bc
   }
+  let bc: Uint8Array | null
   try {
-    bc = vm.compile(program.code, program.filename, EVAL_MODULE)
+    bc = vm.compile(code, filename, EVAL_MODULE)
   } catch (e) {
     // No room for the source under this run's memory cap: this run parses it (and reports that); a later one compiles.
     if (e instanceof Error && e.message === 'wasm_malloc failed') return null
@@ -182,16 +183,20 @@ function bytecodeOf(vm: EngineSlot['vm'], program: ScriptProgram): Uint8Array | 
     if (e instanceof Error && e.message.startsWith('Compilation error')) bc = null
     else throw e
   }
-  const size = (bc?.byteLength ?? 0) + key.length
+  const size = (bc?.byteLength ?? 0) + code.length + filename.length
   if (size > MAX_BYTECODE_BYTES) return bc
-  while (bytecodeBytes + size > MAX_BYTECODE_BYTES) {
-    const [k, old] = bytecodes.entries().next().value!
-    bytecodes.delete(k)
-    bytecodeBytes -= (old?.byteLength ?? 0) + k.length
-  }
-  bytecodes.set(key, bc)
+  forget(code)
+  while (bytecodeBytes + size > MAX_BYTECODE_BYTES) forget(bytecodes.keys().next().value!)
+  bytecodes.set(code, { filename, bc })
   bytecodeBytes += size
   return bc
+}
+
+function forget(code: string): void {
+  const old = bytecodes.get(code)
+  if (old === undefined) return
+  bytecodes.delete(code)
+  bytecodeBytes -= (old.bc?.byteLength ?? 0) + code.length + old.filename.length
 }
 
 function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean, repeat: boolean): number {
