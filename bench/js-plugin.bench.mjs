@@ -3,7 +3,7 @@
 // (callSync) and worker (call), fresh and keep state, beside the C Extism sample's in-process fresh
 // call (the peer the ratio is taken against), in one run.
 //
-//   npm run build && node --expose-gc bench/js-plugin.bench.mjs [--quick]
+//   npm run bench:js-plugin  (or: node scripts/build.mjs && node --expose-gc bench/js-plugin.bench.mjs [--quick])
 //
 // Prints figures; asserts nothing but each call's answer. Rounds alternate the contenders; the
 // median round counts. Each contender's timing starts after a full collection.
