@@ -20,6 +20,8 @@ export interface ScriptGuest {
   host?: boolean
   /** A `keep` script plugin's engine instance, held across its calls (in-process only: not plain data). */
   kept?: KeptEngine
+  /** The program runs many times on this thread (a plugin's calls): compiled to bytecode once and loaded from it. */
+  repeat?: boolean
 }
 
 /** The instance a `keep` script plugin's calls share; dropped (`lost`) after a run that did not end cleanly. */

@@ -57,7 +57,7 @@ export function startScript(
   host.writeBehind.enabled = false
   return {
     instance: slot.instance,
-    execute: () => execute(slot, binding, api, script.program, reused !== undefined),
+    execute: () => execute(slot, binding, api, script.program, reused !== undefined, script.repeat === true),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
       ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
@@ -153,13 +153,60 @@ function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown,
   throw new ScriptErrno(Errno.INVAL) // a call the prelude never makes
 }
 
-function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean): number {
+/**
+ * Programs' QuickJS bytecode on this thread, by source (then file name): compiled from the source
+ * by this engine only (SECURITY: QuickJS trusts the bytecode it reads, so none ever comes from
+ * outside), from nothing but the program, so it carries nothing of a run. `null`: the source does
+ * not compile (the run parses it, to report the error). Keyed by the source string itself, whose
+ * hash V8 keeps: no key is built per call. Bounded by total size, least recently used first out.
+ */
+const bytecodes = new Map<string, { filename: string; bc: Uint8Array | null }>()
+let bytecodeBytes = 0
+const MAX_BYTECODE_BYTES = 32 * 1024 * 1024
+
+/** The program's bytecode, compiled in this run's engine instance on first use (with the run's fuel and memory). */
+function bytecodeOf(vm: EngineSlot['vm'], program: ScriptProgram): Uint8Array | null {
+  const { code, filename } = program
+  const known = bytecodes.get(code)
+  if (known !== undefined && known.filename === filename) {
+    bytecodes.delete(code)
+    bytecodes.set(code, known)
+    return known.bc
+  }
+  let bc: Uint8Array | null
+  try {
+    bc = vm.compile(code, filename, EVAL_MODULE)
+  } catch (e) {
+    // No room for the source under this run's memory cap: this run parses it (and reports that); a later one compiles.
+    if (e instanceof Error && e.message === 'wasm_malloc failed') return null
+    // A syntax error: every run parses the source, to report it.
+    if (e instanceof Error && e.message.startsWith('Compilation error')) bc = null
+    else throw e
+  }
+  const size = (bc?.byteLength ?? 0) + code.length + filename.length
+  if (size > MAX_BYTECODE_BYTES) return bc
+  forget(code)
+  while (bytecodeBytes + size > MAX_BYTECODE_BYTES) forget(bytecodes.keys().next().value!)
+  bytecodes.set(code, { filename, bc })
+  bytecodeBytes += size
+  return bc
+}
+
+function forget(code: string): void {
+  const old = bytecodes.get(code)
+  if (old === undefined) return
+  bytecodes.delete(code)
+  bytecodeBytes -= (old.bc?.byteLength ?? 0) + code.length + old.filename.length
+}
+
+function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean, repeat: boolean): number {
   const vm = slot.vm
   try {
     if (renew) vm.callFunction(newHandle(vm, slot.internalsPtr, true).getProp('renew'), vm.undefined)
     let promise: JSValueHandle
     try {
-      promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)
+      const bc = repeat ? bytecodeOf(vm, program) : null
+      promise = bc !== null ? vm.evalBytecode(bc) : vm.evalCode(program.code, program.filename, EVAL_MODULE)
     } catch (e) {
       if (e instanceof JSException) return uncaught(slot, api, program, e)
       // The wrapper could not allocate the source in the engine's memory.

@@ -77,7 +77,7 @@ class ScriptPlugin implements Plugin {
             },
             service: hostService(host),
           }
-    this.#run = { host: this.#host, ...(keep ? { kept: { slot: undefined, lost: false } } : {}) }
+    this.#run = { host: this.#host, repeat: true, ...(keep ? { kept: { slot: undefined, lost: false } } : {}) }
   }
 
   exports(): string[] {

@@ -90,6 +90,61 @@ describe.each(['in-process', 'worker'] as const)('scriptPlugin (%s)', (isolation
     }
   }, 60_000)
 
+  it('fresh state, loaded from bytecode: module variables, closures on builtins, jobs, WeakRefs and Math.random start anew', async () => {
+    // Each way a program might carry one call's input into the next: every call must see none of them.
+    const src = `
+      let calls = 0
+      calls++
+      const g = globalThis as Record<string, any>
+      const proto = Array.prototype as unknown as Record<string, () => string>
+      const stashed = typeof proto.stash === 'function' ? proto.stash() : null
+      const input = stdin
+      proto.stash = () => input
+      const late = g.late ?? null
+      const ref = g.ref instanceof WeakRef ? (g.ref.deref()?.input ?? 'collected') : null
+      const held = { input }
+      g.ref = new WeakRef(held)
+      g.keep = held
+      const random = Math.random()
+      Math.random = () => 0.5
+      Promise.resolve().then(() => { g.late = input })
+      await null
+      console.log(JSON.stringify({ calls, stashed, late, ref, random: typeof random, uniform: random === 0.5 }))
+    `
+    const compiled = await compileScript({ files: { 'stash.ts': src }, entry: 'stash.ts' })
+    const p = await scriptPlugin(compiled.program!, { isolation, limits: { fuel: 1e9 } })
+    opened.push(p)
+    const clean = { calls: 1, stashed: null, late: null, ref: null, random: 'number', uniform: false }
+    for (let i = 0; i < 4; i++) {
+      expect(JSON.parse(text(await p.call('main', `secret-${i}`)))).toEqual(clean)
+      expect(JSON.parse(text(p.callSync('main', `sync-secret-${i}`)))).toEqual(clean)
+    }
+  }, 60_000)
+
+  it('bytecode is per program: two programs under one file name run their own code; an uncaught error keeps its source line', async () => {
+    const one = await compileScript({ files: { 'same.ts': "console.log('one')" }, entry: 'same.ts' })
+    const two = await compileScript({ files: { 'same.ts': "console.log('two')\nthrow new Error('bad order')" }, entry: 'same.ts' })
+    const a = await scriptPlugin(one.program!, { isolation })
+    const b = await scriptPlugin(two.program!, { isolation })
+    opened.push(a, b)
+    for (let i = 0; i < 2; i++) {
+      expect(text(await a.call('main'))).toBe('one\n')
+      const e = await failure(b.call('main'))
+      expect(e.failure).toBe('plugin')
+      expect(e.details.stderr).toMatch(/Error: bad order[\s\S]*same\.ts:2/)
+    }
+  }, 60_000)
+
+  it('a program that does not parse (hand-made, not from compileScript) fails every call with its SyntaxError', async () => {
+    const p = await scriptPlugin({ ...program, code: 'const x = ;\nconsole.log(x)' }, { isolation })
+    opened.push(p)
+    for (let i = 0; i < 2; i++) {
+      const e = await failure(p.call('main', 'x'))
+      expect(e.failure).toBe('plugin')
+      expect(e.details.stderr).toMatch(/SyntaxError/)
+    }
+  }, 60_000)
+
   it('an ungranted host function fails the call (the script cannot catch it); the next call works', async () => {
     for (const p of [await load({ isolation, host }), await load({ isolation })]) {
       const e = await failure(p.call('sneak'))
