@@ -247,7 +247,14 @@ export function executeGuest(
       if (guest.script !== undefined) {
         const hostCaller =
           callHost ?? (guest.script.host === true && guest.bridge !== undefined ? bridgedHostCaller(guest.bridge) : undefined)
-        script = scriptRunner()(guest.script, module, host, policy.limits.memoryPages * 65536, hostCaller)
+        script = scriptRunner()(
+          guest.script,
+          module,
+          host,
+          imports.wasi_snapshot_preview1 as Record<string, (...args: never[]) => number>,
+          policy.limits.memoryPages * 65536,
+          hostCaller,
+        )
         instance = script.instance
       } else instance = new WebAssembly.Instance(module, imports as WebAssembly.Imports)
       if (policy.limits.fuel !== undefined) {

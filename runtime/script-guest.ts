@@ -74,6 +74,8 @@ export type StartScript = (
   script: ScriptGuest,
   module: WebAssembly.Module,
   host: WasiHost,
+  /** The run's WASI functions as linked: the host's, with the policy's stubs and the trace. */
+  wasi: Record<string, (...args: never[]) => number>,
   maxBytes: number,
   callHost: HostCaller | undefined,
 ) => ScriptRun

@@ -27,6 +27,7 @@ export function startScript(
   script: ScriptGuest,
   module: WebAssembly.Module,
   host: WasiHost,
+  wasi: Record<string, (...args: never[]) => number>,
   maxBytes: number,
   callHost: HostCaller | undefined,
 ): ScriptRun {
@@ -37,7 +38,7 @@ export function startScript(
   if (kept !== undefined) kept.slot = slot
   const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
   const api = new ScriptApi(
-    host.imports.wasi_snapshot_preview1,
+    wasi,
     {
       memory: slot.memory,
       malloc: (n) => ex.wasm_malloc(n),
@@ -46,7 +47,7 @@ export function startScript(
     maxBytes,
   )
   const binding: RunBinding = {
-    wasi: host.imports.wasi_snapshot_preview1,
+    wasi,
     hostFunction: (args) => hostFunction(slot, binding, api, args, (name, input) => callHostFunction(callHost, name, input, maxBytes)),
     abort: undefined,
     rejections: new Map(),

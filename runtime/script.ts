@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto'
 import { isScriptProgram, type ScriptProgram } from '../toolchain/js/index.js'
 import { PolicyError } from './errors.js'
 import { runInProcess, runInWorker, type Command, type RunResult } from './launch.js'
-import { importedFunctions, loadModule } from './module.js'
+import { loadLinked } from './module.js'
+import type { ImportPlan } from './link/imports.js'
 import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
 import { SCRIPT_API_FUNCTIONS } from './script-api.js'
 import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller, type KeptEngine } from './script-guest.js'
@@ -28,25 +29,28 @@ let engineDigest: string | undefined
  * comparing the engine's 620 KB with the cached copy (`loadModule`'s check, about 25 µs a run).
  * The bytes are caplet's own (`engineBytes()`, read once, never handed out), so they cannot change.
  */
-const engineModules = new Map<string, { module: WebAssembly.Module; key: string }>()
+const engineModules = new Map<string, { module: WebAssembly.Module; plan: ImportPlan; key: string }>()
 const MAX_ENGINE_MODULES = 8
 
 /** The engine module under the policy's instrumentation, and its snapshot key. */
-function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { module: WebAssembly.Module; key: string } {
+function loadEngine(policy: ReturnType<typeof preparePolicy>['policy']): { module: WebAssembly.Module; plan: ImportPlan; key: string } {
   const fuel = policy.limits.fuel !== undefined
-  const loadKey = `${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}:${policy.syscalls?.join(',') ?? '*'}`
+  const loadKey = `${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}:${policy.syscalls?.join(',') ?? '*'}:-${policy.denySyscalls?.join(',') ?? ''}:${policy.deniedSyscalls}`
   const known = engineModules.get(loadKey)
   if (known !== undefined) return known
   const bytes = engineBytes()
   engineDigest ??= createHash('sha256').update(bytes).digest('hex').slice(0, 16)
-  const module = loadModule(bytes, {
+  const { module, plan } = loadLinked(bytes, {
     memoryPages: policy.limits.memoryPages,
     fuel,
     syscalls: policy.syscalls,
+    denySyscalls: policy.denySyscalls,
+    deniedSyscalls: policy.deniedSyscalls,
     tier: policy.tier,
     hostImports: ENGINE_HOST_IMPORTS.map((n) => `env.${n}`),
   })
-  const loaded = { module, key: `${engineDigest}:${policy.limits.memoryPages}:${fuel ? 'fuel' : ''}:${policy.tier ?? ''}` }
+  // The engine a thread keeps is told apart by everything its module was loaded with (syscalls too).
+  const loaded = { module, plan, key: `${engineDigest}:${loadKey}` }
   if (engineModules.size >= MAX_ENGINE_MODULES) engineModules.delete(engineModules.keys().next().value!)
   engineModules.set(loadKey, loaded)
   return loaded
@@ -76,12 +80,14 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
     ])
   }
   options.signal?.throwIfAborted()
-  const { module, key } = loadEngine(prepared.policy)
+  const { module, plan, key } = loadEngine(prepared.policy)
+  // The script API's own calls obey the same allow- and deny-lists as the engine's imports.
   const allowed = prepared.policy.syscalls ? new Set(prepared.policy.syscalls) : undefined
+  const denied = new Set(prepared.policy.denySyscalls ?? [])
   const functions = [
     ...new Set([
-      ...importedFunctions(module).filter((n) => !ENGINE_HOST_IMPORTS.includes(n)),
-      ...SCRIPT_API_FUNCTIONS.filter((n) => allowed === undefined || allowed.has(n)),
+      ...plan.functions.filter((n) => !ENGINE_HOST_IMPORTS.includes(n)),
+      ...SCRIPT_API_FUNCTIONS.filter((n) => (allowed === undefined || allowed.has(n)) && !denied.has(n)),
     ]),
   ]
   const script = {
@@ -91,7 +97,7 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
     ...(plugin.kept ? { kept: plugin.kept } : {}),
     ...(plugin.repeat === true ? { repeat: true } : {}),
   }
-  const command: Command = { module, functions, argv0: program.entry, script }
+  const command: Command = { module, functions, stubs: plan.stubs, argv0: program.entry, script }
   return { command, run: resolveRunInput(prepared, input) }
 }
 

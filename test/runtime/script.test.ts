@@ -157,6 +157,33 @@ describe('runScript', () => {
   })
 })
 
+describe("the policy's syscall lists", () => {
+  // Found in review: a script run applied `syscalls` but ignored `denySyscalls` and
+  // `deniedSyscalls`, and the engine a thread keeps was not told apart by them.
+  const clockProbe = () => compile({ 'main.ts': 'console.log(Date.now() > 1e12 ? "clock" : "no clock")' })
+
+  it('refuses a script whose engine needs a denied function, in both isolations, after a run that allowed it', async () => {
+    const program = await clockProbe()
+    for (const isolation of ['in-process', 'worker'] as const) {
+      const ok = await runScript(program, { isolation })
+      expect(text(ok.stdout)).toBe('clock\n')
+      await expect(runScript(program, { isolation, denySyscalls: ['clock_time_get'] })).rejects.toThrow(/denies: clock_time_get/)
+      const all = await runScript(program, { isolation })
+      expect(text(all.stdout)).toBe('clock\n')
+    }
+  })
+
+  it('stubs a denied function with ENOSYS when asked, and the script API obeys the deny-list too', async () => {
+    const program = await clockProbe()
+    for (const isolation of ['in-process', 'worker'] as const) {
+      const r = await runScript(program, { isolation, denySyscalls: ['clock_time_get'], deniedSyscalls: 'enosys' })
+      expect(r.exitCode, text(r.stderr)).toBe(0)
+      expect(text(r.stdout)).toBe('no clock\n')
+      expect(r.stats.syscalls.clock_time_get ?? 0).toBe(0)
+    }
+  })
+})
+
 describe('the engine instance', () => {
   it('is reused only after a clean run, and never after a trap or when its memory grew', () => {
     const engine = new ScriptEngine(loadModule(engineBytes(), { hostImports: ENGINE_HOST_IMPORTS.map((n) => `env.${n}`) }))
