@@ -4,12 +4,16 @@
  * and the field named; what comes out (`ResolvedPolicy`) is plain data a worker can receive.
  */
 import * as z from 'zod/mini'
+import { en } from 'zod/locales'
 import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
 import { PolicyError } from './errors.js'
 import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
 import type { NetGrantSpec } from '../wasi-host/node/net-service.js'
 import { hostRealPath, isTerminal as isatty, readableFile, within } from './policy-host.js'
 import { parseDuration, parseSize } from './units.js'
+
+// zod/mini loads no messages of its own (every problem would read "Invalid input"): English ones.
+z.config(en())
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
 export interface MountSpec {

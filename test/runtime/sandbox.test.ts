@@ -278,6 +278,16 @@ describe('policy and module errors', () => {
     ])
   })
 
+  it('says what is wrong with a field, not only "Invalid input" (an unknown key, a wrong type, a bad choice)', async () => {
+    const err = await run(sampleWasm('hello'), { args: 5, isolation: 'x', deniedSyscall: 'enosys' } as never).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PolicyError)
+    expect((err as PolicyError).problems).toEqual([
+      'args: Invalid input: expected array, received number',
+      'isolation: Invalid option: expected one of "worker"|"in-process"',
+      '(options): Unrecognized key: "deniedSyscall"',
+    ])
+  })
+
   it('refuses a memory cap past 4 GiB, a timeout of 0 and a seed without deterministic, naming each field', async () => {
     const err = await run(sampleWasm('hello'), { limits: { memory: '5GiB', timeout: 0 }, seed: 3 }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PolicyError)
