@@ -22,12 +22,29 @@ export interface ScriptGuest {
   kept?: KeptEngine
   /** The program runs many times on this thread (a plugin's calls): compiled to bytecode once and loaded from it. */
   repeat?: boolean
+  /** A call of one of the program's exported functions (the export convention) instead of a run of its top level. */
+  call?: ScriptCall
+}
+
+/**
+ * A call of an exported function: the module is evaluated once per thread (input-less), then
+ * snapshotted under `plugin` (fresh) or kept evaluated (`keep`); `name` is called with the run's
+ * stdin as its argument. `name` '': evaluate only, and write the exported functions' names (JSON) to stdout.
+ */
+export interface ScriptCall {
+  /** The plugin's id: whose snapshot this is (never shared between plugins). */
+  plugin: string
+  name: string
+  /** The function receives the input as a Uint8Array (else as text). */
+  bytes: boolean
 }
 
 /** The instance a `keep` script plugin's calls share; dropped (`lost`) after a run that did not end cleanly. */
 export interface KeptEngine {
   slot: unknown
   lost: boolean
+  /** The export convention: the evaluated module's namespace in `slot`. */
+  namespace?: number | undefined
 }
 
 /** Calls one of the embedder's host functions: the input's bytes in, the output's out. Throws `HostFailure`. */
