@@ -258,7 +258,10 @@ export async function scriptPlugin(program: ScriptProgram, options: ScriptPlugin
     (options.isolation ?? 'worker') === 'in-process'
       ? runScriptSync(program, probe, pluginRun)
       : await runScript(program, probe, undefined, pluginRun)
-  const functions = JSON.parse(new TextDecoder().decode(outcome(r, host))) as string[]
+  const listed: unknown = JSON.parse(new TextDecoder().decode(outcome(r, host)))
+  // Written by the engine driver, not the script (whose stdout is dropped while it loads); checked all the same.
+  if (!Array.isArray(listed) || !listed.every((n) => typeof n === 'string')) throw new Error('the plugin load did not list its functions')
+  const functions = listed as string[]
   if (functions.length === 0)
     throw new PolicyError([`program: the module exports no function (its exports: ${program.exports!.join(', ')})`])
   const missing = (given ?? []).filter((n) => !functions.includes(n))
