@@ -15,7 +15,7 @@
 /** Name under which the host function is installed, removed by the prelude before any script runs. */
 export const HOST_FUNCTION = '__caplet_host'
 
-/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew(), output(v) }`. */
+/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew(), output(v), reseed() }`. */
 export const PRELUDE = String.raw`(() => {
   'use strict'
   const host = globalThis.${HOST_FUNCTION}
@@ -146,5 +146,7 @@ export const PRELUDE = String.raw`(() => {
     if (typeof s !== 'string') throw new TypeError('the exported function returned ' + typeof v + ', which is not text, bytes or JSON')
     return s
   }
-  return { report, renew, output }
+  // A call of an exported function draws its own Math.random seed (its input is its argument, not stdin).
+  const reseed = () => { seeded = false }
+  return { report, renew, output, reseed }
 })()`

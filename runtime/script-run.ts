@@ -309,7 +309,7 @@ function callExport(
       api.output(JSON.stringify(fns))
       return 0
     }
-    internal(slot, 'renew').dispose()
+    internal(slot, 'reseed').dispose()
     const fn = namespace.getProp(call.name)
     if (vm.typeof(fn) !== 'function') {
       fn.dispose()
@@ -365,7 +365,7 @@ function callExport(
 }
 
 /** Calls one of the prelude's internals (`renew`, `output`); the result is the caller's to dispose. */
-function internal(slot: EngineSlot, name: 'renew' | 'output', ...args: JSValueHandle[]): JSValueHandle {
+function internal(slot: EngineSlot, name: 'renew' | 'output' | 'reseed', ...args: JSValueHandle[]): JSValueHandle {
   const f = newHandle(slot.vm, slot.internalsPtr, true).getProp(name)
   try {
     return slot.vm.callFunction(f, slot.vm.undefined, ...args)
