@@ -250,7 +250,8 @@ export class ScriptEngine {
    */
   keepProgram(id: string, slot: EngineSlot, namespace: number): void {
     const base = this.#snapshot
-    if (base === undefined) return
+    // A grown table could not be given to a new instance (tables are not snapshotted): no snapshot, each call evaluates.
+    if (base === undefined || !sameTable(slot.table, base.tableLength)) return
     const ex = internals(slot.vm).exports
     const block = ex.wasm_malloc(HEADROOM_BYTES)
     if (block !== 0) ex.wasm_free(block)
