@@ -27,7 +27,10 @@ import { asyncHostFunctions, callHostSync, hostService, parseHostFunctions } fro
 import type { CallOptions, HostFunction, HostFunctions, Plugin } from './types.js'
 
 export interface ScriptPluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'args'> {
-  /** The names `call` accepts, passed to the program as `args[0]` (default `['main']`). */
+  /**
+   * The names `call` accepts. A program that exports functions: some of them (default: all).
+   * One that exports nothing: passed to its top level as `args[0]` (default `['main']`).
+   */
   exports?: readonly string[]
   /** Host functions the script may call with `callHost('module.field', input)`, as `plugin()`'s `host`. */
   host?: HostFunctions
