@@ -350,8 +350,13 @@ function callExport(
     } finally {
       value.dispose()
     }
-    const data = vm.dump(out) as string | Uint8Array
+    const data: unknown = vm.dump(out)
     out.dispose()
+    // SECURITY: `output()` runs among the script's globals (it may have replaced `instanceof` or JSON): checked here.
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
+      api.write(2, 'caplet: the exported function returned a value that is neither text, bytes nor JSON\n')
+      return 1
+    }
     api.output(data)
     return 0
   } catch (e) {

@@ -429,3 +429,28 @@ describe("scriptPlugin, the top-level convention, state: 'keep'", () => {
     await expect(p.call('remember', 'x')).rejects.toThrow(/made its 1000 calls.*export functions/)
   }, 120_000)
 })
+
+describe.each(['in-process', 'worker'] as const)('scriptPlugin, exported functions, hostile returns (%s)', (isolation) => {
+  it('a forged result (a replaced instanceof or JSON.stringify), or a promise that never settles, fails only that call', async () => {
+    const src = `
+export function forge() {
+  Object.defineProperty(Uint8Array, Symbol.hasInstance, { value: () => true })
+  return { length: 5, byteLength: 1e9, 0: 1 }
+}
+export function json() {
+  JSON.stringify = (() => ({ not: 'text' })) as never
+  return { a: 1 }
+}
+export const never = () => new Promise(() => {})
+export const ok = (s: string) => ({ ok: s, forged: Uint8Array[Symbol.hasInstance] !== Function.prototype[Symbol.hasInstance] })
+`
+    const r = await compileScript({ files: { 'hostile.ts': src }, entry: 'hostile.ts' })
+    const p = await scriptPlugin(r.program!, { isolation, limits: { fuel: 1e8 } })
+    opened.push(p)
+    expect((await failure(p.call('forge'))).message).toMatch(/neither text, bytes nor JSON/)
+    expect((await failure(p.call('json'))).message).toMatch(/TypeError: the exported function returned object/)
+    expect((await failure(p.call('never'))).message).toMatch(/exited with code 13: caplet: the promise never settled/)
+    // Fresh: the next call has the builtins as they were.
+    expect(text(await p.call('ok', 'y'))).toBe('{"ok":"y","forged":false}')
+  }, 60_000)
+})
