@@ -355,6 +355,13 @@ describe.each(['in-process', 'worker'] as const)('scriptPlugin, exported functio
       expect(text(await a.call('envX'))).toBe('{"load":"a","now":"a"}')
       expect(text(await b.call('envX'))).toBe('{"load":"b","now":"b"}')
     }
+    // More plugins than a thread keeps snapshots of (4 per engine): the evicted ones evaluate again, still without the call's input.
+    const more = await Promise.all(['c', 'd', 'e', 'f', 'g'].map((X) => loadExporting({ isolation, env: { X } })))
+    for (const [i, p] of [a, b, ...more].entries()) {
+      const X = 'abcdefg'[i]!
+      expect(text(await p.call('envX'))).toBe(`{"load":"${X}","now":"${X}"}`)
+      expect(JSON.parse(text(await p.call('loaded', `secret-${X}`)))).toMatchObject({ stdin: '', args: [] })
+    }
   }, 60_000)
 
   it('a name that is not an exported function is refused; a throwing export fails its call with the message, the next call works', async () => {
