@@ -242,6 +242,10 @@ export class ScriptEngine {
     this.#spare = slot
   }
 
+  forgetProgram(id: string): void {
+    this.#programs.delete(id)
+  }
+
   /**
    * Snapshots `slot` (idle between engine calls, a program evaluated in it, `namespace` its
    * exports) as the program `id`'s: later `acquire(id)` on this thread start from it. Makes
@@ -345,6 +349,11 @@ export function engineFor(key: string, module: WebAssembly.Module): ScriptEngine
     engines.set(key, e)
   }
   return e
+}
+
+/** Drops the program snapshots of plugin `id` from this thread's engines. */
+export function forgetProgram(id: string): void {
+  for (const e of engines.values()) e.forgetProgram(id)
 }
 
 export { EVAL_MODULE, ProcExit }

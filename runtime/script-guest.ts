@@ -99,9 +99,17 @@ export type StartScript = (
 
 let starter: StartScript | undefined
 
+let forgetter: ((plugin: string) => void) | undefined
+
 /** Called once by `script-run.ts` when it loads. */
-export function registerScriptRunner(start: StartScript): void {
+export function registerScriptRunner(start: StartScript, forget: (plugin: string) => void): void {
   starter = start
+  forgetter = forget
+}
+
+/** Drops a closed plugin's program snapshots on this thread (a worker's go as it needs the room). */
+export function forgetScriptProgram(plugin: string): void {
+  forgetter?.(plugin)
 }
 
 /** The loaded driver. @throws Error when `script-run.ts` was never imported on this thread (a caplet bug) */

@@ -23,7 +23,15 @@ import {
   type ScriptGuest,
   type ScriptRun,
 } from './script-guest.js'
-import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding, type ScriptEngine } from './script-engine.js'
+import {
+  engineFor,
+  EVAL_MODULE,
+  forgetProgram,
+  STACK_GUARD_BYTES,
+  type EngineSlot,
+  type RunBinding,
+  type ScriptEngine,
+} from './script-engine.js'
 
 const OOM = /^out of memory$/
 
@@ -469,4 +477,4 @@ const newHandle = (vm: unknown, ptr: number, singleton = false): JSValueHandle =
   new (JSValueHandle as unknown as new (vm: unknown, ptr: number, singleton: boolean) => JSValueHandle)(vm, ptr, singleton)
 const handlePtr = (h: JSValueHandle): number => (h as unknown as { ptr: number }).ptr
 
-registerScriptRunner(startScript)
+registerScriptRunner(startScript, forgetProgram)

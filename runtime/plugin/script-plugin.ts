@@ -20,7 +20,7 @@ import {
   type ScriptPluginRun,
   type ScriptProgram,
 } from '../script.js'
-import { HOST_FAILURE, HostFailure } from '../script-guest.js'
+import { forgetScriptProgram, HOST_FAILURE, HostFailure } from '../script-guest.js'
 import { PluginAbort } from './extism-kernel.js'
 import { HostInput } from './host-input.js'
 import { asyncHostFunctions, callHostSync, hostService, parseHostFunctions } from './plugin.js'
@@ -184,6 +184,7 @@ class ScriptPlugin implements Plugin {
     this.#closed = true
     // A kept instance is the plugin's alone: dropped, never returned to the pool.
     if (this.#run.kept !== undefined) this.#run.kept.slot = undefined
+    if (this.#id !== undefined) forgetScriptProgram(this.#id)
   }
 }
 
