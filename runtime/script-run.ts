@@ -131,6 +131,7 @@ function callHostFunction(api: ScriptApi, callHost: HostCaller | undefined, name
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const utf8Text = new TextDecoder()
 const utf8 = new TextEncoder()
 
 function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown, b: unknown): unknown {
@@ -286,7 +287,9 @@ function callExport(
 ): number {
   const vm = slot.vm
   try {
-    let ns = kept !== undefined ? kept.namespace : slot.from?.namespace
+    // A kept instance's first call starts from the program snapshot when this thread has it (`from`): evaluated already.
+    let ns = kept?.namespace ?? slot.from?.namespace
+    if (kept !== undefined) kept.namespace = ns
     if (ns === undefined) {
       api.loading = true
       let promise: JSValueHandle
@@ -325,7 +328,7 @@ function callExport(
       return 2
     }
     const input = api.stdinBytes()
-    const arg = call.bytes ? vm.newUint8Array(input) : vm.newString(new TextDecoder().decode(input))
+    const arg = call.bytes ? vm.newUint8Array(input) : vm.newString(utf8Text.decode(input))
     let returned: JSValueHandle
     try {
       returned = vm.callFunction(fn, vm.undefined, arg)

@@ -249,6 +249,9 @@ describe("scriptPlugin state: 'keep' (in-process)", () => {
 /** The export convention: a module exporting functions, evaluated once; each call runs one export. */
 const MODULE = `
 const atLoad = { stdin, args: [...args], random: Math.random() }
+const counted = globalThis as { evaluations?: number }
+counted.evaluations = (counted.evaluations ?? 0) + 1
+export const evaluations = () => counted.evaluations
 console.log('printed by the top level')
 let calls = 0
 let last: string | null = null
@@ -287,8 +290,13 @@ const xAtLoad = env.X ?? null
 export const envX = () => ({ load: xAtLoad, now: env.X ?? null })
 export const VERSION = '1.0'
 `
-const FUNCTIONS = ['boom', 'envX', 'invert', 'kind', 'later', 'loaded', 'nothing', 'random', 'remember', 'total']
+const FUNCTIONS = ['boom', 'envX', 'evaluations', 'invert', 'kind', 'later', 'loaded', 'nothing', 'random', 'remember', 'total']
 let exporting: ScriptProgram
+beforeAll(async () => {
+  const r = await compileScript({ files: { 'module.ts': MODULE }, entry: 'module.ts' })
+  if (r.program === undefined) throw new Error(JSON.stringify(r.diagnostics))
+  exporting = r.program
+}, 60_000)
 const loadExporting = async (options: Parameters<typeof scriptPlugin>[1]) => {
   const p = await scriptPlugin(exporting, { limits: { fuel: 1e8 }, ...options })
   opened.push(p)
@@ -296,12 +304,6 @@ const loadExporting = async (options: Parameters<typeof scriptPlugin>[1]) => {
 }
 
 describe.each(['in-process', 'worker'] as const)('scriptPlugin, exported functions (%s)', (isolation) => {
-  beforeAll(async () => {
-    const r = await compileScript({ files: { 'module.ts': MODULE }, entry: 'module.ts' })
-    if (r.program === undefined) throw new Error(JSON.stringify(r.diagnostics))
-    exporting = r.program
-  }, 60_000)
-
   it('lists the exported functions; calls one with each input, many times, each answer from the evaluated module', async () => {
     const p = await loadExporting({ isolation })
     expect(p.exports().sort()).toEqual(FUNCTIONS)
@@ -330,6 +332,7 @@ describe.each(['in-process', 'worker'] as const)('scriptPlugin, exported functio
   it('fresh: no call sees an earlier one through module variables, globals, closures, prototypes or promise jobs', async () => {
     const p = await loadExporting({ isolation })
     const blank = '{"module":null,"global":null,"closure":null,"proto":null,"jobs":[],"calls":0}'
+    for (let i = 0; i < 3; i++) expect(text(await p.call('evaluations'))).toBe('1')
     for (const secret of ['first-secret', 'second-secret', 'third']) {
       expect(text(await p.call('remember', secret))).toBe(blank)
       if (isolation === 'in-process') expect(text(p.callSync('remember', secret))).toBe(blank)
@@ -415,6 +418,8 @@ describe("scriptPlugin, exported functions, state: 'keep' (in-process)", () => {
     // A throwing export is a failed call; the kept module goes on.
     expect((await failure(p.call('boom', 'z'))).message).toMatch(/bad input: z/)
     expect(JSON.parse(text(await p.call('remember', 'three')))).toMatchObject({ module: 'two', calls: 2 })
+    // Evaluated once, at load: the kept instance starts from that evaluation.
+    expect(text(await p.call('evaluations'))).toBe('1')
     const other = await loadExporting({ isolation: 'in-process', state: 'keep' })
     expect(JSON.parse(text(await other.call('remember', 'x')))).toMatchObject({ module: null, calls: 0 })
   }, 60_000)
