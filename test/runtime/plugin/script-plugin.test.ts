@@ -466,3 +466,28 @@ export const ok = (s: string) => ({ ok: s, forged: Uint8Array[Symbol.hasInstance
     expect(text(await p.call('ok', 'y'))).toBe('{"ok":"y","forged":false}')
   }, 60_000)
 })
+
+describe.each(['in-process', 'worker'] as const)('scriptPlugin, exported functions with host functions (%s)', (isolation) => {
+  it('an export calls granted host functions; an ungranted one fails the call (uncatchable), the next call works', async () => {
+    const src = `
+export const price = (sku: string) => 'price:' + callHost('app.price', sku, 'utf8')
+export const bytes = (b: Uint8Array) => callHost('app.bytes', b)
+export function sneak() {
+  try {
+    callHost('app.nope', 'data')
+  } catch {
+    return 'caught'
+  }
+  return 'after'
+}
+`
+    const r = await compileScript({ files: { 'hosted.ts': src }, entry: 'hosted.ts' })
+    const p = await scriptPlugin(r.program!, { isolation, host, limits: { fuel: 1e8 } })
+    opened.push(p)
+    expect(text(await p.call('price', 'pen'))).toBe('price:1.25')
+    expect([...(await p.call('bytes', new Uint8Array([7, 7])))]).toEqual([2, 0, 255])
+    const e = await failure(p.call('sneak'))
+    expect([e.failure, e.message]).toEqual(['host', expect.stringMatching(/no host function app\.nope was granted/)])
+    expect(text(await p.call('price', 'ink'))).toBe('price:4')
+  }, 60_000)
+})
