@@ -218,9 +218,21 @@ export class ScriptApi {
     }
   }
 
+  /**
+   * While a plugin's module is evaluated for its snapshot: it sees no input, no arguments, and
+   * what it prints to stdout is dropped (SECURITY: nothing of a call can enter a snapshot).
+   */
+  loading = false
+
   write(fd: number, s: string): void {
     if (fd !== 1 && fd !== 2) throw new ScriptErrno(Errno.BADF)
+    if (this.loading && fd === 1) return
     this.#writeAll(fd, utf8.encode(s))
+  }
+
+  /** A call's output, as the exported function returned it. */
+  output(data: string | Uint8Array): void {
+    this.#writeAll(1, typeof data === 'string' ? utf8.encode(data) : data)
   }
 
   readFile(path: string, bytes: boolean): string | Uint8Array {
@@ -267,11 +279,16 @@ export class ScriptApi {
   }
 
   stdin(): string {
-    return text.decode(this.#readAll(0))
+    return text.decode(this.stdinBytes())
+  }
+
+  stdinBytes(): Uint8Array {
+    return this.loading ? new Uint8Array(0) : this.#readAll(0)
   }
 
   /** `argv` without argv[0] (the script's name), as `args_get` gives it. */
   args(): string[] {
+    if (this.loading) return []
     return this.#strings('args_sizes_get', 'args_get').slice(1)
   }
 

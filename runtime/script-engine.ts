@@ -73,6 +73,8 @@ export class EngineSlot {
   binding: RunBinding | undefined
   /** The prelude's internals object (`{ report }`), valid in every snapshot state. */
   internalsPtr = 0
+  /** The snapshot this slot was last reset to (what `release` checks it against). */
+  from: Snapshot | undefined
 
   constructor(module: WebAssembly.Module) {
     const vm = newVm(module)
@@ -150,7 +152,9 @@ function readCString(memory: WebAssembly.Memory, ptr: number): string {
 const SINGLETONS = ['_global', '_undefined', '_null', '_true', '_false'] as const
 const SINGLETON_GETTERS = ['global', 'undefined', 'null', 'true', 'false'] as const
 
-interface Snapshot {
+export interface Snapshot {
+  /** A program's snapshot: the pointer of its module namespace (its exports), evaluated before the snapshot. */
+  namespace?: number
   /** Pointers of the singleton handles (SECURITY: a handle made lazily during a run would point into memory the next reset frees). */
   singletons: number[]
   bytes: Uint8Array
@@ -166,11 +170,18 @@ interface Snapshot {
   tableLength: number
 }
 
-/** Per-thread engine for one compiled module: its snapshot and at most one spare, clean instance. */
+/** Program snapshots an engine keeps on one thread (each the engine's memory, 3.4 MiB or more). */
+const MAX_PROGRAMS = 4
+
+/**
+ * Per-thread engine for one compiled module: its snapshot, the snapshots of programs evaluated
+ * in it (by plugin id), and at most one spare, clean instance.
+ */
 export class ScriptEngine {
   readonly #module: WebAssembly.Module
   #snapshot: Snapshot | undefined
   #spare: EngineSlot | undefined
+  readonly #programs = new Map<string, Snapshot>()
 
   constructor(module: WebAssembly.Module) {
     this.#module = module
@@ -181,15 +192,28 @@ export class ScriptEngine {
     return this.#snapshot !== undefined
   }
 
-  /** An instance in the snapshot's state, ready for one run. */
-  acquire(): EngineSlot {
-    const snap = (this.#snapshot ??= this.#initialise())
+  /**
+   * An instance in the snapshot's state, ready for one run: the snapshot of the program `id`
+   * names (see `keepProgram`) if this thread has it, else the engine's own.
+   */
+  acquire(id?: string): EngineSlot {
+    const base = (this.#snapshot ??= this.#initialise())
+    let snap = base
+    const program = id === undefined ? undefined : this.#programs.get(id)
+    if (program !== undefined) {
+      snap = program
+      this.#programs.delete(id!)
+      this.#programs.set(id!, program)
+    }
     const spare = this.#spare
     this.#spare = undefined
-    if (spare !== undefined) {
-      // Reset: the memory is the snapshot's size (checked at release), so this overwrites every byte.
+    if (spare !== undefined && spare.memory.buffer.byteLength <= snap.bytes.byteLength) {
+      // Reset: grown to the snapshot's size (never larger: checked at release), so this overwrites every byte.
+      const grow = (snap.bytes.byteLength - spare.memory.buffer.byteLength) / 65536
+      if (grow > 0) spare.memory.grow(grow)
       new Uint8Array(spare.memory.buffer).set(snap.bytes)
       spare.stackPointer.value = snap.stackPointer
+      spare.from = snap
       return spare
     }
     const slot = new EngineSlot(this.#module)
@@ -198,6 +222,7 @@ export class ScriptEngine {
     if (pages > have) slot.memory.grow(pages - have)
     new Uint8Array(slot.memory.buffer).set(snap.bytes)
     slot.stackPointer.value = snap.stackPointer
+    slot.from = snap
     internals(slot.vm).exports.qjs_set_runtime_and_context(snap.runtimePtr, snap.contextPtr)
     slot.internalsPtr = snap.internalsPtr
     const fields = slot.vm as unknown as Record<string, JSValueHandle>
@@ -211,10 +236,39 @@ export class ScriptEngine {
   /** Gives a slot back after its run; kept for the next run only if `clean` and provably resettable. */
   release(slot: EngineSlot, clean: boolean): void {
     slot.binding = undefined
-    const snap = this.#snapshot
+    const snap = slot.from
     if (!clean || snap === undefined || slot.memory.buffer.byteLength !== snap.bytes.byteLength || !sameTable(slot.table, snap.tableLength))
       return
     this.#spare = slot
+  }
+
+  forgetProgram(id: string): void {
+    this.#programs.delete(id)
+  }
+
+  /**
+   * Snapshots `slot` (idle between engine calls, a program evaluated in it, `namespace` its
+   * exports) as the program `id`'s: later `acquire(id)` on this thread start from it. Makes
+   * headroom first, as the engine's own snapshot does. Least recently used out past a few.
+   * SECURITY: called only before the run's input reached the engine (see script-run.ts).
+   */
+  keepProgram(id: string, slot: EngineSlot, namespace: number): void {
+    const base = this.#snapshot
+    // A grown table could not be given to a new instance (tables are not snapshotted): no snapshot, each call evaluates.
+    if (base === undefined || !sameTable(slot.table, base.tableLength)) return
+    const ex = internals(slot.vm).exports
+    const block = ex.wasm_malloc(HEADROOM_BYTES)
+    if (block !== 0) ex.wasm_free(block)
+    const snap: Snapshot = {
+      ...base,
+      namespace,
+      bytes: new Uint8Array(slot.memory.buffer).slice(),
+      stackPointer: slot.stackPointer.value as number,
+      tableLength: slot.table?.length ?? 0,
+    }
+    if (!this.#programs.has(id) && this.#programs.size >= MAX_PROGRAMS) this.#programs.delete(this.#programs.keys().next().value!)
+    this.#programs.set(id, snap)
+    slot.from = snap
   }
 
   #registerHostFunction(slot: EngineSlot): void {
@@ -273,6 +327,7 @@ export class ScriptEngine {
     slot.binding = undefined
     this.#snapshot = snap
     this.#registerHostFunction(slot)
+    slot.from = snap
     this.#spare = slot
     return snap
   }
@@ -294,6 +349,11 @@ export function engineFor(key: string, module: WebAssembly.Module): ScriptEngine
     engines.set(key, e)
   }
   return e
+}
+
+/** Drops the program snapshots of plugin `id` from this thread's engines. */
+export function forgetProgram(id: string): void {
+  for (const e of engines.values()) e.forgetProgram(id)
 }
 
 export { EVAL_MODULE, ProcExit }

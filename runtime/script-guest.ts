@@ -22,12 +22,29 @@ export interface ScriptGuest {
   kept?: KeptEngine
   /** The program runs many times on this thread (a plugin's calls): compiled to bytecode once and loaded from it. */
   repeat?: boolean
+  /** A call of one of the program's exported functions (the export convention) instead of a run of its top level. */
+  call?: ScriptCall
+}
+
+/**
+ * A call of an exported function: the module is evaluated once per thread (input-less), then
+ * snapshotted under `plugin` (fresh) or kept evaluated (`keep`); `name` is called with the run's
+ * stdin as its argument. `name` '': evaluate only, and write the exported functions' names (JSON) to stdout.
+ */
+export interface ScriptCall {
+  /** The plugin's id: whose snapshot this is (never shared between plugins). */
+  plugin: string
+  name: string
+  /** The function receives the input as a Uint8Array (else as text). */
+  bytes: boolean
 }
 
 /** The instance a `keep` script plugin's calls share; dropped (`lost`) after a run that did not end cleanly. */
 export interface KeptEngine {
   slot: unknown
   lost: boolean
+  /** The export convention: the evaluated module's namespace in `slot`. */
+  namespace?: number | undefined
 }
 
 /** Calls one of the embedder's host functions: the input's bytes in, the output's out. Throws `HostFailure`. */
@@ -82,9 +99,17 @@ export type StartScript = (
 
 let starter: StartScript | undefined
 
+let forgetter: ((plugin: string) => void) | undefined
+
 /** Called once by `script-run.ts` when it loads. */
-export function registerScriptRunner(start: StartScript): void {
+export function registerScriptRunner(start: StartScript, forget: (plugin: string) => void): void {
   starter = start
+  forgetter = forget
+}
+
+/** Drops a closed plugin's program snapshots on this thread (a worker's go as it needs the room). */
+export function forgetScriptProgram(plugin: string): void {
+  forgetter?.(plugin)
 }
 
 /** The loaded driver. @throws Error when `script-run.ts` was never imported on this thread (a caplet bug) */

@@ -15,7 +15,7 @@
 /** Name under which the host function is installed, removed by the prelude before any script runs. */
 export const HOST_FUNCTION = '__caplet_host'
 
-/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew() }`. */
+/** Evaluates to an object of internals the runner keeps: `{ report(e): string, renew(), output(v), reseed() }`. */
 export const PRELUDE = String.raw`(() => {
   'use strict'
   const host = globalThis.${HOST_FUNCTION}
@@ -104,11 +104,14 @@ export const PRELUDE = String.raw`(() => {
     ['stdin', () => call('stdin')],
   ]
   // A run on an instance that keeps its state (a 'keep' script plugin) reads its own args and stdin.
-  const renew = () => { for (const [name, load] of lazies) { try { lazy(name, load) } catch (_) { /* the script made it its own */ } } }
-  renew()
   // Math.random is reseeded for every run from the host's random source (the policy's, so a
   // deterministic run repeats it); the engine's own seed is fixed in the snapshot.
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0, seeded = false
+  const renew = () => {
+    seeded = false
+    for (const [name, load] of lazies) { try { lazy(name, load) } catch (_) { /* the script made it its own */ } }
+  }
+  renew()
   Object.defineProperty(Math, 'random', {
     value: function random() {
       if (!seeded) { [s0, s1, s2, s3] = call('random'); if ((s0 | s1 | s2 | s3) === 0) s0 = 1; seeded = true }
@@ -133,5 +136,17 @@ export const PRELUDE = String.raw`(() => {
       return 'Uncaught exception'
     }
   }
-  return { report, renew }
+  // An exported function's return value as a call's output: text, bytes, nothing, or JSON.
+  const output = (v) => {
+    if (typeof v === 'string' || v instanceof Uint8Array) return v
+    if (v instanceof ArrayBuffer) return new Uint8Array(v)
+    if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+    if (v === undefined) return ''
+    const s = JSON.stringify(v)
+    if (typeof s !== 'string') throw new TypeError('the exported function returned ' + typeof v + ', which is not text, bytes or JSON')
+    return s
+  }
+  // A call of an exported function draws its own Math.random seed (its input is its argument, not stdin).
+  const reseed = () => { seeded = false }
+  return { report, renew, output, reseed }
 })()`

@@ -14,8 +14,24 @@ import { Errno, LimitExceeded, ProcExit, type WasiHost } from '../wasi-host/inde
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { mapStack, SourceMap } from '../toolchain/js/source-map.js'
 import { errnoAnswer, ScriptApi, ScriptErrno } from './script-api.js'
-import { HostFailure, registerScriptRunner, type HostCaller, type ScriptGuest, type ScriptRun } from './script-guest.js'
-import { engineFor, EVAL_MODULE, STACK_GUARD_BYTES, type EngineSlot, type RunBinding } from './script-engine.js'
+import {
+  HostFailure,
+  registerScriptRunner,
+  type HostCaller,
+  type KeptEngine,
+  type ScriptCall,
+  type ScriptGuest,
+  type ScriptRun,
+} from './script-guest.js'
+import {
+  engineFor,
+  EVAL_MODULE,
+  forgetProgram,
+  STACK_GUARD_BYTES,
+  type EngineSlot,
+  type RunBinding,
+  type ScriptEngine,
+} from './script-engine.js'
 
 const OOM = /^out of memory$/
 
@@ -34,7 +50,7 @@ export function startScript(
   const engine = engineFor(script.engineKey, module)
   const kept = script.kept
   const reused = kept?.slot as EngineSlot | undefined
-  const slot = reused ?? engine.acquire()
+  const slot = reused ?? engine.acquire(script.call?.plugin)
   if (kept !== undefined) kept.slot = slot
   const ex = slot.instance.exports as { wasm_malloc(n: number): number; wasm_free(p: number): void }
   const api = new ScriptApi(
@@ -48,7 +64,7 @@ export function startScript(
   )
   const binding: RunBinding = {
     wasi,
-    hostFunction: (args) => hostFunction(slot, binding, api, args, (name, input) => callHostFunction(callHost, name, input, maxBytes)),
+    hostFunction: (args) => hostFunction(slot, binding, api, args, (name, input) => callHostFunction(api, callHost, name, input, maxBytes)),
     abort: undefined,
     rejections: new Map(),
   }
@@ -58,7 +74,10 @@ export function startScript(
   host.writeBehind.enabled = false
   return {
     instance: slot.instance,
-    execute: () => execute(slot, binding, api, script.program, reused !== undefined, script.repeat === true),
+    execute: () =>
+      script.call !== undefined
+        ? callExport(engine, slot, binding, api, script.program, script.call, kept)
+        : execute(slot, binding, api, script.program, reused !== undefined, script.repeat === true),
     release: (clean) => {
       // The wrapper remembers exception handles it created; they belong to this run's memory.
       ;(slot.vm as unknown as { _ownedHandles: Set<unknown> })._ownedHandles.clear()
@@ -103,7 +122,8 @@ function hostFunction(slot: EngineSlot, binding: RunBinding, api: ScriptApi, arg
  * engine could hold, and text must be valid UTF-8; a failure (or an ungranted name) ends the
  * run, as it fails a wasm plugin's call: the script cannot catch it.
  */
-function callHostFunction(callHost: HostCaller | undefined, name: string, input: Uint8Array, maxBytes: number): Uint8Array {
+function callHostFunction(api: ScriptApi, callHost: HostCaller | undefined, name: string, input: Uint8Array, maxBytes: number): Uint8Array {
+  if (api.loading) throw new HostFailure(name, `host function ${name} called by the module's top level: host functions are for calls`)
   if (callHost === undefined) throw new HostFailure(name, `no host function ${name} was granted`)
   const out = callHost(name, input)
   if (out.byteLength > maxBytes) throw new HostFailure(name, `host function ${name} returned more than the plugin's memory limit`)
@@ -111,6 +131,7 @@ function callHostFunction(callHost: HostCaller | undefined, name: string, input:
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const utf8Text = new TextDecoder()
 const utf8 = new TextEncoder()
 
 function dispatch(api: ScriptApi, callHost: HostCaller, op: unknown, a: unknown, b: unknown): unknown {
@@ -203,7 +224,7 @@ function forget(code: string): void {
 function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram, renew: boolean, repeat: boolean): number {
   const vm = slot.vm
   try {
-    if (renew) vm.callFunction(newHandle(vm, slot.internalsPtr, true).getProp('renew'), vm.undefined)
+    if (renew) internal(slot, 'renew').dispose()
     let promise: JSValueHandle
     try {
       const bc = repeat ? bytecodeOf(vm, program) : null
@@ -249,6 +270,174 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
   }
 }
 
+/**
+ * A call of an exported function (the export convention). The module is evaluated once: in a
+ * kept instance on its first call, else on this thread's first call of the plugin, before the
+ * call's input is readable (`api.loading`), then snapshotted (`keepProgram`) for every later call.
+ * The function gets the input (text or bytes), its return value (awaited) is the output.
+ */
+function callExport(
+  engine: ScriptEngine,
+  slot: EngineSlot,
+  binding: RunBinding,
+  api: ScriptApi,
+  program: ScriptProgram,
+  call: ScriptCall,
+  kept: KeptEngine | undefined,
+): number {
+  const vm = slot.vm
+  try {
+    // A kept instance's first call starts from the program snapshot when this thread has it (`from`): evaluated already.
+    let ns = kept?.namespace ?? slot.from?.namespace
+    if (kept !== undefined) kept.namespace = ns
+    if (ns === undefined) {
+      api.loading = true
+      let promise: JSValueHandle
+      try {
+        promise = vm.evalCode(program.code, program.filename, EVAL_MODULE)
+      } catch (e) {
+        if (e instanceof JSException) return uncaught(slot, api, program, e)
+        if (e instanceof Error && e.message === 'wasm_malloc failed')
+          throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
+        throw e
+      }
+      const settled = settle(slot, binding, api, program, promise)
+      if (typeof settled === 'number') return settled
+      api.loading = false
+      ns = handlePtr(settled)
+      if (kept !== undefined) kept.namespace = ns
+      else engine.keepProgram(call.plugin, slot, ns)
+    }
+    const namespace = newHandle(vm, ns, true)
+    if (call.name === '') {
+      const names = namespace.keys()
+      const fns = names.filter((n) => {
+        const f = namespace.getProp(n)
+        const is = vm.typeof(f) === 'function'
+        f.dispose()
+        return is
+      })
+      api.output(JSON.stringify(fns))
+      return 0
+    }
+    internal(slot, 'reseed').dispose()
+    const fn = namespace.getProp(call.name)
+    if (vm.typeof(fn) !== 'function') {
+      fn.dispose()
+      api.write(2, `caplet: the plugin exports no function ${JSON.stringify(call.name)}\n`)
+      return 2
+    }
+    const input = api.stdinBytes()
+    const arg = call.bytes ? vm.newUint8Array(input) : vm.newString(utf8Text.decode(input))
+    let returned: JSValueHandle
+    try {
+      returned = vm.callFunction(fn, vm.undefined, arg)
+    } catch (e) {
+      if (e instanceof JSException) return uncaught(slot, api, program, e)
+      throw e
+    } finally {
+      fn.dispose()
+      arg.dispose()
+    }
+    let value = returned
+    if (returned.isPromise) {
+      const settled = settle(slot, binding, api, program, returned)
+      returned.dispose()
+      if (typeof settled === 'number') return settled
+      value = settled
+    } else {
+      const done = drain(slot, binding, api, program)
+      if (done !== undefined) {
+        returned.dispose()
+        return done
+      }
+    }
+    let out: JSValueHandle
+    try {
+      out = internal(slot, 'output', value)
+    } catch (e) {
+      if (e instanceof JSException) return uncaught(slot, api, program, e)
+      throw e
+    } finally {
+      value.dispose()
+    }
+    const data: unknown = vm.dump(out)
+    out.dispose()
+    // SECURITY: `output()` runs among the script's globals (it may have replaced `instanceof` or JSON): checked here.
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) {
+      api.write(2, 'caplet: the exported function returned a value that is neither text, bytes nor JSON\n')
+      return 1
+    }
+    api.output(data)
+    return 0
+  } catch (e) {
+    const end = binding.abort ?? e
+    if (end instanceof ProcExit) return end.code
+    if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
+      throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
+    }
+    throw end
+  }
+}
+
+/** Calls one of the prelude's internals (`renew`, `output`); the result is the caller's to dispose. */
+function internal(slot: EngineSlot, name: 'renew' | 'output' | 'reseed', ...args: JSValueHandle[]): JSValueHandle {
+  const f = newHandle(slot.vm, slot.internalsPtr, true).getProp(name)
+  try {
+    return slot.vm.callFunction(f, slot.vm.undefined, ...args)
+  } finally {
+    f.dispose()
+  }
+}
+
+/** Runs the pending jobs; an exit code when the run ends there (an uncaught exception, an unhandled rejection). */
+function drain(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program: ScriptProgram): number | undefined {
+  try {
+    slot.vm.executePendingJobs()
+  } catch (e) {
+    if (e instanceof JSException) return uncaught(slot, api, program, e)
+    throw e
+  }
+  const unhandled = binding.rejections.values().next()
+  if (!unhandled.done) {
+    const reason = newHandle(slot.vm, unhandled.value)
+    binding.rejections.clear()
+    return uncaught(slot, api, program, reason, ' (in promise)')
+  }
+  return undefined
+}
+
+/** Drains the jobs and takes the promise's value (a new handle), or the exit code the run ends with. */
+function settle(
+  slot: EngineSlot,
+  binding: RunBinding,
+  api: ScriptApi,
+  program: ScriptProgram,
+  promise: JSValueHandle,
+): JSValueHandle | number {
+  const vm = slot.vm
+  const ex = (vm as unknown as { exports: { qjs_promise_result(p: number): number } }).exports
+  try {
+    vm.executePendingJobs()
+  } catch (e) {
+    if (e instanceof JSException) return uncaught(slot, api, program, e)
+    throw e
+  }
+  const state = promise.promiseState
+  if (state === 2) return uncaught(slot, api, program, newHandle(vm, ex.qjs_promise_result(handlePtr(promise))))
+  if (state === 0) {
+    api.write(2, 'caplet: the promise never settled (nothing left to run)\n')
+    return 13
+  }
+  const unhandled = binding.rejections.values().next()
+  if (!unhandled.done) {
+    const reason = newHandle(vm, unhandled.value)
+    binding.rejections.clear()
+    return uncaught(slot, api, program, reason, ' (in promise)')
+  }
+  return newHandle(vm, ex.qjs_promise_result(handlePtr(promise)))
+}
+
 /** Prints an uncaught exception (source-mapped) to stderr and returns 1, or ends the run on out-of-memory. */
 function uncaught(slot: EngineSlot, api: ScriptApi, program: ScriptProgram, e: JSException | JSValueHandle, how = ''): number {
   if (e instanceof JSException && e.name === 'InternalError' && OOM.test(e.message)) {
@@ -291,4 +480,4 @@ const newHandle = (vm: unknown, ptr: number, singleton = false): JSValueHandle =
   new (JSValueHandle as unknown as new (vm: unknown, ptr: number, singleton: boolean) => JSValueHandle)(vm, ptr, singleton)
 const handlePtr = (h: JSValueHandle): number => (h as unknown as { ptr: number }).ptr
 
-registerScriptRunner(startScript)
+registerScriptRunner(startScript, forgetProgram)

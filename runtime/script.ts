@@ -14,7 +14,7 @@ import { loadLinked } from './module.js'
 import type { ImportPlan } from './link/imports.js'
 import { preparePolicy, resolveRunInput, type RunInput, type RunOptions } from './policy.js'
 import { SCRIPT_API_FUNCTIONS } from './script-api.js'
-import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller, type KeptEngine } from './script-guest.js'
+import { engineBytes, ENGINE_HOST_IMPORTS, type HostCaller, type KeptEngine, type ScriptCall } from './script-guest.js'
 import type { ServedService } from './worker/bridge.js'
 
 export type { ScriptProgram }
@@ -68,6 +68,8 @@ export interface ScriptPluginRun {
   kept?: KeptEngine | undefined
   /** The program runs many times (a plugin's calls): parsed once per thread, then loaded from QuickJS bytecode. */
   repeat?: boolean
+  /** A call of an exported function (the export convention), not a run of the top level. */
+  call?: ScriptCall | undefined
 }
 
 /** The engine command and the resolved run. @throws PolicyError */
@@ -96,6 +98,7 @@ function prepareScript(program: ScriptProgram, options: RunOptions, input: RunIn
     ...(plugin.host !== undefined ? { host: true } : {}),
     ...(plugin.kept ? { kept: plugin.kept } : {}),
     ...(plugin.repeat === true ? { repeat: true } : {}),
+    ...(plugin.call !== undefined ? { call: plugin.call } : {}),
   }
   const command: Command = { module, functions, stubs: plan.stubs, argv0: program.entry, script }
   return { command, run: resolveRunInput(prepared, input) }

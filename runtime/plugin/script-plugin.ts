@@ -1,11 +1,11 @@
 /**
  * @module JavaScript/TypeScript plugins: a program compiled by `compileScript` called like a
- * plugin. Each call runs the program in caplet's QuickJS engine (`runScript`) under the plugin's
- * policy with the input as `stdin` and the export's name as `args[0]`; its stdout is the output.
- * Every call starts from the engine's initialised snapshot, unless `state: 'keep'` (in-process):
- * then the calls share one engine instance, and a trap or a limit leaves the plugin unusable. Host
- * functions are granted by name as for `plugin()` and reached with `callHost(name, input)`;
- * `callSync` runs the call on this thread. Never lets a call's failure reject anything but that call.
+ * plugin, in caplet's QuickJS engine under the plugin's policy. A module that exports functions
+ * is evaluated once at load and `call(name, input)` calls its export `name` with the input
+ * (string or bytes, as given); the return value is the output. A module that exports none runs
+ * its top level per call (input as `stdin`, name as `args[0]`, stdout the output). Each call
+ * starts from the evaluated snapshot, unless `state: 'keep'` (in-process: one engine instance).
+ * Host functions are granted by name as for `plugin()` (`callHost(name, input)`).
  */
 import { PluginCallError, PluginUnusableError, PolicyError } from '../errors.js'
 import type { RunResult } from '../launch.js'
@@ -20,14 +20,17 @@ import {
   type ScriptPluginRun,
   type ScriptProgram,
 } from '../script.js'
-import { HOST_FAILURE, HostFailure } from '../script-guest.js'
+import { forgetScriptProgram, HOST_FAILURE, HostFailure } from '../script-guest.js'
 import { PluginAbort } from './extism-kernel.js'
 import { HostInput } from './host-input.js'
 import { asyncHostFunctions, callHostSync, hostService, parseHostFunctions } from './plugin.js'
 import type { CallOptions, HostFunction, HostFunctions, Plugin } from './types.js'
 
 export interface ScriptPluginOptions extends Omit<RunOptions, 'stdin' | 'stdout' | 'stderr' | 'signal' | 'args'> {
-  /** The names `call` accepts, passed to the program as `args[0]` (default `['main']`). */
+  /**
+   * The names `call` accepts. A program that exports functions: some of them (default: all).
+   * One that exports nothing: passed to its top level as `args[0]` (default `['main']`).
+   */
   exports?: readonly string[]
   /** Host functions the script may call with `callHost('module.field', input)`, as `plugin()`'s `host`. */
   host?: HostFunctions
@@ -40,6 +43,12 @@ export interface ScriptPluginOptions extends Omit<RunOptions, 'stdin' | 'stdout'
 }
 
 const STDERR_KEPT = 4096
+/**
+ * Calls a `keep` plugin of the top-level convention may make: each evaluates the program anew in
+ * the one instance, and QuickJS keeps every evaluated module (its heap grows per call until fuel
+ * or memory runs out). Exported functions have no such bound.
+ */
+export const MAX_KEPT_TOP_LEVEL_CALLS = 1000
 const NAME = /^[A-Za-z_$][\w$.-]{0,127}$/
 
 class ScriptPlugin implements Plugin {
@@ -52,6 +61,9 @@ class ScriptPlugin implements Plugin {
   #unusable: string | undefined
 
   readonly #run: ScriptPluginRun
+  /** The export convention: this plugin's id (its snapshots' key on every thread). */
+  readonly #id: string | undefined
+  #topLevelCalls = 0
 
   constructor(
     program: ScriptProgram,
@@ -59,7 +71,9 @@ class ScriptPlugin implements Plugin {
     exports: readonly string[],
     host: ReadonlyMap<string, HostFunction>,
     keep: boolean,
+    id: string | undefined,
   ) {
+    this.#id = id
     this.#program = program
     this.#options = options
     this.#exports = exports
@@ -88,6 +102,10 @@ class ScriptPlugin implements Plugin {
   #plan(name: unknown, input: unknown, o: CallOptions | undefined): RunOptions {
     if (this.#closed) throw new PluginUnusableError('the plugin is closed')
     if (this.#unusable !== undefined) throw new PluginUnusableError(this.#unusable)
+    if (this.#run.kept !== undefined && this.#id === undefined && this.#topLevelCalls >= MAX_KEPT_TOP_LEVEL_CALLS)
+      throw new PluginUnusableError(
+        `the plugin (state: 'keep') made its ${MAX_KEPT_TOP_LEVEL_CALLS} calls: a program without exported functions is evaluated anew on every call, and the engine keeps every evaluated module; export functions (export function ${typeof name === 'string' ? name : 'main'}(input) { ... }) to make unbounded calls`,
+      )
     const problems: string[] = []
     if (typeof name !== 'string' || !this.#exports.includes(name))
       problems.push(`name: the plugin has no callable export ${JSON.stringify(name)} (callable: ${this.#exports.join(', ')})`)
@@ -121,8 +139,18 @@ class ScriptPlugin implements Plugin {
     }
   }
 
+  /** The run's plugin side: with the export convention, which function and how it gets the input. */
+  #runFor(name: string, input: unknown): ScriptPluginRun {
+    if (this.#id === undefined) {
+      if (this.#run.kept !== undefined) this.#topLevelCalls++
+      return this.#run
+    }
+    return { ...this.#run, call: { plugin: this.#id, name, bytes: input instanceof Uint8Array } }
+  }
+
   async call(name: string, input?: Uint8Array | string, o?: CallOptions): Promise<Uint8Array> {
-    const r = await runScript(this.#program, this.#plan(name, input, o), undefined, this.#run)
+    const options = this.#plan(name, input, o)
+    const r = await runScript(this.#program, options, undefined, this.#runFor(name, input))
     if (this.#closed) throw new PluginUnusableError('the plugin was closed during the call')
     return this.#settle(r)
   }
@@ -138,7 +166,7 @@ class ScriptPlugin implements Plugin {
     if (async.length > 0)
       throw new PolicyError([`host: callSync runs on this thread, which cannot wait for the async host functions ${async.join(', ')}`])
     o?.signal?.throwIfAborted()
-    return this.#settle(runScriptSync(this.#program, options, this.#run))
+    return this.#settle(runScriptSync(this.#program, options, this.#runFor(name, input)))
   }
 
   /** The call's output, or its failure; a kept instance lost to a trap or a limit makes the plugin unusable. */
@@ -156,6 +184,7 @@ class ScriptPlugin implements Plugin {
     this.#closed = true
     // A kept instance is the plugin's alone: dropped, never returned to the pool.
     if (this.#run.kept !== undefined) this.#run.kept.slot = undefined
+    if (this.#id !== undefined) forgetScriptProgram(this.#id)
   }
 }
 
@@ -214,14 +243,33 @@ export async function scriptPlugin(program: ScriptProgram, options: ScriptPlugin
       problems.push(`${k}: not a plugin option (a call's input is its stdin, the export's name its args[0], its output the result)`)
     delete run[k]
   }
-  const exports = options.exports ?? ['main']
-  if (!Array.isArray(exports) || exports.length === 0) problems.push('exports: must be a non-empty list of names')
+  const given = options.exports
+  if (given !== undefined && (!Array.isArray(given) || given.length === 0)) problems.push('exports: must be a non-empty list of names')
   else
-    for (const n of exports)
+    for (const n of given ?? [])
       if (typeof n !== 'string' || !NAME.test(n))
         problems.push(`exports: ${JSON.stringify(n)} is not a name (letters, digits, _ $ . -; at most 128)`)
   if (problems.length > 0) throw new PolicyError(problems)
   // callSync needs the engine's driver on this thread.
   await loadScriptDriver()
-  return new ScriptPlugin(program, run as RunOptions, [...exports], host, state === 'keep')
+  if ((program.exports?.length ?? 0) === 0)
+    return new ScriptPlugin(program, run as RunOptions, [...(given ?? ['main'])], host, state === 'keep', undefined)
+  // The export convention: the module is evaluated now (no input), snapshotted on this thread, and its functions listed.
+  const id = crypto.randomUUID()
+  const probe = { ...(run as RunOptions), args: [program.entry], stdin: new Uint8Array(0), stdout: 'capture', stderr: 'capture' } as const
+  const pluginRun: ScriptPluginRun = { call: { plugin: id, name: '', bytes: false } }
+  const r =
+    (options.isolation ?? 'worker') === 'in-process'
+      ? runScriptSync(program, probe, pluginRun)
+      : await runScript(program, probe, undefined, pluginRun)
+  const listed: unknown = JSON.parse(new TextDecoder().decode(outcome(r, host)))
+  // Written by the engine driver, not the script (whose stdout is dropped while it loads); checked all the same.
+  if (!Array.isArray(listed) || !listed.every((n) => typeof n === 'string')) throw new Error('the plugin load did not list its functions')
+  const functions = listed as string[]
+  if (functions.length === 0)
+    throw new PolicyError([`program: the module exports no function (its exports: ${program.exports!.join(', ')})`])
+  const missing = (given ?? []).filter((n) => !functions.includes(n))
+  if (missing.length > 0)
+    throw new PolicyError([`exports: the module exports no function ${missing.join(', ')} (its functions: ${functions.join(', ')})`])
+  return new ScriptPlugin(program, run as RunOptions, given ?? functions, host, state === 'keep', id)
 }

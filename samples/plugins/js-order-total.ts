@@ -1,4 +1,5 @@
-// A JavaScript plugin (TypeScript): pricing rules for one order, called through scriptPlugin().
+// A JavaScript plugin (TypeScript): pricing rules for one order, called through scriptPlugin(),
+// in the top-level convention (js-order-rules.ts exports functions instead: faster, evaluated once).
 // Each call runs with the order JSON as stdin and the export's name as args[0]:
 //   total    -> {"items":N,"subtotal":S,"discount":D,"total":T}
 //   validate -> {"ok":true} or {"ok":false,"problems":[...]}

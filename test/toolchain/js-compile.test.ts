@@ -26,6 +26,22 @@ describe('compileScript', () => {
     expect(JSON.parse(p.sourceMap).sources).toEqual(expect.arrayContaining(['lib/math.ts', 'main.ts']))
   })
 
+  it("records the entry's named exports (not an imported file's); none, none recorded; a malformed list is not a program", async () => {
+    const r = await compileScript({
+      files: {
+        'main.ts':
+          'export { twice } from "./lib.js"\nexport function total(s: string) { return s }\nexport const n = 1\nexport default 2\n',
+        'lib.ts': 'export function twice(k: number) { return k * 2 }\nexport function hidden() {}\n',
+      },
+      entry: 'main.ts',
+    })
+    expect([...r.program!.exports!].sort()).toEqual(['default', 'n', 'total', 'twice'])
+    const none = await compileScript({ files: { 'm.ts': 'console.log(1)' }, entry: 'm.ts' })
+    expect(none.program!.exports).toBeUndefined()
+    expect(isScriptProgram({ ...r.program, exports: [1] })).toBe(false)
+    expect(isScriptProgram({ ...r.program, exports: 'total' })).toBe(false)
+  })
+
   it('refuses anything but the submitted files, naming the import', async () => {
     const cases: [string, RegExp][] = [
       ['import fs from "fs"; fs.x()', /"fs".*only the submitted files/],

@@ -23,6 +23,8 @@ export interface ScriptProgram {
   readonly filename: string
   /** The source map (JSON), its `sources` the submitted names. */
   readonly sourceMap: string
+  /** The entry module's named exports (as the bundler saw them); a plugin that exports functions is called through them. */
+  readonly exports?: readonly string[]
 }
 
 export interface Diagnostic {
@@ -85,7 +87,8 @@ export function isScriptProgram(v: unknown): v is ScriptProgram {
     typeof p.code === 'string' &&
     typeof p.sourceMap === 'string' &&
     typeof p.entry === 'string' &&
-    typeof p.filename === 'string'
+    typeof p.filename === 'string' &&
+    (p.exports === undefined || (Array.isArray(p.exports) && p.exports.every((n) => typeof n === 'string')))
   )
 }
 
@@ -317,6 +320,7 @@ async function bundle(source: ScriptSource): Promise<CompileScriptResult & { sou
       absWorkingDir: '/',
       // No `process.env.X` substitution or other host values baked in.
       define: {},
+      metafile: true,
     })
     let code = ''
     let map = ''
@@ -326,8 +330,17 @@ async function bundle(source: ScriptSource): Promise<CompileScriptResult & { sou
     }
     code = code.replace(/\n\/\/# sourceMappingURL=\S*\n?$/, '\n')
     map = withSubmittedNames(map)
+    const exported = Object.entries(out.metafile.outputs).find(([path]) => !path.endsWith('.map'))?.[1].exports ?? []
     return {
-      program: { kind: 'caplet.script', version: 1, entry: entry!, code, filename: BUNDLE_NAME, sourceMap: map },
+      program: {
+        kind: 'caplet.script',
+        version: 1,
+        entry: entry!,
+        code,
+        filename: BUNDLE_NAME,
+        sourceMap: map,
+        ...(exported.length > 0 ? { exports: exported } : {}),
+      },
       diagnostics: out.warnings.map((w) => diagnostic('warning', w)),
       sources,
     }

@@ -6,7 +6,9 @@ import type { HostCaller, StartScript } from '../../script-guest.js'
 
 export type { HostCaller, ScriptGuest, ScriptRun, StartScript } from '../../script-guest.js'
 
-export function registerScriptRunner(_start: StartScript): void {}
+export function registerScriptRunner(_start: StartScript, _forget: (plugin: string) => void): void {}
+
+export function forgetScriptProgram(_plugin: string): void {}
 
 export function scriptRunner(): StartScript {
   throw new Error('[caplet] JavaScript/TypeScript guests are not available in caplet/browser yet')

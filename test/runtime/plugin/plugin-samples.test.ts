@@ -123,3 +123,38 @@ describe('samples/plugins/js-order-total.ts (JavaScript, scriptPlugin)', () => {
     expect((e as Error).message).toMatch(/exports: "bad name" is not a name/)
   })
 })
+
+describe('samples/plugins/js-order-rules.ts (JavaScript, exported functions)', () => {
+  let rules: ScriptProgram
+  beforeAll(async () => {
+    const r = await compileScript({
+      files: { 'js-order-rules.ts': readFileSync(new URL('js-order-rules.ts', SAMPLES), 'utf8') },
+      entry: 'js-order-rules.ts',
+    })
+    if (r.program === undefined) throw new Error(JSON.stringify(r.diagnostics))
+    rules = r.program
+  }, 60_000)
+  const order = { customer: 'ada', lines: [{ item: 'pen', quantity: 3, price: 1.25 }], coupon: 'HALF' }
+  for (const [isolation, state] of [
+    ['in-process', 'fresh'],
+    ['in-process', 'keep'],
+    ['worker', 'fresh'],
+  ] as const) {
+    it(`lists its exports and answers the same as the top-level sample (${isolation}, ${state})`, async () => {
+      const p = track(await scriptPlugin(rules, { isolation, state, limits: { fuel: 1e8 } }))
+      const top = track(await scriptPlugin(orders, { isolation, state, exports: ['total', 'validate'], limits: { fuel: 1e8 } }))
+      expect(p.exports().sort()).toEqual(['total', 'validate'])
+      for (let i = 1; i <= 20; i++) {
+        const o = JSON.stringify({ ...order, lines: [{ item: 'pen', quantity: i, price: 1.25 }] })
+        expect(json(await p.call('total', o))).toEqual(json(await top.call('total', o)))
+      }
+      expect(json(await p.call('validate', '{"customer":"","lines":[]}'))).toEqual({
+        ok: false,
+        problems: ['customer: missing', 'lines: at least one'],
+      })
+      const e = (await p.call('total', '{"customer":"x","lines":[]}').catch((x: unknown) => x)) as PluginCallError
+      expect([e.failure, e.message]).toEqual(['plugin', expect.stringMatching(/invalid order: lines: at least one/)])
+      expect(json(await p.call('total', JSON.stringify(order)))).toEqual({ items: 3, subtotal: 3.75, discount: 1.88, total: 1.87 })
+    }, 60_000)
+  }
+})
