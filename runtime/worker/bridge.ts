@@ -401,6 +401,22 @@ export class BridgeClient {
   }
 }
 
+/** A failure as the wire carries it. */
+type WireError = { name: string; message: string; errno?: number }
+
+/** One handler's outcome and how many of the batch's bytes its entry took. */
+type RunResult = { reply?: BridgeReply | void; error?: WireError; used: number }
+
+function isThenable<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+}
+
+function wireError(e: unknown): WireError {
+  return e instanceof Error
+    ? { name: e.name, message: e.message, ...(e instanceof BridgeFault && e.errno !== undefined ? { errno: e.errno } : {}) }
+    : { name: 'Error', message: String(e) }
+}
+
 /** The serving side: answers requests in order until closed. */
 export class BridgeServer {
   readonly #channel: BridgeChannel
@@ -437,13 +453,11 @@ export class BridgeServer {
     }
   }
 
-  /** Runs one handler; its reply, or its failure as the wire carries it. */
-  async #run(
-    entry: unknown,
-    bytes: Uint8Array,
-    at: number,
-    shared: boolean,
-  ): Promise<{ reply?: BridgeReply | void; error?: { name: string; message: string; errno?: number }; used: number }> {
+  /**
+   * Runs one handler; its reply, or its failure as the wire carries it. Synchronous when the
+   * handler is (no promise, no microtask turn per entry on the hot path).
+   */
+  #run(entry: unknown, bytes: Uint8Array, at: number, shared: boolean): RunResult | Promise<RunResult> {
     let used = 0
     try {
       if (
@@ -468,13 +482,17 @@ export class BridgeServer {
           : shared && (handler as { [BORROWS]?: boolean })[BORROWS] !== true
             ? bytes.slice(at, at + len)
             : bytes.subarray(at, at + len)
-      return { reply: await handler.call(target, args, own), used }
+      const reply = handler.call(target, args, own)
+      if (isThenable(reply)) {
+        const u = used
+        return Promise.resolve(reply).then(
+          (r: BridgeReply | void): RunResult => ({ reply: r, used: u }),
+          (e: unknown): RunResult => ({ error: wireError(e), used: u }),
+        )
+      }
+      return { reply, used }
     } catch (e) {
-      const error =
-        e instanceof Error
-          ? { name: e.name, message: e.message, ...(e instanceof BridgeFault && e.errno !== undefined ? { errno: e.errno } : {}) }
-          : { name: 'Error', message: String(e) }
-      return { error, used }
+      return { error: wireError(e), used }
     }
   }
 
@@ -501,7 +519,8 @@ export class BridgeServer {
     for (let i = 0; i < batch.length && failure === undefined; i++) {
       const entry = batch[i]
       const isCall = wantsReply && i === batch.length - 1 && Array.isArray(entry) && entry[4] === -1
-      const r = await this.#run(entry, bytes, at, wantsReply)
+      const run = this.#run(entry, bytes, at, wantsReply)
+      const r = isThenable(run) ? await run : run
       at += r.used
       if (this.#closed) return
       if (isCall) last = r
