@@ -420,6 +420,9 @@ function wireError(e: unknown): WireError {
 /** How long the serving side waits, spinning, for the guest's next request after a reply. */
 const SPIN_MS = 0.05
 
+/** Servers answering on this thread: the spin is for a thread that serves one guest only. */
+let serving = 0
+
 /** The serving side: answers requests in order until closed. */
 export class BridgeServer {
   readonly #channel: BridgeChannel
@@ -439,9 +442,12 @@ export class BridgeServer {
    * computes in between): waiting for it here, briefly, costs less than sleeping in the event
    * loop and being woken through `waitAsync` (two thread switches, which on a VM cost tens of
    * microseconds). Adaptive: after a miss (the guest took longer, e.g. it blocks elsewhere or
-   * the machine is busy), the next 1, 2, 4 … 64 replies do not spin.
+   * the machine is busy), the next 1, 2, 4 … 64 replies do not spin. Only while this thread
+   * serves one guest: with several, the time is theirs.
    */
   #awaitNext(): void {
+    // Several guests served by this thread: a spin for one would keep the others waiting.
+    if (serving > 1) return
     if (this.#spinSkip > 0) {
       this.#spinSkip--
       return
@@ -472,6 +478,15 @@ export class BridgeServer {
   }
 
   async #loop(): Promise<void> {
+    serving++
+    try {
+      await this.#answerAll()
+    } finally {
+      serving--
+    }
+  }
+
+  async #answerAll(): Promise<void> {
     const h = this.#header
     while (!this.#closed) {
       const state = Atomics.load(h, STATE)
