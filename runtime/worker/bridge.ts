@@ -420,6 +420,15 @@ function wireError(e: unknown): WireError {
 /** How long the serving side waits, spinning, for the guest's next request after a reply. */
 const SPIN_MS = 0.05
 
+/** The longest the serving side answers requests without giving its event loop a turn. */
+const TURN_MS = 2
+
+/** Resolves in a later turn of the event loop (after pending I/O), not in a microtask. */
+function nextTurn(): Promise<void> {
+  const immediate = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate
+  return new Promise((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)))
+}
+
 /** Servers answering on this thread: the spin is for a thread that serves one guest only. */
 let serving = 0
 
@@ -488,16 +497,25 @@ export class BridgeServer {
 
   async #answerAll(): Promise<void> {
     const h = this.#header
+    let since = performance.now()
     while (!this.#closed) {
       const state = Atomics.load(h, STATE)
       if (state === CLOSED) return
       if (state === REQUEST || state === POSTED) {
         await this.#answer(state === REQUEST)
-        if (state === REQUEST) this.#awaitNext()
+        // Requests answered back to back never leave the microtask queue: the event loop (the
+        // sockets, timers such as the run's timeout) gets a turn at least every TURN_MS.
+        if (performance.now() - since > TURN_MS) {
+          await nextTurn()
+          since = performance.now()
+        } else if (state === REQUEST) this.#awaitNext()
         continue
       }
       const wait = waitAsync(h, STATE, state)
-      if (wait.async) await wait.value
+      if (wait.async) {
+        await wait.value
+        since = performance.now()
+      }
     }
   }
 

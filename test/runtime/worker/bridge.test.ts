@@ -156,6 +156,29 @@ describe('the synchronous bridge between a guest thread and an async service', (
     await Promise.all(servers.map((s) => s.close()))
   })
 
+  it("gives the serving thread's event loop turns while a guest calls back to back (its timers still fire)", async () => {
+    const channel = createBridge({ capacity: 4096 })
+    let fired = false
+    const server = new BridgeServer(channel, { svc: { tick: () => ({ value: fired }) } })
+    void server.serve()
+    const { result } = guestThread(
+      channel,
+      `
+      const t0 = Date.now()
+      let calls = 0
+      while (Date.now() - t0 < 5000) {
+        calls++
+        if (client.call('svc', 'tick').value === true) return { saw: true, calls }
+      }
+      return { saw: false, calls }
+    `,
+    )
+    // Armed once the guest is calling: it must fire while the calls go on.
+    setTimeout(() => setTimeout(() => (fired = true), 20), 50)
+    expect(await result).toMatchObject({ saw: true })
+    await server.close()
+  })
+
   it('delivers a handler failure as BridgeCallError with the errno the service chose, and keeps serving', async () => {
     const channel = createBridge()
     const server = new BridgeServer(channel, { svc: echoService() })
