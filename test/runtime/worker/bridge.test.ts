@@ -116,6 +116,69 @@ describe('the synchronous bridge between a guest thread and an async service', (
     await server.close()
   })
 
+  it('answers a guest that pauses between calls (the server stops waiting for it) and several guests served by one thread', async () => {
+    // One guest alone: it sleeps 0–3 ms between some calls, so the server's brief wait for the
+    // next request misses and backs off; every answer still comes, in order.
+    const lone = createBridge({ capacity: 4096 })
+    const loneServer = new BridgeServer(lone, { svc: echoService() })
+    void loneServer.serve()
+    const paused = guestThread(
+      lone,
+      `
+      const nap = new Int32Array(new SharedArrayBuffer(4))
+      for (let i = 0; i < 300; i++) {
+        if (i % 7 === 0) Atomics.wait(nap, 0, 0, i % 4)
+        const r = i % 5 === 0 ? client.call('svc', 'later', { ms: 0, n: i }) : client.call('svc', 'echo', i)
+        if ((i % 5 === 0 ? r.value : r.value.got) !== i) throw new Error('mismatch at ' + i)
+      }
+      return 'ok'
+    `,
+    )
+    expect(await paused.result).toBe('ok')
+    await loneServer.close()
+    // Three guests at once, each with its own channel, all served by this thread.
+    const channels = [0, 1, 2].map(() => createBridge({ capacity: 4096 }))
+    const servers = channels.map((c) => new BridgeServer(c, { svc: echoService() }))
+    for (const s of servers) void s.serve()
+    const guests = channels.map((c, g) =>
+      guestThread(
+        c,
+        `
+        for (let i = 0; i < 500; i++) {
+          const r = i % 9 === 0 ? client.call('svc', 'later', { ms: 0, n: i }) : client.call('svc', 'echo', { g: ${g}, i }, new Uint8Array([i & 255]))
+          if (i % 9 === 0 ? r.value !== i : r.value.got.g !== ${g} || r.value.got.i !== i || r.bytes[0] !== (i & 255)) throw new Error('mismatch at ' + i)
+        }
+        return ${g}
+      `,
+      ),
+    )
+    expect(await Promise.all(guests.map((x) => x.result))).toEqual([0, 1, 2])
+    await Promise.all(servers.map((s) => s.close()))
+  })
+
+  it("gives the serving thread's event loop turns while a guest calls back to back (its timers still fire)", async () => {
+    const channel = createBridge({ capacity: 4096 })
+    let fired = false
+    const server = new BridgeServer(channel, { svc: { tick: () => ({ value: fired }) } })
+    void server.serve()
+    const { result } = guestThread(
+      channel,
+      `
+      const t0 = Date.now()
+      let calls = 0
+      while (Date.now() - t0 < 5000) {
+        calls++
+        if (client.call('svc', 'tick').value === true) return { saw: true, calls }
+      }
+      return { saw: false, calls }
+    `,
+    )
+    // Armed once the guest is calling: it must fire while the calls go on.
+    setTimeout(() => setTimeout(() => (fired = true), 20), 50)
+    expect(await result).toMatchObject({ saw: true })
+    await server.close()
+  })
+
   it('delivers a handler failure as BridgeCallError with the errno the service chose, and keeps serving', async () => {
     const channel = createBridge()
     const server = new BridgeServer(channel, { svc: echoService() })
