@@ -236,29 +236,9 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
         throw new LimitExceeded('memory', 'the script does not fit in the memory limit')
       throw e
     }
-    try {
-      vm.executePendingJobs()
-    } catch (e) {
-      if (e instanceof JSException) return uncaught(slot, api, program, e)
-      throw e
-    }
-    const state = promise.promiseState
-    if (state === 2) {
-      const ex = (vm as unknown as { exports: { qjs_promise_result(p: number): number } }).exports
-      const reason = newHandle(vm, ex.qjs_promise_result(handlePtr(promise)))
-      return uncaught(slot, api, program, reason)
-    }
-    if (state === 0) {
-      api.write(2, "caplet: the script's top-level await never settled (nothing left to run)\n")
-      return 13
-    }
-    // As Node does: a promise rejected and never handled ends the run with 1.
-    const unhandled = binding.rejections.values().next()
-    if (!unhandled.done) {
-      const reason = newHandle(vm, unhandled.value)
-      binding.rejections.clear()
-      return uncaught(slot, api, program, reason, ' (in promise)')
-    }
+    const settled = settle(slot, binding, api, program, promise, "the script's top-level await never settled")
+    if (typeof settled === 'number') return settled
+    settled.dispose()
     return 0
   } catch (e) {
     const end = binding.abort ?? e
@@ -414,6 +394,7 @@ function settle(
   api: ScriptApi,
   program: ScriptProgram,
   promise: JSValueHandle,
+  pending = 'the promise never settled',
 ): JSValueHandle | number {
   const vm = slot.vm
   const ex = (vm as unknown as { exports: { qjs_promise_result(p: number): number } }).exports
@@ -426,9 +407,10 @@ function settle(
   const state = promise.promiseState
   if (state === 2) return uncaught(slot, api, program, newHandle(vm, ex.qjs_promise_result(handlePtr(promise))))
   if (state === 0) {
-    api.write(2, 'caplet: the promise never settled (nothing left to run)\n')
+    api.write(2, `caplet: ${pending} (nothing left to run)\n`)
     return 13
   }
+  // As Node does: a promise rejected and never handled ends the run with 1.
   const unhandled = binding.rejections.values().next()
   if (!unhandled.done) {
     const reason = newHandle(vm, unhandled.value)
