@@ -14,6 +14,7 @@ import { releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescri
 import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 import { readSocket, writeSocket } from './sock.js'
+import { checkIovecs, iovecSnapshot } from './iovecs.js'
 
 /**
  * The writer of a discarded stream. `fd_write` recognises it and skips making a view per
@@ -22,7 +23,6 @@ import { readSocket, writeSocket } from './sock.js'
 export const discardWriter: StreamWriter = () => {}
 
 const MAX_FILE_OFFSET = (1n << 63n) - 1n
-const MAX_IO_TOTAL = 0x7fffffff
 
 const STREAM_STAT: NodeStat = Object.freeze({
   filetype: Filetype.CHARACTER_DEVICE,
@@ -46,28 +46,6 @@ const SOCKET_STAT: NodeStat = Object.freeze({ ...STREAM_STAT, filetype: Filetype
 
 export function devOf(d: Descriptor): bigint {
   return d.kind === 'stream' || d.kind === 'socket' ? 0n : d.mount.dev
-}
-
-/**
- * Validates an iovec array and every buffer in it, before any I/O. Returns the total length.
- * @throws GuestFault on a bad pointer, WasiError INVAL on too many buffers or a total past 2^31-1
- */
-function checkIovecs(h: HostState, iovs: number, iovsLen: number): number {
-  const m = h.memory
-  // Bounds first: an array past the end of memory traps, whatever its count; only an in-bounds
-  // array longer than the cap is INVAL.
-  m.checkArray(iovs, iovsLen, 8, 4)
-  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
-  const dv = m.dataView
-  let total = 0
-  for (let i = 0; i < iovsLen; i++) {
-    const p = dv.getUint32(iovs + i * 8, true)
-    const l = dv.getUint32(iovs + i * 8 + 4, true)
-    m.check(p, l)
-    total += l
-  }
-  if (total > MAX_IO_TOTAL) throw new WasiError(Errno.INVAL, 'iovec total too large')
-  return total
 }
 
 function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, at: bigint | undefined): number {
@@ -109,15 +87,14 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
   return total
 }
 
-function readFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, at: bigint | undefined): number {
-  const m = h.memory
-  const dv = m.dataView
-  const bytes = m.bytes
+/** Reads into the iovecs (a snapshot, at 0). */
+function readFile(h: HostState, d: FileDescriptor, vecs: DataView, iovsLen: number, at: bigint | undefined): number {
+  const bytes = h.memory.bytes
   let pos = at ?? d.position
   let total = 0
   for (let i = 0; i < iovsLen; i++) {
-    const p = dv.getUint32(iovs + i * 8, true)
-    const l = dv.getUint32(iovs + i * 8 + 4, true)
+    const p = vecs.getUint32(i * 8, true)
+    const l = vecs.getUint32(i * 8 + 4, true)
     if (l === 0) continue
     const n = d.handle.read(bytes.subarray(p, p + l), pos)
     pos += BigInt(n)
@@ -189,20 +166,20 @@ export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: numb
   }
   checkIovecs(h, iovs, iovsLen)
   m.check(nreadPtr, 4, 4)
+  const vecs = iovecSnapshot(h, iovs, iovsLen)
   let total: number
   if (d.kind === 'stream') {
-    const dv = m.dataView
     total = 0
     for (let i = 0; i < iovsLen; i++) {
-      const p = dv.getUint32(iovs + i * 8, true)
-      const l = dv.getUint32(iovs + i * 8 + 4, true)
+      const p = vecs.getUint32(i * 8, true)
+      const l = vecs.getUint32(i * 8 + 4, true)
       if (l === 0) continue
       const n = d.read!(m.bytes.subarray(p, p + l))
       total += n
       if (n < l) break
     }
   } else {
-    total = readFile(h, d as FileDescriptor, iovs, iovsLen, undefined)
+    total = readFile(h, d as FileDescriptor, vecs, iovsLen, undefined)
   }
   h.stats.bytesRead += total
   if (total >= 64) h.chargeWork(total)
@@ -225,7 +202,7 @@ export function fd_pread(h: HostState, d: FileDescriptor, iovs: number, iovsLen:
   checkIovecs(h, iovs, iovsLen)
   h.memory.check(nreadPtr, 4, 4)
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
-  const total = readFile(h, d, iovs, iovsLen, offset)
+  const total = readFile(h, d, iovecSnapshot(h, iovs, iovsLen), iovsLen, offset)
   h.stats.bytesRead += total
   if (total >= 64) h.chargeWork(total)
   h.memory.setU32(nreadPtr, total)

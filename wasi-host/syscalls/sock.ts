@@ -15,6 +15,7 @@ import type { SocketDescriptor } from '../fd-table.js'
 import type { HostState } from '../host-state.js'
 import type { ConnectionSocket } from '../net/sockets.js'
 import { CONNECTION_RIGHTS } from '../rights.js'
+import { checkIovecs, iovecSnapshot } from './iovecs.js'
 
 /** Fuel for dialing a connect grant's address again (as for moving 64 KiB): a loop of redials costs. */
 const REDIAL_WORK = 64 * 1024
@@ -24,38 +25,11 @@ export const CHUNK = 1 << 20
 /** An iovec this large is sent as a view of guest memory; smaller ones are gathered (up to `GATHER`). */
 const DIRECT_SEND = 16 * 1024
 const GATHER = 64 * 1024
-const MAX_IO_TOTAL = 0x7fffffff
-
-/** Total length of a checked iovec array (every buffer in bounds), or a trap / INVAL. */
-function iovecTotal(h: HostState, iovs: number, iovsLen: number): number {
-  const m = h.memory
-  m.checkArray(iovs, iovsLen, 8, 4)
-  if (iovsLen > h.limits.maxIovecs) throw new WasiError(Errno.INVAL, 'too many iovecs')
-  const dv = m.dataView
-  let total = 0
-  for (let i = 0; i < iovsLen; i++) {
-    const p = dv.getUint32(iovs + i * 8, true)
-    const l = dv.getUint32(iovs + i * 8 + 4, true)
-    m.check(p, l)
-    total += l
-  }
-  if (total > MAX_IO_TOTAL) throw new WasiError(Errno.INVAL, 'iovec total too large')
-  return total
-}
 
 function connectionOf(d: SocketDescriptor): ConnectionSocket {
   // A listener carries data neither way: POSIX says ENOTCONN for recv/send on one.
   if (d.socket.role !== 'connection') throw new WasiError(Errno.NOTCONN, 'not a connection')
   return d.socket
-}
-
-/**
- * The iovec array as checked, copied out of guest memory: data received may land on the array
- * itself (a buffer covering it), and must not redirect the rest of the copy (a kernel copies
- * the iovecs in first, too).
- */
-function iovecSnapshot(h: HostState, iovs: number, iovsLen: number): DataView {
-  return new DataView(h.memory.bytes.slice(iovs, iovs + iovsLen * 8).buffer)
 }
 
 /** Copies `src` into the iovecs (a snapshot, at 0) from byte `skip` of their concatenation on. */
@@ -184,12 +158,12 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
 
 /** `fd_read` on a socket: `sock_recv` without flags. */
 export function readSocket(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number): number {
-  return receive(h, d, iovs, iovsLen, iovecTotal(h, iovs, iovsLen), 0)
+  return receive(h, d, iovs, iovsLen, checkIovecs(h, iovs, iovsLen), 0)
 }
 
 /** `fd_write` on a socket: `sock_send` without flags. */
 export function writeSocket(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number): number {
-  return transmit(h, d, iovs, iovsLen, iovecTotal(h, iovs, iovsLen))
+  return transmit(h, d, iovs, iovsLen, checkIovecs(h, iovs, iovsLen))
 }
 
 export function sock_accept(h: HostState, d: SocketDescriptor, flags: number, fdPtr: number): number {
@@ -233,7 +207,7 @@ export function sock_recv(
   nPtr: number,
   roflagsPtr: number,
 ): number {
-  const total = iovecTotal(h, iovs, iovsLen)
+  const total = checkIovecs(h, iovs, iovsLen)
   const m = h.memory
   m.check(nPtr, 4, 4)
   m.check(roflagsPtr, 2, 2)
@@ -246,7 +220,7 @@ export function sock_recv(
 }
 
 export function sock_send(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, siflags: number, nPtr: number): number {
-  const total = iovecTotal(h, iovs, iovsLen)
+  const total = checkIovecs(h, iovs, iovsLen)
   h.memory.check(nPtr, 4, 4)
   // preview1 defines no send flags.
   if (siflags !== 0) throw new WasiError(Errno.INVAL, 'unknown siflags')
