@@ -1,0 +1,57 @@
+/**
+ * Red team against the fresh-state reset: a hostile plugin makes the host write into a granule
+ * the write-tracking bitmap never hears of, so the bytes would survive into the next customer's
+ * call. `fd_read` on a stream reads each iovec only after filling the buffers before it: a first
+ * buffer laid over the second iovec rewrites where the rest of the read lands.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { plugin, type Plugin } from '../../runtime/plugin/index.js'
+import { runWat } from '../../toolchain/wat-worker.js'
+
+const CHAIN = `(module
+  (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 3)
+  ;; iovec 0 at 16 names iovec 1 (at 24) as its buffer; iovec 1 names 4 harmless bytes at 100.
+  ;; The input's first 8 bytes replace iovec 1 before the host reads it.
+  (func (export "read_chain") (result i32)
+    (i32.store (i32.const 16) (i32.const 24))
+    (i32.store (i32.const 20) (i32.const 8))
+    (i32.store (i32.const 24) (i32.const 100))
+    (i32.store (i32.const 28) (i32.const 4))
+    (drop (call $fd_read (i32.const 0) (i32.const 16) (i32.const 2) (i32.const 32)))
+    (i32.const 0))
+  (func (export "peek") (result i32) (local $o i64)
+    (local.set $o (call $alloc (i64.const 16)))
+    (call $store_u64 (local.get $o) (i64.load (i32.const 50000)))
+    (call $store_u64 (i64.add (local.get $o) (i64.const 8)) (i64.load (i32.const 50008)))
+    (call $output_set (local.get $o) (i64.const 16))
+    (i32.const 0)))`
+
+let chain: Uint8Array
+const opened: Plugin[] = []
+beforeAll(async () => {
+  const r = await runWat({ kind: 'wat', entry: 'chain.wat', text: CHAIN, debug: false })
+  if (!r.ok) throw new Error(r.message)
+  chain = r.module
+})
+afterAll(async () => {
+  await Promise.all(opened.map((p) => p.close()))
+})
+
+const text = (b: Uint8Array) => new TextDecoder().decode(b)
+
+describe.each(['in-process', 'worker'] as const)('a read that rewrites its own iovecs (%s)', (isolation) => {
+  it('fresh: the bytes the rewritten iovec sent elsewhere are gone; keep: they stay', async () => {
+    const fresh = await plugin(chain, { isolation, state: 'fresh' })
+    const keep = await plugin(chain, { isolation, state: 'keep' })
+    opened.push(fresh, keep)
+    // New iovec 1: 16 bytes at 50000 (granule 12 of 4 KiB), which the module never stores to.
+    const input = new Uint8Array([0x50, 0xc3, 0, 0, 16, 0, 0, 0, ...new TextEncoder().encode('SECRET-SECRET-16')])
+    for (const p of [fresh, keep]) await p.call('read_chain', input)
+    expect(text(await keep.call('peek'))).toBe('SECRET-SECRET-16')
+    expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
+  })
+})
