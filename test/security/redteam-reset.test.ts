@@ -2,10 +2,12 @@
  * Red team against the fresh-state reset: a hostile plugin makes the host write into a granule
  * the write-tracking bitmap never hears of, so the bytes would survive into the next customer's
  * call. `fd_read` on a stream reads each iovec only after filling the buffers before it: a first
- * buffer laid over the second iovec rewrites where the rest of the read lands.
+ * buffer laid over the second iovec rewrites where the rest of the read lands. Then a JS plugin
+ * stashing each input in getters, WeakMaps, the symbol registry, prototypes and generators.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { plugin, type Plugin } from '../../runtime/plugin/index.js'
+import { compileScript } from '../../runtime/index.js'
+import { plugin, scriptPlugin, type Plugin } from '../../runtime/plugin/index.js'
 import { runWat } from '../../toolchain/wat-worker.js'
 
 const CHAIN = `(module
@@ -55,3 +57,71 @@ describe.each(['in-process', 'worker'] as const)('a read that rewrites its own i
     expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
   })
 })
+
+/** An exported-function JS plugin hiding each call's input wherever a later call could look. */
+const STASH = `
+const atLoad = {}
+const weak = new WeakMap()
+let captured = null
+Object.defineProperty(globalThis, 'spy', { configurable: true, get() { return captured }, set(v) { captured = v } })
+const registry = new FinalizationRegistry((held) => { (globalThis as any).finalized = held })
+async function* gen(input: string) { (globalThis as any).genSaw = input; yield 1; (globalThis as any).genResumed = input }
+export function stash(input: string): string {
+  const seen = {
+    spy: (globalThis as any).spy ?? null,
+    weak: weak.get(atLoad) ?? null,
+    symbol: (Symbol.for('caplet.secret') as any).description === 'caplet.secret' ? ((globalThis as any)[Symbol.for('caplet.secret')] ?? null) : 'changed',
+    proto: ({} as any).leak ?? null,
+    prepare: typeof (Error as any).prepareStackTrace === 'function' ? 'installed' : null,
+    finalized: (globalThis as any).finalized ?? null,
+    gen: (globalThis as any).genSaw ?? null,
+    resumed: (globalThis as any).genResumed ?? null,
+  }
+  ;(globalThis as any).spy = input
+  weak.set(atLoad, input)
+  ;(globalThis as any)[Symbol.for('caplet.secret')] = input
+  ;(Object.prototype as any).leak = input
+  ;(Error as any).prepareStackTrace = () => input
+  registry.register({}, input)
+  const g = gen(input)
+  ;(globalThis as any).pending = g
+  void g.next()
+  return JSON.stringify(seen)
+}
+export function proxied(input: string): unknown {
+  return new Proxy({}, { get: (_t, k) => (k === 'toString' || k === Symbol.toPrimitive ? () => input : input) })
+}
+`
+
+describe.each(['in-process', 'worker'] as const)('a JS plugin hiding its input (%s)', (isolation) => {
+  it('fresh: no call sees what an earlier one stashed in getters, WeakMaps, symbols, prototypes, registries or generators', async () => {
+    const compiled = await compileScript({ files: { 'stash.ts': STASH }, entry: 'stash.ts' })
+    if (compiled.program === undefined) throw new Error(JSON.stringify(compiled))
+    const p = await scriptPlugin(compiled.program, { isolation, limits: { fuel: 1e9 } })
+    opened.push(p)
+    const clean = { spy: null, weak: null, symbol: null, proto: null, prepare: null, finalized: null, gen: null, resumed: null }
+    for (let i = 0; i < 3; i++) {
+      expect(JSON.parse(text(await p.call('stash', `secret-${i}`)))).toEqual(clean)
+      expect(JSON.parse(text(p.callSync('stash', `sync-secret-${i}`)))).toEqual(clean)
+    }
+    // A Proxy as output: whatever it turns into, the next call starts clean.
+    await p.call('proxied', 'proxy-secret').catch((e: unknown) => e)
+    expect(JSON.parse(text(await p.call('stash', 'after')))).toEqual(clean)
+  }, 60_000)
+})
+
+it('keep: the same probe sees what the previous call stashed (it can fail)', async () => {
+  const compiled = await compileScript({ files: { 'stash.ts': STASH }, entry: 'stash.ts' })
+  const p = await scriptPlugin(compiled.program!, { isolation: 'in-process', state: 'keep', limits: { fuel: 1e9 } })
+  opened.push(p)
+  await p.call('stash', 'secret-0')
+  const seen = JSON.parse(text(await p.call('stash', 'secret-1'))) as Record<string, unknown>
+  expect(seen).toMatchObject({
+    spy: 'secret-0',
+    weak: 'secret-0',
+    symbol: 'secret-0',
+    proto: 'secret-0',
+    prepare: 'installed',
+    gen: 'secret-0',
+  })
+}, 60_000)
