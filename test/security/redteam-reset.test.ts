@@ -3,7 +3,8 @@
  * the write-tracking bitmap never hears of, so the bytes would survive into the next customer's
  * call. `fd_read` on a stream reads each iovec only after filling the buffers before it: a first
  * buffer laid over the second iovec rewrites where the rest of the read lands. Then a JS plugin
- * stashing each input in getters, WeakMaps, the symbol registry, prototypes and generators.
+ * stashing each input in getters, WeakMaps, the symbol registry, prototypes and generators, and
+ * stores reached through a tail call or followed by a trap.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { compileScript } from '../../runtime/index.js'
@@ -32,12 +33,45 @@ const CHAIN = `(module
     (call $output_set (local.get $o) (i64.const 16))
     (i32.const 0)))`
 
+/** Stores the bitmap must see although they are reached oddly: a tail call through a table, a trap right after. */
+const TRICKS = `(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 3)
+  (type $sink (func (param i32 i64) (result i32)))
+  (table 1 funcref)
+  (elem (i32.const 0) $spill)
+  ;; An i64 at 4 bytes before a granule's end, through a static offset: half of it in the next granule.
+  (func $spill (param $a i32) (param $v i64) (result i32)
+    (i64.store offset=0x7ff0 (local.get $a) (local.get $v))
+    (i32.const 0))
+  (func (export "tail") (result i32)
+    (return_call_indirect (type $sink) (i32.const 0x300c) (i64.const 0x2121544552434553) (i32.const 0)))
+  ;; A secret stored, then a store whose address plus offset passes 4 GiB: it traps.
+  (func (export "trap") (result i32)
+    (i64.store (i32.const 30000) (i64.const 0x2121544552434553))
+    (i64.store offset=0xfffffff0 (i32.const 0x20) (i64.const 1))
+    (i32.const 0))
+  (func $peek (param $at i32) (result i32) (local $o i64)
+    (local.set $o (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $o) (i64.load (local.get $at)))
+    (call $output_set (local.get $o) (i64.const 8))
+    (i32.const 0))
+  ;; 0x300c + 0x7ff0 = 45052 = 11 x 4 KiB - 4.
+  (func (export "peek_spill") (result i32) (call $peek (i32.const 45052)))
+  (func (export "peek_trap") (result i32) (call $peek (i32.const 30000))))`
+
+let tricks: Uint8Array
 let chain: Uint8Array
 const opened: Plugin[] = []
 beforeAll(async () => {
   const r = await runWat({ kind: 'wat', entry: 'chain.wat', text: CHAIN, debug: false })
   if (!r.ok) throw new Error(r.message)
   chain = r.module
+  const t = await runWat({ kind: 'wat', entry: 'tricks.wat', text: TRICKS, debug: false })
+  if (!t.ok) throw new Error(t.message)
+  tricks = t.module
 })
 afterAll(async () => {
   await Promise.all(opened.map((p) => p.close()))
@@ -55,6 +89,19 @@ describe.each(['in-process', 'worker'] as const)('a read that rewrites its own i
     for (const p of [fresh, keep]) await p.call('read_chain', input)
     expect(text(await keep.call('peek'))).toBe('SECRET-SECRET-16')
     expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
+  })
+})
+
+describe.each(['in-process', 'worker'] as const)('stores reached oddly (%s)', (isolation) => {
+  it('fresh: a tail-called spill across a granule and a store before a trap are gone; keep: they stay', async () => {
+    const fresh = await plugin(tricks, { isolation, state: 'fresh' })
+    const keep = await plugin(tricks, { isolation, state: 'keep' })
+    opened.push(fresh, keep)
+    for (const p of [fresh, keep]) await p.call('tail')
+    expect(text(await keep.call('peek_spill'))).toBe('SECRET!!')
+    expect(text(await fresh.call('peek_spill'))).toBe('\0'.repeat(8))
+    await expect(fresh.call('trap')).rejects.toThrow()
+    expect(text(await fresh.call('peek_trap'))).toBe('\0'.repeat(8))
   })
 })
 
