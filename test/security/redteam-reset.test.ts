@@ -13,6 +13,7 @@ import { runWat } from '../../toolchain/wat-worker.js'
 
 const CHAIN = `(module
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
@@ -26,6 +27,8 @@ const CHAIN = `(module
     (i32.store (i32.const 28) (i32.const 4))
     (drop (call $fd_read (i32.const 0) (i32.const 16) (i32.const 2) (i32.const 32)))
     (i32.const 0))
+  ;; random_get writes 16 bytes at 50000 (the engine does not know its pointer: it must mark all).
+  (func (export "random") (result i32) (drop (call $random_get (i32.const 50000) (i32.const 16))) (i32.const 0))
   (func (export "peek") (result i32) (local $o i64)
     (local.set $o (call $alloc (i64.const 16)))
     (call $store_u64 (local.get $o) (i64.load (i32.const 50000)))
@@ -89,6 +92,9 @@ describe.each(['in-process', 'worker'] as const)('a read that rewrites its own i
     for (const p of [fresh, keep]) await p.call('read_chain', input)
     expect(text(await keep.call('peek'))).toBe('SECRET-SECRET-16')
     expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
+    for (const p of [fresh, keep]) await p.call('random')
+    expect(await keep.call('peek')).not.toEqual(new Uint8Array(16))
+    expect(await fresh.call('peek')).toEqual(new Uint8Array(16))
   })
 })
 
