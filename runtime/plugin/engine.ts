@@ -436,7 +436,11 @@ export class PluginEngine {
     if (this.#hostDirty || this.#cfg.policy.deterministic) this.#buildHost()
   }
 
-  /** The (buffer, length) pairs of an iovec array, read before the call (the read may overwrite them); `undefined`: too many or out of bounds. */
+  /**
+   * The (buffer, length) pairs of an iovec array, read before the call; `undefined` (mark all):
+   * too many, out of bounds, or a buffer over the array itself. SECURITY: the host reads each
+   * iovec after filling the buffers before it, so such a buffer redirects the rest of the read.
+   */
   #iovecs(ptr: unknown, count: unknown): number[] | undefined {
     if (this.#dirty === undefined || typeof ptr !== 'number' || typeof count !== 'number') return undefined
     const at = ptr >>> 0
@@ -445,7 +449,12 @@ export class PluginEngine {
     if (n > 16 || at + n * 8 > buffer.byteLength) return undefined
     const v = new DataView(buffer)
     const out: number[] = []
-    for (let k = 0; k < n; k++) out.push(v.getUint32(at + k * 8, true), v.getUint32(at + k * 8 + 4, true))
+    for (let k = 0; k < n; k++) {
+      const p = v.getUint32(at + k * 8, true)
+      const len = v.getUint32(at + k * 8 + 4, true)
+      if (len > 0 && p < at + n * 8 && p + len > at) return undefined
+      out.push(p, len)
+    }
     return out
   }
 
