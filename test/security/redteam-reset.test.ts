@@ -1,8 +1,9 @@
 /**
  * Red team against the fresh-state reset: a hostile plugin makes the host write into a granule
  * the write-tracking bitmap never hears of, so the bytes would survive into the next customer's
- * call. `fd_read` on a stream reads each iovec only after filling the buffers before it: a first
- * buffer laid over the second iovec rewrites where the rest of the read lands. Then a JS plugin
+ * call. `fd_read` read each iovec only after filling the buffers before it: a first buffer laid
+ * over the second iovec rewrote where the rest of the read landed (fixed in the host; the
+ * engine also marks all memory when a buffer overlaps the array). Then a JS plugin
  * stashing each input in getters, WeakMaps, the symbol registry, prototypes and generators, and
  * stores reached through a tail call or followed by a trap.
  */
@@ -83,14 +84,17 @@ afterAll(async () => {
 const text = (b: Uint8Array) => new TextDecoder().decode(b)
 
 describe.each(['in-process', 'worker'] as const)('a read that rewrites its own iovecs (%s)', (isolation) => {
-  it('fresh: the bytes the rewritten iovec sent elsewhere are gone; keep: they stay', async () => {
+  it('the rewritten iovec is never followed (keep and fresh); random_get: fresh loses its bytes, keep keeps them', async () => {
     const fresh = await plugin(chain, { isolation, state: 'fresh' })
     const keep = await plugin(chain, { isolation, state: 'keep' })
     opened.push(fresh, keep)
     // New iovec 1: 16 bytes at 50000 (granule 12 of 4 KiB), which the module never stores to.
     const input = new Uint8Array([0x50, 0xc3, 0, 0, 16, 0, 0, 0, ...new TextEncoder().encode('SECRET-SECRET-16')])
     for (const p of [fresh, keep]) await p.call('read_chain', input)
-    expect(text(await keep.call('peek'))).toBe('SECRET-SECRET-16')
+    // The host reads into the iovecs it checked (test/security/read-iovecs.test.ts), so the forged
+    // one is never followed, even with keep; and were it followed, the engine marks all memory
+    // written when a buffer overlaps the iovec array, so fresh would still come back clean.
+    expect(text(await keep.call('peek'))).toBe('\0'.repeat(16))
     expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
     for (const p of [fresh, keep]) await p.call('random')
     expect(await keep.call('peek')).not.toEqual(new Uint8Array(16))
