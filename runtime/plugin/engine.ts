@@ -438,8 +438,9 @@ export class PluginEngine {
 
   /**
    * The (buffer, length) pairs of an iovec array, read before the call; `undefined` (mark all):
-   * too many, out of bounds, or a buffer over the array itself. SECURITY: the host reads each
-   * iovec after filling the buffers before it, so such a buffer redirects the rest of the read.
+   * too many or out of bounds. SECURITY: these are the buffers the host writes, because a read
+   * scatters into the iovecs as checked before any byte lands (wasi-host/syscalls/iovecs.ts),
+   * even when a buffer covers the array itself and the bytes read rewrite it.
    */
   #iovecs(ptr: unknown, count: unknown): number[] | undefined {
     if (this.#dirty === undefined || typeof ptr !== 'number' || typeof count !== 'number') return undefined
@@ -449,12 +450,7 @@ export class PluginEngine {
     if (n > 16 || at + n * 8 > buffer.byteLength) return undefined
     const v = new DataView(buffer)
     const out: number[] = []
-    for (let k = 0; k < n; k++) {
-      const p = v.getUint32(at + k * 8, true)
-      const len = v.getUint32(at + k * 8 + 4, true)
-      if (len > 0 && p < at + n * 8 && p + len > at) return undefined
-      out.push(p, len)
-    }
+    for (let k = 0; k < n; k++) out.push(v.getUint32(at + k * 8, true), v.getUint32(at + k * 8 + 4, true))
     return out
   }
 

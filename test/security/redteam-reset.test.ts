@@ -2,8 +2,8 @@
  * Red team against the fresh-state reset: a hostile plugin makes the host write into a granule
  * the write-tracking bitmap never hears of, so the bytes would survive into the next customer's
  * call. `fd_read` read each iovec only after filling the buffers before it: a first buffer laid
- * over the second iovec rewrote where the rest of the read landed (fixed in the host; the
- * engine also marks all memory when a buffer overlaps the array). Then a JS plugin
+ * over the second iovec rewrote where the rest of the read landed (fixed in the host: reads
+ * scatter into the iovecs as checked). Then a JS plugin
  * stashing each input in getters, WeakMaps, the symbol registry, prototypes and generators, and
  * stores reached through a tail call or followed by a trap.
  */
@@ -92,8 +92,7 @@ describe.each(['in-process', 'worker'] as const)('a read that rewrites its own i
     const input = new Uint8Array([0x50, 0xc3, 0, 0, 16, 0, 0, 0, ...new TextEncoder().encode('SECRET-SECRET-16')])
     for (const p of [fresh, keep]) await p.call('read_chain', input)
     // The host reads into the iovecs it checked (test/security/read-iovecs.test.ts), so the forged
-    // one is never followed, even with keep; and were it followed, the engine marks all memory
-    // written when a buffer overlaps the iovec array, so fresh would still come back clean.
+    // one is never followed, even with keep, and the engine's marks cover what the host wrote.
     expect(text(await keep.call('peek'))).toBe('\0'.repeat(16))
     expect(text(await fresh.call('peek'))).toBe('\0'.repeat(16))
     for (const p of [fresh, keep]) await p.call('random')
