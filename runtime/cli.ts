@@ -24,6 +24,7 @@ import { unknownImportsMessage } from './link/imports.js'
 import { denialLines } from './denials.js'
 import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/index.js'
+import type { TraceSummaryRow } from './trace-output.js'
 import { explainPolicy } from './explain.js'
 import { resolvePolicy } from './policy.js'
 import { prepare } from './sandbox.js'
@@ -562,13 +563,16 @@ export interface CliIo {
 
 /** The reason a run stopped by SIGINT or SIGTERM was aborted with. */
 class Interrupted extends Error {
+  /** The `--trace=summary` counts up to the interruption (attached by the run when it stops). */
+  traceSummary?: TraceSummaryRow[]
   constructor(readonly signal: string) {
     super(`interrupted by ${signal}`)
   }
 }
 
-const tracesToFileOption = (t: RunOptions['trace']): boolean =>
-  typeof t === 'object' && t.file !== undefined && t.summary !== true && t.sink === undefined
+/** A trace the worker buffers (a file's tail, a summary's counts): Ctrl-C must stop the run to get it out. */
+const tracesToBufferOption = (t: RunOptions['trace']): boolean =>
+  typeof t === 'object' && t.sink === undefined && (t.file !== undefined || t.summary === true)
 
 function describe(result: RunResult): string | undefined {
   if (result.trap) {
@@ -693,8 +697,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return 0
       }
     }
-    // A trace file's tail is in a worker's buffer: Ctrl-C stops the run (the tail is written), then the process.
-    const stop = inv.options.isolation !== 'in-process' && tracesToFileOption(inv.options.trace) ? new AbortController() : undefined
+    // A trace file's tail or a summary is in a worker's buffer: Ctrl-C stops the run (the tail is
+    // written, the summary printed), then the process.
+    const stop = inv.options.isolation !== 'in-process' && tracesToBufferOption(inv.options.trace) ? new AbortController() : undefined
     const unsubscribe = stop !== undefined ? io.interrupts?.on((sig) => stop.abort(new Interrupted(sig))) : undefined
     const result = await run(program ?? module, {
       ...inv.options,
@@ -717,6 +722,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       })
       .finally(() => unsubscribe?.())
     if (result instanceof Interrupted) {
+      if (result.traceSummary !== undefined) io.err(formatTraceSummary(result.traceSummary))
       io.err(`caplet: interrupted (${result.signal}); the trace is complete up to the interruption\n`)
       io.interrupts?.done(result.signal)
       return 128 + (result.signal === 'SIGINT' ? 2 : 15)

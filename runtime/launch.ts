@@ -223,7 +223,19 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
     const blankStats = (): RunStats => ({ wallMs: performance.now() - started, peakMemory: 0, syscalls: {}, bytesRead: 0, bytesWritten: 0 })
     const onAbort = () => {
       if (settled) return
-      void settle(false).then(() => reject(signal!.reason))
+      // A summary traced so far goes with the reason (an object), so a Ctrl-C still prints it.
+      void settle(false).then(() => {
+        const reason: unknown = signal!.reason
+        if (
+          recovered !== undefined &&
+          typeof reason === 'object' &&
+          reason !== null &&
+          (reason as { traceSummary?: unknown }).traceSummary === undefined
+        ) {
+          Object.assign(reason, { traceSummary: recovered })
+        }
+        reject(reason)
+      })
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     void server?.serve()

@@ -23,6 +23,7 @@ async function guest(end: string): Promise<Uint8Array> {
   const wat = `(module
     (import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))
     (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
     (memory (export "memory") 1)
     (func (export "_start") (local $i i32)
       (loop $l
@@ -39,7 +40,7 @@ async function guest(end: string): Promise<Uint8Array> {
 }
 
 let tmp: string
-const mods: Record<'spin' | 'trap' | 'read', string> = { spin: '', trap: '', read: '' }
+const mods: Record<'spin' | 'trap' | 'read' | 'say', string> = { spin: '', trap: '', read: '', say: '' }
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'caplet-trace-file-'))
   const ends = {
@@ -49,6 +50,10 @@ beforeAll(async () => {
     read: `(i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 1))
            (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
            (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 64)))`,
+    // One byte ("!") to stdout, then loop: a caller that saw the byte knows every clock call was made.
+    say: `(i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 1)) (i32.store8 (i32.const 16) (i32.const 33))
+          (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+          (loop $forever (br $forever))`,
   }
   for (const k of Object.keys(mods) as (keyof typeof mods)[]) {
     mods[k] = join(tmp, `${k}.wasm`)
@@ -132,6 +137,20 @@ describe('a trace file keeps its tail', () => {
       expect(clockLines(file), sig).toBe(N)
       expect(stderr, sig).toContain(`caplet: interrupted (${sig})`)
     }
+  })
+
+  it('Ctrl-C with --trace=summary: the summary up to the interruption is printed, then caplet dies of the signal', async () => {
+    const child = spawn(process.execPath, [bin, 'run', '--trace=summary', mods.say], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const said = new Promise<void>((resolve) => child.stdout.once('data', () => resolve()))
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)))
+    await said
+    child.kill('SIGINT')
+    expect(await exited).toBe('SIGINT')
+    expect(stderr).toMatch(new RegExp(` ${N} +clock_time_get\n`))
+    expect(stderr).toMatch(/ 1 +fd_write\n/)
+    expect(stderr).toContain('caplet: interrupted (SIGINT)')
   })
 
   it('a read of stdin that waits finds the trace so far written out', async () => {
