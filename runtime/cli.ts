@@ -35,7 +35,7 @@ import { LIMIT_EXIT_CODE, run, TRAP_EXIT_CODE, type RunResult } from './sandbox.
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { defaultCacheDir } from '../toolchain/cache.js'
 import { useModuleCache } from './module-cache.js'
-import { keepCompiledModules } from './module.js'
+import { keepCompiledModules, validateBigModulesLazily } from './module.js'
 import { CAPLET_VERSION } from './version.js'
 
 export const ExitCode = {
@@ -164,7 +164,8 @@ Exit status:
   125    caplet could not start the run: bad flag, bad --dir, unreadable --stdin file,
          invalid policy
   126    the module was rejected: not found, not WebAssembly, or it imports a function
-         caplet does not provide (the message names it)
+         caplet does not provide (the message names it); for a module over 2 MiB of
+         code, also an invalid function found when it is first called
   134    the guest trapped: invalid memory access, unreachable, stack overflow, or a bad
          pointer passed to a WASI call (the message says which)
   65     (SOURCE only) the source did not compile; the compiler's diagnostics are on stderr
@@ -575,6 +576,7 @@ const tracesToBufferOption = (t: RunOptions['trace']): boolean =>
   typeof t === 'object' && t.sink === undefined && (t.file !== undefined || t.summary === true)
 
 function describe(result: RunResult): string | undefined {
+  if (result.trap?.kind === 'invalid-code') return `caplet: ${result.trap.message}`
   if (result.trap) {
     const t = result.trap
     const recent = t.recentSyscalls.length > 0 ? ` (last syscalls: ${t.recentSyscalls.join(', ')})` : ''
@@ -668,6 +670,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
   useModuleCache(inv.build.noCache ? false : { dir: defaultCacheDir(io.env) })
   if (io.oneShot) keepCompiledModules(false)
+  if (io.oneShot && !inv.dryRun) validateBigModulesLazily(true)
   let module: string | Uint8Array = inv.module
   if (isSource(inv.module, inv.build)) {
     const compiled = await compileForCli([inv.module, ...inv.build.extra], inv.build, io)
@@ -738,6 +741,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (explain) {
       for (const line of denialLines({ denials: result.denials!, count: result.denialCount ?? result.denials!.length })) io.err(`${line}\n`)
     }
+    if (result.trap?.kind === 'invalid-code') return ExitCode.MODULE
     if (result.trap) return ExitCode.TRAP
     if (result.limit) return ExitCode.LIMIT
     return result.exitCode & 0xff

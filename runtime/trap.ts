@@ -14,6 +14,7 @@ export type TrapKind =
   | 'memory-fault'
   | 'host-fault'
   | 'unknown-import'
+  | 'invalid-code'
   | 'runtime'
 
 export interface TrapInfo {
@@ -98,6 +99,10 @@ export function classifyTrap(e: unknown, recentSyscalls: string[], codeShift?: n
   }
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return withFrames({ kind: 'stack-overflow', message: 'call stack exhausted', recentSyscalls }, e, codeShift)
+  }
+  if (e instanceof WebAssembly.CompileError) {
+    // A body validated when first called (module.ts, validateBigModulesLazily) was invalid.
+    return { kind: 'invalid-code', message: `invalid WebAssembly module: ${e.message}`, recentSyscalls }
   }
   if (e instanceof WebAssembly.RuntimeError) {
     const m = e.message
