@@ -32,7 +32,9 @@ import type { Diagnostic } from './diagnostics.js'
 import { bound } from './diagnostics.js'
 
 export const DEFAULT_CACHE_MAX_BYTES = 512 * 1024 * 1024
-const MAGIC = 'caplet-compile-cache-v1\n'
+// Part of every key: bump it when caplet's own compile steps change what a source compiles to
+// (v2: `--lang` for an entry whose extension names another language was ignored before).
+const MAGIC = 'caplet-compile-cache-v2\n'
 const ENTRY = /^[0-9a-f]{64}\.entry$/
 /** An entry larger than this is not read (the largest module a compile may produce, plus room). */
 const MAX_ENTRY_BYTES = 512 * 1024 * 1024
