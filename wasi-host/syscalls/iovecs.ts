@@ -40,7 +40,8 @@ export function checkIovecs(h: HostState, iovs: number, iovsLen: number): number
  */
 export function iovecSnapshot(h: HostState, iovs: number, iovsLen: number): Uint32Array {
   const dv = h.memory.dataView
-  const vecs = new Uint32Array(iovsLen * 2)
-  for (let i = 0; i < vecs.length; i++) vecs[i] = dv.getUint32(iovs + i * 4, true)
+  const words = iovsLen * 2
+  const vecs = new Uint32Array(words)
+  for (let i = 0; i < words; i++) vecs[i] = dv.getUint32(iovs + i * 4, true)
   return vecs
 }
