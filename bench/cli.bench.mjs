@@ -2,7 +2,7 @@
 // `--in-process`) against a 10-line node:wasi runner, on the same module and the same host
 // directory, measured alternately (A B C, B C A, …), medians of wall time from spawn to exit.
 // Each row also gives the guest's own timing of its loop (RESULT lines), which leaves start-up out.
-// Usage: node bench/cli.bench.mjs [--rounds N] [--only hello,write16-file,…]
+// Usage: node bench/cli.bench.mjs [--rounds N] [--only hello,write16-file,…,fileserve,walk]
 import { spawn } from 'node:child_process'
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -70,6 +70,7 @@ const rows = [
   { name: 'clock', wasm: w.sys.wasm, args: ['clock', '1000000', '/data'], mount: true },
   { name: 'fileio-64k', wasm: w.sys.wasm, args: ['fileio', '64', '/data'], mount: true },
   { name: 'filestat', wasm: w.sys.wasm, args: ['stat', '100000', '/data'], mount: true },
+  { name: 'fileserve', wasm: w.sys.wasm, args: ['fileserve', '50000', '/data'], mount: true },
   { name: 'walk', wasm: w.walk.wasm, args: ['/tree'], tree: true },
 ].filter((r) => only === undefined || only.includes(r.name))
 

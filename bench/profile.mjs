@@ -3,7 +3,7 @@
 // most self time (JS, wasm and V8/Node builtins), so each optimisation can start from a profile.
 //
 //   node bench/profile.mjs [op …] [--count N] [--top N] [--host caplet|node-wasi]
-//   ops: write16 filewrite16 clock stat openclose readdir random fileio (default: all)
+//   ops: write16 filewrite16 clock stat openclose fileserve readdir random fileio (default: all)
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -19,7 +19,17 @@ const opt = (name, d) => {
 }
 const TOP = Number(opt('--top', 12))
 const HOST = opt('--host', 'caplet')
-const COUNTS = { write16: 2e6, filewrite16: 1e6, clock: 3e6, stat: 2e5, openclose: 1e5, readdir: 5000, random: 262144, fileio: 512 }
+const COUNTS = {
+  write16: 2e6,
+  filewrite16: 1e6,
+  clock: 3e6,
+  stat: 2e5,
+  openclose: 1e5,
+  fileserve: 1e5,
+  readdir: 5000,
+  random: 262144,
+  fileio: 512,
+}
 const ops = argv.filter((a, i) => !a.startsWith('--') && !argv[i - 1]?.startsWith('--'))
 const caplet = await buildCaplet()
 const built = await buildWorkloads([])

@@ -6,6 +6,8 @@
  *     clock        <count> x clock_gettime(MONOTONIC)
  *     stat         <count> x stat(<dir>/statme)
  *     openclose    <count> x open(<dir>/statme) + close
+ *     fileserve    <count> x open(<dir>/small.txt) + fstat + read it whole + close: what
+ *                  samples/http-server.c does for each GET of a 16-byte file
  *     readdir      a directory of <count> entries in <dir>/many, listed 3 times; ops = entries listed ("." and ".." not counted)
  *     random       <count> KiB of random bytes, in 64 KiB requests
  *     fileio       <count> MiB written then read back in 64 KiB chunks (two results), after a warm-up
@@ -75,6 +77,20 @@ int main(int argc, char **argv) {
         char p[4096];
         strcpy(p, in(dir, "statme"));
         TIMED("openclose", n, { int f = open(p, O_RDONLY); if (f < 0) die("open"); close(f); check++; });
+    } else if (!strcmp(op, "fileserve")) {
+        int fd = open(in(dir, "small.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd < 0 || write(fd, "hello, sockets!\n", 16) != 16) die("create small.txt");
+        close(fd);
+        char p[4096];
+        strcpy(p, in(dir, "small.txt"));
+        TIMED("fileserve", n, {
+            int f = open(p, O_RDONLY);
+            struct stat st;
+            if (f < 0 || fstat(f, &st) != 0) die("open small.txt");
+            if (read(f, buf, (size_t)st.st_size) != st.st_size) die("read small.txt");
+            close(f);
+            check += (unsigned char)buf[0];
+        });
     } else if (!strcmp(op, "readdir")) {
         char d[4096];
         strcpy(d, in(dir, "many"));

@@ -8,6 +8,9 @@
  * fd, and the final component is never followed (docs/security.md invariant 5, docs/decisions.md
  * 7). Errors (`NOTDIR` while `sub` is the symlink, `NOENT` while it is absent) are fine.
  *
+ * The same holds for a guest's `path_open(sub, O_DIRECTORY)`, which opens the final directory
+ * without looking it up first (syscalls/path.ts, the directory probe), and a file beneath it.
+ *
  * The fallback strategy has a documented residual race against host processes and is not held
  * to "zero" here; its module comment says why.
  */
@@ -19,6 +22,7 @@ import { Errno } from '../../wasi-host/abi/constants.js'
 import { WasiError } from '../../wasi-host/errors.js'
 import type { OpenFileOptions } from '../../wasi-host/fs/filesystem.js'
 import { createHostDirFs } from '../../wasi-host/node/host-dir-fs.js'
+import { errnoName, harness, LOOKUP_FOLLOW, O_DIRECTORY } from '../wasi-host/harness.js'
 
 const RO: OpenFileOptions = { read: true, write: false, create: false, exclusive: false, truncate: false }
 const ITERATIONS = 3000
@@ -163,5 +167,43 @@ describe.runIf(process.platform === 'linux')('host directory backend under a ren
       mount.close()
     }
     expect(canary).toBe(0)
+  })
+
+  it('proc-fd, guest: path_open(sub, O_DIRECTORY) and f.txt beneath it never read the outside', async () => {
+    const mount = createHostDirFs(tmp + '/mount', { mode: 'proc' })
+    const M = 5
+    const h = harness({ extraPreopens: [{ guestPath: '/m', fs: mount, mode: 'ro' }] })
+    const stop = new SharedArrayBuffer(4)
+    const swapper = await startSwapper(stop)
+    const seen = { inside: 0, canary: 0, errors: new Map<string, number>() }
+    try {
+      for (let i = 0; i < ITERATIONS; i++) {
+        h.resetAlloc()
+        // With and without SYMLINK_FOLLOW: the swapped-in link is absolute, so following it is PERM.
+        const dir = h.open('sub', { dirfd: M, oflags: O_DIRECTORY, lookup: i % 2 === 0 ? LOOKUP_FOLLOW : 0 })
+        if (dir.errno !== 0) {
+          const name = errnoName(dir.errno)
+          seen.errors.set(name, (seen.errors.get(name) ?? 0) + 1)
+          continue
+        }
+        const f = h.open('f.txt', { dirfd: dir.fd })
+        expect(errnoName(f.errno)).toBe('SUCCESS')
+        const text = h.readFd(f.fd).text
+        if (text === 'CANARY') seen.canary++
+        else if (text === 'inside') seen.inside++
+        else throw new Error(`unexpected content ${JSON.stringify(text)}`)
+        expect(h.wasi.fd_close(f.fd)).toBe(0)
+        expect(h.wasi.fd_close(dir.fd)).toBe(0)
+      }
+    } finally {
+      const rounds = await swapper.finish()
+      expect(rounds).toBeGreaterThan(0)
+      mount.close()
+    }
+    expect(seen.canary).toBe(0)
+    // INVAL: the general path's lstat saw the link and its readlink found the directory back
+    // (readlink(2) on a non-link), a transient answer of a lookup that lost the race, never a way out.
+    for (const name of seen.errors.keys()) expect(['NOTDIR', 'NOENT', 'PERM', 'INVAL']).toContain(name)
+    expect(seen.inside).toBeGreaterThan(0)
   })
 })

@@ -504,13 +504,46 @@ describe('path_open: the final name is opened before any lookup', () => {
         expect(h.readFd(opened(h, 'a.txt').fd).text).toBe('')
       })
 
-      it('O_DIRECTORY and a trailing slash take the general path from the start', () => {
+      it('a trailing slash takes the general path from the start; O_DIRECTORY never opens a file', () => {
         const { h, log } = spied(backend)
         expect(opened(h, 'sub', { oflags: O_DIRECTORY }).errno).toBe('SUCCESS')
         expect(opened(h, 'sub/').errno).toBe('SUCCESS')
         expect(opened(h, 'a.txt/').errno).toBe('NOTDIR')
         expect(opened(h, 'a.txt', { oflags: O_DIRECTORY }).errno).toBe('NOTDIR')
         expect(log.filter((l) => l.startsWith('openFile'))).toEqual([])
+      })
+
+      it('O_DIRECTORY on a directory costs one openDir and no lookup of the name', () => {
+        const { h, log } = spied(backend)
+        const fd = opened(h, 'sub', { oflags: O_DIRECTORY }).fd
+        expect(log).toEqual(['openDir(sub)'])
+        expect(h.fdstat(fd).filetype).toBe(Filetype.DIRECTORY)
+        expect(h.readFd(h.openOk('b.txt', { dirfd: fd })).text).toBe('bravo\n')
+        // A missing name is settled by that one call; a file declines it and is NOTDIR.
+        log.length = 0
+        expect(opened(h, 'nope', { oflags: O_DIRECTORY }).errno).toBe('NOENT')
+        expect(log).toEqual(['openDir(nope)'])
+        log.length = 0
+        expect(opened(h, 'a.txt', { oflags: O_DIRECTORY }).errno).toBe('NOTDIR')
+        expect(log).toEqual(['openDir(a.txt)', 'statChild(a.txt)'])
+      })
+
+      it('O_DIRECTORY: a symlink declines the probe and is followed, or refused, by the general path', () => {
+        const { h, fs, log } = spied(backend)
+        const root = fs.root()
+        root.symlink('sub', 'dirlink')
+        root.close()
+        const fd = opened(h, 'dirlink', { oflags: O_DIRECTORY }).fd
+        expect(log).toEqual(['openDir(dirlink)', 'statChild(dirlink)', 'readlink(dirlink)', 'openDir(sub)'])
+        expect(h.readFd(h.openOk('b.txt', { dirfd: fd })).text).toBe('bravo\n')
+        expect(opened(h, 'dirlink', { oflags: O_DIRECTORY, lookup: 0 }).errno).toBe('NOTDIR')
+      })
+
+      it('O_DIRECTORY asking for a write is not probed: ISDIR as before, and nothing is opened', () => {
+        const { h, log } = spied(backend)
+        expect(opened(h, 'sub', { oflags: O_DIRECTORY, base: WRITE }).errno).toBe('ISDIR')
+        expect(opened(h, 'sub', { oflags: O_DIRECTORY | O_CREAT }).errno).toBe('ISDIR')
+        expect(log.filter((l) => l.startsWith('openDir'))).toEqual([])
       })
     })
   }

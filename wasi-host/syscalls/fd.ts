@@ -87,14 +87,14 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
   return total
 }
 
-/** Reads into the iovecs (a snapshot, at 0). */
-function readFile(h: HostState, d: FileDescriptor, vecs: DataView, iovsLen: number, at: bigint | undefined): number {
+/** Reads into the iovecs (a snapshot: `iovecSnapshot`). */
+function readFile(h: HostState, d: FileDescriptor, vecs: Uint32Array, iovsLen: number, at: bigint | undefined): number {
   const bytes = h.memory.bytes
   let pos = at ?? d.position
   let total = 0
   for (let i = 0; i < iovsLen; i++) {
-    const p = vecs.getUint32(i * 8, true)
-    const l = vecs.getUint32(i * 8 + 4, true)
+    const p = vecs[i * 2]!
+    const l = vecs[i * 2 + 1]!
     if (l === 0) continue
     const n = d.handle.read(bytes.subarray(p, p + l), pos)
     pos += BigInt(n)
@@ -171,8 +171,8 @@ export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: numb
   if (d.kind === 'stream') {
     total = 0
     for (let i = 0; i < iovsLen; i++) {
-      const p = vecs.getUint32(i * 8, true)
-      const l = vecs.getUint32(i * 8 + 4, true)
+      const p = vecs[i * 2]!
+      const l = vecs[i * 2 + 1]!
       if (l === 0) continue
       const n = d.read!(m.bytes.subarray(p, p + l))
       total += n

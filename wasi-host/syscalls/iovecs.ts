@@ -31,7 +31,17 @@ export function checkIovecs(h: HostState, iovs: number, iovsLen: number): number
   return total
 }
 
-/** A checked iovec array copied out of guest memory (its pairs from offset 0), for a read to scatter into. */
-export function iovecSnapshot(h: HostState, iovs: number, iovsLen: number): DataView {
-  return new DataView(h.memory.bytes.slice(iovs, iovs + iovsLen * 8).buffer)
+/**
+ * A checked iovec array copied out of guest memory, for a read to scatter into: buffer `i` is at
+ * `[2 * i]`, its length at `[2 * i + 1]`. Read as numbers (little-endian, as the ABI says), not a
+ * byte copy: a byte copy viewed through a DataView needs its own ArrayBuffer, which V8 allocates
+ * off the heap, and that was a tenth of a small read's cost; a `Uint32Array` of up to 16
+ * elements (8 iovecs, nearly every call) lives on the heap.
+ */
+export function iovecSnapshot(h: HostState, iovs: number, iovsLen: number): Uint32Array {
+  const dv = h.memory.dataView
+  const words = iovsLen * 2
+  const vecs = new Uint32Array(words)
+  for (let i = 0; i < words; i++) vecs[i] = dv.getUint32(iovs + i * 4, true)
+  return vecs
 }

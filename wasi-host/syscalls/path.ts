@@ -145,9 +145,27 @@ export function path_open(
   // except the two answers it would give whatever the name is (a symlink, a directory, a file):
   // nothing there without O_CREAT is NOENT, something there with O_CREAT|O_EXCL is EXIST.
   // (Such an answer is kept and thrown once, below, rather than rethrown through the walk.)
-  let probed: FileHandle | WasiError | undefined
+  let probed: FileHandle | DirHandle | WasiError | undefined
+  // The same for a directory asked for as one (`opendir`), when nothing it asks for could fail on
+  // a directory: `openDir` never follows a symlink either, so it succeeds only on a directory
+  // (settled), and a missing name is NOENT whatever else; anything else (a symlink to follow, a
+  // file: NOTDIR) takes the general path.
   const probe = wantDir
-    ? undefined
+    ? mutates
+      ? undefined
+      : (dir: DirHandle, name: string): boolean => {
+          try {
+            probed = dir.openDir(name)
+            return true
+          } catch (e) {
+            if (!(e instanceof WasiError)) throw e
+            if (e.errno === Errno.NOENT) {
+              probed = e
+              return true
+            }
+            return false
+          }
+        }
     : (dir: DirHandle, name: string): boolean => {
         try {
           probed = dir.openFile(name, fileOptions)
@@ -169,16 +187,17 @@ export function path_open(
     path,
     follow && !(create && exclusive),
     (r) => {
+      const st = r.stat
       if (r.probed) {
         if (probed instanceof WasiError) throw probed
-        return fileDescriptor(probed!)
+        const got = probed!
+        if (got.kind === 'file') return fileDescriptor(got)
       }
-      const st = r.stat
-      if (r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
-        // The target is a directory.
+      if (r.probed || r.name === undefined || (st !== undefined && st.filetype === Filetype.DIRECTORY)) {
+        // The target is a directory. (Neither refusal applies to a probed one: it is probed only when nothing mutates.)
         if (create && exclusive) throw new WasiError(Errno.EXIST, 'exists')
         if (writes || truncate || create) throw new WasiError(Errno.ISDIR, 'is a directory')
-        const handle = r.name === undefined ? r.dir : r.dir.openDir(r.name)
+        const handle = r.probed ? (probed as DirHandle) : r.name === undefined ? r.dir : r.dir.openDir(r.name)
         const shared = r.name === undefined
         const dirRef = shared && handle === d.dir.handle ? d.dir : { handle, refs: 0 }
         if (shared && handle !== d.dir.handle) r.keep(handle)

@@ -32,14 +32,14 @@ function connectionOf(d: SocketDescriptor): ConnectionSocket {
   return d.socket
 }
 
-/** Copies `src` into the iovecs (a snapshot, at 0) from byte `skip` of their concatenation on. */
-function scatter(h: HostState, vecs: DataView, iovsLen: number, skip: number, src: Uint8Array): void {
+/** Copies `src` into the iovecs (a snapshot: `iovecSnapshot`) from byte `skip` of their concatenation on. */
+function scatter(h: HostState, vecs: Uint32Array, iovsLen: number, skip: number, src: Uint8Array): void {
   const bytes = h.memory.bytes
   let at = 0
   let pos = 0
   for (let i = 0; i < iovsLen && at < src.byteLength; i++) {
-    const p = vecs.getUint32(i * 8, true)
-    const l = vecs.getUint32(i * 8 + 4, true)
+    const p = vecs[i * 2]!
+    const l = vecs[i * 2 + 1]!
     if (pos + l <= skip) {
       pos += l
       continue
