@@ -24,7 +24,7 @@ import { BridgeClient, type BridgeChannel } from './worker/bridge.js'
 import { RemoteSockets, type NetStats } from '../wasi-host/net/remote-sockets.js'
 import type { SocketGrant } from '../wasi-host/net/sockets.js'
 import { listenEnv, type ListeningSocket } from './socket-grants.js'
-import { classifyTrap, type TrapInfo } from './trap.js'
+import { classifyTrap, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type TrapInfo } from './trap.js'
 import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
 import { describeDenials, type Denial } from './denials.js'
 import { openTrace, type TraceSummaryRow } from './trace-output.js'
@@ -77,10 +77,7 @@ function withSleepBudget(clocks: ClockSource, budgetNs: bigint): ClockSource {
   }
 }
 
-/** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
-export const TRAP_EXIT_CODE = 134
-/** Exit code reported when a limit stopped the guest (as GNU timeout does). */
-export const LIMIT_EXIT_CODE = 124
+export { LIMIT_EXIT_CODE, TRAP_EXIT_CODE }
 
 export interface Sinks {
   stdout: (chunk: Uint8Array) => void

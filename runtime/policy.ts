@@ -5,7 +5,8 @@
  */
 import * as z from 'zod/mini'
 import { en } from 'zod/locales'
-import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
+import type { Filesystem } from '../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS } from '../wasi-host/abi/preview1.js'
 import { PolicyError } from './errors.js'
 import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
 import type { NetGrantSpec } from '../wasi-host/node/net-service.js'

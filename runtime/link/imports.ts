@@ -9,7 +9,7 @@
  * guest code (not even a start function) runs for a refused module.
  */
 import { escapeControlCharacters } from '../../wasi-host/trace/escape.js'
-import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/abi/preview1.js'
 import { UnknownImportsError, ModuleError } from '../errors.js'
 import { readU32 } from '../instrument/leb128.js'
 import { ExternalKind, findSection, parseSections, readImports, SectionId } from '../instrument/sections.js'

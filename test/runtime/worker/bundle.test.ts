@@ -8,18 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-
-const dist = resolve(import.meta.dirname, '../../../dist')
-
-/** A bundle file and every file it imports statically, transitively (esbuild's `from "./x.js"`). */
-function staticGraph(file: string, seen = new Map<string, string>()): Map<string, string> {
-  if (seen.has(file)) return seen
-  const text = readFileSync(join(dist, file), 'utf8')
-  seen.set(file, text)
-  for (const m of text.matchAll(/^(?:import|export)\s[^;]*?from\s*"\.\/([^"]+)"|^import\s*"\.\/([^"]+)"/gms))
-    staticGraph(m[1] ?? m[2]!, seen)
-  return seen
-}
+import { DIST as dist, staticGraph } from '../../support/dist-graph.js'
 
 describe('the sandbox worker bundle', () => {
   it('loads the JavaScript engine only through a dynamic import', () => {
