@@ -5,7 +5,8 @@
  * main thread never loads the host.
  */
 import { CallbackFaults } from './callback-faults.js'
-import { executeGuest, type Guest, type OpenedSockets } from './execute.js'
+import { executeGuest, provideMounts, type Guest, type OpenedSockets } from './execute.js'
+import * as mounts from './mounts.js'
 import type { Command, RunResult } from './launch.js'
 import { discardSink, fdSink, limitedSink, type Sink } from './output.js'
 import { OutputCollector } from './output-collector.js'
@@ -14,6 +15,8 @@ import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { HostCaller } from './script-guest.js'
 
 export { runInProcessWithSockets, runInWorkerWithSockets, runSyncWithSockets } from './socket-runs.js'
+
+provideMounts(mounts)
 
 const EMPTY = new Uint8Array(0)
 

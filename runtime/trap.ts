@@ -2,7 +2,7 @@
  * @module Classifies why a guest stopped abnormally, from what the engine or the host threw.
  */
 import { GuestFault, HostInvariantError } from '../wasi-host/errors.js'
-import { UnknownImportCalled } from './link/imports.js'
+import { UnknownImportCalled } from './link/stubs.js'
 import { escapeControlCharacters } from '../wasi-host/trace/escape.js'
 
 /** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
