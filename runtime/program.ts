@@ -1,13 +1,11 @@
 /**
- * @module The public API: `run()` for one guest under one policy, and `prepare()` for many runs
- * of one module under one policy, as wasmtime's `InstancePre`: the policy is validated and the
- * module loaded, instrumented, compiled and its imports checked once; each run still gets a fresh
- * WASI host, fresh descriptors, fresh mounts and a fresh instance. `run()` is a program prepared
- * for one run, so both take one code path. By default the guest runs in a worker thread, so it
- * can be stopped at any instruction (timeout, abort); `in-process` runs it on the caller's
- * thread for the lowest latency, where only fuel can stop it. The in-process executor (the WASI
- * host on this thread) and scripts are loaded when a run needs them: sandbox.ts, the public API,
- * loads the executor with this module, for the synchronous calls.
+ * @module The API's core: `run()` for one guest under one policy, and `prepare()` for many runs
+ * of one module under one policy, as wasmtime's `InstancePre` (policy validated, module loaded,
+ * instrumented, compiled and its imports checked once; each run gets a fresh host, descriptors,
+ * mounts and instance). By default the guest runs in a worker thread, stoppable at any
+ * instruction; `in-process` runs it on the caller's thread, where only fuel can stop it. The
+ * in-process executor and scripts load when a run needs them; sandbox.ts, the public API, loads
+ * the executor with this module, for the synchronous calls.
  */
 import { basename } from 'node:path'
 import { withLimitDenial } from './denials.js'
