@@ -76,6 +76,8 @@ class PreparedProgram implements Program {
     const r = resolveRunInput(this.#prepared, input)
     r.signal?.throwIfAborted()
     const local = r.policy.sockets.length > 0 || r.policy.isolation === 'in-process' ? await loadInProcess() : undefined
+    // The executor may have just loaded: a signal aborted meanwhile still stops the run before it starts.
+    if (local !== undefined) r.signal?.throwIfAborted()
     const result =
       local === undefined
         ? await runInWorker(this.#command, r)
