@@ -15,6 +15,8 @@ if ((argv[0] === 'run' || argv[0]?.endsWith('.wasm')) && !argv.includes('--in-pr
     /* the pool starts one later, and reports why it cannot */
   }
 }
+// An in-process run: its executor (the WASI host) loads beside the CLI, not after it.
+if (argv.includes('--in-process')) import('./in-process.js').catch(() => {})
 const { main } = await import('./cli.js')
 const write = (fd: number) => (s: string) => {
   writeSync(fd, s)

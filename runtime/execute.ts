@@ -3,19 +3,14 @@
  * resolved policy, instantiates, sets the fuel budget, runs `_start`, and classifies how it
  * ended. The worker entry and the in-process mode both call this; neither duplicates it.
  */
-import {
-  Errno,
-  LimitExceeded,
-  WasiError,
-  WasiHost,
-  type ClockSource,
-  type Filesystem,
-  type HeldOutput,
-  type StdinSource,
-} from '../wasi-host/index.js'
-import { createNodeClocks } from '../wasi-host/node/index.js'
-import { openMounts, type OverlayReport } from './mounts.js'
-import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/index.js'
+import { Errno } from '../wasi-host/abi/constants.js'
+import { LimitExceeded, WasiError } from '../wasi-host/errors.js'
+import { WasiHost, type StdinSource } from '../wasi-host/host.js'
+import type { ClockSource, HeldOutput } from '../wasi-host/host-state.js'
+import type { Filesystem } from '../wasi-host/fs/filesystem.js'
+import { createNodeClocks } from '../wasi-host/node/clocks.js'
+import type { OpenedMounts, OverlayReport } from './mounts.js'
+import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/fuel-export.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
 import { bridgedHostCaller, scriptRunner, type HostCaller, type ScriptGuest, type ScriptRun } from './script-guest.js'
@@ -24,8 +19,8 @@ import { BridgeClient, type BridgeChannel } from './worker/bridge.js'
 import { RemoteSockets, type NetStats } from '../wasi-host/net/remote-sockets.js'
 import type { SocketGrant } from '../wasi-host/net/sockets.js'
 import { listenEnv, type ListeningSocket } from './socket-grants.js'
-import { classifyTrap, type TrapInfo } from './trap.js'
-import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/imports.js'
+import { classifyTrap, LIMIT_EXIT_CODE, TRAP_EXIT_CODE, type TrapInfo } from './trap.js'
+import { stubFunctions, type ImportStub, type UnknownImportCalled } from './link/stubs.js'
 import { describeDenials, type Denial } from './denials.js'
 import { openTrace, type TraceSummaryRow } from './trace-output.js'
 
@@ -77,10 +72,7 @@ function withSleepBudget(clocks: ClockSource, budgetNs: bigint): ClockSource {
   }
 }
 
-/** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
-export const TRAP_EXIT_CODE = 134
-/** Exit code reported when a limit stopped the guest (as GNU timeout does). */
-export const LIMIT_EXIT_CODE = 124
+export { LIMIT_EXIT_CODE, TRAP_EXIT_CODE }
 
 export interface Sinks {
   stdout: (chunk: Uint8Array) => void
@@ -136,6 +128,32 @@ export function openSockets(channel: BridgeChannel, policy: ResolvedPolicy, firs
     ...(o.name !== undefined ? { name: o.name } : {}),
   }))
   return { backend, grants, addresses }
+}
+
+type MountBackends = typeof import('./mounts.js')
+let mountBackends: MountBackends | undefined
+/**
+ * Gives `executeGuest` the mount backends (mounts.ts: host directories, overlays, in-memory
+ * layers, quotas), which a run without mounts never loads: a runner provides them (in-process.ts
+ * at load) or loads them (`loadMounts`, a worker) before a run with mounts.
+ */
+export function provideMounts(m: MountBackends): void {
+  mountBackends = m
+}
+export async function loadMounts(): Promise<void> {
+  mountBackends ??= await import('./mounts.js')
+}
+const NO_MOUNTS: OpenedMounts = Object.freeze({
+  preopens: Object.freeze([]),
+  warnings: Object.freeze([]),
+  finish: () => [],
+  close: () => {},
+})
+
+function openMounts(policy: ResolvedPolicy, extraFs: readonly (Filesystem | undefined)[], now?: () => bigint): OpenedMounts {
+  if (policy.mounts.length === 0) return NO_MOUNTS
+  if (mountBackends === undefined) throw new Error('the mount backends are not loaded (provideMounts or loadMounts first)')
+  return mountBackends.openMounts(policy, extraFs, now)
 }
 
 /**

@@ -3,7 +3,9 @@
  * policy's resolution (as browsers coarsen timers against timing side channels), optionally
  * without CPU-time clocks; or, in deterministic mode, virtual clocks and a seeded generator.
  */
-import { Errno, WasiError, type ClockSource } from '../wasi-host/index.js'
+import { Errno } from '../wasi-host/abi/constants.js'
+import { WasiError } from '../wasi-host/errors.js'
+import type { ClockSource } from '../wasi-host/host-state.js'
 
 /**
  * The CPU-time clocks of one run: the time since the run started on the guest's thread, less the

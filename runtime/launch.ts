@@ -1,23 +1,14 @@
 /**
- * @module Where one run executes: on the caller's thread (`runInProcess`), or on a pooled worker
- * that can be stopped at any instruction (`runInWorker`). Both take a compiled module and a
- * policy already resolved for this run, and deliver the guest's output as the policy says.
+ * @module Where one run executes: on a pooled worker that can be stopped at any instruction
+ * (`runInWorker`, here), or on the caller's thread (`runInProcess`, in-process.ts, loaded only
+ * by a run that needs it). Both take a compiled module and a policy already resolved for this
+ * run, and deliver the guest's output as the policy says.
  */
 import { CallbackFaults } from './callback-faults.js'
-import {
-  executeGuest,
-  type OpenedSockets,
-  LIMIT_EXIT_CODE,
-  TRAP_EXIT_CODE,
-  type ExecutionOutcome,
-  type Guest,
-  type LimitKind,
-  type RunStats,
-} from './execute.js'
+import type { ExecutionOutcome, Guest, LimitKind, RunStats } from './execute.js'
+import { LIMIT_EXIT_CODE, TRAP_EXIT_CODE } from './trap.js'
 import type { OverlayReport } from './mounts.js'
-import { capturedBytes, discardSink, fdSink, limitedSink, type Sink } from './output.js'
-import { OutputCollector } from './output-collector.js'
-import { OutputHold } from './output-hold.js'
+import { capturedBytes } from './output.js'
 import type { OutputOption, PreparedPolicy } from './policy.js'
 import type { TrapInfo } from './trap.js'
 import type { Denial } from './denials.js'
@@ -26,7 +17,6 @@ import { defaultPool, type CaptureBuffers, type RunningJob } from './worker/pool
 import { OutputRingReader } from './output-ring.js'
 import { BridgeServer, createBridge, type ServedService } from './worker/bridge.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob } from './worker/protocol.js'
-import type { HostCaller } from './script-guest.js'
 
 export interface RunResult {
   /** The guest's exit code; 134 after a trap, 124 when a limit stopped it. */
@@ -54,70 +44,6 @@ export interface RunResult {
 export type Command = Omit<Guest, 'policy'>
 
 const EMPTY = new Uint8Array(0)
-
-/** The sink for one stream of an in-process run, with its byte limit; `capture` also returns its collector. */
-function streamSink(
-  opt: OutputOption,
-  limit: number | undefined,
-  stream: 'stdout' | 'stderr',
-  hold: OutputHold | undefined,
-  faults: CallbackFaults,
-): { sink: Sink; capture: OutputCollector | undefined } {
-  let capture: OutputCollector | undefined
-  let base: Sink
-  if (typeof opt === 'function') base = (chunk) => faults.deliver(`the ${stream} callback`, opt, chunk)
-  else if (opt === 'inherit') base = fdSink(stream === 'stdout' ? 1 : 2)
-  else if (opt === 'discard') base = discardSink
-  else base = (capture = new OutputCollector()).sink
-  // The limit is checked as the guest writes, before the bytes are held.
-  return { sink: limitedSink(hold !== undefined && base !== discardSink ? hold.sink(base) : base, limit, stream), capture }
-}
-
-/**
- * Whether an in-process run holds its output back (`output-hold.ts`): not for a caller's
- * function (it sees each write), nor for a terminal (a person reads it as it comes).
- */
-function holdsOutput(run: PreparedPolicy): boolean {
-  const holdable = (opt: OutputOption, tty: boolean) => opt === 'capture' || opt === 'discard' || (opt === 'inherit' && !tty)
-  return holdable(run.stdout, run.policy.ttys.stdout) && holdable(run.stderr, run.policy.ttys.stderr)
-}
-
-/**
- * Runs on this thread, synchronously. `run.policy.isolation` must be `in-process`. A run with
- * sockets gets them already open (`socket-runs.ts`: served by a helper thread).
- */
-export function runInProcess(command: Command, run: PreparedPolicy, sockets?: OpenedSockets, callHost?: HostCaller): RunResult {
-  const limits = run.policy.limits
-  const hold = holdsOutput(run) ? new OutputHold() : undefined
-  const faults = new CallbackFaults()
-  const out = streamSink(run.stdout, limits.stdoutBytes, 'stdout', hold, faults)
-  const err = streamSink(run.stderr, limits.stderrBytes, 'stderr', hold, faults)
-  const traceSink = run.traceSink
-  const guest: Guest = {
-    module: command.module,
-    functions: command.functions,
-    stubs: command.stubs,
-    codeShift: command.codeShift,
-    policy: run.policy,
-    argv0: command.argv0,
-    script: command.script,
-  }
-  const outcome = executeGuest(
-    guest,
-    {
-      stdout: out.sink,
-      stderr: err.sink,
-      ...(hold !== undefined ? { held: hold } : {}),
-      ...(traceSink ? { trace: (line: string) => faults.deliver('the trace callback', traceSink, line) } : {}),
-    },
-    run.fs,
-    sockets,
-    callHost,
-  )
-  const warnings = faults.warnings()
-  if (warnings.length > 0) outcome.warnings = [...(outcome.warnings ?? []), ...warnings]
-  return Object.assign(outcome, { stdout: out.capture?.bytes() ?? EMPTY, stderr: err.capture?.bytes() ?? EMPTY })
-}
 
 function streamMode(opt: OutputOption, limit: number | undefined, buffer: (capacity: number) => SharedArrayBuffer): StreamMode {
   if (opt === 'capture') return { kind: 'capture', buffer: buffer(limit ?? 0) }

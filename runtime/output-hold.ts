@@ -5,7 +5,8 @@
  * the host flushes before every other call and at the end of the run (trap and limit included).
  * It must never reorder, drop, or report an error to a call other than a write to its stream.
  */
-import { WasiError, type HeldOutput } from '../wasi-host/index.js'
+import { WasiError } from '../wasi-host/errors.js'
+import type { HeldOutput } from '../wasi-host/host-state.js'
 import type { Sink } from './output.js'
 
 /** The most bytes held at once; a write this large or larger goes straight out (after a flush). */

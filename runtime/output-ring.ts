@@ -9,7 +9,8 @@
  * guest at its next write.
  */
 import { fstatSync, writev as writevAsync } from 'node:fs'
-import { Errno, WasiError } from '../wasi-host/index.js'
+import { Errno } from '../wasi-host/abi/constants.js'
+import { WasiError } from '../wasi-host/errors.js'
 import type { Sink } from './output.js'
 import { waitAsync } from './worker/bridge.js'
 

@@ -3,7 +3,8 @@
  * worker was terminated: nothing written is lost), written to a host fd, or discarded.
  * A write past the limit keeps what fits and stops the guest with `LimitExceeded`.
  */
-import { discardWriter, LimitExceeded } from '../wasi-host/index.js'
+import { LimitExceeded } from '../wasi-host/errors.js'
+import { discardWriter } from '../wasi-host/fd-table.js'
 import { writeAllSync } from './stdio.js'
 import { CAPTURE_HEADER } from './worker/protocol.js'
 

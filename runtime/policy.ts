@@ -5,15 +5,14 @@
  */
 import * as z from 'zod/mini'
 import { en } from 'zod/locales'
-import { WASI_PREVIEW1_FUNCTIONS, type Filesystem } from '../wasi-host/index.js'
+import type { Filesystem } from '../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS } from '../wasi-host/abi/preview1.js'
 import { PolicyError } from './errors.js'
 import { parseSocketGrants, type ListeningSocket, type SocketSpec } from './socket-grants.js'
 import type { NetGrantSpec } from '../wasi-host/node/net-service.js'
 import { hostRealPath, isTerminal as isatty, readableFile, within } from './policy-host.js'
 import { parseDuration, parseSize } from './units.js'
-
-// zod/mini loads no messages of its own (every problem would read "Invalid input"): English ones.
-z.config(en())
+import { plainlyValid } from './policy-plain.js'
 
 /** A directory the guest may see: a host directory, an in-memory scratch dir, or any backend. */
 export interface MountSpec {
@@ -212,144 +211,164 @@ export const DEFAULT_IN_MEMORY_BYTES = 256 * 1024 ** 2
 export const DEFAULT_CAPTURE_BYTES = 16 * 1024 ** 2
 const MAX_PAGES = 65536
 
-// zod/mini: the same checks and issues as zod, at 1/30th of the bundle (start-up of every CLI run).
-const size = z.union([z.number(), z.string()]).check(
-  z.superRefine((v, ctx) => {
-    try {
-      parseSize(v)
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
-    }
-  }),
-)
-const duration = z.union([z.number(), z.string()]).check(
-  z.superRefine((v, ctx) => {
-    try {
-      parseDuration(v)
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
-    }
-  }),
-)
-const output = z.union([
-  z.enum(['capture', 'inherit', 'discard']),
-  z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function'),
-])
-const guestPath = z
-  .string()
-  .check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
-const nonEmpty = () => z.string().check(z.minLength(1))
-const count = (min: number, max = Number.MAX_SAFE_INTEGER) => {
-  const error = `must be a whole number from ${min} to ${max}`
-  return z.int({ error }).check(z.gte(min, { error }), z.lte(max, { error }))
-}
+/**
+ * The schemas, built at their first use: options that `plainlyValid` proves valid (a CLI run's, a
+ * plain API call's) skip them, and building them is most of zod's cost in a one-shot process.
+ * zod/mini: the same checks and issues as zod, at 1/30th of the bundle (start-up of every CLI run).
+ */
+function buildSchemas() {
+  // zod/mini loads no messages of its own (every problem would read "Invalid input"): English ones.
+  z.config(en())
+  const size = z.union([z.number(), z.string()]).check(
+    z.superRefine((v, ctx) => {
+      try {
+        parseSize(v)
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
+      }
+    }),
+  )
+  const duration = z.union([z.number(), z.string()]).check(
+    z.superRefine((v, ctx) => {
+      try {
+        parseDuration(v)
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message, input: v })
+      }
+    }),
+  )
+  const output = z.union([
+    z.enum(['capture', 'inherit', 'discard']),
+    z.custom<(c: Uint8Array) => void>((v) => typeof v === 'function', 'must be "capture", "inherit", "discard" or a function'),
+  ])
+  const guestPath = z
+    .string()
+    .check(z.refine((p) => p.startsWith('/') && !p.split('/').includes('..'), 'must be an absolute guest path without "..", like "/data"'))
+  const nonEmpty = () => z.string().check(z.minLength(1))
+  const count = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const error = `must be a whole number from ${min} to ${max}`
+    return z.int({ error }).check(z.gte(min, { error }), z.lte(max, { error }))
+  }
 
-const mountSchema = z
-  .strictObject({
-    guest: guestPath,
-    host: z.optional(nonEmpty()),
-    tmp: z.optional(z.boolean()),
-    fs: z.optional(
-      z.custom<Filesystem>(
-        (v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function',
-        'must be a Filesystem',
+  const mountSchema = z
+    .strictObject({
+      guest: guestPath,
+      host: z.optional(nonEmpty()),
+      tmp: z.optional(z.boolean()),
+      fs: z.optional(
+        z.custom<Filesystem>(
+          (v) => typeof v === 'object' && v !== null && typeof (v as Filesystem).root === 'function',
+          'must be a Filesystem',
+        ),
+      ),
+      mode: z.optional(z.enum(['ro', 'rw', 'overlay'])),
+      size: z.optional(size),
+      inodes: z.optional(count(0)),
+      saveTo: z.optional(nonEmpty()),
+      apply: z.optional(z.boolean()),
+    })
+    .check(
+      z.refine(
+        (m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1,
+        'needs exactly one of host, tmp or fs',
+      ),
+      z.refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory'),
+      z.refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"'),
+      z.refine(
+        (m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined),
+        'a read-only mount takes no size or inodes quota',
+      ),
+    )
+
+  /** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
+  const runInputShape = {
+    args: z.optional(z.array(z.string())),
+    env: z.optional(
+      z.record(
+        z.string().check(z.regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL')),
+        z.string().check(z.refine((v) => !v.includes('\0'), 'must not contain NUL')),
       ),
     ),
-    mode: z.optional(z.enum(['ro', 'rw', 'overlay'])),
-    size: z.optional(size),
-    inodes: z.optional(count(0)),
-    saveTo: z.optional(nonEmpty()),
-    apply: z.optional(z.boolean()),
-  })
-  .check(
-    z.refine(
-      (m) => [m.host !== undefined, m.tmp === true, m.fs !== undefined].filter(Boolean).length === 1,
-      'needs exactly one of host, tmp or fs',
+    stdin: z.optional(
+      z.union([
+        z.string(),
+        z.instanceof(Uint8Array),
+        z.strictObject({ file: nonEmpty().check(z.refine(readableFile, 'must name a readable regular file')) }),
+      ]),
     ),
-    z.refine((m) => m.mode !== 'overlay' || m.host !== undefined, 'mode "overlay" needs a host directory'),
-    z.refine((m) => (m.saveTo === undefined && !m.apply) || m.mode === 'overlay', 'saveTo and apply are for mode "overlay"'),
-    z.refine((m) => m.mode !== 'ro' || (m.size === undefined && m.inodes === undefined), 'a read-only mount takes no size or inodes quota'),
-  )
-
-/** The fields a run of a prepared program may set (`RunInput`): the same checks as in a whole policy. */
-const runInputShape = {
-  args: z.optional(z.array(z.string())),
-  env: z.optional(
-    z.record(
-      z.string().check(z.regex(/^[^=\0]+$/, 'names must be non-empty without "=" or NUL')),
-      z.string().check(z.refine((v) => !v.includes('\0'), 'must not contain NUL')),
+    stdout: z.optional(output),
+    stderr: z.optional(output),
+    signal: z.optional(
+      z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal'),
     ),
-  ),
-  stdin: z.optional(
-    z.union([
-      z.string(),
-      z.instanceof(Uint8Array),
-      z.strictObject({ file: nonEmpty().check(z.refine(readableFile, 'must name a readable regular file')) }),
-    ]),
-  ),
-  stdout: z.optional(output),
-  stderr: z.optional(output),
-  signal: z.optional(
-    z.custom<AbortSignal>((v) => typeof AbortSignal !== 'undefined' && v instanceof AbortSignal, 'must be an AbortSignal'),
-  ),
-}
+  }
 
-const schema = z.strictObject({
-  ...runInputShape,
-  mounts: z.optional(z.array(mountSchema)),
-  limits: z.optional(
-    z.strictObject({
-      memory: z.optional(size),
-      timeout: z.optional(duration),
-      fuel: z.optional(count(1)),
-      stdout: z.optional(size),
-      stderr: z.optional(size),
-      fds: z.optional(count(3, 1 << 20)),
-      disk: z.optional(size),
-      inodes: z.optional(count(0)),
-      connections: z.optional(count(1, 1 << 16)),
-      bytesIn: z.optional(size),
-      bytesOut: z.optional(size),
-      idleTimeout: z.optional(duration),
-    }),
-  ),
-  sockets: z.optional(
-    z
-      .array(
-        z.union([
-          z.strictObject({ listen: z.string(), name: z.optional(z.string()) }),
-          z.strictObject({ connect: z.string(), name: z.optional(z.string()) }),
-        ]),
-      )
-      .check(z.maxLength(256)),
-  ),
-  listenEnv: z.optional(z.boolean()),
-  onListen: z.optional(z.custom<(s: ListeningSocket[]) => void>((v) => typeof v === 'function', 'must be a function')),
-  isolation: z.optional(z.enum(['worker', 'in-process'])),
-  deterministic: z.optional(z.boolean()),
-  seed: z.optional(count(0)),
-  clocks: z.optional(
-    z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) }),
-  ),
-  syscalls: z.optional(z.array(z.string())),
-  denySyscalls: z.optional(z.array(z.string())),
-  deniedSyscalls: z.optional(z.enum(['refuse', 'enosys'])),
-  unknownImports: z.optional(z.enum(['reject', 'trap', 'default'])),
-  trace: z.optional(
-    z.union([
-      z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
+  const schema = z.strictObject({
+    ...runInputShape,
+    mounts: z.optional(z.array(mountSchema)),
+    limits: z.optional(
       z.strictObject({
-        sink: z.optional(z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function')),
-        file: z.optional(nonEmpty()),
-        format: z.optional(z.enum(['text', 'json'])),
-        summary: z.optional(z.boolean()),
+        memory: z.optional(size),
+        timeout: z.optional(duration),
+        fuel: z.optional(count(1)),
+        stdout: z.optional(size),
+        stderr: z.optional(size),
+        fds: z.optional(count(3, 1 << 20)),
+        disk: z.optional(size),
+        inodes: z.optional(count(0)),
+        connections: z.optional(count(1, 1 << 16)),
+        bytesIn: z.optional(size),
+        bytesOut: z.optional(size),
+        idleTimeout: z.optional(duration),
       }),
-    ]),
-  ),
-  tier: z.optional(z.enum(['auto', 'optimized', 'baseline'])),
-})
+    ),
+    sockets: z.optional(
+      z
+        .array(
+          z.union([
+            z.strictObject({ listen: z.string(), name: z.optional(z.string()) }),
+            z.strictObject({ connect: z.string(), name: z.optional(z.string()) }),
+          ]),
+        )
+        .check(z.maxLength(256)),
+    ),
+    listenEnv: z.optional(z.boolean()),
+    onListen: z.optional(z.custom<(s: ListeningSocket[]) => void>((v) => typeof v === 'function', 'must be a function')),
+    isolation: z.optional(z.enum(['worker', 'in-process'])),
+    deterministic: z.optional(z.boolean()),
+    seed: z.optional(count(0)),
+    clocks: z.optional(
+      z.strictObject({ resolution: z.optional(duration), cputime: z.optional(z.union([z.boolean(), z.literal('process')])) }),
+    ),
+    syscalls: z.optional(z.array(z.string())),
+    denySyscalls: z.optional(z.array(z.string())),
+    deniedSyscalls: z.optional(z.enum(['refuse', 'enosys'])),
+    unknownImports: z.optional(z.enum(['reject', 'trap', 'default'])),
+    trace: z.optional(
+      z.union([
+        z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function or { sink?, file?, format?, summary? }'),
+        z.strictObject({
+          sink: z.optional(z.custom<TraceSink>((v) => typeof v === 'function', 'must be a function')),
+          file: z.optional(nonEmpty()),
+          format: z.optional(z.enum(['text', 'json'])),
+          summary: z.optional(z.boolean()),
+        }),
+      ]),
+    ),
+    tier: z.optional(z.enum(['auto', 'optimized', 'baseline'])),
+  })
 
-const runInputSchema = z.strictObject(runInputShape)
+  const runInputSchema = z.strictObject(runInputShape)
+  return { schema, runInputSchema, runInputShape }
+}
+let schemas: ReturnType<typeof buildSchemas> | undefined
+const built = () => (schemas ??= buildSchemas())
+
+/** The schema's verdict alone (every problem, as `PolicyError` lists them), for a whole policy or a run's input. */
+export function schemaProblems(options: unknown, runInput = false): string[] {
+  const parsed = (runInput ? built().runInputSchema : built().schema).safeParse(options)
+  return parsed.success ? [] : problemsOf(parsed.error.issues, runInput ? fixedField : undefined)
+}
 
 /**
  * Fields that were renamed, by the object they sit in: `limits.files` counted descriptors and a
@@ -444,8 +463,9 @@ const ttysOf = (o: RunInput) => ({
 
 /** Validates and resolves the options of one run. @throws PolicyError listing every problem */
 export function resolvePolicy(options: RunOptions): ResolvedPolicy {
-  const parsed = schema.safeParse(options)
-  const problems = parsed.success ? [] : problemsOf(parsed.error.issues)
+  const parsed = plainlyValid(options) ? undefined : built().schema.safeParse(options)
+  const valid = parsed === undefined || parsed.success
+  const problems = valid ? [] : problemsOf(parsed.error.issues)
   const o = options
   const mounts = o.mounts ?? []
   const seen = new Set<string>()
@@ -485,7 +505,7 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
     const bad = names.filter((n) => typeof n === 'string' && !WASI_PREVIEW1_FUNCTIONS.includes(n))
     if (bad.length > 0) problems.push(`${field}: not wasi_snapshot_preview1 functions: ${bad.map((n) => JSON.stringify(n)).join(', ')}`)
   }
-  const sockets = parsed.success && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
+  const sockets = valid && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
   if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
   const fdsNeeded = 3 + mounts.length + sockets.length
   if (typeof o.limits?.fds === 'number' && o.limits.fds < fdsNeeded && sockets.length > 0) {
@@ -614,10 +634,10 @@ export function inProcess(p: PreparedPolicy): PreparedPolicy {
   return { ...p, policy: { ...p.policy, isolation: 'in-process' } }
 }
 
-const RUN_INPUT_KEYS = new Set(Object.keys(runInputShape))
-const POLICY_KEYS = new Set(Object.keys(schema.shape))
 const fixedField = (key: string) =>
-  POLICY_KEYS.has(key) && !RUN_INPUT_KEYS.has(key) ? 'is fixed when the program is prepared; pass it to prepare()' : undefined
+  Object.hasOwn(built().schema.shape, key) && !Object.hasOwn(built().runInputShape, key)
+    ? 'is fixed when the program is prepared; pass it to prepare()'
+    : undefined
 
 /**
  * One run's policy: the prepared one with what `input` changes, checked by the same schema as a
@@ -630,8 +650,8 @@ export function resolveRunInput(p: PreparedPolicy, input: RunInput | undefined):
   const i: RunInput = { ...input }
   if (i.args !== undefined && Array.isArray(i.args)) i.args = [...i.args]
   if (i.env !== undefined && typeof i.env === 'object' && i.env !== null) i.env = { ...i.env }
-  const parsed = runInputSchema.safeParse(i)
-  const problems = parsed.success ? [] : problemsOf(parsed.error.issues, fixedField)
+  const parsed = plainlyValid(i, true) ? undefined : built().runInputSchema.safeParse(i)
+  const problems = parsed === undefined || parsed.success ? [] : problemsOf(parsed.error.issues, fixedField)
   if (p.policy.deterministic && i.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)
   if (problems.length > 0) throw new PolicyError(problems)
   const base = p.policy

@@ -11,7 +11,7 @@
 import { QuickJS, JSValueHandle } from 'quickjs-wasi'
 import { ProcExit, WasiHost } from '../wasi-host/index.js'
 import { virtualClocks } from './guest-clocks.js'
-import { FUEL_EXPORT } from './instrument/index.js'
+import { FUEL_EXPORT } from './instrument/fuel-export.js'
 import { HOST_FUNCTION, PRELUDE } from './script-prelude.js'
 
 /** `EvalFlags.TYPE_MODULE` of quickjs-wasi. */

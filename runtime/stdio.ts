@@ -3,7 +3,8 @@
  * EAGAIN on non-blocking pipes is waited out, EPIPE becomes the guest's EPIPE.
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs'
-import { Errno, WasiError } from '../wasi-host/index.js'
+import { Errno } from '../wasi-host/abi/constants.js'
+import { WasiError } from '../wasi-host/errors.js'
 
 const pause = new Int32Array(new SharedArrayBuffer(4))
 

@@ -11,8 +11,8 @@ import {
   traceImports,
   TraceSummary,
   type TraceEvent,
-  type WasiHost,
-} from '../wasi-host/index.js'
+} from '../wasi-host/trace/tracer.js'
+import type { WasiHost } from '../wasi-host/host.js'
 import type { ResolvedPolicy } from './policy.js'
 import { writeAllSync } from './stdio.js'
 import { recoverTraceTail, TraceFileBuffer, traceBufferMemory } from './trace-buffer.js'

@@ -1,9 +1,14 @@
 /**
  * @module Classifies why a guest stopped abnormally, from what the engine or the host threw.
  */
-import { GuestFault, HostInvariantError } from '../wasi-host/index.js'
-import { UnknownImportCalled } from './link/imports.js'
+import { GuestFault, HostInvariantError } from '../wasi-host/errors.js'
+import { UnknownImportCalled } from './link/stubs.js'
 import { escapeControlCharacters } from '../wasi-host/trace/escape.js'
+
+/** Exit code reported when the guest trapped (as a process killed by SIGABRT). */
+export const TRAP_EXIT_CODE = 134
+/** Exit code reported when a limit stopped the guest (as GNU timeout does). */
+export const LIMIT_EXIT_CODE = 124
 
 export type TrapKind =
   | 'unreachable'

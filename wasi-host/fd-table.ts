@@ -65,6 +65,11 @@ export interface DirDescriptor extends DescriptorBase {
 export type StreamReader = (dst: Uint8Array) => number
 /** Receives a view of guest memory that is valid only during the call. */
 export type StreamWriter = (chunk: Uint8Array) => void
+/**
+ * The writer of a discarded stream. `fd_write` recognises it and skips making a view per
+ * buffer for a writer that would ignore it; the guest sees the same result either way.
+ */
+export const discardWriter: StreamWriter = () => {}
 
 export interface StreamDescriptor extends DescriptorBase {
   readonly kind: 'stream'

@@ -41,7 +41,7 @@ import {
 import * as argsEnv from './syscalls/args-env.js'
 import * as clockRandom from './syscalls/clock-random.js'
 import * as fd from './syscalls/fd.js'
-import { discardWriter } from './syscalls/fd.js'
+import { discardWriter } from './fd-table.js'
 import * as path from './syscalls/path.js'
 import * as poll from './syscalls/poll.js'
 import * as proc from './syscalls/proc.js'
@@ -194,8 +194,7 @@ const SYSCALLS = {
   sock_shutdown: { args: [u32, u32], fd: 0, on: SOCKET, wrongKind: Errno.NOTSOCK, impl: sock.sock_shutdown },
 } satisfies Record<Preview1Function, SyscallSpec>
 
-/** The names of every preview1 function this host provides. */
-export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze([...PREVIEW1_FUNCTIONS])
+export { WASI_PREVIEW1_FUNCTIONS } from './abi/preview1.js'
 
 /** A type alias, not an interface, so it is assignable to `WebAssembly.Imports` (an index signature). */
 export type WasiImports = {

@@ -5,7 +5,7 @@
 export { WasiHost, WASI_PREVIEW1_FUNCTIONS } from './host.js'
 export type { PreopenSpec, StdinSource, WasiHostOptions, WasiImports } from './host.js'
 /** A stdout/stderr writer that drops the bytes (and lets `fd_write` skip reading them). */
-export { discardWriter } from './syscalls/fd.js'
+export { discardWriter } from './fd-table.js'
 export type { StreamReader, StreamWriter } from './fd-table.js'
 export type { ClockSource, HeldOutput, HostLimits, HostStats } from './host-state.js'
 export { createPortableClocks, platformRandomFill } from './clocks.js'

@@ -8,7 +8,8 @@
  */
 import { createMemFs, type Filesystem } from '../../wasi-host/index.js'
 import { ModuleError } from '../errors.js'
-import { executeGuest } from '../execute.js'
+import { executeGuest, provideMounts } from '../execute.js'
+import * as mounts from '../mounts.js'
 import { checkModuleBytes, instrumentModule } from '../module-pipeline.js'
 import { limitedSink, type Sink } from '../output.js'
 import { withoutLinks } from './no-links.js'
@@ -18,6 +19,7 @@ import { readEntries, writeEntries, type FileEntry } from './snapshot.js'
 
 const scope = globalThis as unknown as { postMessage(m: BrowserWorkerMessage): void; onmessage: ((e: MessageEvent) => void) | null }
 const post = (m: BrowserWorkerMessage) => scope.postMessage(m)
+provideMounts(mounts)
 /** Timestamps of in-memory mounts in a deterministic run: fixed (2000-01-01), like its virtual clock's epoch. */
 const FIXED_NOW = () => 946_684_800_000_000_000n
 /** What a mount's copy may hold when the policy gives it no size. */

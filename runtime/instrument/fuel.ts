@@ -7,6 +7,7 @@
  * runtime/instrument/README.md and docs/internals.md, "Fuel".
  */
 import { InstrumentError, malformed } from './errors.js'
+import { FUEL_EXPORT } from './fuel-export.js'
 import { prefixedKind, readBodies, readLocals, skipImmediates, UNDECODABLE } from './code-decoder.js'
 import { ByteWriter, leb, putSleb, putU32, readU32, skipLeb, u32At } from './leb128.js'
 import { BASE_IMM, Imm, hex, unsupportedName } from './opcodes.js'
@@ -28,7 +29,7 @@ import {
 } from './sections.js'
 
 /** The default name of the exported fuel counter. */
-export const FUEL_EXPORT = 'caplet_fuel'
+export { FUEL_EXPORT }
 /** The largest budget the counter holds. */
 export const MAX_FUEL = 0x7fffffffffffffffn
 

@@ -9,10 +9,13 @@
  * guest code (not even a start function) runs for a refused module.
  */
 import { escapeControlCharacters } from '../../wasi-host/trace/escape.js'
-import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/index.js'
+import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/abi/preview1.js'
 import { UnknownImportsError, ModuleError } from '../errors.js'
 import { readU32 } from '../instrument/leb128.js'
 import { ExternalKind, findSection, parseSections, readImports, SectionId } from '../instrument/sections.js'
+import type { ImportStub } from './stubs.js'
+
+export { stubFunctions, UnknownImportCalled, type ImportStub } from './stubs.js'
 
 export type UnknownImportsMode = 'reject' | 'trap' | 'default'
 export type DeniedSyscallsMode = 'refuse' | 'enosys'
@@ -31,14 +34,6 @@ export interface ImportPolicy {
    * the WASI ones: caplet's own engines (the JavaScript engine's hooks), never a user's choice.
    */
   hostImports?: readonly string[] | undefined
-}
-
-/** One import linked to a stub. `results`: the wasm result types (for `default`), e.g. `['i32']`. */
-export interface ImportStub {
-  module: string
-  name: string
-  action: 'trap' | 'default' | 'enosys'
-  results: string[]
 }
 
 export interface ImportPlan {
@@ -175,54 +170,4 @@ function importResults(bytes: Uint8Array): Map<string, string[] | undefined> {
     if (imp.kind === ExternalKind.Function) map.set(`${imp.module}\0${imp.name}`, types[imp.typeIndex!])
   }
   return map
-}
-
-/** Thrown by a `trap` stub: the guest called an import caplet does not provide. */
-export class UnknownImportCalled extends Error {
-  constructor(readonly importName: string) {
-    super(`the guest called ${escapeControlCharacters(importName)}, an import caplet does not provide (stubbed by --trap-unknown-imports)`)
-    this.name = 'UnknownImportCalled'
-  }
-}
-
-const ENOSYS = 52
-
-/**
- * The stub functions of a plan, grouped by module for the import object. `onCall` hears every
- * call of a stub (denials, traces); a trap stub throws `UnknownImportCalled` and also hands it to
- * `onTrap`, so a guest that catches it (exception handling) still ends as trapped.
- */
-export function stubFunctions(
-  stubs: readonly ImportStub[],
-  onCall: (stub: ImportStub) => void,
-  onTrap: (e: UnknownImportCalled) => void,
-): Record<string, Record<string, (...args: unknown[]) => unknown>> {
-  const out: Record<string, Record<string, (...args: unknown[]) => unknown>> = Object.create(null)
-  for (const s of stubs) {
-    const group = (out[s.module] ??= Object.create(null) as Record<string, (...args: unknown[]) => unknown>)
-    const label = `${s.module}.${s.name}`
-    let fn: (...args: unknown[]) => unknown
-    if (s.action === 'trap') {
-      fn = () => {
-        onCall(s)
-        const e = new UnknownImportCalled(label)
-        onTrap(e)
-        throw e
-      }
-    } else if (s.action === 'enosys') {
-      fn = () => {
-        onCall(s)
-        return ENOSYS
-      }
-    } else {
-      const zeros = s.results.map((t) => (t === 'i64' ? 0n : t === 'funcref' || t === 'externref' ? null : 0))
-      const value = zeros.length === 0 ? undefined : zeros.length === 1 ? zeros[0] : zeros
-      fn = () => {
-        onCall(s)
-        return Array.isArray(value) ? value.slice() : value
-      }
-    }
-    group[s.name] = fn
-  }
-  return out
 }

@@ -4,7 +4,7 @@
  * A pooled worker serves one job after another; each gets a fresh host and instance.
  */
 import { parentPort } from 'node:worker_threads'
-import { executeGuest } from '../execute.js'
+import { executeGuest, loadMounts } from '../execute.js'
 import { captureSink, discardSink, fdSink, limitedSink, type Sink } from '../output.js'
 import { ringSink } from '../output-ring.js'
 import { PROTOCOL_VERSION, type StreamMode, type WorkerJob, type WorkerMessage } from './protocol.js'
@@ -31,6 +31,8 @@ function sinkFor(mode: StreamMode, stream: 'stdout' | 'stderr', fd: number): Sin
  * only: a .wasm run never parses it. execute.ts finds it registered.
  */
 let scriptDriver: Promise<unknown> | undefined
+/** The mount backends, likewise loaded by the first job with mounts (execute.ts). */
+let mountsReady = false
 
 function serve(input: WorkerJob): void {
   if (input?.v !== PROTOCOL_VERSION || input.type !== 'run') {
@@ -40,8 +42,18 @@ function serve(input: WorkerJob): void {
   if (input.script !== undefined && scriptDriver === undefined) {
     scriptDriver = import('../script-run.js')
     scriptDriver.then(
-      () => run(input),
+      () => serve(input),
       (e: unknown) => post({ v: PROTOCOL_VERSION, type: 'failed', message: `cannot load the JavaScript engine: ${String(e)}` }),
+    )
+    return
+  }
+  if (input.policy.mounts.length > 0 && !mountsReady) {
+    loadMounts().then(
+      () => {
+        mountsReady = true
+        run(input)
+      },
+      (e: unknown) => post({ v: PROTOCOL_VERSION, type: 'failed', message: `cannot load the mount backends: ${String(e)}` }),
     )
     return
   }

@@ -149,7 +149,7 @@ describe('a trace file keeps its tail', () => {
     child.kill('SIGINT')
     expect(await exited).toBe('SIGINT')
     expect(stderr).toMatch(new RegExp(` ${N} +clock_time_get\n`))
-    expect(stderr).toMatch(/ 1 +fd_write\n/)
+    // (The write itself may not have returned when the signal came: a call is counted as it returns.)
     expect(stderr).toContain('caplet: interrupted (SIGINT)')
   })
 

@@ -53,5 +53,8 @@ export const PREVIEW1_FUNCTIONS = [
   'sock_shutdown',
 ] as const
 
+/** The names of every preview1 function this host provides. */
+export const WASI_PREVIEW1_FUNCTIONS: readonly string[] = Object.freeze([...PREVIEW1_FUNCTIONS])
+
 /** A function of `wasi_snapshot_preview1`. */
 export type Preview1Function = (typeof PREVIEW1_FUNCTIONS)[number]

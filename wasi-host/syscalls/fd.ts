@@ -10,17 +10,18 @@ import { Advice, Errno, errnoName, Fdflags, FDFLAGS_ALL, Filetype, Preopentype, 
 import { decodeFstflags, layoutDirents, setSelfIno, writeFdstat, writeFilestat, type DirentListing } from '../abi/structs.js'
 import { encodeUtf8 } from '../abi/guest-memory.js'
 import { WasiError } from '../errors.js'
-import { releaseDescriptor, type Descriptor, type DirDescriptor, type FileDescriptor, type StreamWriter } from '../fd-table.js'
+import {
+  discardWriter,
+  releaseDescriptor,
+  type Descriptor,
+  type DirDescriptor,
+  type FileDescriptor,
+  type StreamWriter,
+} from '../fd-table.js'
 import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 import { readSocket, writeSocket } from './sock.js'
 import { checkIovecs, iovecSnapshot } from './iovecs.js'
-
-/**
- * The writer of a discarded stream. `fd_write` recognises it and skips making a view per
- * buffer for a writer that would ignore it; the guest sees the same result either way.
- */
-export const discardWriter: StreamWriter = () => {}
 
 const MAX_FILE_OFFSET = (1n << 63n) - 1n
 
