@@ -64,7 +64,10 @@ export class WorkerPool {
     return new Promise((resolve) => {
       const start = () => {
         this.#busy++
-        const slot = this.#idle.pop() ?? this.#spawn()
+        // The worker idle the longest, not the one that just finished: a worker often collects
+        // its garbage (the run's wasm memory) right after posting its result, and a run given to
+        // it would wait out that pause while another worker sits idle.
+        const slot = this.#idle.shift() ?? this.#spawn()
         slot.handlers = handlers
         slot.worker.ref()
         slot.worker.postMessage(
