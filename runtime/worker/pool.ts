@@ -137,6 +137,11 @@ export class WorkerPool {
     this.#refill()
   }
 
+  /** Workers `reserve` keeps ready: 0 until a long-running embedder reserves some. */
+  get reserved(): number {
+    return this.#reserved
+  }
+
   /** Workers alive now: idle and busy (what `reserve` keeps up). */
   get size(): number {
     return this.#idle.length + this.#busy
