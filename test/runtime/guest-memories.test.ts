@@ -29,6 +29,16 @@ const RESIDUE = new Uint8Array([
   ...[0x41, 0xe4, 0x00, 0x41, 0xda, 0x00, 0x36, 0x02, 0x00, 0x41, 0x00, 0x10, 0x00, 0x0b],
 ])
 
+/** `_start` stores 0x5a at address 100, then traps: (memory 1) exported as "memory", no imports. */
+const TRAP_WRITER = new Uint8Array([
+  ...HEADER,
+  ...[0x01, 0x04, 0x01, 0x60, 0x00, 0x00],
+  ...[0x03, 0x02, 0x01, 0x00],
+  ...[0x05, 0x03, 0x01, 0x00, 0x01],
+  ...[0x07, 0x13, 0x02, ...utf8('memory'), 0x02, 0x00, ...utf8('_start'), 0x00, 0x00],
+  ...[0x0a, 0x0e, 0x01, 0x0c, 0x00, 0x41, 0xe4, 0x00, 0x41, 0xda, 0x00, 0x36, 0x02, 0x00, 0x00, 0x0b],
+])
+
 /** `(import "caplet" "memory" (memory 1 2))`, exported, and an empty `_start`: its own import. */
 const OWN_IMPORT = new Uint8Array([
   ...HEADER,
@@ -68,6 +78,18 @@ describe('memories kept between runs (a reserved pool)', () => {
     expect(codes).toEqual([0, 0, 0, 0])
     // The memory was handed on (else this test proves nothing about zeroing).
     expect(reusedGuestMemories() - before).toBeGreaterThanOrEqual(3)
+  })
+
+  it("another module's run that wrote and then trapped leaves nothing behind either", () => {
+    const writer = prepareSync(TRAP_WRITER, { isolation: 'in-process' })
+    const reader = prepareSync(RESIDUE, { isolation: 'in-process' })
+    for (let i = 0; i < 3; i++) {
+      const before = reusedGuestMemories()
+      expect(writer.runSync().trap).toBeDefined()
+      expect(reader.runSync().exitCode).toBe(0)
+      // The reader got the memory the writer left (same shape), zeroed.
+      expect(reusedGuestMemories() - before).toBeGreaterThanOrEqual(1)
+    }
   })
 
   it('nor in a pooled worker', async () => {
