@@ -10,7 +10,8 @@ import type { ClockSource, HeldOutput } from '../wasi-host/host-state.js'
 import type { Filesystem } from '../wasi-host/fs/filesystem.js'
 import { createNodeClocks } from '../wasi-host/node/clocks.js'
 import type { OpenedMounts, OverlayReport } from './mounts.js'
-import { FUEL_EXPORT as FUEL_GLOBAL } from './instrument/fuel-export.js'
+import { FUEL_EXPORT as FUEL_GLOBAL, REUSED_MEMORY_IMPORT } from './instrument/fuel-export.js'
+import { keepGuestMemory, takeGuestMemory } from './guest-memories.js'
 import { coarsenClocks, seededRandomFill, virtualClocks } from './guest-clocks.js'
 import type { ResolvedPolicy } from './policy.js'
 import { bridgedHostCaller, scriptRunner, type HostCaller, type ScriptGuest, type ScriptRun } from './script-guest.js'
@@ -94,6 +95,8 @@ export interface Guest {
   stubs?: readonly ImportStub[]
   /** Bytes to subtract from engine code offsets to get offsets in the caller's module (see `codeShift`). */
   codeShift?: number | undefined
+  /** Its memory is the import `caplet.memory` with these limits: this thread supplies one (`guest-memories.ts`). */
+  memory?: { minPages: number; maxPages: number } | undefined
   policy: ResolvedPolicy
   argv0: string
   /** A JavaScript/TypeScript program: `module` is then the JavaScript engine it runs in (`script-run.ts`, loaded by `runScript` and the worker). */
@@ -239,6 +242,11 @@ export function executeGuest(
       Object.create(null) as Record<string, Record<string, unknown>>,
       host.imports,
     )
+    if (guest.memory !== undefined) {
+      const memory = takeGuestMemory(guest.memory)
+      imports[REUSED_MEMORY_IMPORT.module] = { [REUSED_MEMORY_IMPORT.name]: memory }
+      closers.push(() => keepGuestMemory(memory, guest.memory!))
+    }
     if (guest.stubs !== undefined && guest.stubs.length > 0) {
       const onCall = (s: ImportStub) => {
         if (s.action === 'enosys')

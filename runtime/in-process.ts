@@ -63,6 +63,7 @@ export function runInProcess(command: Command, run: PreparedPolicy, sockets?: Op
     functions: command.functions,
     stubs: command.stubs,
     codeShift: command.codeShift,
+    memory: command.memory,
     policy: run.policy,
     argv0: command.argv0,
     script: command.script,

@@ -89,6 +89,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       functions: command.functions,
       stubs: command.stubs,
       codeShift: command.codeShift,
+      memory: command.memory,
       policy,
       argv0: command.argv0,
       stdout,

@@ -8,7 +8,7 @@
  * does not grant.
  */
 import { ModuleError } from './errors.js'
-import { capMemory, capTables, InstrumentError, meterFuel } from './instrument/index.js'
+import { capMemory, capTables, importMemory, InstrumentError, meterFuel } from './instrument/index.js'
 import { formatSize } from './units.js'
 import { planImports, type ImportPlan, type ImportPolicy } from './link/imports.js'
 
@@ -18,6 +18,14 @@ export interface InstrumentOptions {
   memoryPages?: number | undefined
   /** Instrument for fuel metering. */
   fuel?: boolean | undefined
+  /** Make the (capped) memory an import the host supplies and reuses (`importMemory`). */
+  reuseMemory?: boolean | undefined
+}
+
+/** The limits of the memory a rewritten module imports (`InstrumentOptions.reuseMemory`). */
+export interface ReusedMemory {
+  minPages: number
+  maxPages: number
 }
 
 /** @throws ModuleError when `bytes` do not start with the WebAssembly magic number */
@@ -50,12 +58,18 @@ export function checkModuleBytes(bytes: Uint8Array): void {
 }
 
 /** The module rewritten as the policy asks. @throws ModuleError */
-export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions): Uint8Array {
+export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions, out?: { memory?: ReusedMemory }): Uint8Array {
   let code = bytes
   try {
     // SECURITY: tables are engine heap the memory cap does not cover; always bound them.
     code = capTables(code)
     if (options.memoryPages !== undefined) code = capMemory(code, options.memoryPages).bytes
+    // Only a capped memory: the import carries the cap as its maximum.
+    if (options.reuseMemory && options.memoryPages !== undefined) {
+      const r = importMemory(code)
+      code = r.bytes
+      if (out !== undefined && r.memory !== undefined) out.memory = r.memory
+    }
     if (options.fuel) code = meterFuel(code).bytes
   } catch (e) {
     if (e instanceof InstrumentError && e.code === 'MEMORY_MIN_EXCEEDS_CAP') {
@@ -76,8 +90,9 @@ export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions):
  * @throws ModuleError naming what the host does not provide or the policy denies, with the flag
  * that would allow it
  */
-export function checkImports(mod: WebAssembly.Module, policy: ImportPolicy = {}, bytes?: Uint8Array): ImportPlan {
-  const plan = planImports(mod, bytes, policy)
+export function checkImports(mod: WebAssembly.Module, policy: ImportPolicy = {}, bytes?: Uint8Array, memory?: ReusedMemory): ImportPlan {
+  const plan = planImports(mod, bytes, policy, memory !== undefined)
+  if (memory !== undefined) plan.memory = memory
   if (!moduleShape(mod).exportsMemory) {
     throw new ModuleError('module does not export its memory as "memory"')
   }

@@ -17,7 +17,15 @@ import { insertTierHints, tierHints, type Tier } from './instrument/index.js'
 import { cachedTierHints } from './module-cache.js'
 import type { ImportPlan, ImportPolicy } from './link/imports.js'
 import { ExternalKind, findSection, parseSections, readExports, SectionId, type Export } from './instrument/sections.js'
-import { checkImports, checkModuleHeader, instrumentModule, invalidModule, isCommand, notCommandMessage } from './module-pipeline.js'
+import {
+  checkImports,
+  checkModuleHeader,
+  instrumentModule,
+  invalidModule,
+  isCommand,
+  notCommandMessage,
+  type ReusedMemory,
+} from './module-pipeline.js'
 
 export { checkImports, importedFunctions, isCommand } from './module-pipeline.js'
 
@@ -91,6 +99,8 @@ export interface LoadOptions extends ImportPolicy {
   tier?: Tier | undefined
   /** Refuse a module that is not a WASI command (before its imports are checked: no import flag makes a library runnable). */
   command?: boolean
+  /** Its capped memory becomes an import the host supplies and reuses between runs (`importMemory`). */
+  reuseMemory?: boolean
 }
 
 export type { Tier }
@@ -149,16 +159,20 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
   // A module read from a path is hashed only when its digest serves: the process keeps compiled
   // modules, or the tier's hints may come from the disk cache (`baseline` has none).
   if (digest === undefined && (keepModules || tier !== 'baseline')) digest = hashed(bytes).digest
-  const identity = digest === undefined ? undefined : `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}`
+  const identity =
+    digest === undefined
+      ? undefined
+      : `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}${options.reuseMemory ? ':reuse' : ''}`
   const key = identity === undefined ? undefined : `${identity}:${tier}`
   let mod = key === undefined ? undefined : cache.get(key)
+  const made: { memory?: ReusedMemory } = {}
   if (mod === undefined) {
     if (options.command) refuseLibrary(bytes)
     // No separate validation pass: compiling validates. Only on a failure are the caller's own
     // bytes validated, so the message names their fault, not one in caplet's rewrite of them.
     let code: Uint8Array
     try {
-      code = withTierHints(instrumentModule(bytes, options), tier, identity)
+      code = withTierHints(instrumentModule(bytes, options, made), tier, identity)
     } catch (e) {
       throw invalidModule(bytes) ?? e
     }
@@ -178,9 +192,10 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
     // Trap offsets are in the compiled bytes: remember how far the code moved from the caller's
     // module (sections caplet inserted), unless metering rewrote the bodies themselves.
     if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))
+    if (made.memory !== undefined) hostMemories.set(mod, made.memory)
   }
   if (options.command && !isCommand(mod)) throw new ModuleError(notCommandMessage(WebAssembly.Module.exports(mod)))
-  return { module: mod, plan: checkImports(mod, options, bytes) }
+  return { module: mod, plan: checkImports(mod, options, bytes, hostMemories.get(mod)) }
 }
 
 /** Refuses a module without a `_start` function from its export section, before compiling it (a 30 MB reactor costs seconds to compile). */
@@ -196,6 +211,8 @@ function refuseLibrary(bytes: Uint8Array): void {
 }
 
 const codeShifts = new WeakMap<WebAssembly.Module, number>()
+/** Modules whose memory caplet's rewrite made an import (`reuseMemory`), with its limits. */
+const hostMemories = new WeakMap<WebAssembly.Module, ReusedMemory>()
 
 /** Where the code section's payload starts, or NaN. */
 function codeStart(bytes: Uint8Array): number {

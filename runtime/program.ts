@@ -11,6 +11,7 @@ import { basename } from 'node:path'
 import { withLimitDenial } from './denials.js'
 import { runInWorker, type Command, type RunResult } from './launch.js'
 import { codeShift, loadLinked, type ModuleSource } from './module.js'
+import { defaultPool } from './worker/pool.js'
 import {
   inProcess,
   preparePolicy,
@@ -68,7 +69,14 @@ class PreparedProgram implements Program {
 
   constructor(module: ModuleSource, prepared: PreparedPolicy) {
     const { module: mod, plan } = loadCommand(module, prepared.policy)
-    this.#command = { module: mod, functions: plan.functions, stubs: plan.stubs, codeShift: codeShift(mod), argv0: argv0Of(module) }
+    this.#command = {
+      module: mod,
+      functions: plan.functions,
+      stubs: plan.stubs,
+      codeShift: codeShift(mod),
+      argv0: argv0Of(module),
+      ...(plan.memory !== undefined ? { memory: plan.memory } : {}),
+    }
     this.#prepared = prepared
   }
 
@@ -142,6 +150,10 @@ function loadCommand(module: ModuleSource, policy: ResolvedPolicy): ReturnType<t
     deniedSyscalls: policy.deniedSyscalls,
     unknownImports: policy.unknownImports,
     command: true,
+    // A long-running embedder reuses its workers (`WorkerPool.reserve`): then each thread also
+    // keeps the memory of a finished run for the next one, zeroed (a fresh memory costs a GC
+    // and its kernel mappings per run).
+    reuseMemory: defaultPool.reserved > 0,
   })
   return linked
 }

@@ -61,7 +61,10 @@ export async function startServer(options: ServeOptions = {}): Promise<RunningSe
   const app = createApp({ config, backend, metrics, log, ...(options.compile ? { compile: options.compile } : {}) })
   const server = createAdaptorServer({
     fetch: app.fetch,
-    overrideGlobalObjects: false,
+    // @hono/node-server's own Request/Response (process-wide): a handler's Response then carries
+    // its body string as is and goes straight to `res.end`, where the global (undici) one built a
+    // ReadableStream, its controller and a reader for every answer (~10% of a run's allocation).
+    overrideGlobalObjects: true,
     serverOptions: {
       requestTimeout: config.requestTimeoutMs,
       headersTimeout: Math.min(config.requestTimeoutMs, 10_000),

@@ -14,7 +14,7 @@ export { ByteWriter, encodeS32, encodeS64, encodeU32, encodeU64, readS32, readS3
 export type { Decoded } from './leb128.js'
 export { SectionId, encodeSections, findSection, parseSections, putSection } from './sections.js'
 export type { ParsedModule, Section } from './sections.js'
-export { MAX_PAGES_32, MAX_PAGES_64, WASM_PAGE_SIZE, capMemory } from './memory.js'
+export { MAX_PAGES_32, MAX_PAGES_64, REUSED_MEMORY_IMPORT, WASM_PAGE_SIZE, capMemory, importMemory } from './memory.js'
 export { DEFAULT_TABLE_CAP, capTables } from './tables.js'
 export type { TableCap } from './tables.js'
 export type { CappedMemory, ImportedMemory, MemoryCapResult } from './memory.js'

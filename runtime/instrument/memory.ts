@@ -17,6 +17,9 @@ import {
   writeLimits,
   type Limits,
 } from './sections.js'
+import { REUSED_MEMORY_IMPORT } from './fuel-export.js'
+
+export { REUSED_MEMORY_IMPORT }
 
 /** 64 KiB. */
 export const WASM_PAGE_SIZE = 65536
@@ -124,4 +127,49 @@ function formatBytes(pages: number): string {
   if (bytes >= 2 ** 30 && bytes % 2 ** 30 === 0) return `${bytes / 2 ** 30} GiB`
   if (bytes >= 2 ** 20 && bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`
   return `${bytes / 1024} KiB`
+}
+
+export interface ImportedMemoryResult {
+  bytes: Uint8Array
+  /** The limits the host's memory must have; absent when the module was left as it was. */
+  memory?: { minPages: number; maxPages: number }
+}
+
+/**
+ * Turns the module's one defined memory into the import `caplet.memory` with the same limits,
+ * so that the host can supply a memory it keeps between runs (zeroed first: a guest sees the
+ * same bytes as in a fresh one). Memory index 0, its export and the active data segments (which
+ * instantiation writes into an imported memory as into a defined one) are unchanged. Left as it
+ * is: a module that imports a memory or defines none or several, a shared or 64-bit memory, one
+ * without a maximum (cap it first). Pure: `bytes` is not modified. @throws InstrumentError `MALFORMED`
+ */
+export function importMemory(bytes: Uint8Array): ImportedMemoryResult {
+  const module = parseSections(bytes)
+  const importSection = findSection(module, SectionId.Import)
+  if (readImports(importSection).some((i) => i.kind === ExternalKind.Memory)) return { bytes }
+  const section = findSection(module, SectionId.Memory)
+  if (section === undefined) return { bytes }
+  const count = readU32(section.payload, 0)
+  if (count.value !== 1) return { bytes }
+  const { value: limits, next } = readLimits(section.payload, count.next)
+  if (next !== section.payload.length)
+    throw new InstrumentError('MALFORMED', 'malformed module: memory section has trailing bytes', { offset: section.offset + next })
+  if (limits.shared || limits.is64 || limits.max === undefined) return { bytes }
+  const old = importSection?.payload
+  const oldCount = old === undefined ? undefined : readU32(old, 0)
+  const w = new ByteWriter((old?.length ?? 0) + 32)
+  w.u32((oldCount?.value ?? 0) + 1)
+  if (old !== undefined) w.bytes(old.subarray(oldCount!.next))
+  for (const name of [REUSED_MEMORY_IMPORT.module, REUSED_MEMORY_IMPORT.name]) {
+    const utf8 = new TextEncoder().encode(name)
+    w.u32(utf8.length)
+    w.bytes(utf8)
+  }
+  w.u8(ExternalKind.Memory)
+  writeLimits(w, limits)
+  putSection(module, SectionId.Import, w.finish())
+  const empty = new ByteWriter(1)
+  empty.u32(0)
+  putSection(module, SectionId.Memory, empty.finish())
+  return { bytes: encodeSections(module), memory: { minPages: limits.min, maxPages: limits.max } }
 }

@@ -12,6 +12,7 @@ import { escapeControlCharacters } from '../../wasi-host/trace/escape.js'
 import { WASI_PREVIEW1_FUNCTIONS } from '../../wasi-host/abi/preview1.js'
 import { UnknownImportsError, ModuleError } from '../errors.js'
 import { readU32 } from '../instrument/leb128.js'
+import { REUSED_MEMORY_IMPORT } from '../instrument/memory.js'
 import { ExternalKind, findSection, parseSections, readImports, SectionId } from '../instrument/sections.js'
 import type { ImportStub } from './stubs.js'
 
@@ -40,6 +41,8 @@ export interface ImportPlan {
   /** WASI functions the host provides to this module. */
   functions: string[]
   stubs: ImportStub[]
+  /** The memory the host supplies (`caplet.memory`, made by caplet's own rewrite), and its limits. */
+  memory?: { minPages: number; maxPages: number }
 }
 
 const WASI = 'wasi_snapshot_preview1'
@@ -64,7 +67,7 @@ function listed(names: readonly string[]): string {
  * `unknownImports: 'default'`, to know what each stub returns.
  * @throws ModuleError (UnknownImportsError for unprovided imports) naming what is refused and the flag that would allow it
  */
-export function planImports(mod: WebAssembly.Module, bytes: Uint8Array | undefined, p: ImportPolicy): ImportPlan {
+export function planImports(mod: WebAssembly.Module, bytes: Uint8Array | undefined, p: ImportPolicy, hostMemory = false): ImportPlan {
   const allow = p.syscalls ? new Set(p.syscalls) : undefined
   const deny = new Set(p.denySyscalls ?? [])
   const unknownMode = p.unknownImports ?? 'reject'
@@ -84,6 +87,9 @@ export function planImports(mod: WebAssembly.Module, bytes: Uint8Array | undefin
       continue
     }
     if (isFunc && p.hostImports?.includes(`${imp.module}.${imp.name}`)) continue
+    // Only when caplet's rewrite made it (`hostMemory`): a module's own import of it is refused below.
+    if (hostMemory && imp.kind === 'memory' && imp.module === REUSED_MEMORY_IMPORT.module && imp.name === REUSED_MEMORY_IMPORT.name)
+      continue
     if (!isFunc) {
       unstubbable.push(`${short(imp.module, imp.name)} (${imp.kind})`)
       continue

@@ -64,7 +64,10 @@ export class WorkerPool {
     return new Promise((resolve) => {
       const start = () => {
         this.#busy++
-        const slot = this.#idle.pop() ?? this.#spawn()
+        // The worker idle the longest, not the one that just finished: a worker often collects
+        // its garbage (the run's wasm memory) right after posting its result, and a run given to
+        // it would wait out that pause while another worker sits idle.
+        const slot = this.#idle.shift() ?? this.#spawn()
         slot.handlers = handlers
         slot.worker.ref()
         slot.worker.postMessage(
@@ -132,6 +135,11 @@ export class WorkerPool {
     this.maxWorkers = Math.max(this.maxWorkers, n)
     this.maxIdle = Math.max(this.maxIdle, n)
     this.#refill()
+  }
+
+  /** Workers `reserve` keeps ready: 0 until a long-running embedder reserves some. */
+  get reserved(): number {
+    return this.#reserved
   }
 
   /** Workers alive now: idle and busy (what `reserve` keeps up). */
