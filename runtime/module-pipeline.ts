@@ -8,7 +8,7 @@
  * does not grant.
  */
 import { ModuleError } from './errors.js'
-import { capMemory, capTables, importMemory, InstrumentError, meterFuel } from './instrument/index.js'
+import { capMemory, capTables, importMemory, InstrumentError, meterFuel, type InPlaceEdit } from './instrument/index.js'
 import { formatSize } from './units.js'
 import { planImports, type ImportPlan, type ImportPolicy } from './link/imports.js'
 
@@ -57,13 +57,30 @@ export function checkModuleBytes(bytes: Uint8Array): void {
   if (invalid !== undefined) throw invalid
 }
 
-/** The module rewritten as the policy asks. @throws ModuleError */
-export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions, out?: { memory?: ReusedMemory }): Uint8Array {
+/** What `instrumentModule` tells besides the module. */
+export interface Instrumented {
+  /** The limits of the memory the module now imports (`reuseMemory`). */
+  memory?: ReusedMemory
+  /** Set when `bytes` themselves were rewritten (`room`): `beforeEdit` gives them back as they were. */
+  edit?: InPlaceEdit
+}
+
+/**
+ * The module rewritten as the policy asks. `room`: only for bytes caplet read itself and nobody
+ * else holds, with that many bytes usable from their start; the memory cap may then rewrite them in
+ * place (`out.edit` says so) instead of copying the module. Never for a caller's bytes.
+ * @throws ModuleError
+ */
+export function instrumentModule(bytes: Uint8Array, options: InstrumentOptions, out?: Instrumented, room?: number): Uint8Array {
   let code = bytes
   try {
     // SECURITY: tables are engine heap the memory cap does not cover; always bound them.
     code = capTables(code)
-    if (options.memoryPages !== undefined) code = capMemory(code, options.memoryPages).bytes
+    if (options.memoryPages !== undefined) {
+      const capped = capMemory(code, options.memoryPages, code === bytes && out !== undefined ? room : undefined)
+      code = capped.bytes
+      if (out !== undefined && capped.edit !== undefined) out.edit = capped.edit
+    }
     // Only a capped memory: the import carries the cap as its maximum.
     if (options.reuseMemory && options.memoryPages !== undefined) {
       const r = importMemory(code)

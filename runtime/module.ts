@@ -9,11 +9,11 @@
  */
 import { Buffer } from 'node:buffer'
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { setFlagsFromString } from 'node:v8'
 import { ModuleError } from './errors.js'
-import { insertTierHints, tierHints, type Tier } from './instrument/index.js'
+import { beforeEdit, insertTierHints, tierHints, type Tier } from './instrument/index.js'
 import { cachedTierHints } from './module-cache.js'
 import type { ImportPlan, ImportPolicy } from './link/imports.js'
 import { ExternalKind, findSection, parseSections, readExports, SectionId, type Export } from './instrument/sections.js'
@@ -25,6 +25,7 @@ import {
   isCommand,
   notCommandMessage,
   type ReusedMemory,
+  type Instrumented,
 } from './module-pipeline.js'
 
 export { checkImports, importedFunctions, isCommand } from './module-pipeline.js'
@@ -70,10 +71,29 @@ function validateLazily(): void {
   }
 }
 
-function readSource(source: string | URL): Uint8Array {
+/** Spare bytes after a module read from a path: the memory cap's rewrite grows it in place (`capMemory`). */
+const SPARE = 64
+
+/** A module read from a path into caplet's own buffer, with `room` bytes usable (`capMemory`). */
+function readSource(source: string | URL): { bytes: Uint8Array; room: number } {
   const path = source instanceof URL ? fileURLToPath(source) : source
   try {
-    return readFileSync(path)
+    const fd = openSync(path, 'r')
+    try {
+      const stat = fstatSync(fd)
+      const size = stat.size
+      // Not a regular file's size (a pipe, /proc): read it whole, as it comes.
+      if (!stat.isFile() || size === 0) {
+        const bytes = readFileSync(fd)
+        return { bytes, room: bytes.length }
+      }
+      const buffer = Buffer.allocUnsafe(size + SPARE)
+      let n = 0
+      for (let r = 1; n < size && r > 0; n += r) r = readSync(fd, buffer, n, size - n, null)
+      return { bytes: buffer.subarray(0, n), room: buffer.length }
+    } finally {
+      closeSync(fd)
+    }
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code
     const why =
@@ -152,7 +172,10 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
   }
   let bytes: Uint8Array
   let digest: string | undefined
-  if (typeof source === 'string' || source instanceof URL) bytes = readSource(source)
+  // Only bytes caplet read itself may be rewritten in place (`instrumentModule`'s `room`); a
+  // caller's bytes, and the private copy `remembered` compares them with, never are.
+  let room: number | undefined
+  if (typeof source === 'string' || source instanceof URL) ({ bytes, room } = readSource(source))
   else ({ bytes, digest } = remembered(source))
   checkModuleHeader(bytes)
   const tier = options.tier ?? defaultTier(bytes)
@@ -165,23 +188,28 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
       : `${digest}:${options.memoryPages ?? ''}:${options.fuel ? 'fuel' : ''}${options.reuseMemory ? ':reuse' : ''}`
   const key = identity === undefined ? undefined : `${identity}:${tier}`
   let mod = key === undefined ? undefined : cache.get(key)
-  const made: { memory?: ReusedMemory } = {}
+  const made: Instrumented = {}
   if (mod === undefined) {
     if (options.command) refuseLibrary(bytes)
+    // After an in-place rewrite, `given` is what the module was as read: what errors and trap
+    // offsets name. Only a failure pays for the copy.
+    const read = bytes
+    const given = (): Uint8Array => (made.edit === undefined ? read : beforeEdit(made.edit))
     // No separate validation pass: compiling validates. Only on a failure are the caller's own
     // bytes validated, so the message names their fault, not one in caplet's rewrite of them.
     let code: Uint8Array
     try {
-      code = withTierHints(instrumentModule(bytes, options, made), tier, identity)
+      code = withTierHints(instrumentModule(bytes, options, made, room), tier, identity)
     } catch (e) {
-      throw invalidModule(bytes) ?? e
+      throw invalidModule(given()) ?? e
     }
+    if (made.edit !== undefined) bytes = made.edit.bytes
     if (lazyBodies && tier === 'baseline' && codeBytes(bytes) > BASELINE_CODE_BYTES) validateLazily()
     try {
       mod = new WebAssembly.Module(code as Uint8Array<ArrayBuffer>)
     } catch (e) {
       throw (
-        (code !== bytes ? invalidModule(bytes) : undefined) ??
+        (code !== read ? invalidModule(given()) : undefined) ??
         new ModuleError(`invalid WebAssembly module: ${(e as Error).message}`, { cause: e })
       )
     }
@@ -190,8 +218,9 @@ export function loadLinked(source: ModuleSource, options: LoadOptions = {}): { m
       cache.set(key, mod)
     }
     // Trap offsets are in the compiled bytes: remember how far the code moved from the caller's
-    // module (sections caplet inserted), unless metering rewrote the bodies themselves.
-    if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes))
+    // module (sections caplet inserted, an in-place edit), unless metering rewrote the bodies.
+    const edited = made.edit === undefined ? 0 : made.edit.length - made.edit.old.length
+    if (!options.fuel) codeShifts.set(mod, codeStart(code) - codeStart(bytes) + edited)
     if (made.memory !== undefined) hostMemories.set(mod, made.memory)
   }
   if (options.command && !isCommand(mod)) throw new ModuleError(notCommandMessage(WebAssembly.Module.exports(mod)))

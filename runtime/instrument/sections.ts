@@ -151,7 +151,7 @@ export function encodeSections(module: ParsedModule): Uint8Array {
 }
 
 /** How many bytes `n` (a u32) takes as LEB128. */
-function u32Size(n: number): number {
+export function u32Size(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5
 }
 
