@@ -7,7 +7,7 @@
  * Why the `auto` tier hints the looping functions of the start spine: docs/internals.md,
  * "Engine tiers".
  */
-import { Buffer } from 'node:buffer'
+import { Buffer, constants } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -82,8 +82,8 @@ function readSource(source: string | URL): { bytes: Uint8Array; room: number } {
     try {
       const stat = fstatSync(fd)
       const size = stat.size
-      // Not a regular file's size (a pipe, /proc): read it whole, as it comes.
-      if (!stat.isFile() || size === 0) {
+      // Not a regular file's size (a pipe, /proc), or too big for a buffer: read it as before.
+      if (!stat.isFile() || size === 0 || size + SPARE > constants.MAX_LENGTH) {
         const bytes = readFileSync(fd)
         return { bytes, room: bytes.length }
       }
