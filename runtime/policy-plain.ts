@@ -17,7 +17,7 @@ const ENUMS: Readonly<Record<string, readonly unknown[]>> = {
 const ENV_NAME = /^[^=\0]+$/
 
 /** A plain object (as `{}` or `Object.create(null)`) whose keys are all its own plain data properties, among `allowed`. */
-export function plainObject(v: unknown, allowed?: ReadonlySet<string>): v is Record<string, unknown> {
+function plainObject(v: unknown, allowed?: ReadonlySet<string>): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
   const proto = Object.getPrototypeOf(v)
   if (proto !== Object.prototype && proto !== null) return false
@@ -30,8 +30,7 @@ export function plainObject(v: unknown, allowed?: ReadonlySet<string>): v is Rec
   return true
 }
 
-/** A true array (not a subclass) of strings, no holes. */
-export const strings = (v: unknown): v is string[] => {
+const strings = (v: unknown): boolean => {
   if (!Array.isArray(v) || Object.getPrototypeOf(v) !== Array.prototype) return false
   for (let i = 0; i < v.length; i++) if (typeof v[i] !== 'string') return false
   return true

@@ -12,7 +12,6 @@ import type { ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
 import { applyLimits, LimitAboveMaximum, type AppliedLimits } from './limits.js'
 import { RunPolicyCheck } from './run-policy-check.js'
-import { plainRunRequest } from './run-request-plain.js'
 
 export const MODULE_ID = /^[0-9a-f]{64}$/
 
@@ -114,13 +113,9 @@ export interface ResolvedRun {
  */
 export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: string, where = ''): ResolvedRun {
   const at = (f: string) => (where ? `${where}.${f}` : f)
-  // The common request without zod (run-request-plain.ts); anything else as zod says.
-  let r = plainRunRequest(body)
-  if (r === undefined) {
-    const parsed = runRequestSchema.safeParse(body)
-    if (!parsed.success) throw new ApiError(400, 'invalid-request', 'the run request is invalid', zodProblems(parsed.error.issues, where))
-    r = parsed.data
-  }
+  const parsed = runRequestSchema.safeParse(body)
+  if (!parsed.success) throw new ApiError(400, 'invalid-request', 'the run request is invalid', zodProblems(parsed.error.issues, where))
+  const r = parsed.data
   const problems: string[] = []
   if ((r.module === undefined) === (r.source === undefined)) problems.push(`${at('module')}: give exactly one of module or source`)
   if (r.stdin !== undefined && r.stdinBase64 !== undefined) problems.push(`${at('stdin')}: give stdin or stdinBase64, not both`)
