@@ -8,10 +8,10 @@
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import { PolicyError } from '../runtime/errors.js'
-import { resolvePolicy } from '../runtime/policy.js'
 import type { ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
-import { applyLimits, LimitAboveMaximum, policyLimits, type AppliedLimits } from './limits.js'
+import { applyLimits, LimitAboveMaximum, type AppliedLimits } from './limits.js'
+import { RunPolicyCheck } from './run-policy-check.js'
 
 export const MODULE_ID = /^[0-9a-f]{64}$/
 
@@ -68,6 +68,9 @@ export interface RunJob {
 
 /** Where a module comes from, before it has an id. */
 export type ModuleRef = { id: string } | { bytes: Uint8Array } | { source: { language: string; files: Record<string, string> } }
+
+/** One for the process: a verdict depends only on what it is keyed by, never on the server's config. */
+const policyCheck = new RunPolicyCheck()
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 
@@ -198,14 +201,9 @@ export function resolveRunRequest(body: unknown, config: ServiceConfig, owner: s
     else throw e
   }
   // Arguments, environment and limits through the policy resolver: the rules `caplet run` has.
-  if (problems.length === 0 && limits) {
-    try {
-      resolvePolicy({ args: r.args, env: r.env, limits: policyLimits(limits) })
-    } catch (e) {
-      if (e instanceof PolicyError) problems.push(...e.problems.map((p) => (where ? `${where}.${p}` : p)))
-      else throw e
-    }
-  }
+  // The verdict is remembered for identical inputs (run-policy-check.ts).
+  if (problems.length === 0 && limits)
+    problems.push(...policyCheck.problems(r.args, r.env, limits).map((p) => (where ? `${where}.${p}` : p)))
   if (problems.length > 0) throw new ApiError(400, 'invalid-request', 'the run request is invalid', problems)
   let module: ModuleRef
   if (r.source !== undefined) module = { source: r.source }
