@@ -3,11 +3,12 @@
 // `node` process running node:wasi per request (what a naive service does), (3) the queue path
 // (caplet serve --queue + 1 and 2 `caplet worker`s on a redis-server of our own), with the CPU
 // each process used. Then p50/p99 at 50% of the local peak, open loop at a fixed rate, rounds
-// alternating with a server that answers at once (the floor), with the server's Server-Timing.
+// alternating with a server that answers at once (the floor), with the server's Server-Timing
+// and how long its threads waited for a core (/proc/<pid>/task/*/schedstat).
 //
 //   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N]  (build first)
 import { spawn } from 'node:child_process'
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createServer as netServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -139,6 +140,39 @@ const cpuOf = (pid) => {
     return NaN
   }
 }
+/**
+ * Each thread of a process: ms on a core and ms waiting for one (runnable, not running), from
+ * /proc/<pid>/task/<tid>/schedstat (Linux); keyed by thread id, the process's own id = its main thread.
+ */
+const threadSched = (pid) => {
+  const out = {}
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const [run, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number)
+        out[tid] = { run: run / 1e6, wait: wait / 1e6 }
+      } catch {} // the thread ended
+    }
+  } catch {} // no /proc
+  return out
+}
+/** How long the server's main thread and its other threads waited for a core during `fn`. */
+async function withSched(pid, fn) {
+  const a = threadSched(pid)
+  const r = await fn()
+  const b = threadSched(pid)
+  const d = (tid) => ({ run: b[tid].run - (a[tid]?.run ?? 0), wait: b[tid].wait - (a[tid]?.wait ?? 0) })
+  const main = b[pid] ? d(String(pid)) : undefined
+  const others = Object.keys(b)
+    .filter((t) => t !== String(pid))
+    .map(d)
+  const sum = (xs, k) => xs.reduce((n, x) => n + x[k], 0)
+  if (main)
+    console.log(
+      `    waiting for a core (run queue), ms: serve's main thread ${main.wait.toFixed(0)} (it ran ${main.run.toFixed(0)}), its other ${others.length} threads ${sum(others, 'wait').toFixed(0)} (ran ${sum(others, 'run').toFixed(0)})`,
+    )
+  return r
+}
 const selfCpu = () => {
   const u = process.cpuUsage()
   return (u.user + u.system) / 1e6
@@ -194,7 +228,9 @@ for (let i = 0; i < ROUNDS; i++) {
   const f = await fixedRate(floor.url, local.body, { rate, duration: DURATION })
   report(`  floor: a server that answers at once (${rate}/s)`, f)
   floors.push(f)
-  const h = await withCpu({ serve: local.pid }, () => fixedRate(`${local.url}/v1/runs`, local.body, { rate, duration: DURATION }))
+  const h = await withCpu({ serve: local.pid }, () =>
+    withSched(local.pid, () => fixedRate(`${local.url}/v1/runs`, local.body, { rate, duration: DURATION })),
+  )
   report(`  caplet serve at 50% of peak (${rate}/s)`, h)
   const t = Object.entries(h.server)
     .map(([k, v]) => `${k} ${v.p50}/${v.p99}`)
