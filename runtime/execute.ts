@@ -245,7 +245,12 @@ export function executeGuest(
     if (guest.memory !== undefined) {
       const memory = takeGuestMemory(guest.memory)
       imports[REUSED_MEMORY_IMPORT.module] = { [REUSED_MEMORY_IMPORT.name]: memory }
-      closers.push(() => keepGuestMemory(memory, guest.memory!))
+      closers.push(() => {
+        // The kept memory keeps this run's instance for the young-generation GC, and the instance
+        // its imports: they let go of the host first (WasiHost.detach).
+        host.detach()
+        keepGuestMemory(memory, guest.memory!)
+      })
     }
     if (guest.stubs !== undefined && guest.stubs.length > 0) {
       const onCall = (s: ImportStub) => {

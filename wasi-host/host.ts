@@ -366,6 +366,8 @@ export class WasiHost implements HostState {
   /** Whether `start` is running the module (what arms `#ended`). */
   #running = false
   readonly imports: WasiImports
+  /** What `detach` runs: one per import, emptying what that import's function holds. */
+  readonly #detachers: (() => void)[] = []
 
   constructor(options: WasiHostOptions = {}) {
     this.limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits }
@@ -467,6 +469,17 @@ export class WasiHost implements HostState {
     for (const n of this.fds.numbers()) fd.fd_close(this, n)
   }
 
+  /**
+   * Cuts `imports` from this host, after its run has ended and been read: a call afterwards throws
+   * a TypeError. For an instance that outlives its run: one importing a memory that is kept for
+   * the next run stays on that memory's list of instances, which V8's young-generation GC treats
+   * as strong until a full GC, and so would keep this host and everything it holds (#15).
+   */
+  detach(): void {
+    for (const d of this.#detachers) d()
+    this.#detachers.length = 0
+  }
+
   /** Held writes that failed after their `fd_write` returned and that the guest never saw reported. */
   writeFailures(): string[] {
     return this.writeBehind.unreported()
@@ -557,16 +570,21 @@ export class WasiHost implements HostState {
     if (index === CLOCK_TIME_GET) return this.#clockTimeGet()
     const c = DISPATCH[index]!
     const { narrow, wide, fdAt, fd2At, impl } = c
-    const fds = this.fds
-    const writeBehind = this.writeBehind
+    // `let`, and the host too: `detach` empties them (see there).
+    let host = this
+    let fds = this.fds
+    let writeBehind = this.writeBehind
     // Every call but fd_write sees held bytes in place (fd_write itself flushes unless it appends).
     const flushes = c.name !== 'fd_write'
     // Held stdio bytes go out before any other call, so nothing the guest does next overtakes them.
-    const held = flushes ? this.heldOutput : undefined
+    let held = flushes ? this.heldOutput : undefined
+    this.#detachers.push(() => {
+      host = fds = writeBehind = held = undefined as never
+    })
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     type A = any
     return ((a0: A, a1: A, a2: A, a3: A, a4: A, a5: A, a6: A, a7: A, a8: A): number => {
-      this.#enter(index)
+      host.#enter(index)
       try {
         if (held !== undefined && held.pending) held.flush()
         if (flushes && writeBehind.pending !== null) writeBehind.flush()
@@ -613,9 +631,9 @@ export class WasiHost implements HostState {
         }
         // Guest memory needs no refresh here: every access is checked first, and `check`
         // re-derives views that a `memory.grow` made stale (abi/guest-memory.ts).
-        return impl(this, a0, a1, a2, a3, a4, a5, a6, a7, a8)
+        return impl(host, a0, a1, a2, a3, a4, a5, a6, a7, a8)
       } catch (e) {
-        return this.#fail(c.name, e, a0, a1, a2, a3, a4)
+        return host.#fail(c.name, e, a0, a1, a2, a3, a4)
       }
     }) as (...raw: never[]) => number
   }
@@ -628,16 +646,20 @@ export class WasiHost implements HostState {
    * none, which was a third of a clock reading's cost (bench/cli.bench.mjs `clock`).
    */
   #clockTimeGet(): (id: number, precision: bigint, timePtr: number) => number {
-    const writeBehind = this.writeBehind
-    const held = this.heldOutput
+    let host = this
+    let writeBehind = this.writeBehind
+    let held = this.heldOutput
+    this.#detachers.push(() => {
+      host = writeBehind = held = undefined as never
+    })
     return (id: number, precision: bigint, timePtr: number): number => {
-      this.#enter(CLOCK_TIME_GET)
+      host.#enter(CLOCK_TIME_GET)
       try {
         if (held !== undefined && held.pending) held.flush()
         if (writeBehind.pending !== null) writeBehind.flush()
-        return clockRandom.clock_time_get(this, id >>> 0, precision, timePtr >>> 0)
+        return clockRandom.clock_time_get(host, id >>> 0, precision, timePtr >>> 0)
       } catch (e) {
-        return this.#fail('clock_time_get', e, id, precision, timePtr)
+        return host.#fail('clock_time_get', e, id, precision, timePtr)
       }
     }
   }
