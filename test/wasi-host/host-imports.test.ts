@@ -1,7 +1,10 @@
 /**
  * The import object a host builds (`functions`: only what a module imports) and the per-call
- * counters it reports (`stats.syscalls`: every function; `stats.made()`: the ones called).
+ * counters it reports (`stats.syscalls`: every function; `stats.made()`: the ones called), and
+ * `detach`: imports that outlive their run let go of the host.
  */
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import { ProcExit, WASI_PREVIEW1_FUNCTIONS, WasiHost } from '../../wasi-host/index.js'
 
@@ -43,5 +46,28 @@ describe('WasiHost stats', () => {
     expect(host.stats.syscalls.sched_yield).toBe(2)
     expect(host.stats.syscalls.fd_write).toBe(0)
     expect(Object.keys(host.stats.syscalls)).toHaveLength(WASI_PREVIEW1_FUNCTIONS.length)
+  })
+
+  it('detach: the imports let go of the host and its output, and a later call cannot reach either', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const seen: Uint8Array[] = []
+    const make = (detach: boolean) => {
+      const host = new WasiHost({ functions: ['fd_write', 'clock_time_get'], stdout: (c) => seen.push(c) })
+      host.memory.bind(new WebAssembly.Memory({ initial: 1 }))
+      if (detach) host.detach()
+      return { table: host.imports.wasi_snapshot_preview1, ref: new WeakRef(host) }
+    }
+    const kept = make(false)
+    const gone = make(true)
+    // A hostile guest keeping its instance calls on after the run: it throws, and writes nothing.
+    expect(() => gone.table.fd_write!(...([1, 0, 1, 16] as never[]))).toThrow(TypeError)
+    expect(() => gone.table.clock_time_get!(...([0, 0n, 0] as never[]))).toThrow(TypeError)
+    expect(seen).toEqual([])
+    await new Promise((r) => setTimeout(r, 0)) // WeakRef targets are kept until the job ends
+    gc()
+    expect(gone.ref.deref()).toBeUndefined()
+    expect(kept.ref.deref()).toBeInstanceOf(WasiHost)
+    expect(kept.table.clock_time_get!(...([0, 0n, 0] as never[]))).toBe(0)
   })
 })
