@@ -21,7 +21,7 @@ import {
 import type { DirEntry, NodeStat } from '../fs/filesystem.js'
 import type { HostState } from '../host-state.js'
 import { readSocket, writeSocket } from './sock.js'
-import { checkIovecs, iovecSnapshot } from './iovecs.js'
+import { checkedIovecSnapshot, checkIovecs } from './iovecs.js'
 
 const MAX_FILE_OFFSET = (1n << 63n) - 1n
 
@@ -88,7 +88,7 @@ function writeFile(h: HostState, d: FileDescriptor, iovs: number, iovsLen: numbe
   return total
 }
 
-/** Reads into the iovecs (a snapshot: `iovecSnapshot`). */
+/** Reads into the iovecs (a snapshot: `checkedIovecSnapshot`). */
 function readFile(h: HostState, d: FileDescriptor, vecs: Uint32Array, iovsLen: number, at: bigint | undefined): number {
   const bytes = h.memory.bytes
   let pos = at ?? d.position
@@ -165,9 +165,8 @@ export function fd_read(h: HostState, d: Descriptor, iovs: number, iovsLen: numb
     m.setU32(nreadPtr, readSocket(h, d, iovs, iovsLen))
     return Errno.SUCCESS
   }
-  checkIovecs(h, iovs, iovsLen)
+  const vecs = checkedIovecSnapshot(h, iovs, iovsLen)
   m.check(nreadPtr, 4, 4)
-  const vecs = iovecSnapshot(h, iovs, iovsLen)
   let total: number
   if (d.kind === 'stream') {
     total = 0
@@ -200,10 +199,10 @@ export function fd_pwrite(h: HostState, d: FileDescriptor, iovs: number, iovsLen
 }
 
 export function fd_pread(h: HostState, d: FileDescriptor, iovs: number, iovsLen: number, offset: bigint, nreadPtr: number): number {
-  checkIovecs(h, iovs, iovsLen)
+  const vecs = checkedIovecSnapshot(h, iovs, iovsLen)
   h.memory.check(nreadPtr, 4, 4)
   if (offset > MAX_FILE_OFFSET) throw new WasiError(Errno.INVAL, 'offset too large')
-  const total = readFile(h, d, iovecSnapshot(h, iovs, iovsLen), iovsLen, offset)
+  const total = readFile(h, d, vecs, iovsLen, offset)
   h.stats.bytesRead += total
   if (total >= 64) h.chargeWork(total)
   h.memory.setU32(nreadPtr, total)

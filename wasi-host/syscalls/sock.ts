@@ -15,7 +15,7 @@ import type { SocketDescriptor } from '../fd-table.js'
 import type { HostState } from '../host-state.js'
 import type { ConnectionSocket } from '../net/sockets.js'
 import { CONNECTION_RIGHTS } from '../rights.js'
-import { checkIovecs, iovecSnapshot } from './iovecs.js'
+import { checkedIovecSnapshot, checkIovecs, iovecTotal } from './iovecs.js'
 
 /** Fuel for dialing a connect grant's address again (as for moving 64 KiB): a loop of redials costs. */
 const REDIAL_WORK = 64 * 1024
@@ -32,7 +32,7 @@ function connectionOf(d: SocketDescriptor): ConnectionSocket {
   return d.socket
 }
 
-/** Copies `src` into the iovecs (a snapshot: `iovecSnapshot`) from byte `skip` of their concatenation on. */
+/** Copies `src` into the iovecs (a snapshot: `checkedIovecSnapshot`) from byte `skip` of their concatenation on. */
 function scatter(h: HostState, vecs: Uint32Array, iovsLen: number, skip: number, src: Uint8Array): void {
   const bytes = h.memory.bytes
   let at = 0
@@ -53,17 +53,18 @@ function scatter(h: HostState, vecs: Uint32Array, iovsLen: number, skip: number,
 }
 
 /**
- * Receives into the iovecs (already checked, `total` bytes). Without `waitAll` one backend call
+ * Receives into the iovecs (a checked snapshot). Without `waitAll` one backend call
  * (what is there, at least one byte, or EOF); with it, until full, EOF or an error after some
  * bytes (then the short count, and the error at the next call, as POSIX does).
  */
-function receive(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number, total: number, riflags: number): number {
+function receive(h: HostState, d: SocketDescriptor, vecs: Uint32Array, riflags: number): number {
   const s = connectionOf(d)
+  const iovsLen = vecs.length / 2
+  const total = iovecTotal(vecs)
   if (total === 0) return 0
   const peek = (riflags & Riflags.RECV_PEEK) !== 0
   const waitAll = (riflags & Riflags.RECV_WAITALL) !== 0 && !peek
   const nonblock = (d.fdflags & Fdflags.NONBLOCK) !== 0
-  const vecs = iovecSnapshot(h, iovs, iovsLen)
   let got = 0
   do {
     let chunk: Uint8Array
@@ -158,7 +159,7 @@ function transmit(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: numb
 
 /** `fd_read` on a socket: `sock_recv` without flags. */
 export function readSocket(h: HostState, d: SocketDescriptor, iovs: number, iovsLen: number): number {
-  return receive(h, d, iovs, iovsLen, checkIovecs(h, iovs, iovsLen), 0)
+  return receive(h, d, checkedIovecSnapshot(h, iovs, iovsLen), 0)
 }
 
 /** `fd_write` on a socket: `sock_send` without flags. */
@@ -207,12 +208,12 @@ export function sock_recv(
   nPtr: number,
   roflagsPtr: number,
 ): number {
-  const total = checkIovecs(h, iovs, iovsLen)
+  const vecs = checkedIovecSnapshot(h, iovs, iovsLen)
   const m = h.memory
   m.check(nPtr, 4, 4)
   m.check(roflagsPtr, 2, 2)
   if ((riflags & ~(Riflags.RECV_PEEK | Riflags.RECV_WAITALL)) !== 0) throw new WasiError(Errno.INVAL, 'unknown riflags')
-  const n = receive(h, d, iovs, iovsLen, total, riflags)
+  const n = receive(h, d, vecs, riflags)
   m.setU32(nPtr, n)
   // roflags: a stream socket never sets RECV_DATA_TRUNCATED (what does not fit stays queued).
   m.setU16(roflagsPtr, 0)
