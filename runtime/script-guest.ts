@@ -10,6 +10,7 @@ import { createRequire } from 'node:module'
 import type { WasiHost } from '../wasi-host/index.js'
 import type { ScriptProgram } from '../toolchain/js/index.js'
 import { BridgeCallError, BridgeClient, type BridgeChannel } from './worker/bridge.js'
+import type { startScript } from './script-run.js'
 
 /** What a worker needs, beside the engine module, to run a script. Plain data. */
 export interface ScriptGuest {
@@ -87,15 +88,8 @@ export interface ScriptRun {
   release(clean: boolean): void
 }
 
-export type StartScript = (
-  script: ScriptGuest,
-  module: WebAssembly.Module,
-  host: WasiHost,
-  /** The run's WASI functions as linked: the host's, with the policy's stubs and the trace. */
-  wasi: Record<string, (...args: never[]) => number>,
-  maxBytes: number,
-  callHost: HostCaller | undefined,
-) => ScriptRun
+/** `startScript` (script-run.ts, loaded with the engine): borrows an engine instance and binds it to a run's host. */
+export type StartScript = typeof startScript
 
 let starter: StartScript | undefined
 

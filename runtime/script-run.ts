@@ -241,12 +241,7 @@ function execute(slot: EngineSlot, binding: RunBinding, api: ScriptApi, program:
     settled.dispose()
     return 0
   } catch (e) {
-    const end = binding.abort ?? e
-    if (end instanceof ProcExit) return end.code
-    if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
-      throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
-    }
-    throw end
+    return ended(slot, binding, e)
   }
 }
 
@@ -351,16 +346,24 @@ function callExport(
     api.output(data)
     return 0
   } catch (e) {
-    const end = binding.abort ?? e
-    if (end instanceof ProcExit) return end.code
-    if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
-      throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
-    }
-    throw end
+    return ended(slot, binding, e)
   }
 }
 
 /** Calls one of the prelude's internals (`renew`, `output`); the result is the caller's to dispose. */
+/**
+ * How a script that threw ends: the exit code of its `proc_exit` (or of an abort that stopped it),
+ * else the error, a deep recursion that ran into the engine's stack guard named as one.
+ */
+function ended(slot: EngineSlot, binding: RunBinding, e: unknown): number {
+  const end = binding.abort ?? e
+  if (end instanceof ProcExit) return end.code
+  if (end instanceof WebAssembly.RuntimeError && (slot.stackPointer.value as number) < STACK_GUARD_BYTES) {
+    throw new RangeError('Maximum call stack size exceeded: the script recursed too deeply', { cause: end })
+  }
+  throw end
+}
+
 function internal(slot: EngineSlot, name: 'renew' | 'output' | 'reseed', ...args: JSValueHandle[]): JSValueHandle {
   const f = newHandle(slot.vm, slot.internalsPtr, true).getProp(name)
   try {
