@@ -6,7 +6,11 @@
 // alternating with a server that answers at once (the floor), with the server's Server-Timing
 // and how long its threads waited for a core (/proc/<pid>/task/*/schedstat).
 //
-//   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N]  (build first)
+// The open-loop rounds run twice: with the loader in this Node process (fixed-rate.mjs) and with
+// the same loader in C (lib/fixed-rate.c), which leaves the server most of the core the Node one
+// takes on a 2-core machine (--loader node|c|both; both by default).
+//
+//   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N] [--loader both]  (build first)
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -15,6 +19,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import autocannon from 'autocannon'
 import { fixedRate } from './lib/fixed-rate.mjs'
+import { fixedRateNative } from './lib/fixed-rate-native.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const arg = (name, d) => {
@@ -222,21 +227,32 @@ report('caplet serve (local pool)', peak)
 // once (the floor: loopback HTTP, this loader and whatever else the machine runs), rounds.
 const rate = Math.max(1, Math.floor(peak.rps / 2))
 const floor = await floorServer()
-const halves = []
-const floors = []
+const LOADER = (() => {
+  const i = process.argv.indexOf('--loader')
+  return i > 0 ? process.argv[i + 1] : 'both'
+})()
+const loaders = [
+  ['node', fixedRate, 'Node loader'],
+  ['c', fixedRateNative, 'C loader'],
+].filter(([k]) => LOADER === 'both' || LOADER === k)
+const halves = Object.fromEntries(loaders.map(([k]) => [k, []]))
+const floors = Object.fromEntries(loaders.map(([k]) => [k, []]))
 for (let i = 0; i < ROUNDS; i++) {
-  const f = await fixedRate(floor.url, local.body, { rate, duration: DURATION })
-  report(`  floor: a server that answers at once (${rate}/s)`, f)
-  floors.push(f)
-  const h = await withCpu({ serve: local.pid }, () =>
-    withSched(local.pid, () => fixedRate(`${local.url}/v1/runs`, local.body, { rate, duration: DURATION })),
-  )
-  report(`  caplet serve at 50% of peak (${rate}/s)`, h)
-  const t = Object.entries(h.server)
-    .map(([k, v]) => `${k} ${v.p50}/${v.p99}`)
-    .join(', ')
-  console.log(`    in the server, p50/p99 ms: ${t}; the loader sent late by p99 ${h.loaderLateP99.toFixed(1)} ms`)
-  halves.push(h)
+  for (const [k, send, label] of loaders) {
+    const f = await send(floor.url, local.body, { rate, duration: DURATION })
+    report(`  floor, ${label}: a server that answers at once (${rate}/s)`, f)
+    floors[k].push(f)
+    const h = await withCpu({ serve: local.pid }, () =>
+      withSched(local.pid, () => send(`${local.url}/v1/runs`, local.body, { rate, duration: DURATION })),
+    )
+    report(`  caplet serve at 50% of peak, ${label} (${rate}/s)`, h)
+    const t = Object.entries(h.server)
+      .map(([n, v]) => `${n} ${v.p50}/${v.p99}`)
+      .join(', ')
+    const cpu = h.loaderCpu === undefined ? '' : `; the C loader used ${((100 * h.loaderCpu) / DURATION).toFixed(0)}% of a core`
+    console.log(`    in the server, p50/p99 ms: ${t}; the loader sent late by p99 ${h.loaderLateP99.toFixed(1)} ms${cpu}`)
+    halves[k].push(h)
+  }
 }
 await floor.stop()
 // What the first version of this bench reported: autocannon's overallRate sends each
@@ -244,9 +260,12 @@ await floor.stop()
 const bursts = await load(`${local.url}/v1/runs`, local.body, { overallRate: rate })
 report(`  autocannon overallRate ${rate}/s (bursts each second)`, bursts)
 await local.stop()
-const half = { p50: median(halves.map((h) => h.p50)), p99: median(halves.map((h) => h.p99)) }
-const floorP99 = median(floors.map((h) => h.p99))
-
+const half = Object.fromEntries(
+  loaders.map(([k]) => [
+    k,
+    { p50: median(halves[k].map((h) => h.p50)), p99: median(halves[k].map((h) => h.p99)), floorP99: median(floors[k].map((h) => h.p99)) },
+  ]),
+)
 const dir = mkdtempSync(join(tmpdir(), 'caplet-bench-redis-'))
 const port = await freePort()
 const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
@@ -272,7 +291,7 @@ try {
   rmSync(dir, { recursive: true, force: true })
 }
 console.log(
-  `\ncaplet serve / baseline: ${(peak.rps / b.rps).toFixed(1)}x runs/s; at 50% of peak (${ROUNDS} rounds, median): p50 ${half.p50.toFixed(1)} ms, p99 ${half.p99.toFixed(1)} ms (floor p99 ${floorP99.toFixed(1)} ms); queue 2 workers / 1: ${(queued[2] / queued[1]).toFixed(2)}x; load ${(
+  `\ncaplet serve / baseline: ${(peak.rps / b.rps).toFixed(1)}x runs/s; at 50% of peak (${ROUNDS} rounds, median): ${loaders.map(([k, , label]) => `${label} p50 ${half[k].p50.toFixed(1)} ms, p99 ${half[k].p99.toFixed(1)} ms (floor p99 ${half[k].floorP99.toFixed(1)} ms)`).join('; ')}; queue 2 workers / 1: ${(queued[2] / queued[1]).toFixed(2)}x; load ${(
     await import('node:os')
   )
     .loadavg()
