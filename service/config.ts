@@ -99,7 +99,13 @@ const count = z.number().int().positive()
 
 const tokenSchema = z
   .object({
-    name: z.string().min(1).max(64),
+    // Owners are compared as strings: a lone surrogate has no exact spelling in UTF-8 (it becomes
+    // U+FFFD), so "a\ud800" and "a\ufffd" would be one owner wherever names go through bytes.
+    name: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine((n) => !/\p{Cs}/u.test(n), 'must be well-formed Unicode (no lone surrogate)'),
     token: z.string().min(16, 'must be at least 16 characters').optional(),
     sha256: z
       .string()

@@ -1,10 +1,16 @@
 /**
- * @module Finished runs kept outside the V8 heap: each run's owner and view JSON as UTF-8 bytes
- * in 1 MiB chunks (`Buffer`s, external memory), indexed by run id, oldest first out. What stays
- * on the heap per run is its id and a slot in typed arrays, so a full GC of a busy server no
- * longer marks and copies every result it keeps (bench: p99 at 50% of peak). Bounded by count
- * (`maxEntries`) and by the bytes of live entries (`maxBytes`): past either the oldest go, those
- * dropped for bytes through `onEvict`. The newest entry is always kept, whatever its size.
+ * @module Finished runs kept outside the V8 heap: each run's view JSON as UTF-8 bytes in 1 MiB
+ * chunks (`Buffer`s, external memory), indexed by run id, oldest first out. What stays on the
+ * heap per run is its id, its owner (the string given, kept as is: the token's name, shared by
+ * all its runs) and a slot in typed arrays, so a full GC of a busy server no longer marks and
+ * copies every result it keeps (bench: p99 at 50% of peak). Bounded by count (`maxEntries`) and
+ * by the bytes of live entries (`maxBytes`): past either the oldest go, those dropped for bytes
+ * through `onEvict`. The newest entry is always kept, whatever its size.
+ *
+ * SECURITY: the owner is never put through UTF-8. A string with a lone surrogate comes back
+ * from UTF-8 as U+FFFD, so an owner "a\ud800" read back as "a\ufffd" and a token of that name
+ * could read its runs (red team, wave 3). The JSON is safe there: `JSON.stringify` escapes lone
+ * surrogates, so its output is well-formed and survives the round trip exactly.
  */
 
 const CHUNK_BYTES = 2 ** 20
@@ -25,9 +31,11 @@ export class ResultStore {
   /** Run id -> slot (sequence number modulo `maxEntries`). */
   readonly #index = new Map<string, number>()
   readonly #ids: (string | undefined)[]
+  readonly #owners: (string | undefined)[]
   readonly #pos: Float64Array
-  readonly #ownerBytes: Uint32Array
+  /** Bytes of each entry's JSON in the log, and what it counts against `maxBytes` (owner too). */
   readonly #bytes: Uint32Array
+  readonly #counted: Float64Array
   readonly #expires: Float64Array
   /** Sequence numbers of the oldest live entry and of the next one. */
   #head = 0
@@ -44,9 +52,10 @@ export class ResultStore {
     readonly onEvict: (id: string, entry: StoredResult) => void = () => {},
   ) {
     this.#ids = new Array<string | undefined>(maxEntries)
+    this.#owners = new Array<string | undefined>(maxEntries)
     this.#pos = new Float64Array(maxEntries)
-    this.#ownerBytes = new Uint32Array(maxEntries)
     this.#bytes = new Uint32Array(maxEntries)
+    this.#counted = new Float64Array(maxEntries)
     this.#expires = new Float64Array(maxEntries)
   }
 
@@ -55,7 +64,7 @@ export class ResultStore {
     return this.#tail - this.#head
   }
 
-  /** Bytes of the entries kept (owner and JSON, UTF-8). */
+  /** Bytes of the entries kept (owner and JSON, UTF-8: the owner is counted, though kept as a string). */
   get bytes(): number {
     return this.#liveBytes
   }
@@ -69,21 +78,20 @@ export class ResultStore {
   put(id: string, owner: string, json: string, expiresAt: number): void {
     this.#unindex(id)
     if (this.size >= this.maxEntries) this.#dropHead()
-    const ownerBytes = Buffer.byteLength(owner)
-    const n = ownerBytes + Buffer.byteLength(json)
-    const chunk = this.#room(n)
-    const at = this.#end - chunk.start
-    chunk.bytes.write(owner, at)
-    chunk.bytes.write(json, at + ownerBytes)
+    const jsonBytes = Buffer.byteLength(json)
+    const n = Buffer.byteLength(owner) + jsonBytes
+    const chunk = this.#room(jsonBytes)
+    chunk.bytes.write(json, this.#end - chunk.start)
     const slot = this.#tail % this.maxEntries
     this.#ids[slot] = id
+    this.#owners[slot] = owner
     this.#pos[slot] = this.#end
-    this.#ownerBytes[slot] = ownerBytes
-    this.#bytes[slot] = n
+    this.#bytes[slot] = jsonBytes
+    this.#counted[slot] = n
     this.#expires[slot] = expiresAt
     this.#index.set(id, slot)
     this.#tail++
-    this.#end += n
+    this.#end += jsonBytes
     this.#liveBytes += n
     while (this.#liveBytes > this.maxBytes && this.size > 1) {
       const victim = this.#head % this.maxEntries
@@ -110,10 +118,9 @@ export class ResultStore {
     const pos = this.#pos[slot]!
     const chunk = this.#chunkAt(pos)
     const at = pos - chunk.start
-    const split = at + this.#ownerBytes[slot]!
     return {
-      owner: chunk.bytes.toString('utf8', at, split),
-      json: chunk.bytes.toString('utf8', split, at + this.#bytes[slot]!),
+      owner: this.#owners[slot]!,
+      json: chunk.bytes.toString('utf8', at, at + this.#bytes[slot]!),
       expiresAt: this.#expires[slot]!,
     }
   }
@@ -152,7 +159,9 @@ export class ResultStore {
     const id = this.#ids[slot]
     if (id !== undefined && this.#index.get(id) === slot) this.#index.delete(id)
     this.#ids[slot] = undefined
-    this.#liveBytes -= this.#bytes[slot]!
+    this.#owners[slot] = undefined
+    this.#liveBytes -= this.#counted[slot]!
+    this.#counted[slot] = 0
     this.#bytes[slot] = 0
     this.#head++
     // Chunks wholly before the oldest live entry hold nothing any more.
