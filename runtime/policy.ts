@@ -461,8 +461,98 @@ const ttysOf = (o: RunInput) => ({
   stderr: o.stderr === 'inherit' && isatty(2),
 })
 
+// ---- The caller's options, read once ------------------------------------------------------------
+
+/** The fields of each nested object, for one that is not plain (a class instance, a Proxy): read through getters too. */
+const NESTED_KEYS: Readonly<Record<string, readonly string[]>> = {
+  limits: ['memory', 'timeout', 'fuel', 'stdout', 'stderr', 'fds', 'disk', 'inodes', 'connections', 'bytesIn', 'bytesOut', 'idleTimeout'],
+  clocks: ['resolution', 'cputime'],
+  trace: ['sink', 'file', 'format', 'summary'],
+  mount: ['guest', 'host', 'tmp', 'fs', 'mode', 'size', 'inodes', 'saveTo', 'apply'],
+  socket: ['listen', 'connect', 'name'],
+  stdin: ['file'],
+  env: [],
+}
+const TOP_KEYS = [
+  'args',
+  'env',
+  'stdin',
+  'stdout',
+  'stderr',
+  'signal',
+  'mounts',
+  'limits',
+  'sockets',
+  'listenEnv',
+  'onListen',
+  'isolation',
+  'deterministic',
+  'seed',
+  'clocks',
+  'syscalls',
+  'denySyscalls',
+  'deniedSyscalls',
+  'unknownImports',
+  'trace',
+  'tier',
+]
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  !(v instanceof Uint8Array) &&
+  !(typeof AbortSignal !== 'undefined' && v instanceof AbortSignal)
+
+/**
+ * A copy of an object's fields, each read once: its own enumerable string keys and, for an
+ * object that is not plain, the `known` fields it has (a class's getters). Its prototype
+ * (`Object.prototype` or null) is kept, so the checks see the shape the caller gave.
+ */
+function readOnce(v: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
+  const proto = Object.getPrototypeOf(v) as object | null
+  const plain = proto === Object.prototype || proto === null
+  const out: Record<string, unknown> = Object.create(plain ? proto : Object.prototype) as Record<string, unknown>
+  const keys = new Set(Object.keys(v))
+  if (!plain) for (const k of known) if (k in v) keys.add(k)
+  // defineProperty: a "__proto__" key stays an own data field, as JSON.parse makes it.
+  for (const k of keys) Object.defineProperty(out, k, { value: v[k], enumerable: true, writable: true, configurable: true })
+  return out
+}
+
+/** An array's elements, each read once, into an array of caplet's own. */
+const arrayOnce = (v: readonly unknown[]): unknown[] => Array.from({ length: v.length }, (_, i) => v[i])
+
+/**
+ * The caller's options as plain data, every field read exactly once: the checks and the
+ * resolution then read this copy, never the caller's object again. SECURITY: a getter or a
+ * Proxy answered the schema one value and the resolution another (red team, wave 3: a mount
+ * checked "ro" ran "rw"; `limits.fds` checked as 64 applied as 10^12).
+ */
+export function snapshotOptions(options: RunOptions): RunOptions {
+  if (!isRecord(options)) return options
+  const o = readOnce(options, TOP_KEYS)
+  for (const key of ['args', 'syscalls', 'denySyscalls', 'mounts', 'sockets'] as const)
+    if (Array.isArray(o[key])) o[key] = arrayOnce(o[key] as unknown[])
+  for (const key of ['limits', 'clocks', 'trace', 'env', 'stdin'] as const)
+    if (isRecord(o[key])) o[key] = readOnce(o[key] as Record<string, unknown>, NESTED_KEYS[key]!)
+  for (const [key, kind] of [
+    ['mounts', 'mount'],
+    ['sockets', 'socket'],
+  ] as const) {
+    const list = o[key]
+    if (Array.isArray(list)) list.forEach((m, i) => isRecord(m) && (list[i] = readOnce(m, NESTED_KEYS[kind]!)))
+  }
+  return o as RunOptions
+}
+
 /** Validates and resolves the options of one run. @throws PolicyError listing every problem */
 export function resolvePolicy(options: RunOptions): ResolvedPolicy {
+  return resolveSnapshot(snapshotOptions(options))
+}
+
+/** `resolvePolicy` of options already read once (`snapshotOptions`). */
+function resolveSnapshot(options: RunOptions): ResolvedPolicy {
   const parsed = plainlyValid(options) ? undefined : built().schema.safeParse(options)
   const valid = parsed === undefined || parsed.success
   const problems = valid ? [] : problemsOf(parsed.error.issues)
@@ -611,8 +701,9 @@ export interface PreparedPolicy {
  * Validates a policy for many runs. Everything is copied out of `options`, so changing the
  * options object afterwards changes nothing. @throws PolicyError listing every problem
  */
-export function preparePolicy(options: RunOptions): PreparedPolicy {
-  const policy = resolvePolicy(options)
+export function preparePolicy(caller: RunOptions): PreparedPolicy {
+  const options = snapshotOptions(caller)
+  const policy = resolveSnapshot(options)
   const l = options.limits
   return {
     policy,
