@@ -741,6 +741,8 @@ export function resolveRunInput(p: PreparedPolicy, input: RunInput | undefined):
   const i: RunInput = { ...input }
   if (i.args !== undefined && Array.isArray(i.args)) i.args = [...i.args]
   if (i.env !== undefined && typeof i.env === 'object' && i.env !== null) i.env = { ...i.env }
+  // `{ file }`: the schema checks the file is readable, and the run opens the name checked.
+  if (isRecord(i.stdin)) i.stdin = { ...(i.stdin as { file: string }) }
   const parsed = plainlyValid(i, true) ? undefined : built().runInputSchema.safeParse(i)
   const problems = parsed === undefined || parsed.success ? [] : problemsOf(parsed.error.issues, fixedField)
   if (p.policy.deterministic && i.stdin === 'inherit') problems.push(DETERMINISTIC_STDIN)

@@ -6,11 +6,11 @@
  * read once, and what runs is what was validated (no time-of-check/time-of-use gap between the
  * schema's reading and the resolution's). The host keeps serving ordinary policies after.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { PolicyError, resolvePolicy, runSync, type RunOptions } from '../../runtime/index.js'
+import { PolicyError, prepareSync, resolvePolicy, runSync, type RunOptions } from '../../runtime/index.js'
 import { fixtureWasm } from '../support/guest.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'caplet-redteam-policy-'))
@@ -159,5 +159,21 @@ describe('odd keys and shapes', () => {
     expect(problems({ syscalls: new Array<string>(50_000).fill('nope') })?.join()).toMatch(/not wasi_snapshot_preview1 functions/)
     expect(performance.now() - t0).toBeLessThan(10_000)
     stillServing()
+  })
+})
+
+describe('a prepared program run with hostile input', () => {
+  it('a stdin { file } whose name changes after the check reads the file checked', () => {
+    const checked = join(dir, 'checked.txt')
+    const other = join(dir, 'other.txt')
+    writeFileSync(checked, 'CHECKED')
+    writeFileSync(other, 'OTHER')
+    const { obj: stdin, reads } = flipping({} as { file: string }, 'file', checked, other)
+    const program = prepareSync(fixtureWasm('svc_guest'), { isolation: 'in-process' })
+    const r = program.runSync({ args: ['g', 'echo'], stdin })
+    expect(Buffer.from(r.stdout).toString()).toContain('stdin:CHECKED')
+    expect(reads()).toBe(1)
+    // An ordinary run after.
+    expect(Buffer.from(program.runSync({ args: ['g', 'echo'], stdin: 'plain' }).stdout).toString()).toContain('stdin:plain')
   })
 })
