@@ -84,7 +84,9 @@ export function asyncHostFunctions(host: ReadonlyMap<string, HostFunction>): str
 }
 
 /** Validates the options and loads the module. @throws PolicyError listing every problem, ModuleError */
-export function preparePlugin(module: ModuleSource, options: PluginOptions): PreparedPlugin {
+export function preparePlugin(module: ModuleSource, caller: PluginOptions): PreparedPlugin {
+  // Each option read once (a getter answers once): the policy and the plugin's own checks see the same values.
+  const options: PluginOptions = { ...caller }
   const problems: string[] = []
   const run: Record<string, unknown> = { ...options }
   for (const k of PLUGIN_KEYS) delete run[k]

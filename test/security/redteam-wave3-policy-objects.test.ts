@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { PolicyError, prepareSync, resolvePolicy, runSync, type RunOptions } from '../../runtime/index.js'
+import { plugin, PolicyError, prepareSync, resolvePolicy, runSync, type RunOptions } from '../../runtime/index.js'
 import { fixtureWasm } from '../support/guest.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'caplet-redteam-policy-'))
@@ -175,5 +175,21 @@ describe('a prepared program run with hostile input', () => {
     expect(reads()).toBe(1)
     // An ordinary run after.
     expect(Buffer.from(program.runSync({ args: ['g', 'echo'], stdin: 'plain' }).stdout).toString()).toContain('stdin:plain')
+  })
+})
+
+describe('plugin options read once', () => {
+  it('an isolation getter ("in-process" for the policy, "worker" after) cannot get an async host function past the in-process check', async () => {
+    let n = 0
+    const options = {
+      host: { 'env.fetch_it': async () => new Uint8Array(0) },
+      get isolation() {
+        return n++ === 0 ? 'in-process' : 'worker'
+      },
+    }
+    Object.defineProperty(options, 'isolation', { enumerable: true })
+    await expect(plugin(fixtureWasm('svc_guest'), options as never)).rejects.toThrow(/host\.env\.fetch_it: an async host function needs isolation "worker"/)
+    expect(n).toBe(1)
+    stillServing()
   })
 })
