@@ -205,8 +205,11 @@ async function withSpinner<T>(io: CompileIo, b: BuildFlags, text: string, work: 
   }
 }
 
-/** `caplet run` exit status when a script did not bundle or type-check (as for a bad module). */
-export const SCRIPT_COMPILE_EXIT_CODE = 126
+/**
+ * `caplet run` exit status when a script did not bundle or type-check: the source did not
+ * compile, as for C or WAT (65, EX_DATAERR), not a rejected module (126).
+ */
+export const SCRIPT_COMPILE_EXIT_CODE = COMPILE_EXIT_CODE
 
 /**
  * Compiles a script given on the command line: the files it imports are found beside it
@@ -236,8 +239,9 @@ export async function compileScriptForCli(path: string, language: string, b: Bui
       return SCRIPT_COMPILE_EXIT_CODE
     }
   } catch (e) {
+    // The script itself could not be read (missing, not a regular file): as for an unreadable C source.
     io.err(`caplet: ${(e as Error).message}\n`)
-    return SCRIPT_COMPILE_EXIT_CODE
+    return USAGE_EXIT_CODE
   }
   const options: CompileOptions = {
     env: io.env,

@@ -112,8 +112,8 @@ Limits (sizes take KiB/MiB/GiB, durations ms/s/m):
 Other:
   --policy FILE.json         Read the policy from a JSON file (flags add to it). Its fields:
                              args, env, mounts [{guest, host|tmp, mode}], limits {memory,
-                             timeout, fuel, stdout, stderr, files}, deterministic, seed,
-                             clocks {resolution, cputime}, syscalls [names allowed].
+                             timeout, fuel, stdout, stderr, fds, disk, inodes}, deterministic,
+                             seed, clocks {resolution, cputime}, syscalls [names allowed].
   --overlay-out DIR          After the run, save each overlay's changes into DIR (a new or
                              empty directory; with several overlays, DIR/<guest path>), with
                              .caplet-overlay.json listing added, modified and deleted paths.
@@ -162,13 +162,14 @@ Exit status:
          as in POSIX)
   124    a limit stopped the guest: --timeout, --fuel or --max-output (the message says which)
   125    caplet could not start the run: bad flag, bad --dir, unreadable --stdin file,
-         invalid policy
+         unreadable source file, invalid policy
   126    the module was rejected: not found, not WebAssembly, or it imports a function
          caplet does not provide (the message names it); for a module over 2 MiB of
          code, also an invalid function found when it is first called
   134    the guest trapped: invalid memory access, unreachable, stack overflow, or a bad
          pointer passed to a WASI call (the message says which)
-  65     (SOURCE only) the source did not compile; the compiler's diagnostics are on stderr
+  65     (SOURCE or SCRIPT only) the source did not compile (a script: did not type-check
+         or bundle); the compiler's diagnostics are on stderr
 
 Examples:
   caplet run samples/hello.wasm
@@ -522,6 +523,16 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     stdin = isFile ? { file: stdinFile } : readFileSync(stdinFile)
   } else if (options.deterministic && stdin === 'inherit') {
     stdin = readFileSync(0)
+  }
+  if (limits.fds !== undefined) {
+    // Checked here too so that the message names the flag (the policy names limits.fds).
+    const mountCount = (options.mounts?.length ?? 0) + mounts.length
+    const socketCount = (options.sockets?.length ?? 0) + sockets.length
+    const needed = 3 + mountCount + socketCount
+    if (limits.fds < needed)
+      throw new UsageError(
+        `--max-fds ${limits.fds}: too few for stdio (3), ${mountCount} mount(s) and ${socketCount} socket(s), which are open before the guest starts; at least ${needed}`,
+      )
   }
   const name = module.split('/').pop() ?? module
   return {

@@ -598,7 +598,9 @@ function resolveSnapshot(options: RunOptions): ResolvedPolicy {
   const sockets = valid && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
   if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
   const fdsNeeded = 3 + mounts.length + sockets.length
-  if (typeof o.limits?.fds === 'number' && o.limits.fds < fdsNeeded && sockets.length > 0) {
+  // Stdio, every mount and every socket take a descriptor before the guest starts: a limit below
+  // that is refused here, not found by the host as a fault when it opens them.
+  if (typeof o.limits?.fds === 'number' && o.limits.fds >= 3 && o.limits.fds < fdsNeeded) {
     problems.push(
       `limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`,
     )

@@ -265,6 +265,20 @@ describe('policy and module errors', () => {
     expect(problems).toMatch(/mounts\[1\]/)
   })
 
+  it('refuses an fds limit below stdio plus the mounts before the run (it used to end as a host-fault trap)', async () => {
+    const mounts = [{ guest: '/t', tmp: true }]
+    for (const isolation of ['worker', 'in-process'] as const) {
+      const err = await run(sampleWasm('hello'), { mounts, limits: { fds: 3 }, isolation }).catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(PolicyError)
+      expect((err as PolicyError).problems).toEqual([
+        'limits.fds: 3 leaves no room for stdio, 1 mount(s) and 0 socket(s) (needs at least 4)',
+      ])
+    }
+    const ok = await run(sampleWasm('hello'), { mounts, limits: { fds: 4 }, stdout: 'capture' })
+    expect(ok).toMatchObject({ exitCode: 0 })
+    expect(ok.trap).toBeUndefined()
+  })
+
   it("names the new field for a renamed one (limits.files -> fds, a mount's files -> inodes)", async () => {
     const err = await run(sampleWasm('hello'), {
       limits: { files: 8, fuel: 1e6 },

@@ -210,7 +210,7 @@ describe('caplet run SCRIPT.ts', () => {
     expect(ok).toMatchObject({ status: 0, stdout: '6 2\n', stderr: '' })
     writeFileSync(join(dir, 'bad.ts'), 'const x: number = \n')
     const bad = cli('run', join(dir, 'bad.ts'))
-    expect(bad.status).toBe(126)
+    expect(bad.status).toBe(65)
     expect(bad.stderr).toMatch(/^bad\.ts:2:1: error: Unexpected end of file\ncaplet: .*bad\.ts: the script did not compile\n$/)
   })
 
@@ -223,12 +223,12 @@ describe('caplet run SCRIPT.ts', () => {
     expect(cli('run', '--lang', 'ts', join(dir, 'notes.txt'))).toMatchObject({ status: 0, stdout: 'got 42\n', stderr: '' })
     writeFileSync(join(dir, 'typo.txt'), 'const n: number = "x"\nconsole.log(n)\n')
     const typo = cli('run', '--lang', 'ts', join(dir, 'typo.txt'))
-    expect(typo.status).toBe(126)
+    expect(typo.status).toBe(65)
     expect(typo.stderr).toMatch(/^typo\.txt:1:7: error: Type 'string' is not assignable to type 'number'\./)
     expect(cli('run', '--lang', 'ts', '--no-check', join(dir, 'typo.txt'))).toMatchObject({ status: 0, stdout: 'x\n' })
     writeFileSync(join(dir, 'typed.ts'), 'const n: number = 1\nconsole.log(n)\n')
     const js = cli('run', '--lang', 'js', join(dir, 'typed.ts'))
-    expect(js.status).toBe(126)
+    expect(js.status).toBe(65)
     expect(js.stderr).toMatch(/^typed\.ts:1:8: error: Expected ";" but found ":"\n/)
   })
 

@@ -60,6 +60,24 @@ describe('compileScript', () => {
     }
   })
 
+  it('without an entry, runs the one script among the files; several, none or a file reader is a diagnostic, never a throw', async () => {
+    const one = await compileScript({
+      files: { 'rules.ts': 'export const k: number = 1\n', 'types.d.ts': 'declare const x: 1\n', 'd.json': '{}' },
+    })
+    expect(one.diagnostics).toEqual([])
+    expect(one.program).toMatchObject({ entry: 'rules.ts', exports: ['k'] })
+    const two = await compileScript({ files: { 'a.ts': '1', 'b.js': '2' } })
+    expect(two.program).toBeUndefined()
+    expect(two.diagnostics).toEqual([
+      { severity: 'error', message: 'no entry: 2 script files ("a.ts", "b.js"); name the one to run with `entry`' },
+    ])
+    const none = await compileScript({ files: { 'notes.txt': 'x', 'd.json': '{}' } })
+    expect(none.diagnostics[0]!.message).toBe('no entry: none of the files is a script (.ts, .mts, .cts, .js, .mjs, .cjs)')
+    const reader = await compileScript({ files: () => 'console.log(1)' })
+    expect(reader.program).toBeUndefined()
+    expect(reader.diagnostics[0]!.message).toMatch(/^no entry: name the file to run with `entry`/)
+  })
+
   it('reports syntax errors with the file, line and column', async () => {
     const r = await compileScript({ files: { 'main.ts': 'import "./b.ts"\n', 'b.ts': 'const ok = 1\nlet = ;\n' }, entry: 'main.ts' })
     expect(r.program).toBeUndefined()

@@ -3,7 +3,7 @@
  * type error (including a Node or DOM global a script does not have) is a CompileError naming
  * file, line and column, `typeCheck: false` skips the check; type-level bombs are stopped by
  * the compiler worker's heap cap, a WAT compile by its time limit; the cache hands back the same
- * program and refuses an entry that is not one; `caplet run x.ts` type-checks (exit 126,
+ * program and refuses an entry that is not one; `caplet run x.ts` type-checks (exit 65,
  * --no-check).
  */
 import { spawnSync } from 'node:child_process'
@@ -214,7 +214,7 @@ describe('the compiler worker stops compile-time bombs', () => {
 
 describe('caplet run x.ts', () => {
   it(
-    'type-checks before running (exit 126, file:line:col), and --no-check runs it anyway',
+    'type-checks before running (exit 65, file:line:col), and --no-check runs it anyway',
     () => {
       const file = join(work, 'typed.ts')
       writeFileSync(file, 'const n: number = "seven"\nconsole.log(n)\n')
@@ -225,7 +225,7 @@ describe('caplet run x.ts', () => {
           env: { PATH: process.env.PATH ?? '', CAPLET_CACHE_DIR: join(work, 'cli-cache') },
         })
       const bad = cli('run', file)
-      expect(bad.status).toBe(126)
+      expect(bad.status).toBe(65)
       expect(bad.stderr).toBe(
         "typed.ts:1:7: error: Type 'string' is not assignable to type 'number'. (TS2322)\n" +
           `caplet: ${file}: the script did not type-check (--no-check runs it without the check)\n`,

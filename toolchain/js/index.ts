@@ -42,8 +42,12 @@ export interface ScriptSource {
    * file's text by that name (`undefined` when there is none): the CLI reads beside the entry.
    */
   files: Readonly<Record<string, string>> | ((name: string) => string | undefined)
-  /** The file to run (one of the names). */
-  entry: string
+  /**
+   * The file to run (one of the names). Optional when `files` is an object holding exactly one
+   * script file (`.ts`, `.mts`, `.cts`, `.js`, `.mjs`, `.cjs`; `.d.ts` files do not count): that
+   * file is the entry. Otherwise its absence is a diagnostic naming the candidates.
+   */
+  entry?: string
   /**
    * How the entry is read whatever its name ends with (the language the caller named: `--lang
    * ts notes.txt`); by default, by its extension. Imported files are read by their extension.
@@ -266,7 +270,8 @@ export function formatDiagnostics(diagnostics: readonly Diagnostic[]): string {
  * probed and absent then is absent now: the files are the ones read) and give the same output.
  * Taken once; a service's record of files is never remembered, so nothing large stays behind.
  */
-let lastRead: { entry: string; loader: ScriptLoader | undefined; read: Map<string, string>; result: CompileScriptResult } | undefined
+let lastRead:
+  { entry: string | undefined; loader: ScriptLoader | undefined; read: Map<string, string>; result: CompileScriptResult } | undefined
 
 function takeLastRead(source: ScriptSource): CompileScriptResult | undefined {
   const last = lastRead
@@ -292,11 +297,37 @@ export async function compileScript(source: ScriptSource): Promise<CompileScript
   return { program: result.program, diagnostics: result.diagnostics }
 }
 
+/** The entry named, or the one script file of an object of files; else a diagnostic saying why there is none. */
+function entryOf(source: ScriptSource): string | Diagnostic {
+  if (source.entry !== undefined) {
+    if (typeof source.entry === 'string' && canonicalName(source.entry) !== undefined) return source.entry
+    return { severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` }
+  }
+  if (typeof source.files === 'function')
+    return { severity: 'error', message: 'no entry: name the file to run with `entry` (the files are read by name, so none can be picked)' }
+  const candidates = Object.keys(source.files).filter((n) => {
+    const dot = n.lastIndexOf('.')
+    const ext = dot > n.lastIndexOf('/') ? n.slice(dot) : ''
+    return ext !== '.json' && LOADERS[ext] !== undefined && !/\.d\.[mc]?ts$/.test(n)
+  })
+  if (candidates.length === 1) return candidates[0]!
+  return {
+    severity: 'error',
+    message:
+      candidates.length === 0
+        ? 'no entry: none of the files is a script (.ts, .mts, .cts, .js, .mjs, .cjs)'
+        : `no entry: ${candidates.length} script files (${candidates
+            .slice(0, 5)
+            .map((n) => JSON.stringify(n))
+            .join(', ')}${candidates.length > 5 ? ', …' : ''}); name the one to run with \`entry\``,
+  }
+}
+
 async function bundle(source: ScriptSource): Promise<CompileScriptResult & { sources?: SourceSet }> {
   const sources = new SourceSet(source.files)
-  const entry = canonicalName(source.entry)
-  if (entry === undefined)
-    sources.problems.push({ severity: 'error', message: `the entry ${JSON.stringify(source.entry)} is not a plain relative file name` })
+  const picked = entryOf(source)
+  const entry = typeof picked === 'string' ? picked : undefined
+  if (typeof picked !== 'string') sources.problems.push(picked)
   if (source.loader !== undefined && source.loader !== 'ts' && source.loader !== 'js')
     sources.problems.push({ severity: 'error', message: `the loader ${JSON.stringify(source.loader)} is not "ts" or "js"` })
   if (sources.problems.length > 0) return { program: undefined, diagnostics: sources.problems }

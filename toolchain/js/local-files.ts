@@ -17,7 +17,7 @@ export function isScriptPath(path: string): boolean {
 }
 
 /** The entry's directory as a submission: `{ files: reader, entry: basename }`. @throws Error when the entry is unreadable */
-export function scriptFromDisk(entryPath: string): ScriptSource {
+export function scriptFromDisk(entryPath: string): ScriptSource & { entry: string } {
   const root = realpathSync(dirname(entryPath))
   const entry = basename(entryPath)
   const read = (name: string): string | undefined => {
