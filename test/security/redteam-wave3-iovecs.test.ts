@@ -132,10 +132,7 @@ const iov = (at: number, ptr: number, len: number) => store(at, ptr) + store(at 
  * (if any) is fd `$fd`.
  */
 function guest(setup: string, call: string, show: [number, number][], open?: string): string {
-  const data = [
-    '(data (i32.const 100) "abcdefghijklmnop")',
-    open ? `(data (i32.const 2000) "${open}")` : '',
-  ].join(' ')
+  const data = ['(data (i32.const 100) "abcdefghijklmnop")', open ? `(data (i32.const 2000) "${open}")` : ''].join(' ')
   const shows = show.map(([p, l], i) => iov(3000 + i * 8, p, l)).join('\n')
   return `(module
     (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
@@ -146,8 +143,12 @@ function guest(setup: string, call: string, show: [number, number][], open?: str
     (memory (export "memory") 1)
     ${data}
     (func (export "_start") (local $fd i32)
-      ${open ? `(if (call $open (i32.const 4) (i32.const 0) (i32.const 2000) (i32.const ${open.length}) (i32.const 0) (i64.const 6) (i64.const 0) (i32.const 0) (i32.const 2100)) (then (call $exit (i32.const 99))))
-      (local.set $fd (i32.load (i32.const 2100)))` : ''}
+      ${
+        open
+          ? `(if (call $open (i32.const 4) (i32.const 0) (i32.const 2000) (i32.const ${open.length}) (i32.const 0) (i64.const 6) (i64.const 0) (i32.const 0) (i32.const 2100)) (then (call $exit (i32.const 99))))
+      (local.set $fd (i32.load (i32.const 2100)))`
+          : ''
+      }
       ${setup}
       (i32.store (i32.const 1000) ${call})
       ${iov(2900, 1000, 8)}
@@ -180,9 +181,27 @@ const ORDINARY: [string, string, string, [number, number][], string?][] = [
   ['write an iovec over its own array', iov(200, 200, 24) + iov(208, 204, 8) + iov(216, 200, 4), write(200, 3), []],
   ['read count 0', '', read(300, 0), [[300, 16]], 'sub/b.txt'],
   // iov0 = {304, 8} covers iov0.len and iov1.ptr: the bytes read forge iov1; the read goes on with the one checked.
-  ['read into its own iovec array', iov(300, 304, 8) + iov(308, 400, 8), read(300, 2), [[300, 16], [400, 8]], 'sub/b.txt'],
+  [
+    'read into its own iovec array',
+    iov(300, 304, 8) + iov(308, 400, 8),
+    read(300, 2),
+    [
+      [300, 16],
+      [400, 8],
+    ],
+    'sub/b.txt',
+  ],
   ['read: every iovec is the array itself', iov(300, 300, 8) + iov(308, 300, 8), read(300, 2), [[300, 16]], 'sub/b.txt'],
-  ['pread into its own iovec array', iov(300, 300, 12) + iov(308, 400, 8), pread(300, 2), [[300, 16], [400, 8]], 'sub/b.txt'],
+  [
+    'pread into its own iovec array',
+    iov(300, 300, 12) + iov(308, 400, 8),
+    pread(300, 2),
+    [
+      [300, 16],
+      [400, 8],
+    ],
+    'sub/b.txt',
+  ],
   ['read with empty and duplicate buffers', iov(300, 400, 0) + iov(308, 400, 3) + iov(316, 400, 3), read(300, 3), [[400, 8]], 'sub/b.txt'],
 ]
 

@@ -98,7 +98,12 @@ const CASES: [string, Spec, string, RegExp][] = [
   ],
   ['the exported _start itself', { start: BAD_AFTER_WRITE, second: [] }, '', /function #1/],
   ['the start function, run while instantiating', { start: [...write(0)], second: BAD_AFTER_WRITE, startFunction: 2 }, '', /function #2/],
-  ['called directly, after a valid prefix', { start: [...write(0), 0x10, 2, ...write(8)], second: BAD_AFTER_WRITE }, 'before\n', /function #2/],
+  [
+    'called directly, after a valid prefix',
+    { start: [...write(0), 0x10, 2, ...write(8)], second: BAD_AFTER_WRITE },
+    'before\n',
+    /function #2/,
+  ],
 ]
 
 let dir: string

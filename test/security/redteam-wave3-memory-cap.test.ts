@@ -47,8 +47,7 @@ const EXIT = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i3
  * size in pages (+200 if any huge grow succeeded).
  */
 function grower(memory: string, mem = '', size32 = true): string {
-  const grow = (n: string) =>
-    size32 ? `(memory.grow ${mem} (i32.const ${n}))` : `(i32.wrap_i64 (memory.grow ${mem} (i64.const ${n})))`
+  const grow = (n: string) => (size32 ? `(memory.grow ${mem} (i32.const ${n}))` : `(i32.wrap_i64 (memory.grow ${mem} (i64.const ${n})))`)
   const size = size32 ? `(memory.size ${mem})` : `(i32.wrap_i64 (memory.size ${mem}))`
   const huge = ['0x7fffffff', '-1', '0x10000', '0x8000', '0x1000']
     .map((n) => `(if (i32.ne ${grow(n)} (i32.const -1)) (then (local.set $bad (i32.const 200))))`)

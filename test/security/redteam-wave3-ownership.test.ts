@@ -45,7 +45,12 @@ describe('config: token names must be well-formed Unicode', () => {
     expect(problems).toHaveLength(1)
     expect(problems[0]).toMatch(/^tokens\.0\.name: must be well-formed Unicode/)
     // With a sha256 instead of a token, and as the second of two tokens: the same refusal.
-    const second = configProblems({ tokens: [{ name: 'ok', token: SECRET_2 }, { name, sha256: sha256Hex(SECRET_1) }] })
+    const second = configProblems({
+      tokens: [
+        { name: 'ok', token: SECRET_2 },
+        { name, sha256: sha256Hex(SECRET_1) },
+      ],
+    })
     expect(second).toEqual([expect.stringMatching(/^tokens\.1\.name: must be well-formed Unicode/)])
   })
 
@@ -147,13 +152,7 @@ describe.each([
       const done = await call(s.url, 'POST', '/v1/runs', { module: moduleId, args: ['g', 'echo', `owner-${i}`] }, h)
       expect(done.status).toBe(200)
       runs.done[i] = done.body.id
-      const batch = await call(
-        s.url,
-        'POST',
-        '/v1/runs/batch',
-        { runs: [{ module: moduleId, args: ['g', 'echo', `batch-${i}`] }] },
-        h,
-      )
+      const batch = await call(s.url, 'POST', '/v1/runs/batch', { runs: [{ module: moduleId, args: ['g', 'echo', `batch-${i}`] }] }, h)
       expect(batch.status).toBe(200)
       runs.batch[i] = batch.body.runs[0].id
     }

@@ -188,7 +188,9 @@ describe('plugin options read once', () => {
       },
     }
     Object.defineProperty(options, 'isolation', { enumerable: true })
-    await expect(plugin(fixtureWasm('svc_guest'), options as never)).rejects.toThrow(/host\.env\.fetch_it: an async host function needs isolation "worker"/)
+    await expect(plugin(fixtureWasm('svc_guest'), options as never)).rejects.toThrow(
+      /host\.env\.fetch_it: an async host function needs isolation "worker"/,
+    )
     expect(n).toBe(1)
     stillServing()
   })

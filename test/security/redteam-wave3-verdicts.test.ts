@@ -207,7 +207,9 @@ describe('the service remembers run-request verdicts: always the fresh one', () 
       for (const v of Object.values(limits)) expect(Number.isFinite(v)).toBe(true)
       const key = JSON.stringify(limits)
       // -0 and 0 bound alike (no limit compares them apart): compare what applies.
-      const policy = JSON.parse(JSON.stringify(resolvePolicy({ limits: policyLimits(limits) }).limits, (_, v) => (Object.is(v, -0) ? 0 : v)))
+      const policy = JSON.parse(
+        JSON.stringify(resolvePolicy({ limits: policyLimits(limits) }).limits, (_, v) => (Object.is(v, -0) ? 0 : v)),
+      )
       const seen = byKey.get(key)
       if (seen === undefined) byKey.set(key, policy)
       else expect(policy).toEqual(seen)
@@ -273,9 +275,7 @@ function patched(template: Uint8Array, into: Uint8Array, choice: Record<string, 
   into.set(Buffer.from(`n${String(nonce).padStart(6, '0')}`), indexOf(template, 'n000000'))
 }
 
-type Verdict =
-  | { ok: true; functions: string[]; stubs: string[]; imports: string; exports: string }
-  | { ok: false; error: string }
+type Verdict = { ok: true; functions: string[]; stubs: string[]; imports: string; exports: string } | { ok: false; error: string }
 
 function verdictOf(source: Uint8Array | ArrayBuffer, options: LoadOptions): Verdict {
   try {
