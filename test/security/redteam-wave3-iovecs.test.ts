@@ -21,16 +21,7 @@ import { GuestMemory } from '../../wasi-host/abi/guest-memory.js'
 import type { HostState } from '../../wasi-host/host-state.js'
 import { checkedIovecSnapshot, checkIovecs, iovecTotal } from '../../wasi-host/syscalls/iovecs.js'
 import { repoRoot, runWithLayout } from '../support/guest.js'
-
-function rng(seed: number) {
-  let s = seed >>> 0
-  const next = () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0
-    s = (s ^ (s >>> 12)) >>> 0
-    return s / 2 ** 32
-  }
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(a: readonly T[]): T => a[Math.floor(next() * a.length)]! }
-}
+import { rng } from '../support/rng.js'
 
 type Outcome = { ok: true; total: number; pairs: number[] } | { ok: false; error: string }
 

@@ -17,22 +17,7 @@ import { resolvePolicy } from '../../runtime/policy.js'
 import { prepareSync } from '../../runtime/sandbox.js'
 import { applyLimits, BUILTIN_LIMITS, LIMIT_NAMES, policyLimits, type AppliedLimits } from '../../service/limits.js'
 import { MAX_KEY_CHARS, RunPolicyCheck } from '../../service/run-policy-check.js'
-
-/** A deterministic generator (tests must replay). */
-function rng(seed: number) {
-  let s = seed >>> 0
-  const next = () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0
-    s = (s ^ (s >>> 12)) >>> 0
-    return s / 2 ** 32
-  }
-  return {
-    next,
-    int: (n: number) => Math.floor(next() * n),
-    pick: <T>(a: readonly T[]): T => a[Math.floor(next() * a.length)]!,
-    chance: (p: number) => next() < p,
-  }
-}
+import { rng } from '../support/rng.js'
 
 const N = 1500
 const ROUNDS = 3
