@@ -370,6 +370,10 @@ async function compileInWorker(
  * @throws PolicyError listing every problem, ModuleError
  */
 export async function prepare(module: BrowserModuleSource, options: BrowserRunOptions = {}): Promise<BrowserProgram> {
+  // The caller's options are read once, here: the policy is checked and the mounts are set up
+  // from this copy, so a getter or Proxy cannot answer the check one way and the mounts another.
+  options = { ...options }
+  if (options.mounts !== undefined) options.mounts = Array.from(options.mounts, (m) => ({ ...m }))
   const problems = browserProblems(options as Record<string, unknown>)
   let prepared: PreparedPolicy | undefined
   try {

@@ -156,6 +156,17 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
         roExit: ro.exitCode,
         dotdot: await fail(new File(['x'], '..')),
         climbing: await fail(climbing),
+        // Each mount's fields are read once (the policy and the mount see the same mode).
+        modeReads: await (async () => {
+          let reads = 0
+          const spec: any = { guest: '/in', tree: files }
+          Object.defineProperty(spec, 'mode', {
+            enumerable: true,
+            get: () => (reads++ === 0 ? 'ro' : 'rw'),
+          })
+          const r = await c.run('/samples/tee.wasm', { args: ['tee', '/in/a.txt'], stdin: 'no\n', mounts: [spec] })
+          return { reads, exit: r.exitCode }
+        })(),
         // Files a caller changes after prepare do not change the mount (copied at prepare).
         bin: Array.from(
           (await c.run('/samples/cat.wasm', { args: ['cat', '/in/bin.dat'], mounts: [{ guest: '/in', tree: files }] })).stdout,
@@ -170,6 +181,7 @@ describe.skipIf(!hasChromium)('caplet/browser page API in headless Chromium', ()
     expect(r.dotdot).toMatch(/^PolicyError: .*mounts\[0\]\.tree: "\.\." is not a relative path beneath the mount/)
     expect(r.climbing).toMatch(/^PolicyError: .*mounts\[0\]\.tree: "proj\/\.\.\/\.\.\/etc\/passwd" is not a relative path/)
     expect(r.bin).toEqual([0, 1, 2, 255])
+    expect(r.modeReads).toEqual({ reads: 1, exit: 1 })
   }, 30_000)
 
   it('traces every host call into a function (text or JSON), or counts them in a summary; refuses a trace file', async () => {
