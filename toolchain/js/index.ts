@@ -306,9 +306,8 @@ function entryOf(source: ScriptSource): string | Diagnostic {
   if (typeof source.files === 'function')
     return { severity: 'error', message: 'no entry: name the file to run with `entry` (the files are read by name, so none can be picked)' }
   const candidates = Object.keys(source.files).filter((n) => {
-    const dot = n.lastIndexOf('.')
-    const ext = dot > n.lastIndexOf('/') ? n.slice(dot) : ''
-    return ext !== '.json' && LOADERS[ext] !== undefined && !/\.d\.[mc]?ts$/.test(n)
+    const loader = LOADERS[extensionOf(n)]
+    return loader !== undefined && loader !== 'json' && !/\.d\.[mc]?ts$/.test(n)
   })
   if (candidates.length === 1) return candidates[0]!
   return {
