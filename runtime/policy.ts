@@ -463,39 +463,45 @@ const ttysOf = (o: RunInput) => ({
 
 // ---- The caller's options, read once ------------------------------------------------------------
 
-/** The fields of each nested object, for one that is not plain (a class instance, a Proxy): read through getters too. */
-const NESTED_KEYS: Readonly<Record<string, readonly string[]>> = {
-  limits: ['memory', 'timeout', 'fuel', 'stdout', 'stderr', 'fds', 'disk', 'inodes', 'connections', 'bytesIn', 'bytesOut', 'idleTimeout'],
-  clocks: ['resolution', 'cputime'],
-  trace: ['sink', 'file', 'format', 'summary'],
-  mount: ['guest', 'host', 'tmp', 'fs', 'mode', 'size', 'inodes', 'saveTo', 'apply'],
-  socket: ['listen', 'connect', 'name'],
-  stdin: ['file'],
-  env: [],
+/**
+ * The fields an object described by `s` may have: an object's, through optional, array and union
+ * wrappers (`mounts` gives a mount's fields; `sockets` both kinds'); none for anything else.
+ */
+function fieldsOf(s: z.core.$ZodType): string[] {
+  const def = (s as z.core.$ZodTypes)._zod.def
+  switch (def.type) {
+    case 'object':
+      return Object.keys(def.shape)
+    case 'optional':
+      return fieldsOf(def.innerType)
+    case 'array':
+      return fieldsOf(def.element)
+    case 'union':
+      return [...new Set(def.options.flatMap(fieldsOf))]
+    default:
+      return []
+  }
 }
-const TOP_KEYS = [
-  'args',
-  'env',
-  'stdin',
-  'stdout',
-  'stderr',
-  'signal',
-  'mounts',
-  'limits',
-  'sockets',
-  'listenEnv',
-  'onListen',
-  'isolation',
-  'deterministic',
-  'seed',
-  'clocks',
-  'syscalls',
-  'denySyscalls',
-  'deniedSyscalls',
-  'unknownImports',
-  'trace',
-  'tier',
-]
+
+/**
+ * The fields of the options and of the object (or array elements) under each of them, read from
+ * the schema, so a field it gains is never left behind by `snapshotOptions`. Built at first need:
+ * only an object that is not plain (a class instance, a Proxy) needs them, so a plain call's
+ * start-up still builds no schema.
+ */
+let optionFieldsBuilt: { top: readonly string[]; under: ReadonlyMap<string, readonly string[]> } | undefined
+export function optionFields(): { top: readonly string[]; under: ReadonlyMap<string, readonly string[]> } {
+  if (optionFieldsBuilt === undefined) {
+    const shape: Record<string, z.core.$ZodType> = built().schema.shape
+    optionFieldsBuilt = {
+      top: Object.keys(shape),
+      under: new Map(Object.entries(shape).map(([k, s]) => [k, fieldsOf(s)])),
+    }
+  }
+  return optionFieldsBuilt
+}
+const NO_FIELDS: readonly string[] = []
+const fieldsUnder = (key: string) => () => optionFields().under.get(key) ?? NO_FIELDS
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' &&
@@ -506,15 +512,15 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 
 /**
  * A copy of an object's fields, each read once: its own enumerable string keys and, for an
- * object that is not plain, the `known` fields it has (a class's getters). Its prototype
+ * object that is not plain, the `known()` fields it has (a class's getters). Its prototype
  * (`Object.prototype` or null) is kept, so the checks see the shape the caller gave.
  */
-function readOnce(v: Record<string, unknown>, known: readonly string[]): Record<string, unknown> {
+function readOnce(v: Record<string, unknown>, known: () => readonly string[]): Record<string, unknown> {
   const proto = Object.getPrototypeOf(v) as object | null
   const plain = proto === Object.prototype || proto === null
   const out: Record<string, unknown> = Object.create(plain ? proto : Object.prototype) as Record<string, unknown>
   const keys = new Set(Object.keys(v))
-  if (!plain) for (const k of known) if (k in v) keys.add(k)
+  if (!plain) for (const k of known()) if (k in v) keys.add(k)
   // defineProperty: a "__proto__" key stays an own data field, as JSON.parse makes it.
   for (const k of keys) Object.defineProperty(out, k, { value: v[k], enumerable: true, writable: true, configurable: true })
   return out
@@ -531,17 +537,16 @@ const arrayOnce = (v: readonly unknown[]): unknown[] => Array.from({ length: v.l
  */
 export function snapshotOptions(options: RunOptions): RunOptions {
   if (!isRecord(options)) return options
-  const o = readOnce(options, TOP_KEYS)
-  for (const key of ['args', 'syscalls', 'denySyscalls', 'mounts', 'sockets'] as const)
-    if (Array.isArray(o[key])) o[key] = arrayOnce(o[key] as unknown[])
-  for (const key of ['limits', 'clocks', 'trace', 'env', 'stdin'] as const)
-    if (isRecord(o[key])) o[key] = readOnce(o[key] as Record<string, unknown>, NESTED_KEYS[key]!)
-  for (const [key, kind] of [
-    ['mounts', 'mount'],
-    ['sockets', 'socket'],
-  ] as const) {
-    const list = o[key]
-    if (Array.isArray(list)) list.forEach((m, i) => isRecord(m) && (list[i] = readOnce(m, NESTED_KEYS[kind]!)))
+  const o = readOnce(options, () => optionFields().top)
+  // Every field holding an object or an array, whatever its name: each element and nested
+  // object is read once too (a mount's `fs`, one level further, is a backend object, kept as is).
+  for (const key of Object.keys(o)) {
+    const v = o[key]
+    if (Array.isArray(v)) {
+      const list = arrayOnce(v)
+      list.forEach((m, i) => isRecord(m) && (list[i] = readOnce(m, fieldsUnder(key))))
+      o[key] = list
+    } else if (isRecord(v)) o[key] = readOnce(v, fieldsUnder(key))
   }
   return o as RunOptions
 }
