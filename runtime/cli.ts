@@ -26,7 +26,7 @@ import { formatFrame } from './trap.js'
 import { formatTraceSummary } from '../wasi-host/trace/tracer.js'
 import type { TraceSummaryRow } from './trace-output.js'
 import { explainPolicy } from './explain.js'
-import { resolvePolicy } from './policy.js'
+import { fdsNeeded, resolvePolicy } from './policy.js'
 import { prepare } from './program.js'
 import { defaultPool } from './worker/pool.js'
 import type { OverlayReport } from './mounts.js'
@@ -525,10 +525,11 @@ export function parseArgs(argv: readonly string[], hostEnv: Readonly<Record<stri
     stdin = readFileSync(0)
   }
   if (limits.fds !== undefined) {
-    // Checked here too so that the message names the flag (the policy names limits.fds).
+    // The policy's count, checked here too so that the message names the flag (the policy names
+    // limits.fds; and the schema refuses a limit below 3 without the count).
     const mountCount = (options.mounts?.length ?? 0) + mounts.length
     const socketCount = (options.sockets?.length ?? 0) + sockets.length
-    const needed = 3 + mountCount + socketCount
+    const needed = fdsNeeded(mountCount, socketCount)
     if (limits.fds < needed)
       throw new UsageError(
         `--max-fds ${limits.fds}: too few for stdio (3), ${mountCount} mount(s) and ${socketCount} socket(s), which are open before the guest starts; at least ${needed}`,

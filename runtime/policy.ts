@@ -556,6 +556,13 @@ export function resolvePolicy(options: RunOptions): ResolvedPolicy {
   return resolveSnapshot(snapshotOptions(options))
 }
 
+/**
+ * The descriptors a run opens before its guest starts: stdio, then one per mount and per socket.
+ * A descriptor limit below it is refused before the run (here as `limits.fds`, by the CLI as
+ * `--max-fds`), not found by the host as a fault when it opens them.
+ */
+export const fdsNeeded = (mounts: number, sockets: number): number => 3 + mounts + sockets
+
 /** `resolvePolicy` of options already read once (`snapshotOptions`). */
 function resolveSnapshot(options: RunOptions): ResolvedPolicy {
   const parsed = plainlyValid(options) ? undefined : built().schema.safeParse(options)
@@ -602,12 +609,10 @@ function resolveSnapshot(options: RunOptions): ResolvedPolicy {
   }
   const sockets = valid && o.sockets !== undefined ? parseSocketGrants(o.sockets, problems) : []
   if (o.deterministic && sockets.length > 0) problems.push('sockets: a deterministic run has no network (the peers are not deterministic)')
-  const fdsNeeded = 3 + mounts.length + sockets.length
-  // Stdio, every mount and every socket take a descriptor before the guest starts: a limit below
-  // that is refused here, not found by the host as a fault when it opens them.
-  if (typeof o.limits?.fds === 'number' && o.limits.fds >= 3 && o.limits.fds < fdsNeeded) {
+  const needed = fdsNeeded(mounts.length, sockets.length)
+  if (typeof o.limits?.fds === 'number' && o.limits.fds >= 3 && o.limits.fds < needed) {
     problems.push(
-      `limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${fdsNeeded})`,
+      `limits.fds: ${o.limits.fds} leaves no room for stdio, ${mounts.length} mount(s) and ${sockets.length} socket(s) (needs at least ${needed})`,
     )
   }
   let memoryPages: number | undefined
