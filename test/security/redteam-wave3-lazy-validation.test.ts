@@ -14,82 +14,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BASELINE_CODE_BYTES } from '../../runtime/module.js'
-import { name, ROOT, section, u32, vec } from '../runtime/instrument/wasm.js'
+import { ROOT } from '../runtime/instrument/wasm.js'
+import { BAD, bodiesModule, write, type BodiesSpec } from '../support/invalid-body-module.js'
 
 const bin = join(ROOT, 'bin/caplet.js')
-const I32 = 0x7f
-
-/** fd_write(1, iovec at `at`, 1, n at 64); drop. Iovecs: 0 "before\n", 8 "after\n", 48 "during\n". */
-const write = (at: number) => [0x41, 1, 0x41, at, 0x41, 1, 0x41, 0xc0, 0x00, 0x10, 0, 0x1a]
-const BAD = [0x6a] // i32.add on an empty stack
-const body = (ops: number[]) => [0, ...ops, 0x0b]
-
-interface Spec {
-  /** Bodies of functions 1 (`_start`) and 2; function 3 is the filler. */
-  start: number[]
-  second: number[]
-  /** A table holding function 2 (for call_indirect). */
-  table?: boolean
-  /** The module's start function. */
-  startFunction?: number
-}
-
-function module(spec: Spec, filler = BASELINE_CODE_BYTES + 4096): Uint8Array {
-  const types = section(
-    1,
-    vec([
-      [0x60, ...vec([[I32], [I32], [I32], [I32]]), ...vec([[I32]])],
-      [0x60, 0, 0],
-    ]),
-  )
-  const imports = section(2, vec([[...name('wasi_snapshot_preview1'), ...name('fd_write'), 0x00, 0]]))
-  const funcs = section(3, vec([[1], [1], [1]]))
-  const table = spec.table ? section(4, vec([[0x70, 0x00, 1]])) : []
-  const memory = section(5, vec([[0x00, 1]]))
-  const exports = section(
-    7,
-    vec([
-      [...name('_start'), 0x00, 1],
-      [...name('memory'), 0x02, 0],
-    ]),
-  )
-  const start = spec.startFunction !== undefined ? section(8, u32(spec.startFunction)) : []
-  const elems = spec.table ? section(9, vec([[0x00, 0x41, 0, 0x0b, ...vec([[2]])]])) : []
-  const a = body(spec.start)
-  const b = body(spec.second)
-  const head = [...u32(3), ...u32(a.length), ...a, ...u32(b.length), ...b, ...u32(filler + 2)]
-  const code = new Uint8Array(head.length + filler + 2)
-  code.set(head)
-  code.fill(0x01, head.length + 1, head.length + 1 + filler) // no locals, nops, end
-  code[code.length - 1] = 0x0b
-  const mem = new Uint8Array(64)
-  const dv = new DataView(mem.buffer)
-  for (const [at, ptr, s] of [
-    [0, 16, 'before\n'],
-    [8, 32, 'after\n'],
-    [48, 56, 'during\n'],
-  ] as const) {
-    dv.setUint32(at, ptr, true)
-    dv.setUint32(at + 4, s.length, true)
-    mem.set(new TextEncoder().encode(s), ptr)
-  }
-  const data = section(11, vec([[0x00, 0x41, 0, 0x0b, ...u32(mem.length), ...mem]]))
-  const parts = [[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0], types, imports, funcs, table, memory, exports, start, elems, [10, ...u32(code.length)]]
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0) + code.length + data.length)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.length
-  }
-  out.set(code, at)
-  out.set(data, at + code.length)
-  return out
-}
+const module = (spec: BodiesSpec) => bodiesModule(spec, BASELINE_CODE_BYTES + 4096)
 
 /** The invalid body, after a valid write of "during\n": none of it may run. */
 const BAD_AFTER_WRITE = [...write(48), ...BAD]
 
-const CASES: [string, Spec, string, RegExp][] = [
+const CASES: [string, BodiesSpec, string, RegExp][] = [
   [
     'reached only through call_indirect',
     { start: [...write(0), 0x41, 0, 0x11, 1, 0, ...write(8)], second: BAD_AFTER_WRITE, table: true },
