@@ -10,7 +10,11 @@
 // the same loader in C (lib/fixed-rate.c), which leaves the server most of the core the Node one
 // takes on a 2-core machine (--loader node|c|both; both by default).
 //
-//   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N] [--loader both]  (build first)
+// --v8-pool-size N starts the servers (caplet serve, caplet worker) with that many V8 helper
+// threads (Node's default is 4); on a 2-core machine 1 takes the p99 at 50% of peak under 10 ms
+// (bench/service-tail.mjs, bench/results/service.md).
+//
+//   node bench/service.bench.mjs [--duration S] [--connections N] [--rounds N] [--loader both] [--v8-pool-size N]  (build first)
 import { spawn } from 'node:child_process'
 import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
@@ -28,6 +32,8 @@ const arg = (name, d) => {
 }
 const DURATION = arg('--duration', 5)
 const CONNECTIONS = arg('--connections', 16)
+const POOL = arg('--v8-pool-size', undefined)
+const SERVER_FLAGS = POOL !== undefined ? [`--v8-pool-size=${POOL}`] : []
 const HELLO = join(root, 'samples/hello.wasm')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -40,7 +46,7 @@ const freePort = () =>
     })
   })
 
-function child(args, ready, nodeFlags = []) {
+function child(args, ready, nodeFlags = SERVER_FLAGS) {
   const p = spawn(process.execPath, [...nodeFlags, join(root, 'bin/caplet.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   p.stdout.on('data', (d) => {
@@ -210,7 +216,9 @@ const report = (name, m) => {
 const ROUNDS = arg('--rounds', 3)
 
 console.log(
-  `caplet serve load test: hello, ${CONNECTIONS} connections, ${DURATION} s each; ${(await import('node:os'))
+  `caplet serve load test${POOL !== undefined ? ` (servers with --v8-pool-size=${POOL})` : ''}: hello, ${CONNECTIONS} connections, ${DURATION} s each; ${(
+    await import('node:os')
+  )
     .loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')} load\n`,

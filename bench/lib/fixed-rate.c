@@ -61,6 +61,10 @@ static char timing_name[MAX_TIMINGS][32];
 static double *timing_val[MAX_TIMINGS];
 static long timing_n[MAX_TIMINGS];
 static int ntimings;
+// FIXED_RATE_TRACE=FILE: one line per request (due, CLOCK_MONOTONIC ms; latency, the server's
+// timings by name), to see whether slow requests come alone or in bursts.
+static double *per_req[MAX_TIMINGS];
+static long current_req = -1;
 
 static void die(const char *what) {
   perror(what);
@@ -79,6 +83,7 @@ static void record_timing(const char *name, size_t nlen, double v) {
     ntimings++;
   }
   if (timing_n[i] < total) timing_val[i][timing_n[i]++] = v;
+  if (per_req[0] && current_req >= 0) per_req[i][current_req] = v;
 }
 
 // "a;dur=1.2, b;dur=3" → record each entry.
@@ -205,7 +210,9 @@ static void parse(conn_t *c) {
     line = memchr(eol, '\n', hdr_end + 2 - eol);
   }
   if (c->rlen < head + clen) return; // the body is still coming
+  current_req = c->req;
   if (timing) parse_server_timing(timing, timing_end);
+  current_req = -1;
   size_t used = head + clen;
   memmove(buf, buf + used, c->rlen - used);
   c->rlen -= used;
@@ -306,6 +313,9 @@ int main(int argc, char **argv) {
   struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};
   epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev);
 
+  const char *trace = getenv("FIXED_RATE_TRACE");
+  if (trace)
+    for (int i = 0; i < MAX_TIMINGS; i++) per_req[i] = calloc(total, sizeof(double));
   double *late = calloc(total, sizeof(double));
   struct epoll_event evs[64];
   while (finished < total) {
@@ -331,6 +341,19 @@ int main(int argc, char **argv) {
     }
   }
   double elapsed = (now_ms() - start_ms) / 1e3;
+  if (trace) {
+    FILE *tf = fopen(trace, "w");
+    if (!tf) die("trace");
+    fprintf(tf, "due latency sent");
+    for (int i = 0; i < ntimings; i++) fprintf(tf, " %s", timing_name[i]);
+    fprintf(tf, "\n");
+    for (long r = 0; r < total; r++) {
+      fprintf(tf, "%.3f %.3f %.3f", due[r], done_at[r] - due[r], sent_at[r] ? sent_at[r] - due[r] : -1);
+      for (int i = 0; i < ntimings; i++) fprintf(tf, " %.3f", per_req[i][r]);
+      fprintf(tf, "\n");
+    }
+    fclose(tf);
+  }
   double *lat = malloc(sizeof(double) * total), *snt = malloc(sizeof(double) * total);
   for (long i = 0; i < total; i++) {
     lat[i] = done_at[i] - due[i];
