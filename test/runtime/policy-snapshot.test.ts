@@ -108,7 +108,7 @@ function asInstance<T>(o: T, reads: Map<string, number>, path = 'options'): T {
 }
 
 describe("snapshotOptions' field names", () => {
-  it('are the option types\' fields at every level (top, limits, mounts of every kind, sockets of both kinds, clocks, trace, stdin, env)', () => {
+  it("are the option types' fields at every level (top, limits, mounts of every kind, sockets of both kinds, clocks, trace, stdin, env)", () => {
     const { top, under } = optionFields()
     expect(sorted(top)).toEqual(sorted(Object.keys(full)))
     expect(sorted(under.get('limits')!)).toEqual(sorted(Object.keys(limits)))
