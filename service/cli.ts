@@ -2,6 +2,7 @@
  * @module The `caplet serve` and `caplet worker` commands: flags to options, one-line errors,
  * and signal handling (SIGTERM/SIGINT drain the runs in flight, then exit).
  */
+import { availableParallelism } from 'node:os'
 import { PolicyError } from '../runtime/errors.js'
 import { DEFAULT_CONFIG, readConfigFile, sha256Hex, type ServiceConfig } from './config.js'
 import { ApiError } from './errors.js'
@@ -107,6 +108,18 @@ function parseFlags(argv: readonly string[]) {
   return f
 }
 
+/**
+ * On a machine of 1 or 2 cores V8's helper threads (Node's `--v8-pool-size`, 4) compete with the
+ * server's own for the cores, and its garbage-collection pauses stretch: one helper took the p99 at
+ * half the peak load from 13-16 ms to 5-10 ms (bench/results/service.md). The process flag must be
+ * given before Node starts, so this only says how; nothing when it was given.
+ */
+export function helperThreadAdvice(cores: number, execArgv: readonly string[], nodeOptions: string | undefined): string | undefined {
+  if (cores > 2) return undefined
+  if ([...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => a.startsWith('--v8-pool-size'))) return undefined
+  return `${cores} core${cores === 1 ? '' : 's'}: start with NODE_OPTIONS=--v8-pool-size=1 for shorter GC pauses (Node's 4 V8 helper threads compete with the server's threads; see README)`
+}
+
 /** After a drain, nothing of ours is left running; a library's stray handle must not keep the process. */
 const exitSoon = () => {
   setTimeout(() => process.exit(), 2000).unref()
@@ -140,6 +153,8 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
   }
   const { pino } = await import('pino')
   const log = pino({ name: `caplet-${command}`, level: f.logLevel })
+  const advice = helperThreadAdvice(availableParallelism(), process.execArgv, process.env.NODE_OPTIONS)
+  if (advice !== undefined) log.info({ cores: availableParallelism() }, advice)
   try {
     if (command === 'worker') {
       const { startQueueWorker } = await import('./queue-worker.js')

@@ -5,10 +5,12 @@
  */
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { defaultPool } from '../../runtime/worker/pool.js'
+import { helperThreadAdvice } from '../../service/cli.js'
 import type { RunningServer } from '../../service/server.js'
 import { repoRoot } from '../support/guest.js'
 import { call, GUEST, GUEST_B64, serve, type Json } from '../support/service.js'
@@ -401,6 +403,36 @@ describe('caplet serve: the command', () => {
     expect(w.stderr).toContain('--queue')
     const bad = cli('serve', '--port', 'x')
     expect(bad.status).toBe(125)
+  })
+
+  it('on 1 or 2 cores advises one V8 helper thread, unless the flag was given', () => {
+    expect(helperThreadAdvice(2, [], undefined)).toContain('NODE_OPTIONS=--v8-pool-size=1')
+    expect(helperThreadAdvice(1, [], '')).toMatch(/^1 core: /)
+    expect(helperThreadAdvice(4, [], undefined)).toBeUndefined()
+    expect(helperThreadAdvice(2, ['--v8-pool-size=1'], undefined)).toBeUndefined()
+    expect(helperThreadAdvice(2, [], '--max-old-space-size=512  --v8-pool-size=2')).toBeUndefined()
+  })
+
+  it('`caplet serve` logs that advice at start on this machine only as its cores and flags say', async () => {
+    const startLog = (nodeOptions: string) =>
+      new Promise<string>((resolve, reject) => {
+        const p = spawn(process.execPath, [join(repoRoot, 'bin/caplet.js'), 'serve', '--port', '0'], {
+          env: { ...process.env, NODE_OPTIONS: nodeOptions },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
+        let out = ''
+        let err = ''
+        p.stdout.on('data', (d) => (out += d))
+        p.stderr.on('data', (d) => {
+          err += d
+          if (err.includes('listening on')) p.kill('SIGTERM')
+        })
+        p.on('error', reject)
+        p.on('exit', () => (err.includes('listening on') ? resolve(out) : reject(new Error(err))))
+      })
+    const advised = (log: string) => log.split('\n').some((l) => l.includes('--v8-pool-size=1') && JSON.parse(l).cores >= 1)
+    expect(advised(await startLog(''))).toBe(availableParallelism() <= 2)
+    expect(advised(await startLog('--v8-pool-size=1'))).toBe(false)
   })
 })
 
