@@ -38,6 +38,12 @@ export interface RunResult {
   /** With `trace: { summary: true }`: calls, errors and microseconds per function. */
   traceSummary?: TraceSummaryRow[]
   stats: RunStats
+  /**
+   * A pooled run's hand-offs between threads, in ms: from posting the run to its worker taking it,
+   * and from the worker posting the result to this thread reading it (waits for a thread to be
+   * scheduled or to finish a garbage collection, as `caplet serve`'s Server-Timing shows them).
+   */
+  handoff?: { toWorkerMs: number; fromWorkerMs: number }
 }
 
 /** A loaded command, as a prepared program holds it: everything of a `Guest` but the run's policy. */
@@ -131,6 +137,8 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
       if (reuse) void drained.then(() => running?.release())
       return drained
     }
+    let posted: number | undefined
+    let handoff: RunResult['handoff']
     const finish = (outcome: ExecutionOutcome, reuse: boolean) => {
       if (settled) return
       // Copy the output out before the worker (and its reusable buffers) goes back to the pool.
@@ -142,6 +150,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
           ...outcome,
           ...(warnings.length > 0 ? { warnings: [...(outcome.warnings ?? []), ...warnings] } : {}),
           ...(outcome.traceSummary === undefined && recovered !== undefined ? { traceSummary: recovered } : {}),
+          ...(handoff !== undefined ? { handoff } : {}),
           stdout: out,
           stderr: err,
         })
@@ -173,8 +182,17 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
           else if (m.type === 'chunk') {
             const cb = m.stream === 'stdout' ? run.stdout : run.stderr
             if (typeof cb === 'function') faults.deliver(`the ${m.stream} callback`, cb, m.bytes)
-          } else if (m.type === 'done') finish(m.outcome, true)
-          else
+          } else if (m.type === 'done') {
+            // Each thread's time origin plus its clock: one timeline across threads (to a few µs).
+            if (posted !== undefined) {
+              const [taken, done] = m.at
+              handoff = {
+                toWorkerMs: Math.max(0, taken - posted),
+                fromWorkerMs: Math.max(0, performance.timeOrigin + performance.now() - done),
+              }
+            }
+            finish(m.outcome, true)
+          } else
             finish(
               { exitCode: TRAP_EXIT_CODE, trap: { kind: 'host-fault', message: m.message, recentSyscalls: [] }, stats: blankStats() },
               false,
@@ -194,6 +212,7 @@ export function runInWorker(command: Command, run: PreparedPolicy, services?: Re
         }
         // The time limit counts from dispatch, not from the wait for a free worker.
         started = performance.now()
+        posted = performance.timeOrigin + started
         if (policy.limits.timeoutMs !== undefined) {
           timer = setTimeout(
             () => finish({ exitCode: LIMIT_EXIT_CODE, limit: 'timeout', stats: blankStats() }, false),

@@ -44,13 +44,16 @@ const ms = (a: number, b: number) => `${Math.max(0, b - a).toFixed(2)}`
 /**
  * Where a waited-for run's time went on this server (a `Server-Timing` header): reading and
  * checking the request, admission (modules looked up), waiting for a free slot, the run in the
- * pool (`guest`: its own wall time inside), metrics and the log line, serialising the result.
+ * pool (`dispatch` and `return`: its hand-offs to and from the worker thread; `guest`: its own wall
+ * time there), metrics and the log line, serialising the result.
  */
 function serverTiming(t0: number, t1: number, t2: number, t3: number, t4: number, t: RunTiming, view: RunView): string {
   const parts = [`parse;dur=${ms(t0, t1)}`, `admit;dur=${ms(t1, t2)}`]
-  if (t.started !== undefined && t.ended !== undefined)
-    parts.push(`wait;dur=${ms(t2, t.started)}`, `run;dur=${ms(t.started, t.ended)}`, `finish;dur=${ms(t.ended, t3)}`)
-  else parts.push(`backend;dur=${ms(t2, t3)}`)
+  if (t.started !== undefined && t.ended !== undefined) {
+    parts.push(`wait;dur=${ms(t2, t.started)}`, `run;dur=${ms(t.started, t.ended)}`)
+    if (t.handoff) parts.push(`dispatch;dur=${t.handoff.toWorkerMs.toFixed(2)}`, `return;dur=${t.handoff.fromWorkerMs.toFixed(2)}`)
+    parts.push(`finish;dur=${ms(t.ended, t3)}`)
+  } else parts.push(`backend;dur=${ms(t2, t3)}`)
   if (view.result) parts.push(`guest;dur=${view.result.stats.wallMs.toFixed(2)}`)
   parts.push(`json;dur=${ms(t3, t4)}`, `total;dur=${ms(t0, t4)}`)
   return parts.join(', ')

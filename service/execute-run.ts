@@ -14,6 +14,7 @@ import { prepare, type Program, type RunResult } from '../runtime/sandbox.js'
 import { ApiError } from './errors.js'
 import { policyLimits } from './limits.js'
 import type { RunJob } from './request.js'
+import type { RunTiming } from './runs.js'
 
 /** The result of a finished run, as the API returns it. */
 export interface RunResultJson {
@@ -126,12 +127,17 @@ export async function executeRun(
   job: RunJob,
   bytes: () => Promise<Uint8Array | undefined>,
   programs: ProgramCache,
+  timing?: RunTiming,
 ): Promise<RunResultJson> {
+  const timed = (r: RunResult) => {
+    if (timing !== undefined && r.handoff !== undefined) timing.handoff = r.handoff
+    return r
+  }
   const input = { args: job.args, env: job.env, stdin: Buffer.from(job.stdin, 'base64') }
   try {
     if (job.files === undefined && !job.output) {
       const program = await programs.get(job.moduleId, bytes, job)
-      return toResultJson(await program.run(input))
+      return toResultJson(timed(await program.run(input)))
     }
     const base = await mkdtemp(join(tmpdir(), 'caplet-run-'))
     try {
@@ -153,7 +159,7 @@ export async function executeRun(
         mounts.push({ guest: '/output', host: outDir, mode: 'rw', size: job.limits.disk, inodes: job.limits.inodes })
       }
       const program = await prepare(await required(bytes, job.moduleId), { limits: policyLimits(job.limits), mounts })
-      const result = await program.run(input)
+      const result = timed(await program.run(input))
       return toResultJson(result, job.output ? await collectOutput(outDir) : undefined)
     } finally {
       await rm(base, { recursive: true, force: true })

@@ -65,7 +65,7 @@ export class LocalBackend implements RunBackend {
     record.view = { ...record.view, status: 'running' }
     let view: RunView
     try {
-      const result = await executeRun(job, () => this.modules.get(job.moduleId), this.#programs)
+      const result = await executeRun(job, () => this.modules.get(job.moduleId), this.#programs, timing)
       view = { ...record.view, status: 'done', result }
     } catch (e) {
       if (e instanceof ApiError) view = failedView(job, e.code, e.message)

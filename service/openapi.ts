@@ -107,7 +107,7 @@ export function openApiDocument(): Record<string, unknown> {
               headers: {
                 'Server-Timing': {
                   description:
-                    'Where the run spent its time in the server (ms): parse, admit, wait, run, guest, finish, json, total; backend in place of wait and run on a queue',
+                    'Where the run spent its time in the server (ms): parse, admit, wait, run (within it dispatch and return, the hand-offs to and from the worker thread, and guest), finish, json, total; backend in place of wait and run on a queue',
                   schema: { type: 'string' },
                 },
               },

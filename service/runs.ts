@@ -34,6 +34,8 @@ export interface RunRecord {
 export interface RunTiming {
   started?: number
   ended?: number
+  /** The run's hand-offs to and from its pool worker (RunResult.handoff), when it ran on this server. */
+  handoff?: { toWorkerMs: number; fromWorkerMs: number }
 }
 
 export interface BackendDepth {

@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_TIMINGS 8
+#define MAX_TIMINGS 16
 #define RBUF 65536
 
 static double now_ms(void) {

@@ -34,7 +34,12 @@ let scriptDriver: Promise<unknown> | undefined
 /** The mount backends, likewise loaded by the first job with mounts (execute.ts). */
 let mountsReady = false
 
+/** When this thread took the job it is running (`at` of its `done`). */
+let taken = 0
+const now = () => performance.timeOrigin + performance.now()
+
 function serve(input: WorkerJob): void {
+  taken = now()
   if (input?.v !== PROTOCOL_VERSION || input.type !== 'run') {
     post({ v: PROTOCOL_VERSION, type: 'failed', message: `worker protocol mismatch: got ${String(input?.v)}` })
     return
@@ -69,7 +74,7 @@ function run(input: WorkerJob): void {
       ...(input.policy.trace?.callback ? { trace: (line: string) => post({ v: PROTOCOL_VERSION, type: 'trace', line }) } : {}),
       ...(input.traceBuffer !== undefined ? { traceBuffer: input.traceBuffer } : {}),
     })
-    post({ v: PROTOCOL_VERSION, type: 'done', outcome })
+    post({ v: PROTOCOL_VERSION, type: 'done', outcome, at: [taken, now()] })
   } catch (e) {
     post({ v: PROTOCOL_VERSION, type: 'failed', message: e instanceof Error ? `${e.name}: ${e.message}` : String(e) })
   }

@@ -28,7 +28,8 @@ export interface WorkerJob extends Guest {
 
 export type WorkerMessage =
   | { v: typeof PROTOCOL_VERSION; type: 'chunk'; stream: 'stdout' | 'stderr'; bytes: Uint8Array }
-  | { v: typeof PROTOCOL_VERSION; type: 'done'; outcome: ExecutionOutcome }
+  /** `at`: when this thread took the job and when it posted this, as `performance.timeOrigin + performance.now()` (ms). */
+  | { v: typeof PROTOCOL_VERSION; type: 'done'; outcome: ExecutionOutcome; at: [taken: number, done: number] }
   /** One trace line, for a caller that traces into a function. */
   | { v: typeof PROTOCOL_VERSION; type: 'trace'; line: string }
   | { v: typeof PROTOCOL_VERSION; type: 'failed'; message: string }
