@@ -217,6 +217,11 @@ function sh(script: string, opts: { input?: string; timeoutMs?: number; cwd?: st
       clearTimeout(timer)
       resolve({ code, stdout, stderr })
     })
+    // A command that exits without reading its input (a failed `cd`, a server killed) closes the
+    // pipe first: that EPIPE is not the example's failure, its exit status and output say that.
+    p.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') reject(e)
+    })
     p.stdin.end(opts.input ?? '')
   })
 }
