@@ -17,6 +17,7 @@ import { resolvePolicy } from '../../runtime/policy.js'
 import { prepareSync } from '../../runtime/sandbox.js'
 import { applyLimits, BUILTIN_LIMITS, LIMIT_NAMES, policyLimits, type AppliedLimits } from '../../service/limits.js'
 import { MAX_KEY_CHARS, RunPolicyCheck } from '../../service/run-policy-check.js'
+import { resolverVerdict } from '../support/policy-verdict.js'
 import { rng } from '../support/rng.js'
 
 const N = 1500
@@ -94,17 +95,6 @@ function hostileEnv(r: ReturnType<typeof rng>): Record<string, string> | undefin
 
 const hostileArgs = (r: ReturnType<typeof rng>) => (r.chance(0.2) ? undefined : Array.from({ length: r.int(4) }, () => hostileString(r)))
 
-/** The resolver's verdict, uncached. */
-function fresh(args: string[] | undefined, env: Record<string, string> | undefined, limits: AppliedLimits): string[] {
-  try {
-    resolvePolicy({ args, env, limits: policyLimits(limits) })
-    return []
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems
-    throw e
-  }
-}
-
 describe('the service remembers run-request verdicts: always the fresh one', () => {
   it(`${N} hostile inputs x ${ROUNDS} rounds, mutated between checks, through a small and a large cache`, () => {
     const r = rng(0xca11e7)
@@ -115,7 +105,7 @@ describe('the service remembers run-request verdicts: always the fresh one', () 
     let mutated = 0
     for (let round = 0; round < ROUNDS; round++) {
       for (const input of inputs) {
-        const want = fresh(input.args, input.env, input.limits)
+        const want = resolverVerdict(input.args, input.env, input.limits)
         if (want.length > 0) refused++
         for (const check of [small, large]) {
           const got = check.problems(input.args, input.env, input.limits)
@@ -130,7 +120,7 @@ describe('the service remembers run-request verdicts: always the fresh one', () 
           else if (what === 1 && input.args && input.args.length > 0) input.args[r.int(input.args.length)] = hostileString(r)
           else if (what === 2 && input.env) input.env[hostileString(r) || 'K'] = hostileString(r)
           else input.limits = { ...input.limits, [r.pick(LIMIT_NAMES)]: r.pick([-0, 0, Number.NaN, 1, 64 * 2 ** 20]) }
-          const now = fresh(input.args, input.env, input.limits)
+          const now = resolverVerdict(input.args, input.env, input.limits)
           expect(large.problems(input.args, input.env, input.limits)).toEqual(now)
           expect(small.problems(input.args, input.env, input.limits)).toEqual(now)
         }

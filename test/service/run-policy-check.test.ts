@@ -5,23 +5,11 @@
  * caller; the cache is bounded in entries and in key length.
  */
 import { describe, expect, it } from 'vitest'
-import { PolicyError } from '../../runtime/errors.js'
-import { resolvePolicy } from '../../runtime/policy.js'
-import { applyLimits, BUILTIN_LIMITS, policyLimits, type AppliedLimits } from '../../service/limits.js'
+import { applyLimits, BUILTIN_LIMITS, type AppliedLimits } from '../../service/limits.js'
 import { MAX_KEY_CHARS, policyCheckKey, RunPolicyCheck } from '../../service/run-policy-check.js'
+import { resolverVerdict } from '../support/policy-verdict.js'
 
 const LIMITS: AppliedLimits = applyLimits(undefined, BUILTIN_LIMITS)
-
-/** What the resolver itself says, uncached. */
-function direct(args: string[] | undefined, env: Record<string, string> | undefined, limits: AppliedLimits): string[] {
-  try {
-    resolvePolicy({ args, env, limits: policyLimits(limits) })
-    return []
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems
-    throw e
-  }
-}
 
 type Input = [string[] | undefined, Record<string, string> | undefined, AppliedLimits]
 
@@ -52,11 +40,11 @@ describe('RunPolicyCheck', () => {
   it("gives the resolver's own verdict, the first time and when remembered", () => {
     const check = new RunPolicyCheck()
     for (const [args, env, limits] of INPUTS) {
-      const want = direct(args, env, limits)
+      const want = resolverVerdict(args, env, limits)
       expect(check.problems(args, env, limits)).toEqual(want)
       expect(check.problems(args, env, limits)).toEqual(want)
     }
-    expect(INPUTS.filter(([a, e, l]) => direct(a, e, l).length > 0).length).toBeGreaterThanOrEqual(4)
+    expect(INPUTS.filter(([a, e, l]) => resolverVerdict(a, e, l).length > 0).length).toBeGreaterThanOrEqual(4)
     expect(check.size).toBe(INPUTS.length)
   })
 
@@ -77,7 +65,7 @@ describe('RunPolicyCheck', () => {
     expect(() => ((bad as string[])[0] = 'x')).toThrow(TypeError)
     const ok = check.problems(undefined, undefined, LIMITS)
     expect(() => (ok as string[]).push('x')).toThrow(TypeError)
-    expect(check.problems(undefined, { 'A=B': '1' }, LIMITS)).toEqual(direct(undefined, { 'A=B': '1' }, LIMITS))
+    expect(check.problems(undefined, { 'A=B': '1' }, LIMITS)).toEqual(resolverVerdict(undefined, { 'A=B': '1' }, LIMITS))
     expect(check.problems(undefined, undefined, LIMITS)).toEqual([])
   })
 
@@ -87,7 +75,7 @@ describe('RunPolicyCheck', () => {
     expect(check.size).toBe(8)
     const long = ['y'.repeat(MAX_KEY_CHARS)]
     const before = check.size
-    expect(check.problems(long, { 'A=B': '1' }, LIMITS)).toEqual(direct(long, { 'A=B': '1' }, LIMITS))
+    expect(check.problems(long, { 'A=B': '1' }, LIMITS)).toEqual(resolverVerdict(long, { 'A=B': '1' }, LIMITS))
     expect(check.size).toBe(before)
     // A flood of distinct bad inputs stays within the bound too.
     for (let i = 0; i < 100; i++) check.problems(undefined, { [`A${i}=`]: '1' }, LIMITS)
