@@ -7,26 +7,32 @@
 //
 //   node bench/service-tail.mjs [--rate 1800] [--duration 5] [--rounds 3] [--over 10] [--v8-pool-size N]  (build first)
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import { fixedRateNative } from './lib/fixed-rate-native.mjs'
 
 const root = resolve(import.meta.dirname, '..')
-const arg = (name, d) => {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : d
-}
-const RATE = arg('--rate', 1800)
-const DURATION = arg('--duration', 5)
-const ROUNDS = arg('--rounds', 3)
-const OVER = arg('--over', 10)
-// V8's helper threads in the server (Node's default is 4): fewer compete less with its own threads on a small machine.
-const POOL = arg('--v8-pool-size', undefined)
+const { values: opt } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1800' },
+    duration: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    over: { type: 'string', default: '10' },
+    // V8's helper threads in the server (Node's default is 4): fewer compete less with its own threads on a small machine.
+    'v8-pool-size': { type: 'string' },
+  },
+})
+const RATE = Number(opt.rate)
+const DURATION = Number(opt.duration)
+const ROUNDS = Number(opt.rounds)
+const OVER = Number(opt.over)
+const POOL = opt['v8-pool-size']
 
 const dir = mkdtempSync(join(tmpdir(), 'caplet-tail-'))
 const gcDir = join(dir, 'gc')
-await import('node:fs').then((fs) => fs.mkdirSync(gcDir))
+mkdirSync(gcDir)
 const serve = spawn(
   process.execPath,
   [

@@ -21,18 +21,24 @@ import { createServer } from 'node:http'
 import { createServer as netServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { fixedRate } from './lib/fixed-rate.mjs'
 import { fixedRateNative } from './lib/fixed-rate-native.mjs'
 
 const root = resolve(import.meta.dirname, '..')
-const arg = (name, d) => {
-  const i = process.argv.indexOf(name)
-  return i > 0 ? Number(process.argv[i + 1]) : d
-}
-const DURATION = arg('--duration', 5)
-const CONNECTIONS = arg('--connections', 16)
-const POOL = arg('--v8-pool-size', undefined)
+const { values: opt } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '3' },
+    loader: { type: 'string', default: 'both' },
+    'v8-pool-size': { type: 'string' },
+  },
+})
+const DURATION = Number(opt.duration)
+const CONNECTIONS = Number(opt.connections)
+const POOL = opt['v8-pool-size']
 const SERVER_FLAGS = POOL !== undefined ? [`--v8-pool-size=${POOL}`] : []
 const HELLO = join(root, 'samples/hello.wasm')
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -213,7 +219,7 @@ const report = (name, m) => {
     `${name.padEnd(52)} ${m.rps.toFixed(1).padStart(8)} runs/s  p50 ${m.p50.toFixed(1).padStart(6)} ms  p99 ${m.p99.toFixed(1).padStart(6)} ms  (${m.total} runs, ${m.bad} failed)`,
   )
 }
-const ROUNDS = arg('--rounds', 3)
+const ROUNDS = Number(opt.rounds)
 
 console.log(
   `caplet serve load test${POOL !== undefined ? ` (servers with --v8-pool-size=${POOL})` : ''}: hello, ${CONNECTIONS} connections, ${DURATION} s each; ${(
@@ -235,10 +241,7 @@ report('caplet serve (local pool)', peak)
 // once (the floor: loopback HTTP, this loader and whatever else the machine runs), rounds.
 const rate = Math.max(1, Math.floor(peak.rps / 2))
 const floor = await floorServer()
-const LOADER = (() => {
-  const i = process.argv.indexOf('--loader')
-  return i > 0 ? process.argv[i + 1] : 'both'
-})()
+const LOADER = opt.loader
 const loaders = [
   ['node', fixedRate, 'Node loader'],
   ['c', fixedRateNative, 'C loader'],
