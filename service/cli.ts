@@ -153,8 +153,9 @@ export async function serviceMain(argv: readonly string[], io: ServiceIo): Promi
   }
   const { pino } = await import('pino')
   const log = pino({ name: `caplet-${command}`, level: f.logLevel })
-  const advice = helperThreadAdvice(availableParallelism(), process.execArgv, process.env.NODE_OPTIONS)
-  if (advice !== undefined) log.info({ cores: availableParallelism() }, advice)
+  const cores = availableParallelism()
+  const advice = helperThreadAdvice(cores, process.execArgv, process.env.NODE_OPTIONS)
+  if (advice !== undefined) log.info({ cores }, advice)
   try {
     if (command === 'worker') {
       const { startQueueWorker } = await import('./queue-worker.js')
